@@ -46,7 +46,7 @@ class Client:
     def __init__(self, transport: Transport, *, namespace: str = "default") -> None:
         self.transport = transport
         self.namespace = namespace
-        self._kinds: dict[tuple[str, str], str] = {}
+        self._kinds: dict[tuple[str, str], tuple[str, bool]] = {}
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -113,18 +113,31 @@ class Client:
     def resource(self, api_version: str, plural: str) -> ResourceClient:
         return ResourceClient(self, api_version, plural)
 
-    async def resource_for_kind(self, api_version: str, kind: str) -> ResourceClient:
-        """Find the plural for a kind through discovery (cached per client)."""
+    async def discover(self, api_version: str, kind: str, *, refresh: bool = False) -> tuple[str, bool]:
+        """(plural, namespaced) of a kind, through discovery; cached per client, refreshed on a miss."""
         key = (api_version, kind)
-        if key not in self._kinds:
+        if refresh or key not in self._kinds:
             base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-            doc = await self.call("GET", base)
+            try:
+                doc = await self.call("GET", base)
+            except NotFound:
+                doc = {}
             for r in doc.get("resources", []):
                 if "/" not in r["name"]:
-                    self._kinds[(api_version, r["kind"])] = r["name"]
+                    self._kinds[(api_version, r["kind"])] = (r["name"], bool(r.get("namespaced")))
             if key not in self._kinds:
-                raise NotFound(404, "NotFound", f"no resource of kind {kind} in {api_version}")
-        return ResourceClient(self, api_version, self._kinds[key])
+                raise NotFound(
+                    404, "NotFound", f'no matches for kind "{kind}" in version "{api_version}"'
+                )
+        return self._kinds[key]
+
+    async def resource_for_kind(self, api_version: str, kind: str) -> ResourceClient:
+        """The resource client for a kind, found through discovery."""
+        try:
+            plural, _ = await self.discover(api_version, kind)
+        except NotFound:
+            plural, _ = await self.discover(api_version, kind, refresh=True)
+        return ResourceClient(self, api_version, plural)
 
     async def record_event(
         self,

@@ -1,0 +1,5 @@
+import sys
+
+from pyk3s.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,180 @@
+"""The kubernetes plugin (spec dns.md section 2): answers from a compiled KubeIndex, swapped whole.
+
+    kubernetes [ZONES...] { pods ...  ttl ...  fallthrough ...  (see config.py) }
+
+`load(services, endpointslices, pods, namespaces)` is the one entry point that turns API objects into a
+new index; the informer glue (watch.py) and tests both call it. Listeners registered with
+`on_change` (the fast path) are told after each swap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
+
+import dns.message
+import dns.rcode
+import dns.rdatatype as T
+
+from ...corefile import Directive
+from ...plugin import BlockContext, Handler, Plugin, Request, soa_reply, soa_rrset, zone_owner
+from .config import KubeOptions, parse_options
+from .index import EMPTY_INDEX, KubeIndex, compile_index
+from .lookup import lookup
+
+if TYPE_CHECKING:
+    from ...runtime import Runtime
+
+__all__ = ["KubernetesPlugin"]
+
+log = logging.getLogger("pyk3s.dns.kubernetes")
+MAX_CNAME_DEPTH = 10
+
+
+class KubernetesPlugin(Plugin):
+    name = "kubernetes"
+
+    def __init__(self, opts: KubeOptions, ctx: BlockContext | None = None) -> None:
+        self.opts = opts
+        self.ctx = ctx
+        self.index: KubeIndex = EMPTY_INDEX
+        self._listeners: list[Callable[[], None]] = []
+        self._watch: object | None = None
+
+    @classmethod
+    def setup(cls, d: Directive, ctx: BlockContext) -> KubernetesPlugin:
+        return cls(parse_options(d, ctx), ctx)
+
+    # -- data ----------------------------------------------------------------------------------
+    def load(self, services: Iterable[dict], endpointslices: Iterable[dict], pods: Iterable[dict],
+             namespaces: Iterable[dict], serial: int | None = None) -> KubeIndex:
+        """Compile API objects into a fresh index and swap it in."""
+        idx = compile_index(services, endpointslices, pods if self.opts.pods == "verified" else (),
+                            namespaces, self.opts, serial)
+        self.swap(idx)
+        return idx
+
+    def swap(self, idx: KubeIndex) -> None:
+        self.index = idx
+        for fn in list(self._listeners):
+            fn()
+
+    def on_change(self, fn: Callable[[], None]) -> None:
+        self._listeners.append(fn)
+
+    def ready(self) -> bool:
+        return self.index.synced
+
+    async def start(self, runtime: Runtime) -> None:
+        if runtime.client_factory is None:
+            return
+        from .watch import KubeWatch
+        self._watch = watch = KubeWatch(self, runtime.client_factory(self.opts.kubeconfig or runtime.kubeconfig))
+        await watch.start()
+        try:
+            await asyncio.wait_for(watch.synced.wait(), self.opts.startup_timeout)
+        except TimeoutError:
+            log.warning("plugin/kubernetes: starting server with unsynced Kubernetes API")
+
+    async def stop(self) -> None:
+        if self._watch is not None:
+            await self._watch.stop()  # type: ignore[attr-defined]
+
+    # -- serving -------------------------------------------------------------------------------
+    def zone_of(self, name: str) -> str | None:
+        best = None
+        for z in self.opts.zones:
+            if (z == "." or name == z or name.endswith("." + z)) and (best is None or len(z) > len(best)):
+                best = z
+        return best
+
+    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+        zone = self.zone_of(req.name)
+        if zone is None:
+            return await next_(req)
+        if req.qtype in (T.AXFR, T.IXFR):
+            return req.reply(dns.rcode.REFUSED)
+        idx = self.index
+        ttl = self.opts.ttl
+        if req.qtype == T.SOA and req.name == zone:
+            m = req.reply(aa=True)
+            m.answer.append(soa_rrset(zone_owner(req, zone), zone, min(ttl, 300), idx.serial, ttl))
+            req.note(f"kubernetes: SOA of zone {zone}")
+            return m
+        out = lookup(idx, self.opts, req.qname, req.name, req.qtype, zone)
+        if out.rcode == dns.rcode.NXDOMAIN:
+            if self.opts.fall.through(req.name):
+                req.note(f"kubernetes: NXDOMAIN ({out.why}); fallthrough to the next plugin")
+                return await next_(req)
+            if not idx.synced:
+                req.note("kubernetes: index not synced yet: SERVFAIL")
+                return req.reply(dns.rcode.SERVFAIL)
+            req.note(f"kubernetes: NXDOMAIN: {out.why}")
+            return soa_reply(req, dns.rcode.NXDOMAIN, zone, ttl, idx.serial)
+        answer = list(out.answer)
+        if out.external is not None:
+            extra = await self._resolve_external(req, out.external)
+            if extra is None:
+                req.note(f"kubernetes: {out.why}; target has no {T.to_text(req.qtype)} records: NODATA")
+                return soa_reply(req, dns.rcode.NOERROR, zone, ttl, idx.serial)
+            answer.extend(extra)
+        if not answer:
+            req.note(f"kubernetes: NODATA: {out.why}")
+            return soa_reply(req, dns.rcode.NOERROR, zone, ttl, idx.serial)
+        req.note(f"kubernetes: answered from {out.why}")
+        m = req.reply(aa=True)
+        m.answer.extend(answer)
+        m.additional.extend(out.additional)
+        return m
+
+    async def _resolve_external(self, req: Request, target: str) -> list | None:
+        """P11: in-zone targets resolve here (no data -> None); others through the whole chain."""
+        if req.depth >= MAX_CNAME_DEPTH or target == req.name:
+            return []
+        zone = self.zone_of(target)
+        sub = req.derive(target, req.qtype)
+        if zone is not None:
+            out = lookup(self.index, self.opts, sub.qname, target, req.qtype, zone)
+            records = list(out.answer)
+            if out.external is not None and records:
+                more = await self._resolve_external(sub, out.external)
+                if more is None:
+                    return None
+                records.extend(more)
+            return records or None
+        if req.precompute:
+            from ...plugin import NotFast
+            raise NotFast("ExternalName target outside the cluster zone")
+        if req.root is None:
+            return []
+        reply = await req.root(sub)
+        return list(reply.answer)
+
+    # -- fast path -----------------------------------------------------------------------------
+    def fast_questions(self) -> Iterator[tuple[str, int]]:
+        """The common question forms worth precomputing: service and endpoint A/AAAA/SRV, named-port
+        SRV, PTRs of ClusterIPs and endpoints (spec: fast path)."""
+        idx = self.index
+        zone = self.opts.primary_zone
+        for (ns, name), svc in idx.services.items():
+            base = f"{name}.{ns}.svc.{zone}"
+            if svc.kind == "external":
+                continue
+            families = {":" in ip for ip in svc.cluster_ips} | {":" in e.address for e in svc.endpoints}
+            for six in families or {False}:
+                yield base, T.AAAA if six else T.A
+            yield base, T.SRV
+            ports = svc.ports if svc.kind == "clusterip" else tuple(p for e in svc.endpoints for p in e.ports)
+            for p in dict.fromkeys(ports):
+                if p.name and p.protocol:
+                    yield f"_{p.name}._{p.protocol}.{base}", T.SRV
+            for label in dict.fromkeys(e.label for e in svc.endpoints):
+                yield f"{label}.{base}", T.A
+        if "in-addr.arpa." in self.opts.zones or "ip6.arpa." in self.opts.zones:
+            import ipaddress
+            for ip in list(idx.by_cluster_ip) + list(idx.by_endpoint_ip):
+                rev = ipaddress.ip_address(ip).reverse_pointer + "."
+                if self.zone_of(rev) is not None:
+                    yield rev, T.PTR

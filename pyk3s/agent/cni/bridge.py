@@ -1,0 +1,85 @@
+"""The node's pod bridge: gateway address, forwarding, the service-CIDR route, and the overlap check.
+
+Before anything changes, every host route is compared with the cluster and service CIDRs; a route we
+did not create (not on our bridge) that overlaps refuses start-up with :class:`CniError`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from pyk3s.agent.cni.ipcmd import CniError, ip, ip_json, write_sysctl
+
+__all__ = ["BridgeConfig", "check_route_overlap", "ensure_bridge", "overlapping_routes", "remove_bridge"]
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeConfig:
+    bridge_name: str
+    pod_cidr: str
+    cluster_cidrs: tuple[str, ...]
+    service_cidrs: tuple[str, ...]
+
+    @property
+    def gateway(self) -> str:
+        return str(ipaddress.ip_network(self.pod_cidr, strict=False).network_address + 1)
+
+    @property
+    def prefix_len(self) -> int:
+        return ipaddress.ip_network(self.pod_cidr, strict=False).prefixlen
+
+
+def overlapping_routes(routes: list[dict], cidrs: tuple[str, ...], own_devs: set[str]) -> list[str]:
+    """Routes (``ip -j route`` rows) that overlap one of ``cidrs`` and are not on one of ``own_devs``."""
+    nets = [ipaddress.ip_network(c, strict=False) for c in cidrs]
+    bad = []
+    for r in routes:
+        dst = r.get("dst", "")
+        if dst in ("default", "") or r.get("dev") in own_devs or r.get("type") in ("local", "broadcast"):
+            continue
+        try:
+            net = ipaddress.ip_network(dst, strict=False)
+        except ValueError:
+            continue
+        for n in nets:
+            if n.version == net.version and n.overlaps(net):
+                bad.append(f"{dst} dev {r.get('dev', '?')} overlaps {n}")
+    return bad
+
+
+async def check_route_overlap(cfg: BridgeConfig) -> None:
+    routes = await ip_json("-4", "route", "show")
+    bad = overlapping_routes(routes, cfg.cluster_cidrs + cfg.service_cidrs, {cfg.bridge_name})
+    if bad:
+        raise CniError("cni: refusing to configure pod networking: cluster-cidr/service-cidr overlap "
+                       "existing host routes: " + "; ".join(bad))
+
+
+async def ensure_bridge(cfg: BridgeConfig) -> None:
+    """Idempotently create and configure the bridge, then route the service CIDR into it."""
+    await check_route_overlap(cfg)
+    links = {link["ifname"] for link in await ip_json("link", "show")}
+    if cfg.bridge_name not in links:
+        # nf_call_iptables: bridged pod-to-pod replies of a DNATed flow must meet conntrack
+        await ip("link", "add", cfg.bridge_name, "type", "bridge", "nf_call_iptables", "1")
+    else:
+        await ip("link", "set", cfg.bridge_name, "type", "bridge", "nf_call_iptables", "1", check=False)
+    addrs = await ip_json("-4", "addr", "show", "dev", cfg.bridge_name)
+    have = {(a["local"], a["prefixlen"]) for d in addrs for a in d.get("addr_info", [])}
+    want = (cfg.gateway, cfg.prefix_len)
+    for local, plen in have - {want}:
+        await ip("addr", "del", f"{local}/{plen}", "dev", cfg.bridge_name, check=False)
+    if want not in have:
+        await ip("addr", "add", f"{cfg.gateway}/{cfg.prefix_len}", "dev", cfg.bridge_name)
+    await ip("link", "set", cfg.bridge_name, "up")
+    write_sysctl("net.ipv4.ip_forward", "1")
+    # NodePorts and hostPorts on 127.0.0.1 are DNATed to pods behind this bridge only
+    write_sysctl(f"net.ipv4.conf.{cfg.bridge_name}.route_localnet", "1")
+    for cidr in cfg.service_cidrs:
+        if ipaddress.ip_network(cidr, strict=False).version == 4:
+            await ip("route", "replace", cidr, "dev", cfg.bridge_name)
+
+
+async def remove_bridge(bridge_name: str) -> None:
+    await ip("link", "del", bridge_name, check=False)

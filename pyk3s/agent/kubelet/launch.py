@@ -1,0 +1,185 @@
+"""Container launcher: ``unshare --mount --propagation private python -m pyk3s.agent.kubelet.launch SPEC``.
+
+It runs in a fresh private mount namespace (so its bind mounts are the container's alone), enters the
+pod's network namespace, bind-mounts the volumes, resolv.conf and hosts, then forks the container
+command in its own session (process group = container pid, so the kubelet can signal the group) and
+stays as its log writer, the way conmon does: stdout/stderr become CRI log lines
+(``<RFC3339Nano> stdout|stderr F|P <text>``). The child's pid goes to ``pid_file`` once running and the
+exit status to ``exit_file`` as JSON. SIGTERM/SIGINT/SIGKILL-safe: the child gets PDEATHSIG.
+
+Spec JSON: {"argv": [...], "env": {...}, "cwd": str|null, "netns": "/run/netns/..."|null,
+"mounts": [{"source", "target", "readOnly", "file"}], "log": path, "pid_file": path, "exit_file": path}
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import selectors
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+
+__all__ = ["main", "rfc3339nano"]
+
+_CLONE_NEWNET = 0x40000000
+_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC = 1, 32, 4096, 16384
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def rfc3339nano(ts: float | None = None) -> str:
+    ts = time.time() if ts is None else ts
+    sec = int(ts)
+    return datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{int((ts - sec) * 1e9):09d}Z"
+
+
+def _check(rc: int, what: str) -> None:
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"launch: {what}: {os.strerror(err)}")
+
+
+def _enter_netns(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        _check(_libc.setns(fd, _CLONE_NEWNET), f"setns {path}")
+    finally:
+        os.close(fd)
+
+
+def _bind(source: str, target: str, read_only: bool, is_file: bool) -> None:
+    if is_file:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if not os.path.exists(target):
+            open(target, "a").close()
+    else:
+        os.makedirs(target, exist_ok=True)
+    _check(_libc.mount(source.encode(), target.encode(), None, _MS_BIND | _MS_REC, None), f"bind {source} {target}")
+    if read_only:
+        _check(_libc.mount(source.encode(), target.encode(), None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY, None),
+               f"remount ro {target}")
+
+
+def _child(spec: dict, out_w: int, err_w: int) -> None:
+    try:
+        os.setsid()
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        if spec.get("cwd"):
+            os.makedirs(spec["cwd"], exist_ok=True)
+            os.chdir(spec["cwd"])
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.execvpe(spec["argv"][0], spec["argv"], spec.get("env") or {})
+    except BaseException as exc:  # noqa: BLE001 - report any exec failure as the container's stderr
+        os.write(2, f"pyk3s: failed to start container process {spec['argv'][:1]}: {exc}\n".encode())
+        os._exit(127)
+
+
+def _write_log(log, stream: bytes, buf: bytearray, final: bool) -> None:
+    while True:
+        nl = buf.find(b"\n")
+        if nl < 0:
+            break
+        log.write(rfc3339nano().encode() + b" " + stream + b" F " + bytes(buf[:nl]) + b"\n")
+        del buf[: nl + 1]
+    if buf and (final or len(buf) >= 16384):
+        log.write(rfc3339nano().encode() + b" " + stream + b" P " + bytes(buf) + b"\n")
+        buf.clear()
+    log.flush()
+
+
+def run(spec: dict) -> int:
+    if spec.get("netns"):
+        _enter_netns(spec["netns"])
+    for m in spec.get("mounts") or []:
+        _bind(m["source"], m["target"], bool(m.get("readOnly")), bool(m.get("file")))
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(out_r)
+        os.close(err_r)
+        _child(spec, out_w, err_w)
+    os.close(out_w)
+    os.close(err_w)
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.killpg(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    tmp = spec["pid_file"] + ".tmp"
+    with open(tmp, "w") as fh:
+        fh.write(str(pid))
+    os.replace(tmp, spec["pid_file"])
+
+    sel = selectors.DefaultSelector()
+    bufs = {out_r: (b"stdout", bytearray()), err_r: (b"stderr", bytearray())}
+    for fd in bufs:
+        sel.register(fd, selectors.EVENT_READ)
+    with open(spec["log"], "ab") as log:
+        open_fds = set(bufs)
+        while open_fds:
+            try:
+                events = sel.select()
+            except InterruptedError:
+                continue
+            for key, _ in events:
+                fd = key.fd
+                try:
+                    data = os.read(fd, 65536)
+                except InterruptedError:
+                    continue
+                stream, buf = bufs[fd]
+                if not data:
+                    sel.unregister(fd)
+                    open_fds.discard(fd)
+                    _write_log(log, stream, buf, True)
+                    continue
+                buf.extend(data)
+                _write_log(log, stream, buf, False)
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        result = {"exitCode": 128 + sig, "signal": sig}
+    else:
+        result = {"exitCode": os.WEXITSTATUS(status), "signal": 0}
+    result["finishedAt"] = rfc3339nano()
+    tmp = spec["exit_file"] + ".tmp"
+    with open(tmp, "w") as fh:
+        json.dump(result, fh)
+    os.replace(tmp, spec["exit_file"])
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    with open(argv[0]) as fh:
+        spec = json.load(fh)
+    try:
+        return run(spec)
+    except OSError as exc:
+        with open(spec["exit_file"] + ".tmp", "w") as fh:
+            json.dump({"exitCode": 128, "signal": 0, "finishedAt": rfc3339nano(),
+                       "reason": "StartError", "message": str(exc)}, fh)
+        os.replace(spec["exit_file"] + ".tmp", spec["exit_file"])
+        sys.stderr.write(f"{exc}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,163 @@
+"""Materialize a pod's volumes under ``<pod dir>/volumes/<name>`` and map volumeMounts to bind mounts.
+
+configMap, secret, downwardAPI and projected (serviceAccountToken, configMap, secret, downwardAPI)
+volumes are written as files once at pod start; emptyDir is a directory; hostPath is the host path
+(``DirectoryOrCreate``/``FileOrCreate`` create it). Unknown volume types raise :class:`VolumeError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyk3s.agent.kubelet.env import field_value
+
+__all__ = ["SA_MOUNT_PATH", "VolumeError", "VolumeSources", "container_mounts", "prepare_volumes",
+           "service_account_volume"]
+
+SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+class VolumeError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeSources:
+    config_map: Callable[[str, str], Awaitable[dict | None]]
+    secret: Callable[[str, str], Awaitable[dict | None]]
+    token: Callable[[str, str, int], Awaitable[str]]  # namespace, serviceaccount, expirationSeconds
+    ca_crt: str
+    pod_ip: str = ""
+    host_ip: str = ""
+
+
+def service_account_volume() -> dict:
+    return {"name": "pyk3s-api-access", "projected": {"defaultMode": 0o644, "sources": [
+        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}]}}
+
+
+def _write(base: Path, rel: str, data: bytes, mode: int) -> None:
+    path = base / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    os.chmod(path, mode)
+
+
+def _keyed(base: Path, data: Mapping[str, bytes], items: list | None, mode: int, what: str, optional: bool) -> None:
+    if items:
+        for it in items:
+            if it["key"] not in data:
+                if optional:
+                    continue
+                raise VolumeError(f"{what} has no key {it['key']!r}")
+            _write(base, it["path"], data[it["key"]], it.get("mode", mode))
+    else:
+        for k, v in data.items():
+            _write(base, k, v, mode)
+
+
+async def _source(base: Path, kind: str, src: Mapping, pod: Mapping, sources: VolumeSources, mode: int,
+                  cm_fallback_ca: bool = False) -> None:
+    ns = (pod.get("metadata") or {}).get("namespace", "default")
+    if kind == "configMap":
+        name = src.get("name", "")
+        obj = await sources.config_map(ns, name)
+        if obj is None:
+            if cm_fallback_ca and name == "kube-root-ca.crt" and sources.ca_crt:
+                _write(base, "ca.crt", sources.ca_crt.encode(), mode)
+                return
+            if src.get("optional"):
+                return
+            raise VolumeError(f'configmap "{name}" not found')
+        data = {k: v.encode() for k, v in (obj.get("data") or {}).items()}
+        data.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
+        _keyed(base, data, src.get("items"), src.get("defaultMode", mode), f'configmap "{name}"', bool(src.get("optional")))
+    elif kind == "secret":
+        name = src.get("secretName") or src.get("name", "")
+        obj = await sources.secret(ns, name)
+        if obj is None:
+            if src.get("optional"):
+                return
+            raise VolumeError(f'secret "{name}" not found')
+        data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+        data.update({k: v.encode() for k, v in (obj.get("stringData") or {}).items()})
+        _keyed(base, data, src.get("items"), src.get("defaultMode", mode), f'secret "{name}"', bool(src.get("optional")))
+    elif kind == "downwardAPI":
+        for it in src.get("items") or []:
+            if "fieldRef" in it:
+                value = field_value(pod, it["fieldRef"]["fieldPath"], sources.pod_ip, sources.host_ip)
+            else:
+                value = ""
+            _write(base, it["path"], value.encode(), it.get("mode", mode))
+    elif kind == "serviceAccountToken":
+        sa = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+        token = await sources.token(ns, sa, int(src.get("expirationSeconds") or 3607))
+        _write(base, src.get("path", "token"), token.encode(), 0o600 if mode == 0o644 else mode)
+    else:
+        raise VolumeError(f"unsupported projected source {kind!r}")
+
+
+async def prepare_volumes(pod: Mapping, pod_dir: Path, sources: VolumeSources) -> dict[str, Path]:
+    """volume name -> host path, every file written."""
+    out: dict[str, Path] = {}
+    vol_root = pod_dir / "volumes"
+    for vol in (pod.get("spec") or {}).get("volumes") or []:
+        name = vol["name"]
+        base = vol_root / name
+        try:
+            if "emptyDir" in vol:
+                base.mkdir(parents=True, exist_ok=True)
+            elif "hostPath" in vol:
+                hp = vol["hostPath"]
+                base = Path(hp["path"])
+                kind = hp.get("type") or ""
+                if kind == "DirectoryOrCreate":
+                    base.mkdir(parents=True, exist_ok=True)
+                elif kind == "FileOrCreate":
+                    base.parent.mkdir(parents=True, exist_ok=True)
+                    base.touch(exist_ok=True)
+                elif kind and not base.exists():
+                    raise VolumeError(f"hostPath {base} does not exist (type {kind})")
+            elif "projected" in vol:
+                if base.exists():
+                    shutil.rmtree(base)
+                base.mkdir(parents=True)
+                mode = vol["projected"].get("defaultMode", 0o644)
+                for src in vol["projected"].get("sources") or []:
+                    for kind, body in src.items():
+                        await _source(base, kind, body, pod, sources, mode, cm_fallback_ca=True)
+            else:
+                kind = next((k for k in ("configMap", "secret", "downwardAPI") if k in vol), None)
+                if kind is None:
+                    raise VolumeError(f"unsupported volume type {sorted(k for k in vol if k != 'name')}")
+                if base.exists():
+                    shutil.rmtree(base)
+                base.mkdir(parents=True)
+                await _source(base, kind, vol[kind], pod, sources, vol[kind].get("defaultMode", 0o644))
+        except VolumeError as exc:
+            raise VolumeError(f'volume "{name}": {exc}') from None
+        out[name] = base
+    return out
+
+
+def container_mounts(container: Mapping, volumes: Mapping[str, Path]) -> list[dict]:
+    """Launcher mount entries for a container's volumeMounts (subPath supported)."""
+    mounts = []
+    for vm in container.get("volumeMounts") or []:
+        src = volumes.get(vm["name"])
+        if src is None:
+            raise VolumeError(f'container "{container.get("name")}": volumeMount "{vm["name"]}" has no volume')
+        if vm.get("subPath"):
+            src = src / vm["subPath"]
+            if not src.exists():
+                src.mkdir(parents=True, exist_ok=True)
+        mounts.append({"source": str(src), "target": vm["mountPath"], "readOnly": bool(vm.get("readOnly")),
+                       "file": src.is_file()})
+    return mounts

@@ -1,0 +1,398 @@
+"""One pod's lifecycle on this node: network, volumes, init containers, containers with restart
+back-off and probes, status reporting, graceful termination and teardown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyk3s.agent.cni.bridge import BridgeConfig
+from pyk3s.agent.cni.ipam import HostLocalIpam
+from pyk3s.agent.cni.podnet import netns_path, setup_pod_network, teardown_pod_network
+from pyk3s.agent.kubelet.dnsfiles import hosts_file, pod_resolv_conf
+from pyk3s.agent.kubelet.env import EnvError, build_env
+from pyk3s.agent.kubelet.launch import rfc3339nano
+from pyk3s.agent.kubelet.probes import probe_once
+from pyk3s.agent.kubelet.runtime import ContainerProcess
+from pyk3s.agent.kubelet.status import ContainerState, pod_status
+from pyk3s.agent.kubelet.volumes import (
+    SA_MOUNT_PATH,
+    VolumeError,
+    VolumeSources,
+    container_mounts,
+    prepare_volumes,
+    service_account_volume,
+)
+from pyk3s.images import resolve_image
+
+__all__ = ["KubeletContext", "PodWorker"]
+
+log = logging.getLogger("pyk3s.agent.kubelet")
+
+BACKOFF_START, BACKOFF_MAX, BACKOFF_RESET = 10.0, 300.0, 600.0
+
+
+@dataclass(slots=True)
+class KubeletContext:
+    node_name: str
+    pods_dir: Path
+    host_ip: str
+    bridge: BridgeConfig | None
+    ipam: HostLocalIpam | None
+    cluster_dns: tuple[str, ...]
+    cluster_domain: str
+    node_resolv: str
+    sources: VolumeSources
+    services: Callable[[], list[dict]]
+    config_map: Callable[[str, str], Awaitable[dict | None]]
+    secret: Callable[[str, str], Awaitable[dict | None]]
+    write_status: Callable[[dict, dict], Awaitable[None]]
+    delete_pod: Callable[[dict], Awaitable[None]]
+
+
+class PodWorker:
+    def __init__(self, ctx: KubeletContext, pod: dict) -> None:
+        self.ctx = ctx
+        self.pod = pod
+        self.uid = pod["metadata"]["uid"]
+        self.key = f"{pod['metadata'].get('namespace', 'default')}/{pod['metadata']['name']}"
+        self.dir = ctx.pods_dir / self.uid
+        spec = pod.get("spec") or {}
+        self.init = [ContainerState(c["name"], c.get("image", ""), init=True) for c in spec.get("initContainers") or []]
+        self.main = [ContainerState(c["name"], c.get("image", "")) for c in spec.get("containers") or []]
+        self.procs: dict[str, ContainerProcess] = {}
+        self.pod_ip = ""
+        self.network_ready = False
+        self.start_time = (pod.get("status") or {}).get("startTime") or rfc3339nano(time.time())[:19] + "Z"
+        self.volumes: dict[str, Path] = {}
+        self.stopping = asyncio.Event()
+        self.changed = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self._last_status: dict | None = None
+
+    # -- public -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"pod {self.key}")
+
+    def update(self, pod: dict) -> None:
+        self.pod = pod
+        if pod["metadata"].get("deletionTimestamp"):
+            self.stopping.set()
+
+    def container_proc(self, name: str, previous: bool = False) -> ContainerProcess | None:
+        st = next((c for c in self.init + self.main if c.name == name), None)
+        if st is None:
+            return None
+        n = st.restart_count - (1 if previous else 0)
+        if n < 0:
+            return None
+        cur = self.procs.get(name)
+        if cur is not None and cur.restart == n:
+            return cur
+        return ContainerProcess(self.dir / name, n)
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        reporter = asyncio.create_task(self._report_loop())
+        try:
+            await self._setup()
+            if not self.stopping.is_set():
+                await self._run_containers()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a pod's failure must not take down the kubelet
+            log.exception("kubelet: pod %s failed", self.key)
+            for c in self.main:
+                if c.state == "waiting":
+                    c.reason, c.message = "CreateContainerError", str(exc)
+            self.changed.set()
+            await self.stopping.wait()
+        finally:
+            await self._terminate()
+            reporter.cancel()
+        if self.pod["metadata"].get("deletionTimestamp"):
+            await self.ctx.delete_pod(self.pod)
+
+    async def _setup(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        spec = self.pod.get("spec") or {}
+        if spec.get("hostNetwork"):
+            self.pod_ip = self.ctx.host_ip
+        else:
+            if self.ctx.bridge is None or self.ctx.ipam is None:
+                raise RuntimeError("kubelet: pod networking is not configured on this node")
+            net = await setup_pod_network(self.uid, self.ctx.bridge, self.ctx.ipam)
+            self.pod_ip = net.ip
+        self.network_ready = True
+        self.changed.set()
+        (self.dir / "_etc").mkdir(exist_ok=True)
+        (self.dir / "_etc" / "resolv.conf").write_text(
+            pod_resolv_conf(self.pod, self.ctx.cluster_dns, self.ctx.cluster_domain, self.ctx.node_resolv))
+        (self.dir / "_etc" / "hosts").write_text(hosts_file(self.pod, [self.pod_ip], self.ctx.cluster_domain))
+        pod = self.pod
+        if spec.get("automountServiceAccountToken", True) and not any(
+                vm.get("mountPath") == SA_MOUNT_PATH for c in spec.get("containers") or []
+                for vm in c.get("volumeMounts") or []):
+            pod = {**pod, "spec": {**spec, "volumes": [*(spec.get("volumes") or []), service_account_volume()]}}
+            self._sa_mount = True
+        else:
+            self._sa_mount = False
+        sources = VolumeSources(self.ctx.sources.config_map, self.ctx.sources.secret, self.ctx.sources.token,
+                                self.ctx.sources.ca_crt, self.pod_ip, self.ctx.host_ip)
+        while not self.stopping.is_set():
+            try:
+                self.volumes = await prepare_volumes(pod, self.dir / "_volumes", sources)
+                return
+            except VolumeError as exc:
+                for c in self.init + self.main:
+                    c.reason, c.message = "ContainerCreating", f"MountVolume.SetUp failed for {exc}"
+                self.changed.set()
+                await self._sleep(5)
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless stopping; True when stop was requested."""
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+            return True
+        except TimeoutError:
+            return False
+
+    def _container_spec(self, st: ContainerState) -> dict:
+        spec = self.pod.get("spec") or {}
+        pool = spec.get("initContainers") if st.init else spec.get("containers")
+        return next(c for c in pool or [] if c["name"] == st.name)
+
+    async def _run_containers(self) -> None:
+        policy = (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
+        for st in self.init:
+            while not self.stopping.is_set():
+                ok = await self._run_once(st, self._container_spec(st))
+                if ok is None:
+                    return
+                if ok:
+                    st.terminated_ok = True
+                    break
+                if policy == "Never":
+                    self.changed.set()
+                    await self.stopping.wait()
+                    return
+                if await self._backoff(st):
+                    return
+            self.changed.set()
+        await asyncio.gather(*(self._container_loop(st, policy) for st in self.main))
+        self.changed.set()
+        await self.stopping.wait()
+
+    async def _container_loop(self, st: ContainerState, policy: str) -> None:
+        while not self.stopping.is_set():
+            ok = await self._run_once(st, self._container_spec(st))
+            if ok is None or self.stopping.is_set():
+                return
+            if policy == "Never" or (policy == "OnFailure" and ok):
+                return
+            if await self._backoff(st):
+                return
+
+    async def _backoff(self, st: ContainerState) -> bool:
+        ran = st.extra.get("ran", 0.0)
+        n = st.extra.get("crashes", 0)
+        n = 0 if ran >= BACKOFF_RESET else n + 1
+        st.extra["crashes"] = n
+        delay = 0.0 if n <= 1 else min(BACKOFF_START * 2 ** (n - 2), BACKOFF_MAX)
+        st.last_terminated = st.to_status()["state"].get("terminated")
+        if delay:
+            st.state, st.reason = "waiting", "CrashLoopBackOff"
+            st.message = (f"back-off {int(delay)}s restarting failed container={st.name} "
+                          f"pod={self.pod['metadata']['name']}_{self.pod['metadata'].get('namespace')}({self.uid})")
+            self.changed.set()
+        stop = await self._sleep(delay) if delay else self.stopping.is_set()
+        st.restart_count += 1
+        return stop
+
+    def _argv(self, c: dict) -> list[str]:
+        command, args = list(c.get("command") or []), list(c.get("args") or [])
+        if command:
+            return command + args
+        prefix = resolve_image(c.get("image", ""))
+        if prefix is None:
+            raise LookupError(c.get("image", ""))
+        return list(prefix) + args
+
+    async def _run_once(self, st: ContainerState, c: dict) -> bool | None:
+        """Run the container once; True exit 0, False failure, None stop requested before start."""
+        while True:
+            try:
+                argv = self._argv(c)
+                env = build_env(self.pod, c, config_maps=await self._fetch(c, "configMap"),
+                                secrets=await self._fetch(c, "secret"), services=self.ctx.services(),
+                                pod_ip=self.pod_ip, host_ip=self.ctx.host_ip)
+                mounts = container_mounts(c, self.volumes)
+                break
+            except LookupError as exc:
+                st.state, st.reason = "waiting", "ErrImageNeverPull"
+                st.message = (f'Container image "{exc.args[0]}" is not a pyk3s built-in image and the container '
+                              "has no command; pyk3s runs containers as host processes and cannot pull images")
+            except (EnvError, VolumeError) as exc:
+                st.state, st.reason, st.message = "waiting", "CreateContainerConfigError", str(exc)
+            self.changed.set()
+            if await self._sleep(10):
+                return None
+        if getattr(self, "_sa_mount", False):
+            mounts.append({"source": str(self.volumes["pyk3s-api-access"]), "target": SA_MOUNT_PATH,
+                           "readOnly": True, "file": False})
+        mounts.append({"source": str(self.dir / "_etc" / "resolv.conf"), "target": "/etc/resolv.conf",
+                       "readOnly": False, "file": True})
+        mounts.append({"source": str(self.dir / "_etc" / "hosts"), "target": "/etc/hosts",
+                       "readOnly": False, "file": True})
+        if argv and argv[0] == "python":
+            argv[0] = sys.executable
+        spec = self.pod.get("spec") or {}
+        netns = None if spec.get("hostNetwork") else netns_path(self.uid)
+        proc = ContainerProcess.adopt(self.dir / st.name, st.restart_count) if st.extra.pop("adopt", False) else None
+        if proc is None:
+            proc = ContainerProcess(self.dir / st.name, st.restart_count)
+            await proc.start(argv, env, c.get("workingDir"), netns, mounts)
+        self.procs[st.name] = proc
+        started = time.monotonic()
+        st.state, st.reason, st.message = "running", "", ""
+        st.pid, st.started_at, st.ready, st.started = proc.pid, rfc3339nano()[:19] + "Z", False, False
+        self.changed.set()
+        probes = None if st.init else asyncio.create_task(self._probe(st, c, proc))
+        try:
+            waiter = asyncio.create_task(proc.wait())
+            stopper = asyncio.create_task(self.stopping.wait())
+            done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if waiter not in done:
+                stopper.cancel()
+                await self._stop_proc(proc)
+            else:
+                stopper.cancel()
+            result = await waiter
+        finally:
+            if probes is not None:
+                probes.cancel()
+        st.extra["ran"] = time.monotonic() - started
+        st.state, st.ready, st.started = "terminated", False, False
+        st.exit_code, st.signal, st.finished_at = result.exit_code, result.signal, result.finished_at[:19] + "Z"
+        st.reason = result.reason or ("Completed" if result.exit_code == 0 else "Error")
+        st.message = result.message
+        self.changed.set()
+        return result.exit_code == 0
+
+    async def _fetch(self, c: dict, kind: str) -> dict[str, dict]:
+        ns = self.pod["metadata"].get("namespace", "default")
+        names = set()
+        for src in c.get("envFrom") or []:
+            ref = src.get(f"{kind}Ref")
+            if ref:
+                names.add(ref["name"])
+        for e in c.get("env") or []:
+            ref = (e.get("valueFrom") or {}).get(f"{kind}KeyRef")
+            if ref:
+                names.add(ref["name"])
+        getter = self.ctx.config_map if kind == "configMap" else self.ctx.secret
+        out = {}
+        for n in names:
+            obj = await getter(ns, n)
+            if obj is not None:
+                out[n] = obj
+        return out
+
+    async def _stop_proc(self, proc: ContainerProcess) -> None:
+        meta = self.pod["metadata"]
+        grace = meta.get("deletionGracePeriodSeconds")
+        if grace is None:
+            grace = (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+        await proc.stop(float(grace))
+
+    async def _probe(self, st: ContainerState, c: dict, proc: ContainerProcess) -> None:
+        startup, live, ready = c.get("startupProbe"), c.get("livenessProbe"), c.get("readinessProbe")
+        if startup:
+            if not await self._probe_until(startup, c, proc, want=True):
+                log.info("kubelet: %s container %s failed startup probe, restarting", self.key, st.name)
+                await self._stop_proc(proc)
+                return
+        st.started = True
+        if not ready:
+            st.ready = True
+        self.changed.set()
+        tasks = []
+        if ready:
+            tasks.append(asyncio.create_task(self._readiness(st, ready, c, proc)))
+        try:
+            if live and not await self._probe_until(live, c, proc, want=False):
+                log.info("kubelet: %s container %s failed liveness probe, restarting", self.key, st.name)
+                await self._stop_proc(proc)
+            elif tasks:
+                await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+
+    async def _probe_until(self, probe: dict, c: dict, proc: ContainerProcess, want: bool) -> bool:
+        """Startup (want=True): wait for success, False after failureThreshold.
+        Liveness (want=False): return False after failureThreshold consecutive failures."""
+        await asyncio.sleep(float(probe.get("initialDelaySeconds") or 0))
+        period = float(probe.get("periodSeconds") or 10)
+        threshold = int(probe.get("failureThreshold") or 3)
+        failures = 0
+        while True:
+            ok, _ = await probe_once(probe, c, self.pod_ip, proc.pid)
+            if ok and want:
+                return True
+            failures = 0 if ok else failures + 1
+            if failures >= threshold:
+                return False
+            await asyncio.sleep(period)
+
+    async def _readiness(self, st: ContainerState, probe: dict, c: dict, proc: ContainerProcess) -> None:
+        await asyncio.sleep(float(probe.get("initialDelaySeconds") or 0))
+        period = float(probe.get("periodSeconds") or 10)
+        fail_t, ok_t = int(probe.get("failureThreshold") or 3), int(probe.get("successThreshold") or 1)
+        oks = fails = 0
+        while True:
+            ok, _ = await probe_once(probe, c, self.pod_ip, proc.pid)
+            oks, fails = (oks + 1, 0) if ok else (0, fails + 1)
+            if ok and oks >= ok_t and not st.ready:
+                st.ready = True
+                self.changed.set()
+            elif not ok and fails >= fail_t and st.ready:
+                st.ready = False
+                self.changed.set()
+            await asyncio.sleep(period)
+
+    async def _report_loop(self) -> None:
+        while True:
+            await self.changed.wait()
+            await asyncio.sleep(0.1)
+            self.changed.clear()
+            await self._report()
+
+    async def _report(self) -> None:
+        status = pod_status(self.pod, self.init, self.main, pod_ip=self.pod_ip, host_ip=self.ctx.host_ip,
+                            start_time=self.start_time, now=rfc3339nano()[:19] + "Z", network_ready=self.network_ready)
+        if status == self._last_status:
+            return
+        try:
+            await self.ctx.write_status(self.pod, status)
+            self._last_status = status
+        except Exception as exc:  # noqa: BLE001 - retried on the next change
+            log.warning("kubelet: status update of pod %s failed: %s", self.key, exc)
+            asyncio.get_running_loop().call_later(1.0, self.changed.set)
+
+    async def _terminate(self) -> None:
+        await asyncio.gather(*(self._stop_proc(p) for p in self.procs.values()), return_exceptions=True)
+        if not (self.pod.get("spec") or {}).get("hostNetwork"):
+            await teardown_pod_network(self.uid, self.ctx.ipam)
+        self.network_ready = False
+
+    async def stop(self) -> None:
+        """Stop this worker (pod deleted or gone from the node) and wait for its teardown."""
+        self.stopping.set()
+        if self.task is not None:
+            await asyncio.gather(self.task, return_exceptions=True)

@@ -1,0 +1,284 @@
+"""Services + EndpointSlices + this node's pods -> the text of one nftables ruleset (pure, no I/O).
+
+Rules (kube-proxy's nftables mode, trimmed to what pyk3s needs):
+- ``services`` (jumped from nat prerouting and output) DNATs ClusterIPs, externalIPs and LoadBalancer
+  ingress IPs; NodePorts match on ``fib daddr type local`` (any node address, 127.0.0.1 included: the
+  agent turns on route_localnet on its bridge only); hostPorts likewise, like CNI portmap.
+- A service port with endpoints gets ``svc-…`` (random ``numgen`` over its endpoints, ClientIP affinity
+  via dynamic sets) and one ``sep-…`` chain per endpoint. Only ready endpoints; if none is ready the
+  serving+terminating ones.
+- Traffic arriving from outside (NodePort, externalIP, LB IP) gets ``ext-…``: marked for masquerade with
+  externalTrafficPolicy Cluster; with Local only local endpoints and no SNAT (except from the host itself
+  or from pods, which take the cluster path).
+- Hairpin (pod reaching itself through a Service) is marked for masquerade in its ``sep-…`` chain.
+- Services with no usable endpoints are rejected (filter hooks), and any other packet still addressed to
+  the service CIDR is rejected too, so unknown ClusterIPs never leave the node.
+- Pod traffic leaving the cluster CIDR is masqueraded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+__all__ = ["MASQ_MARK", "TABLE", "ProxyConfig", "compile_ruleset", "table_names"]
+
+TABLE = "pyk3s"
+MASQ_MARK = 0x4000
+_DEFAULT_AFFINITY = 10800
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    node_name: str
+    cluster_cidrs: tuple[str, ...] = ("10.42.0.0/16",)
+    service_cidrs: tuple[str, ...] = ("10.43.0.0/16",)
+    bridge_name: str = "pyk3s0"
+    table: str = TABLE
+
+
+@dataclass(slots=True)
+class _Out:
+    sets: list[str] = field(default_factory=list)
+    chains: dict[str, list[str]] = field(default_factory=dict)
+    no_endpoint: list[str] = field(default_factory=list)
+    no_endpoint_nodeports: list[str] = field(default_factory=list)
+
+    def chain(self, name: str) -> list[str]:
+        return self.chains.setdefault(name, [])
+
+
+def table_names(config: ProxyConfig) -> tuple[str, ...]:
+    return (f"ip {config.table}",)
+
+
+def _v4(addrs: Iterable[str]) -> list[str]:
+    out = []
+    for a in addrs:
+        try:
+            if ipaddress.ip_address(a).version == 4:
+                out.append(a)
+        except ValueError:
+            continue
+    return out
+
+
+def _v4_nets(cidrs: Iterable[str]) -> list[str]:
+    return [c for c in cidrs if ipaddress.ip_network(c, strict=False).version == 4]
+
+
+def _set_expr(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }"
+
+
+def _chain_id(kind: str, *parts: str) -> str:
+    text = "/".join(parts)
+    digest = hashlib.sha256(f"{kind}:{text}".encode()).hexdigest()[:8]
+    return f"{kind}-{digest}-{text}"
+
+
+def _endpoints_for(slices: Sequence[Mapping], port_name: str, protocol: str,
+                   ) -> list[tuple[str, int, str, bool, bool]]:
+    """(ip, port, nodeName, ready, serving_terminating) for one service port, deduplicated."""
+    seen: dict[tuple[str, int], tuple[str, int, str, bool, bool]] = {}
+    for sl in slices:
+        if sl.get("addressType", "IPv4") != "IPv4":
+            continue
+        port = None
+        for p in sl.get("ports") or []:
+            if (p.get("name") or "") == port_name and (p.get("protocol") or "TCP") == protocol:
+                port = p.get("port")
+        if port is None:
+            continue
+        for ep in sl.get("endpoints") or []:
+            cond = ep.get("conditions") or {}
+            ready = cond.get("ready") is not False
+            serving = cond.get("serving", cond.get("ready")) is not False
+            terminating = cond.get("terminating") is True
+            for addr in _v4(ep.get("addresses") or []):
+                seen.setdefault((addr, int(port)), (addr, int(port), ep.get("nodeName") or "",
+                                                    ready and not terminating, serving and terminating))
+    return sorted(seen.values())
+
+
+def _usable(eps: list[tuple[str, int, str, bool, bool]]) -> list[tuple[str, int, str]]:
+    ready = [(a, p, n) for a, p, n, r, _ in eps if r]
+    if ready:
+        return ready
+    return [(a, p, n) for a, p, n, _, st in eps if st]
+
+
+def _balance(out: _Out, chain: str, targets: list[str], affinity: int | None) -> None:
+    rules = out.chain(chain)
+    if affinity:
+        for t in targets:
+            rules.append(f"ip saddr @{_aff_set(t)} goto {t}")
+    if len(targets) == 1:
+        rules.append(f"goto {targets[0]}")
+    else:
+        vmap = ", ".join(f"{i} : goto {t}" for i, t in enumerate(targets))
+        rules.append(f"numgen random mod {len(targets)} vmap {{ {vmap} }}")
+
+
+def _aff_set(sep_chain: str) -> str:
+    return "aff-" + hashlib.sha256(sep_chain.encode()).hexdigest()[:12]
+
+
+def _service(out: _Out, svc: Mapping, slices: Sequence[Mapping], config: ProxyConfig,
+             cluster_nets: list[str]) -> None:
+    meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+    ns, name = meta.get("namespace", "default"), meta.get("name", "")
+    stype = spec.get("type") or "ClusterIP"
+    if stype == "ExternalName":
+        return
+    cluster_ips = _v4([ip for ip in (spec.get("clusterIPs") or [spec.get("clusterIP") or ""]) if ip != "None"])
+    external = _v4(spec.get("externalIPs") or [])
+    if stype == "LoadBalancer":
+        external += _v4(i.get("ip", "") for i in ((svc.get("status") or {}).get("loadBalancer") or {})
+                        .get("ingress") or [])
+    local_policy = (spec.get("externalTrafficPolicy") or "Cluster") == "Local"
+    affinity = None
+    if spec.get("sessionAffinity") == "ClientIP":
+        affinity = int(((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {})
+                       .get("timeoutSeconds") or _DEFAULT_AFFINITY)
+    for port in spec.get("ports") or []:
+        proto = (port.get("protocol") or "TCP").upper()
+        if proto not in ("TCP", "UDP"):
+            continue
+        l4 = proto.lower()
+        pname = port.get("name") or ""
+        sport = int(port["port"])
+        node_port = int(port.get("nodePort") or 0) if stype in ("NodePort", "LoadBalancer") else 0
+        ident = (ns, name, l4, pname or str(sport))
+        eps = _usable(_endpoints_for(slices, pname, proto))
+        if not eps:
+            for ip in cluster_ips + external:
+                out.no_endpoint.append(f"{ip} . {l4} . {sport}")
+            if node_port:
+                out.no_endpoint_nodeports.append(f"{l4} . {node_port}")
+            continue
+        svc_chain = _chain_id("svc", *ident)
+        seps = []
+        for addr, eport, _node in eps:
+            sep = _chain_id("sep", *ident, f"{addr}_{eport}")
+            seps.append(sep)
+            rules = out.chain(sep)
+            rules.append(f"ip saddr {addr} meta mark set meta mark | {MASQ_MARK:#x}")
+            if affinity:
+                out.sets.append(f"set {_aff_set(sep)} {{ type ipv4_addr; flags dynamic,timeout; "
+                                f"timeout {affinity}s; }}")
+                rules.append(f"update @{_aff_set(sep)} {{ ip saddr }}")
+            rules.append(f"meta l4proto {l4} dnat to {addr}:{eport}")
+        _balance(out, svc_chain, seps, affinity)
+        services = out.chain("services")
+        for ip in cluster_ips:
+            services.append(f"ip daddr {ip} {l4} dport {sport} goto {svc_chain}")
+        if not (external or node_port):
+            continue
+        ext = _chain_id("ext", *ident)
+        rules = out.chain(ext)
+        if local_policy:
+            rules.append(f"fib saddr type local meta mark set meta mark | {MASQ_MARK:#x} goto {svc_chain}")
+            if cluster_nets:
+                rules.append(f"ip saddr {_set_expr(cluster_nets)} goto {svc_chain}")
+            local = [s for s, (_a, _p, n) in zip(seps, eps, strict=True) if n == config.node_name]
+            if local:
+                _balance(out, _chain_id("svl", *ident), local, None)
+                rules.append(f"goto {_chain_id('svl', *ident)}")
+            else:
+                rules.append("drop")
+        else:
+            rules.append(f"meta mark set meta mark | {MASQ_MARK:#x}")
+            rules.append(f"goto {svc_chain}")
+        for ip in external:
+            services.append(f"ip daddr {ip} {l4} dport {sport} goto {ext}")
+        if node_port:
+            out.chain("nodeports").append(f"{l4} dport {node_port} goto {ext}")
+
+
+def _host_ports(out: _Out, pods: Iterable[Mapping], config: ProxyConfig) -> None:
+    rules = out.chain("hostports")
+    seen: set[tuple[str, str, int]] = set()
+    for pod in sorted(pods, key=lambda p: ((p.get("metadata") or {}).get("namespace", ""),
+                                            (p.get("metadata") or {}).get("name", ""))):
+        spec, status = pod.get("spec") or {}, pod.get("status") or {}
+        if spec.get("nodeName") != config.node_name or spec.get("hostNetwork"):
+            continue
+        if status.get("phase") in ("Succeeded", "Failed") or (pod.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        pod_ips = _v4([status.get("podIP") or ""])
+        if not pod_ips:
+            continue
+        for c in spec.get("containers") or []:
+            for p in c.get("ports") or []:
+                hp = int(p.get("hostPort") or 0)
+                if not hp:
+                    continue
+                l4 = (p.get("protocol") or "TCP").lower()
+                host_ip = p.get("hostIP") or ""
+                key = (l4, host_ip, hp)
+                if key in seen or l4 not in ("tcp", "udp"):
+                    continue
+                seen.add(key)
+                match = f"ip daddr {host_ip} " if host_ip and host_ip != "0.0.0.0" else ""
+                rules.append(f"{match}{l4} dport {hp} meta mark set meta mark | {MASQ_MARK:#x} "
+                             f"dnat to {pod_ips[0]}:{int(p['containerPort'])}")
+
+
+def compile_ruleset(config: ProxyConfig, services: Iterable[Mapping], slices: Iterable[Mapping],
+                    pods: Iterable[Mapping] = ()) -> str:
+    """The full ``nft -f`` input: (re)create table ``ip <config.table>`` with every rule."""
+    by_service: dict[tuple[str, str], list[Mapping]] = {}
+    for sl in slices:
+        meta = sl.get("metadata") or {}
+        svc_name = (meta.get("labels") or {}).get("kubernetes.io/service-name")
+        if svc_name:
+            by_service.setdefault((meta.get("namespace", "default"), svc_name), []).append(sl)
+    cluster_nets = _v4_nets(config.cluster_cidrs)
+    service_nets = _v4_nets(config.service_cidrs)
+    out = _Out()
+    out.chain("services")
+    out.chain("nodeports")
+    for svc in sorted(services, key=lambda s: (s["metadata"].get("namespace", ""), s["metadata"]["name"])):
+        meta = svc.get("metadata") or {}
+        _service(out, svc, by_service.get((meta.get("namespace", "default"), meta.get("name", "")), []),
+                 config, cluster_nets)
+    _host_ports(out, pods, config)
+    out.chain("services").append("fib daddr type local jump nodeports")
+
+    t = config.table
+    lines = [f"table ip {t}", f"delete table ip {t}", f"table ip {t} {{"]
+    lines.append("  set no-endpoint-services { type ipv4_addr . inet_proto . inet_service; "
+                 + (f"elements = {{ {', '.join(sorted(set(out.no_endpoint)))} }}; " if out.no_endpoint else "")
+                 + "}")
+    lines.append("  set no-endpoint-nodeports { type inet_proto . inet_service; "
+                 + (f"elements = {{ {', '.join(sorted(set(out.no_endpoint_nodeports)))} }}; "
+                    if out.no_endpoint_nodeports else "")
+                 + "}")
+    for s in sorted(set(out.sets)):
+        lines.append(f"  {s}")
+    lines.append("  chain nat-prerouting { type nat hook prerouting priority -100; policy accept;\n"
+                 "    jump services\n    fib daddr type local jump hostports\n  }")
+    lines.append("  chain nat-output { type nat hook output priority -100; policy accept;\n"
+                 "    jump services\n    fib daddr type local jump hostports\n  }")
+    post = [f"meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade fully-random"]
+    if cluster_nets:
+        nets = _set_expr(cluster_nets)
+        post.append(f'ip saddr {nets} ip daddr != {nets} oifname != "{config.bridge_name}" masquerade fully-random')
+    lines.append("  chain nat-postrouting { type nat hook postrouting priority 100; policy accept;\n"
+                 + "".join(f"    {r}\n" for r in post) + "  }")
+    checks = ["ip daddr . meta l4proto . th dport @no-endpoint-services reject",
+              "fib daddr type local meta l4proto . th dport @no-endpoint-nodeports reject"]
+    if service_nets:
+        checks.append(f"ip daddr {_set_expr(service_nets)} reject")
+    lines.append("  chain reject-checks {\n" + "".join(f"    {r}\n" for r in checks) + "  }")
+    for hook in ("input", "forward", "output"):
+        lines.append(f"  chain filter-{hook} {{ type filter hook {hook} priority 0; policy accept;\n"
+                     "    ct state new jump reject-checks\n  }")
+    for name, rules in out.chains.items():
+        body = "".join(f"    {r}\n" for r in rules)
+        lines.append(f"  chain {name} {{\n{body}  }}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

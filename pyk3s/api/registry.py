@@ -1,0 +1,475 @@
+"""Object storage with Kubernetes semantics on top of the revisioned store (spec 4, 5.1-5.4, 6.1-6.8).
+
+:class:`Registry` is transport-free: the request handlers call it and so do the edge (RBAC reads
+Roles, the exec proxy reads Pods) through ``ApiServer.registry_get/registry_list``.
+
+Write pipeline (create and update alike): unknown-field check (fieldValidation) -> defaults ->
+server-owned metadata and status rules (:mod:`strategy`) -> validation (422) -> kind hooks
+(Service allocation, CRD status) -> managedFields -> store. Updates without a resourceVersion
+precondition are retried on a store conflict with a fresh copy; with one they answer 409.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import json
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pyk3s.api import admission, patch as patchlib
+from pyk3s.api.codec import decode_kv, encode_object, now_rfc3339
+from pyk3s.api.errors import ApiError, already_exists, bad_request, conflict, expired, invalid, not_found
+from pyk3s.api.resources import ResourceInfo
+from pyk3s.api.selectors import FieldSelector, LabelSelector
+from pyk3s.api.store.base import Compacted, Conflict, KeyExists, KeyValue, NotFound
+from pyk3s.api.strategy import bump_generation, prepare_create, prepare_update, removable
+
+if TYPE_CHECKING:
+    from pyk3s.api.app import ApiServer
+
+__all__ = ["ListResult", "Registry", "WriteOptions"]
+
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+_RETRIES = 8
+
+
+@dataclass(slots=True)
+class WriteOptions:
+    dry_run: bool = False
+    field_manager: str = ""
+    field_validation: str = "Strict"  # Strict | Warn | Ignore; in-process writers are trusted
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ListResult:
+    revision: int
+    kvs: list[KeyValue]
+    continue_token: str = ""
+
+
+def _causes(causes: list[Any]) -> list[dict[str, str]]:
+    return [{"reason": c.reason, "message": c.message, "field": c.field} for c in causes]
+
+
+def _invalid(info: ResourceInfo, name: str, causes: list[Any]) -> ApiError:
+    msg = admission.format_invalid_message(info.kind, info.group, name, causes)
+    return invalid(info.kind, info.group, name, msg, _causes(causes))
+
+
+def invalid_field(info: ResourceInfo, name: str, fld: str, value: Any, message: str,
+                  reason: str = "FieldValueInvalid") -> ApiError:
+    detail = message if reason == "FieldValueRequired" else f"Invalid value: {json.dumps(value)}: {message}"
+    if reason == "FieldValueRequired":
+        detail = f"Required value: {message}"
+    cause = admission.Cause(reason=reason, message=detail, field=fld)
+    return _invalid(info, name, [cause])
+
+
+def encode_continue(rev: int, key: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"v": 1, "rv": rev, "start": key}).encode()).decode().rstrip("=")
+
+
+def decode_continue(token: str) -> tuple[int, str]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        return int(data["rv"]), str(data["start"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise bad_request("continue key is not valid: incorrect encoded start resourceVersion") from None
+
+
+class Registry:
+    def __init__(self, api: ApiServer) -> None:
+        self.api = api
+        self.store = api.store
+
+    # --- reads ------------------------------------------------------------------------------------
+
+    async def get_kv(self, info: ResourceInfo, namespace: str | None, name: str, revision: int = 0) -> KeyValue:
+        try:
+            _, kv = await self.store.get(info.key(namespace, name), revision)
+        except Compacted as e:
+            raise expired(f"too old resource version: {e.requested} ({e.compacted})") from None
+        if kv is None:
+            raise not_found(info.plural, info.group, name)
+        return kv
+
+    async def get(self, info: ResourceInfo, namespace: str | None, name: str) -> dict[str, Any]:
+        return self.present(info, decode_kv(await self.get_kv(info, namespace, name)))
+
+    def present(self, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
+        """The object as served at ``info``'s version (custom resources are stored at the version
+        they were written with; conversion strategy None only rewrites apiVersion)."""
+        if info.is_custom:
+            obj["apiVersion"] = info.api_version
+        return obj
+
+    async def list(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        *,
+        labels: LabelSelector | None = None,
+        fields: FieldSelector | None = None,
+        limit: int = 0,
+        continue_token: str = "",
+        revision: int = 0,
+    ) -> ListResult:
+        prefix = info.list_prefix(namespace)
+        start_after = ""
+        if continue_token:
+            revision, start_after = decode_continue(continue_token)
+            if not start_after.startswith(prefix):
+                raise bad_request("continue key is not valid: key is outside the listed range")
+        filtering = bool((labels and not labels.empty) or (fields and not fields.empty))
+        name = fields.exact_name() if fields else None
+        try:
+            if name is not None and (namespace or not info.namespaced):
+                rev, kv = await self.store.get(info.key(namespace, name), revision)
+                kvs = [kv] if kv is not None and kv.key > start_after else []
+                return ListResult(rev, [k for k in kvs if self._matches(k, labels, fields)])
+            if not filtering:
+                rev, kvs = await self.store.list(prefix, revision=revision, limit=limit + 1 if limit else 0,
+                                                 start_after=start_after)
+                if limit and len(kvs) > limit:
+                    kvs = kvs[:limit]
+                    return ListResult(rev, kvs, encode_continue(rev, kvs[-1].key))
+                return ListResult(rev, kvs)
+            out: list[KeyValue] = []
+            page = max(limit * 2, 500) if limit else 0
+            while True:
+                rev, kvs = await self.store.list(prefix, revision=revision, limit=page, start_after=start_after)
+                revision = rev
+                for kv in kvs:
+                    if self._matches(kv, labels, fields):
+                        out.append(kv)
+                        if limit and len(out) > limit:
+                            out.pop()
+                            return ListResult(rev, out, encode_continue(rev, out[-1].key))
+                if not page or len(kvs) < page:
+                    return ListResult(rev, out)
+                start_after = kvs[-1].key
+        except Compacted as e:
+            if continue_token:
+                raise expired("The provided continue parameter is too old to display a consistent list result. "
+                              "You can start a new list without the continue parameter.") from None
+            raise expired(f"too old resource version: {e.requested} ({e.compacted})") from None
+
+    @staticmethod
+    def _matches(kv: KeyValue, labels: LabelSelector | None, fields: FieldSelector | None) -> bool:
+        if (labels is None or labels.empty) and (fields is None or fields.empty):
+            return True
+        obj = json.loads(kv.value)
+        if labels is not None and not labels.matches((obj.get("metadata") or {}).get("labels")):
+            return False
+        return fields is None or fields.matches(obj)
+
+    # --- create -----------------------------------------------------------------------------------
+
+    async def create(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        obj: dict[str, Any],
+        opts: WriteOptions,
+        *,
+        managed_done: bool = False,
+    ) -> dict[str, Any]:
+        api = self.api
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict):
+            meta = obj["metadata"] = {}
+        self._check_type(info, obj)
+        if info.namespaced:
+            body_ns = meta.get("namespace")
+            if body_ns and namespace and body_ns != namespace:
+                raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
+            namespace = namespace or body_ns
+            if not namespace:
+                raise bad_request("the server could not find the requested resource: a namespace is required")
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        generated = not meta.get("name") and bool(meta.get("generateName"))
+        if not meta.get("name") and not generated:
+            raise invalid_field(info, "", "metadata.name", None, "name or generateName is required",
+                                "FieldValueRequired")
+        api.fields.check(info, obj, opts)
+        if info.namespaced:
+            await api.namespaces.check_create(namespace or "")
+        now = now_rfc3339()
+        admission.set_defaults(info.gvk, obj)
+        prepare_create(info, obj, now)
+        if generated:
+            meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
+        causes = admission.validate(info.gvk, obj, None)
+        if causes:
+            raise _invalid(info, meta.get("name", ""), causes)
+        hooks = api.hooks
+        await hooks.validate(info, obj, None)
+        if not managed_done:
+            meta["managedFields"] = patchlib.update_managed_fields(
+                None, obj, manager=opts.field_manager, operation="Update", api_version=info.api_version,
+                subresource=None, now=now)
+        if not meta.get("managedFields"):
+            meta.pop("managedFields", None)
+        for attempt in range(5):
+            alloc = await hooks.before_write(info, obj, None)
+            if opts.dry_run:
+                await hooks.undo(alloc)
+                return obj
+            try:
+                kv = await self.store.create(info.key(namespace, meta["name"]), encode_object(obj))
+            except KeyExists:
+                await hooks.undo(alloc)
+                if generated and attempt < 4:
+                    meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
+                    continue
+                raise already_exists(info.plural, info.group, meta["name"]) from None
+            except BaseException:
+                await hooks.undo(alloc)
+                raise
+            meta["resourceVersion"] = str(kv.mod_revision)
+            await hooks.after_write(info, obj, None)
+            return obj
+        raise AssertionError("unreachable")
+
+    def _check_type(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
+        api_version, kind = obj.get("apiVersion"), obj.get("kind")
+        if api_version and api_version != info.api_version:
+            other = self.api.resources.by_api_version_kind(api_version, kind or "")
+            if other is None or other.key_prefix != info.key_prefix:
+                raise bad_request(f"the API version in the data ({api_version}) does not match the expected "
+                                  f"API version ({info.api_version})")
+        if kind and kind != info.kind:
+            raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({info.kind})")
+        obj["apiVersion"] = info.api_version
+        obj["kind"] = info.kind
+
+    # --- update -----------------------------------------------------------------------------------
+
+    async def update(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        compute: Callable[[dict[str, Any]], dict[str, Any] | Awaitable[dict[str, Any]]],
+        opts: WriteOptions,
+        *,
+        subresource: str | None = None,
+        managed_done: bool = False,
+        operation: str = "Update",
+    ) -> dict[str, Any]:
+        """Update ``name`` with ``compute(current)``. A resourceVersion in the computed object that
+        differs from the stored one is a precondition failure (409); otherwise store conflicts are
+        retried against a fresh copy."""
+        api = self.api
+        key = info.key(namespace, name)
+        for _ in range(_RETRIES):
+            kv = await self.get_kv(info, namespace, name)
+            old = self.present(info, decode_kv(kv))
+            new = compute(copy.deepcopy(old))
+            if not isinstance(new, dict):
+                new = await new
+            meta = new.get("metadata")
+            if not isinstance(meta, dict):
+                meta = new["metadata"] = {}
+            if meta.get("name", name) != name:
+                raise bad_request(f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})")
+            meta["name"] = name
+            if info.namespaced:
+                if meta.get("namespace") and meta["namespace"] != namespace:
+                    raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
+                meta["namespace"] = namespace
+            else:
+                meta.pop("namespace", None)
+            self._check_type(info, new)
+            rv = meta.get("resourceVersion")
+            precondition = bool(rv)
+            if rv and str(rv) != str(kv.mod_revision):
+                raise conflict(info.plural, info.group, name)
+            if subresource is None:
+                api.fields.check(info, new, opts)
+            new = prepare_update(info, old, new, subresource)
+            meta = new["metadata"]
+            old_meta = old["metadata"]
+            if old_meta.get("deletionTimestamp"):
+                added = [f for f in meta.get("finalizers") or [] if f not in (old_meta.get("finalizers") or [])]
+                if added:
+                    raise invalid_field(info, name, "metadata.finalizers", added,
+                                        "no new finalizers can be added if the object is being deleted",
+                                        "FieldValueForbidden")
+            admission.set_defaults(info.gvk, new)
+            causes = admission.validate(info.gvk, new, old)
+            if causes:
+                raise _invalid(info, name, causes)
+            await api.hooks.validate(info, new, old)
+            bump_generation(info, old, new)
+            now = now_rfc3339()
+            if not managed_done:
+                managed = patchlib.update_managed_fields(
+                    old, new, manager=opts.field_manager, operation=operation, api_version=info.api_version,
+                    subresource=subresource, now=now)
+                if managed:
+                    meta["managedFields"] = managed
+                else:
+                    meta.pop("managedFields", None)
+            if _same(old, new):
+                return old
+            if removable(info, new):
+                if opts.dry_run:
+                    return new
+                try:
+                    await self._remove(info, key, kv, new)
+                except Conflict:
+                    if precondition:
+                        raise conflict(info.plural, info.group, name) from None
+                    continue
+                return new
+            alloc = await api.hooks.before_write(info, new, old)
+            if opts.dry_run:
+                await api.hooks.undo(alloc)
+                return new
+            try:
+                out = await self.store.update(key, encode_object(new), kv.mod_revision)
+            except (Conflict, NotFound) as e:
+                await api.hooks.undo(alloc)
+                if isinstance(e, NotFound):
+                    raise not_found(info.plural, info.group, name) from None
+                if precondition:
+                    raise conflict(info.plural, info.group, name) from None
+                continue
+            except BaseException:
+                await api.hooks.undo(alloc)
+                raise
+            meta["resourceVersion"] = str(out.mod_revision)
+            await api.hooks.after_write(info, new, old)
+            return new
+        raise conflict(info.plural, info.group, name)
+
+    async def _remove(self, info: ResourceInfo, key: str, kv: KeyValue, obj: dict[str, Any]) -> KeyValue:
+        out = await self.store.delete(key, kv.mod_revision)
+        await self.api.hooks.after_remove(info, obj)
+        return out
+
+    # --- delete -----------------------------------------------------------------------------------
+
+    async def delete(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        options: dict[str, Any],
+        dry_run: bool = False,
+    ) -> tuple[dict[str, Any], bool]:
+        """Delete per DeleteOptions. Returns (object, removed): removed=False means the object stays
+        with a deletionTimestamp (finalizers, graceful pod, terminating namespace)."""
+        api = self.api
+        key = info.key(namespace, name)
+        grace_opt = options.get("gracePeriodSeconds")
+        policy = options.get("propagationPolicy")
+        if policy is None and options.get("orphanDependents") is not None:
+            policy = "Orphan" if options["orphanDependents"] else "Background"
+        if policy not in (None, "Background", "Foreground", "Orphan"):
+            raise invalid_field(info, name, "propagationPolicy", policy,
+                                'supported values: "Foreground", "Background", "Orphan"', "FieldValueNotSupported")
+        pre = options.get("preconditions") or {}
+        for _ in range(_RETRIES):
+            kv = await self.get_kv(info, namespace, name)
+            obj = self.present(info, decode_kv(kv))
+            meta = obj["metadata"]
+            if pre.get("uid") and pre["uid"] != meta.get("uid"):
+                raise conflict(info.plural, info.group, name,
+                               f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {meta.get('uid')}")
+            if pre.get("resourceVersion") and str(pre["resourceVersion"]) != str(kv.mod_revision):
+                raise conflict(info.plural, info.group, name,
+                               f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
+                               f"ResourceVersion in object meta: {kv.mod_revision}")
+            await api.hooks.before_delete(info, obj)
+            finalizers = list(meta.get("finalizers") or [])
+            if policy == "Foreground" and "foregroundDeletion" not in finalizers:
+                finalizers.append("foregroundDeletion")
+            elif policy == "Orphan" and "orphan" not in finalizers:
+                finalizers.append("orphan")
+            grace = self._grace(info, obj, grace_opt)
+            now = now_rfc3339()
+            new = copy.deepcopy(obj)
+            nmeta = new["metadata"]
+            if meta.get("deletionTimestamp"):
+                current = meta.get("deletionGracePeriodSeconds") or 0
+                if grace < current:
+                    nmeta["deletionGracePeriodSeconds"] = grace
+                    nmeta["deletionTimestamp"] = _plus_seconds(grace)
+                nmeta["finalizers"] = finalizers
+                if not nmeta["finalizers"]:
+                    nmeta.pop("finalizers", None)
+                if _same(obj, new) and not removable(info, new):
+                    return obj, False
+            elif (info.group, info.plural) == ("", "namespaces"):
+                nmeta["deletionTimestamp"] = now
+                nmeta["deletionGracePeriodSeconds"] = 0
+                new.setdefault("status", {})["phase"] = "Terminating"
+                if finalizers:
+                    nmeta["finalizers"] = finalizers
+            elif finalizers or grace > 0:
+                nmeta["deletionTimestamp"] = _plus_seconds(grace) if grace else now
+                nmeta["deletionGracePeriodSeconds"] = grace
+                nmeta["finalizers"] = finalizers
+                nmeta["generation"] = int(meta.get("generation") or 0) + 1
+            if dry_run:
+                return new, removable(info, new) or not nmeta.get("deletionTimestamp")
+            try:
+                if not nmeta.get("deletionTimestamp") or removable(info, new):
+                    await self._remove(info, key, kv, obj)
+                    return obj, True
+                out = await self.store.update(key, encode_object(new), kv.mod_revision)
+            except Conflict:
+                continue
+            except NotFound:
+                raise not_found(info.plural, info.group, name) from None
+            nmeta["resourceVersion"] = str(out.mod_revision)
+            return new, False
+        raise conflict(info.plural, info.group, name)
+
+    @staticmethod
+    def _grace(info: ResourceInfo, obj: dict[str, Any], requested: Any) -> int:
+        if (info.group, info.plural) != ("", "pods"):
+            return 0
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+            return 0
+        if requested is not None:
+            return max(0, int(requested))
+        tgp = spec.get("terminationGracePeriodSeconds")
+        return 30 if tgp is None else max(0, int(tgp))
+
+
+def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Equal apart from resourceVersion and managedFields timestamps (no-op writes are skipped)."""
+    if old.keys() != new.keys():
+        return False
+    for k in old:
+        if k == "metadata":
+            a, b = dict(old[k]), dict(new[k])
+            for m in (a, b):
+                m.pop("resourceVersion", None)
+                m.pop("managedFields", None)
+            if a != b or _mf(old[k]) != _mf(new[k]):
+                return False
+        elif old[k] != new[k]:
+            return False
+    return True
+
+
+def _mf(meta: dict[str, Any]) -> list[Any]:
+    return [{k: v for k, v in e.items() if k != "time"} for e in meta.get("managedFields") or []]
+
+
+def _plus_seconds(seconds: int) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))

@@ -1,0 +1,56 @@
+"""`pyk3s <subcommand> ...`: one table of subcommands, each a module with ``main(argv) -> int``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+__all__ = ["SUBCOMMANDS", "main"]
+
+# name -> (module, help). Modules are imported only when their subcommand runs.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "server": ("pyk3s.cli.server", "run a server: API, controllers, manifests, and an embedded agent"),
+    "agent": ("pyk3s.agent.cli", "run a node agent that joins a server"),
+    "kubectl": ("pyk3s.cli.kubectl", "run kubectl with the server's kubeconfig"),
+    "killall": ("pyk3s.agent.killall", "stop every pyk3s process and remove its network state"),
+    "coredns": ("pyk3s.addons.dns.cli", "the cluster DNS server (CoreDNS-compatible)"),
+    "traefik": ("pyk3s.addons.ingress.cli", "the ingress controller (Traefik-compatible)"),
+    "klipper-lb": ("pyk3s.addons.lb.cli", "the svclb data plane (klipper-lb compatible)"),
+    "whoami": ("pyk3s.images.whoami", "a small echo server (traefik/whoami compatible)"),
+    "manifests": ("pyk3s.cli.manifests", "inspect the manifests directory: `pyk3s manifests status`"),
+    "dns": ("pyk3s.addons.dns.explain", "`pyk3s dns explain NAME [TYPE]`: why DNS answers what it does"),
+    "ingress": ("pyk3s.addons.ingress.explain", "`pyk3s ingress explain URL`: which router a request takes"),
+    "dev": ("pyk3s.cli.dev", "`pyk3s dev cluster --nodes N`: a throwaway multi-node cluster on this machine"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: pyk3s <command> [flags]", "", "commands:"]
+    for name, (_mod, help_) in SUBCOMMANDS.items():
+        lines.append(f"  {name:<11} {help_}")
+    lines.append("")
+    lines.append("`pyk3s <command> --help` shows a command's flags.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if args[0] in ("-v", "--version", "version"):
+        from pyk3s import __version__
+
+        print(f"pyk3s version v{__version__} (kubernetes v1.32.4)")
+        return 0
+    name = args[0]
+    if name not in SUBCOMMANDS:
+        print(f"pyk3s: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    rc = module.main(args[1:])
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""`pyk3s server`: the store, the API server, the control-plane loops, the manifests directory, and an
+embedded agent, in one process.
+
+Start-up order: validate flags (errors name the flag) -> store -> API (certificates, HTTPS) ->
+kubeconfig and token -> packaged manifests staged -> controllers -> agent. Shutdown runs it backwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from .flags import parse_flags
+from .server_config import ConfigError, ServerConfig, ensure_private_dir
+from .server_flags import SERVER_FLAGS
+from .token import ensure_server_token
+
+__all__ = ["main", "run_server"]
+
+log = logging.getLogger("pyk3s.server")
+
+
+def setup_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("aiohttp.access", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def write_kubeconfig(running: object, cfg: ServerConfig) -> Path:
+    path = Path(cfg.write_kubeconfig)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    running.write_admin_kubeconfig(path, cfg.write_kubeconfig_mode)  # type: ignore[attr-defined]
+    return path
+
+
+async def run_server(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
+    from pyk3s.api.server import ServerApiSettings, start_api_server
+    from pyk3s.api.store import open_store
+    from pyk3s.client import Client
+
+    started = time.monotonic()
+    ensure_private_dir(cfg.data_dir)
+    ensure_private_dir(cfg.server_dir)
+    store = open_store(cfg.datastore_endpoint, cfg.data_dir)
+    await store.start()
+    settings = ServerApiSettings(
+        data_dir=cfg.data_dir,
+        bind_address=cfg.bind_address,
+        https_port=cfg.https_port,
+        advertise_address=cfg.advertise_address or "127.0.0.1",
+        advertise_port=cfg.advertise_port,
+        tls_sans=cfg.tls_sans,
+        token=cfg.token,
+        node_name=cfg.node_name,
+        service_cidrs=cfg.service_cidrs,
+        cluster_cidrs=cfg.cluster_cidrs,
+        node_port_range=cfg.node_port_range,
+        cluster_domain=cfg.cluster_domain,
+        cluster_dns=cfg.cluster_dns,
+    )
+    running = await start_api_server(settings, store)
+    try:
+        secure_token = ensure_server_token(cfg.server_dir, running.ca_pem, cfg.token)
+        running.set_join_token(secure_token)
+        kubeconfig = write_kubeconfig(running, cfg)
+        log.info("Wrote kubeconfig %s", kubeconfig)
+        print(f"pyk3s: API server ready at {running.url} in {time.monotonic() - started:.2f}s", flush=True)
+        print(f"pyk3s: kubeconfig written to {kubeconfig} (use: pyk3s kubectl get nodes)", flush=True)
+        print(
+            f"pyk3s: to join an agent: pyk3s agent --server https://<this-host>:{cfg.https_port} "
+            f"--token $(cat {cfg.server_dir / 'token'})",
+            flush=True,
+        )
+        client = Client.in_process(running.api)
+        async with asyncio.TaskGroup() as tg:
+            from pyk3s.controlplane import start_control_plane
+
+            tg.create_task(start_control_plane(cfg, client, running), name="control-plane")
+            if not cfg.disable_agent:
+                from .embedded_agent import run_embedded_agent
+
+                tg.create_task(run_embedded_agent(cfg, client, running), name="agent")
+            if ready is not None:
+                ready.set()
+    finally:
+        await running.stop()
+        await store.close()
+
+
+def main(argv: list[str]) -> int:
+    parsed = parse_flags("pyk3s server", "Run a pyk3s server", SERVER_FLAGS, argv)
+    setup_logging(parsed.debug)
+    try:
+        cfg = ServerConfig.from_flags(parsed)
+    except ConfigError as err:
+        print(f"pyk3s server: {err}", file=sys.stderr)
+        return 1
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency; this only keeps a broken venv usable
+        pass
+
+    async def runner() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        await run_server(cfg)
+
+    try:
+        asyncio.run(runner())
+    except asyncio.CancelledError:
+        log.info("pyk3s server stopped")
+    except ConfigError as err:
+        print(f"pyk3s server: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    except OSError as err:
+        print(f"pyk3s server: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(sys.argv[1:]))
+    os._exit(0)

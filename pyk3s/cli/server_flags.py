@@ -1,0 +1,77 @@
+"""The flags of `pyk3s server` and `pyk3s agent`, with K3s's names, defaults and environment variables."""
+
+from __future__ import annotations
+
+from .flags import Flag, default_data_dir
+
+__all__ = ["AGENT_FLAGS", "SERVER_FLAGS", "SERVER_ONLY_FLAGS"]
+
+COMMON_FLAGS: tuple[Flag, ...] = (
+    Flag("config", "config file to read flags from", env=("K3S_CONFIG_FILE",), short="c",
+         default="/etc/rancher/pyk3s/config.yaml"),
+    Flag("debug", "turn on debug logs", env=("K3S_DEBUG",), kind="bool"),
+    Flag("data-dir", "folder to hold state", default=None, env=("K3S_DATA_DIR",), short="d",
+         metavar=default_data_dir()),
+    Flag("token", "shared secret used to join a server or agent to a cluster", env=("K3S_TOKEN",), short="t"),
+    Flag("token-file", "file containing the token", env=("K3S_TOKEN_FILE",)),
+)
+
+AGENT_FLAGS: tuple[Flag, ...] = (
+    Flag("server", "server to connect to (https://<addr>:6443)", env=("K3S_URL",), short="s"),
+    Flag("node-name", "node name", env=("K3S_NODE_NAME",)),
+    Flag("with-node-id", "append a stable random id to the node name", kind="bool"),
+    Flag("node-ip", "IPv4/IPv6 addresses to advertise for the node", kind="list", short="i"),
+    Flag("node-external-ip", "external IPv4/IPv6 addresses to advertise for the node", kind="list"),
+    Flag("node-label", "labels to add at registration (key=value)", kind="list"),
+    Flag("node-taint", "taints to add at registration (key=value:Effect)", kind="list"),
+    Flag("resolv-conf", "kubelet resolv.conf file for dnsPolicy Default pods", env=("K3S_RESOLV_CONF",)),
+    Flag("bridge-name", "name of the pod bridge on this node", default="pyk3s0"),
+    Flag("kubelet-port", "port of the kubelet API", default=10250, kind="int"),
+    Flag("flannel-backend", "accepted for compatibility; pod routes between nodes are host-gw",
+         default="host-gw"),
+    Flag("lb-server-port", "local port of the agent's API load balancer", default=6444, kind="int",
+         env=("K3S_LB_SERVER_PORT",)),
+)
+
+SERVER_ONLY_FLAGS: tuple[Flag, ...] = (
+    Flag("bind-address", "address the API server listens on", default="0.0.0.0"),
+    Flag("https-listen-port", "HTTPS listen port", default=6443, kind="int"),
+    Flag("advertise-address", "address published for the API server (default: node-ip)"),
+    Flag("advertise-port", "port published for the API server (default: https-listen-port)", kind="int"),
+    Flag("tls-san", "additional hostnames or IPs as Subject Alternative Names in the serving certificate",
+         kind="list"),
+    Flag("agent-token", "shared secret used to join agents", env=("K3S_AGENT_TOKEN",)),
+    Flag("write-kubeconfig", "write the admin kubeconfig to this file", env=("K3S_KUBECONFIG_OUTPUT",),
+         short="o"),
+    Flag("write-kubeconfig-mode", "write the kubeconfig with this mode", env=("K3S_KUBECONFIG_MODE",)),
+    Flag("cluster-cidr", "IPv4/IPv6 network CIDRs for pod IPs", default="10.42.0.0/16"),
+    Flag("service-cidr", "IPv4/IPv6 network CIDRs for service IPs", default="10.43.0.0/16"),
+    Flag("service-node-port-range", "port range reserved for NodePort services", default="30000-32767"),
+    Flag("cluster-dns", "IPv4 cluster IP for the coredns service (default: 10th IP of the service CIDR)"),
+    Flag("cluster-domain", "cluster domain", default="cluster.local"),
+    Flag("disable", "do not deploy packaged components and delete any deployed ones "
+         "(valid items: coredns, servicelb, traefik, or any packaged manifest name)", kind="list"),
+    Flag("disable-agent", "do not run a local agent and register a local kubelet", kind="bool"),
+    Flag("disable-scheduler", "do not run the scheduler", kind="bool"),
+    Flag("disable-kube-proxy", "do not run the service proxy", kind="bool"),
+    Flag("disable-cloud-controller", "do not run the node address / ServiceLB cloud controller", kind="bool"),
+    Flag("servicelb-namespace", "namespace of the svclb pods", default="kube-system"),
+    Flag("system-default-registry", "private registry prefix for all system images",
+         env=("K3S_SYSTEM_DEFAULT_REGISTRY",)),
+    Flag("datastore-endpoint", "datastore: sqlite (default), postgres://..., or etcd http(s)://host:port[,...]",
+         env=("K3S_DATASTORE_ENDPOINT",)),
+    Flag("datastore-cafile", "TLS CA file for the datastore", env=("K3S_DATASTORE_CAFILE",)),
+    Flag("datastore-certfile", "TLS client certificate for the datastore", env=("K3S_DATASTORE_CERTFILE",)),
+    Flag("datastore-keyfile", "TLS client key for the datastore", env=("K3S_DATASTORE_KEYFILE",)),
+    Flag("cluster-init", "accepted for compatibility (use --datastore-endpoint for HA)", kind="bool",
+         env=("K3S_CLUSTER_INIT",)),
+    Flag("manifests-rescan-interval", "seconds between full rescans of the manifests directory",
+         default=15, kind="int"),
+    Flag("node-monitor-grace-period", "seconds without a heartbeat before a node is NotReady",
+         default=40, kind="int"),
+    Flag("pod-eviction-timeout", "seconds a NotReady node's pods are kept (default toleration)",
+         default=300, kind="int"),
+)
+
+SERVER_FLAGS: tuple[Flag, ...] = COMMON_FLAGS + SERVER_ONLY_FLAGS + AGENT_FLAGS
+AGENT_ALL_FLAGS: tuple[Flag, ...] = COMMON_FLAGS + AGENT_FLAGS

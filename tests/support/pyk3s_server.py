@@ -1,0 +1,201 @@
+"""Start a real `pyk3s server` for end-to-end tests, drive it with the real kubectl, and clean up.
+
+Everything a server creates is named from one short random id, so a crashed run's leftovers are
+recognisable: the data dir, the node's dummy link `pkd<id>` (the node address lives there, never on
+the machine's own interface), the pod bridge `pkb<id>`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["KubectlResult", "ServerProcess", "free_port", "NodeAddress"]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _host_routes() -> list[ipaddress.IPv4Network]:
+    out = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True).stdout
+    nets = []
+    for line in out.splitlines():
+        tok = line.split()[0] if line.split() else ""
+        if tok in ("local", "broadcast", "unreachable", "blackhole", "prohibit"):
+            tok = line.split()[1]
+        if tok == "default":
+            continue
+        try:
+            nets.append(ipaddress.ip_network(tok, strict=False))
+        except ValueError:
+            continue
+    return nets
+
+
+@dataclass
+class NodeAddress:
+    """A node address on a dummy link of our own (tests never use the machine's interface)."""
+
+    link: str
+    ip: str
+
+    @classmethod
+    def create(cls, ident: str) -> NodeAddress:
+        used = _host_routes()
+        for third in range(10, 250):
+            net = ipaddress.ip_network(f"172.31.{third}.0/24")
+            if not any(net.overlaps(u) for u in used):
+                break
+        else:  # pragma: no cover
+            raise RuntimeError("no free 172.31.x.0/24 for a test node")
+        link = f"pkd{ident}"
+        ip = str(net[1])
+        subprocess.run(["ip", "link", "add", link, "type", "dummy"], check=True)
+        subprocess.run(["ip", "addr", "add", f"{ip}/24", "dev", link], check=True)
+        subprocess.run(["ip", "link", "set", link, "up"], check=True)
+        return cls(link, ip)
+
+    def remove(self) -> None:
+        subprocess.run(["ip", "link", "del", self.link], capture_output=True)
+
+
+@dataclass
+class KubectlResult:
+    rc: int
+    out: str
+    err: str
+
+    def json(self) -> object:
+        return json.loads(self.out)
+
+
+@dataclass
+class ServerProcess:
+    extra_args: Sequence[str] = ()
+    agent: bool = False
+    ident: str = field(default_factory=lambda: secrets.token_hex(3))
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"pyk3s-e2e-{self.ident}-"))
+        self.data_dir = self.tmp / "data"
+        self.kubeconfig = self.tmp / "kubeconfig.yaml"
+        self.port = free_port()
+        self.log_path = self.tmp / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.node: NodeAddress | None = None
+        self.node_name = f"pk-node-{self.ident}"
+
+    @property
+    def manifests_dir(self) -> Path:
+        return self.data_dir / "server" / "manifests"
+
+    def args(self) -> list[str]:
+        a = [
+            sys.executable, "-m", "pyk3s", "server",
+            "--data-dir", str(self.data_dir),
+            "--https-listen-port", str(self.port),
+            "--write-kubeconfig", str(self.kubeconfig),
+            "--config", str(self.tmp / "no-config.yaml"),
+            "--node-name", self.node_name,
+        ]
+        if self.agent:
+            assert self.node is not None
+            a += ["--node-ip", self.node.ip, "--bridge-name", f"pkb{self.ident}",
+                  "--kubelet-port", str(free_port())]
+        else:
+            a += ["--disable-agent"]
+        return a + list(self.extra_args)
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        if self.agent and self.node is None:
+            self.node = NodeAddress.create(self.ident)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(self.args(), stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                     cwd=REPO, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"pyk3s server exited with {self.proc.returncode}:\n{self.log()}")
+            if self.kubeconfig.exists() and self.kubectl("get", "--raw", "/readyz", check=False).rc == 0:
+                return self
+            time.sleep(0.2)
+        raise TimeoutError(f"pyk3s server not ready in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-8000:]
+        except OSError:
+            return ""
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60.0,
+                env: dict[str, str] | None = None) -> KubectlResult:
+        cache = self.tmp / f"kcache-{secrets.token_hex(4)}"
+        cmd = ["kubectl", "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(cache), *args]
+        p = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout,
+                           env={**os.environ, **(env or {})})
+        res = KubectlResult(p.returncode, p.stdout, p.stderr)
+        if check and p.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+        return res
+
+    def wait_for(self, predicate, timeout: float = 30.0, interval: float = 0.25, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                last = predicate()
+                if last:
+                    return last
+            except (AssertionError, ValueError, KeyError, IndexError, TypeError) as err:
+                last = err
+            time.sleep(interval)
+        raise TimeoutError(f"timed out waiting for {what}; last: {last!r}\nserver log:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def kill9(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def restart(self, extra_args: Sequence[str] | None = None, timeout: float = 30.0) -> ServerProcess:
+        self.stop()
+        if extra_args is not None:
+            self.extra_args = extra_args
+        return self.start(timeout)
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self.agent:
+            subprocess.run([sys.executable, "-m", "pyk3s", "killall", "--data-dir", str(self.data_dir),
+                            "--bridge-name", f"pkb{self.ident}"], capture_output=True, cwd=REPO, timeout=60)
+        if self.node is not None:
+            self.node.remove()
+        subprocess.run(["rm", "-rf", str(self.tmp)], capture_output=True)
