@@ -36,7 +36,13 @@ class Expectations:
         return time.monotonic() - rec.stamp > self.ttl
 
     def expect(self, key: str, adds: int = 0, deletes: set[str] | None = None) -> None:
-        self._records[key] = _Record(adds, set(deletes or ()), time.monotonic())
+        """Add to what ``key`` waits for (a satisfied or stale record starts afresh)."""
+        rec = self._records.get(key)
+        if rec is None or self.satisfied(key):
+            rec = self._records[key] = _Record()
+        rec.adds = max(rec.adds, 0) + adds
+        rec.deletes |= set(deletes or ())
+        rec.stamp = time.monotonic()
 
     def creation_observed(self, key: str) -> None:
         rec = self._records.get(key)

@@ -194,9 +194,12 @@ def _compare_children(old: Any, new: Any, t: FieldType, path: Path, modified: se
             ov = old.get(key, _ABSENT)
             nv = new.get(key, _ABSENT)
             if not one_sided and ct.value:
-                # A non-pointer struct always exists in a typed object, so it is never added/removed.
-                ov = {} if ov is _ABSENT or ov is None else ov
-                nv = {} if nv is _ABSENT or nv is None else nv
+                # Non-pointer structs and non-omitempty lists exist (as {} or null) in every typed
+                # object, so they are never reported as added or removed themselves.
+                if ov is _ABSENT or ov is None:
+                    ov = _empty_like(nv)
+                if nv is _ABSENT or nv is None:
+                    nv = _empty_like(ov)
             _compare(ov, nv, ct, (*path, "f:" + key), modified, added, removed)
     elif isinstance(old, list) and isinstance(new, list) and _is_granular_list(t):
         et = elem_type(t)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ANY", "FieldType", "KEY_DEFAULTS", "child_type", "elem_type", "root_type"]
+__all__ = ["ANY", "FieldType", "KEY_DEFAULTS", "child_type", "elem_type", "gvk_of", "object_type", "root_type"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,10 @@ def _named(name: str) -> FieldType:
     return L(name, keys=("name",), smp_key="name", smp=True)
 
 
+_CONTAINERS = FieldType(kind="list", elem=S("Container"), list_type="map", keys=("name",), smp_key="name",
+                        smp_merge=True, value=True)  # json:"containers" has no omitempty
+
+
 _CONDITIONS = L("", keys=("type",), smp_key="type", smp=True)
 _TEMPLATE = S("PodTemplateSpec", value=True)
 _SELECTOR = S("LabelSelector", atomic=True)
@@ -69,7 +73,7 @@ STRUCTS: dict[str, dict[str, FieldType]] = {
     "LabelSelector": {"matchLabels": M(), "matchExpressions": L()},
     "PodTemplateSpec": {"metadata": S("ObjectMeta", value=True), "spec": S("PodSpec", value=True)},
     "PodSpec": {
-        "containers": _named("Container"), "initContainers": _named("Container"),
+        "containers": _CONTAINERS, "initContainers": _named("Container"),
         "ephemeralContainers": _named("Container"), "volumes": _named("Volume"),
         "imagePullSecrets": _named(""), "schedulingGates": _named(""), "resourceClaims": _named(""),
         "hostAliases": L("", keys=("ip",), smp_key="ip", smp=True),
@@ -192,3 +196,14 @@ def child_type(t: FieldType | None, field: str) -> FieldType:
 
 def elem_type(t: FieldType | None) -> FieldType:
     return (t.elem if t is not None and t.elem is not None else ANY)
+
+
+def object_type(gvk: tuple[str, str, str] | None) -> FieldType:
+    """Like :func:`root_type`, but kinds without a schema get typed metadata and untyped content
+    (maps merge, lists are atomic)."""
+    return root_type(gvk) or S(ROOTS[("", "Endpoints")], value=True)
+
+
+def gvk_of(obj: dict) -> tuple[str, str, str]:
+    group, _, version = str(obj.get("apiVersion", "")).rpartition("/")
+    return group, version, str(obj.get("kind", ""))

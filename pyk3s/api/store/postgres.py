@@ -26,7 +26,16 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from .base import StoreError, Unavailable
-from .sqlstore import COLUMNS, COMPACT_KEY, GENERIC_STATEMENTS, Row, SqlStatements, SqlStore, Statement, UniqueViolation
+from .sqlstore import (
+    COLUMNS,
+    COMPACT_KEY,
+    GENERIC_STATEMENTS,
+    Row,
+    SqlStatements,
+    SqlStore,
+    Statement,
+    UniqueViolation,
+)
 
 __all__ = ["PostgresDialect", "PostgresStore", "SCHEMA"]
 
@@ -90,7 +99,9 @@ def _database(dsn: str) -> tuple[str, str]:
 def _translate(where: str, e: BaseException) -> BaseException:
     if isinstance(e, asyncpg.UniqueViolationError):
         return UniqueViolation(str(e))
-    if isinstance(e, OSError | asyncio.TimeoutError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError):
+    if isinstance(
+        e, OSError | asyncio.TimeoutError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError
+    ):
         return Unavailable(f"store postgres {where}: {e}")
     if isinstance(e, asyncpg.PostgresError):
         return StoreError(f"store postgres {where}: {e}")
@@ -191,7 +202,7 @@ class PostgresDialect:
             row = await pool.fetchrow(sql, *args)
         except Exception as e:
             raise _translate(self._where, e) from e
-        return tuple(row) if row is not None else None
+        return tuple(row)[:9] if row is not None else None  # drop the pg_notify column
 
     async def execute(self, *statements: Statement) -> None:
         pool = self._pool_or_fail()

@@ -39,7 +39,6 @@ from .base import (
     KeyValue,
     NotFound,
     StoreError,
-    Unavailable,
 )
 from .watchhub import Subscription, WatchHub, prefix_end
 
@@ -271,7 +270,9 @@ class SqlStore:
         return rev, [KeyValue(r[1], r[7] or b"", r[0] if r[2] else r[4], r[0], r[6] or 0) for r in rows]
 
     async def count(self, prefix: str) -> tuple[int, int]:
-        revs, rows = await self.dialect.query((self._s.revs, ()), (self._s.count, (prefix, prefix_end(prefix))))
+        revs, rows = await self.dialect.query(
+            (self._s.revs, ()), (self._s.count, (prefix, prefix_end(prefix)))
+        )
         return _revs(revs)[0], rows[0][0]
 
     # -- writes ------------------------------------------------------------------------------
@@ -287,7 +288,9 @@ class SqlStore:
         return _kv(row)
 
     async def update(self, key: str, value: bytes, expect_revision: int) -> KeyValue:
-        row = await self._write("update", self._s.update, key, (key, bytes(value), expect_revision), expect_revision)
+        row = await self._write(
+            "update", self._s.update, key, (key, bytes(value), expect_revision), expect_revision
+        )
         return _kv(row)
 
     async def delete(self, key: str, expect_revision: int = 0) -> KeyValue:
@@ -311,9 +314,7 @@ class SqlStore:
                 raise NotFound(f"store {op}: key {key} not found")
             if not expect:
                 continue
-            raise Conflict(
-                f"store {op}: key {key} is at revision {current.mod_revision}, expected {expect}"
-            )
+            raise Conflict(f"store {op}: key {key} is at revision {current.mod_revision}, expected {expect}")
         raise Conflict(f"store {op}: key {key} kept changing concurrently")
 
     def _published(self, row: Row) -> None:

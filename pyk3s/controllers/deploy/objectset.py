@@ -24,6 +24,7 @@ from typing import Any
 
 __all__ = [
     "APPLIED",
+    "contained",
     "HASH",
     "OWNER_GVK",
     "decorate",
@@ -97,20 +98,20 @@ def _diff(original: Any, desired: Any, live: Any) -> Any:
             if key not in desired and key in live:
                 patch[key] = None
         return patch if patch else _NOTHING
-    if desired == live or (isinstance(desired, list) and _contained(desired, live)):
+    if desired == live or (isinstance(desired, list) and contained(desired, live)):
         return _NOTHING
     return desired
 
 
-def _contained(desired: Any, live: Any) -> bool:
+def contained(desired: Any, live: Any) -> bool:
     """True if ``live`` has everything ``desired`` says (extra fields are the server's defaults)."""
     if isinstance(desired, dict):
-        return isinstance(live, dict) and all(k in live and _contained(v, live[k]) for k, v in desired.items())
+        return isinstance(live, dict) and all(k in live and contained(v, live[k]) for k, v in desired.items())
     if isinstance(desired, list):
         return (
             isinstance(live, list)
             and len(desired) == len(live)
-            and all(_contained(d, x) for d, x in zip(desired, live, strict=True))
+            and all(contained(d, x) for d, x in zip(desired, live, strict=True))
         )
     return bool(desired == live)
 

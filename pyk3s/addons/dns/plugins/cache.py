@@ -1,0 +1,265 @@
+"""cache [TTL] [ZONES...] { success CAP [TTL] [MINTTL]  denial CAP [TTL] [MINTTL]  prefetch AMOUNT [DUR] [PERCENT%]
+                          serve_stale [DUR] [immediate|verify]  servfail DUR  disable success|denial  keepttl }
+
+Spec dns.md O8, O9: caps 3600 (success) / 1800 (denial) unless TTL given, MINTTL 5, capacity 9984 each,
+SERVFAIL kept 5s. Every RR of a reply gets one TTL = clamp(min TTL in the message, MINTTL, cap);
+replies from the cache carry the remaining TTL and AA. Keys: lower-case name, type, DO, CD.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import dns.flags
+import dns.message
+import dns.rcode
+
+from ..corefile import Directive
+from ..plugin import BlockContext, Handler, Plugin, Request, int_arg, parse_duration
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+__all__ = ["CacheOptions", "CachePlugin", "message_ttl"]
+
+CAPACITY = 9984
+FAILSAFE_TTL = 5
+
+
+@dataclass(frozen=True, slots=True)
+class CacheOptions:
+    zones: tuple[str, ...] = (".",)
+    success_cap: int = CAPACITY
+    success_ttl: int = 3600
+    success_min: int = 5
+    denial_cap: int = CAPACITY
+    denial_ttl: int = 1800
+    denial_min: int = 5
+    servfail_ttl: float = 5.0
+    prefetch: int = 0
+    prefetch_window: float = 60.0
+    prefetch_percent: int = 10
+    stale: float = 0.0
+    stale_verify: bool = False
+    disable_success: bool = False
+    disable_denial: bool = False
+    keepttl: bool = False
+
+
+def message_ttl(m: dns.message.Message) -> int | None:
+    ttls = [rr.ttl for sec in (m.answer, m.authority, m.additional) for rr in sec]
+    return min(ttls) if ttls else None
+
+
+def _set_ttl(m: dns.message.Message, ttl: int) -> None:
+    for sec in (m.answer, m.authority, m.additional):
+        for rr in sec:
+            rr.ttl = ttl
+
+
+@dataclass(slots=True)
+class _Entry:
+    msg: dns.message.Message
+    stored: float
+    ttl: int
+    kind: str            # "success" | "denial"
+    hits: int = 0
+    first_hit: float = 0.0
+
+
+class CachePlugin(Plugin):
+    name = "cache"
+
+    def __init__(self, opts: CacheOptions) -> None:
+        self.opts = opts
+        self.success: dict[tuple, _Entry] = {}
+        self.denial: dict[tuple, _Entry] = {}
+        self.metrics = None
+        self.server = ""
+        self._tasks: set[asyncio.Task] = set()
+
+    @classmethod
+    def setup(cls, d: Directive, ctx: BlockContext) -> CachePlugin:
+        opts = CacheOptions(zones=ctx.zones)
+        args = list(d.args)
+        if args and args[0].isdigit():
+            ttl = int_arg(d, cls.name, 0, 2**31, args.pop(0))
+            opts = replace(opts, success_ttl=ttl, denial_ttl=ttl)
+        if args:
+            opts = replace(opts, zones=tuple(a.lower().rstrip(".") + "." if a != "." else "." for a in args))
+        for sub in d.block:
+            a = sub.args
+            match sub.name:
+                case "success" | "denial":
+                    if not 1 <= len(a) <= 3:
+                        raise sub.error(f"{sub.name} needs CAPACITY [TTL] [MINTTL]", cls.name)
+                    vals = [int_arg(sub, cls.name, 0, 2**31, x) for x in a]
+                    k = sub.name
+                    upd = {f"{k}_cap": vals[0]}
+                    if len(vals) > 1:
+                        upd[f"{k}_ttl"] = vals[1]
+                    if len(vals) > 2:
+                        upd[f"{k}_min"] = vals[2]
+                    opts = replace(opts, **upd)
+                case "prefetch":
+                    if not 1 <= len(a) <= 3:
+                        raise sub.error("prefetch needs AMOUNT [DURATION] [PERCENTAGE%]", cls.name)
+                    amount = int_arg(sub, cls.name, 1, 2**31, a[0])
+                    window = parse_duration(a[1], sub, cls.name) if len(a) > 1 else 60.0
+                    pct = 10
+                    if len(a) > 2:
+                        if not a[2].endswith("%"):
+                            raise sub.error("last character of percentage should be `%`", cls.name)
+                        pct = int_arg(sub, cls.name, 0, 100, a[2][:-1])
+                    opts = replace(opts, prefetch=amount, prefetch_window=window, prefetch_percent=pct)
+                case "serve_stale":
+                    if len(a) > 2:
+                        raise sub.error("serve_stale takes [DURATION] [immediate|verify]", cls.name)
+                    dur = parse_duration(a[0], sub, cls.name) if a else 3600.0
+                    if len(a) > 1 and a[1] not in ("immediate", "verify"):
+                        raise sub.error(f"invalid value for serve_stale refresh mode: {a[1]}", cls.name)
+                    opts = replace(opts, stale=dur, stale_verify=len(a) > 1 and a[1] == "verify")
+                case "servfail":
+                    if len(a) != 1:
+                        raise sub.error("servfail needs a duration", cls.name)
+                    dur = parse_duration(a[0], sub, cls.name)
+                    if dur > 300:
+                        raise sub.error("caching SERVFAIL responses over 5 minutes is not permitted", cls.name)
+                    opts = replace(opts, servfail_ttl=dur)
+                case "disable":
+                    if not a or a[0] not in ("success", "denial"):
+                        raise sub.error("disable needs success or denial", cls.name)
+                    opts = replace(opts, **{f"disable_{a[0]}": True})
+                case "keepttl":
+                    opts = replace(opts, keepttl=True)
+                case _:
+                    raise sub.error(f"unknown property '{sub.name}'", cls.name)
+        return cls(opts)
+
+    async def start(self, runtime: Runtime) -> None:
+        self.metrics = runtime.metrics
+        runtime.metrics.folds.append(self._fold)
+
+    def _fold(self, metrics) -> None:  # noqa: ANN001
+        zones = ",".join(self.opts.zones)
+        metrics.set("coredns_cache_entries", len(self.success), server=self.server, zones=zones, type="success", view="")
+        metrics.set("coredns_cache_entries", len(self.denial), server=self.server, zones=zones, type="denial", view="")
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+
+    def _in_zone(self, name: str) -> bool:
+        return any(z == "." or name == z or name.endswith("." + z) for z in self.opts.zones)
+
+    def clamp(self, m: dns.message.Message) -> tuple[str, int] | None:
+        """Classify a reply and rewrite its TTLs (O9). None: not cacheable."""
+        rc = m.rcode()
+        if m.flags & dns.flags.TC:
+            return None
+        if rc == dns.rcode.NOERROR and m.answer:
+            kind, cap, lo = "success", self.opts.success_ttl, self.opts.success_min
+        elif rc in (dns.rcode.NXDOMAIN, dns.rcode.NOERROR):
+            kind, cap, lo = "denial", self.opts.denial_ttl, self.opts.denial_min
+        elif rc == dns.rcode.SERVFAIL:
+            return "denial", int(self.opts.servfail_ttl)
+        else:
+            return None
+        found = message_ttl(m)
+        ttl = FAILSAFE_TTL if found is None or not (m.answer or m.authority) else found
+        ttl = max(lo, min(ttl, cap))
+        if not self.opts.keepttl:
+            _set_ttl(m, ttl)
+        return kind, ttl
+
+    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+        if not self._in_zone(req.name):
+            return await next_(req)
+        if req.precompute:
+            reply = await next_(req)
+            self.clamp(reply)
+            return reply
+        q = req.query
+        key = (req.name, req.qtype, bool(q.ednsflags & dns.flags.DO), bool(q.flags & dns.flags.CD))
+        now = time.monotonic()
+        m = self.metrics
+        zones = ",".join(self.opts.zones)
+        if m is not None:
+            m.inc("coredns_cache_requests_total", server=self.server, zones=zones, view="")
+        entry = self.success.get(key) or self.denial.get(key)
+        if entry is not None:
+            left = entry.ttl - (now - entry.stored)
+            if left > 0:
+                if m is not None:
+                    m.inc("coredns_cache_hits_total", server=self.server, zones=zones, type=entry.kind, view="")
+                self._maybe_prefetch(entry, key, req, next_, left, now)
+                req.note(f"cache: hit ({entry.kind}), {int(left)}s left")
+                return self._from_entry(entry, req, int(left))
+            if self.opts.stale and -left <= self.opts.stale:
+                if self.opts.stale_verify:
+                    try:
+                        return await self._fill(key, req, next_)
+                    except Exception:  # upstream failed: the stale answer is better than none
+                        pass
+                else:
+                    self._spawn(self._fill(key, req.derive(req.name, req.qtype), next_))
+                if m is not None:
+                    m.inc("coredns_cache_served_stale_total", server=self.server, zones=zones, view="")
+                req.note("cache: served stale")
+                return self._from_entry(entry, req, 0)
+        if m is not None:
+            m.inc("coredns_cache_misses_total", server=self.server, zones=zones, view="")
+        return await self._fill(key, req, next_)
+
+    async def _fill(self, key: tuple, req: Request, next_: Handler) -> dns.message.Message:
+        reply = await next_(req)
+        res = self.clamp(reply)
+        if res is None:
+            return reply
+        kind, ttl = res
+        if ttl <= 0 or getattr(self.opts, f"disable_{kind}"):
+            return reply
+        store, cap = (self.success, self.opts.success_cap) if kind == "success" else (self.denial, self.opts.denial_cap)
+        if key not in store and len(store) >= cap > 0:
+            store.pop(next(iter(store)))
+            if self.metrics is not None:
+                self.metrics.inc("coredns_cache_evictions_total", server=self.server, type=kind, view="",
+                                 zones=",".join(self.opts.zones))
+        if cap > 0:
+            (self.denial if kind == "success" else self.success).pop(key, None)
+            store[key] = _Entry(copy.deepcopy(reply), time.monotonic(), ttl, kind)
+        return reply
+
+    def _from_entry(self, entry: _Entry, req: Request, left: int) -> dns.message.Message:
+        m = req.reply(entry.msg.rcode(), aa=True)
+        m.flags |= entry.msg.flags & dns.flags.RA
+        for src, dst in ((entry.msg.answer, m.answer), (entry.msg.authority, m.authority),
+                         (entry.msg.additional, m.additional)):
+            for rr in src:
+                c = rr.copy()
+                c.ttl = left if not self.opts.keepttl else rr.ttl
+                dst.append(c)
+        return m
+
+    def _maybe_prefetch(self, entry: _Entry, key: tuple, req: Request, next_: Handler, left: float,
+                        now: float) -> None:
+        if not self.opts.prefetch:
+            return
+        if entry.hits == 0 or now - entry.first_hit > self.opts.prefetch_window:
+            entry.hits, entry.first_hit = 0, now
+        entry.hits += 1
+        if entry.hits >= self.opts.prefetch and left <= entry.ttl * self.opts.prefetch_percent / 100:
+            entry.hits = 0
+            if self.metrics is not None:
+                self.metrics.inc("coredns_cache_prefetch_total", server=self.server,
+                                 zones=",".join(self.opts.zones), view="")
+            self._spawn(self._fill(key, req.derive(req.name, req.qtype), next_))
+
+    def _spawn(self, coro) -> None:  # noqa: ANN001
+        t = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)

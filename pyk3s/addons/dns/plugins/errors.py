@@ -1,0 +1,52 @@
+"""errors [{ consolidate DURATION REGEXP [LEVEL] [show_first] | stacktrace }] (spec dns.md O1).
+
+Logs every error raised by the plugins after it and answers SERVFAIL.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import dns.message
+import dns.rcode
+import dns.rdatatype
+
+from ..corefile import Directive
+from ..plugin import BlockContext, Handler, Plugin, Request, parse_duration
+
+__all__ = ["ErrorsPlugin"]
+
+log = logging.getLogger("pyk3s.dns.errors")
+
+
+class ErrorsPlugin(Plugin):
+    name = "errors"
+
+    def __init__(self, consolidate: tuple[tuple[float, re.Pattern[str]], ...] = ()) -> None:
+        self.consolidate = consolidate
+
+    @classmethod
+    def setup(cls, d: Directive, ctx: BlockContext) -> ErrorsPlugin:
+        if d.args:
+            raise d.error("errors takes no arguments", cls.name)
+        rules = []
+        for sub in d.block:
+            if sub.name == "consolidate" and len(sub.args) >= 2:
+                try:
+                    rules.append((parse_duration(sub.args[0], sub, cls.name), re.compile(sub.args[1])))
+                except re.error as err:
+                    raise sub.error(f"invalid regexp {sub.args[1]!r}: {err}", cls.name) from err
+            elif sub.name == "stacktrace" and not sub.args:
+                continue
+            else:
+                raise sub.error(f"unknown property '{sub.name}'", cls.name)
+        return cls(tuple(rules))
+
+    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+        try:
+            return await next_(req)
+        except Exception as err:  # the chain failed: log like CoreDNS and answer SERVFAIL
+            log.error("[ERROR] plugin/errors: 2 %s %s: %s", req.name, dns.rdatatype.to_text(req.qtype), err)
+            req.note(f"errors: {err}")
+            return req.reply(dns.rcode.SERVFAIL)

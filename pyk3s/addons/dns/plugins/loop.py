@@ -1,0 +1,79 @@
+"""loop — detect forwarding loops at start-up (spec dns.md O10).
+
+Sends `<random>.<random>.<zone>` HINFO queries to its own listener; seeing the same probe more than
+twice means queries come back to us: log `Loop ... detected` and stop the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import TYPE_CHECKING
+
+import dns.exception
+import dns.message
+import dns.rcode
+import dns.rdatatype as T
+
+from ..corefile import Directive
+from ..plugin import BlockContext, Handler, Plugin, Request
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+__all__ = ["LoopPlugin"]
+
+log = logging.getLogger("pyk3s.dns.loop")
+
+
+class LoopPlugin(Plugin):
+    name = "loop"
+
+    def __init__(self, zone: str) -> None:
+        zone_part = "" if zone == "." else zone
+        self.probe = f"{random.randrange(1 << 62)}.{random.randrange(1 << 62)}.{zone_part}".lower()
+        if not self.probe.endswith("."):
+            self.probe += "."
+        self.seen = 0
+        self.runtime: Runtime | None = None
+        self._task: asyncio.Task | None = None
+
+    @classmethod
+    def setup(cls, d: Directive, ctx: BlockContext) -> LoopPlugin:
+        if d.args or d.block:
+            raise d.error("loop takes no arguments", cls.name)
+        return cls(ctx.zones[0])
+
+    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+        if req.qtype == T.HINFO and req.name == self.probe and not req.precompute:
+            self.seen += 1
+            if self.seen > 2:
+                log.error('[FATAL] plugin/loop: Loop (%s -> %s) detected for zone "%s", see '
+                          'https://coredns.io/plugins/loop#troubleshooting. Query: "HINFO %s"',
+                          req.addr, req.server, req.zone, self.probe)
+                if self.runtime is not None:
+                    self.runtime.fatal("plugin/loop: forwarding loop detected")
+                return req.reply(dns.rcode.SERVFAIL)
+        return await next_(req)
+
+    async def start(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def send_probes(self, addr: tuple[str, int]) -> None:
+        """Called by the runtime once the listener is up."""
+        self._task = asyncio.get_running_loop().create_task(self._probe(addr))
+
+    async def _probe(self, addr: tuple[str, int]) -> None:
+        import dns.asyncquery
+        q = dns.message.make_query(self.probe, T.HINFO)
+        for _ in range(15):       # until one probe got any answer (CoreDNS tries up to 30s)
+            try:
+                await dns.asyncquery.udp(q, addr[0], timeout=2.0, port=addr[1])
+                return
+            except (OSError, TimeoutError, dns.exception.DNSException):
+                await asyncio.sleep(0)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()

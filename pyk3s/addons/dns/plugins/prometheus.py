@@ -1,0 +1,33 @@
+"""prometheus [ADDRESS] — /metrics with CoreDNS's metric names (O6); default localhost:9153."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..corefile import Directive
+from ..httpd import split_hostport
+from ..plugin import BlockContext, Plugin
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+__all__ = ["PrometheusPlugin"]
+
+
+class PrometheusPlugin(Plugin):
+    name = "prometheus"
+    in_chain = False
+
+    def __init__(self, addr: tuple[str, int]) -> None:
+        self.addr = addr
+
+    @classmethod
+    def setup(cls, d: Directive, ctx: BlockContext) -> PrometheusPlugin:
+        if len(d.args) > 1 or d.block:
+            raise d.error("prometheus takes at most one address", cls.name)
+        host, port = split_hostport(d.args[0] if d.args else "localhost:9153", 9153)
+        return cls((host, port))
+
+    async def start(self, runtime: Runtime) -> None:
+        runtime.http.add(*self.addr, "/metrics",
+                         lambda: (200, "text/plain; version=0.0.4; charset=utf-8", runtime.metrics.render()))

@@ -1,0 +1,194 @@
+"""rewrite [continue|stop] FIELD [TYPE] FROM TO [answer auto | answer name FROM TO [answer value FROM TO]]
+
+FIELD `name` with TYPE exact (default), prefix, suffix, substring or regex; FIELD `type` and `class`
+with FROM/TO mnemonics. Rules run in Corefile order; `stop` (default) ends after the first rule that
+matched. The question section of the reply is restored to what the client sent; owner names (and,
+with `answer value`, CNAME/PTR/NS/SRV targets) are rewritten back with `answer name` / `answer auto`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import dns.message
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from ..corefile import Directive
+from ..plugin import BlockContext, Handler, Plugin, Request
+
+__all__ = ["RewritePlugin", "Rule"]
+
+NAME_TYPES = ("exact", "prefix", "suffix", "substring", "regex")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    field: str                         # name | type | class
+    match: str                         # exact | prefix | suffix | substring | regex
+    frm: str
+    to: str
+    stop: bool = True
+    answer_auto: bool = False
+    answer_name: tuple[str, str] | None = None   # regex, replacement
+    answer_value: tuple[str, str] | None = None
+
+    def rewrite_name(self, name: str) -> str | None:
+        f, t = self.frm, self.to
+        match self.match:
+            case "exact":
+                return t if name == f else None
+            case "prefix":
+                return t + name[len(f):] if name.startswith(f) else None
+            case "suffix":
+                return name[: len(name) - len(f)] + t if name.endswith(f) else None
+            case "substring":
+                return name.replace(f, t, 1) if f in name else None
+            case _:
+                m = re.fullmatch(f, name)
+                return m.expand(_go_template(t)) if m else None
+
+    def revert(self, original: str, rewritten: str) -> list[tuple[re.Pattern[str], str]]:
+        out = []
+        if self.answer_name:
+            out.append((re.compile(self.answer_name[0]), _go_template(self.answer_name[1])))
+        elif self.answer_auto and self.match != "regex":
+            out.append((re.compile("^" + re.escape(rewritten) + "$"), original.replace("\\", "\\\\")))
+        return out
+
+
+def _go_template(t: str) -> str:
+    """CoreDNS writes regex groups as {1}; Python wants \\g<1>."""
+    return re.sub(r"\{(\d+)\}", r"\\g<\1>", t)
+
+
+def _fqdn(x: str) -> str:
+    return x.lower() if x.endswith(".") else x.lower() + "."
+
+
+class RewritePlugin(Plugin):
+    name = "rewrite"
+    fast_safe = False
+    once_per_block = False
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules
+
+    def merge(self, other: RewritePlugin) -> None:
+        self.rules = self.rules + other.rules
+
+    @classmethod
+    def setup(cls, d: Directive, ctx: BlockContext) -> RewritePlugin:
+        a = list(d.args)
+        stop = True
+        if a and a[0] in ("continue", "stop"):
+            stop = a.pop(0) == "stop"
+        if not a:
+            raise d.error("rewrite needs a field", cls.name)
+        fld = a.pop(0)
+        if fld == "name":
+            mt = a.pop(0) if a and a[0] in NAME_TYPES else "exact"
+            if len(a) < 2:
+                raise d.error("rewrite name needs FROM and TO", cls.name)
+            frm, to, rest = a[0], a[1], a[2:]
+            if mt == "regex":
+                try:
+                    re.compile(frm)
+                except re.error as err:
+                    raise d.error(f"invalid regex {frm!r}: {err}", cls.name) from err
+            elif mt in ("exact", "prefix", "suffix") or mt == "substring":
+                if mt in ("exact", "suffix"):
+                    frm, to = _fqdn(frm), _fqdn(to)
+                else:
+                    frm, to = frm.lower(), to.lower()
+            auto, aname, avalue = False, None, None
+            while rest:
+                if rest[0] != "answer" or len(rest) < 2:
+                    raise d.error(f"unexpected {' '.join(rest)!r}", cls.name)
+                if rest[1] == "auto":
+                    auto, rest = True, rest[2:]
+                elif rest[1] in ("name", "value") and len(rest) >= 4:
+                    try:
+                        re.compile(rest[2])
+                    except re.error as err:
+                        raise d.error(f"invalid regex {rest[2]!r}: {err}", cls.name) from err
+                    if rest[1] == "name":
+                        aname = (rest[2], rest[3])
+                    else:
+                        avalue = (rest[2], rest[3])
+                    rest = rest[4:]
+                else:
+                    raise d.error(f"unexpected {' '.join(rest)!r}", cls.name)
+            return cls((Rule("name", mt, frm, to, stop, auto, aname, avalue),))
+        if fld in ("type", "class"):
+            if len(a) != 2:
+                raise d.error(f"rewrite {fld} needs FROM and TO", cls.name)
+            conv = dns.rdatatype.from_text if fld == "type" else dns.rdataclass.from_text
+            try:
+                conv(a[0])
+                conv(a[1])
+            except Exception as err:
+                raise d.error(f"invalid {fld} {a[0]!r} or {a[1]!r}", cls.name) from err
+            return cls((Rule(fld, "exact", a[0].upper(), a[1].upper(), stop),))
+        raise d.error(f"unsupported rewrite field {fld!r}", cls.name)
+
+    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+        name, qtype = req.name, req.qtype
+        query = req.query
+        qclass = query.question[0].rdclass
+        reverts: list[tuple[re.Pattern[str], str]] = []
+        values: list[tuple[re.Pattern[str], str]] = []
+        changed = False
+        for rule in self.rules:
+            hit = False
+            if rule.field == "name":
+                new = rule.rewrite_name(name)
+                if new is not None:
+                    new = _fqdn(new)
+                    reverts.extend(rule.revert(name, new))
+                    if rule.answer_value:
+                        values.append((re.compile(rule.answer_value[0]), _go_template(rule.answer_value[1])))
+                    name, hit = new, True
+            elif rule.field == "type" and qtype == dns.rdatatype.from_text(rule.frm):
+                qtype, hit = dns.rdatatype.from_text(rule.to), True
+            elif rule.field == "class" and qclass == dns.rdataclass.from_text(rule.frm):
+                qclass, hit = dns.rdataclass.from_text(rule.to), True
+            if hit:
+                changed = True
+                req.note(f"rewrite: {rule.field} {rule.match} {rule.frm} -> {rule.to}")
+                if rule.stop:
+                    break
+        if not changed:
+            return await next_(req)
+        q2 = dns.message.make_query(name, qtype, qclass, use_edns=query.edns, payload=query.payload,
+                                    want_dnssec=bool(query.ednsflags & dns.flags.DO))
+        q2.id, q2.flags = query.id, query.flags
+        sub = Request(q2, q2.question[0].name, name, qtype, req.proto, req.addr, req.zone, req.server,
+                      req.precompute, req.trace, req.depth, req.root)
+        reply = await next_(sub)
+        reply.question = list(query.question)
+        for sec in (reply.answer, reply.authority, reply.additional):
+            for i, rr in enumerate(sec):
+                sec[i] = self._revert(rr, reverts, values)
+        return reply
+
+    @staticmethod
+    def _revert(rr: dns.rrset.RRset, reverts: list, values: list) -> dns.rrset.RRset:
+        owner = rr.name.to_text().lower()
+        for pat, rep in reverts:
+            owner = pat.sub(rep, owner)
+        new = dns.rrset.RRset(dns.name.from_text(owner), rr.rdclass, rr.rdtype)
+        for rd in rr:
+            if values and hasattr(rd, "target"):
+                t = rd.target.to_text().lower()
+                for pat, rep in values:
+                    t = pat.sub(rep, t)
+                rd = rd.replace(target=dns.name.from_text(t))
+            new.add(rd, rr.ttl)
+        return new
+
+
+import dns.flags  # noqa: E402

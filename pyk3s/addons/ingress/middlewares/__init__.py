@@ -1,0 +1,36 @@
+"""HTTP middlewares: one module per kind, registered in the MIDDLEWARES table (spec §5).
+
+``build_middleware(kind, config, ctx)`` validates a middleware's configuration once and returns the
+object the proxy calls per request (interface in ``base.py``). ``ipWhiteList`` is the v2 spelling of
+``ipAllowList``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..errors import ConfigError
+from .base import BuildContext, Middleware
+from .basicauth import BasicAuth
+
+__all__ = ["MIDDLEWARES", "build_middleware"]
+
+MIDDLEWARES: dict[str, Callable[[Mapping[str, Any], BuildContext], Middleware]] = {
+    "basicAuth": BasicAuth,
+}
+
+
+def build_middleware(kind: str, config: Mapping[str, Any], ctx: BuildContext) -> Middleware:
+    factory = MIDDLEWARES.get(kind)
+    if factory is None:
+        raise ConfigError(f"ingress: middleware {ctx.name}: unsupported middleware type {kind!r}")
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"ingress: middleware {ctx.name}: {kind} must be an object")
+    try:
+        return factory(config, ctx)
+    except ConfigError as err:
+        msg = str(err).removeprefix("ingress: ")
+        raise ConfigError(f"ingress: middleware {ctx.name}: {msg}") from None
+    except (TypeError, ValueError, KeyError) as err:
+        raise ConfigError(f"ingress: middleware {ctx.name}: invalid {kind} configuration: {err}") from None

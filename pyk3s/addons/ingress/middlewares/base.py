@@ -1,0 +1,87 @@
+"""What a middleware is to the proxy.
+
+A middleware is built once from its dynamic configuration (``__init__`` validates and raises
+``ConfigError``) and then called per request:
+
+- ``on_request(req) -> Reply | None``: may rewrite ``req``; a Reply answers the client directly and
+  the upstream is never called. When ``is_async`` is set, ``on_request`` is a coroutine.
+- ``on_response(req, status, headers) -> int``: only when ``needs_response``; edits the upstream
+  response header list in place and returns the (possibly changed) status.
+- ``on_done(req)``: only when ``needs_done``; called once the exchange is over (success or not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+
+__all__ = ["Middleware", "BuildContext", "duration_seconds", "need"]
+
+
+@dataclass(frozen=True, slots=True)
+class BuildContext:
+    """What a middleware may look up while it is built (by qualified name)."""
+
+    name: str
+    service: Callable[[str], Any]  # -> compiled service (for errors, mirroring)
+    middleware: Callable[[str], Any]  # -> compiled middleware (for chain)
+
+
+class Middleware:
+    __slots__ = ()
+    is_async = False
+    needs_response = False
+    needs_done = False
+    needs_body = False  # buffering: the whole request body must be read before upstream
+
+    def on_request(self, req: Any) -> Any:
+        return None
+
+    def on_response(self, req: Any, status: int, headers: list[tuple[str, str]]) -> int:
+        return status
+
+    def on_done(self, req: Any) -> None:
+        return None
+
+
+def need(config: Mapping[str, Any], key: str, kind: str) -> Any:
+    value = config.get(key)
+    if value in (None, "", [], ()):
+        raise ConfigError(f"ingress: middleware {kind}: field {key} is required")
+    return value
+
+
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(value: Any, default: float, where: str) -> float:
+    """Go duration ("1s", "100ms", "1m30s") or a number of seconds (Traefik accepts both)."""
+    if value in (None, ""):
+        return default
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    total, num = 0.0, ""
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c.isdigit() or c == ".":
+            num += c
+            i += 1
+            continue
+        unit = next((u for u in ("ns", "us", "µs", "ms", "s", "m", "h") if text.startswith(u, i)), None)
+        if unit is None or not num:
+            raise ConfigError(f"ingress: {where}: invalid duration {value!r}")
+        total += float(num) * _UNITS[unit]
+        num = ""
+        i += len(unit)
+    if num:
+        raise ConfigError(f"ingress: {where}: invalid duration {value!r} (missing unit)")
+    return total

@@ -1,0 +1,233 @@
+"""Upstream side: pooled HTTP/1.1 keep-alive connections to backend servers.
+
+Rules of this module:
+- One :class:`Pool` per (scheme, host, port) per worker; idle connections are reused LIFO and closed
+  after ``IDLE_TIMEOUT`` by the server's sweeper.
+- A connection serves one exchange at a time. In *raw* mode the response bytes go to the client as
+  they arrive (httptools only finds the end of the message); in *full* mode the head is parsed so
+  response middlewares, sticky cookies and re-framing can apply.
+- A 101 answer turns the pair into a byte tunnel (WebSocket). A connection whose response was to HEAD,
+  was not keep-alive, or failed is closed, never pooled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+import httptools
+
+__all__ = ["Pool", "UpstreamConnection", "IDLE_TIMEOUT", "DIAL_TIMEOUT"]
+
+IDLE_TIMEOUT = 90.0
+DIAL_TIMEOUT = 30.0
+
+
+class Pool:
+    __slots__ = ("loop", "scheme", "host", "port", "idle", "ssl_context")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, scheme: str, host: str, port: int) -> None:
+        self.loop, self.scheme, self.host, self.port = loop, scheme, host, port
+        self.idle: list[UpstreamConnection] = []
+        self.ssl_context: ssl.SSLContext | None = None
+        if scheme == "https":
+            ctx = ssl.create_default_context()
+            # Traefik's default serversTransport verifies; in-cluster backends use self-signed certificates
+            # and insecureSkipVerify is the common setting, so pyk3s does not verify backend certificates.
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            self.ssl_context = ctx
+
+    def take(self) -> UpstreamConnection | None:
+        idle = self.idle
+        while idle:
+            up = idle.pop()
+            if not up.closed:
+                return up
+        return None
+
+    def put(self, up: UpstreamConnection) -> None:
+        up.idle_since = self.loop.time()
+        self.idle.append(up)
+
+    async def connect(self) -> UpstreamConnection:
+        _, up = await asyncio.wait_for(
+            self.loop.create_connection(lambda: UpstreamConnection(self), self.host, self.port, ssl=self.ssl_context),
+            DIAL_TIMEOUT)
+        return up
+
+    def sweep(self, now: float) -> None:
+        keep = []
+        for up in self.idle:
+            if up.closed:
+                continue
+            if now - up.idle_since > IDLE_TIMEOUT:
+                up.close()
+            else:
+                keep.append(up)
+        self.idle = keep
+
+    def close(self) -> None:
+        for up in self.idle:
+            up.close()
+        self.idle = []
+
+
+class _RawCallbacks:
+    """Minimal callbacks: only the end of the message matters in raw mode."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: UpstreamConnection) -> None:
+        self.conn = conn
+
+    def on_headers_complete(self) -> None:
+        self.conn.raw_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self.conn.message_complete()
+
+
+class _FullCallbacks:
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: UpstreamConnection) -> None:
+        self.conn = conn
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.conn.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        self.conn.full_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.conn.exchange
+        if ex is not None:
+            ex.response_body(body)
+
+    def on_message_complete(self) -> None:
+        self.conn.message_complete()
+
+
+class UpstreamConnection(asyncio.Protocol):
+    __slots__ = ("pool", "transport", "exchange", "closed", "raw_parser", "full_parser", "parser", "raw",
+                 "headers", "idle_since", "tunnel", "got_bytes", "reused")
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.transport: Any = None
+        self.exchange: Any = None
+        self.closed = False
+        self.raw_parser: Any = None
+        self.full_parser: Any = None
+        self.parser: Any = None
+        self.raw = True
+        self.headers: list[tuple[str, str]] = []
+        self.idle_since = 0.0
+        self.tunnel: Any = None
+        self.got_bytes = False
+        self.reused = False
+
+    # -- wiring
+    def attach(self, exchange: Any, raw: bool) -> None:
+        self.exchange = exchange
+        self.raw = raw
+        self.got_bytes = False
+        if raw:
+            if self.raw_parser is None:
+                self.raw_parser = httptools.HttpResponseParser(_RawCallbacks(self))
+            self.parser = self.raw_parser
+        else:
+            if self.full_parser is None:
+                self.full_parser = httptools.HttpResponseParser(_FullCallbacks(self))
+            self.parser = self.full_parser
+            self.headers = []
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+    # -- asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        tunnel = self.tunnel
+        if tunnel is not None:
+            tunnel.write(data)
+            return
+        ex = self.exchange
+        if ex is None:  # unsolicited bytes on an idle connection
+            self.close()
+            return
+        self.got_bytes = True
+        if self.raw:
+            ex.client.transport.write(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as up:
+            ex = self.exchange or ex
+            if not self.raw:
+                rest = data[up.args[0]:] if up.args else b""
+                if rest:
+                    ex.client.transport.write(rest)
+            ex.start_tunnel(self)
+        except httptools.HttpParserError:
+            self.close()
+            if self.exchange is not None:
+                self.exchange.upstream_failed(self, "invalid response")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.tunnel is not None:
+            self.tunnel.close()
+            self.tunnel = None
+            return
+        ex = self.exchange
+        self.exchange = None
+        if ex is not None:
+            ex.upstream_failed(self, "connection closed")
+
+    def pause_writing(self) -> None:
+        ex = self.exchange
+        if ex is not None:
+            ex.client.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        ex = self.exchange
+        if ex is not None:
+            ex.client.transport.resume_reading()
+
+    # -- parser events
+    def raw_headers_complete(self) -> None:
+        ex = self.exchange
+        if ex is not None and ex.head_request:
+            ex.status = self.parser.get_status_code()
+            self.message_complete(reusable=False)
+
+    def full_headers_complete(self) -> None:
+        ex = self.exchange
+        if ex is None:
+            return
+        ex.response_head(self.parser.get_status_code(), self.headers,
+                         self.parser.get_http_version() == "1.0" and not self.parser.should_keep_alive())
+        if ex.head_request:
+            self.message_complete(reusable=False)
+
+    def message_complete(self, reusable: bool = True) -> None:
+        ex = self.exchange
+        if ex is None:
+            return
+        self.exchange = None
+        if self.raw:
+            ex.status = self.parser.get_status_code()
+        keep = reusable and self.parser.should_keep_alive() and not self.closed and ex.upstream_reusable
+        if keep:
+            self.pool.put(self)
+            self.reused = True
+        else:
+            self.close()
+        ex.response_complete(keep_client=self.parser.should_keep_alive() or not self.raw)

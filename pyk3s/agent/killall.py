@@ -1,0 +1,117 @@
+"""``pyk3s killall``: stop every pyk3s process and remove everything pyk3s put on the host.
+
+Processes: container launchers and containers recorded under ``<data-dir>/agent/pods`` and any process
+whose command line runs pyk3s (``python -m pyk3s …``, ``pyk3s …``), except this one and its parents.
+Then: network namespaces ``pk-*``, links ``pkv*``/``pyk3s*`` (and ``--bridge-name``), the service-CIDR
+routes on those links, nftables tables ``pyk3s*``, and mounts under the data dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from pyk3s.agent.kubelet.kubelet import kill_leftover_containers
+
+__all__ = ["killall", "main"]
+
+
+def _pyk3s_pids() -> list[int]:
+    me = os.getpid()
+    ancestors = {me}
+    pid = me
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        ancestors.add(pid)
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) in ancestors:
+            continue
+        try:
+            argv = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a for a in argv if a]
+        if any(a in (b"pyk3s", b"pyk3s.agent.kubelet.launch") or a.endswith(b"/pyk3s")
+               or a.startswith(b"pyk3s.") for a in words[:4]):
+            if b"pytest" in b" ".join(words[:3]):
+                continue
+            out.append(int(d.name))
+    return out
+
+
+def _links(prefixes: tuple[str, ...]) -> list[str]:
+    res = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True)
+    try:
+        links = json.loads(res.stdout or "[]")
+    except ValueError:
+        return []
+    return [lk["ifname"] for lk in links if lk["ifname"].startswith(prefixes)]
+
+
+def killall(data_dir: Path, extra_links: tuple[str, ...] = (), kill_processes: bool = True) -> dict[str, list[str]]:
+    done: dict[str, list[str]] = {"processes": [], "netns": [], "links": [], "tables": [], "mounts": []}
+    kill_leftover_containers(data_dir / "agent" / "pods")
+    if kill_processes:
+        pids = _pyk3s_pids()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+                done["processes"].append(str(pid))
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+            time.sleep(0.1)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        kill_leftover_containers(data_dir / "agent" / "pods")
+    res = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+    for line in res.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        if name.startswith("pk-"):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+            done["netns"].append(name)
+    for link in _links(("pkv", "pyk3s", *extra_links)):
+        subprocess.run(["ip", "link", "del", link], capture_output=True)  # routes on it go with it
+        done["links"].append(link)
+    res = subprocess.run(["nft", "-j", "list", "tables"], capture_output=True, text=True)
+    try:
+        tables = [t["table"] for t in json.loads(res.stdout or "{}").get("nftables", []) if "table" in t]
+    except ValueError:
+        tables = []
+    for t in tables:
+        if t["name"].startswith("pyk3s"):
+            subprocess.run(["nft", "delete", "table", t["family"], t["name"]], capture_output=True)
+            done["tables"].append(f"{t['family']} {t['name']}")
+    root = str(data_dir.resolve())
+    mounts = [ln.split()[1] for ln in Path("/proc/self/mounts").read_text().splitlines()
+              if ln.split()[1].startswith(root + "/")]
+    for m in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "-l", m], capture_output=True)
+        done["mounts"].append(m)
+    return done
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="pyk3s killall", description="stop pyk3s and remove its host state")
+    parser.add_argument("--data-dir", "-d", default=os.environ.get("K3S_DATA_DIR") or os.environ.get(
+        "PYK3S_DATA_DIR") or "/var/lib/rancher/pyk3s")
+    parser.add_argument("--bridge-name", action="append", default=[])
+    args = parser.parse_args(argv)
+    done = killall(Path(args.data_dir), tuple(args.bridge_name))
+    for what, items in done.items():
+        if items:
+            print(f"killall: removed {what}: {' '.join(items)}")
+    return 0

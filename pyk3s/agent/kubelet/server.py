@@ -1,0 +1,182 @@
+"""The kubelet HTTPS API on :10250: ``/healthz``, ``/containerLogs/…`` and ``/exec/…`` (WebSocket,
+``v5.channel.k8s.io``/``v4.channel.k8s.io``: byte 0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize,
+255 close). TLS with a serving cert; when a CA file is given, client certificates signed by it are
+required. Exec runs ``nsenter --target <container pid> --mount --net`` with the container's environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import time
+from datetime import datetime
+from pathlib import Path
+
+from aiohttp import WSMsgType, web
+
+from pyk3s.agent.kubelet.kubelet import Kubelet
+from pyk3s.agent.kubelet.logs import LogOptions, follow_log, read_log
+
+__all__ = ["KubeletServer", "server_ssl_context"]
+
+log = logging.getLogger("pyk3s.agent.kubelet")
+_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+
+
+def server_ssl_context(cert: str, key: str, client_ca: str | None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    if client_ca:
+        ctx.load_verify_locations(client_ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def _status(code: int, message: str) -> web.Response:
+    body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "code": code,
+            "reason": {404: "NotFound", 400: "BadRequest"}.get(code, "InternalError")}
+    return web.json_response(body, status=code)
+
+
+def _since(q: dict) -> float | None:
+    if q.get("sinceSeconds"):
+        return time.time() - float(q["sinceSeconds"])
+    if q.get("sinceTime"):
+        return datetime.fromisoformat(q["sinceTime"].replace("Z", "+00:00")).timestamp()
+    return None
+
+
+class KubeletServer:
+    def __init__(self, kubelet: Kubelet) -> None:
+        self.kubelet = kubelet
+        self.app = web.Application()
+        self.app.router.add_get("/healthz", self.healthz)
+        self.app.router.add_get("/containerLogs/{ns}/{pod}/{container}", self.logs)
+        for verb in ("exec", "attach"):
+            self.app.router.add_route("*", f"/{verb}/{{ns}}/{{pod}}/{{container}}", self.exec)
+        self.runner: web.AppRunner | None = None
+
+    async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> int:
+        self.runner = web.AppRunner(self.app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, port, ssl_context=ssl_context, reuse_address=True)
+        await site.start()
+        sock = site._server.sockets[0]  # type: ignore[union-attr]
+        return int(sock.getsockname()[1])
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    async def healthz(self, _req: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    def _find(self, req: web.Request):  # noqa: ANN202
+        w = self.kubelet.worker_for(req.match_info["ns"], req.match_info["pod"])
+        if w is None:
+            return None, _status(404, f'pod "{req.match_info["pod"]}" not found on this node')
+        name = req.match_info["container"]
+        if not any(c.name == name for c in w.init + w.main):
+            return None, _status(400, f'container {name} is not valid for pod {req.match_info["pod"]}')
+        return w, None
+
+    async def logs(self, req: web.Request) -> web.StreamResponse:
+        w, err = self._find(req)
+        if err is not None:
+            return err
+        q = req.query
+        name = req.match_info["container"]
+        previous = q.get("previous") in ("true", "1")
+        proc = w.container_proc(name, previous)
+        if proc is None:
+            return _status(400, f'previous terminated container "{name}" in pod "{req.match_info["pod"]}" not found')
+        opts = LogOptions(tail_lines=int(q["tailLines"]) if q.get("tailLines") else None, since=_since(q),
+                          timestamps=q.get("timestamps") in ("true", "1"),
+                          limit_bytes=int(q["limitBytes"]) if q.get("limitBytes") else None,
+                          follow=q.get("follow") in ("true", "1"))
+        if not opts.follow or previous:
+            data, _ = read_log(proc.log_path, opts)
+            return web.Response(body=data, content_type="text/plain")
+        resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await resp.prepare(req)
+
+        def running() -> bool:
+            cur = w.container_proc(name)
+            return cur is not None and cur.restart == proc.restart and proc.exit_status() is None \
+                and not w.stopping.is_set()
+
+        async for chunk in follow_log(proc.log_path, opts, running):
+            await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+
+    async def exec(self, req: web.Request) -> web.StreamResponse:
+        w, err = self._find(req)
+        if err is not None:
+            return err
+        name = req.match_info["container"]
+        proc = w.container_proc(name)
+        if proc is None or not proc.pid:
+            return _status(400, f"container {name} is not running")
+        command = req.query.getall("command", [])
+        if not command:
+            return _status(400, "you must specify at least 1 command")
+        want_stdin = req.query.get("stdin") in ("true", "1")
+        tty = req.query.get("tty") in ("true", "1")
+        ws = web.WebSocketResponse(protocols=_PROTOCOLS)
+        await ws.prepare(req)
+        v5 = ws.ws_protocol == "v5.channel.k8s.io"
+        env = {}
+        try:
+            raw = Path(f"/proc/{proc.pid}/environ").read_bytes()
+            env = dict(kv.split("=", 1) for kv in raw.decode(errors="replace").split("\0") if "=" in kv)
+        except OSError:
+            pass
+        cwd = None
+        try:
+            cwd = str(Path(f"/proc/{proc.pid}/cwd").readlink())
+        except OSError:
+            pass
+        argv = ["nsenter", "-t", str(proc.pid), "-m", "-n"] + ([f"--wd={cwd}"] if cwd else []) + ["--", *command]
+        try:
+            child = await asyncio.create_subprocess_exec(
+                *argv, env=env or None, stdin=asyncio.subprocess.PIPE if want_stdin else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT if tty else asyncio.subprocess.PIPE)
+        except OSError as exc:
+            await ws.send_bytes(b"\x03" + json.dumps({"metadata": {}, "status": "Failure", "message": str(exc)}).encode())
+            await ws.close()
+            return ws
+
+        async def pump(stream: asyncio.StreamReader | None, channel: int) -> None:
+            if stream is None:
+                return
+            while chunk := await stream.read(65536):
+                await ws.send_bytes(bytes([channel]) + chunk)
+
+        async def feed() -> None:
+            async for msg in ws:
+                if msg.type != WSMsgType.BINARY or not msg.data:
+                    continue
+                ch, data = msg.data[0], msg.data[1:]
+                if ch == 0 and child.stdin is not None:
+                    child.stdin.write(data)
+                    await child.stdin.drain()
+                elif ch == 255 and v5 and data[:1] == b"\x00" and child.stdin is not None:
+                    child.stdin.close()
+
+        feeder = asyncio.create_task(feed())
+        await asyncio.gather(pump(child.stdout, 1), pump(child.stderr, 2))
+        rc = await child.wait()
+        feeder.cancel()
+        if rc == 0:
+            status = {"metadata": {}, "status": "Success"}
+        else:
+            status = {"metadata": {}, "status": "Failure", "message": f"command terminated with non-zero exit code: {rc}",
+                      "reason": "NonZeroExitCode",
+                      "details": {"causes": [{"reason": "ExitCode", "message": str(rc)}]}}
+        if not ws.closed:
+            await ws.send_bytes(b"\x03" + json.dumps(status).encode())
+            await ws.close()
+        return ws

@@ -1,0 +1,336 @@
+"""Node identity, registration and heartbeats (k3s.md 6.5, 6.6).
+
+- Name: ``--node-name`` / ``K3S_NODE_NAME`` / ``PYK3S_NODE_NAME`` / hostname, lower-cased; ``--with-node-id``
+  appends ``-<8 hex>`` kept in ``<data-dir>/agent/node-id``.
+- Duplicate-name guard: a random password in ``<data-dir>/agent/node-password``; its scrypt hash in Secret
+  ``kube-system/<node>.node-password.pyk3s`` owned by the Node.
+- Registration allocates ``spec.podCIDR``: the lowest /24 of the cluster CIDR no other Node uses,
+  retried on create/update conflicts.
+- Heartbeats: Lease ``kube-node-lease/<node>`` every 10 s; node status every 60 s or on change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import ipaddress
+import logging
+import os
+import platform
+import re
+import secrets
+import socket
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pyk3s.client import AlreadyExists, Conflict, NotFound
+
+__all__ = ["KUBELET_VERSION", "NodeError", "NodeIdentity", "allocate_pod_cidr", "build_node", "detect_node_ip",
+           "ensure_node_password", "node_labels", "resolve_node_name", "verify_password", "NodeAgent"]
+
+log = logging.getLogger("pyk3s.agent.node")
+KUBELET_VERSION = "v1.32.4+pyk3s1"
+RUNTIME_VERSION = "pyk3s://0.1.0"
+_DNS1123_SUB = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+PASSWORD_REJECTED = ("Node password rejected, duplicate hostname or contents of '{path}' may not match server "
+                     "node-passwd entry, try enabling a unique node name with the --with-node-id flag")
+
+
+class NodeError(RuntimeError):
+    pass
+
+
+class NodeIdentity:
+    __slots__ = ("name", "warnings")
+
+    def __init__(self, name: str, warnings: list[str]) -> None:
+        self.name, self.warnings = name, warnings
+
+
+def resolve_node_name(flag: str | None, with_node_id: bool, agent_dir: Path,
+                      env: dict[str, str] | None = None, hostname: str | None = None) -> NodeIdentity:
+    env = os.environ if env is None else env
+    name = (flag or env.get("K3S_NODE_NAME") or env.get("PYK3S_NODE_NAME") or hostname or socket.gethostname()).lower()
+    warnings = []
+    if with_node_id:
+        id_file = agent_dir / "node-id"
+        try:
+            node_id = id_file.read_text().strip()
+        except FileNotFoundError:
+            node_id = secrets.token_hex(4)
+            id_file.parent.mkdir(parents=True, exist_ok=True)
+            id_file.write_text(node_id + "\n")
+        name = f"{name}-{node_id}"
+    if len(name) > 253 or not _DNS1123_SUB.match(name):
+        raise NodeError(f"agent: invalid node name {name!r}: must be a lower-case RFC 1123 subdomain; "
+                        "set a valid one with --node-name")
+    if name == "localhost":
+        warnings.append("agent: node name is 'localhost', which causes problems with DNS resolution and "
+                        "collides with other such machines; set a unique name with --node-name")
+    return NodeIdentity(name, warnings)
+
+
+def ensure_node_password(agent_dir: Path) -> str:
+    path = agent_dir / "node-password"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pw = secrets.token_hex(16)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(pw + "\n")
+        os.chmod(path, 0o600)
+        return pw
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    salt = salt or os.urandom(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    return "$scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        _, _, salt, digest = stored.split("$")
+        return hash_password(password, base64.b64decode(salt)).split("$")[3] == digest
+    except ValueError:
+        return False
+
+
+def detect_node_ip() -> str:
+    """The source address of the default route (no packet is sent)."""
+    routes = Path("/proc/net/route").read_text().splitlines()[1:]
+    for r in routes:
+        f = r.split()
+        if len(f) > 2 and f[1] == "00000000":
+            dev = f[0]
+            import fcntl
+            import struct
+
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                res = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", dev.encode()[:15]))
+                return socket.inet_ntoa(res[20:24])
+    return "127.0.0.1"
+
+
+def node_labels(name: str, is_server: bool, extra: Sequence[str] = ()) -> dict[str, str]:
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(platform.machine(), platform.machine())
+    labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": arch,
+              "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": arch,
+              "node.kubernetes.io/instance-type": "k3s", "beta.kubernetes.io/instance-type": "k3s"}
+    if is_server:
+        labels["node-role.kubernetes.io/control-plane"] = "true"
+        labels["node-role.kubernetes.io/master"] = "true"
+    for item in extra:
+        k, _, v = item.partition("=")
+        labels[k] = v
+    return labels
+
+
+def allocate_pod_cidr(cluster_cidr: str, nodes: Sequence[dict], name: str, size: int = 24) -> str:
+    """This node's existing podCIDR, else the lowest /size of the cluster CIDR no other node holds."""
+    used = set()
+    for n in nodes:
+        cidrs = (n.get("spec") or {}).get("podCIDRs") or [(n.get("spec") or {}).get("podCIDR")]
+        if n["metadata"]["name"] == name and cidrs and cidrs[0]:
+            return cidrs[0]
+        used.update(c for c in cidrs if c)
+    net = ipaddress.ip_network(cluster_cidr, strict=False)
+    for sub in net.subnets(new_prefix=size):
+        if not any(sub.overlaps(ipaddress.ip_network(u, strict=False)) for u in used):
+            return str(sub)
+    raise NodeError(f"agent: no free /{size} left in cluster-cidr {cluster_cidr} for node {name}")
+
+
+def _meminfo_kib() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _micro_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _os_image() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def node_status(internal: Sequence[str], external: Sequence[str], hostname: str, kubelet_port: int,
+                prev: dict | None = None) -> dict:
+    now = _now()
+    mem = f"{_meminfo_kib()}Ki"
+    cpu = str(os.cpu_count() or 1)
+    addresses = [{"type": "InternalIP", "address": a} for a in internal]
+    addresses += [{"type": "ExternalIP", "address": a} for a in external]
+    addresses.append({"type": "Hostname", "address": hostname})
+    prev_conds = {c["type"]: c for c in ((prev or {}).get("conditions") or [])}
+
+    def cond(ctype: str, status: str, reason: str, message: str) -> dict:
+        old = prev_conds.get(ctype)
+        since = old["lastTransitionTime"] if old and old.get("status") == status else now
+        return {"type": ctype, "status": status, "reason": reason, "message": message,
+                "lastHeartbeatTime": now, "lastTransitionTime": since}
+
+    uname = os.uname()
+    return {
+        "capacity": {"cpu": cpu, "memory": mem, "pods": "110", "ephemeral-storage": "10Gi"},
+        "allocatable": {"cpu": cpu, "memory": mem, "pods": "110", "ephemeral-storage": "10Gi"},
+        "conditions": [
+            cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+        ],
+        "addresses": addresses,
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
+        "nodeInfo": {"machineID": _machine_id(), "systemUUID": _machine_id(), "bootID": _boot_id(),
+                     "kernelVersion": uname.release, "osImage": _os_image(), "containerRuntimeVersion": RUNTIME_VERSION,
+                     "kubeletVersion": KUBELET_VERSION, "kubeProxyVersion": KUBELET_VERSION,
+                     "operatingSystem": "linux", "architecture": node_labels("x", False)["kubernetes.io/arch"]},
+    }
+
+
+def _machine_id() -> str:
+    try:
+        return Path("/etc/machine-id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def build_node(name: str, *, pod_cidr: str, internal: Sequence[str], external: Sequence[str], hostname: str,
+               labels: dict[str, str], taints: Sequence[dict], kubelet_port: int) -> dict:
+    ann = {"k3s.io/internal-ip": ",".join(internal), "k3s.io/hostname": hostname,
+           "node.alpha.kubernetes.io/ttl": "0", "volumes.kubernetes.io/controller-managed-attach-detach": "true"}
+    if external:
+        ann["k3s.io/external-ip"] = ",".join(external)
+    spec: dict[str, Any] = {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr], "providerID": f"k3s://{name}"}
+    if taints:
+        spec["taints"] = list(taints)
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": labels, "annotations": ann},
+            "spec": spec, "status": node_status(internal, external, hostname, kubelet_port)}
+
+
+class NodeAgent:
+    """Registers the Node and keeps its Lease and status fresh."""
+
+    def __init__(self, client: Any, name: str, *, agent_dir: Path, cluster_cidr: str, internal: Sequence[str],
+                 external: Sequence[str], labels: dict[str, str], taints: Sequence[dict], kubelet_port: int) -> None:
+        self.client, self.name, self.agent_dir = client, name, agent_dir
+        self.cluster_cidr, self.internal, self.external = cluster_cidr, list(internal), list(external)
+        self.labels, self.taints, self.kubelet_port = labels, list(taints), kubelet_port
+        self.hostname = socket.gethostname().lower()
+        self.nodes = client.resource("v1", "nodes")
+        self.node: dict | None = None
+
+    async def _check_password(self) -> None:
+        password = ensure_node_password(self.agent_dir)
+        secrets_res = self.client.resource("v1", "secrets")
+        sname = f"{self.name}.node-password.pyk3s"
+        try:
+            sec = await secrets_res.get(sname, "kube-system")
+        except NotFound:
+            return
+        stored = base64.b64decode((sec.get("data") or {}).get("hash", "")).decode(errors="replace")
+        if not verify_password(password, stored):
+            raise NodeError(PASSWORD_REJECTED.format(path=self.agent_dir / "node-password"))
+
+    async def _store_password(self, node: dict) -> None:
+        password = ensure_node_password(self.agent_dir)
+        secret = {"apiVersion": "v1", "kind": "Secret", "type": "k3s.cattle.io/node-password", "immutable": True,
+                  "metadata": {"name": f"{self.name}.node-password.pyk3s", "namespace": "kube-system",
+                               "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": self.name,
+                                                    "uid": node["metadata"]["uid"]}]},
+                  "data": {"hash": base64.b64encode(hash_password(password).encode()).decode()}}
+        try:
+            await self.client.resource("v1", "secrets").create(secret, "kube-system")
+        except AlreadyExists:
+            pass
+
+    async def register(self) -> dict:
+        await self._check_password()
+        for _ in range(10):
+            nodes = (await self.nodes.list())["items"]
+            existing = next((n for n in nodes if n["metadata"]["name"] == self.name), None)
+            pod_cidr = allocate_pod_cidr(self.cluster_cidr, nodes, self.name)
+            want = build_node(self.name, pod_cidr=pod_cidr, internal=self.internal, external=self.external,
+                              hostname=self.hostname, labels=self.labels, taints=self.taints,
+                              kubelet_port=self.kubelet_port)
+            try:
+                if existing is None:
+                    node = await self.nodes.create(want)
+                else:
+                    merged = dict(existing)
+                    merged["metadata"] = {**existing["metadata"],
+                                          "labels": {**(existing["metadata"].get("labels") or {}), **self.labels},
+                                          "annotations": {**(existing["metadata"].get("annotations") or {}),
+                                                          **want["metadata"]["annotations"]}}
+                    merged["spec"] = {**(existing.get("spec") or {}), "podCIDR": pod_cidr, "podCIDRs": [pod_cidr],
+                                      "providerID": (existing.get("spec") or {}).get("providerID") or f"k3s://{self.name}"}
+                    node = await self.nodes.update(merged)
+            except (Conflict, AlreadyExists):
+                await asyncio.sleep(0.2)
+                continue
+            node = await self._put_status(node)
+            await self._store_password(node)
+            self.node = node
+            log.info("agent: registered node %s with podCIDR %s", self.name, pod_cidr)
+            return node
+        raise NodeError(f"agent: could not register node {self.name}: repeated conflicts")
+
+    async def _put_status(self, node: dict) -> dict:
+        status = node_status(self.internal, self.external, self.hostname, self.kubelet_port, node.get("status"))
+        return await self.nodes.patch(self.name, {"status": status}, patch_type="merge", subresource="status")
+
+    async def renew_lease(self) -> None:
+        leases = self.client.resource("coordination.k8s.io/v1", "leases")
+        spec = {"holderIdentity": self.name, "leaseDurationSeconds": 40, "renewTime": _micro_now()}
+        try:
+            lease = await leases.get(self.name, "kube-node-lease")
+            lease["spec"] = {**(lease.get("spec") or {}), **spec}
+            await leases.update(lease)
+        except NotFound:
+            owner = [{"apiVersion": "v1", "kind": "Node", "name": self.name,
+                      "uid": (self.node or {}).get("metadata", {}).get("uid", "")}]
+            await leases.create({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                                 "metadata": {"name": self.name, "namespace": "kube-node-lease",
+                                              "ownerReferences": owner}, "spec": spec}, "kube-node-lease")
+
+    async def heartbeat(self, lease_every: float = 10.0, status_every: float = 60.0) -> None:
+        loop = asyncio.get_running_loop()
+        next_status = loop.time() + status_every
+        while True:
+            try:
+                await self.renew_lease()
+                if loop.time() >= next_status:
+                    try:
+                        self.node = await self._put_status(await self.nodes.get(self.name))
+                    except NotFound:
+                        await self.register()
+                    next_status = loop.time() + status_every
+            except (NodeError, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - heartbeats keep going through API hiccups
+                log.warning("agent: heartbeat of node %s failed: %s", self.name, exc)
+            await asyncio.sleep(lease_every)

@@ -1,0 +1,168 @@
+"""The agent: node registration + heartbeats, pod networking, kubelet (+ its HTTPS API) and the
+nftables service proxy, all against one API client. ``run_agent`` runs until cancelled; on the way out
+it stops this node's pods and removes its nftables table."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyk3s.agent.cni.bridge import BridgeConfig, check_route_overlap, ensure_bridge
+from pyk3s.agent.cni.ipam import HostLocalIpam
+from pyk3s.agent.kubelet.dnsfiles import node_resolv_conf
+from pyk3s.agent.kubelet.kubelet import Kubelet, delete_pod_now, write_pod_status
+from pyk3s.agent.kubelet.server import KubeletServer, server_ssl_context
+from pyk3s.agent.kubelet.volumes import VolumeSources
+from pyk3s.agent.kubelet.worker import KubeletContext
+from pyk3s.agent.node import NodeAgent, detect_node_ip, node_labels, resolve_node_name
+from pyk3s.agent.proxy.apply import delete_table
+from pyk3s.agent.proxy.compile import ProxyConfig
+from pyk3s.agent.proxy.proxier import Proxier
+from pyk3s.client import ApiError, NotFound
+from pyk3s.client.informer import Informer
+
+__all__ = ["AgentCerts", "AgentSettings", "nft_table_for", "run_agent"]
+
+log = logging.getLogger("pyk3s.agent")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    data_dir: Path
+    node_name: str | None = None
+    with_node_id: bool = False
+    node_ips: tuple[str, ...] = ()
+    node_external_ips: tuple[str, ...] = ()
+    cluster_cidrs: tuple[str, ...] = ("10.42.0.0/16",)
+    service_cidrs: tuple[str, ...] = ("10.43.0.0/16",)
+    cluster_dns: tuple[str, ...] = ("10.43.0.10",)
+    cluster_domain: str = "cluster.local"
+    resolv_conf: str = ""
+    bridge_name: str = "pyk3s0"
+    is_server: bool = False
+    kubelet_port: int = 10250
+    node_labels: tuple[str, ...] = ()
+    node_taints: tuple[str, ...] = ()
+    flannel_backend: str = "vxlan"  # accepted for K3s compatibility; pyk3s always uses its bridge
+    nft_table: str = ""             # default: nft_table_for(bridge_name)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCerts:
+    serving_cert: str = ""
+    serving_key: str = ""
+    client_ca: str = ""          # CA whose client certs may call the kubelet API (the cluster CA)
+    cluster_ca: str = ""         # ca.crt given to pods; defaults to client_ca
+    extra: dict = field(default_factory=dict)
+
+
+def nft_table_for(bridge_name: str) -> str:
+    return "pyk3s" if bridge_name == "pyk3s0" else f"pyk3s-{bridge_name}"
+
+
+def _taint(text: str) -> dict:
+    kv, _, effect = text.partition(":")
+    key, _, value = kv.partition("=")
+    t = {"key": key, "effect": effect or "NoSchedule"}
+    if value:
+        t["value"] = value
+    return t
+
+
+async def _get_or_none(client: Any, plural: str, ns: str, name: str) -> dict | None:
+    try:
+        return await client.resource("v1", plural).get(name, ns)
+    except NotFound:
+        return None
+
+
+async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | None = None) -> None:
+    agent_dir = Path(settings.data_dir) / "agent"
+    agent_dir.mkdir(parents=True, exist_ok=True)
+    ident = resolve_node_name(settings.node_name, settings.with_node_id, agent_dir)
+    for w in ident.warnings:
+        log.warning("%s", w)
+    name = ident.name
+    internal = list(settings.node_ips) or [detect_node_ip()]
+    cluster_cidr = settings.cluster_cidrs[0]
+    await check_route_overlap(BridgeConfig(settings.bridge_name, cluster_cidr, settings.cluster_cidrs,
+                                           settings.service_cidrs))
+
+    resolv = node_resolv_conf(settings.resolv_conf, agent_dir)
+    certs = certs or AgentCerts()
+    ca_crt = ""
+    for p in (certs.cluster_ca, certs.client_ca):
+        if p:
+            ca_crt = Path(p).read_text()
+            break
+
+    pods_inf = Informer(client.resource("v1", "pods"), field_selector=f"spec.nodeName={name}")
+    svc_inf = Informer(client.resource("v1", "services"))
+    slice_inf = Informer(client.resource("discovery.k8s.io/v1", "endpointslices"))
+
+    async def token(ns: str, sa: str, expiration: int) -> str:
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                "spec": {"audiences": [], "expirationSeconds": expiration}}
+        try:
+            res = await client.call("POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{sa}/token", body=body)
+            return res["status"]["token"]
+        except (ApiError, KeyError) as exc:
+            log.warning("kubelet: token request for %s/%s failed: %s", ns, sa, exc)
+            return ""
+
+    async def cm(ns: str, n: str) -> dict | None:
+        return await _get_or_none(client, "configmaps", ns, n)
+
+    async def sec(ns: str, n: str) -> dict | None:
+        return await _get_or_none(client, "secrets", ns, n)
+
+    async def status_writer(pod: dict, status: dict) -> None:
+        await write_pod_status(client, pod, status)
+
+    async def deleter(pod: dict) -> None:
+        await delete_pod_now(client, pod)
+
+    ctx = KubeletContext(
+        node_name=name, pods_dir=agent_dir / "pods", host_ip=internal[0], bridge=None, ipam=None,
+        cluster_dns=settings.cluster_dns, cluster_domain=settings.cluster_domain, node_resolv=resolv.read_text(),
+        sources=VolumeSources(cm, sec, token, ca_crt), services=svc_inf.list, config_map=cm, secret=sec,
+        write_status=status_writer, delete_pod=deleter)
+    kubelet = Kubelet(ctx, client, pods_inf)
+    server = KubeletServer(kubelet)
+    ssl_ctx = server_ssl_context(certs.serving_cert, certs.serving_key, certs.client_ca or None) \
+        if certs.serving_cert else None
+    if ssl_ctx is None:
+        log.warning("agent: kubelet API on port %s without TLS (no serving certificate given)", settings.kubelet_port)
+    port = await server.start(internal[0], settings.kubelet_port, ssl_ctx)
+
+    table = settings.nft_table or nft_table_for(settings.bridge_name)
+    try:
+        node_agent = NodeAgent(client, name, agent_dir=agent_dir, cluster_cidr=cluster_cidr, internal=internal,
+                               external=settings.node_external_ips,
+                               labels=node_labels(name, settings.is_server, settings.node_labels),
+                               taints=[_taint(t) for t in settings.node_taints], kubelet_port=port)
+        node = await node_agent.register()
+        pod_cidr = node["spec"]["podCIDR"]
+        bridge = BridgeConfig(settings.bridge_name, pod_cidr, settings.cluster_cidrs, settings.service_cidrs)
+        await ensure_bridge(bridge)
+        ctx.bridge = bridge
+        ctx.ipam = HostLocalIpam(agent_dir / "ipam" / settings.bridge_name, pod_cidr)
+        proxier = Proxier(ProxyConfig(name, settings.cluster_cidrs, settings.service_cidrs, settings.bridge_name,
+                                      table), svc_inf, slice_inf, pods_inf)
+        for inf in (pods_inf, svc_inf, slice_inf):
+            await inf.start()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(node_agent.heartbeat(), name="node heartbeat")
+            tg.create_task(kubelet.run(), name="kubelet")
+            tg.create_task(proxier.run(), name="proxy")
+    finally:
+        for inf in (pods_inf, svc_inf, slice_inf):
+            try:
+                await inf.stop()
+            except Exception:  # noqa: BLE001, S110 - best effort on the way out
+                pass
+        await server.stop()
+        await delete_table("ip", table)

@@ -1,0 +1,134 @@
+"""Kind-specific steps of the write pipeline: Service allocation, CRD status and serving, namespace
+protection. :class:`KindHooks` is called by :class:`pyk3s.api.registry.Registry` at fixed points::
+
+    validate(info, new, old)      before admission validation (may fill values kept from ``old``)
+    before_write(info, new, old)  just before the store write; returns what to undo if it fails
+    after_write(info, new, old)   after a successful write
+    before_delete(info, obj)      before a DELETE is carried out (403 for system namespaces)
+    after_remove(info, obj)       after the object left the store
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pyk3s.api.allocation import Allocation, AllocationError
+from pyk3s.api.codec import now_rfc3339
+from pyk3s.api.crds import crd_status, validate_crd
+from pyk3s.api.errors import forbidden
+from pyk3s.api.resources import ResourceInfo
+from pyk3s.api.store.base import NotFound
+
+if TYPE_CHECKING:
+    from pyk3s.api.app import ApiServer
+
+__all__ = ["KindHooks"]
+
+log = logging.getLogger("pyk3s.api.hooks")
+
+_SERVICES = ("", "services")
+_NAMESPACES = ("", "namespaces")
+_CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
+
+
+def _keep_allocated(new: dict[str, Any], old: dict[str, Any]) -> None:
+    """A Service update that leaves allocated values out keeps them (kube-apiserver's
+    patchAllocatedValues), so PUT of an edited manifest does not try to change the ClusterIP."""
+    spec, old_spec = new.setdefault("spec", {}), old.get("spec") or {}
+    needs_ip = (spec.get("type") or "ClusterIP") != "ExternalName"
+    if needs_ip and not spec.get("clusterIP") and old_spec.get("clusterIP"):
+        spec["clusterIP"] = old_spec["clusterIP"]
+        if not spec.get("clusterIPs") and old_spec.get("clusterIPs"):
+            spec["clusterIPs"] = list(old_spec["clusterIPs"])
+    if needs_ip:
+        for f in ("ipFamilies", "ipFamilyPolicy"):
+            if not spec.get(f) and old_spec.get(f):
+                spec[f] = old_spec[f]
+    if (spec.get("type") or "ClusterIP") in ("NodePort", "LoadBalancer"):
+        old_ports = {(p.get("port"), p.get("protocol") or "TCP"): p.get("nodePort")
+                     for p in old_spec.get("ports") or []}
+        for p in spec.get("ports") or []:
+            if not p.get("nodePort"):
+                np = old_ports.get((p.get("port"), p.get("protocol") or "TCP"))
+                if np:
+                    p["nodePort"] = np
+        if not spec.get("healthCheckNodePort") and old_spec.get("healthCheckNodePort"):
+            spec["healthCheckNodePort"] = old_spec["healthCheckNodePort"]
+
+
+class KindHooks:
+    def __init__(self, api: ApiServer) -> None:
+        self.api = api
+
+    async def validate(self, info: ResourceInfo, new: dict[str, Any], old: dict[str, Any] | None) -> None:
+        key = (info.group, info.plural)
+        if key == _SERVICES and old is not None:
+            _keep_allocated(new, old)
+        elif key == _CRDS:
+            from pyk3s.api.registry import invalid_field
+
+            problems = validate_crd(new)
+            if problems:
+                fld, value, msg = problems[0]
+                raise invalid_field(info, (new.get("metadata") or {}).get("name", ""), fld, value, msg)
+
+    async def before_write(self, info: ResourceInfo, new: dict[str, Any], old: dict[str, Any] | None) -> Allocation | None:
+        key = (info.group, info.plural)
+        if key == _SERVICES:
+            meta = new.get("metadata") or {}
+            owner = f"{meta.get('namespace')}/{meta.get('name')}"
+            try:
+                return await self.api.allocator.allocate(new, old, owner)
+            except AllocationError as e:
+                from pyk3s.api.registry import invalid_field
+
+                raise invalid_field(info, meta.get("name", ""), e.field, e.value, e.message, e.reason) from None
+        if key == _CRDS:
+            new["status"] = crd_status(new, old, now_rfc3339())
+        return None
+
+    async def undo(self, alloc: Allocation | None) -> None:
+        if alloc is not None and alloc.keys:
+            await self.api.allocator.release_keys(alloc.keys)
+
+    async def after_write(self, info: ResourceInfo, new: dict[str, Any], old: dict[str, Any] | None) -> None:
+        key = (info.group, info.plural)
+        if key == _SERVICES and old is not None:
+            await self.api.allocator.release_unused(old, new)
+        elif key == _CRDS:
+            self.api.install_crd(new)
+        elif key == _NAMESPACES:
+            self.api.namespaces.observe(new)
+
+    async def before_delete(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
+        if (info.group, info.plural) == _NAMESPACES:
+            name = (obj.get("metadata") or {}).get("name", "")
+            if name in self.api.config.system_namespaces:
+                raise forbidden(f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                                name=name, kind="namespaces")
+
+    async def after_remove(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
+        key = (info.group, info.plural)
+        if key == _SERVICES:
+            await self.api.allocator.release_unused(obj, None)
+        elif key == _CRDS:
+            name = (obj.get("metadata") or {}).get("name", "")
+            rows = self.api.resources.crd_rows(name)
+            self.api.uninstall_crd(name)
+            if rows:
+                await self._purge(rows[0].key_prefix)
+        elif key == _NAMESPACES:
+            self.api.namespaces.forget((obj.get("metadata") or {}).get("name", ""))
+
+    async def _purge(self, prefix: str) -> None:
+        store = self.api.store
+        while True:
+            _, kvs = await store.list(prefix, limit=500)
+            if not kvs:
+                return
+            for kv in kvs:
+                try:
+                    await store.delete(kv.key)
+                except NotFound:
+                    pass

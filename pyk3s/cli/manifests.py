@@ -1,0 +1,88 @@
+"""`pyk3s manifests status`: each file in the manifests directory, its Addon, checksum, last result and
+last error, so nobody has to dig through events to learn why a file did not apply."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from .flags import default_data_dir, default_kubeconfig_path
+
+__all__ = ["main", "status_rows"]
+
+
+async def _addons(kubeconfig: str) -> dict[str, dict[str, Any]]:
+    from pyk3s.client import Client
+
+    async with Client.from_kubeconfig(kubeconfig) as client:
+        listing = await client.resource("k3s.cattle.io/v1", "addons").list("kube-system")
+    return {a["metadata"]["name"]: a for a in listing.get("items") or []}
+
+
+def status_rows(manifests_dir: Path, addons: dict[str, dict[str, Any]], disable: frozenset[str]) -> list[dict[str, str]]:
+    from pyk3s.controllers.deploy.controller import LAST_ERROR, LAST_RESULT, LAST_TIME
+    from pyk3s.controllers.deploy.scan import scan
+
+    rows = []
+    for mf in scan(manifests_dir, disable):
+        try:
+            checksum = hashlib.sha256(mf.path.read_bytes()).hexdigest()
+        except OSError as err:
+            checksum = f"unreadable: {err.strerror}"
+        addon = addons.get(mf.addon) or {}
+        ann = (addon.get("metadata") or {}).get("annotations") or {}
+        applied = (addon.get("spec") or {}).get("checksum", "")
+        if mf.action == "skip":
+            result = "Skipped (.skip file)"
+        elif not addon:
+            result = "Pending (no Addon yet)"
+        else:
+            result = ann.get(LAST_RESULT, "")
+            if result == "AppliedManifest" and applied != checksum:
+                result = "AppliedManifest (file changed since; next pass applies it)"
+        rows.append({
+            "FILE": mf.rel,
+            "ADDON": f"kube-system/{mf.addon}",
+            "CHECKSUM": checksum[:12],
+            "RESULT": result,
+            "WHEN": ann.get(LAST_TIME, ""),
+            "LAST ERROR": ann.get(LAST_ERROR, ""),
+        })
+    return rows
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="pyk3s manifests", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    st = sub.add_parser("status", help="show each manifest file and what happened to it")
+    st.add_argument("--data-dir", "-d", default=default_data_dir())
+    st.add_argument("--kubeconfig", default=None)
+    st.add_argument("--disable", action="append", default=[], help="same values as the server's --disable")
+    args = p.parse_args(argv)
+    mdir = Path(args.data_dir) / "server" / "manifests"
+    if not mdir.is_dir():
+        print(f"pyk3s manifests: {mdir} does not exist (is --data-dir right?)", file=sys.stderr)
+        return 1
+    kubeconfig = args.kubeconfig or default_kubeconfig_path()
+    try:
+        addons = asyncio.run(_addons(kubeconfig))
+    except Exception as err:
+        print(f"pyk3s manifests: cannot read Addons through {kubeconfig}: {err}", file=sys.stderr)
+        addons = {}
+    disable = frozenset(x.strip() for v in args.disable for x in v.split(",") if x.strip())
+    rows = status_rows(mdir, addons, disable)
+    if not rows:
+        print(f"no manifests in {mdir}")
+        return 0
+    cols = ["FILE", "ADDON", "CHECKSUM", "RESULT", "WHEN"]
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
+    print("   ".join(c.ljust(widths[c]) for c in cols).rstrip())
+    for r in rows:
+        print("   ".join(r[c].ljust(widths[c]) for c in cols).rstrip())
+        if r["LAST ERROR"]:
+            print(f"    error: {r['LAST ERROR']}")
+    return 0

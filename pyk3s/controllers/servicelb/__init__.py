@@ -1,0 +1,19 @@
+"""ServiceLB (K3s's Klipper service load balancer): controller side."""
+
+from .controller import FINALIZER, ServiceLB, remove_servicelb
+from .desired import ServiceError, ServiceLBSettings, daemonset_name, desired_daemonset, source_ranges
+from .status import CONDITION, explain, lb_ingress
+
+__all__ = [
+    "CONDITION",
+    "FINALIZER",
+    "ServiceError",
+    "ServiceLB",
+    "ServiceLBSettings",
+    "daemonset_name",
+    "desired_daemonset",
+    "explain",
+    "lb_ingress",
+    "remove_servicelb",
+    "source_ranges",
+]

@@ -1,0 +1,226 @@
+"""Store engines for the conformance suite: memory and SQLite always; PostgreSQL and etcd when their
+binaries are installed, each as a real server on loopback (random port, temp dir, stopped by PID)."""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyk3s.api.store.base import Store
+from pyk3s.api.store.etcd import EtcdStore
+from pyk3s.api.store.memory import MemoryBackend, MemoryStore
+from pyk3s.api.store.postgres import PostgresStore
+from pyk3s.api.store.sqlite import SqliteStore
+
+POLL = 0.1  # poll interval for SQL engines in tests: cross-instance watches arrive fast
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def find_binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
+    return candidates[0] if candidates else None
+
+
+def _stop(proc: subprocess.Popen[bytes], sig: int) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+class PostgresServer:
+    """initdb + postgres in a temp dir, as the ``postgres`` user when we are root (postgres refuses root)."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="pkpg-"))
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._db = itertools.count(1)
+
+    def _as_user(self) -> dict[str, Any]:
+        if os.geteuid() != 0:
+            return {}
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
+            pw = pwd.getpwnam("nobody")
+        os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+        return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+
+    def start(self) -> None:
+        initdb, postgres, isready = (find_binary(n) for n in ("initdb", "postgres", "pg_isready"))
+        assert initdb and postgres and isready
+        who = self._as_user()
+        data = self.dir / "data"
+        subprocess.run(
+            [initdb, "-D", str(data), "-U", "pk", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"],
+            check=True, capture_output=True, cwd=self.dir, timeout=120, **who,
+        )
+        for _ in range(5):
+            self.port = free_port()
+            log = open(self.dir / "server.log", "ab")
+            self.proc = subprocess.Popen(
+                [postgres, "-D", str(data), "-h", "127.0.0.1", "-p", str(self.port), "-k", str(self.dir),
+                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                 "-c", "max_connections=300"],
+                stdout=log, stderr=log, cwd=self.dir, **who,
+            )
+            log.close()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                ok = subprocess.run([isready, "-q", "-h", "127.0.0.1", "-p", str(self.port)], timeout=10)
+                if ok.returncode == 0:
+                    return
+                time.sleep(0.1)
+            _stop(self.proc, signal.SIGKILL)
+        raise RuntimeError(f"postgres did not start: {(self.dir / 'server.log').read_text()[-2000:]}")
+
+    def dsn(self) -> str:
+        return f"postgres://pk@127.0.0.1:{self.port}/pk_test_{next(self._db)}"
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc, signal.SIGINT)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class EtcdServer:
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="pketcd-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self) -> None:
+        etcd = shutil.which("etcd")
+        assert etcd
+        for _ in range(5):
+            client, peer = free_port(), free_port()
+            self.url = f"http://127.0.0.1:{client}"
+            peer_url = f"http://127.0.0.1:{peer}"
+            log = open(self.dir / "etcd.log", "ab")
+            self.proc = subprocess.Popen(
+                [etcd, "--name", "pk", "--data-dir", str(self.dir / "data"),
+                 "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+                 "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+                 "--initial-cluster", f"pk={peer_url}", "--log-level", "error"],
+                stdout=log, stderr=log, cwd=self.dir,
+            )
+            log.close()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    with socket.create_connection(("127.0.0.1", client), timeout=0.5) as s:
+                        s.sendall(b"POST /v3/kv/range HTTP/1.0\r\nContent-Length: 13\r\n\r\n{\"key\":\"AA==\"}")
+                        if b" 200 " in s.recv(100):
+                            return
+                except OSError:
+                    pass
+                time.sleep(0.05)
+            _stop(self.proc, signal.SIGKILL)
+            shutil.rmtree(self.dir / "data", ignore_errors=True)
+        raise RuntimeError(f"etcd did not start: {(self.dir / 'etcd.log').read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc, signal.SIGTERM)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+HAVE_POSTGRES = all(find_binary(n) for n in ("initdb", "postgres", "pg_isready"))
+HAVE_ETCD = shutil.which("etcd") is not None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    if not HAVE_POSTGRES:
+        pytest.skip("PostgreSQL binaries (initdb, postgres, pg_isready) not installed")
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def etcd_server() -> Iterator[EtcdServer]:
+    if not HAVE_ETCD:
+        pytest.skip("etcd binary not installed")
+    server = EtcdServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+class Engine:
+    """Makes started store instances that share one database (like several API processes)."""
+
+    def __init__(self, name: str, factory: Callable[[], Store]) -> None:
+        self.name = name
+        self._factory = factory
+        self.stores: list[Store] = []
+
+    async def open(self) -> Store:
+        store = self._factory()
+        await store.start()
+        self.stores.append(store)
+        return store
+
+    async def close(self) -> None:
+        for store in reversed(self.stores):
+            await store.close()
+
+
+ENGINE_NAMES = ["memory", "sqlite", "postgres", "etcd"]
+
+
+@pytest.fixture(params=ENGINE_NAMES)
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Engine]:
+    name = request.param
+    if name == "memory":
+        backend = MemoryBackend()
+        eng = Engine(name, lambda: MemoryStore(backend))
+    elif name == "sqlite":
+        path = tmp_path / "db" / "state.db"
+        eng = Engine(name, lambda: SqliteStore(path, compact_min_retain=0, poll_interval=POLL))
+    elif name == "postgres":
+        dsn = request.getfixturevalue("postgres_server").dsn()
+        eng = Engine(name, lambda: PostgresStore(dsn, compact_min_retain=0, poll_interval=POLL))
+    else:
+        url = request.getfixturevalue("etcd_server").url
+        eng = Engine(name, lambda: EtcdStore([url], compact_min_retain=0))
+    try:
+        yield eng
+    finally:
+        await eng.close()
+
+
+@pytest.fixture
+async def store(engine: Engine) -> Store:
+    return await engine.open()
