@@ -158,7 +158,9 @@ class ResourceHandlers:
         body = decode_body(req, strict=opts.field_validation == "Strict")
         if not isinstance(body, dict):
             raise bad_request("the object provided is unrecognized: expected a JSON object")
-        obj = await self.api.registry.update(info, ns, name, lambda _old: body, opts, subresource=subresource)
+        explicit = bool((body.get("metadata") or {}).get("resourceVersion"))
+        obj = await self.api.registry.update(info, ns, name, lambda _old: body, opts, subresource=subresource,
+                                             precondition=explicit)
         return json_response(200, obj, opts.warnings)
 
     async def patch(self, req: ApiRequest, info: ResourceInfo, ns: str | None, name: str,
@@ -183,7 +185,8 @@ class ResourceHandlers:
             raise bad_request("the server rejected our request due to an error in our request: "
                               "patch must be a JSON object")
         fn = _patcher(ct, patch, info)
-        obj = await self.api.registry.update(info, ns, name, fn, opts, subresource=subresource)
+        obj = await self.api.registry.update(info, ns, name, fn, opts, subresource=subresource,
+                                             precondition=patch_sets_rv(patch))
         return json_response(200, obj, opts.warnings)
 
     async def apply(self, req: ApiRequest, info: ResourceInfo, ns: str | None, name: str, opts: WriteOptions,
@@ -219,7 +222,8 @@ class ResourceHandlers:
                 raise _patch_error(e) from None
 
         try:
-            obj = await api.registry.update(info, ns, name, merge, opts, subresource=subresource, managed_done=True)
+            obj = await api.registry.update(info, ns, name, merge, opts, subresource=subresource, managed_done=True,
+                                            precondition=bool(meta.get("resourceVersion")))
             return json_response(200, obj, opts.warnings)
         except ApiError as e:
             if e.code != 404 or subresource is not None:
@@ -272,6 +276,13 @@ def delete_options(req: ApiRequest) -> dict[str, Any]:
     if req.param("orphanDependents") is not None:
         options["orphanDependents"] = query_bool(req, "orphanDependents")
     return options
+
+
+def patch_sets_rv(patch: Any) -> bool:
+    if isinstance(patch, list):
+        return any(isinstance(op, dict) and op.get("path") == "/metadata/resourceVersion" for op in patch)
+    return bool(isinstance(patch, dict) and isinstance(patch.get("metadata"), dict)
+                and patch["metadata"].get("resourceVersion"))
 
 
 def _dry(req: ApiRequest, options: dict[str, Any]) -> bool:

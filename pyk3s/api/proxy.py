@@ -31,7 +31,7 @@ from aiohttp import web
 
 from pyk3s.api.request import ApiRequest, ApiResponse, UserInfo
 
-__all__ = ["CHANNEL_PROTOCOLS", "KubeletProxy", "ProxyError", "status_body"]
+__all__ = ["CHANNEL_PROTOCOLS", "INTERNAL_USER", "KubeletProxy", "ProxyError", "status_body"]
 
 log = logging.getLogger("pyk3s.api.proxy")
 INTERNAL_USER = UserInfo("system:kube-apiserver", ("system:masters", "system:authenticated"))

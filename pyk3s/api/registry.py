@@ -263,10 +263,11 @@ class Registry:
         subresource: str | None = None,
         managed_done: bool = False,
         operation: str = "Update",
+        precondition: bool = False,
     ) -> dict[str, Any]:
         """Update ``name`` with ``compute(current)``. A resourceVersion in the computed object that
-        differs from the stored one is a precondition failure (409); otherwise store conflicts are
-        retried against a fresh copy."""
+        differs from the stored one is a conflict (409); a store conflict is one too when the
+        caller named a resourceVersion (``precondition``), otherwise it is retried on a fresh copy."""
         api = self.api
         key = info.key(namespace, name)
         for _ in range(_RETRIES):
@@ -289,7 +290,6 @@ class Registry:
                 meta.pop("namespace", None)
             self._check_type(info, new)
             rv = meta.get("resourceVersion")
-            precondition = bool(rv)
             if rv and str(rv) != str(kv.mod_revision):
                 raise conflict(info.plural, info.group, name)
             if subresource is None:

@@ -95,7 +95,7 @@ def prepare_update(info: ResourceInfo, old: dict[str, Any], new: dict[str, Any],
             meta[f] = old_meta[f]
         else:
             meta.pop(f, None)
-    if info.has_status:
+    if info.has_status and subresource != "binding":
         if "status" in old:
             merged["status"] = copy.deepcopy(old["status"])
         else:

@@ -181,5 +181,6 @@ def server_side_apply(live: dict | None, applied: dict, *, manager: str, force: 
     if merged != live_obj or set_changed or changed:
         me.time = now
     meta = merged.setdefault("metadata", {})
-    meta["managedFields"] = encode_managed(entries)
+    if managed := encode_managed(entries):
+        meta["managedFields"] = managed
     return merged

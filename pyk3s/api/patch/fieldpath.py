@@ -173,7 +173,7 @@ def _compare(old: Any, new: Any, t: FieldType, path: Path,
         _compare_children(old, _empty_like(old), t, path, modified, added, removed, one_sided=True)
         return
     if _is_atomic(t) or not isinstance(old, dict | list) or not isinstance(new, dict | list) \
-            or type(old) is not type(new):
+            or type(old) is not type(new) or (isinstance(old, list) and not _is_granular_list(t)):
         if old != new and path:
             modified.add(path)
         return
@@ -186,7 +186,7 @@ def _empty_like(value: Any) -> Any:
 
 def _compare_children(old: Any, new: Any, t: FieldType, path: Path, modified: set[Path],
                       added: set[Path], removed: set[Path], *, one_sided: bool) -> None:
-    if old is _ABSENT or new is _ABSENT or _is_atomic(t):
+    if old is _ABSENT or new is _ABSENT or _is_atomic(t) or (isinstance(old, list) and not _is_granular_list(t)):
         return
     if isinstance(old, dict) and isinstance(new, dict):
         for key in list(old) + [k for k in new if k not in old]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import dns.flags
 import dns.message
 import dns.name
 import dns.rdataclass
@@ -190,5 +191,3 @@ class RewritePlugin(Plugin):
             new.add(rd, rr.ttl)
         return new
 
-
-import dns.flags  # noqa: E402

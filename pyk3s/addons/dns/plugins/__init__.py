@@ -1,0 +1,1 @@
+"""CoreDNS-compatible plugins, one module (or package) each."""

@@ -1,0 +1,45 @@
+import base64
+
+import pytest
+
+from pyk3s.agent.kubelet.env import EnvError, build_env
+
+POD = {"metadata": {"name": "p", "namespace": "ns", "uid": "u1", "labels": {"app": "x"}},
+       "spec": {"nodeName": "n1", "serviceAccountName": "sa"}}
+SERVICES = [
+    {"metadata": {"namespace": "default", "name": "kubernetes"},
+     "spec": {"clusterIP": "10.43.0.1", "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]}},
+    {"metadata": {"namespace": "ns", "name": "my-svc"},
+     "spec": {"clusterIP": "10.43.0.20", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}},
+    {"metadata": {"namespace": "other", "name": "far"}, "spec": {"clusterIP": "10.43.0.21", "ports": [{"port": 1}]}},
+]
+
+
+def env_for(container, **kw):
+    return build_env(POD, container, config_maps=kw.get("cms", {}), secrets=kw.get("secrets", {}),
+                     services=SERVICES, pod_ip="10.42.0.5", host_ip="192.0.2.2")
+
+
+def test_values_refs_and_links():
+    c = {"name": "c", "env": [
+        {"name": "A", "value": "1"}, {"name": "B", "value": "$(A)-x-$$(A)"},
+        {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+        {"name": "CM", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}},
+        {"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "pw"}}}],
+        "envFrom": [{"configMapRef": {"name": "cm"}, "prefix": "P_"}]}
+    env = env_for(c, cms={"cm": {"data": {"k": "v"}}}, secrets={"s": {"data": {"pw": base64.b64encode(b"hunter2").decode()}}})
+    assert env["B"] == "1-x-$(A)" and env["POD"] == "p" and env["IP"] == "10.42.0.5" and env["APP"] == "x"
+    assert env["CM"] == "v" and env["P_k"] == "v" and env["S"] == "hunter2"
+    assert env["KUBERNETES_SERVICE_HOST"] == "10.43.0.1" and env["KUBERNETES_SERVICE_PORT"] == "443"
+    assert env["MY_SVC_SERVICE_HOST"] == "10.43.0.20" and env["MY_SVC_PORT_80_TCP_ADDR"] == "10.43.0.20"
+    assert "FAR_SERVICE_HOST" not in env and env["HOSTNAME"] == "p"
+
+
+def test_missing_reference_names_it():
+    with pytest.raises(EnvError, match='configMapKeyRef "nope" not found'):
+        env_for({"name": "c", "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k"}}}]})
+    env = env_for({"name": "c", "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {
+        "name": "nope", "key": "k", "optional": True}}}]})
+    assert "X" not in env

@@ -1,0 +1,24 @@
+from pyk3s.agent.cni.ipam import HostLocalIpam
+
+
+def test_allocate_release_persist(tmp_path):
+    ipam = HostLocalIpam(tmp_path, "10.42.3.0/24")
+    a = ipam.allocate("uid-a")
+    b = ipam.allocate("uid-b")
+    assert a == "10.42.3.2" and b == "10.42.3.3"
+    assert ipam.allocate("uid-a") == a
+    assert ipam.release("uid-a") == a
+    again = HostLocalIpam(tmp_path, "10.42.3.0/24")   # survives a restart
+    assert again.lookup("uid-b") == b
+    assert again.allocate("uid-c") == "10.42.3.4"     # round-robin past the freed one
+
+
+def test_exhaustion(tmp_path):
+    ipam = HostLocalIpam(tmp_path, "10.42.3.0/30")
+    assert ipam.allocate("x") == "10.42.3.2"
+    try:
+        ipam.allocate("y")
+    except RuntimeError as exc:
+        assert "no free address" in str(exc)
+    else:
+        raise AssertionError("expected exhaustion")

@@ -1,0 +1,96 @@
+import pytest
+
+from pyk3s.agent.proxy.compile import ProxyConfig, compile_ruleset
+
+CFG = ProxyConfig("n1", table="pyk3stest")
+
+
+def svc(name, **spec):
+    status = spec.pop("status", {})
+    return {"metadata": {"namespace": "default", "name": name}, "spec": spec, "status": status}
+
+
+def eps(name, endpoints, ports=None):
+    return {"metadata": {"namespace": "default", "name": f"{name}-abc", "labels": {"kubernetes.io/service-name": name}},
+            "addressType": "IPv4", "ports": ports or [{"name": "", "port": 8080, "protocol": "TCP"}],
+            "endpoints": endpoints}
+
+
+def test_clusterip_balances_over_ready_endpoints_only():
+    text = compile_ruleset(CFG, [svc("web", clusterIP="10.43.0.5", ports=[{"port": 80}])],
+                           [eps("web", [{"addresses": ["10.42.0.5"]}, {"addresses": ["10.42.0.6"]},
+                                        {"addresses": ["10.42.0.7"], "conditions": {"ready": False}}])])
+    assert "ip daddr 10.43.0.5 tcp dport 80 goto svc-" in text
+    assert "numgen random mod 2 vmap" in text
+    assert "dnat to 10.42.0.5:8080" in text and "dnat to 10.42.0.6:8080" in text
+    assert "10.42.0.7" not in text
+    assert text.startswith("table ip pyk3stest\ndelete table ip pyk3stest\n")
+
+
+def test_terminating_serving_endpoints_are_a_fallback():
+    text = compile_ruleset(CFG, [svc("web", clusterIP="10.43.0.5", ports=[{"port": 80}])],
+                           [eps("web", [{"addresses": ["10.42.0.7"],
+                                         "conditions": {"ready": False, "serving": True, "terminating": True}}])])
+    assert "dnat to 10.42.0.7:8080" in text
+
+
+def test_no_endpoints_rejects():
+    text = compile_ruleset(CFG, [svc("web", type="NodePort", clusterIP="10.43.0.5",
+                                     ports=[{"port": 80, "nodePort": 30080}])], [])
+    assert "elements = { 10.43.0.5 . tcp . 80 }" in text
+    assert "elements = { tcp . 30080 }" in text
+    assert "goto svc-" not in text
+
+
+def test_nodeport_cluster_policy_masquerades():
+    text = compile_ruleset(CFG, [svc("web", type="NodePort", clusterIP="10.43.0.5",
+                                     ports=[{"port": 80, "nodePort": 30080}])],
+                           [eps("web", [{"addresses": ["10.42.0.5"], "nodeName": "n2"}])])
+    assert "tcp dport 30080 goto ext-" in text
+    ext = text.split("chain ext-")[1]
+    assert "meta mark set meta mark | 0x4000" in ext.split("}")[0]
+
+
+@pytest.mark.parametrize("node,expect_drop", [("n1", False), ("n2", True)], ids=["local-endpoint", "remote-only"])
+def test_external_traffic_policy_local(node, expect_drop):
+    text = compile_ruleset(ProxyConfig(node, table="t"),
+                           [svc("web", type="LoadBalancer", clusterIP="10.43.0.5", externalTrafficPolicy="Local",
+                                ports=[{"port": 80, "nodePort": 30080}],
+                                status={"loadBalancer": {"ingress": [{"ip": "172.31.0.9"}]}})],
+                           [eps("web", [{"addresses": ["10.42.0.5"], "nodeName": "n1"}])])
+    ext = text.split("chain ext-")[1].split("}")[0]
+    assert ("drop" in ext) == expect_drop
+    assert "ip daddr 172.31.0.9 tcp dport 80 goto ext-" in text
+
+
+def test_session_affinity_uses_dynamic_sets():
+    text = compile_ruleset(CFG, [svc("dns", clusterIP="10.43.0.10", sessionAffinity="ClientIP",
+                                     sessionAffinityConfig={"clientIP": {"timeoutSeconds": 60}},
+                                     ports=[{"port": 53, "protocol": "UDP", "name": "dns"}])],
+                           [eps("dns", [{"addresses": ["10.42.0.5"]}], [{"name": "dns", "port": 53, "protocol": "UDP"}])])
+    assert "flags dynamic,timeout; timeout 60s;" in text
+    assert "update @aff-" in text
+    assert "ip daddr 10.43.0.10 udp dport 53 goto" in text
+
+
+def test_hostport_from_pods_on_this_node():
+    pod = {"metadata": {"namespace": "default", "name": "p"}, "status": {"podIP": "10.42.0.9"},
+           "spec": {"nodeName": "n1", "containers": [{"ports": [{"containerPort": 80, "hostPort": 8081},
+                                                                {"containerPort": 53, "hostPort": 53, "protocol": "UDP"}]}]}}
+    other = {**pod, "spec": {**pod["spec"], "nodeName": "n2"}}
+    text = compile_ruleset(CFG, [], [], [pod, other])
+    assert "tcp dport 8081 meta mark set meta mark | 0x4000 dnat to 10.42.0.9:80" in text
+    assert "udp dport 53 meta mark set" in text
+    assert text.count("dnat to 10.42.0.9") == 2
+
+
+def test_pod_egress_masquerade_and_service_cidr_reject():
+    text = compile_ruleset(ProxyConfig("n1", bridge_name="pkbr0"), [], [])
+    assert 'ip saddr 10.42.0.0/16 ip daddr != 10.42.0.0/16 oifname != "pkbr0" masquerade' in text
+    assert "ip daddr 10.43.0.0/16 reject" in text
+
+
+def test_compile_is_deterministic():
+    services = [svc(f"s{i}", clusterIP=f"10.43.0.{i + 10}", ports=[{"port": 80}]) for i in range(5)]
+    slices = [eps(f"s{i}", [{"addresses": [f"10.42.0.{i + 10}"]}]) for i in range(5)]
+    assert compile_ruleset(CFG, services, slices) == compile_ruleset(CFG, list(reversed(services)), slices)
