@@ -46,8 +46,8 @@ async def start_control_plane(cfg: ServerConfig, client: Client, running: Any) -
     ))
     log.info("staged %d packaged manifests into %s", len(staged), cfg.manifests_dir)
     settings = ControllerSettings(
-        node_monitor_grace_period=cfg.node_monitor_grace_period,
-        pod_eviction_timeout=cfg.pod_eviction_timeout,
+        node_monitor_grace_period=float(cfg.node_monitor_grace_period),
+        toleration_seconds_cap=float(cfg.pod_eviction_timeout),
     )
     deploy = DeployController(client, DeploySettings(
         manifests_dir=cfg.manifests_dir,

@@ -4,6 +4,10 @@ Processes: container launchers and containers recorded under ``<data-dir>/agent/
 whose command line runs pyk3s (``python -m pyk3s …``, ``pyk3s …``), except this one and its parents.
 Then: network namespaces ``pk-*``, links ``pkv*``/``pyk3s*`` (and ``--bridge-name``), the service-CIDR
 routes on those links, nftables tables ``pyk3s*``, and mounts under the data dir.
+
+With an explicit ``--data-dir`` the sweep is scoped to that installation (several clusters share a test
+machine): only processes whose command line names the data dir, the netns/veths of pods recorded there,
+the given bridges and their nftables tables.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ import subprocess
 import time
 from pathlib import Path
 
+from pyk3s.agent.cni.podnet import netns_name, veth_name
 from pyk3s.agent.kubelet.kubelet import kill_leftover_containers
+from pyk3s.agent.run import nft_table_for
 
 __all__ = ["killall", "main"]
 
 
-def _pyk3s_pids() -> list[int]:
+def _pyk3s_pids(only_with: bytes | None = None) -> list[int]:
     me = os.getpid()
     ancestors = {me}
     pid = me
@@ -44,6 +50,8 @@ def _pyk3s_pids() -> list[int]:
                or a.startswith(b"pyk3s.") for a in words[:4]):
             if b"pytest" in b" ".join(words[:3]):
                 continue
+            if only_with is not None and not any(only_with in a for a in words):
+                continue
             out.append(int(d.name))
     return out
 
@@ -57,11 +65,26 @@ def _links(prefixes: tuple[str, ...]) -> list[str]:
     return [lk["ifname"] for lk in links if lk["ifname"].startswith(prefixes)]
 
 
-def killall(data_dir: Path, extra_links: tuple[str, ...] = (), kill_processes: bool = True) -> dict[str, list[str]]:
+def _recorded_uids(data_dir: Path) -> set[str]:
+    agent = data_dir / "agent"
+    uids = {d.name for d in (agent / "pods").glob("*") if d.is_dir()}
+    for f in (agent / "ipam").glob("*/*"):
+        if f.name[:1].isdigit():
+            try:
+                uids.add(f.read_text().strip())
+            except OSError:
+                pass
+    return uids
+
+
+def killall(data_dir: Path, extra_links: tuple[str, ...] = (), kill_processes: bool = True,
+            everything: bool = False) -> dict[str, list[str]]:
+    """Remove pyk3s state; ``everything`` sweeps by name prefix, else only what ``data_dir`` recorded."""
     done: dict[str, list[str]] = {"processes": [], "netns": [], "links": [], "tables": [], "mounts": []}
+    uids = _recorded_uids(data_dir)
     kill_leftover_containers(data_dir / "agent" / "pods")
     if kill_processes:
-        pids = _pyk3s_pids()
+        pids = _pyk3s_pids(None if everything else str(data_dir).encode())
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGTERM)
@@ -80,10 +103,11 @@ def killall(data_dir: Path, extra_links: tuple[str, ...] = (), kill_processes: b
     res = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
     for line in res.stdout.splitlines():
         name = line.split()[0] if line.split() else ""
-        if name.startswith("pk-"):
+        if name.startswith("pk-") and (everything or name in {netns_name(u) for u in uids}):
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
             done["netns"].append(name)
-    for link in _links(("pkv", "pyk3s", *extra_links)):
+    prefixes = ("pkv", "pyk3s", *extra_links) if everything else (*extra_links, *(veth_name(u) for u in uids))
+    for link in _links(prefixes) if prefixes else []:
         subprocess.run(["ip", "link", "del", link], capture_output=True)  # routes on it go with it
         done["links"].append(link)
     res = subprocess.run(["nft", "-j", "list", "tables"], capture_output=True, text=True)
@@ -92,7 +116,8 @@ def killall(data_dir: Path, extra_links: tuple[str, ...] = (), kill_processes: b
     except ValueError:
         tables = []
     for t in tables:
-        if t["name"].startswith("pyk3s"):
+        wanted = t["name"].startswith("pyk3s") if everything else t["name"] in {nft_table_for(b) for b in extra_links}
+        if t["family"] in ("ip", "ip6", "inet") and wanted:
             subprocess.run(["nft", "delete", "table", t["family"], t["name"]], capture_output=True)
             done["tables"].append(f"{t['family']} {t['name']}")
     root = str(data_dir.resolve())
@@ -106,11 +131,12 @@ def killall(data_dir: Path, extra_links: tuple[str, ...] = (), kill_processes: b
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="pyk3s killall", description="stop pyk3s and remove its host state")
-    parser.add_argument("--data-dir", "-d", default=os.environ.get("K3S_DATA_DIR") or os.environ.get(
-        "PYK3S_DATA_DIR") or "/var/lib/rancher/pyk3s")
+    parser.add_argument("--data-dir", "-d", default=None)
     parser.add_argument("--bridge-name", action="append", default=[])
     args = parser.parse_args(argv)
-    done = killall(Path(args.data_dir), tuple(args.bridge_name))
+    explicit = args.data_dir or os.environ.get("K3S_DATA_DIR") or os.environ.get("PYK3S_DATA_DIR")
+    data_dir = Path(explicit or "/var/lib/rancher/pyk3s")
+    done = killall(data_dir, tuple(args.bridge_name), everything=not explicit)
     for what, items in done.items():
         if items:
             print(f"killall: removed {what}: {' '.join(items)}")

@@ -157,8 +157,8 @@ class ServiceAllocator:
         configured = [_FAMILY[n.version] for n in self.networks]
         if policy not in ("SingleStack", "PreferDualStack", "RequireDualStack"):
             raise AllocationError("spec.ipFamilyPolicy", policy,
-                                  'Unsupported value: "%s": supported values: "PreferDualStack", '
-                                  '"RequireDualStack", "SingleStack"' % policy, "FieldValueNotSupported")
+                                  f'Unsupported value: "{policy}": supported values: "PreferDualStack", '
+                                  '"RequireDualStack", "SingleStack"', "FieldValueNotSupported")
         fams: list[str] = list(spec.get("ipFamilies") or [])
         for ip in requested:
             if ip and ip != "None":
@@ -204,7 +204,7 @@ class ServiceAllocator:
         try:
             await self.store.create(_ip_key(str(addr)), dumps({"owner": owner}))
         except KeyExists:
-            raise AllocationError(fld, ip, "failed to allocate IP %s: provided IP is already allocated" % ip) from None
+            raise AllocationError(fld, ip, f"failed to allocate IP {ip}: provided IP is already allocated") from None
         alloc.keys.append(_ip_key(str(addr)))
 
     async def _allocate_ip(self, family: str, owner: str, alloc: Allocation) -> str:

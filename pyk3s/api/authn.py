@@ -231,8 +231,12 @@ class Authenticator:
     """Maps a request's credentials to a :class:`UserInfo` (None = not authenticated)."""
 
     def __init__(self, *, server_token: str = "", sa_tokens: ServiceAccountTokens | None = None) -> None:
-        self._server_tokens = _server_token_forms(server_token) if server_token else ()
+        self._server_tokens: tuple[str, ...] = ()
+        self.set_server_token(server_token)
         self.sa_tokens = sa_tokens
+
+    def set_server_token(self, token: str) -> None:
+        self._server_tokens = _server_token_forms(token) if token else ()
 
     def authenticate_token(self, token: str, audiences: Sequence[str] | None = None) -> UserInfo | None:
         for known in self._server_tokens:

@@ -34,7 +34,7 @@ PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
 def json_response(status: int, obj: Any, warnings: list[str] | None = None) -> ApiResponse:
     resp = ApiResponse(status, dumps(obj))
     if warnings:
-        resp.headers["Warning"] = ", ".join('299 - "%s"' % w.replace('"', '\\"') for w in warnings)
+        resp.headers["Warning"] = ", ".join('299 - "{}"'.format(w.replace('"', '\\"')) for w in warnings)
     return resp
 
 

@@ -192,7 +192,8 @@ class KubeletProxy:
             container = "" if kind == "portforward" else self.container(pod, request.query.get("container"))
             base = await self.kubelet_base(pod)
         except ProxyError as err:
-            return _json_response(status_body(err.code, err.reason, err.message))
+            # kubectl retries any failed upgrade over SPDY, which would hide this reason: upgrade and say it
+            return await _upgrade_with_error(request, usable[0], err.message, err.code, err.reason)
         backend_protocols = list(dict.fromkeys(CHANNEL_PROTOCOLS[p] for p in usable))
         url = self._stream_url(base, kind, namespace, name, container, query)
         try:
@@ -217,11 +218,12 @@ def _json_response(status: dict) -> web.Response:
     return web.Response(status=status["code"], body=json.dumps(status).encode(), content_type="application/json")
 
 
-async def _upgrade_with_error(request: web.Request, protocol: str, message: str) -> web.StreamResponse:
+async def _upgrade_with_error(request: web.Request, protocol: str, message: str, code: int = 500,
+                              reason: str = "InternalError") -> web.StreamResponse:
     """Upgrade anyway and report the failure on the status channel, so kubectl prints it."""
     client = web.WebSocketResponse(protocols=(protocol,), compress=False)
     await client.prepare(request)
-    status = json.dumps(status_body(500, "InternalError", message)).encode()
+    status = json.dumps(status_body(code, reason, message)).encode()
     if "base64" in protocol:
         await client.send_str("3" + base64.b64encode(status).decode())
     else:

@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pyk3s.api import admission, patch as patchlib
+from pyk3s.api import patch as patchlib
+from pyk3s.api.admit import admission
 from pyk3s.api.codec import decode_kv, encode_object, now_rfc3339
 from pyk3s.api.errors import ApiError, already_exists, bad_request, conflict, expired, invalid, not_found
 from pyk3s.api.resources import ResourceInfo
@@ -432,6 +433,7 @@ class Registry:
             except NotFound:
                 raise not_found(info.plural, info.group, name) from None
             nmeta["resourceVersion"] = str(out.mod_revision)
+            await api.hooks.after_write(info, new, obj)
             return new, False
         raise conflict(info.plural, info.group, name)
 

@@ -1,14 +1,14 @@
 """A running API server: certificates, the core, authentication, RBAC, reviews, kubelet relay, HTTPS.
 
 ``start_api_server(settings, store)`` is what ``pyk3s server`` calls. On first start it creates the
-PKI under ``<data-dir>/server/tls`` and the server token ``<data-dir>/server/token``
-(``K10<sha256 of the server CA>::server:<password>``, like K3s); later starts reuse them. The built-in
-RBAC policy (cluster-admin, view, edit, admin, discovery ...) is written to the store when missing.
+PKI under ``<data-dir>/server/tls`` (reused on later starts). The server token is ``--token`` or the
+existing ``<data-dir>/server/token`` (the CLI owns that file and may replace the token later with
+:meth:`RunningApi.set_join_token`). The built-in RBAC policy (cluster-admin, view, edit, admin,
+discovery ...) is written to the store when missing.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import socket
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyk3s.api.authn import Authenticator, ServiceAccountTokens, new_password
-from pyk3s.api.certs import ClusterCerts, default_sans, write_kubeconfig, write_private
+from pyk3s.api.authn import Authenticator, ServiceAccountTokens
+from pyk3s.api.certs import ClusterCerts, default_sans, write_kubeconfig
 from pyk3s.api.errors import not_found
 from pyk3s.api.http import HttpServer, serve
 from pyk3s.api.proxy import INTERNAL_USER, KubeletProxy
@@ -26,7 +26,7 @@ from pyk3s.api.rbac import BOOTSTRAP_OBJECTS, RbacAuthorizer
 from pyk3s.api.request import ApiRequest
 from pyk3s.api.reviews import register_reviews
 
-__all__ = ["RunningApi", "ServerApiSettings", "ensure_server_token", "start_api_server"]
+__all__ = ["RunningApi", "ServerApiSettings", "read_server_token", "start_api_server"]
 
 log = logging.getLogger("pyk3s.api.server")
 
@@ -37,6 +37,7 @@ class ServerApiSettings:
     bind_address: str = "0.0.0.0"
     https_port: int = 6443
     advertise_address: str = ""
+    advertise_port: int = 0  # 0: the HTTPS port
     tls_sans: tuple[str, ...] = ()
     token: str = ""
     node_name: str = ""
@@ -62,21 +63,12 @@ class ServerApiSettings:
         return str(next(ipaddress.ip_network(self.service_cidrs[0], strict=False).hosts()))
 
 
-def ensure_server_token(server_dir: Path, token: str, server_ca_pem: bytes) -> str:
-    """The full K3s-format token; written to ``<server_dir>/token`` (0600)."""
+def read_server_token(server_dir: Path, token: str) -> str:
+    """The ``--token`` value, else the existing ``<server_dir>/token`` (written by the CLI), else ""."""
+    if token:
+        return token
     path = server_dir / "token"
-    if not token and path.exists():
-        existing = path.read_text().strip()
-        if existing:
-            return existing
-    if token.startswith("K10") and "::" in token:
-        full = token
-    else:
-        ca_hash = hashlib.sha256(server_ca_pem).hexdigest()
-        full = f"K10{ca_hash}::server:{token or new_password()}"
-    if not path.exists() or path.read_text().strip() != full:
-        write_private(path, (full + "\n").encode())
-    return full
+    return path.read_text().strip() if path.exists() else ""
 
 
 def _free_port(host: str) -> int:
@@ -108,6 +100,11 @@ class RunningApi:
     @property
     def ca_pem(self) -> bytes:
         return self.certs.server_ca_pem
+
+    def set_join_token(self, token: str) -> None:
+        """Accept ``token`` (K3s secure form or bare password) as the server token from now on."""
+        self.token = token
+        self.authenticator.set_server_token(token)
 
     def write_admin_kubeconfig(self, path: Path, mode: int = 0o600, server_url: str | None = None) -> None:
         cert, key = self.certs.admin_credentials()
@@ -203,12 +200,12 @@ async def start_api_server(settings: ServerApiSettings, store: Any) -> RunningAp
     if settings.bind_address not in ("", "0.0.0.0", "::"):
         sans = (*sans, settings.bind_address)
     certs = ClusterCerts.ensure(settings.tls_dir, sans)
-    token = ensure_server_token(settings.server_dir, settings.token, certs.server_ca_pem)
+    token = read_server_token(settings.server_dir, settings.token)
     sa_tokens = ServiceAccountTokens.load_or_create(settings.tls_dir / "service.key")
     authenticator = Authenticator(server_token=token, sa_tokens=sa_tokens)
 
     port = settings.https_port or _free_port(settings.bind_address)
-    api = ApiServer(store, _api_config(settings, port))
+    api = ApiServer(store, _api_config(settings, settings.advertise_port or port))
     authorizer = RbacAuthorizer(store)
     api.authorizer = authorizer
     proxy = KubeletProxy(api, client_cert_file=settings.tls_dir / "client-kube-apiserver.crt",

@@ -9,8 +9,23 @@ from typing import TYPE_CHECKING, Any
 
 from pyk3s.api import patch as patchlib
 from pyk3s.api.bodies import decode_body, media_type, parse_json
-from pyk3s.api.errors import ApiError, bad_request, conflict, method_not_allowed, not_found, status_success, unsupported_media_type
-from pyk3s.api.handlers import PATCH_TYPES, ResourceHandlers, _patch_error, json_response, patch_sets_rv, write_options
+from pyk3s.api.errors import (
+    ApiError,
+    bad_request,
+    conflict,
+    method_not_allowed,
+    not_found,
+    status_success,
+    unsupported_media_type,
+)
+from pyk3s.api.handlers import (
+    PATCH_TYPES,
+    ResourceHandlers,
+    _patch_error,
+    json_response,
+    patch_sets_rv,
+    write_options,
+)
 from pyk3s.api.request import ApiRequest, ApiResponse
 from pyk3s.api.resources import ResourceInfo
 from pyk3s.api.selectors import label_selector_string

@@ -142,12 +142,9 @@ def _pod_template(obj: dict) -> dict:
     return ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
 
 
-def _lb_ingress(status: dict | None, wide: bool = True) -> str:
+def _lb_ingress(status: dict | None) -> str:
     ing = ((status or {}).get("loadBalancer") or {}).get("ingress") or []
-    out = ",".join(i.get("ip") or i.get("hostname") or "" for i in ing if i.get("ip") or i.get("hostname"))
-    if not wide and len(out) > 16:
-        return out[:13] + "..."
-    return out
+    return ",".join(i.get("ip") or i.get("hostname") or "" for i in ing if i.get("ip") or i.get("hostname"))
 
 
 # -- pods ---------------------------------------------------------------------------------------
@@ -257,7 +254,7 @@ def service_external_ip(svc: dict) -> str:
     if kind in ("ClusterIP", "NodePort"):
         return ",".join(external) if external else NONE
     if kind == "LoadBalancer":
-        lb = _lb_ingress(svc.get("status"), wide=False)
+        lb = _lb_ingress(svc.get("status"))  # the server renders with Wide: true, no truncation
         results = [*external, lb] if lb else external
         return ",".join(results) if results else "<pending>"
     if kind == "ExternalName":

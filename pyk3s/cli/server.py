@@ -65,7 +65,7 @@ async def run_server(cfg: ServerConfig, ready: asyncio.Event | None = None) -> N
         cluster_cidrs=cfg.cluster_cidrs,
         node_port_range=cfg.node_port_range,
         cluster_domain=cfg.cluster_domain,
-        cluster_dns=cfg.cluster_dns,
+        cluster_dns=cfg.cluster_dns[0],
     )
     running = await start_api_server(settings, store)
     try:

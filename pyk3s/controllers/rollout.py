@@ -400,8 +400,9 @@ class _Sync:
         if _spec_replicas(new) > self.want:
             self._scale(new, self.want)
             return True
+        before = _spec_replicas(new)
         self._scale(new, self._new_rs_new_replicas())
-        return True
+        return _spec_replicas(new) != before
 
     def reconcile_old(self) -> bool:
         old = [rs for rs in self._old() if _spec_replicas(rs) > 0]

@@ -1,7 +1,7 @@
 """Start a real `pyk3s server` for end-to-end tests, drive it with the real kubectl, and clean up.
 
 Everything a server creates is named from one short random id, so a crashed run's leftovers are
-recognisable: the data dir, the node's dummy link `pkd<id>` (the node address lives there, never on
+recognisable: the data dir, the node link `pkd<id>` (the node address lives there, never on
 the machine's own interface), the pod bridge `pkb<id>`.
 """
 
@@ -50,7 +50,7 @@ def _host_routes() -> list[ipaddress.IPv4Network]:
 
 @dataclass
 class NodeAddress:
-    """A node address on a dummy link of our own (tests never use the machine's interface)."""
+    """A node address on a link of our own (a bridge with no ports) (tests never use the machine's interface)."""
 
     link: str
     ip: str
@@ -66,7 +66,7 @@ class NodeAddress:
             raise RuntimeError("no free 172.31.x.0/24 for a test node")
         link = f"pkd{ident}"
         ip = str(net[1])
-        subprocess.run(["ip", "link", "add", link, "type", "dummy"], check=True)
+        subprocess.run(["ip", "link", "add", link, "type", "bridge"], check=True)
         subprocess.run(["ip", "addr", "add", f"{ip}/24", "dev", link], check=True)
         subprocess.run(["ip", "link", "set", link, "up"], check=True)
         return cls(link, ip)

@@ -152,8 +152,19 @@ class _Expander:
         self.env = env
         self.snippets: dict[str, list[Token]] = {}
         self.imports = 0
+        self.active: list[str] = []
 
     def file_tokens(self, path: str) -> list[Token]:
+        key = "file:" + os.path.realpath(path)
+        if key in self.active:
+            raise ConfigError(f"too many imports: {path} imports itself", file=path)
+        self.active.append(key)
+        try:
+            return self._file_tokens(path)
+        finally:
+            self.active.pop()
+
+    def _file_tokens(self, path: str) -> list[Token]:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as err:
@@ -230,8 +241,14 @@ class _Expander:
                               directive="import")
         pattern = ln[1].text
         if pattern in self.snippets:
-            body = self.snippets[pattern]
-            return self.expand(list(body), top=False)
+            if pattern in self.active or len(self.active) > 100:
+                raise ConfigError(f"too many imports: snippet {pattern} imports itself", file=first.file,
+                                  line=first.line, directive="import")
+            self.active.append(pattern)
+            try:
+                return self.expand(list(self.snippets[pattern]), top=False)
+            finally:
+                self.active.pop()
         base = os.path.dirname(first.file) if first.file else "."
         path = pattern if os.path.isabs(pattern) else os.path.join(base, pattern)
         if "[" in pattern:
@@ -384,7 +401,7 @@ def parse_key(key: str, default_port: int | None = None) -> list[ServerKey]:
     zone = host.lower()
     if not zone.endswith("."):
         zone += "."
-    if ".." in zone and zone != ".":
+    if (".." in zone and zone != ".") or any(c in zone for c in ":/\\@ "):
         raise ValueError(f"invalid zone {host!r} in server key {key!r}")
     return [ServerKey(scheme, zone, port)]
 

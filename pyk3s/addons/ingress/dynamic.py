@@ -212,7 +212,7 @@ def to_json(value: Any) -> Any:
         out: dict[str, Any] = {}
         for f in fields(value):
             v = getattr(value, f.name)
-            if v in (None, "", (), {}) or f.name == "error":
+            if v in (None, "", (), {}) or f.name == "error" or (f.name == "priority" and v == 0):
                 continue
             out[_JSON_NAMES.get(f.name, _camel(f.name))] = to_json(v)
         return out

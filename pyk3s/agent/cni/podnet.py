@@ -41,7 +41,7 @@ async def setup_pod_network(uid: str, cfg: BridgeConfig, ipam: HostLocalIpam) ->
     ns, veth = netns_name(uid), veth_name(uid)
     pod_ip = ipam.allocate(uid)
     try:
-        if not Path(netns_path(uid)).exists():
+        if not Path(netns_path(uid)).exists():  # noqa: ASYNC240 - small local file / adopted pid poll
             await ip("netns", "add", ns)
         host_links = await ip("link", "show", veth, check=False)
         if not host_links:

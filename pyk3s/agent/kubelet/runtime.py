@@ -59,7 +59,7 @@ class ContainerProcess:
         spec = {"argv": argv, "env": env, "cwd": cwd, "netns": netns, "mounts": mounts,
                 "log": str(self.log_path), "pid_file": str(self.path("pid")), "exit_file": str(self.path("exit"))}
         self.path("json").write_text(json.dumps(spec))
-        err = open(self.path("launch.err"), "wb")  # noqa: SIM115 - handed to the child
+        err = open(self.path("launch.err"), "wb")  # noqa: ASYNC230, SIM115 - handed to the child
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 "unshare", "--mount", "--propagation", "private", "--",
@@ -108,7 +108,7 @@ class ContainerProcess:
         if self.proc is not None:
             await self.proc.wait()
         else:
-            while pid_alive(self.launcher_pid) and not self.path("exit").exists():
+            while pid_alive(self.launcher_pid) and not self.path("exit").exists():  # noqa: ASYNC110 - small local file / adopted pid poll
                 await asyncio.sleep(0.5)
         for _ in range(20):
             st = self.exit_status()

@@ -130,13 +130,13 @@ class KubeletServer:
         v5 = ws.ws_protocol == "v5.channel.k8s.io"
         env = {}
         try:
-            raw = Path(f"/proc/{proc.pid}/environ").read_bytes()
+            raw = Path(f"/proc/{proc.pid}/environ").read_bytes()  # noqa: ASYNC240 - small local file / adopted pid poll
             env = dict(kv.split("=", 1) for kv in raw.decode(errors="replace").split("\0") if "=" in kv)
         except OSError:
             pass
         cwd = None
         try:
-            cwd = str(Path(f"/proc/{proc.pid}/cwd").readlink())
+            cwd = str(Path(f"/proc/{proc.pid}/cwd").readlink())  # noqa: ASYNC240 - small local file / adopted pid poll
         except OSError:
             pass
         argv = ["nsenter", "-t", str(proc.pid), "-m", "-n"] + ([f"--wd={cwd}"] if cwd else []) + ["--", *command]

@@ -70,7 +70,7 @@ async def _source(base: Path, kind: str, src: Mapping, pod: Mapping, sources: Vo
         name = src.get("name", "")
         obj = await sources.config_map(ns, name)
         if obj is None:
-            if cm_fallback_ca and name == "kube-root-ca.crt" and sources.ca_crt:
+            if cm_fallback_ca and name == "kube-root-ca.crt":  # published later by a controller
                 _write(base, "ca.crt", sources.ca_crt.encode(), mode)
                 return
             if src.get("optional"):

@@ -1,6 +1,13 @@
 import pytest
 
-from pyk3s.agent.node import NodeError, allocate_pod_cidr, build_node, hash_password, resolve_node_name, verify_password
+from pyk3s.agent.node import (
+    NodeError,
+    allocate_pod_cidr,
+    build_node,
+    hash_password,
+    resolve_node_name,
+    verify_password,
+)
 
 
 def test_name_precedence_and_lowercase(tmp_path):

@@ -66,7 +66,7 @@ def upstream_head(req: Any, target: Any, trusted: bool, body_mode: str) -> bytes
     query = req.query.replace(";", "&") if ";" in req.query else req.query
     line = f"{req.method} {req.raw_path or '/'}{'?' + query if query else ''} HTTP/1.1\r\nHost: {host}\r\n"
     xff = [v for v in req.header_values("x-forwarded-for")] if trusted else []
-    if not getattr(req, "no_xff", False):
+    if not req.no_xff:
         xff.append(req.peer)
         out.append("X-Forwarded-For: " + ", ".join(xff) + "\r\n")
     if "x-forwarded-proto" not in present:

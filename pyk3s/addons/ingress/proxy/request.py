@@ -82,7 +82,7 @@ class Request:
     __slots__ = (
         "method", "raw_path", "path", "query", "headers", "host", "authority", "peer", "peer_port",
         "tls", "version", "entrypoint", "_hmap", "_qmap", "keep_alive", "upgrade", "body_mode",
-        "content_length", "user", "local_port", "sni",
+        "content_length", "user", "local_port", "sni", "no_xff", "retry", "marks",
     )
 
     def __init__(self, method: str, target: str, headers: list[tuple[str, str]], peer: str,
@@ -103,6 +103,9 @@ class Request:
         self.content_length = 0
         self.user = ""
         self.sni = ""
+        self.no_xff = False
+        self.retry: tuple[int, float] | None = None
+        self.marks: set[int] | None = None
         authority = ""
         if target.startswith(("http://", "https://")):
             rest = target.split("://", 1)[1]

@@ -219,8 +219,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     def message_complete(self, reusable: bool = True) -> None:
         ex = self.exchange
-        if ex is None:
-            return
+        if ex is None or (ex.req.upgrade and self.parser.get_status_code() == 101):
+            return  # the upgrade handler in data_received turns this into a tunnel
         self.exchange = None
         if self.raw:
             ex.status = self.parser.get_status_code()

@@ -10,9 +10,11 @@ import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from pyk3s.api.store.memory import MemoryBackend, MemoryStore
 from pyk3s.api.store.postgres import PostgresStore
 from pyk3s.api.store.sqlite import SqliteStore
 
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 POLL = 0.1  # poll interval for SQL engines in tests: cross-instance watches arrive fast
 
 
@@ -109,33 +112,42 @@ class PostgresServer:
 
 
 class EtcdServer:
-    def __init__(self) -> None:
+    """One etcd member on loopback; with ``tls`` = (ca, cert, key) paths it serves HTTPS and requires
+    client certificates signed by that CA."""
+
+    def __init__(self, tls: tuple[Path, Path, Path] | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="pketcd-"))
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self.tls = tls
 
     def start(self) -> None:
         etcd = shutil.which("etcd")
         assert etcd
         for _ in range(5):
             client, peer = free_port(), free_port()
-            self.url = f"http://127.0.0.1:{client}"
+            self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{client}"
             peer_url = f"http://127.0.0.1:{peer}"
+            tls_args: list[str] = []
+            if self.tls:
+                ca, cert, key = self.tls
+                tls_args = ["--cert-file", str(cert), "--key-file", str(key), "--client-cert-auth",
+                            "--trusted-ca-file", str(ca)]
             log = open(self.dir / "etcd.log", "ab")
             self.proc = subprocess.Popen(
                 [etcd, "--name", "pk", "--data-dir", str(self.dir / "data"),
                  "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
                  "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
-                 "--initial-cluster", f"pk={peer_url}", "--log-level", "error"],
+                 "--initial-cluster", f"pk={peer_url}", "--log-level", "error", *tls_args],
                 stdout=log, stderr=log, cwd=self.dir,
             )
             log.close()
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and self.proc.poll() is None:
                 try:
-                    with socket.create_connection(("127.0.0.1", client), timeout=0.5) as s:
-                        s.sendall(b"POST /v3/kv/range HTTP/1.0\r\nContent-Length: 13\r\n\r\n{\"key\":\"AA==\"}")
-                        if b" 200 " in s.recv(100):
+                    req = urllib.request.Request(self.url + "/v3/kv/range", data=b'{"key":"AA=="}', method="POST")
+                    with self._opener().open(req, timeout=1) as resp:
+                        if resp.status == 200:
                             return
                 except OSError:
                     pass
@@ -143,6 +155,16 @@ class EtcdServer:
             _stop(self.proc, signal.SIGKILL)
             shutil.rmtree(self.dir / "data", ignore_errors=True)
         raise RuntimeError(f"etcd did not start: {(self.dir / 'etcd.log').read_text()[-2000:]}")
+
+    def _opener(self) -> urllib.request.OpenerDirector:
+        if not self.tls:
+            return NO_PROXY
+        ca, cert, key = self.tls
+        context = ssl.create_default_context(cafile=str(ca))
+        context.load_cert_chain(str(cert), str(key))
+        return urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+        )
 
     def stop(self) -> None:
         if self.proc is not None:

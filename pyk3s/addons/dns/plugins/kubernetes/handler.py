@@ -70,9 +70,14 @@ class KubernetesPlugin(Plugin):
     async def start(self, runtime: Runtime) -> None:
         if runtime.client_factory is None:
             return
-        from .watch import KubeWatch
-        self._watch = watch = KubeWatch(self, runtime.client_factory(self.opts.kubeconfig or runtime.kubeconfig))
-        await watch.start()
+        try:
+            from .watch import KubeWatch
+            client = runtime.client_factory(self.opts.kubeconfig or runtime.kubeconfig)
+            self._watch = watch = KubeWatch(self, client)
+            await watch.start()
+        except Exception as err:  # no API yet: serve (SERVFAIL for cluster names) and report not ready
+            log.error("plugin/kubernetes: cannot watch the Kubernetes API: %s", err)
+            return
         try:
             await asyncio.wait_for(watch.synced.wait(), self.opts.startup_timeout)
         except TimeoutError:

@@ -1,0 +1,96 @@
+"""`pyk3s coredns -conf <Corefile> [--kubeconfig F] [-dns.port N]`: the cluster DNS server process.
+
+Inside a pod the kubernetes plugin uses the service account (in-cluster config); outside, a kubeconfig
+(`--kubeconfig`, the plugin's own `kubeconfig` option, or $KUBECONFIG). SIGTERM/SIGINT stop it (after the
+health plugin's lameduck), SIGUSR1 re-reads the Corefile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from .errors import ConfigError
+from .runtime import Runtime
+
+__all__ = ["client_factory", "main", "run"]
+
+log = logging.getLogger("pyk3s.dns")
+
+
+def client_factory(kubeconfig: str | None) -> Any:
+    from pyk3s.client import Client
+    return Client.from_env(kubeconfig) if kubeconfig else Client.from_env()
+
+
+def _event_sink(runtime: Runtime) -> Any:
+    """Report a rejected Corefile as a Warning event on the coredns ConfigMap (in-cluster only)."""
+    async def sink(reason: str, message: str) -> None:
+        if runtime.client_factory is None or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            return
+        try:
+            client = runtime.client_factory(runtime.kubeconfig)
+            namespace = os.environ.get("POD_NAMESPACE", "kube-system")
+            cm = await client.resource("v1", "configmaps").get("coredns", namespace=namespace)
+            await client.record_event(cm, type="Warning", reason=reason, message=message[:1000],
+                                      component="coredns")
+        except Exception as err:  # events are best effort
+            log.warning("could not record event: %s", err)
+    return sink
+
+
+async def run(conf: str | None, kubeconfig: str | None = None, dns_port: int | None = None,
+              with_client: bool = True) -> int:
+    rt = Runtime(conf, kubeconfig=kubeconfig, client_factory=client_factory if with_client else None,
+                 dns_port=dns_port)
+    rt.event_sink = _event_sink(rt)
+    try:
+        await rt.start()
+    except ConfigError as err:
+        log.error("%s", err)
+        await rt.stop()
+        return 1
+    except OSError as err:
+        log.error("listen: %s", err)
+        await rt.stop()
+        return 1
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    loop.add_signal_handler(signal.SIGINT, stopping.set)
+    loop.add_signal_handler(signal.SIGUSR1, lambda: loop.create_task(rt.reload()))
+    for (host, _), lst in rt.listeners.items():
+        print(f"dns://{host or ''}:{lst.port}", flush=True)
+    print("CoreDNS-1.13.1 (pyk3s)", flush=True)
+    done = loop.create_task(rt.stopped.wait())
+    stop = loop.create_task(stopping.wait())
+    await asyncio.wait({done, stop}, return_when=asyncio.FIRST_COMPLETED)
+    for t in (done, stop):
+        t.cancel()
+    fatal = rt.fatal_error
+    await rt.stop()
+    return 1 if fatal else 0
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="pyk3s coredns", description="CoreDNS-compatible cluster DNS server")
+    ap.add_argument("-conf", "--conf", dest="conf", default=None, help="Corefile to load")
+    ap.add_argument("--kubeconfig", "-kubeconfig", dest="kubeconfig", default=None)
+    ap.add_argument("-dns.port", "--dns-port", dest="port", type=int, default=None,
+                    help="default port for server keys without one")
+    ap.add_argument("--no-client", action="store_true", help="do not connect to the Kubernetes API")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    conf = args.conf
+    if conf is None and os.path.exists("Corefile"):
+        conf = "Corefile"
+    try:
+        import uvloop
+        return uvloop.run(run(conf, args.kubeconfig, args.port, not args.no_client))
+    except ImportError:
+        return asyncio.run(run(conf, args.kubeconfig, args.port, not args.no_client))

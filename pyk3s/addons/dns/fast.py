@@ -1,0 +1,258 @@
+"""Fast path: precompiled wire answers for the common cluster questions.
+
+Rules:
+- Built by running the real plugin chain (precompute mode: no cache writes, no upstream) on a
+  lower-case, RD=1, no-EDNS query per question the kubernetes and hosts plugins name, so a fast answer
+  is byte-for-byte what the slow path writes. Answers that would need the upstream are left out.
+- A reply is: query ID + flags (RD/CD copied) + counts + the query's own question bytes (so the case
+  the client used is kept; owner names are compression pointers into it) + the stored tail + OPT.
+- Only plain queries qualify: QR=0, opcode QUERY, QDCOUNT 1, no answer/authority, at most one OPT
+  (version 0) and nothing after it, class IN, no compression in the question. Anything else, and any
+  reply larger than the client's buffer, goes to the slow path.
+- Search-path misses (`x.<ns>.svc.<zone>.svc.<zone>` and friends) are NXDOMAIN from one shared
+  template whose SOA owner points at the zone inside the question.
+- A table is built off to the side and published with one assignment; the old one serves meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import struct
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype as T
+
+from .plugin import NotFast, Request
+from .plugins.loadbalance import LoadbalancePlugin, rotate
+
+if TYPE_CHECKING:
+    from .core import Block, Routing
+
+__all__ = ["FastTable", "NxRule", "build_fast"]
+
+log = logging.getLogger("pyk3s.dns.fast")
+_HDR = struct.Struct(">HHHHH")
+_OPT = struct.Struct(">BHHBBHH")
+NO_EDNS = b"\x00\x01\x00\x00\x00\x00\x00\x00"
+ONE_OPT = b"\x00\x01\x00\x00\x00\x00\x00\x01"
+MAX_ROTATIONS = 8
+YIELD_EVERY = 200
+
+
+@dataclass(frozen=True, slots=True)
+class NxRule:
+    zone: bytes                                 # lower-case wire form, e.g. b"\x07cluster\x05local\x00"
+    namespaces: frozenset[bytes]
+    services: dict[bytes, frozenset[bytes]]     # namespace -> service names
+    shadowed: frozenset[bytes]                  # names another plugin (hosts) answers
+    flags: int
+    soa: bytes                                  # SOA RR after its owner name
+
+
+class FastTable:
+    __slots__ = ("entries", "nx", "_rr", "hits")
+
+    def __init__(self, entries: dict[bytes, tuple[int, int, int, int, tuple[bytes, ...]]],
+                 nx: NxRule | None) -> None:
+        self.entries = entries
+        self.nx = nx
+        self._rr = itertools.count()
+        self.hits = 0
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def answer(self, data: bytes) -> bytes | None:
+        n = len(data)
+        if n < 17 or data[2] & 0xF8:
+            return None
+        counts = data[4:12]
+        if counts == NO_EDNS:
+            edns = False
+        elif counts == ONE_OPT:
+            edns = True
+        else:
+            return None
+        i = 12
+        while True:
+            if i >= n:
+                return None
+            ln = data[i]
+            if ln == 0:
+                break
+            if ln > 63:
+                return None
+            i += ln + 1
+        qend = i + 1
+        end = qend + 4
+        if end > n:
+            return None
+        if edns:
+            if n < end + 11 or data[end] != 0 or data[end + 1] != 0 or data[end + 2] != 41:
+                return None
+            _, _, payload, ext, version, dof, rdlen = _OPT.unpack_from(data, end)
+            if ext or version or end + 11 + rdlen != n:
+                return None
+            limit = payload if payload > 512 else 512
+            opt = _OPT.pack(0, 41, min(max(payload, 512), 4096), 0, 0, dof & 0x8000, 0)
+        else:
+            if end != n:
+                return None
+            limit = 512
+            opt = b""
+        qname = data[12:qend].lower()
+        qflags = ((data[2] << 8) | data[3]) & 0x0110
+        e = self.entries.get(qname + data[qend:end])
+        if e is not None:
+            flags, an, ns, ar, tails = e
+            tail = tails[0] if len(tails) == 1 else tails[next(self._rr) % len(tails)]
+            if 12 + end - 12 + len(tail) + len(opt) > limit:
+                return None
+            self.hits += 1
+            return data[:2] + _HDR.pack(flags | qflags, 1, an, ns, ar + edns) + data[12:end] + tail + opt
+        nx = self.nx
+        if nx is None or data[qend + 2:end] != b"\x00\x01" or not qname.endswith(nx.zone):
+            return None
+        cut = len(qname) - len(nx.zone)
+        labels = []
+        pos = 0
+        while pos < cut:
+            ln = qname[pos]
+            labels.append(qname[pos + 1:pos + 1 + ln])
+            pos += ln + 1
+        if pos != cut or len(labels) < 2 or labels[-1] not in (b"svc", b"pod") or qname in nx.shadowed:
+            return None
+        qtype = data[qend] << 8 | data[qend + 1]
+        if qtype in (251, 252):
+            return None
+        ns = labels[-2]
+        if ns in nx.namespaces:
+            if labels[-1] != b"svc" or len(labels) < 3:
+                return None
+            if len(labels) <= 5 and labels[-3] in nx.services.get(ns, ()):
+                return None
+        ptr = 0xC000 | (12 + cut)
+        if end + 2 + len(nx.soa) + len(opt) > limit:
+            return None
+        self.hits += 1
+        return (data[:2] + _HDR.pack(nx.flags | qflags, 1, 0, 1, edns) + data[12:end] +
+                ptr.to_bytes(2, "big") + nx.soa + opt)
+
+
+async def _precompute(block: Block, zone: str, name: str, qtype: int) -> dns.message.Message | None:
+    q = dns.message.make_query(name, qtype)
+    req = Request(q, q.question[0].name, name, qtype, "udp", None, zone, block.server, precompute=True,
+                  root=block.handler)
+    try:
+        return await block.handler(req)
+    except NotFast:
+        return None
+
+
+def _entry(q: dns.message.Message, reply: dns.message.Message,
+           balance: bool) -> tuple[bytes, tuple[int, int, int, int, tuple[bytes, ...]]] | None:
+    reply.id = 0
+    reply.use_edns(False)
+    variants = [reply]
+    if balance and reply.rcode() == dns.rcode.NOERROR:
+        width = max([len(rr) for rr in reply.answer if rr.rdtype in (T.A, T.AAAA)] or [1])
+        for k in range(1, min(width, MAX_ROTATIONS)):
+            r = dns.message.Message(0)
+            r.flags = reply.flags
+            r.question = reply.question
+            r.answer = rotate(reply.answer, k)
+            r.authority = reply.authority
+            r.additional = rotate(reply.additional, k)
+            variants.append(r)
+    wires = []
+    for v in variants:
+        w = v.to_wire()
+        if len(w) > 512:
+            return None
+        wires.append(w)
+    qw = q.to_wire()
+    qlen = len(qw) - 12
+    w = wires[0]
+    flags = ((w[2] << 8) | w[3]) & ~0x0110
+    an, ns, ar = struct.unpack_from(">HHH", w, 6)
+    return qw[12:12 + qlen], (flags, an, ns, ar, tuple(x[12 + qlen:] for x in wires))
+
+
+async def build_fast(routing: Routing) -> Routing:
+    entries: dict[bytes, tuple[int, int, int, int, tuple[bytes, ...]]] = {}
+    nx: NxRule | None = None
+    seen: set[int] = set()
+    count = 0
+    for _zone, block in routing.routes:
+        if id(block) in seen or not block.fast_ok or block.kube is None:
+            continue
+        seen.add(id(block))
+        if not block.kube.index.synced:
+            continue
+        balance = any(isinstance(p, LoadbalancePlugin) for p in block.plugins)
+        questions = list(block.kube.fast_questions())
+        if block.hosts is not None:
+            t = block.hosts.table
+            questions += [(n, T.A) for n in t.v4] + [(n, T.AAAA) for n in t.v6] + [(n, T.PTR) for n in t.ptr]
+        for name, qtype in questions:
+            hit = routing.route(name)
+            if hit is None or hit[1] is not block:
+                continue
+            reply = await _precompute(block, hit[0], name, qtype)
+            if reply is not None:
+                q = dns.message.make_query(name, qtype, use_edns=False)
+                ent = _entry(q, reply, balance)
+                if ent is not None:
+                    entries[ent[0]] = ent[1]
+            count += 1
+            if count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        nx = nx or await _nx_rule(routing, block)
+    return replace(routing, fast=FastTable(entries, nx))
+
+
+async def _nx_rule(routing: Routing, block: Block) -> NxRule | None:
+    kube = block.kube
+    assert kube is not None
+    zone = kube.opts.primary_zone
+    if kube.opts.fall.through("x.svc." + zone):
+        return None
+    if any(z != zone and z.endswith("." + zone) for z, _ in routing.routes):
+        return None
+    hit = routing.route(zone)
+    if hit is None or hit[1] is not block:
+        return None
+    idx = kube.index
+    probe = "pk-nx-probe.pk-absent-ns.svc." + zone
+    if "pk-absent-ns" in idx.namespaces:
+        return None
+    reply = await _precompute(block, hit[0], probe, T.A)
+    if reply is None or reply.rcode() != dns.rcode.NXDOMAIN or len(reply.authority) != 1 or reply.answer:
+        return None
+    soa_rr = reply.authority[0]
+    if soa_rr.rdtype != T.SOA:
+        return None
+    rd = soa_rr[0]
+    rdata = (rd.mname.to_wire() + rd.rname.to_wire() +
+             struct.pack(">IIIII", rd.serial, rd.refresh, rd.retry, rd.expire, rd.minimum))
+    soa = struct.pack(">HHIH", T.SOA, 1, soa_rr.ttl, len(rdata)) + rdata
+    flags = ((reply.flags & ~(dns.flags.RD | dns.flags.CD)) & 0xFFF0) | dns.rcode.NXDOMAIN
+    shadowed: set[bytes] = set()
+    if block.hosts is not None:
+        t = block.hosts.table
+        shadowed = {dns.name.from_text(n).to_wire() for n in list(t.v4) + list(t.v6)}
+    return NxRule(
+        zone=dns.name.from_text(zone).to_wire(),
+        namespaces=frozenset(n.encode() for n in idx.namespaces),
+        services={ns.encode(): frozenset(s.encode() for s in names) for ns, names in idx.services_by_ns.items()},
+        shadowed=frozenset(shadowed),
+        flags=flags,
+        soa=soa,
+    )

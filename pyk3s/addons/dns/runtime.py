@@ -1,0 +1,271 @@
+"""Runtime: Corefile -> server blocks with ordered plugin chains -> listeners; reload keeps the last good.
+
+`build_blocks` is pure (parse plugin options; raise ConfigError naming file, line and directive).
+`Runtime.apply` starts the new plugins, swaps every listener's routing in one assignment each, opens and
+closes listeners as the config asks, then stops the old plugins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import dns.message
+import dns.rcode
+
+from . import ORDER, PLUGINS
+from .core import Block, DnsCore, Routing
+from .corefile import ServerBlock, read_corefile
+from .errors import ConfigError
+from .fast import build_fast
+from .httpd import HttpEndpoints
+from .metrics import Metrics
+from .plugin import BlockContext, Handler, Plugin, Request
+from .plugins.bind import BindPlugin
+from .plugins.hosts import HostsPlugin
+from .plugins.kubernetes import KubernetesPlugin
+from .plugins.loop import LoopPlugin
+from .plugins.reload import ReloadPlugin
+from .plugins.rewrite import RewritePlugin
+from .server import Listener
+
+__all__ = ["Runtime", "ServerConfig", "build_blocks"]
+
+log = logging.getLogger("pyk3s.dns")
+DEFAULT_COREFILE = ". {\n    whoami\n    log\n}\n"
+FAST_DEBOUNCE = 0.05
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    blocks: list[Block]
+    digest: str
+    reload: ReloadPlugin | None = None
+    listeners: dict[tuple[str, int], list[Block]] = field(default_factory=dict)
+
+    def plugins(self) -> Iterator[Plugin]:
+        for b in self.blocks:
+            yield from b.plugins
+
+
+def _chain(plugins: list[Plugin]) -> Handler:
+    async def end(req: Request) -> dns.message.Message:
+        req.note("end of the plugin chain: SERVFAIL")
+        return req.reply(dns.rcode.SERVFAIL)
+
+    handler: Handler = end
+    for p in reversed([p for p in plugins if p.in_chain]):
+        handler = (lambda plugin, nxt: (lambda req: plugin.serve(req, nxt)))(p, handler)
+    return handler
+
+
+def build_blocks(server_blocks: list[ServerBlock], corefile: str, kubeconfig: str | None = None,
+                 runtime: Runtime | None = None) -> list[Block]:
+    """Server blocks to Blocks with plugin instances in ORDER (unknown directives are errors)."""
+    blocks: list[Block] = []
+    for sb in server_blocks:
+        zones = sb.zones
+        port = sb.keys[0].port
+        server = f"{sb.keys[0].scheme}://:{port}"
+        ctx = BlockContext(zones, server, corefile, runtime, kubeconfig)
+        by_name: dict[str, list[Plugin]] = {}
+        for d in sb.directives:
+            cls = PLUGINS.get(d.name)
+            if cls is None:
+                raise ConfigError(f"Unknown directive '{d.name}'", file=d.file, line=d.line)
+            if cls.once_per_block and d.name in by_name:
+                raise d.error("this plugin can only be used once per Server Block", d.name)
+            plugin = cls.setup(d, ctx)
+            if isinstance(plugin, RewritePlugin) and d.name in by_name:
+                by_name[d.name][0].merge(plugin)  # type: ignore[attr-defined]
+                continue
+            by_name.setdefault(d.name, []).append(plugin)
+        plugins = [p for name in ORDER for p in by_name.get(name, ())]
+        for p in plugins:
+            if hasattr(p, "server"):
+                p.server = server  # type: ignore[attr-defined]
+        binds: tuple[str, ...] = tuple(a for p in plugins if isinstance(p, BindPlugin) for a in p.addrs) or ("",)
+        blocks.append(Block(
+            zones=zones, port=port, binds=binds, server=server, plugins=plugins, handler=_chain(plugins),
+            metrics="prometheus" in by_name, refuse_all=not [p for p in plugins if p.in_chain],
+            fast_ok=all(p.fast_safe for p in plugins),
+            kube=next((p for p in plugins if isinstance(p, KubernetesPlugin)), None),
+            hosts=next((p for p in plugins if isinstance(p, HostsPlugin)), None),
+        ))
+    return blocks
+
+
+class Runtime:
+    """Everything one `pyk3s coredns` process runs: listeners, plugins, HTTP endpoints, reload."""
+
+    def __init__(self, corefile: str | None, *, kubeconfig: str | None = None,
+                 client_factory: Callable[[str | None], Any] | None = None, dns_port: int | None = None,
+                 event_sink: Callable[[str, str], Any] | None = None) -> None:
+        self.corefile = corefile or ""
+        self.kubeconfig = kubeconfig
+        self.client_factory = client_factory
+        self.dns_port = dns_port
+        self.event_sink = event_sink
+        self.metrics = Metrics()
+        self.http = HttpEndpoints()
+        self.lameduck = False
+        self.config: ServerConfig | None = None
+        self.listeners: dict[tuple[str, int], Listener] = {}
+        self.stopped = asyncio.Event()
+        self.fatal_error: str | None = None
+        self._fast_timer: asyncio.TimerHandle | None = None
+        self._fast_task: asyncio.Task | None = None
+        self._reload_task: asyncio.Task | None = None
+
+    # -- configuration -----------------------------------------------------------------------
+    def parse(self) -> tuple[list[Block], str]:
+        if self.corefile:
+            sbs = read_corefile(self.corefile, default_port=self.dns_port)
+        else:
+            from .corefile import parse_corefile
+            sbs = parse_corefile(DEFAULT_COREFILE, "Corefile", default_port=self.dns_port)
+        digest = hashlib.sha512(repr(sbs).encode()).hexdigest()
+        return build_blocks(sbs, self.corefile, self.kubeconfig, self), digest
+
+    async def start(self) -> None:
+        blocks, digest = self.parse()
+        await self.apply(ServerConfig(blocks, digest))
+        await self.http.start()
+
+    async def apply(self, cfg: ServerConfig) -> None:
+        listeners: dict[tuple[str, int], list[Block]] = {}
+        for b in cfg.blocks:
+            for host in b.binds:
+                listeners.setdefault((host, b.port), []).append(b)
+        cfg.listeners = listeners
+        cfg.reload = next((p for p in cfg.plugins() if isinstance(p, ReloadPlugin)), None)
+        for p in cfg.plugins():
+            await p.start(self)
+        for b in cfg.blocks:
+            if b.kube is not None:
+                b.kube.on_change(self.schedule_fast)
+        old = self.config
+        self.config = cfg
+        for key, blocks in listeners.items():
+            routing = Routing.of(blocks, self.metrics)
+            lst = self.listeners.get(key)
+            if lst is None:
+                lst = await Listener.open(key[0], key[1], DnsCore(routing, self.metrics))
+                self.listeners[key] = lst
+                for b in blocks:
+                    b.bound_port = lst.port
+            else:
+                lst.core.routing = routing
+                for b in blocks:
+                    b.bound_port = lst.port
+        for key in [k for k in self.listeners if k not in listeners]:
+            self.listeners.pop(key).close()
+        if old is not None:
+            for p in old.plugins():
+                await p.stop()
+        self.schedule_fast(0)
+        for key, blocks in listeners.items():
+            for b in blocks:
+                for p in b.plugins:
+                    if isinstance(p, LoopPlugin):
+                        p.send_probes((key[0] or "127.0.0.1", self.listeners[key].port))
+        if cfg.reload is not None and self._reload_task is None:
+            self._reload_task = asyncio.get_running_loop().create_task(self._reloader())
+
+    def plugins(self) -> Iterator[Plugin]:
+        return self.config.plugins() if self.config else iter(())
+
+    async def reload(self) -> bool:
+        """Re-read the Corefile; swap if it changed. A bad Corefile keeps the running config."""
+        try:
+            blocks, digest = await asyncio.to_thread(self.parse)
+        except ConfigError as err:
+            log.error("[ERROR] Restart failed: %s", err)
+            self.metrics.inc("coredns_reload_failed_total")
+            if self.event_sink is not None:
+                await self.event_sink("ReloadFailed", str(err))
+            return False
+        if self.config is not None and digest == self.config.digest:
+            return False
+        log.info("[INFO] Reloading")
+        try:
+            await self.apply(ServerConfig(blocks, digest))
+        except (OSError, ConfigError) as err:
+            log.error("[ERROR] Restart failed: %s", err)
+            self.metrics.inc("coredns_reload_failed_total")
+            return False
+        await self.http.start()
+        log.info("[INFO] Reloading complete")
+        return True
+
+    async def _reloader(self) -> None:
+        while not self.stopped.is_set():
+            r = self.config.reload if self.config else None
+            if r is None:
+                self._reload_task = None
+                return
+            await asyncio.sleep(r.interval + random.uniform(-r.jitter, r.jitter))
+            try:
+                await self.reload()
+            except Exception:  # reload must never take the server down
+                log.exception("[ERROR] plugin/reload: unexpected failure")
+
+    # -- fast path -----------------------------------------------------------------------------
+    def schedule_fast(self, delay: float = FAST_DEBOUNCE) -> None:
+        if self._fast_timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._fast_timer = loop.call_later(delay, self._start_fast)
+
+    def hosts_changed(self) -> None:
+        self.schedule_fast()
+
+    def _start_fast(self) -> None:
+        self._fast_timer = None
+        if self._fast_task is not None and not self._fast_task.done():
+            self.schedule_fast()
+            return
+        self._fast_task = asyncio.get_running_loop().create_task(self.rebuild_fast())
+
+    async def rebuild_fast(self) -> None:
+        """Compile each listener's fast table and swap it in (one assignment per listener)."""
+        for lst in list(self.listeners.values()):
+            try:
+                lst.core.routing = await build_fast(lst.core.routing)
+            except Exception:  # the previous table keeps serving
+                log.exception("[ERROR] fast path: could not compile answers")
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def fatal(self, message: str) -> None:
+        self.fatal_error = message
+        self.stopped.set()
+
+    async def stop(self) -> None:
+        self.lameduck = True
+        for t in (self._reload_task, self._fast_task):
+            if t is not None:
+                t.cancel()
+        if self._fast_timer is not None:
+            self._fast_timer.cancel()
+        if self.config is not None:
+            for p in self.config.plugins():
+                await p.stop()
+        for lst in self.listeners.values():
+            lst.close()
+        self.listeners.clear()
+        await self.http.stop()
+        self.stopped.set()
+
+    def port_of(self, host: str = "", port: int | None = None) -> int:
+        for (h, p), lst in self.listeners.items():
+            if (not host or h == host) and (port is None or p == port):
+                return lst.port
+        raise KeyError(f"no listener for {host}:{port}")
+
+
+

@@ -1,0 +1,150 @@
+"""Sockets: one UDP endpoint and one TCP server per listen address, both feeding a DnsCore.
+
+The only place with I/O. UDP answers from the fast table inline in `datagram_received`; everything else
+becomes a task (bounded: beyond MAX_PENDING queued slow queries new ones are dropped, as a loaded UDP
+server does). TCP frames are 2-byte length prefixed; an idle connection is closed after TCP_IDLE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+
+from .core import DnsCore
+
+__all__ = ["Listener", "TcpDns", "UdpDns"]
+
+log = logging.getLogger("pyk3s.dns.server")
+MAX_PENDING = 2000
+TCP_IDLE = 10.0
+
+
+class UdpDns(asyncio.DatagramProtocol):
+    def __init__(self, core: DnsCore) -> None:
+        self.core = core
+        self.transport: asyncio.DatagramTransport | None = None
+        self.pending: set[asyncio.Task] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        fast = self.core.routing.fast
+        if fast is not None:
+            reply = fast.answer(data)
+            if reply is not None:
+                self.transport.sendto(reply, addr)  # type: ignore[union-attr]
+                return
+        if len(self.pending) >= MAX_PENDING:
+            return
+        t = asyncio.get_running_loop().create_task(self._slow(data, addr))
+        self.pending.add(t)
+        t.add_done_callback(self.pending.discard)
+
+    async def _slow(self, data: bytes, addr: tuple) -> None:
+        reply = await self.core.slow_answer(data, "udp", addr)
+        if reply is not None and self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(reply, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("udp error: %s", exc)
+
+
+class TcpDns(asyncio.Protocol):
+    def __init__(self, core: DnsCore) -> None:
+        self.core = core
+        self.buf = b""
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple | None = None
+        self.pending: set[asyncio.Task] = set()
+        self._idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.peer = transport.get_extra_info("peername")
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = asyncio.get_running_loop().call_later(TCP_IDLE, self._close)
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        self._arm()
+        while len(self.buf) >= 2:
+            n = struct.unpack_from(">H", self.buf)[0]
+            if len(self.buf) < 2 + n:
+                if len(self.buf) > 70000:
+                    self._close()
+                return
+            msg, self.buf = self.buf[2:2 + n], self.buf[2 + n:]
+            t = asyncio.get_running_loop().create_task(self._answer(msg))
+            self.pending.add(t)
+            t.add_done_callback(self.pending.discard)
+
+    async def _answer(self, msg: bytes) -> None:
+        reply = await self.core.slow_answer(msg, "tcp", self.peer)
+        if reply is None:
+            self._close()
+            return
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(struct.pack(">H", len(reply)) + reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        for t in self.pending:
+            t.cancel()
+        self.transport = None
+
+
+class Listener:
+    """UDP + TCP on the same address and port (port 0: the kernel picks one for both)."""
+
+    def __init__(self, host: str, port: int, core: DnsCore, udp: asyncio.DatagramTransport,
+                 tcp: asyncio.base_events.Server) -> None:
+        self.host, self.port, self.core, self.udp, self.tcp = host, port, core, udp, tcp
+
+    @classmethod
+    async def open(cls, host: str, port: int, core: DnsCore) -> Listener:
+        loop = asyncio.get_running_loop()
+        bind_host = host or "0.0.0.0"
+        family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
+        for _attempt in range(20):
+            us = socket.socket(family, socket.SOCK_DGRAM)
+            us.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                us.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+                us.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+            except OSError:
+                pass
+            us.bind((bind_host, port))
+            us.setblocking(False)
+            real = us.getsockname()[1]
+            ts = socket.socket(family, socket.SOCK_STREAM)
+            ts.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                ts.bind((bind_host, real))
+            except OSError:
+                us.close()
+                ts.close()
+                if port:
+                    raise
+                continue
+            ts.listen(1024)
+            ts.setblocking(False)
+            udp, _ = await loop.create_datagram_endpoint(lambda: UdpDns(core), sock=us)
+            tcp = await loop.create_server(lambda: TcpDns(core), sock=ts)
+            return cls(host, real, core, udp, tcp)
+        raise OSError(f"dns: could not bind UDP and TCP on the same port on {bind_host}")
+
+    def close(self) -> None:
+        self.udp.close()
+        self.tcp.close()

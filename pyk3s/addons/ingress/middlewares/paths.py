@@ -1,0 +1,144 @@
+"""Path rewriting middlewares (spec 5.3-5.6).
+
+    stripPrefix:      {prefixes: ["/api"], forceSlash: false}   first matching prefix removed, X-Forwarded-Prefix added
+    stripPrefixRegex: {regex: ["/api/[a-z]+"]}                  first regexp matching at the start removed
+    addPrefix:        {prefix: "/v1"}
+    replacePath:      {path: "/new"}                            original path in X-Replaced-Path
+    replacePathRegex: {regex: "^/old/(.*)", replacement: "/new/$1"}
+
+A stripped path that normalises to something else (dot segments) is answered 400 (5.3.3).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from ..errors import ConfigError
+from ..proxy.reply import Reply, text_error
+from ..proxy.request import routing_path
+from .base import Middleware, need
+
+__all__ = ["StripPrefix", "StripPrefixRegex", "AddPrefix", "ReplacePath", "ReplacePathRegex", "go_expand"]
+
+
+def _raw_strip(raw: str, count: int) -> str:
+    """Remove the first ``count`` decoded characters from an escaped path."""
+    i = 0
+    while count > 0 and i < len(raw):
+        i += 3 if raw[i] == "%" else 1
+        count -= 1
+    return raw[i:]
+
+
+def _finish_strip(req: Any, prefix: str, rest_path: str, rest_raw: str) -> Reply | None:
+    path = rest_path if rest_path.startswith("/") else "/" + rest_path
+    raw = rest_raw if rest_raw.startswith("/") else "/" + rest_raw
+    if path != "/" and posixpath.normpath(path) + ("/" if path.endswith("/") else "") != path:
+        return text_error(400)
+    req.add_header("X-Forwarded-Prefix", prefix)
+    req.raw_path = raw
+    req.path = path
+    return None
+
+
+class StripPrefix(Middleware):
+    __slots__ = ("prefixes",)
+
+    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+        self.prefixes = [str(p).strip() for p in config.get("prefixes") or ()]
+
+    def on_request(self, req: Any) -> Reply | None:
+        for prefix in self.prefixes:
+            if prefix and req.path.startswith(prefix):
+                return _finish_strip(req, prefix, req.path[len(prefix):], _raw_strip(req.raw_path, len(prefix)))
+        return None
+
+
+class StripPrefixRegex(Middleware):
+    __slots__ = ("regexps",)
+
+    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+        try:
+            self.regexps = [re.compile(str(r).strip()) for r in config.get("regex") or ()]
+        except re.error as err:
+            raise ConfigError(f"stripPrefixRegex: invalid regexp: {err}") from None
+
+    def on_request(self, req: Any) -> Reply | None:
+        for rx in self.regexps:
+            m = rx.search(req.path)
+            if m is not None and m.start() == 0:
+                prefix = m.group(0)
+                return _finish_strip(req, prefix, req.path[len(prefix):], _raw_strip(req.raw_path, len(prefix)))
+        return None
+
+
+class AddPrefix(Middleware):
+    __slots__ = ("prefix",)
+
+    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+        prefix = str(need(config, "prefix", "addPrefix"))
+        self.prefix = prefix if prefix.startswith("/") else "/" + prefix
+
+    def on_request(self, req: Any) -> None:
+        req.path = self.prefix + req.path
+        req.raw_path = self.prefix + req.raw_path
+
+
+class ReplacePath(Middleware):
+    __slots__ = ("path",)
+
+    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+        self.path = str(config.get("path", ""))
+
+    def on_request(self, req: Any) -> None:
+        req.add_header("X-Replaced-Path", req.raw_path)
+        req.path = self.path
+        req.raw_path = quote(self.path, safe="/:@!$&'()*+,;=-._~%")
+
+
+_EXPAND = re.compile(r"\$(\$|\{(\w+)\}|(\w+))")
+
+
+def go_expand(template: str, m: re.Match[str]) -> str:
+    """Go regexp.Expand: $1, ${1}, $name, ${name}; $$ is a dollar; unknown groups expand to ''."""
+    def one(x: re.Match[str]) -> str:
+        if x.group(1) == "$":
+            return "$"
+        name = x.group(2) or x.group(3)
+        try:
+            value = m.group(int(name)) if name.isdigit() else m.group(name)
+        except (IndexError, re.error):
+            return ""
+        return value or ""
+
+    return _EXPAND.sub(one, template)
+
+
+class ReplacePathRegex(Middleware):
+    __slots__ = ("regex", "replacement")
+
+    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+        try:
+            self.regex = re.compile(str(config.get("regex", "")))
+        except re.error as err:
+            raise ConfigError(f"replacePathRegex: invalid regexp {config.get('regex')!r}: {err}") from None
+        self.replacement = str(config.get("replacement", ""))
+
+    def on_request(self, req: Any) -> Reply | None:
+        m = self.regex.search(req.path)
+        if m is None:
+            return None
+        new = self.regex.sub(lambda x: go_expand(self.replacement, x), req.path)
+        req.add_header("X-Replaced-Path", req.raw_path)
+        if "%" in new:
+            try:
+                routing_path(new)
+            except ValueError:
+                return text_error(400)
+        req.path = new
+        req.raw_path = quote(new, safe="/:@!$&'()*+,;=-._~%")
+        return None

@@ -1,0 +1,82 @@
+"""redirectScheme and redirectRegex (spec 5.7, 5.8).
+
+    redirectScheme: {scheme: https, port: "443", permanent: true}
+    redirectRegex:  {regex: "^http://localhost/(.*)", replacement: "http://mydomain/${1}", permanent: false}
+
+302/307 (temporary, GET/other) or 301/308 (permanent); body is the status text. A target equal to the
+current URL passes the request through.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ConfigError
+from ..proxy.reply import Reply, status_text
+from .base import Middleware, need
+from .paths import go_expand
+
+__all__ = ["RedirectScheme", "RedirectRegex"]
+
+
+def _redirect(req: Any, location: str, permanent: bool) -> Reply:
+    if permanent:
+        status = 301 if req.method == "GET" else 308
+    else:
+        status = 302 if req.method == "GET" else 307
+    return Reply(status, [("Location", location), ("Content-Type", "text/plain; charset=utf-8")],
+                 status_text(status).encode())
+
+
+def _host_only(authority: str) -> str:
+    if authority.startswith("["):
+        return authority[: authority.find("]") + 1]
+    return authority.split(":", 1)[0] if authority.count(":") == 1 else authority
+
+
+class RedirectScheme(Middleware):
+    __slots__ = ("scheme", "port", "permanent")
+
+    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+        self.scheme = str(need(config, "scheme", "redirectScheme"))
+        self.port = str(config.get("port") or "")
+        self.permanent = bool(config.get("permanent"))
+        if (self.port == "80" and self.scheme == "http") or (self.port == "443" and self.scheme == "https"):
+            self.port = ""
+
+    def on_request(self, req: Any) -> Reply | None:
+        scheme = "https" if req.tls else "http"
+        xfp = req.header("x-forwarded-proto").lower()
+        if xfp in ("http", "ws"):
+            scheme = "http"
+        elif xfp in ("https", "wss"):
+            scheme = "https"
+        current = f"{scheme}://{req.authority}{req.request_uri}"
+        host = _host_only(req.authority)
+        target = f"{self.scheme}://{host}{':' + self.port if self.port else ''}{req.request_uri}"
+        if target == current:
+            return None
+        return _redirect(req, target, self.permanent)
+
+
+class RedirectRegex(Middleware):
+    __slots__ = ("regex", "replacement", "permanent")
+
+    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+        try:
+            self.regex = re.compile(str(config.get("regex", "")))
+        except re.error as err:
+            raise ConfigError(f"redirectRegex: invalid regexp {config.get('regex')!r}: {err}") from None
+        self.replacement = str(config.get("replacement", ""))
+        self.permanent = bool(config.get("permanent"))
+
+    def on_request(self, req: Any) -> Reply | None:
+        current = f"{'https' if req.tls else 'http'}://{req.authority}{req.request_uri}"
+        if self.regex.search(current) is None:
+            return None
+        target = self.regex.sub(lambda m: go_expand(self.replacement, m), current)
+        if target == current:
+            return None
+        return _redirect(req, target, self.permanent)

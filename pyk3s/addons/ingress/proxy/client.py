@@ -1,0 +1,201 @@
+"""Downstream side: one asyncio.Protocol per client connection, httptools for parsing.
+
+Rules:
+- Requests are answered in order (pipelining): exchanges queue up; the body of the request being
+  parsed always goes to the exchange that is being parsed.
+- Malformed input (bad request line, invalid chunking, both Content-Length and Transfer-Encoding,
+  headers over ``MAX_HEADER_BYTES``) gets ``400 Bad Request`` and the connection is closed; nothing
+  reaches a backend.
+- After a ``101 Switching Protocols`` the connection is a byte tunnel to the upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+import httptools
+
+from .exchange import Exchange
+from .reply import BAD_REQUEST_BYTES
+from .request import Request
+
+__all__ = ["ClientConnection", "MAX_HEADER_BYTES"]
+
+MAX_HEADER_BYTES = 1 << 20
+
+
+class ClientConnection(asyncio.Protocol):
+    __slots__ = ("state", "entrypoint", "tls", "trusted", "transport", "parser", "peer", "peer_port", "url",
+                 "headers", "hsize", "queue", "parsing", "closed", "tunnel", "upgrade_buffer", "last_active",
+                 "local_port", "sni", "trusted_nets")
+
+    def __init__(self, state: Any, entrypoint: str, tls: bool, trusted_nets: Any) -> None:
+        self.state = state
+        self.entrypoint = entrypoint
+        self.tls = tls
+        self.trusted_nets = trusted_nets
+        self.trusted = False
+        self.transport: Any = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.peer = ""
+        self.peer_port = 0
+        self.url = b""
+        self.headers: list[tuple[str, str]] = []
+        self.hsize = 0
+        self.queue: deque[Exchange] = deque()
+        self.parsing: Exchange | None = None
+        self.closed = False
+        self.tunnel: Any = None
+        self.upgrade_buffer: bytearray | None = None
+        self.last_active = 0.0
+        self.local_port = 0
+        self.sni = ""
+
+    # ------------------------------------------------------------------ asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer, self.peer_port = str(peer[0]), int(peer[1])
+        sock = transport.get_extra_info("sockname")
+        if sock:
+            self.local_port = int(sock[1])
+        if self.tls:
+            ssl_obj = transport.get_extra_info("ssl_object")
+            self.sni = (getattr(ssl_obj, "server_hostname", None) or "") if ssl_obj is not None else ""
+        self.trusted = self.trusted_nets(self.peer) if self.trusted_nets is not None else False
+        self.last_active = self.state.now
+        self.state.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.write(data)
+            return
+        if self.upgrade_buffer is not None:
+            self.upgrade_buffer += data
+            return
+        self.last_active = self.state.now
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as up:
+            offset = up.args[0] if up.args else len(data)
+            self.upgrade_buffer = bytearray(data[offset:])
+        except (httptools.HttpParserError, ValueError):
+            self.bad_request()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.state.connections.discard(self)
+        if self.tunnel is not None:
+            self.tunnel.close()
+            self.tunnel = None
+        for ex in self.queue:
+            up = ex.up
+            if up is not None and not ex.finished:
+                ex.up = None
+                up.exchange = None
+                up.close()
+            if not ex.finished:
+                ex.status = ex.status or 499
+                ex.finished = True
+                if ex.route is not None and ex.route.needs_done:
+                    for mw in ex.route.middlewares:
+                        if mw.needs_done:
+                            mw.on_done(ex.req)
+        self.queue.clear()
+
+    def pause_writing(self) -> None:
+        if self.queue and self.queue[0].up is not None:
+            self.queue[0].up.transport.pause_reading()
+        elif self.tunnel is not None:
+            self.tunnel.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.queue and self.queue[0].up is not None:
+            self.queue[0].up.transport.resume_reading()
+        elif self.tunnel is not None:
+            self.tunnel.resume_reading()
+
+    # ------------------------------------------------------------------ httptools callbacks
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.headers = []
+        self.hsize = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        self.hsize += len(url)
+        if self.hsize > MAX_HEADER_BYTES:
+            raise ValueError("request line too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.hsize += len(name) + len(value) + 4
+        if self.hsize > MAX_HEADER_BYTES:
+            raise ValueError("request headers too large")
+        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        p = self.parser
+        req = Request(p.get_method().decode("latin-1"), self.url.decode("latin-1"), self.headers, self.peer,
+                      self.tls, p.get_http_version(), self.entrypoint, self.local_port)
+        req.peer_port = self.peer_port
+        req.sni = self.sni
+        req.keep_alive = p.should_keep_alive()
+        req.upgrade = p.should_upgrade()
+        te = req.header("transfer-encoding")
+        cl = req.header("content-length")
+        if te:
+            if cl or te.strip().lower() != "chunked":
+                raise ValueError("invalid Transfer-Encoding / Content-Length")
+            req.body_mode = "chunked"
+        elif cl:
+            req.body_mode = "length"
+            req.content_length = int(cl)
+        ex = Exchange(self, req)
+        self.parsing = ex
+        self.queue.append(ex)
+        if len(self.queue) == 1:
+            ex.start()
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.parsing
+        if ex is not None:
+            ex.body_chunk(body)
+
+    def on_message_complete(self) -> None:
+        ex = self.parsing
+        self.parsing = None
+        if ex is not None:
+            ex.request_complete()
+
+    # ------------------------------------------------------------------ exchange bookkeeping
+    def exchange_done(self, ex: Exchange) -> None:
+        if not self.queue or self.queue[0] is not ex:
+            return
+        self.queue.popleft()
+        if self.closed:
+            return
+        if not ex.req.keep_alive:
+            self.closed = True
+            self.transport.close()
+            return
+        if self.queue:
+            self.queue[0].start()
+
+    def start_tunnel(self, up: Any) -> None:
+        self.tunnel = up.transport
+        up.tunnel = self.transport
+        pending = self.upgrade_buffer
+        self.upgrade_buffer = None
+        if pending:
+            up.transport.write(bytes(pending))
+
+    def bad_request(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if not any(ex.resp_started for ex in self.queue):
+            self.transport.write(BAD_REQUEST_BYTES)
+        self.transport.close()

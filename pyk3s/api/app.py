@@ -1,0 +1,379 @@
+"""The framework-free core of the Kubernetes-compatible API server.
+
+``ApiServer(store, config)`` answers :class:`ApiRequest` with :class:`ApiResponse` (the HTTP edge in
+``pyk3s.api.http`` and the in-process client transport both call :meth:`ApiServer.handle`). The
+caller owns the store: start it before :meth:`ApiServer.start` and close it after :meth:`stop`.
+
+Hooks the edge sets on an instance:
+
+* ``authorizer`` — ``async authorize(user, RequestAttributes) -> Decision``; consulted when set and
+  the request carries a user (in-process requests without a user are trusted);
+* ``pod_log_hook`` — ``async (req, namespace, name) -> ApiResponse | None`` for ``pods/log``;
+* ``sa_token_hook`` — ``async (req, namespace, name, body) -> dict`` for ``serviceaccounts/token``;
+* :meth:`register_virtual` — create-only resources (access reviews, token reviews).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from pyk3s.api import discovery
+from pyk3s.api.allocation import ServiceAllocator
+from pyk3s.api.bodies import decode_body
+from pyk3s.api.codec import decode_kv, dumps
+from pyk3s.api.config import ApiConfig
+from pyk3s.api.crds import crd_rows
+from pyk3s.api.errors import ApiError, bad_request, method_not_allowed
+from pyk3s.api.fieldcheck import FieldChecker
+from pyk3s.api.handlers import ResourceHandlers, json_response
+from pyk3s.api.hooks import KindHooks
+from pyk3s.api.namespaces import NamespaceGate
+from pyk3s.api.openapi import OpenApiV3
+from pyk3s.api.query import TableRequest
+from pyk3s.api.registry import Registry, WriteOptions
+from pyk3s.api.request import ApiRequest, ApiResponse
+from pyk3s.api.resources import CRUD_VERBS, ResourceInfo, ResourceTable
+from pyk3s.api.store.base import Store, Unavailable
+from pyk3s.api.subresources import Subresources
+from pyk3s.api.watch import WatchCache
+
+__all__ = ["ApiServer", "VirtualHandler"]
+
+log = logging.getLogger("pyk3s.api")
+
+VirtualHandler = Callable[[ApiRequest, dict[str, Any]], Awaitable[dict[str, Any]]]
+_HEALTH = ("/healthz", "/livez", "/readyz")
+_CRD_PREFIX = "/registry/apiextensions.k8s.io/customresourcedefinitions/"
+_VERB_BY_METHOD = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+def _not_found_path() -> ApiError:
+    return ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+class ApiServer:
+    def __init__(self, store: Store, config: ApiConfig | None = None) -> None:
+        self.store = store
+        self.config = config or ApiConfig()
+        self.resources = ResourceTable.builtin()
+        self.authorizer: Any = None
+        self.pod_log_hook: Callable[[ApiRequest, str, str], Awaitable[ApiResponse | None]] | None = None
+        self.sa_token_hook: Callable[[ApiRequest, str, str, Any], Awaitable[dict[str, Any]]] | None = None
+        self.watches = WatchCache(store, history=self.config.watch_history, queue_limit=self.config.watch_queue_limit)
+        self.allocator = ServiceAllocator(store, self.config)
+        self.fields = FieldChecker()
+        self.hooks = KindHooks(self)
+        self.namespaces = NamespaceGate(self)
+        self.registry = Registry(self)
+        self.openapi = OpenApiV3()
+        self.handlers = ResourceHandlers(self)
+        self.subresources = Subresources(self, self.handlers)
+        self._virtual: dict[tuple[str, str, str], VirtualHandler] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._render_table: Any = None
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.namespaces.start()
+        rev, kvs = await self.store.list(_CRD_PREFIX)
+        for kv in kvs:
+            self.install_crd(decode_kv(kv))
+        sub = await self.watches.subscribe(_CRD_PREFIX, rev)
+        self._tasks.append(asyncio.get_running_loop().create_task(self._follow_crds(sub), name="crd-sync"))
+        if self.config.bootstrap:
+            from pyk3s.api.bootstrap import bootstrap
+
+            await bootstrap(self)
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+        await self.namespaces.stop()
+        await self.watches.close()
+
+    async def _follow_crds(self, sub: Any) -> None:
+        try:
+            while True:
+                batch = await sub.next_batch(None)
+                if not batch and sub.closed:
+                    log.warning("api: CRD watch ended: %s", sub.error)
+                    return
+                for we in batch or ():
+                    if we.type == "DELETE":
+                        self.uninstall_crd(we.key[len(_CRD_PREFIX):])
+                    else:
+                        self.install_crd(we.obj())
+        finally:
+            sub.cancel()
+
+    # --- resource table ---------------------------------------------------------------------------
+
+    def install_crd(self, crd: dict[str, Any]) -> None:
+        name = (crd.get("metadata") or {}).get("name", "")
+        rows = crd_rows(crd)
+        current = self.resources.crd_rows(name)
+        if [(r, r.schema, r.printer_columns) for r in current] != [(r, r.schema, r.printer_columns) for r in rows]:
+            self.resources = self.resources.with_crd_rows(name, rows)
+
+    def uninstall_crd(self, name: str) -> None:
+        if self.resources.crd_rows(name):
+            self.resources = self.resources.without_crd(name)
+
+    def register_virtual(self, group: str, version: str, plural: str, kind: str, handler: VirtualHandler,
+                         namespaced: bool = False) -> None:
+        """Serve ``POST`` on a create-only resource with ``handler(req, body) -> response object`` (201)."""
+        self._virtual[(group, version, plural)] = handler
+        if self.resources.get(group, version, plural) is None:
+            row = ResourceInfo(group=group, version=version, kind=kind, plural=plural, singular=kind.lower(),
+                               namespaced=namespaced, verbs=("create",), list_kind=kind + "List", virtual=True)
+            self.resources = ResourceTable(list(self.resources.rows) + [row])
+
+    # --- helpers for the edge ---------------------------------------------------------------------
+
+    async def registry_get(self, info: ResourceInfo, namespace: str | None, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.registry.get(info, namespace, name)
+        except ApiError as e:
+            if e.code == 404:
+                return None
+            raise
+
+    async def registry_list(self, info: ResourceInfo, namespace: str | None = None) -> list[dict[str, Any]]:
+        res = await self.registry.list(info, namespace)
+        return [self.registry.present(info, decode_kv(kv)) for kv in res.kvs]
+
+    async def create_object(self, info: ResourceInfo, namespace: str | None, obj: dict[str, Any],
+                            field_manager: str = "pyk3s-apiserver") -> dict[str, Any]:
+        return await self.registry.create(info, namespace, obj, WriteOptions(field_manager=field_manager))
+
+    def render_table(self, info: ResourceInfo, objects: list[dict[str, Any]], table: TableRequest) -> dict[str, Any]:
+        if self._render_table is None:
+            try:
+                from pyk3s.api.tables import render_table
+            except ImportError:
+                render_table = _fallback_table
+            self._render_table = render_table
+        crd_columns = list(info.printer_columns) if info.is_custom else None
+        out: dict[str, Any] = self._render_table(info, objects, include_object=table.include_object,
+                                                 crd_columns=crd_columns, now=datetime.now(UTC))
+        out["apiVersion"] = f"meta.k8s.io/{table.version}"
+        return out
+
+    # --- requests ---------------------------------------------------------------------------------
+
+    async def handle(self, req: ApiRequest) -> ApiResponse:
+        try:
+            return await self._dispatch(req)
+        except ApiError as e:
+            return ApiResponse(e.code, dumps(e.status()))
+        except Unavailable as e:
+            return ApiResponse(503, dumps(ApiError(503, "ServiceUnavailable", f"storage is unavailable: {e}").status()))
+        except Exception as e:
+            log.exception("api: %s %s failed", req.method, req.path)
+            return ApiResponse(500, dumps(ApiError(500, "InternalError", f"Internal error occurred: {e}").status()))
+
+    async def _authorize(self, req: ApiRequest) -> None:
+        if self.authorizer is None or req.user is None:
+            return
+        from pyk3s.api.authz import forbidden_status, request_attributes
+
+        attrs = request_attributes(req.method, req.path, req.query)
+        decision = await self.authorizer.authorize(req.user, attrs)
+        if not decision.allowed:
+            st = forbidden_status(req.user, attrs, decision.reason)
+            err = ApiError(403, "Forbidden", st["message"])
+            err.details = st.get("details", {})
+            raise err
+
+    async def _dispatch(self, req: ApiRequest) -> ApiResponse:
+        path = req.path.split("?", 1)[0]
+        if len(path) > 1:
+            path = path.rstrip("/")
+        await self._authorize(req)
+        if path == "/version":
+            return json_response(200, self.config.version.as_dict())
+        if path in _HEALTH or path.startswith(tuple(h + "/" for h in _HEALTH)):
+            return ApiResponse(200, b"ok", content_type="text/plain; charset=utf-8")
+        if path.startswith("/openapi/"):
+            return self._openapi(req, path)
+        parts = path.strip("/").split("/")
+        table = self.resources
+        if parts[0] == "api":
+            if len(parts) == 1:
+                return self._discovery(req, core=True)
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts[0] == "apis":
+            if len(parts) == 1:
+                return self._discovery(req, core=False)
+            group = parts[1]
+            if group not in table.groups or not group:
+                raise _not_found_path()
+            if len(parts) == 2:
+                return json_response(200, discovery.api_group(table, group))
+            version, rest = parts[2], parts[3:]
+        else:
+            raise _not_found_path()
+        if not table.has_group_version(group, version):
+            raise _not_found_path()
+        if not rest:
+            return json_response(200, discovery.api_resource_list(table, group, version))
+        return await self._resource(req, table, group, version, rest)
+
+    def _discovery(self, req: ApiRequest, core: bool) -> ApiResponse:
+        v = discovery.aggregated_version(req.header("accept"))
+        if v is not None:
+            body = discovery.aggregated(self.resources, core, v)
+            return ApiResponse(200, dumps(body), content_type=discovery.AGGREGATED_CONTENT_TYPE.format(v=v))
+        if core:
+            return json_response(200, discovery.api_versions(f"{self.config.advertise_address}:{self.config.advertise_port}"))
+        return json_response(200, discovery.api_group_list(self.resources))
+
+    def _openapi(self, req: ApiRequest, path: str) -> ApiResponse:
+        if path == "/openapi/v3":
+            return json_response(200, self.openapi.index(self.resources))
+        if path.startswith("/openapi/v3/"):
+            found = self.openapi.document(self.resources, path[len("/openapi/v3/"):])
+            if found is not None:
+                raw, digest = found
+                headers = {"Etag": f'"{digest}"'}
+                if req.param("hash") == digest:
+                    headers["Cache-Control"] = "public, immutable"
+                    headers["Expires"] = "Thu, 31 Dec 2099 00:00:00 GMT"
+                else:
+                    headers["Cache-Control"] = "no-cache, private"
+                return ApiResponse(200, raw, headers=headers)
+        raise _not_found_path()
+
+    async def _resource(self, req: ApiRequest, table: ResourceTable, group: str, version: str,
+                        rest: list[str]) -> ApiResponse:
+        if rest[0] == "watch":
+            rest = rest[1:]
+            req.query = [q for q in req.query if q[0] != "watch"] + [("watch", "true")]
+            if not rest:
+                raise _not_found_path()
+        ns: str | None = None
+        if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
+            ns, rest = rest[1], rest[2:]
+        plural = rest[0]
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        info = table.get(group, version, plural)
+        if info is None or (ns is not None and not info.namespaced) or (name == "" or sub == ""):
+            raise _not_found_path()
+        method = req.method.upper()
+        if info.virtual:
+            if method != "POST" or name is not None:
+                raise method_not_allowed()
+            return await self._virtual_create(req, info, ns)
+        if sub is not None:
+            return await self.subresources.handle(req, info, ns, name or "", sub)
+        h = self.handlers
+        verb = _VERB_BY_METHOD.get(method)
+        if verb is None:
+            raise method_not_allowed()
+        if name is None:
+            if method == "GET":
+                return await h.list(req, info, ns)
+            if method == "POST":
+                if info.namespaced and ns is None:
+                    raise method_not_allowed()
+                return await h.create(req, info, ns)
+            if method == "DELETE":
+                if "deletecollection" not in info.verbs:
+                    raise method_not_allowed()
+                return await h.delete_collection(req, info, ns)
+            raise method_not_allowed()
+        if info.namespaced and ns is None:
+            raise _not_found_path()
+        if verb not in info.verbs:
+            raise method_not_allowed()
+        if method == "GET":
+            return await h.get(req, info, ns, name)
+        if method == "PUT":
+            return await h.update(req, info, ns, name)
+        if method == "PATCH":
+            return await h.patch(req, info, ns, name)
+        if method == "DELETE":
+            return await h.delete(req, info, ns, name)
+        raise method_not_allowed()
+
+    async def _virtual_create(self, req: ApiRequest, info: ResourceInfo, ns: str | None) -> ApiResponse:
+        handler = self._virtual.get((info.group, info.version, info.plural))
+        if handler is None:
+            raise _not_found_path()
+        body = decode_body(req)
+        if not isinstance(body, dict):
+            raise bad_request("the object provided is unrecognized: expected a JSON object")
+        if ns is not None:
+            body.setdefault("metadata", {})["namespace"] = ns
+        return json_response(201, await handler(req, body))
+
+
+# --- a NAME/AGE table for when no table renderer is installed ------------------------------------
+
+
+def human_age(seconds: float) -> str:
+    s = int(seconds)
+    if s < 0:
+        return "<invalid>"
+    if s < 120:
+        return f"{s}s"
+    m = s // 60
+    if m < 10:
+        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
+    if m < 180:
+        return f"{m}m"
+    h = m // 60
+    if h < 8:
+        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
+    if h < 48:
+        return f"{h}h"
+    d = h // 24
+    if h < 24 * 8:
+        return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
+    if d < 365 * 2:
+        return f"{d}d"
+    y = d // 365
+    return f"{y}y{d % 365}d" if y < 8 and d % 365 else f"{y}y"
+
+
+def _fallback_table(info: ResourceInfo, objects: list[dict[str, Any]], *, include_object: str,
+                    crd_columns: list[dict[str, Any]] | None, now: datetime) -> dict[str, Any]:
+    rows = []
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        created = meta.get("creationTimestamp")
+        age = "<unknown>"
+        if created:
+            with contextlib.suppress(ValueError):
+                age = human_age((now - datetime.fromisoformat(created.replace("Z", "+00:00"))).total_seconds())
+        row: dict[str, Any] = {"cells": [meta.get("name", ""), age]}
+        if include_object == "Object":
+            row["object"] = obj
+        elif include_object == "Metadata":
+            row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta}
+        rows.append(row)
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {},
+        "columnDefinitions": [
+            {"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0},
+            {"name": "Age", "type": "string", "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created.", "priority": 0},
+        ],
+        "rows": rows,
+    }
+
+
+_ = (replace, CRUD_VERBS)

@@ -1,0 +1,73 @@
+"""Objects the API server itself keeps (spec 6.8): the system namespaces and the ``kubernetes``
+Service in ``default`` (first service address, port 443 -> advertise_port) with its Endpoints and
+EndpointSlice pointing at this server's advertise address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING, Any
+
+from pyk3s.api.errors import ApiError
+from pyk3s.api.registry import WriteOptions
+
+if TYPE_CHECKING:
+    from pyk3s.api.app import ApiServer
+
+__all__ = ["bootstrap"]
+
+_MANAGER = "pyk3s-apiserver"
+
+
+async def _ensure(api: ApiServer, group: str, plural: str, ns: str | None, obj: dict[str, Any],
+                  reconcile: tuple[str, ...] = ()) -> None:
+    info = api.resources.get(group, "v1", plural)
+    assert info is not None
+    opts = WriteOptions(field_manager=_MANAGER)
+    try:
+        await api.registry.create(info, ns, obj, opts)
+        return
+    except ApiError as e:
+        if e.code != 409:
+            raise
+    if not reconcile:
+        return
+    name = obj["metadata"]["name"]
+
+    def compute(cur: dict[str, Any]) -> dict[str, Any]:
+        for f in reconcile:
+            cur[f] = obj[f]
+        return cur
+
+    await api.registry.update(info, ns, name, compute, opts)
+
+
+async def bootstrap(api: ApiServer) -> None:
+    cfg = api.config
+    for ns in cfg.system_namespaces:
+        await _ensure(api, "", "namespaces", None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    labels = {"component": "apiserver", "provider": "kubernetes"}
+    port = {"name": "https", "port": 443, "protocol": "TCP", "targetPort": cfg.advertise_port}
+    await _ensure(api, "", "services", "default", {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": labels},
+        "spec": {"type": "ClusterIP", "clusterIP": api.allocator.kubernetes_ip, "ports": [port],
+                 "sessionAffinity": "None"},
+    })
+    ep_port = {"name": "https", "port": cfg.advertise_port, "protocol": "TCP"}
+    await _ensure(api, "", "endpoints", "default", {
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": cfg.advertise_address}], "ports": [ep_port]}],
+    }, reconcile=("subsets",))
+    family = "IPv6" if ipaddress.ip_address(cfg.advertise_address).version == 6 else "IPv4"
+    await _ensure(api, "discovery.k8s.io", "endpointslices", "default", {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"kubernetes.io/service-name": "kubernetes",
+                                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}},
+        "addressType": family,
+        "endpoints": [{"addresses": [cfg.advertise_address], "conditions": {"ready": True}}],
+        "ports": [ep_port],
+    }, reconcile=("endpoints", "ports", "addressType"))

@@ -1,0 +1,174 @@
+# ruff: noqa: ASYNC221, ASYNC240
+"""Root e2e of the node data path without an API server: real pod workers (netns, veth, launcher,
+probes, restarts, logs), real nftables service rules, real curl. The API's status writes are captured."""
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pyk3s.agent.cni.bridge import BridgeConfig, ensure_bridge
+from pyk3s.agent.cni.ipam import HostLocalIpam
+from pyk3s.agent.killall import killall
+from pyk3s.agent.kubelet.volumes import VolumeSources
+from pyk3s.agent.kubelet.worker import KubeletContext, PodWorker
+from pyk3s.agent.proxy.apply import NftApplier
+from pyk3s.agent.proxy.compile import ProxyConfig, compile_ruleset
+
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"), reason="root + nft")]
+
+BRIDGE, TABLE, NODE = "pkbrrt", "pyk3s-pkbrrt", "pkrt1"
+CLUSTER_IP, NODE_PORT = "10.43.0.77", 30777
+
+
+def curl(url, netns=None, timeout=3):
+    argv = (["ip", "netns", "exec", netns] if netns else []) + ["curl", "-s", "-m", str(timeout), url]
+    return subprocess.run(argv, capture_output=True, text=True)
+
+
+async def until(pred, timeout=15.0):
+    for _ in range(int(timeout / 0.1)):
+        if pred():
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+@pytest.fixture
+async def node(tmp_path):
+    cfg = BridgeConfig(BRIDGE, "10.42.9.0/24", ("10.42.0.0/16",), ("10.43.0.0/16",))
+    ipam = HostLocalIpam(tmp_path / "ipam", cfg.pod_cidr)
+    statuses: dict[str, dict] = {}
+
+    async def none(*_a):
+        return None
+
+    async def token(*_a):
+        return "token"
+
+    async def write_status(pod, st):
+        statuses[pod["metadata"]["name"]] = st
+
+    async def delete(_pod):
+        return None
+
+    ctx = KubeletContext(NODE, tmp_path / "agent" / "pods", "192.0.2.2", cfg, ipam, ("10.43.0.10",), "cluster.local",
+                         "nameserver 192.0.2.53\n", VolumeSources(none, none, token, "CA"), list, none, none,
+                         write_status, delete)
+    applier = NftApplier("ip", TABLE)
+    workers: list[PodWorker] = []
+    try:
+        await ensure_bridge(cfg)
+        yield ctx, statuses, workers, applier
+    finally:
+        for w in workers:
+            await w.stop()
+        await applier.delete()
+        killall(tmp_path, (BRIDGE,), kill_processes=False)
+        assert BRIDGE not in subprocess.run(["ip", "link"], capture_output=True, text=True).stdout
+        assert not [n for n in subprocess.run(["ip", "netns"], capture_output=True, text=True).stdout.split()
+                    if n.startswith("pk-") and any(n == f"pk-{w.uid.replace('-', '')[:12]}" for w in workers)]
+
+
+def whoami_pod(name, host_port, readiness_path="/health"):
+    return {"metadata": {"name": name, "namespace": "default", "uid": str(uuid.uuid4())},
+            "spec": {"nodeName": NODE, "containers": [{
+                "name": "w", "image": "traefik/whoami", "args": ["--port", "8080"],
+                "env": [{"name": "MY_POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                "ports": [{"containerPort": 8080, "hostPort": host_port}],
+                "readinessProbe": {"httpGet": {"path": readiness_path, "port": 8080}, "periodSeconds": 1}}]}}
+
+
+def ready(statuses, name):
+    cs = (statuses.get(name) or {}).get("containerStatuses") or [{}]
+    return bool(cs[0].get("ready"))
+
+
+async def test_services_hostports_restarts_logs(node):
+    ctx, statuses, workers, applier = node
+    for i in range(2):
+        w = PodWorker(ctx, whoami_pod(f"who{i}", 18090 + i))
+        w.start()
+        workers.append(w)
+    bad = PodWorker(ctx, whoami_pod("unready", 18095, readiness_path="/missing-is-fine-but-port-wrong"))
+    bad.pod["spec"]["containers"][0]["readinessProbe"]["httpGet"]["port"] = 9999
+    bad.start()
+    workers.append(bad)
+    assert await until(lambda: ready(statuses, "who0") and ready(statuses, "who1"))
+    assert statuses["unready"]["phase"] == "Running" and not ready(statuses, "unready")
+
+    ips = [statuses[f"who{i}"]["podIP"] for i in range(2)]
+    # endpoints as the EndpointSlice controller would publish them: readiness gates membership
+    endpoints = [{"addresses": [statuses[n]["podIP"]], "nodeName": NODE, "conditions": {"ready": ready(statuses, n)}}
+                 for n in ("who0", "who1", "unready")]
+    svc = {"metadata": {"namespace": "default", "name": "who"},
+           "spec": {"type": "NodePort", "clusterIP": CLUSTER_IP, "ports": [{"port": 80, "nodePort": NODE_PORT}]}}
+    sl = {"metadata": {"namespace": "default", "name": "who-1", "labels": {"kubernetes.io/service-name": "who"}},
+          "ports": [{"port": 8080, "protocol": "TCP", "name": ""}], "endpoints": endpoints}
+    pods = [dict(w.pod, status=statuses[w.pod["metadata"]["name"]]) for w in workers]
+    text = compile_ruleset(ProxyConfig(NODE, bridge_name=BRIDGE, table=TABLE), [svc], [sl], pods)
+    assert statuses["unready"]["podIP"] not in text.split("chain hostports")[0]
+    await applier.apply(text)
+
+    seen = set()
+    for _ in range(12):
+        r = curl(f"http://{CLUSTER_IP}/")
+        assert r.returncode == 0, r.stderr
+        seen.add(r.stdout.splitlines()[0])
+    assert seen == {"Hostname: who0", "Hostname: who1"}
+    assert curl(f"http://192.0.2.2:{NODE_PORT}/").stdout.startswith("Hostname: who")
+    assert curl(f"http://127.0.0.1:{NODE_PORT}/").stdout.startswith("Hostname: who")
+    assert curl("http://127.0.0.1:18091/").stdout.startswith("Hostname: who1")
+    assert curl("http://10.43.0.78/").returncode == 7            # unknown ClusterIP: rejected, never leaves
+    from_pod = curl(f"http://{CLUSTER_IP}/", netns=f"pk-{workers[0].uid.replace('-', '')[:12]}")
+    assert from_pod.returncode == 0 and from_pod.stdout.startswith("Hostname: who")
+    assert ips[0] in from_pod.stdout or ips[1] in from_pod.stdout
+
+    proc = workers[0].procs["w"]
+    env = Path(f"/proc/{proc.pid}/environ").read_bytes()
+    assert b"MY_POD=who0" in env
+    os.kill(proc.pid, signal.SIGKILL)
+    assert await until(lambda: statuses["who0"]["containerStatuses"][0]["restartCount"] == 1
+                       and ready(statuses, "who0"))
+    last = statuses["who0"]["containerStatuses"][0]["lastState"]["terminated"]
+    assert last["exitCode"] == 137
+    assert curl(f"http://{statuses['who0']['podIP']}:8080/").stdout.startswith("Hostname: who0")
+    previous = workers[0].container_proc("w", previous=True)
+    assert previous is not None and previous.log_path.name == "0.log"
+
+
+async def test_unknown_image_waits_with_clear_reason(node):
+    ctx, statuses, workers, _ = node
+    pod = {"metadata": {"name": "nginx", "namespace": "default", "uid": str(uuid.uuid4())},
+           "spec": {"nodeName": NODE, "containers": [{"name": "c", "image": "nginx:1.27"}]}}
+    w = PodWorker(ctx, pod)
+    w.start()
+    workers.append(w)
+    assert await until(lambda: "nginx" in statuses
+                       and statuses["nginx"]["containerStatuses"][0]["state"].get("waiting", {}).get("reason")
+                       == "ErrImageNeverPull")
+    assert "nginx:1.27" in statuses["nginx"]["containerStatuses"][0]["state"]["waiting"]["message"]
+
+
+async def test_command_logs_and_exit(node, tmp_path):
+    ctx, statuses, workers, _ = node
+    pod = {"metadata": {"name": "job", "namespace": "default", "uid": str(uuid.uuid4())},
+           "spec": {"nodeName": NODE, "restartPolicy": "Never",
+                    "initContainers": [{"name": "init", "image": "busybox", "command": ["sh", "-c", "echo init"]}],
+                    "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c"],
+                                    "args": ["cat /etc/resolv.conf; hostname -i >/dev/null; ip -4 -o addr show eth0; exit 3"]}]}}
+    w = PodWorker(ctx, pod)
+    w.start()
+    workers.append(w)
+    assert await until(lambda: statuses.get("job", {}).get("phase") == "Failed")
+    term = statuses["job"]["containerStatuses"][0]["state"]["terminated"]
+    assert term["exitCode"] == 3
+    log = w.container_proc("c").log_path.read_text()
+    assert " stdout F nameserver 10.43.0.10" in log
+    assert "search default.svc.cluster.local" in log
+    assert statuses["job"]["podIP"] in log
