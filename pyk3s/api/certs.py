@@ -262,6 +262,14 @@ class ClusterCerts:
         )
         return certs
 
+    @classmethod
+    def load(cls, tls_dir: Path) -> ClusterCerts:
+        """The existing CAs under ``tls_dir`` (to issue certificates from another process)."""
+        for stem in ("server-ca", "client-ca"):
+            if not (tls_dir / f"{stem}.crt").exists() or not (tls_dir / f"{stem}.key").exists():
+                raise FileNotFoundError(f"certs: {tls_dir / stem}.crt/.key missing; start the server first")
+        return cls(tls_dir, _load_or_create_ca(tls_dir, "server-ca", ""), _load_or_create_ca(tls_dir, "client-ca", ""))
+
     def _ensure_leaf(
         self, stem: str, ca: _Ca, cn: str, orgs: Sequence[str], sans: Sequence[str] | None, server: bool = False
     ) -> None:

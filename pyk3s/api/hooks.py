@@ -32,6 +32,31 @@ _NAMESPACES = ("", "namespaces")
 _CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
 
 
+def _drop_type_dependent(new: dict[str, Any], old: dict[str, Any]) -> None:
+    """A type change drops fields that only fit the old type when the client left them as they were
+    (kube-apiserver's dropTypeDependentFields), so `type: ClusterIP` alone is a valid patch."""
+    spec, old_spec = new.setdefault("spec", {}), old.get("spec") or {}
+    ntype, otype = spec.get("type") or "ClusterIP", old_spec.get("type") or "ClusterIP"
+    if ntype == otype:
+        return
+    external = ("NodePort", "LoadBalancer")
+    if ntype not in external:
+        if spec.get("externalTrafficPolicy") == old_spec.get("externalTrafficPolicy"):
+            spec.pop("externalTrafficPolicy", None)
+        old_ports = {(p.get("port"), p.get("protocol") or "TCP"): p.get("nodePort") for p in old_spec.get("ports") or []}
+        for p in spec.get("ports") or []:
+            if p.get("nodePort") and p.get("nodePort") == old_ports.get((p.get("port"), p.get("protocol") or "TCP")):
+                p.pop("nodePort", None)
+    if ntype != "LoadBalancer":
+        for f in ("healthCheckNodePort", "allocateLoadBalancerNodePorts", "loadBalancerClass"):
+            if f in spec and spec.get(f) == old_spec.get(f):
+                spec.pop(f, None)
+    if ntype == "ExternalName":
+        for f in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy", "internalTrafficPolicy"):
+            if f in spec and spec.get(f) == old_spec.get(f):
+                spec.pop(f, None)
+
+
 def _keep_allocated(new: dict[str, Any], old: dict[str, Any]) -> None:
     """A Service update that leaves allocated values out keeps them (kube-apiserver's
     patchAllocatedValues), so PUT of an edited manifest does not try to change the ClusterIP."""
@@ -64,6 +89,7 @@ class KindHooks:
     async def validate(self, info: ResourceInfo, new: dict[str, Any], old: dict[str, Any] | None) -> None:
         key = (info.group, info.plural)
         if key == _SERVICES and old is not None:
+            _drop_type_dependent(new, old)
             _keep_allocated(new, old)
         elif key == _CRDS:
             from pyk3s.api.registry import invalid_field

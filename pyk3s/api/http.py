@@ -18,6 +18,7 @@ import json
 import logging
 import re
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,10 +157,16 @@ class HttpServer:
 
 
 async def serve(api: Any, *, bind: str, port: int, tls: TlsFiles, authenticator: Authenticator,
-                proxy: KubeletProxy | None = None) -> HttpServer:
-    """Start the HTTPS listener on ``bind:port`` serving ``api`` (an ApiServer-like object)."""
+                proxy: KubeletProxy | None = None, routes: Sequence[tuple[str, str, Any]] = ()) -> HttpServer:
+    """Start the HTTPS listener on ``bind:port`` serving ``api`` (an ApiServer-like object).
+
+    ``routes`` (method, path, handler) are answered before the API and do their own authentication:
+    the join endpoints (``/cacerts`` is public, as in K3s) of :mod:`pyk3s.api.join`.
+    """
     app = web.Application(client_max_size=MAX_BODY)
-    app.router.add_route("*", "/{tail:.*}", _Handler(api, authenticator, proxy))
+    for method, path, handler in routes:
+        app.router.add_route(method, path, handler)
+    app.router.add_route("*", "/{tail:.*}", _Handler(api, authenticator, proxy).__call__)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, host=bind or None, port=port, ssl_context=server_ssl_context(tls),

@@ -304,11 +304,12 @@ class Registry:
                     raise invalid_field(info, name, "metadata.finalizers", added,
                                         "no new finalizers can be added if the object is being deleted",
                                         "FieldValueForbidden")
+            await api.hooks.validate(info, new, old)
             admission.set_defaults(info.gvk, new)
-            causes = admission.validate(info.gvk, new, old)
+            # A binding is the one sanctioned change of a pod's spec.nodeName; pod update rules forbid it.
+            causes = admission.validate(info.gvk, new, old) if subresource != "binding" else []
             if causes:
                 raise _invalid(info, name, causes)
-            await api.hooks.validate(info, new, old)
             bump_generation(info, old, new)
             now = now_rfc3339()
             if not managed_done:

@@ -21,6 +21,7 @@ from pyk3s.api.authn import Authenticator, ServiceAccountTokens
 from pyk3s.api.certs import ClusterCerts, default_sans, write_kubeconfig
 from pyk3s.api.errors import not_found
 from pyk3s.api.http import HttpServer, serve
+from pyk3s.api.join import JoinService
 from pyk3s.api.proxy import INTERNAL_USER, KubeletProxy
 from pyk3s.api.rbac import BOOTSTRAP_OBJECTS, RbacAuthorizer
 from pyk3s.api.request import ApiRequest
@@ -88,6 +89,7 @@ class RunningApi:
     proxy: KubeletProxy
     token: str
     settings: ServerApiSettings
+    join: JoinService | None = None
 
     @property
     def url(self) -> str:
@@ -105,6 +107,8 @@ class RunningApi:
         """Accept ``token`` (K3s secure form or bare password) as the server token from now on."""
         self.token = token
         self.authenticator.set_server_token(token)
+        if self.join is not None:
+            self.join.token = token
 
     def write_admin_kubeconfig(self, path: Path, mode: int = 0o600, server_url: str | None = None) -> None:
         cert, key = self.certs.admin_credentials()
@@ -217,6 +221,7 @@ async def start_api_server(settings: ServerApiSettings, store: Any) -> RunningAp
     await api.start()
     await authorizer.start()
     await _ensure_bootstrap_rbac(api)
+    join = JoinService(api, certs, settings, token)
     http = await serve(api, bind=settings.bind_address, port=port, tls=certs.tls_files,
-                       authenticator=authenticator, proxy=proxy)
-    return RunningApi(api, http, certs, authenticator, authorizer, proxy, token, settings)
+                       authenticator=authenticator, proxy=proxy, routes=join.routes())
+    return RunningApi(api, http, certs, authenticator, authorizer, proxy, token, settings, join)

@@ -9,9 +9,19 @@ from typing import Any
 
 from pyk3s.client import Client
 
-from .server_config import ServerConfig, ensure_private_dir
+from .server_config import ConfigError, ServerConfig, ensure_private_dir
 
-__all__ = ["agent_settings", "run_embedded_agent", "write_kubelet_certs"]
+__all__ = ["agent_settings", "check_agent_config", "run_embedded_agent", "write_kubelet_certs"]
+
+
+def check_agent_config(cfg: ServerConfig) -> None:
+    """Refuse start-up before anything listens when the embedded agent could not register this node."""
+    from pyk3s.agent.node import NodeError, resolve_node_name
+
+    try:
+        resolve_node_name(cfg.node_name or None, False, cfg.data_dir / "agent")
+    except NodeError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def write_kubelet_certs(certs: Any, tls_dir: Path, sans: list[str]) -> dict[str, str]:

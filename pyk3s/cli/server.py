@@ -101,6 +101,10 @@ def main(argv: list[str]) -> int:
     setup_logging(parsed.debug)
     try:
         cfg = ServerConfig.from_flags(parsed)
+        if not cfg.disable_agent:
+            from .embedded_agent import check_agent_config
+
+            check_agent_config(cfg)
     except ConfigError as err:
         print(f"pyk3s server: {err}", file=sys.stderr)
         return 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -155,7 +156,8 @@ class Client:
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta.get('name', 'object')}.", "namespace": ns},
+            # client-go names events <object>.<hex nanoseconds>; generateName may not end in a dot.
+            "metadata": {"name": f"{meta.get('name', 'object')}.{time.time_ns():x}", "namespace": ns},
             "involvedObject": {
                 "apiVersion": obj.get("apiVersion", "v1"),
                 "kind": obj.get("kind", ""),

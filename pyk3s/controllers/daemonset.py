@@ -271,6 +271,7 @@ def _rolling_update(ds: Obj, by_node: dict[str, list[Obj]], node_names: set[str]
             continue
         if not is_available(old[0], min_ready, now):
             replace_now.append(old[0])
+            unavailable += 1
         elif unavailable < max_unavailable:
             candidates.append(old[0])
     budget = max(0, min(max_unavailable - unavailable, len(candidates)))

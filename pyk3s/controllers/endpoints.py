@@ -9,7 +9,8 @@ Pure part (:func:`desired_endpoints`, :func:`desired_slices`):
   ``addresses`` and the others in ``notReadyAddresses``; subsets group addresses with the same ports.
 * Each Service port resolves its targetPort per pod: a number as is, a name through the pod's
   container ports of the same protocol. A name no container port carries drops that port for that
-  pod (the pod is then grouped with a smaller port set) and is reported as a Warning event.
+  pod (the pod is then grouped with a smaller port set) and is reported as a Warning event; with no
+  port left the pod is not in Endpoints, and sits in a slice without ports (as upstream).
 * Slices: one group per (address type, port set), at most 100 endpoints per slice, named
   ``<svc>-<random>``, labels ``kubernetes.io/service-name`` and
   ``endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io`` plus the Service's
@@ -151,6 +152,8 @@ def desired_endpoints(svc: Obj, pods: Sequence[Obj]) -> Obj:
         if ip is None:
             continue
         ports, _missing = resolve_ports(svc, pod)
+        if not ports and ((svc.get("spec") or {}).get("ports") or (svc.get("spec") or {}).get("clusterIP") != "None"):
+            continue  # no port of this Service resolves for the pod (a port-less headless Service lists it)
         eports = [{k: v for k, v in p.items() if v != "" or k != "name"} for p in ports]
         key = tuple(tuple(sorted(p.items())) for p in eports)
         ports_of[key] = eports

@@ -1,8 +1,11 @@
 """``pyk3s whoami``: an echo server shaped like traefik/whoami.
 
 HTTP on ``--port`` (``WHOAMI_PORT_NUMBER``, default 80): ``/`` answers ``Hostname:``, ``IP:`` lines,
-``RemoteAddr:``, the request line and headers; ``/health`` 200; ``/api`` the same as JSON; ``/bench``
-a one-byte body for load tests; ``/data?size=N`` N bytes. A UDP echo listens on the same port number.
+``RemoteAddr:``, the request line and headers; ``/health`` the current health status (200 until a
+``POST /health`` whose body is a status code changes it, as traefik/whoami does: readiness probes can be
+flipped from outside); ``/api`` the same as JSON; ``/bench`` a one-byte body for load tests;
+``/data?size=N`` N bytes. A UDP echo listens on the same port number. Logs ``Starting up on port N`` and,
+with ``--verbose``, one line per request.
 Raw asyncio protocols with httptools, uvloop when available: it sits on benchmark paths.
 """
 
@@ -38,9 +41,11 @@ def local_ips() -> list[str]:
 
 
 class WhoamiInfo:
-    __slots__ = ("hostname", "ips", "name", "head")
+    __slots__ = ("hostname", "ips", "name", "head", "health", "verbose")
 
-    def __init__(self, name: str = "") -> None:
+    def __init__(self, name: str = "", verbose: bool = False) -> None:
+        self.health = _HEALTH
+        self.verbose = verbose
         self.hostname = os.environ.get("HOSTNAME") or socket.gethostname()
         self.ips = local_ips()
         self.name = name
@@ -52,8 +57,15 @@ class WhoamiInfo:
         self.head = ("\r\n".join(lines) + "\r\n").encode()
 
 
+_REASONS = {200: "OK", 500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+def _health_answer(code: int) -> bytes:
+    return f"HTTP/1.1 {code} {_REASONS.get(code, 'Status')}\r\nContent-Length: 0\r\n\r\n".encode()
+
+
 _BENCH = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Type: text/plain\r\n\r\n1"
-_HEALTH = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+_HEALTH = _health_answer(200)
 
 
 def _response(status: str, body: bytes, ctype: str, keep_alive: bool) -> bytes:
@@ -63,7 +75,7 @@ def _response(status: str, body: bytes, ctype: str, keep_alive: bool) -> bytes:
 
 
 class WhoamiHttp(asyncio.Protocol):
-    __slots__ = ("info", "transport", "parser", "url", "headers", "peer")
+    __slots__ = ("info", "transport", "parser", "url", "headers", "peer", "body")
 
     def __init__(self, info: WhoamiInfo) -> None:
         self.info = info
@@ -71,6 +83,7 @@ class WhoamiHttp(asyncio.Protocol):
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.peer = ""
+        self.body = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -89,12 +102,17 @@ class WhoamiHttp(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers = []
+        self.body = b""
 
     def on_url(self, url: bytes) -> None:
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
+
+    def on_body(self, body: bytes) -> None:
+        if len(self.body) < 64:
+            self.body += body
 
     def on_message_complete(self) -> None:
         keep = self.parser.should_keep_alive()
@@ -107,9 +125,16 @@ class WhoamiHttp(asyncio.Protocol):
         path = parts.path
         if path == "/bench":
             return _BENCH
-        if path == "/health":
-            return _HEALTH
         method = self.parser.get_method().decode()
+        if self.info.verbose:
+            print(f"{self.peer} {method} {self.url.decode('latin-1')}", flush=True)
+        if path == "/health":
+            if method == "POST":
+                try:
+                    self.info.health = _health_answer(int(self.body.strip() or b"200"))
+                except ValueError:
+                    return _response("400 Bad Request", b"status code expected\n", "text/plain", keep)
+            return self.info.health
         version = self.parser.get_http_version()
         if path == "/data":
             size = int(parse_qs(parts.query).get("size", ["1"])[0])
@@ -137,12 +162,13 @@ class UdpEcho(asyncio.DatagramProtocol):
         self.transport.sendto(data, addr)  # type: ignore[attr-defined]
 
 
-async def serve(port: int, name: str = "", host: str = "0.0.0.0") -> None:
+async def serve(port: int, name: str = "", host: str = "0.0.0.0", verbose: bool = False) -> None:
     """Serve HTTP (TCP) and UDP echo on ``port`` until cancelled."""
     loop = asyncio.get_running_loop()
-    info = WhoamiInfo(name)
+    info = WhoamiInfo(name, verbose)
     server = await loop.create_server(lambda: WhoamiHttp(info), host, port, reuse_address=True, backlog=1024)
     udp, _ = await loop.create_datagram_endpoint(UdpEcho, local_addr=(host, port))
+    print(f"Starting up on port {port}", flush=True)
     try:
         await server.serve_forever()
     finally:
@@ -155,6 +181,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("WHOAMI_PORT_NUMBER", "80")))
     parser.add_argument("--name", default=os.environ.get("WHOAMI_NAME", ""))
     parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--verbose", action="store_true", default=bool(os.environ.get("WHOAMI_VERBOSE")))
     args = parser.parse_args(argv)
     try:
         import uvloop
@@ -163,7 +190,7 @@ def main(argv: list[str]) -> int:
     except ImportError:
         runner = asyncio.run
     try:
-        runner(serve(args.port, args.name, args.host))
+        runner(serve(args.port, args.name, args.host, args.verbose))
     except KeyboardInterrupt:
         pass
     return 0

@@ -137,11 +137,7 @@ def _user_kubeconfig(srv, tmp_path: Path, user: str, groups: list[str]) -> Path:
     """A kubeconfig for another identity, with a client cert signed by the server's client CA."""
     from pyk3s.api.certs import ClusterCerts, write_kubeconfig
 
-    certs = ClusterCerts(srv.data_dir / "server" / "tls", None, None)  # type: ignore[arg-type]
-    from pyk3s.api import certs as certs_mod
-
-    client_ca = certs_mod._load_or_create_ca(srv.data_dir / "server" / "tls", "client-ca", "unused")
-    certs._client_ca = client_ca
+    certs = ClusterCerts.load(srv.data_dir / "server" / "tls")
     cert, key = certs.issue_client_cert(user, groups)
     path = tmp_path / f"{user}.yaml"
     ca = base64.b64decode(_kubeconfig(srv)["clusters"][0]["cluster"]["certificate-authority-data"])
@@ -261,3 +257,13 @@ def test_logs_and_exec_report_why_without_a_node(api_server):
     spdy = k("exec", "lonely", "-n", "pk-exec", "--", "true", check=False, timeout=30,
              env={"KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"})
     assert spdy.rc != 0 and "SPDY is not supported" in spdy.err
+
+
+def test_port_forward_explains_spdy_is_missing(api_server):
+    k = api_server.kubectl
+    k("create", "namespace", "pk-pf")
+    k("run", "pf", "-n", "pk-pf", "--image=pyk3s/whoami")
+    k("patch", "pod", "pf", "-n", "pk-pf", "--subresource=status", "--type=merge", "-p",
+      '{"status":{"phase":"Running"}}')  # kubectl refuses to forward to a pod it does not see running
+    r = k("port-forward", "-n", "pk-pf", "pod/pf", "18999:80", check=False, timeout=30)
+    assert r.rc != 0 and "port-forward over SPDY is not supported" in r.err

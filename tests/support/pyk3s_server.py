@@ -2,7 +2,10 @@
 
 Everything a server creates is named from one short random id, so a crashed run's leftovers are
 recognisable: the data dir, the node link `pkd<id>` (the node address lives there, never on
-the machine's own interface), the pod bridge `pkb<id>`.
+the machine's own interface), the pod bridge `pkb<id>`, the nftables table `pyk3s-pkb<id>`.
+
+With an agent the server gets ``--resolv-conf`` naming the node address as the only upstream resolver:
+nothing listens on port 53 there, so cluster DNS never forwards to the machine's resolver.
 """
 
 from __future__ import annotations
@@ -91,6 +94,7 @@ class ServerProcess:
     agent: bool = False
     ident: str = field(default_factory=lambda: secrets.token_hex(3))
     env: dict[str, str] = field(default_factory=dict)
+    node_name_flag: bool = True  # False: the name comes from K3S_NODE_NAME in env (or the hostname)
 
     def __post_init__(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix=f"pyk3s-e2e-{self.ident}-"))
@@ -103,6 +107,20 @@ class ServerProcess:
         self.node_name = f"pk-node-{self.ident}"
 
     @property
+    def bridge(self) -> str:
+        return f"pkb{self.ident}"
+
+    @property
+    def nft_table(self) -> str:
+        return f"pyk3s-{self.bridge}"
+
+    def killall(self) -> subprocess.CompletedProcess[str]:
+        """``pyk3s killall`` scoped to this server's data dir and bridge."""
+        return subprocess.run([sys.executable, "-m", "pyk3s", "killall", "--data-dir", str(self.data_dir),
+                               "--bridge-name", self.bridge], capture_output=True, text=True, cwd=REPO,
+                              timeout=60)
+
+    @property
     def manifests_dir(self) -> Path:
         return self.data_dir / "server" / "manifests"
 
@@ -113,11 +131,14 @@ class ServerProcess:
             "--https-listen-port", str(self.port),
             "--write-kubeconfig", str(self.kubeconfig),
             "--config", str(self.tmp / "no-config.yaml"),
-            "--node-name", self.node_name,
         ]
+        if self.node_name_flag:
+            a += ["--node-name", self.node_name]
         if self.agent:
             assert self.node is not None
-            a += ["--node-ip", self.node.ip, "--bridge-name", f"pkb{self.ident}",
+            resolv = self.tmp / "resolv.conf"
+            resolv.write_text(f"nameserver {self.node.ip}\n")
+            a += ["--node-ip", self.node.ip, "--bridge-name", self.bridge, "--resolv-conf", str(resolv),
                   "--kubelet-port", str(free_port())]
         else:
             a += ["--disable-agent"]
@@ -194,8 +215,7 @@ class ServerProcess:
     def cleanup(self) -> None:
         self.stop()
         if self.agent:
-            subprocess.run([sys.executable, "-m", "pyk3s", "killall", "--data-dir", str(self.data_dir),
-                            "--bridge-name", f"pkb{self.ident}"], capture_output=True, cwd=REPO, timeout=60)
+            self.killall()
         if self.node is not None:
             self.node.remove()
         subprocess.run(["rm", "-rf", str(self.tmp)], capture_output=True)

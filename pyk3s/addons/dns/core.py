@@ -96,6 +96,8 @@ class DnsCore:
         start = time.perf_counter()
         if len(data) < 12 or data[2] & 0x80:
             return None                      # no header, or a response: drop
+        if (data[2] >> 3) & 0xF != dns.opcode.QUERY:
+            return error_reply(data, dns.rcode.NOTIMP)
         try:
             q = dns.message.from_wire(data, continue_on_error=False)
         except dns.message.ShortHeader:
@@ -161,12 +163,12 @@ class DnsCore:
         reply.set_rcode(rcode)
         limit = 65535 if proto == "tcp" else (max(512, q.payload) if q.edns >= 0 else 512)
         try:
-            return reply.to_wire(max_size=limit)
+            return reply.to_wire(max_size=limit, want_shuffle=False)
         except dns.exception.TooBig:
             pass
         reply.additional = []
         try:
-            return reply.to_wire(max_size=limit)
+            return reply.to_wire(max_size=limit, want_shuffle=False)
         except dns.exception.TooBig:
             pass
         reply.flags |= dns.flags.TC
@@ -175,14 +177,14 @@ class DnsCore:
             kept.append(rr)
             reply.answer = kept
             try:
-                reply.to_wire(max_size=limit)
+                reply.to_wire(max_size=limit, want_shuffle=False)
             except dns.exception.TooBig:
                 kept.pop()
                 break
         reply.answer = kept
         reply.authority = []
         try:
-            return reply.to_wire(max_size=limit)
+            return reply.to_wire(max_size=limit, want_shuffle=False)
         except dns.exception.TooBig:
             reply.answer = []
-            return reply.to_wire(max_size=limit)
+            return reply.to_wire(max_size=limit, want_shuffle=False)

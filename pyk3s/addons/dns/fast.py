@@ -57,14 +57,19 @@ class NxRule:
 
 
 class FastTable:
-    __slots__ = ("entries", "nx", "_rr", "hits")
+    __slots__ = ("entries", "nx", "_rr", "counts", "labels")
 
     def __init__(self, entries: dict[bytes, tuple[int, int, int, int, tuple[bytes, ...]]],
-                 nx: NxRule | None) -> None:
+                 nx: NxRule | None, labels: tuple[str, str] | None = None) -> None:
         self.entries = entries
         self.nx = nx
         self._rr = itertools.count()
-        self.hits = 0
+        self.counts: dict[tuple[int, int], int] = {}   # (qtype, rcode) -> answers, folded into metrics
+        self.labels = labels                            # (server, zone) when the block has prometheus
+
+    def drain(self) -> dict[tuple[int, int], int]:
+        counts, self.counts = self.counts, {}
+        return counts
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -75,6 +80,17 @@ class FastTable:
             return None
         counts = data[4:12]
         if counts == NO_EDNS:
+            e = self.entries.get(data[12:])
+            if e is not None:       # the common case: a lower-case plain query, key is the question as is
+                flags, an, ns, ar, tails = e
+                tail = tails[0] if len(tails) == 1 else tails[next(self._rr) % len(tails)]
+                if n + len(tail) > 512:
+                    return None
+                k = (data[n - 4] << 8 | data[n - 3], flags & 0xF)
+                c = self.counts
+                c[k] = c.get(k, 0) + 1
+                return data[:2] + _HDR.pack(flags | (((data[2] << 8) | data[3]) & 0x0110), 1, an, ns, ar) + \
+                    data[12:] + tail
             edns = False
         elif counts == ONE_OPT:
             edns = True
@@ -113,9 +129,11 @@ class FastTable:
         if e is not None:
             flags, an, ns, ar, tails = e
             tail = tails[0] if len(tails) == 1 else tails[next(self._rr) % len(tails)]
-            if 12 + end - 12 + len(tail) + len(opt) > limit:
+            if end + len(tail) + len(opt) > limit:
                 return None
-            self.hits += 1
+            k = (data[qend] << 8 | data[qend + 1], flags & 0xF)
+            c = self.counts
+            c[k] = c.get(k, 0) + 1
             return data[:2] + _HDR.pack(flags | qflags, 1, an, ns, ar + edns) + data[12:end] + tail + opt
         nx = self.nx
         if nx is None or data[qend + 2:end] != b"\x00\x01" or not qname.endswith(nx.zone):
@@ -141,7 +159,9 @@ class FastTable:
         ptr = 0xC000 | (12 + cut)
         if end + 2 + len(nx.soa) + len(opt) > limit:
             return None
-        self.hits += 1
+        k = (qtype, 3)
+        c = self.counts
+        c[k] = c.get(k, 0) + 1
         return (data[:2] + _HDR.pack(nx.flags | qflags, 1, 0, 1, edns) + data[12:end] +
                 ptr.to_bytes(2, "big") + nx.soa + opt)
 
@@ -173,7 +193,7 @@ def _entry(q: dns.message.Message, reply: dns.message.Message,
             variants.append(r)
     wires = []
     for v in variants:
-        w = v.to_wire()
+        w = v.to_wire(want_shuffle=False)
         if len(w) > 512:
             return None
         wires.append(w)
@@ -188,12 +208,15 @@ def _entry(q: dns.message.Message, reply: dns.message.Message,
 async def build_fast(routing: Routing) -> Routing:
     entries: dict[bytes, tuple[int, int, int, int, tuple[bytes, ...]]] = {}
     nx: NxRule | None = None
+    labels: tuple[str, str] | None = None
     seen: set[int] = set()
     count = 0
     for _zone, block in routing.routes:
         if id(block) in seen or not block.fast_ok or block.kube is None:
             continue
         seen.add(id(block))
+        if block.metrics and labels is None:
+            labels = (block.server, _zone)
         if not block.kube.index.synced:
             continue
         balance = any(isinstance(p, LoadbalancePlugin) for p in block.plugins)
@@ -215,7 +238,7 @@ async def build_fast(routing: Routing) -> Routing:
             if count % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
         nx = nx or await _nx_rule(routing, block)
-    return replace(routing, fast=FastTable(entries, nx))
+    return replace(routing, fast=FastTable(entries, nx, labels))
 
 
 async def _nx_rule(routing: Routing, block: Block) -> NxRule | None:

@@ -121,6 +121,20 @@ class Runtime:
         self._fast_timer: asyncio.TimerHandle | None = None
         self._fast_task: asyncio.Task | None = None
         self._reload_task: asyncio.Task | None = None
+        self.metrics.folds.append(self._fold_fast)
+
+    def _fold_fast(self, metrics: Metrics) -> None:
+        """Fast answers are only counted per (type, rcode); fold them into the CoreDNS metrics."""
+        import dns.rcode
+        import dns.rdatatype
+        for (host, _), lst in self.listeners.items():
+            fast = lst.core.routing.fast
+            if fast is None or fast.labels is None:
+                continue
+            server, zone = fast.labels
+            for (qtype, rcode), n in fast.drain().items():
+                metrics.request(server, zone, "udp", "2" if ":" in host else "1", dns.rdatatype.to_text(qtype),
+                                dns.rcode.to_text(rcode), "", 0.0001, 0, 0, False, times=n)
 
     # -- configuration -----------------------------------------------------------------------
     def parse(self) -> tuple[list[Block], str]:

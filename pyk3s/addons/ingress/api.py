@@ -164,7 +164,7 @@ class ApiHandler:
             return _json(400, {"message": "invalid request: pagination"})
         start = (page - 1) * per_page
         if page < 1 or per_page < 1 or (start >= len(items) and not (page == 1 and not items)):
-            return _json(400, {"message": "invalid request: page: %d, per_page: %d" % (page, per_page)})
+            return _json(400, {"message": f"invalid request: page: {page}, per_page: {per_page}"})
         end = start + per_page
         nxt = str(page + 1) if end < len(items) else "1"
         return _json(200, items[start:end], [("X-Next-Page", nxt)])

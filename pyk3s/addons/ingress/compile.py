@@ -19,7 +19,12 @@ from .middlewares import build_middleware
 from .middlewares.base import BuildContext
 from .rules import CompiledRule, parse_rule, rule_syntax
 from .services import (
-    INTERNAL_SERVICES, Balancer, CompiledService, InternalService, MirrorService, WeightedBalancer,
+    INTERNAL_SERVICES,
+    Balancer,
+    CompiledService,
+    InternalService,
+    MirrorService,
+    WeightedBalancer,
 )
 from .static import MAX_INT, StaticConfig
 

@@ -50,7 +50,7 @@ def _enter_netns(path: str) -> None:
         os.close(fd)
 
 
-def _bind(source: str, target: str, read_only: bool, is_file: bool) -> None:
+def _bind(source: str, target: str, is_file: bool) -> None:
     if is_file:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         if not os.path.exists(target):
@@ -58,9 +58,11 @@ def _bind(source: str, target: str, read_only: bool, is_file: bool) -> None:
     else:
         os.makedirs(target, exist_ok=True)
     _check(_libc.mount(source.encode(), target.encode(), None, _MS_BIND | _MS_REC, None), f"bind {source} {target}")
-    if read_only:
-        _check(_libc.mount(source.encode(), target.encode(), None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY, None),
-               f"remount ro {target}")
+
+
+def _remount_read_only(target: str) -> None:
+    _check(_libc.mount(b"", target.encode(), None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY, None),
+           f"remount ro {target}")
 
 
 def _child(spec: dict, out_w: int, err_w: int) -> None:
@@ -98,8 +100,15 @@ def _write_log(log, stream: bytes, buf: bytearray, final: bool) -> None:
 def run(spec: dict) -> int:
     if spec.get("netns"):
         _enter_netns(spec["netns"])
-    for m in spec.get("mounts") or []:
-        _bind(m["source"], m["target"], bool(m.get("readOnly")), bool(m.get("file")))
+    # parents before children whatever the pod lists first, like containerd's mount ordering
+    mounts = sorted(spec.get("mounts") or [], key=lambda m: len([p for p in m["target"].split("/") if p]))
+    # read-only only after every bind, as runc does: a mount point nested in a read-only volume
+    # (/etc/coredns/custom inside /etc/coredns) is created while its parent is still writable
+    for m in mounts:
+        _bind(m["source"], m["target"], bool(m.get("file")))
+    for m in reversed(mounts):
+        if m.get("readOnly"):
+            _remount_read_only(m["target"])
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     pid = os.fork()

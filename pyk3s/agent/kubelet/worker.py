@@ -269,7 +269,7 @@ class PodWorker:
             done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if waiter not in done:
                 stopper.cancel()
-                await self._stop_proc(proc)
+                await self._stop_proc(proc, c)
             else:
                 stopper.cancel()
             result = await waiter
@@ -303,12 +303,32 @@ class PodWorker:
                 out[n] = obj
         return out
 
-    async def _stop_proc(self, proc: ContainerProcess) -> None:
+    async def _stop_proc(self, proc: ContainerProcess, c: dict | None = None) -> None:
+        """preStop hook (only when the pod is being deleted), then SIGTERM; both share the grace period."""
         meta = self.pod["metadata"]
         grace = meta.get("deletionGracePeriodSeconds")
         if grace is None:
             grace = (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
-        await proc.stop(float(grace))
+        grace = float(grace)
+        hook = ((c or {}).get("lifecycle") or {}).get("preStop")
+        if hook and meta.get("deletionTimestamp") and grace > 0:
+            started = time.monotonic()
+            await self._run_hook(hook, c or {}, proc, grace)
+            # like the kubelet: a hook that used up the grace period still leaves the process 2 s after SIGTERM
+            grace = max(grace - (time.monotonic() - started), 2.0)
+        await proc.stop(grace)
+
+    async def _run_hook(self, hook: dict, c: dict, proc: ContainerProcess, limit: float) -> None:
+        try:
+            if "sleep" in hook:
+                await asyncio.sleep(min(float(hook["sleep"].get("seconds") or 0), limit))
+                return
+            ok, msg = await asyncio.wait_for(
+                probe_once({**hook, "timeoutSeconds": limit}, c, self.pod_ip, proc.pid), limit)
+        except TimeoutError:
+            ok, msg = False, f"timed out after {limit:.0f}s"
+        if not ok:
+            log.warning("kubelet: %s container %s: PreStop hook failed: %s", self.key, c.get("name"), msg)
 
     async def _probe(self, st: ContainerState, c: dict, proc: ContainerProcess) -> None:
         startup, live, ready = c.get("startupProbe"), c.get("livenessProbe"), c.get("readinessProbe")

@@ -127,7 +127,7 @@ def _service(obj: dict) -> list[Cause]:
     elif etp:
         causes.append(invalid("spec.externalTrafficPolicy", etp, "may only be set for externally-accessible services"))
     itp = spec.get("internalTrafficPolicy")
-    if itp is None and kind and kind != "ExternalName":
+    if itp is None and kind in ("ClusterIP", "NodePort", "LoadBalancer"):
         causes.append(required("spec.internalTrafficPolicy"))
     elif itp is not None and itp not in ("Cluster", "Local"):
         causes.append(not_supported("spec.internalTrafficPolicy", itp, ["Cluster", "Local"]))

@@ -15,6 +15,8 @@ __all__ = ["DEFAULTERS", "default_pod_spec", "set_defaults"]
 
 
 def _image_pull_policy(image: str) -> str:
+    if not image:
+        return "IfNotPresent"  # upstream's image-name parser fails, so the tag is not "latest"
     name = image.split("@", 1)[0]
     has_digest = "@" in image
     last = name.rsplit("/", 1)[-1]
@@ -39,8 +41,8 @@ def _field_ref(source: Any) -> None:
 
 
 def _container(c: dict, host_network: bool) -> None:
-    if not c.get("imagePullPolicy") and isinstance(c.get("image"), str):
-        c["imagePullPolicy"] = _image_pull_policy(c["image"])
+    if not c.get("imagePullPolicy"):
+        c["imagePullPolicy"] = _image_pull_policy(str(c.get("image") or ""))
     c.setdefault("terminationMessagePath", "/dev/termination-log")
     c.setdefault("terminationMessagePolicy", "File")
     c.setdefault("resources", {})

@@ -314,7 +314,12 @@ class EtcdStore:
                                 failures = 0
                                 next_rev = batch[-1].revision + 1
                                 yield batch
-            except (TimeoutError, aiohttp.ClientError, Unavailable) as e:
+                await asyncio.sleep(0.05)  # the server ended the stream: resume without spinning
+            except (TimeoutError, aiohttp.ClientError, Unavailable, RuntimeError) as e:
+                if self._session is None or self._session.closed:
+                    return  # the store is closing
+                if isinstance(e, RuntimeError) and "closed" not in str(e).lower():
+                    raise
                 failures += 1
                 if failures > 3 * len(self.endpoints):
                     raise Unavailable(f"store etcd watch {prefix!r}: {e}") from e

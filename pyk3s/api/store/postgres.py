@@ -129,7 +129,7 @@ class PostgresDialect:
 
     async def _create_database(self) -> None:
         admin = urlunsplit(urlsplit(self.dsn)._replace(path="/postgres"))
-        conn = await asyncpg.connect(admin, ssl=self.ssl_context)
+        conn = await asyncpg.connect(admin, ssl=self.ssl_context, timeout=10)
         try:
             await conn.execute(f'CREATE DATABASE "{self.database}"')
         except asyncpg.DuplicateDatabaseError:
@@ -141,18 +141,18 @@ class PostgresDialect:
         try:
             try:
                 self._pool = await asyncpg.create_pool(
-                    self.dsn, min_size=1, max_size=self.pool_size, ssl=self.ssl_context
+                    self.dsn, min_size=1, max_size=self.pool_size, ssl=self.ssl_context, timeout=10
                 )
             except asyncpg.InvalidCatalogNameError:
                 await self._create_database()
                 self._pool = await asyncpg.create_pool(
-                    self.dsn, min_size=1, max_size=self.pool_size, ssl=self.ssl_context
+                    self.dsn, min_size=1, max_size=self.pool_size, ssl=self.ssl_context, timeout=10
                 )
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})")
                 for sql in SCHEMA:
                     await conn.execute(sql)
-            self._listener = await asyncpg.connect(self.dsn, ssl=self.ssl_context)
+            self._listener = await asyncpg.connect(self.dsn, ssl=self.ssl_context, timeout=10)
             await self._listener.add_listener(_CHANNEL, self._on_notify)
         except Exception as e:
             await self.close()

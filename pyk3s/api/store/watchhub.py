@@ -110,7 +110,7 @@ class WatchHub:
     def publish(self, events: list[Event], revision: int) -> None:
         """Deliver ``events`` (may be empty) and advance to ``revision``."""
         if events:
-            for sub in self._subs:
+            for sub in tuple(self._subs):
                 prefix = sub.prefix
                 if not prefix:
                     sub._push(events)

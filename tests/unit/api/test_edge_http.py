@@ -7,6 +7,7 @@ that answers like the Kubelet API in the team brief.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import ssl
 
@@ -208,7 +209,7 @@ async def test_exec_is_relayed_to_the_kubelet(stack, protocol):
         if "base64" in protocol:
             await ws.send_str("0" + "aW5wdXQ=")  # "input"
             async for msg in ws:
-                got.append((msg.data[0], __import__("base64").b64decode(msg.data[1:])))
+                got.append((msg.data[0], base64.b64decode(msg.data[1:])))
         else:
             await ws.send_bytes(b"\x00input")
             async for msg in ws:

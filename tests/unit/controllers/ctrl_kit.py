@@ -17,7 +17,7 @@ from pyk3s.api.store.memory import MemoryStore
 from pyk3s.client import Client
 from pyk3s.controllers.base import Loop
 
-__all__ = ["Kit", "cluster", "node", "pod_template"]
+__all__ = ["Kit", "cluster_fixture", "node", "pod_template"]
 
 
 def now() -> str:
@@ -131,8 +131,8 @@ class Kit:
                     await self.pods.delete(p["metadata"]["name"], ns, grace_period_seconds=0)
 
 
-@pytest.fixture
-async def cluster() -> AsyncIterator[Kit]:
+@pytest.fixture(name="cluster")
+async def cluster_fixture() -> AsyncIterator[Kit]:
     store = MemoryStore()
     await store.start()
     api = ApiServer(store, ApiConfig(bookmark_interval=0.2))

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from ctrl_kit import Kit, cluster, pod_template  # noqa: F401
+from ctrl_kit import Kit, cluster_fixture, pod_template  # noqa: F401
 
 from pyk3s.controllers.replicaset import (
     ReplicaSetController,

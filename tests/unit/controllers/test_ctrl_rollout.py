@@ -191,7 +191,7 @@ def test_progress_deadline_exceeded_when_pods_never_become_available():
 
 
 def test_scaling_event_is_proportional():
-    w = World(deployment(10, available=False) if False else deployment(10), available=False)
+    w = World(deployment(10), available=False)
     w.converge()
     w.d["spec"]["template"]["spec"]["containers"][0]["image"] = "v2"
     w.step()

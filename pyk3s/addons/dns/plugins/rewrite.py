@@ -49,21 +49,24 @@ class Rule:
             case "substring":
                 return name.replace(f, t, 1) if f in name else None
             case _:
-                m = re.fullmatch(f, name)
-                return m.expand(_go_template(t)) if m else None
+                m = re.search(f, name)
+                return _expand(m, t) if m else None
 
     def revert(self, original: str, rewritten: str) -> list[tuple[re.Pattern[str], str]]:
         out = []
         if self.answer_name:
-            out.append((re.compile(self.answer_name[0]), _go_template(self.answer_name[1])))
-        elif self.answer_auto and self.match != "regex":
-            out.append((re.compile("^" + re.escape(rewritten) + "$"), original.replace("\\", "\\\\")))
+            out.append((re.compile(self.answer_name[0]), self.answer_name[1]))
+        elif self.answer_auto:
+            out.append((re.compile("^" + re.escape(rewritten) + "$"), original))
         return out
 
 
-def _go_template(t: str) -> str:
-    """CoreDNS writes regex groups as {1}; Python wants \\g<1>."""
-    return re.sub(r"\{(\d+)\}", r"\\g<\1>", t)
+def _expand(m: re.Match[str], template: str) -> str:
+    """CoreDNS replaces the whole name by the template with {N} filled from the groups."""
+    out = template
+    for i, g in enumerate((m.group(0), *m.groups())):
+        out = out.replace("{" + str(i) + "}", g or "")
+    return out
 
 
 def _fqdn(x: str) -> str:
@@ -151,7 +154,7 @@ class RewritePlugin(Plugin):
                     new = _fqdn(new)
                     reverts.extend(rule.revert(name, new))
                     if rule.answer_value:
-                        values.append((re.compile(rule.answer_value[0]), _go_template(rule.answer_value[1])))
+                        values.append((re.compile(rule.answer_value[0]), rule.answer_value[1]))
                     name, hit = new, True
             elif rule.field == "type" and qtype == dns.rdatatype.from_text(rule.frm):
                 qtype, hit = dns.rdatatype.from_text(rule.to), True
@@ -179,14 +182,17 @@ class RewritePlugin(Plugin):
     @staticmethod
     def _revert(rr: dns.rrset.RRset, reverts: list, values: list) -> dns.rrset.RRset:
         owner = rr.name.to_text().lower()
+        owner = owner if owner.endswith(".") else owner + "."
         for pat, rep in reverts:
-            owner = pat.sub(rep, owner)
+            if (m := pat.search(owner)) is not None:
+                owner = _expand(m, rep)
         new = dns.rrset.RRset(dns.name.from_text(owner), rr.rdclass, rr.rdtype)
         for rd in rr:
             if values and hasattr(rd, "target"):
                 t = rd.target.to_text().lower()
                 for pat, rep in values:
-                    t = pat.sub(rep, t)
+                    if (m := pat.search(t)) is not None:
+                        t = _expand(m, rep)
                 rd = rd.replace(target=dns.name.from_text(t))
             new.add(rd, rr.ttl)
         return new

@@ -13,11 +13,39 @@ from typing import Any
 from ..errors import ConfigError
 from .base import BuildContext, Middleware
 from .basicauth import BasicAuth
+from .compress import Compress
+from .digestauth import DigestAuth
+from .fetching import ErrorPages, ForwardAuth
+from .headers import Headers
+from .ipallowlist import IPAllowList
+from .limits import InFlightReq, RateLimit
+from .misc import Buffering, Chain, Retry
+from .paths import AddPrefix, ReplacePath, ReplacePathRegex, StripPrefix, StripPrefixRegex
+from .redirect import RedirectRegex, RedirectScheme
 
 __all__ = ["MIDDLEWARES", "build_middleware"]
 
 MIDDLEWARES: dict[str, Callable[[Mapping[str, Any], BuildContext], Middleware]] = {
     "basicAuth": BasicAuth,
+    "digestAuth": DigestAuth,
+    "stripPrefix": StripPrefix,
+    "stripPrefixRegex": StripPrefixRegex,
+    "addPrefix": AddPrefix,
+    "replacePath": ReplacePath,
+    "replacePathRegex": ReplacePathRegex,
+    "redirectScheme": RedirectScheme,
+    "redirectRegex": RedirectRegex,
+    "headers": Headers,
+    "ipAllowList": IPAllowList,
+    "ipWhiteList": IPAllowList,
+    "rateLimit": RateLimit,
+    "inFlightReq": InFlightReq,
+    "retry": Retry,
+    "chain": Chain,
+    "compress": Compress,
+    "errors": ErrorPages,
+    "forwardAuth": ForwardAuth,
+    "buffering": Buffering,
 }
 
 

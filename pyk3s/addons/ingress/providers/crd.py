@@ -13,12 +13,29 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..dynamic import (
-    Certificate, Domain, DynamicConfig, LoadBalancer, Mirror, Mirroring, Router, RouterTLS, Service,
-    StickyCookie, TLSOptions, Weighted, WeightedRef,
+    Certificate,
+    Domain,
+    DynamicConfig,
+    LoadBalancer,
+    Mirror,
+    Mirroring,
+    Router,
+    RouterTLS,
+    Service,
+    StickyCookie,
+    TLSOptions,
+    Weighted,
+    WeightedRef,
 )
 from .common import (
-    KubeIndex, ProviderOptions, ServiceLookupError, certificate_from_secret, normalize, rule_hash,
-    secret_data, servers_for,
+    KubeIndex,
+    ProviderOptions,
+    ServiceLookupError,
+    certificate_from_secret,
+    normalize,
+    rule_hash,
+    secret_data,
+    servers_for,
 )
 from .crd_middlewares import build_middleware
 

@@ -12,13 +12,27 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..dynamic import Certificate, Domain, DynamicConfig, LoadBalancer, Router, RouterTLS, Service, StickyCookie
+from ..dynamic import (
+    Certificate,
+    Domain,
+    DynamicConfig,
+    LoadBalancer,
+    Router,
+    RouterTLS,
+    Service,
+    StickyCookie,
+)
 from .common import (
-    KubeIndex, ProviderOptions, ServiceLookupError, certificate_from_secret, normalize, rule_hash,
+    KubeIndex,
+    ProviderOptions,
+    ServiceLookupError,
+    certificate_from_secret,
+    normalize,
+    rule_hash,
     servers_for,
 )
 
-__all__ = ["build_ingress_config", "ingress_status", "CONTROLLER", "ROUTER_ANNOTATION", "SERVICE_ANNOTATION"]
+__all__ = ["build_ingress_config", "ingress_status", "should_process", "CONTROLLER", "ROUTER_ANNOTATION", "SERVICE_ANNOTATION"]
 
 CONTROLLER = "traefik.io/ingress-controller"
 ROUTER_ANNOTATION = "traefik.ingress.kubernetes.io/router."
@@ -43,7 +57,7 @@ def _bool(value: str | None, default: bool) -> bool:
     return default if value is None else value.strip().lower() == "true"
 
 
-def _should_process(ing: dict, idx: KubeIndex, opts: ProviderOptions) -> bool:
+def should_process(ing: dict, idx: KubeIndex, opts: ProviderOptions) -> bool:
     spec = ing.get("spec") or {}
     cls_name = spec.get("ingressClassName")
     if cls_name:
@@ -138,7 +152,7 @@ def build_ingress_config(objects: Mapping[str, Iterable[dict]] | Iterable[dict] 
     services: dict[str, Service] = {}
     certs: dict[str, Certificate] = {}
     for ing in idx.all("Ingress"):
-        if not _should_process(ing, idx, opts):
+        if not should_process(ing, idx, opts):
             continue
         md = ing.get("metadata") or {}
         ns, name = md.get("namespace", "default"), md.get("name", "")

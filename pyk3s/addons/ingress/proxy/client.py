@@ -18,6 +18,7 @@ from typing import Any
 import httptools
 
 from .exchange import Exchange
+from .heads import FORWARDED
 from .reply import BAD_REQUEST_BYTES
 from .request import Request
 
@@ -134,7 +135,10 @@ class ClientConnection(asyncio.Protocol):
         self.hsize += len(name) + len(value) + 4
         if self.hsize > MAX_HEADER_BYTES:
             raise ValueError("request headers too large")
-        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        key = name.decode("latin-1")
+        if not self.trusted and key[:2] in ("X-", "x-") and key.lower() in FORWARDED:
+            return  # spoofable forwarding headers from an untrusted peer never go further (6.1)
+        self.headers.append((key, value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         p = self.parser

@@ -13,7 +13,6 @@ Rules:
 
 from __future__ import annotations
 
-import asyncio
 import zlib
 from typing import Any
 
@@ -34,6 +33,7 @@ class Exchange:
     def __init__(self, client: Any, req: Any) -> None:
         self.client = client
         self.req = req
+        req.exchange = self
         self.route: Any = None
         self.up: Any = None
         self.pending: list[bytes] = []  # framed body chunks not yet written upstream
@@ -127,7 +127,7 @@ class Exchange:
     async def _connect(self, pool: Any) -> None:
         try:
             up = await pool.connect()
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             self.upstream_failed(None, "timeout")
             return
         except OSError:

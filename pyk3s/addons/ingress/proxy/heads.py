@@ -1,7 +1,7 @@
 """Request and response heads as bytes (spec 6.1-6.3).
 
-Upstream request: hop-by-hop headers and headers named in ``Connection`` are dropped, incoming
-``X-Forwarded-*``/``X-Real-Ip`` are dropped unless the peer is trusted, then ``X-Forwarded-For``
+Upstream request: hop-by-hop headers and headers named in ``Connection`` are dropped (incoming
+``X-Forwarded-*``/``X-Real-Ip`` from untrusted peers were dropped on arrival), then ``X-Forwarded-For``
 (appended), ``-Proto``, ``-Host``, ``-Port``, ``-Server`` and ``X-Real-Ip`` are set. The Host is the
 client's (``passHostHeader``) or the server address. ``;`` in the query becomes ``&``.
 """
@@ -53,8 +53,6 @@ def upstream_head(req: Any, target: Any, trusted: bool, body_mode: str) -> bytes
             if upgrade and lk == "upgrade":
                 out.append(f"{k}: {v}\r\n")
             continue
-        if lk in FORWARDED and not trusted:
-            continue
         if conn_tokens and lk in conn_tokens and lk not in MANAGED:
             continue
         if lk in MANAGED:
@@ -65,7 +63,7 @@ def upstream_head(req: Any, target: Any, trusted: bool, body_mode: str) -> bytes
     host = req.authority if target.pass_host_header else target.authority
     query = req.query.replace(";", "&") if ";" in req.query else req.query
     line = f"{req.method} {req.raw_path or '/'}{'?' + query if query else ''} HTTP/1.1\r\nHost: {host}\r\n"
-    xff = [v for v in req.header_values("x-forwarded-for")] if trusted else []
+    xff = list(req.header_values("x-forwarded-for"))
     if not req.no_xff:
         xff.append(req.peer)
         out.append("X-Forwarded-For: " + ", ".join(xff) + "\r\n")

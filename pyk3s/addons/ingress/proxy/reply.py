@@ -27,7 +27,7 @@ def status_text(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
     except ValueError:
-        return "status code %d" % status
+        return f"status code {status}"
 
 
 class Reply:

@@ -8,6 +8,7 @@ Header names keep their wire spelling; lookups are case-insensitive (Go canonica
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 __all__ = ["Request", "routing_path", "canonical_host", "parse_query"]
@@ -82,7 +83,7 @@ class Request:
     __slots__ = (
         "method", "raw_path", "path", "query", "headers", "host", "authority", "peer", "peer_port",
         "tls", "version", "entrypoint", "_hmap", "_qmap", "keep_alive", "upgrade", "body_mode",
-        "content_length", "user", "local_port", "sni", "no_xff", "retry", "marks",
+        "content_length", "user", "local_port", "sni", "no_xff", "retry", "marks", "exchange",
     )
 
     def __init__(self, method: str, target: str, headers: list[tuple[str, str]], peer: str,
@@ -106,6 +107,7 @@ class Request:
         self.no_xff = False
         self.retry: tuple[int, float] | None = None
         self.marks: set[int] | None = None
+        self.exchange: Any = None
         authority = ""
         if target.startswith(("http://", "https://")):
             rest = target.split("://", 1)[1]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ..errors import RuleError
 from .matchers_v2 import V2_MATCHERS
 from .matchers_v3 import V3_MATCHERS, Matcher
-from .parser import And, Call, Node, Not, Or, parse_expression
+from .parser import And, Call, Node, Not, parse_expression
 
 __all__ = ["CompiledRule", "parse_rule", "rule_syntax"]
 

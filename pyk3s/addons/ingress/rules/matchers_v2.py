@@ -80,6 +80,10 @@ def host_regexp(args: tuple[str, ...]) -> Matcher:
     return lambda r: any(m(r.host) for m in rxs)  # type: ignore[attr-defined]
 
 
+def _template_path(match: Callable[[str], object]) -> Matcher:
+    return lambda r: match(r.path) is not None  # type: ignore[attr-defined]
+
+
 def _path(kind: str) -> Callable[[tuple[str, ...]], Matcher]:
     def build(args: tuple[str, ...]) -> Matcher:
         fns: list[Matcher] = []
@@ -90,8 +94,7 @@ def _path(kind: str) -> Callable[[tuple[str, ...]], Matcher]:
                 fns.append((lambda w: lambda r: r.path == w)(a) if kind == "path"
                            else (lambda w: lambda r: r.path.startswith(w))(a))
             else:
-                m = template_regexp(a, kind).match
-                fns.append((lambda m: lambda r: m(r.path) is not None)(m))
+                fns.append(_template_path(template_regexp(a, kind).match))
         return _any(fns)
 
     return build

@@ -13,7 +13,7 @@ import dns.opcode
 import dns.rcode
 import dns.rdataclass
 import pytest
-from conftest import NAMESPACES, PODS, SERVICES, SLICES, eps, ep, rrs, svc
+from conftest import NAMESPACES, PODS, SERVICES, SLICES, ep, eps, rrs, svc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -137,11 +137,12 @@ _CORE: list[DnsCore] = []
 
 def _fuzz_core() -> DnsCore:
     if not _CORE:
+        from conftest import DEFAULT_BODY
+
         from pyk3s.addons.dns.core import Routing
         from pyk3s.addons.dns.corefile import parse_corefile
         from pyk3s.addons.dns.fast import build_fast
         from pyk3s.addons.dns.runtime import build_blocks
-        from conftest import DEFAULT_BODY
         blocks = build_blocks(parse_corefile(".:53 {\n" + DEFAULT_BODY + "}\n"), "Corefile")
         blocks[0].kube.load(SERVICES, SLICES, PODS, NAMESPACES)
         routing = asyncio.run(build_fast(Routing.of(blocks)))

@@ -124,7 +124,7 @@ class EtcdServer:
     def start(self) -> None:
         etcd = shutil.which("etcd")
         assert etcd
-        for _ in range(5):
+        for _ in range(2):
             client, peer = free_port(), free_port()
             self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{client}"
             peer_url = f"http://127.0.0.1:{peer}"
@@ -143,18 +143,19 @@ class EtcdServer:
             )
             log.close()
             deadline = time.monotonic() + 20
+            error: Exception | None = None
             while time.monotonic() < deadline and self.proc.poll() is None:
                 try:
                     req = urllib.request.Request(self.url + "/v3/kv/range", data=b'{"key":"AA=="}', method="POST")
                     with self._opener().open(req, timeout=1) as resp:
                         if resp.status == 200:
                             return
-                except OSError:
-                    pass
+                except OSError as e:
+                    error = e
                 time.sleep(0.05)
             _stop(self.proc, signal.SIGKILL)
             shutil.rmtree(self.dir / "data", ignore_errors=True)
-        raise RuntimeError(f"etcd did not start: {(self.dir / 'etcd.log').read_text()[-2000:]}")
+        raise RuntimeError(f"etcd did not start ({error}): {(self.dir / 'etcd.log').read_text()[-1500:]}")
 
     def _opener(self) -> urllib.request.OpenerDirector:
         if not self.tls:

@@ -40,8 +40,49 @@ async def test_no_endpoint_reachable_is_unavailable() -> None:
     await store.close()
 
 
+class _Relay:
+    """A loopback TCP relay in front of etcd whose connections the test can cut."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers += [writer, up_writer]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def cut(self) -> None:
+        for w in self.writers:
+            w.transport.abort()
+        self.writers.clear()
+
+    async def close(self) -> None:
+        self.cut()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
 async def test_watch_resumes_after_stream_break(etcd_server: EtcdServer) -> None:
-    store = EtcdStore([etcd_server.url])
+    relay = _Relay(int(etcd_server.url.rsplit(":", 1)[1]))
+    store = EtcdStore([await relay.start()])
     await store.start()
     try:
         watch = store.watch("/registry/", await store.current_revision())
@@ -49,21 +90,22 @@ async def test_watch_resumes_after_stream_break(etcd_server: EtcdServer) -> None
         await asyncio.sleep(0.1)
         a = await store.create("/registry/a", b"1")
         assert [e.revision for e in await asyncio.wait_for(first, 5)] == [a.mod_revision]
-        # Drop every pooled connection (the watch stream included) under the generator's feet.
-        await store._session.connector.close()
-        store._session._connector = type(store._session.connector)()
+        pending = asyncio.ensure_future(watch.__anext__())
+        await asyncio.sleep(0.1)
+        relay.cut()
+        await asyncio.sleep(0.1)
         b = await store.create("/registry/b", b"1")
-        batch = await asyncio.wait_for(watch.__anext__(), 5)
-        assert [e.revision for e in batch] == [b.mod_revision]
+        assert [e.revision for e in await asyncio.wait_for(pending, 5)] == [b.mod_revision]
         await watch.aclose()
     finally:
         await store.close()
+        await relay.close()
 
 
 def _cert(name: str, issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None, *, server: bool):
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -75,8 +117,9 @@ def _cert(name: str, issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
         .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
     )
     if issuer is not None:
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        # etcd's own gateway dials the member with the server certificate, so it needs client auth too.
+        usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + ([ExtendedKeyUsageOID.SERVER_AUTH] if server else [])
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         if server:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False

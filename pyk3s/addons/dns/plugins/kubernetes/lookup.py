@@ -158,6 +158,9 @@ def _forward(idx: KubeIndex, opts: KubeOptions, qname: dns.name.Name, labels: li
         what = f"endpoint {endpoint!r} of " if endpoint else (f"port {port}/{proto} of " if port else "ready endpoints of ")
         return Outcome.nx(f"no {what}{src}")
     how = f"{src} ({svc.kind})"
+    if svc.kind != "clusterip" or endpoint is not None:
+        how += " via " + ", ".join(sorted({e.source for e in svc.endpoints
+                                           if endpoint is None or e.label == endpoint}))
     if qtype in (T.A, T.AAAA):
         addrs = list(dict.fromkeys(a for a, _, _ in entries))
         rr = _addr_rrsets(qname, addrs, qtype, ttl)

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Throw >= 1,000,000 malformed and mutated DNS packets at the DNS core (fast and slow path).
+
+    python bench/dns_fuzz.py [--count 1000000] [--seed 1]
+
+Prints the rate and every input that raised (none expected). Inputs: random bytes, truncated valid
+queries, bit flips, bad label lengths, compression loops, wrong section counts, bogus OPT records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import struct
+import sys
+import time
+import traceback
+
+import dns.message
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "unit", "addons", "dns"))
+
+from conftest import DEFAULT_BODY, NAMESPACES, PODS, SERVICES, SLICES  # noqa: E402
+
+from pyk3s.addons.dns.core import DnsCore, Routing  # noqa: E402
+from pyk3s.addons.dns.corefile import parse_corefile  # noqa: E402
+from pyk3s.addons.dns.fast import build_fast  # noqa: E402
+from pyk3s.addons.dns.runtime import build_blocks  # noqa: E402
+
+SEEDS = [dns.message.make_query(n, t, **kw).to_wire() for n, t in [
+    ("web.apps.svc.cluster.local", "A"), ("_http._tcp.web.apps.svc.cluster.local", "SRV"),
+    ("10.1.43.10.in-addr.arpa", "PTR"), ("x.apps.svc.cluster.local.svc.cluster.local", "A"),
+    ("db.apps.svc.cluster.local", "AAAA"), ("ext-in.apps.svc.cluster.local", "A")]
+    for kw in ({}, {"use_edns": 0, "payload": 1232})]
+
+
+def mutate(rnd: random.Random) -> bytes:
+    kind = rnd.randrange(8)
+    base = bytearray(rnd.choice(SEEDS))
+    if kind == 0:
+        return rnd.randbytes(rnd.randrange(0, 80))
+    if kind == 1:
+        return bytes(base[: rnd.randrange(len(base))])
+    if kind == 2:
+        for _ in range(rnd.randrange(1, 4)):
+            i = rnd.randrange(len(base))
+            base[i] ^= 1 << rnd.randrange(8)
+        return bytes(base)
+    if kind == 3:
+        base[12 + rnd.randrange(0, 4)] = rnd.choice([64, 127, 192, 255, 0])
+        return bytes(base)
+    if kind == 4:                                   # compression pointer loops / forward pointers
+        return bytes(base[:12]) + struct.pack(">H", 0xC000 | rnd.choice([12, 14, 0, 500])) + bytes(base[-4:])
+    if kind == 5:                                   # wrong counts
+        struct.pack_into(">HHHH", base, 4, *(rnd.randrange(0, 4) for _ in range(4)))
+        return bytes(base)
+    if kind == 6:                                   # bogus OPT tail
+        return bytes(base) + b"\x00\x00\x29" + rnd.randbytes(rnd.randrange(0, 12))
+    return bytes(base) + rnd.randbytes(rnd.randrange(1, 20))
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--count", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    blocks = build_blocks(parse_corefile(".:53 {\n" + DEFAULT_BODY + "}\n"), "Corefile")
+    blocks[0].kube.load(SERVICES, SLICES, PODS, NAMESPACES)
+    core = DnsCore(await build_fast(Routing.of(blocks)))
+    rnd = random.Random(a.seed)
+    crashes = 0
+    fast = slow = 0
+    start = time.perf_counter()
+    for i in range(a.count):
+        pkt = mutate(rnd)
+        try:
+            if core.fast_answer(pkt) is not None:
+                fast += 1
+                continue
+            slow += 1
+            out = await asyncio.wait_for(core.slow_answer(pkt, "udp", ("127.0.0.1", 1)), 1.0)
+            if out is not None and len(out) < 12:
+                raise AssertionError("reply shorter than a header")
+        except Exception:
+            crashes += 1
+            if crashes <= 20:
+                print(f"CRASH on input {pkt.hex()}:\n{traceback.format_exc()}")
+        if (i + 1) % 200_000 == 0:
+            el = time.perf_counter() - start
+            print(f"{i + 1} inputs, {(i + 1) / el:,.0f}/s, fast {fast}, slow {slow}, crashes {crashes}", flush=True)
+    el = time.perf_counter() - start
+    print(f"done: {a.count} inputs in {el:.1f}s ({a.count / el:,.0f}/s); fast-path {fast}, slow-path {slow}; "
+          f"crashes {crashes}")
+    return 1 if crashes else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,133 @@
+"""``pyk3s ingress explain <url> [-H 'Name: value']...``: which router takes a request and why.
+
+For the entrypoint and transport of the URL (``https`` -> TLS routers), every router is listed in
+priority order with each matcher's outcome until the first match; the winner's middlewares and
+service (with its servers) follow. Disabled routers are listed with their errors. The same report is
+served by the API at ``/api/explain?url=...&header=Name:%20value`` and shown on the dashboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+from urllib.parse import urlsplit
+
+from .compile import Compiled, compile_config
+from .proxy.request import Request
+from .services import Balancer
+
+__all__ = ["explain", "explain_api", "main"]
+
+
+def explain(c: Compiled, url: str, headers: list[tuple[str, str]], entrypoint: str = "", method: str = "GET",
+            peer: str = "127.0.0.1") -> dict[str, Any]:
+    parts = urlsplit(url if "://" in url else "http://" + url)
+    tls = parts.scheme == "https"
+    if not entrypoint:
+        port = parts.port or (443 if tls else 80)
+        entrypoint = next((n for n, ep in c.static.entrypoints.items() if ep.port == port), "") or next(
+            (n for n, ep in c.static.entrypoints.items() if ep.tls == tls and n != "traefik"), "")
+    hdrs = list(headers)
+    if not any(k.lower() == "host" for k, _ in hdrs):
+        hdrs.append(("Host", parts.netloc))
+    target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+    req = Request(method, target, hdrs, peer, tls, "1.1", entrypoint)
+    out: dict[str, Any] = {"entrypoint": entrypoint, "tls": tls, "host": req.host, "path": req.path,
+                           "checked": [], "match": None}
+    table = c.table.tables.get((entrypoint, tls))
+    for route in table.routes if table is not None else ():
+        leaves = [{"matcher": text, "result": ok} for text, ok in route.rule.explain(req)]
+        matched = route.rule.match(req)
+        out["checked"].append({"router": route.name, "priority": route.priority, "rule": route.rule.rule,
+                               "matched": matched, "matchers": leaves})
+        if matched:
+            svc = route.service
+            info: dict[str, Any] = {"router": route.name, "middlewares": list(route.middleware_names),
+                                    "service": svc.name}
+            if isinstance(svc, Balancer):
+                info["servers"] = [t.url for t in svc.active]
+            out["match"] = info
+            break
+    out["disabled"] = [{"router": n, "error": r.get("error", [])} for n, r in c.runtime.routers.items()
+                       if r.get("status") == "disabled"]
+    if out["match"] is None:
+        out["result"] = "404 page not found"
+    return out
+
+
+def explain_api(c: Compiled, req: Any) -> dict[str, Any]:
+    q = req.query_map()
+    headers = []
+    for h in q.get("header", []):
+        k, _, v = h.partition(":")
+        headers.append((k.strip(), v.strip()))
+    return explain(c, (q.get("url") or ["/"])[0], headers, (q.get("entrypoint") or [""])[0],
+                   (q.get("method") or ["GET"])[0])
+
+
+def _text(report: dict[str, Any]) -> str:
+    lines = [f"entrypoint {report['entrypoint'] or '?'} ({'https' if report['tls'] else 'http'}), "
+             f"host {report['host']!r}, path {report['path']!r}"]
+    for item in report["checked"]:
+        mark = "MATCH" if item["matched"] else "no   "
+        lines.append(f"  {mark} {item['router']} (priority {item['priority']}): {item['rule']}")
+        if not item["matched"]:
+            for leaf in item["matchers"]:
+                lines.append(f"          {leaf['matcher']} -> {str(leaf['result']).lower()}")
+    m = report["match"]
+    if m is None:
+        lines.append("result: 404 page not found (no router matched)")
+    else:
+        lines.append(f"router:      {m['router']}")
+        lines.append(f"middlewares: {', '.join(m['middlewares']) or '(none)'}")
+        lines.append(f"service:     {m['service']}" + (f" -> {', '.join(m['servers']) or 'no available server (503)'}"
+                                                     if "servers" in m else ""))
+    for d in report["disabled"]:
+        lines.append(f"disabled:    {d['router']}: {'; '.join(d['error'])}")
+    return "\n".join(lines)
+
+
+async def _load(args: argparse.Namespace) -> Compiled:
+    from pyk3s.client import Client
+
+    from .runner import WATCHED, build_config
+    from .static import static_from_flags
+
+    static = static_from_flags(args.flag or ["--entrypoints.web.address=:80", "--entrypoints.websecure.address=:443",
+                                             "--entrypoints.websecure.http.tls=true", "--providers.kubernetescrd",
+                                             "--providers.kubernetesingress"])
+    objs: list[dict[str, Any]] = []
+    async with Client.from_env(args.kubeconfig) as client:
+        for api, plural, kind, _ in WATCHED:
+            try:
+                listing = await client.resource(api, plural).list()
+            except Exception:  # noqa: BLE001 - a group that is not served (CRDs missing) is skipped
+                continue
+            objs += [{**o, "kind": kind, "apiVersion": api} for o in listing.get("items") or ()]
+    return compile_config(build_config(static, objs), static)
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] == "explain":  # reached as `pyk3s ingress explain ...`
+        argv = argv[1:]
+    ap = argparse.ArgumentParser(prog="pyk3s ingress explain", description=__doc__.splitlines()[0])
+    ap.add_argument("url")
+    ap.add_argument("-H", "--header", action="append", default=[], help="'Name: value' (repeatable)")
+    ap.add_argument("-X", "--method", default="GET")
+    ap.add_argument("--kubeconfig", default=None)
+    ap.add_argument("--entrypoint", default="")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--flag", action="append", help="Traefik static flag (repeatable), default: K3s's set")
+    args = ap.parse_args(argv)
+    headers = [(h.split(":", 1)[0].strip(), h.split(":", 1)[1].strip() if ":" in h else "") for h in args.header]
+    try:
+        compiled = asyncio.run(_load(args))
+    except Exception as err:  # noqa: BLE001 - reported to the user
+        print(f"ingress explain: {err}", file=sys.stderr)
+        return 1
+    report = explain(compiled, args.url, headers, args.entrypoint, args.method.upper())
+    print(json.dumps(report, indent=2) if args.json else _text(report))
+    return 0 if report["match"] else 2

@@ -1,0 +1,115 @@
+"""Middlewares that call another HTTP service: forwardAuth, errors (spec 5.12).
+
+    forwardAuth: {address: http://auth.example/check, trustForwardHeader: false,
+                  authResponseHeaders: [X-User], authResponseHeadersRegex: "^X-", authRequestHeaders: [Cookie]}
+    errors:      {status: ["500-599", "404"], service: error-pages, query: "/{status}.html"}
+
+forwardAuth: a 2xx from the auth server lets the request through (copying authResponseHeaders);
+any other answer goes back to the client as is. errors: a response with a listed status is replaced by
+the page the error service returns for ``query``, keeping the original status.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ConfigError
+from ..proxy.fetch import fetch
+from ..proxy.reply import Reply, text_error
+from .base import Middleware, need
+
+__all__ = ["ForwardAuth", "ErrorPages"]
+
+_SKIP = frozenset(("connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te", "trailer"))
+
+
+class ForwardAuth(Middleware):
+    __slots__ = ("address", "trust", "resp_headers", "resp_rx", "req_headers")
+    is_async = True
+
+    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+        self.address = str(need(config, "address", "forwardAuth"))
+        self.trust = bool(config.get("trustForwardHeader"))
+        self.resp_headers = [str(h) for h in config.get("authResponseHeaders") or ()]
+        try:
+            self.resp_rx = re.compile(config["authResponseHeadersRegex"], re.I) if config.get("authResponseHeadersRegex") else None
+        except re.error as err:
+            raise ConfigError(f"forwardAuth: invalid authResponseHeadersRegex: {err}") from None
+        self.req_headers = {h.lower() for h in config.get("authRequestHeaders") or ()}
+
+    async def on_request(self, req: Any) -> Reply | None:
+        headers = [(k, v) for k, v in req.headers
+                   if k.lower() not in _SKIP and (not self.req_headers or k.lower() in self.req_headers)
+                   and (self.trust or not k.lower().startswith("x-forwarded-"))]
+        xff = req.header("x-forwarded-for") if self.trust else ""
+        headers += [("X-Forwarded-Method", req.method), ("X-Forwarded-Proto", "https" if req.tls else "http"),
+                    ("X-Forwarded-Host", req.authority), ("X-Forwarded-Uri", req.request_uri),
+                    ("X-Forwarded-For", f"{xff}, {req.peer}" if xff else req.peer)]
+        try:
+            res = await fetch(self.address, "GET", headers, timeout=30.0)
+        except (OSError, TimeoutError):
+            return text_error(500)
+        if 200 <= res.status < 300:
+            for name in self.resp_headers:
+                value = next((v for k, v in res.headers if k.lower() == name.lower()), None)
+                if value is not None:
+                    req.set_header(name, value)
+                else:
+                    req.del_header(name)
+            if self.resp_rx is not None:
+                for k, v in res.headers:
+                    if self.resp_rx.search(k):
+                        req.set_header(k, v)
+            return None
+        return Reply(res.status, [(k, v) for k, v in res.headers if k.lower() not in _SKIP and k.lower() != "date"],
+                     bytes(res.body))
+
+
+def _ranges(items: Any) -> list[tuple[int, int]]:
+    out = []
+    for item in items or ():
+        text = str(item).strip()
+        lo, _, hi = text.partition("-")
+        try:
+            out.append((int(lo), int(hi or lo)))
+        except ValueError:
+            raise ConfigError(f"errors: invalid status range {text!r}") from None
+    return out
+
+
+class ErrorPages(Middleware):
+    __slots__ = ("ranges", "service", "query")
+    needs_response = True
+
+    def __init__(self, config: Mapping[str, Any], ctx: Any) -> None:
+        self.ranges = _ranges(need(config, "status", "errors"))
+        self.service = ctx.service(str(need(config, "service", "errors")))
+        self.query = str(config.get("query") or "/")
+
+    def on_response(self, req: Any, status: int, headers: list[tuple[str, str]]) -> int:
+        ex = req.exchange
+        if ex is None or ex.intercept is not None or not any(lo <= status <= hi for lo, hi in self.ranges):
+            return status
+        query = self.query.replace("{status}", str(status)).replace("{url}", req.request_uri)
+
+        async def replace(exchange: Any, status: int = status) -> None:
+            target, _ = self.service.pick(req)
+            reply: Reply
+            if target is None:
+                reply = text_error(status)
+            else:
+                try:
+                    res = await fetch(f"{target.scheme}://{target.authority}{query}", "GET", timeout=30.0,
+                                      host_header=req.authority if target.pass_host_header else None)
+                    reply = Reply(status, [(k, v) for k, v in res.headers if k.lower() not in _SKIP
+                                           and k.lower() != "date"], bytes(res.body))
+                except (OSError, TimeoutError):
+                    reply = text_error(status)
+            exchange.intercept = None
+            if not exchange.client.closed:
+                exchange.reply(reply, exchange.route.middlewares.index(self) if self in exchange.route.middlewares else 0)
+
+        ex.intercept = replace
+        return status

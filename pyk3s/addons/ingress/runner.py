@@ -1,0 +1,287 @@
+"""Running the proxy: watch glue, configuration fan-out to worker processes, Ingress status.
+
+Process layout: the supervisor binds nothing for user entrypoints; it forks ``workers`` processes that
+each bind every non-internal entrypoint with SO_REUSEPORT, then runs the informers, builds the
+configuration (providers are pure functions of the informer caches), compiles it for its own internal
+entrypoints (``traefik``: api/ping/metrics) and sends it to the workers over a socketpair. Workers send
+their metric counters back once a second. With one worker everything runs in one process.
+Bursts of events are folded into one rebuild (``THROTTLE``), as Traefik's throttleEvents does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pickle
+import signal
+import socket
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from .dynamic import DynamicConfig, merge
+from .providers.common import KubeIndex
+from .providers.crd import build_crd_config
+from .providers.ingress import build_ingress_config, ingress_status, should_process
+from .proxy.server import ProxyState, start_entrypoints
+from .rules import parse_rule
+from .static import StaticConfig, internal_config
+from .tls import build_store, listening_context
+
+__all__ = ["Watcher", "run", "build_config", "WATCHED", "THROTTLE"]
+
+log = logging.getLogger("pyk3s.ingress")
+THROTTLE = 0.2
+
+# (apiVersion, plural, kind, needed by)
+WATCHED: tuple[tuple[str, str, str, str], ...] = (
+    ("v1", "services", "Service", "both"),
+    ("v1", "secrets", "Secret", "both"),
+    ("discovery.k8s.io/v1", "endpointslices", "EndpointSlice", "both"),
+    ("networking.k8s.io/v1", "ingresses", "Ingress", "ingress"),
+    ("networking.k8s.io/v1", "ingressclasses", "IngressClass", "ingress"),
+) + tuple(
+    (f"{group}/v1alpha1", plural, kind, "crd")
+    for group in ("traefik.io", "traefik.containo.us")
+    for plural, kind in (("ingressroutes", "IngressRoute"), ("middlewares", "Middleware"),
+                         ("traefikservices", "TraefikService"), ("tlsoptions", "TLSOption"),
+                         ("tlsstores", "TLSStore"), ("serverstransports", "ServersTransport"))
+)
+
+
+def build_config(static: StaticConfig, objects: list[dict[str, Any]]) -> DynamicConfig:
+    """Every enabled provider plus the internal one, merged with qualified names."""
+    parts: dict[str, DynamicConfig] = {}
+    if static.crd is not None:
+        parts["kubernetescrd"] = build_crd_config(objects, static.crd)
+    if static.ingress is not None:
+        parts["kubernetes"] = build_ingress_config(objects, static.ingress)
+    parts["internal"] = internal_config(static)
+    return merge(parts)
+
+
+def host_options(cfg: DynamicConfig) -> dict[str, str]:
+    """Server name -> TLS option of the TLS routers whose rule names that host."""
+    out: dict[str, str] = {}
+    for r in cfg.routers.values():
+        if r.tls is None or not r.tls.options:
+            continue
+        try:
+            hosts = parse_rule(r.rule, r.rule_syntax or "v3").hosts or ()
+        except Exception:  # noqa: BLE001 - a bad rule is reported by compile
+            continue
+        for h in hosts:
+            out.setdefault(h, r.tls.options)
+    return out
+
+
+class Watcher:
+    """Informers for every watched kind; calls ``publish(DynamicConfig)`` after each burst of changes."""
+
+    def __init__(self, client: Any, static: StaticConfig, publish: Callable[[DynamicConfig], None]) -> None:
+        from pyk3s.client.informer import Informer
+
+        self.client, self.static, self.publish = client, static, publish
+        wanted = {"both"} | ({"crd"} if static.crd is not None else set()) | (
+            {"ingress"} if static.ingress is not None else set())
+        self.informers = [(kind, api, Informer(client.resource(api, plural)))
+                          for api, plural, kind, need in WATCHED if need in wanted]
+        self.pending: asyncio.TimerHandle | None = None
+        self.last: DynamicConfig | None = None
+        self.status_task: asyncio.Task[Any] | None = None
+
+    def objects(self) -> list[dict[str, Any]]:
+        out = []
+        for kind, api, inf in self.informers:
+            for obj in inf.list():
+                if obj.get("kind") != kind or obj.get("apiVersion") != api:
+                    obj = {**obj, "kind": kind, "apiVersion": api}
+                out.append(obj)
+        return out
+
+    def changed(self, *_: Any) -> None:
+        if self.pending is None:
+            self.pending = asyncio.get_running_loop().call_later(THROTTLE, self.rebuild)
+
+    def rebuild(self) -> None:
+        self.pending = None
+        objs = self.objects()
+        cfg = build_config(self.static, objs)
+        if cfg != self.last:
+            self.last = cfg
+            self.publish(cfg)
+        if self.static.ingress is not None and self.static.ingress.published_service:
+            if self.status_task is None or self.status_task.done():
+                self.status_task = asyncio.get_running_loop().create_task(self.update_status(objs))
+
+    async def update_status(self, objs: list[dict[str, Any]]) -> None:
+        """Copy the published Service's load balancer addresses into every served Ingress (4.9)."""
+        ns, _, name = self.static.ingress.published_service.partition("/")  # type: ignore[union-attr]
+        svc = next((o for o in objs if o["kind"] == "Service" and o["metadata"].get("namespace") == ns
+                    and o["metadata"].get("name") == name), None)
+        want = ingress_status(svc)
+        if not want:
+            return
+        classes = KubeIndex.build([o for o in objs if o["kind"] == "IngressClass"])
+        res = self.client.resource("networking.k8s.io/v1", "ingresses")
+        for ing in (o for o in objs if o["kind"] == "Ingress"):
+            if not should_process(ing, classes, self.static.ingress):  # type: ignore[arg-type]
+                continue
+            current = ((ing.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+            if current == want:
+                continue
+            body = {**ing, "status": {"loadBalancer": {"ingress": want}}}
+            try:
+                await res.update_status(body)
+            except Exception as err:  # noqa: BLE001 - retried on the next change
+                log.warning("ingress: status of Ingress %s/%s: %s", ing["metadata"].get("namespace"),
+                            ing["metadata"].get("name"), err)
+
+    async def run(self) -> None:
+        for _, _, inf in self.informers:
+            inf.add_handler(self.changed)
+            await inf.start()
+        for kind, api, inf in self.informers:
+            try:
+                await inf.wait_synced(10)
+            except TimeoutError:
+                log.warning("ingress: %s %s not synced yet (is the CRD installed?)", api, kind)
+        self.rebuild()
+        await asyncio.Event().wait()
+
+
+# ---------------------------------------------------------------------------------- worker plumbing
+_HDR = struct.Struct("!IB")
+
+
+async def _send(writer: asyncio.StreamWriter, kind: int, obj: Any) -> None:
+    data = pickle.dumps(obj)
+    writer.write(_HDR.pack(len(data), kind) + data)
+    await writer.drain()
+
+
+async def _recv(reader: asyncio.StreamReader) -> tuple[int, Any]:
+    size, kind = _HDR.unpack(await reader.readexactly(_HDR.size))
+    return kind, pickle.loads(await reader.readexactly(size))  # noqa: S301 - our own child process
+
+
+def _ssl_for(state: ProxyState) -> Callable[[str], Any]:
+    def ssl_for(name: str) -> Any:
+        ep = state.static.entrypoints[name]
+        if not ep.tls:
+            return None
+        return listening_context(lambda: state.tls_store)
+    return ssl_for
+
+
+def _install_tls(state: ProxyState) -> None:
+    def rebuild(compiled: Any) -> None:
+        state.tls_store = build_store(compiled.config, host_options(compiled.config))
+    state.on_apply.append(rebuild)
+    state.tls_store = build_store(DynamicConfig())
+
+
+async def _worker_main(static: StaticConfig, names: list[str], sock: socket.socket) -> None:
+    loop = asyncio.get_running_loop()
+    state = ProxyState(loop, static)
+    _install_tls(state)
+    servers = await start_entrypoints(state, names, _ssl_for(state))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    state.spawn(state.sweeper())
+
+    async def push_metrics() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            await _send(writer, 2, state.metrics.snapshot())
+
+    state.spawn(push_metrics())
+    try:
+        while True:
+            kind, obj = await _recv(reader)
+            if kind == 1:
+                state.apply(obj)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass  # supervisor gone: exit
+    finally:
+        for s in servers:
+            s.close()
+        state.close()
+
+
+def _fork_worker(static: StaticConfig, names: list[str]) -> tuple[int, socket.socket]:
+    parent, child = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        parent.close()
+        code = 0
+        try:
+            import uvloop
+
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            uvloop.run(_worker_main(static, names, child))
+        except BaseException:  # noqa: BLE001 - a child never returns into the parent's code
+            log.exception("ingress: worker failed")
+            code = 1
+        finally:
+            os._exit(code)
+    child.close()
+    return pid, parent
+
+
+async def run(static: StaticConfig, client: Any, workers: int, worker_socks: list[socket.socket],
+              objects: list[dict[str, Any]] | None = None) -> None:
+    """Supervisor loop (call after :func:`fork_workers`); ``objects`` replaces the API watch."""
+    loop = asyncio.get_running_loop()
+    snapshots: dict[int, dict[str, Any]] = {}
+    writers: list[asyncio.StreamWriter] = []
+    state = ProxyState(loop, static, metrics_source=lambda: [state.metrics.snapshot(), *snapshots.values()])
+    _install_tls(state)
+    from .explain import explain_api
+
+    state.api.explain = explain_api
+    internal_names = [n for n in static.entrypoints if n in ("traefik", "metrics")] if workers else []
+    local_names = internal_names if workers else list(static.entrypoints)
+    servers = await start_entrypoints(state, local_names, _ssl_for(state))
+    state.spawn(state.sweeper())
+
+    for i, sock in enumerate(worker_socks):
+        reader, writer = await asyncio.open_connection(sock=sock)
+        writers.append(writer)
+
+        async def collect(i: int = i, reader: asyncio.StreamReader = reader) -> None:
+            try:
+                while True:
+                    kind, obj = await _recv(reader)
+                    if kind == 2:
+                        snapshots[i] = obj
+            except (asyncio.IncompleteReadError, ConnectionError):
+                log.error("ingress: worker %d exited", i)
+
+        state.spawn(collect())
+
+    def publish(cfg: DynamicConfig) -> None:
+        state.apply(cfg)
+        for w in writers:
+            state.spawn(_send(w, 1, cfg))
+
+    publish(build_config(static, objects or []))
+    try:
+        if objects is not None:
+            await asyncio.Event().wait()
+        await Watcher(client, static, publish).run()
+    finally:
+        for s in servers:
+            s.close()
+        state.close()
+
+
+def fork_workers(static: StaticConfig, workers: int) -> tuple[list[int], list[socket.socket]]:
+    names = [n for n in static.entrypoints if n not in ("traefik", "metrics")]
+    pids, socks = [], []
+    for _ in range(workers):
+        pid, sock = _fork_worker(static, names)
+        pids.append(pid)
+        socks.append(sock)
+    return pids, socks
