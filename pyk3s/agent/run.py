@@ -21,6 +21,7 @@ from pyk3s.agent.node import NodeAgent, detect_node_ip, node_labels, resolve_nod
 from pyk3s.agent.proxy.apply import delete_table
 from pyk3s.agent.proxy.compile import ProxyConfig
 from pyk3s.agent.proxy.proxier import Proxier
+from pyk3s.agent.routes import run_route_sync
 from pyk3s.client import ApiError, NotFound
 from pyk3s.client.informer import Informer
 
@@ -158,6 +159,7 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
             tg.create_task(node_agent.heartbeat(), name="node heartbeat")
             tg.create_task(kubelet.run(), name="kubelet")
             tg.create_task(proxier.run(), name="proxy")
+            tg.create_task(run_route_sync(client, name, cluster_cidrs=settings.cluster_cidrs), name="pod routes")
     finally:
         for inf in (pods_inf, svc_inf, slice_inf):
             try:

@@ -43,7 +43,7 @@ def write_options(req: ApiRequest) -> WriteOptions:
     for d in dry:
         if d != "All":
             raise bad_request(f'dryRun: Unsupported value: "{d}": supported values: "All"')
-    fv = req.param("fieldValidation") or ("Strict" if req.user is None else "Warn")
+    fv = req.param("fieldValidation") or "Warn"  # kube-apiserver's default
     if fv not in ("Strict", "Warn", "Ignore"):
         raise bad_request(f'fieldValidation: Unsupported value: "{fv}": supported values: "Ignore", "Strict", "Warn"')
     manager = req.param("fieldManager") or ""

@@ -42,7 +42,7 @@ _RETRIES = 8
 class WriteOptions:
     dry_run: bool = False
     field_manager: str = ""
-    field_validation: str = "Strict"  # Strict | Warn | Ignore; in-process writers are trusted
+    field_validation: str = "Warn"  # Strict | Warn | Ignore
     warnings: list[str] = field(default_factory=list)
 
 

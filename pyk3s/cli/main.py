@@ -10,7 +10,7 @@ __all__ = ["SUBCOMMANDS", "main"]
 # name -> (module, help). Modules are imported only when their subcommand runs.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "server": ("pyk3s.cli.server", "run a server: API, controllers, manifests, and an embedded agent"),
-    "agent": ("pyk3s.agent.cli", "run a node agent that joins a server"),
+    "agent": ("pyk3s.cli.agent", "run a node agent that joins a server (--server, --token)"),
     "kubectl": ("pyk3s.cli.kubectl", "run kubectl with the server's kubeconfig"),
     "killall": ("pyk3s.agent.killall", "stop every pyk3s process and remove its network state"),
     "coredns": ("pyk3s.addons.dns.cli", "the cluster DNS server (CoreDNS-compatible)"),

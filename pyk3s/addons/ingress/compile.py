@@ -212,6 +212,8 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
             used_by_svc.setdefault(r.service, []).append(name)
         syntax = rule_syntax(r.rule_syntax, static.default_rule_syntax)
         info["ruleSyntax"] = syntax
+        # JSON numbers lose precision above 2**53 in browsers, hence the string form (Traefik v3.7)
+        info["priorityStr"] = str(r.priority or len(r.rule.encode()))
         route = None
         try:
             if r.error:

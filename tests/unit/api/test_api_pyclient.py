@@ -24,9 +24,14 @@ async def _serve(api) -> tuple[web.AppRunner, int]:
             return web.Response(status=resp.status, body=resp.body, headers={**resp.headers, "Content-Type": resp.content_type})
         out = web.StreamResponse(status=resp.status, headers={"Content-Type": resp.content_type})
         await out.prepare(request)
-        async for chunk in resp.stream:
-            await out.write(chunk)
-        await out.write_eof()
+        try:
+            async for chunk in resp.stream:
+                await out.write(chunk)
+            await out.write_eof()
+        except ConnectionError:  # the client went away (kubectl -w interrupted)
+            pass
+        finally:
+            await resp.stream.aclose()  # type: ignore[attr-defined]
         return out
 
     app = web.Application()

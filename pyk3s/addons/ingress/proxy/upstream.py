@@ -212,6 +212,12 @@ class UpstreamConnection(asyncio.Protocol):
         ex = self.exchange
         if ex is None:
             return
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            ex.client.transport.write(b"HTTP/1.1 %d Continue\r\n\r\n" % status if status == 100
+                                      else b"HTTP/1.1 %d Informational\r\n\r\n" % status)
+            self.headers = []
+            return
         ex.response_head(self.parser.get_status_code(), self.headers,
                          self.parser.get_http_version() == "1.0" and not self.parser.should_keep_alive())
         if ex.head_request:
@@ -219,8 +225,11 @@ class UpstreamConnection(asyncio.Protocol):
 
     def message_complete(self, reusable: bool = True) -> None:
         ex = self.exchange
-        if ex is None or (ex.req.upgrade and self.parser.get_status_code() == 101):
+        status = self.parser.get_status_code()
+        if ex is None or (ex.req.upgrade and status == 101):
             return  # the upgrade handler in data_received turns this into a tunnel
+        if 100 <= status < 200 and status != 101:
+            return  # an interim answer (100 Continue): the final response follows on this connection
         self.exchange = None
         if self.raw:
             ex.status = self.parser.get_status_code()

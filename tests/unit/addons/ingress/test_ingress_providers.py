@@ -5,7 +5,15 @@ from __future__ import annotations
 import yaml
 
 from pyk3s.addons.ingress.dynamic import (
-    DynamicConfig, LoadBalancer, Middleware, Router, RouterTLS, Server, Service, Weighted, WeightedRef,
+    DynamicConfig,
+    LoadBalancer,
+    Middleware,
+    Router,
+    RouterTLS,
+    Server,
+    Service,
+    Weighted,
+    WeightedRef,
 )
 from pyk3s.addons.ingress.providers.common import ProviderOptions, normalize
 from pyk3s.addons.ingress.providers.crd import build_crd_config

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from pyk3s.api.store.base import Store
@@ -103,7 +104,21 @@ class PostgresServer:
         raise RuntimeError(f"postgres did not start: {(self.dir / 'server.log').read_text()[-2000:]}")
 
     def dsn(self) -> str:
+        """A database of its own (created by the engine on first open)."""
         return f"postgres://pk@127.0.0.1:{self.port}/pk_test_{next(self._db)}"
+
+    async def fresh_dsn(self) -> str:
+        """The shared test database with the kine table dropped: cheaper than a new database."""
+        dsn = f"postgres://pk@127.0.0.1:{self.port}/pk_shared"
+        try:
+            conn = await asyncpg.connect(dsn)
+        except asyncpg.InvalidCatalogNameError:
+            return dsn
+        try:
+            await conn.execute("DROP TABLE IF EXISTS kine")
+        finally:
+            await conn.close()
+        return dsn
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -233,7 +248,7 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         path = tmp_path / "db" / "state.db"
         eng = Engine(name, lambda: SqliteStore(path, compact_min_retain=0, poll_interval=POLL))
     elif name == "postgres":
-        dsn = request.getfixturevalue("postgres_server").dsn()
+        dsn = await request.getfixturevalue("postgres_server").fresh_dsn()
         eng = Engine(name, lambda: PostgresStore(dsn, compact_min_retain=0, poll_interval=POLL))
     else:
         url = request.getfixturevalue("etcd_server").url
