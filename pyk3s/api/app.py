@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +37,7 @@ from pyk3s.api.openapi import OpenApiV3
 from pyk3s.api.query import TableRequest
 from pyk3s.api.registry import Registry, WriteOptions
 from pyk3s.api.request import ApiRequest, ApiResponse
-from pyk3s.api.resources import CRUD_VERBS, ResourceInfo, ResourceTable
+from pyk3s.api.resources import ResourceInfo, ResourceTable
 from pyk3s.api.store.base import Store, Unavailable
 from pyk3s.api.subresources import Subresources
 from pyk3s.api.watch import WatchCache
@@ -375,5 +374,3 @@ def _fallback_table(info: ResourceInfo, objects: list[dict[str, Any]], *, includ
         "rows": rows,
     }
 
-
-_ = (replace, CRUD_VERBS)

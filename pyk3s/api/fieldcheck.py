@@ -1,4 +1,5 @@
-"""Unknown-field handling for ``fieldValidation`` (spec 2.3).
+"""Unknown-field handling for ``fieldValidation`` (spec 2.3), and the type errors decoding into Go
+types would raise for built-in kinds.
 
 ``Strict`` answers 400 ``strict decoding error: unknown field "spec.foo"``; ``Warn`` drops the field
 and adds a ``Warning`` header; ``Ignore`` drops it silently (what decoding into Go types or CRD
@@ -17,7 +18,7 @@ from pyk3s.api.schemas import KIND_TYPES, TYPES
 if TYPE_CHECKING:
     from pyk3s.api.registry import WriteOptions
 
-__all__ = ["FieldChecker", "unknown_fields"]
+__all__ = ["FieldChecker", "type_error", "unknown_fields"]
 
 _TOP = {"apiVersion", "kind", "metadata"}
 
@@ -98,8 +99,103 @@ def unknown_fields(info: ResourceInfo, obj: dict[str, Any]) -> list[tuple[str, d
     return out
 
 
+# Go integer fields of the built-in kinds that are int64; every other integer is an int32.
+_INT64 = frozenset({"generation", "deletionGracePeriodSeconds", "terminationGracePeriodSeconds",
+                    "activeDeadlineSeconds", "tolerationSeconds", "observedGeneration", "expirationSeconds"})
+_SCALARS = {"string": (str,), "boolean": (bool,), "integer": (int,)}
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    return "number"
+
+
+def _go_type(spec: str, key: str) -> str:
+    if spec == "integer":
+        return "int64" if key in _INT64 else "int32"
+    if spec == "boolean":
+        return "bool"
+    if spec == "map":
+        return "map[string]string"
+    if spec.startswith("["):
+        inner = spec[1:-1]
+        return "[]" + (inner if inner in ("string",) else "v1." + inner)
+    return spec if spec == "string" else "v1." + spec
+
+
+def _mistyped(value: Any, spec: str, key: str, struct: str, stack: list[str]) -> str | None:
+    """The Go ``UnmarshalTypeError`` text for the first value that does not fit its field, else None.
+    Like encoding/json: the struct is the innermost Go struct, the field path its JSON names from
+    the top (no map keys, no list indexes)."""
+    if value is None:
+        return None
+    where = f"Go struct field {struct}.{'.'.join(stack)}"
+    scalar = _SCALARS.get(spec)
+    if scalar is not None:
+        ok = isinstance(value, scalar) and not (spec == "integer" and isinstance(value, bool))
+        if spec == "integer" and isinstance(value, float) and value.is_integer():
+            ok = True
+        if not ok:
+            return f"json: cannot unmarshal {_json_kind(value)} into {where} of type {_go_type(spec, key)}"
+        return None
+    if spec == "map":
+        if not isinstance(value, dict):
+            return f"json: cannot unmarshal {_json_kind(value)} into {where} of type map[string]string"
+        for v in value.values():
+            if v is not None and not isinstance(v, str):
+                return f"json: cannot unmarshal {_json_kind(v)} into {where} of type string"
+        return None
+    if spec.startswith("["):
+        if not isinstance(value, list):
+            return f"json: cannot unmarshal {_json_kind(value)} into {where} of type {_go_type(spec, key)}"
+        for item in value:
+            found = _mistyped(item, spec[1:-1], key, struct, stack)
+            if found:
+                return found
+        return None
+    t = TYPES.get(spec)
+    if t is None:
+        return None
+    if not isinstance(value, dict):
+        return f"json: cannot unmarshal {_json_kind(value)} into {where} of type {_go_type(spec, key)}"
+    fields = t[2]
+    for k, v in value.items():
+        sub = fields.get(k)
+        if sub is not None:
+            found = _mistyped(v, sub, k, spec, [*stack, k])
+            if found:
+                return found
+    return None
+
+
+def type_error(info: ResourceInfo, obj: dict[str, Any]) -> str | None:
+    """The message kube-apiserver gives when a built-in object's JSON does not decode into its Go type."""
+    tname = KIND_TYPES.get((info.group, info.kind))
+    t = TYPES.get(tname or "")
+    if info.is_custom or t is None:
+        return None
+    fields = t[2]
+    for k, v in obj.items():
+        sub = fields.get(k)
+        if sub is not None:
+            found = _mistyped(v, sub, k, tname or "", [k])
+            if found:
+                return f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: {found}'
+    return None
+
+
 class FieldChecker:
     def check(self, info: ResourceInfo, obj: dict[str, Any], opts: WriteOptions) -> None:
+        mistyped = type_error(info, obj)
+        if mistyped:
+            raise bad_request(mistyped)
         found = unknown_fields(info, obj)
         if not found:
             return

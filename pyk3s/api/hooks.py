@@ -10,6 +10,7 @@ protection. :class:`KindHooks` is called by :class:`pyk3s.api.registry.Registry`
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,8 @@ log = logging.getLogger("pyk3s.api.hooks")
 _SERVICES = ("", "services")
 _NAMESPACES = ("", "namespaces")
 _CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
+_INGRESSES = ("networking.k8s.io", "ingresses")
+_INGRESS_CLASSES = "/registry/networking.k8s.io/ingressclasses/"
 
 
 def _drop_type_dependent(new: dict[str, Any], old: dict[str, Any]) -> None:
@@ -98,6 +101,24 @@ class KindHooks:
             if problems:
                 fld, value, msg = problems[0]
                 raise invalid_field(info, (new.get("metadata") or {}).get("name", ""), fld, value, msg)
+        elif key == _INGRESSES and old is None:
+            await self._default_ingress_class(new)
+
+    async def _default_ingress_class(self, ing: dict[str, Any]) -> None:
+        """kube-apiserver's DefaultIngressClass admission: an Ingress created without a class gets the
+        IngressClass annotated ingressclass.kubernetes.io/is-default-class=true (the newest if several)."""
+        spec = ing.get("spec")
+        annotations = (ing.get("metadata") or {}).get("annotations") or {}
+        if not isinstance(spec, dict) or spec.get("ingressClassName") or "kubernetes.io/ingress.class" in annotations:
+            return
+        _, kvs = await self.api.store.list(_INGRESS_CLASSES)
+        defaults = []
+        for kv in kvs:
+            meta = json.loads(kv.value).get("metadata") or {}
+            if (meta.get("annotations") or {}).get("ingressclass.kubernetes.io/is-default-class") == "true":
+                defaults.append((meta.get("creationTimestamp") or "", meta.get("name") or ""))
+        if defaults:
+            spec["ingressClassName"] = max(defaults)[1]
 
     async def before_write(self, info: ResourceInfo, new: dict[str, Any], old: dict[str, Any] | None) -> Allocation | None:
         key = (info.group, info.plural)

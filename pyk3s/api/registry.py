@@ -20,8 +20,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pyk3s.api import admission
 from pyk3s.api import patch as patchlib
-from pyk3s.api.admit import admission
 from pyk3s.api.codec import decode_kv, encode_object, now_rfc3339
 from pyk3s.api.errors import ApiError, already_exists, bad_request, conflict, expired, invalid, not_found
 from pyk3s.api.resources import ResourceInfo

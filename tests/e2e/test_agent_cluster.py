@@ -301,7 +301,7 @@ def test_logs_and_exec_through_the_api_server(cluster, deployed):
     tail = cluster.kubectl("logs", "client", "--tail", "1").out.splitlines()
     assert len(tail) == 1 and "/follow-marker" in tail[0]
     r = cluster.kubectl("exec", "client", "--", "cat", "/etc/resolv.conf")
-    assert "nameserver 10.43.0.10" in r.out and "options ndots:5" in r.out
+    assert f"nameserver {cluster.nets.cluster_dns}" in r.out and "options ndots:5" in r.out
     r = cluster.kubectl("exec", "client", "--", "sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 3", check=False)
     assert r.rc == 3 and r.out == "to-stdout\n" and "to-stderr" in r.err
     assert "command terminated with exit code 3" in r.err

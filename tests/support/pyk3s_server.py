@@ -10,6 +10,7 @@ nothing listens on port 53 there, so cluster DNS never forwards to the machine's
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import json
 import os
@@ -20,11 +21,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["KubectlResult", "ServerProcess", "free_port", "NodeAddress"]
+__all__ = ["ClusterNets", "KubectlResult", "NodeAddress", "ServerProcess", "free_port"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,6 +51,51 @@ def _host_routes() -> list[ipaddress.IPv4Network]:
         except ValueError:
             continue
     return nets
+
+
+@dataclass(frozen=True)
+class ClusterNets:
+    """Pod and service CIDRs for one test cluster; K3s's defaults unless another cluster on this machine
+    already routes them (several engineers' clusters share the host: each bridge routes its CIDRs and an
+    agent refuses CIDRs another link routes)."""
+
+    cluster_cidr: str = "10.42.0.0/16"
+    service_cidr: str = "10.43.0.0/16"
+
+    @property
+    def cluster_dns(self) -> str:
+        return str(ipaddress.ip_network(self.service_cidr)[10])
+
+    @property
+    def kubernetes_ip(self) -> str:
+        return str(ipaddress.ip_network(self.service_cidr)[1])
+
+    @classmethod
+    def pick(cls) -> ClusterNets:
+        used = _host_routes()
+
+        def free(*cidrs: str) -> bool:
+            return not any(ipaddress.ip_network(c).overlaps(u) for c in cidrs for u in used)
+
+        if free(cls.cluster_cidr, cls.service_cidr):
+            return cls()
+        # a cluster with the defaults routes all of 10.43/16: then services go to a free 10.99.x/24
+        for third in range(1, 255):
+            for services in (f"10.43.{third}.0/24", f"10.99.{third}.0/24"):
+                if free(f"10.42.{third}.0/24", services):
+                    return cls(f"10.42.{third}.0/24", services)
+        raise RuntimeError("no free pod/service CIDR pair (10.42.x/24 + 10.43.x/24 or 10.99.x/24) for a test cluster")
+
+
+@contextmanager
+def _cidr_lock() -> Iterator[None]:
+    """Serializes choosing CIDRs until the chosen routes exist, across concurrent test runs."""
+    with open(Path(tempfile.gettempdir()) / "pyk3s-e2e-cidr.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -105,6 +152,7 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.node: NodeAddress | None = None
         self.node_name = f"pk-node-{self.ident}"
+        self.nets = ClusterNets()
 
     @property
     def bridge(self) -> str:
@@ -140,13 +188,33 @@ class ServerProcess:
             resolv.write_text(f"nameserver {self.node.ip}\n")
             a += ["--node-ip", self.node.ip, "--bridge-name", self.bridge, "--resolv-conf", str(resolv),
                   "--kubelet-port", str(free_port())]
+            if self.nets != ClusterNets():
+                a += ["--cluster-cidr", self.nets.cluster_cidr, "--service-cidr", self.nets.service_cidr,
+                      "--cluster-dns", self.nets.cluster_dns]
         else:
             a += ["--disable-agent"]
         return a + list(self.extra_args)
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
-        if self.agent and self.node is None:
+        if not self.agent:
+            return self._start(timeout)
+        if self.node is None:
             self.node = NodeAddress.create(self.ident)
+        with _cidr_lock():
+            if self.proc is None:
+                self.nets = ClusterNets.pick()
+            self._start(timeout)
+            # hold the lock until our bridge routes the service CIDR, so a concurrent pick sees it
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                out = subprocess.run(["ip", "-4", "route", "show", "dev", self.bridge], capture_output=True,
+                                     text=True).stdout
+                if self.nets.service_cidr in out:
+                    break
+                time.sleep(0.2)
+        return self
+
+    def _start(self, timeout: float) -> ServerProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(self.args(), stdout=self._log, stderr=subprocess.STDOUT, env=env,

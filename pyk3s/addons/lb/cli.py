@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .rules import TABLE, LbConfigError, parse_env, ruleset
+from .rules import LbConfigError, parse_env, ruleset, table_name
 
 __all__ = ["main"]
 
@@ -44,10 +44,9 @@ def main(argv: list[str]) -> int:
         return 1
     _enable_forwarding(cfg.dest_ips)
     script = ruleset(cfg)
-    existing = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
-    prefix = "".join(
-        f"delete table {fam} {TABLE}\n" for fam in ("ip", "ip6") if f"table {fam} {TABLE}" in existing
-    )
+    table = table_name(cfg)
+    existing = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout.splitlines()
+    prefix = "".join(f"delete table {fam} {table}\n" for fam in ("ip", "ip6") if f"table {fam} {table}" in existing)
     proc = subprocess.run(["nft", "-f", "-"], input=prefix + script, capture_output=True, text=True)
     if proc.returncode != 0:
         log.error("klipper-lb: the kernel refused the forwarding rules: %s\nrules:\n%s", proc.stderr.strip(), script)

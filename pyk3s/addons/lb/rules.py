@@ -4,6 +4,10 @@ Rules (specs/k3s.md section 2), as one nftables table per family instead of ipta
 packets arriving on SRC_PORT are DNAT-ed to each DEST_IP:DEST_PORT and masqueraded to the pod IP;
 forwarding to the destination is accepted only from SRC_RANGES and dropped otherwise. With several
 destinations of one family the last one wins, as with klipper-lb's ``iptables -I``.
+
+Every container of a svclb pod (one per Service port) shares the pod's network namespace, so each
+owns a table of its own, named after its protocol and port: a container that restarts replaces its
+own rules and never another container's.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-__all__ = ["LbConfig", "LbConfigError", "TABLE", "parse_env", "ruleset"]
+__all__ = ["LbConfig", "LbConfigError", "TABLE", "parse_env", "ruleset", "table_name"]
 
 TABLE = "pyk3s_klipper"
 
@@ -65,9 +69,15 @@ def parse_env(env: dict[str, str]) -> LbConfig:
     return LbConfig(_port(env, "SRC_PORT"), proto, _port(env, "DEST_PORT"), tuple(ips), tuple(ranges or ["0.0.0.0/0"]))
 
 
+def table_name(cfg: LbConfig) -> str:
+    """The table one svclb container owns, e.g. ``pyk3s_klipper_tcp_8000``."""
+    return f"{TABLE}_{cfg.dest_proto.lower()}_{cfg.src_port}"
+
+
 def ruleset(cfg: LbConfig) -> str:
     """nft script text; ``delete table`` lines are prepended by the caller when the table exists."""
     proto = cfg.dest_proto.lower()
+    table = table_name(cfg)
     out: list[str] = []
     for family, version in (("ip", 4), ("ip6", 6)):
         dests = [ip for ip in cfg.dest_ips if ipaddress.ip_address(ip).version == version]
@@ -78,7 +88,7 @@ def ruleset(cfg: LbConfig) -> str:
         ranges = [r for r in cfg.src_ranges if ipaddress.ip_network(r).version == version]
         target = f"{dest}:{cfg.dest_port}" if version == 4 else f"[{dest}]:{cfg.dest_port}"
         lines = [
-            f"table {family} {TABLE} {{",
+            f"table {family} {table} {{",
             "  chain prerouting {",
             "    type nat hook prerouting priority dstnat; policy accept;",
             f"    {proto} dport {cfg.src_port} dnat to {target}",

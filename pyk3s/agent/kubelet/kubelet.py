@@ -74,12 +74,16 @@ class Kubelet:
         if n:
             log.info("kubelet: stopped %d container processes left by an earlier run", n)
         live = {p["metadata"]["uid"] for p in pods}
-        by_ns = {netns_name(u): u for u in live}
+        # only pods this node recorded: other agents on the machine own the other pk-* namespaces
+        recorded = {d.name for d in self.ctx.pods_dir.glob("*") if d.is_dir()}
+        if self.ctx.ipam is not None:
+            recorded.update(self.ctx.ipam.owners().values())
+        stale = {netns_name(u): u for u in recorded - live}
         out = await ip("netns", "list", check=False)
         for line in out.splitlines():
             name = line.split()[0] if line.split() else ""
-            if name.startswith(NETNS_PREFIX) and name not in by_ns:
-                await ip("netns", "del", name, check=False)
+            if name.startswith(NETNS_PREFIX) and name in stale:
+                await teardown_pod_network(stale[name], None)
         if self.ctx.ipam is not None:
             for addr, owner in self.ctx.ipam.owners().items():
                 if owner not in live:

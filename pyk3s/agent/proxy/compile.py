@@ -69,6 +69,16 @@ def _v4_nets(cidrs: Iterable[str]) -> list[str]:
     return [c for c in cidrs if ipaddress.ip_network(c, strict=False).version == 4]
 
 
+def _valid_nets(cidrs: Iterable[str]) -> list[str]:
+    out = []
+    for c in cidrs:
+        try:
+            out.append(str(ipaddress.ip_network(c, strict=False)))
+        except ValueError:
+            continue
+    return out
+
+
 def _set_expr(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }"
 
@@ -135,9 +145,15 @@ def _service(out: _Out, svc: Mapping, slices: Sequence[Mapping], config: ProxyCo
         return
     cluster_ips = _v4([ip for ip in (spec.get("clusterIPs") or [spec.get("clusterIP") or ""]) if ip != "None"])
     external = _v4(spec.get("externalIPs") or [])
+    lb_ips: list[str] = []
     if stype == "LoadBalancer":
-        external += _v4(i.get("ip", "") for i in ((svc.get("status") or {}).get("loadBalancer") or {})
-                        .get("ingress") or [])
+        lb_ips = _v4(i.get("ip", "") for i in ((svc.get("status") or {}).get("loadBalancer") or {})
+                     .get("ingress") or [])
+        external += lb_ips
+    # loadBalancerSourceRanges guard the LB IPs (like kube-proxy's firewall chain); the LB IPs
+    # themselves stay allowed so the node can still reach its own load balancer.
+    source_ranges = [r.strip() for r in spec.get("loadBalancerSourceRanges") or [] if r.strip()]
+    allowed = _set_expr(_v4_nets(_valid_nets(source_ranges)) + lb_ips) if source_ranges and lb_ips else ""
     local_policy = (spec.get("externalTrafficPolicy") or "Cluster") == "Local"
     affinity = None
     if spec.get("sessionAffinity") == "ClientIP":
@@ -193,6 +209,8 @@ def _service(out: _Out, svc: Mapping, slices: Sequence[Mapping], config: ProxyCo
             rules.append(f"meta mark set meta mark | {MASQ_MARK:#x}")
             rules.append(f"goto {svc_chain}")
         for ip in external:
+            if allowed and ip in lb_ips:
+                services.append(f"ip daddr {ip} {l4} dport {sport} ip saddr != {allowed} drop")
             services.append(f"ip daddr {ip} {l4} dport {sport} goto {ext}")
         if node_port:
             out.chain("nodeports").append(f"{l4} dport {node_port} goto {ext}")

@@ -62,6 +62,17 @@ COLUMNS = "id, name, created, deleted, create_revision, prev_revision, lease, va
 _INSERT = "INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, old_value)"
 _LATEST = "(SELECT MAX(id) FROM kine WHERE name = ?1)"
 
+_REVS = (
+    f"SELECT (SELECT MAX(id) FROM kine) AS cur, (SELECT prev_revision FROM kine WHERE name = '{COMPACT_KEY}') AS comp"
+)
+
+
+def _with_revs(inner: str, order: str) -> str:
+    # One statement carries the revisions and the rows: a consistent snapshot without a transaction.
+    # With no matching rows it still returns one row (cur, comp, NULL, …).
+    return f"SELECT r.cur, r.comp, q.* FROM ({_REVS}) r LEFT JOIN ({inner}) q ON 1 = 1 ORDER BY {order}"
+
+
 Row = tuple[Any, ...]
 Statement = tuple[str, Sequence[Any]]
 
@@ -72,7 +83,8 @@ class UniqueViolation(Exception):
 
 @dataclass(frozen=True, slots=True)
 class SqlStatements:
-    """Every statement the log runs, in ``?N`` parameter style (dialects may rewrite or replace them)."""
+    """Every statement the log runs, in ``?N`` parameter style (dialects may rewrite or replace them).
+    ``get``, ``list``, ``count``, ``after`` and ``history`` return (current id, compaction point, …)."""
 
     revs: str
     get: str
@@ -89,22 +101,25 @@ class SqlStatements:
 
 
 GENERIC_STATEMENTS = SqlStatements(
-    revs=f"SELECT (SELECT MAX(id) FROM kine), (SELECT prev_revision FROM kine WHERE name = '{COMPACT_KEY}')",
-    get=f"SELECT {COLUMNS} FROM kine WHERE name = ?1 AND id <= ?2 ORDER BY id DESC LIMIT 1",
-    list=(
+    revs=_REVS,
+    get=_with_revs(f"SELECT {COLUMNS} FROM kine WHERE name = ?1 AND id <= ?2 ORDER BY id DESC LIMIT 1", "q.id"),
+    list=_with_revs(
         "SELECT kv.id, kv.name, kv.created, kv.deleted, kv.create_revision, kv.prev_revision, kv.lease,"
         " kv.value, kv.old_value FROM kine kv JOIN (SELECT MAX(id) AS mid FROM kine"
         " WHERE name >= ?1 AND name < ?2 AND name > ?3 AND id <= ?4 GROUP BY name) m ON kv.id = m.mid"
-        " WHERE kv.deleted = 0 ORDER BY kv.name LIMIT ?5"
+        " WHERE kv.deleted = 0 ORDER BY kv.name LIMIT ?5",
+        "q.name",
     ),
     count=(
-        "SELECT COUNT(*) FROM kine kv JOIN (SELECT MAX(id) AS mid FROM kine"
-        " WHERE name >= ?1 AND name < ?2 GROUP BY name) m ON kv.id = m.mid WHERE kv.deleted = 0"
+        f"SELECT r.cur, r.comp, (SELECT COUNT(*) FROM kine kv JOIN (SELECT MAX(id) AS mid FROM kine"
+        " WHERE name >= ?1 AND name < ?2 GROUP BY name) m ON kv.id = m.mid WHERE kv.deleted = 0)"
+        f" FROM ({_REVS}) r"
     ),
-    after=f"SELECT {COLUMNS} FROM kine WHERE id > ?1 ORDER BY id LIMIT ?2",
-    history=(
+    after=_with_revs(f"SELECT {COLUMNS} FROM kine WHERE id > ?1 ORDER BY id LIMIT ?2", "q.id"),
+    history=_with_revs(
         f"SELECT {COLUMNS} FROM kine WHERE name >= ?1 AND name < ?2 AND id > ?3 AND id <= ?4"
-        " ORDER BY id LIMIT ?5"
+        " ORDER BY id LIMIT ?5",
+        "q.id",
     ),
     create=(
         f"{_INSERT} SELECT ?1, 1, 0, 0, COALESCE({_LATEST}, 0), ?2, ?3, NULL"
@@ -237,9 +252,14 @@ class SqlStore:
         (rows,) = await self.dialect.query((self._s.revs, ()))
         return _revs(rows)
 
+    async def _fetch(self, sql: str, args: Sequence[Any]) -> tuple[int, int, list[Row]]:
+        """(current revision, compaction point, rows whose columns start at index 2)."""
+        ((rows,)) = await self.dialect.query((sql, args))
+        cur, compacted = _revs(rows)
+        return cur, compacted, rows if rows[0][2] is not None else []
+
     @staticmethod
-    def _check(revision: int, revs: list[Row]) -> int:
-        cur, compacted = _revs(revs)
+    def _check(revision: int, cur: int, compacted: int) -> int:
         if revision == 0:
             return cur
         if revision > cur:
@@ -255,25 +275,23 @@ class SqlStore:
         return (await self._revs())[1]
 
     async def get(self, key: str, revision: int = 0) -> tuple[int, KeyValue | None]:
-        revs, rows = await self.dialect.query((self._s.revs, ()), (self._s.get, (key, revision or _BIG_REV)))
-        rev = self._check(revision, revs)
-        if not rows or rows[0][3]:
+        cur, compacted, rows = await self._fetch(self._s.get, (key, revision or _BIG_REV))
+        rev = self._check(revision, cur, compacted)
+        if not rows or rows[0][5]:
             return rev, None
-        return rev, _kv(rows[0])
+        return rev, _kv(rows[0][2:])
 
     async def list(
         self, prefix: str, *, revision: int = 0, limit: int = 0, start_after: str = ""
     ) -> tuple[int, list[KeyValue]]:
         args = (prefix, prefix_end(prefix), start_after, revision or _BIG_REV, limit or self.dialect.no_limit)
-        revs, rows = await self.dialect.query((self._s.revs, ()), (self._s.list, args))
-        rev = self._check(revision, revs)
-        return rev, [KeyValue(r[1], r[7] or b"", r[0] if r[2] else r[4], r[0], r[6] or 0) for r in rows]
+        cur, compacted, rows = await self._fetch(self._s.list, args)
+        rev = self._check(revision, cur, compacted)
+        return rev, [KeyValue(r[3], r[9] or b"", r[2] if r[4] else r[6], r[2], r[8] or 0) for r in rows]
 
     async def count(self, prefix: str) -> tuple[int, int]:
-        revs, rows = await self.dialect.query(
-            (self._s.revs, ()), (self._s.count, (prefix, prefix_end(prefix)))
-        )
-        return _revs(revs)[0], rows[0][0]
+        (rows,) = await self.dialect.query((self._s.count, (prefix, prefix_end(prefix))))
+        return _revs(rows)[0], rows[0][2]
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -339,18 +357,17 @@ class SqlStore:
             start = after_revision
             end = prefix_end(prefix)
             while start < sub.start:
-                revs, rows = await self.dialect.query(
-                    (self._s.revs, ()), (self._s.history, (prefix, end, start, sub.start, _HISTORY_CHUNK))
+                _, compacted, rows = await self._fetch(
+                    self._s.history, (prefix, end, start, sub.start, _HISTORY_CHUNK)
                 )
-                compacted = _revs(revs)[1]
                 if start < compacted:
                     raise Compacted(after_revision, compacted)
-                events = [e for e in map(_event, rows) if e is not None]
+                events = [e for r in rows if (e := _event(r[2:])) is not None]
                 if events:
                     yield events
                 if len(rows) < _HISTORY_CHUNK:
                     break
-                start = rows[-1][0]
+                start = rows[-1][2]
             while True:
                 batch = await sub.next()
                 if batch is None:
@@ -382,22 +399,19 @@ class SqlStore:
     async def _poll(self) -> None:
         hub = self._hub
         while True:
-            revs, rows = await self.dialect.query(
-                (self._s.revs, ()), (self._s.after, (hub.revision, _POLL_BATCH))
-            )
-            compacted = _revs(revs)[1]
+            _, compacted, rows = await self._fetch(self._s.after, (hub.revision, _POLL_BATCH))
             last = hub.revision
             events: list[Event] = []
             gap: tuple[int, int] | None = None
             for row in rows:
-                rid = row[0]
+                rid = row[2]
                 if rid <= last:
                     continue
                 if rid != last + 1:
                     gap = (last + 1, rid)
                     break
                 last = rid
-                event = _event(row)
+                event = _event(row[2:])
                 if event is not None:
                     events.append(event)
             hub.publish(events, last)

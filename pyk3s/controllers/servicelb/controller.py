@@ -28,7 +28,7 @@ from .desired import (
     desired_daemonset,
     wants_load_balancer,
 )
-from .status import CONDITION, explain, lb_ingress
+from .status import CONDITION, explain, lb_ingress, only_starting
 
 __all__ = ["FINALIZER", "ServiceLB", "remove_servicelb"]
 
@@ -60,6 +60,9 @@ class ServiceLB:
         self.ds_api = client.resource("apps/v1", "daemonsets")
         self.ctrl = Controller("servicelb", self.reconcile)
         self._explained: dict[str, str] = {}
+        # key -> (resourceVersion, status) of our last status write: the informer may not have seen
+        # it yet, and comparing against its older copy would write (and announce) the same IPs twice.
+        self._written: dict[str, tuple[int, dict[str, Any]]] = {}
 
     # -- event -> keys ----------------------------------------------------------------------------
     def _lb_keys(self, _obj: dict[str, Any] | None = None) -> list[str]:
@@ -147,7 +150,10 @@ class ServiceLB:
             if self._explained.get(key) != message:
                 await self._event(svc, "Warning", "SyncLoadBalancerFailed", message)
                 self._explained[key] = message
-            await self._write_status(svc, None, reason="InvalidService", message=str(err))
+            # The DaemonSet keeps serving the last valid spec, so the addresses stay; the condition says why
+            # the change was not applied.
+            await self._write_status(svc, ds, reason="InvalidService",
+                                     message=f"{err}; the load balancer keeps its previous configuration")
             return None
         if ds is None or not self._matches(want, ds):
             await self._event(svc, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer")
@@ -194,16 +200,23 @@ class ServiceLB:
                   and s["metadata"].get("namespace") == ns]
         pods = self.pods.list()
         ingress = lb_ingress(svc, pods, nodes, slices) if ds is not None else []
-        if ingress:
+        starting = False
+        if message:
+            cond = {"type": CONDITION, "status": "False", "reason": reason, "message": message}
+        elif ingress:
             cond = {"type": CONDITION, "status": "True", "reason": "Serving",
                     "message": "served by nodes " + ", ".join(_ips(ingress))}
         else:
             if not message:
                 reasons = explain(svc, ds, pods, nodes)
+                starting = only_starting(reasons)
                 message = "; ".join(f"node {n}: {why}" for n, why in reasons.items()) or "the cluster has no nodes"
                 message = f"no node can serve this load balancer: {message}"
             cond = {"type": CONDITION, "status": "False", "reason": reason or "NoNodeAvailable", "message": message}
         status = svc.get("status") or {}
+        written = self._written.get(key)
+        if written is not None and int(svc["metadata"].get("resourceVersion") or 0) <= written[0]:
+            status = written[1]
         old_ingress = (status.get("loadBalancer") or {}).get("ingress") or []
         conditions = [c for c in status.get("conditions") or [] if c.get("type") != CONDITION]
         old_cond = next((c for c in status.get("conditions") or [] if c.get("type") == CONDITION), None)
@@ -217,9 +230,11 @@ class ServiceLB:
         cond["observedGeneration"] = svc["metadata"].get("generation", 1)
         patch = {"status": {"loadBalancer": {"ingress": ingress}, "conditions": [*conditions, cond]}}
         try:
-            await self.svc_api.patch(svc["metadata"]["name"], patch, ns, field_manager=COMPONENT, subresource="status")
+            done = await self.svc_api.patch(svc["metadata"]["name"], patch, ns, field_manager=COMPONENT,
+                                            subresource="status")
         except NotFound:
             return
+        self._written[key] = (int(done["metadata"].get("resourceVersion") or 0), done.get("status") or {})
         if _ips(old_ingress) != _ips(ingress):
             if ingress:
                 await self._event(svc, "Normal", "UpdatedLoadBalancer",
@@ -227,7 +242,9 @@ class ServiceLB:
             else:
                 await self._event(svc, "Warning", "UnAvailableLoadBalancer",
                                   "There are no available nodes for LoadBalancer")
-        if not ingress and self._explained.get(key) != cond["message"]:
+        if message:
+            return
+        if not ingress and not starting and self._explained.get(key) != cond["message"]:
             self._explained[key] = cond["message"]
             await self._event(svc, "Warning", "LoadBalancerPending", cond["message"])
         elif ingress:
@@ -246,6 +263,7 @@ class ServiceLB:
                 pass
         if svc is None:
             self._explained.pop(key, None)
+            self._written.pop(key, None)
             return
         meta = svc["metadata"]
         finalizers = meta.get("finalizers") or []
@@ -265,7 +283,7 @@ class ServiceLB:
                 try:
                     await self.svc_api.patch(
                         meta["name"],
-                        {"status": {"loadBalancer": {},
+                        {"status": {"loadBalancer": {"ingress": None},
                                     "conditions": [c for c in status.get("conditions") or []
                                                    if c.get("type") != CONDITION] or None}},
                         meta.get("namespace"), field_manager=COMPONENT, subresource="status")
@@ -291,6 +309,17 @@ async def remove_servicelb(client: Client, namespace: str = "kube-system") -> No
             try:
                 await svc_api.patch(meta["name"], {"metadata": {"finalizers": [f for f in fins if f != FINALIZER]}},
                                     meta.get("namespace"), field_manager=COMPONENT)
+            except ApiError:
+                pass
+        # Addresses ServiceLB published are no longer served: the Service goes back to <pending>.
+        status = svc.get("status") or {}
+        ours = [c for c in status.get("conditions") or [] if c.get("type") == CONDITION]
+        if ours and wants_load_balancer(svc):
+            rest = [c for c in status.get("conditions") or [] if c.get("type") != CONDITION]
+            try:
+                await svc_api.patch(meta["name"],
+                                    {"status": {"loadBalancer": {"ingress": None}, "conditions": rest or None}},
+                                    meta.get("namespace"), field_manager=COMPONENT, subresource="status")
             except ApiError:
                 pass
     await asyncio.sleep(0)

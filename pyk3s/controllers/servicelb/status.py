@@ -17,9 +17,11 @@ from typing import Any
 
 from .desired import ENABLELB, LBPOOL, SVCNAME, SVCNAMESPACE
 
-__all__ = ["CONDITION", "explain", "lb_ingress", "svclb_pods"]
+__all__ = ["CONDITION", "NOT_YET", "explain", "lb_ingress", "only_starting", "svclb_pods"]
 
 CONDITION = "pyk3s.io/LoadBalancerReady"
+# Reasons that only say a svclb pod is on its way; they do not deserve a Warning event.
+NOT_YET = ("no svclb pod on this node yet", "is not Ready yet")
 
 
 def _cond(obj: dict[str, Any], ctype: str) -> dict[str, Any] | None:
@@ -121,6 +123,11 @@ def _port_holder(node: str, port: int, proto: str, pods: Iterable[dict[str, Any]
                 if cp.get("hostPort") == port and (cp.get("protocol") or "TCP") == proto:
                     return f"{meta.get('namespace')}/{meta.get('name')}"
     return None
+
+
+def only_starting(reasons: dict[str, str]) -> bool:
+    """True when every node's reason is a svclb pod still starting (and there is at least one node)."""
+    return bool(reasons) and all(any(r.endswith(m) for m in NOT_YET) for r in reasons.values())
 
 
 def explain(

@@ -59,7 +59,9 @@ class ClientConnection(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         if peer:
-            self.peer, self.peer_port = str(peer[0]), int(peer[1])
+            host = str(peer[0])
+            # dual-stack listeners see IPv4 clients as ::ffff:a.b.c.d; Go reports them as plain IPv4
+            self.peer, self.peer_port = (host[7:] if host.startswith("::ffff:") and "." in host else host), int(peer[1])
         sock = transport.get_extra_info("sockname")
         if sock:
             self.local_port = int(sock[1])

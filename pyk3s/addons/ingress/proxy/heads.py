@@ -8,6 +8,7 @@ client's (``passHostHeader``) or the server address. ``;`` in the query becomes 
 
 from __future__ import annotations
 
+import os
 import socket
 from typing import Any
 
@@ -22,7 +23,8 @@ FORWARDED = frozenset(("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host
                        "x-forwarded-tls-client-cert", "x-forwarded-tls-client-cert-info", "x-forwarded-prefix"))
 MANAGED = frozenset(("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
                      "x-forwarded-server", "x-real-ip"))
-HOSTNAME = socket.gethostname()
+# Traefik sends os.Hostname(); in a pod that is the pod name, which the agent passes as $HOSTNAME
+HOSTNAME = os.environ.get("HOSTNAME") or socket.gethostname()
 
 
 def _port_of(authority: str, tls: bool) -> str:

@@ -1,6 +1,6 @@
 import pytest
 
-from pyk3s.addons.lb.rules import LbConfigError, parse_env, ruleset
+from pyk3s.addons.lb.rules import LbConfigError, parse_env, ruleset, table_name
 
 ENV = {"SRC_PORT": "8000", "SRC_RANGES": "0.0.0.0/0", "DEST_PROTO": "TCP", "DEST_PORT": "8000",
        "DEST_IPS": "10.43.0.50"}
@@ -8,7 +8,7 @@ ENV = {"SRC_PORT": "8000", "SRC_RANGES": "0.0.0.0/0", "DEST_PROTO": "TCP", "DEST
 
 def test_cluster_policy_ruleset() -> None:
     text = ruleset(parse_env(ENV))
-    assert "table ip pyk3s_klipper {" in text
+    assert "table ip pyk3s_klipper_tcp_8000 {" in text
     assert "tcp dport 8000 dnat to 10.43.0.50:8000" in text
     assert "ip daddr 10.43.0.50 tcp dport 8000 masquerade" in text
     assert "ip saddr { 0.0.0.0/0 } ip daddr 10.43.0.50 tcp dport 8000 accept" in text
@@ -40,3 +40,11 @@ def test_bad_environment_is_named(change: dict, fragment: str) -> None:
     with pytest.raises(LbConfigError, match="klipper-lb") as err:
         parse_env({**ENV, **change})
     assert fragment in str(err.value)
+
+
+def test_each_container_owns_its_table() -> None:
+    tcp = parse_env(ENV)
+    udp = parse_env({**ENV, "DEST_PROTO": "UDP"})
+    other = parse_env({**ENV, "SRC_PORT": "9000"})
+    assert len({table_name(tcp), table_name(udp), table_name(other)}) == 3
+    assert "table ip pyk3s_klipper_udp_8000 {" in ruleset(udp)
