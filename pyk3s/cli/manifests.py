@@ -26,7 +26,9 @@ async def _addons(kubeconfig: str) -> dict[str, dict[str, Any]]:
 def status_rows(manifests_dir: Path, addons: dict[str, dict[str, Any]], disable: frozenset[str]) -> list[dict[str, str]]:
     from pyk3s.controllers.deploy.controller import LAST_ERROR, LAST_RESULT, LAST_TIME
     from pyk3s.controllers.deploy.scan import scan
+    from pyk3s.manifests.stage import staged_checksums
 
+    staged = staged_checksums(manifests_dir.parent)
     rows = []
     for mf in scan(manifests_dir, disable):
         try:
@@ -38,6 +40,8 @@ def status_rows(manifests_dir: Path, addons: dict[str, dict[str, Any]], disable:
         applied = (addon.get("spec") or {}).get("checksum", "")
         if mf.action == "skip":
             result = "Skipped (.skip file)"
+        elif mf.action == "disabled" and staged.get(mf.rel) == checksum:
+            result = "Disabled (pyk3s's copy: uninstalled by the next pass)"
         elif not addon:
             result = "Pending (no Addon yet)"
         else:
@@ -51,6 +55,36 @@ def status_rows(manifests_dir: Path, addons: dict[str, dict[str, Any]], disable:
             "RESULT": result,
             "WHEN": ann.get(LAST_TIME, ""),
             "LAST ERROR": ann.get(LAST_ERROR, ""),
+        })
+    rows.extend(_orphan_rows(manifests_dir, addons, {mf.addon for mf in scan(manifests_dir, disable)}))
+    return rows
+
+
+def _orphan_rows(manifests_dir: Path, addons: dict[str, dict[str, Any]], seen: set[str]) -> list[dict[str, str]]:
+    """Addons whose file left the directory (deleted or renamed): their objects stay in the cluster."""
+    from pyk3s.controllers.deploy.controller import LAST_TIME
+
+    root = manifests_dir.resolve()
+    rows = []
+    for name, addon in sorted(addons.items()):
+        source = str((addon.get("spec") or {}).get("source") or "")
+        if name in seen or not source:
+            continue
+        path = Path(source)
+        try:
+            rel = path.resolve().relative_to(root).as_posix()
+        except ValueError:
+            continue  # an Addon created by someone else, not from this directory
+        if path.exists():
+            continue
+        ann = (addon.get("metadata") or {}).get("annotations") or {}
+        rows.append({
+            "FILE": f"{rel} (gone)",
+            "ADDON": f"kube-system/{name}",
+            "CHECKSUM": str((addon.get("spec") or {}).get("checksum", ""))[:12],
+            "RESULT": "SourceRemoved (objects left in the cluster)",
+            "WHEN": ann.get(LAST_TIME, ""),
+            "LAST ERROR": "",
         })
     return rows
 

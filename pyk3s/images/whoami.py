@@ -4,7 +4,7 @@ HTTP on ``--port`` (``WHOAMI_PORT_NUMBER``, default 80): ``/`` answers ``Hostnam
 ``RemoteAddr:``, the request line and headers; ``/health`` the current health status (200 until a
 ``POST /health`` whose body is a status code changes it, as traefik/whoami does: readiness probes can be
 flipped from outside); ``/api`` the same as JSON; ``/bench`` a one-byte body for load tests;
-``/data?size=N`` N bytes. A UDP echo listens on the same port number. Logs ``Starting up on port N`` and,
+``/data?size=N`` N bytes; ``/echo`` a WebSocket echo (each message comes back as sent). A UDP echo listens on the same port number. Logs ``Starting up on port N`` and,
 with ``--verbose``, one line per request.
 Raw asyncio protocols with httptools, uvloop when available: it sits on benchmark paths.
 """
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import fcntl
+import hashlib
 import json
 import os
 import socket
@@ -74,8 +76,73 @@ def _response(status: str, body: bytes, ctype: str, keep_alive: bool) -> bytes:
             + conn + b"\r\n" + body)
 
 
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def _ws_frame(buf: bytearray) -> tuple[int, bytes, int] | None:
+    """(first byte, unmasked payload, bytes used) of the first complete frame in ``buf``, else None."""
+    if len(buf) < 2:
+        return None
+    n, pos = buf[1] & 0x7F, 2
+    if n == 126:
+        if len(buf) < 4:
+            return None
+        n, pos = int.from_bytes(buf[2:4], "big"), 4
+    elif n == 127:
+        if len(buf) < 10:
+            return None
+        n, pos = int.from_bytes(buf[2:10], "big"), 10
+    mask = b""
+    if buf[1] & 0x80:
+        mask, pos = bytes(buf[pos:pos + 4]), pos + 4
+    if len(buf) < pos + n:
+        return None
+    payload = bytes(buf[pos:pos + n])
+    if mask and n:
+        key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
+        payload = (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big")
+    return buf[0], payload, pos + n
+
+
+def _ws_encode(first: int, payload: bytes) -> bytes:
+    n = len(payload)
+    if n < 126:
+        head = bytes((first, n))
+    elif n < 1 << 16:
+        head = bytes((first, 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((first, 127)) + n.to_bytes(8, "big")
+    return head + payload
+
+
+class WebSocketEcho:
+    """RFC 6455 after the handshake: data frames come back unmasked with the same opcode and FIN bit
+    (fragments stay fragments), pings get pongs, a close is answered and ends the connection."""
+
+    __slots__ = ("transport", "buf")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.buf = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self.buf += data
+        while (frame := _ws_frame(self.buf)) is not None:
+            first, payload, used = frame
+            del self.buf[:used]
+            op = first & 0x0F
+            if op == 0x8:
+                self.transport.write(_ws_encode(0x88, payload[:2]))
+                self.transport.close()
+                return
+            if op == 0x9:
+                self.transport.write(_ws_encode(0x8A, payload))
+            elif op in (0x0, 0x1, 0x2):
+                self.transport.write(_ws_encode(first & 0x8F, payload))
+
+
 class WhoamiHttp(asyncio.Protocol):
-    __slots__ = ("info", "transport", "parser", "url", "headers", "peer", "body")
+    __slots__ = ("info", "transport", "parser", "url", "headers", "peer", "body", "ws")
 
     def __init__(self, info: WhoamiInfo) -> None:
         self.info = info
@@ -84,6 +151,7 @@ class WhoamiHttp(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self.peer = ""
         self.body = b""
+        self.ws: WebSocketEcho | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -91,10 +159,13 @@ class WhoamiHttp(asyncio.Protocol):
         self.peer = f"{peer[0]}:{peer[1]}" if peer else ""
 
     def data_received(self, data: bytes) -> None:
+        if self.ws is not None:
+            self.ws.feed(data)
+            return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self.transport.close()  # type: ignore[attr-defined]
+        except httptools.HttpParserUpgrade as upgrade:
+            self._upgrade(data[upgrade.args[0]:] if upgrade.args else b"")
         except httptools.HttpParserError:
             self.transport.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")  # type: ignore[attr-defined]
             self.transport.close()  # type: ignore[attr-defined]
@@ -114,7 +185,27 @@ class WhoamiHttp(asyncio.Protocol):
         if len(self.body) < 64:
             self.body += body
 
+    def _upgrade(self, rest: bytes) -> None:
+        headers = {k.lower(): v for k, v in self.headers}
+        key = headers.get(b"sec-websocket-key")
+        if urlsplit(self.url.decode("latin-1")).path != "/echo" or not key \
+                or headers.get(b"upgrade", b"").lower() != b"websocket":
+            self.transport.write(_response("400 Bad Request", b"Bad Request\n", "text/plain",  # type: ignore[attr-defined]
+                                           False))
+            self.transport.close()  # type: ignore[attr-defined]
+            return
+        accept = base64.b64encode(hashlib.sha1(key.strip() + _WS_GUID).digest())
+        self.transport.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"  # type: ignore[attr-defined]
+                             b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        if self.info.verbose:
+            print(f"{self.peer} websocket {self.url.decode('latin-1')}", flush=True)
+        self.ws = WebSocketEcho(self.transport)  # type: ignore[arg-type]
+        if rest:
+            self.ws.feed(rest)
+
     def on_message_complete(self) -> None:
+        if self.parser.should_upgrade():
+            return  # answered by _upgrade once feed_data hands over
         keep = self.parser.should_keep_alive()
         self.transport.write(self._answer(keep))  # type: ignore[attr-defined]
         if not keep:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
-__all__ = ["StageSettings", "is_disabled", "packaged_files", "render", "stage", "staged_checksums"]
+__all__ = ["StageSettings", "forget_staged", "is_disabled", "packaged_files", "render", "stage", "staged_checksums"]
 
 log = logging.getLogger("pyk3s.manifests")
 
@@ -98,6 +98,13 @@ def staged_checksums(server_dir: Path) -> dict[str, str]:
         return {str(k): str(v) for k, v in data.items()}
     except (OSError, ValueError):
         return {}
+
+
+def forget_staged(server_dir: Path, rel: str) -> None:
+    """Drop ``rel`` from the record once its staged copy has been uninstalled."""
+    record = staged_checksums(server_dir)
+    if record.pop(rel, None) is not None:
+        _write_private(server_dir / STAGED_RECORD, json.dumps(record, indent=1, sort_keys=True).encode())
 
 
 def _write_private(path: Path, content: bytes) -> None:

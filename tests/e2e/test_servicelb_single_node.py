@@ -1,7 +1,7 @@
 """ServiceLB end to end on one node: a real `pyk3s server` with its agent, real kubectl, real packets.
 
-The server runs with its own pod/service CIDRs picked from 10.99/16 (so it can share the machine with
-other test clusters), Traefik and CoreDNS disabled. A client network namespace `pkc<id>` hangs off the
+The server runs with Traefik and CoreDNS disabled (Traefik's LoadBalancer Service would hold 80/443;
+the support helper picks pod/service CIDRs no other test cluster on this machine routes). A client network namespace `pkc<id>` hangs off the
 node link with an address of its own, so source-range checks see a real outside client.
 Every Service port is a random free port: other clusters on this machine hook the same node-local
 addresses.
@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from pyk3s_server import ServerProcess, _host_routes, free_port
+from pyk3s_server import ServerProcess, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"), reason="root + nft")]
 
@@ -51,17 +51,6 @@ def lb_service(name: str, port: int, *, udp: bool = False, extra_spec: dict | No
         ports.append({"name": "echo", "port": port, "targetPort": 8888, "protocol": "UDP"})
     spec = {"type": "LoadBalancer", "selector": {"app": "whoami"}, "ports": ports, **(extra_spec or {})}
     return json.dumps({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec})
-
-
-def cidrs() -> tuple[str, str, str]:
-    """A pod /21 and a service /22 inside 10.99/16 that no host route touches."""
-    used = _host_routes()
-    for block in range(1, 16):
-        pods = ipaddress.ip_network(f"10.99.{block * 16}.0/21")
-        svcs = ipaddress.ip_network(f"10.99.{block * 16 + 8}.0/22")
-        if not any(pods.overlaps(u) or svcs.overlaps(u) for u in used):
-            return str(pods), str(svcs), str(svcs[10])
-    raise RuntimeError("no free 10.99.x block for a test cluster")
 
 
 class Client:
@@ -105,8 +94,7 @@ def udp_echo(ip: str, port: int, payload: bytes = b"pk-udp-probe") -> bytes:
 
 @pytest.fixture(scope="module")
 def lb(kubectl_bin: str) -> Iterator[tuple[ServerProcess, Client]]:
-    pods, svcs, dns = cidrs()
-    base = ["--disable", "traefik,coredns", "--cluster-cidr", pods, "--service-cidr", svcs, "--cluster-dns", dns]
+    base = ["--disable", "traefik,coredns"]
     srv = ServerProcess(agent=True, extra_args=base)
     srv.base_args = base  # type: ignore[attr-defined]
     client = None

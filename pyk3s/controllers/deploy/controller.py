@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from pyk3s.client import AlreadyExists, ApiError, Client, NotFound
-from pyk3s.manifests.stage import staged_checksums
+from pyk3s.manifests.stage import forget_staged, staged_checksums
 
 from .objectset import APPLIED, HASH, decode_applied, decorate, gvk_string, owner_hash, three_way_patch
-from .parse import ManifestError, parse_manifest
+from .parse import ManifestError, parse_documents, parse_manifest
 from .scan import ManifestFile, scan
 
 __all__ = ["DeployController", "DeploySettings", "GVKS_ANNOTATION"]
@@ -163,34 +163,37 @@ class DeployController:
     # -- deploy -----------------------------------------------------------------------------------
     async def deploy(self, mf: ManifestFile, *, forced: bool) -> None:
         try:
-            mtime = mf.path.stat().st_mtime
+            mtime: float | None = mf.path.stat().st_mtime
         except OSError:
-            return  # removed between scan and now
-        if not forced and self._mtimes.get(mf.path) == mtime and mtime != 0:
+            if not mf.path.is_symlink():
+                return  # removed between scan and now
+            mtime = None  # a dangling link: reading it below reports why
+        if not forced and mtime is not None and self._mtimes.get(mf.path) == mtime and mtime != 0:
             return
         addon = await self._addon(mf)
         try:
             raw = mf.path.read_bytes()
         except OSError as err:
-            msg = f'Read manifest at "{mf.path}" failed: {err.strerror}'
+            msg = f'Read manifest at "{mf.path}" failed: {err.strerror or err}'
             await self._event(addon, "Warning", "ReadManifestFailed", msg)
             await self._record(addon, result="ReadManifestFailed", error=msg)
             raise ApplyFailed(msg) from None
         checksum = hashlib.sha256(raw).hexdigest()
         if not forced and (addon.get("spec") or {}).get("checksum") == checksum:
-            self._mtimes[mf.path] = mtime
+            if mtime is not None:
+                self._mtimes[mf.path] = mtime
             return
         await self._event(addon, "Normal", "ApplyingManifest", f'Applying manifest at "{mf.path}"')
         try:
-            objects = parse_manifest(raw, mf.path.name)
+            documents = parse_documents(raw, mf.path.name)
         except (ManifestError, UnicodeDecodeError) as err:
             msg = f'Parse manifest at "{mf.path}" failed: {err}'
             await self._event(addon, "Warning", "ParseManifestFailed", msg)
             await self._record(addon, result="ParseManifestFailed", error=msg)
             raise ApplyFailed(msg) from None
         previous = self._gvks_of(addon)
-        errors = await self.apply_set(mf.addon, objects, previous)
-        gvks = sorted({gvk_string(o) for o in objects})
+        errors = await self.apply_set(mf.addon, documents, previous)
+        gvks = sorted({gvk_string(o) for _index, o in documents})
         if errors:
             msg = f'Applying manifest at "{mf.path}" failed: ' + "; ".join(errors)
             await self._event(addon, "Warning", "ApplyManifestFailed", msg)
@@ -200,7 +203,8 @@ class DeployController:
             addon, result="AppliedManifest", checksum=checksum, annotations={GVKS_ANNOTATION: ";".join(gvks)}
         )
         await self._event(addon, "Normal", "AppliedManifest", f'Applied manifest at "{mf.path}"')
-        self._mtimes[mf.path] = mtime
+        if mtime is not None:
+            self._mtimes[mf.path] = mtime
 
     @staticmethod
     def _gvks_of(addon: dict[str, Any]) -> list[tuple[str, str]]:
@@ -209,7 +213,7 @@ class DeployController:
         return sorted(set(out))
 
     async def apply_set(
-        self, addon: str, objects: list[dict[str, Any]], previous: list[tuple[str, str]]
+        self, addon: str, documents: list[tuple[int, dict[str, Any]]], previous: list[tuple[str, str]]
     ) -> list[str]:
         """Create or three-way-patch every object, then prune what the set no longer has.
 
@@ -218,9 +222,10 @@ class DeployController:
         """
         errors: list[str] = []
         wanted: set[tuple[str, str, str, str]] = set()
-        for index, obj in enumerate(objects, 1):
+        for index, obj in documents:
             api_version, kind = obj["apiVersion"], obj["kind"]
             name = obj["metadata"]["name"]
+            where = f"{obj['metadata'].get('namespace')}/{name}" if obj["metadata"].get("namespace") else name
             try:
                 res = await self.client.resource_for_kind(api_version, kind)
                 _plural, namespaced = await self.client.discover(api_version, kind)
@@ -233,10 +238,10 @@ class DeployController:
                 wanted.add((api_version, kind, ns or "", name))
                 await self._apply_one(res, desired, ns)
             except ApiError as err:
-                errors.append(f"document {index} {kind} {name}: {err.message}")
+                errors.append(f"document {index} ({kind} {where}): {err.message}")
         if errors:
             return errors
-        kinds = {(o["apiVersion"], o["kind"]) for o in objects} | set(previous)
+        kinds = {(o["apiVersion"], o["kind"]) for _index, o in documents} | set(previous)
         for api_version, kind in sorted(kinds):
             try:
                 await self._prune(addon, api_version, kind, wanted)
@@ -294,6 +299,9 @@ class DeployController:
         await self._event(addon, "Normal", "DeletingManifest", f'Deleting manifest at "{mf.path}"')
         log.info("deploy: %s is disabled; removed its objects and the file", mf.path)
         mf.path.unlink(missing_ok=True)
+        # Uninstalled once: a file under this name from now on is the user's copy (the guide's recipe
+        # copies the saved file back unchanged, then edits it), until a start stages it again.
+        forget_staged(self.s.server_dir, mf.rel)
         try:
             await self.addons.delete(mf.addon, self.s.namespace)
         except NotFound:

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ManifestError", "parse_manifest"]
+__all__ = ["ManifestError", "parse_documents", "parse_manifest"]
 
 
 class ManifestError(Exception):
@@ -57,13 +57,17 @@ def _expand(doc: Any, index: int) -> list[dict[str, Any]]:
         return out
     if not doc.get("apiVersion") or not kind:
         raise ManifestError(f"document {index}: apiVersion and kind are required")
-    name = (doc.get("metadata") or {}).get("name")
+    meta = doc.get("metadata") or {}
+    if not isinstance(meta, dict):
+        raise ManifestError(f"document {index} ({kind}): metadata must be an object")
+    name = meta.get("name")
     if not name:
         raise ManifestError(f"document {index} ({kind}): metadata.name is required")
     return [doc]
 
 
-def parse_manifest(data: bytes, filename: str = "") -> list[dict[str, Any]]:
+def parse_documents(data: bytes, filename: str = "") -> list[tuple[int, dict[str, Any]]]:
+    """(1-based document number, object) for every object in the file, ``kind: List`` items expanded."""
     text = data.decode("utf-8", errors="strict") if data else ""
     if filename.lower().endswith(".json") or text.lstrip().startswith(("{", "[")):
         try:
@@ -71,11 +75,15 @@ def parse_manifest(data: bytes, filename: str = "") -> list[dict[str, Any]]:
         except ValueError as err:
             raise ManifestError(f"invalid JSON: {err}") from None
         docs = doc if isinstance(doc, list) else [doc]
-        return [o for i, d in enumerate(docs, 1) for o in _expand(d, i)]
-    out: list[dict[str, Any]] = []
+        return [(i, o) for i, d in enumerate(docs, 1) for o in _expand(d, i)]
+    out: list[tuple[int, dict[str, Any]]] = []
     try:
         for i, doc in enumerate(yaml.load_all(text, Loader=_StrictLoader), 1):
-            out.extend(_expand(doc, i))
+            out.extend((i, o) for o in _expand(doc, i))
     except yaml.YAMLError as err:
         raise ManifestError(f"invalid YAML: {err}") from None
     return out
+
+
+def parse_manifest(data: bytes, filename: str = "") -> list[dict[str, Any]]:
+    return [obj for _index, obj in parse_documents(data, filename)]

@@ -201,18 +201,18 @@ class ServiceLB:
         pods = self.pods.list()
         ingress = lb_ingress(svc, pods, nodes, slices) if ds is not None else []
         starting = False
-        if message:
+        invalid = bool(message)
+        if invalid:
             cond = {"type": CONDITION, "status": "False", "reason": reason, "message": message}
         elif ingress:
             cond = {"type": CONDITION, "status": "True", "reason": "Serving",
                     "message": "served by nodes " + ", ".join(_ips(ingress))}
         else:
-            if not message:
-                reasons = explain(svc, ds, pods, nodes)
-                starting = only_starting(reasons)
-                message = "; ".join(f"node {n}: {why}" for n, why in reasons.items()) or "the cluster has no nodes"
-                message = f"no node can serve this load balancer: {message}"
-            cond = {"type": CONDITION, "status": "False", "reason": reason or "NoNodeAvailable", "message": message}
+            reasons = explain(svc, ds, pods, nodes)
+            starting = only_starting(reasons)
+            why = "; ".join(f"node {n}: {why}" for n, why in reasons.items()) or "the cluster has no nodes"
+            cond = {"type": CONDITION, "status": "False", "reason": reason or "NoNodeAvailable",
+                    "message": f"no node can serve this load balancer: {why}"}
         status = svc.get("status") or {}
         written = self._written.get(key)
         if written is not None and int(svc["metadata"].get("resourceVersion") or 0) <= written[0]:
@@ -242,7 +242,7 @@ class ServiceLB:
             else:
                 await self._event(svc, "Warning", "UnAvailableLoadBalancer",
                                   "There are no available nodes for LoadBalancer")
-        if message:
+        if invalid:
             return
         if not ingress and not starting and self._explained.get(key) != cond["message"]:
             self._explained[key] = cond["message"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dns.flags
 import dns.rcode
 import pytest
-from conftest import rrs
+from dns_support import rrs
 
 NOERROR, NX = dns.rcode.NOERROR, dns.rcode.NXDOMAIN
 Z = "cluster.local."
@@ -141,7 +141,7 @@ async def test_ptr_miss_falls_through_to_end_of_chain(dns_server) -> None:  # no
 
 
 async def test_index_swap_after_change(dns_server) -> None:  # noqa: ANN001
-    from conftest import NAMESPACES, PODS, SERVICES, SLICES, svc
+    from dns_support import NAMESPACES, PODS, SERVICES, SLICES, svc
     r = await dns_server.q("new.apps.svc.cluster.local", "A")
     assert r.rcode() == NX
     await dns_server.load(SERVICES + [svc("apps", "new", ["10.43.9.9"], [("http", 80, "TCP")])], SLICES, PODS,

@@ -12,7 +12,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 import pytest
-from conftest import rrs
+from dns_support import rrs
 
 
 class Upstream(asyncio.DatagramProtocol):

@@ -13,7 +13,7 @@ import dns.opcode
 import dns.rcode
 import dns.rdataclass
 import pytest
-from conftest import NAMESPACES, PODS, SERVICES, SLICES, ep, eps, rrs, svc
+from dns_support import NAMESPACES, PODS, SERVICES, SLICES, ep, eps, rrs, svc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -124,7 +124,7 @@ async def test_fast_path_matches_slow_path(dns_server) -> None:  # noqa: ANN001
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=300), prefix=st.sampled_from([b"", b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"]))
 def test_fuzz_core_never_raises(data: bytes, prefix: bytes) -> None:
-    from conftest import DEFAULT_BODY  # noqa: F401
+    from dns_support import DEFAULT_BODY  # noqa: F401
     core = _fuzz_core()
     pkt = prefix + data
     core.fast_answer(pkt)
@@ -137,7 +137,7 @@ _CORE: list[DnsCore] = []
 
 def _fuzz_core() -> DnsCore:
     if not _CORE:
-        from conftest import DEFAULT_BODY
+        from dns_support import DEFAULT_BODY
 
         from pyk3s.addons.dns.core import Routing
         from pyk3s.addons.dns.corefile import parse_corefile

@@ -8,7 +8,7 @@ import textwrap
 
 import dns.rcode
 import pytest
-from conftest import DnsHarness, rrs
+from dns_support import DnsHarness, rrs
 
 from pyk3s.addons.dns.runtime import Runtime
 from pyk3s.api.app import ApiServer

@@ -55,7 +55,7 @@ def _with_namespace(docs: str) -> list[dict]:
 
 
 async def test_guide_dashboard_example(make_proxy, http=None):
-    from conftest import http as get
+    from ingress_support import http as get
 
     proxy = await make_proxy()
     proxy.load(_with_namespace(GUIDE))
@@ -87,7 +87,7 @@ async def test_guide_dashboard_example(make_proxy, http=None):
 
 
 async def test_guide_missing_secret_disables_router_with_error(make_proxy):
-    from conftest import http as get
+    from ingress_support import http as get
 
     proxy = await make_proxy()
     objs = [o for o in _with_namespace(GUIDE) if o["kind"] != "Secret"]

@@ -10,7 +10,7 @@ import hashlib
 import bcrypt
 import pytest
 import yaml
-from conftest import EchoBackend, http, service_yaml
+from ingress_support import EchoBackend, http, service_yaml
 from passlib.hash import apr_md5_crypt
 
 from pyk3s.addons.ingress.middlewares.basicauth import check_secret

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import http, parse_response, service_yaml
+from ingress_support import http, parse_response, service_yaml
 
 
 def _route(match: str, svc: str = "whoami", name: str = "r", extra: str = "", mws: str = "") -> str:

@@ -6,7 +6,7 @@ import base64
 import datetime
 import ssl
 
-from conftest import http, service_yaml
+from ingress_support import http, service_yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec

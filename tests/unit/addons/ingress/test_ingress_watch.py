@@ -9,7 +9,7 @@ from importlib import resources
 
 import pytest
 import yaml
-from conftest import http
+from ingress_support import http
 
 from pyk3s.addons.ingress.runner import Watcher
 from pyk3s.api.app import ApiServer

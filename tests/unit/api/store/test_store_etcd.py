@@ -8,7 +8,7 @@ import ipaddress
 from pathlib import Path
 
 import pytest
-from conftest import HAVE_ETCD, EtcdServer, free_port
+from store_servers import HAVE_ETCD, EtcdServer, free_port
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import HAVE_POSTGRES, PostgresServer
+from store_servers import HAVE_POSTGRES, PostgresServer
 
 from pyk3s.api.store import open_store
 from pyk3s.api.store.base import Conflict

@@ -1,0 +1,354 @@
+"""`pyk3s dev cluster --nodes N`: a throwaway multi-node cluster on this machine (root), also the
+end-to-end tests' fixture (tests/support/cluster.py).
+
+Layout (everything named from one short random id ``<id>``, so leftovers are recognisable):
+
+* underlay bridge ``pku<id>`` on a free ``172.31.x.0/24`` (else ``10.99.x.0/24``), checked against
+  every host route; the host holds ``.254`` so kubectl and curl on the host reach every node;
+* one network namespace per node, ``pkn<id>-<i>``, joined to the bridge by a veth (host side
+  ``pkh<id><i>``, node side ``eth0`` with ``.<i+1>``); no default route, so nothing leaves;
+* node 0 runs ``pyk3s server`` (with its embedded agent), nodes 1..N-1 run ``pyk3s agent --server
+  https://<node 0>:6443 --token-file <server token>``. Each process is started with
+  ``nsenter --net=/run/netns/pkn<id>-<i>``: ``ip netns exec`` would also give it a private mount
+  namespace, hiding the pod network namespaces it creates from the host and from ``killall``.
+
+Teardown (also after a failed test or Ctrl-C): the processes by PID (their process groups), then
+``pyk3s killall --data-dir`` inside each node namespace, the namespaces, the links, the temp dir.
+"""
+
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["Cluster", "KubectlResult", "Node", "free_underlay", "main"]
+
+REPO = Path(__file__).resolve().parents[2]
+API_PORT = 6443
+
+
+def _host_routes() -> list[ipaddress.IPv4Network]:
+    out = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True).stdout
+    nets = []
+    for line in out.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        tok = words[1] if words[0] in ("local", "broadcast", "unreachable", "blackhole", "prohibit") else words[0]
+        if tok == "default":
+            continue
+        with contextlib.suppress(ValueError):
+            nets.append(ipaddress.ip_network(tok, strict=False))
+    return nets
+
+
+def free_underlay() -> ipaddress.IPv4Network:
+    """A 172.31.x.0/24 (else 10.99.x.0/24) that overlaps no route of this machine."""
+    used = _host_routes()
+    for base in ("172.31.{}.0/24", "10.99.{}.0/24"):
+        for third in range(100, 250):
+            net = ipaddress.ip_network(base.format(third))
+            if not any(net.overlaps(u) for u in used):
+                return net  # type: ignore[return-value]
+    raise RuntimeError("cluster: no free 172.31.x.0/24 or 10.99.x.0/24 for the underlay")
+
+
+def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
+    if check and res.returncode != 0:
+        raise RuntimeError(f"cluster: {' '.join(argv)}: {res.stderr.strip()}")
+    return res
+
+
+@dataclass
+class KubectlResult:
+    rc: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@dataclass
+class Node:
+    index: int
+    name: str
+    netns: str
+    ip: str
+    host_link: str
+    dir: Path
+    role: str  # "server" | "agent"
+    proc: subprocess.Popen[bytes] | None = None
+    args: list[str] = field(default_factory=list)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.dir / "data"
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / f"{self.role}.log"
+
+    @property
+    def bridge(self) -> str:
+        return f"pkb{self.host_link[3:]}"
+
+    def log(self, tail: int = 6000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-tail:]
+        except OSError:
+            return ""
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+@dataclass
+class Cluster:
+    """``nodes`` nodes: node 0 the server, the others agents. ``server_args`` go to ``pyk3s server``."""
+
+    nodes: int = 3
+    server_args: Sequence[str] = ("--disable", "traefik")
+    agent_args: Sequence[str] = ()
+    ident: str = field(default_factory=lambda: secrets.token_hex(3))
+    members: list[Node] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"pyk3s-cluster-{self.ident}-"))
+        self.bridge = f"pku{self.ident}"
+        self.kubeconfig = self.tmp / "kubeconfig.yaml"
+        self.net: ipaddress.IPv4Network | None = None
+        self._bridge_made = False
+
+    # -- network ---------------------------------------------------------------------------------
+    @property
+    def host_ip(self) -> str:
+        assert self.net is not None
+        return str(self.net[254])
+
+    def _make_underlay(self) -> None:
+        self.net = free_underlay()
+        _run("ip", "link", "add", self.bridge, "type", "bridge")
+        self._bridge_made = True
+        _run("ip", "addr", "add", f"{self.host_ip}/24", "dev", self.bridge)
+        _run("ip", "link", "set", self.bridge, "up")
+
+    def _make_node(self, i: int) -> Node:
+        assert self.net is not None
+        node = Node(index=i, name=f"pk{self.ident}-{i}", netns=f"pkn{self.ident}-{i}", ip=str(self.net[i + 1]),
+                    host_link=f"pkh{self.ident}{i}", dir=self.tmp / f"node{i}", role="server" if i == 0 else "agent")
+        node.dir.mkdir(parents=True)
+        self.members.append(node)
+        _run("ip", "netns", "add", node.netns)
+        _run("ip", "link", "add", node.host_link, "type", "veth", "peer", "name", "eth0", "netns", node.netns)
+        _run("ip", "link", "set", node.host_link, "master", self.bridge, "up")
+        _run("ip", "-n", node.netns, "addr", "add", f"{node.ip}/24", "dev", "eth0")
+        _run("ip", "-n", node.netns, "link", "set", "eth0", "up")
+        _run("ip", "-n", node.netns, "link", "set", "lo", "up")
+        return node
+
+    def in_node(self, node: Node, *argv: str) -> list[str]:
+        return ["nsenter", f"--net=/run/netns/{node.netns}", "--", *argv]
+
+    # -- processes -------------------------------------------------------------------------------
+    def _spawn(self, node: Node, argv: list[str]) -> None:
+        node.args = argv
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        for k in ("KUBECONFIG", "K3S_TOKEN", "K3S_URL", "PYK3S_TOKEN", "PYK3S_URL"):
+            env.pop(k, None)
+        with open(node.log_path, "ab") as log:
+            node.proc = subprocess.Popen(self.in_node(node, *argv), stdout=log, stderr=subprocess.STDOUT,
+                                         env=env, cwd=REPO, start_new_session=True)
+
+    def server_argv(self, node: Node) -> list[str]:
+        return [sys.executable, "-m", "pyk3s", "server", "--data-dir", str(node.data_dir),
+                "--node-ip", node.ip, "--node-name", node.name, "--bridge-name", node.bridge,
+                "--https-listen-port", str(API_PORT), "--write-kubeconfig", str(node.dir / "kubeconfig.yaml"),
+                "--config", str(self.tmp / "no-config.yaml"), *self.server_args]
+
+    def agent_argv(self, node: Node, extra: Sequence[str] = ()) -> list[str]:
+        server = self.members[0]
+        return [sys.executable, "-m", "pyk3s", "agent", "--server", f"https://{server.ip}:{API_PORT}",
+                "--token-file", str(server.data_dir / "server" / "token"), "--data-dir", str(node.data_dir),
+                "--node-ip", node.ip, "--node-name", node.name, "--bridge-name", node.bridge,
+                "--config", str(self.tmp / "no-config.yaml"), *self.agent_args, *extra]
+
+    def start(self, timeout: float = 120.0) -> Cluster:
+        try:
+            self._make_underlay()
+            for i in range(self.nodes):
+                self._make_node(i)
+            server = self.members[0]
+            self._spawn(server, self.server_argv(server))
+            self.wait_for(lambda: self._server_ready(server), timeout=60, what="API server ready")
+            for node in self.members[1:]:
+                self._spawn(node, self.agent_argv(node))
+            self.wait_for(self._all_ready, timeout=timeout, what=f"{self.nodes} nodes Ready")
+            return self
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def _server_ready(self, server: Node) -> bool:
+        if not server.running():
+            raise RuntimeError(f"pyk3s server exited with {server.proc and server.proc.returncode}:\n{server.log()}")
+        src = server.dir / "kubeconfig.yaml"
+        if not src.exists():
+            return False
+        doc = yaml.safe_load(src.read_text())
+        doc["clusters"][0]["cluster"]["server"] = f"https://{server.ip}:{API_PORT}"
+        self.kubeconfig.write_text(yaml.safe_dump(doc))
+        os.chmod(self.kubeconfig, 0o600)
+        return self.kubectl("get", "--raw", "/readyz", check=False, timeout=10).rc == 0
+
+    def _all_ready(self) -> bool:
+        for node in self.members:
+            if node.role == "agent" and node.proc is not None and node.proc.poll() is not None:
+                raise RuntimeError(f"agent {node.name} exited with {node.proc.returncode}:\n{node.log()}")
+        return len(self.ready_nodes()) == self.nodes
+
+    def ready_nodes(self) -> list[str]:
+        res = self.kubectl("get", "nodes", "-o", "json", check=False, timeout=15)
+        if res.rc != 0:
+            return []
+        out = []
+        for n in json.loads(res.out)["items"]:
+            conds = {c["type"]: c["status"] for c in n.get("status", {}).get("conditions", [])}
+            if conds.get("Ready") == "True":
+                out.append(n["metadata"]["name"])
+        return out
+
+    def start_agent(self, node: Node, extra: Sequence[str] = ()) -> None:
+        self._spawn(node, self.agent_argv(node, extra))
+
+    # -- driving ---------------------------------------------------------------------------------
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
+                timeout: float = 60.0) -> KubectlResult:
+        cache = self.tmp / "kcache"
+        cmd = ["kubectl", "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(cache), *args]
+        p = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
+        res = KubectlResult(p.returncode, p.stdout, p.stderr)
+        if check and p.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+        return res
+
+    def exec_in(self, node: Node, *argv: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.in_node(node, *argv), capture_output=True, text=True, timeout=timeout)
+
+    def logs(self) -> str:
+        return "\n".join(f"===== {n.name} ({n.role}) =====\n{n.log()}" for n in self.members)
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.5,
+                 what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            try:
+                last = predicate()
+                if last:
+                    return last
+            except (AssertionError, ValueError, KeyError, IndexError, TypeError) as err:
+                last = err
+            time.sleep(interval)
+        raise TimeoutError(f"timed out after {timeout}s waiting for {what}; last: {last!r}\n{self.logs()}")
+
+    # -- teardown --------------------------------------------------------------------------------
+    def cleanup(self) -> None:
+        for node in reversed(self.members):
+            node.stop()
+        for node in self.members:
+            with contextlib.suppress(subprocess.SubprocessError, OSError):
+                subprocess.run(self.in_node(node, sys.executable, "-m", "pyk3s", "killall", "--data-dir",
+                                            str(node.data_dir), "--bridge-name", node.bridge),
+                               capture_output=True, cwd=REPO, timeout=90)
+        for node in self.members:
+            _run("ip", "netns", "del", node.netns, check=False)
+            _run("ip", "link", "del", node.host_link, check=False)
+        if self._bridge_made:
+            _run("ip", "link", "del", self.bridge, check=False)
+        subprocess.run(["rm", "-rf", str(self.tmp)], capture_output=True)
+
+    def __enter__(self) -> Cluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="pyk3s dev", description="development helpers")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("cluster", help="a throwaway multi-node cluster in network namespaces (root)")
+    c.add_argument("--nodes", type=int, default=3, help="nodes, the first one the server (default 3)")
+    c.add_argument("--server-arg", action="append", default=[],
+                   help="extra `pyk3s server` argument (repeat; default: --disable traefik)")
+    c.add_argument("--agent-arg", action="append", default=[], help="extra `pyk3s agent` argument (repeat)")
+    a = p.parse_args(argv)
+    if os.geteuid() != 0:
+        print("pyk3s dev cluster: needs root (network namespaces, nftables)", file=sys.stderr)
+        return 1
+    if a.nodes < 1:
+        print("pyk3s dev cluster: --nodes must be at least 1", file=sys.stderr)
+        return 1
+    cluster = Cluster(nodes=a.nodes, server_args=tuple(a.server_arg) or ("--disable", "traefik"),
+                      agent_args=tuple(a.agent_arg))
+    stop = {"now": False}
+
+    def on_signal(*_: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        print(f"pyk3s dev cluster: starting {a.nodes} node(s) on underlay {cluster.bridge} ...", flush=True)
+        cluster.start()
+        print(f"pyk3s dev cluster: ready. Nodes: "
+              f"{', '.join(f'{n.name}={n.ip}' for n in cluster.members)}", flush=True)
+        print(f"  export KUBECONFIG={cluster.kubeconfig}", flush=True)
+        print(f"  logs: {cluster.tmp}/node*/{{server,agent}}.log   (Ctrl-C tears everything down)", flush=True)
+        reported: set[str] = set()
+        while not stop["now"]:
+            time.sleep(0.5)
+            for n in cluster.members:
+                if n.proc is not None and n.proc.poll() is not None and n.name not in reported:
+                    print(f"pyk3s dev cluster: {n.role} {n.name} exited with {n.proc.returncode}", flush=True)
+                    reported.add(n.name)
+    except KeyboardInterrupt:
+        pass
+    except (RuntimeError, TimeoutError) as err:
+        print(f"pyk3s dev cluster: {err}", file=sys.stderr)
+        return 1
+    finally:
+        print("pyk3s dev cluster: tearing down ...", flush=True)
+        cluster.cleanup()
+    return 0
