@@ -6,11 +6,11 @@ import base64
 import datetime
 import ssl
 
-from ingress_support import http, service_yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from ingress_support import http, service_yaml
 
 from pyk3s.addons.ingress.explain import explain
 from pyk3s.addons.ingress.runner import _install_tls, _ssl_for

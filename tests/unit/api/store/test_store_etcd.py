@@ -8,11 +8,11 @@ import ipaddress
 from pathlib import Path
 
 import pytest
-from store_servers import HAVE_ETCD, EtcdServer, free_port
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from store_servers import HAVE_ETCD, EtcdServer, free_port
 
 from pyk3s.api.store import open_store
 from pyk3s.api.store.base import Unavailable
