@@ -364,8 +364,10 @@ def test_node_lease_is_renewed(cluster, deployed):
 
 
 def test_killall_leaves_nothing(cluster, deployed):
-    pids = {container_pid(p) for ns in ("default", "kube-system") for p in pods(cluster, namespace=ns)
-            if (p.get("status") or {}).get("containerStatuses")}
+    pids = {int(cs["containerID"].removeprefix("pyk3s://")) for ns in ("default", "kube-system")
+            for p in pods(cluster, namespace=ns) for cs in (p.get("status") or {}).get("containerStatuses") or []
+            if cs.get("containerID")}
+    assert pids
     assert leftovers(cluster)["netns"], "the cluster's pods must have network namespaces before killall"
     r = cluster.killall()
     assert r.returncode == 0, r.stderr

@@ -135,8 +135,17 @@ class FastTable:
             c = self.counts
             c[k] = c.get(k, 0) + 1
             return data[:2] + _HDR.pack(flags | qflags, 1, an, ns, ar + edns) + data[12:end] + tail + opt
+        if qname.endswith(b"\x00") and data[qend + 2:end] == b"\x00\x01":
+            reply = self._nx(data, qname, qend, end, qflags, edns, opt, limit)
+            if reply is None and self.caches:
+                reply = self._cached(data, qname, qend, end, qflags, edns, opt, limit)
+            return reply
+        return None
+
+    def _nx(self, data: bytes, qname: bytes, qend: int, end: int, qflags: int, edns: bool, opt: bytes,
+            limit: int) -> bytes | None:
         nx = self.nx
-        if nx is None or data[qend + 2:end] != b"\x00\x01" or not qname.endswith(nx.zone):
+        if nx is None or not qname.endswith(nx.zone):
             return None
         cut = len(qname) - len(nx.zone)
         labels = []
@@ -164,6 +173,38 @@ class FastTable:
         c[k] = c.get(k, 0) + 1
         return (data[:2] + _HDR.pack(nx.flags | qflags, 1, 0, 1, edns) + data[12:end] +
                 ptr.to_bytes(2, "big") + nx.soa + opt)
+
+    def _cached(self, data: bytes, qname: bytes, qend: int, end: int, qflags: int, edns: bool, opt: bytes,
+                limit: int) -> bytes | None:
+        """A hit in the wire form of the cache plugin of the block this name routes to."""
+        cache = None
+        for zone, plugin in self.caches:
+            if zone == b"\x00" or qname == zone or (qname.endswith(zone) and _at_label(qname, len(qname) - len(zone))):
+                cache = plugin
+                break
+        if cache is None:
+            return None
+        do = 2 if edns and opt[7] & 0x80 else 0
+        e = cache.wire.get(qname + data[qend:end] + (do | (data[3] >> 4 & 1)).to_bytes(1, "big"))
+        if e is None or end + e.qlen - (end - 12) < 0:
+            return None
+        tail = e.tail(monotonic(), cache.opts.keepttl)
+        if tail is None or end + len(tail) + len(opt) > limit:
+            return None
+        cache.wire_counts[e.kind] += 1
+        k = (data[qend] << 8 | data[qend + 1], e.flags & 0xF)
+        c = self.counts
+        c[k] = c.get(k, 0) + 1
+        return data[:2] + _HDR.pack(e.flags | qflags, 1, *_COUNTS.unpack(e.counts[:4]), e.counts[4] << 8 | e.counts[5] | edns) + \
+            data[12:end] + tail + opt
+
+
+def _at_label(name: bytes, cut: int) -> bool:
+    """Whether byte `cut` of a wire name starts a label (not a byte inside one)."""
+    i = 0
+    while i < cut:
+        i += name[i] + 1
+    return i == cut
 
 
 async def _precompute(block: Block, zone: str, name: str, qtype: int) -> dns.message.Message | None:

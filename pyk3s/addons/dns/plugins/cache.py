@@ -20,6 +20,7 @@ import dns.rcode
 
 from ..corefile import Directive
 from ..plugin import BlockContext, Handler, Plugin, Request, int_arg, parse_duration
+from .cache_wire import WireEntry, build_wire_entry, wire_key
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -81,6 +82,12 @@ class CachePlugin(Plugin):
         self.metrics = None
         self.server = ""
         self._tasks: set[asyncio.Task] = set()
+        # the socket path's view of the same entries (see cache_wire.py); filled only when the block
+        # lets the fast path skip every plugin around the cache (set by the runtime)
+        self.wire: dict[bytes, WireEntry] = {}
+        self.wire_enabled = False
+        self.balance = False
+        self.wire_counts = {"success": 0, "denial": 0}
 
     @classmethod
     def setup(cls, d: Directive, ctx: BlockContext) -> CachePlugin:
@@ -146,6 +153,11 @@ class CachePlugin(Plugin):
 
     def _fold(self, metrics) -> None:  # noqa: ANN001
         zones = ",".join(self.opts.zones)
+        for kind, n in self.wire_counts.items():
+            if n:
+                self.wire_counts[kind] = 0
+                metrics.inc("coredns_cache_requests_total", n, server=self.server, zones=zones, view="")
+                metrics.inc("coredns_cache_hits_total", n, server=self.server, zones=zones, type=kind, view="")
         metrics.set("coredns_cache_entries", len(self.success), server=self.server, zones=zones, type="success", view="")
         metrics.set("coredns_cache_entries", len(self.denial), server=self.server, zones=zones, type="denial", view="")
 
@@ -225,13 +237,23 @@ class CachePlugin(Plugin):
             return reply
         store, cap = (self.success, self.opts.success_cap) if kind == "success" else (self.denial, self.opts.denial_cap)
         if key not in store and len(store) >= cap > 0:
-            store.pop(next(iter(store)))
+            evicted = next(iter(store))
+            store.pop(evicted)
+            self.wire.pop(wire_key(*evicted), None)
             if self.metrics is not None:
                 self.metrics.inc("coredns_cache_evictions_total", server=self.server, type=kind, view="",
                                  zones=",".join(self.opts.zones))
         if cap > 0:
             (self.denial if kind == "success" else self.success).pop(key, None)
-            store[key] = _Entry(copy.deepcopy(reply), time.monotonic(), ttl, kind)
+            stored = time.monotonic()
+            entry = store[key] = _Entry(copy.deepcopy(reply), stored, ttl, kind)
+            if self.wire_enabled and not self.opts.prefetch:
+                wk = wire_key(*key)
+                wire = build_wire_entry(entry.msg, req.qname, req.qtype, stored + ttl, self.balance, kind)
+                if wire is None:
+                    self.wire.pop(wk, None)
+                else:
+                    self.wire[wk] = wire
         return reply
 
     def _from_entry(self, entry: _Entry, req: Request, left: int) -> dns.message.Message:

@@ -66,6 +66,7 @@ class WireEntry:
     tails: tuple[bytes, ...]
     offsets: tuple[tuple[int, ...], ...]   # TTL offsets inside each tail
     expires: float                   # monotonic time the TTL reaches 0
+    kind: str = "success"            # "success" | "denial", for the hit counters
     patched_for: int = -1            # remaining TTL the patched tails carry
     patched: tuple[bytes, ...] = ()
     rr: itertools.count = field(default_factory=itertools.count)
@@ -91,7 +92,7 @@ class WireEntry:
 
 
 def build_wire_entry(msg: dns.message.Message, qname: dns.name.Name, qtype: int, expires: float,
-                     balance: bool) -> WireEntry | None:
+                     balance: bool, kind: str = "success") -> WireEntry | None:
     """The wire form of a cached reply (`msg` holds the RRs with their stored TTLs)."""
     variants = [(msg.answer, msg.additional)]
     if balance and msg.rcode() == dns.rcode.NOERROR:
@@ -120,4 +121,4 @@ def build_wire_entry(msg: dns.message.Message, qname: dns.name.Name, qtype: int,
         offsets.append(tuple(o - 12 - qlen for o in ttl_offsets(w, 12 + qlen, an + ns + ar)))
         counts = w[6:12]
         tails.append(w[12 + qlen:])
-    return WireEntry(flags | rcode, counts, qlen, tuple(tails), tuple(offsets), expires)
+    return WireEntry(flags | rcode, counts, qlen, tuple(tails), tuple(offsets), expires, kind)
