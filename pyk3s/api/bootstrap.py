@@ -25,11 +25,21 @@ async def _ensure(api: ApiServer, group: str, plural: str, ns: str | None, obj: 
     assert info is not None
     opts = WriteOptions(field_manager=_MANAGER)
     try:
-        await api.registry.create(info, ns, obj, opts)
-        return
+        await api.registry.get(info, ns, obj["metadata"]["name"])
+        exists = True
     except ApiError as e:
-        if e.code != 409:
+        if e.code != 404:
             raise
+        exists = False
+    # Create only what is missing: on a restart the kubernetes Service exists and creating it again would
+    # fail allocating its (already allocated) ClusterIP before the store could answer "already exists".
+    if not exists:
+        try:
+            await api.registry.create(info, ns, obj, opts)
+            return
+        except ApiError as e:
+            if e.code != 409:
+                raise
     if not reconcile:
         return
     name = obj["metadata"]["name"]

@@ -21,6 +21,7 @@ import itertools
 import logging
 import struct
 from dataclasses import dataclass, replace
+from time import monotonic
 from typing import TYPE_CHECKING
 
 import dns.flags
@@ -30,6 +31,7 @@ import dns.rcode
 import dns.rdatatype as T
 
 from .plugin import NotFast, Request
+from .plugins.cache import CachePlugin
 from .plugins.loadbalance import LoadbalancePlugin, rotate
 
 if TYPE_CHECKING:
@@ -57,12 +59,16 @@ class NxRule:
 
 
 class FastTable:
-    __slots__ = ("entries", "nx", "_rr", "counts", "labels")
+    __slots__ = ("entries", "nx", "_rr", "counts", "labels", "caches")
 
     def __init__(self, entries: dict[bytes, tuple[int, int, int, int, tuple[bytes, ...]]],
-                 nx: NxRule | None, labels: tuple[str, str] | None = None) -> None:
+                 nx: NxRule | None, labels: tuple[str, str] | None = None,
+                 caches: tuple[tuple[bytes, CachePlugin | None], ...] = ()) -> None:
         self.entries = entries
         self.nx = nx
+        # (zone wire, the cache plugin whose wire entries may answer), longest zone first; None: that
+        # block has a plugin the fast path must not skip
+        self.caches = caches if any(c is not None for _, c in caches) else ()
         self._rr = itertools.count()
         self.counts: dict[tuple[int, int], int] = {}   # (qtype, rcode) -> answers, folded into metrics
         self.labels = labels                            # (server, zone) when the block has prometheus
@@ -135,7 +141,7 @@ class FastTable:
             c = self.counts
             c[k] = c.get(k, 0) + 1
             return data[:2] + _HDR.pack(flags | qflags, 1, an, ns, ar + edns) + data[12:end] + tail + opt
-        if qname.endswith(b"\x00") and data[qend + 2:end] == b"\x00\x01":
+        if data[qend + 2:end] == b"\x00\x01":
             reply = self._nx(data, qname, qend, end, qflags, edns, opt, limit)
             if reply is None and self.caches:
                 reply = self._cached(data, qname, qend, end, qflags, edns, opt, limit)
@@ -186,7 +192,7 @@ class FastTable:
             return None
         do = 2 if edns and opt[7] & 0x80 else 0
         e = cache.wire.get(qname + data[qend:end] + (do | (data[3] >> 4 & 1)).to_bytes(1, "big"))
-        if e is None or end + e.qlen - (end - 12) < 0:
+        if e is None:
             return None
         tail = e.tail(monotonic(), cache.opts.keepttl)
         if tail is None or end + len(tail) + len(opt) > limit:
@@ -195,8 +201,8 @@ class FastTable:
         k = (data[qend] << 8 | data[qend + 1], e.flags & 0xF)
         c = self.counts
         c[k] = c.get(k, 0) + 1
-        return data[:2] + _HDR.pack(e.flags | qflags, 1, *_COUNTS.unpack(e.counts[:4]), e.counts[4] << 8 | e.counts[5] | edns) + \
-            data[12:end] + tail + opt
+        an, ns, ar = e.counts
+        return data[:2] + _HDR.pack(e.flags | qflags, 1, an, ns, ar + edns) + data[12:end] + tail + opt
 
 
 def _at_label(name: bytes, cut: int) -> bool:
@@ -252,12 +258,16 @@ async def build_fast(routing: Routing) -> Routing:
     labels: tuple[str, str] | None = None
     seen: set[int] = set()
     count = 0
+    caches: list[tuple[bytes, CachePlugin | None]] = []
+    for zone, block in routing.routes:
+        cache = next((p for p in block.plugins if isinstance(p, CachePlugin)), None) if block.fast_ok else None
+        caches.append((dns.name.from_text(zone).to_wire().lower(), cache))
+        if block.fast_ok and block.metrics and labels is None and (cache is not None or block.kube is not None):
+            labels = (block.server, zone)
     for _zone, block in routing.routes:
         if id(block) in seen or not block.fast_ok or block.kube is None:
             continue
         seen.add(id(block))
-        if block.metrics and labels is None:
-            labels = (block.server, _zone)
         if not block.kube.index.synced:
             continue
         balance = any(isinstance(p, LoadbalancePlugin) for p in block.plugins)
@@ -279,7 +289,7 @@ async def build_fast(routing: Routing) -> Routing:
             if count % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
         nx = nx or await _nx_rule(routing, block)
-    return replace(routing, fast=FastTable(entries, nx, labels))
+    return replace(routing, fast=FastTable(entries, nx, labels, tuple(caches)))
 
 
 async def _nx_rule(routing: Routing, block: Block) -> NxRule | None:

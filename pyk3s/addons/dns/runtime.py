@@ -27,6 +27,7 @@ from .httpd import HttpEndpoints
 from .metrics import Metrics
 from .plugin import BlockContext, Handler, Plugin, Request
 from .plugins.bind import BindPlugin
+from .plugins.cache import CachePlugin
 from .plugins.hosts import HostsPlugin
 from .plugins.kubernetes import KubernetesPlugin
 from .plugins.loop import LoopPlugin
@@ -89,11 +90,16 @@ def build_blocks(server_blocks: list[ServerBlock], corefile: str, kubeconfig: st
         for p in plugins:
             if hasattr(p, "server"):
                 p.server = server  # type: ignore[attr-defined]
+        fast_ok = all(p.fast_safe for p in plugins)
+        for p in plugins:
+            if isinstance(p, CachePlugin):
+                p.wire_enabled = fast_ok
+                p.balance = "loadbalance" in by_name
         binds: tuple[str, ...] = tuple(a for p in plugins if isinstance(p, BindPlugin) for a in p.addrs) or ("",)
         blocks.append(Block(
             zones=zones, port=port, binds=binds, server=server, plugins=plugins, handler=_chain(plugins),
             metrics="prometheus" in by_name, refuse_all=not [p for p in plugins if p.in_chain],
-            fast_ok=all(p.fast_safe for p in plugins),
+            fast_ok=fast_ok,
             kube=next((p for p in plugins if isinstance(p, KubernetesPlugin)), None),
             hosts=next((p for p in plugins if isinstance(p, HostsPlugin)), None),
         ))

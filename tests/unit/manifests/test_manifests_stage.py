@@ -53,3 +53,25 @@ def test_disabled_files_are_not_staged_but_stay_recorded(tmp_path: Path) -> None
     again = stage(StageSettings(server_dir=tmp_path / "server", disable=frozenset({name})))
     assert not (s.manifests_dir / name).exists()
     assert again[name] == first[name]
+
+
+def test_forget_staged_drops_one_entry(tmp_path: Path) -> None:
+    from pyk3s.manifests.stage import forget_staged
+
+    s = StageSettings(server_dir=tmp_path / "server")
+    record = stage(s)
+    name = next(iter(record))
+    forget_staged(s.server_dir, name)
+    forget_staged(s.server_dir, "never-staged.yaml")
+    assert staged_checksums(s.server_dir) == {k: v for k, v in record.items() if k != name}
+
+
+def test_disable_values_are_comma_separated_and_repeatable(tmp_path: Path) -> None:
+    from pyk3s.cli.flags import parse_flags
+    from pyk3s.cli.server_config import ServerConfig
+    from pyk3s.cli.server_flags import SERVER_FLAGS
+
+    argv = ["--data-dir", str(tmp_path), "--config", str(tmp_path / "none.yaml"),
+            "--disable", "traefik, servicelb", "--disable", "coredns"]
+    cfg = ServerConfig.from_flags(parse_flags("pyk3s server", "", SERVER_FLAGS, argv, environ={}))
+    assert cfg.disable == frozenset({"traefik", "servicelb", "coredns"})

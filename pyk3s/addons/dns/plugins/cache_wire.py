@@ -61,7 +61,7 @@ def ttl_offsets(wire: bytes, start: int, count: int) -> tuple[int, ...]:
 @dataclass(slots=True)
 class WireEntry:
     flags: int                       # QR, AA, RA and rcode; RD/CD come from each query
-    counts: bytes                    # ANCOUNT, NSCOUNT, ARCOUNT (no OPT)
+    counts: tuple[int, int, int]     # ANCOUNT, NSCOUNT, ARCOUNT (no OPT)
     qlen: int                        # question section length (name + type + class)
     tails: tuple[bytes, ...]
     offsets: tuple[tuple[int, ...], ...]   # TTL offsets inside each tail
@@ -107,7 +107,7 @@ def build_wire_entry(msg: dns.message.Message, qname: dns.name.Name, qtype: int,
     qlen = len(q.to_wire()) - 12
     tails = []
     offsets = []
-    counts = b""
+    counts = (0, 0, 0)
     for answer, additional in variants:
         m = dns.message.Message(0)
         m.flags = flags
@@ -119,6 +119,6 @@ def build_wire_entry(msg: dns.message.Message, qname: dns.name.Name, qtype: int,
         w = m.to_wire(want_shuffle=False)
         an, ns, ar = struct.unpack_from(">HHH", w, 6)
         offsets.append(tuple(o - 12 - qlen for o in ttl_offsets(w, 12 + qlen, an + ns + ar)))
-        counts = w[6:12]
+        counts = (an, ns, ar)
         tails.append(w[12 + qlen:])
     return WireEntry(flags | rcode, counts, qlen, tuple(tails), tuple(offsets), expires, kind)
