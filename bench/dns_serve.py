@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Run pyk3s's DNS server on loopback with the benchmark data set, no API server needed.
 
-    python bench/dns_serve.py --port 15353 --services 1000 --upstream 127.0.0.1:15354
+    python bench/dns_serve.py --port 15353 --services 1000 --upstream 127.0.0.1:15354 [--workers auto|N]
+
+`--workers` mirrors the packaged Deployment (PYK3S_DNS_WORKERS=auto): that many processes share the
+port through SO_REUSEPORT, each with its own index, fast table and cache; `auto` is the number of CPUs
+this process may run on (1 under `taskset -c 1`). "ready" is printed once every worker is ready.
 
 Builds the same 1,000 Services as /work/shared/peers/dns/gen_zone.py (svc-N.ns-M, ClusterIP
 10.96.x.y, port http 80/TCP) and feeds them through `KubernetesPlugin.load` (the informers' entry
@@ -43,20 +47,24 @@ def dataset(services: int, namespaces: int = 20) -> tuple[list[dict], list[dict]
     return svcs, nss
 
 
-async def serve(port: int, services: int, upstream: str) -> None:
+async def serve(corefile: str, services: int, index: int, ready_fd: int | None, children: int) -> None:
     from pyk3s.addons.dns.plugins.kubernetes import KubernetesPlugin
     from pyk3s.addons.dns.runtime import Runtime
-    with tempfile.NamedTemporaryFile("w", suffix=".Corefile", delete=False) as f:
-        f.write(COREFILE.format(port=port, upstream=upstream))
-    rt = Runtime(f.name)
+    rt = Runtime(corefile, worker_index=index)
     await rt.start()
-    os.unlink(f.name)
     svcs, nss = dataset(services)
     for p in rt.plugins():
         if isinstance(p, KubernetesPlugin):
             p.load(svcs, [], [], nss)
     await rt.rebuild_fast()
-    print(f"ready on 127.0.0.1:{port}", flush=True)
+    if ready_fd is not None and index:
+        os.write(ready_fd, b"1")
+    elif ready_fd is not None:
+        got = 0
+        while got < children:
+            got += len(await asyncio.to_thread(os.read, ready_fd, 64))
+    if index == 0:
+        print(f"ready on {rt.port_of()} with {children + 1} worker(s)", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -70,9 +78,33 @@ def main() -> int:
     ap.add_argument("--port", type=int, default=15353)
     ap.add_argument("--services", type=int, default=1000)
     ap.add_argument("--upstream", default="127.0.0.1:15354")
+    ap.add_argument("--workers", default="auto")
     a = ap.parse_args()
     import uvloop
-    uvloop.run(serve(a.port, a.services, a.upstream))
+
+    from pyk3s.addons.dns.plugins.multisocket import cpu_count
+    workers = cpu_count() if a.workers == "auto" else int(a.workers)
+    os.environ["PYK3S_DNS_WORKERS"] = str(workers)
+    with tempfile.NamedTemporaryFile("w", suffix=".Corefile", delete=False) as f:
+        f.write(COREFILE.format(port=a.port, upstream=a.upstream))
+    r, w = os.pipe()
+    pids = []
+    for index in range(1, workers):
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            uvloop.run(serve(f.name, a.services, index, w, 0))
+            os._exit(0)
+        pids.append(pid)
+    os.close(w)
+    try:
+        uvloop.run(serve(f.name, a.services, 0, r if pids else None, len(pids)))
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGTERM)
+        for pid in pids:
+            os.waitpid(pid, 0)
+        os.unlink(f.name)
     return 0
 
 

@@ -3,20 +3,27 @@
 Which loops run follows the flags: `--disable servicelb` (or `--disable-cloud-controller`) leaves
 ServiceLB out and removes its DaemonSets, `--disable-scheduler` the scheduler; the packaged manifests
 named by `--disable` are not staged, and are uninstalled if pyk3s's own copy is still deployed.
+
+Servers sharing a datastore elect one leader through Lease ``kube-system/pyk3s-controllers``
+(:mod:`pyk3s.client.leader`); only it runs the controllers and ServiceLB.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import Any
 
+from pyk3s.cli.ha import run_apiserver_endpoints, server_identity
 from pyk3s.cli.server_config import ServerConfig
 from pyk3s.client import Client
+from pyk3s.client.leader import LeaderElectionConfig, LeaderElector
 
-__all__ = ["enabled_controllers", "start_control_plane"]
+__all__ = ["LEADER_LEASE", "enabled_controllers", "start_control_plane"]
 
 log = logging.getLogger("pyk3s.controlplane")
+LEADER_LEASE = "pyk3s-controllers"
 
 
 def enabled_controllers(cfg: ServerConfig) -> set[str]:
@@ -25,8 +32,8 @@ def enabled_controllers(cfg: ServerConfig) -> set[str]:
     names = set(CONTROLLERS)
     if cfg.disable_scheduler:
         names.discard("scheduler")
-    if "coredns" in cfg.disable:
-        names.discard("nodehosts")
+    # NodeHosts stays on with `--disable coredns`: it only touches an existing kube-system/coredns
+    # ConfigMap, and the guide's recipe (a user's copy of coredns.yaml) needs NodeHosts to start.
     return names
 
 
@@ -60,10 +67,22 @@ async def start_control_plane(cfg: ServerConfig, client: Client, running: Any) -
         namespace=cfg.servicelb_namespace,
         image=f"{registry + '/' if registry else ''}rancher/klipper-lb:v0.4.13",
     )
+
+    async def leading() -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(run_controllers(client, settings, enabled_controllers(cfg)), name="controllers")
+            if cfg.servicelb_enabled:
+                tg.create_task(ServiceLB(client, lb_settings).run(), name="servicelb")
+            else:
+                tg.create_task(remove_servicelb(client, cfg.servicelb_namespace), name="servicelb-removal")
+
+    # With several servers on one datastore the loops above run on the Lease holder only; the deploy
+    # controller runs on every server, each applying its own manifests directory (k3s.md 3.2.1).
+    identity = f"{cfg.node_name or socket.gethostname()}_{server_identity(cfg.server_dir)}"
+    elector = LeaderElector(client, LeaderElectionConfig(name=LEADER_LEASE, identity=identity))
+    address = running.settings.advertise_address or "127.0.0.1"
+    port = running.settings.advertise_port or running.port
     async with asyncio.TaskGroup() as tg:
-        tg.create_task(run_controllers(client, settings, enabled_controllers(cfg)), name="controllers")
         tg.create_task(deploy.run(), name="deploy")
-        if cfg.servicelb_enabled:
-            tg.create_task(ServiceLB(client, lb_settings).run(), name="servicelb")
-        else:
-            tg.create_task(remove_servicelb(client, cfg.servicelb_namespace), name="servicelb-removal")
+        tg.create_task(elector.run(leading), name="leader-election")
+        tg.create_task(run_apiserver_endpoints(client, identity, address, port), name="apiserver-endpoints")

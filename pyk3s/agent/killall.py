@@ -3,7 +3,8 @@
 Processes: container launchers and containers recorded under ``<data-dir>/agent/pods`` and any process
 whose command line runs pyk3s (``python -m pyk3s …``, ``pyk3s …``), except this one and its parents.
 Then: network namespaces ``pk-*``, links ``pkv*``/``pyk3s*`` (and ``--bridge-name``), the service-CIDR
-routes on those links, nftables tables ``pyk3s*``, and mounts under the data dir.
+routes on those links, nftables tables ``pyk3s*``, mounts under the data dir, and the empty mount points
+the container launcher created on the host (listed in ``<data-dir>/agent/mount-points``).
 
 With an explicit ``--data-dir`` the sweep is scoped to that installation (several clusters share a test
 machine): only processes whose command line names the data dir, the netns/veths of pods recorded there,
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from pyk3s.agent.cni.podnet import netns_name, veth_name
 from pyk3s.agent.kubelet.kubelet import kill_leftover_containers
+from pyk3s.agent.kubelet.runtime import MOUNT_POINTS_RECORD
 from pyk3s.agent.run import nft_table_for
 
 __all__ = ["killall", "main"]
@@ -77,6 +79,49 @@ def _recorded_uids(data_dir: Path) -> set[str]:
     return uids
 
 
+def _mount_points_in_use() -> set[str]:
+    """Mount points of every mount namespace on the machine (one process per namespace is read)."""
+    seen_ns: set[str] = set()
+    points: set[str] = set()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ns = os.readlink(d / "ns" / "mnt")
+            if ns in seen_ns:
+                continue
+            seen_ns.add(ns)
+            points.update(ln.split()[4] for ln in (d / "mountinfo").read_text().splitlines())
+        except (OSError, IndexError):
+            continue
+    return points
+
+
+def _remove_mount_points(record: Path) -> list[str]:
+    """Mount points the container launcher had to create on the host: empty ones go, deepest first."""
+    try:
+        paths = set(record.read_text().split("\n")) - {""}
+    except OSError:
+        return []
+    removed = []
+    busy = _mount_points_in_use()
+    for p in sorted(paths, key=lambda x: x.count("/"), reverse=True):
+        if p in busy:  # removing it would detach another cluster's container mount
+            continue
+        try:
+            if os.path.isdir(p) and not os.path.islink(p):
+                os.rmdir(p)  # only when empty: never removes content that is not ours
+            elif os.path.isfile(p) and os.path.getsize(p) == 0:
+                os.unlink(p)
+            else:
+                continue
+            removed.append(p)
+        except OSError:
+            continue
+    record.unlink(missing_ok=True)
+    return removed
+
+
 def killall(data_dir: Path, extra_links: tuple[str, ...] = (), kill_processes: bool = True,
             everything: bool = False) -> dict[str, list[str]]:
     """Remove pyk3s state; ``everything`` sweeps by name prefix, else only what ``data_dir`` recorded."""
@@ -120,6 +165,7 @@ def killall(data_dir: Path, extra_links: tuple[str, ...] = (), kill_processes: b
         if t["family"] in ("ip", "ip6", "inet") and wanted:
             subprocess.run(["nft", "delete", "table", t["family"], t["name"]], capture_output=True)
             done["tables"].append(f"{t['family']} {t['name']}")
+    done["paths"] = _remove_mount_points(data_dir / "agent" / MOUNT_POINTS_RECORD)
     root = str(data_dir.resolve())
     mounts = [ln.split()[1] for ln in Path("/proc/self/mounts").read_text().splitlines()
               if ln.split()[1].startswith(root + "/")]

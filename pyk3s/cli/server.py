@@ -8,12 +8,14 @@ kubeconfig and token -> packaged manifests staged -> controllers -> agent. Shutd
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from .flags import parse_flags
 from .server_config import ConfigError, ServerConfig, ensure_private_dir
@@ -23,6 +25,7 @@ from .token import ensure_server_token
 __all__ = ["main", "run_server"]
 
 log = logging.getLogger("pyk3s.server")
+DATASTORE_START_TIMEOUT = 30
 
 
 def setup_logging(debug: bool) -> None:
@@ -42,16 +45,80 @@ def write_kubeconfig(running: object, cfg: ServerConfig) -> Path:
     return path
 
 
+async def open_datastore(cfg: ServerConfig) -> Any:
+    """The started store of ``--datastore-endpoint``; a bad or unreachable one is a ConfigError naming it."""
+    from pyk3s.api.store import open_store
+    from pyk3s.api.store.base import StoreError
+
+    try:
+        store = open_store(cfg.datastore_endpoint, cfg.data_dir)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    try:
+        await asyncio.wait_for(store.start(), DATASTORE_START_TIMEOUT)
+    except (StoreError, OSError, TimeoutError) as err:
+        with contextlib.suppress(Exception):
+            await store.close()
+        raise ConfigError(f"--datastore-endpoint {_redacted(cfg.datastore_endpoint)!r}: cannot reach the datastore: "
+                          f"{err or f'no answer in {DATASTORE_START_TIMEOUT}s'}") from None
+    return store
+
+
+def _redacted(endpoint: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        pw = urlsplit(endpoint).password
+    except ValueError:
+        return endpoint
+    return endpoint.replace(f":{pw}@", ":***@", 1) if pw else endpoint
+
+
+async def join_bootstrap(store: Any, cfg: ServerConfig) -> bool:
+    """Take the cluster CAs from a shared datastore (True), or learn that this is its first server (False)."""
+    from pyk3s.api.store.base import StoreError
+
+    from .ha import BOOTSTRAP_KEY, sync_bootstrap_data
+    from .token import parse_token
+
+    token = cfg.token or _existing_token(cfg)
+    try:
+        if token:
+            return await sync_bootstrap_data(store, cfg.server_dir / "tls", parse_token(token).password)
+        if (await store.get(BOOTSTRAP_KEY))[1] is not None:
+            raise ConfigError("--token is required to join the cluster already in --datastore-endpoint: give the "
+                              "first server's token (its <data-dir>/server/token)")
+    except StoreError as err:
+        raise ConfigError(f"--datastore-endpoint: reading the bootstrap data failed: {err}") from None
+    except ValueError as err:
+        raise ConfigError(f"--{err}") from None
+    return False
+
+
+def _existing_token(cfg: ServerConfig) -> str:
+    path = cfg.server_dir / "token"
+    return path.read_text().strip() if path.exists() else ""
+
+
 async def run_server(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
     from pyk3s.api.server import ServerApiSettings, start_api_server
-    from pyk3s.api.store import open_store
     from pyk3s.client import Client
+
+    from .ha import check_critical_config, shared_datastore, store_bootstrap_data
+    from .token import parse_token
 
     started = time.monotonic()
     ensure_private_dir(cfg.data_dir)
     ensure_private_dir(cfg.server_dir)
-    store = open_store(cfg.datastore_endpoint, cfg.data_dir)
-    await store.start()
+    store = await open_datastore(cfg)
+    shared = shared_datastore(cfg.datastore_endpoint)
+    have_bootstrap = False
+    if shared:
+        try:
+            have_bootstrap = await join_bootstrap(store, cfg)
+        except BaseException:
+            await store.close()
+            raise
     settings = ServerApiSettings(
         data_dir=cfg.data_dir,
         bind_address=cfg.bind_address,
@@ -71,6 +138,10 @@ async def run_server(cfg: ServerConfig, ready: asyncio.Event | None = None) -> N
     try:
         secure_token = ensure_server_token(cfg.server_dir, running.ca_pem, cfg.token)
         running.set_join_token(secure_token)
+        client = Client.in_process(running.api)
+        if shared and not have_bootstrap:
+            await store_bootstrap_data(store, cfg.server_dir / "tls", parse_token(secure_token).password)
+        await check_critical_config(client, cfg)
         kubeconfig = write_kubeconfig(running, cfg)
         log.info("Wrote kubeconfig %s", kubeconfig)
         print(f"pyk3s: API server ready at {running.url} in {time.monotonic() - started:.2f}s", flush=True)
@@ -80,7 +151,6 @@ async def run_server(cfg: ServerConfig, ready: asyncio.Event | None = None) -> N
             f"--token $(cat {cfg.server_dir / 'token'})",
             flush=True,
         )
-        client = Client.in_process(running.api)
         async with asyncio.TaskGroup() as tg:
             from pyk3s.controlplane import start_control_plane
 

@@ -17,6 +17,7 @@ from .plugins.kubernetes import KubernetesPlugin
 from .plugins.loadbalance import LoadbalancePlugin
 from .plugins.log import LogPlugin
 from .plugins.loop import LoopPlugin
+from .plugins.multisocket import MultisocketPlugin
 from .plugins.prometheus import PrometheusPlugin
 from .plugins.ready import ReadyPlugin
 from .plugins.reload import ReloadPlugin
@@ -26,13 +27,14 @@ from .plugins.whoami import WhoamiPlugin
 __all__ = ["ORDER", "PLUGINS"]
 
 ORDER: tuple[str, ...] = (
-    "reload", "bind", "ready", "health", "prometheus", "errors", "log", "loadbalance", "cache",
+    "reload", "bind", "multisocket", "ready", "health", "prometheus", "errors", "log", "loadbalance", "cache",
     "rewrite", "hosts", "kubernetes", "loop", "forward", "whoami",
 )
 
 PLUGINS: dict[str, type[Plugin]] = {
     "reload": ReloadPlugin,
     "bind": BindPlugin,
+    "multisocket": MultisocketPlugin,
     "ready": ReadyPlugin,
     "health": HealthPlugin,
     "prometheus": PrometheusPlugin,

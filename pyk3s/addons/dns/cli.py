@@ -1,5 +1,8 @@
 """`pyk3s coredns -conf <Corefile> [--kubeconfig F] [-dns.port N]`: the cluster DNS server process.
 
+Several worker processes share the DNS ports when the Corefile says `multisocket [NUM]` or
+$PYK3S_DNS_WORKERS is set (a number or `auto`; the packaged Deployment sets `auto`): see workers.py.
+
 Inside a pod the kubernetes plugin uses the service account (in-cluster config); outside, a kubeconfig
 (`--kubeconfig`, the plugin's own `kubeconfig` option, or $KUBECONFIG). SIGTERM/SIGINT stop it (after the
 health plugin's lameduck), SIGUSR1 re-reads the Corefile.
@@ -17,6 +20,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .runtime import Runtime
+from .workers import Workers, die_with_parent, ensure_loop_seed, report_ready
 
 __all__ = ["client_factory", "main", "run"]
 
@@ -45,34 +49,49 @@ def _event_sink(runtime: Runtime) -> Any:
 
 
 async def run(conf: str | None, kubeconfig: str | None = None, dns_port: int | None = None,
-              with_client: bool = True) -> int:
+              with_client: bool = True, argv: list[str] | None = None, worker_index: int = 0,
+              ready_fd: int | None = None) -> int:
     rt = Runtime(conf, kubeconfig=kubeconfig, client_factory=client_factory if with_client else None,
-                 dns_port=dns_port)
-    rt.event_sink = _event_sink(rt)
+                 dns_port=dns_port, worker_index=worker_index)
+    if worker_index == 0:
+        ensure_loop_seed()
+        rt.event_sink = _event_sink(rt)
+    workers: Workers | None = None
     try:
         await rt.start()
-    except ConfigError as err:
-        log.error("%s", err)
-        await rt.stop()
-        return 1
-    except OSError as err:
-        log.error("listen: %s", err)
+        if rt.workers > 1:
+            workers = Workers(rt, argv or [], rt.workers)
+            await workers.start()
+    except (ConfigError, OSError) as err:
+        log.error("%s", err if isinstance(err, ConfigError) else f"listen: {err}")
+        if workers is not None:
+            await workers.stop()
         await rt.stop()
         return 1
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
-    loop.add_signal_handler(signal.SIGUSR1, lambda: loop.create_task(rt.reload()))
-    for (host, _), lst in rt.listeners.items():
-        print(f"dns://{host or ''}:{lst.port}", flush=True)
-    print("CoreDNS-1.13.1 (pyk3s)", flush=True)
+
+    def reload() -> None:
+        loop.create_task(rt.reload())
+        if workers is not None:
+            workers.signal(signal.SIGUSR1)
+    loop.add_signal_handler(signal.SIGUSR1, reload)
+    if ready_fd is not None:
+        loop.create_task(report_ready(rt, ready_fd))
+    if worker_index == 0:
+        for (host, _), lst in rt.listeners.items():
+            print(f"dns://{host or ''}:{lst.port}", flush=True)
+        print(f"CoreDNS-1.13.1 (pyk3s){f', {rt.workers} workers' if rt.workers > 1 else ''}", flush=True)
     done = loop.create_task(rt.stopped.wait())
     stop = loop.create_task(stopping.wait())
     await asyncio.wait({done, stop}, return_when=asyncio.FIRST_COMPLETED)
     for t in (done, stop):
         t.cancel()
     fatal = rt.fatal_error
+    if workers is not None:
+        await workers.stop()
     await rt.stop()
     return 1 if fatal else 0
 
@@ -84,13 +103,20 @@ def main(argv: list[str]) -> int:
     ap.add_argument("-dns.port", "--dns-port", dest="port", type=int, default=None,
                     help="default port for server keys without one")
     ap.add_argument("--no-client", action="store_true", help="do not connect to the Kubernetes API")
+    ap.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.parent_pid is not None:
+        die_with_parent(args.parent_pid)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     conf = args.conf
     if conf is None and os.path.exists("Corefile"):
         conf = "Corefile"
+    job = run(conf, args.kubeconfig, args.port, not args.no_client, argv=list(argv),
+              worker_index=args.worker_index, ready_fd=args.ready_fd)
     try:
         import uvloop
-        return uvloop.run(run(conf, args.kubeconfig, args.port, not args.no_client))
     except ImportError:
-        return asyncio.run(run(conf, args.kubeconfig, args.port, not args.no_client))
+        return asyncio.run(job)
+    return uvloop.run(job)

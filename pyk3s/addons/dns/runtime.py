@@ -34,6 +34,7 @@ from .plugins.loop import LoopPlugin
 from .plugins.reload import ReloadPlugin
 from .plugins.rewrite import RewritePlugin
 from .server import Listener
+from .workers import worker_count
 
 __all__ = ["Runtime", "ServerConfig", "build_blocks"]
 
@@ -111,7 +112,7 @@ class Runtime:
 
     def __init__(self, corefile: str | None, *, kubeconfig: str | None = None,
                  client_factory: Callable[[str | None], Any] | None = None, dns_port: int | None = None,
-                 event_sink: Callable[[str, str], Any] | None = None) -> None:
+                 event_sink: Callable[[str, str], Any] | None = None, worker_index: int = 0) -> None:
         self.corefile = corefile or ""
         self.kubeconfig = kubeconfig
         self.client_factory = client_factory
@@ -124,6 +125,12 @@ class Runtime:
         self.listeners: dict[tuple[str, int], Listener] = {}
         self.stopped = asyncio.Event()
         self.fatal_error: str | None = None
+        # multisocket (workers.py): the primary (index 0) owns HTTP endpoints, loop probes and events
+        self.worker_index = worker_index
+        self.primary = worker_index == 0
+        self.workers = 1
+        self.reuseport = worker_index > 0
+        self.waiting_workers: set[str] = set()
         self._fast_timer: asyncio.TimerHandle | None = None
         self._fast_task: asyncio.Task | None = None
         self._reload_task: asyncio.Task | None = None
@@ -154,8 +161,12 @@ class Runtime:
 
     async def start(self) -> None:
         blocks, digest = self.parse()
+        if self.primary:
+            self.workers = worker_count(blocks)
+            self.reuseport = self.workers > 1
         await self.apply(ServerConfig(blocks, digest))
-        await self.http.start()
+        if self.primary:
+            await self.http.start()
 
     async def apply(self, cfg: ServerConfig) -> None:
         listeners: dict[tuple[str, int], list[Block]] = {}
@@ -175,7 +186,7 @@ class Runtime:
             routing = Routing.of(blocks, self.metrics)
             lst = self.listeners.get(key)
             if lst is None:
-                lst = await Listener.open(key[0], key[1], DnsCore(routing, self.metrics))
+                lst = await Listener.open(key[0], key[1], DnsCore(routing, self.metrics), self.reuseport)
                 self.listeners[key] = lst
                 for b in blocks:
                     b.bound_port = lst.port
@@ -192,7 +203,7 @@ class Runtime:
         for key, blocks in listeners.items():
             for b in blocks:
                 for p in b.plugins:
-                    if isinstance(p, LoopPlugin):
+                    if isinstance(p, LoopPlugin) and self.primary:
                         p.send_probes((key[0] or "127.0.0.1", self.listeners[key].port))
         if cfg.reload is not None and self._reload_task is None:
             self._reload_task = asyncio.get_running_loop().create_task(self._reloader())
@@ -219,7 +230,10 @@ class Runtime:
             log.error("[ERROR] Restart failed: %s", err)
             self.metrics.inc("coredns_reload_failed_total")
             return False
-        await self.http.start()
+        if self.primary:
+            await self.http.start()
+        if self.primary and self.workers > 1 and worker_count(blocks) != self.workers:
+            log.warning("[WARNING] multisocket: the worker count changes only on restart")
         log.info("[INFO] Reloading complete")
         return True
 

@@ -113,13 +113,15 @@ class Listener:
         self.host, self.port, self.core, self.udp, self.tcp = host, port, core, udp, tcp
 
     @classmethod
-    async def open(cls, host: str, port: int, core: DnsCore) -> Listener:
+    async def open(cls, host: str, port: int, core: DnsCore, reuseport: bool = False) -> Listener:
         loop = asyncio.get_running_loop()
         bind_host = host or "0.0.0.0"
         family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
         for _attempt in range(20):
             us = socket.socket(family, socket.SOCK_DGRAM)
             us.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuseport:
+                us.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             try:
                 us.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
                 us.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
@@ -130,6 +132,8 @@ class Listener:
             real = us.getsockname()[1]
             ts = socket.socket(family, socket.SOCK_STREAM)
             ts.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuseport:
+                ts.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             try:
                 ts.bind((bind_host, real))
             except OSError:

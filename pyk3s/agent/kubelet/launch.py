@@ -8,7 +8,8 @@ stays as its log writer, the way conmon does: stdout/stderr become CRI log lines
 exit status to ``exit_file`` as JSON. SIGTERM/SIGINT/SIGKILL-safe: the child gets PDEATHSIG.
 
 Spec JSON: {"argv": [...], "env": {...}, "cwd": str|null, "netns": "/run/netns/..."|null,
-"mounts": [{"source", "target", "readOnly", "file"}], "log": path, "pid_file": path, "exit_file": path}
+"mounts": [{"source", "target", "readOnly", "file"}], "log": path, "pid_file": path, "exit_file": path,
+"mount_points_record": path|null}
 """
 
 from __future__ import annotations
@@ -50,13 +51,28 @@ def _enter_netns(path: str) -> None:
         os.close(fd)
 
 
-def _bind(source: str, target: str, is_file: bool) -> None:
-    if is_file:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        if not os.path.exists(target):
-            open(target, "a").close()
-    else:
-        os.makedirs(target, exist_ok=True)
+def _make_mount_point(target: str, is_file: bool, record: str | None) -> None:
+    """Create a missing mount point; what lands on the host filesystem is listed in ``record`` (one path
+    a line) so ``pyk3s killall`` can remove it again once empty."""
+    created = []
+    d = os.path.dirname(target) if is_file else target
+    while d and d != "/" and not os.path.exists(d):
+        created.append(d)
+        d = os.path.dirname(d)
+    if is_file and not os.path.exists(target):
+        created.insert(0, target)
+    if not created:
+        return
+    if record:
+        with open(record, "a") as fh:
+            fh.write("".join(f"{c}\n" for c in created))
+    os.makedirs(os.path.dirname(target) if is_file else target, exist_ok=True)
+    if is_file and not os.path.exists(target):
+        open(target, "a").close()
+
+
+def _bind(source: str, target: str, is_file: bool, record: str | None = None) -> None:
+    _make_mount_point(target, is_file, record)
     _check(_libc.mount(source.encode(), target.encode(), None, _MS_BIND | _MS_REC, None), f"bind {source} {target}")
 
 
@@ -105,7 +121,7 @@ def run(spec: dict) -> int:
     # read-only only after every bind, as runc does: a mount point nested in a read-only volume
     # (/etc/coredns/custom inside /etc/coredns) is created while its parent is still writable
     for m in mounts:
-        _bind(m["source"], m["target"], bool(m.get("file")))
+        _bind(m["source"], m["target"], bool(m.get("file")), spec.get("mount_points_record"))
     for m in reversed(mounts):
         if m.get("readOnly"):
             _remount_read_only(m["target"])

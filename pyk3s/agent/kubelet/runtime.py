@@ -15,7 +15,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ContainerProcess", "ExitStatus", "pid_alive"]
+__all__ = ["MOUNT_POINTS_RECORD", "ContainerProcess", "ExitStatus", "pid_alive"]
+
+MOUNT_POINTS_RECORD = "mount-points"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +59,9 @@ class ContainerProcess:
         for suffix in ("pid", "exit"):
             self.path(suffix).unlink(missing_ok=True)
         spec = {"argv": argv, "env": env, "cwd": cwd, "netns": netns, "mounts": mounts,
-                "log": str(self.log_path), "pid_file": str(self.path("pid")), "exit_file": str(self.path("exit"))}
+                "log": str(self.log_path), "pid_file": str(self.path("pid")), "exit_file": str(self.path("exit")),
+                # <agent>/pods/<uid>/<container>/ -> <agent>/mount-points
+                "mount_points_record": str(self.dir.parent.parent.parent / MOUNT_POINTS_RECORD)}
         self.path("json").write_text(json.dumps(spec))
         err = open(self.path("launch.err"), "wb")  # noqa: ASYNC230, SIM115 - handed to the child
         try:

@@ -1,7 +1,8 @@
 """Materialize a pod's volumes under ``<pod dir>/volumes/<name>`` and map volumeMounts to bind mounts.
 
 configMap, secret, downwardAPI and projected (serviceAccountToken, configMap, secret, downwardAPI)
-volumes are written as files once at pod start; emptyDir is a directory; hostPath is the host path
+volumes are written as files at pod start, and configMap and secret volumes are refreshed in place
+while the pod runs (``refresh_volumes``); emptyDir is a directory; hostPath is the host path
 (``DirectoryOrCreate``/``FileOrCreate`` create it). Unknown volume types raise :class:`VolumeError`.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from pyk3s.agent.kubelet.env import field_value
 
 __all__ = ["SA_MOUNT_PATH", "VolumeError", "VolumeSources", "container_mounts", "prepare_volumes",
-           "service_account_volume"]
+           "refresh_volumes", "service_account_volume"]
 
 SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -145,6 +146,47 @@ async def prepare_volumes(pod: Mapping, pod_dir: Path, sources: VolumeSources) -
             raise VolumeError(f'volume "{name}": {exc}') from None
         out[name] = base
     return out
+
+
+async def refresh_volumes(pod: Mapping, volumes: Mapping[str, Path], sources: VolumeSources) -> list[str]:
+    """Rewrite running pods' configMap and secret volumes in place, as the kubelet's periodic sync does.
+
+    The container bind-mounts the volume directory, so files are replaced inside it (never the
+    directory itself); directories (mount points of nested volumes) are left alone. A source that is
+    gone or invalid keeps the last content. Returns the names of the volumes that changed.
+    """
+    changed: list[str] = []
+    for vol in (pod.get("spec") or {}).get("volumes") or []:
+        kind = next((k for k in ("configMap", "secret") if k in vol), None)
+        base = volumes.get(vol["name"])
+        if kind is None or base is None or not base.is_dir():
+            continue
+        fresh = base.parent / f".{vol['name']}.refresh"
+        if fresh.exists():
+            shutil.rmtree(fresh)
+        fresh.mkdir()
+        try:
+            await _source(fresh, kind, vol[kind], pod, sources, vol[kind].get("defaultMode", 0o644))
+        except VolumeError:
+            shutil.rmtree(fresh)
+            continue
+        new = {f.relative_to(fresh) for f in fresh.rglob("*") if f.is_file()}
+        old = {f.relative_to(base) for f in base.rglob("*") if f.is_file()}
+        dirty = False
+        for rel in sorted(new):
+            target = base / rel
+            if rel in old and target.read_bytes() == (fresh / rel).read_bytes():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(fresh / rel, target)
+            dirty = True
+        for rel in old - new:
+            (base / rel).unlink(missing_ok=True)
+            dirty = True
+        shutil.rmtree(fresh)
+        if dirty:
+            changed.append(vol["name"])
+    return changed
 
 
 def container_mounts(container: Mapping, volumes: Mapping[str, Path]) -> list[dict]:

@@ -26,6 +26,7 @@ from pyk3s.agent.kubelet.volumes import (
     VolumeSources,
     container_mounts,
     prepare_volumes,
+    refresh_volumes,
     service_account_volume,
 )
 from pyk3s.images import resolve_image
@@ -33,6 +34,8 @@ from pyk3s.images import resolve_image
 __all__ = ["KubeletContext", "PodWorker"]
 
 log = logging.getLogger("pyk3s.agent.kubelet")
+
+VOLUME_REFRESH_SECONDS = 5.0  # the kubelet's configMap/secret volume sync (upstream: about a minute)
 
 BACKOFF_START, BACKOFF_MAX, BACKOFF_RESET = 10.0, 300.0, 600.0
 
@@ -70,6 +73,8 @@ class PodWorker:
         self.network_ready = False
         self.start_time = (pod.get("status") or {}).get("startTime") or rfc3339nano(time.time())[:19] + "Z"
         self.volumes: dict[str, Path] = {}
+        self._volume_pod: dict = {}  # the pod as its volumes were prepared (plus the token volume)
+        self._volume_sources: VolumeSources | None = None
         self.stopping = asyncio.Event()
         self.changed = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -99,8 +104,10 @@ class PodWorker:
     # -- lifecycle ----------------------------------------------------------------------------------
     async def _run(self) -> None:
         reporter = asyncio.create_task(self._report_loop())
+        refresher: asyncio.Task[None] | None = None
         try:
             await self._setup()
+            refresher = asyncio.create_task(self._refresh_loop())
             if not self.stopping.is_set():
                 await self._run_containers()
         except asyncio.CancelledError:
@@ -113,6 +120,8 @@ class PodWorker:
             self.changed.set()
             await self.stopping.wait()
         finally:
+            if refresher is not None:
+                refresher.cancel()
             await self._terminate()
             reporter.cancel()
         if self.pod["metadata"].get("deletionTimestamp"):
@@ -147,12 +156,25 @@ class PodWorker:
         while not self.stopping.is_set():
             try:
                 self.volumes = await prepare_volumes(pod, self.dir / "_volumes", sources)
+                self._volume_pod, self._volume_sources = pod, sources
                 return
             except VolumeError as exc:
                 for c in self.init + self.main:
                     c.reason, c.message = "ContainerCreating", f"MountVolume.SetUp failed for {exc}"
                 self.changed.set()
                 await self._sleep(5)
+
+    async def _refresh_loop(self) -> None:
+        while not await self._sleep(VOLUME_REFRESH_SECONDS):
+            if self._volume_sources is None:
+                continue
+            try:
+                changed = await refresh_volumes(self._volume_pod, self.volumes, self._volume_sources)
+            except Exception as exc:  # noqa: BLE001 - a failed refresh keeps the last content
+                log.warning("kubelet: pod %s: refreshing volumes failed: %s", self.key, exc)
+                continue
+            if changed:
+                log.info("kubelet: pod %s: updated volumes %s", self.key, ", ".join(changed))
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless stopping; True when stop was requested."""

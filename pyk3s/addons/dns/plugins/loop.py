@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ import dns.rdatatype as T
 
 from ..corefile import Directive
 from ..plugin import BlockContext, Handler, Plugin, Request
+from ..workers import ENV_LOOP_SEED
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -32,7 +34,9 @@ class LoopPlugin(Plugin):
 
     def __init__(self, zone: str) -> None:
         zone_part = "" if zone == "." else zone
-        self.probe = f"{random.randrange(1 << 62)}.{random.randrange(1 << 62)}.{zone_part}".lower()
+        seed = os.environ.get(ENV_LOOP_SEED)   # shared by multisocket workers (workers.py)
+        rng = random.Random(f"{seed}/{zone}") if seed else random
+        self.probe = f"{rng.randrange(1 << 62)}.{rng.randrange(1 << 62)}.{zone_part}".lower()
         if not self.probe.endswith("."):
             self.probe += "."
         self.seen = 0

@@ -32,7 +32,7 @@ class ReadyPlugin(Plugin):
         def route() -> tuple[int, str, str]:
             if runtime.lameduck:
                 return 503, "text/plain", "lameduck"
-            waiting = sorted({p.name for p in runtime.plugins() if not p.ready()})
+            waiting = sorted({p.name for p in runtime.plugins() if not p.ready()} | runtime.waiting_workers)
             if waiting and not self.was_ready:
                 return 503, "text/plain", ",".join(waiting)
             self.was_ready = True

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# ServiceLB benchmark: one pod (pyk3s whoami + iperf3 -s) behind a LoadBalancer Service, measured three
+# ways in one run: through <node IP>:<LB port> (what ServiceLB publishes), straight to the pod address,
+# and through haproxy in TCP mode on loopback forwarding to the pod. Prints iperf3 throughput and
+# connections/s (wrk with "Connection: close" on whoami's /bench) and each path's ratio to the direct one.
+#
+#   bench/lb.sh [--duration 5] [--conns 16]
+#
+# Starts its own `pyk3s server` with the embedded agent (node address on a link of its own, pod/service
+# CIDRs no other cluster on this machine routes, Traefik and CoreDNS off). Needs root, nft, iperf3, wrk,
+# haproxy. Every process it starts is stopped by PID; the cluster, its links, netns and nft tables are
+# removed on exit, also on failure or Ctrl-C. Bounded: each measurement runs --duration seconds.
+set -u
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+DURATION=5; CONNS=16
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION=$2; shift 2 ;;
+    --conns) CONNS=$2; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "lb.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+for b in iperf3 wrk haproxy nft ip; do
+  command -v "$b" >/dev/null 2>&1 || { echo "lb.sh: missing binary: $b" >&2; exit 1; }
+done
+[ "$(id -u)" = 0 ] || { echo "lb.sh: needs root (pod networking)" >&2; exit 1; }
+PY="${BENCH_PYTHON:-python3}"
+
+DRIVER_PID=""
+on_exit() {
+  # The driver cleans up in its own finally; SIGTERM lets it run that.
+  if [ -n "$DRIVER_PID" ] && kill -0 "$DRIVER_PID" 2>/dev/null; then
+    kill -TERM "$DRIVER_PID" 2>/dev/null
+    wait "$DRIVER_PID" 2>/dev/null
+  fi
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+cd "$ROOT" || exit 1
+DURATION="$DURATION" CONNS="$CONNS" PYTHONPATH="$ROOT/tests/support${PYTHONPATH:+:$PYTHONPATH}" \
+  "$PY" - <<'EOF' &
+import json, os, re, signal, subprocess, sys, tempfile, time
+import yaml
+from pyk3s_server import ServerProcess, free_port
+
+DURATION, CONNS = int(os.environ["DURATION"]), int(os.environ["CONNS"])
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+started: list[subprocess.Popen] = []
+
+
+def log(msg: str) -> None:
+    print(f"[lb.sh] {msg}", file=sys.stderr, flush=True)
+
+
+def iperf(host: str, port: int) -> float:
+    p = subprocess.run(["iperf3", "-c", host, "-p", str(port), "-t", str(DURATION), "-J"],
+                       capture_output=True, text=True, timeout=DURATION + 20)
+    data = json.loads(p.stdout or "{}")
+    if "end" not in data:
+        raise RuntimeError(f"iperf3 to {host}:{port} failed: {data.get('error') or p.stderr}")
+    return data["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+def conns_per_s(host: str, port: int) -> float:
+    p = subprocess.run(["wrk", "-t", "1", "-c", str(CONNS), "-d", f"{DURATION}s", "-H", "Connection: close",
+                        f"http://{host}:{port}/bench"], capture_output=True, text=True, timeout=DURATION + 20)
+    m = re.search(r"Requests/sec:\s+([\d.]+)", p.stdout)
+    if not m:
+        raise RuntimeError(f"wrk to {host}:{port} failed: {p.stdout}{p.stderr}")
+    errors = re.search(r"Socket errors: (.*)", p.stdout)
+    if errors:
+        log(f"wrk {host}:{port}: socket errors {errors.group(1)}")
+    return float(m.group(1))
+
+
+def wait(pred, what: str, timeout: float = 90) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            v = pred()
+            if v:
+                return v
+        except Exception:  # noqa: BLE001 - keep polling until the deadline
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"lb.sh: timed out waiting for {what}")
+
+
+srv = ServerProcess(agent=True, extra_args=["--disable", "traefik,coredns"])
+tmp = tempfile.mkdtemp(prefix="pyk3s-bench-lb-")
+try:
+    log(f"starting pyk3s server {srv.ident}")
+    srv.start(timeout=60)
+    wait(lambda: "True" in srv.kubectl("get", "node", srv.node_name, "-o",
+                                       "jsonpath={.status.conditions[?(@.type=='Ready')].status}").out, "node Ready")
+    web_port, iperf_port = free_port(), free_port()
+    manifest = [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bench"},
+             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "bench"}},
+                      "template": {"metadata": {"labels": {"app": "bench"}}, "spec": {"containers": [
+                          {"name": "whoami", "image": "pyk3s/whoami", "args": ["--port", "8888"],
+                           "ports": [{"containerPort": 8888}]},
+                          {"name": "iperf", "image": "pyk3s/whoami", "command": ["iperf3", "-s", "-p", "5201"],
+                           "ports": [{"containerPort": 5201}]}]}}}},
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bench"},
+             "spec": {"type": "LoadBalancer", "selector": {"app": "bench"}, "ports": [
+                 {"name": "web", "port": web_port, "targetPort": 8888},
+                 {"name": "iperf", "port": iperf_port, "targetPort": 5201}]}},
+    ]
+    srv.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(manifest))
+    node_ip = srv.node.ip
+    wait(lambda: node_ip in srv.kubectl("get", "svc", "bench", "-o",
+                                        "jsonpath={.status.loadBalancer.ingress[*].ip}").out, "EXTERNAL-IP")
+    pod = wait(lambda: [p for p in srv.kubectl("get", "pods", "-l", "app=bench", "-o", "json").json()["items"]
+                        if p["status"].get("podIP") and all(c.get("ready") for c in
+                                                             p["status"].get("containerStatuses") or [{}])],
+               "bench pod ready")[0]
+    pod_ip = pod["status"]["podIP"]
+    wait(lambda: subprocess.run(["curl", "-sf", "-m", "2", f"http://{node_ip}:{web_port}/bench"],
+                                capture_output=True).returncode == 0, "LB answers")
+    hp_web, hp_iperf = free_port(), free_port()
+    cfg = os.path.join(tmp, "haproxy.cfg")
+    with open(cfg, "w") as fh:
+        fh.write(f"""global
+  maxconn 20000
+  nbthread 1
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+listen web
+  bind 127.0.0.1:{hp_web}
+  server pod {pod_ip}:8888
+listen iperf
+  bind 127.0.0.1:{hp_iperf}
+  server pod {pod_ip}:5201
+""")
+    hlog = open(os.path.join(tmp, "haproxy.log"), "wb")  # noqa: SIM115 - closed with the run
+    started.append(subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=hlog, stderr=subprocess.STDOUT))
+    try:
+        wait(lambda: subprocess.run(["curl", "-sf", "-m", "2", f"http://127.0.0.1:{hp_web}/bench"],
+                                    capture_output=True).returncode == 0, "haproxy answers", timeout=20)
+    except TimeoutError:
+        log(open(os.path.join(tmp, "haproxy.log")).read())
+        raise
+    paths = {"servicelb": (node_ip, web_port, iperf_port), "direct": (pod_ip, 8888, 5201),
+             "haproxy": ("127.0.0.1", hp_web, hp_iperf)}
+    results: dict[str, tuple[float, float]] = {}
+    for name, (host, web, ip_port) in paths.items():
+        log(f"measuring {name} ({host})")
+        results[name] = (iperf(host, ip_port), conns_per_s(host, web))
+    d_gbps, d_cps = results["direct"]
+    print(f"{'path':<10} {'iperf3 Gbit/s':>14} {'ratio':>6} {'conn/s':>10} {'ratio':>6}")
+    for name, (gbps, cps) in results.items():
+        print(f"{name:<10} {gbps:>14.2f} {gbps / d_gbps:>6.2f} {cps:>10.0f} {cps / d_cps:>6.2f}")
+    sl_gbps, sl_cps = results["servicelb"]
+    ok = sl_gbps / d_gbps >= 0.95 and sl_cps / d_cps >= 0.95
+    print(f"servicelb vs direct: {'meets' if ok else 'BELOW'} the 0.95x target")
+finally:
+    for p in started:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    srv.cleanup()
+    subprocess.run(["rm", "-rf", tmp])
+    log("cleaned up")
+EOF
+DRIVER_PID=$!
+wait "$DRIVER_PID"
+RC=$?
+DRIVER_PID=""
+exit "$RC"
