@@ -125,7 +125,7 @@ try:
     cfg = os.path.join(tmp, "haproxy.cfg")
     with open(cfg, "w") as fh:
         fh.write(f"""global
-  maxconn 20000
+  maxconn 4096
   nbthread 1
 defaults
   mode tcp

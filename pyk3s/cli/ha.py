@@ -150,6 +150,12 @@ async def check_critical_config(client: Any, cfg: ServerConfig) -> None:
         except AlreadyExists:
             cm = await cms.get(CRITICAL_CONFIGMAP, "kube-system")
     theirs = cm.get("data") or {}
+    if not shared_datastore(cfg.datastore_endpoint):
+        # A datastore of its own means this is the only server: nobody to disagree with, and a restart
+        # with e.g. `--disable servicelb` is how the guide turns a component off.
+        if any(theirs.get(k) != v for k, v in mine.items()):
+            await cms.patch(CRITICAL_CONFIGMAP, {"data": mine}, "kube-system")
+        return
     for flag, value in mine.items():
         if flag in theirs and theirs[flag] != value:
             raise ConfigError(

@@ -71,8 +71,9 @@ def test_d_changed_copy_is_kept_with_disable_traefik(traefik_server: ServerProce
     saved = tmp_path / "traefik.yaml"
     shutil.copy2(srv.manifests_dir / "traefik.yaml", saved)
     srv.restart(DISABLED)
-    srv.wait_for(lambda: not exists(srv, "-n", "kube-system", "deployment", "traefik"), timeout=20,
+    srv.wait_for(lambda: not exists(srv, "-n", "kube-system", "addons.k3s.cattle.io", "traefik"), timeout=20,
                  what="pyk3s's Traefik uninstalled")
+    assert not any(exists(srv, *o) for o in OBJECTS)
 
     target = srv.manifests_dir / copy_name
     target.write_text(saved.read_text().replace("--log.level=INFO", "--log.level=DEBUG"))

@@ -78,9 +78,9 @@ class DeployController:
         forced = True
         try:
             while True:
+                self._wake.clear()  # before the pass, so an event during it triggers the next one
                 ok = await self.run_pass(forced=forced)
                 forced = not ok
-                self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.s.rescan_interval)
                 except TimeoutError:
@@ -298,7 +298,8 @@ class DeployController:
                     raise
         await self._event(addon, "Normal", "DeletingManifest", f'Deleting manifest at "{mf.path}"')
         log.info("deploy: %s is disabled; removed its objects and the file", mf.path)
-        mf.path.unlink(missing_ok=True)
+        if self._is_staged_copy(mf):  # a user's copy written meanwhile is kept (and applied next pass)
+            mf.path.unlink(missing_ok=True)
         # Uninstalled once: a file under this name from now on is the user's copy (the guide's recipe
         # copies the saved file back unchanged, then edits it), until a start stages it again.
         forget_staged(self.s.server_dir, mf.rel)

@@ -72,3 +72,11 @@ def test_explain_names_the_port_holder_the_label_and_readiness() -> None:
     assert "c" not in reasons
     ds["spec"]["template"]["spec"]["nodeSelector"] = {"svccontroller.k3s.cattle.io/enablelb": "true"}
     assert "lacks label svccontroller.k3s.cattle.io/enablelb=true" in explain(SVC, ds, [], nodes)["c"]
+
+
+def test_only_starting_separates_start_up_from_real_blockers() -> None:
+    from pyk3s.controllers.servicelb.status import only_starting
+
+    assert only_starting({"a": "no svclb pod on this node yet", "b": "svclb pod x is not Ready yet"})
+    assert not only_starting({"a": "no svclb pod on this node yet", "b": "port 80/TCP is held by pod kube-system/y"})
+    assert not only_starting({})
