@@ -126,11 +126,15 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
     async def deleter(pod: dict) -> None:
         await delete_pod_now(client, pod)
 
+    async def recorder(pod: dict, type_: str, reason: str, message: str) -> None:
+        await client.record_event({**pod, "apiVersion": "v1", "kind": "Pod"}, type=type_, reason=reason,
+                                  message=message, component="kubelet", host=name)
+
     ctx = KubeletContext(
         node_name=name, pods_dir=agent_dir / "pods", host_ip=internal[0], bridge=None, ipam=None,
         cluster_dns=settings.cluster_dns, cluster_domain=settings.cluster_domain, node_resolv=resolv.read_text(),
         sources=VolumeSources(cm, sec, token, ca_crt), services=svc_inf.list, config_map=cm, secret=sec,
-        write_status=status_writer, delete_pod=deleter)
+        write_status=status_writer, delete_pod=deleter, record_event=recorder)
     kubelet = Kubelet(ctx, client, pods_inf)
     server = KubeletServer(kubelet)
     ssl_ctx = server_ssl_context(certs.serving_cert, certs.serving_key, certs.client_ca or None) \

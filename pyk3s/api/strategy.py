@@ -46,8 +46,20 @@ def _qos(spec: dict[str, Any]) -> str:
     return "Guaranteed" if guaranteed else "Burstable"
 
 
+# ObjectMeta fields Go encodes with omitempty: an empty value is not stored, like kube-apiserver
+# (removing the last label leaves no ``labels: {}``; an orphaned dependent no ``ownerReferences: []``).
+_OMIT_EMPTY = ("labels", "annotations", "ownerReferences", "finalizers")
+
+
+def _drop_empty(meta: dict[str, Any]) -> None:
+    for f in _OMIT_EMPTY:
+        if f in meta and not meta[f]:
+            del meta[f]
+
+
 def prepare_create(info: ResourceInfo, obj: dict[str, Any], now: str) -> None:
     meta = obj.setdefault("metadata", {})
+    _drop_empty(meta)
     meta["uid"] = str(uuid.uuid4())
     meta["creationTimestamp"] = now
     meta["generation"] = 1
@@ -89,6 +101,7 @@ def prepare_update(info: ResourceInfo, old: dict[str, Any], new: dict[str, Any],
         return merged
     merged = new
     meta = merged.setdefault("metadata", {})
+    _drop_empty(meta)
     old_meta = old.get("metadata") or {}
     for f in _SERVER_META:
         if f in old_meta:

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -158,10 +159,11 @@ async def check_critical_config(client: Any, cfg: ServerConfig) -> None:
         return
     for flag, value in mine.items():
         if flag in theirs and theirs[flag] != value:
+            shown = "disable (servicelb)" if flag == "disable-servicelb" else flag
             raise ConfigError(
-                f"critical configuration value mismatch: --{flag} is {value!r} on this server but {theirs[flag]!r} "
-                f"in the cluster (ConfigMap kube-system/{CRITICAL_CONFIGMAP}); start every server with the same "
-                f"--{flag}")
+                f"critical configuration value mismatch: --{shown} is {value!r} on this server but "
+                f"{theirs[flag]!r} in the cluster (ConfigMap kube-system/{CRITICAL_CONFIGMAP}); start every server "
+                f"with the same --{shown}")
     missing = {k: v for k, v in mine.items() if k not in theirs}
     if missing:
         await cms.patch(CRITICAL_CONFIGMAP, {"data": missing}, "kube-system")
@@ -196,7 +198,7 @@ async def run_apiserver_endpoints(client: Any, identity: str, address: str, port
 
     leases = client.resource("coordination.k8s.io/v1", "leases")
     eps = client.resource("v1", "endpoints")
-    name = f"pyk3s-apiserver-{identity}"
+    name = "pyk3s-apiserver-" + re.sub(r"[^a-z0-9.-]", "-", identity.lower()).strip("-.")[:200]
     labels = {"k8s.io/component": "kube-apiserver", "pyk3s.io/apiserver": "true"}
     while True:
         try:

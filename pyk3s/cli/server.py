@@ -38,6 +38,21 @@ def setup_logging(debug: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+COMPACT_INTERVAL = 300.0
+
+
+async def compact_periodically(store: Any, interval: float = COMPACT_INTERVAL) -> None:
+    """Forget superseded versions every few minutes, as kube-apiserver asks etcd to; the engines keep
+    the newest revisions (1000 by default) so recent watches can still resume."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            rev = await store.compact(await store.current_revision())
+            log.debug("compacted the datastore up to revision %d", rev)
+        except Exception as err:  # a failed compaction only delays the next one
+            log.warning("datastore compaction failed: %s", err)
+
+
 def write_kubeconfig(running: object, cfg: ServerConfig) -> Path:
     path = Path(cfg.write_kubeconfig)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +66,13 @@ async def open_datastore(cfg: ServerConfig) -> Any:
     from pyk3s.api.store.base import StoreError
 
     try:
-        store = open_store(cfg.datastore_endpoint, cfg.data_dir)
+        store = open_store(
+            cfg.datastore_endpoint,
+            cfg.data_dir,
+            ca_file=cfg.datastore_cafile or None,
+            cert_file=cfg.datastore_certfile or None,
+            key_file=cfg.datastore_keyfile or None,
+        )
     except ValueError as err:
         raise ConfigError(str(err)) from None
     try:
@@ -155,6 +176,7 @@ async def run_server(cfg: ServerConfig, ready: asyncio.Event | None = None) -> N
             from pyk3s.controlplane import start_control_plane
 
             tg.create_task(start_control_plane(cfg, client, running), name="control-plane")
+            tg.create_task(compact_periodically(store), name="compaction")
             if not cfg.disable_agent:
                 from .embedded_agent import run_embedded_agent
 

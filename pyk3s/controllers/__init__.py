@@ -23,6 +23,7 @@ from .nodehosts import NodeHostsController
 from .nodelifecycle import NodeLifecycleController
 from .replicaset import ReplicaSetController
 from .scheduler import SchedulerController
+from .serviceaccounts import ServiceAccountsController
 from .settings import ControllerSettings
 
 __all__ = [
@@ -49,6 +50,7 @@ CONTROLLERS: dict[str, Factory] = {
     "namespace": NamespaceController,
     "nodelifecycle": NodeLifecycleController,
     "nodehosts": NodeHostsController,
+    "serviceaccount": ServiceAccountsController,
 }
 
 

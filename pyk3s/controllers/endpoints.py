@@ -383,9 +383,11 @@ class EndpointsController(Loop):
         )
         fresh = missing - self.warned.get(key, frozenset())
         self.warned[key] = missing
+        targets = {(sp.get("name") or str(sp.get("targetPort"))): sp.get("targetPort")
+                   for sp in (svc.get("spec") or {}).get("ports") or []}
         for pod_name, port in sorted(fresh):
             await self.client.record_event(
                 svc, type="Warning", reason="FailedToResolvePort", component="endpointslice-controller",
-                message=f'Pod {namespace_of(svc)}/{pod_name} has no container port for Service port "{port}"; '
-                        f"it is left out of the endpoints for that port",
+                message=f'Pod {namespace_of(svc)}/{pod_name} has no container port named "{targets.get(port, port)}" '
+                        f'for Service port "{port}"; it is left out of the endpoints for that port',
             )

@@ -11,6 +11,8 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,7 +45,8 @@ class CoreDNS:
     def __init__(self, srv: ServerProcess, tmp: Path, extra: str = "") -> None:
         self.port = free_port()
         self.conf = tmp / "Corefile"
-        self.conf.write_text(f".:{self.port} {{\n  bind 127.0.0.1\n{extra}  errors\n  ready 127.0.0.1:{free_port()}\n"
+        self.ready_port = free_port()
+        self.conf.write_text(f".:{self.port} {{\n  bind 127.0.0.1\n{extra}  errors\n  ready 127.0.0.1:{self.ready_port}\n"
                              f"  kubernetes cluster.local in-addr.arpa ip6.arpa\n  cache 30\n  loadbalance\n}}\n")
         self.log = open(tmp / "coredns.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen([sys.executable, "-m", "pyk3s", "coredns", "-conf", str(self.conf),
@@ -88,6 +91,16 @@ def coredns(api: ServerProcess, tmp_path: Path) -> Iterator:  # noqa: ANN201
         c.stop()
 
 
+def http_get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+    except OSError:
+        return 0, ""
+
+
 def wait(predicate, timeout: float, what: str, c: CoreDNS):  # noqa: ANN001, ANN201
     deadline = time.monotonic() + timeout
     last = None
@@ -109,7 +122,7 @@ def test_standalone_server_against_kubeconfig(api: ServerProcess, coredns) -> No
     assert out == [ip]
     r = c.ask(f"nothing.{NS}.svc.cluster.local")
     assert r is not None and r.rcode() == dns.rcode.NXDOMAIN and r.authority[0].rdtype == T.SOA
-    r = c.ask(f"dns-version.cluster.local", "TXT")
+    r = c.ask("dns-version.cluster.local", "TXT")
     assert r is not None and r.answer[0][0].to_text() == '"1.1.0"'
     # an update through the API reaches the server
     api.kubectl("-n", NS, "create", "service", "clusterip", "pk-new", "--tcp=81:8081")
@@ -126,16 +139,18 @@ def test_multisocket_workers_all_see_updates(api: ServerProcess, coredns) -> Non
     ip = api.kubectl("-n", NS, "get", "svc", "pk-web", "-o", "jsonpath={.spec.clusterIP}").out.strip()
     wait(lambda: c.a(name) == [ip], 30, "ClusterIP answered", c)
     wait(lambda: "2 workers" in c.output(), 10, "two workers announced", c)
-    workers = subprocess.run(["pgrep", "-P", str(c.proc.pid), "-f", "--worker-index"], capture_output=True,
-                             text=True).stdout.split()
+    workers = [pid for pid in subprocess.run(["pgrep", "-P", str(c.proc.pid)], capture_output=True,
+                                             text=True).stdout.split()
+               if b"--worker-index" in Path(f"/proc/{pid}/cmdline").read_bytes()]
     assert len(workers) == 1, c.output()
-    out = subprocess.run(["ss", "-Hulpn", f"sport = :{c.port}"], capture_output=True, text=True).stdout
-    assert out.count("127.0.0.1:") == 2, out
+    wait(lambda: subprocess.run(["ss", "-Hulpn", f"sport = :{c.port}"], capture_output=True,
+                                text=True).stdout.count("127.0.0.1:") == 2, 15, "both workers bound", c)
+    wait(lambda: http_get(c.ready_port, "/ready") == (200, "OK"), 15, "ready once both workers are", c)
     for i in range(3):
         svc = f"pk-upd-{i}"
         api.kubectl("-n", NS, "create", "service", "clusterip", svc, "--tcp=82:8082")
         sip = api.kubectl("-n", NS, "get", "svc", svc, "-o", "jsonpath={.spec.clusterIP}").out.strip()
-        wait(lambda s=svc: c.a(f"{s}.{NS}.svc.cluster.local") == [sip], 5, f"{svc} answered", c)
+        wait(lambda s=svc, ip=sip: c.a(f"{s}.{NS}.svc.cluster.local") == [ip], 5, f"{svc} answered", c)
         # every query comes from a new source port: SO_REUSEPORT spreads them over both workers
         time.sleep(0.5)
         got = [c.a(f"{svc}.{NS}.svc.cluster.local") for _ in range(16)]

@@ -45,6 +45,8 @@ _OPT = struct.Struct(">BHHBBHH")
 NO_EDNS = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 ONE_OPT = b"\x00\x01\x00\x00\x00\x00\x00\x01"
 MAX_ROTATIONS = 8
+NX_MEMO = 20000
+_DO_CD = (b"\x00", b"\x01", b"\x02", b"\x03")   # the wire cache key's last byte: DO << 1 | CD
 YIELD_EVERY = 200
 
 
@@ -59,7 +61,7 @@ class NxRule:
 
 
 class FastTable:
-    __slots__ = ("entries", "nx", "_rr", "counts", "labels", "caches")
+    __slots__ = ("entries", "nx", "_rr", "counts", "labels", "caches", "_nx_memo")
 
     def __init__(self, entries: dict[bytes, tuple[int, int, int, int, tuple[bytes, ...]]],
                  nx: NxRule | None, labels: tuple[str, str] | None = None,
@@ -69,6 +71,7 @@ class FastTable:
         # (zone wire, the cache plugin whose wire entries may answer), longest zone first; None: that
         # block has a plugin the fast path must not skip
         self.caches = caches if any(c is not None for _, c in caches) else ()
+        self._nx_memo: dict[bytes, int] = {}    # lower-case qname -> _nx_cut (the table never changes)
         self._rr = itertools.count()
         self.counts: dict[tuple[int, int], int] = {}   # (qtype, rcode) -> answers, folded into metrics
         self.labels = labels                            # (server, zone) when the block has prometheus
@@ -97,38 +100,29 @@ class FastTable:
                 c[k] = c.get(k, 0) + 1
                 return data[:2] + _HDR.pack(flags | (((data[2] << 8) | data[3]) & 0x0110), 1, an, ns, ar) + \
                     data[12:] + tail
-            edns = False
+            if data[n - 5]:             # the name must end right before type and class
+                return None
+            end, edns, limit, opt = n, False, 512, b""
         elif counts == ONE_OPT:
-            edns = True
-        else:
-            return None
-        i = 12
-        while True:
-            if i >= n:
-                return None
-            ln = data[i]
-            if ln == 0:
-                break
-            if ln > 63:
-                return None
-            i += ln + 1
-        qend = i + 1
-        end = qend + 4
-        if end > n:
-            return None
-        if edns:
-            if n < end + 11 or data[end] != 0 or data[end + 1] != 0 or data[end + 2] != 41:
+            if n >= 28 and data[n - 11:n - 8] == b"\x00\x00\x29" and data[n - 2:] == b"\x00\x00":
+                end = n - 11            # the usual shape: an OPT without options right after the question
+            else:
+                end = _question_end(data)
+                if end is None or end + 11 > n:
+                    return None
+            if data[end] != 0 or data[end + 1] != 0 or data[end + 2] != 41:
                 return None
             _, _, payload, ext, version, dof, rdlen = _OPT.unpack_from(data, end)
             if ext or version or end + 11 + rdlen != n:
                 return None
+            edns = True
             limit = payload if payload > 512 else 512
             opt = _OPT.pack(0, 41, min(max(payload, 512), 4096), 0, 0, dof & 0x8000, 0)
         else:
-            if end != n:
-                return None
-            limit = 512
-            opt = b""
+            return None
+        qend = end - 4
+        if data[qend - 1]:
+            return None
         qname = data[12:qend].lower()
         qflags = ((data[2] << 8) | data[3]) & 0x0110
         e = self.entries.get(qname + data[qend:end])
@@ -151,26 +145,20 @@ class FastTable:
     def _nx(self, data: bytes, qname: bytes, qend: int, end: int, qflags: int, edns: bool, opt: bytes,
             limit: int) -> bytes | None:
         nx = self.nx
-        if nx is None or not qname.endswith(nx.zone):
+        if nx is None:
             return None
-        cut = len(qname) - len(nx.zone)
-        labels = []
-        pos = 0
-        while pos < cut:
-            ln = qname[pos]
-            labels.append(qname[pos + 1:pos + 1 + ln])
-            pos += ln + 1
-        if pos != cut or len(labels) < 2 or labels[-1] not in (b"svc", b"pod") or qname in nx.shadowed:
+        cut = self._nx_memo.get(qname)
+        if cut is None:
+            cut = _nx_cut(nx, qname)
+            memo = self._nx_memo
+            if len(memo) >= NX_MEMO:
+                memo.clear()
+            memo[qname] = cut
+        if cut < 0:
             return None
         qtype = data[qend] << 8 | data[qend + 1]
         if qtype in (251, 252):
             return None
-        ns = labels[-2]
-        if ns in nx.namespaces:
-            if labels[-1] != b"svc" or len(labels) < 3:
-                return None
-            if len(labels) <= 5 and labels[-3] in nx.services.get(ns, ()):
-                return None
         ptr = 0xC000 | (12 + cut)
         if end + 2 + len(nx.soa) + len(opt) > limit:
             return None
@@ -190,8 +178,7 @@ class FastTable:
                 break
         if cache is None:
             return None
-        do = 2 if edns and opt[7] & 0x80 else 0
-        e = cache.wire.get(qname + data[qend:end] + (do | (data[3] >> 4 & 1)).to_bytes(1, "big"))
+        e = cache.wire.get(qname + data[qend:end] + _DO_CD[(2 if edns and opt[7] & 0x80 else 0) | (data[3] >> 4 & 1)])
         if e is None:
             return None
         tail = e.tail(monotonic(), cache.opts.keepttl)
@@ -203,6 +190,45 @@ class FastTable:
         c[k] = c.get(k, 0) + 1
         an, ns, ar = e.counts
         return data[:2] + _HDR.pack(e.flags | qflags, 1, an, ns, ar + edns) + data[12:end] + tail + opt
+
+
+def _question_end(data: bytes) -> int | None:
+    """Offset just past the (uncompressed) question of a query, or None."""
+    i, n = 12, len(data)
+    while True:
+        if i >= n:
+            return None
+        ln = data[i]
+        if ln == 0:
+            break
+        if ln > 63:
+            return None
+        i += ln + 1
+    return i + 5 if i + 5 <= n else None
+
+
+def _nx_cut(nx: NxRule, qname: bytes) -> int:
+    """Where the zone starts in `qname` if the shared NXDOMAIN answers it, else -1."""
+    if not qname.endswith(nx.zone) or qname in nx.shadowed:
+        return -1
+    cut = len(qname) - len(nx.zone)
+    labels = []
+    pos = 0
+    while pos < cut:
+        ln = qname[pos]
+        if ln > 63 or ln == 0:
+            return -1
+        labels.append(qname[pos + 1:pos + 1 + ln])
+        pos += ln + 1
+    if pos != cut or len(labels) < 2 or labels[-1] not in (b"svc", b"pod"):
+        return -1
+    ns = labels[-2]
+    if ns in nx.namespaces:
+        if labels[-1] != b"svc" or len(labels) < 3:
+            return -1
+        if len(labels) <= 5 and labels[-3] in nx.services.get(ns, ()):
+            return -1
+    return cut
 
 
 def _at_label(name: bytes, cut: int) -> bool:

@@ -115,7 +115,6 @@ def build_env(pod: Mapping, container: Mapping, *, config_maps: Mapping[str, Map
               secrets: Mapping[str, Mapping], services: Sequence[Mapping], pod_ip: str, host_ip: str,
               node_allocatable: Mapping[str, str] | None = None) -> dict[str, str]:
     meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
-    cname = container.get("name", "")
     env: dict[str, str] = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                            "HOSTNAME": spec.get("hostname") or meta.get("name", "")}
     env.update(service_link_env(services, meta.get("namespace", "default"), spec.get("enableServiceLinks", True)))
@@ -129,7 +128,7 @@ def build_env(pod: Mapping, container: Mapping, *, config_maps: Mapping[str, Map
             if obj is None:
                 if ref.get("optional"):
                     continue
-                raise EnvError(f'container "{cname}": {kind} "{ref.get("name")}" not found')
+                raise EnvError(f'{"secret" if secret else "configmap"} "{ref.get("name")}" not found')
             for k, v in _data(obj, secret).items():
                 env[prefix + k] = v
     for item in container.get("env") or []:
@@ -152,7 +151,10 @@ def build_env(pod: Mapping, container: Mapping, *, config_maps: Mapping[str, Map
                 if data is None or ref["key"] not in data:
                     if ref.get("optional"):
                         break
-                    what = "not found" if data is None else f'has no key "{ref["key"]}"'
-                    raise EnvError(f'container "{cname}": env {name}: {kind} "{ref.get("name")}" {what}')
+                    # the kubelet's wording, which is what users search for
+                    if data is None:
+                        raise EnvError(f'{"secret" if secret else "configmap"} "{ref.get("name")}" not found')
+                    raise EnvError(f'couldn\'t find key {ref["key"]} in {"Secret" if secret else "ConfigMap"} '
+                                   f'{meta.get("namespace", "default")}/{ref.get("name")}')
                 env[name] = data[ref["key"]]
     return env

@@ -100,6 +100,8 @@ async def _source(base: Path, kind: str, src: Mapping, pod: Mapping, sources: Vo
     elif kind == "serviceAccountToken":
         sa = (pod.get("spec") or {}).get("serviceAccountName") or "default"
         token = await sources.token(ns, sa, int(src.get("expirationSeconds") or 3607))
+        if not token:  # like the kubelet: no token, no mount (retried), never an empty token file
+            raise VolumeError(f'failed to fetch token: serviceaccount "{ns}/{sa}" token request failed')
         _write(base, src.get("path", "token"), token.encode(), 0o600 if mode == 0o644 else mode)
     else:
         raise VolumeError(f"unsupported projected source {kind!r}")

@@ -56,6 +56,8 @@ class KubeletContext:
     secret: Callable[[str, str], Awaitable[dict | None]]
     write_status: Callable[[dict, dict], Awaitable[None]]
     delete_pod: Callable[[dict], Awaitable[None]]
+    # (pod, type, reason, message): an Event about the pod, like the kubelet's recorder; None records nothing
+    record_event: Callable[[dict, str, str, str], Awaitable[None]] | None = None
 
 
 class PodWorker:
@@ -79,6 +81,7 @@ class PodWorker:
         self.changed = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self._last_status: dict | None = None
+        self._events: set[asyncio.Task[None]] = set()
 
     # -- public -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -100,6 +103,20 @@ class PodWorker:
         if cur is not None and cur.restart == n:
             return cur
         return ContainerProcess(self.dir / name, n)
+
+    def event(self, type_: str, reason: str, message: str) -> None:
+        """Record an Event about the pod without holding up the pod's lifecycle."""
+        if self.ctx.record_event is None:
+            return
+        task = asyncio.create_task(self._record(type_, reason, message))
+        self._events.add(task)
+        task.add_done_callback(self._events.discard)
+
+    async def _record(self, type_: str, reason: str, message: str) -> None:
+        try:
+            await self.ctx.record_event(self.pod, type_, reason, message)  # type: ignore[misc]
+        except Exception as exc:  # noqa: BLE001 - an event is best effort
+            log.debug("kubelet: event %s for %s not recorded: %s", reason, self.key, exc)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -159,10 +176,13 @@ class PodWorker:
                 self._volume_pod, self._volume_sources = pod, sources
                 return
             except VolumeError as exc:
+                message = f"MountVolume.SetUp failed for {exc}"
+                if any(c.message != message for c in self.init + self.main):
+                    self.event("Warning", "FailedMount", message)
                 for c in self.init + self.main:
-                    c.reason, c.message = "ContainerCreating", f"MountVolume.SetUp failed for {exc}"
+                    c.reason, c.message = "ContainerCreating", message
                 self.changed.set()
-                await self._sleep(5)
+                await self._sleep(2)
 
     async def _refresh_loop(self) -> None:
         while not await self._sleep(VOLUME_REFRESH_SECONDS):
@@ -191,6 +211,9 @@ class PodWorker:
 
     async def _run_containers(self) -> None:
         policy = (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
+        if self.init:
+            for st in self.main:
+                st.reason = "PodInitializing"
         for st in self.init:
             while not self.stopping.is_set():
                 ok = await self._run_once(st, self._container_spec(st))
@@ -228,9 +251,10 @@ class PodWorker:
         delay = 0.0 if n <= 1 else min(BACKOFF_START * 2 ** (n - 2), BACKOFF_MAX)
         st.last_terminated = st.to_status()["state"].get("terminated")
         if delay:
+            pod_ref = f"{self.pod['metadata']['name']}_{self.pod['metadata'].get('namespace')}({self.uid})"
             st.state, st.reason = "waiting", "CrashLoopBackOff"
-            st.message = (f"back-off {int(delay)}s restarting failed container={st.name} "
-                          f"pod={self.pod['metadata']['name']}_{self.pod['metadata'].get('namespace')}({self.uid})")
+            st.message = f"back-off {int(delay)}s restarting failed container={st.name} pod={pod_ref}"
+            self.event("Warning", "BackOff", f"Back-off restarting failed container {st.name} in pod {pod_ref}")
             self.changed.set()
         stop = await self._sleep(delay) if delay else self.stopping.is_set()
         st.restart_count += 1
@@ -256,13 +280,19 @@ class PodWorker:
                 mounts = container_mounts(c, self.volumes)
                 break
             except LookupError as exc:
-                st.state, st.reason = "waiting", "ErrImageNeverPull"
-                st.message = (f'Container image "{exc.args[0]}" is not a pyk3s built-in image and the container '
-                              "has no command; pyk3s runs containers as host processes and cannot pull images")
+                message = (f'Container image "{exc.args[0]}" is not a pyk3s built-in image and the container '
+                           "has no command; pyk3s runs containers as host processes and cannot pull images")
+                if st.message != message:
+                    self.event("Warning", "ErrImageNeverPull", message)
+                st.state, st.reason, st.message = "waiting", "ErrImageNeverPull", message
+                retry = 10.0
             except (EnvError, VolumeError) as exc:
+                if st.message != str(exc):
+                    self.event("Warning", "Failed", f"Error: {exc}")
                 st.state, st.reason, st.message = "waiting", "CreateContainerConfigError", str(exc)
+                retry = 2.0  # a referenced ConfigMap/Secret may be created any moment
             self.changed.set()
-            if await self._sleep(10):
+            if await self._sleep(retry):
                 return None
         if getattr(self, "_sa_mount", False):
             mounts.append({"source": str(self.volumes["pyk3s-api-access"]), "target": SA_MOUNT_PATH,
@@ -278,7 +308,9 @@ class PodWorker:
         proc = ContainerProcess.adopt(self.dir / st.name, st.restart_count) if st.extra.pop("adopt", False) else None
         if proc is None:
             proc = ContainerProcess(self.dir / st.name, st.restart_count)
+            self.event("Normal", "Created", f"Created container: {st.name}")
             await proc.start(argv, env, c.get("workingDir"), netns, mounts)
+            self.event("Normal", "Started", f"Started container {st.name}")
         self.procs[st.name] = proc
         started = time.monotonic()
         st.state, st.reason, st.message = "running", "", ""
@@ -333,6 +365,8 @@ class PodWorker:
             grace = (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
         grace = float(grace)
         hook = ((c or {}).get("lifecycle") or {}).get("preStop")
+        if meta.get("deletionTimestamp") and c is not None and proc.exit_status() is None:
+            self.event("Normal", "Killing", f"Stopping container {c.get('name')}")
         if hook and meta.get("deletionTimestamp") and grace > 0:
             started = time.monotonic()
             await self._run_hook(hook, c or {}, proc, grace)
@@ -355,8 +389,9 @@ class PodWorker:
     async def _probe(self, st: ContainerState, c: dict, proc: ContainerProcess) -> None:
         startup, live, ready = c.get("startupProbe"), c.get("livenessProbe"), c.get("readinessProbe")
         if startup:
-            if not await self._probe_until(startup, c, proc, want=True):
+            if not await self._probe_until(startup, c, proc, want=True, kind="Startup"):
                 log.info("kubelet: %s container %s failed startup probe, restarting", self.key, st.name)
+                self.event("Normal", "Killing", f"Container {st.name} failed startup probe, will be restarted")
                 await self._stop_proc(proc)
                 return
         st.started = True
@@ -367,8 +402,9 @@ class PodWorker:
         if ready:
             tasks.append(asyncio.create_task(self._readiness(st, ready, c, proc)))
         try:
-            if live and not await self._probe_until(live, c, proc, want=False):
+            if live and not await self._probe_until(live, c, proc, want=False, kind="Liveness"):
                 log.info("kubelet: %s container %s failed liveness probe, restarting", self.key, st.name)
+                self.event("Normal", "Killing", f"Container {st.name} failed liveness probe, will be restarted")
                 await self._stop_proc(proc)
             elif tasks:
                 await asyncio.gather(*tasks)
@@ -376,7 +412,7 @@ class PodWorker:
             for t in tasks:
                 t.cancel()
 
-    async def _probe_until(self, probe: dict, c: dict, proc: ContainerProcess, want: bool) -> bool:
+    async def _probe_until(self, probe: dict, c: dict, proc: ContainerProcess, want: bool, kind: str) -> bool:
         """Startup (want=True): wait for success, False after failureThreshold.
         Liveness (want=False): return False after failureThreshold consecutive failures."""
         await asyncio.sleep(float(probe.get("initialDelaySeconds") or 0))
@@ -384,9 +420,11 @@ class PodWorker:
         threshold = int(probe.get("failureThreshold") or 3)
         failures = 0
         while True:
-            ok, _ = await probe_once(probe, c, self.pod_ip, proc.pid)
+            ok, msg = await probe_once(probe, c, self.pod_ip, proc.pid)
             if ok and want:
                 return True
+            if not ok:
+                self.event("Warning", "Unhealthy", f"{kind} probe failed: {msg}")
             failures = 0 if ok else failures + 1
             if failures >= threshold:
                 return False
@@ -398,8 +436,10 @@ class PodWorker:
         fail_t, ok_t = int(probe.get("failureThreshold") or 3), int(probe.get("successThreshold") or 1)
         oks = fails = 0
         while True:
-            ok, _ = await probe_once(probe, c, self.pod_ip, proc.pid)
+            ok, msg = await probe_once(probe, c, self.pod_ip, proc.pid)
             oks, fails = (oks + 1, 0) if ok else (0, fails + 1)
+            if fails == 1:  # once per failing streak: a never-ready container must not flood the API
+                self.event("Warning", "Unhealthy", f"Readiness probe failed: {msg}")
             if ok and oks >= ok_t and not st.ready:
                 st.ready = True
                 self.changed.set()

@@ -38,8 +38,13 @@ def test_values_refs_and_links():
 
 
 def test_missing_reference_names_it():
-    with pytest.raises(EnvError, match='configMapKeyRef "nope" not found'):
+    with pytest.raises(EnvError, match='^configmap "nope" not found$'):
         env_for({"name": "c", "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k"}}}]})
+    with pytest.raises(EnvError, match='^secret "s" not found$'):
+        env_for({"name": "c", "envFrom": [{"secretRef": {"name": "s"}}]})
+    with pytest.raises(EnvError, match="^couldn't find key k in ConfigMap ns/cm$"):
+        env_for({"name": "c", "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}}]},
+                cms={"cm": {"data": {}}})
     env = env_for({"name": "c", "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {
         "name": "nope", "key": "k", "optional": True}}}]})
     assert "X" not in env

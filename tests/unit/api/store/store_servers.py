@@ -56,6 +56,15 @@ def _stop(proc: subprocess.Popen[bytes], sig: int) -> None:
             proc.wait(5)
 
 
+def _remove(path: Path) -> None:
+    # A server that just exited may still have children finishing writes: retry briefly.
+    for _ in range(20):
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return
+        time.sleep(0.1)
+
+
 class PostgresServer:
     """initdb + postgres in a temp dir, as the ``postgres`` user when we are root (postgres refuses root)."""
 
@@ -123,7 +132,7 @@ class PostgresServer:
     def stop(self) -> None:
         if self.proc is not None:
             _stop(self.proc, signal.SIGINT)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        _remove(self.dir)
 
 
 class EtcdServer:
@@ -185,7 +194,7 @@ class EtcdServer:
     def stop(self) -> None:
         if self.proc is not None:
             _stop(self.proc, signal.SIGTERM)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        _remove(self.dir)
 
 
 HAVE_POSTGRES = all(find_binary(n) for n in ("initdb", "postgres", "pg_isready"))

@@ -1,0 +1,92 @@
+"""The joining agent's pieces without root: --server parsing, the CA/token check, the local load
+balancer's failover (real TCP on loopback), and the HA bootstrap sealing and critical-config check."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import pytest
+
+from pyk3s.cli.agent import JoinError, ServerLoadBalancer, parse_servers
+from pyk3s.cli.ha import critical_values, seal, unseal
+from pyk3s.cli.server_config import ConfigError
+from pyk3s.cli.token import parse_token
+
+
+def test_parse_servers_lists_and_defaults() -> None:
+    assert parse_servers("https://10.0.0.1:6443, https://b.example:7443") == [("10.0.0.1", 6443), ("b.example", 7443)]
+    assert parse_servers("10.0.0.2") == [("10.0.0.2", 6443)]
+    with pytest.raises(JoinError, match="--server"):
+        parse_servers("http://10.0.0.1:6443")
+    with pytest.raises(JoinError, match="--server is required"):
+        parse_servers(" , ")
+
+
+def test_token_hash_guards_the_ca() -> None:
+    ca = b"-----BEGIN CERTIFICATE-----\nabc\n-----END CERTIFICATE-----\n"
+    good = parse_token(f"K10{hashlib.sha256(ca).hexdigest()}::server:pw")
+    assert good.ca_matches(ca) and not good.ca_matches(ca + b"x")
+    assert parse_token("just-a-password").ca_matches(b"anything")  # short tokens skip the check
+
+
+async def _echo_server(tag: bytes) -> asyncio.Server:
+    async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while data := await r.read(100):
+            w.write(tag + data)
+            await w.drain()
+        w.close()
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+async def _roundtrip(port: int) -> bytes:
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(b"ping")
+    await w.drain()
+    data = await asyncio.wait_for(r.read(100), 2)
+    w.close()
+    return data
+
+
+async def test_load_balancer_fails_over_and_drops_connections_to_a_dead_server(monkeypatch) -> None:
+    import pyk3s.cli.agent as agent
+
+    monkeypatch.setattr(agent, "HEALTH_SECONDS", 0.1)
+    a, b = await _echo_server(b"a:"), await _echo_server(b"b:")
+    pa, pb = a.sockets[0].getsockname()[1], b.sockets[0].getsockname()[1]
+    lb = ServerLoadBalancer([("127.0.0.1", pa)], port=0)
+    lb.set_learned([("127.0.0.1", pb)])  # learned from the kubernetes Endpoints
+    await lb.start()
+    health = asyncio.create_task(lb.health())
+    try:
+        assert await _roundtrip(lb.port) == b"a:ping"
+        r, w = await asyncio.open_connection("127.0.0.1", lb.port)  # a long-lived (watch-like) connection
+        w.write(b"x")
+        assert await r.read(100) == b"a:x"
+        a.close()
+        await a.wait_closed()
+        # the health check notices, switches, and closes the connection still piped to a
+        assert await asyncio.wait_for(r.read(100), 3) == b""
+        assert lb.active == ("127.0.0.1", pb)
+        assert await _roundtrip(lb.port) == b"b:ping"
+    finally:
+        health.cancel()
+        await lb.stop()
+        b.close()
+
+
+def test_bootstrap_data_needs_the_same_token() -> None:
+    blob = seal({"server-ca.key": b"secret"}, "pw1")
+    assert b"secret" not in blob
+    assert unseal(blob, "pw1") == {"server-ca.key": b"secret"}
+    with pytest.raises(ConfigError, match="--token does not match"):
+        unseal(blob, "pw2")
+
+
+def test_critical_values_hold_servicelb_disabled() -> None:
+    from types import SimpleNamespace
+
+    cfg = SimpleNamespace(cluster_cidrs=("10.42.0.0/16",), service_cidrs=("10.43.0.0/16",), cluster_dns=("10.43.0.10",),
+                          cluster_domain="cluster.local", disable=frozenset({"traefik", "coredns"}),
+                          disable_cloud_controller=False, servicelb_namespace="kube-system")
+    assert critical_values(cfg)["disable-servicelb"] == "false"  # type: ignore[arg-type]
