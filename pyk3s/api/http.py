@@ -6,9 +6,10 @@ credentials get 401 except the public health/version paths (answered as ``system
 request becomes an :class:`ApiRequest` (lower-cased header names) for ``api.handle``; a streamed
 ``ApiResponse`` (watch, ``logs -f``) is written chunk by chunk, each chunk flushed as it comes.
 
-``pods/exec|attach|portforward`` never reach the core: a WebSocket upgrade is authorized here
-(verb ``create``) and relayed to the kubelet (:mod:`pyk3s.api.proxy`); the SPDY fallback kubectl tries
-after a failed upgrade answers 400 with an explanation (spec 8.3-8.6).
+``pods/exec|attach|portforward`` never reach the core: the upgrade is authorized here (verb
+``create``). exec/attach WebSockets are relayed to the kubelet (:mod:`pyk3s.api.proxy`), and their SPDY
+fallback answers 400 with an explanation (spec 8.3-8.5); port-forward, SPDY/3.1 or WebSocket, is
+served by :mod:`pyk3s.api.portforward` (spec 8.6-8.7).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from aiohttp import web
 from pyk3s.api.authn import ANONYMOUS, Authenticator, anonymous_allowed, unauthorized_status
 from pyk3s.api.authz import forbidden_status, request_attributes
 from pyk3s.api.certs import TlsFiles
+from pyk3s.api.portforward import serve_portforward
 from pyk3s.api.proxy import KubeletProxy, status_body
 from pyk3s.api.request import ApiRequest, UserInfo
 
@@ -41,9 +43,6 @@ SPDY_MESSAGE = {
             "protocol (kubectl 1.30+ uses it unless KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false)",
     "attach": "pyk3s: attach over SPDY is not supported; this server speaks the WebSocket v5.channel.k8s.io "
               "protocol (kubectl 1.30+ uses it unless KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false)",
-    "portforward": "pyk3s: port-forward over SPDY is not supported (kubectl port-forward needs SPDY/3.1); "
-                   "use a client that speaks the WebSocket v4.channel.k8s.io port-forward protocol "
-                   "(?ports=N), such as the Python kubernetes client's portforward()",
 }
 
 
@@ -129,12 +128,12 @@ class _Handler:
             decision = await authorizer.authorize(user, attrs)
             if not decision.allowed:
                 return _json(forbidden_status(user, attrs, decision.reason))
-        upgrade = headers.get("upgrade", "").lower()
-        protocols = headers.get("sec-websocket-protocol", "")
-        if upgrade != "websocket" or (kind == "portforward" and "SPDY/3.1" in protocols):
+        if kind != "portforward" and headers.get("upgrade", "").lower() != "websocket":
             return _json(status_body(400, "BadRequest", SPDY_MESSAGE[kind]))
         if self.proxy is None:
             return _json(status_body(503, "ServiceUnavailable", f"pyk3s: {kind} relay to kubelets is not configured"))
+        if kind == "portforward":
+            return await serve_portforward(request, self.proxy, namespace, name)
         return await self.proxy.relay_websocket(request, kind, namespace, name)
 
 

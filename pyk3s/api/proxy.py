@@ -166,6 +166,17 @@ class KubeletProxy:
 
         return ApiResponse(200, content_type="text/plain", stream=chunks())
 
+    async def open_port(self, pod: dict, port: int) -> aiohttp.ClientWebSocketResponse:
+        """A byte stream to localhost:``port`` in ``pod``: the kubelet's ``/portForward?port=`` WebSocket
+        (binary messages are data, an empty one ends a direction, a text message is the kubelet's error)."""
+        meta = pod.get("metadata") or {}
+        base = await self.kubelet_base(pod)
+        url = f"{base}/portForward/{meta.get('namespace', 'default')}/{meta.get('name', '')}?port={port}"
+        try:
+            return await self._client().ws_connect(url, ssl=self._ssl, max_msg_size=0, autoping=True)
+        except (aiohttp.ClientError, OSError) as err:
+            raise ProxyError(500, "InternalError", f"error dialing backend: {err}") from None
+
     # -- websockets ---------------------------------------------------------------------------
 
     def _stream_url(self, base: str, kind: str, namespace: str, name: str, container: str,

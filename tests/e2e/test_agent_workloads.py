@@ -14,8 +14,8 @@ NodePort and externalIP traffic arrives from off the node without touching the m
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -384,9 +384,15 @@ def test_resolv_conf_and_hosts(cluster, envpod):
 
 # -- 3. probes, init containers, restart policies, termination, waiting reasons -------------------------
 
-def _startup_script(port: int) -> str:
-    return ("import socket, time\ntime.sleep(3)\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, "
-            f"socket.SO_REUSEADDR, 1)\ns.bind(('0.0.0.0', {port}))\ns.listen()\ntime.sleep(3600)\n")
+STARTUP_SCRIPT = """
+import os, socket, sys, time
+while not os.path.exists(sys.argv[1]):  # "starting up" until the test says so
+    time.sleep(0.2)
+s = socket.socket()
+s.bind(("0.0.0.0", 8081))
+s.listen()
+time.sleep(3600)
+"""
 
 
 TERM_SCRIPT = """
@@ -417,8 +423,8 @@ def probe_pods(cluster: ServerProcess) -> None:
           pod_doc("live-http", [{"name": "c", "image": "traefik/whoami", "args": ["--port", "8080"],
                                  "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}, "periodSeconds": 1,
                                                    "failureThreshold": 2}}]),
-          pod_doc("startup", [tool("c", [PY, "-c", _startup_script(8081)],
-                                   startupProbe={"tcpSocket": {"port": 8081}, "periodSeconds": 1, "failureThreshold": 20},
+          pod_doc("startup", [tool("c", [PY, "-c", STARTUP_SCRIPT, f"{BASE}/flags/listen"],
+                                   startupProbe={"tcpSocket": {"port": 8081}, "periodSeconds": 1, "failureThreshold": 120},
                                    readinessProbe={"exec": {"command": ["cat", f"{BASE}/flags/ready"]},
                                                    "periodSeconds": 1},
                                    livenessProbe={"exec": {"command": ["true"]}, "periodSeconds": 1},
@@ -464,7 +470,10 @@ def test_liveness_http_failure_restarts_with_events(cluster, probe_pods):
 def test_startup_probe_gates_liveness_and_readiness_exec(cluster, probe_pods):
     p = cluster.wait_for(lambda: (q := get_pod(cluster, "startup")) and cstatus(q).get("state", {}).get("running")
                          and q, what="startup container running")
-    assert cstatus(p)["started"] is False and not is_ready(p)
+    time.sleep(1.5)
+    p = get_pod(cluster, "startup")
+    assert cstatus(p)["started"] is False and not is_ready(p) and cstatus(p)["restartCount"] == 0
+    cluster.kubectl("exec", "startup", "--", "touch", f"{BASE}/flags/listen")
     cluster.wait_for(lambda: cstatus(get_pod(cluster, "startup"))["started"] is True, timeout=20, what="started")
     time.sleep(1.5)
     p = get_pod(cluster, "startup")

@@ -7,6 +7,7 @@ import json
 import re
 import secrets
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -165,6 +166,8 @@ def test_get_watch_prints_rows_for_changes(api_server, ns):
            str(api_server.tmp / f"kcache-{secrets.token_hex(4)}"), "get", "cm", "-n", ns, "-w", "-l", "w"]
     k("label", "cm", "w0", "w=0", "-n", ns)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(30, proc.kill)   # a missing row must fail the test, not hang it
+    watchdog.start()
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().split() == ["NAME", "DATA", "AGE"]
@@ -175,6 +178,7 @@ def test_get_watch_prints_rows_for_changes(api_server, ns):
         k("delete", "cm", "w1", "-n", ns)                                    # deleted: the row again
         rows = [proc.stdout.readline().split()[:2] for _ in range(3)]
     finally:
+        watchdog.cancel()
         proc.terminate()
         proc.wait(10)
     assert rows == [["w1", "1"]] * 3

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 
 import pytest
 from pyk3s_server import ServerProcess
@@ -142,14 +143,21 @@ def test_lightkube_crud_patch_apply_watch(api_server, ns):
     assert stored(api_server, ns, "b")["metadata"]["managedFields"][0]["manager"] == "lk"
 
     seen = []
-    for op, obj in lk.watch(ConfigMap, namespace=ns):
-        seen.append((op, obj.metadata.name))
-        if op == "ADDED" and obj.metadata.name == "b":
-            lk.patch(ConfigMap, "b", {"data": {"x": "2"}})
-        elif op == "MODIFIED" and obj.metadata.name == "b":
-            lk.delete(ConfigMap, "b")
-        elif op == "DELETED":
-            break
+
+    def follow() -> None:   # lightkube re-watches forever: a thread bounds the wait
+        for op, obj in lk.watch(ConfigMap, namespace=ns):
+            seen.append((op, obj.metadata.name))
+            if op == "ADDED" and obj.metadata.name == "b":
+                lk.patch(ConfigMap, "b", {"data": {"x": "2"}})
+            elif op == "MODIFIED" and obj.metadata.name == "b":
+                lk.delete(ConfigMap, "b")
+            elif op == "DELETED":
+                return
+
+    t = threading.Thread(target=follow, daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive(), f"watch events so far: {seen}"
     assert [s for s in seen if s[1] == "b"] == [("ADDED", "b"), ("MODIFIED", "b"), ("DELETED", "b")]
     lk.delete(ConfigMap, "a")
     with pytest.raises(ApiError) as missing:

@@ -32,6 +32,7 @@ import dns.rdatatype as T
 
 from .plugin import NotFast, Request
 from .plugins.cache import CachePlugin
+from .plugins.cache_wire import WireEntry
 from .plugins.loadbalance import LoadbalancePlugin, rotate
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class NxRule:
 
 
 class FastTable:
-    __slots__ = ("entries", "nx", "_rr", "counts", "labels", "caches", "_nx_memo")
+    __slots__ = ("entries", "nx", "_rr", "counts", "labels", "caches", "_nx_memo", "root_cache")
 
     def __init__(self, entries: dict[bytes, tuple[int, int, int, int, tuple[bytes, ...]]],
                  nx: NxRule | None, labels: tuple[str, str] | None = None,
@@ -71,6 +72,8 @@ class FastTable:
         # (zone wire, the cache plugin whose wire entries may answer), longest zone first; None: that
         # block has a plugin the fast path must not skip
         self.caches = caches if any(c is not None for _, c in caches) else ()
+        # the common layout, one catch-all block: its cache can be tried before parsing the question
+        self.root_cache = caches[0][1] if len(caches) == 1 and caches[0][0] == b"\x00" else None
         self._nx_memo: dict[bytes, int] = {}    # lower-case qname -> _nx_cut (the table never changes)
         self._rr = itertools.count()
         self.counts: dict[tuple[int, int], int] = {}   # (qtype, rcode) -> answers, folded into metrics
@@ -100,6 +103,11 @@ class FastTable:
                 c[k] = c.get(k, 0) + 1
                 return data[:2] + _HDR.pack(flags | (((data[2] << 8) | data[3]) & 0x0110), 1, an, ns, ar) + \
                     data[12:] + tail
+            rc = self.root_cache        # a lower-case plain query for a name the cache holds
+            if rc is not None and (e := rc.wire.get(data[12:] + _DO_CD[data[3] >> 4 & 1])) is not None:
+                reply = self._wire_reply(rc, e, data, n - 4, n, ((data[2] << 8) | data[3]) & 0x0110, False, b"", 512)
+                if reply is not None:
+                    return reply
             if data[n - 5]:             # the name must end right before type and class
                 return None
             end, edns, limit, opt = n, False, 512, b""
@@ -181,6 +189,10 @@ class FastTable:
         e = cache.wire.get(qname + data[qend:end] + _DO_CD[(2 if edns and opt[7] & 0x80 else 0) | (data[3] >> 4 & 1)])
         if e is None:
             return None
+        return self._wire_reply(cache, e, data, qend, end, qflags, edns, opt, limit)
+
+    def _wire_reply(self, cache: CachePlugin, e: WireEntry, data: bytes, qend: int, end: int, qflags: int,
+                    edns: bool, opt: bytes, limit: int) -> bytes | None:
         tail = e.tail(monotonic(), cache.opts.keepttl)
         if tail is None or end + len(tail) + len(opt) > limit:
             return None
@@ -343,7 +355,7 @@ async def _nx_rule(routing: Routing, block: Block) -> NxRule | None:
     rdata = (rd.mname.to_wire() + rd.rname.to_wire() +
              struct.pack(">IIIII", rd.serial, rd.refresh, rd.retry, rd.expire, rd.minimum))
     soa = struct.pack(">HHIH", T.SOA, 1, soa_rr.ttl, len(rdata)) + rdata
-    flags = ((reply.flags & ~(dns.flags.RD | dns.flags.CD)) & 0xFFF0) | dns.rcode.NXDOMAIN
+    flags = int(((reply.flags & ~(dns.flags.RD | dns.flags.CD)) & 0xFFF0) | dns.rcode.NXDOMAIN)
     shadowed: set[bytes] = set()
     if block.hosts is not None:
         t = block.hosts.table

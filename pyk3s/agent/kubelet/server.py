@@ -1,21 +1,30 @@
 """The kubelet HTTPS API on :10250: ``/healthz``, ``/containerLogs/…`` and ``/exec/…`` (WebSocket,
 ``v5.channel.k8s.io``/``v4.channel.k8s.io``: byte 0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize,
-255 close). TLS with a serving cert; when a CA file is given, client certificates signed by it are
-required. Exec runs ``nsenter --target <container pid> --mount --net`` with the container's environment.
+255 close) and ``/portForward/…?port=N`` (WebSocket; binary messages carry the raw bytes both ways,
+an empty binary message means "no more data from this side", a text message is a connect error). TLS
+with a serving cert; when a CA file is given, client certificates signed by it are required. Exec runs
+``nsenter --target <container pid> --mount --net`` with the container's environment; port-forward
+connects to localhost:N inside the pod's network namespace, as the real kubelet does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import json
 import logging
+import os
+import socket
 import ssl
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
+from pyk3s.agent.cni.podnet import netns_path
 from pyk3s.agent.kubelet.kubelet import Kubelet
 from pyk3s.agent.kubelet.logs import LogOptions, follow_log, read_log
 
@@ -56,6 +65,7 @@ class KubeletServer:
         self.app.router.add_get("/containerLogs/{ns}/{pod}/{container}", self.logs)
         for verb in ("exec", "attach"):
             self.app.router.add_route("*", f"/{verb}/{{ns}}/{{pod}}/{{container}}", self.exec)
+        self.app.router.add_get("/portForward/{ns}/{pod}", self.port_forward)
         self.runner: web.AppRunner | None = None
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> int:
@@ -180,3 +190,115 @@ class KubeletServer:
             await ws.send_bytes(b"\x03" + json.dumps(status).encode())
             await ws.close()
         return ws
+
+    async def port_forward(self, req: web.Request) -> web.StreamResponse:
+        """One TCP connection to ``localhost:port`` in the pod's network namespace, as a byte WebSocket."""
+        w = self.kubelet.worker_for(req.match_info["ns"], req.match_info["pod"])
+        if w is None:
+            return _status(404, f'pod "{req.match_info["pod"]}" not found on this node')
+        try:
+            port = int(req.query.get("port", ""))
+            if not 0 < port < 65536:
+                raise ValueError
+        except ValueError:
+            return _status(400, f"invalid port {req.query.get('port', '')!r}: want 1-65535")
+        host_network = bool((w.pod.get("spec") or {}).get("hostNetwork"))
+        ws = web.WebSocketResponse(max_msg_size=0, compress=False)
+        await ws.prepare(req)
+        try:
+            sock = await _dial_localhost(None if host_network else netns_path(w.uid), port)
+            reader, writer = await asyncio.open_connection(sock=sock)
+        except OSError as exc:
+            await ws.send_str(str(exc))
+            await ws.close()
+            return ws
+
+        async def pod_to_client() -> None:
+            while chunk := await reader.read(65536):
+                await ws.send_bytes(chunk)
+            await ws.send_bytes(b"")
+
+        async def client_to_pod() -> None:
+            async for msg in ws:
+                if msg.type != WSMsgType.BINARY:
+                    break
+                if not msg.data:
+                    if writer.can_write_eof():
+                        writer.write_eof()
+                    continue
+                writer.write(msg.data)
+                await writer.drain()
+
+        # as the kubelet does, the connection ends when the pod's side ends (or the caller goes away)
+        tasks = [asyncio.create_task(pod_to_client()), asyncio.create_task(client_to_pod())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            writer.close()
+            await ws.close()
+        return ws
+
+
+_CLONE_NEWNET = 0x40000000
+
+
+async def _dial_localhost(netns: str | None, port: int) -> socket.socket:
+    """Connect to localhost:port, inside ``netns`` if given. The connect runs in a thread of its own
+    that enters the namespace and then ends: a socket stays in the namespace it was made in."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[socket.socket] = loop.create_future()
+
+    def settle(result: socket.socket | None, error: BaseException | None) -> None:
+        if done.cancelled():
+            if result is not None:
+                result.close()
+        elif error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            sock = _connect_localhost(netns, port)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting coroutine
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, sock, None)
+
+    threading.Thread(target=run, name="pk-portforward-dial", daemon=True).start()
+    return await done
+
+
+def _connect_localhost(netns: str | None, port: int) -> socket.socket:
+    if netns is not None:
+        try:
+            fd = os.open(netns, os.O_RDONLY)
+        except OSError as exc:
+            raise OSError(exc.errno, f"failed to open network namespace {netns!r}: {exc.strerror}") from None
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.setns(fd, _CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"failed to enter network namespace {netns!r}: {os.strerror(err)}")
+        finally:
+            os.close(fd)
+    errors = []
+    for family, addr, host in ((socket.AF_INET, "127.0.0.1", "127.0.0.1"), (socket.AF_INET6, "::1", "[::1]")):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.settimeout(10)
+        try:
+            sock.connect((addr, port))
+        except OSError as exc:
+            sock.close()
+            errors.append(f"dial tcp{'4' if family == socket.AF_INET else '6'} {host}:{port}: connect: "
+                          f"{(exc.strerror or str(exc)).lower()}")
+            continue
+        sock.setblocking(False)
+        return sock
+    where = f' inside namespace "{netns}"' if netns else ""
+    raise OSError(f"failed to connect to localhost:{port}{where}, IPv4: {errors[0]} IPv6 {errors[1]}")

@@ -99,8 +99,8 @@ def build_wire_entry(msg: dns.message.Message, qname: dns.name.Name, qtype: int,
         width = max([len(rr) for rr in msg.answer if rr.rdtype in (T.A, T.AAAA, T.MX)] or [1])
         for k in range(1, min(width, MAX_ROTATIONS)):
             variants.append((rotate(msg.answer, k), rotate(msg.additional, k)))
-    flags = dns.flags.QR | dns.flags.AA | (msg.flags & dns.flags.RA)
-    rcode = msg.rcode()
+    flags = int(dns.flags.QR | dns.flags.AA) | (int(msg.flags) & int(dns.flags.RA))
+    rcode = int(msg.rcode())
     if rcode > 15:
         return None
     q = dns.message.make_query(qname, qtype, use_edns=False)

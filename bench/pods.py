@@ -1,0 +1,252 @@
+"""Pods and the Service proxy on a real `pyk3s server` with its embedded agent. Prints numbers; asserts nothing.
+
+    sudo python bench/pods.py                 # 10 replicas, 5 s per load row
+    sudo python bench/pods.py --replicas 20 --seconds 3 --connections 32
+
+Starts its own server the way the end-to-end harness does (a node link ``pkd<id>`` of its own, a pod
+bridge ``pkb<id>``, CIDRs no other cluster on the machine routes), then:
+
+1. time from ``kubectl apply`` of an N-replica whoami Deployment + Service to N ready endpoints in the
+   Service's EndpointSlices (and to N Running pods);
+2. HTTP keep-alive throughput and new connections/s against one pod, once through its ClusterIP (the
+   nftables DNAT path) and once at the pod address directly, side by side with the ratio; plus the
+   ClusterIP in front of all N pods. With ``wrk`` installed it drives the load, else a bounded Python
+   loop does.
+
+Everything is removed at the end (``pyk3s killall`` for this server, the node link, the data dir), also
+on failure or Ctrl-C, and what is left of it is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
+from pyk3s_server import ServerProcess  # noqa: E402 - the harness the end-to-end tests use
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: bench}
+spec:
+  replicas: %(replicas)d
+  selector: {matchLabels: {app: bench}}
+  template:
+    metadata: {labels: {app: bench}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: whoami
+        image: traefik/whoami
+        args: ["--port", "8080"]
+        ports: [{containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /health, port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: bench}
+spec:
+  selector: {app: bench}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+SOLO = """
+apiVersion: v1
+kind: Pod
+metadata: {name: solo, labels: {app: solo}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: whoami
+    image: traefik/whoami
+    args: ["--port", "8080"]
+    readinessProbe: {httpGet: {path: /health, port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: solo}
+spec:
+  selector: {app: solo}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+def ready_endpoints(srv: ServerProcess, service: str) -> int:
+    out = srv.kubectl("get", "endpointslices", "-l", f"kubernetes.io/service-name={service}", "-o", "json",
+                      check=False)
+    if out.rc != 0:
+        return 0
+    return sum(1 for s in json.loads(out.out)["items"] for e in s.get("endpoints") or []
+               if (e.get("conditions") or {}).get("ready"))
+
+
+def running_pods(srv: ServerProcess, selector: str) -> int:
+    out = srv.kubectl("get", "pods", "-l", selector, "-o", "jsonpath={.items[*].status.phase}", check=False).out
+    return out.split().count("Running")
+
+
+def wait(predicate, timeout: float, what: str, interval: float = 0.05) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if predicate():
+            return time.monotonic()
+        time.sleep(interval)
+    raise TimeoutError(f"bench/pods: timed out after {timeout:.0f}s waiting for {what}")
+
+
+# -- load ------------------------------------------------------------------------------------------------
+
+def wrk(url: str, seconds: float, connections: int, close: bool) -> float:
+    argv = ["wrk", "-t2", f"-c{connections}", f"-d{max(1, int(seconds))}s", "--timeout", "2s"]
+    if close:
+        argv += ["-H", "Connection: close"]
+    out = subprocess.run([*argv, url], capture_output=True, text=True, timeout=seconds + 30).stdout
+    m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+    if errors:
+        print(f"    (wrk {url}: {errors.group(0)})")
+    return float(m.group(1)) if m else 0.0
+
+
+def python_load(host: str, port: int, seconds: float, connections: int, close: bool) -> float:
+    """Bounded fallback: ``connections`` threads, each one HTTP/1.1 client, for ``seconds``."""
+    req = (f"GET / HTTP/1.1\r\nHost: {host}\r\n" + ("Connection: close\r\n" if close else "") + "\r\n").encode()
+    done = [0] * connections
+    deadline = time.monotonic() + seconds
+
+    def one_response(sock: socket.socket) -> bool:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return False
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        m = re.search(rb"[Cc]ontent-[Ll]ength: (\d+)", head)
+        need = int(m.group(1)) if m else 0
+        while len(body) < need:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return False
+            body += chunk
+        return True
+
+    def worker(i: int) -> None:
+        sock = None
+        while time.monotonic() < deadline:
+            try:
+                if sock is None:
+                    sock = socket.create_connection((host, port), timeout=2)
+                sock.sendall(req)
+                if one_response(sock):
+                    done[i] += 1
+                if close:
+                    sock.close()
+                    sock = None
+            except OSError:
+                if sock is not None:
+                    sock.close()
+                sock = None
+        if sock is not None:
+            sock.close()
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 10)
+    return sum(done) / seconds
+
+
+def measure(host: str, port: int, seconds: float, connections: int, close: bool) -> float:
+    if shutil.which("wrk"):
+        return wrk(f"http://{host}:{port}/", seconds, connections, close)
+    return python_load(host, port, seconds, min(connections, 16), close)
+
+
+# -- main ------------------------------------------------------------------------------------------------
+
+def leftovers(srv: ServerProcess) -> list[str]:
+    left = []
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    for name in (srv.bridge, f"pkd{srv.ident}"):
+        if f" {name}:" in links or f" {name}@" in links:
+            left.append(f"link {name}")
+    if srv.nft_table in subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout.split():
+        left.append(f"nft table {srv.nft_table}")
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if str(srv.data_dir).encode() in (d / "cmdline").read_bytes():
+                    left.append(f"process {d.name}")
+            except OSError:
+                continue
+    return left
+
+
+def run(args: argparse.Namespace) -> None:
+    srv = ServerProcess(agent=True, extra_args=["--disable", "traefik,servicelb,coredns"])
+    try:
+        t = time.monotonic()
+        srv.start(timeout=60)
+        wait(lambda: "True" in srv.kubectl("get", "node", srv.node_name, "-o",
+                                           "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+                                           check=False).out, 30, "node Ready", 0.2)
+        print(f"server + agent up, node Ready: {time.monotonic() - t:.2f}s  (pods {srv.nets.cluster_cidr}, "
+              f"services {srv.nets.service_cidr}, node {srv.node.ip})")
+
+        n = args.replicas
+        t0 = time.monotonic()
+        srv.kubectl("apply", "-f", "-", input=DEPLOYMENT % {"replicas": n})
+        t_running = wait(lambda: running_pods(srv, "app=bench") >= n, args.timeout, f"{n} Running pods")
+        t_ready = wait(lambda: ready_endpoints(srv, "bench") >= n, args.timeout, f"{n} ready endpoints")
+        print(f"\napply -> {n} pods Running:          {t_running - t0:6.2f}s")
+        print(f"apply -> {n} ready endpoints:       {t_ready - t0:6.2f}s")
+
+        srv.kubectl("apply", "-f", "-", input=SOLO)
+        wait(lambda: ready_endpoints(srv, "solo") >= 1, args.timeout, "the solo pod's endpoint")
+        solo_ip = srv.kubectl("get", "pod", "solo", "-o", "jsonpath={.status.podIP}").out
+        solo_svc = srv.kubectl("get", "svc", "solo", "-o", "jsonpath={.spec.clusterIP}").out
+        all_svc = srv.kubectl("get", "svc", "bench", "-o", "jsonpath={.spec.clusterIP}").out
+        time.sleep(1)  # the proxy's rules for the new Service
+
+        tool = "wrk" if shutil.which("wrk") else "python loop"
+        print(f"\nload: {tool}, {args.connections} connections, {args.seconds:.0f}s per row (from the node)")
+        print(f"{'':34}{'pod direct':>12}{'ClusterIP':>12}{'ratio':>8}{'ClusterIP x' + str(n):>16}")
+        for label, close in (("keep-alive requests/s", False), ("new connections/s", True)):
+            direct = measure(solo_ip, 8080, args.seconds, args.connections, close)
+            via = measure(solo_svc, 80, args.seconds, args.connections, close)
+            spread = measure(all_svc, 80, args.seconds, args.connections, close)
+            ratio = via / direct if direct else 0.0
+            print(f"{label:34}{direct:12.0f}{via:12.0f}{ratio:8.2f}{spread:16.0f}")
+    finally:
+        srv.cleanup()
+        left = leftovers(srv)
+        print("\ncleanup: " + ("nothing left" if not left else "LEFT BEHIND: " + ", ".join(left)))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--replicas", type=int, default=10)
+    p.add_argument("--seconds", type=float, default=5.0, help="duration of each load row")
+    p.add_argument("--connections", type=int, default=16)
+    p.add_argument("--timeout", type=float, default=120.0, help="limit for the pods to become ready")
+    args = p.parse_args()
+    try:
+        run(args)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
