@@ -202,7 +202,11 @@ class SpdyPortForward:
                         error = _forward_error(self.pod, port, kubelet_error)
         finally:
             pair.finished = True
+            while not pair.inbound.empty():  # wakes a feed() blocked on a full queue
+                pair.inbound.get_nowait()
             self._pairs.pop(pair.request_id, None)
+            self._by_stream.pop(pair.error_id, None)
+            self._by_stream.pop(pair.data_id, None)
             if backend is not None:
                 await backend.close()
             with contextlib.suppress(Exception):

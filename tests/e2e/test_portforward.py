@@ -109,6 +109,9 @@ def _exercise(port: int) -> None:
 def test_kubectl_port_forward_websocket_tunnel(srv: ServerProcess) -> None:
     with port_forward(srv, f"pod/{POD}", 80) as (port, proc):
         _exercise(port)
+        time.sleep(6)  # kubectl pings the SPDY session every 5s; it must stay usable
+        r = curl(port)
+        assert r.returncode == 0 and b"Hostname:" in r.stdout, r.stderr
         assert proc.poll() is None
 
 
