@@ -28,6 +28,7 @@ from aiohttp import web
 from pyk3s.api.authn import ANONYMOUS, Authenticator, anonymous_allowed, unauthorized_status
 from pyk3s.api.authz import forbidden_status, request_attributes
 from pyk3s.api.certs import TlsFiles
+from pyk3s.api.impersonation import Denied, impersonate
 from pyk3s.api.portforward import serve_portforward
 from pyk3s.api.proxy import KubeletProxy, status_body
 from pyk3s.api.request import ApiRequest, UserInfo
@@ -92,6 +93,12 @@ class _Handler:
         user = self.authenticate(request, headers)
         if user is None:
             return _json(unauthorized_status())
+        if "impersonate-user" in headers or "impersonate-group" in headers:
+            try:
+                user = await impersonate(user, headers, request.headers.getall("Impersonate-Group", []),
+                                         getattr(self.api, "authorizer", None))
+            except Denied as denied:
+                return _json(denied.status)
         m = _STREAM_PATH.match(request.path)
         if m:
             return await self.stream_subresource(request, headers, user, m.group(3), m.group(1), m.group(2))

@@ -259,11 +259,11 @@ def test_logs_and_exec_report_why_without_a_node(api_server):
     assert spdy.rc != 0 and "SPDY is not supported" in spdy.err
 
 
-def test_port_forward_explains_spdy_is_missing(api_server):
+def test_port_forward_to_a_pod_without_a_node_is_refused(api_server):
     k = api_server.kubectl
     k("create", "namespace", "pk-pf")
     k("run", "pf", "-n", "pk-pf", "--image=pyk3s/whoami")
     k("patch", "pod", "pf", "-n", "pk-pf", "--subresource=status", "--type=merge", "-p",
       '{"status":{"phase":"Running"}}')  # kubectl refuses to forward to a pod it does not see running
     r = k("port-forward", "-n", "pk-pf", "pod/pf", "18999:80", check=False, timeout=30)
-    assert r.rc != 0 and "port-forward over SPDY is not supported" in r.err
+    assert r.rc != 0 and 'pod "pf" does not have a host assigned' in r.err
