@@ -41,12 +41,24 @@ def desired_routes(nodes: Iterable[dict[str, Any]], self_name: str,
     clusters = [c for c in clusters if c.version == 4]
     routes: dict[str, str] = {}
     warnings: list[str] = []
+    owners: dict[str, str] = {}
+    taken_twice: set[str] = set()
+    nodes = list(nodes)
+    for node in nodes:
+        spec = node.get("spec") or {}
+        for cidr in spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else []):
+            name = node["metadata"]["name"]
+            if cidr in owners:
+                taken_twice.add(cidr)
+                warnings.append(f"podCIDR {cidr} is claimed by both node {owners[cidr]} and node {name}; not routed")
+            owners.setdefault(cidr, name)
     for node in nodes:
         name = node["metadata"]["name"]
         if name == self_name:
             continue
         spec = node.get("spec") or {}
-        cidrs = spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else [])
+        cidrs = [c for c in spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else [])
+                 if c not in taken_twice]
         gw = _internal_ipv4(node)
         for cidr in cidrs:
             try:

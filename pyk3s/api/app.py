@@ -40,6 +40,7 @@ from pyk3s.api.request import ApiRequest, ApiResponse
 from pyk3s.api.resources import ResourceInfo, ResourceTable
 from pyk3s.api.store.base import Store, Unavailable
 from pyk3s.api.subresources import Subresources
+from pyk3s.api.tables import render_table
 from pyk3s.api.watch import WatchCache
 
 __all__ = ["ApiServer", "VirtualHandler"]
@@ -75,7 +76,6 @@ class ApiServer:
         self.subresources = Subresources(self, self.handlers)
         self._virtual: dict[tuple[str, str, str], VirtualHandler] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._render_table: Any = None
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -157,15 +157,9 @@ class ApiServer:
         return await self.registry.create(info, namespace, obj, WriteOptions(field_manager=field_manager))
 
     def render_table(self, info: ResourceInfo, objects: list[dict[str, Any]], table: TableRequest) -> dict[str, Any]:
-        if self._render_table is None:
-            try:
-                from pyk3s.api.tables import render_table
-            except ImportError:
-                render_table = _fallback_table
-            self._render_table = render_table
         crd_columns = list(info.printer_columns) if info.is_custom else None
-        out: dict[str, Any] = self._render_table(info, objects, include_object=table.include_object,
-                                                 crd_columns=crd_columns, now=datetime.now(UTC))
+        out = render_table(info, objects, include_object=table.include_object, crd_columns=crd_columns,
+                           now=datetime.now(UTC))
         out["apiVersion"] = f"meta.k8s.io/{table.version}"
         return out
 
@@ -317,60 +311,3 @@ class ApiServer:
         if ns is not None:
             body.setdefault("metadata", {})["namespace"] = ns
         return json_response(201, await handler(req, body))
-
-
-# --- a NAME/AGE table for when no table renderer is installed ------------------------------------
-
-
-def human_age(seconds: float) -> str:
-    s = int(seconds)
-    if s < 0:
-        return "<invalid>"
-    if s < 120:
-        return f"{s}s"
-    m = s // 60
-    if m < 10:
-        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
-    if m < 180:
-        return f"{m}m"
-    h = m // 60
-    if h < 8:
-        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
-    if h < 48:
-        return f"{h}h"
-    d = h // 24
-    if h < 24 * 8:
-        return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
-    if d < 365 * 2:
-        return f"{d}d"
-    y = d // 365
-    return f"{y}y{d % 365}d" if y < 8 and d % 365 else f"{y}y"
-
-
-def _fallback_table(info: ResourceInfo, objects: list[dict[str, Any]], *, include_object: str,
-                    crd_columns: list[dict[str, Any]] | None, now: datetime) -> dict[str, Any]:
-    rows = []
-    for obj in objects:
-        meta = obj.get("metadata") or {}
-        created = meta.get("creationTimestamp")
-        age = "<unknown>"
-        if created:
-            with contextlib.suppress(ValueError):
-                age = human_age((now - datetime.fromisoformat(created.replace("Z", "+00:00"))).total_seconds())
-        row: dict[str, Any] = {"cells": [meta.get("name", ""), age]}
-        if include_object == "Object":
-            row["object"] = obj
-        elif include_object == "Metadata":
-            row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta}
-        rows.append(row)
-    return {
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": {},
-        "columnDefinitions": [
-            {"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0},
-            {"name": "Age", "type": "string", "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created.", "priority": 0},
-        ],
-        "rows": rows,
-    }
-

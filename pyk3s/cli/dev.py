@@ -210,7 +210,11 @@ class Cluster:
             self._spawn(server, self.server_argv(server))
             self.wait_for(lambda: self._server_ready(server), timeout=60, what="API server ready")
             for node in self.members[1:]:
+                # one at a time: agents pick their pod CIDR themselves at registration (lowest free /24),
+                # so two registering at the same moment could pick the same one
                 self._spawn(node, self.agent_argv(node))
+                self.wait_for(lambda node=node: self._registered(node), timeout=60,
+                              what=f"node {node.name} registered")
             self.wait_for(self._all_ready, timeout=timeout, what=f"{self.nodes} nodes Ready")
             return self
         except BaseException:
@@ -228,6 +232,12 @@ class Cluster:
         self.kubeconfig.write_text(yaml.safe_dump(doc))
         os.chmod(self.kubeconfig, 0o600)
         return self.kubectl("get", "--raw", "/readyz", check=False, timeout=10).rc == 0
+
+    def _registered(self, node: Node) -> bool:
+        if node.proc is not None and node.proc.poll() is not None:
+            raise RuntimeError(f"agent {node.name} exited with {node.proc.returncode}:\n{node.log()}")
+        res = self.kubectl("get", "node", node.name, "-o", "jsonpath={.spec.podCIDR}", check=False, timeout=15)
+        return res.rc == 0 and bool(res.out)
 
     def _all_ready(self) -> bool:
         for node in self.members:

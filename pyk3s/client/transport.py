@@ -29,7 +29,7 @@ class Transport(Protocol):
     ) -> tuple[int, dict[str, str], bytes]: ...
 
     def stream(self, method: str, path: str, query: Query, headers: dict[str, str]) -> AsyncIterator[bytes]:
-        """Yields the answer line by line; raises ApiError-shaped failures via (status, body) first line."""
+        """Yields the answer's non-blank lines; a status of 300 or more raises :class:`StreamRejected` first."""
         ...
 
     async def close(self) -> None: ...
@@ -40,6 +40,23 @@ class StreamRejected(Exception):
         super().__init__(status)
         self.status = status
         self.body = body
+
+
+class _LineSplitter:
+    """Cuts a byte stream into its non-blank lines; a watch sends one JSON event per line."""
+
+    __slots__ = ("_rest",)
+
+    def __init__(self) -> None:
+        self._rest = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        *lines, self._rest = (self._rest + chunk).split(b"\n")
+        return [line for line in lines if line.strip()]
+
+    def tail(self) -> list[bytes]:
+        """The last line when the stream ends without a newline."""
+        return [self._rest] if self._rest.strip() else []
 
 
 class HttpTransport:
@@ -91,15 +108,12 @@ class HttpTransport:
             ) as resp:
                 if resp.status >= 300:
                     raise StreamRejected(resp.status, await resp.read())
-                buf = b""
+                lines = _LineSplitter()
                 async for chunk in resp.content.iter_any():
-                    buf += chunk
-                    while b"\n" in buf:
-                        line, buf = buf.split(b"\n", 1)
-                        if line.strip():
-                            yield line
-                if buf.strip():
-                    yield buf
+                    for line in lines.feed(chunk):
+                        yield line
+                for line in lines.tail():
+                    yield line
         except (aiohttp.ClientError, OSError) as err:
             raise TransportError(f"{method} {self.access.server}{path}: {err}") from err
 
@@ -147,15 +161,12 @@ class InProcessTransport:
                 if line.strip():
                     yield line
             return
-        buf = b""
+        lines = _LineSplitter()
         async for chunk in resp.stream:
-            buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                if line.strip():
-                    yield line
-        if buf.strip():
-            yield buf
+            for line in lines.feed(chunk):
+                yield line
+        for line in lines.tail():
+            yield line
 
     async def close(self) -> None:
         return None

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import dns.flags
+import dns.exception
 import dns.message
 import dns.query
 import dns.rcode

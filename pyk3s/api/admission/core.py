@@ -5,35 +5,33 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import json
 from typing import Any
 
 from .causes import Cause, GoValue, duplicate, forbidden, invalid, not_supported, required, too_long
 from .meta import validate_labels
-from .names import config_map_key, dns1123_label, dns1123_subdomain, port_name
-from .pod import PROTOCOLS, valid_port
+from .names import (
+    PORT_RANGE,
+    PROTOCOLS,
+    config_map_key,
+    dns1123_label,
+    dns1123_subdomain,
+    is_ip,
+    port_name,
+    valid_port,
+)
 
 __all__ = ["validate_core", "validate_core_update", "CORE_VALIDATORS"]
 
-_PORT_RANGE = "must be between 1 and 65535, inclusive"
 MAX_SECRET_SIZE = 1024 * 1024
 _IMMUTABLE_SET = "field is immutable when `immutable` is set"
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _target_port(value: Any, path: str) -> list[Cause]:
     if isinstance(value, str):
         return [invalid(path, value, m) for m in port_name(value)]
     if isinstance(value, int) and not valid_port(value):
-        return [invalid(path, value, _PORT_RANGE)]
+        return [invalid(path, value, PORT_RANGE)]
     return []
 
 
@@ -56,7 +54,7 @@ def _service(obj: dict) -> list[Cause]:
                 causes.append(invalid(f"spec.ports[{i}].port", 10250,
                                       "may not expose port 10250 externally since it is used by kubelet"))
         lb_ip = spec.get("loadBalancerIP") or ""
-        if lb_ip and not _is_ip(lb_ip):
+        if lb_ip and not is_ip(lb_ip):
             causes.append(invalid("spec.loadBalancerIP", lb_ip, "must be a valid IP address"))
     if kind in ("NodePort", "LoadBalancer") and headless:
         causes.append(invalid("spec.clusterIPs[0]", "None", f"may not be set to 'None' for {kind} services"))
@@ -80,7 +78,7 @@ def _service(obj: dict) -> list[Cause]:
                 causes.append(duplicate(f"{p}.name", name))
             names.add(name)
         if not valid_port(port.get("port")):
-            causes.append(invalid(f"{p}.port", port.get("port", 0), _PORT_RANGE))
+            causes.append(invalid(f"{p}.port", port.get("port", 0), PORT_RANGE))
         proto = port.get("protocol") or ""
         if not proto:
             causes.append(required(f"{p}.protocol"))
@@ -89,7 +87,7 @@ def _service(obj: dict) -> list[Cause]:
         causes += _target_port(port.get("targetPort"), f"{p}.targetPort")
         node_port = port.get("nodePort")
         if node_port and not valid_port(node_port):
-            causes.append(invalid(f"{p}.nodePort", node_port, _PORT_RANGE))
+            causes.append(invalid(f"{p}.nodePort", node_port, PORT_RANGE))
     if spec.get("selector") is not None:
         causes += validate_labels(spec["selector"], "spec.selector")
     affinity = spec.get("sessionAffinity") or ""
@@ -132,7 +130,7 @@ def _service(obj: dict) -> list[Cause]:
     elif itp is not None and itp not in ("Cluster", "Local"):
         causes.append(not_supported("spec.internalTrafficPolicy", itp, ["Cluster", "Local"]))
     for i, ip in enumerate(spec.get("externalIPs") or []):
-        if not _is_ip(ip):
+        if not is_ip(ip):
             causes.append(invalid(f"spec.externalIPs[{i}]", ip, "must be a valid IP address"))
     return causes
 
@@ -260,7 +258,7 @@ def _endpoints(obj: dict) -> list[Cause]:
     for i, subset in enumerate(obj.get("subsets") or []):
         for key in ("addresses", "notReadyAddresses"):
             for j, addr in enumerate(subset.get(key) or []):
-                if not _is_ip(addr.get("ip") or ""):
+                if not is_ip(addr.get("ip") or ""):
                     causes.append(invalid(f"subsets[{i}].{key}[{j}].ip", addr.get("ip") or "",
                                           "must be a valid IP address"))
         ports = subset.get("ports") or []
@@ -269,7 +267,7 @@ def _endpoints(obj: dict) -> list[Cause]:
             if len(ports) > 1 and not port.get("name"):
                 causes.append(required(f"{p}.name"))
             if not valid_port(port.get("port")):
-                causes.append(invalid(f"{p}.port", port.get("port", 0), _PORT_RANGE))
+                causes.append(invalid(f"{p}.port", port.get("port", 0), PORT_RANGE))
             proto = port.get("protocol") or ""
             if proto not in PROTOCOLS:
                 causes.append(required(f"{p}.protocol") if not proto else not_supported(f"{p}.protocol", proto, PROTOCOLS))

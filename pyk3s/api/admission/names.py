@@ -1,17 +1,24 @@
 """Name and key syntax checks with kube-apiserver's messages (k8s.io/apimachinery
 ``util/validation``): DNS-1123 subdomains and labels, DNS-1035 labels, qualified names (label and
-annotation keys), label values, ConfigMap/Secret keys, port names, environment variable names."""
+annotation keys), label values, ConfigMap/Secret keys, port names and numbers, IP addresses,
+environment variable names."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from typing import Any
 
 from .causes import Cause, invalid
 
 __all__ = [
-    "dns1035_label", "dns1123_label", "dns1123_subdomain", "config_map_key", "env_var_name",
-    "label_value", "port_name", "qualified_name", "validate_name", "NAME_RULES",
+    "dns1035_label", "dns1123_label", "dns1123_subdomain", "config_map_key", "env_var_name", "is_ip",
+    "label_value", "port_name", "qualified_name", "valid_port", "validate_name", "NAME_RULES", "PORT_RANGE",
+    "PROTOCOLS",
 ]
+
+PROTOCOLS = ["SCTP", "TCP", "UDP"]
+PORT_RANGE = "must be between 1 and 65535, inclusive"
 
 
 def _regex_error(msg: str, fmt: str, *examples: str) -> str:
@@ -121,6 +128,18 @@ def port_name(value: str) -> list[str]:
     if value and (value[0] == "-" or value[-1] == "-"):
         errs.append("must not begin or end with a hyphen")
     return errs
+
+
+def valid_port(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+
+
+def is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def env_var_name(value: str) -> list[str]:

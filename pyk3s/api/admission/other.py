@@ -9,25 +9,24 @@ import re
 from typing import Any
 
 from .causes import Cause, GoValue, duplicate, invalid, not_supported, required
-from .names import dns1035_label, dns1123_label, dns1123_subdomain, port_name
-from .pod import PROTOCOLS, valid_port
+from .names import (
+    PORT_RANGE,
+    PROTOCOLS,
+    dns1035_label,
+    dns1123_label,
+    dns1123_subdomain,
+    is_ip,
+    port_name,
+    valid_port,
+)
 
 __all__ = ["OTHER_VALIDATORS", "validate_other", "validate_other_update"]
 
-_PORT_RANGE = "must be between 1 and 65535, inclusive"
 _RBAC = "rbac.authorization.k8s.io"
 
 
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
-
 def _host(host: str, path: str) -> list[Cause]:
-    if _is_ip(host):
+    if is_ip(host):
         return [invalid(path, host, "must be a DNS name, not an IP address")]
     if host.startswith("*."):
         msgs = dns1123_subdomain(host[2:])
@@ -61,7 +60,7 @@ def _backend(backend: Any, path: str) -> list[Cause]:
         causes += [invalid(f"{path}.service.port.name", port["name"], m) for m in port_name(port["name"])]
     elif port.get("number"):
         if not valid_port(port["number"]):
-            causes.append(invalid(f"{path}.service.port.number", port["number"], _PORT_RANGE))
+            causes.append(invalid(f"{path}.service.port.number", port["number"], PORT_RANGE))
     else:
         causes.append(required(path, "port name or number is required"))
     return causes
@@ -131,7 +130,7 @@ def _endpoint_slice(obj: dict) -> list[Cause]:
             causes.append(required(f"endpoints[{i}].addresses", "must contain at least 1 address"))
         for j, addr in enumerate(addresses):
             version = {"IPv4": 4, "IPv6": 6}.get(kind)
-            if version and not (_is_ip(addr) and ipaddress.ip_address(addr).version == version):
+            if version and not (is_ip(addr) and ipaddress.ip_address(addr).version == version):
                 causes.append(invalid(f"endpoints[{i}].addresses[{j}]", addr, f"must be a valid {kind} address"))
     names: set[str] = set()
     for i, port in enumerate(obj.get("ports") or []):
@@ -142,7 +141,7 @@ def _endpoint_slice(obj: dict) -> list[Cause]:
             causes.append(duplicate(f"ports[{i}].name", name))
         names.add(name)
         if port.get("port") is not None and not valid_port(port["port"]):
-            causes.append(invalid(f"ports[{i}].port", port["port"], _PORT_RANGE))
+            causes.append(invalid(f"ports[{i}].port", port["port"], PORT_RANGE))
         proto = port.get("protocol") or ""
         if proto and proto not in PROTOCOLS:
             causes.append(not_supported(f"ports[{i}].protocol", proto, PROTOCOLS))

@@ -8,20 +8,22 @@ from typing import Any
 
 from .causes import Cause, duplicate, forbidden, invalid, not_found, not_supported, required
 from .meta import validate_labels
-from .names import dns1123_label, dns1123_subdomain, env_var_name, port_name
+from .names import (
+    PORT_RANGE,
+    PROTOCOLS,
+    dns1123_label,
+    dns1123_subdomain,
+    env_var_name,
+    port_name,
+    valid_port,
+)
 
-__all__ = ["PROTOCOLS", "validate_pod_spec", "validate_pod_update", "validate_template", "valid_port"]
+__all__ = ["validate_pod_spec", "validate_pod_update", "validate_template"]
 
-PROTOCOLS = ["SCTP", "TCP", "UDP"]
-_PORT_RANGE = "must be between 1 and 65535, inclusive"
 _VOLUME_SOURCES = (
     "emptyDir", "hostPath", "configMap", "secret", "projected", "downwardAPI", "persistentVolumeClaim", "nfs",
     "csi", "ephemeral", "image", "iscsi", "cephfs", "rbd", "fc", "flexVolume", "local", "gitRepo",
 )
-
-
-def valid_port(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
 
 
 def _label_causes(field: str, value: str) -> list[Cause]:
@@ -73,9 +75,9 @@ def _ports(ports: list, path: str) -> list[Cause]:
         if not cp:
             causes.append(required(f"{p}.containerPort"))
         elif not valid_port(cp):
-            causes.append(invalid(f"{p}.containerPort", cp, _PORT_RANGE))
+            causes.append(invalid(f"{p}.containerPort", cp, PORT_RANGE))
         if port.get("hostPort") and not valid_port(port["hostPort"]):
-            causes.append(invalid(f"{p}.hostPort", port["hostPort"], _PORT_RANGE))
+            causes.append(invalid(f"{p}.hostPort", port["hostPort"], PORT_RANGE))
         proto = port.get("protocol") or ""
         if not proto:
             causes.append(required(f"{p}.protocol"))

@@ -99,6 +99,16 @@ def _zero(value: Any) -> bool:
     return value in (0, "0%", "0", None)
 
 
+def _rolling_update(rolling: dict, path: str, both_zero: str) -> list[Cause]:
+    """maxUnavailable and maxSurge: each an int or a percentage, not both zero. Upstream words the
+    both-zero message differently for Deployments and DaemonSets, hence ``both_zero``."""
+    unavailable, surge = rolling.get("maxUnavailable"), rolling.get("maxSurge")
+    causes = _int_or_percent(unavailable, f"{path}.maxUnavailable") + _int_or_percent(surge, f"{path}.maxSurge")
+    if _zero(unavailable) and _zero(surge):
+        causes.append(invalid(f"{path}.maxUnavailable", unavailable, both_zero))
+    return causes
+
+
 def _deployment(spec: dict) -> list[Cause]:
     causes = _nonneg(spec, "replicas", "spec") + _selector_and_template(spec)
     strategy = spec.get("strategy") or {}
@@ -112,12 +122,7 @@ def _deployment(spec: dict) -> list[Cause]:
         if rolling is None:
             causes.append(required("spec.strategy.rollingUpdate", "this should be defaulted and never be nil"))
         else:
-            path = "spec.strategy.rollingUpdate"
-            causes += _int_or_percent(rolling.get("maxUnavailable"), f"{path}.maxUnavailable")
-            causes += _int_or_percent(rolling.get("maxSurge"), f"{path}.maxSurge")
-            if _zero(rolling.get("maxUnavailable")) and _zero(rolling.get("maxSurge")):
-                causes.append(invalid(f"{path}.maxUnavailable", rolling.get("maxUnavailable"),
-                                      "may not be 0 when `maxSurge` is 0"))
+            causes += _rolling_update(rolling, "spec.strategy.rollingUpdate", "may not be 0 when `maxSurge` is 0")
     else:
         causes.append(not_supported("spec.strategy.type", kind or "", ["Recreate", "RollingUpdate"]))
     causes += _nonneg(spec, "minReadySeconds", "spec") + _nonneg(spec, "revisionHistoryLimit", "spec")
@@ -141,13 +146,8 @@ def _daemon_set(spec: dict) -> list[Cause]:
     if kind not in ("RollingUpdate", "OnDelete"):
         causes.append(not_supported("spec.updateStrategy.type", kind or "", ["OnDelete", "RollingUpdate"]))
     elif kind == "RollingUpdate":
-        rolling = strategy.get("rollingUpdate") or {}
-        path = "spec.updateStrategy.rollingUpdate"
-        causes += _int_or_percent(rolling.get("maxUnavailable"), f"{path}.maxUnavailable")
-        causes += _int_or_percent(rolling.get("maxSurge"), f"{path}.maxSurge")
-        if _zero(rolling.get("maxUnavailable")) and _zero(rolling.get("maxSurge")):
-            causes.append(invalid(f"{path}.maxUnavailable", rolling.get("maxUnavailable"),
-                                  "cannot be 0 when maxSurge is 0"))
+        causes += _rolling_update(strategy.get("rollingUpdate") or {}, "spec.updateStrategy.rollingUpdate",
+                                  "cannot be 0 when maxSurge is 0")
     return causes + _nonneg(spec, "revisionHistoryLimit", "spec")
 
 

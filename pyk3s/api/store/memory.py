@@ -209,14 +209,7 @@ class MemoryStore:
                 history = [e for e in db.log[lo:hi] if e.kv.key.startswith(prefix)]
                 for i in range(0, len(history), _HISTORY_CHUNK):
                     yield history[i : i + _HISTORY_CHUNK]
-            while True:
-                batch = await sub.next()
-                if batch is None:
-                    return
-                if batch[-1].revision <= after_revision:
-                    continue
-                if batch[0].revision <= after_revision:
-                    batch = [e for e in batch if e.revision > after_revision]
+            while (batch := await sub.next_after(after_revision)) is not None:
                 yield batch
         finally:
             sub.close()

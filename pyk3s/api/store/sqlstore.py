@@ -368,14 +368,7 @@ class SqlStore:
                 if len(rows) < _HISTORY_CHUNK:
                     break
                 start = rows[-1][2]
-            while True:
-                batch = await sub.next()
-                if batch is None:
-                    return
-                if batch[-1].revision <= after_revision:
-                    continue
-                if batch[0].revision <= after_revision:
-                    batch = [e for e in batch if e.revision > after_revision]
+            while (batch := await sub.next_after(after_revision)) is not None:
                 yield batch
         finally:
             sub.close()

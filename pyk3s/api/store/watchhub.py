@@ -92,6 +92,19 @@ class Subscription:
         self._backlog -= len(batch)
         return batch
 
+    async def next_after(self, revision: int) -> list[Event] | None:
+        """Like :meth:`next`, with events at or below ``revision`` dropped (batches left empty skipped).
+
+        An engine replays its history up to ``start`` and then tails the subscription; a watch that
+        starts past ``start`` must not be sent the events up to its own revision."""
+        while (batch := await self.next()) is not None:
+            if batch[-1].revision <= revision:
+                continue
+            if batch[0].revision <= revision:
+                batch = [e for e in batch if e.revision > revision]
+            return batch
+        return None
+
     def close(self) -> None:
         self._hub._subs.discard(self)
 

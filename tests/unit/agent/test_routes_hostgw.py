@@ -25,3 +25,11 @@ def test_unsafe_or_incomplete_nodes_are_skipped_with_a_reason() -> None:
     text = "\n".join(warnings)
     assert "evil: podCIDR 192.0.2.0/24 is outside the cluster CIDR" in text
     assert "noip: no IPv4 InternalIP" in text and "bad: invalid podCIDR" in text
+
+
+def test_a_pod_cidr_claimed_twice_is_not_routed() -> None:
+    nodes = [node("a", "10.42.0.0/24", "172.31.1.1"), node("b", "10.42.1.0/24", "172.31.1.2"),
+             node("c", "10.42.1.0/24", "172.31.1.3")]
+    routes, warnings = desired_routes(nodes, "a", ["10.42.0.0/16"])
+    assert routes == {}
+    assert warnings == ["podCIDR 10.42.1.0/24 is claimed by both node b and node c; not routed"]

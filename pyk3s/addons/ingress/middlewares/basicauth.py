@@ -29,7 +29,7 @@ from ..errors import ConfigError
 from ..proxy.reply import Reply
 from .base import Middleware
 
-__all__ = ["BasicAuth", "check_secret", "parse_users", "basic_credentials"]
+__all__ = ["BasicAuth", "accept_user", "basic_credentials", "check_secret", "parse_users"]
 
 _DUMMY = "{SHA}" + base64.b64encode(hashlib.sha1(b"pyk3s-dummy").digest()).decode()
 _CACHE_MAX = 1024
@@ -102,6 +102,15 @@ def basic_credentials(value: str) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
+def accept_user(req: Any, user: str, header_field: str, remove_header: bool) -> None:
+    """What basicAuth and digestAuth do once the credentials check out (5.1.5)."""
+    req.user = user
+    if header_field:
+        req.set_header(header_field, user)
+    if remove_header:
+        req.del_header("authorization")
+
+
 class BasicAuth(Middleware):
     __slots__ = ("users", "realm", "remove_header", "header_field", "challenge", "cache")
 
@@ -121,11 +130,7 @@ class BasicAuth(Middleware):
             user = self._verify(auth)
             if user is None:
                 return Reply(401, list(self.challenge.headers), self.challenge.body)
-        req.user = user
-        if self.header_field:
-            req.set_header(self.header_field, user)
-        if self.remove_header:
-            req.del_header("authorization")
+        accept_user(req, user, self.header_field, self.remove_header)
         return None
 
     def _verify(self, auth: str) -> str | None:

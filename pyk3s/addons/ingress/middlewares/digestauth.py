@@ -14,7 +14,7 @@ from typing import Any
 
 from ..proxy.reply import Reply
 from .base import Middleware
-from .basicauth import load_user_lines, parse_users
+from .basicauth import accept_user, load_user_lines, parse_users
 
 __all__ = ["DigestAuth"]
 
@@ -86,9 +86,5 @@ class DigestAuth(Middleware):
         if not hmac.compare_digest(expected, p.get("response", "")):
             return self.challenge()
         self.nonces[nonce] = nc
-        req.user = user
-        if self.header_field:
-            req.set_header(self.header_field, user)
-        if self.remove_header:
-            req.del_header("authorization")
+        accept_user(req, user, self.header_field, self.remove_header)
         return None
