@@ -7,10 +7,14 @@ import os
 import shutil
 import subprocess
 
+import ipaddress
+
 import pytest
+from pyk3s_server import ClusterNets
 
 from pyk3s.agent.run import AgentSettings, nft_table_for, run_agent
 from pyk3s.api.app import ApiServer
+from pyk3s.api.config import ApiConfig
 from pyk3s.api.store import open_store
 from pyk3s.client import Client, NotFound
 
@@ -56,24 +60,30 @@ def curl(url):
 
 async def test_agent_in_process(tmp_path):
     store = open_store("memory://", tmp_path)
-    api = ApiServer(store)
     await api.start()
     client = Client.in_process(api)
+    nets = ClusterNets.pick()  # K3s's defaults unless another cluster on this machine routes them
+    pod_cidr = str(next(ipaddress.ip_network(nets.cluster_cidr).subnets(new_prefix=24)))
     settings = AgentSettings(data_dir=tmp_path, node_name=NODE, node_ips=("127.0.0.1",), bridge_name=BRIDGE,
-                             kubelet_port=0, cluster_cidrs=("10.42.0.0/16",))
+                             kubelet_port=0, cluster_cidrs=(nets.cluster_cidr,), service_cidrs=(nets.service_cidr,),
+                             cluster_dns=(nets.cluster_dns,))
+    api = ApiServer(store, ApiConfig(service_cidrs=(nets.service_cidr,)))
     agent = asyncio.create_task(run_agent(settings, client))
     pods = client.resource("v1", "pods")
     try:
         nodes = client.resource("v1", "nodes")
         assert await until(lambda: nodes.get(NODE)), "node registered"
         node = await nodes.get(NODE)
-        assert node["spec"]["podCIDR"] == "10.42.0.0/24" and node["spec"]["providerID"] == f"k3s://{NODE}"
+        assert node["spec"]["podCIDR"] == pod_cidr and node["spec"]["providerID"] == f"k3s://{NODE}"
         assert node["metadata"]["labels"]["kubernetes.io/hostname"] == NODE
         assert await until(lambda: client.resource("coordination.k8s.io/v1", "leases").get(NODE, "kube-node-lease"))
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "who", "namespace": "default", "labels": {"a": "b"}},
                "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 5, "containers": [{
                    "name": "w", "image": "traefik/whoami", "args": ["--port", "8080"],
                    "ports": [{"containerPort": 8080}]}]}}
+        # no controllers here: the ServiceAccount whose token the kubelet projects is created by hand
+        await client.resource("v1", "serviceaccounts").create(
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}, "default")
         await pods.create(pod, "default")
 
         async def running():
@@ -85,7 +95,7 @@ async def test_agent_in_process(tmp_path):
         ip = p["status"]["podIP"]
         port = (await nodes.get(NODE))["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
         await kubelet_api_checks(port, ip)
-        assert ip.startswith("10.42.0.")
+        assert ipaddress.ip_address(ip) in ipaddress.ip_network(pod_cidr)
         svc = await client.resource("v1", "services").create({
             "apiVersion": "v1", "kind": "Service", "metadata": {"name": "who", "namespace": "default"},
             "spec": {"type": "NodePort", "ports": [{"port": 80, "targetPort": 8080}], "selector": {"a": "b"}}}, "default")

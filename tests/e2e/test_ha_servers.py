@@ -8,6 +8,7 @@ wrong token, mismatched --disable, malformed or unreachable --datastore-endpoint
 from __future__ import annotations
 
 import asyncio
+import datetime
 import os
 import shutil
 import signal
@@ -229,6 +230,7 @@ def test_kill9_leader_under_writes(etcd_servers: list[ServerProcess], etcd3: Etc
     try:
         time.sleep(3)
         killed_at = time.monotonic()
+        killed_wall = datetime.datetime.now(datetime.UTC)
         victim.kill9()
         survivor.wait_for(lambda: len([x for x in acked if x[0] > killed_at]) >= 3, timeout=20,
                           what="writes after the kill")
@@ -244,6 +246,12 @@ def test_kill9_leader_under_writes(etcd_servers: list[ServerProcess], etcd3: Etc
     print(f"writes resumed {gap:.2f}s after kill -9; Lease moved within {lease_moved:.1f}s")
     assert gap < 5.0, f"writes resumed only after {gap:.1f}s"
     assert new_leader
+    # When the survivor acquired the Lease, by its own record (the poll above adds kubectl's start-up).
+    acquired = survivor.kubectl("get", "lease", "-n", "kube-system", "pyk3s-controllers",
+                                "-o", "jsonpath={.spec.acquireTime}").out.strip()
+    takeover = (datetime.datetime.fromisoformat(acquired.replace("Z", "+00:00")) - killed_wall).total_seconds()
+    print(f"controllers' Lease acquired by the survivor {takeover:.2f}s after kill -9")
+    assert takeover < 5.0, f"the survivor took the controllers' Lease only after {takeover:.1f}s"
     names = set(survivor.kubectl("get", "configmaps", "-o", "jsonpath={.items[*].metadata.name}").out.split())
     lost = [n for _, n in acked if n not in names]
     assert not lost, f"acknowledged writes lost: {lost[:5]}"
