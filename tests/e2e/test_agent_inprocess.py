@@ -3,11 +3,10 @@
 status through the API, ClusterIP/NodePort from EndpointSlices, graceful deletion and teardown."""
 
 import asyncio
+import ipaddress
 import os
 import shutil
 import subprocess
-
-import ipaddress
 
 import pytest
 from pyk3s_server import ClusterNets
@@ -60,14 +59,14 @@ def curl(url):
 
 async def test_agent_in_process(tmp_path):
     store = open_store("memory://", tmp_path)
-    await api.start()
-    client = Client.in_process(api)
     nets = ClusterNets.pick()  # K3s's defaults unless another cluster on this machine routes them
     pod_cidr = str(next(ipaddress.ip_network(nets.cluster_cidr).subnets(new_prefix=24)))
     settings = AgentSettings(data_dir=tmp_path, node_name=NODE, node_ips=("127.0.0.1",), bridge_name=BRIDGE,
                              kubelet_port=0, cluster_cidrs=(nets.cluster_cidr,), service_cidrs=(nets.service_cidr,),
                              cluster_dns=(nets.cluster_dns,))
     api = ApiServer(store, ApiConfig(service_cidrs=(nets.service_cidr,)))
+    await api.start()
+    client = Client.in_process(api)
     agent = asyncio.create_task(run_agent(settings, client))
     pods = client.resource("v1", "pods")
     try:
