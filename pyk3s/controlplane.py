@@ -54,6 +54,7 @@ async def start_control_plane(cfg: ServerConfig, client: Client, running: Any) -
     log.info("staged %d packaged manifests into %s", len(staged), cfg.manifests_dir)
     settings = ControllerSettings(
         node_monitor_grace_period=float(cfg.node_monitor_grace_period),
+        cluster_cidrs=cfg.cluster_cidrs,
         toleration_seconds_cap=float(cfg.pod_eviction_timeout),
     )
     deploy = DeployController(client, DeploySettings(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import ipaddress
 import logging
 import os
 import platform
@@ -28,7 +27,7 @@ from typing import Any
 
 from pyk3s.client import AlreadyExists, Conflict, NotFound
 
-__all__ = ["KUBELET_VERSION", "NodeError", "NodeIdentity", "allocate_pod_cidr", "build_node", "detect_node_ip",
+__all__ = ["KUBELET_VERSION", "NodeError", "NodeIdentity", "build_node", "detect_node_ip",
            "ensure_node_password", "node_labels", "resolve_node_name", "verify_password", "NodeAgent"]
 
 log = logging.getLogger("pyk3s.agent.node")
@@ -129,21 +128,6 @@ def node_labels(name: str, is_server: bool, extra: Sequence[str] = ()) -> dict[s
     return labels
 
 
-def allocate_pod_cidr(cluster_cidr: str, nodes: Sequence[dict], name: str, size: int = 24) -> str:
-    """This node's existing podCIDR, else the lowest /size of the cluster CIDR no other node holds."""
-    used = set()
-    for n in nodes:
-        cidrs = (n.get("spec") or {}).get("podCIDRs") or [(n.get("spec") or {}).get("podCIDR")]
-        if n["metadata"]["name"] == name and cidrs and cidrs[0]:
-            return cidrs[0]
-        used.update(c for c in cidrs if c)
-    net = ipaddress.ip_network(cluster_cidr, strict=False)
-    for sub in net.subnets(new_prefix=size):
-        if not any(sub.overlaps(ipaddress.ip_network(u, strict=False)) for u in used):
-            return str(sub)
-    raise NodeError(f"agent: no free /{size} left in cluster-cidr {cluster_cidr} for node {name}")
-
-
 def _meminfo_kib() -> int:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal:"):
@@ -218,13 +202,15 @@ def _boot_id() -> str:
         return ""
 
 
-def build_node(name: str, *, pod_cidr: str, internal: Sequence[str], external: Sequence[str], hostname: str,
+def build_node(name: str, *, pod_cidr: str | None, internal: Sequence[str], external: Sequence[str], hostname: str,
                labels: dict[str, str], taints: Sequence[dict], kubelet_port: int) -> dict:
     ann = {"k3s.io/internal-ip": ",".join(internal), "k3s.io/hostname": hostname,
            "node.alpha.kubernetes.io/ttl": "0", "volumes.kubernetes.io/controller-managed-attach-detach": "true"}
     if external:
         ann["k3s.io/external-ip"] = ",".join(external)
-    spec: dict[str, Any] = {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr], "providerID": f"k3s://{name}"}
+    spec: dict[str, Any] = {"providerID": f"k3s://{name}"}
+    if pod_cidr:
+        spec.update(podCIDR=pod_cidr, podCIDRs=[pod_cidr])
     if taints:
         spec["taints"] = list(taints)
     return {"apiVersion": "v1", "kind": "Node",
@@ -269,12 +255,15 @@ class NodeAgent:
             pass
 
     async def register(self) -> dict:
+        """Create or update this Node, then wait for its pod CIDR.
+
+        The range is handed out by the server's nodeipam controller (one allocator, so two agents
+        registering at once never share a range); an existing Node keeps the one it has.
+        """
         await self._check_password()
         for _ in range(10):
-            nodes = (await self.nodes.list())["items"]
-            existing = next((n for n in nodes if n["metadata"]["name"] == self.name), None)
-            pod_cidr = allocate_pod_cidr(self.cluster_cidr, nodes, self.name)
-            want = build_node(self.name, pod_cidr=pod_cidr, internal=self.internal, external=self.external,
+            existing = await self.nodes.get_or_none(self.name)
+            want = build_node(self.name, pod_cidr=None, internal=self.internal, external=self.external,
                               hostname=self.hostname, labels=self.labels, taints=self.taints,
                               kubelet_port=self.kubelet_port)
             try:
@@ -286,7 +275,7 @@ class NodeAgent:
                                           "labels": {**(existing["metadata"].get("labels") or {}), **self.labels},
                                           "annotations": {**(existing["metadata"].get("annotations") or {}),
                                                           **want["metadata"]["annotations"]}}
-                    merged["spec"] = {**(existing.get("spec") or {}), "podCIDR": pod_cidr, "podCIDRs": [pod_cidr],
+                    merged["spec"] = {**(existing.get("spec") or {}),
                                       "providerID": (existing.get("spec") or {}).get("providerID") or f"k3s://{self.name}"}
                     node = await self.nodes.update(merged)
             except (Conflict, AlreadyExists):
@@ -294,10 +283,25 @@ class NodeAgent:
                 continue
             node = await self._put_status(node)
             await self._store_password(node)
+            node = await self._wait_for_pod_cidr(node)
             self.node = node
-            log.info("agent: registered node %s with podCIDR %s", self.name, pod_cidr)
+            log.info("agent: registered node %s with podCIDR %s", self.name, node["spec"]["podCIDR"])
             return node
         raise NodeError(f"agent: could not register node {self.name}: repeated conflicts")
+
+    async def _wait_for_pod_cidr(self, node: dict, timeout: float = 120.0) -> dict:
+        deadline = asyncio.get_running_loop().time() + timeout
+        warned = False
+        while not (node.get("spec") or {}).get("podCIDR"):
+            if asyncio.get_running_loop().time() > deadline:
+                raise NodeError(f"agent: node {self.name} got no podCIDR in {timeout:.0f}s; the server's nodeipam "
+                                "controller assigns it (is a pyk3s server running its controllers?)")
+            if not warned:
+                log.info("agent: waiting for the server to assign node %s a podCIDR", self.name)
+                warned = True
+            await asyncio.sleep(0.25)
+            node = await self.nodes.get(self.name)
+        return node
 
     async def _put_status(self, node: dict) -> dict:
         status = node_status(self.internal, self.external, self.hostname, self.kubelet_port, node.get("status"))

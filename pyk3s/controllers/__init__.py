@@ -20,6 +20,7 @@ from .endpoints import EndpointsController
 from .gc import GarbageCollector
 from .namespace import NamespaceController
 from .nodehosts import NodeHostsController
+from .nodeipam import NodeIpamController
 from .nodelifecycle import NodeLifecycleController
 from .replicaset import ReplicaSetController
 from .scheduler import SchedulerController
@@ -48,6 +49,7 @@ CONTROLLERS: dict[str, Factory] = {
     "endpoints": EndpointsController,
     "garbagecollector": GarbageCollector,
     "namespace": NamespaceController,
+    "nodeipam": NodeIpamController,
     "nodelifecycle": NodeLifecycleController,
     "nodehosts": NodeHostsController,
     "serviceaccount": ServiceAccountsController,

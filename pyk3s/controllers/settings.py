@@ -32,6 +32,8 @@ class ControllerSettings:
     # Where CoreDNS's NodeHosts live (k3s.md 4.4).
     coredns_namespace: str = "kube-system"
     coredns_configmap: str = "coredns"
+    # Pod ranges handed to nodes, a /24 (IPv4) or /64 (IPv6) each (K3s's --cluster-cidr).
+    cluster_cidrs: tuple[str, ...] = ("10.42.0.0/16",)
 
     def __post_init__(self) -> None:
         if self.workers < 1:

@@ -16,6 +16,8 @@ from pyk3s.api.app import ApiServer
 from pyk3s.api.config import ApiConfig
 from pyk3s.api.store import open_store
 from pyk3s.client import Client, NotFound
+from pyk3s.controllers.nodeipam import NodeIpamController
+from pyk3s.controllers.settings import ControllerSettings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"), reason="root + nft")]
 
@@ -57,6 +59,10 @@ def curl(url):
     return subprocess.run(["curl", "-s", "-m", "3", url], capture_output=True, text=True)
 
 
+async def _has_cidr(nodes):
+    return (await nodes.get(NODE)).get("spec", {}).get("podCIDR")
+
+
 async def test_agent_in_process(tmp_path):
     store = open_store("memory://", tmp_path)
     nets = ClusterNets.pick()  # K3s's defaults unless another cluster on this machine routes them
@@ -67,22 +73,26 @@ async def test_agent_in_process(tmp_path):
     api = ApiServer(store, ApiConfig(service_cidrs=(nets.service_cidr,)))
     await api.start()
     client = Client.in_process(api)
+    # the server's allocator hands out pod CIDRs; the agent waits for one
+    ipam = asyncio.create_task(NodeIpamController(client, ControllerSettings(cluster_cidrs=(nets.cluster_cidr,))).run())
     agent = asyncio.create_task(run_agent(settings, client))
     pods = client.resource("v1", "pods")
     try:
         nodes = client.resource("v1", "nodes")
-        assert await until(lambda: nodes.get(NODE)), "node registered"
+        async def registered():
+            return (await nodes.get(NODE))["spec"].get("podCIDR")
+        assert await until(registered), "node registered with a pod CIDR"
+        assert await until(lambda: _has_cidr(nodes)), "podCIDR assigned"
         node = await nodes.get(NODE)
         assert node["spec"]["podCIDR"] == pod_cidr and node["spec"]["providerID"] == f"k3s://{NODE}"
         assert node["metadata"]["labels"]["kubernetes.io/hostname"] == NODE
         assert await until(lambda: client.resource("coordination.k8s.io/v1", "leases").get(NODE, "kube-node-lease"))
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "who", "namespace": "default", "labels": {"a": "b"}},
-               "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 5, "containers": [{
+               "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 5,
+                        # this bare API server issues no tokens (and no controller makes ServiceAccounts)
+                        "automountServiceAccountToken": False, "containers": [{
                    "name": "w", "image": "traefik/whoami", "args": ["--port", "8080"],
                    "ports": [{"containerPort": 8080}]}]}}
-        # no controllers here: the ServiceAccount whose token the kubelet projects is created by hand
-        await client.resource("v1", "serviceaccounts").create(
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}, "default")
         await pods.create(pod, "default")
 
         async def running():
@@ -127,6 +137,7 @@ async def test_agent_in_process(tmp_path):
         assert f"pk-{p['metadata']['uid'].replace('-', '')[:12]}" not in subprocess.run(
             ["ip", "netns"], capture_output=True, text=True).stdout
     finally:
+        ipam.cancel()
         agent.cancel()
         await asyncio.gather(agent, return_exceptions=True)
         await api.stop()

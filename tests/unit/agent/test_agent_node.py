@@ -2,7 +2,6 @@ import pytest
 
 from pyk3s.agent.node import (
     NodeError,
-    allocate_pod_cidr,
     build_node,
     hash_password,
     resolve_node_name,
@@ -27,13 +26,6 @@ def test_invalid_and_localhost(tmp_path):
     with pytest.raises(NodeError, match="--node-name"):
         resolve_node_name("bad_name!", False, tmp_path, env={})
     assert "--node-name" in resolve_node_name("localhost", False, tmp_path, env={}).warnings[0]
-
-
-def test_pod_cidr_lowest_free():
-    nodes = [{"metadata": {"name": "a"}, "spec": {"podCIDR": "10.42.0.0/24"}},
-             {"metadata": {"name": "b"}, "spec": {"podCIDR": "10.42.2.0/24"}}]
-    assert allocate_pod_cidr("10.42.0.0/16", nodes, "c") == "10.42.1.0/24"
-    assert allocate_pod_cidr("10.42.0.0/16", nodes, "b") == "10.42.2.0/24"
 
 
 def test_password_hash_roundtrip():
