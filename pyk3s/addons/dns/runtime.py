@@ -8,11 +8,13 @@ closes listeners as the config asks, then stops the old plugins.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dns.message
@@ -238,16 +240,37 @@ class Runtime:
         return True
 
     async def _reloader(self) -> None:
-        while not self.stopped.is_set():
-            r = self.config.reload if self.config else None
-            if r is None:
-                self._reload_task = None
-                return
-            await asyncio.sleep(r.interval + random.uniform(-r.jitter, r.jitter))
-            try:
-                await self.reload()
-            except Exception:  # reload must never take the server down
-                log.exception("[ERROR] plugin/reload: unexpected failure")
+        """CoreDNS checks every INTERVAL±JITTER; pyk3s also looks at once when the Corefile's folder
+        changes, so an edited ConfigMap (K3s's manifests recipe) is live within seconds."""
+        changed = asyncio.Event()
+        watcher = asyncio.get_running_loop().create_task(self._watch_corefile(changed))
+        try:
+            while not self.stopped.is_set():
+                r = self.config.reload if self.config else None
+                if r is None:
+                    self._reload_task = None
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), r.interval + random.uniform(-r.jitter, r.jitter))
+                changed.clear()
+                try:
+                    await self.reload()
+                except Exception:  # reload must never take the server down
+                    log.exception("[ERROR] plugin/reload: unexpected failure")
+        finally:
+            watcher.cancel()
+
+    async def _watch_corefile(self, changed: asyncio.Event) -> None:
+        if not self.corefile:
+            return
+        from watchfiles import awatch
+
+        try:
+            async for _ in awatch(Path(self.corefile).parent, debounce=300, recursive=True):
+                changed.set()
+        except Exception as err:  # the interval check still works without file events
+            log.warning("[WARNING] plugin/reload: watching %s failed (%s); checking every interval only",
+                        self.corefile, err)
 
     # -- fast path -----------------------------------------------------------------------------
     def schedule_fast(self, delay: float = FAST_DEBOUNCE) -> None:
