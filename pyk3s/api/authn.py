@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import hmac
 import json
-import secrets
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -47,7 +46,6 @@ __all__ = [
     "ServiceAccountTokens",
     "TokenClaims",
     "anonymous_allowed",
-    "new_password",
     "unauthorized_status",
     "user_from_certificate",
 ]
@@ -260,7 +258,3 @@ class Authenticator:
             user = user_from_certificate(peer_cert_der)
             return user if user.name else None
         return None
-
-
-def new_password() -> str:
-    return secrets.token_hex(16)

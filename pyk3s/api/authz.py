@@ -17,7 +17,6 @@ from typing import Protocol
 from pyk3s.api.request import UserInfo
 
 __all__ = [
-    "AlwaysAllow",
     "Authorizer",
     "Decision",
     "RequestAttributes",
@@ -50,11 +49,6 @@ class Decision:
 
 class Authorizer(Protocol):
     async def authorize(self, user: UserInfo, attrs: RequestAttributes) -> Decision: ...
-
-
-class AlwaysAllow:
-    async def authorize(self, user: UserInfo, attrs: RequestAttributes) -> Decision:
-        return Decision(True, "")
 
 
 def _truthy(values: Sequence[str]) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from pyk3s.api import protobuf
 from pyk3s.api.errors import ApiError, bad_request, unsupported_media_type
 from pyk3s.api.request import ApiRequest
 
@@ -66,10 +67,6 @@ def decode_body(req: ApiRequest, *, strict: bool = False, allow_yaml: bool = Tru
     if ct in JSON_TYPES or ct.endswith("+json"):
         return parse_json(raw, strict)
     if ct == PROTOBUF:
-        try:
-            from pyk3s.api import protobuf
-        except ImportError:
-            raise unsupported_media_type(ct, ["application/json", "application/yaml"]) from None
         try:
             return protobuf.decode_body(raw)
         except protobuf.UnsupportedProtobuf as e:

@@ -306,10 +306,6 @@ class ClusterCerts:
     def admin_credentials(self) -> tuple[bytes, bytes]:
         return self._pair("client-admin")
 
-    def apiserver_client_credentials(self) -> tuple[bytes, bytes]:
-        """Client cert the API server presents to kubelets (CN system:kube-apiserver)."""
-        return self._pair("client-kube-apiserver")
-
     def _pair(self, stem: str) -> tuple[bytes, bytes]:
         return (self.tls_dir / f"{stem}.crt").read_bytes(), (self.tls_dir / f"{stem}.key").read_bytes()
 

@@ -34,10 +34,6 @@ def aggregated_version(accept: str) -> str | None:
     return None
 
 
-def _gv(r: ResourceInfo) -> str:
-    return r.api_version
-
-
 def _scope(r: ResourceInfo) -> str:
     return "Namespaced" if r.namespaced else "Cluster"
 

@@ -7,6 +7,7 @@ object semantics live in :mod:`registry`.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pyk3s.api import patch as patchlib
@@ -24,7 +25,7 @@ from pyk3s.api.watchstream import error_event, expired_error, watch_stream
 if TYPE_CHECKING:
     from pyk3s.api.app import ApiServer
 
-__all__ = ["ResourceHandlers", "json_response", "write_options"]
+__all__ = ["PATCH_TYPES", "ResourceHandlers", "json_response", "patch_sets_rv", "patcher", "write_options"]
 
 APPLY = "application/apply-patch+yaml"
 PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
@@ -184,7 +185,7 @@ class ResourceHandlers:
         elif not isinstance(patch, dict):
             raise bad_request("the server rejected our request due to an error in our request: "
                               "patch must be a JSON object")
-        fn = _patcher(ct, patch, info)
+        fn = patcher(ct, patch, info.gvk)
         obj = await self.api.registry.update(info, ns, name, fn, opts, subresource=subresource,
                                              precondition=patch_sets_rv(patch))
         return json_response(200, obj, opts.warnings)
@@ -306,10 +307,8 @@ def _stream_once(chunk: bytes) -> ApiResponse:
     return ApiResponse(200, stream=gen(), content_type="application/json")
 
 
-def _patch_error(e: Exception) -> ApiError:
-    code = getattr(e, "code", 422)
-    msg = getattr(e, "message", None) or str(e)
-    return ApiError(code, "Invalid" if code == 422 else "BadRequest", msg)
+def _patch_error(e: patchlib.PatchError) -> ApiError:
+    return ApiError(e.code, "Invalid" if e.code == 422 else "BadRequest", e.message or str(e))
 
 
 def _apply_conflict(info: ResourceInfo, name: str, e: Any) -> ApiError:
@@ -321,14 +320,16 @@ def _apply_conflict(info: ResourceInfo, name: str, e: Any) -> ApiError:
     return err
 
 
-def _patcher(ct: str, patch: Any, info: ResourceInfo) -> Any:
+def patcher(ct: str, patch: Any, gvk: tuple[str, str, str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The function applying a json, merge or strategic-merge ``patch`` (by Content-Type ``ct``) to an
+    object of kind ``gvk``; a patch that does not apply raises the API error kube-apiserver answers."""
     def apply(old: dict[str, Any]) -> dict[str, Any]:
         try:
             if ct == "application/json-patch+json":
                 return patchlib.json_patch(old, patch)
             if ct == "application/merge-patch+json":
                 return patchlib.merge_patch(old, patch)
-            return patchlib.strategic_merge_patch(old, patch, info.gvk)
+            return patchlib.strategic_merge_patch(old, patch, gvk)
         except patchlib.PatchError as e:
             raise _patch_error(e) from None
 

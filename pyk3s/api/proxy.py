@@ -6,9 +6,11 @@ with its own client certificate (CN ``system:kube-apiserver``, O ``system:master
 cluster client CA), verifying the kubelet's serving cert against the server CA (not its host name):
 
 * ``GET /containerLogs/{ns}/{pod}/{container}?follow=&tailLines=...`` streamed back as text/plain;
-* ``GET /exec|attach/{ns}/{pod}/{container}?...`` and ``/portForward/{ns}/{pod}?ports=...`` as
-  WebSocket: the client's socket is upgraded with the subprotocol the kubelet picked, and frames are
-  copied both ways. ``base64.channel.k8s.io`` variants are translated to binary for the kubelet.
+* ``GET /exec|attach/{ns}/{pod}/{container}?...`` as WebSocket: the client's socket is upgraded with
+  the subprotocol the kubelet picked, and frames are copied both ways. ``base64.channel.k8s.io``
+  variants are translated to binary for the kubelet;
+* ``GET /portForward/{ns}/{pod}?port=`` as WebSocket, one per forwarded stream (:meth:`open_port`);
+  :mod:`pyk3s.api.portforward` speaks the client's side of port-forward.
 
 Pods and nodes are read through the API core (``api.handle``) as the API server's own identity.
 """
@@ -21,7 +23,7 @@ import contextlib
 import json
 import logging
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -179,34 +181,24 @@ class KubeletProxy:
 
     # -- websockets ---------------------------------------------------------------------------
 
-    def _stream_url(self, base: str, kind: str, namespace: str, name: str, container: str,
-                    query: Sequence[tuple[str, str]]) -> str:
-        if kind == "portforward":
-            q = [(k, v) for k, v in query if k == "ports"]
-            path = f"/portForward/{namespace}/{name}"
-        else:
-            q = [(k, v) for k, v in query if k in EXEC_PARAMS]
-            path = f"/{kind}/{namespace}/{name}/{container}"
-        return base + path + ("?" + urlencode(q) if q else "")
-
     async def relay_websocket(self, request: web.Request, kind: str, namespace: str, name: str) -> web.StreamResponse:
-        """Upgrade the client and copy frames to/from the kubelet's ``exec|attach|portForward``."""
+        """Upgrade the client and copy frames to/from the kubelet's ``exec`` or ``attach`` (``kind``)."""
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
         usable = [p for p in offered if p in CHANNEL_PROTOCOLS]
         if not usable:
             return _json_response(status_body(400, "BadRequest", (
                 f"pyk3s: {kind} needs a WebSocket subprotocol among {', '.join(CHANNEL_PROTOCOLS)}; offered: "
                 f"{', '.join(offered) or 'none'}")))
-        query = list(request.query.items())
         try:
             pod = await self.pod(namespace, name)
-            container = "" if kind == "portforward" else self.container(pod, request.query.get("container"))
+            container = self.container(pod, request.query.get("container"))
             base = await self.kubelet_base(pod)
         except ProxyError as err:
             # kubectl retries any failed upgrade over SPDY, which would hide this reason: upgrade and say it
             return await _upgrade_with_error(request, usable[0], err.message, err.code, err.reason)
         backend_protocols = list(dict.fromkeys(CHANNEL_PROTOCOLS[p] for p in usable))
-        url = self._stream_url(base, kind, namespace, name, container, query)
+        query = [(k, v) for k, v in request.query.items() if k in EXEC_PARAMS]
+        url = f"{base}/{kind}/{namespace}/{name}/{container}" + ("?" + urlencode(query) if query else "")
         try:
             backend = await self._client().ws_connect(url, protocols=backend_protocols, ssl=self._ssl,
                                                       max_msg_size=0, autoping=True)

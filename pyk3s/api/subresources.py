@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pyk3s.api import patch as patchlib
 from pyk3s.api.bodies import decode_body, media_type, parse_json
 from pyk3s.api.errors import (
     ApiError,
@@ -21,9 +20,9 @@ from pyk3s.api.errors import (
 from pyk3s.api.handlers import (
     PATCH_TYPES,
     ResourceHandlers,
-    _patch_error,
     json_response,
     patch_sets_rv,
+    patcher,
     write_options,
 )
 from pyk3s.api.request import ApiRequest, ApiResponse
@@ -140,15 +139,7 @@ class Subresources:
             patch = parse_json(req.body)
             precondition = patch_sets_rv(patch)
 
-            def new_scale(cur: dict[str, Any]) -> dict[str, Any]:
-                try:
-                    if ct == "application/json-patch+json":
-                        return patchlib.json_patch(cur, patch)
-                    if ct == "application/merge-patch+json":
-                        return patchlib.merge_patch(cur, patch)
-                    return patchlib.strategic_merge_patch(cur, patch, ("autoscaling", "v1", "Scale"))
-                except patchlib.PatchError as e:
-                    raise _patch_error(e) from None
+            new_scale = patcher(ct, patch, ("autoscaling", "v1", "Scale"))
 
         def compute(old: dict[str, Any]) -> dict[str, Any]:
             cur = to_scale(info, old)

@@ -3,6 +3,7 @@
 probes, restarts, logs), real nftables service rules, real curl. The API's status writes are captured."""
 
 import asyncio
+import ipaddress
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from pyk3s_server import ClusterNets, _cidr_lock
 
 from pyk3s.agent.cni.bridge import BridgeConfig, ensure_bridge
 from pyk3s.agent.cni.ipam import HostLocalIpam
@@ -23,7 +25,16 @@ from pyk3s.agent.proxy.compile import ProxyConfig, compile_ruleset
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"), reason="root + nft")]
 
 BRIDGE, TABLE, NODE = "pkbrrt", "pyk3s-pkbrrt", "pkrt1"
-CLUSTER_IP, NODE_PORT = "10.43.0.77", 30777
+NODE_PORT = 30777
+# set by the fixture: K3s's default CIDRs unless another cluster on this machine already routes them
+NETS, POD_CIDR, CLUSTER_IP, UNKNOWN_IP = ClusterNets(), "", "", ""
+
+
+def _pick_nets() -> None:
+    global NETS, POD_CIDR, CLUSTER_IP, UNKNOWN_IP
+    NETS = ClusterNets.pick()
+    POD_CIDR = str(next(ipaddress.ip_network(NETS.cluster_cidr).subnets(new_prefix=24)))
+    CLUSTER_IP, UNKNOWN_IP = (str(ipaddress.ip_network(NETS.service_cidr)[i]) for i in (77, 78))
 
 
 def curl(url, netns=None, timeout=3):
@@ -41,7 +52,10 @@ async def until(pred, timeout=15.0):
 
 @pytest.fixture
 async def node(tmp_path):
-    cfg = BridgeConfig(BRIDGE, "10.42.9.0/24", ("10.42.0.0/16",), ("10.43.0.0/16",))
+    with _cidr_lock():  # until our bridge routes the CIDRs, so a concurrent pick sees them
+        _pick_nets()
+        cfg = BridgeConfig(BRIDGE, POD_CIDR, (NETS.cluster_cidr,), (NETS.service_cidr,))
+        await ensure_bridge(cfg)
     ipam = HostLocalIpam(tmp_path / "ipam", cfg.pod_cidr)
     statuses: dict[str, dict] = {}
 
@@ -57,13 +71,12 @@ async def node(tmp_path):
     async def delete(_pod):
         return None
 
-    ctx = KubeletContext(NODE, tmp_path / "agent" / "pods", "192.0.2.2", cfg, ipam, ("10.43.0.10",), "cluster.local",
+    ctx = KubeletContext(NODE, tmp_path / "agent" / "pods", "192.0.2.2", cfg, ipam, (NETS.cluster_dns,), "cluster.local",
                          "nameserver 192.0.2.53\n", VolumeSources(none, none, token, "CA"), list, none, none,
                          write_status, delete)
     applier = NftApplier("ip", TABLE)
     workers: list[PodWorker] = []
     try:
-        await ensure_bridge(cfg)
         yield ctx, statuses, workers, applier
     finally:
         for w in workers:
@@ -111,7 +124,8 @@ async def test_services_hostports_restarts_logs(node):
     sl = {"metadata": {"namespace": "default", "name": "who-1", "labels": {"kubernetes.io/service-name": "who"}},
           "ports": [{"port": 8080, "protocol": "TCP", "name": ""}], "endpoints": endpoints}
     pods = [dict(w.pod, status=statuses[w.pod["metadata"]["name"]]) for w in workers]
-    text = compile_ruleset(ProxyConfig(NODE, bridge_name=BRIDGE, table=TABLE), [svc], [sl], pods)
+    text = compile_ruleset(ProxyConfig(NODE, (NETS.cluster_cidr,), (NETS.service_cidr,), bridge_name=BRIDGE,
+                                       table=TABLE), [svc], [sl], pods)
     assert statuses["unready"]["podIP"] not in text.split("chain hostports")[0]
     await applier.apply(text)
 
@@ -124,7 +138,7 @@ async def test_services_hostports_restarts_logs(node):
     assert curl(f"http://192.0.2.2:{NODE_PORT}/").stdout.startswith("Hostname: who")
     assert curl(f"http://127.0.0.1:{NODE_PORT}/").stdout.startswith("Hostname: who")
     assert curl("http://127.0.0.1:18091/").stdout.startswith("Hostname: who1")
-    assert curl("http://10.43.0.78/").returncode == 7            # unknown ClusterIP: rejected, never leaves
+    assert curl(f"http://{UNKNOWN_IP}/").returncode == 7            # unknown ClusterIP: rejected, never leaves
     from_pod = curl(f"http://{CLUSTER_IP}/", netns=f"pk-{workers[0].uid.replace('-', '')[:12]}")
     assert from_pod.returncode == 0 and from_pod.stdout.startswith("Hostname: who")
     assert ips[0] in from_pod.stdout or ips[1] in from_pod.stdout
@@ -169,6 +183,6 @@ async def test_command_logs_and_exit(node, tmp_path):
     term = statuses["job"]["containerStatuses"][0]["state"]["terminated"]
     assert term["exitCode"] == 3
     log = w.container_proc("c").log_path.read_text()
-    assert " stdout F nameserver 10.43.0.10" in log
+    assert f" stdout F nameserver {NETS.cluster_dns}" in log
     assert "search default.svc.cluster.local" in log
     assert statuses["job"]["podIP"] in log

@@ -1,4 +1,4 @@
-"""``pyk3s traefik [Traefik flags]`` and ``pyk3s ingress explain``.
+"""``pyk3s traefik [Traefik flags]``: the ingress controller (``pyk3s ingress explain`` is ``explain.py``).
 
     pyk3s traefik --kubeconfig ~/.kube/config \\
         --entryPoints.web.address=:8000 --entryPoints.websecure.address=:8443 \\
@@ -22,7 +22,7 @@ import sys
 from .errors import ConfigError
 from .static import static_from_flags
 
-__all__ = ["main", "ingress_main"]
+__all__ = ["main"]
 
 _LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
            "WARNING": logging.WARNING, "ERROR": logging.ERROR, "FATAL": logging.CRITICAL, "PANIC": logging.CRITICAL}
@@ -94,16 +94,3 @@ def main(argv: list[str]) -> int:
             except ChildProcessError:
                 pass
     return 0
-
-
-def ingress_main(argv: list[str]) -> int:
-    """``pyk3s ingress <subcommand>``: ``explain``."""
-    if not argv or argv[0] in ("-h", "--help"):
-        print("usage: pyk3s ingress explain <url> [-H 'Name: value']... [--kubeconfig F] [--json]")
-        return 0 if argv else 2
-    if argv[0] == "explain":
-        from .explain import main as explain_main
-
-        return explain_main(argv[1:])
-    print(f"pyk3s ingress: unknown subcommand {argv[0]!r}", file=sys.stderr)
-    return 2

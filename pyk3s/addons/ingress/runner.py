@@ -23,7 +23,7 @@ from typing import Any
 
 from .dynamic import DynamicConfig, merge
 from .providers.common import KubeIndex
-from .providers.crd import build_crd_config
+from .providers.crd import CRD_GROUPS, build_crd_config
 from .providers.ingress import build_ingress_config, ingress_status, should_process
 from .proxy.server import ProxyState, start_entrypoints
 from .rules import parse_rule
@@ -44,7 +44,7 @@ WATCHED: tuple[tuple[str, str, str, str], ...] = (
     ("networking.k8s.io/v1", "ingressclasses", "IngressClass", "ingress"),
 ) + tuple(
     (f"{group}/v1alpha1", plural, kind, "crd")
-    for group in ("traefik.io", "traefik.containo.us")
+    for group in CRD_GROUPS
     for plural, kind in (("ingressroutes", "IngressRoute"), ("middlewares", "Middleware"),
                          ("traefikservices", "TraefikService"), ("tlsoptions", "TLSOption"),
                          ("tlsstores", "TLSStore"), ("serverstransports", "ServersTransport"))

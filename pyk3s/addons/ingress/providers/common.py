@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ..dynamic import Certificate, LoadBalancer, Server
+from ..dynamic import Certificate, Server
 
 __all__ = [
     "normalize", "rule_hash", "KubeIndex", "ProviderOptions", "ServiceLookupError", "servers_for",
@@ -161,8 +161,3 @@ def servers_for(idx: KubeIndex, namespace: str, name: str, port: int | str, sche
 
 def _host(addr: str) -> str:
     return f"[{addr}]" if ":" in addr else addr
-
-
-def empty_servers_check(lb: LoadBalancer, namespace: str, name: str, opts: ProviderOptions) -> None:
-    if not lb.servers and not opts.allow_empty_services:
-        raise ServiceLookupError(f"skipping service {namespace}/{name}: no endpoints found")

@@ -39,10 +39,9 @@ from .common import (
 )
 from .crd_middlewares import build_middleware
 
-__all__ = ["build_crd_config", "CRD_GROUPS", "CRD_KINDS"]
+__all__ = ["build_crd_config", "CRD_GROUPS"]
 
 CRD_GROUPS = ("traefik.io", "traefik.containo.us")
-CRD_KINDS = ("IngressRoute", "Middleware", "TraefikService", "TLSOption", "TLSStore", "ServersTransport")
 
 
 def _ours(obj: dict, opts: ProviderOptions) -> bool:

@@ -30,7 +30,7 @@ MAX_HEADER_BYTES = 1 << 20
 class ClientConnection(asyncio.Protocol):
     __slots__ = ("state", "entrypoint", "tls", "trusted", "transport", "parser", "peer", "peer_port", "url",
                  "headers", "hsize", "queue", "parsing", "closed", "tunnel", "upgrade_buffer", "last_active",
-                 "local_port", "sni", "trusted_nets")
+                 "local_port", "sni", "trusted_nets", "host_value", "te_value", "cl_value")
 
     def __init__(self, state: Any, entrypoint: str, tls: bool, trusted_nets: Any) -> None:
         self.state = state
@@ -45,6 +45,9 @@ class ClientConnection(asyncio.Protocol):
         self.url = b""
         self.headers: list[tuple[str, str]] = []
         self.hsize = 0
+        self.host_value: str | None = None
+        self.te_value: str | None = None
+        self.cl_value: str | None = None
         self.queue: deque[Exchange] = deque()
         self.parsing: Exchange | None = None
         self.closed = False
@@ -126,6 +129,9 @@ class ClientConnection(asyncio.Protocol):
         self.url = b""
         self.headers = []
         self.hsize = 0
+        self.host_value = None
+        self.te_value = None
+        self.cl_value = None
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -140,18 +146,32 @@ class ClientConnection(asyncio.Protocol):
         key = name.decode("latin-1")
         if not self.trusted and key[:2] in ("X-", "x-") and key.lower() in FORWARDED:
             return  # spoofable forwarding headers from an untrusted peer never go further (6.1)
-        self.headers.append((key, value.decode("latin-1")))
+        text = value.decode("latin-1")
+        self.headers.append((key, text))
+        # the first Host / Transfer-Encoding / Content-Length, noted here so no later step rescans the list
+        n = len(key)
+        if n == 4 or n == 14 or n == 17:
+            low = key.lower()
+            if low == "host":
+                if self.host_value is None:
+                    self.host_value = text
+            elif low == "content-length":
+                if self.cl_value is None:
+                    self.cl_value = text
+            elif low == "transfer-encoding":
+                if self.te_value is None:
+                    self.te_value = text
 
     def on_headers_complete(self) -> None:
         p = self.parser
         req = Request(p.get_method().decode("latin-1"), self.url.decode("latin-1"), self.headers, self.peer,
-                      self.tls, p.get_http_version(), self.entrypoint, self.local_port)
+                      self.tls, p.get_http_version(), self.entrypoint, self.local_port, self.host_value or "")
         req.peer_port = self.peer_port
         req.sni = self.sni
         req.keep_alive = p.should_keep_alive()
         req.upgrade = p.should_upgrade()
-        te = req.header("transfer-encoding")
-        cl = req.header("content-length")
+        te = self.te_value or ""
+        cl = self.cl_value or ""
         if te:
             if cl or te.strip().lower() != "chunked":
                 raise ValueError("invalid Transfer-Encoding / Content-Length")

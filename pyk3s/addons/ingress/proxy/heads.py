@@ -37,56 +37,97 @@ def _port_of(authority: str, tls: bool) -> str:
     return "443" if tls else "80"
 
 
+_XFS = f"X-Forwarded-Server: {HOSTNAME}\r\n"
+_FORWARDED_BLOCKS: dict[tuple[str, str, bool, bool], str] = {}
+_FORWARDED_BLOCKS_MAX = 4096
+
+
+def _forwarded_block(req: Any, upgrade: bool, present: set[str] | None, xff: list[str]) -> str:
+    """X-Forwarded-* and X-Real-Ip lines (6.1); ``present``: managed headers the trusted client sent."""
+    out = []
+    authority = req.authority
+    tls = req.tls
+    if not req.no_xff:
+        out.append("X-Forwarded-For: " + ", ".join([*xff, req.peer]) + "\r\n")
+    if present is None or "x-forwarded-proto" not in present:
+        proto = ("wss" if tls else "ws") if upgrade else ("https" if tls else "http")
+        out.append(f"X-Forwarded-Proto: {proto}\r\n")
+    if present is None or "x-forwarded-host" not in present:
+        out.append(f"X-Forwarded-Host: {authority}\r\n")
+    if present is None or "x-forwarded-port" not in present:
+        out.append(f"X-Forwarded-Port: {_port_of(authority, tls)}\r\n")
+    if present is None or "x-forwarded-server" not in present:
+        out.append(_XFS)
+    if present is None or "x-real-ip" not in present:
+        out.append(f"X-Real-Ip: {req.peer}\r\n")
+    return "".join(out)
+# names upstream_head handles itself; every other header is copied unless named in Connection
+_SPECIAL = HOP_BY_HOP | MANAGED | {"host"}
+
+
 def upstream_head(req: Any, target: Any, trusted: bool, body_mode: str) -> bytes:
     """The request line and headers sent to ``target``."""
-    conn_tokens: tuple[str, ...] = ()
-    present: set[str] = set()
     out: list[str] = []
+    ap = out.append
+    names: list[str] = []  # lower-case name per line of ``out``, "" for lines Connection cannot remove
+    nap = names.append
     upgrade = req.upgrade
+    connection: list[str] | None = None
+    present: set[str] | None = None
+    xff: list[str] = []
     for k, v in req.headers:
         lk = k.lower()
-        if lk == "connection":
-            conn_tokens += tuple(t.strip().lower() for t in v.split(",") if t.strip())
-    for k, v in req.headers:
-        lk = k.lower()
-        if lk == "host":
-            continue
-        if lk in HOP_BY_HOP:
-            if upgrade and lk == "upgrade":
-                out.append(f"{k}: {v}\r\n")
-            continue
-        if conn_tokens and lk in conn_tokens and lk not in MANAGED:
-            continue
-        if lk in MANAGED:
+        if lk not in _SPECIAL:
+            ap(f"{k}: {v}\r\n")
+            nap(lk)
+        elif lk in MANAGED:
+            if present is None:
+                present = set()
             present.add(lk)
             if lk == "x-forwarded-for":
-                continue
-        out.append(f"{k}: {v}\r\n")
-    host = req.authority if target.pass_host_header else target.authority
-    query = req.query.replace(";", "&") if ";" in req.query else req.query
-    line = f"{req.method} {req.raw_path or '/'}{'?' + query if query else ''} HTTP/1.1\r\nHost: {host}\r\n"
-    xff = list(req.header_values("x-forwarded-for"))
-    if not req.no_xff:
-        xff.append(req.peer)
-        out.append("X-Forwarded-For: " + ", ".join(xff) + "\r\n")
-    if "x-forwarded-proto" not in present:
-        proto = ("wss" if req.tls else "ws") if upgrade else ("https" if req.tls else "http")
-        out.append(f"X-Forwarded-Proto: {proto}\r\n")
-    if "x-forwarded-host" not in present:
-        out.append(f"X-Forwarded-Host: {req.authority}\r\n")
-    if "x-forwarded-port" not in present:
-        out.append(f"X-Forwarded-Port: {_port_of(req.authority, req.tls)}\r\n")
-    if "x-forwarded-server" not in present:
-        out.append(f"X-Forwarded-Server: {HOSTNAME}\r\n")
-    if "x-real-ip" not in present:
-        out.append(f"X-Real-Ip: {req.peer}\r\n")
+                xff.append(v)
+            else:
+                ap(f"{k}: {v}\r\n")
+                nap("")
+        elif lk == "connection":
+            if connection is None:
+                connection = []
+            connection.append(v)
+        elif upgrade and lk == "upgrade":
+            ap(f"{k}: {v}\r\n")
+            nap("")
+    if connection is not None:
+        tokens = {t.strip().lower() for v in connection for t in v.split(",")}
+        if tokens - {""}:
+            out = [line for line, lk in zip(out, names) if not lk or lk not in tokens]
+            ap = out.append
+    authority = req.authority
+    host = authority if target.pass_host_header else target.authority
+    query = req.query
+    if query:
+        if ";" in query:
+            query = query.replace(";", "&")
+        line = f"{req.method} {req.raw_path or '/'}?{query} HTTP/1.1\r\nHost: {host}\r\n"
+    else:
+        line = f"{req.method} {req.raw_path or '/'} HTTP/1.1\r\nHost: {host}\r\n"
+    if present is None and not req.no_xff:
+        # the usual case: nothing forwarded by the client, so the block depends on these three values only
+        key = (authority, req.peer, req.tls, upgrade)
+        block = _FORWARDED_BLOCKS.get(key)
+        if block is None:
+            if len(_FORWARDED_BLOCKS) >= _FORWARDED_BLOCKS_MAX:
+                _FORWARDED_BLOCKS.clear()
+            block = _FORWARDED_BLOCKS[key] = _forwarded_block(req, upgrade, None, [])
+        ap(block)
+    else:
+        ap(_forwarded_block(req, upgrade, present, xff))
     if upgrade:
-        out.append("Connection: Upgrade\r\n")
+        ap("Connection: Upgrade\r\n")
     if body_mode == "length":
-        out.append(f"Content-Length: {req.content_length}\r\n")
+        ap(f"Content-Length: {req.content_length}\r\n")
     elif body_mode == "chunked":
-        out.append("Transfer-Encoding: chunked\r\n")
-    out.append("\r\n")
+        ap("Transfer-Encoding: chunked\r\n")
+    ap("\r\n")
     return (line + "".join(out)).encode("latin-1", "replace")
 
 

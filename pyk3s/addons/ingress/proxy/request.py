@@ -87,7 +87,8 @@ class Request:
     )
 
     def __init__(self, method: str, target: str, headers: list[tuple[str, str]], peer: str,
-                 tls: bool = False, version: str = "1.1", entrypoint: str = "", local_port: int = 0) -> None:
+                 tls: bool = False, version: str = "1.1", entrypoint: str = "", local_port: int = 0,
+                 host_header: str | None = None) -> None:
         self.method = method
         self.headers = headers
         self.peer = peer
@@ -125,7 +126,8 @@ class Request:
             self.raw_path, self.query = target, ""
         self.path = routing_path(self.raw_path)
         if not authority:
-            authority = self.header("host")
+            # the parser hands over the first Host value it saw; other callers let it be looked up
+            authority = self.header("host") if host_header is None else host_header
         self.authority = authority
         self.host = canonical_host(authority)
 
