@@ -71,7 +71,8 @@ async def node(tmp_path):
     async def delete(_pod):
         return None
 
-    ctx = KubeletContext(NODE, tmp_path / "agent" / "pods", "192.0.2.2", cfg, ipam, (NETS.cluster_dns,), "cluster.local",
+    # The node address is the bridge's own gateway address: never the machine's interface.
+    ctx = KubeletContext(NODE, tmp_path / "agent" / "pods", cfg.gateway, cfg, ipam, (NETS.cluster_dns,), "cluster.local",
                          "nameserver 192.0.2.53\n", VolumeSources(none, none, token, "CA"), list, none, none,
                          write_status, delete)
     applier = NftApplier("ip", TABLE)
@@ -135,7 +136,7 @@ async def test_services_hostports_restarts_logs(node):
         assert r.returncode == 0, r.stderr
         seen.add(r.stdout.splitlines()[0])
     assert seen == {"Hostname: who0", "Hostname: who1"}
-    assert curl(f"http://192.0.2.2:{NODE_PORT}/").stdout.startswith("Hostname: who")
+    assert curl(f"http://{ctx.host_ip}:{NODE_PORT}/").stdout.startswith("Hostname: who")
     assert curl(f"http://127.0.0.1:{NODE_PORT}/").stdout.startswith("Hostname: who")
     assert curl("http://127.0.0.1:18091/").stdout.startswith("Hostname: who1")
     assert curl(f"http://{UNKNOWN_IP}/").returncode == 7            # unknown ClusterIP: rejected, never leaves

@@ -66,7 +66,10 @@ class Exchange:
             return
         self.route = route
         self.service_name = route.service.name
-        self.run_middlewares(0)
+        if route.middlewares:
+            self.run_middlewares(0)
+        else:
+            self.dispatch()
 
     def run_middlewares(self, index: int) -> None:
         mws = self.route.middlewares
@@ -112,17 +115,15 @@ class Exchange:
             self.reply(NO_SERVER, len(route.middlewares))
             return
         self.target, self.cookie = target, cookie
+        state = self.client.state
         if svc.mirrors:
-            self.client.state.mirror(svc, self.req, self.kept if self.req_done else None)
-        self.connect(target)
-
-    def connect(self, target: Any) -> None:
-        pool = self.client.state.pool(target)
+            state.mirror(svc, self.req, self.kept if self.req_done else None)
+        pool = state.pools.get(target.key) or state.pool(target)
         up = pool.take()
         if up is not None:
             self.send(up)
         else:
-            self.client.state.spawn(self._connect(pool))
+            state.spawn(self._connect(pool))
 
     async def _connect(self, pool: Any) -> None:
         try:
@@ -299,8 +300,9 @@ class Exchange:
                 if mw.needs_done:
                     mw.on_done(self.req)
         state = self.client.state
-        state.metrics.observe(self.client.entrypoint, self.service_name, self.req.method, self.status,
-                              self.req.tls, state.loop.time() - self.t0)
+        if state.metrics.enabled:
+            state.metrics.observe(self.client.entrypoint, self.service_name, self.req.method, self.status,
+                                  self.req.tls, state.loop.time() - self.t0)
         if not keep or (self.req.upgrade and not tunnel):
             self.req.keep_alive = False
         if tunnel or self.req_done or not keep:

@@ -38,6 +38,9 @@ def _port_of(authority: str, tls: bool) -> str:
 
 
 _XFS = f"X-Forwarded-Server: {HOSTNAME}\r\n"
+# names upstream_head handles itself; every other header is copied unless named in Connection
+_SPECIAL = HOP_BY_HOP | MANAGED | {"host"}
+# forwarded-header blocks by (authority, peer, tls, upgrade): the same few clients ask for the same hosts
 _FORWARDED_BLOCKS: dict[tuple[str, str, bool, bool], str] = {}
 _FORWARDED_BLOCKS_MAX = 4096
 
@@ -61,8 +64,6 @@ def _forwarded_block(req: Any, upgrade: bool, present: set[str] | None, xff: lis
     if present is None or "x-real-ip" not in present:
         out.append(f"X-Real-Ip: {req.peer}\r\n")
     return "".join(out)
-# names upstream_head handles itself; every other header is copied unless named in Connection
-_SPECIAL = HOP_BY_HOP | MANAGED | {"host"}
 
 
 def upstream_head(req: Any, target: Any, trusted: bool, body_mode: str) -> bytes:
@@ -110,8 +111,9 @@ def upstream_head(req: Any, target: Any, trusted: bool, body_mode: str) -> bytes
         line = f"{req.method} {req.raw_path or '/'}?{query} HTTP/1.1\r\nHost: {host}\r\n"
     else:
         line = f"{req.method} {req.raw_path or '/'} HTTP/1.1\r\nHost: {host}\r\n"
-    if present is None and not req.no_xff:
-        # the usual case: nothing forwarded by the client, so the block depends on these three values only
+    if present is None and not req.no_xff and len(authority) <= 255:
+        # the usual case: nothing forwarded by the client, so the block depends on the key only
+        # (bounded: hosts longer than a DNS name are built each time and never kept)
         key = (authority, req.peer, req.tls, upgrade)
         block = _FORWARDED_BLOCKS.get(key)
         if block is None:

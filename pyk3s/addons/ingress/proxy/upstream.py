@@ -77,16 +77,20 @@ class Pool:
 class _RawCallbacks:
     """Minimal callbacks: only the end of the message matters in raw mode."""
 
-    __slots__ = ("conn",)
+    __slots__ = ("on_message_complete",)
 
     def __init__(self, conn: UpstreamConnection) -> None:
-        self.conn = conn
+        self.on_message_complete = conn.message_complete
 
-    def on_headers_complete(self) -> None:
-        self.conn.raw_headers_complete()
 
-    def on_message_complete(self) -> None:
-        self.conn.message_complete()
+class _RawHeadCallbacks:
+    """Raw mode for HEAD requests: the message ends with its head, whatever Content-Length says."""
+
+    __slots__ = ("on_headers_complete", "on_message_complete")
+
+    def __init__(self, conn: UpstreamConnection) -> None:
+        self.on_headers_complete = conn.raw_headers_complete
+        self.on_message_complete = conn.message_complete
 
 
 class _FullCallbacks:
@@ -111,8 +115,8 @@ class _FullCallbacks:
 
 
 class UpstreamConnection(asyncio.Protocol):
-    __slots__ = ("pool", "transport", "exchange", "closed", "raw_parser", "full_parser", "parser", "raw",
-                 "headers", "idle_since", "tunnel", "got_bytes", "reused")
+    __slots__ = ("pool", "transport", "exchange", "closed", "raw_parser", "raw_head_parser", "full_parser", "parser",
+                 "raw", "headers", "idle_since", "tunnel", "got_bytes", "reused")
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
@@ -120,6 +124,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.exchange: Any = None
         self.closed = False
         self.raw_parser: Any = None
+        self.raw_head_parser: Any = None
         self.full_parser: Any = None
         self.parser: Any = None
         self.raw = True
@@ -134,7 +139,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.exchange = exchange
         self.raw = raw
         self.got_bytes = False
-        if raw:
+        if raw and exchange.head_request:
+            if self.raw_head_parser is None:
+                self.raw_head_parser = httptools.HttpResponseParser(_RawHeadCallbacks(self))
+            self.parser = self.raw_head_parser
+        elif raw:
             if self.raw_parser is None:
                 self.raw_parser = httptools.HttpResponseParser(_RawCallbacks(self))
             self.parser = self.raw_parser
@@ -225,18 +234,20 @@ class UpstreamConnection(asyncio.Protocol):
 
     def message_complete(self, reusable: bool = True) -> None:
         ex = self.exchange
-        status = self.parser.get_status_code()
-        if ex is None or (ex.req.upgrade and status == 101):
-            return  # the upgrade handler in data_received turns this into a tunnel
-        if 100 <= status < 200 and status != 101:
-            return  # an interim answer (100 Continue): the final response follows on this connection
+        parser = self.parser
+        status = parser.get_status_code()
+        if status < 200 and (status != 101 or ex is None or ex.req.upgrade) or ex is None:
+            # 101 on an upgrade: data_received turns the pair into a tunnel; 1xx other than 101 is an
+            # interim answer (100 Continue) and the final response follows on this connection
+            return
         self.exchange = None
-        if self.raw:
-            ex.status = self.parser.get_status_code()
-        keep = reusable and self.parser.should_keep_alive() and not self.closed and ex.upstream_reusable
-        if keep:
+        raw = self.raw
+        if raw:
+            ex.status = status
+        upstream_keep = parser.should_keep_alive()
+        if reusable and upstream_keep and not self.closed and ex.upstream_reusable:
             self.pool.put(self)
             self.reused = True
         else:
             self.close()
-        ex.response_complete(keep_client=self.parser.should_keep_alive() or not self.raw)
+        ex.response_complete(keep_client=upstream_keep or not raw)
