@@ -33,7 +33,7 @@ from pyk3s.api.fieldcheck import FieldChecker
 from pyk3s.api.handlers import ResourceHandlers, json_response
 from pyk3s.api.hooks import KindHooks
 from pyk3s.api.namespaces import NamespaceGate
-from pyk3s.api.openapi import OpenApiV3
+from pyk3s.api.openapi import OPENAPI_V2_PROTOBUF, OpenApiV3, openapi_v2_stub
 from pyk3s.api.query import TableRequest
 from pyk3s.api.registry import Registry, WriteOptions
 from pyk3s.api.request import ApiRequest, ApiResponse
@@ -233,6 +233,11 @@ class ApiServer:
         return json_response(200, discovery.api_group_list(self.resources))
 
     def _openapi(self, req: ApiRequest, path: str) -> ApiResponse:
+        # /openapi/v2 exists only in kubectl's protobuf form, and empty (see openapi_v2_stub).
+        if path == "/openapi/v2" and OPENAPI_V2_PROTOBUF in req.header("accept"):
+            # Go's mime parser rejects the "@" of the Accept value, so answer as kube-openapi does.
+            return ApiResponse(200, openapi_v2_stub(self.config.version.git_version),
+                               content_type="application/octet-stream")
         if path == "/openapi/v3":
             return json_response(200, self.openapi.index(self.resources))
         if path.startswith("/openapi/v3/"):

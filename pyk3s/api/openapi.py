@@ -16,7 +16,32 @@ from pyk3s.api.codec import dumps
 from pyk3s.api.resources import ResourceInfo, ResourceTable
 from pyk3s.api.schemas import KIND_TYPES, TYPES, openapi_schemas
 
-__all__ = ["OpenApiV3"]
+__all__ = ["OPENAPI_V2_PROTOBUF", "OpenApiV3", "openapi_v2_stub"]
+
+OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+
+
+def _pb_field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (wire type 2)."""
+    out = bytearray([(number << 3) | 2])
+    n = len(payload)
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out) + payload
+
+
+def openapi_v2_stub(version: str) -> bytes:
+    """An OpenAPI v2 document (gnostic protobuf) with no definitions.
+
+    kubectl validates some input client-side against OpenAPI v2 whatever the server supports: every
+    ``kind: List`` file, and kinds missing from the v3 index (a wrong apiVersion). With no definitions
+    it skips that validation and lets the server answer, which is where pyk3s validates (v3,
+    ``fieldValidation``). Document: swagger = 1, info = 2 (title = 1, version = 2).
+    """
+    info = _pb_field(1, b"Kubernetes") + _pb_field(2, version.encode())
+    return _pb_field(1, b"2.0") + _pb_field(2, info)
 
 _PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
                 "application/strategic-merge-patch+json", "application/apply-patch+yaml")

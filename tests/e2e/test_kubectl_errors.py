@@ -43,11 +43,34 @@ def test_wrong_api_version(api_server, tmp_path):
         '"ConfigMap" in version "v2"\nensure CRDs are installed first')
     assert failed(api_server, "apply", "-f", f, "--validate=false").startswith(
         'error: resource mapping not found for name: "badv"')
-    # With default validation kubectl consults OpenAPI v2, which the server does not publish (spec 2.6).
+    # With default validation kubectl consults OpenAPI v2 for a kind missing from v3; the server's v2
+    # document is empty, so kubectl leaves validation to the server and prints the same as kube-apiserver's.
     assert failed(api_server, "create", "-f", f) == (
-        f'error: error validating "{f}": error validating data: the server could not find the requested resource; '
-        "if you choose to ignore these errors, turn validation off with --validate=false")
+        f'error: resource mapping not found for name: "badv" namespace: "" from "{f}": no matches for kind '
+        '"ConfigMap" in version "v2"\nensure CRDs are installed first')
     assert names(api_server, "cm") == before
+
+
+def test_kind_list_applies_with_default_validation(api_server, tmp_path):
+    f = write(tmp_path, "list.yaml", """apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: ConfigMap, metadata: {name: from-list-a}, data: {a: "1"}}
+- {apiVersion: v1, kind: ConfigMap, metadata: {name: from-list-b}}
+""")
+    out = api_server.kubectl("apply", "-f", f).out
+    assert out.splitlines() == ["configmap/from-list-a created", "configmap/from-list-b created"]
+    assert {"configmap/from-list-a", "configmap/from-list-b"} <= set(names(api_server, "cm"))
+    assert api_server.kubectl("apply", "-f", f).out.splitlines() == [
+        "configmap/from-list-a unchanged", "configmap/from-list-b unchanged"]
+    # strict validation still happens, on the server
+    bad = write(tmp_path, "bad-list.yaml", """apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: ConfigMap, metadata: {name: from-list-c}, spec: {x: 1}}
+""")
+    r = api_server.kubectl("create", "-f", bad, check=False)
+    assert r.rc == 1 and 'strict decoding error: unknown field "spec"' in r.err
 
 
 def test_name_too_long(api_server, tmp_path):

@@ -4,13 +4,21 @@ Rules:
 - Built by running the real plugin chain (precompute mode: no cache writes, no upstream) on a
   lower-case, RD=1, no-EDNS query per question the kubernetes and hosts plugins name, so a fast answer
   is byte-for-byte what the slow path writes. Answers that would need the upstream are left out.
-- A reply is: query ID + flags (RD/CD copied) + counts + the query's own question bytes (so the case
-  the client used is kept; owner names are compression pointers into it) + the stored tail + OPT.
+- The common query (lower case, RD=1, no EDNS: what stub resolvers and dnsperf send) is answered by
+  one dict lookup keyed on the query bytes after the ID; the value is the whole reply after the ID.
+  `UdpDns.datagram_received` does that lookup inline, so the per-packet work is one slice, one dict
+  get, one list increment and one concatenation.
+- Any other form (mixed case, RD=0, CD, EDNS) takes the general path: the reply is query ID + flags
+  (RD/CD copied) + counts + the query's own question bytes (so the case the client used is kept;
+  owner names are compression pointers into it) + the stored tail + OPT.
+- Fast answers are counted per (qtype, rcode) class in a list and folded into the metrics on scrape;
+  a rebuilt table takes over the counts the old one had not reported yet.
 - Only plain queries qualify: QR=0, opcode QUERY, QDCOUNT 1, no answer/authority, at most one OPT
   (version 0) and nothing after it, class IN, no compression in the question. Anything else, and any
   reply larger than the client's buffer, goes to the slow path.
 - Search-path misses (`x.<ns>.svc.<zone>.svc.<zone>` and friends) are NXDOMAIN from one shared
   template whose SOA owner points at the zone inside the question.
+  The common-form ones are remembered by query bytes (bounded, cleared when full).
 - A table is built off to the side and published with one assignment; the old one serves meanwhile.
 """
 
@@ -49,6 +57,8 @@ MAX_ROTATIONS = 8
 NX_MEMO = 20000
 _DO_CD = (b"\x00", b"\x01", b"\x02", b"\x03")   # the wire cache key's last byte: DO << 1 | CD
 YIELD_EVERY = 200
+RD1_NO_EDNS = b"\x01\x00" + NO_EDNS          # flags (RD) and counts of the common query, after the ID
+_FLAGS_COUNTS = struct.Struct(">H6sH")          # flags, QD/AN/NS counts, AR count
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +71,35 @@ class NxRule:
     soa: bytes                                  # SOA RR after its owner name
 
 
-class FastTable:
-    __slots__ = ("entries", "nx", "_rr", "counts", "labels", "caches", "_nx_memo", "root_cache")
+Entry = tuple[int, int, int, int, tuple[bytes, ...]]   # flags, AN, NS, AR counts, tails after the question
 
-    def __init__(self, entries: dict[bytes, tuple[int, int, int, int, tuple[bytes, ...]]],
-                 nx: NxRule | None, labels: tuple[str, str] | None = None,
+
+class FastTable:
+    __slots__ = ("direct", "hits", "classes", "nx_direct", "entries", "nx", "_rr", "counts", "labels", "caches",
+                 "_nx_memo", "root_cache")
+
+    def __init__(self, entries: dict[bytes, Entry], nx: NxRule | None, labels: tuple[str, str] | None = None,
                  caches: tuple[tuple[bytes, CachePlugin | None], ...] = ()) -> None:
-        self.entries = entries
+        # single-answer entries, keyed on the common query after its ID: (reply after the ID, class index);
+        # entries keeps only the ones loadbalance rotates
+        self.direct: dict[bytes, tuple[bytes, int]] = {}
+        self.classes: list[tuple[int, int]] = []      # class index -> (qtype, rcode)
+        self.entries: dict[bytes, Entry] = {}
+        class_of: dict[tuple[int, int], int] = {}
+        for question, e in entries.items():
+            flags, an, ns, ar, tails = e
+            if len(tails) != 1:
+                self.entries[question] = e
+                continue
+            k = (question[-4] << 8 | question[-3], flags & 0xF)
+            cls = class_of.get(k)
+            if cls is None:
+                cls = class_of[k] = len(self.classes)
+                self.classes.append(k)
+            self.direct[RD1_NO_EDNS + question] = (
+                _HDR.pack(flags | 0x0100, 1, an, ns, ar) + question + tails[0], cls)
+        self.hits = [0] * len(self.classes)
+        self.nx_direct: dict[bytes, bytes] = {}       # common-form NXDOMAIN queries after the ID -> reply
         self.nx = nx
         # (zone wire, the cache plugin whose wire entries may answer), longest zone first; None: that
         # block has a plugin the fast path must not skip
@@ -81,19 +113,46 @@ class FastTable:
 
     def drain(self) -> dict[tuple[int, int], int]:
         counts, self.counts = self.counts, {}
+        hits = self.hits
+        for i, n in enumerate(hits):
+            if n:
+                hits[i] = 0
+                k = self.classes[i]
+                counts[k] = counts.get(k, 0) + n
         return counts
 
+    def take_counts(self, old: FastTable) -> None:
+        """Carry over what `old` counted and has not reported yet (called right before the swap)."""
+        c = self.counts
+        for k, n in old.drain().items():
+            c[k] = c.get(k, 0) + n
+
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.direct) + len(self.entries)
 
     def answer(self, data: bytes) -> bytes | None:
+        # the common query; UdpDns.datagram_received repeats these lines inline to save the call
+        hit = self.direct.get(data[2:])
+        if hit is not None:
+            self.hits[hit[1]] += 1
+            return data[:2] + hit[0]
+        return self.answer_other(data)
+
+    def answer_other(self, data: bytes) -> bytes | None:
+        """Everything but a `direct` hit."""
         n = len(data)
         if n < 17 or data[2] & 0xF8:
             return None
         counts = data[4:12]
         if counts == NO_EDNS:
+            nxr = self.nx_direct.get(data[2:])
+            if nxr is not None:
+                k = (data[n - 4] << 8 | data[n - 3], 3)
+                c = self.counts
+                c[k] = c.get(k, 0) + 1
+                return data[:2] + nxr
             e = self.entries.get(data[12:])
-            if e is not None:       # the common case: a lower-case plain query, key is the question as is
+            if e is not None:       # a rotating entry, lower-case plain query: key is the question as is
                 flags, an, ns, ar, tails = e
                 tail = tails[0] if len(tails) == 1 else tails[next(self._rr) % len(tails)]
                 if n + len(tail) > 512:
@@ -133,6 +192,15 @@ class FastTable:
             return None
         qname = data[12:qend].lower()
         qflags = ((data[2] << 8) | data[3]) & 0x0110
+        hit = self.direct.get(RD1_NO_EDNS + qname + data[qend:end])
+        if hit is not None:
+            r = hit[0]                          # flags, counts, question (end - 12 bytes), tail
+            if 2 + len(r) + len(opt) > limit:
+                return None
+            self.hits[hit[1]] += 1
+            return (data[:2] + _FLAGS_COUNTS.pack(((r[0] << 8 | r[1]) & ~0x0110) | qflags, r[2:8],
+                                                  (r[8] << 8 | r[9]) + edns) +
+                    data[12:end] + r[end - 2:] + opt)
         e = self.entries.get(qname + data[qend:end])
         if e is not None:
             flags, an, ns, ar, tails = e
@@ -173,8 +241,14 @@ class FastTable:
         k = (qtype, 3)
         c = self.counts
         c[k] = c.get(k, 0) + 1
-        return (data[:2] + _HDR.pack(nx.flags | qflags, 1, 0, 1, edns) + data[12:end] +
-                ptr.to_bytes(2, "big") + nx.soa + opt)
+        reply = (data[:2] + _HDR.pack(nx.flags | qflags, 1, 0, 1, edns) + data[12:end] +
+                 ptr.to_bytes(2, "big") + nx.soa + opt)
+        if not edns and qflags == 0x0100 and data[2:4] == b"\x01\x00" and data[12:qend] == qname:
+            memo = self.nx_direct
+            if len(memo) >= NX_MEMO:
+                memo.clear()
+            memo[data[2:]] = reply[2:]
+        return reply
 
     def _cached(self, data: bytes, qname: bytes, qend: int, end: int, qflags: int, edns: bool, opt: bytes,
                 limit: int) -> bytes | None:
@@ -262,7 +336,7 @@ async def _precompute(block: Block, zone: str, name: str, qtype: int) -> dns.mes
 
 
 def _entry(q: dns.message.Message, reply: dns.message.Message,
-           balance: bool) -> tuple[bytes, tuple[int, int, int, int, tuple[bytes, ...]]] | None:
+           balance: bool) -> tuple[bytes, Entry] | None:
     reply.id = 0
     reply.use_edns(False)
     variants = [reply]
@@ -291,7 +365,7 @@ def _entry(q: dns.message.Message, reply: dns.message.Message,
 
 
 async def build_fast(routing: Routing) -> Routing:
-    entries: dict[bytes, tuple[int, int, int, int, tuple[bytes, ...]]] = {}
+    entries: dict[bytes, Entry] = {}
     nx: NxRule | None = None
     labels: tuple[str, str] | None = None
     seen: set[int] = set()
@@ -327,7 +401,10 @@ async def build_fast(routing: Routing) -> Routing:
             if count % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
         nx = nx or await _nx_rule(routing, block)
-    return replace(routing, fast=FastTable(entries, nx, labels, tuple(caches)))
+    table = FastTable(entries, nx, labels, tuple(caches))
+    if routing.fast is not None:    # no await from here to the caller's swap: nothing counted is lost
+        table.take_counts(routing.fast)
+    return replace(routing, fast=table)
 
 
 async def _nx_rule(routing: Routing, block: Block) -> NxRule | None:

@@ -93,6 +93,10 @@ async def test_openapi(kc):
     assert ref == "#/components/schemas/io.k8s.api.core.v1.Container"
     status, _, _ = await kc.call("GET", "/openapi/v2")
     assert status == 404
+    # kubectl's protobuf request gets an empty document: swagger "2.0", info, no definitions
+    status, _, resp = await kc.call("GET", "/openapi/v2",
+                                    accept="application/com.github.proto-openapi.spec.v2@v1.0+protobuf")
+    assert status == 200 and resp.body.startswith(b"\x0a\x032.0\x12") and b"Kubernetes" in resp.body
     # CRD group-versions appear with a schema built from openAPIV3Schema
     crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
            "metadata": {"name": "gadgets.example.com"},

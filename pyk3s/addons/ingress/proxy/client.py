@@ -110,6 +110,7 @@ class ClientConnection(asyncio.Protocol):
                     for mw in ex.route.middlewares:
                         if mw.needs_done:
                             mw.on_done(ex.req)
+            ex.req.exchange = None
         self.queue.clear()
 
     def pause_writing(self) -> None:
@@ -201,6 +202,8 @@ class ClientConnection(asyncio.Protocol):
         if not self.queue or self.queue[0] is not ex:
             return
         self.queue.popleft()
+        # request <-> exchange is a reference cycle: cut it so both are freed now, not by the cyclic GC
+        ex.req.exchange = None
         if self.closed:
             return
         if not ex.req.keep_alive:

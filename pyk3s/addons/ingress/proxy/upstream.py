@@ -236,7 +236,9 @@ class UpstreamConnection(asyncio.Protocol):
         ex = self.exchange
         parser = self.parser
         status = parser.get_status_code()
-        if status < 200 and (status != 101 or ex is None or ex.req.upgrade) or ex is None:
+        if ex is None:
+            return
+        if status < 200 and (status != 101 or ex.req.upgrade):
             # 101 on an upgrade: data_received turns the pair into a tunnel; 1xx other than 101 is an
             # interim answer (100 Continue) and the final response follows on this connection
             return
