@@ -10,22 +10,24 @@
 # p50/p99 at a fixed rate (-Q RATE -v). Prints medians and the pyk3s/knot ratios. pyk3s runs
 # bench/dns_serve.py with --workers (default auto = CPUs it may use, as the packaged Deployment's
 # PYK3S_DNS_WORKERS=auto; 1 under --pin). knot has 2 UDP workers. Servers are stopped by PID. Data set
-# from /work/shared/peers/dns/gen_zone.py (called in place).
+# from /work/shared/peers/dns/gen_zone.py (called in place). Memory: resident set (RSS, all processes of
+# each server) once loaded and after the run, plus pyk3s's own before/after-data-set figure per worker.
 #   bench/dns.sh [--duration 5] [--rounds 3] [--rate 10000] [--services 1000] [--port 15353] [--pin]
-#                [--workers auto|N]
+#                [--workers auto|N] [--sets cluster,forward,nx]
 set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
 PEERS="${PEERS:-/work/shared/peers}"
 . "$PEERS/lib/common.sh"
 PY="${BENCH_PYTHON:-python3}"
 PORT=15353; UPORT=15354; PPORT=15355; DURATION=5; ROUNDS=3; WORKERS=auto; RATE=10000; RATE_DURATION=5; SERVICES=1000; CLIENTS=4; OUTSTANDING=100
-PIN=0; OUTDIR="$PWD/bench-results/pyk3s-dns"
+PIN=0; OUTDIR="$PWD/bench-results/pyk3s-dns"; SETS="cluster,forward,nx"
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;; --rate) RATE=$2; shift 2 ;; --services) SERVICES=$2; shift 2 ;;
     --port) PORT=$2; UPORT=$(( $2 + 1 )); PPORT=$(( $2 + 2 )); shift 2 ;; --pin) PIN=1; shift ;;
     --out) OUTDIR=$2; shift 2 ;; --rounds) ROUNDS=$2; shift 2 ;; --workers) WORKERS=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;; *) die "unknown option $1" ;;
+    --sets) SETS=$2; shift 2 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;; *) die "unknown option $1" ;;
   esac
 done
 need dnsperf knotd
@@ -83,6 +85,14 @@ start_bg "$BENCH_TMP/up.log" "${TS_SRV[@]}" knotd -c "$BENCH_TMP/up/knot.conf"; 
 wait_port "$UPORT" udp 20 "$UP_PID" "$BENCH_TMP/up.log"
 
 CPU="$SYSPY $PEERS/lib/proctree_cpu.py"
+# resident memory in MiB of a server: the PID and all its descendants (workers)
+rss_mib() {
+  local kib=0 p v
+  for p in $($CPU --pids "$1"); do
+    v=$(awk '/^VmRSS:/{print $2}' "/proc/$p/status" 2>/dev/null); kib=$(( kib + ${v:-0} ))
+  done
+  awk -v k="$kib" 'BEGIN{printf "%.1f", k/1024}'
+}
 # one max-QPS run of dnsperf against server $1 (name) on port $2 with pid $3; appends to results
 max_run() { # name port pid set round
   local s=$1 port=$2 pid=$3 set=$4 r=$5 f c0 c1 qps avg sd lost
@@ -119,7 +129,10 @@ PPID_=$LAST_PID
 wait_port "$PPORT" udp 30 "$PPID_" "$BENCH_TMP/pyk3s.log"
 for _ in $(seq 1 100); do grep -q '^ready' "$BENCH_TMP/pyk3s.log" && break; sleep 0.1; done
 log "$(grep '^ready' "$BENCH_TMP/pyk3s.log")"
-for set in cluster forward nx; do
+grep '^memory' "$BENCH_TMP/pyk3s.log" | while read -r l; do log "$l"; done
+KRSS0=$(rss_mib "$KPID"); PRSS0=$(rss_mib "$PPID_")
+IFS=',' read -r -a SETL <<<"$SETS"
+for set in "${SETL[@]}"; do
   for port in "$PORT" "$PPORT"; do   # warm-up (fills pyk3s's cache for the forward set)
     "${TS_LOAD[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$BENCH_TMP/q-$set.txt" -c "$CLIENTS" -q "$OUTSTANDING" -l 2 >/dev/null 2>&1
   done
@@ -130,6 +143,7 @@ for set in cluster forward nx; do
   rate_run knot "$PORT" "$set"
   rate_run pyk3s "$PPORT" "$set"
 done
+KRSS1=$(rss_mib "$KPID"); PRSS1=$(rss_mib "$PPID_")
 stop_pid "$PPID_"
 stop_pid "$KPID"
 stop_pid "$UP_PID"
@@ -139,7 +153,7 @@ echo
 echo "pyk3s workers: $(grep -o 'with [0-9]* worker(s)' "$BENCH_TMP/pyk3s.log" | head -1); pin=$PIN; rounds=$ROUNDS x ${DURATION}s (medians)"
 printf '%-8s %10s %10s %7s %9s %9s %7s %9s %9s %9s %9s\n' set knot_qps pyk3s_qps ratio knot_us pyk3s_us cpu_x \
   knot_p50 pyk3s_p50 knot_p99 pyk3s_p99
-for set in cluster forward nx; do
+for set in "${SETL[@]}"; do
   kq=$(awk -v s="$set" '$1=="knot" && $2==s && $3=="max"{print $5}' "$OUTDIR/results.txt" | median)
   pq=$(awk -v s="$set" '$1=="pyk3s" && $2==s && $3=="max"{print $5}' "$OUTDIR/results.txt" | median)
   ku=$(awk -v s="$set" '$1=="knot" && $2==s && $3=="max"{print $7}' "$OUTDIR/results.txt" | median)
@@ -151,4 +165,7 @@ for set in cluster forward nx; do
   printf '%-8s %10.0f %10.0f %6sx %9s %9s %6sx %9s %9s %9s %9s\n' "$set" "$kq" "$pq" "$ratio" "$ku" "$pu" "$cpux" \
     "$kp50" "$pp50" "$kp99" "$pp99"
 done | tee "$OUTDIR/summary.txt"
+printf 'memory (RSS MiB, %s services, all processes): knot %s loaded, %s after the run; pyk3s %s loaded, %s after the run\n' \
+  "$SERVICES" "$KRSS0" "$KRSS1" "$PRSS0" "$PRSS1" | tee -a "$OUTDIR/summary.txt"
+grep '^memory worker' "$BENCH_TMP/pyk3s.log" | tee -a "$OUTDIR/summary.txt"
 echo "ratio = pyk3s/knot max QPS; *_us = server CPU microseconds per query at max load; cpu_x = pyk3s/knot CPU per query; p50/p99 in ms at ${RATE} qps"

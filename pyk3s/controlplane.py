@@ -41,7 +41,7 @@ async def start_control_plane(cfg: ServerConfig, client: Client, running: Any) -
     from pyk3s.controllers import ControllerSettings, run_controllers
     from pyk3s.controllers.deploy import DeployController, DeploySettings
     from pyk3s.controllers.servicelb import ServiceLB, ServiceLBSettings, remove_servicelb
-    from pyk3s.manifests.stage import StageSettings, stage
+    from pyk3s.manifests.stage import StageSettings, is_disabled, stage
 
     staged = stage(StageSettings(
         server_dir=cfg.server_dir,
@@ -51,7 +51,8 @@ async def start_control_plane(cfg: ServerConfig, client: Client, running: Any) -
         disable=cfg.disable,
         data_dir=cfg.data_dir,
     ))
-    log.info("staged %d packaged manifests into %s", len(staged), cfg.manifests_dir)
+    written = [rel for rel in staged if not is_disabled(rel, cfg.disable)]
+    log.info("staged %d packaged manifests into %s", len(written), cfg.manifests_dir)
     settings = ControllerSettings(
         node_monitor_grace_period=float(cfg.node_monitor_grace_period),
         cluster_cidrs=cfg.cluster_cidrs,

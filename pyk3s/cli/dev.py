@@ -7,8 +7,11 @@ Layout (everything named from one short random id ``<id>``, so leftovers are rec
   every host route; the host holds ``.254`` so kubectl and curl on the host reach every node;
 * one network namespace per node, ``pkn<id>-<i>``, joined to the bridge by a veth (host side
   ``pkh<id><i>``, node side ``eth0`` with ``.<i+1>``); no default route, so nothing leaves;
-* node 0 runs ``pyk3s server`` (with its embedded agent), nodes 1..N-1 run ``pyk3s agent --server
-  https://<node 0>:6443 --token-file <server token>``. Each process is started with
+* nodes 0..S-1 run ``pyk3s server`` (with its embedded agent; S = ``servers``, 1 unless the servers
+  share ``datastore_endpoint``, e.g. an etcd or PostgreSQL listening on the host's ``.254``), the
+  others run ``pyk3s agent --server https://<server 0>:6443[,https://<server 1>:6443…] --token-file
+  <server token>``. Every node gets ``--resolv-conf`` naming ``.254`` as its only upstream resolver
+  (nothing answers there), so cluster DNS never forwards to this machine's resolver. Each process is started with
   ``nsenter --net=/run/netns/pkn<id>-<i>``: ``ip netns exec`` would also give it a private mount
   namespace, hiding the pod network namespaces it creates from the host and from ``killall``.
 
@@ -133,20 +136,26 @@ class Node:
 
 @dataclass
 class Cluster:
-    """``nodes`` nodes: node 0 the server, the others agents. ``server_args`` go to ``pyk3s server``."""
+    """``nodes`` nodes: the first ``servers`` run ``pyk3s server``, the others agents. ``server_args`` go
+    to every ``pyk3s server``; several servers need a shared ``datastore_endpoint``."""
 
     nodes: int = 3
     server_args: Sequence[str] = ("--disable", "traefik")
     agent_args: Sequence[str] = ()
+    servers: int = 1
+    datastore_endpoint: str = ""
     ident: str = field(default_factory=lambda: secrets.token_hex(3))
     members: list[Node] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if not 1 <= self.servers <= self.nodes:
+            raise ValueError(f"cluster: servers={self.servers} must be between 1 and nodes={self.nodes}")
         self.tmp = Path(tempfile.mkdtemp(prefix=f"pyk3s-cluster-{self.ident}-"))
         self.bridge = f"pku{self.ident}"
         self.kubeconfig = self.tmp / "kubeconfig.yaml"
         self.net: ipaddress.IPv4Network | None = None
         self._bridge_made = False
+        self.token = secrets.token_hex(12)
 
     # -- network ---------------------------------------------------------------------------------
     @property
@@ -160,11 +169,13 @@ class Cluster:
         self._bridge_made = True
         _run("ip", "addr", "add", f"{self.host_ip}/24", "dev", self.bridge)
         _run("ip", "link", "set", self.bridge, "up")
+        self.tmp.joinpath("resolv.conf").write_text(f"nameserver {self.host_ip}\n")
 
     def _make_node(self, i: int) -> Node:
         assert self.net is not None
         node = Node(index=i, name=f"pk{self.ident}-{i}", netns=f"pkn{self.ident}-{i}", ip=str(self.net[i + 1]),
-                    host_link=f"pkh{self.ident}{i}", dir=self.tmp / f"node{i}", role="server" if i == 0 else "agent")
+                    host_link=f"pkh{self.ident}{i}", dir=self.tmp / f"node{i}",
+                    role="server" if i < self.servers else "agent")
         node.dir.mkdir(parents=True)
         self.members.append(node)
         _run("ip", "netns", "add", node.netns)
@@ -188,50 +199,86 @@ class Cluster:
             node.proc = subprocess.Popen(self.in_node(node, *argv), stdout=log, stderr=subprocess.STDOUT,
                                          env=env, cwd=REPO, start_new_session=True)
 
+    @property
+    def server_nodes(self) -> list[Node]:
+        return [n for n in self.members if n.role == "server"]
+
+    @property
+    def agent_nodes(self) -> list[Node]:
+        return [n for n in self.members if n.role == "agent"]
+
     def server_argv(self, node: Node) -> list[str]:
+        shared = ["--datastore-endpoint", self.datastore_endpoint.format(host=self.host_ip), "--token", self.token] \
+            if self.datastore_endpoint else []
         return [sys.executable, "-m", "pyk3s", "server", "--data-dir", str(node.data_dir),
                 "--node-ip", node.ip, "--node-name", node.name, "--bridge-name", node.bridge,
                 "--https-listen-port", str(API_PORT), "--write-kubeconfig", str(node.dir / "kubeconfig.yaml"),
-                "--config", str(self.tmp / "no-config.yaml"), *self.server_args]
+                "--resolv-conf", str(self.tmp / "resolv.conf"), "--config", str(self.tmp / "no-config.yaml"),
+                *shared, *self.server_args]
 
     def agent_argv(self, node: Node, extra: Sequence[str] = ()) -> list[str]:
-        server = self.members[0]
-        return [sys.executable, "-m", "pyk3s", "agent", "--server", f"https://{server.ip}:{API_PORT}",
-                "--token-file", str(server.data_dir / "server" / "token"), "--data-dir", str(node.data_dir),
+        servers = ",".join(f"https://{s.ip}:{API_PORT}" for s in self.server_nodes)
+        return [sys.executable, "-m", "pyk3s", "agent", "--server", servers,
+                "--token-file", str(self.members[0].data_dir / "server" / "token"), "--data-dir", str(node.data_dir),
                 "--node-ip", node.ip, "--node-name", node.name, "--bridge-name", node.bridge,
-                "--config", str(self.tmp / "no-config.yaml"), *self.agent_args, *extra]
+                "--resolv-conf", str(self.tmp / "resolv.conf"), "--config", str(self.tmp / "no-config.yaml"),
+                *self.agent_args, *extra]
 
     def start(self, timeout: float = 120.0) -> Cluster:
         try:
-            self._make_underlay()
-            for i in range(self.nodes):
-                self._make_node(i)
-            server = self.members[0]
-            self._spawn(server, self.server_argv(server))
-            self.wait_for(lambda: self._server_ready(server), timeout=60, what="API server ready")
-            for node in self.members[1:]:
-                # one at a time: agents pick their pod CIDR themselves at registration (lowest free /24),
-                # so two registering at the same moment could pick the same one
-                self._spawn(node, self.agent_argv(node))
-                self.wait_for(lambda node=node: self._registered(node), timeout=60,
-                              what=f"node {node.name} registered")
-            self.wait_for(self._all_ready, timeout=timeout, what=f"{self.nodes} nodes Ready")
+            self.make_network()
+            self.start_processes(timeout)
             return self
         except BaseException:
             self.cleanup()
             raise
 
-    def _server_ready(self, server: Node) -> bool:
-        if not server.running():
-            raise RuntimeError(f"pyk3s server exited with {server.proc and server.proc.returncode}:\n{server.log()}")
-        src = server.dir / "kubeconfig.yaml"
-        if not src.exists():
-            return False
-        doc = yaml.safe_load(src.read_text())
+    def make_network(self) -> None:
+        """The underlay and the node namespaces (a datastore for the servers can listen on ``host_ip`` next)."""
+        self._make_underlay()
+        for i in range(self.nodes):
+            self._make_node(i)
+
+    def start_processes(self, timeout: float = 120.0) -> None:
+        """Start every server, then every agent (on the data dirs they already have, after a restart)."""
+        if len(self.server_nodes) > 1 and not self.datastore_endpoint:
+            raise ValueError("cluster: several servers need a shared datastore_endpoint")
+        for server in self.server_nodes:
+            self.start_server(server)
+        self.use_server(self.members[0])
+        for node in self.agent_nodes:
+            # one at a time: agents pick their pod CIDR themselves at registration (lowest free /24),
+            # so two registering at the same moment could pick the same one
+            self._spawn(node, self.agent_argv(node))
+            self.wait_for(lambda node=node: self._registered(node), timeout=60,
+                          what=f"node {node.name} registered")
+        self.wait_for(self._all_ready, timeout=timeout, what=f"{self.nodes} nodes Ready")
+
+    def start_server(self, server: Node, timeout: float = 60.0) -> None:
+        self._spawn(server, self.server_argv(server))
+        self.wait_for(lambda: self._server_ready(server), timeout=timeout, what=f"API server {server.name} ready")
+
+    def stop_all(self, sig: int = signal.SIGTERM) -> None:
+        """Stop every agent, then every server (the processes only: pods, links and data stay)."""
+        for node in reversed(self.members):
+            node.stop(sig)
+
+    def use_server(self, server: Node) -> None:
+        """Point the cluster kubeconfig (kubectl) at ``server`` (every server shares one CA)."""
+        doc = yaml.safe_load((self.members[0].dir / "kubeconfig.yaml").read_text())
         doc["clusters"][0]["cluster"]["server"] = f"https://{server.ip}:{API_PORT}"
         self.kubeconfig.write_text(yaml.safe_dump(doc))
         os.chmod(self.kubeconfig, 0o600)
-        return self.kubectl("get", "--raw", "/readyz", check=False, timeout=10).rc == 0
+
+    def _server_ready(self, server: Node) -> bool:
+        if not server.running():
+            raise RuntimeError(f"pyk3s server exited with {server.proc and server.proc.returncode}:\n{server.log()}")
+        if not (server.dir / "kubeconfig.yaml").exists() or not (self.members[0].dir / "kubeconfig.yaml").exists():
+            return False
+        if not self.kubeconfig.exists():
+            self.use_server(server)
+        return self.kubectl("--server", f"https://{server.ip}:{API_PORT}", "get", "--raw", "/readyz",
+                            check=False, timeout=10).rc == 0
 
     def _registered(self, node: Node) -> bool:
         if node.proc is not None and node.proc.poll() is not None:
@@ -320,6 +367,11 @@ def main(argv: list[str]) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("cluster", help="a throwaway multi-node cluster in network namespaces (root)")
     c.add_argument("--nodes", type=int, default=3, help="nodes, the first one the server (default 3)")
+    c.add_argument("--servers", type=int, default=1,
+                   help="how many of the nodes are servers (default 1; more need --datastore-endpoint)")
+    c.add_argument("--datastore-endpoint", default="",
+                   help="shared datastore of the servers, reachable from the node namespaces; {host} stands "
+                        "for the underlay's host address (.254), e.g. http://{host}:2379")
     c.add_argument("--server-arg", action="append", default=[],
                    help="extra `pyk3s server` argument (repeat; default: --disable traefik)")
     c.add_argument("--agent-arg", action="append", default=[], help="extra `pyk3s agent` argument (repeat)")
@@ -330,8 +382,15 @@ def main(argv: list[str]) -> int:
     if a.nodes < 1:
         print("pyk3s dev cluster: --nodes must be at least 1", file=sys.stderr)
         return 1
-    cluster = Cluster(nodes=a.nodes, server_args=tuple(a.server_arg) or ("--disable", "traefik"),
-                      agent_args=tuple(a.agent_arg))
+    if a.servers > 1 and not a.datastore_endpoint:
+        print("pyk3s dev cluster: --servers above 1 needs --datastore-endpoint", file=sys.stderr)
+        return 1
+    try:
+        cluster = Cluster(nodes=a.nodes, server_args=tuple(a.server_arg) or ("--disable", "traefik"),
+                          agent_args=tuple(a.agent_arg), servers=a.servers, datastore_endpoint=a.datastore_endpoint)
+    except ValueError as err:
+        print(f"pyk3s dev {err}", file=sys.stderr)
+        return 1
     stop = {"now": False}
 
     def on_signal(*_: object) -> None:

@@ -22,12 +22,13 @@ def main(argv: list[str]) -> int:
         )
         return 1
     env = dict(os.environ)
-    if "KUBECONFIG" not in env:
+    given = any(a == "--kubeconfig" or a.startswith("--kubeconfig=") for a in argv)
+    if "KUBECONFIG" not in env and not given and argv not in ([], ["--help"], ["-h"]):
         path = default_kubeconfig_path()
         if not Path(path).exists():
             print(
                 f"pyk3s kubectl: kubeconfig {path} not found; is `pyk3s server` running "
-                "(it writes the kubeconfig on start)? Set KUBECONFIG to use another file.",
+                "(it writes the kubeconfig on start)? Set KUBECONFIG or pass --kubeconfig to use another file.",
                 file=sys.stderr,
             )
             return 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ async def _addons(kubeconfig: str) -> dict[str, dict[str, Any]]:
     return {a["metadata"]["name"]: a for a in listing.get("items") or []}
 
 
-def status_rows(manifests_dir: Path, addons: dict[str, dict[str, Any]], disable: frozenset[str]) -> list[dict[str, str]]:
+def status_rows(manifests_dir: Path, addons: dict[str, dict[str, Any]], disable: frozenset[str],
+                addons_known: bool = True) -> list[dict[str, str]]:
     from pyk3s.controllers.deploy.controller import LAST_ERROR, LAST_RESULT, LAST_TIME
     from pyk3s.controllers.deploy.scan import scan
     from pyk3s.manifests.stage import staged_checksums
@@ -43,7 +45,7 @@ def status_rows(manifests_dir: Path, addons: dict[str, dict[str, Any]], disable:
         elif mf.action == "disabled" and staged.get(mf.rel) == checksum:
             result = "Disabled (pyk3s's copy: uninstalled by the next pass)"
         elif not addon:
-            result = "Pending (no Addon yet)"
+            result = "Pending (no Addon yet)" if addons_known else "unknown (Addons could not be read)"
         else:
             result = ann.get(LAST_RESULT, "")
             if result == "AppliedManifest" and applied != checksum:
@@ -101,14 +103,16 @@ def main(argv: list[str]) -> int:
     if not mdir.is_dir():
         print(f"pyk3s manifests: {mdir} does not exist (is --data-dir right?)", file=sys.stderr)
         return 1
-    kubeconfig = args.kubeconfig or default_kubeconfig_path()
+    kubeconfig = args.kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or default_kubeconfig_path()
+    unreadable = False
     try:
         addons = asyncio.run(_addons(kubeconfig))
     except Exception as err:
-        print(f"pyk3s manifests: cannot read Addons through {kubeconfig}: {err}", file=sys.stderr)
-        addons = {}
+        print(f"pyk3s manifests: cannot read Addons through {kubeconfig}: {err}; showing files only",
+              file=sys.stderr)
+        addons, unreadable = {}, True
     disable = frozenset(x.strip() for v in args.disable for x in v.split(",") if x.strip())
-    rows = status_rows(mdir, addons, disable)
+    rows = status_rows(mdir, addons, disable, addons_known=not unreadable)
     if not rows:
         print(f"no manifests in {mdir}")
         return 0
@@ -119,4 +123,4 @@ def main(argv: list[str]) -> int:
         print("   ".join(r[c].ljust(widths[c]) for c in cols).rstrip())
         if r["LAST ERROR"]:
             print(f"    error: {r['LAST ERROR']}")
-    return 0
+    return 1 if unreadable else 0

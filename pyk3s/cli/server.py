@@ -166,7 +166,11 @@ async def run_server(cfg: ServerConfig, ready: asyncio.Event | None = None) -> N
         kubeconfig = write_kubeconfig(running, cfg)
         log.info("Wrote kubeconfig %s", kubeconfig)
         print(f"pyk3s: API server ready at {running.url} in {time.monotonic() - started:.2f}s", flush=True)
-        print(f"pyk3s: kubeconfig written to {kubeconfig} (use: pyk3s kubectl get nodes)", flush=True)
+        from .flags import default_kubeconfig_path
+
+        hint = ("pyk3s kubectl get nodes" if str(kubeconfig) == default_kubeconfig_path()
+                else f"KUBECONFIG={kubeconfig} kubectl get nodes")
+        print(f"pyk3s: kubeconfig written to {kubeconfig} (use: {hint})", flush=True)
         print(
             f"pyk3s: to join an agent: pyk3s agent --server https://<this-host>:{cfg.https_port} "
             f"--token $(cat {cfg.server_dir / 'token'})",
@@ -227,7 +231,21 @@ def main(argv: list[str]) -> int:
     except OSError as err:
         print(f"pyk3s server: {err}", file=sys.stderr)
         return 1
+    except BaseExceptionGroup as group:
+        # A part that could not start (the agent refusing overlapping routes, a port in use) ends the
+        # server; say what each failure was, with the traceback only in --debug logs.
+        failures = [e for e in _leaves(group) if not isinstance(e, asyncio.CancelledError)]
+        for err in failures:
+            log.debug("pyk3s server failure", exc_info=err)
+            print(f"pyk3s server: {err}", file=sys.stderr)
+        return 1 if failures else 0
     return 0
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
+    return [exc]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -73,14 +73,19 @@ class Informer:
     async def wait_synced(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self._synced.wait(), timeout)
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._task = None
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Cancel the list/watch task; a task that does not finish in ``timeout`` is left behind
+        (logged) rather than holding up the shutdown of everything above it."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:
+            log.warning("informer %s: did not stop within %.0fs; leaving it", self.name, timeout)
+            return
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("informer %s ended with %r", self.name, task.exception())
 
     # -- internals --------------------------------------------------------------------------------
     def _call(self, handler: Handler, typ: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:

@@ -25,6 +25,7 @@ from .request import Request
 __all__ = ["ClientConnection", "MAX_HEADER_BYTES"]
 
 MAX_HEADER_BYTES = 1 << 20
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 
 
 class ClientConnection(asyncio.Protocol):
@@ -165,8 +166,10 @@ class ClientConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         p = self.parser
-        req = Request(p.get_method().decode("latin-1"), self.url.decode("latin-1"), self.headers, self.peer,
-                      self.tls, p.get_http_version(), self.entrypoint, self.local_port, self.host_value or "")
+        method = p.get_method()
+        req = Request(_METHODS.get(method) or method.decode("latin-1"), self.url.decode("latin-1"), self.headers,
+                      self.peer, self.tls, p.get_http_version(), self.entrypoint, self.local_port,
+                      self.host_value or "")
         req.peer_port = self.peer_port
         req.sni = self.sni
         req.keep_alive = p.should_keep_alive()

@@ -27,6 +27,14 @@ MANAGED = frozenset(("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
 HOSTNAME = os.environ.get("HOSTNAME") or socket.gethostname()
 
 
+def _latin1(text: str) -> bytes:
+    # strict is CPython's fast path; "replace" goes through the codec registry on every call
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("latin-1", "replace")
+
+
 def _port_of(authority: str, tls: bool) -> str:
     if authority.startswith("["):
         end = authority.find("]")
@@ -100,7 +108,7 @@ def upstream_head(req: Any, target: Any, trusted: bool, body_mode: str) -> bytes
     if connection is not None:
         tokens = {t.strip().lower() for v in connection for t in v.split(",")}
         if tokens - {""}:
-            out = [line for line, lk in zip(out, names) if not lk or lk not in tokens]
+            out = [line for line, lk in zip(out, names, strict=True) if not lk or lk not in tokens]
             ap = out.append
     authority = req.authority
     host = authority if target.pass_host_header else target.authority
@@ -130,7 +138,7 @@ def upstream_head(req: Any, target: Any, trusted: bool, body_mode: str) -> bytes
     elif body_mode == "chunked":
         ap("Transfer-Encoding: chunked\r\n")
     ap("\r\n")
-    return (line + "".join(out)).encode("latin-1", "replace")
+    return _latin1(line + "".join(out))
 
 
 def response_head(status: int, headers: list[tuple[str, str]], framing: str, length: int, keep_alive: bool,
@@ -157,4 +165,4 @@ def response_head(status: int, headers: list[tuple[str, str]], framing: str, len
     if not keep_alive or framing == "close":
         out.append("Connection: close\r\n")
     out.append("\r\n")
-    return "".join(out).encode("latin-1", "replace")
+    return _latin1("".join(out))

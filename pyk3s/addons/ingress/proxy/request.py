@@ -14,6 +14,9 @@ from urllib.parse import unquote, unquote_plus
 __all__ = ["Request", "routing_path", "canonical_host", "parse_query"]
 
 _RESERVED = frozenset(":/?#[]@!$&'()*+,;=%")
+# canonical_host results by Host value: clients repeat the same few hosts, one dict hit per request
+_HOSTS: dict[str, str] = {}
+_HOSTS_MAX = 4096
 
 
 def routing_path(raw: str) -> str:
@@ -110,7 +113,7 @@ class Request:
         self.marks: set[int] | None = None
         self.exchange: Any = None
         authority = ""
-        if target.startswith(("http://", "https://")):
+        if target[:1] != "/" and target.startswith(("http://", "https://")):
             rest = target.split("://", 1)[1]
             slash = rest.find("/")
             authority, target = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
@@ -124,12 +127,19 @@ class Request:
             self.raw_path, self.query = target[:qpos], target[qpos + 1 :]
         else:
             self.raw_path, self.query = target, ""
-        self.path = routing_path(self.raw_path)
+        self.path = routing_path(self.raw_path) if "%" in self.raw_path else self.raw_path
         if not authority:
             # the parser hands over the first Host value it saw; other callers let it be looked up
             authority = self.header("host") if host_header is None else host_header
         self.authority = authority
-        self.host = canonical_host(authority)
+        host = _HOSTS.get(authority)
+        if host is None:
+            host = canonical_host(authority)
+            if len(authority) <= 255:
+                if len(_HOSTS) >= _HOSTS_MAX:
+                    _HOSTS.clear()
+                _HOSTS[authority] = host
+        self.host = host
 
     # -- headers (case-insensitive)
     def header_map(self) -> dict[str, list[str]]:
