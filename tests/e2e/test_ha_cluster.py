@@ -198,6 +198,7 @@ def ha(kubectl_bin: str) -> Iterator[tuple[Cluster, BridgeEtcd]]:
         cl.kubectl("apply", "-f", "-", input=APP % {"node": cl.agent_nodes[0].name, "host": HOST})
         yield cl, etcd
     finally:
+        subprocess.run(f"rm -rf /tmp/pkha-logs; mkdir -p /tmp/pkha-logs; for d in {cl.tmp}/node*; do cp $d/*.log /tmp/pkha-logs/$(basename $d).log; done", shell=True)  # DEBUG
         cl.cleanup()
         if etcd is not None:
             etcd.remove()
@@ -401,6 +402,7 @@ def test_kill9_leader_while_writing_dns_and_ingress_keep_answering(ha: tuple[Clu
             probe.kill()
             probe.wait(10)
     samples = json.loads(out or "{}")
+    Path("/tmp/pkha-probe.json").write_text(json.dumps({"killed_at": killed_at, **samples}))  # DEBUG
     assert samples, f"probe failed: {err}"
     dns, http = _gaps(samples["dns"], killed_at), _gaps(samples["http"], killed_at)
     after = [ts for ts, _ in acked if ts > killed_at]

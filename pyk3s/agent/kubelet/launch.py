@@ -7,19 +7,29 @@ stays as its log writer, the way conmon does: stdout/stderr become CRI log lines
 (``<RFC3339Nano> stdout|stderr F|P <text>``). The child's pid goes to ``pid_file`` once running and the
 exit status to ``exit_file`` as JSON. SIGTERM/SIGINT/SIGKILL-safe: the child gets PDEATHSIG.
 
+When started under ``unshare --uts`` with a ``hostname``, that becomes the container's host name.
+Containers with ``stdin: true`` read the launcher's own stdin (a pipe the kubelet writes); with
+``tty: true`` the launcher's stdin is a pty slave that becomes the child's controlling terminal and
+stdout/stderr, and ``tty_fd`` is the pty master the launcher reads the output from. Interactive
+containers log partial lines as they come (a prompt has no newline), like conmon.
+
 Spec JSON: {"argv": [...], "env": {...}, "cwd": str|null, "netns": "/run/netns/..."|null,
 "mounts": [{"source", "target", "readOnly", "file"}], "log": path, "pid_file": path, "exit_file": path,
-"mount_points_record": path|null}
+"mount_points_record": path|null, "hostname": str|null, "stdin": bool, "tty_fd": int|null}
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
+import fcntl
 import json
 import os
 import selectors
 import signal
+import socket
 import sys
+import termios
 import time
 from datetime import UTC, datetime
 
@@ -85,10 +95,17 @@ def _child(spec: dict, out_w: int, err_w: int) -> None:
     try:
         os.setsid()
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
+        if spec.get("tty_fd") is not None:
+            os.close(spec["tty_fd"])
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+            os.dup2(0, 1)
+            os.dup2(0, 2)
+        else:
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            if not spec.get("stdin"):
+                devnull = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(devnull, 0)
         if spec.get("cwd"):
             os.makedirs(spec["cwd"], exist_ok=True)
             os.chdir(spec["cwd"])
@@ -116,6 +133,8 @@ def _write_log(log, stream: bytes, buf: bytearray, final: bool) -> None:
 def run(spec: dict) -> int:
     if spec.get("netns"):
         _enter_netns(spec["netns"])
+    if spec.get("hostname"):
+        socket.sethostname(spec["hostname"])
     # parents before children whatever the pod lists first, like containerd's mount ordering
     mounts = sorted(spec.get("mounts") or [], key=lambda m: len([p for p in m["target"].split("/") if p]))
     # read-only only after every bind, as runc does: a mount point nested in a read-only volume
@@ -125,6 +144,7 @@ def run(spec: dict) -> int:
     for m in reversed(mounts):
         if m.get("readOnly"):
             _remount_read_only(m["target"])
+    tty_fd = spec.get("tty_fd")
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     pid = os.fork()
@@ -134,6 +154,10 @@ def run(spec: dict) -> int:
         _child(spec, out_w, err_w)
     os.close(out_w)
     os.close(err_w)
+    # our copy of the pty slave / stdin pipe would keep the terminal from hanging up when the child ends
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
 
     def forward(signum: int, _frame: object) -> None:
         try:
@@ -150,6 +174,9 @@ def run(spec: dict) -> int:
 
     sel = selectors.DefaultSelector()
     bufs = {out_r: (b"stdout", bytearray()), err_r: (b"stderr", bytearray())}
+    if tty_fd is not None:
+        bufs[tty_fd] = (b"stdout", bytearray())
+    interactive = bool(spec.get("stdin")) or tty_fd is not None
     for fd in bufs:
         sel.register(fd, selectors.EVENT_READ)
     with open(spec["log"], "ab") as log:
@@ -163,8 +190,12 @@ def run(spec: dict) -> int:
                 fd = key.fd
                 try:
                     data = os.read(fd, 65536)
-                except InterruptedError:
+                except (InterruptedError, BlockingIOError):  # the pty master is shared non-blocking
                     continue
+                except OSError as exc:
+                    if exc.errno != errno.EIO:  # EIO: the pty's last slave was closed
+                        raise
+                    data = b""
                 stream, buf = bufs[fd]
                 if not data:
                     sel.unregister(fd)
@@ -172,7 +203,7 @@ def run(spec: dict) -> int:
                     _write_log(log, stream, buf, True)
                     continue
                 buf.extend(data)
-                _write_log(log, stream, buf, False)
+                _write_log(log, stream, buf, interactive)
     while True:
         try:
             _, status = os.waitpid(pid, 0)

@@ -52,7 +52,7 @@ async def _tcp(probe: Mapping, host: str, container: Mapping, timeout: float) ->
 
 async def _exec(probe: Mapping, pid: int, timeout: float) -> tuple[bool, str]:
     cmd = list(probe.get("command") or [])
-    proc = await asyncio.create_subprocess_exec("nsenter", "-t", str(pid), "-m", "-n", "--", *cmd,
+    proc = await asyncio.create_subprocess_exec("nsenter", "-t", str(pid), "-m", "-n", "-u", "--", *cmd,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)

@@ -3,6 +3,10 @@
 Per container run ``<pod dir>/<container>/<restart>.*``: ``.json`` launcher spec, ``.launcher`` the
 launcher pid, ``.pid`` the container pid (``containerID pyk3s://<pid>``), ``.exit`` exit status JSON,
 ``.log`` CRI-format log.
+
+A container with ``stdin: true`` gets a pipe as stdin (``tty: true``: a pty) whose writing end the
+kubelet keeps for ``attach``; it is not recoverable after an agent restart (an adopted container has no
+stdin any more), as with a runtime whose shim died.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ class ContainerProcess:
         self.proc: asyncio.subprocess.Process | None = None
         self.launcher_pid = 0
         self.pid = 0
+        self.stdin_fd: int | None = None  # the container's stdin: pipe writing end or pty master
+        self.tty_fd: int | None = None    # the pty master (window size) when the container has a tty
 
     def path(self, suffix: str) -> Path:
         return Path(f"{self.base}.{suffix}")
@@ -54,23 +60,40 @@ class ContainerProcess:
         return self.path("log")
 
     async def start(self, argv: list[str], env: dict[str, str], cwd: str | None, netns: str | None,
-                    mounts: list[dict], timeout: float = 30.0) -> None:
+                    mounts: list[dict], timeout: float = 30.0, *, hostname: str | None = None,
+                    stdin: bool = False, tty: bool = False) -> None:
+        """``hostname``: run in a UTS namespace of its own with that name (None: the node's)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         for suffix in ("pid", "exit"):
             self.path(suffix).unlink(missing_ok=True)
+        child_stdin: int = asyncio.subprocess.DEVNULL
+        if tty:
+            self.tty_fd, child_stdin = os.openpty()
+            self.stdin_fd = self.tty_fd
+        elif stdin:
+            child_stdin, self.stdin_fd = os.pipe()
+        if self.stdin_fd is not None:
+            os.set_blocking(self.stdin_fd, False)
         spec = {"argv": argv, "env": env, "cwd": cwd, "netns": netns, "mounts": mounts,
                 "log": str(self.log_path), "pid_file": str(self.path("pid")), "exit_file": str(self.path("exit")),
                 # <agent>/pods/<uid>/<container>/ -> <agent>/mount-points
-                "mount_points_record": str(self.dir.parent.parent.parent / MOUNT_POINTS_RECORD)}
+                "mount_points_record": str(self.dir.parent.parent.parent / MOUNT_POINTS_RECORD),
+                "hostname": hostname, "stdin": stdin or tty, "tty_fd": self.tty_fd}
         self.path("json").write_text(json.dumps(spec))
         err = open(self.path("launch.err"), "wb")  # noqa: ASYNC230, SIM115 - handed to the child
+        unshare = ["unshare", "--mount", *(["--uts"] if hostname else []), "--propagation", "private", "--"]
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                "unshare", "--mount", "--propagation", "private", "--",
-                sys.executable, "-m", "pyk3s.agent.kubelet.launch", str(self.path("json")),
-                stdin=asyncio.subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True)
+                *unshare, sys.executable, "-m", "pyk3s.agent.kubelet.launch", str(self.path("json")),
+                stdin=child_stdin, stdout=err, stderr=err, start_new_session=True,
+                pass_fds=() if self.tty_fd is None else (self.tty_fd,))
+        except BaseException:
+            self.close_stdin()
+            raise
         finally:
             err.close()
+            if child_stdin != asyncio.subprocess.DEVNULL:
+                os.close(child_stdin)
         self.launcher_pid = self.proc.pid
         self.path("launcher").write_text(str(self.launcher_pid))
         loop = asyncio.get_running_loop()
@@ -100,6 +123,18 @@ class ContainerProcess:
             return None
         return cp if b"pyk3s.agent.kubelet.launch" in cmdline else None
 
+    def close_stdin(self) -> None:
+        """The container reads end-of-file (stdinOnce after its attach); a tty keeps the terminal."""
+        fd, self.stdin_fd = self.stdin_fd, None
+        if fd is not None and fd != self.tty_fd:
+            os.close(fd)
+
+    def _release_fds(self) -> None:
+        self.close_stdin()
+        fd, self.tty_fd = self.tty_fd, None
+        if fd is not None:
+            os.close(fd)
+
     def exit_status(self) -> ExitStatus | None:
         try:
             doc = json.loads(self.path("exit").read_text())
@@ -114,6 +149,7 @@ class ContainerProcess:
         else:
             while pid_alive(self.launcher_pid) and not self.path("exit").exists():  # noqa: ASYNC110 - small local file / adopted pid poll
                 await asyncio.sleep(0.5)
+        self._release_fds()
         for _ in range(20):
             st = self.exit_status()
             if st is not None:

@@ -31,13 +31,23 @@ from pyk3s.agent.kubelet.volumes import (
 )
 from pyk3s.images import resolve_image
 
-__all__ = ["KubeletContext", "PodWorker"]
+__all__ = ["KubeletContext", "PodWorker", "pod_hostname"]
 
 log = logging.getLogger("pyk3s.agent.kubelet")
 
 VOLUME_REFRESH_SECONDS = 5.0  # the kubelet's configMap/secret volume sync (upstream: about a minute)
 
 BACKOFF_START, BACKOFF_MAX, BACKOFF_RESET = 10.0, 300.0, 600.0
+
+
+def pod_hostname(pod: dict) -> str | None:
+    """The container's host name as the kubelet sets it: ``spec.hostname`` or the pod name, at most
+    63 characters; None for hostNetwork pods, which keep the node's."""
+    spec = pod.get("spec") or {}
+    if spec.get("hostNetwork"):
+        return None
+    name = spec.get("hostname") or pod["metadata"]["name"]
+    return name[:63].rstrip("-.") or None
 
 
 @dataclass(slots=True)
@@ -309,7 +319,8 @@ class PodWorker:
         if proc is None:
             proc = ContainerProcess(self.dir / st.name, st.restart_count)
             self.event("Normal", "Created", f"Created container: {st.name}")
-            await proc.start(argv, env, c.get("workingDir"), netns, mounts)
+            await proc.start(argv, env, c.get("workingDir"), netns, mounts, hostname=pod_hostname(self.pod),
+                             stdin=bool(c.get("stdin")), tty=bool(c.get("tty")))
             self.event("Normal", "Started", f"Started container {st.name}")
         self.procs[st.name] = proc
         started = time.monotonic()
