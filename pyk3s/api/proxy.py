@@ -181,6 +181,26 @@ class KubeletProxy:
 
     # -- websockets ---------------------------------------------------------------------------
 
+    async def _refusal(self, url: str, status: int) -> tuple[int, str, str]:
+        """(code, reason, message) of a kubelet that refused an upgrade: the handshake drops the answer's
+        body, so the same URL is asked again without upgrade (the kubelet checks before it upgrades)."""
+        code = status if 400 <= status < 600 else 500
+        reason = {400: "BadRequest", 404: "NotFound"}.get(code, "InternalError")
+        message = f"error dialing backend: kubelet answered HTTP {status}"
+        try:
+            async with self._client().get(url, ssl=self._ssl, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                text = (await resp.read()).decode(errors="replace").strip()
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return code, reason, message
+        try:
+            st = json.loads(text)
+        except ValueError:
+            st = None
+        if isinstance(st, dict) and st.get("kind") == "Status" and st.get("message"):
+            return int(st.get("code") or code), str(st.get("reason") or reason), str(st["message"])
+        return code, reason, (f"{message}: {text}" if text else message)
+
+
     async def relay_websocket(self, request: web.Request, kind: str, namespace: str, name: str) -> web.StreamResponse:
         """Upgrade the client and copy frames to/from the kubelet's ``exec`` or ``attach`` (``kind``)."""
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
@@ -202,6 +222,9 @@ class KubeletProxy:
         try:
             backend = await self._client().ws_connect(url, protocols=backend_protocols, ssl=self._ssl,
                                                       max_msg_size=0, autoping=True)
+        except aiohttp.WSServerHandshakeError as err:
+            code, reason, message = await self._refusal(url, err.status)
+            return await _upgrade_with_error(request, usable[0], message, code, reason)
         except (aiohttp.ClientError, OSError) as err:
             return await _upgrade_with_error(request, usable[0], f"error dialing backend: {err}")
         chosen_backend = backend.protocol or backend_protocols[0]

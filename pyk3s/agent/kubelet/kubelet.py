@@ -57,17 +57,20 @@ class Kubelet:
         self.pods = pod_informer
         self.workers: dict[str, PodWorker] = {}
         self.done_uids: set[str] = set()
+        self._retiring: set[asyncio.Task[None]] = set()
         self._queue: asyncio.Queue[tuple[str, dict | None, dict | None]] = asyncio.Queue()
 
     def worker_for(self, namespace: str, name: str) -> PodWorker | None:
-        for w in self.workers.values():
-            meta = w.pod["metadata"]
-            if meta.get("namespace") == namespace and meta.get("name") == name:
-                return w
-        return None
+        """The worker of the pod now called ``namespace/name``; a deleted pod of that name that is still
+        being torn down is not it."""
+        pod = self.pods.get(f"{namespace}/{name}")
+        if pod is None:
+            return None
+        return self.workers.get(pod["metadata"].get("uid", ""))
 
     def _on_pod(self, event: str, old: dict | None, new: dict | None) -> None:
-        self._queue.put_nowait((event, old, new))
+        # a deletion comes as (last known object, None)
+        self._queue.put_nowait((event, old, new if new is not None else old))
 
     async def cleanup_leftovers(self, pods: list[dict]) -> None:
         n = kill_leftover_containers(self.ctx.pods_dir)
@@ -105,7 +108,8 @@ class Kubelet:
                 event, _old, new = await self._queue.get()
                 await self._handle(event, new)
         finally:
-            await asyncio.gather(*(w.stop() for w in self.workers.values()), return_exceptions=True)
+            await asyncio.gather(*(w.stop() for w in self.workers.values()), *self._retiring,
+                                 return_exceptions=True)
 
     async def _handle(self, event: str, pod: dict | None) -> None:
         if pod is None or (pod.get("spec") or {}).get("nodeName") != self.ctx.node_name:
@@ -115,7 +119,9 @@ class Kubelet:
         if event == "DELETED":
             if worker is not None:
                 del self.workers[uid]
-                asyncio.create_task(worker.stop())
+            task = asyncio.create_task(self._retire(uid, worker))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
             return
         if worker is not None:
             worker.update(pod)
@@ -125,6 +131,7 @@ class Kubelet:
         if pod["metadata"].get("deletionTimestamp"):
             await teardown_pod_network(uid, self.ctx.ipam)
             await self.ctx.delete_pod(pod)
+            self._remove_pod_dir(uid)
             return
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") or uid in self.done_uids:
             return
@@ -132,6 +139,20 @@ class Kubelet:
         self.workers[uid] = worker
         worker.start()
         worker.task.add_done_callback(lambda _t, u=uid: self.done_uids.add(u))  # type: ignore[union-attr]
+
+
+    async def _retire(self, uid: str, worker: PodWorker | None) -> None:
+        """Stop a deleted pod's worker, then drop its directory (logs, volumes, launcher files)."""
+        if worker is not None:
+            await worker.stop()
+        self.done_uids.discard(uid)
+        if uid not in self.workers:
+            self._remove_pod_dir(uid)
+
+    def _remove_pod_dir(self, uid: str) -> None:
+        d = self.ctx.pods_dir / uid
+        if uid and d.parent == self.ctx.pods_dir and d.is_dir():
+            shutil.rmtree(d, ignore_errors=True)
 
 
 async def write_pod_status(client: Any, pod: dict, status: dict) -> None:

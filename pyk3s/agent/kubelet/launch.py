@@ -223,9 +223,21 @@ def run(spec: dict) -> int:
     return 0
 
 
+def _close_inherited_fds(keep: int | None) -> None:
+    """Close every descriptor but stdio and ``keep``: a spawner handing over an extra descriptor may pass
+    others with it (uvloop's ``pass_fds`` does), and a stray copy of the pty slave would keep the
+    terminal from hanging up when the container ends."""
+    if keep is None:
+        os.closerange(3, 1 << 20)
+    else:
+        os.closerange(3, keep)
+        os.closerange(keep + 1, 1 << 20)
+
+
 def main(argv: list[str]) -> int:
     with open(argv[0]) as fh:
         spec = json.load(fh)
+    _close_inherited_fds(spec.get("tty_fd"))
     try:
         return run(spec)
     except OSError as exc:

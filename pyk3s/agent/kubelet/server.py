@@ -1,9 +1,9 @@
-"""The kubelet HTTPS API on :10250: ``/healthz``, ``/containerLogs/…`` and ``/exec/…`` (WebSocket,
-``v5.channel.k8s.io``/``v4.channel.k8s.io``: byte 0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize,
-255 close) and ``/portForward/…?port=N`` (WebSocket; binary messages carry the raw bytes both ways,
+"""The kubelet HTTPS API on :10250: ``/healthz``, ``/containerLogs/…``, ``/exec/…`` and ``/attach/…``
+(WebSocket, ``v5.channel.k8s.io``/``v4.channel.k8s.io``, see :mod:`pyk3s.agent.kubelet.streams`) and
+``/portForward/…?port=N`` (WebSocket; binary messages carry the raw bytes both ways,
 an empty binary message means "no more data from this side", a text message is a connect error). TLS
 with a serving cert; when a CA file is given, client certificates signed by it are required. Exec runs
-``nsenter --target <container pid> --mount --net`` with the container's environment; port-forward
+``nsenter --target <container pid> --mount --net --uts`` with the container's environment; port-forward
 connects to localhost:N inside the pod's network namespace, as the real kubelet does.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import json
 import logging
 import os
 import socket
@@ -27,6 +26,7 @@ from aiohttp import WSMsgType, web
 from pyk3s.agent.cni.podnet import netns_path
 from pyk3s.agent.kubelet.kubelet import Kubelet
 from pyk3s.agent.kubelet.logs import LogOptions, follow_log, read_log
+from pyk3s.agent.kubelet.streams import StreamOptions, serve_attach, serve_exec
 
 __all__ = ["KubeletServer", "server_ssl_context"]
 
@@ -63,8 +63,8 @@ class KubeletServer:
         self.app = web.Application()
         self.app.router.add_get("/healthz", self.healthz)
         self.app.router.add_get("/containerLogs/{ns}/{pod}/{container}", self.logs)
-        for verb in ("exec", "attach"):
-            self.app.router.add_route("*", f"/{verb}/{{ns}}/{{pod}}/{{container}}", self.exec)
+        self.app.router.add_route("*", "/exec/{ns}/{pod}/{container}", self.exec)
+        self.app.router.add_route("*", "/attach/{ns}/{pod}/{container}", self.attach)
         self.app.router.add_get("/portForward/{ns}/{pod}", self.port_forward)
         self.runner: web.AppRunner | None = None
 
@@ -128,16 +128,13 @@ class KubeletServer:
             return err
         name = req.match_info["container"]
         proc = w.container_proc(name)
-        if proc is None or not proc.pid:
+        if proc is None or not proc.pid or proc.exit_status() is not None:
             return _status(400, f"container {name} is not running")
         command = req.query.getall("command", [])
         if not command:
             return _status(400, "you must specify at least 1 command")
-        want_stdin = req.query.get("stdin") in ("true", "1")
-        tty = req.query.get("tty") in ("true", "1")
         ws = web.WebSocketResponse(protocols=_PROTOCOLS)
         await ws.prepare(req)
-        v5 = ws.ws_protocol == "v5.channel.k8s.io"
         env = {}
         try:
             raw = Path(f"/proc/{proc.pid}/environ").read_bytes()  # noqa: ASYNC240 - small local file / adopted pid poll
@@ -149,46 +146,35 @@ class KubeletServer:
             cwd = str(Path(f"/proc/{proc.pid}/cwd").readlink())  # noqa: ASYNC240 - small local file / adopted pid poll
         except OSError:
             pass
-        argv = ["nsenter", "-t", str(proc.pid), "-m", "-n"] + ([f"--wd={cwd}"] if cwd else []) + ["--", *command]
-        try:
-            child = await asyncio.create_subprocess_exec(
-                *argv, env=env or None, stdin=asyncio.subprocess.PIPE if want_stdin else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT if tty else asyncio.subprocess.PIPE)
-        except OSError as exc:
-            await ws.send_bytes(b"\x03" + json.dumps({"metadata": {}, "status": "Failure", "message": str(exc)}).encode())
-            await ws.close()
-            return ws
+        # the container's mount, network and UTS (host name) namespaces
+        argv = ["nsenter", "-t", str(proc.pid), "-m", "-n", "-u"] + ([f"--wd={cwd}"] if cwd else []) + ["--", *command]
+        await serve_exec(ws, argv, env or None, StreamOptions.from_query(req.query))
+        return ws
 
-        async def pump(stream: asyncio.StreamReader | None, channel: int) -> None:
-            if stream is None:
-                return
-            while chunk := await stream.read(65536):
-                await ws.send_bytes(bytes([channel]) + chunk)
+    async def attach(self, req: web.Request) -> web.StreamResponse:
+        w, err = self._find(req)
+        if err is not None:
+            return err
+        name = req.match_info["container"]
+        proc = w.container_proc(name)
+        if proc is None or not proc.pid or proc.exit_status() is not None:
+            return _status(400, f"container {name} is not running")
+        spec = next((c for key in ("containers", "initContainers") for c in (w.pod.get("spec") or {}).get(key) or []
+                     if c.get("name") == name), {})
+        opts = StreamOptions.from_query(req.query)
+        if opts.stdin and not spec.get("stdin"):
+            return _status(400, f"container {name} in pod {req.match_info['pod']} does not have stdin: true; "
+                                "attach can only stream its output")
+        ws = web.WebSocketResponse(protocols=_PROTOCOLS)
+        await ws.prepare(req)
 
-        async def feed() -> None:
-            async for msg in ws:
-                if msg.type != WSMsgType.BINARY or not msg.data:
-                    continue
-                ch, data = msg.data[0], msg.data[1:]
-                if ch == 0 and child.stdin is not None:
-                    child.stdin.write(data)
-                    await child.stdin.drain()
-                elif ch == 255 and v5 and data[:1] == b"\x00" and child.stdin is not None:
-                    child.stdin.close()
+        def running() -> bool:
+            cur = w.container_proc(name)
+            return cur is not None and cur.restart == proc.restart and proc.exit_status() is None \
+                and not w.stopping.is_set()
 
-        feeder = asyncio.create_task(feed())
-        await asyncio.gather(pump(child.stdout, 1), pump(child.stderr, 2))
-        rc = await child.wait()
-        feeder.cancel()
-        if rc == 0:
-            status = {"metadata": {}, "status": "Success"}
-        else:
-            status = {"metadata": {}, "status": "Failure", "message": f"command terminated with non-zero exit code: {rc}",
-                      "reason": "NonZeroExitCode",
-                      "details": {"causes": [{"reason": "ExitCode", "message": str(rc)}]}}
-        if not ws.closed:
-            await ws.send_bytes(b"\x03" + json.dumps(status).encode())
-            await ws.close()
+        await serve_attach(ws, proc, StreamOptions(opts.stdin, opts.stdout, opts.stderr, bool(spec.get("tty"))),
+                           running, bool(spec.get("stdinOnce")))
         return ws
 
     async def port_forward(self, req: web.Request) -> web.StreamResponse:
