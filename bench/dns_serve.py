@@ -67,7 +67,7 @@ async def serve(corefile: str, services: int, index: int, ready_fd: int | None, 
         if isinstance(p, KubernetesPlugin):
             p.load(svcs, [], [], nss)
     del svcs, nss
-    await rt.rebuild_fast()
+    await rt.fast_settled()         # load() scheduled the build; a second one here would double the work
     gc.collect()
     rss1 = rss_kib()
     if ready_fd is not None and index:

@@ -289,6 +289,17 @@ class Runtime:
             return
         self._fast_task = asyncio.get_running_loop().create_task(self.rebuild_fast())
 
+    async def fast_settled(self) -> None:
+        """Return once no fast-table build is scheduled or running."""
+        while True:
+            task = self._fast_task
+            if task is not None and not task.done():
+                await asyncio.wait({task})
+            elif self._fast_timer is not None:      # debounced: the build starts within FAST_DEBOUNCE
+                await asyncio.sleep(FAST_DEBOUNCE)
+            else:
+                return
+
     async def rebuild_fast(self) -> None:
         """Compile each listener's fast table and swap it in (one assignment per listener)."""
         for lst in list(self.listeners.values()):

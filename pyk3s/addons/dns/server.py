@@ -1,6 +1,6 @@
 """Sockets: one UDP endpoint and one TCP server per listen address, both feeding a DnsCore.
 
-The only place with I/O. UDP answers from the fast table inline in `datagram_received`; everything else
+The only place with I/O. UDP answers from the fast table inline in `UdpDns._readable`; everything else
 becomes a task (bounded: beyond MAX_PENDING queued slow queries new ones are dropped, as a loaded UDP
 server does). TCP frames are 2-byte length prefixed; an idle connection is closed after TCP_IDLE.
 """
@@ -19,45 +19,70 @@ __all__ = ["Listener", "TcpDns", "UdpDns"]
 log = logging.getLogger("pyk3s.dns.server")
 MAX_PENDING = 2000
 TCP_IDLE = 10.0
+DRAIN = 64              # datagrams per readable event before the loop gets a turn
+RECV_SIZE = 4096        # larger than any query a client sends over UDP
 
 
-class UdpDns(asyncio.DatagramProtocol):
-    def __init__(self, core: DnsCore) -> None:
+class UdpDns:
+    """A non-blocking UDP socket drained from `loop.add_reader`: recvfrom/sendto straight on the socket,
+    no transport or protocol objects per packet (measurably less CPU per query than a DatagramProtocol)."""
+
+    def __init__(self, core: DnsCore, sock: socket.socket) -> None:
         self.core = core
-        self.transport: asyncio.DatagramTransport | None = None
-        self.sendto = None
+        self.sock = sock
+        self.closed = False
         self.pending: set[asyncio.Task] = set()
+        self._recvfrom = sock.recvfrom
+        self._sendto = sock.sendto
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._readable)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.sendto = transport.sendto  # type: ignore[attr-defined]
-
-    def datagram_received(self, data: bytes, addr: tuple) -> None:
-        # per packet: this is FastTable.answer's common case inline (a call costs as much as the lookup)
-        fast = self.core.routing.fast
-        if fast is not None:
-            hit = fast.direct.get(data[2:])
-            if hit is not None:
-                fast.hits[hit[1]] += 1
-                self.sendto(data[:2] + hit[0], addr)  # type: ignore[misc]
+    def _readable(self) -> None:
+        recvfrom, sendto, core = self._recvfrom, self._sendto, self.core
+        for _ in range(DRAIN):
+            try:
+                data, addr = recvfrom(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
                 return
-            reply = fast.answer_other(data)
-            if reply is not None:
-                self.sendto(reply, addr)  # type: ignore[misc]
+            except ConnectionRefusedError:      # an ICMP error for an earlier reply: nothing to read
+                continue
+            except OSError as err:
+                log.debug("udp receive: %s", err)
                 return
-        if len(self.pending) >= MAX_PENDING:
-            return
-        t = asyncio.get_running_loop().create_task(self._slow(data, addr))
-        self.pending.add(t)
-        t.add_done_callback(self.pending.discard)
+            # per packet: FastTable.answer's common case inline (a call costs as much as the lookup)
+            fast = core.routing.fast
+            if fast is not None:
+                hit = fast.direct.get(data[2:])
+                reply = data[:2] + hit[0] if hit is not None else fast.answer_other(data)
+                if reply is not None:
+                    if hit is not None:
+                        fast.hits[hit[1]] += 1
+                    try:
+                        sendto(reply, addr)
+                    except OSError:             # send buffer full or peer gone: dropped, as UDP is
+                        pass
+                    continue
+            if len(self.pending) < MAX_PENDING:
+                t = self._loop.create_task(self._slow(data, addr))
+                self.pending.add(t)
+                t.add_done_callback(self.pending.discard)
 
     async def _slow(self, data: bytes, addr: tuple) -> None:
         reply = await self.core.slow_answer(data, "udp", addr)
-        if reply is not None and self.transport is not None and not self.transport.is_closing():
-            self.transport.sendto(reply, addr)
+        if reply is not None and not self.closed:
+            try:
+                self._sendto(reply, addr)
+            except OSError as err:
+                log.debug("udp send to %s: %s", addr, err)
 
-    def error_received(self, exc: Exception) -> None:
-        log.debug("udp error: %s", exc)
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._loop.remove_reader(self.sock.fileno())
+        for t in self.pending:
+            t.cancel()
+        self.sock.close()
 
 
 class TcpDns(asyncio.Protocol):
@@ -116,7 +141,7 @@ class TcpDns(asyncio.Protocol):
 class Listener:
     """UDP + TCP on the same address and port (port 0: the kernel picks one for both)."""
 
-    def __init__(self, host: str, port: int, core: DnsCore, udp: asyncio.DatagramTransport,
+    def __init__(self, host: str, port: int, core: DnsCore, udp: UdpDns,
                  tcp: asyncio.base_events.Server) -> None:
         self.host, self.port, self.core, self.udp, self.tcp = host, port, core, udp, tcp
 
@@ -152,7 +177,7 @@ class Listener:
                 continue
             ts.listen(1024)
             ts.setblocking(False)
-            udp, _ = await loop.create_datagram_endpoint(lambda: UdpDns(core), sock=us)
+            udp = UdpDns(core, us)
             tcp = await loop.create_server(lambda: TcpDns(core), sock=ts)
             return cls(host, real, core, udp, tcp)
         raise OSError(f"dns: could not bind UDP and TCP on the same port on {bind_host}")
