@@ -37,7 +37,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
 
 CLUSTER_DNS = "10.43.0.10"
 HOST = "whoami.pk.test"
-GRACE = 10  # --node-monitor-grace-period: a node whose heartbeats stop is NotReady after this many seconds
+# --node-monitor-grace-period: a node whose heartbeats stop is NotReady after this many seconds. Agents
+# renew their node Lease every 10 s, so it must stay well above that (K3s: 40 s).
+GRACE = 25
+PROBE_AFTER_KILL = 15  # seconds the DNS/HTTP probe runs after the kill: less than GRACE (see test 2)
 
 APP = """
 apiVersion: apps/v1
@@ -187,8 +190,7 @@ class BridgeEtcd:
 
 @pytest.fixture(scope="module")
 def ha(kubectl_bin: str) -> Iterator[tuple[Cluster, BridgeEtcd]]:
-    cl = Cluster(nodes=3, servers=2, server_args=("--node-monitor-grace-period", str(GRACE)),
-                 datastore_endpoint="pending")
+    cl = Cluster(nodes=3, servers=2, server_args=("--node-monitor-grace-period", str(GRACE)))
     etcd: BridgeEtcd | None = None
     try:
         cl.make_network()
@@ -198,15 +200,18 @@ def ha(kubectl_bin: str) -> Iterator[tuple[Cluster, BridgeEtcd]]:
         cl.kubectl("apply", "-f", "-", input=APP % {"node": cl.agent_nodes[0].name, "host": HOST})
         yield cl, etcd
     finally:
-        subprocess.run(f"rm -rf /tmp/pkha-logs; mkdir -p /tmp/pkha-logs; for d in {cl.tmp}/node*; do cp $d/*.log /tmp/pkha-logs/$(basename $d).log; done", shell=True)  # DEBUG
-        cl.cleanup()
-        if etcd is not None:
-            etcd.remove()
+        try:
+            cl.cleanup()
+        finally:
+            if etcd is not None:
+                etcd.remove()
     links = subprocess.run(["ip", "link"], capture_output=True, text=True).stdout
     assert cl.bridge not in links and f"pkh{cl.ident}" not in links
     assert f"pkn{cl.ident}" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert etcd is None or not etcd.dir.exists()
-    assert all(p.poll() is not None for p in (etcd.procs if etcd else []))
+    assert subprocess.run(["pgrep", "-f", str(cl.tmp)], capture_output=True).returncode == 1, "processes left"
+    assert not cl.tmp.exists()
+    if etcd is not None:
+        assert not etcd.dir.exists() and all(p.poll() is not None for p in etcd.procs)
 
 
 # -- helpers ----------------------------------------------------------------------------------------------
@@ -248,21 +253,30 @@ def _lb_target(cl: Cluster, agent: Node) -> Node | None:
     return next(s for s in cl.server_nodes if s.name == best) if counts[best] else None
 
 
-# Restarts of a kill -9'd server refused because of its own leftover host-gw routes (see the xfail test).
+# Restarts of kill -9'd servers, and any refused because of their own leftover host-gw routes (the
+# last test asserts there are none).
+KILL9_RESTARTS: list[str] = []
 STALE_ROUTE_REFUSALS: list[str] = []
 
 
 def _restart_after_kill9(cl: Cluster, server: Node) -> None:
     """Start a kill -9'd server again. Its embedded agent had no chance to remove its routes to the other
-    nodes' pod CIDRs (``proto 201``), and the start-up overlap check counts them as foreign: record the
-    refusal, remove those routes in that node's namespace only, and start once more."""
+    nodes' pod CIDRs (``proto 201``); the start-up overlap check must recognise them as its own. A
+    refusal is recorded (and the routes cleared so the remaining tests can go on)."""
+    since = datetime.datetime.now(datetime.UTC)
+    KILL9_RESTARTS.append(server.name)
     try:
         cl.start_server(server)
+        # the embedded agent starts once the API is ready: wait until it heartbeats, or the server exits
+        cl.wait_for(lambda: not server.running() or _lease_renewed(cl, server.name) > since, timeout=60,
+                    what=f"{server.name}'s agent heartbeating or the server exiting")
+    except RuntimeError:
+        pass  # exited before its API was ready: told apart below
+    if server.running():
         return
-    except RuntimeError as err:
-        if "overlap existing host routes" not in str(err):
-            raise
-        STALE_ROUTE_REFUSALS.append(f"{server.name}: {str(err).splitlines()[-1].strip()}")
+    if "overlap existing host routes" not in server.log():
+        raise RuntimeError(f"{server.name} exited after its restart:\n{server.log()}")
+    STALE_ROUTE_REFUSALS.append(f"{server.name}: {server.log().strip().splitlines()[-1]}")
     cl.exec_in(server, "ip", "route", "flush", "proto", "201")
     cl.start_server(server)
 
@@ -279,12 +293,63 @@ def _dig(cl: Cluster, node: Node, name: str) -> str:
     return cl.exec_in(node, "dig", "+short", "+time=1", "+tries=1", f"@{CLUSTER_DNS}", name, timeout=10).stdout.strip()
 
 
-def _app_ready(cl: Cluster, replicas: int = 2) -> None:
+def _all_pods_ready(cl: Cluster) -> bool:
+    items = cl.kubectl("get", "pods", "-A", "-o", "json", timeout=20).json()["items"]
+    live = [p for p in items if not p["metadata"].get("deletionTimestamp")]
+    return bool(live) and all(_ready(p) for p in live)
+
+
+def _app_ready(cl: Cluster, replicas: int = 2, since: datetime.datetime | None = None) -> None:
+    """Every pod Ready, ingress and DNS answering from the agent's namespace, for 4 s in a row; with
+    ``since``, only after every node has heartbeated after that moment (a restarted kubelet first
+    replaces the containers an earlier run left, which would break a check made before it)."""
     agent = cl.agent_nodes[0]
+    if since is not None:
+        for n in cl.members:
+            cl.wait_for(lambda n=n: _lease_renewed(cl, n.name) > since, timeout=60, what=f"{n.name} heartbeat")
     cl.wait_for(lambda: len(_ready_pods(cl, "app=web")) >= replicas, timeout=120, what="web pods Ready")
-    cl.wait_for(lambda: "Hostname: web-" in _curl(cl, agent, f"http://{agent.ip}/", "-H", f"Host: {HOST}"),
-                timeout=120, what="ingress answers on the agent node")
-    cl.wait_for(lambda: _dig(cl, agent, "web.default.svc.cluster.local"), timeout=60, what="cluster DNS answers")
+
+    def serving() -> bool:
+        return (_all_pods_ready(cl)
+                and "Hostname: web-" in _curl(cl, agent, f"http://{agent.ip}/", "-H", f"Host: {HOST}")
+                and bool(_dig(cl, agent, "web.default.svc.cluster.local")))
+
+    stable_since: list[float] = []
+
+    def stable() -> bool:
+        if not serving():
+            stable_since.clear()
+            return False
+        stable_since[:] = stable_since or [time.monotonic()]
+        return time.monotonic() - stable_since[0] >= 4
+
+    cl.wait_for(stable, timeout=150, what="every pod Ready, ingress and DNS answering for 4 s")
+
+
+ADDONS = ("k8s-app=kube-dns", "app.kubernetes.io/name=traefik")
+
+
+def _move_addons_to(cl: Cluster, node: Node) -> None:
+    """CoreDNS and Traefik onto ``node`` (the server about to be killed): the others cordoned meanwhile."""
+    if all(set(_where(cl, sel)) == {node.name} for sel in ADDONS):
+        return
+    others = [n for n in cl.members if n is not node]
+    for n in others:
+        cl.kubectl("cordon", n.name)
+    try:
+        for sel in ADDONS:
+            if set(_where(cl, sel)) != {node.name}:
+                cl.kubectl("delete", "pods", "-n", "kube-system", "-l", sel, "--wait=false")
+        cl.wait_for(lambda: all(set(_where(cl, sel)) == {node.name} and _ready_pods(cl, sel, "kube-system")
+                                for sel in ADDONS), timeout=90, what=f"CoreDNS and Traefik on {node.name}")
+    finally:
+        for n in others:
+            cl.kubectl("uncordon", n.name)
+    _app_ready(cl)
+
+
+def _where(cl: Cluster, selector: str) -> list[str]:
+    return [p["spec"].get("nodeName", "") for p in _pods(cl, selector, "kube-system")]
 
 
 def _gaps(samples: list[list], killed_at: float) -> dict[str, float | int]:
@@ -315,20 +380,25 @@ def test_agent_fails_over_when_its_server_is_killed(ha: tuple[Cluster, BridgeEtc
     killed_at = time.monotonic()
     used.stop(signal.SIGKILL)
     try:
-        # heartbeats (the node Lease) go through the survivor within seconds
+        # the agent's load balancer moves its connections to the survivor
+        cl.wait_for(lambda: _lb_target(cl, agent) is survivor, timeout=15, interval=0.1, what="agent lb moved")
+        moved_after = time.monotonic() - killed_at
+        # its next heartbeats (the node Lease, renewed every 10 s) go through the survivor
         cl.wait_for(lambda: _lease_renewed(cl, agent.name) > killed_wall, timeout=20, interval=0.3,
                     what="node Lease renewed after the kill")
         renewed_after = time.monotonic() - killed_at
-        assert cl.wait_for(lambda: _lb_target(cl, agent) is survivor, timeout=10, what="agent lb on the survivor")
-        # the node stays Ready past the grace period (it would be NotReady after GRACE s without heartbeats)
-        while time.monotonic() - killed_at < GRACE + 6:
+        # the node stays Ready past the grace period (it would be NotReady after GRACE s without heartbeats),
+        # while the killed server's own node does go NotReady: the grace period is really in force
+        while _node_ready(cl, used.name):
             assert _node_ready(cl, agent.name), f"{agent.name} went NotReady after its server died\n{cl.logs()}"
+            assert time.monotonic() - killed_at < GRACE + 30, "the killed server's node never went NotReady"
             time.sleep(1)
-        print(f"\nagent node Lease renewed through the other server {renewed_after:.1f}s after kill -9; "
-              f"node Ready throughout {GRACE + 6}s")
-        assert renewed_after < 10
-        # the killed server's own node did go NotReady: the grace period is really in force
-        cl.wait_for(lambda: not _node_ready(cl, used.name), timeout=30, what="the killed server's node NotReady")
+        not_ready_after = time.monotonic() - killed_at
+        assert _node_ready(cl, agent.name)
+        print(f"\nkill -9 of the agent's server: agent lb on the other server after {moved_after:.2f}s, node "
+              f"Lease renewed through it after {renewed_after:.1f}s; the agent's node stayed Ready while the "
+              f"killed server's node went NotReady ({not_ready_after:.0f}s, grace {GRACE}s)")
+        assert moved_after < 5 and renewed_after < 15
         # the agent's pods kept running, untouched
         now = {p["metadata"]["uid"]: p["status"]["podIP"] for p in _ready_pods(cl, "app=web")}
         assert now == before
@@ -339,9 +409,10 @@ def test_agent_fails_over_when_its_server_is_killed(ha: tuple[Cluster, BridgeEtc
         cl.wait_for(lambda: len(_ready_pods(cl, "app=web")) == 3, timeout=60, what="a third web pod Ready")
         assert {p["spec"]["nodeName"] for p in _ready_pods(cl, "app=web")} == {agent.name}
     finally:
+        restarted = datetime.datetime.now(datetime.UTC)
         _restart_after_kill9(cl, used)
-        cl.wait_for(lambda: _node_ready(cl, used.name), timeout=60, what="the killed server back Ready")
         cl.kubectl("scale", "deployment", "web", "--replicas", "2")
+        _app_ready(cl, since=restarted)
 
 
 # -- 2. the leader dies under load --------------------------------------------------------------------------
@@ -358,10 +429,15 @@ def test_kill9_leader_while_writing_dns_and_ingress_keep_answering(ha: tuple[Clu
         leader.stop(signal.SIGTERM)
         cl.use_server(used)
         cl.wait_for(lambda: _leader(cl) is used, timeout=15, what="Lease handed to the agent's server")
+        restarted = datetime.datetime.now(datetime.UTC)
         cl.start_server(leader)
+        _app_ready(cl, since=restarted)
         leader = used
     survivor = _other(cl, leader)
     cl.use_server(survivor)
+    _move_addons_to(cl, leader)
+    placement = {"coredns": _where(cl, "k8s-app=kube-dns"), "traefik": _where(cl, "app.kubernetes.io/name=traefik"),
+                 "killed": leader.name}
 
     # kubectl writes go through the agent's load balancer (127.0.0.1:6444 inside the agent's namespace)
     acked: list[tuple[float, str]] = []
@@ -370,7 +446,7 @@ def test_kill9_leader_while_writing_dns_and_ingress_keep_answering(ha: tuple[Clu
 
     def writer() -> None:
         i = 0
-        while not stop.is_set() and i < 300:
+        while not stop.is_set() and i < 1000:
             name = f"pk-w-{i}"
             r = subprocess.run(cl.in_node(agent, "kubectl", "--kubeconfig", str(cl.kubeconfig), "--cache-dir",
                                           str(cl.tmp / "kcache-agent"), "--server",
@@ -384,7 +460,7 @@ def test_kill9_leader_while_writing_dns_and_ingress_keep_answering(ha: tuple[Clu
                 time.sleep(0.1)
 
     probe = subprocess.Popen(cl.in_node(agent, sys.executable, "-c", PROBE, CLUSTER_DNS,
-                                        "web.default.svc.cluster.local.", agent.ip, HOST, "25"),
+                                        "web.default.svc.cluster.local.", agent.ip, HOST, str(5 + PROBE_AFTER_KILL)),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t = threading.Thread(target=writer)
     t.start()
@@ -402,26 +478,29 @@ def test_kill9_leader_while_writing_dns_and_ingress_keep_answering(ha: tuple[Clu
             probe.kill()
             probe.wait(10)
     samples = json.loads(out or "{}")
-    Path("/tmp/pkha-probe.json").write_text(json.dumps({"killed_at": killed_at, **samples}))  # DEBUG
     assert samples, f"probe failed: {err}"
     dns, http = _gaps(samples["dns"], killed_at), _gaps(samples["http"], killed_at)
     after = [ts for ts, _ in acked if ts > killed_at]
     resumed = after[0] - killed_at if after else float("inf")
-    print(f"\nleader kill -9: Lease moved to the survivor within {lease_moved:.1f}s; kubectl writes through the "
-          f"agent lb: {len(acked)} acked, {len(failed_writes)} failed attempts, resumed {resumed:.2f}s after the "
-          f"kill; DNS {dns}; HTTP via ingress {http}")
+    print(f"\nleader kill -9 ({placement}): Lease moved to the survivor within {lease_moved:.1f}s; kubectl "
+          f"writes through the agent lb: {len(acked)} acked, {len(failed_writes)} failed attempts, resumed "
+          f"{resumed:.2f}s after the kill; DNS {dns}; HTTP via ingress {http}")
     errors = sorted({s[2] for s in samples["dns"] + samples["http"] if not s[1]})
-    # DNS and ingress are data-plane paths (CoreDNS, Traefik and the pods keep running; the service rules
-    # stay in the kernel): the kill itself should cost nothing. One failure each is allowed for a probe
-    # round racing the survivor's first Endpoints rewrite.
+    # DNS and ingress are data-plane paths: CoreDNS, Traefik, whoami and the ServiceLB pods keep running
+    # wherever they are (the dead server's pods too: they are not its children), the service rules stay
+    # in each node's kernel, and the API failover happens underneath. So the kill should cost nothing;
+    # one failure each is tolerated for a probe round racing an Endpoints rewrite by the new leader.
+    # The probe ends before GRACE: after that the dead server's node is NotReady and its pods are
+    # withdrawn from the Endpoints by design (as in Kubernetes), which is not the failover under test.
     assert dns["failed"] <= 1 and http["failed"] <= 1, f"failures: {errors}"
-    assert dns["after_kill"] > 50 and http["after_kill"] > 50
+    assert dns["after_kill"] > 30 and http["after_kill"] > 30
     assert resumed < 8, f"writes resumed only {resumed:.1f}s after the kill"
     names = set(cl.kubectl("get", "configmaps", "-o", "jsonpath={.items[*].metadata.name}").out.split())
     lost = [n for _, n in acked if n not in names]
     assert not lost, f"acknowledged writes lost: {lost[:5]}"
+    restarted = datetime.datetime.now(datetime.UTC)
     _restart_after_kill9(cl, leader)
-    cl.wait_for(lambda: _node_ready(cl, leader.name), timeout=60, what="the killed leader's node back Ready")
+    _app_ready(cl, since=restarted)
 
 
 # -- 3. restart everything ------------------------------------------------------------------------------------
@@ -448,8 +527,10 @@ def test_restart_everything_state_is_intact(ha: tuple[Cluster, BridgeEtcd]) -> N
     assert not any(n.running() for n in cl.members)
     etcd.stop()
     stopped_wall = datetime.datetime.now(datetime.UTC)
+    started_at = time.monotonic()
     etcd.start()
     cl.start_processes(timeout=150)
+    processes_up = time.monotonic() - started_at
 
     assert uids() == before
     assert cl.kubectl("get", "configmap", "pk-state", "-o", "jsonpath={.data.answer}").out == "forty-two"
@@ -459,7 +540,8 @@ def test_restart_everything_state_is_intact(ha: tuple[Cluster, BridgeEtcd]) -> N
     for n in cl.members:
         cl.wait_for(lambda n=n: _lease_renewed(cl, n.name) > stopped_wall and _node_ready(cl, n.name),
                     timeout=60, what=f"{n.name} heartbeating again")
-    _app_ready(cl)
+    _app_ready(cl, since=stopped_wall)
+    serving = time.monotonic() - started_at
     assert "Hostname: web-" in cl.wait_for(lambda: _curl(cl, agent, f"http://{cluster_ip}/"), timeout=30,
                                             what="ClusterIP answers")
     for server in cl.server_nodes:
@@ -470,9 +552,12 @@ def test_restart_everything_state_is_intact(ha: tuple[Cluster, BridgeEtcd]) -> N
     # the controllers work after the restart: a new Deployment gets a Ready pod
     cl.kubectl("create", "deployment", "pk-after", "--image=traefik/whoami")
     cl.wait_for(lambda: _ready_pods(cl, "app=pk-after"), timeout=90, what="a pod of a Deployment made after")
+    print(f"\nrestart of etcd, 2 servers and the agent: processes up in {processes_up:.0f}s, every pod Ready with "
+          f"ingress and DNS answering after {serving:.0f}s; {len(before)} objects kept their UIDs, {writes} ConfigMaps "
+          f"all there")
 
 
-@pytest.mark.xfail(strict=True, reason="the CNI start-up overlap check (pyk3s/agent/cni/bridge.py "
-                   "overlapping_routes) counts the node's own proto-201 host-gw routes left by a kill -9 as foreign")
 def test_kill9_server_restarts_over_its_own_leftover_routes(ha: tuple[Cluster, BridgeEtcd]) -> None:
+    if not KILL9_RESTARTS:
+        pytest.skip("needs the kill -9 tests above to have restarted a server")
     assert not STALE_ROUTE_REFUSALS, STALE_ROUTE_REFUSALS

@@ -31,12 +31,18 @@ class BridgeConfig:
 
 
 def overlapping_routes(routes: list[dict], cidrs: tuple[str, ...], own_devs: set[str]) -> list[str]:
-    """Routes (``ip -j route`` rows) that overlap one of ``cidrs`` and are not on one of ``own_devs``."""
+    """Routes (``ip -j route`` rows) that overlap one of ``cidrs`` and are not ours: not on one of
+    ``own_devs``, and not a host-gw route to another node's pods (``proto 201``, left behind when this
+    node's agent was killed without a chance to remove them)."""
+    from pyk3s.agent.routes import ROUTE_PROTO
+
     nets = [ipaddress.ip_network(c, strict=False) for c in cidrs]
     bad = []
     for r in routes:
         dst = r.get("dst", "")
         if dst in ("default", "") or r.get("dev") in own_devs or r.get("type") in ("local", "broadcast"):
+            continue
+        if str(r.get("protocol", "")) == ROUTE_PROTO:
             continue
         try:
             net = ipaddress.ip_network(dst, strict=False)
