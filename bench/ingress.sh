@@ -11,13 +11,13 @@
 #
 #   bench/ingress.sh [--pin] [--runs 3] [--duration 10] [--conns 64] [--threads 2] [--workers N]
 #                    [--routes 1000] [--scenarios one,routes,auth] [--proxies nginx,haproxy,pyk3s,ref]
-#                    [--max-other 15] [--out DIR]
+#                    [--max-other 30] [--retries 1] [--out DIR]
 #
 # --pin       every proxy alone on CPU 1, wrk and the backend on CPU 0 (taskset), as the peers' bench;
 #             default workers: 1 pinned, 2 unpinned (nginx worker_processes, haproxy nbthread, pyk3s --workers).
-# --max-other a run is repeated (at most twice) when CPU used by processes outside this benchmark
-#             exceeds this % of the machine during the run (other engineers' test runs); the value is
-#             reported next to every number together with the 1-minute load average.
+# --max-other a run is repeated (at most --retries times) when CPU used by processes outside this
+#             benchmark exceeds this % of the machine during the run (other engineers' test runs); the
+#             value is reported next to every number together with the 1-minute load average.
 # Prints per scenario and proxy the medians of req/s, p50, p99, the error count (non-2xx + socket
 # errors), the proxy's CPU µs per request (user+sys) and the ratios to nginx; pyk3s is checked
 # against the targets (>= 0.9x nginx req/s, <= 1.5x nginx p99).
@@ -33,7 +33,7 @@ PEERS="${PEERS_DIR:-/work/shared/peers}"
 # shellcheck source=/dev/null
 . "$PEERS/lib/common.sh"
 
-DURATION=10; CONNS=64; WORKERS=""; RUNS=3; ROUTES=1000; PIN=0; THREADS=2; MAX_OTHER=15
+DURATION=10; CONNS=64; WORKERS=""; RUNS=3; ROUTES=1000; PIN=0; THREADS=2; MAX_OTHER=30; RETRIES=1
 SCENARIOS="one,routes,auth"; PROXIES="nginx,haproxy,pyk3s,ref"; OUTDIR=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -46,6 +46,7 @@ while [ $# -gt 0 ]; do
     --scenarios) SCENARIOS=$2; shift 2 ;;
     --proxies) PROXIES=$2; shift 2 ;;
     --max-other) MAX_OTHER=$2; shift 2 ;;
+    --retries) RETRIES=$2; shift 2 ;;
     --out) OUTDIR=$2; shift 2 ;;
     --pin) PIN=1; shift ;;
     -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
@@ -202,11 +203,11 @@ check() {
   [ "$ok" = 200 ] && [ "$no" = "$want" ] || die "$1: expected 200/$want, got $ok/$no"
 }
 
-# measure SCENARIO PROXY RUN HOST : one wrk run; repeated (at most twice) when the machine was noisy
+# measure SCENARIO PROXY RUN HOST : one wrk run; repeated (at most RETRIES times) when the machine was noisy
 measure() {
   local scen=$1 s=$2 run=$3 host=$4 try f pc0 pu0 ps0 pc1 pu1 ps1 bc0 bc1 b0 b1 wt rps p50 p99 errs
   local load other usr_us sys_us pcpu
-  for try in 1 2 3; do
+  for try in $(seq 1 $((RETRIES + 1))); do
     f="$OUTDIR/wrk-$scen-$s-r$run-t$try.txt"
     load=$(cut -d' ' -f1 /proc/loadavg)
     read -r pc0 pu0 ps0 < <(cpu_split "${PID[$s]}"); bc0=$(cpu_secs "$BACKEND_PID"); b0=$(busy_secs)
@@ -218,7 +219,7 @@ measure() {
     other=$(awk -v b0="$b0" -v b1="$b1" -v p="$pc0 $pc1" -v bc="$bc0 $bc1" -v w="$wt" -v d="$DURATION" -v n="$(nproc)" \
       'BEGIN{split(p,P," "); split(bc,B," "); split(w,W," ");
              o=(b1-b0)-(P[2]-P[1])-(B[2]-B[1])-(W[1]+W[2]); if (o<0) o=0; printf "%.1f", 100*o/(d*n)}')
-    if awk -v o="$other" -v m="$MAX_OTHER" 'BEGIN{exit !(o>m)}' && [ "$try" -lt 3 ]; then
+    if awk -v o="$other" -v m="$MAX_OTHER" 'BEGIN{exit !(o>m)}' && [ "$try" -le "$RETRIES" ]; then
       log "$scen/$s run $run: machine busy (other ${other}%, load $load), repeating"
       sleep 5
       continue

@@ -31,7 +31,8 @@ _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PAT
 class ClientConnection(asyncio.Protocol):
     __slots__ = ("state", "entrypoint", "tls", "trusted", "transport", "parser", "peer", "peer_port", "url",
                  "headers", "hsize", "queue", "parsing", "closed", "tunnel", "upgrade_buffer", "last_active",
-                 "local_port", "sni", "trusted_nets", "host_value", "te_value", "cl_value")
+                 "local_port", "sni", "trusted_nets", "host_value", "te_value", "cl_value",
+                 "compiled", "table")
 
     def __init__(self, state: Any, entrypoint: str, tls: bool, trusted_nets: Any) -> None:
         self.state = state
@@ -57,6 +58,8 @@ class ClientConnection(asyncio.Protocol):
         self.last_active = 0.0
         self.local_port = 0
         self.sni = ""
+        self.compiled: Any = None  # the snapshot ``table`` was taken from
+        self.table: Any = None  # routes of this entrypoint and transport
 
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

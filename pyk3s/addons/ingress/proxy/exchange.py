@@ -59,8 +59,13 @@ class Exchange:
 
     # ------------------------------------------------------------------ request side
     def start(self) -> None:
-        state = self.client.state
-        route = state.compiled.table.lookup(self.client.entrypoint, self.client.tls, self.req)
+        client = self.client
+        compiled = client.state.compiled
+        if client.compiled is not compiled:  # a reload: look up this connection's table once per snapshot
+            client.compiled = compiled
+            client.table = compiled.table.tables.get((client.entrypoint, client.tls))
+        table = client.table
+        route = table.lookup(self.req) if table is not None else None
         if route is None:
             self.reply(NOT_FOUND, 0)
             return
