@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from typing import Any
 
-from pyk3s.cli.ha import run_apiserver_endpoints, server_identity
+from pyk3s.cli.ha import lease_identity, run_apiserver_endpoints
 from pyk3s.cli.server_config import ServerConfig
 from pyk3s.client import Client
 from pyk3s.client.leader import LeaderElectionConfig, LeaderElector
@@ -80,7 +79,7 @@ async def start_control_plane(cfg: ServerConfig, client: Client, running: Any) -
 
     # With several servers on one datastore the loops above run on the Lease holder only; the deploy
     # controller runs on every server, each applying its own manifests directory (k3s.md 3.2.1).
-    identity = f"{cfg.node_name or socket.gethostname()}_{server_identity(cfg.server_dir)}"
+    identity = lease_identity(cfg)
     # Shorter than client-go's 15/10/2 so that a server killed with -9 is replaced within ~5 s; the
     # Lease is renewed once a second, which the datastore engines handle easily.
     elector = LeaderElector(client, LeaderElectionConfig(

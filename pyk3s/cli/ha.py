@@ -31,7 +31,8 @@ from pyk3s.client.leader import micro_time
 
 from .server_config import ConfigError, ServerConfig
 
-__all__ = ["BOOTSTRAP_KEY", "check_critical_config", "critical_values", "run_apiserver_endpoints",
+__all__ = ["BOOTSTRAP_KEY", "apiserver_lease_name", "check_critical_config", "critical_values", "lease_identity",
+           "other_live_servers", "run_apiserver_endpoints",
            "server_identity", "shared_datastore", "sync_bootstrap_data"]
 
 log = logging.getLogger("pyk3s.server.ha")
@@ -137,36 +138,61 @@ def critical_values(cfg: ServerConfig) -> dict[str, str]:
 
 
 async def check_critical_config(client: Any, cfg: ServerConfig) -> None:
-    """Record this cluster's critical values on first start; refuse a server that differs."""
+    """Record this cluster's critical values; refuse a server that differs from the servers running.
+
+    With a shared datastore the whole ``--disable`` set must match too, as long as another server is
+    live (its apiserver Lease is fresh): a server joining a running cluster may not bring other
+    components. When no other server is up, this one defines the values (so a whole cluster can be
+    restarted with new flags). A datastore of its own means a single server: it just records them.
+    """
     cms = client.resource("v1", "configmaps")
     mine = critical_values(cfg)
     try:
         cm = await cms.get(CRITICAL_CONFIGMAP, "kube-system")
     except NotFound:
         body = {"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": CRITICAL_CONFIGMAP, "namespace": "kube-system"}, "data": mine}
+                "metadata": {"name": CRITICAL_CONFIGMAP, "namespace": "kube-system"},
+                "data": {**mine, "disable": ",".join(sorted(cfg.disable))}}
         try:
             await cms.create(body, "kube-system")
             return
         except AlreadyExists:
             cm = await cms.get(CRITICAL_CONFIGMAP, "kube-system")
     theirs = cm.get("data") or {}
-    if not shared_datastore(cfg.datastore_endpoint):
-        # A datastore of its own means this is the only server: nobody to disagree with, and a restart
-        # with e.g. `--disable servicelb` is how the guide turns a component off.
-        if any(theirs.get(k) != v for k, v in mine.items()):
-            await cms.patch(CRITICAL_CONFIGMAP, {"data": mine}, "kube-system")
-        return
-    for flag, value in mine.items():
-        if flag in theirs and theirs[flag] != value:
-            shown = "disable (servicelb)" if flag == "disable-servicelb" else flag
-            raise ConfigError(
-                f"critical configuration value mismatch: --{shown} is {value!r} on this server but "
-                f"{theirs[flag]!r} in the cluster (ConfigMap kube-system/{CRITICAL_CONFIGMAP}); start every server "
-                f"with the same --{shown}")
-    missing = {k: v for k, v in mine.items() if k not in theirs}
-    if missing:
-        await cms.patch(CRITICAL_CONFIGMAP, {"data": missing}, "kube-system")
+    if shared_datastore(cfg.datastore_endpoint):
+        mine["disable"] = ",".join(sorted(cfg.disable))
+        if await other_live_servers(client, cfg):
+            for flag, value in mine.items():
+                if flag in theirs and theirs[flag] != value:
+                    shown = "disable (servicelb)" if flag == "disable-servicelb" else flag
+                    raise ConfigError(
+                        f"critical configuration value mismatch: --{shown} is {value!r} on this server but "
+                        f"{theirs[flag]!r} on the servers running (ConfigMap kube-system/{CRITICAL_CONFIGMAP}); "
+                        f"start every server with the same --{shown}")
+    if any(theirs.get(k) != v for k, v in mine.items()):
+        await cms.patch(CRITICAL_CONFIGMAP, {"data": mine}, "kube-system")
+
+
+def lease_identity(cfg: ServerConfig) -> str:
+    """This server's identity in Leases: node name (or hostname) and its stable server id."""
+    import socket
+
+    return f"{cfg.node_name or socket.gethostname()}_{server_identity(cfg.server_dir)}"
+
+
+def apiserver_lease_name(identity: str) -> str:
+    return "pyk3s-apiserver-" + re.sub(r"[^a-z0-9.-]", "-", identity.lower()).strip("-.")[:200]
+
+
+async def other_live_servers(client: Any, cfg: ServerConfig) -> list[str]:
+    """Names of the fresh apiserver Leases of servers other than this one."""
+    import time
+
+    leases = client.resource("coordination.k8s.io/v1", "leases")
+    own = apiserver_lease_name(lease_identity(cfg))
+    items = (await leases.list("kube-system", label_selector="pyk3s.io/apiserver=true")).get("items") or []
+    now = time.time()
+    return [item["metadata"]["name"] for item in items if item["metadata"]["name"] != own and _fresh(item, now)]
 
 
 # -- the kubernetes Endpoints across servers -------------------------------------------------------------
@@ -198,7 +224,7 @@ async def run_apiserver_endpoints(client: Any, identity: str, address: str, port
 
     leases = client.resource("coordination.k8s.io/v1", "leases")
     eps = client.resource("v1", "endpoints")
-    name = "pyk3s-apiserver-" + re.sub(r"[^a-z0-9.-]", "-", identity.lower()).strip("-.")[:200]
+    name = apiserver_lease_name(identity)
     labels = {"k8s.io/component": "kube-apiserver", "pyk3s.io/apiserver": "true"}
     while True:
         try:

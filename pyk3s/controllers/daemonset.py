@@ -34,6 +34,7 @@ from .hashing import template_hash
 from .objects import (
     Obj,
     controller_ref,
+    counts_differ,
     deep_copy,
     is_deleting,
     key_of,
@@ -286,10 +287,7 @@ _STATUS_FIELDS = (
 
 
 def status_differs(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
-    old = old or {}
-    if any(int(old.get(f) or 0) != int(new.get(f) or 0) for f in _STATUS_FIELDS):
-        return True
-    return (old.get("conditions") or None) != (new.get("conditions") or None)
+    return counts_differ(old, new, _STATUS_FIELDS)
 
 
 class DaemonSetController(Loop):

@@ -15,6 +15,7 @@ from typing import Any
 
 __all__ = [
     "Obj",
+    "counts_differ",
     "controller_ref",
     "deep_copy",
     "format_time",
@@ -190,3 +191,11 @@ def set_condition(
             fresh.setdefault("lastProbeTime", None)
         out.append(fresh)
     return out
+
+
+def counts_differ(old: Mapping[str, Any] | None, new: Mapping[str, Any], fields: Iterable[str]) -> bool:
+    """Whether a workload status changed in one of its counters or its conditions (worth a write)."""
+    old = old or {}
+    if any(int(old.get(f) or 0) != int(new.get(f) or 0) for f in fields):
+        return True
+    return (old.get("conditions") or None) != (new.get("conditions") or None)

@@ -34,6 +34,7 @@ from .expectations import Expectations
 from .objects import (
     Obj,
     controller_ref,
+    counts_differ,
     deep_copy,
     is_deleting,
     key_of,
@@ -180,11 +181,7 @@ _STATUS_COUNTS = ("replicas", "fullyLabeledReplicas", "readyReplicas", "availabl
 
 
 def status_differs(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
-    old = old or {}
-    for field in _STATUS_COUNTS:
-        if int(old.get(field) or 0) != int(new.get(field) or 0):
-            return True
-    return (old.get("conditions") or None) != (new.get("conditions") or None)
+    return counts_differ(old, new, _STATUS_COUNTS)
 
 
 class ReplicaSetController(Loop):
