@@ -126,7 +126,8 @@ async def run_route_sync(client: Any, node_name: str, *, cluster_cidrs: Iterable
                     log.warning("routes: %s", w)
                 last_warnings = warnings
             try:
-                await asyncio.wait_for(changed.wait(), 5.0 if warnings else resync_seconds)
+                async with asyncio.timeout(5.0 if warnings else resync_seconds):
+                    await changed.wait()
             except TimeoutError:
                 pass
     finally:

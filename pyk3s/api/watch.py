@@ -99,7 +99,8 @@ class Subscription:
         if not self.queue and not self.closed:
             self.ready.clear()
             try:
-                await asyncio.wait_for(self.ready.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self.ready.wait()
             except TimeoutError:
                 return None
         batch = list(self.queue)

@@ -251,7 +251,8 @@ class Runtime:
                     self._reload_task = None
                     return
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), r.interval + random.uniform(-r.jitter, r.jitter))
+                    async with asyncio.timeout(r.interval + random.uniform(-r.jitter, r.jitter)):
+                        await changed.wait()
                 changed.clear()
                 try:
                     await self.reload()

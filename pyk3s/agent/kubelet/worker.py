@@ -209,7 +209,8 @@ class PodWorker:
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless stopping; True when stop was requested."""
         try:
-            await asyncio.wait_for(self.stopping.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self.stopping.wait()
             return True
         except TimeoutError:
             return False

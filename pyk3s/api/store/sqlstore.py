@@ -236,12 +236,10 @@ class SqlStore:
 
     async def close(self) -> None:
         if self._poller is not None:
-            self._poller.cancel()
-            try:
-                await self._poller
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._poller = None
+            poller, self._poller = self._poller, None
+            poller.cancel()
+            # bounded: closing must never hang on a poller stuck in the database driver
+            await asyncio.wait({poller}, timeout=5)
         for sub in list(self._subs):
             sub.end()
         await self.dialect.close()
@@ -377,7 +375,8 @@ class SqlStore:
     async def _poll_loop(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()

@@ -82,7 +82,8 @@ class DeployController:
                 ok = await self.run_pass(forced=forced)
                 forced = not ok
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.s.rescan_interval)
+                    async with asyncio.timeout(self.s.rescan_interval):
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
         finally:
