@@ -80,10 +80,10 @@ async def start_control_plane(cfg: ServerConfig, client: Client, running: Any) -
     # With several servers on one datastore the loops above run on the Lease holder only; the deploy
     # controller runs on every server, each applying its own manifests directory (k3s.md 3.2.1).
     identity = lease_identity(cfg)
-    # Shorter than client-go's 15/10/2 so that a server killed with -9 is replaced within ~5 s; the
-    # Lease is renewed once a second, which the datastore engines handle easily.
+    # Shorter than client-go's 15/10/2 so that a server killed with -9 is replaced well within 5 s; the
+    # Lease is renewed twice a second, which the datastore engines handle easily.
     elector = LeaderElector(client, LeaderElectionConfig(
-        name=LEADER_LEASE, identity=identity, lease_duration=4.0, renew_deadline=3.0, retry_period=1.0))
+        name=LEADER_LEASE, identity=identity, lease_duration=3.0, renew_deadline=2.5, retry_period=0.5))
     address = running.settings.advertise_address or "127.0.0.1"
     port = running.settings.advertise_port or running.port
     async with asyncio.TaskGroup() as tg:
