@@ -152,6 +152,9 @@ class OpenApiV3:
         opid = f"{r.kind}{r.group.replace('.', '')}{r.version}"
         ns_param = [{"name": "namespace", "in": "path", "required": True, "schema": {"type": "string"}}] if r.namespaced else []
         writes = ("dryRun", "fieldManager", "fieldValidation")
+        # Custom resources take no strategic merge patch, on any of their paths: kubectl picks the patch
+        # type from whichever patch operation of the GVK it finds first (Go map order).
+        patch_types = _PATCH_TYPES if not r.is_custom else tuple(t for t in _PATCH_TYPES if "strategic" not in t)
         collection: dict[str, Any] = {"parameters": ns_param}
         collection["post"] = _op("post", gvk, ref, f"create{opid}", ("application/json", "application/yaml"), writes)
         if not r.virtual:
@@ -163,9 +166,7 @@ class OpenApiV3:
             "parameters": ns_param + [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
             "get": _op("get", gvk, ref, f"read{opid}"),
             "put": _op("put", gvk, ref, f"replace{opid}", ("application/json", "application/yaml"), writes),
-            "patch": _op("patch", gvk, ref, f"patch{opid}",
-                         _PATCH_TYPES if not r.is_custom else tuple(t for t in _PATCH_TYPES if "strategic" not in t),
-                         writes),
+            "patch": _op("patch", gvk, ref, f"patch{opid}", patch_types, writes),
             "delete": _op("delete", gvk, ref, f"delete{opid}", (), ("dryRun",)),
         }
         paths[base + "/{name}"] = item
@@ -174,7 +175,7 @@ class OpenApiV3:
                 "parameters": item["parameters"],
                 "get": _op("get", gvk, ref, f"read{opid}Status"),
                 "put": _op("put", gvk, ref, f"replace{opid}Status", ("application/json",), writes),
-                "patch": _op("patch", gvk, ref, f"patch{opid}Status", _PATCH_TYPES, writes),
+                "patch": _op("patch", gvk, ref, f"patch{opid}Status", patch_types, writes),
             }
 
     def _scale_path(self, r: ResourceInfo, paths: dict[str, Any]) -> None:

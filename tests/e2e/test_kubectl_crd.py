@@ -84,6 +84,7 @@ def widgets(api_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory)
 
 def test_custom_resource_apply_get_and_printer_columns(api_server, widgets):
     k = api_server.kubectl
+    k("delete", "widget", "w1", "--ignore-not-found")  # a rerun starts from scratch
     f = widgets / "w1.yaml"
     f.write_text(WIDGET % "big")
     assert k("apply", "-f", str(f)).out.strip() == "widget.example.com/w1 created"
