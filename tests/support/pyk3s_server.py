@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import ipaddress
-import json
 import os
 import secrets
 import signal
@@ -25,6 +24,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pyk3s.cli.dev import KubectlResult
 
 __all__ = ["ClusterNets", "KubectlResult", "NodeAddress", "ServerProcess", "free_port"]
 
@@ -123,16 +124,6 @@ class NodeAddress:
 
     def remove(self) -> None:
         subprocess.run(["ip", "link", "del", self.link], capture_output=True)
-
-
-@dataclass
-class KubectlResult:
-    rc: int
-    out: str
-    err: str
-
-    def json(self) -> object:
-        return json.loads(self.out)
 
 
 @dataclass
