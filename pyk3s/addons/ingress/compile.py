@@ -31,6 +31,7 @@ from .static import MAX_INT, StaticConfig
 __all__ = ["Route", "EntryTable", "RoutingTable", "Runtime", "compile_config", "Compiled"]
 
 MAX_USER_PRIORITY = MAX_INT - 1000
+FAST_ROUTES_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,7 @@ class Route:
 class EntryTable:
     """Routes of one entrypoint and one transport (plain or TLS), indexed by host."""
 
-    __slots__ = ("by_host", "hostless", "routes")
+    __slots__ = ("by_host", "hostless", "routes", "fast_routes")
 
     def __init__(self, routes: list[Route]) -> None:
         routes = sorted(routes, key=lambda r: (-r.priority, r.name))
@@ -61,6 +62,7 @@ class EntryTable:
             if r.rule.hosts:
                 hosts |= r.rule.hosts
         self.by_host = {h: tuple(r for r in routes if r.rule.hosts is None or h in r.rule.hosts) for h in hosts}
+        self.fast_routes: dict[bytes, Route | None] = {}
 
     def candidates(self, host: str) -> tuple[Route, ...]:
         found = self.by_host.get(host)
@@ -73,6 +75,22 @@ class EntryTable:
             if r.rule.match(req):
                 return r
         return None
+
+    def fast_route(self, host_header: bytes) -> Route | None:
+        """The fast-lane route for a raw Host value (proxy/fastlane.py), remembered per value."""
+        try:
+            return self.fast_routes[host_header]
+        except KeyError:
+            pass
+        from .proxy.fastlane import fast_route
+        from .proxy.request import canonical_host
+
+        route = fast_route(self, canonical_host(host_header.decode("latin-1")))
+        if len(host_header) <= 255:
+            if len(self.fast_routes) >= FAST_ROUTES_MAX:
+                self.fast_routes.clear()
+            self.fast_routes[host_header] = route
+        return route
 
 
 @dataclass(slots=True)

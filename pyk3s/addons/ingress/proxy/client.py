@@ -18,6 +18,7 @@ from typing import Any
 import httptools
 
 from .exchange import Exchange
+from .fastlane import try_fast_lane
 from .heads import FORWARDED
 from .reply import BAD_REQUEST_BYTES
 from .request import Request
@@ -30,9 +31,8 @@ _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PAT
 
 class ClientConnection(asyncio.Protocol):
     __slots__ = ("state", "entrypoint", "tls", "trusted", "transport", "parser", "peer", "peer_port", "url",
-                 "headers", "hsize", "queue", "parsing", "closed", "tunnel", "upgrade_buffer", "last_active",
-                 "local_port", "sni", "trusted_nets", "host_value", "te_value", "cl_value",
-                 "compiled", "table")
+                 "raw_headers", "hsize", "queue", "parsing", "closed", "tunnel", "upgrade_buffer", "last_active",
+                 "local_port", "sni", "trusted_nets", "compiled", "table", "fast_host", "fast_route", "fast_block", "fast_pool")
 
     def __init__(self, state: Any, entrypoint: str, tls: bool, trusted_nets: Any) -> None:
         self.state = state
@@ -45,13 +45,10 @@ class ClientConnection(asyncio.Protocol):
         self.peer = ""
         self.peer_port = 0
         self.url = b""
-        self.headers: list[tuple[str, str]] = []
+        self.raw_headers: list[tuple[bytes, bytes]] = []
         self.hsize = 0
-        self.host_value: str | None = None
-        self.te_value: str | None = None
-        self.cl_value: str | None = None
-        self.queue: deque[Exchange] = deque()
-        self.parsing: Exchange | None = None
+        self.queue: deque[Any] = deque()  # Exchange or FastExchange, oldest first
+        self.parsing: Any = None
         self.closed = False
         self.tunnel: Any = None
         self.upgrade_buffer: bytearray | None = None
@@ -60,6 +57,11 @@ class ClientConnection(asyncio.Protocol):
         self.sni = ""
         self.compiled: Any = None  # the snapshot ``table`` was taken from
         self.table: Any = None  # routes of this entrypoint and transport
+        # the fast lane's last Host value, its route (None: general path) and X-Forwarded-* block
+        self.fast_host: bytes | None = None
+        self.fast_route: Any = None
+        self.fast_block = b""
+        self.fast_pool: Any = None  # the pool of the fast route's only server, if it has one
 
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -102,19 +104,7 @@ class ClientConnection(asyncio.Protocol):
             self.tunnel.close()
             self.tunnel = None
         for ex in self.queue:
-            up = ex.up
-            if up is not None and not ex.finished:
-                ex.up = None
-                up.exchange = None
-                up.close()
-            if not ex.finished:
-                ex.status = ex.status or 499
-                ex.finished = True
-                if ex.route is not None and ex.route.needs_done:
-                    for mw in ex.route.middlewares:
-                        if mw.needs_done:
-                            mw.on_done(ex.req)
-            ex.req.exchange = None
+            ex.abort()
         self.queue.clear()
 
     def pause_writing(self) -> None:
@@ -130,14 +120,6 @@ class ClientConnection(asyncio.Protocol):
             self.tunnel.resume_reading()
 
     # ------------------------------------------------------------------ httptools callbacks
-    def on_message_begin(self) -> None:
-        self.url = b""
-        self.headers = []
-        self.hsize = 0
-        self.host_value = None
-        self.te_value = None
-        self.cl_value = None
-
     def on_url(self, url: bytes) -> None:
         self.url += url
         self.hsize += len(url)
@@ -148,37 +130,61 @@ class ClientConnection(asyncio.Protocol):
         self.hsize += len(name) + len(value) + 4
         if self.hsize > MAX_HEADER_BYTES:
             raise ValueError("request headers too large")
-        key = name.decode("latin-1")
-        if not self.trusted and key[:2] in ("X-", "x-") and key.lower() in FORWARDED:
-            return  # spoofable forwarding headers from an untrusted peer never go further (6.1)
-        text = value.decode("latin-1")
-        self.headers.append((key, text))
-        # the first Host / Transfer-Encoding / Content-Length, noted here so no later step rescans the list
-        n = len(key)
-        if n == 4 or n == 14 or n == 17:
-            low = key.lower()
-            if low == "host":
-                if self.host_value is None:
-                    self.host_value = text
-            elif low == "content-length":
-                if self.cl_value is None:
-                    self.cl_value = text
-            elif low == "transfer-encoding":
-                if self.te_value is None:
-                    self.te_value = text
+        self.raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        # the head is consumed here, so the next message starts from empty buffers (no on_message_begin
+        # callback: one Python call less per request)
         p = self.parser
         method = p.get_method()
-        req = Request(_METHODS.get(method) or method.decode("latin-1"), self.url.decode("latin-1"), self.headers,
-                      self.peer, self.tls, p.get_http_version(), self.entrypoint, self.local_port,
-                      self.host_value or "")
-        req.peer_port = self.peer_port
-        req.sni = self.sni
+        url, raw_headers = self.url, self.raw_headers
+        self.url = b""
+        self.raw_headers = []
+        self.hsize = 0
+        if method == b"GET" and url[:1] == b"/":
+            ex = try_fast_lane(self, url, raw_headers)
+            if ex is not None:
+                self.parsing = ex
+                self.queue.append(ex)
+                return
+        ex = self.general_exchange(method, url, raw_headers)
+        req = ex.req
         req.keep_alive = p.should_keep_alive()
         req.upgrade = p.should_upgrade()
-        te = self.te_value or ""
-        cl = self.cl_value or ""
+        req.version = p.get_http_version()
+        self.parsing = ex
+        self.queue.append(ex)
+        if len(self.queue) == 1:
+            ex.start()
+
+    def general_exchange(self, method: bytes, url: bytes, raw_headers: list[tuple[bytes, bytes]]) -> Exchange:
+        """An Exchange with its Request decoded from the parser's bytes (ValueError: bad framing headers)."""
+        headers: list[tuple[str, str]] = []
+        host = te = cl = None
+        trusted = self.trusted
+        for name, value in raw_headers:
+            key = name.decode("latin-1")
+            if not trusted and key[:2] in ("X-", "x-") and key.lower() in FORWARDED:
+                continue  # spoofable forwarding headers from an untrusted peer never go further (6.1)
+            text = value.decode("latin-1")
+            headers.append((key, text))
+            # the first Host / Transfer-Encoding / Content-Length, noted here so no later step rescans the list
+            n = len(key)
+            if n == 4 or n == 14 or n == 17:
+                low = key.lower()
+                if low == "host":
+                    if host is None:
+                        host = text
+                elif low == "content-length":
+                    if cl is None:
+                        cl = text
+                elif low == "transfer-encoding":
+                    if te is None:
+                        te = text
+        req = Request(_METHODS.get(method) or method.decode("latin-1"), url.decode("latin-1"), headers,
+                      self.peer, self.tls, "1.1", self.entrypoint, self.local_port, host or "")
+        req.peer_port = self.peer_port
+        req.sni = self.sni
         if te:
             if cl or te.strip().lower() != "chunked":
                 raise ValueError("invalid Transfer-Encoding / Content-Length")
@@ -186,11 +192,7 @@ class ClientConnection(asyncio.Protocol):
         elif cl:
             req.body_mode = "length"
             req.content_length = int(cl)
-        ex = Exchange(self, req)
-        self.parsing = ex
-        self.queue.append(ex)
-        if len(self.queue) == 1:
-            ex.start()
+        return Exchange(self, req)
 
     def on_body(self, body: bytes) -> None:
         ex = self.parsing
@@ -204,15 +206,14 @@ class ClientConnection(asyncio.Protocol):
             ex.request_complete()
 
     # ------------------------------------------------------------------ exchange bookkeeping
-    def exchange_done(self, ex: Exchange) -> None:
+    def exchange_done(self, ex: Any) -> None:
         if not self.queue or self.queue[0] is not ex:
             return
         self.queue.popleft()
-        # request <-> exchange is a reference cycle: cut it so both are freed now, not by the cyclic GC
-        ex.req.exchange = None
+        keep_alive = ex.release()
         if self.closed:
             return
-        if not ex.req.keep_alive:
+        if not keep_alive:
             self.closed = True
             self.transport.close()
             return

@@ -295,6 +295,29 @@ class Exchange:
             return
         self.reply(text_error(504) if why == "timeout" else text_error(502), len(self.route.middlewares) if self.route else 0)
 
+    def release(self) -> bool:
+        """Called once the client is done with this exchange: whether the connection stays open."""
+        # request <-> exchange is a reference cycle: cut it so both are freed now, not by the cyclic GC
+        self.req.exchange = None
+        return self.req.keep_alive
+
+    def abort(self) -> None:
+        """The client went away: drop the upstream connection and end the exchange as 499."""
+        up = self.up
+        if up is not None and not self.finished:
+            self.up = None
+            up.exchange = None
+            up.close()
+        if not self.finished:
+            self.status = self.status or 499
+            self.finished = True
+            route = self.route
+            if route is not None and route.needs_done:
+                for mw in route.middlewares:
+                    if mw.needs_done:
+                        mw.on_done(self.req)
+        self.req.exchange = None
+
     def finish(self, keep: bool, tunnel: bool = False) -> None:
         if self.finished:
             return

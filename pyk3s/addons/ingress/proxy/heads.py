@@ -14,7 +14,7 @@ from typing import Any
 
 from .reply import http_date, status_text
 
-__all__ = ["upstream_head", "response_head", "HOP_BY_HOP", "FORWARDED"]
+__all__ = ["upstream_head", "response_head", "forwarded_block", "HOP_BY_HOP", "FORWARDED"]
 
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
                         "te", "trailer", "trailers", "transfer-encoding", "upgrade", "content-length"))
@@ -53,13 +53,12 @@ _FORWARDED_BLOCKS: dict[tuple[str, str, bool, bool], str] = {}
 _FORWARDED_BLOCKS_MAX = 4096
 
 
-def _forwarded_block(req: Any, upgrade: bool, present: set[str] | None, xff: list[str]) -> str:
+def forwarded_block(authority: str, peer: str, tls: bool, upgrade: bool, no_xff: bool = False,
+                    present: set[str] | None = None, xff: list[str] | None = None) -> str:
     """X-Forwarded-* and X-Real-Ip lines (6.1); ``present``: managed headers the trusted client sent."""
     out = []
-    authority = req.authority
-    tls = req.tls
-    if not req.no_xff:
-        out.append("X-Forwarded-For: " + ", ".join([*xff, req.peer]) + "\r\n")
+    if not no_xff:
+        out.append("X-Forwarded-For: " + ", ".join([*(xff or ()), peer]) + "\r\n")
     if present is None or "x-forwarded-proto" not in present:
         proto = ("wss" if tls else "ws") if upgrade else ("https" if tls else "http")
         out.append(f"X-Forwarded-Proto: {proto}\r\n")
@@ -70,7 +69,7 @@ def _forwarded_block(req: Any, upgrade: bool, present: set[str] | None, xff: lis
     if present is None or "x-forwarded-server" not in present:
         out.append(_XFS)
     if present is None or "x-real-ip" not in present:
-        out.append(f"X-Real-Ip: {req.peer}\r\n")
+        out.append(f"X-Real-Ip: {peer}\r\n")
     return "".join(out)
 
 
@@ -127,10 +126,10 @@ def upstream_head(req: Any, target: Any, trusted: bool, body_mode: str) -> bytes
         if block is None:
             if len(_FORWARDED_BLOCKS) >= _FORWARDED_BLOCKS_MAX:
                 _FORWARDED_BLOCKS.clear()
-            block = _FORWARDED_BLOCKS[key] = _forwarded_block(req, upgrade, None, [])
+            block = _FORWARDED_BLOCKS[key] = forwarded_block(authority, req.peer, req.tls, upgrade)
         ap(block)
     else:
-        ap(_forwarded_block(req, upgrade, present, xff))
+        ap(forwarded_block(authority, req.peer, req.tls, upgrade, req.no_xff, present, xff))
     if upgrade:
         ap("Connection: Upgrade\r\n")
     if body_mode == "length":

@@ -48,7 +48,7 @@ class Pool:
         return None
 
     def put(self, up: UpstreamConnection) -> None:
-        up.idle_since = self.loop.time()
+        up.idle_since = 0.0  # stamped by the next sweep: a clock read per request costs more than it tells
         self.idle.append(up)
 
     async def connect(self) -> UpstreamConnection:
@@ -62,6 +62,8 @@ class Pool:
         for up in self.idle:
             if up.closed:
                 continue
+            if not up.idle_since:
+                up.idle_since = now
             if now - up.idle_since > IDLE_TIMEOUT:
                 up.close()
             else:
@@ -152,6 +154,16 @@ class UpstreamConnection(asyncio.Protocol):
                 self.full_parser = httptools.HttpResponseParser(_FullCallbacks(self))
             self.parser = self.full_parser
             self.headers = []
+
+    def attach_raw(self, exchange: Any) -> None:
+        """attach(exchange, raw=True) for a request that is not HEAD (the fast lane's)."""
+        self.exchange = exchange
+        self.raw = True
+        self.got_bytes = False
+        parser = self.raw_parser
+        if parser is None:
+            parser = self.raw_parser = httptools.HttpResponseParser(_RawCallbacks(self))
+        self.parser = parser
 
     def close(self) -> None:
         if not self.closed:

@@ -2,7 +2,9 @@
 
 ``parse_rule(rule, syntax)`` returns a :class:`CompiledRule`: ``match(request) -> bool``, the set of hosts
 the rule requires (used to index routes by Host; ``None`` when the rule can match any host) and
-``explain(request)`` listing every matcher call with its outcome.
+``explain(request)`` listing every matcher call with its outcome. ``host_only`` says the outcome depends on
+the host alone (only Host, HostHeader and HostRegexp matchers), which lets the proxy decide such routes
+once per Host value.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class CompiledRule:
     match: Matcher
     hosts: frozenset[str] | None
     leaves: tuple[tuple[str, Matcher], ...]
+    host_only: bool = False  # every matcher reads only the request's host
 
     def explain(self, request: object) -> list[tuple[str, bool]]:
         return [(text, bool(fn(request))) for text, fn in self.leaves]
@@ -78,10 +81,21 @@ def _hosts(node: Node, table: dict[str, tuple[str, Callable[[tuple[str, ...]], M
     return left | right
 
 
+_HOST_MATCHERS = frozenset(("Host", "HostHeader", "HostRegexp"))
+
+
+def _host_only(node: Node, table: dict[str, tuple[str, Callable[[tuple[str, ...]], Matcher]]]) -> bool:
+    if isinstance(node, Call):
+        return table[node.name][0] in _HOST_MATCHERS
+    if isinstance(node, Not):
+        return _host_only(node.inner, table)
+    return _host_only(node.left, table) and _host_only(node.right, table)
+
+
 def parse_rule(rule: str, syntax: str = "v3") -> CompiledRule:
     """Parse and compile a rule; raise :class:`RuleError` naming the problem."""
     table = V2_MATCHERS if syntax == "v2" else V3_MATCHERS
     tree = parse_expression(rule)
     leaves: list[tuple[str, Matcher]] = []
     match = _build(tree, table, leaves)
-    return CompiledRule(rule, syntax, match, _hosts(tree, table), tuple(leaves))
+    return CompiledRule(rule, syntax, match, _hosts(tree, table), tuple(leaves), _host_only(tree, table))

@@ -1,0 +1,218 @@
+"""The fast lane: the most common request, proxied straight from the parser's bytes.
+
+A request takes the fast lane when all of these hold, and the general :class:`Exchange` otherwise:
+- ``GET``, HTTP/1.1 (not 1.0 or 0.9), origin-form target (starts with ``/``) without ``;`` and not ending in ``?``,
+  no body, no Upgrade, a Host header, no pipelined request waiting on the connection;
+- no header the general path would rewrite: hop-by-hop headers (``Connection`` only as a bare
+  ``keep-alive`` / ``close``), client-sent ``X-Forwarded-*`` / ``X-Real-Ip``;
+- the route is decided by Host alone (every router above it for that host is a Host-only rule) and
+  has no middleware, and its service is a plain load balancer (no sticky cookie, no mirrors);
+- an idle pooled upstream connection is at hand.
+
+The upstream head it writes is byte-for-byte what :func:`upstream_head` writes for the same request
+(tests/unit/addons/ingress/test_ingress_fastlane.py compares both), and the response is relayed raw as
+in the general path. Anything unusual after dispatch (the upstream fails, answers 1xx/101) turns the
+fast exchange into a general one with the same state, which then retries or answers as usual.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .heads import FORWARDED, HOP_BY_HOP, forwarded_block
+
+__all__ = ["FastExchange", "try_fast_lane"]
+
+# header names (lower case) the fast lane never copies: Host is written from the parsed value,
+# the rest needs the general path's rewriting
+_HANDLED = frozenset(n.encode() for n in HOP_BY_HOP | FORWARDED | {"host", "close"})
+_PLAIN_CONNECTION = frozenset((b"keep-alive", b"close"))
+
+
+class _HostOnly:
+    """What a Host-only rule reads from a request."""
+
+    __slots__ = ("host",)
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+
+def fast_route(table: Any, host: str) -> Any:
+    """The route every request with this (canonical) host takes, or None when more than Host decides."""
+    probe = _HostOnly(host)
+    for route in table.candidates(host):
+        if not route.rule.host_only:
+            return None
+        if route.rule.match(probe):
+            svc = route.service
+            if route.middlewares or svc.internal or svc.mirrors or getattr(svc, "sticky", True) is not None:
+                return None
+            return route
+    return None
+
+
+def try_fast_lane(client: Any, url: bytes, raw_headers: list[tuple[bytes, bytes]]) -> FastExchange | None:
+    """Send the request just parsed on ``client`` upstream if it qualifies; None: use the general path."""
+    parser = client.parser
+    if client.queue or url[-1:] == b"?" or b";" in url or parser.should_upgrade():
+        return None
+    host = None
+    connection = False
+    lines: list[bytes] = []
+    for name, value in raw_headers:
+        low = name.lower()
+        if low in _HANDLED:
+            if low == b"host":
+                if host is None:
+                    host = value
+                continue
+            if low == b"connection" and value.strip().lower() in _PLAIN_CONNECTION:
+                connection = True
+                continue
+            return None
+        lines.append(b"%s: %s\r\n" % (name, value))
+    if host is None:
+        return None
+    keep_alive = parser.should_keep_alive()
+    # without a Connection header only HTTP/1.1 keeps the connection alive, so the (costly) version
+    # string is read only when that shortcut does not apply; HTTP/1.0 clients get re-framed answers
+    if (connection or not keep_alive) and parser.get_http_version() in ("1.0", "0.9"):
+        return None
+    state = client.state
+    compiled = state.compiled
+    if client.compiled is not compiled:
+        client.compiled = compiled
+        client.table = compiled.table.tables.get((client.entrypoint, client.tls))
+        client.fast_host = None
+    if host != client.fast_host:
+        table = client.table
+        route = table.fast_route(host) if table is not None else None
+        client.fast_host = host
+        client.fast_route = route
+        if route is not None:
+            client.fast_block = forwarded_block(host.decode("latin-1"), client.peer, client.tls, False).encode("latin-1")
+            # a one-server service always picks that server: look its pool up once per connection
+            active = route.service.active
+            client.fast_pool = state.pool(active[0]) if len(active) == 1 else None
+    route = client.fast_route
+    if route is None:
+        return None
+    pool = client.fast_pool
+    if pool is not None:
+        target = route.service.active[0]
+    else:
+        target = route.service.pick(None)[0]
+        if target is None:
+            return None
+        pool = state.pools.get(target.key)
+        if pool is None:
+            return None
+    up = pool.take()
+    if up is None:
+        return None
+    ex = FastExchange(client, route, target, url, raw_headers, keep_alive)
+    up.attach_raw(ex)
+    ex.up = up
+    up.transport.write(b"".join((b"GET ", url, b" HTTP/1.1\r\nHost: ",
+                                 host if target.pass_host_header else target.authority_bytes, b"\r\n",
+                                 *lines, client.fast_block, b"\r\n")))
+    return ex
+
+
+class FastExchange:
+    """The exchange of a fast-lane request: what the upstream connection and the client call back."""
+
+    __slots__ = ("client", "route", "target", "url", "headers", "keep_alive", "up", "status", "finished",
+                 "req_done", "t0", "_promoted")
+
+    head_request = False
+    resp_started = False
+    upstream_reusable = True
+
+    def __init__(self, client: Any, route: Any, target: Any, url: bytes, headers: list[tuple[bytes, bytes]],
+                 keep_alive: bool) -> None:
+        self.client = client
+        self.route = route
+        self.target = target
+        self.url = url
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.up: Any = None
+        self.status = 0
+        self.finished = False
+        self.req_done = False
+        self.t0 = client.state.loop.time() if client.state.metrics.enabled else 0.0
+        self._promoted: Any = None
+
+    # -- the general exchange this one becomes when something unusual happens
+    def promote(self) -> Any:
+        ex = self._promoted
+        if ex is not None:
+            return ex
+        client = self.client
+        ex = client.general_exchange(b"GET", self.url, self.headers)
+        ex.route = self.route
+        ex.service_name = self.route.service.name
+        ex.target = self.target
+        ex.tries = 1
+        ex.t0 = self.t0 or ex.t0
+        ex.req.keep_alive = self.keep_alive
+        ex.req_done = self.req_done
+        ex.up = up = self.up
+        if up is not None and up.exchange is self:
+            up.exchange = ex
+        queue = client.queue
+        for i, queued in enumerate(queue):
+            if queued is self:
+                queue[i] = ex
+        if client.parsing is self:
+            client.parsing = ex
+        self._promoted = ex
+        return ex
+
+    @property
+    def req(self) -> Any:
+        return self.promote().req
+
+    # -- upstream side
+    def response_complete(self, keep_client: bool) -> None:
+        self.finished = True
+        client = self.client
+        metrics = client.state.metrics
+        if metrics.enabled:
+            metrics.observe(client.entrypoint, self.route.service.name, "GET", self.status, client.tls,
+                            client.state.loop.time() - self.t0)
+        if not keep_client:
+            self.keep_alive = False
+            client.exchange_done(self)
+        elif self.req_done:
+            client.exchange_done(self)
+
+    def upstream_failed(self, up: Any, why: str) -> None:
+        self.promote().upstream_failed(up, why)
+
+    def start_tunnel(self, up: Any) -> None:
+        self.promote().start_tunnel(up)
+
+    # -- client side
+    def request_complete(self) -> None:
+        self.req_done = True
+        if self.finished:
+            self.client.exchange_done(self)
+
+    def body_chunk(self, data: bytes) -> None:  # a GET without Content-Length or chunking has no body
+        pass
+
+    def release(self) -> bool:
+        return self.keep_alive
+
+    def abort(self) -> None:
+        up = self.up
+        if up is not None and not self.finished:
+            self.up = None
+            up.exchange = None
+            up.close()
+        if not self.finished:
+            self.status = self.status or 499
+            self.finished = True
