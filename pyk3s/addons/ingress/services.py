@@ -31,8 +31,7 @@ INTERNAL_SERVICES = ("api@internal", "dashboard@internal", "ping@internal", "pro
 class Target:
     """One backend server: where to connect and how to address it."""
 
-    __slots__ = ("url", "scheme", "host", "port", "authority", "authority_bytes", "pass_host_header", "key", "fenced",
-                 "cookie_value")
+    __slots__ = ("url", "scheme", "host", "port", "authority", "pass_host_header", "key", "fenced", "cookie_value")
 
     def __init__(self, url: str, pass_host_header: bool = True, fenced: bool = False) -> None:
         parts = urlsplit(url)
@@ -42,7 +41,6 @@ class Target:
         default = 443 if self.scheme == "https" else 80
         self.port = parts.port or default
         self.authority = parts.netloc
-        self.authority_bytes = parts.netloc.encode("latin-1", "replace")
         self.pass_host_header = pass_host_header
         self.key = (self.scheme, self.host, self.port)
         self.fenced = fenced

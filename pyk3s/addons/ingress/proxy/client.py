@@ -32,7 +32,7 @@ _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PAT
 class ClientConnection(asyncio.Protocol):
     __slots__ = ("state", "entrypoint", "tls", "trusted", "transport", "parser", "peer", "peer_port", "url",
                  "raw_headers", "hsize", "queue", "parsing", "closed", "tunnel", "upgrade_buffer", "last_active",
-                 "local_port", "sni", "trusted_nets", "compiled", "table", "fast_host", "fast_route", "fast_block", "fast_pool")
+                 "local_port", "sni", "trusted_nets", "compiled", "table", "fast_headers", "fast_tail", "fast_route", "fast_pool", "fast_connection")
 
     def __init__(self, state: Any, entrypoint: str, tls: bool, trusted_nets: Any) -> None:
         self.state = state
@@ -57,11 +57,13 @@ class ClientConnection(asyncio.Protocol):
         self.sni = ""
         self.compiled: Any = None  # the snapshot ``table`` was taken from
         self.table: Any = None  # routes of this entrypoint and transport
-        # the fast lane's last Host value, its route (None: general path) and X-Forwarded-* block
-        self.fast_host: bytes | None = None
+        # the fast lane's verdict for the last header list: upstream head after the target (None: general
+        # path), route, pool of the route's only server (if it has one), whether Connection was sent
+        self.fast_headers: list[tuple[bytes, bytes]] | None = None
+        self.fast_tail: bytes | None = None
         self.fast_route: Any = None
-        self.fast_block = b""
-        self.fast_pool: Any = None  # the pool of the fast route's only server, if it has one
+        self.fast_pool: Any = None
+        self.fast_connection = False
 
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -6,7 +6,8 @@ A request takes the fast lane when all of these hold, and the general :class:`Ex
 - no header the general path would rewrite: hop-by-hop headers (``Connection`` only as a bare
   ``keep-alive`` / ``close``), client-sent ``X-Forwarded-*`` / ``X-Real-Ip``;
 - the route is decided by Host alone (every router above it for that host is a Host-only rule) and
-  has no middleware, and its service is a plain load balancer (no sticky cookie, no mirrors);
+  has no middleware, and its service is a plain load balancer (no sticky cookie, no mirrors) that passes
+  the Host header on;
 - an idle pooled upstream connection is at hand.
 
 The upstream head it writes is byte-for-byte what :func:`upstream_head` writes for the same request
@@ -46,7 +47,8 @@ def fast_route(table: Any, host: str) -> Any:
             return None
         if route.rule.match(probe):
             svc = route.service
-            if route.middlewares or svc.internal or svc.mirrors or getattr(svc, "sticky", True) is not None:
+            if (route.middlewares or svc.internal or svc.mirrors or getattr(svc, "sticky", True) is not None
+                    or not all(t.pass_host_header for t in svc.targets)):
                 return None
             return route
     return None
@@ -54,50 +56,28 @@ def fast_route(table: Any, host: str) -> Any:
 
 def try_fast_lane(client: Any, url: bytes, raw_headers: list[tuple[bytes, bytes]]) -> FastExchange | None:
     """Send the request just parsed on ``client`` upstream if it qualifies; None: use the general path."""
-    parser = client.parser
-    if client.queue or url[-1:] == b"?" or b";" in url or parser.should_upgrade():
+    if client.queue or url[-1:] == b"?" or b";" in url:
         return None
-    host = None
-    connection = False
-    lines: list[bytes] = []
-    for name, value in raw_headers:
-        low = name.lower()
-        if low in _HANDLED:
-            if low == b"host":
-                if host is None:
-                    host = value
-                continue
-            if low == b"connection" and value.strip().lower() in _PLAIN_CONNECTION:
-                connection = True
-                continue
-            return None
-        lines.append(b"%s: %s\r\n" % (name, value))
-    if host is None:
+    parser = client.parser
+    state = client.state
+    if client.compiled is not state.compiled:
+        compiled = client.compiled = state.compiled
+        client.table = compiled.table.tables.get((client.entrypoint, client.tls))
+        client.fast_headers = None
+    if raw_headers != client.fast_headers:
+        # clients repeat the same headers on a connection: the verdict and the upstream head after the
+        # target are kept for the last header list seen
+        client.fast_headers = raw_headers
+        client.fast_tail = _head_tail(client, raw_headers)
+    tail = client.fast_tail
+    if tail is None:
         return None
     keep_alive = parser.should_keep_alive()
     # without a Connection header only HTTP/1.1 keeps the connection alive, so the (costly) version
     # string is read only when that shortcut does not apply; HTTP/1.0 clients get re-framed answers
-    if (connection or not keep_alive) and parser.get_http_version() in ("1.0", "0.9"):
+    if (client.fast_connection or not keep_alive) and parser.get_http_version() in ("1.0", "0.9"):
         return None
-    state = client.state
-    compiled = state.compiled
-    if client.compiled is not compiled:
-        client.compiled = compiled
-        client.table = compiled.table.tables.get((client.entrypoint, client.tls))
-        client.fast_host = None
-    if host != client.fast_host:
-        table = client.table
-        route = table.fast_route(host) if table is not None else None
-        client.fast_host = host
-        client.fast_route = route
-        if route is not None:
-            client.fast_block = forwarded_block(host.decode("latin-1"), client.peer, client.tls, False).encode("latin-1")
-            # a one-server service always picks that server: look its pool up once per connection
-            active = route.service.active
-            client.fast_pool = state.pool(active[0]) if len(active) == 1 else None
     route = client.fast_route
-    if route is None:
-        return None
     pool = client.fast_pool
     if pool is not None:
         target = route.service.active[0]
@@ -114,10 +94,43 @@ def try_fast_lane(client: Any, url: bytes, raw_headers: list[tuple[bytes, bytes]
     ex = FastExchange(client, route, target, url, raw_headers, keep_alive)
     up.attach_raw(ex)
     ex.up = up
-    up.transport.write(b"".join((b"GET ", url, b" HTTP/1.1\r\nHost: ",
-                                 host if target.pass_host_header else target.authority_bytes, b"\r\n",
-                                 *lines, client.fast_block, b"\r\n")))
+    up.transport.write(b"GET " + url + tail)
     return ex
+
+
+def _head_tail(client: Any, raw_headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The upstream head after ``GET <target>`` for these headers, or None when they need the general path.
+    Sets the connection's fast_route, fast_pool and fast_connection for it."""
+    if client.parser.should_upgrade():
+        return None
+    host = None
+    connection = False
+    lines: list[bytes] = []
+    for name, value in raw_headers:
+        low = name.lower()
+        if low in _HANDLED:
+            if low == b"host":
+                if host is None:
+                    host = value
+                continue
+            if low == b"connection" and value.strip().lower() in _PLAIN_CONNECTION:
+                connection = True
+                continue
+            return None
+        lines.append(b"%s: %s\r\n" % (name, value))
+    table = client.table
+    if host is None or table is None:
+        return None
+    route = table.fast_route(host)
+    if route is None:
+        return None
+    active = route.service.active
+    # a one-server service always picks that server: its pool is looked up once
+    client.fast_pool = client.state.pool(active[0]) if len(active) == 1 else None
+    client.fast_route = route
+    client.fast_connection = connection
+    block = forwarded_block(host.decode("latin-1"), client.peer, client.tls, False).encode("latin-1")
+    return b"".join((b" HTTP/1.1\r\nHost: ", host, b"\r\n", *lines, block, b"\r\n"))
 
 
 class FastExchange:
@@ -187,7 +200,11 @@ class FastExchange:
             self.keep_alive = False
             client.exchange_done(self)
         elif self.req_done:
-            client.exchange_done(self)
+            queue = client.queue
+            if self.keep_alive and len(queue) == 1 and not client.closed:
+                queue.clear()  # client.exchange_done(self) for the usual case: nothing else queued
+            else:
+                client.exchange_done(self)
 
     def upstream_failed(self, up: Any, why: str) -> None:
         self.promote().upstream_failed(up, why)

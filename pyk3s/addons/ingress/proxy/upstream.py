@@ -85,6 +85,15 @@ class _RawCallbacks:
         self.on_message_complete = conn.message_complete
 
 
+class _FastCallbacks:
+    """Raw mode for fast-lane exchanges (proxy/fastlane.py)."""
+
+    __slots__ = ("on_message_complete",)
+
+    def __init__(self, conn: UpstreamConnection) -> None:
+        self.on_message_complete = conn.fast_message_complete
+
+
 class _RawHeadCallbacks:
     """Raw mode for HEAD requests: the message ends with its head, whatever Content-Length says."""
 
@@ -118,7 +127,7 @@ class _FullCallbacks:
 
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = ("pool", "transport", "exchange", "closed", "raw_parser", "raw_head_parser", "full_parser", "parser",
-                 "raw", "headers", "idle_since", "tunnel", "got_bytes", "reused")
+                 "raw", "headers", "idle_since", "tunnel", "got_bytes", "reused", "fast_parser")
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
@@ -126,6 +135,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.exchange: Any = None
         self.closed = False
         self.raw_parser: Any = None
+        self.fast_parser: Any = None
         self.raw_head_parser: Any = None
         self.full_parser: Any = None
         self.parser: Any = None
@@ -160,9 +170,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.exchange = exchange
         self.raw = True
         self.got_bytes = False
-        parser = self.raw_parser
+        parser = self.fast_parser
         if parser is None:
-            parser = self.raw_parser = httptools.HttpResponseParser(_RawCallbacks(self))
+            parser = self.fast_parser = httptools.HttpResponseParser(_FastCallbacks(self))
         self.parser = parser
 
     def close(self) -> None:
@@ -243,6 +253,25 @@ class UpstreamConnection(asyncio.Protocol):
                          self.parser.get_http_version() == "1.0" and not self.parser.should_keep_alive())
         if ex.head_request:
             self.message_complete(reusable=False)
+
+    def fast_message_complete(self) -> None:
+        """message_complete for a fast-lane exchange whose final answer is complete."""
+        ex = self.exchange
+        parser = self.parser
+        status = parser.get_status_code()
+        if ex is None or status < 200:
+            self.message_complete()
+            return
+        self.exchange = None
+        ex.status = status
+        if parser.should_keep_alive() and not self.closed:
+            self.idle_since = 0.0
+            self.pool.idle.append(self)
+            self.reused = True
+            ex.response_complete(True)
+        else:
+            self.close()
+            ex.response_complete(False)
 
     def message_complete(self, reusable: bool = True) -> None:
         ex = self.exchange

@@ -244,3 +244,38 @@ async def test_table_swap_and_path_router_apply_on_an_open_connection(make_proxy
     assert await name("/p/1") == "b2"
     assert await name("/x") == "b1"
     writer.close()
+
+
+async def test_verdict_follows_the_headers_of_each_request(make_proxy):
+    docs = service_yaml("one", 9) + _route("Host(`a.example`)")
+    client, client_t, up_t, target = await _wired(make_proxy, docs)
+    kinds = []
+    for raw in (FAST[0], FAST[0], GENERAL[7], FAST[1], b"GET / HTTP/1.1\r\nHost: nowhere\r\n\r\n", FAST[0]):
+        up_t.data.clear()
+        client.data_received(raw)
+        ex = client.queue[0] if client.queue else None
+        kinds.append(type(ex).__name__ if ex is not None else "answered")
+        if isinstance(ex, FastExchange):
+            assert b"".join(up_t.data) == _general_head(client, raw, target)
+            ex.up.data_received(OK)
+        elif ex is not None and ex.up is not None:
+            ex.up.data_received(OK)
+    assert kinds == ["FastExchange", "FastExchange", "Exchange", "FastExchange", "answered", "FastExchange"]
+
+
+async def test_pass_host_header_false_stays_general(make_proxy):
+    docs = service_yaml("one", 9) + """
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: r, namespace: default}
+spec:
+  routes:
+  - match: Host(`a.example`)
+    kind: Rule
+    services: [{name: one, port: 80, passHostHeader: false}]
+---
+"""
+    client, client_t, up_t, target = await _wired(make_proxy, docs)
+    client.data_received(FAST[0])
+    assert not any(isinstance(ex, FastExchange) for ex in client.queue)
+    assert b"Host: 127.0.0.1:9\r\n" in b"".join(up_t.data)
