@@ -5,7 +5,7 @@ A request takes the fast lane when all of these hold, and the general :class:`Ex
   no body, no Upgrade, a Host header, no pipelined request waiting on the connection;
 - no header the general path would rewrite: hop-by-hop headers (``Connection`` only as a bare
   ``keep-alive`` / ``close``), client-sent ``X-Forwarded-*`` / ``X-Real-Ip``;
-- the route is decided by Host alone (every router above it for that host is a Host-only rule) and
+- the route is decided by Host and path alone (every router above it for that host reads only those) and
   has no middleware, and its service is a plain load balancer (no sticky cookie, no mirrors) that passes
   the Host header on;
 - an idle pooled upstream connection is at hand.
@@ -22,7 +22,7 @@ from typing import Any
 
 from .heads import FORWARDED, HOP_BY_HOP, forwarded_block
 
-__all__ = ["FastExchange", "try_fast_lane"]
+__all__ = ["FastExchange", "PathChoice", "fast_route", "try_fast_lane"]
 
 # header names (lower case) the fast lane never copies: Host is written from the parsed value,
 # the rest needs the general path's rewriting
@@ -30,28 +30,65 @@ _HANDLED = frozenset(n.encode() for n in HOP_BY_HOP | FORWARDED | {"host", "clos
 _PLAIN_CONNECTION = frozenset((b"keep-alive", b"close"))
 
 
-class _HostOnly:
-    """What a Host-only rule reads from a request."""
+class _Probe:
+    """What Host and Path rules read from a request."""
 
-    __slots__ = ("host",)
+    __slots__ = ("host", "path")
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, path: str) -> None:
         self.host = host
+        self.path = path
+
+
+def _eligible(route: Any) -> bool:
+    svc = route.service
+    return not (route.middlewares or svc.internal or svc.mirrors or getattr(svc, "sticky", True) is not None
+                or not all(t.pass_host_header for t in svc.targets))
+
+
+class PathChoice:
+    """The routes one host can take when paths decide between them (Ingress objects' rules): in priority
+    order, each with whether the fast lane may serve it; ``None`` stands for a rule that reads more than
+    host and path, below which the general path decides."""
+
+    __slots__ = ("probe", "routes")
+
+    def __init__(self, probe: _Probe, routes: tuple[tuple[Any, bool], ...]) -> None:
+        self.probe = probe
+        self.routes = routes
+
+    def pick(self, path: str) -> Any:
+        probe = self.probe
+        probe.path = path
+        for route, eligible in self.routes:
+            if route is None:
+                return None
+            if route.rule.match(probe):
+                return route if eligible else None
+        return None
 
 
 def fast_route(table: Any, host: str) -> Any:
-    """The route every request with this (canonical) host takes, or None when more than Host decides."""
-    probe = _HostOnly(host)
+    """For a canonical host: the route all its requests take (a Route), a PathChoice when host and path
+    decide, or None when the general path must decide (other matchers, or an ineligible route)."""
+    probe = _Probe(host, "")
+    chosen: list[tuple[Any, bool]] = []
     for route in table.candidates(host):
-        if not route.rule.host_only:
-            return None
-        if route.rule.match(probe):
-            svc = route.service
-            if (route.middlewares or svc.internal or svc.mirrors or getattr(svc, "sticky", True) is not None
-                    or not all(t.pass_host_header for t in svc.targets)):
+        rule = route.rule
+        if rule.host_only:
+            if rule.match(probe):
+                if not chosen:
+                    return route if _eligible(route) else None
+                chosen.append((route, _eligible(route)))
+                break
+        elif rule.host_path_only:
+            chosen.append((route, _eligible(route)))
+        else:
+            if not chosen:
                 return None
-            return route
-    return None
+            chosen.append((None, False))
+            break
+    return PathChoice(probe, tuple(chosen)) if chosen else None
 
 
 def try_fast_lane(client: Any, url: bytes, raw_headers: list[tuple[bytes, bytes]]) -> FastExchange | None:
@@ -82,6 +119,14 @@ def try_fast_lane(client: Any, url: bytes, raw_headers: list[tuple[bytes, bytes]
     if pool is not None:
         target = route.service.active[0]
     else:
+        if route.__class__ is PathChoice:
+            end = url.find(b"?")
+            path = (url if end < 0 else url[:end]).decode("latin-1")
+            if "%" in path:  # escapes: the general path decodes the routing path
+                return None
+            route = route.pick(path)
+            if route is None:
+                return None
         target = route.service.pick(None)[0]
         if target is None:
             return None
@@ -124,8 +169,8 @@ def _head_tail(client: Any, raw_headers: list[tuple[bytes, bytes]]) -> bytes | N
     route = table.fast_route(host)
     if route is None:
         return None
-    active = route.service.active
     # a one-server service always picks that server: its pool is looked up once
+    active = route.service.active if route.__class__ is not PathChoice else ()
     client.fast_pool = client.state.pool(active[0]) if len(active) == 1 else None
     client.fast_route = route
     client.fast_connection = connection

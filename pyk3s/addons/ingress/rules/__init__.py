@@ -4,7 +4,8 @@
 the rule requires (used to index routes by Host; ``None`` when the rule can match any host) and
 ``explain(request)`` listing every matcher call with its outcome. ``host_only`` says the outcome depends on
 the host alone (only Host, HostHeader and HostRegexp matchers), which lets the proxy decide such routes
-once per Host value.
+once per Host value; ``host_path_only`` likewise for rules that read the host and the path only (what
+Ingress objects produce).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class CompiledRule:
     hosts: frozenset[str] | None
     leaves: tuple[tuple[str, Matcher], ...]
     host_only: bool = False  # every matcher reads only the request's host
+    host_path_only: bool = False  # every matcher reads only the request's host and path
 
     def explain(self, request: object) -> list[tuple[str, bool]]:
         return [(text, bool(fn(request))) for text, fn in self.leaves]
@@ -82,14 +84,16 @@ def _hosts(node: Node, table: dict[str, tuple[str, Callable[[tuple[str, ...]], M
 
 
 _HOST_MATCHERS = frozenset(("Host", "HostHeader", "HostRegexp"))
+_HOST_PATH_MATCHERS = _HOST_MATCHERS | {"Path", "PathPrefix", "PathRegexp"}
 
 
-def _host_only(node: Node, table: dict[str, tuple[str, Callable[[tuple[str, ...]], Matcher]]]) -> bool:
+def _reads_only(node: Node, table: dict[str, tuple[str, Callable[[tuple[str, ...]], Matcher]]],
+                matchers: frozenset[str]) -> bool:
     if isinstance(node, Call):
-        return table[node.name][0] in _HOST_MATCHERS
+        return table[node.name][0] in matchers
     if isinstance(node, Not):
-        return _host_only(node.inner, table)
-    return _host_only(node.left, table) and _host_only(node.right, table)
+        return _reads_only(node.inner, table, matchers)
+    return _reads_only(node.left, table, matchers) and _reads_only(node.right, table, matchers)
 
 
 def parse_rule(rule: str, syntax: str = "v3") -> CompiledRule:
@@ -98,4 +102,5 @@ def parse_rule(rule: str, syntax: str = "v3") -> CompiledRule:
     tree = parse_expression(rule)
     leaves: list[tuple[str, Matcher]] = []
     match = _build(tree, table, leaves)
-    return CompiledRule(rule, syntax, match, _hosts(tree, table), tuple(leaves), _host_only(tree, table))
+    return CompiledRule(rule, syntax, match, _hosts(tree, table), tuple(leaves),
+                        _reads_only(tree, table, _HOST_MATCHERS), _reads_only(tree, table, _HOST_PATH_MATCHERS))

@@ -142,12 +142,12 @@ async def test_other_requests_take_the_general_path(make_proxy, raw):
 
 
 @pytest.mark.parametrize("docs", [
-    # a path-dependent router above the Host-only one decides for some paths
-    _route("Host(`a.example`)") + _route("Host(`a.example`) && PathPrefix(`/p`)", name="p", priority=100),
+    # a header-dependent router above the Host-only one decides for some requests
+    _route("Host(`a.example`)") + _route("Host(`a.example`) && Header(`X-A`, `1`)", name="p", priority=100),
     # a route with a middleware
     AUTH_MW + _route("Host(`a.example`)", mws="middlewares: [{name: strip}]"),
-    # a hostless catch-all rule
-    _route("PathPrefix(`/`)"),
+    # a rule reading the method
+    _route("Method(`GET`)"),
 ])
 async def test_routes_that_need_more_than_the_host_stay_general(make_proxy, docs):
     client, client_t, up_t, target = await _wired(make_proxy, service_yaml("one", 9) + docs)
@@ -279,3 +279,45 @@ spec:
     client.data_received(FAST[0])
     assert not any(isinstance(ex, FastExchange) for ex in client.queue)
     assert b"Host: 127.0.0.1:9\r\n" in b"".join(up_t.data)
+
+
+async def test_host_and_path_rules_pick_per_request(make_proxy, backend, backend2):
+    """Rules as Ingress objects produce them: Host && PathPrefix, chosen per path on one connection."""
+    proxy = await make_proxy()
+    ingress = """
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web, namespace: default}
+spec:
+  rules:
+  - host: a
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: one, port: {number: 80}}}}
+      - {path: /api, pathType: Prefix, backend: {service: {name: two, port: {number: 80}}}}
+      - {path: /exact, pathType: Exact, backend: {service: {name: two, port: {number: 80}}}}
+---
+"""
+    proxy.load(service_yaml("one", backend.port) + service_yaml("two", backend2.port) + ingress)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    client = next(iter(proxy.state.connections))
+    from pyk3s.addons.ingress.proxy.request import Request
+
+    table = proxy.state.compiled.table.tables[("web", False)]
+    paths = ["/", "/api/x", "/x", "/api", "/exact", "/exact/no", "/api%2Fx", "/x?y=1", "/api/x?y=1", "/apix"]
+    for path in paths:
+        writer.write(b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % path.encode())
+        r = await _read_response(reader)
+        assert r.json()["url"] == path
+        # the general path's routing decision for the same request
+        want = table.lookup(Request("GET", path, [("Host", "a")], "127.0.0.1")).service.name
+        assert r.json()["name"] == {"default-one-80": "b1", "default-two-80": "b2"}[want.split("@")[0]], path
+    assert [(await _name(writer, reader, p)) for p in ("/", "/api/x")] == ["b1", "b2"]
+    writer.close()
+    from pyk3s.addons.ingress.proxy.fastlane import PathChoice
+    assert isinstance(client.fast_route, PathChoice)
+
+
+async def _name(writer: asyncio.StreamWriter, reader: asyncio.StreamReader, path: str) -> str:
+    writer.write(b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % path.encode())
+    return (await _read_response(reader)).json()["name"]
