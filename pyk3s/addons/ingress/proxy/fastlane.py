@@ -8,8 +8,8 @@ A request takes the fast lane when all of these hold, and the general :class:`Ex
 - the route is decided by Host and path alone (every router above it for that host reads only those) and
   has no middleware, and its service is a plain load balancer (no sticky cookie, no mirrors) that passes
   the Host header on;
-- an idle pooled upstream connection is at hand.
 
+A pooled idle upstream connection is reused, else one is opened for the request.
 The upstream head it writes is byte-for-byte what :func:`upstream_head` writes for the same request
 (tests/unit/addons/ingress/test_ingress_fastlane.py compares both), and the response is relayed raw as
 in the general path. Anything unusual after dispatch (the upstream fails, answers 1xx/101) turns the
@@ -130,16 +130,14 @@ def try_fast_lane(client: Any, url: bytes, raw_headers: list[tuple[bytes, bytes]
         target = route.service.pick(None)[0]
         if target is None:
             return None
-        pool = state.pools.get(target.key)
-        if pool is None:
-            return None
+        pool = state.pools.get(target.key) or state.pool(target)
+    ex = FastExchange(client, route, target, url, raw_headers, keep_alive)
+    head = b"GET " + url + tail
     up = pool.take()
     if up is None:
-        return None
-    ex = FastExchange(client, route, target, url, raw_headers, keep_alive)
-    up.attach_raw(ex)
-    ex.up = up
-    up.transport.write(b"GET " + url + tail)
+        state.spawn(ex.connect(pool, head))
+    else:
+        ex.send(up, head)
     return ex
 
 
@@ -234,6 +232,26 @@ class FastExchange:
         return self.promote().req
 
     # -- upstream side
+    def send(self, up: Any, head: bytes) -> None:
+        up.attach_raw(self)
+        self.up = up
+        up.transport.write(head)
+
+    async def connect(self, pool: Any, head: bytes) -> None:
+        try:
+            up = await pool.connect()
+        except TimeoutError:
+            self.upstream_failed(None, "timeout")
+            return
+        except OSError:
+            self.upstream_failed(None, "connect")
+            return
+        if self.finished or self.client.closed:
+            pool.put(up)
+            return
+        up.reused = False
+        self.send(up, head)
+
     def response_complete(self, keep_client: bool) -> None:
         self.finished = True
         client = self.client
@@ -252,7 +270,8 @@ class FastExchange:
                 client.exchange_done(self)
 
     def upstream_failed(self, up: Any, why: str) -> None:
-        self.promote().upstream_failed(up, why)
+        if not self.finished:
+            self.promote().upstream_failed(up, why)
 
     def start_tunnel(self, up: Any) -> None:
         self.promote().start_tunnel(up)

@@ -321,3 +321,34 @@ spec:
 async def _name(writer: asyncio.StreamWriter, reader: asyncio.StreamReader, path: str) -> str:
     writer.write(b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % path.encode())
     return (await _read_response(reader)).json()["name"]
+
+
+async def test_round_robin_over_two_servers_on_fresh_connections(make_proxy, backend, backend2):
+    from ingress_support import http
+
+    proxy = await make_proxy()
+    two = f"""
+apiVersion: v1
+kind: Service
+metadata: {{name: one, namespace: default}}
+spec:
+  ports: [{{name: http, port: 80}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: one-a, namespace: default, labels: {{kubernetes.io/service-name: one}}}}
+addressType: IPv4
+ports: [{{name: http, port: {backend.port}, protocol: TCP}}]
+endpoints: [{{addresses: ["127.0.0.1"]}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: one-b, namespace: default, labels: {{kubernetes.io/service-name: one}}}}
+addressType: IPv4
+ports: [{{name: http, port: {backend2.port}, protocol: TCP}}]
+endpoints: [{{addresses: ["127.0.0.1"]}}]
+---
+"""
+    proxy.load(two + _route("Host(`a`)"))
+    names = [(await http(proxy.port, "/", host="a")).json()["name"] for _ in range(6)]
+    assert sorted(names) == ["b1"] * 3 + ["b2"] * 3, names
