@@ -20,6 +20,13 @@ Rules:
   template whose SOA owner points at the zone inside the question.
   The common-form ones are remembered by query bytes (bounded, cleared when full).
 - A table is built off to the side and published with one assignment; the old one serves meanwhile.
+- A whole build (`build_fast`) runs on config changes, hosts changes and the first sync. A Kubernetes
+  change only recomputes the questions of the Services whose records changed and the PTRs of their
+  addresses (`update_fast`), on a copy of the previous table. Precomputing answers from the very index
+  the table records (`KubernetesPlugin.pinned`) keeps this exact even when the index moves on meanwhile.
+- Negative answers end with the zone's SOA, whose serial is the time of the last change (P29) and so
+  differs after every change: their serial bytes are patched in place instead of recomputing them, and
+  the NXDOMAIN rule's SOA likewise.
 """
 
 from __future__ import annotations
@@ -45,8 +52,10 @@ from .plugins.loadbalance import LoadbalancePlugin, rotate
 
 if TYPE_CHECKING:
     from .core import Block, Routing
+    from .plugins.kubernetes import KubernetesPlugin
+    from .plugins.kubernetes.index import KubeIndex
 
-__all__ = ["FastTable", "NxRule", "build_fast"]
+__all__ = ["FastTable", "NxRule", "build_fast", "update_fast"]
 
 log = logging.getLogger("pyk3s.dns.fast")
 _HDR = struct.Struct(">HHHHH")
@@ -59,6 +68,7 @@ _DO_CD = (b"\x00", b"\x01", b"\x02", b"\x03")   # the wire cache key's last byte
 YIELD_EVERY = 200
 RD1_NO_EDNS = b"\x01\x00" + NO_EDNS          # flags (RD) and counts of the common query, after the ID
 _FLAGS_COUNTS = struct.Struct(">H6sH")          # flags, QD/AN/NS counts, AR count
+NX_PROBE_NS = "pk-absent-ns"                    # a namespace the NXDOMAIN rule's probe assumes absent
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,28 +86,21 @@ Entry = tuple[int, int, int, int, tuple[bytes, ...]]   # flags, AN, NS, AR count
 
 class FastTable:
     __slots__ = ("direct", "hits", "classes", "nx_direct", "entries", "nx", "_rr", "counts", "labels", "caches",
-                 "_nx_memo", "root_cache")
+                 "_nx_memo", "root_cache", "_class_of", "negatives", "sources", "nx_kube")
 
     def __init__(self, entries: dict[bytes, Entry], nx: NxRule | None, labels: tuple[str, str] | None = None,
-                 caches: tuple[tuple[bytes, CachePlugin | None], ...] = ()) -> None:
+                 caches: tuple[tuple[bytes, CachePlugin | None], ...] = (),
+                 negatives: dict[bytes, KubernetesPlugin] | None = None,
+                 sources: dict[KubernetesPlugin, KubeIndex] | None = None,
+                 nx_kube: KubernetesPlugin | None = None) -> None:
         # single-answer entries, keyed on the common query after its ID: (reply after the ID, class index);
         # entries keeps only the ones loadbalance rotates
         self.direct: dict[bytes, tuple[bytes, int]] = {}
         self.classes: list[tuple[int, int]] = []      # class index -> (qtype, rcode)
+        self._class_of: dict[tuple[int, int], int] = {}
         self.entries: dict[bytes, Entry] = {}
-        class_of: dict[tuple[int, int], int] = {}
         for question, e in entries.items():
-            flags, an, ns, ar, tails = e
-            if len(tails) != 1:
-                self.entries[question] = e
-                continue
-            k = (question[-4] << 8 | question[-3], flags & 0xF)
-            cls = class_of.get(k)
-            if cls is None:
-                cls = class_of[k] = len(self.classes)
-                self.classes.append(k)
-            self.direct[RD1_NO_EDNS + question] = (
-                _HDR.pack(flags | 0x0100, 1, an, ns, ar) + question + tails[0], cls)
+            self._put(question, e)
         self.hits = [0] * len(self.classes)
         self.nx_direct: dict[bytes, bytes] = {}       # common-form NXDOMAIN queries after the ID -> reply
         self.nx = nx
@@ -106,10 +109,62 @@ class FastTable:
         self.caches = caches if any(c is not None for _, c in caches) else ()
         # the common layout, one catch-all block: its cache can be tried before parsing the question
         self.root_cache = caches[0][1] if len(caches) == 1 and caches[0][0] == b"\x00" else None
-        self._nx_memo: dict[bytes, int] = {}    # lower-case qname -> _nx_cut (the table never changes)
+        self._nx_memo: dict[bytes, int] = {}    # lower-case qname -> _nx_cut (nx never changes in a table)
         self._rr = itertools.count()
         self.counts: dict[tuple[int, int], int] = {}   # (qtype, rcode) -> answers, folded into metrics
         self.labels = labels                            # (server, zone) when the block has prometheus
+        # what an incremental update needs: the negative answers (question -> the kubernetes plugin
+        # whose SOA serial ends them), the index each kubernetes plugin's answers come from, and the
+        # plugin the NXDOMAIN rule was made from
+        self.negatives: dict[bytes, KubernetesPlugin] = negatives or {}
+        self.sources: dict[KubernetesPlugin, KubeIndex] = sources or {}
+        self.nx_kube = nx_kube
+
+    def _put(self, question: bytes, e: Entry) -> None:
+        flags, an, ns, ar, tails = e
+        if len(tails) != 1:
+            self.direct.pop(RD1_NO_EDNS + question, None)
+            self.entries[question] = e
+            return
+        self.entries.pop(question, None)
+        k = (question[-4] << 8 | question[-3], flags & 0xF)
+        cls = self._class_of.get(k)
+        if cls is None:
+            cls = self._class_of[k] = len(self.classes)
+            self.classes.append(k)
+        self.direct[RD1_NO_EDNS + question] = (_HDR.pack(flags | 0x0100, 1, an, ns, ar) + question + tails[0], cls)
+
+    def updated(self, drop: set[bytes], add: dict[bytes, Entry], serials: dict[bytes, bytes], nx: NxRule | None,
+                negatives: dict[bytes, KubernetesPlugin], sources: dict[KubernetesPlugin, KubeIndex]) -> FastTable:
+        """A copy with the `drop` questions gone, `add` put in and the SOA serial of the negative
+        answers in `serials` (question -> 4 bytes) replaced; this table keeps serving meanwhile."""
+        t = FastTable.__new__(FastTable)
+        t.direct = self.direct.copy()
+        t.entries = self.entries.copy()
+        t.classes = list(self.classes)
+        t._class_of = dict(self._class_of)
+        for q in drop:
+            t.direct.pop(RD1_NO_EDNS + q, None)
+            t.entries.pop(q, None)
+        for q, e in add.items():
+            t._put(q, e)
+        direct = t.direct
+        for q, serial in serials.items():
+            hit = direct.get(RD1_NO_EDNS + q)
+            if hit is not None:     # a negative answer ends with the SOA: serial, then 16 bytes of timers
+                direct[RD1_NO_EDNS + q] = (hit[0][:-20] + serial + hit[0][-16:], hit[1])
+        t.hits = [0] * len(t.classes)
+        same_nx = nx is self.nx
+        t.nx = nx
+        t.nx_direct = self.nx_direct if same_nx else {}
+        t._nx_memo = self._nx_memo if same_nx else {}
+        t.caches, t.root_cache, t.labels = self.caches, self.root_cache, self.labels
+        t._rr = self._rr
+        t.counts = {}
+        t.negatives = negatives
+        t.sources = sources
+        t.nx_kube = self.nx_kube
+        return t
 
     def drain(self) -> dict[tuple[int, int], int]:
         counts, self.counts = self.counts, {}
@@ -335,10 +390,19 @@ async def _precompute(block: Block, zone: str, name: str, qtype: int) -> dns.mes
         return None
 
 
+def _qkey(name: str, qtype: int) -> bytes:
+    """A question as `_entry` keys it: the lower-case name in wire form, type, class IN."""
+    return dns.name.from_text(name).to_wire() + struct.pack(">HH", qtype, 1)
+
+
 def _entry(q: dns.message.Message, reply: dns.message.Message,
-           balance: bool) -> tuple[bytes, Entry] | None:
+           balance: bool) -> tuple[bytes, Entry, bool] | None:
+    """(question, entry, whether the answer ends with a SOA whose serial may be patched later)."""
     reply.id = 0
     reply.use_edns(False)
+    negative = any(rr.rdtype == T.SOA for rr in reply.authority)
+    if negative and (reply.additional or len(reply.authority) != 1 or len(reply.authority[0]) != 1):
+        return None     # a SOA that is not the last record: its serial could not be kept current
     variants = [reply]
     if balance and reply.rcode() == dns.rcode.NOERROR:
         width = max([len(rr) for rr in reply.answer if rr.rdtype in (T.A, T.AAAA)] or [1])
@@ -356,58 +420,189 @@ def _entry(q: dns.message.Message, reply: dns.message.Message,
         if len(w) > 512:
             return None
         wires.append(w)
+    if negative and (len(wires) != 1 or wires[0][-20:-16] != struct.pack(">I", reply.authority[0][0].serial)):
+        return None
     qw = q.to_wire()
     qlen = len(qw) - 12
     w = wires[0]
     flags = ((w[2] << 8) | w[3]) & ~0x0110
     an, ns, ar = struct.unpack_from(">HHH", w, 6)
-    return qw[12:12 + qlen], (flags, an, ns, ar, tuple(x[12 + qlen:] for x in wires))
+    return qw[12:12 + qlen], (flags, an, ns, ar, tuple(x[12 + qlen:] for x in wires)), negative
+
+
+def _hosts_questions(block: Block) -> list[tuple[str, int]]:
+    if block.hosts is None:
+        return []
+    t = block.hosts.table
+    return [(n, T.A) for n in t.v4] + [(n, T.AAAA) for n in t.v6] + [(n, T.PTR) for n in t.ptr]
+
+
+def _kube_blocks(routing: Routing) -> list[Block]:
+    """The blocks whose kubernetes answers the fast table holds, each once."""
+    out: list[Block] = []
+    for _zone, block in routing.routes:
+        if block.fast_ok and block.kube is not None and all(b is not block for b in out):
+            out.append(block)
+    return out
+
+
+async def _answers(routing: Routing, block: Block, idx: KubeIndex, questions: list[tuple[str, int]],
+                   counter: list[int], entries: dict[bytes, Entry], negatives: dict[bytes, KubernetesPlugin]) -> None:
+    """Precompute `questions` through `block`'s chain, its kubernetes plugin answering from `idx`, into
+    `entries` (and `negatives`)."""
+    assert block.kube is not None
+    with block.kube.pinned(idx):
+        await _answers_pinned(routing, block, questions, counter, entries, negatives)
+
+
+async def _answers_pinned(routing: Routing, block: Block, questions: list[tuple[str, int]], counter: list[int],
+                          entries: dict[bytes, Entry], negatives: dict[bytes, KubernetesPlugin]) -> None:
+    assert block.kube is not None
+    kube = block.kube
+    balance = any(isinstance(p, LoadbalancePlugin) for p in block.plugins)
+    for name, qtype in questions:
+        hit = routing.route(name)
+        if hit is None or hit[1] is not block:
+            continue
+        reply = await _precompute(block, hit[0], name, qtype)
+        if reply is not None:
+            q = dns.message.make_query(name, qtype, use_edns=False)
+            ent = _entry(q, reply, balance)
+            if ent is not None:
+                entries[ent[0]] = ent[1]
+                if ent[2]:
+                    negatives[ent[0]] = kube
+                else:
+                    negatives.pop(ent[0], None)
+        counter[0] += 1
+        if counter[0] % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
 
 
 async def build_fast(routing: Routing) -> Routing:
+    """The whole table: every question of every kubernetes block (first sync, reload, hosts change)."""
     entries: dict[bytes, Entry] = {}
+    negatives: dict[bytes, KubernetesPlugin] = {}
+    sources: dict[KubernetesPlugin, KubeIndex] = {}
     nx: NxRule | None = None
+    nx_kube: KubernetesPlugin | None = None
     labels: tuple[str, str] | None = None
-    seen: set[int] = set()
-    count = 0
+    counter = [0]
     caches: list[tuple[bytes, CachePlugin | None]] = []
     for zone, block in routing.routes:
         cache = next((p for p in block.plugins if isinstance(p, CachePlugin)), None) if block.fast_ok else None
         caches.append((dns.name.from_text(zone).to_wire().lower(), cache))
         if block.fast_ok and block.metrics and labels is None and (cache is not None or block.kube is not None):
             labels = (block.server, zone)
-    for _zone, block in routing.routes:
-        if id(block) in seen or not block.fast_ok or block.kube is None:
+    for block in _kube_blocks(routing):
+        kube = block.kube
+        assert kube is not None
+        idx = kube.index
+        sources[kube] = idx
+        if not idx.synced:
             continue
-        seen.add(id(block))
-        if not block.kube.index.synced:
-            continue
-        balance = any(isinstance(p, LoadbalancePlugin) for p in block.plugins)
-        questions = list(block.kube.fast_questions())
-        if block.hosts is not None:
-            t = block.hosts.table
-            questions += [(n, T.A) for n in t.v4] + [(n, T.AAAA) for n in t.v6] + [(n, T.PTR) for n in t.ptr]
-        for name, qtype in questions:
-            hit = routing.route(name)
-            if hit is None or hit[1] is not block:
-                continue
-            reply = await _precompute(block, hit[0], name, qtype)
-            if reply is not None:
-                q = dns.message.make_query(name, qtype, use_edns=False)
-                ent = _entry(q, reply, balance)
-                if ent is not None:
-                    entries[ent[0]] = ent[1]
-            count += 1
-            if count % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-        nx = nx or await _nx_rule(routing, block)
-    table = FastTable(entries, nx, labels, tuple(caches))
+        await _answers(routing, block, idx, list(kube.fast_questions(idx)) + _hosts_questions(block), counter,
+                       entries, negatives)
+        if nx is None:
+            nx = await _nx_rule(routing, block, idx)
+            nx_kube = kube if nx is not None else None
+    table = FastTable(entries, nx, labels, tuple(caches), negatives, sources, nx_kube)
     if routing.fast is not None:    # no await from here to the caller's swap: nothing counted is lost
         table.take_counts(routing.fast)
     return replace(routing, fast=table)
 
 
-async def _nx_rule(routing: Routing, block: Block) -> NxRule | None:
+async def update_fast(routing: Routing) -> Routing:
+    """Bring the table up to date with the kubernetes indexes by recomputing only the questions of the
+    Services that changed (and the PTRs of their addresses). Falls back to `build_fast` when there is no
+    table yet, an index was (un)synced or fully reloaded, or its change history does not reach back."""
+    table = routing.fast
+    if table is None:
+        return await build_fast(routing)
+    plans = []
+    for block in _kube_blocks(routing):
+        kube = block.kube
+        assert kube is not None
+        old, new = table.sources.get(kube), kube.index
+        if old is new:
+            continue
+        keys = kube.changed_since(old.generation) if old is not None and old.synced and new.synced else None
+        if keys is None or (NX_PROBE_NS in old.namespaces) != (NX_PROBE_NS in new.namespaces):
+            return await build_fast(routing)
+        plans.append((block, kube, old, new, keys))
+    if not plans:
+        return routing
+    drop: set[bytes] = set()
+    add: dict[bytes, Entry] = {}
+    serials: dict[bytes, bytes] = {}
+    negatives = dict(table.negatives)
+    sources = dict(table.sources)
+    nx = table.nx
+    counter = [0]
+    for block, kube, old, new, keys in plans:
+        sources[kube] = new
+        old_q: list[tuple[str, int]] = []
+        new_q: list[tuple[str, int]] = []
+        ips: set[str] = set()
+        for key in keys:
+            for idx, out in ((old, old_q), (new, new_q)):
+                rec = idx.services.get(key)
+                if rec is not None:
+                    out.extend(kube.service_questions(rec))
+                    ips.update(rec.cluster_ips)
+                    ips.update(e.address for e in rec.endpoints)
+        for ip in ips:
+            rev = kube.ptr_name(ip)
+            if rev is not None:
+                old_q.append((rev, T.PTR))
+                if ip in new.by_cluster_ip or ip in new.by_endpoint_ip:
+                    new_q.append((rev, T.PTR))
+        hosts = {_qkey(n, t) for n, t in _hosts_questions(block)}   # answered by hosts, whatever kube says
+        for name, qtype in old_q:
+            k = _qkey(name, qtype)
+            if k not in hosts:
+                drop.add(k)
+                negatives.pop(k, None)
+        added: dict[bytes, Entry] = {}
+        await _answers(routing, block, new, new_q, counter, added, negatives)
+        add.update(added)
+        if new.serial != old.serial:
+            # negative answers end with the SOA serial (the index's time of last change): patch the
+            # serial bytes of the ones kept rather than recompute every negative answer
+            sb = struct.pack(">I", new.serial)
+            serials.update((q, sb) for q, k in negatives.items() if k is kube and q not in added)
+        if nx is not None and table.nx_kube is kube:
+            nx = _nx_updated(nx, old, new)
+    fresh = table.updated(drop, add, serials, nx, negatives, sources)
+    fresh.take_counts(table)        # no await from here to the caller's swap
+    return replace(routing, fast=fresh)
+
+
+def _nx_updated(nx: NxRule, old: KubeIndex, new: KubeIndex) -> NxRule:
+    """The NXDOMAIN rule for `new`, re-encoding only the namespaces whose Service names changed."""
+    namespaces = nx.namespaces
+    if new.namespaces is not old.namespaces:
+        namespaces = frozenset(n.encode() for n in new.namespaces)
+    services = nx.services
+    if new.services_by_ns is not old.services_by_ns:
+        services = dict(services)
+        for ns in set(old.services_by_ns) | set(new.services_by_ns):
+            names = new.services_by_ns.get(ns)
+            if names is old.services_by_ns.get(ns):
+                continue
+            if names:
+                services[ns.encode()] = frozenset(s.encode() for s in names)
+            else:
+                services.pop(ns.encode(), None)
+    soa = nx.soa
+    if new.serial != old.serial:
+        soa = soa[:-20] + struct.pack(">I", new.serial) + soa[-16:]
+    if namespaces is nx.namespaces and services is nx.services and soa is nx.soa:
+        return nx
+    return replace(nx, namespaces=namespaces, services=services, soa=soa)
+
+
+async def _nx_rule(routing: Routing, block: Block, idx: KubeIndex) -> NxRule | None:
     kube = block.kube
     assert kube is not None
     zone = kube.opts.primary_zone
@@ -418,11 +613,11 @@ async def _nx_rule(routing: Routing, block: Block) -> NxRule | None:
     hit = routing.route(zone)
     if hit is None or hit[1] is not block:
         return None
-    idx = kube.index
-    probe = "pk-nx-probe.pk-absent-ns.svc." + zone
-    if "pk-absent-ns" in idx.namespaces:
+    probe = f"pk-nx-probe.{NX_PROBE_NS}.svc." + zone
+    if NX_PROBE_NS in idx.namespaces:
         return None
-    reply = await _precompute(block, hit[0], probe, T.A)
+    with kube.pinned(idx):
+        reply = await _precompute(block, hit[0], probe, T.A)
     if reply is None or reply.rcode() != dns.rcode.NXDOMAIN or len(reply.authority) != 1 or reply.answer:
         return None
     soa_rr = reply.authority[0]

@@ -24,7 +24,7 @@ from . import ORDER, PLUGINS
 from .core import Block, DnsCore, Routing
 from .corefile import ServerBlock, read_corefile
 from .errors import ConfigError
-from .fast import build_fast
+from .fast import build_fast, update_fast
 from .httpd import HttpEndpoints
 from .metrics import Metrics
 from .plugin import BlockContext, Handler, Plugin, Request
@@ -135,6 +135,7 @@ class Runtime:
         self.waiting_workers: set[str] = set()
         self._fast_timer: asyncio.TimerHandle | None = None
         self._fast_task: asyncio.Task | None = None
+        self._fast_full = False
         self._reload_task: asyncio.Task | None = None
         self.metrics.folds.append(self._fold_fast)
 
@@ -201,7 +202,7 @@ class Runtime:
         if old is not None:
             for p in old.plugins():
                 await p.stop()
-        self.schedule_fast(0)
+        self.schedule_fast(0, full=True)
         for key, blocks in listeners.items():
             for b in blocks:
                 for p in b.plugins:
@@ -274,21 +275,26 @@ class Runtime:
                         self.corefile, err)
 
     # -- fast path -----------------------------------------------------------------------------
-    def schedule_fast(self, delay: float = FAST_DEBOUNCE) -> None:
+    def schedule_fast(self, delay: float = FAST_DEBOUNCE, full: bool = False) -> None:
+        """Debounced fast-table work: by default only what the kubernetes indexes changed since each
+        table was made (update_fast); `full` recomputes everything (config applied, hosts changed)."""
+        if full:
+            self._fast_full = True
         if self._fast_timer is not None:
             return
         loop = asyncio.get_running_loop()
         self._fast_timer = loop.call_later(delay, self._start_fast)
 
     def hosts_changed(self) -> None:
-        self.schedule_fast()
+        self.schedule_fast(full=True)
 
     def _start_fast(self) -> None:
         self._fast_timer = None
         if self._fast_task is not None and not self._fast_task.done():
             self.schedule_fast()
             return
-        self._fast_task = asyncio.get_running_loop().create_task(self.rebuild_fast())
+        full, self._fast_full = self._fast_full, False
+        self._fast_task = asyncio.get_running_loop().create_task(self.rebuild_fast(full))
 
     async def fast_settled(self) -> None:
         """Return once no fast-table build is scheduled or running."""
@@ -301,13 +307,21 @@ class Runtime:
             else:
                 return
 
-    async def rebuild_fast(self) -> None:
-        """Compile each listener's fast table and swap it in (one assignment per listener)."""
+    async def rebuild_fast(self, full: bool = True) -> None:
+        """Compile each listener's fast table (whole, or only what changed) and swap it in (one
+        assignment per listener)."""
         for lst in list(self.listeners.values()):
+            routing = lst.core.routing
             try:
-                lst.core.routing = await build_fast(lst.core.routing)
+                fresh = await (build_fast(routing) if full else update_fast(routing))
             except Exception:  # the previous table keeps serving
                 log.exception("[ERROR] fast path: could not compile answers")
+                if not full:
+                    self.schedule_fast(full=True)
+                continue
+            if lst.core.routing is routing:
+                lst.core.routing = fresh
+            # else a reload swapped the routing meanwhile and scheduled its own build
 
     # -- life cycle ----------------------------------------------------------------------------
     def fatal(self, message: str) -> None:

@@ -1,14 +1,20 @@
-"""Informer glue for the kubernetes plugin: four informers feed one debounced `plugin.load(...)`.
+"""Informer glue for the kubernetes plugin: four informers feed one debounced index update.
 
-Services, EndpointSlices and Namespaces always; Pods only with `pods verified` (P33, P44). Every event
-only marks the index dirty; a short timer folds a burst of events into one compile and one swap.
+Services, EndpointSlices and Namespaces always; Pods only with `pods verified` (P33, P44). Once all
+informers have synced, their lists are indexed in one go (`plugin.load`). After that an event only
+records the object's latest state under its kind and name; a short timer folds a burst of events into
+one `plugin.apply` (a delete and re-create inside one burst is one change), which re-derives only the
+Services the changes touch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import TYPE_CHECKING, Any
+
+from .builder import Change, change_of
 
 if TYPE_CHECKING:
     from .handler import KubernetesPlugin
@@ -35,8 +41,9 @@ class KubeWatch:
             self.informers["pods"] = Informer(client.resource("v1", "pods"))
         self.synced = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
-        for inf in self.informers.values():
-            inf.add_handler(self._changed)
+        self._pending: dict[tuple[str, str, str], Change] = {}
+        for kind, inf in self.informers.items():
+            inf.add_handler(partial(self._changed, kind))
 
     async def start(self) -> None:
         for inf in self.informers.values():
@@ -49,13 +56,31 @@ class KubeWatch:
         self.rebuild()
         self.synced.set()
 
-    def _changed(self, event_type: str, old: dict | None, new: dict | None) -> None:
-        if not self.synced.is_set() or self._timer is not None:
+    def _changed(self, kind: str, event_type: str, old: dict | None, new: dict | None) -> None:
+        if not self.synced.is_set():        # the first full build reads the informers' lists
             return
-        self._timer = asyncio.get_running_loop().call_later(DEBOUNCE_SECONDS, self.rebuild)
+        ch = change_of(kind, new if new is not None else old or {}, gone=new is None)
+        if ch is None:
+            return
+        self._pending[ch[:3]] = ch
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(DEBOUNCE_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        """Apply the changes recorded since the last flush."""
+        self._timer = None
+        changes, self._pending = list(self._pending.values()), {}
+        if not changes:
+            return
+        try:
+            self.plugin.apply(changes)
+        except Exception:  # a bug, not a bad object (those are skipped by name): start over from the lists
+            log.exception("plugin/kubernetes: incremental index update failed; rebuilding from scratch")
+            self.rebuild()
 
     def rebuild(self) -> None:
-        self._timer = None
+        """Index everything the informers hold, from scratch."""
+        self._pending.clear()
         inf = self.informers
         try:
             self.plugin.load(inf["services"].list(), inf["endpointslices"].list(),
