@@ -1,4 +1,4 @@
-"""Incremental index and fast-table updates (issue #5, fast path).
+"""Incremental index and fast-table updates (fast path).
 
 - IndexBuilder: random add/modify/delete sequences must leave exactly the index `compile_index` builds
   from the final objects (bounded, seeded: a property test without a framework).

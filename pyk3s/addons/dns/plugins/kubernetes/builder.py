@@ -1,4 +1,4 @@
-"""IndexBuilder: the kubernetes plugin's index kept up to date object by object (fast path, issue #5).
+"""IndexBuilder: the kubernetes plugin's index kept up to date object by object.
 
 The builder remembers what the current index was made of: each Service parsed without its endpoints,
 each EndpointSlice's ready endpoints, each counted pod's IP. A change re-derives only the ServiceRecords
