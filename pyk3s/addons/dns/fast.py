@@ -6,7 +6,7 @@ Rules:
   is byte-for-byte what the slow path writes. Answers that would need the upstream are left out.
 - The common query (lower case, RD=1, no EDNS: what stub resolvers and dnsperf send) is answered by
   one dict lookup keyed on the query bytes after the ID; the value is the whole reply after the ID.
-  `UdpDns._readable` (server.py) does that lookup inline, so the per-packet work is one slice, one dict
+  `UdpDns._readable_batch` and `UdpDns._readable` (server.py) do that lookup inline, so the per-packet work is one slice, one dict
   get, one list increment and one concatenation.
 - Any other form (mixed case, RD=0, CD, EDNS) takes the general path: the reply is query ID + flags
   (RD/CD copied) + counts + the query's own question bytes (so the case the client used is kept;
@@ -186,7 +186,7 @@ class FastTable:
         return len(self.direct) + len(self.entries)
 
     def answer(self, data: bytes) -> bytes | None:
-        # the common query; UdpDns._readable repeats these lines inline to save the call
+        # the common query; the UDP loops in server.py repeat these lines inline to save the call
         hit = self.direct.get(data[2:])
         if hit is not None:
             self.hits[hit[1]] += 1
