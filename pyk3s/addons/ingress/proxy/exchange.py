@@ -18,11 +18,27 @@ from typing import Any
 
 from .heads import response_head, upstream_head
 from .reply import NO_SERVER, NOT_FOUND, Reply, text_error
+from .upstream import dial
 
-__all__ = ["Exchange"]
+__all__ = ["Exchange", "end_aborted"]
 
 _KEEP_BODY = 64 * 1024
 _NO_BODY_STATUS = frozenset((204, 304))
+
+
+def end_aborted(ex: Any) -> bool:
+    """The client went away: close the exchange's upstream connection and end it as 499 (True), unless
+    it had ended already (False)."""
+    if ex.finished:
+        return False
+    up = ex.up
+    if up is not None:
+        ex.up = None
+        up.exchange = None
+        up.close()
+    ex.status = ex.status or 499
+    ex.finished = True
+    return True
 
 
 class Exchange:
@@ -131,19 +147,9 @@ class Exchange:
             state.spawn(self._connect(pool))
 
     async def _connect(self, pool: Any) -> None:
-        try:
-            up = await pool.connect()
-        except TimeoutError:
-            self.upstream_failed(None, "timeout")
-            return
-        except OSError:
-            self.upstream_failed(None, "connect")
-            return
-        if self.finished or self.client.closed:
-            pool.put(up)
-            return
-        up.reused = False
-        self.send(up)
+        up = await dial(self, pool)
+        if up is not None:
+            self.send(up)
 
     def send(self, up: Any) -> None:
         req = self.req
@@ -303,14 +309,7 @@ class Exchange:
 
     def abort(self) -> None:
         """The client went away: drop the upstream connection and end the exchange as 499."""
-        up = self.up
-        if up is not None and not self.finished:
-            self.up = None
-            up.exchange = None
-            up.close()
-        if not self.finished:
-            self.status = self.status or 499
-            self.finished = True
+        if end_aborted(self):
             route = self.route
             if route is not None and route.needs_done:
                 for mw in route.middlewares:

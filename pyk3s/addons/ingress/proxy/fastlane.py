@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .exchange import end_aborted
 from .heads import FORWARDED, HOP_BY_HOP, forwarded_block
+from .upstream import dial
 
 __all__ = ["FastExchange", "PathChoice", "fast_route", "try_fast_lane"]
 
@@ -238,19 +240,9 @@ class FastExchange:
         up.transport.write(head)
 
     async def connect(self, pool: Any, head: bytes) -> None:
-        try:
-            up = await pool.connect()
-        except TimeoutError:
-            self.upstream_failed(None, "timeout")
-            return
-        except OSError:
-            self.upstream_failed(None, "connect")
-            return
-        if self.finished or self.client.closed:
-            pool.put(up)
-            return
-        up.reused = False
-        self.send(up, head)
+        up = await dial(self, pool)
+        if up is not None:
+            self.send(up, head)
 
     def response_complete(self, keep_client: bool) -> None:
         self.finished = True
@@ -289,11 +281,4 @@ class FastExchange:
         return self.keep_alive
 
     def abort(self) -> None:
-        up = self.up
-        if up is not None and not self.finished:
-            self.up = None
-            up.exchange = None
-            up.close()
-        if not self.finished:
-            self.status = self.status or 499
-            self.finished = True
+        end_aborted(self)

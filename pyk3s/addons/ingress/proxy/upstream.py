@@ -18,7 +18,7 @@ from typing import Any
 
 import httptools
 
-__all__ = ["Pool", "UpstreamConnection", "IDLE_TIMEOUT", "DIAL_TIMEOUT"]
+__all__ = ["Pool", "UpstreamConnection", "IDLE_TIMEOUT", "DIAL_TIMEOUT", "dial"]
 
 IDLE_TIMEOUT = 90.0
 DIAL_TIMEOUT = 30.0
@@ -74,6 +74,24 @@ class Pool:
         for up in self.idle:
             up.close()
         self.idle = []
+
+
+async def dial(exchange: Any, pool: Pool) -> UpstreamConnection | None:
+    """A new connection for ``exchange``; None when dialing failed (the exchange was told) or the
+    exchange ended meanwhile (the connection went to the pool)."""
+    try:
+        up = await pool.connect()
+    except TimeoutError:
+        exchange.upstream_failed(None, "timeout")
+        return None
+    except OSError:
+        exchange.upstream_failed(None, "connect")
+        return None
+    if exchange.finished or exchange.client.closed:
+        pool.put(up)
+        return None
+    up.reused = False
+    return up
 
 
 class _RawCallbacks:
