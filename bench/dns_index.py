@@ -24,6 +24,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dns_serve import rss_kib  # noqa: E402
 
 COREFILE = """.:53 {
     errors
@@ -36,14 +39,6 @@ COREFILE = """.:53 {
 }
 """
 NAMESPACES = 20
-
-
-def rss_kib() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def _ip(prefix: str, i: int) -> str:
