@@ -7,6 +7,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .flags import Parsed, default_data_dir, default_kubeconfig_path
 
@@ -80,6 +81,7 @@ class ServerConfig:
     resolv_conf: str
     bridge_name: str
     kubelet_port: int
+    runtime: Any = None  # pyk3s.agent.cri.settings.RuntimeSettings
 
     @property
     def server_dir(self) -> Path:
@@ -176,7 +178,17 @@ class ServerConfig:
             resolv_conf=f.resolv_conf or "",
             bridge_name=f.bridge_name,
             kubelet_port=int(f.kubelet_port),
+            runtime=_runtime_settings(f),
         )
+
+
+def _runtime_settings(f: Parsed) -> Any:
+    from pyk3s.agent.cri.settings import runtime_settings
+
+    try:
+        return runtime_settings(f)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def generate_password() -> str:

@@ -23,7 +23,6 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
-from pyk3s.agent.cni.podnet import netns_path
 from pyk3s.agent.kubelet.kubelet import Kubelet
 from pyk3s.agent.kubelet.logs import LogOptions, follow_log, read_log
 from pyk3s.agent.kubelet.streams import StreamOptions, serve_attach, serve_exec
@@ -192,7 +191,7 @@ class KubeletServer:
         ws = web.WebSocketResponse(max_msg_size=0, compress=False)
         await ws.prepare(req)
         try:
-            sock = await _dial_localhost(None if host_network else netns_path(w.uid), port)
+            sock = await _dial_localhost(None if host_network else w.netns, port)
             reader, writer = await asyncio.open_connection(sock=sock)
         except OSError as exc:
             await ws.send_str(str(exc))
