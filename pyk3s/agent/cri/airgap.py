@@ -78,15 +78,10 @@ async def import_archive(socket: Path, path: Path, pin: bool = True) -> list[str
     """Import one archive; returns the image names it held (each labelled pinned)."""
     decompress = _decompressor(path)
     src = "-" if decompress else str(path)
-    out = await _run(ctr_argv(socket, "images", "import", "--no-unpack", "--all-platforms", src),
-                     stdin_cmd=decompress)
-    names = []
-    for line in out.splitlines():
-        # "unpacking docker.io/library/busybox:pk (sha256:…)...done" / "docker.io/x:1 saved"
-        for word in line.split():
-            if "/" in word and not word.startswith("(sha256:"):
-                names.append(word)
-                break
+    # unpacked at import, so the first container of the image starts without that step
+    out = await _run(ctr_argv(socket, "images", "import", src), stdin_cmd=decompress)
+    names = [line.split()[1] for line in out.splitlines()
+             if line.startswith("unpacking ") and len(line.split()) > 2]
     if pin:
         for name in names:
             await _run(ctr_argv(socket, "images", "label", name, PINNED_LABEL))

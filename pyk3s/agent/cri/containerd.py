@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,9 @@ class ContainerdConfig:
     pause_image: str
     stream_port: int
     snapshotter: str = "overlayfs"
+    # the sandbox's -998 (and the kubelet's negative scores) need CAP_SYS_RESOURCE, which a node inside a
+    # container or VM sandbox may lack: then scores are capped at containerd's own
+    restrict_oom_score_adj: bool = False
 
 
 def containerd_binary() -> str | None:
@@ -67,6 +71,7 @@ disabled_plugins = {json.dumps(list(_DISABLED_PLUGINS))}
   enable_unprivileged_icmp = true
   sandbox_image = {_q(cfg.pause_image)}
   max_container_log_line_size = 16384
+  restrict_oom_score_adj = {str(cfg.restrict_oom_score_adj).lower()}
 
 [{cri}.containerd]
   snapshotter = {_q(cfg.snapshotter)}
@@ -101,6 +106,12 @@ def write_registry_hosts(paths: ContainerdPaths, registries: RegistriesConfig, d
     for name, text in want.items():
         (paths.certs_d / name).mkdir(parents=True, exist_ok=True)
         (paths.certs_d / name / "hosts.toml").write_text(text)
+
+
+def can_lower_oom_score() -> bool:
+    """Whether a child of this process may lower its OOM score (tried in a throw-away child)."""
+    res = subprocess.run(["sh", "-c", "echo -998 > /proc/self/oom_score_adj"], capture_output=True, timeout=10)
+    return res.returncode == 0
 
 
 def free_port() -> int:

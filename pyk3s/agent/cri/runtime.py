@@ -22,6 +22,7 @@ from pyk3s.agent.cri.airgap import import_folder, import_pause_image
 from pyk3s.agent.cri.containerd import (
     ContainerdConfig,
     ContainerdProcess,
+    can_lower_oom_score,
     containerd_binary,
     free_port,
     render_config,
@@ -72,16 +73,17 @@ class CriRuntime:
 
 def all_builtin(pod: dict) -> bool:
     spec = pod.get("spec") or {}
-    return all(c.get("command") or resolve_image(c.get("image", "")) is not None
+    return all(resolve_image(c.get("image", "")) is not None
                for key in ("initContainers", "containers") for c in spec.get(key) or [])
 
 
 def pick_runtime(pod: dict, runtime: CriRuntime | None, handlers: dict[str, str]) -> tuple[str, str]:
     """(``process`` | ``cri``, CRI runtime handler). ``handlers``: RuntimeClass name -> handler.
 
-    ``runtimeClassName`` decides when given; else built-in images (or explicit commands) run as
-    processes unless ``--default-runtime=containerd``; anything else goes to containerd when there is one,
-    and to the process runtime (which explains that it cannot pull) when there is none."""
+    ``runtimeClassName`` decides when given; else pods whose images are all built in run as processes
+    unless ``--default-runtime=containerd``; any other pod goes to containerd when there is one, and to
+    the process runtime when there is none (which runs a container with a ``command`` on the host and
+    explains for the others how to get containerd)."""
     rc = (pod.get("spec") or {}).get("runtimeClassName")
     if rc:
         handler = handlers.get(rc, rc)
@@ -144,7 +146,8 @@ async def start_runtime(runtime: CriRuntime, data_dir: Path, bridge: BridgeConfi
             binary = containerd_binary()
             if binary is None:
                 raise RuntimeError("containerd is not on PATH")
-            cfg = ContainerdConfig(paths, s.pause_image, free_port(), s.snapshotter)
+            cfg = ContainerdConfig(paths, s.pause_image, free_port(), s.snapshotter,
+                                   restrict_oom_score_adj=not await asyncio.to_thread(can_lower_oom_score))
             paths.config.parent.mkdir(parents=True, exist_ok=True)
             paths.config.write_text(render_config(cfg, runtime.registries))
             write_registry_hosts(paths, runtime.registries, s.disable_default_registry_endpoint)

@@ -20,6 +20,7 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -127,9 +128,11 @@ class KubeletServer:
             return err
         name = req.match_info["container"]
         proc = w.container_proc(name)
+        command = req.query.getall("command", [])
+        if hasattr(proc, "exec_sync"):
+            return await self._cri_stream(req, proc, command)
         if proc is None or not proc.pid or proc.exit_status() is not None:
             return _status(400, f"container {name} is not running")
-        command = req.query.getall("command", [])
         if not command:
             return _status(400, "you must specify at least 1 command")
         ws = web.WebSocketResponse(protocols=_PROTOCOLS)
@@ -156,6 +159,8 @@ class KubeletServer:
             return err
         name = req.match_info["container"]
         proc = w.container_proc(name)
+        if hasattr(proc, "exec_sync"):
+            return await self._cri_stream(req, proc, None)
         if proc is None or not proc.pid or proc.exit_status() is not None:
             return _status(400, f"container {name} is not running")
         spec = next((c for key in ("containers", "initContainers") for c in (w.pod.get("spec") or {}).get(key) or []
@@ -174,6 +179,30 @@ class KubeletServer:
 
         await serve_attach(ws, proc, StreamOptions(opts.stdin, opts.stdout, opts.stderr, bool(spec.get("tty"))),
                            running, bool(spec.get("stdinOnce")))
+        return ws
+
+    async def _cri_stream(self, req: web.Request, proc: Any, command: list[str] | None) -> web.StreamResponse:
+        """exec (``command``) or attach (None) through the CRI runtime's streaming server."""
+        from pyk3s.agent.cri.client import CriError
+        from pyk3s.agent.cri.stream import relay_stream
+
+        if proc.exit_status() is not None:
+            return _status(400, f"container {req.match_info['container']} is not running")
+        if command is not None and not command:
+            return _status(400, "you must specify at least 1 command")
+        o = StreamOptions.from_query(req.query)
+        try:
+            if command is not None:
+                url = await proc.client.exec_url(proc.id, command, tty=o.tty, stdin=o.stdin, stdout=o.stdout,
+                                                 stderr=o.stderr)
+            else:
+                url = await proc.client.attach_url(proc.id, tty=o.tty, stdin=o.stdin, stdout=o.stdout,
+                                                   stderr=o.stderr)
+        except CriError as exc:
+            return _status(400 if exc.code in ("NOT_FOUND", "FAILED_PRECONDITION") else 500, str(exc))
+        ws = web.WebSocketResponse(protocols=_PROTOCOLS, max_msg_size=0)
+        await ws.prepare(req)
+        await relay_stream(ws, url)
         return ws
 
     async def port_forward(self, req: web.Request) -> web.StreamResponse:
