@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -40,13 +41,21 @@ def archives(folder: Path) -> list[Path]:
 async def _run(argv: list[str], stdin_cmd: list[str] | None = None, timeout: float = 600) -> str:
     """``argv`` (its stdin piped from ``stdin_cmd`` when given); stdout, or CtrError with stderr."""
     feeder = None
-    stdin = asyncio.subprocess.DEVNULL
+    stdin: int = asyncio.subprocess.DEVNULL
     if stdin_cmd is not None:
-        feeder = await asyncio.create_subprocess_exec(*stdin_cmd, stdout=asyncio.subprocess.PIPE,
-                                                      stderr=asyncio.subprocess.PIPE)
-        stdin = feeder.stdout  # type: ignore[assignment]
-    proc = await asyncio.create_subprocess_exec(*argv, stdin=stdin, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE)
+        read_end, write_end = os.pipe()
+        try:
+            feeder = await asyncio.create_subprocess_exec(*stdin_cmd, stdout=write_end,
+                                                          stderr=asyncio.subprocess.PIPE)
+        finally:
+            os.close(write_end)
+        stdin = read_end
+    try:
+        proc = await asyncio.create_subprocess_exec(*argv, stdin=stdin, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+    finally:
+        if stdin_cmd is not None:
+            os.close(stdin)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
         if feeder is not None:

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
-import grpc
+# the agent starts many subprocesses; gRPC's fork handlers are not needed (no gRPC call in a child) and
+# log a line at every fork made while a call is under way
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+import grpc  # noqa: E402
 
 from pyk3s.agent.cri import api_pb2 as _pb
 from pyk3s.agent.cri import api_pb2_grpc as pb_grpc

@@ -159,7 +159,7 @@ async def start_runtime(runtime: CriRuntime, data_dir: Path, bridge: BridgeConfi
             await import_pause_image(paths.socket, s.pause_image)
             await import_folder(paths.socket, paths.images)
         runtime.ready.set()
-        log.info("containerd: %s ready at %s", runtime.version, runtime.endpoint)
+        log.info("containerd: ready: %s at %s", runtime.version, runtime.endpoint)
     except (OSError, RuntimeError, CriError) as exc:
         runtime.failed = str(exc)
         log.error("containerd: not available (%s); only built-in images run on this node", exc)
