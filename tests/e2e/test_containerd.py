@@ -64,7 +64,7 @@ def waiting_reason(srv: ServerProcess, name: str) -> tuple[str, str]:
 
 def curl(url: str, *headers: str, timeout: float = 3) -> str:
     argv = ["curl", "-s", "-m", str(timeout), *(a for h in headers for a in ("-H", h)), url]
-    return subprocess.run(argv, capture_output=True, text=True).out
+    return subprocess.run(argv, capture_output=True, text=True).stdout
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def cluster(registry: LocalRegistry) -> Iterator[ServerProcess]:
 def ctr(srv: ServerProcess, *args: str) -> str:
     sock = ContainerdPaths(srv.data_dir).socket
     return subprocess.run(["ctr", "--address", str(sock), "--namespace", "k8s.io", *args],
-                          capture_output=True, text=True, timeout=30).out
+                          capture_output=True, text=True, timeout=30).stdout
 
 
 # -- tests ----------------------------------------------------------------------------------------------------

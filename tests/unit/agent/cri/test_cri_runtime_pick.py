@@ -60,3 +60,18 @@ def test_state_dir_is_per_installation() -> None:
     assert state_dir_for(Path("/var/lib/rancher/pyk3s")) == Path("/run/pyk3s/containerd")
     a, b = state_dir_for(Path("/tmp/a")), state_dir_for(Path("/tmp/b"))
     assert a != b and a.parent == Path("/run/pyk3s") and len(str(a / "containerd.sock")) < 100
+
+
+def test_crictl_and_ctr_point_at_the_nodes_containerd(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyk3s.agent.cri import tools
+
+    monkeypatch.setattr(tools.shutil, "which", lambda name: f"/usr/bin/{name}")
+    argv, env = tools.tool_argv("ctr", ["images", "ls"], {"PYK3S_DATA_DIR": "/var/lib/rancher/pyk3s"})
+    assert argv == ["/usr/bin/ctr", "images", "ls"]
+    assert env["CONTAINERD_ADDRESS"] == "/run/pyk3s/containerd/containerd.sock"
+    assert env["CONTAINERD_NAMESPACE"] == "k8s.io"
+    _, env = tools.tool_argv("crictl", ["ps"], {"CONTAINER_RUNTIME_ENDPOINT": "unix:///x.sock"})
+    assert env["CONTAINER_RUNTIME_ENDPOINT"] == "unix:///x.sock" and env["IMAGE_SERVICE_ENDPOINT"] == "unix:///x.sock"
+    monkeypatch.setattr(tools.shutil, "which", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="cri-tools"):
+        tools.tool_argv("crictl", [], {})
