@@ -189,7 +189,7 @@ def _tty(srv: ServerProcess, *args: str, send: str, expect: str, timeout: float 
                     out += os.read(fd, 4096)
                 except OSError:
                     break
-            if not sent and b"#" in out:
+            if not sent and out.rstrip().endswith((b"#", b"$")):  # the shell's prompt
                 os.write(fd, send.encode())
                 sent = True
         return out.decode(errors="replace")
@@ -201,10 +201,20 @@ def _tty(srv: ServerProcess, *args: str, send: str, expect: str, timeout: float 
 
 
 def test_logs_follow_exec_tty_and_port_forward(cluster: ServerProcess) -> None:
-    apply(cluster, pod("ticker", [{"name": "c", "image": BOX_IMAGE, "imagePullPolicy": "IfNotPresent",
-                                   "command": ["sh", "-c", "httpd -p 8080 -h /etc; i=0; "
-                                               "while true; do i=$((i+1)); echo tick $i; sleep 0.5; done"]}]))
+    apply(cluster,
+          {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ticker"}, "data": {"greeting": "hello"}},
+          pod("ticker", [{"name": "c", "image": BOX_IMAGE, "imagePullPolicy": "IfNotPresent",
+                          "command": ["sh", "-c", "httpd -p 8080 -h /etc; i=0; "
+                                      "while true; do i=$((i+1)); echo tick $i; sleep 0.5; done"],
+                          "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                          "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
+                          "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}, {"name": "scratch", "mountPath": "/scratch"}]}],
+              volumes=[{"name": "cfg", "configMap": {"name": "ticker"}}, {"name": "scratch", "emptyDir": {}}]))
     ready(cluster, "ticker")
+    probe = cluster.kubectl("exec", "ticker", "--", "sh", "-c",
+                            "id -u; echo $POD_NAME; cat /cfg/greeting; echo; "
+                            "cat /var/run/secrets/kubernetes.io/serviceaccount/namespace; echo; hostname").out
+    assert probe.split() == ["1000", "ticker", "hello", "default", "ticker"], probe
 
 
 

@@ -202,7 +202,7 @@ class KubeletServer:
             return _status(400 if exc.code in ("NOT_FOUND", "FAILED_PRECONDITION") else 500, str(exc))
         ws = web.WebSocketResponse(protocols=_PROTOCOLS, max_msg_size=0)
         await ws.prepare(req)
-        await relay_stream(ws, url)
+        await relay_stream(ws, url, StreamOptions(o.stdin, o.stdout, o.stderr, o.tty))
         return ws
 
     async def port_forward(self, req: web.Request) -> web.StreamResponse:
