@@ -35,8 +35,8 @@ from pyk3s.api.hooks import KindHooks
 from pyk3s.api.namespaces import NamespaceGate
 from pyk3s.api.openapi import OPENAPI_V2_PROTOBUF, OpenApiV3, openapi_v2_stub
 from pyk3s.api.query import TableRequest
-from pyk3s.api.registry import Registry, WriteOptions
-from pyk3s.api.request import ApiRequest, ApiResponse
+from pyk3s.api.registry import Registry
+from pyk3s.api.request import ApiRequest, ApiResponse, WriteOptions
 from pyk3s.api.resources import ResourceInfo, ResourceTable
 from pyk3s.api.store.base import Store, Unavailable
 from pyk3s.api.subresources import Subresources

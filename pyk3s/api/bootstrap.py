@@ -9,7 +9,7 @@ import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from pyk3s.api.errors import ApiError
-from pyk3s.api.registry import WriteOptions
+from pyk3s.api.request import WriteOptions
 
 if TYPE_CHECKING:
     from pyk3s.api.app import ApiServer

@@ -14,9 +14,9 @@ from pyk3s.api import patch as patchlib
 from pyk3s.api.bodies import decode_body, media_type, parse_json, parse_yaml
 from pyk3s.api.codec import decode_kv, dumps, kv_json, now_rfc3339
 from pyk3s.api.errors import ApiError, bad_request, conflict, status_success, unsupported_media_type
+from pyk3s.api.invalid import invalid_field
 from pyk3s.api.query import go_bool, query_bool, query_int, table_request
-from pyk3s.api.registry import WriteOptions, invalid_field
-from pyk3s.api.request import ApiRequest, ApiResponse
+from pyk3s.api.request import ApiRequest, ApiResponse, WriteOptions
 from pyk3s.api.resources import ResourceInfo
 from pyk3s.api.selectors import parse_field_selector, parse_label_selector
 from pyk3s.api.store.base import Compacted

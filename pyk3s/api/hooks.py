@@ -18,6 +18,7 @@ from pyk3s.api.allocation import Allocation, AllocationError
 from pyk3s.api.codec import now_rfc3339
 from pyk3s.api.crds import crd_status, validate_crd
 from pyk3s.api.errors import forbidden
+from pyk3s.api.invalid import invalid_field
 from pyk3s.api.resources import ResourceInfo
 from pyk3s.api.store.base import NotFound
 
@@ -95,8 +96,6 @@ class KindHooks:
             _drop_type_dependent(new, old)
             _keep_allocated(new, old)
         elif key == _CRDS:
-            from pyk3s.api.registry import invalid_field
-
             problems = validate_crd(new)
             if problems:
                 fld, value, msg = problems[0]
@@ -128,8 +127,6 @@ class KindHooks:
             try:
                 return await self.api.allocator.allocate(new, old, owner)
             except AllocationError as e:
-                from pyk3s.api.registry import invalid_field
-
                 raise invalid_field(info, meta.get("name", ""), e.field, e.value, e.message, e.reason) from None
         if key == _CRDS:
             new["status"] = crd_status(new, old, now_rfc3339())

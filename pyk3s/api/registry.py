@@ -17,13 +17,15 @@ import copy
 import json
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pyk3s.api import admission
 from pyk3s.api import patch as patchlib
 from pyk3s.api.codec import decode_kv, encode_object, now_rfc3339
-from pyk3s.api.errors import ApiError, already_exists, bad_request, conflict, expired, invalid, not_found
+from pyk3s.api.errors import already_exists, bad_request, conflict, expired, not_found
+from pyk3s.api.invalid import invalid_field, invalid_object
+from pyk3s.api.request import WriteOptions
 from pyk3s.api.resources import ResourceInfo
 from pyk3s.api.selectors import FieldSelector, LabelSelector
 from pyk3s.api.store.base import Compacted, Conflict, KeyExists, KeyValue, NotFound
@@ -39,36 +41,10 @@ _RETRIES = 8
 
 
 @dataclass(slots=True)
-class WriteOptions:
-    dry_run: bool = False
-    field_manager: str = ""
-    field_validation: str = "Warn"  # Strict | Warn | Ignore
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass(slots=True)
 class ListResult:
     revision: int
     kvs: list[KeyValue]
     continue_token: str = ""
-
-
-def _causes(causes: list[Any]) -> list[dict[str, str]]:
-    return [{"reason": c.reason, "message": c.message, "field": c.field} for c in causes]
-
-
-def _invalid(info: ResourceInfo, name: str, causes: list[Any]) -> ApiError:
-    msg = admission.format_invalid_message(info.kind, info.group, name, causes)
-    return invalid(info.kind, info.group, name, msg, _causes(causes))
-
-
-def invalid_field(info: ResourceInfo, name: str, fld: str, value: Any, message: str,
-                  reason: str = "FieldValueInvalid") -> ApiError:
-    detail = message if reason == "FieldValueRequired" else f"Invalid value: {json.dumps(value)}: {message}"
-    if reason == "FieldValueRequired":
-        detail = f"Required value: {message}"
-    cause = admission.Cause(reason=reason, message=detail, field=fld)
-    return _invalid(info, name, [cause])
 
 
 def encode_continue(rev: int, key: str) -> str:
@@ -209,7 +185,7 @@ class Registry:
             meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
         causes = admission.validate(info.gvk, obj, None)
         if causes:
-            raise _invalid(info, meta.get("name", ""), causes)
+            raise invalid_object(info, meta.get("name", ""), causes)
         hooks = api.hooks
         await hooks.validate(info, obj, None)
         if not managed_done:
@@ -309,7 +285,7 @@ class Registry:
             # A binding is the one sanctioned change of a pod's spec.nodeName; pod update rules forbid it.
             causes = admission.validate(info.gvk, new, old) if subresource != "binding" else []
             if causes:
-                raise _invalid(info, name, causes)
+                raise invalid_object(info, name, causes)
             bump_generation(info, old, new)
             now = now_rfc3339()
             if not managed_done:

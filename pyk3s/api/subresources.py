@@ -25,6 +25,7 @@ from pyk3s.api.handlers import (
     patcher,
     write_options,
 )
+from pyk3s.api.invalid import invalid_field
 from pyk3s.api.request import ApiRequest, ApiResponse
 from pyk3s.api.resources import ResourceInfo
 from pyk3s.api.selectors import label_selector_string
@@ -149,8 +150,6 @@ class Subresources:
                 raise conflict(info.plural, info.group, name)
             replicas = (scale.get("spec") or {}).get("replicas")
             if not isinstance(replicas, int) or replicas < 0:
-                from pyk3s.api.registry import invalid_field
-
                 raise invalid_field(info, name, "spec.replicas", replicas, "must be greater than or equal to 0")
             if info.is_custom:
                 _set_path(old, info.scale_paths[0], replicas)
