@@ -1,7 +1,8 @@
 """Object storage with Kubernetes semantics on top of the revisioned store (spec 4, 5.1-5.4, 6.1-6.8).
 
-:class:`Registry` is transport-free: the request handlers call it and so do the edge (RBAC reads
-Roles, the exec proxy reads Pods) through ``ApiServer.registry_get/registry_list``.
+:class:`Registry` is transport-free: the request handlers and the subresources call it. It is given
+what it works with: the store, the resource catalog (to accept another served version of a kind), the
+kind hooks, the unknown-field checks and the namespace gate.
 
 Write pipeline (create and update alike): unknown-field check (fieldValidation) -> defaults ->
 server-owned metadata and status rules (:mod:`strategy`) -> validation (422) -> kind hooks
@@ -18,23 +19,24 @@ import json
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pyk3s.api import admission
 from pyk3s.api import patch as patchlib
+from pyk3s.api.catalog import ResourceCatalog
 from pyk3s.api.codec import decode_kv, encode_object, now_rfc3339
 from pyk3s.api.errors import already_exists, bad_request, conflict, expired, not_found
+from pyk3s.api.fieldcheck import FieldChecker
+from pyk3s.api.hooks import KindHooks
 from pyk3s.api.invalid import invalid_field, invalid_object
+from pyk3s.api.namespaces import NamespaceGate
 from pyk3s.api.request import WriteOptions
 from pyk3s.api.resources import ResourceInfo
 from pyk3s.api.selectors import FieldSelector, LabelSelector
-from pyk3s.api.store.base import Compacted, Conflict, KeyExists, KeyValue, NotFound
+from pyk3s.api.store.base import Compacted, Conflict, KeyExists, KeyValue, NotFound, Store
 from pyk3s.api.strategy import bump_generation, prepare_create, prepare_update, removable
 
-if TYPE_CHECKING:
-    from pyk3s.api.app import ApiServer
-
-__all__ = ["ListResult", "Registry", "WriteOptions"]
+__all__ = ["ListResult", "Registry", "present"]
 
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _RETRIES = 8
@@ -59,10 +61,22 @@ def decode_continue(token: str) -> tuple[int, str]:
         raise bad_request("continue key is not valid: incorrect encoded start resourceVersion") from None
 
 
+def present(info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
+    """The object as served at ``info``'s version (custom resources are stored at the version
+    they were written with; conversion strategy None only rewrites apiVersion)."""
+    if info.is_custom:
+        obj["apiVersion"] = info.api_version
+    return obj
+
+
 class Registry:
-    def __init__(self, api: ApiServer) -> None:
-        self.api = api
-        self.store = api.store
+    def __init__(self, store: Store, catalog: ResourceCatalog, hooks: KindHooks, fields: FieldChecker,
+                 namespaces: NamespaceGate) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.hooks = hooks
+        self.fields = fields
+        self.namespaces = namespaces
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -76,14 +90,7 @@ class Registry:
         return kv
 
     async def get(self, info: ResourceInfo, namespace: str | None, name: str) -> dict[str, Any]:
-        return self.present(info, decode_kv(await self.get_kv(info, namespace, name)))
-
-    def present(self, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
-        """The object as served at ``info``'s version (custom resources are stored at the version
-        they were written with; conversion strategy None only rewrites apiVersion)."""
-        if info.is_custom:
-            obj["apiVersion"] = info.api_version
-        return obj
+        return present(info, decode_kv(await self.get_kv(info, namespace, name)))
 
     async def list(
         self,
@@ -156,7 +163,6 @@ class Registry:
         *,
         managed_done: bool = False,
     ) -> dict[str, Any]:
-        api = self.api
         meta = obj.get("metadata")
         if not isinstance(meta, dict):
             meta = obj["metadata"] = {}
@@ -175,9 +181,9 @@ class Registry:
         if not meta.get("name") and not generated:
             raise invalid_field(info, "", "metadata.name", None, "name or generateName is required",
                                 "FieldValueRequired")
-        api.fields.check(info, obj, opts)
+        self.fields.check(info, obj, opts)
         if info.namespaced:
-            await api.namespaces.check_create(namespace or "")
+            await self.namespaces.check_create(namespace or "")
         now = now_rfc3339()
         admission.set_defaults(info.gvk, obj)
         prepare_create(info, obj, now)
@@ -186,7 +192,7 @@ class Registry:
         causes = admission.validate(info.gvk, obj, None)
         if causes:
             raise invalid_object(info, meta.get("name", ""), causes)
-        hooks = api.hooks
+        hooks = self.hooks
         await hooks.validate(info, obj, None)
         if not managed_done:
             meta["managedFields"] = patchlib.update_managed_fields(
@@ -218,7 +224,7 @@ class Registry:
     def _check_type(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
         if api_version and api_version != info.api_version:
-            other = self.api.resources.by_api_version_kind(api_version, kind or "")
+            other = self.catalog.table.by_api_version_kind(api_version, kind or "")
             if other is None or other.key_prefix != info.key_prefix:
                 raise bad_request(f"the API version in the data ({api_version}) does not match the expected "
                                   f"API version ({info.api_version})")
@@ -245,11 +251,10 @@ class Registry:
         """Update ``name`` with ``compute(current)``. A resourceVersion in the computed object that
         differs from the stored one is a conflict (409); a store conflict is one too when the
         caller named a resourceVersion (``precondition``), otherwise it is retried on a fresh copy."""
-        api = self.api
         key = info.key(namespace, name)
         for _ in range(_RETRIES):
             kv = await self.get_kv(info, namespace, name)
-            old = self.present(info, decode_kv(kv))
+            old = present(info, decode_kv(kv))
             new = compute(copy.deepcopy(old))
             if not isinstance(new, dict):
                 new = await new
@@ -270,7 +275,7 @@ class Registry:
             if rv and str(rv) != str(kv.mod_revision):
                 raise conflict(info.plural, info.group, name)
             if subresource is None:
-                api.fields.check(info, new, opts)
+                self.fields.check(info, new, opts)
             new = prepare_update(info, old, new, subresource)
             meta = new["metadata"]
             old_meta = old["metadata"]
@@ -280,7 +285,7 @@ class Registry:
                     raise invalid_field(info, name, "metadata.finalizers", added,
                                         "no new finalizers can be added if the object is being deleted",
                                         "FieldValueForbidden")
-            await api.hooks.validate(info, new, old)
+            await self.hooks.validate(info, new, old)
             admission.set_defaults(info.gvk, new)
             # A binding is the one sanctioned change of a pod's spec.nodeName; pod update rules forbid it.
             causes = admission.validate(info.gvk, new, old) if subresource != "binding" else []
@@ -308,30 +313,30 @@ class Registry:
                         raise conflict(info.plural, info.group, name) from None
                     continue
                 return new
-            alloc = await api.hooks.before_write(info, new, old)
+            alloc = await self.hooks.before_write(info, new, old)
             if opts.dry_run:
-                await api.hooks.undo(alloc)
+                await self.hooks.undo(alloc)
                 return new
             try:
                 out = await self.store.update(key, encode_object(new), kv.mod_revision)
             except (Conflict, NotFound) as e:
-                await api.hooks.undo(alloc)
+                await self.hooks.undo(alloc)
                 if isinstance(e, NotFound):
                     raise not_found(info.plural, info.group, name) from None
                 if precondition:
                     raise conflict(info.plural, info.group, name) from None
                 continue
             except BaseException:
-                await api.hooks.undo(alloc)
+                await self.hooks.undo(alloc)
                 raise
             meta["resourceVersion"] = str(out.mod_revision)
-            await api.hooks.after_write(info, new, old)
+            await self.hooks.after_write(info, new, old)
             return new
         raise conflict(info.plural, info.group, name)
 
     async def _remove(self, info: ResourceInfo, key: str, kv: KeyValue, obj: dict[str, Any]) -> KeyValue:
         out = await self.store.delete(key, kv.mod_revision)
-        await self.api.hooks.after_remove(info, obj)
+        await self.hooks.after_remove(info, obj)
         return out
 
     # --- delete -----------------------------------------------------------------------------------
@@ -346,7 +351,6 @@ class Registry:
     ) -> tuple[dict[str, Any], bool]:
         """Delete per DeleteOptions. Returns (object, removed): removed=False means the object stays
         with a deletionTimestamp (finalizers, graceful pod, terminating namespace)."""
-        api = self.api
         key = info.key(namespace, name)
         grace_opt = options.get("gracePeriodSeconds")
         policy = options.get("propagationPolicy")
@@ -358,7 +362,7 @@ class Registry:
         pre = options.get("preconditions") or {}
         for _ in range(_RETRIES):
             kv = await self.get_kv(info, namespace, name)
-            obj = self.present(info, decode_kv(kv))
+            obj = present(info, decode_kv(kv))
             meta = obj["metadata"]
             if pre.get("uid") and pre["uid"] != meta.get("uid"):
                 raise conflict(info.plural, info.group, name,
@@ -367,7 +371,7 @@ class Registry:
                 raise conflict(info.plural, info.group, name,
                                f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
                                f"ResourceVersion in object meta: {kv.mod_revision}")
-            await api.hooks.before_delete(info, obj)
+            await self.hooks.before_delete(info, obj)
             finalizers = list(meta.get("finalizers") or [])
             if policy == "Foreground" and "foregroundDeletion" not in finalizers:
                 finalizers.append("foregroundDeletion")
@@ -410,7 +414,7 @@ class Registry:
             except NotFound:
                 raise not_found(info.plural, info.group, name) from None
             nmeta["resourceVersion"] = str(out.mod_revision)
-            await api.hooks.after_write(info, new, obj)
+            await self.hooks.after_write(info, new, obj)
             return new, False
         raise conflict(info.plural, info.group, name)
 
