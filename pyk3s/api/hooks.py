@@ -1,7 +1,8 @@
 """Kind-specific steps of the write pipeline: Service allocation, CRD status and serving, namespace
-protection. :class:`KindHooks` is called by :class:`pyk3s.api.registry.Registry` at fixed points::
+protection. :class:`KindHooks` is called at fixed points of a write, by the admission pipeline
+(:func:`pyk3s.api.admit.admit`) and by :class:`pyk3s.api.registry.Registry`::
 
-    validate(info, new, old)      before admission validation (may fill values kept from ``old``)
+    validate(info, new, old)      before defaults and validation (may fill values kept from ``old``)
     before_write(info, new, old)  just before the store write; returns what to undo if it fails
     after_write(info, new, old)   after a successful write
     before_delete(info, obj)      before a DELETE is carried out (403 for system namespaces)
@@ -99,7 +100,9 @@ class KindHooks:
         if key == _SERVICES and old is not None:
             _drop_type_dependent(new, old)
             _keep_allocated(new, old)
-        elif key == _CRDS:
+        elif key == _CRDS and old is not None:
+            # A new CRD gets these checks from admission validation, which covers every one of them;
+            # an update answers with the first problem found here, before defaults fill the names.
             problems = validate_crd(new)
             if problems:
                 fld, value, msg = problems[0]

@@ -4,61 +4,39 @@
 what it works with: the store, the resource catalog (to accept another served version of a kind), the
 kind hooks, the unknown-field checks and the namespace gate.
 
-Write pipeline (create and update alike): unknown-field check (fieldValidation) -> defaults ->
-server-owned metadata and status rules (:mod:`strategy`) -> validation (422) -> kind hooks
-(Service allocation, CRD status) -> managedFields -> store. Updates without a resourceVersion
-precondition are retried on a store conflict with a fresh copy; with one they answer 409.
+A create or update settles the object's identity (kind, namespace, name; the resourceVersion an
+update names), runs the admission pipeline (:func:`pyk3s.api.admit.admit`, one for both) and stores
+the result between the kind hooks' ``before_write`` (Service allocation, CRD status) and
+``after_write``. Updates without a resourceVersion precondition are retried on a store conflict
+with a fresh copy; with one they answer 409. An update that leaves nothing to write answers the
+stored object; one that leaves a deleting object without finalizers removes it.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 import json
-import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
-from pyk3s.api import admission
-from pyk3s.api import patch as patchlib
+from pyk3s.api.admit import admit, generated_name
 from pyk3s.api.catalog import ResourceCatalog
 from pyk3s.api.codec import decode_kv, encode_object, now_rfc3339
 from pyk3s.api.errors import already_exists, bad_request, conflict, expired, not_found
 from pyk3s.api.fieldcheck import FieldChecker
 from pyk3s.api.hooks import KindHooks
-from pyk3s.api.invalid import invalid_field, invalid_object
+from pyk3s.api.invalid import invalid_field
 from pyk3s.api.namespaces import NamespaceGate
+from pyk3s.api.paging import ListResult, decode_continue, encode_continue
 from pyk3s.api.request import WriteOptions
 from pyk3s.api.resources import ResourceInfo
 from pyk3s.api.selectors import FieldSelector, LabelSelector
 from pyk3s.api.store.base import Compacted, Conflict, KeyExists, KeyValue, NotFound, Store
-from pyk3s.api.strategy import bump_generation, prepare_create, prepare_update, removable
+from pyk3s.api.strategy import removable
 
-__all__ = ["ListResult", "Registry", "present"]
+__all__ = ["Registry", "present"]
 
-_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _RETRIES = 8
-
-
-@dataclass(slots=True)
-class ListResult:
-    revision: int
-    kvs: list[KeyValue]
-    continue_token: str = ""
-
-
-def encode_continue(rev: int, key: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"v": 1, "rv": rev, "start": key}).encode()).decode().rstrip("=")
-
-
-def decode_continue(token: str) -> tuple[int, str]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        return int(data["rv"]), str(data["start"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise bad_request("continue key is not valid: incorrect encoded start resourceVersion") from None
 
 
 def present(info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
@@ -152,7 +130,7 @@ class Registry:
             return False
         return fields is None or fields.matches(obj)
 
-    # --- create -----------------------------------------------------------------------------------
+    # --- create and update ------------------------------------------------------------------------
 
     async def create(
         self,
@@ -163,9 +141,7 @@ class Registry:
         *,
         managed_done: bool = False,
     ) -> dict[str, Any]:
-        meta = obj.get("metadata")
-        if not isinstance(meta, dict):
-            meta = obj["metadata"] = {}
+        meta = _metadata(obj)
         self._check_type(info, obj)
         if info.namespaced:
             body_ns = meta.get("namespace")
@@ -181,59 +157,18 @@ class Registry:
         if not meta.get("name") and not generated:
             raise invalid_field(info, "", "metadata.name", None, "name or generateName is required",
                                 "FieldValueRequired")
-        self.fields.check(info, obj, opts)
-        if info.namespaced:
-            await self.namespaces.check_create(namespace or "")
-        now = now_rfc3339()
-        admission.set_defaults(info.gvk, obj)
-        prepare_create(info, obj, now)
-        if generated:
-            meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
-        causes = admission.validate(info.gvk, obj, None)
-        if causes:
-            raise invalid_object(info, meta.get("name", ""), causes)
-        hooks = self.hooks
-        await hooks.validate(info, obj, None)
-        if not managed_done:
-            meta["managedFields"] = patchlib.update_managed_fields(
-                None, obj, manager=opts.field_manager, operation="Update", api_version=info.api_version,
-                subresource=None, now=now)
-        if not meta.get("managedFields"):
-            meta.pop("managedFields", None)
+        obj = await self._admit(info, obj, None, opts, managed_done=managed_done)
+        meta = obj["metadata"]
         for attempt in range(5):
-            alloc = await hooks.before_write(info, obj, None)
-            if opts.dry_run:
-                await hooks.undo(alloc)
-                return obj
             try:
-                kv = await self.store.create(info.key(namespace, meta["name"]), encode_object(obj))
+                await self._write(info, info.key(namespace, meta["name"]), obj, None, opts)
             except KeyExists:
-                await hooks.undo(alloc)
                 if generated and attempt < 4:
-                    meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
+                    meta["name"] = generated_name(meta["generateName"])
                     continue
                 raise already_exists(info.plural, info.group, meta["name"]) from None
-            except BaseException:
-                await hooks.undo(alloc)
-                raise
-            meta["resourceVersion"] = str(kv.mod_revision)
-            await hooks.after_write(info, obj, None)
             return obj
         raise AssertionError("unreachable")
-
-    def _check_type(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
-        api_version, kind = obj.get("apiVersion"), obj.get("kind")
-        if api_version and api_version != info.api_version:
-            other = self.catalog.table.by_api_version_kind(api_version, kind or "")
-            if other is None or other.key_prefix != info.key_prefix:
-                raise bad_request(f"the API version in the data ({api_version}) does not match the expected "
-                                  f"API version ({info.api_version})")
-        if kind and kind != info.kind:
-            raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({info.kind})")
-        obj["apiVersion"] = info.api_version
-        obj["kind"] = info.kind
-
-    # --- update -----------------------------------------------------------------------------------
 
     async def update(
         self,
@@ -255,12 +190,9 @@ class Registry:
         for _ in range(_RETRIES):
             kv = await self.get_kv(info, namespace, name)
             old = present(info, decode_kv(kv))
-            new = compute(copy.deepcopy(old))
-            if not isinstance(new, dict):
-                new = await new
-            meta = new.get("metadata")
-            if not isinstance(meta, dict):
-                meta = new["metadata"] = {}
+            computed = compute(copy.deepcopy(old))
+            new = computed if isinstance(computed, dict) else await computed
+            meta = _metadata(new)
             if meta.get("name", name) != name:
                 raise bad_request(f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})")
             meta["name"] = name
@@ -274,33 +206,8 @@ class Registry:
             rv = meta.get("resourceVersion")
             if rv and str(rv) != str(kv.mod_revision):
                 raise conflict(info.plural, info.group, name)
-            if subresource is None:
-                self.fields.check(info, new, opts)
-            new = prepare_update(info, old, new, subresource)
-            meta = new["metadata"]
-            old_meta = old["metadata"]
-            if old_meta.get("deletionTimestamp"):
-                added = [f for f in meta.get("finalizers") or [] if f not in (old_meta.get("finalizers") or [])]
-                if added:
-                    raise invalid_field(info, name, "metadata.finalizers", added,
-                                        "no new finalizers can be added if the object is being deleted",
-                                        "FieldValueForbidden")
-            await self.hooks.validate(info, new, old)
-            admission.set_defaults(info.gvk, new)
-            # A binding is the one sanctioned change of a pod's spec.nodeName; pod update rules forbid it.
-            causes = admission.validate(info.gvk, new, old) if subresource != "binding" else []
-            if causes:
-                raise invalid_object(info, name, causes)
-            bump_generation(info, old, new)
-            now = now_rfc3339()
-            if not managed_done:
-                managed = patchlib.update_managed_fields(
-                    old, new, manager=opts.field_manager, operation=operation, api_version=info.api_version,
-                    subresource=subresource, now=now)
-                if managed:
-                    meta["managedFields"] = managed
-                else:
-                    meta.pop("managedFields", None)
+            new = await self._admit(info, new, old, opts, subresource=subresource, operation=operation,
+                                    managed_done=managed_done)
             if _same(old, new):
                 return old
             if removable(info, new):
@@ -313,26 +220,55 @@ class Registry:
                         raise conflict(info.plural, info.group, name) from None
                     continue
                 return new
-            alloc = await self.hooks.before_write(info, new, old)
-            if opts.dry_run:
-                await self.hooks.undo(alloc)
-                return new
             try:
-                out = await self.store.update(key, encode_object(new), kv.mod_revision)
-            except (Conflict, NotFound) as e:
-                await self.hooks.undo(alloc)
-                if isinstance(e, NotFound):
-                    raise not_found(info.plural, info.group, name) from None
+                await self._write(info, key, new, old, opts, kv.mod_revision)
+            except NotFound:
+                raise not_found(info.plural, info.group, name) from None
+            except Conflict:
                 if precondition:
                     raise conflict(info.plural, info.group, name) from None
                 continue
-            except BaseException:
-                await self.hooks.undo(alloc)
-                raise
-            meta["resourceVersion"] = str(out.mod_revision)
-            await self.hooks.after_write(info, new, old)
             return new
         raise conflict(info.plural, info.group, name)
+
+    async def _admit(self, info: ResourceInfo, new: dict[str, Any], old: dict[str, Any] | None, opts: WriteOptions,
+                     *, subresource: str | None = None, operation: str = "Update",
+                     managed_done: bool = False) -> dict[str, Any]:
+        return await admit(info, new, old, opts, hooks=self.hooks, fields=self.fields, namespaces=self.namespaces,
+                           subresource=subresource, operation=operation, managed_done=managed_done)
+
+    async def _write(self, info: ResourceInfo, key: str, new: dict[str, Any], old: dict[str, Any] | None,
+                     opts: WriteOptions, revision: int | None = None) -> None:
+        """Store ``new`` at ``key`` (a new key when ``revision`` is None, else over that revision)
+        between the kind hooks' before_write and after_write; what before_write allocated is
+        released when nothing is stored (dry run, failure)."""
+        alloc = await self.hooks.before_write(info, new, old)
+        if opts.dry_run:
+            await self.hooks.undo(alloc)
+            return
+        try:
+            value = encode_object(new)
+            if revision is None:
+                kv = await self.store.create(key, value)
+            else:
+                kv = await self.store.update(key, value, revision)
+        except BaseException:
+            await self.hooks.undo(alloc)
+            raise
+        new["metadata"]["resourceVersion"] = str(kv.mod_revision)
+        await self.hooks.after_write(info, new, old)
+
+    def _check_type(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
+        api_version, kind = obj.get("apiVersion"), obj.get("kind")
+        if api_version and api_version != info.api_version:
+            other = self.catalog.table.by_api_version_kind(api_version, kind or "")
+            if other is None or other.key_prefix != info.key_prefix:
+                raise bad_request(f"the API version in the data ({api_version}) does not match the expected "
+                                  f"API version ({info.api_version})")
+        if kind and kind != info.kind:
+            raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({info.kind})")
+        obj["apiVersion"] = info.api_version
+        obj["kind"] = info.kind
 
     async def _remove(self, info: ResourceInfo, key: str, kv: KeyValue, obj: dict[str, Any]) -> KeyValue:
         out = await self.store.delete(key, kv.mod_revision)
@@ -429,6 +365,13 @@ class Registry:
             return max(0, int(requested))
         tgp = spec.get("terminationGracePeriodSeconds")
         return 30 if tgp is None else max(0, int(tgp))
+
+
+def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = obj["metadata"] = {}
+    return meta
 
 
 def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
