@@ -28,7 +28,8 @@ from typing import Any
 from pyk3s.client import NotFound
 from pyk3s.client.controller import Result
 
-from .base import Loop
+from .common.loop import Loop
+from .common.settings import ControllerSettings
 from .expectations import Expectations
 from .hashing import template_hash
 from .objects import (
@@ -49,7 +50,6 @@ from .placement import affinity_matches, untolerated_taint
 from .podutil import available_in, is_available, is_ready
 from .replicaset import claim_pods
 from .rollout import resolve_int_or_percent
-from .settings import ControllerSettings
 
 __all__ = [
     "DAEMON_TOLERATIONS",

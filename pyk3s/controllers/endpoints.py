@@ -30,7 +30,8 @@ from typing import Any
 from pyk3s.client import AlreadyExists, NotFound
 from pyk3s.client.controller import Result
 
-from .base import Loop
+from .common.loop import Loop
+from .common.settings import ControllerSettings
 from .objects import (
     Obj,
     deep_copy,
@@ -43,7 +44,6 @@ from .objects import (
     uid_of,
 )
 from .podutil import is_ready, is_terminal
-from .settings import ControllerSettings
 
 __all__ = [
     "EndpointsController",

@@ -26,10 +26,10 @@ from pyk3s.client import ApiError, NotFound
 from pyk3s.client.controller import Result
 from pyk3s.client.informer import Informer
 
-from .base import Loop
+from .common.loop import Loop
+from .common.settings import ControllerSettings
 from .discovery import ApiResource, discover
 from .objects import Obj, is_deleting, key_of, name_of, namespace_of, split_key, uid_of
-from .settings import ControllerSettings
 
 __all__ = ["GarbageCollector", "owner_verdict"]
 

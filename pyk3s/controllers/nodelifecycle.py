@@ -25,7 +25,8 @@ from typing import Any
 from pyk3s.client import NotFound
 from pyk3s.client.controller import Result
 
-from .base import Loop
+from .common.loop import Loop
+from .common.settings import ControllerSettings
 from .objects import (
     deep_copy,
     format_time,
@@ -37,7 +38,6 @@ from .objects import (
 )
 from .placement import TAINT_NOT_READY, TAINT_UNREACHABLE, node_ready_status, tolerates
 from .podutil import is_terminal
-from .settings import ControllerSettings
 
 __all__ = ["NodeLifecycleController", "eviction_time", "last_heartbeat", "stale_conditions", "wanted_taints"]
 

@@ -32,11 +32,11 @@ from typing import Any
 from pyk3s.client import ApiError, NotFound, now_rfc3339
 from pyk3s.client.controller import Result
 
-from .base import Loop
+from .common.loop import Loop
+from .common.settings import ControllerSettings
 from .objects import Obj, get_condition, is_deleting, key_of, name_of, namespace_of, set_condition, uid_of
 from .placement import TAINT_UNSCHEDULABLE, affinity_matches, effective_taints, tolerates, untolerated_taint
 from .podutil import is_terminal
-from .settings import ControllerSettings
 
 __all__ = ["Decision", "SchedulerController", "filter_node", "host_ports", "schedule"]
 
