@@ -17,7 +17,7 @@ import os
 import platform
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,7 @@ class NodeIdentity:
 
 
 def resolve_node_name(flag: str | None, with_node_id: bool, agent_dir: Path,
-                      env: dict[str, str] | None = None, hostname: str | None = None) -> NodeIdentity:
+                      env: Mapping[str, str] | None = None, hostname: str | None = None) -> NodeIdentity:
     env = os.environ if env is None else env
     name = (flag or env.get("K3S_NODE_NAME") or env.get("PYK3S_NODE_NAME") or hostname or socket.gethostname()).lower()
     warnings = []

@@ -207,7 +207,7 @@ class GarbageCollector(Loop):
         uid = uid_of(owner)
         blocking = 0
         for dep_res, dep in self._dependents(uid):
-            ref = next((r for r in (dep.get("metadata") or {}).get("ownerReferences") or [] if r.get("uid") == uid), {})
+            ref: dict[str, Any] = next((r for r in (dep.get("metadata") or {}).get("ownerReferences") or [] if r.get("uid") == uid), {})
             if ref.get("blockOwnerDeletion"):
                 blocking += 1
             if is_deleting(dep):
