@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from pyk3s.k3s.names import LAST_APPLIED_ANNOTATION
+
 from .hashing import template_hash
 from .objects import (
     Obj,
@@ -59,7 +61,7 @@ DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 HASH_LABEL = "pod-template-hash"
 _SKIP_COPY = {
-    "kubectl.kubernetes.io/last-applied-configuration",
+    LAST_APPLIED_ANNOTATION,
     REVISION,
     REVISION_HISTORY,
     DESIRED_REPLICAS,

@@ -12,15 +12,18 @@ from typing import Any
 from pyk3s.agent.config import NodeConfig
 from pyk3s.agent.run import AgentSettings
 from pyk3s.api.server import ServerApiSettings
-from pyk3s.controllers.common.settings import ControllerSettings, DeploySettings, ServiceLBSettings
+from pyk3s.controllers.common.settings import (
+    KLIPPER_LB_IMAGE,
+    ControllerSettings,
+    DeploySettings,
+    ServiceLBSettings,
+)
 from pyk3s.k3s.network import DEFAULT_CLUSTER_DOMAIN, ClusterNetwork
 from pyk3s.k3s.paths import default_data_dir, default_kubeconfig_path
 from pyk3s.k3s.token import read_token_flags
 from pyk3s.manifests.stage import StageSettings
 
-__all__ = ["KLIPPER_LB_IMAGE", "ServerConfig", "ServerConfigError", "cluster_dns_default", "parse_cidrs"]
-
-KLIPPER_LB_IMAGE = "rancher/klipper-lb:v0.4.13"
+__all__ = ["ServerConfig", "ServerConfigError", "cluster_dns_default", "parse_cidrs"]
 
 
 class ServerConfigError(Exception):

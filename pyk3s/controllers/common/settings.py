@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ControllerSettings", "DeploySettings", "ServiceLBSettings"]
+__all__ = ["KLIPPER_LB_IMAGE", "ControllerSettings", "DeploySettings", "ServiceLBSettings"]
+
+KLIPPER_LB_IMAGE = "rancher/klipper-lb:v0.4.13"
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +27,7 @@ class ServiceLBSettings:
     """Where ServiceLB's svclb DaemonSets live and which klipper-lb image they run."""
 
     namespace: str = "kube-system"
-    image: str = "rancher/klipper-lb:v0.4.13"
+    image: str = KLIPPER_LB_IMAGE  # prefixed with --system-default-registry
     default_priority_class: str = "system-node-critical"
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from pyk3s.cli.flag_tables import SERVER_FLAGS
 from pyk3s.cli.flags import parse_flags
-from pyk3s.server.config import KLIPPER_LB_IMAGE, ServerConfig
+from pyk3s.controllers.common.settings import KLIPPER_LB_IMAGE
+from pyk3s.server.config import ServerConfig
 from pyk3s.server.controlplane import enabled_controllers
 
 
