@@ -41,13 +41,14 @@ from pyk3s.k3s.node import (
     stored_password_hash,
     verify_password,
 )
+from pyk3s.k3s.version import PYK3S_VERSION, RELEASE
 
 __all__ = ["KUBELET_VERSION", "NodeError", "NodeIdentity", "build_node", "detect_node_ip",
            "ensure_node_password", "node_labels", "resolve_node_name", "NodeAgent"]
 
 log = logging.getLogger("pyk3s.agent.node")
-KUBELET_VERSION = "v1.32.4+pyk3s1"
-RUNTIME_VERSION = "pyk3s://0.1.0"
+KUBELET_VERSION = RELEASE
+RUNTIME_VERSION = f"pyk3s://{PYK3S_VERSION}"
 
 
 class NodeError(RuntimeError):

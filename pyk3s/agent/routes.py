@@ -15,12 +15,11 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from pyk3s.agent.cni.ipcmd import CniError, ip, ip_json
+from pyk3s.agent.cni.ipcmd import ROUTE_PROTO, CniError, ip, ip_json
 
-__all__ = ["ROUTE_PROTO", "desired_routes", "run_route_sync", "sync_routes"]
+__all__ = ["desired_routes", "run_route_sync", "sync_routes"]
 
 log = logging.getLogger("pyk3s.agent.routes")
-ROUTE_PROTO = "201"
 
 
 def _internal_ipv4(node: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@
 * :mod:`.names`: label, annotation and object names that more than one package writes or reads.
 * :mod:`.network`: the cluster network's K3s defaults (10.42.0.0/16, 10.43.0.0/16, 10.43.0.10, cluster.local).
 * :mod:`.paths`: where state and configuration live (data dir, kubeconfig, config file).
+* :mod:`.version`: pyk3s's version and the Kubernetes release it reports.
 
 Nothing here imports another pyk3s package, so any layer may use it.
 """
