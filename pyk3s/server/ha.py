@@ -48,6 +48,7 @@ BOOTSTRAP_KEY = "/bootstrap/pyk3s"
 BOOTSTRAP_FILES = ("server-ca.crt", "server-ca.key", "client-ca.crt", "client-ca.key", "service.key")
 CRITICAL_CONFIGMAP = "pyk3s-critical-config"
 ENDPOINT_LEASE_SECONDS = 15
+APISERVER_LABEL = "pyk3s.io/apiserver"  # on each server's apiserver Lease
 ENDPOINT_RENEW_SECONDS = 5.0
 
 
@@ -185,7 +186,7 @@ async def other_live_servers(client: Client, cfg: ServerConfig) -> list[str]:
     """Names of the fresh apiserver Leases of servers other than this one."""
     leases = client.resource("coordination.k8s.io/v1", "leases")
     own = apiserver_lease_name(lease_identity(cfg))
-    items = (await leases.list("kube-system", label_selector="pyk3s.io/apiserver=true")).get("items") or []
+    items = (await leases.list("kube-system", label_selector=f"{APISERVER_LABEL}=true")).get("items") or []
     now = time.time()
     return [item["metadata"]["name"] for item in items if item["metadata"]["name"] != own and _fresh(item, now)]
 
@@ -216,7 +217,7 @@ async def run_apiserver_endpoints(client: Client, identity: str, address: str, p
     leases = client.resource("coordination.k8s.io/v1", "leases")
     eps = client.resource("v1", "endpoints")
     name = apiserver_lease_name(identity)
-    labels = {"k8s.io/component": "kube-apiserver", "pyk3s.io/apiserver": "true"}
+    labels = {"k8s.io/component": "kube-apiserver", APISERVER_LABEL: "true"}
     while True:
         try:
             spec = {"holderIdentity": f"{address}:{port}", "leaseDurationSeconds": ENDPOINT_LEASE_SECONDS,
@@ -229,7 +230,7 @@ async def run_apiserver_endpoints(client: Client, identity: str, address: str, p
                 await leases.create({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                                      "metadata": {"name": name, "namespace": "kube-system", "labels": labels},
                                      "spec": spec}, "kube-system")
-            live = (await leases.list("kube-system", label_selector="pyk3s.io/apiserver=true"))["items"]
+            live = (await leases.list("kube-system", label_selector=f"{APISERVER_LABEL}=true"))["items"]
             now = time.time()
             members = sorted({(lease["spec"]["holderIdentity"]) for lease in live if _fresh(lease, now)
                               and ":" in (lease.get("spec") or {}).get("holderIdentity", "")})
