@@ -4,8 +4,10 @@ with ``pyk3s`` for ``k3s``)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = ["DEFAULT_PAUSE_IMAGE", "DEFAULT_REGISTRIES", "ContainerdPaths", "RuntimeSettings", "state_dir_for"]
 
@@ -87,11 +89,12 @@ CONTAINER_RUNTIME_MODES = ("auto", "containerd", "none")
 DEFAULT_RUNTIMES = ("process", "containerd")
 
 
-def runtime_settings(flags: object) -> RuntimeSettings:
-    """The settings from parsed agent flags (``--container-runtime-endpoint``, ``--pause-image``, …);
+def runtime_settings(flags: Mapping[str, Any]) -> RuntimeSettings:
+    """The settings from parsed agent flag values (``container_runtime_endpoint``, ``pause_image``, …);
     ValueError for a value out of range."""
     def get(name: str, default: object = None) -> object:
-        return getattr(flags, name, default)
+        value = flags.get(name)
+        return default if value is None else value
 
     mode = str(get("container_runtime") or "auto")
     if mode not in CONTAINER_RUNTIME_MODES:

@@ -141,8 +141,8 @@ class Kubelet:
         worker = self._new_worker(pod)
         self.workers[uid] = worker
         worker.start()
-        assert worker.task is not None
-        worker.task.add_done_callback(lambda _t, u=uid: self.done_uids.add(u))  # type: ignore[misc]
+        if worker.task is not None:
+            worker.task.add_done_callback(lambda _t: self.done_uids.add(uid))
 
 
     def _new_worker(self, pod: dict) -> PodWorker:

@@ -32,7 +32,7 @@ class ContainerState:
     extra: dict = field(default_factory=dict)
 
     def to_status(self) -> dict:
-        st: dict[str, Any]
+        st: dict[str, dict[str, Any]]
         if self.state == "running":
             st = {"running": {"startedAt": self.started_at}}
         elif self.state == "terminated":
