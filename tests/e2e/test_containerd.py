@@ -243,13 +243,19 @@ def test_logs_follow_exec_tty_and_port_forward(cluster: ServerProcess) -> None:
 
 
 def test_probes_and_restarts(cluster: ServerProcess) -> None:
+    work = [{"name": "work", "mountPath": "/work"}]
     apply(cluster, pod("probed", [{
-        "name": "c", "image": BOX_IMAGE, "imagePullPolicy": "IfNotPresent",
-        "command": ["sh", "-c", "touch /tmp/alive; httpd -p 8080 -h /etc; sleep 3600"],
+        "name": "c", "image": BOX_IMAGE, "imagePullPolicy": "IfNotPresent", "volumeMounts": work,
+        "command": ["sh", "-c", "cat /work/marker; touch /tmp/alive; httpd -p 8080 -h /etc; sleep 3600"],
         "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
         "livenessProbe": {"exec": {"command": ["test", "-e", "/tmp/alive"]}, "periodSeconds": 1,
-                          "failureThreshold": 2}}]))
+                          "failureThreshold": 2}}],
+        initContainers=[{"name": "init", "image": BOX_IMAGE, "imagePullPolicy": "IfNotPresent", "volumeMounts": work,
+                         "command": ["sh", "-c", "echo init ran > /work/marker"]}],
+        volumes=[{"name": "work", "emptyDir": {}}]))
     ready(cluster, "probed")
+    assert get(cluster, "probed")["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"] == "Completed"
+    assert cluster.kubectl("logs", "probed").out == "init ran\n"
     cluster.kubectl("exec", "probed", "--", "rm", "/tmp/alive")
 
     def restarted() -> dict | None:
@@ -257,6 +263,7 @@ def test_probes_and_restarts(cluster: ServerProcess) -> None:
         return st if st["restartCount"] >= 1 and st.get("ready") else None
     st = cluster.wait_for(restarted, timeout=60, what="liveness restart")
     assert st["lastState"]["terminated"]["exitCode"] in (137, 143)
+    assert cluster.kubectl("logs", "probed", "--previous").out == "init ran\n"
     events = cluster.kubectl("get", "events", "--field-selector", "involvedObject.name=probed").out
     assert "Liveness probe failed" in events
 
