@@ -135,14 +135,14 @@ class Node:
             self.proc.wait(10)
 
 
-@dataclass
-
 def _runtime_default(args: Sequence[str]) -> list[str]:
     """Throwaway nodes run the process runtime only unless the arguments choose a container runtime."""
     if any(a.startswith(("--container-runtime", "--default-runtime")) for a in args):
         return []
     return ["--container-runtime", "none"]
 
+
+@dataclass
 class Cluster:
     """``nodes`` nodes: the first ``servers`` run ``pyk3s server``, the others agents. ``server_args`` go
     to every ``pyk3s server``; several servers need a shared ``datastore_endpoint``."""
