@@ -17,7 +17,7 @@ from pyk3s.agent.kubelet.dnsfiles import node_resolv_conf
 from pyk3s.agent.kubelet.kubelet import Kubelet, delete_pod_now, write_pod_status
 from pyk3s.agent.kubelet.server import KubeletServer, server_ssl_context
 from pyk3s.agent.kubelet.volumes import VolumeSources
-from pyk3s.agent.kubelet.worker import KubeletContext
+from pyk3s.agent.kubelet.worker import KubeletContext, PodWorker
 from pyk3s.agent.node import NodeAgent, detect_node_ip, node_labels, resolve_node_name
 from pyk3s.agent.proxy.apply import delete_table
 from pyk3s.agent.proxy.compile import ProxyConfig
@@ -106,6 +106,18 @@ def _cri_runtime(settings: AgentSettings) -> Any:
     return CriRuntime(rt, rt.endpoint or str(ContainerdPaths(Path(settings.data_dir)).socket))
 
 
+def _pod_worker(ctx: KubeletContext, pod: dict) -> PodWorker:
+    """The worker of the runtime the pod gets (see :func:`pyk3s.agent.cri.runtime.pick_runtime`)."""
+    from pyk3s.agent.cri.runtime import pick_runtime
+
+    kind, handler = pick_runtime(pod, ctx.cri, ctx.runtime_handlers())
+    if kind == "cri":
+        from pyk3s.agent.cri.worker import CriPodWorker
+
+        return CriPodWorker(ctx, pod, ctx.cri, handler)
+    return PodWorker(ctx, pod)
+
+
 async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | None = None) -> None:
     agent_dir = Path(settings.data_dir) / "agent"
     agent_dir.mkdir(parents=True, exist_ok=True)
@@ -165,6 +177,8 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
     ctx.runtime_handlers = lambda: {o["metadata"]["name"]: o.get("handler", "") for o in rc_inf.list()}
     cri = _cri_runtime(settings)
     ctx.cri = cri
+    if cri is not None:
+        ctx.worker_factory = _pod_worker
     kubelet = Kubelet(ctx, client, pods_inf)
     server = KubeletServer(kubelet)
     ssl_ctx = server_ssl_context(certs.serving_cert, certs.serving_key, certs.client_ca or None) \
@@ -175,6 +189,7 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
 
     table = settings.nft_table or nft_table_for(settings.bridge_name)
     runtime_task: asyncio.Task[None] | None = None
+    cleanup_task: asyncio.Task[None] | None = None
     try:
         node_agent = NodeAgent(client, name, agent_dir=agent_dir, cluster_cidr=cluster_cidr, internal=internal,
                                external=settings.node_external_ips,
@@ -187,10 +202,12 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
         ctx.bridge = bridge
         ctx.ipam = HostLocalIpam(agent_dir / "ipam" / settings.bridge_name, pod_cidr)
         if cri is not None:
-            from pyk3s.agent.cri.runtime import start_runtime
+            from pyk3s.agent.cri.runtime import cleanup_sandboxes, start_runtime
 
             runtime_task = asyncio.create_task(start_runtime(cri, Path(settings.data_dir), bridge, ctx.ipam.dir),
                                                name="containerd")
+            cleanup_task = asyncio.create_task(cleanup_sandboxes(cri, name, lambda: set(kubelet.workers)),
+                                               name="old sandboxes")
         proxier = Proxier(ProxyConfig(name, settings.cluster_cidrs, settings.service_cidrs, settings.bridge_name,
                                       table), svc_inf, slice_inf, pods_inf)
         for inf in (pods_inf, svc_inf, slice_inf, rc_inf):
@@ -201,8 +218,9 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
             tg.create_task(proxier.run(), name="proxy")
             tg.create_task(run_route_sync(client, name, cluster_cidrs=settings.cluster_cidrs), name="pod routes")
     finally:
-        if runtime_task is not None:
-            runtime_task.cancel()
+        for task in (runtime_task, cleanup_task):
+            if task is not None:
+                task.cancel()
         if cri is not None:
             await cri.close()
         for inf in (pods_inf, svc_inf, slice_inf, rc_inf):

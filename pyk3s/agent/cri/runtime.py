@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from pyk3s.agent.cri.registries import RegistriesConfig, RegistryError, load_reg
 from pyk3s.agent.cri.settings import ContainerdPaths, RuntimeSettings
 from pyk3s.images import resolve_image
 
-__all__ = ["PROCESS_HANDLER", "CriRuntime", "pick_runtime", "start_runtime"]
+__all__ = ["PROCESS_HANDLER", "CriRuntime", "cleanup_sandboxes", "pick_runtime", "start_runtime"]
 
 log = logging.getLogger("pyk3s.agent.containerd")
 
@@ -125,6 +126,25 @@ async def _wait_answering(client: Any, timeout: float = 30.0) -> str:
             if loop.time() > deadline:
                 raise
             await asyncio.sleep(0.05)
+
+
+async def cleanup_sandboxes(runtime: CriRuntime, node_name: str, live: Callable[[], set[str]]) -> None:
+    """Once the runtime is up: remove this node's sandboxes whose pod has no worker here (left by an
+    earlier run of the agent; their pods, if still bound here, get fresh sandboxes)."""
+    from pyk3s.agent.cri.client import CriError
+    from pyk3s.agent.cri.spec import LABEL_NODE, LABEL_POD_UID
+
+    if not await runtime.wait_ready(asyncio.Event()) or runtime.client is None:
+        return
+    try:
+        for sb in await runtime.client.list_pod_sandboxes({LABEL_NODE: node_name}):
+            if sb.labels.get(LABEL_POD_UID) in live():
+                continue
+            await runtime.client.stop_pod_sandbox(sb.id)
+            await runtime.client.remove_pod_sandbox(sb.id)
+            log.info("kubelet: removed sandbox %s of a pod no longer on this node", sb.id[:12])
+    except CriError as exc:
+        log.warning("kubelet: cleaning up old sandboxes: %s", exc)
 
 
 async def start_runtime(runtime: CriRuntime, data_dir: Path, bridge: BridgeConfig, ipam_dir: Path) -> None:

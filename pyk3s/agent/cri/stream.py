@@ -12,14 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
+from pyk3s.agent.cri.client import CriError
+from pyk3s.agent.kubelet.server import PROTOCOLS, status_response
 from pyk3s.agent.kubelet.streams import StreamOptions, status_message
 from pyk3s.api.spdy import DataReceived, SpdyConnection, StreamReset
 
-__all__ = ["relay_stream"]
+__all__ = ["relay_stream", "serve_stream"]
 
 log = logging.getLogger("pyk3s.agent.kubelet")
 
@@ -113,3 +116,25 @@ async def relay_stream(ws: web.WebSocketResponse, url: str, opts: StreamOptions)
         if writer is not None:
             writer.close()
         await ws.close()
+
+
+async def serve_stream(req: web.Request, client: Any, container_id: str, running: bool,
+                       command: list[str] | None) -> web.StreamResponse:
+    """The kubelet API's exec (``command``) or attach (None) of a CRI container."""
+    if not running:
+        return status_response(400, f"container {req.match_info['container']} is not running")
+    if command is not None and not command:
+        return status_response(400, "you must specify at least 1 command")
+    o = StreamOptions.from_query(req.query)
+    try:
+        if command is not None:
+            url = await client.exec_url(container_id, command, tty=o.tty, stdin=o.stdin, stdout=o.stdout,
+                                        stderr=o.stderr)
+        else:
+            url = await client.attach_url(container_id, tty=o.tty, stdin=o.stdin, stdout=o.stdout, stderr=o.stderr)
+    except CriError as exc:
+        return status_response(400 if exc.code in ("NOT_FOUND", "FAILED_PRECONDITION") else 500, str(exc))
+    ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0)
+    await ws.prepare(req)
+    await relay_stream(ws, url, o)
+    return ws

@@ -112,6 +112,12 @@ class CriContainer:
         except TimeoutError:
             log.warning("kubelet: container %s did not report its exit after StopContainer", self.id[:12])
 
+    async def serve_stream(self, req: Any, command: list[str] | None) -> Any:
+        """exec (``command``) or attach (None) for the kubelet API, through the runtime's streaming server."""
+        from pyk3s.agent.cri.stream import serve_stream
+
+        return await serve_stream(req, self.client, self.id, self._exit is None, command)
+
     async def exec_sync(self, cmd: list[str], timeout: float) -> tuple[bool, str]:
         try:
             res = await self.client.exec_sync(self.id, cmd, timeout)

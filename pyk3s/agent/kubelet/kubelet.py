@@ -103,14 +103,11 @@ class Kubelet:
         await self.cleanup_leftovers(mine)
         for p in mine:
             self._queue.put_nowait(("ADDED", None, p))
-        cri_cleanup = asyncio.create_task(self.cleanup_cri_leftovers()) if self.ctx.cri is not None else None
         try:
             while True:
                 event, _old, new = await self._queue.get()
                 await self._handle(event, new)
         finally:
-            if cri_cleanup is not None:
-                cri_cleanup.cancel()
             await asyncio.gather(*(w.stop() for w in self.workers.values()), *self._retiring,
                                  return_exceptions=True)
 
@@ -146,31 +143,9 @@ class Kubelet:
 
 
     def _new_worker(self, pod: dict) -> PodWorker:
-        from pyk3s.agent.cri.runtime import pick_runtime
-        from pyk3s.agent.cri.worker import CriPodWorker
-
-        kind, handler = pick_runtime(pod, self.ctx.cri, self.ctx.runtime_handlers())
-        if kind == "cri":
-            return CriPodWorker(self.ctx, pod, self.ctx.cri, handler)
+        if self.ctx.worker_factory is not None:
+            return self.ctx.worker_factory(self.ctx, pod)
         return PodWorker(self.ctx, pod)
-
-    async def cleanup_cri_leftovers(self) -> None:
-        """Once the CRI runtime is up: remove this node's sandboxes whose pod has no worker here."""
-        from pyk3s.agent.cri.client import CriError
-        from pyk3s.agent.cri.spec import LABEL_NODE, LABEL_POD_UID
-
-        cri = self.ctx.cri
-        if cri is None or not await cri.wait_ready(asyncio.Event()) or cri.client is None:
-            return
-        try:
-            for sb in await cri.client.list_pod_sandboxes({LABEL_NODE: self.ctx.node_name}):
-                if sb.labels.get(LABEL_POD_UID) in self.workers:
-                    continue
-                await cri.client.stop_pod_sandbox(sb.id)
-                await cri.client.remove_pod_sandbox(sb.id)
-                log.info("kubelet: removed sandbox %s of a pod no longer on this node", sb.id[:12])
-        except CriError as exc:
-            log.warning("kubelet: cleaning up old sandboxes: %s", exc)
 
     async def _retire(self, uid: str, worker: PodWorker | None) -> None:
         """Stop a deleted pod's worker, then drop its directory (logs, volumes, launcher files)."""

@@ -29,10 +29,10 @@ from pyk3s.agent.kubelet.kubelet import Kubelet
 from pyk3s.agent.kubelet.logs import LogOptions, follow_log, read_log
 from pyk3s.agent.kubelet.streams import StreamOptions, serve_attach, serve_exec
 
-__all__ = ["KubeletServer", "server_ssl_context"]
+__all__ = ["PROTOCOLS", "KubeletServer", "server_ssl_context", "status_response"]
 
 log = logging.getLogger("pyk3s.agent.kubelet")
-_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+PROTOCOLS = _PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 
 
 def server_ssl_context(cert: str, key: str, client_ca: str | None) -> ssl.SSLContext:
@@ -48,6 +48,9 @@ def _status(code: int, message: str) -> web.Response:
     body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "code": code,
             "reason": {404: "NotFound", 400: "BadRequest"}.get(code, "InternalError")}
     return web.json_response(body, status=code)
+
+
+status_response = _status  # for the CRI runtime's exec/attach
 
 
 def _since(q: Mapping[str, str]) -> float | None:
@@ -130,8 +133,8 @@ class KubeletServer:
         name = req.match_info["container"]
         proc = w.container_proc(name)
         command = req.query.getall("command", [])
-        if hasattr(proc, "exec_sync"):
-            return await self._cri_stream(req, proc, command)
+        if hasattr(proc, "serve_stream"):  # a container of the CRI runtime: its streaming server
+            return await proc.serve_stream(req, command)
         if proc is None or not proc.pid or proc.exit_status() is not None:
             return _status(400, f"container {name} is not running")
         if not command:
@@ -160,8 +163,8 @@ class KubeletServer:
             return err
         name = req.match_info["container"]
         proc = w.container_proc(name)
-        if hasattr(proc, "exec_sync"):
-            return await self._cri_stream(req, proc, None)
+        if hasattr(proc, "serve_stream"):
+            return await proc.serve_stream(req, None)
         if proc is None or not proc.pid or proc.exit_status() is not None:
             return _status(400, f"container {name} is not running")
         spec: dict[str, Any] = next((c for key in ("containers", "initContainers") for c in (w.pod.get("spec") or {}).get(key) or []
@@ -180,30 +183,6 @@ class KubeletServer:
 
         await serve_attach(ws, proc, StreamOptions(opts.stdin, opts.stdout, opts.stderr, bool(spec.get("tty"))),
                            running, bool(spec.get("stdinOnce")))
-        return ws
-
-    async def _cri_stream(self, req: web.Request, proc: Any, command: list[str] | None) -> web.StreamResponse:
-        """exec (``command``) or attach (None) through the CRI runtime's streaming server."""
-        from pyk3s.agent.cri.client import CriError
-        from pyk3s.agent.cri.stream import relay_stream
-
-        if proc.exit_status() is not None:
-            return _status(400, f"container {req.match_info['container']} is not running")
-        if command is not None and not command:
-            return _status(400, "you must specify at least 1 command")
-        o = StreamOptions.from_query(req.query)
-        try:
-            if command is not None:
-                url = await proc.client.exec_url(proc.id, command, tty=o.tty, stdin=o.stdin, stdout=o.stdout,
-                                                 stderr=o.stderr)
-            else:
-                url = await proc.client.attach_url(proc.id, tty=o.tty, stdin=o.stdin, stdout=o.stdout,
-                                                   stderr=o.stderr)
-        except CriError as exc:
-            return _status(400 if exc.code in ("NOT_FOUND", "FAILED_PRECONDITION") else 500, str(exc))
-        ws = web.WebSocketResponse(protocols=_PROTOCOLS, max_msg_size=0)
-        await ws.prepare(req)
-        await relay_stream(ws, url, StreamOptions(o.stdin, o.stdout, o.stderr, o.tty))
         return ws
 
     async def port_forward(self, req: web.Request) -> web.StreamResponse:

@@ -73,6 +73,8 @@ class KubeletContext:
     cri: Any = None
     # RuntimeClass name -> handler
     runtime_handlers: Callable[[], dict[str, str]] = dict
+    # makes each pod's worker (the runtime's choice); None: the process runtime's PodWorker
+    worker_factory: Callable[[KubeletContext, dict], PodWorker] | None = None
 
 
 class PodWorker:
