@@ -189,8 +189,8 @@ def _tty(srv: ServerProcess, *args: str, send: str, expect: str, timeout: float 
                     out += os.read(fd, 4096)
                 except OSError:
                     break
-            if not sent and out.rstrip().endswith((b"#", b"$")):  # the shell's prompt
-                os.write(fd, send.encode())
+            if not sent and (b"$ " in out or b"# " in out):  # the shell's prompt (ash then asks where the cursor is)
+                os.write(fd, b"\x1b[1;1R" + send.encode())
                 sent = True
         return out.decode(errors="replace")
     finally:
