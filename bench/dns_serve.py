@@ -97,7 +97,7 @@ def main() -> int:
     a = ap.parse_args()
     import uvloop
 
-    from pyk3s.addons.dns.plugins.multisocket import cpu_count
+    from pyk3s.addons.dns.workers import cpu_count
     workers = cpu_count() if a.workers == "auto" else int(a.workers)
     os.environ["PYK3S_DNS_WORKERS"] = str(workers)
     with tempfile.NamedTemporaryFile("w", suffix=".Corefile", delete=False) as f:

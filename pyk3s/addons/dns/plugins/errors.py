@@ -13,7 +13,8 @@ import dns.rcode
 import dns.rdatatype
 
 from ..corefile import Directive
-from ..plugin import BlockContext, Handler, Plugin, Request, parse_duration
+from ..options import parse_duration
+from ..plugin import BlockContext, Handler, Plugin, Request
 
 __all__ = ["ErrorsPlugin"]
 

@@ -9,7 +9,7 @@ with `answer value`, CNAME/PTR/NS/SRV targets) are rewritten back with `answer n
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dns.flags
 import dns.message
@@ -77,11 +77,13 @@ class RewritePlugin(Plugin):
     name = "rewrite"
     fast_safe = False
     once_per_block = False
+    merges = True
 
     def __init__(self, rules: tuple[Rule, ...]) -> None:
         self.rules = rules
 
-    def merge(self, other: RewritePlugin) -> None:
+    def merge(self, other: Plugin) -> None:
+        assert isinstance(other, RewritePlugin)
         self.rules = self.rules + other.rules
 
     @classmethod
@@ -170,8 +172,7 @@ class RewritePlugin(Plugin):
         q2 = dns.message.make_query(name, qtype, qclass, use_edns=query.edns, payload=query.payload,
                                     want_dnssec=bool(query.ednsflags & dns.flags.DO))
         q2.id, q2.flags = query.id, query.flags
-        sub = Request(q2, q2.question[0].name, name, qtype, req.proto, req.addr, req.zone, req.server,
-                      req.precompute, req.trace, req.depth, req.root)
+        sub = replace(req, query=q2, qname=q2.question[0].name, name=name, qtype=qtype)
         reply = await next_(sub)
         reply.question = list(query.question)
         for sec in (reply.answer, reply.authority, reply.additional):

@@ -20,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ...corefile import Directive
-from ...plugin import BlockContext, Fallthrough, int_arg, one_of, parse_duration
+from ...options import Fallthrough, int_arg, one_of, parse_duration
+from ...plugin import BlockContext
 
 __all__ = ["KubeOptions", "parse_options"]
 
