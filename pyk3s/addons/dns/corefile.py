@@ -360,7 +360,8 @@ class _Parser:
 def _reverse_zones(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> list[str]:
     step = 8 if net.version == 4 else 4
     bits = -(-net.prefixlen // step) * step
-    subnets = [net] if bits == net.prefixlen else list(net.subnets(new_prefix=bits))
+    subnets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = \
+        [net] if bits == net.prefixlen else list(net.subnets(new_prefix=bits))
     zones = []
     for s in subnets:
         labels = s.network_address.reverse_pointer.split(".")

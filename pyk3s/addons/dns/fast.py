@@ -202,9 +202,10 @@ class FastTable:
             if n >= 28 and data[n - 11:n - 8] == b"\x00\x00\x29" and data[n - 2:] == b"\x00\x00":
                 end = n - 11            # the usual shape: an OPT without options right after the question
             else:
-                end = _question_end(data)
-                if end is None or end + 11 > n:
+                qe = _question_end(data)
+                if qe is None or qe + 11 > n:
                     return None
+                end = qe
             if data[end] != 0 or data[end + 1] != 0 or data[end + 2] != 41:
                 return None
             _, _, payload, ext, version, dof, rdlen = _OPT.unpack_from(data, end)
@@ -272,10 +273,10 @@ class FastTable:
         reply = (data[:2] + _HDR.pack(nx.flags | qflags, 1, 0, 1, edns) + data[12:end] +
                  ptr.to_bytes(2, "big") + nx.soa + opt)
         if not edns and qflags == 0x0100 and data[2:4] == b"\x01\x00" and data[12:qend] == qname:
-            memo = self.nx_direct
-            if len(memo) >= NX_MEMO:
-                memo.clear()
-            memo[data[2:]] = reply[2:]
+            nxd = self.nx_direct
+            if len(nxd) >= NX_MEMO:
+                nxd.clear()
+            nxd[data[2:]] = reply[2:]
         return reply
 
     def _cached(self, data: bytes, qname: bytes, qend: int, end: int, qflags: int, edns: bool, opt: bytes,
