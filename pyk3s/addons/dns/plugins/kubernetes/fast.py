@@ -20,22 +20,29 @@ import ipaddress
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import dns.rdatatype as T
 
 from ...fast import nx_template
 from ...plugin import BlockAnswers, FastDelta, FastView, NxRule, Question
 from ...wirecache import name_wire
+from .config import KubeOptions
 from .index import KubeIndex, ServiceRecord
 
-if TYPE_CHECKING:
-    from .config import KubeOptions
-    from .handler import KubernetesPlugin
-
-__all__ = ["NX_PROBE_NS", "KubeView", "SearchMissRule"]
+__all__ = ["NX_PROBE_NS", "IndexOwner", "KubeView", "SearchMissRule"]
 
 NX_PROBE_NS = "pk-absent-ns"            # a namespace the NXDOMAIN rule's probe assumes absent
+
+
+class IndexOwner(Protocol):
+    """What a view needs of its kubernetes plugin."""
+
+    opts: KubeOptions
+
+    def changed_since(self, generation: int) -> frozenset[tuple[str, str]] | None: ...
+
+    def pinned(self, idx: KubeIndex) -> contextlib.AbstractContextManager[None]: ...
 
 
 class KubeView(FastView):
@@ -43,7 +50,7 @@ class KubeView(FastView):
 
     __slots__ = ("index", "plugin")
 
-    def __init__(self, plugin: KubernetesPlugin, index: KubeIndex) -> None:
+    def __init__(self, plugin: IndexOwner, index: KubeIndex) -> None:
         self.plugin, self.index = plugin, index
 
     @property
