@@ -58,8 +58,8 @@ def dataset(services: int, namespaces: int = 20) -> tuple[list[dict], list[dict]
 
 async def serve(corefile: str, services: int, index: int, ready_fd: int | None, children: int) -> None:
     from pyk3s.addons.dns.plugins.kubernetes import KubernetesPlugin
-    from pyk3s.addons.dns.runtime import Runtime
-    rt = Runtime(corefile, worker_index=index)
+    from pyk3s.addons.dns.runtime import DnsRuntime
+    rt = DnsRuntime(corefile, worker_index=index)
     await rt.start()
     rss0 = rss_kib()
     svcs, nss = dataset(services)

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from .errors import CorefileError
-from .runtime import Runtime
+from .runtime import DnsRuntime
 from .workers import Workers, die_with_parent, ensure_loop_seed, report_ready
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def client_factory(kubeconfig: str | None) -> Client:
     return Client.from_env(kubeconfig) if kubeconfig else Client.from_env()
 
 
-def _event_sink(runtime: Runtime) -> Callable[[str, str], Awaitable[None]]:
+def _event_sink(runtime: DnsRuntime) -> Callable[[str, str], Awaitable[None]]:
     """Report a rejected Corefile as a Warning event on the coredns ConfigMap (in-cluster only)."""
     async def sink(reason: str, message: str) -> None:
         if runtime.client_factory is None or not os.environ.get("KUBERNETES_SERVICE_HOST"):
@@ -55,7 +55,7 @@ def _event_sink(runtime: Runtime) -> Callable[[str, str], Awaitable[None]]:
 async def run(conf: str | None, kubeconfig: str | None = None, dns_port: int | None = None,
               with_client: bool = True, argv: list[str] | None = None, worker_index: int = 0,
               ready_fd: int | None = None) -> int:
-    rt = Runtime(conf, kubeconfig=kubeconfig, client_factory=client_factory if with_client else None,
+    rt = DnsRuntime(conf, kubeconfig=kubeconfig, client_factory=client_factory if with_client else None,
                  dns_port=dns_port, worker_index=worker_index)
     if worker_index == 0:
         ensure_loop_seed()

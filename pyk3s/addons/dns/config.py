@@ -22,7 +22,7 @@ import dns.rcode
 from .core import Block
 from .corefile import ServerBlock, parse_corefile, read_corefile
 from .errors import CorefileError
-from .plugin import BlockContext, Chain, Handler, Plugin, Request
+from .plugin import BlockContext, ChainInfo, DnsRequest, Handler, Plugin
 from .plugins import ORDER, PLUGINS
 
 __all__ = ["DEFAULT_COREFILE", "DnsConfig", "build_blocks", "read_config"]
@@ -66,7 +66,7 @@ def read_config(corefile: str, dns_port: int | None = None) -> DnsConfig:
 
 
 def _chain(plugins: Sequence[Plugin]) -> Handler:
-    async def end(req: Request) -> dns.message.Message:
+    async def end(req: DnsRequest) -> dns.message.Message:
         req.note("end of the plugin chain: SERVFAIL")
         return req.reply(dns.rcode.SERVFAIL)
 
@@ -101,7 +101,7 @@ def build_blocks(server_blocks: list[ServerBlock], corefile: str) -> list[Block]
             by_name.setdefault(d.name, []).append(plugin)
         plugins = tuple(p for name in ORDER for p in by_name.get(name, ()))
         wants = [p.wants() for p in plugins]
-        chain = Chain(fast_ok=all(p.fast_safe for p in plugins),
+        chain = ChainInfo(fast_ok=all(p.fast_safe for p in plugins),
                       variants=next((v for p in plugins if (v := p.variants()) is not None), None))
         for p in plugins:
             p.chained(chain)

@@ -23,11 +23,11 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
-from .plugin import Handler, Plugin, Request, Variants
+from .plugin import DnsRequest, Handler, Plugin, Variants
 
 if TYPE_CHECKING:
     from .fast import FastTable
-    from .metrics import Metrics
+    from .metrics import DnsMetrics
 
 __all__ = ["Block", "DnsCore", "Routing", "error_reply"]
 
@@ -58,11 +58,11 @@ class Routing:
     """A listener's zone table (longest first) and its fast table; swapped whole."""
 
     routes: tuple[tuple[str, Block], ...]
-    metrics: Metrics | None = None
+    metrics: DnsMetrics | None = None
     fast: FastTable | None = None
 
     @classmethod
-    def of(cls, blocks: Iterable[Block], metrics: Metrics | None = None) -> Routing:
+    def of(cls, blocks: Iterable[Block], metrics: DnsMetrics | None = None) -> Routing:
         routes = sorted(((z, b) for b in blocks for z in b.zones), key=lambda zb: -len(zb[0]))
         return cls(tuple(routes), metrics)
 
@@ -83,7 +83,7 @@ def error_reply(data: bytes, rcode: int) -> bytes | None:
 
 
 class DnsCore:
-    def __init__(self, routing: Routing, metrics: Metrics | None = None) -> None:
+    def __init__(self, routing: Routing, metrics: DnsMetrics | None = None) -> None:
         self.routing = routing
         self.metrics = metrics
 
@@ -127,7 +127,7 @@ class DnsCore:
         if hit is None or hit[1].refuse_all:
             return self._bare(q, dns.rcode.REFUSED, proto)
         zone, block = hit
-        req = Request(q, question.name, name, question.rdtype, proto, addr, zone, block.server,
+        req = DnsRequest(q, question.name, name, question.rdtype, proto, addr, zone, block.server,
                       trace=trace, root=block.handler, offline=offline)
         try:
             reply = await block.handler(req)

@@ -271,7 +271,7 @@ class _Expander:
         return self.file_tokens(path)
 
 
-class _Parser:
+class _CorefileParser:
     def __init__(self, tokens: list[Token], default_port: int | None) -> None:
         self.toks = tokens
         self.i = 0
@@ -418,7 +418,7 @@ def parse_corefile(source: str, file: str = "Corefile", env: Mapping[str, str] |
     """Parse Corefile text (imports relative to `file`) into server blocks."""
     exp = _Expander(os.environ if env is None else env)
     tokens = exp.expand(tokenize(source, file, exp.env), top=True)
-    blocks = _Parser(tokens, default_port).blocks()
+    blocks = _CorefileParser(tokens, default_port).blocks()
     seen: dict[tuple[str, str, int], ServerBlock] = {}
     for b in blocks:
         for k in b.keys:

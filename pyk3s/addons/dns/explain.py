@@ -26,7 +26,7 @@ from .config import DnsConfig, read_config
 from .core import DnsCore, Routing
 from .errors import CorefileError
 from .httpd import Route
-from .metrics import Metrics
+from .metrics import DnsMetrics
 
 if TYPE_CHECKING:
     from pyk3s.client import Client
@@ -65,7 +65,7 @@ class _ExplainHost:
 
     def __init__(self, cfg: DnsConfig, kubeconfig: str | None, client_factory: ClientFactory | None) -> None:
         self.cfg, self.kubeconfig, self.client_factory = cfg, kubeconfig, client_factory
-        self.metrics = Metrics()
+        self.metrics = DnsMetrics()
         self.primary = False
         self.lameduck = False
 

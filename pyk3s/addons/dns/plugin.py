@@ -2,11 +2,11 @@
 
 Rules (CoreDNS's plugin.Handler and dnsserver.Config, in Python):
 - A plugin only wraps the next handler: it answers, or calls `next_(req)` and may edit what comes back.
-  Chain order is `ORDER` in `pyk3s.addons.dns.plugins` (CoreDNS plugin.cfg), never the Corefile's. A
+  ChainInfo order is `ORDER` in `pyk3s.addons.dns.plugins` (CoreDNS plugin.cfg), never the Corefile's. A
   plugin that takes no part in answering (health, ready, reload, bind) sets `in_chain = False`.
 - `setup(directive, BlockContext)` parses its Corefile stanza into a plugin (or raises CorefileError).
   What it asks of its server block or the server it states in `wants()` (listen addresses, worker
-  processes, request metrics, Corefile reload); once the block's chain is assembled, `chained(Chain)`
+  processes, request metrics, Corefile reload); once the block's chain is assembled, `chained(ChainInfo)`
   tells it what it may know of the others.
 - `start(Host)` hands it the only part of the running server it may use (`Host`): metrics, HTTP routes,
   a Kubernetes client, readiness, a fatal stop, and the trigger for fast-table updates.
@@ -38,13 +38,13 @@ if TYPE_CHECKING:
     from pyk3s.client import Client
 
     from .httpd import Route
-    from .metrics import Metrics
+    from .metrics import DnsMetrics
     from .wirecache import WireStore
 
 __all__ = [
     "BlockAnswers",
     "BlockContext",
-    "Chain",
+    "ChainInfo",
     "FastDelta",
     "FastView",
     "Handler",
@@ -54,7 +54,7 @@ __all__ = [
     "Plugin",
     "Question",
     "Records",
-    "Request",
+    "DnsRequest",
     "Variants",
     "Wants",
     "soa_reply",
@@ -62,7 +62,7 @@ __all__ = [
     "zone_owner",
 ]
 
-Handler = Callable[["Request"], Awaitable[dns.message.Message]]
+Handler = Callable[["DnsRequest"], Awaitable[dns.message.Message]]
 Question = tuple[str, RdataType]                 # lower-case FQDN, type (class IN)
 Records = list[dns.rrset.RRset]
 # the successive (answer, additional) forms of one reply (the first as given)
@@ -70,7 +70,7 @@ Variants = Callable[[dns.message.Message], list[tuple[Records, Records]]]
 
 
 @dataclass(slots=True)
-class Request:
+class DnsRequest:
     """One question on its way down the chain."""
 
     query: dns.message.Message
@@ -100,7 +100,7 @@ class Request:
         if self.trace is not None:
             self.trace.append(text)
 
-    def derive(self, name: str, qtype: RdataType) -> Request:
+    def derive(self, name: str, qtype: RdataType) -> DnsRequest:
         """A new internal request for `name`/`qtype` (ExternalName target lookups)."""
         q = dns.message.make_query(name, qtype)
         q.flags |= dns.flags.RD
@@ -131,7 +131,7 @@ NO_WANTS = Wants()
 
 
 @dataclass(frozen=True, slots=True)
-class Chain:
+class ChainInfo:
     """What a plugin may know of its server block once the chain is assembled."""
 
     fast_ok: bool                 # every plugin lets the fast path skip it: replies may be served as bytes
@@ -142,7 +142,7 @@ class Host(Protocol):
     """The part of the running server a plugin may use, handed to `Plugin.start`."""
 
     @property
-    def metrics(self) -> Metrics: ...
+    def metrics(self) -> DnsMetrics: ...
 
     @property
     def primary(self) -> bool:
@@ -273,13 +273,13 @@ class Plugin:
     def wants(self) -> Wants:
         return NO_WANTS
 
-    def chained(self, chain: Chain) -> None:
+    def chained(self, chain: ChainInfo) -> None:
         return None
 
     def variants(self) -> Variants | None:
         return None
 
-    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+    async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         return await next_(req)
 
     async def start(self, host: Host) -> None:
@@ -311,13 +311,13 @@ def soa_rrset(owner: dns.name.Name, zone: str, ttl: int, serial: int, minimum: i
     return rr
 
 
-def zone_owner(req: Request, zone: str) -> dns.name.Name:
+def zone_owner(req: DnsRequest, zone: str) -> dns.name.Name:
     """The zone as spelled in the query (P4)."""
     n = len(dns.name.from_text(zone).labels)
     return dns.name.Name(req.qname.labels[len(req.qname.labels) - n:])
 
 
-def soa_reply(req: Request, rcode: dns.rcode.Rcode, zone: str, ttl: int, serial: int) -> dns.message.Message:
+def soa_reply(req: DnsRequest, rcode: dns.rcode.Rcode, zone: str, ttl: int, serial: int) -> dns.message.Message:
     m = req.reply(rcode, aa=True)
     m.authority.append(soa_rrset(zone_owner(req, zone), zone, min(ttl, 300), serial, ttl))
     return m

@@ -34,7 +34,7 @@ from dns.rdatatype import RdataType
 
 from .core import Block, Routing
 from .fast import Entry, FastTable
-from .plugin import FastView, NotFast, NxRule, Plugin, Question, Request, Variants
+from .plugin import DnsRequest, FastView, NotFast, NxRule, Plugin, Question, Variants
 from .wirecache import WireStore, name_wire
 
 __all__ = ["build_fast", "update_fast"]
@@ -45,7 +45,7 @@ Views = list[tuple[Plugin, FastView]]      # a block's fast sources, in chain or
 
 async def _precompute(block: Block, zone: str, name: str, qtype: RdataType) -> dns.message.Message | None:
     q = dns.message.make_query(name, qtype)
-    req = Request(q, q.question[0].name, name, qtype, "udp", None, zone, block.server, precompute=True,
+    req = DnsRequest(q, q.question[0].name, name, qtype, "udp", None, zone, block.server, precompute=True,
                   root=block.handler)
     try:
         return await block.handler(req)

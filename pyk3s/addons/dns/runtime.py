@@ -1,6 +1,6 @@
-"""Runtime: a DnsConfig (config.py) -> started plugins and listeners; reload keeps the last good config.
+"""The runtime: a DnsConfig (config.py) -> started plugins and listeners; reload keeps the last good config.
 
-`Runtime.apply` starts the new plugins (each gets a `Host`, the only part of the runtime it may use),
+`DnsRuntime.apply` starts the new plugins (each gets a `Host`, the only part of the runtime it may use),
 swaps every listener's routing in one assignment each, opens and closes listeners as the config asks,
 then stops the old plugins. The fast table (precompute.py) is rebuilt after a config change and brought
 up to date, debounced, whenever a plugin reports that the data behind its answers changed.
@@ -23,7 +23,7 @@ from .config import DnsConfig, read_config
 from .core import DnsCore, Routing
 from .errors import CorefileError
 from .httpd import HttpEndpoints, Route
-from .metrics import Metrics
+from .metrics import DnsMetrics
 from .plugin import Plugin
 from .precompute import build_fast, update_fast
 from .server import Listener
@@ -32,7 +32,7 @@ from .workers import worker_count
 if TYPE_CHECKING:
     from pyk3s.client import Client
 
-__all__ = ["Runtime"]
+__all__ = ["DnsRuntime"]
 
 log = logging.getLogger("pyk3s.dns")
 FAST_DEBOUNCE = 0.05
@@ -43,12 +43,12 @@ class _Host:
     """What the plugins of one config may use of the runtime (plugin.Host). Their fast-table updates
     count from when the config's plugins have all started (`live`)."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: DnsRuntime) -> None:
         self._rt = runtime
         self.live = False
 
     @property
-    def metrics(self) -> Metrics:
+    def metrics(self) -> DnsMetrics:
         return self._rt.metrics
 
     @property
@@ -77,7 +77,7 @@ class _Host:
             self._rt.schedule_fast()
 
 
-class Runtime:
+class DnsRuntime:
     """Everything one `pyk3s coredns` process runs: listeners, plugins, HTTP endpoints, reload."""
 
     def __init__(self, corefile: str | None, *, kubeconfig: str | None = None,
@@ -88,7 +88,7 @@ class Runtime:
         self.client_factory = client_factory
         self.dns_port = dns_port
         self.event_sink = event_sink
-        self.metrics = Metrics()
+        self.metrics = DnsMetrics()
         self.http = HttpEndpoints()
         self.lameduck = False
         self.config: DnsConfig | None = None
@@ -107,7 +107,7 @@ class Runtime:
         self._reload_task: asyncio.Task[None] | None = None
         self.metrics.folds.append(self._fold_fast)
 
-    def _fold_fast(self, metrics: Metrics) -> None:
+    def _fold_fast(self, metrics: DnsMetrics) -> None:
         """Fast answers are only counted per (type, rcode); fold them into the CoreDNS metrics."""
         for (host, _), lst in self.listeners.items():
             fast = lst.core.routing.fast

@@ -23,9 +23,9 @@ import dns.message
 import dns.rcode
 
 from ..corefile import Directive
-from ..metrics import Metrics
+from ..metrics import DnsMetrics
 from ..options import int_arg, parse_duration
-from ..plugin import BlockContext, Chain, Handler, Host, Plugin, Request, Variants
+from ..plugin import BlockContext, ChainInfo, DnsRequest, Handler, Host, Plugin, Variants
 from ..wirecache import WireStore, build_wire_entry, wire_key
 
 __all__ = ["CacheOptions", "CachePlugin", "message_ttl"]
@@ -84,7 +84,7 @@ class CachePlugin(Plugin):
         self.server = server
         self.success: dict[Key, _Entry] = {}
         self.denial: dict[Key, _Entry] = {}
-        self.metrics: Metrics | None = None
+        self.metrics: DnsMetrics | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         # the socket path's view of the same entries; filled only when the block lets the fast path
         # skip every plugin around the cache (`chained`)
@@ -156,7 +156,7 @@ class CachePlugin(Plugin):
                     raise sub.error(f"unknown property '{sub.name}'", cls.name)
         return cls(opts, ctx.server)
 
-    def chained(self, chain: Chain) -> None:
+    def chained(self, chain: ChainInfo) -> None:
         self.wire_enabled = chain.fast_ok
         self.chain_variants = chain.variants
 
@@ -167,7 +167,7 @@ class CachePlugin(Plugin):
         self.metrics = host.metrics
         host.metrics.folds.append(self._fold)
 
-    def _fold(self, metrics: Metrics) -> None:
+    def _fold(self, metrics: DnsMetrics) -> None:
         zones = ",".join(self.opts.zones)
         counts = self.wire.counts
         for kind, n in counts.items():
@@ -205,7 +205,7 @@ class CachePlugin(Plugin):
             _set_ttl(m, ttl)
         return kind, ttl
 
-    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+    async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         if not self._in_zone(req.name):
             return await next_(req)
         if req.precompute:
@@ -244,7 +244,7 @@ class CachePlugin(Plugin):
             m.inc("coredns_cache_misses_total", server=self.server, zones=zones, view="")
         return await self._fill(key, req, next_)
 
-    async def _fill(self, key: Key, req: Request, next_: Handler) -> dns.message.Message:
+    async def _fill(self, key: Key, req: DnsRequest, next_: Handler) -> dns.message.Message:
         reply = await next_(req)
         res = self.clamp(reply)
         if res is None:
@@ -275,7 +275,7 @@ class CachePlugin(Plugin):
                     self.wire.entries[wk] = wire
         return reply
 
-    def _from_entry(self, entry: _Entry, req: Request, left: int) -> dns.message.Message:
+    def _from_entry(self, entry: _Entry, req: DnsRequest, left: int) -> dns.message.Message:
         m = req.reply(entry.msg.rcode(), aa=True)
         m.flags |= entry.msg.flags & dns.flags.RA
         for src, dst in ((entry.msg.answer, m.answer), (entry.msg.authority, m.authority),
@@ -286,7 +286,7 @@ class CachePlugin(Plugin):
                 dst.append(c)
         return m
 
-    def _maybe_prefetch(self, entry: _Entry, key: Key, req: Request, next_: Handler, left: float,
+    def _maybe_prefetch(self, entry: _Entry, key: Key, req: DnsRequest, next_: Handler, left: float,
                         now: float) -> None:
         if not self.opts.prefetch:
             return

@@ -27,9 +27,9 @@ import dns.rcode
 import dns.rdatatype
 
 from ..corefile import Directive
-from ..metrics import Metrics
+from ..metrics import DnsMetrics
 from ..options import int_arg, parse_duration
-from ..plugin import BlockContext, Handler, Host, NotFast, Plugin, Request
+from ..plugin import BlockContext, DnsRequest, Handler, Host, NotFast, Plugin
 
 __all__ = ["ForwardOptions", "ForwardPlugin", "Upstream"]
 
@@ -156,7 +156,7 @@ class ForwardPlugin(Plugin):
         self.upstreams = [Upstream(h, p) for h, p in opts.to]
         self._rr = itertools.count()
         self.inflight = 0
-        self.metrics: Metrics | None = None
+        self.metrics: DnsMetrics | None = None
         self._health: dict[Upstream, asyncio.Task[None]] = {}
 
     @classmethod
@@ -249,7 +249,7 @@ class ForwardPlugin(Plugin):
         healthy = [u for u in ups if u.fails <= self.opts.max_fails or not self.opts.max_fails]
         return healthy or [random.choice(ups)]
 
-    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+    async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         if not self.matches(req.name):
             return await next_(req)
         if req.precompute:

@@ -31,7 +31,7 @@ from dns.rdtypes.IN.AAAA import AAAA
 
 from ..corefile import Directive
 from ..options import Fallthrough, int_arg, parse_duration
-from ..plugin import BlockContext, FastView, Handler, Host, Plugin, Question, Request
+from ..plugin import BlockContext, DnsRequest, FastView, Handler, Host, Plugin, Question
 
 __all__ = ["HostsOptions", "HostsPlugin", "HostsTable", "parse_hosts"]
 
@@ -191,7 +191,7 @@ class HostsPlugin(Plugin):
         if self._task is not None:
             self._task.cancel()
 
-    def answer(self, req: Request) -> dns.message.Message | None:
+    def answer(self, req: DnsRequest) -> dns.message.Message | None:
         """The reply this plugin writes, or None to go on down the chain."""
         t = self.table
         name = req.name
@@ -222,7 +222,7 @@ class HostsPlugin(Plugin):
             req.note(f"hosts: {name} is in {self.opts.path} without {T.to_text(req.qtype)}: NODATA")
         return m
 
-    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+    async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         m = self.answer(req)
         if m is not None:
             return m

@@ -14,7 +14,7 @@ import dns.rdatatype as T
 import dns.rrset
 
 from ..corefile import Directive
-from ..plugin import BlockContext, Handler, Plugin, Records, Request, Variants
+from ..plugin import BlockContext, DnsRequest, Handler, Plugin, Records, Variants
 
 __all__ = ["LoadbalancePlugin", "rotate", "rotations"]
 
@@ -62,7 +62,7 @@ class LoadbalancePlugin(Plugin):
     def variants(self) -> Variants:
         return rotations
 
-    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+    async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         reply = await next_(req)
         if req.precompute or reply.rcode() != dns.rcode.NOERROR or req.qtype in (T.AXFR, T.IXFR):
             return reply

@@ -17,7 +17,7 @@ import dns.rcode
 import dns.rdatatype as T
 
 from ..corefile import Directive
-from ..plugin import BlockContext, Handler, Host, Plugin, Request
+from ..plugin import BlockContext, DnsRequest, Handler, Host, Plugin
 from ..workers import ENV_LOOP_SEED
 
 __all__ = ["LoopPlugin"]
@@ -45,7 +45,7 @@ class LoopPlugin(Plugin):
             raise d.error("loop takes no arguments", cls.name)
         return cls(ctx.zones[0])
 
-    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+    async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         if req.qtype == T.HINFO and req.name == self.probe and not req.precompute:
             self.seen += 1
             if self.seen > 2:

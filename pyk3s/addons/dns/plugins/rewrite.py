@@ -19,15 +19,15 @@ import dns.rdatatype
 import dns.rrset
 
 from ..corefile import Directive
-from ..plugin import BlockContext, Handler, Plugin, Request
+from ..plugin import BlockContext, DnsRequest, Handler, Plugin
 
-__all__ = ["RewritePlugin", "Rule"]
+__all__ = ["RewritePlugin", "RewriteRule"]
 
 NAME_TYPES = ("exact", "prefix", "suffix", "substring", "regex")
 
 
 @dataclass(frozen=True, slots=True)
-class Rule:
+class RewriteRule:
     field: str                         # name | type | class
     match: str                         # exact | prefix | suffix | substring | regex
     frm: str
@@ -79,7 +79,7 @@ class RewritePlugin(Plugin):
     once_per_block = False
     merges = True
 
-    def __init__(self, rules: tuple[Rule, ...]) -> None:
+    def __init__(self, rules: tuple[RewriteRule, ...]) -> None:
         self.rules = rules
 
     def merge(self, other: Plugin) -> None:
@@ -128,7 +128,7 @@ class RewritePlugin(Plugin):
                     rest = rest[4:]
                 else:
                     raise d.error(f"unexpected {' '.join(rest)!r}", cls.name)
-            return cls((Rule("name", mt, frm, to, stop, auto, aname, avalue),))
+            return cls((RewriteRule("name", mt, frm, to, stop, auto, aname, avalue),))
         if fld in ("type", "class"):
             if len(a) != 2:
                 raise d.error(f"rewrite {fld} needs FROM and TO", cls.name)
@@ -138,10 +138,10 @@ class RewritePlugin(Plugin):
                 conv(a[1])
             except Exception as err:
                 raise d.error(f"invalid {fld} {a[0]!r} or {a[1]!r}", cls.name) from err
-            return cls((Rule(fld, "exact", a[0].upper(), a[1].upper(), stop),))
+            return cls((RewriteRule(fld, "exact", a[0].upper(), a[1].upper(), stop),))
         raise d.error(f"unsupported rewrite field {fld!r}", cls.name)
 
-    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+    async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         name, qtype = req.name, req.qtype
         query = req.query
         qclass = query.question[0].rdclass

@@ -269,8 +269,8 @@ async def test_reload_keeps_last_good_config(make_dns) -> None:  # noqa: ANN001
 
 
 async def test_whoami_default(tmp_path) -> None:  # noqa: ANN001
-    from pyk3s.addons.dns.runtime import Runtime
-    rt = Runtime(None, dns_port=0)
+    from pyk3s.addons.dns.runtime import DnsRuntime
+    rt = DnsRuntime(None, dns_port=0)
     await rt.start()
     try:
         q = dns.message.make_query("example.org", "A")

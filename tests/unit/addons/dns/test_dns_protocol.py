@@ -79,8 +79,8 @@ async def test_formerr_notimp_refused(make_dns) -> None:  # noqa: ANN001
 async def test_zone_routing_refused(make_dns, tmp_path) -> None:  # noqa: ANN001
     corefile = tmp_path / "Corefile2"
     corefile.write_text("cluster.local:0 {\n  bind 127.0.0.1\n  kubernetes\n}\n")
-    from pyk3s.addons.dns.runtime import Runtime
-    rt = Runtime(str(corefile))
+    from pyk3s.addons.dns.runtime import DnsRuntime
+    rt = DnsRuntime(str(corefile))
     await rt.start()
     try:
         q = dns.message.make_query("www.example.test", "A")

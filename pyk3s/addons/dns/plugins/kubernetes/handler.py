@@ -23,7 +23,17 @@ import dns.rdatatype as T
 import dns.rrset
 
 from ...corefile import Directive
-from ...plugin import BlockContext, Handler, Host, NotFast, Plugin, Request, soa_reply, soa_rrset, zone_owner
+from ...plugin import (
+    BlockContext,
+    DnsRequest,
+    Handler,
+    Host,
+    NotFast,
+    Plugin,
+    soa_reply,
+    soa_rrset,
+    zone_owner,
+)
 from .builder import Change, IndexBuilder
 from .config import KubeOptions, parse_options
 from .fast import KubeView
@@ -86,7 +96,7 @@ class KubernetesPlugin(Plugin):
         if self.host is not None:
             self.host.answers_changed()
 
-    def index_for(self, req: Request) -> KubeIndex:
+    def index_for(self, req: DnsRequest) -> KubeIndex:
         """The index a request is answered from: the current one, or while the fast table is being
         built the one it stands for (so its answers never mix two versions)."""
         if req.precompute:
@@ -141,7 +151,7 @@ class KubernetesPlugin(Plugin):
                 best = z
         return best
 
-    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+    async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         zone = self.zone_of(req.name)
         if zone is None:
             return await next_(req)
@@ -180,7 +190,7 @@ class KubernetesPlugin(Plugin):
         m.additional.extend(out.additional)
         return m
 
-    async def _resolve_external(self, req: Request, target: str) -> list[dns.rrset.RRset] | None:
+    async def _resolve_external(self, req: DnsRequest, target: str) -> list[dns.rrset.RRset] | None:
         """P11: in-zone targets resolve here (no data -> None); others through the whole chain."""
         if req.depth >= MAX_CNAME_DEPTH or target == req.name:
             return []
