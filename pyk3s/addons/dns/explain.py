@@ -35,8 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = ["K3S_COREFILE", "explain", "main"]
 
-SYNC_WAIT = 5.0         # after the plugins started: how long to wait more for them to be ready (kubernetes's
-#                         default startup_timeout)
+# once the plugins have started, how much longer to wait for all to be ready (kubernetes's default
+# startup_timeout)
+SYNC_WAIT = 5.0
 K3S_COREFILE = """.:53 {
     errors
     health

@@ -218,8 +218,9 @@ class FastView:
     The defaults describe data that changes only as a whole (hosts); kubernetes overrides them all. A
     plugin returns the same view object while its data stays the same."""
 
-    leads: ClassVar[bool] = True     # its block gets precomputed answers; False: it only adds questions
-    #                                  to a block that has a leading source (hosts beside kubernetes)
+    # its block gets precomputed answers; False: it only adds its questions to a block that has a leading
+    # source (hosts beside kubernetes)
+    leads: ClassVar[bool] = True
 
     @property
     def ready(self) -> bool:
