@@ -4,7 +4,9 @@ each pod sandbox. It wires the sandbox's namespace with the same code as the pro
 route via the bridge), so the proxy, DNS, ServiceLB, network policy and host-gw routes see one kind of pod.
 hostPorts are not the plugin's job: the node's nftables proxy maps them for every pod.
 
-Invoked as ``loopback`` (containerd also asks for a loopback network) it only brings ``lo`` up.
+Invoked as ``loopback`` (containerd also asks for a loopback network) it only brings ``lo`` up; the agent
+installs a small shell script under that name instead (:data:`LOOPBACK_SCRIPT`), which does the same
+without starting Python for every pod.
 
 Network configuration (written by the agent into ``<data-dir>/agent/etc/cni/net.d/10-pyk3s.conflist``)::
 
@@ -29,7 +31,7 @@ from pyk3s.agent.cni.ipam import HostLocalIpam
 from pyk3s.agent.cni.ipcmd import CniError, ip
 from pyk3s.agent.cni.podnet import setup_pod_network, teardown_pod_network, veth_name
 
-__all__ = ["SUPPORTED_VERSIONS", "conflist", "main", "run"]
+__all__ = ["LOOPBACK_SCRIPT", "SUPPORTED_VERSIONS", "conflist", "main", "run"]
 
 SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0")
 CNI_VERSION = "1.0.0"
@@ -37,6 +39,19 @@ CNI_VERSION = "1.0.0"
 # CNI error codes (spec "Error")
 ERR_INCOMPATIBLE_VERSION, ERR_UNSUPPORTED_FIELD, ERR_UNKNOWN_CONTAINER = 1, 2, 3
 ERR_INVALID_ENV, ERR_IO, ERR_DECODE, ERR_INVALID_CONFIG, ERR_TRY_LATER = 4, 5, 6, 7, 11
+
+
+LOOPBACK_SCRIPT = """#!/bin/sh
+# CNI "loopback" for containerd's sandboxes (written by pyk3s): lo up, and a result in the asked version
+v=$(sed -n 's/.*"cniVersion" *: *"\\([^"]*\\)".*/\\1/p' | head -n 1)
+case "$CNI_COMMAND" in
+ADD) ip -n "$(basename "$CNI_NETNS")" link set lo up || exit 1
+     printf '{"cniVersion":"%s","interfaces":[{"name":"lo","sandbox":"%s"}],"ips":[{"version":"4","address":"127.0.0.1/8","interface":0}]}' "${v:-1.0.0}" "$CNI_NETNS" ;;
+DEL|CHECK) ;;
+VERSION) printf '{"cniVersion":"1.0.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0"]}' ;;
+*) printf '{"cniVersion":"1.0.0","code":4,"msg":"unknown CNI_COMMAND %s"}' "$CNI_COMMAND"; exit 1 ;;
+esac
+"""
 
 
 class PluginError(Exception):
@@ -84,14 +99,6 @@ def _bridge(conf: dict[str, Any]) -> tuple[BridgeConfig, HostLocalIpam, Path]:
     return bridge, ipam, record
 
 
-async def _mac(link: str, netns: str | None = None) -> str:
-    out = await ip("-j", "link", "show", link, netns=netns, check=False)
-    try:
-        return json.loads(out or "[]")[0].get("address", "")
-    except (ValueError, IndexError):
-        return ""
-
-
 async def _add(conf: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     version = conf.get("cniVersion", CNI_VERSION)
     netns_path, ifname = env.get("CNI_NETNS", ""), env.get("CNI_IFNAME", "eth0")
@@ -102,19 +109,20 @@ async def _add(conf: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
         await ip("link", "set", "lo", "up", netns=ns)
         return {"cniVersion": version, "interfaces": [{"name": "lo", "mac": "00:00:00:00:00:00",
                                                          "sandbox": netns_path}],
-                "ips": [{"address": "127.0.0.1/8", "interface": 0}]}
+                "ips": [{"version": "4", "address": "127.0.0.1/8", "interface": 0}]}
     bridge, ipam, record = _bridge(conf)
     owner = _owner(env)
     net = await setup_pod_network(owner, bridge, ipam, netns=ns, ifname=ifname)
     record.mkdir(parents=True, exist_ok=True)
     (record / f"{owner}.json").write_text(json.dumps(
         {"netns": netns_path, "ip": net.ip, "containerID": env.get("CNI_CONTAINERID", ""), "ifname": ifname}))
-    host_mac, pod_mac = await _mac(net.veth), await _mac(ifname, ns)
+    # MAC addresses are optional in a result: leaving them out saves three `ip` runs per pod
     return {"cniVersion": version,
-            "interfaces": [{"name": bridge.bridge_name, "mac": await _mac(bridge.bridge_name)},
-                           {"name": net.veth, "mac": host_mac},
-                           {"name": ifname, "mac": pod_mac, "sandbox": netns_path}],
-            "ips": [{"address": f"{net.ip}/{bridge.prefix_len}", "gateway": net.gateway, "interface": 2}],
+            "interfaces": [{"name": bridge.bridge_name}, {"name": net.veth},
+                           {"name": ifname, "sandbox": netns_path}],
+            # "version" is required before CNI 1.0 and ignored since
+            "ips": [{"version": "4", "address": f"{net.ip}/{bridge.prefix_len}", "gateway": net.gateway,
+                     "interface": 2}],
             "routes": [{"dst": "0.0.0.0/0", "gw": net.gateway}],
             "dns": {}}
 

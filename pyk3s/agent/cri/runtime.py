@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pyk3s.agent.cni.bridge import BridgeConfig
-from pyk3s.agent.cni.plugin import conflist
+from pyk3s.agent.cni.plugin import LOOPBACK_SCRIPT, conflist
 from pyk3s.agent.cri.airgap import import_folder, import_pause_image
 from pyk3s.agent.cri.containerd import (
     ContainerdConfig,
@@ -38,7 +38,6 @@ __all__ = ["PROCESS_HANDLER", "CriRuntime", "cleanup_sandboxes", "pick_runtime",
 log = logging.getLogger("pyk3s.agent.containerd")
 
 PROCESS_HANDLER = "pyk3s-process"
-CNI_PLUGINS = ("pyk3s", "loopback")
 
 
 @dataclass(slots=True)
@@ -101,9 +100,11 @@ def pick_runtime(pod: dict, runtime: CriRuntime | None, handlers: dict[str, str]
 def _write_cni(paths: ContainerdPaths, bridge: BridgeConfig, ipam_dir: Path) -> Path:
     records = paths.agent / "cni"
     paths.cni_bin.mkdir(parents=True, exist_ok=True)
-    for name in CNI_PLUGINS:
+    scripts = {"pyk3s": f'#!/bin/sh\nexec {sys.executable} -m pyk3s.agent.cni.plugin pyk3s "$@"\n',
+               "loopback": LOOPBACK_SCRIPT}
+    for name, text in scripts.items():
         script = paths.cni_bin / name
-        script.write_text(f'#!/bin/sh\nexec {sys.executable} -m pyk3s.agent.cni.plugin {name} "$@"\n')
+        script.write_text(text)
         script.chmod(0o755)
     paths.cni_conf.mkdir(parents=True, exist_ok=True)
     for old in paths.cni_conf.iterdir():
