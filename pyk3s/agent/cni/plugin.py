@@ -112,7 +112,7 @@ async def _add(conf: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
                 "ips": [{"version": "4", "address": "127.0.0.1/8", "interface": 0}]}
     bridge, ipam, record = _bridge(conf)
     owner = _owner(env)
-    net = await setup_pod_network(owner, bridge, ipam, netns=ns, ifname=ifname)
+    net = await setup_pod_network(owner, bridge, ipam, netns=ns, ifname=ifname, fresh=True)
     record.mkdir(parents=True, exist_ok=True)
     (record / f"{owner}.json").write_text(json.dumps(
         {"netns": netns_path, "ip": net.ip, "containerID": env.get("CNI_CONTAINERID", ""), "ifname": ifname}))

@@ -37,11 +37,25 @@ class PodNetwork:
 
 
 async def setup_pod_network(uid: str, cfg: BridgeConfig, ipam: HostLocalIpam, netns: str | None = None,
-                            ifname: str = "eth0") -> PodNetwork:
+                            ifname: str = "eth0", fresh: bool = False) -> PodNetwork:
     """Idempotent: an existing netns with its address is reused (agent restart). ``netns``: the name of
-    a namespace someone else made (the CNI plugin's case); by default the pod's own ``pk-`` one."""
+    a namespace someone else made (the CNI plugin's case); by default the pod's own ``pk-`` one.
+    ``fresh``: the namespace was just made (a CNI ADD), so two ``ip -batch`` runs do it all; should
+    anything be there already, the step-by-step way below takes over."""
     ns, veth = netns or netns_name(uid), veth_name(uid)
     pod_ip = ipam.allocate(uid)
+    if fresh and netns is not None:
+        try:
+            await ip_batch([f"link add {veth} type veth peer name {ifname} netns {ns}",
+                            f"link set {veth} master {cfg.bridge_name}",
+                            f"link set {veth} type bridge_slave hairpin on",
+                            f"link set {veth} up"])
+            await ip_batch([f"addr add {pod_ip}/{cfg.prefix_len} dev {ifname}", "link set lo up",
+                            f"link set {ifname} up", f"route replace default via {cfg.gateway} dev {ifname}"],
+                           netns=ns)
+            return PodNetwork(ns, veth, pod_ip, cfg.gateway)
+        except CniError:
+            pass
     try:
         if netns is None and not Path(netns_path(uid)).exists():  # noqa: ASYNC240 - small local file
             await ip("netns", "add", ns)
