@@ -10,9 +10,10 @@ bridge ``pkb<id>``, CIDRs no other cluster on the machine routes), then:
    Service's EndpointSlices (and to N Running pods);
 1b. per runtime (the process runtime and, when ``containerd`` is installed, containerd through CRI):
    time from ``kubectl apply`` of an N-replica Deployment to N ready endpoints, the image already present,
-   in interleaved repeats (``--repeats``). Both run the same program, busybox ``httpd`` with an httpGet
-   readiness probe: the process runtime runs the node's static busybox, containerd an image of it that the
-   bench builds and loads through the air-gap folder.
+   in interleaved repeats (``--repeats``). Both run the same program, busybox ``httpd`` without a readiness
+   probe (a probe's period would be the same fixed delay in both): the process runtime runs the node's
+   static busybox, containerd an image of it that the bench builds and loads through the air-gap folder.
+   Each round checks that a request through the Service is answered before the Deployment goes.
 2. HTTP keep-alive throughput and new connections/s against one pod, once through its ClusterIP (the
    nftables DNAT path) and once at the pod address directly, side by side with the ratio; plus the
    ClusterIP in front of all N pods. With ``wrk`` installed it drives the load, else a bounded Python
@@ -61,7 +62,6 @@ spec:
         imagePullPolicy: IfNotPresent
         command: [%(busybox)s, "httpd", "-f", "-p", "8080", "-h", "/etc"]
         ports: [{containerPort: 8080}]
-        readinessProbe: {httpGet: {path: /hostname, port: 8080}, periodSeconds: 1}
 ---
 apiVersion: v1
 kind: Service
@@ -247,6 +247,10 @@ def runtime_rows(srv: ServerProcess, runtimes: list[str], n: int, repeats: int, 
                               "jsonpath={.items[*].status.containerStatuses[*].containerID}").out.split()
             want = "containerd://" if rt == "containerd" else "pyk3s://"
             assert len(ids) == n and all(x.startswith(want) for x in ids), f"{rt} pods ran elsewhere: {ids}"
+            ip = srv.kubectl("get", "svc", name, "-o", "jsonpath={.spec.clusterIP}").out
+            answer = subprocess.run(["curl", "-s", "-m", "2", "--retry", "5", "--retry-all-errors", "--retry-delay",
+                                     "0", f"http://{ip}/passwd"], capture_output=True, text=True).stdout
+            assert answer.startswith("root:"), f"{rt}: no answer through the Service: {answer!r}"
             srv.kubectl("delete", "deployment,service", name, "--wait=true", timeout=timeout)
             wait(lambda nm=name: not srv.kubectl("get", "pods", "-l", f"app={nm}", "-o", "name", check=False).out,
                  timeout, f"{rt} pods gone", 0.2)
