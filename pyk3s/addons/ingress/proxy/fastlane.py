@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..services import Balancer
 from .exchange import end_aborted
 from .heads import FORWARDED, HOP_BY_HOP, forwarded_block
 from .upstream import dial
@@ -44,8 +45,8 @@ class _Probe:
 
 def _eligible(route: Any) -> bool:
     svc = route.service
-    return not (route.middlewares or svc.internal or svc.mirrors or getattr(svc, "sticky", True) is not None
-                or not all(t.pass_host_header for t in svc.targets))
+    return (isinstance(svc, Balancer) and not route.middlewares and svc.sticky is None
+            and all(t.pass_host_header for t in svc.targets))
 
 
 class PathChoice:
