@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from .compile import Compiled, runtime_counts
-from .proxy.reply import Reply
+from .http.reply import Reply
 
 __all__ = ["ApiHandler", "VERSION", "CODENAME"]
 

@@ -82,8 +82,8 @@ class EntryTable:
             return self.fast_routes[host_header]
         except KeyError:
             pass
+        from .http.request import canonical_host
         from .proxy.fastlane import fast_route
-        from .proxy.request import canonical_host
 
         route = fast_route(self, canonical_host(host_header.decode("latin-1")))
         if len(host_header) <= 255:

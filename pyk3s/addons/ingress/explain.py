@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .compile import Compiled, compile_config
-from .proxy.request import Request
+from .http.request import Request
 from .services import Balancer
 
 __all__ = ["explain", "explain_api", "main"]

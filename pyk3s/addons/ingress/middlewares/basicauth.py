@@ -26,7 +26,7 @@ import bcrypt
 from passlib.hash import apr_md5_crypt, md5_crypt
 
 from ..errors import ConfigError
-from ..proxy.reply import Reply
+from ..http.reply import Reply
 from .base import Middleware
 
 __all__ = ["BasicAuth", "accept_user", "basic_credentials", "check_secret", "parse_users"]

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..proxy.reply import Reply
+from ..http.reply import Reply
 from .base import Middleware
 from .basicauth import accept_user, load_user_lines, parse_users
 

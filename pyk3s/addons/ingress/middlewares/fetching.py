@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError
-from ..proxy.fetch import fetch
-from ..proxy.reply import Reply, text_error
+from ..http.fetch import fetch
+from ..http.reply import Reply, text_error
 from .base import Middleware, need
 
 __all__ = ["ForwardAuth", "ErrorPages"]

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError
-from ..proxy.reply import Reply
+from ..http.reply import Reply
 from .base import Middleware
 
 __all__ = ["Headers"]

@@ -14,7 +14,7 @@ from http import HTTPStatus
 from typing import Any
 
 from ..errors import ConfigError
-from ..proxy.reply import Reply
+from ..http.reply import Reply
 from ..rules.matchers_v3 import ip_matcher
 from .base import Middleware
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import ConfigError
-from ..proxy.reply import Reply
+from ..http.reply import Reply
 from .base import Middleware, duration_seconds
 from .ipallowlist import client_ip_strategy
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError
-from ..proxy.reply import Reply, text_error
+from ..http.reply import Reply, text_error
 from .base import Middleware, duration_seconds
 
 __all__ = ["Retry", "Chain", "Buffering"]

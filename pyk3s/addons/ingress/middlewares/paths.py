@@ -18,8 +18,8 @@ from typing import Any
 from urllib.parse import quote
 
 from ..errors import ConfigError
-from ..proxy.reply import Reply, text_error
-from ..proxy.request import routing_path
+from ..http.reply import Reply, text_error
+from ..http.request import routing_path
 from .base import Middleware, need
 
 __all__ = ["StripPrefix", "StripPrefixRegex", "AddPrefix", "ReplacePath", "ReplacePathRegex", "go_expand"]

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError
-from ..proxy.reply import Reply, status_text
+from ..http.reply import Reply, status_text
 from .base import Middleware, need
 from .paths import go_expand
 

@@ -1,3 +1,3 @@
-"""The HTTP data plane: client and upstream protocols, exchanges, replies, listeners."""
+"""The HTTP data plane: client and upstream protocols, exchanges, listeners."""
 
 __all__: list[str] = []

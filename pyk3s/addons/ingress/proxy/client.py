@@ -17,11 +17,11 @@ from typing import Any
 
 import httptools
 
+from ..http.reply import BAD_REQUEST_BYTES
+from ..http.request import Request
 from .exchange import Exchange
 from .fastlane import try_fast_lane
 from .heads import FORWARDED
-from .reply import BAD_REQUEST_BYTES
-from .request import Request
 
 __all__ = ["ClientConnection", "MAX_HEADER_BYTES"]
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
+from ..http.reply import NO_SERVER, NOT_FOUND, Reply, text_error
 from .heads import response_head, upstream_head
-from .reply import NO_SERVER, NOT_FOUND, Reply, text_error
 from .upstream import dial
 
 __all__ = ["Exchange", "end_aborted"]

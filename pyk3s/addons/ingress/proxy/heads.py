@@ -12,7 +12,7 @@ import os
 import socket
 from typing import Any
 
-from .reply import http_date, status_text
+from ..http.reply import http_date, status_text
 
 __all__ = ["upstream_head", "response_head", "forwarded_block", "HOP_BY_HOP", "FORWARDED"]
 

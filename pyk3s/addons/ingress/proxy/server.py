@@ -20,10 +20,10 @@ from typing import Any
 from ..api import ApiHandler
 from ..compile import Compiled, compile_config
 from ..dynamic import DynamicConfig
+from ..http.reply import Reply
 from ..metrics import Metrics, render
 from ..static import StaticConfig
 from .client import ClientConnection
-from .reply import Reply
 from .upstream import Pool
 
 __all__ = ["ProxyState", "listen_socket", "start_entrypoints", "CLIENT_IDLE"]

@@ -14,7 +14,7 @@ from pyk3s.addons.ingress.dynamic import (
     Server,
     Service,
 )
-from pyk3s.addons.ingress.proxy.request import Request
+from pyk3s.addons.ingress.http.request import Request
 from pyk3s.addons.ingress.static import MAX_INT, internal_config, static_from_flags
 
 STATIC = static_from_flags(["--entrypoints.web.address=:80", "--entrypoints.websecure.address=:443",

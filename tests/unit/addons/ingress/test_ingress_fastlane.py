@@ -301,7 +301,7 @@ spec:
     proxy.load(service_yaml("one", backend.port) + service_yaml("two", backend2.port) + ingress)
     reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
     client = next(iter(proxy.state.connections))
-    from pyk3s.addons.ingress.proxy.request import Request
+    from pyk3s.addons.ingress.http.request import Request
 
     table = proxy.state.compiled.table.tables[("web", False)]
     paths = ["/", "/api/x", "/x", "/api", "/exact", "/exact/no", "/api%2Fx", "/x?y=1", "/api/x?y=1", "/apix"]

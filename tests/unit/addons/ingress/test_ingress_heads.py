@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pyk3s.addons.ingress.http.request import Request
 from pyk3s.addons.ingress.proxy.heads import HOP_BY_HOP, HOSTNAME, MANAGED, upstream_head
-from pyk3s.addons.ingress.proxy.request import Request
 
 
 @dataclass

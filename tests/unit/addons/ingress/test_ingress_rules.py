@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pyk3s.addons.ingress.errors import RuleError
-from pyk3s.addons.ingress.proxy.request import Request
+from pyk3s.addons.ingress.http.request import Request
 from pyk3s.addons.ingress.rules import parse_rule
 
 
