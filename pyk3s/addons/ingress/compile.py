@@ -1,10 +1,9 @@
 """DynamicConfig -> routing table + runtime status: the only place that builds handlers (STYLE §2).
 
 Per router: parse the rule, resolve priority (explicit, else rule length, 2.1), build its middlewares
-and its service, pick its entrypoints (2.6) and put it into the TLS or plain table of each (2.7).
-Anything that fails puts that router (and only it) in error; the runtime keeps every error for the API,
-the dashboard and ``explain``. Routes are indexed by required Host so a lookup scans only routes that
-can match the request's host, in priority order (2.2, 2.4: priority desc, then name).
+and its service, pick its entrypoints (2.6) and put it into the TLS or plain table of each (2.7) in
+``routing.py``. Anything that fails puts that router (and only it) in error; the runtime keeps every
+error for the API, the dashboard and ``explain``.
 """
 
 from __future__ import annotations
@@ -17,7 +16,8 @@ from .dynamic import DynamicConfig, Middleware, to_json
 from .errors import ConfigError
 from .middlewares import build_middleware
 from .middlewares.base import BuildContext
-from .rules import CompiledRule, parse_rule, rule_syntax
+from .routing import EntryTable, Route, RoutingTable
+from .rules import parse_rule, rule_syntax
 from .services import (
     INTERNAL_SERVICES,
     Balancer,
@@ -28,69 +28,9 @@ from .services import (
 )
 from .static import MAX_INT, StaticConfig
 
-__all__ = ["Route", "EntryTable", "RoutingTable", "Runtime", "compile_config", "Compiled"]
+__all__ = ["Runtime", "compile_config", "Compiled", "runtime_counts"]
 
 MAX_USER_PRIORITY = MAX_INT - 1000
-FAST_ROUTES_MAX = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    name: str
-    rule: CompiledRule
-    priority: int
-    middlewares: tuple[Any, ...]
-    service: CompiledService
-    tls: bool
-    needs_response: bool
-    needs_done: bool
-    needs_body: bool
-    middleware_names: tuple[str, ...] = ()
-
-
-class EntryTable:
-    """Routes of one entrypoint and one transport (plain or TLS), indexed by host."""
-
-    __slots__ = ("by_host", "hostless", "routes", "fast_routes")
-
-    def __init__(self, routes: list[Route]) -> None:
-        routes = sorted(routes, key=lambda r: (-r.priority, r.name))
-        self.routes = tuple(routes)
-        self.hostless = tuple(r for r in routes if r.rule.hosts is None)
-        hosts: set[str] = set()
-        for r in routes:
-            if r.rule.hosts:
-                hosts |= r.rule.hosts
-        self.by_host = {h: tuple(r for r in routes if r.rule.hosts is None or h in r.rule.hosts) for h in hosts}
-        self.fast_routes: dict[bytes, Route | None] = {}
-
-    def candidates(self, host: str) -> tuple[Route, ...]:
-        found = self.by_host.get(host)
-        if found is None and host.endswith("."):
-            found = self.by_host.get(host.rstrip("."))
-        return self.hostless if found is None else found
-
-    def lookup(self, req: Any) -> Route | None:
-        for r in self.candidates(req.host):
-            if r.rule.match(req):
-                return r
-        return None
-
-    def fast_route(self, host_header: bytes) -> Route | None:
-        """The fast-lane route for a raw Host value (proxy/fastlane.py), remembered per value."""
-        try:
-            return self.fast_routes[host_header]
-        except KeyError:
-            pass
-        from .http.request import canonical_host
-        from .proxy.fastlane import fast_route
-
-        route = fast_route(self, canonical_host(host_header.decode("latin-1")))
-        if len(host_header) <= 255:
-            if len(self.fast_routes) >= FAST_ROUTES_MAX:
-                self.fast_routes.clear()
-            self.fast_routes[host_header] = route
-        return route
 
 
 @dataclass(slots=True)
@@ -100,15 +40,6 @@ class Runtime:
     routers: dict[str, dict[str, Any]] = field(default_factory=dict)
     services: dict[str, dict[str, Any]] = field(default_factory=dict)
     middlewares: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class RoutingTable:
-    tables: dict[tuple[str, bool], EntryTable]
-
-    def lookup(self, entrypoint: str, tls: bool, req: Any) -> Route | None:
-        table = self.tables.get((entrypoint, tls))
-        return table.lookup(req) if table is not None else None
 
 
 @dataclass(slots=True)

@@ -20,78 +20,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..services import Balancer
+from ..routing import PathChoice
 from .exchange import end_aborted
 from .heads import FORWARDED, HOP_BY_HOP, forwarded_block
 from .upstream import dial
 
-__all__ = ["FastExchange", "PathChoice", "fast_route", "try_fast_lane"]
+__all__ = ["FastExchange", "try_fast_lane"]
 
 # header names (lower case) the fast lane never copies: Host is written from the parsed value,
 # the rest needs the general path's rewriting
 _HANDLED = frozenset(n.encode() for n in HOP_BY_HOP | FORWARDED | {"host", "close"})
 _PLAIN_CONNECTION = frozenset((b"keep-alive", b"close"))
-
-
-class _Probe:
-    """What Host and Path rules read from a request."""
-
-    __slots__ = ("host", "path")
-
-    def __init__(self, host: str, path: str) -> None:
-        self.host = host
-        self.path = path
-
-
-def _eligible(route: Any) -> bool:
-    svc = route.service
-    return (isinstance(svc, Balancer) and not route.middlewares and svc.sticky is None
-            and all(t.pass_host_header for t in svc.targets))
-
-
-class PathChoice:
-    """The routes one host can take when paths decide between them (Ingress objects' rules): in priority
-    order, each with whether the fast lane may serve it; ``None`` stands for a rule that reads more than
-    host and path, below which the general path decides."""
-
-    __slots__ = ("probe", "routes")
-
-    def __init__(self, probe: _Probe, routes: tuple[tuple[Any, bool], ...]) -> None:
-        self.probe = probe
-        self.routes = routes
-
-    def pick(self, path: str) -> Any:
-        probe = self.probe
-        probe.path = path
-        for route, eligible in self.routes:
-            if route is None:
-                return None
-            if route.rule.match(probe):
-                return route if eligible else None
-        return None
-
-
-def fast_route(table: Any, host: str) -> Any:
-    """For a canonical host: the route all its requests take (a Route), a PathChoice when host and path
-    decide, or None when the general path must decide (other matchers, or an ineligible route)."""
-    probe = _Probe(host, "")
-    chosen: list[tuple[Any, bool]] = []
-    for route in table.candidates(host):
-        rule = route.rule
-        if rule.host_only:
-            if rule.match(probe):
-                if not chosen:
-                    return route if _eligible(route) else None
-                chosen.append((route, _eligible(route)))
-                break
-        elif rule.host_path_only:
-            chosen.append((route, _eligible(route)))
-        else:
-            if not chosen:
-                return None
-            chosen.append((None, False))
-            break
-    return PathChoice(probe, tuple(chosen)) if chosen else None
 
 
 def try_fast_lane(client: Any, url: bytes, raw_headers: list[tuple[bytes, bytes]]) -> FastExchange | None:
