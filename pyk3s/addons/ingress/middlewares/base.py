@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["Middleware", "BuildContext", "duration_seconds", "need"]
+__all__ = ["Middleware", "BuildContext", "need"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,36 +52,3 @@ def need(config: Mapping[str, Any], key: str, kind: str) -> Any:
     if value in (None, "", [], ()):
         raise ConfigError(f"ingress: middleware {kind}: field {key} is required")
     return value
-
-
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def duration_seconds(value: Any, default: float, where: str) -> float:
-    """Go duration ("1s", "100ms", "1m30s") or a number of seconds (Traefik accepts both)."""
-    if value in (None, ""):
-        return default
-    if isinstance(value, int | float):
-        return float(value)
-    text = str(value).strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    total, num = 0.0, ""
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c.isdigit() or c == ".":
-            num += c
-            i += 1
-            continue
-        unit = next((u for u in ("ns", "us", "µs", "ms", "s", "m", "h") if text.startswith(u, i)), None)
-        if unit is None or not num:
-            raise ConfigError(f"ingress: {where}: invalid duration {value!r}")
-        total += float(num) * _UNITS[unit]
-        num = ""
-        i += len(unit)
-    if num:
-        raise ConfigError(f"ingress: {where}: invalid duration {value!r} (missing unit)")
-    return total

@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..durations import duration_seconds
 from ..errors import ConfigError
 from ..http.reply import Reply
-from .base import Middleware, duration_seconds
+from .base import Middleware
 from .ipallowlist import client_ip_strategy
 
 __all__ = ["RateLimit", "InFlightReq", "source_criterion"]

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..durations import duration_seconds
 from ..errors import ConfigError
 from ..http.reply import Reply, text_error
-from .base import Middleware, duration_seconds
+from .base import Middleware
 
 __all__ = ["Retry", "Chain", "Buffering"]
 
