@@ -14,19 +14,24 @@ from __future__ import annotations
 import json
 import mimetypes
 import time
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 from urllib.parse import unquote
 
 from .compile import Compiled, runtime_counts
 from .http.reply import Reply
+from .http.request import Request
 
-__all__ = ["ApiHandler", "VERSION", "CODENAME"]
+__all__ = ["ApiHandler", "Explain", "VERSION", "CODENAME"]
 
 VERSION = "3.5.1"
 CODENAME = "chabichou"
 _CSP = "frame-src 'self' https://traefik.io https://*.traefik.io;"
 _JSON = [("Content-Type", "application/json")]
+
+Explain = Callable[[Compiled, Request], dict[str, Any]]
+"""Answers ``/api/explain`` from the compiled configuration and the API request (``explain.explain_api``)."""
 
 
 def _json(status: int, body: Any, headers: list[tuple[str, str]] | None = None) -> Reply:

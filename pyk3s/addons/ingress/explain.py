@@ -17,7 +17,10 @@ from urllib.parse import urlsplit
 
 from .compile import Compiled, compile_config
 from .http.request import Request
+from .providers import build_config
+from .runner import list_objects
 from .services import Balancer
+from .static import static_from_flags
 
 __all__ = ["explain", "explain_api", "main"]
 
@@ -93,20 +96,11 @@ def _text(report: dict[str, Any]) -> str:
 async def _load(args: argparse.Namespace) -> Compiled:
     from pyk3s.client import Client
 
-    from .runner import WATCHED, build_config
-    from .static import static_from_flags
-
     static = static_from_flags(args.flag or ["--entrypoints.web.address=:80", "--entrypoints.websecure.address=:443",
                                              "--entrypoints.websecure.http.tls=true", "--providers.kubernetescrd",
                                              "--providers.kubernetesingress"])
-    objs: list[dict[str, Any]] = []
     async with Client.from_env(args.kubeconfig) as client:
-        for api, plural, kind, _ in WATCHED:
-            try:
-                listing = await client.resource(api, plural).list()
-            except Exception:  # noqa: BLE001 - a group that is not served (CRDs missing) is skipped
-                continue
-            objs += [{**o, "kind": kind, "apiVersion": api} for o in listing.get("items") or ()]
+        objs = await list_objects(client, static)
     return compile_config(build_config(static, objs), static)
 
 

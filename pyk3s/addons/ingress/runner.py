@@ -1,8 +1,9 @@
 """Running the proxy: watch glue, configuration fan-out to worker processes, Ingress status.
 
 Process layout: the supervisor binds nothing for user entrypoints; it forks ``workers`` processes that
-each bind every non-internal entrypoint with SO_REUSEPORT, then runs the informers, builds the
-configuration (providers are pure functions of the informer caches), compiles it for its own internal
+each bind every non-internal entrypoint with SO_REUSEPORT, then runs the informers of the kinds the
+providers read, builds the configuration (providers are pure functions of the informer caches,
+``providers.build_config``), compiles it for its own internal
 entrypoints (``traefik``: api/ping/metrics) and sends it to the workers over a socketpair. Workers send
 their metric counters back once a second. With one worker everything runs in one process.
 Bursts of events are folded into one rebuild (``THROTTLE``), as Traefik's throttleEvents does.
@@ -21,60 +22,19 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from .dynamic import DynamicConfig, merge
-from .providers.common import KubeIndex
-from .providers.crd import CRD_GROUPS, build_crd_config
-from .providers.ingress import build_ingress_config, ingress_status, should_process
+from .api import Explain
+from .dynamic import DynamicConfig
+from .providers import build_config, watched_kinds
+from .providers.common import ObjectIndex
+from .providers.ingress import ingress_status, should_process
 from .proxy.server import ProxyState, start_entrypoints
-from .rules import parse_rule
-from .static import StaticConfig, internal_config
-from .tls import build_store, listening_context
+from .static import StaticConfig
+from .tls import build_store, host_options, listening_context
 
-__all__ = ["Watcher", "run", "build_config", "WATCHED", "THROTTLE"]
+__all__ = ["Watcher", "run", "fork_workers", "list_objects", "THROTTLE"]
 
 log = logging.getLogger("pyk3s.ingress")
 THROTTLE = 0.2
-
-# (apiVersion, plural, kind, needed by)
-WATCHED: tuple[tuple[str, str, str, str], ...] = (
-    ("v1", "services", "Service", "both"),
-    ("v1", "secrets", "Secret", "both"),
-    ("discovery.k8s.io/v1", "endpointslices", "EndpointSlice", "both"),
-    ("networking.k8s.io/v1", "ingresses", "Ingress", "ingress"),
-    ("networking.k8s.io/v1", "ingressclasses", "IngressClass", "ingress"),
-) + tuple(
-    (f"{group}/v1alpha1", plural, kind, "crd")
-    for group in CRD_GROUPS
-    for plural, kind in (("ingressroutes", "IngressRoute"), ("middlewares", "Middleware"),
-                         ("traefikservices", "TraefikService"), ("tlsoptions", "TLSOption"),
-                         ("tlsstores", "TLSStore"), ("serverstransports", "ServersTransport"))
-)
-
-
-def build_config(static: StaticConfig, objects: list[dict[str, Any]]) -> DynamicConfig:
-    """Every enabled provider plus the internal one, merged with qualified names."""
-    parts: dict[str, DynamicConfig] = {}
-    if static.crd is not None:
-        parts["kubernetescrd"] = build_crd_config(objects, static.crd)
-    if static.ingress is not None:
-        parts["kubernetes"] = build_ingress_config(objects, static.ingress)
-    parts["internal"] = internal_config(static)
-    return merge(parts)
-
-
-def host_options(cfg: DynamicConfig) -> dict[str, str]:
-    """Server name -> TLS option of the TLS routers whose rule names that host."""
-    out: dict[str, str] = {}
-    for r in cfg.routers.values():
-        if r.tls is None or not r.tls.options:
-            continue
-        try:
-            hosts = parse_rule(r.rule, r.rule_syntax or "v3").hosts or ()
-        except Exception:  # noqa: BLE001 - a bad rule is reported by compile
-            continue
-        for h in hosts:
-            out.setdefault(h, r.tls.options)
-    return out
 
 
 class Watcher:
@@ -84,10 +44,8 @@ class Watcher:
         from pyk3s.client.informer import Informer
 
         self.client, self.static, self.publish = client, static, publish
-        wanted = {"both"} | ({"crd"} if static.crd is not None else set()) | (
-            {"ingress"} if static.ingress is not None else set())
-        self.informers = [(kind, api, Informer(client.resource(api, plural)))
-                          for api, plural, kind, need in WATCHED if need in wanted]
+        self.informers = [(w.kind, w.api_version, Informer(client.resource(w.api_version, w.plural)))
+                          for w in watched_kinds(static)]
         self.pending: asyncio.TimerHandle | None = None
         self.last: DynamicConfig | None = None
         self.status_task: asyncio.Task[Any] | None = None
@@ -124,7 +82,7 @@ class Watcher:
         want = ingress_status(svc)
         if not want:
             return
-        classes = KubeIndex.build([o for o in objs if o["kind"] == "IngressClass"])
+        classes = ObjectIndex.build([o for o in objs if o["kind"] == "IngressClass"])
         res = self.client.resource("networking.k8s.io/v1", "ingresses")
         for ing in (o for o in objs if o["kind"] == "Ingress"):
             if not should_process(ing, classes, self.static.ingress):  # type: ignore[arg-type]
@@ -150,6 +108,19 @@ class Watcher:
                 log.warning("ingress: %s %s not synced yet (is the CRD installed?)", api, kind)
         self.rebuild()
         await asyncio.Event().wait()
+
+
+async def list_objects(client: Any, static: StaticConfig) -> list[dict[str, Any]]:
+    """One listing of every kind the Watcher would watch; a kind that is not served (CRDs missing) is
+    left out."""
+    objs: list[dict[str, Any]] = []
+    for w in watched_kinds(static):
+        try:
+            listing = await client.resource(w.api_version, w.plural).list()
+        except Exception:  # noqa: BLE001 - a group that is not served is skipped
+            continue
+        objs += [{**o, "kind": w.kind, "apiVersion": w.api_version} for o in listing.get("items") or ()]
+    return objs
 
 
 # ---------------------------------------------------------------------------------- worker plumbing
@@ -242,16 +213,15 @@ def _fork_worker(static: StaticConfig, names: list[str]) -> tuple[int, socket.so
 
 
 async def run(static: StaticConfig, client: Any, workers: int, worker_socks: list[socket.socket],
-              objects: list[dict[str, Any]] | None = None) -> None:
-    """Supervisor loop (call after :func:`fork_workers`); ``objects`` replaces the API watch."""
+              objects: list[dict[str, Any]] | None = None, explain: Explain | None = None) -> None:
+    """Supervisor loop (call after :func:`fork_workers`); ``objects`` replaces the API watch; ``explain``
+    answers the API's ``/api/explain``."""
     loop = asyncio.get_running_loop()
     snapshots: dict[int, dict[str, Any]] = {}
     writers: list[asyncio.StreamWriter] = []
-    state = ProxyState(loop, static, metrics_source=lambda: [state.metrics.snapshot(), *snapshots.values()])
+    state = ProxyState(loop, static, metrics_source=lambda: [state.metrics.snapshot(), *snapshots.values()],
+                       explain=explain)
     _install_tls(state)
-    from .explain import explain_api
-
-    state.api.explain = explain_api
     internal_names = [n for n in static.entrypoints if n in ("traefik", "metrics")] if workers else []
     local_names = internal_names if workers else list(static.entrypoints)
     servers = await start_entrypoints(state, local_names, _ssl_for(state))

@@ -24,8 +24,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from .dynamic import Certificate, DynamicConfig, TLSOptions
+from .rules import parse_rule
 
-__all__ = ["CertStore", "default_certificate", "listening_context", "build_store", "VERSIONS"]
+__all__ = ["CertStore", "default_certificate", "listening_context", "build_store", "host_options", "VERSIONS"]
 
 VERSIONS = {"VersionTLS10": ssl.TLSVersion.TLSv1, "VersionTLS11": ssl.TLSVersion.TLSv1_1,
             "VersionTLS12": ssl.TLSVersion.TLSv1_2, "VersionTLS13": ssl.TLSVersion.TLSv1_3}
@@ -201,3 +202,18 @@ def listening_context(get_store: Callable[[], CertStore]) -> ssl.SSLContext:
 
     base.sni_callback = sni
     return base
+
+
+def host_options(cfg: DynamicConfig) -> dict[str, str]:
+    """Server name -> TLS option of the TLS routers whose rule names that host."""
+    out: dict[str, str] = {}
+    for r in cfg.routers.values():
+        if r.tls is None or not r.tls.options:
+            continue
+        try:
+            hosts = parse_rule(r.rule, r.rule_syntax or "v3").hosts or ()
+        except Exception:  # noqa: BLE001 - a bad rule is reported by compile
+            continue
+        for h in hosts:
+            out.setdefault(h, r.tls.options)
+    return out

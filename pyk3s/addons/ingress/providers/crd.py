@@ -27,10 +27,12 @@ from ..dynamic import (
     Weighted,
     WeightedRef,
 )
+from ..static import ProviderOptions
 from .common import (
-    KubeIndex,
-    ProviderOptions,
+    BACKEND_KINDS,
+    ObjectIndex,
     ServiceLookupError,
+    Watched,
     certificate_from_secret,
     normalize,
     rule_hash,
@@ -39,9 +41,16 @@ from .common import (
 )
 from .crd_middlewares import build_middleware
 
-__all__ = ["build_crd_config", "CRD_GROUPS"]
+__all__ = ["build_crd_config", "CRD_GROUPS", "WATCHES"]
 
 CRD_GROUPS = ("traefik.io", "traefik.containo.us")
+WATCHES = BACKEND_KINDS + tuple(
+    Watched(f"{group}/v1alpha1", plural, kind)
+    for group in CRD_GROUPS
+    for plural, kind in (("ingressroutes", "IngressRoute"), ("middlewares", "Middleware"),
+                         ("traefikservices", "TraefikService"), ("tlsoptions", "TLSOption"),
+                         ("tlsstores", "TLSStore"), ("serverstransports", "ServersTransport"))
+)
 
 
 def _ours(obj: dict, opts: ProviderOptions) -> bool:
@@ -75,7 +84,7 @@ def _full_name(ns: str, ref: dict) -> str:
     return f"{normalize(base)}@{provider}"
 
 
-def _lb(idx: KubeIndex, ns: str, ref: dict, opts: ProviderOptions) -> LoadBalancer:
+def _lb(idx: ObjectIndex, ns: str, ref: dict, opts: ProviderOptions) -> LoadBalancer:
     servers, _ = servers_for(idx, ns, ref.get("name", ""), ref.get("port", ""), ref.get("scheme", ""), opts,
                              native_lb=bool(ref.get("nativeLB")))
     if not servers and not opts.allow_empty_services:
@@ -93,7 +102,7 @@ def _resolve_ns(route_ns: str, ref: dict, opts: ProviderOptions, what: str) -> s
     return ns
 
 
-def _name_and_service(idx: KubeIndex, ns: str, ref: dict, opts: ProviderOptions,
+def _name_and_service(idx: ObjectIndex, ns: str, ref: dict, opts: ProviderOptions,
                       services: dict[str, Service]) -> tuple[str, Service | None]:
     """(full service name, load balancer or None for a TraefikService reference)."""
     svc_ns = _resolve_ns(ns, ref, opts, "service")
@@ -102,7 +111,7 @@ def _name_and_service(idx: KubeIndex, ns: str, ref: dict, opts: ProviderOptions,
     return _full_name(svc_ns, ref), Service(load_balancer=_lb(idx, svc_ns, ref, opts))
 
 
-def _weighted(idx: KubeIndex, ns: str, refs: Iterable[dict], opts: ProviderOptions,
+def _weighted(idx: ObjectIndex, ns: str, refs: Iterable[dict], opts: ProviderOptions,
               services: dict[str, Service], sticky: StickyCookie | None) -> Service:
     children = []
     for ref in refs:
@@ -138,7 +147,7 @@ def _router_tls(ns: str, tls: dict) -> RouterTLS:
     return RouterTLS(options=options, cert_resolver=tls.get("certResolver", ""), domains=domains)
 
 
-def _ingress_routes(idx: KubeIndex, opts: ProviderOptions, routers: dict[str, Router],
+def _ingress_routes(idx: ObjectIndex, opts: ProviderOptions, routers: dict[str, Router],
                     services: dict[str, Service], certs: dict[str, Certificate]) -> None:
     for obj in idx.all("IngressRoute"):
         if not _ours(obj, opts):
@@ -182,7 +191,7 @@ def _ingress_routes(idx: KubeIndex, opts: ProviderOptions, routers: dict[str, Ro
                                   rule_syntax=route.get("syntax", "") or "", tls=router_tls, error=error)
 
 
-def _traefik_services(idx: KubeIndex, opts: ProviderOptions, services: dict[str, Service]) -> None:
+def _traefik_services(idx: ObjectIndex, opts: ProviderOptions, services: dict[str, Service]) -> None:
     for obj in idx.all("TraefikService"):
         if not _ours(obj, opts):
             continue
@@ -214,7 +223,7 @@ def _traefik_services(idx: KubeIndex, opts: ProviderOptions, services: dict[str,
             services[key] = Service(error=f"traefikservice {ns}/{md.get('name')}: {err}")
 
 
-def _tls_options(idx: KubeIndex, opts: ProviderOptions) -> dict[str, TLSOptions]:
+def _tls_options(idx: ObjectIndex, opts: ProviderOptions) -> dict[str, TLSOptions]:
     out: dict[str, TLSOptions] = {}
     defaults = 0
     for obj in idx.all("TLSOption"):
@@ -244,7 +253,7 @@ def _tls_options(idx: KubeIndex, opts: ProviderOptions) -> dict[str, TLSOptions]
     return out
 
 
-def _default_certificate(idx: KubeIndex, opts: ProviderOptions) -> Certificate | None:
+def _default_certificate(idx: ObjectIndex, opts: ProviderOptions) -> Certificate | None:
     for obj in idx.all("TLSStore"):
         md = obj.get("metadata") or {}
         if not _ours(obj, opts) or md.get("name") != "default":
@@ -258,11 +267,11 @@ def _default_certificate(idx: KubeIndex, opts: ProviderOptions) -> Certificate |
     return None
 
 
-def build_crd_config(objects: Mapping[str, Iterable[dict]] | Iterable[dict] | KubeIndex,
+def build_crd_config(objects: Mapping[str, Iterable[dict]] | Iterable[dict] | ObjectIndex,
                      opts: ProviderOptions | None = None) -> DynamicConfig:
     """The kubernetesCRD provider as a pure function."""
     opts = opts or ProviderOptions()
-    idx = objects if isinstance(objects, KubeIndex) else KubeIndex.build(objects)
+    idx = objects if isinstance(objects, ObjectIndex) else ObjectIndex.build(objects)
     routers: dict[str, Router] = {}
     services: dict[str, Service] = {}
     certs: dict[str, Certificate] = {}

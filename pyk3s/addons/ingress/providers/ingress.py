@@ -22,22 +22,27 @@ from ..dynamic import (
     Service,
     StickyCookie,
 )
+from ..static import ProviderOptions
 from .common import (
-    KubeIndex,
-    ProviderOptions,
+    BACKEND_KINDS,
+    ObjectIndex,
     ServiceLookupError,
+    Watched,
     certificate_from_secret,
     normalize,
     rule_hash,
     servers_for,
 )
 
-__all__ = ["build_ingress_config", "ingress_status", "should_process", "CONTROLLER", "ROUTER_ANNOTATION", "SERVICE_ANNOTATION"]
+__all__ = ["build_ingress_config", "ingress_status", "should_process", "CONTROLLER", "ROUTER_ANNOTATION",
+           "SERVICE_ANNOTATION", "WATCHES"]
 
 CONTROLLER = "traefik.io/ingress-controller"
 ROUTER_ANNOTATION = "traefik.ingress.kubernetes.io/router."
 SERVICE_ANNOTATION = "traefik.ingress.kubernetes.io/service."
 MIN_INT32 = -2147483648
+WATCHES = BACKEND_KINDS + (Watched("networking.k8s.io/v1", "ingresses", "Ingress"),
+                           Watched("networking.k8s.io/v1", "ingressclasses", "IngressClass"))
 
 
 def _go_quote(value: str) -> str:
@@ -57,7 +62,7 @@ def _bool(value: str | None, default: bool) -> bool:
     return default if value is None else value.strip().lower() == "true"
 
 
-def should_process(ing: dict, idx: KubeIndex, opts: ProviderOptions) -> bool:
+def should_process(ing: dict, idx: ObjectIndex, opts: ProviderOptions) -> bool:
     spec = ing.get("spec") or {}
     cls_name = spec.get("ingressClassName")
     if cls_name:
@@ -95,7 +100,7 @@ def _path_rule(path: str, path_type: str, matcher: str, strict: bool) -> str | N
     return f"{matcher}({_go_quote(path)})"
 
 
-def _service(idx: KubeIndex, ns: str, backend: dict, opts: ProviderOptions) -> tuple[str, Service]:
+def _service(idx: ObjectIndex, ns: str, backend: dict, opts: ProviderOptions) -> tuple[str, Service]:
     svc_ref = backend.get("service") or {}
     name = svc_ref.get("name", "")
     port_ref = svc_ref.get("port") or {}
@@ -143,11 +148,11 @@ def _router_base(ing: dict, opts: ProviderOptions) -> dict[str, Any]:
     }
 
 
-def build_ingress_config(objects: Mapping[str, Iterable[dict]] | Iterable[dict] | KubeIndex,
+def build_ingress_config(objects: Mapping[str, Iterable[dict]] | Iterable[dict] | ObjectIndex,
                          opts: ProviderOptions | None = None) -> DynamicConfig:
     """The kubernetesIngress provider as a pure function."""
     opts = opts or ProviderOptions()
-    idx = objects if isinstance(objects, KubeIndex) else KubeIndex.build(objects)
+    idx = objects if isinstance(objects, ObjectIndex) else ObjectIndex.build(objects)
     routers: dict[str, Router] = {}
     services: dict[str, Service] = {}
     certs: dict[str, Certificate] = {}

@@ -15,7 +15,8 @@ from pyk3s.addons.ingress.dynamic import (
     Service,
 )
 from pyk3s.addons.ingress.http.request import Request
-from pyk3s.addons.ingress.static import MAX_INT, internal_config, static_from_flags
+from pyk3s.addons.ingress.providers.internal import internal_config
+from pyk3s.addons.ingress.static import MAX_INT, static_from_flags
 
 STATIC = static_from_flags(["--entrypoints.web.address=:80", "--entrypoints.websecure.address=:443",
                             "--entrypoints.websecure.http.tls=true"])
