@@ -25,7 +25,7 @@ sys.path.insert(0, ROOT)
 
 from pyk3s.addons.ingress.providers import build_config  # noqa: E402
 from pyk3s.addons.ingress.proxy.client import ClientConnection  # noqa: E402
-from pyk3s.addons.ingress.proxy.server import ProxyState  # noqa: E402
+from pyk3s.addons.ingress.proxy.state import ProxyState  # noqa: E402
 from pyk3s.addons.ingress.proxy.upstream import UpstreamConnection  # noqa: E402
 from pyk3s.addons.ingress.static import static_from_flags  # noqa: E402
 

@@ -16,6 +16,7 @@ from .dynamic import DynamicConfig, Middleware, to_json
 from .errors import ConfigError
 from .middlewares import build_middleware
 from .middlewares.base import BuildContext
+from .middlewares.base import Middleware as MiddlewareHandler
 from .routing import EntryTable, Route, RoutingTable
 from .rules import parse_rule, rule_syntax
 from .services import (
@@ -63,7 +64,7 @@ class _Builder:
         self.cfg, self.static = cfg, static
         self.services: dict[str, CompiledService] = {}
         self.service_errors: dict[str, str] = {}
-        self.middlewares: dict[str, Any] = {}
+        self.middlewares: dict[str, MiddlewareHandler] = {}
         self.middleware_errors: dict[str, str] = {}
         self.building: set[str] = set()
 
@@ -104,7 +105,7 @@ class _Builder:
                                  m.mirror_body, m.max_body_size)
         raise ConfigError(f"service {name}: no loadBalancer, weighted or mirroring section")
 
-    def middleware(self, name: str) -> Any:
+    def middleware(self, name: str) -> MiddlewareHandler:
         if name in self.middlewares:
             return self.middlewares[name]
         if name in self.middleware_errors:
@@ -128,7 +129,7 @@ class _Builder:
         return mw
 
 
-def _flag(mws: tuple[Any, ...], attr: str) -> bool:
+def _flag(mws: tuple[MiddlewareHandler, ...], attr: str) -> bool:
     return any(getattr(m, attr, False) for m in mws)
 
 
@@ -194,12 +195,12 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
                                                           _with_tls(route))
         runtime.routers[name] = info
     for name in sorted(set(cfg.services) | set(used_by_svc)):
-        conf = cfg.services.get(name)
-        info = to_json(conf) if conf is not None else {}
+        svc_conf = cfg.services.get(name)
+        info = to_json(svc_conf) if svc_conf is not None else {}
         info.update(name=name, provider=name.rsplit("@", 1)[-1] if "@" in name else "", status="enabled",
                     usedBy=sorted(used_by_svc.get(name, [])))
-        if conf is not None:
-            info["type"] = conf.kind
+        if svc_conf is not None:
+            info["type"] = svc_conf.kind
         try:
             svc = b.service(name)
             if isinstance(svc, Balancer):
@@ -208,12 +209,12 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
             info.update(status="disabled", error=[str(err).removeprefix("ingress: ")])
         runtime.services[name] = info
     for name in sorted(set(cfg.middlewares) | set(used_by_mw)):
-        conf = cfg.middlewares.get(name)
-        info = {conf.kind: to_json(conf.config)} if conf is not None else {}
+        mw_conf = cfg.middlewares.get(name)
+        info = {mw_conf.kind: to_json(mw_conf.config)} if mw_conf is not None else {}
         info.update(name=name, provider=name.rsplit("@", 1)[-1] if "@" in name else "", status="enabled",
                     usedBy=sorted(used_by_mw.get(name, [])))
-        if conf is not None:
-            info["type"] = conf.kind.lower()
+        if mw_conf is not None:
+            info["type"] = mw_conf.kind.lower()
         try:
             b.middleware(name)
         except ConfigError as err:

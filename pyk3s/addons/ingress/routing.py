@@ -15,9 +15,9 @@ from typing import ClassVar, Literal
 from .http.request import Request, canonical_host
 from .middlewares.base import Middleware
 from .rules import CompiledRule
-from .services import Balancer, CompiledService
+from .services import Balancer, CompiledService, InternalService
 
-__all__ = ["Route", "EntryTable", "RoutingTable", "PathChoice", "fast_route", "FAST_ROUTES_MAX"]
+__all__ = ["Route", "UNROUTED", "EntryTable", "RoutingTable", "PathChoice", "fast_route", "FAST_ROUTES_MAX"]
 
 FAST_ROUTES_MAX = 4096
 
@@ -35,6 +35,11 @@ class Route:
     needs_body: bool
     middleware_names: tuple[str, ...] = ()
     by_path: ClassVar[Literal[False]] = False  # tells a Route from a PathChoice in the fast lane
+
+
+UNROUTED = Route("", CompiledRule("", "v3", lambda r: False, frozenset(), ()), 0, (),
+                 InternalService("noop@internal"), False, False, False, False)
+"""The route of an exchange that no router took (yet): no middlewares, nothing to call back."""
 
 
 class EntryTable:

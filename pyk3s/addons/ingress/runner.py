@@ -18,18 +18,25 @@ import os
 import pickle
 import signal
 import socket
+import ssl
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from .api import Explain
+from .compile import Compiled
 from .dynamic import DynamicConfig
+from .metrics import MetricsSnapshot
 from .providers import build_config, watched_kinds
-from .providers.common import ObjectIndex
+from .providers.common import KubeObject, ObjectIndex
 from .providers.ingress import ingress_status, should_process
-from .proxy.server import ProxyState, start_entrypoints
+from .proxy.server import start_entrypoints
+from .proxy.state import ProxyState
 from .static import StaticConfig
 from .tls import build_store, host_options, listening_context
+
+if TYPE_CHECKING:
+    from pyk3s.client import Client
 
 __all__ = ["Watcher", "run", "fork_workers", "list_objects", "THROTTLE"]
 
@@ -40,7 +47,7 @@ THROTTLE = 0.2
 class Watcher:
     """Informers for every watched kind; calls ``publish(DynamicConfig)`` after each burst of changes."""
 
-    def __init__(self, client: Any, static: StaticConfig, publish: Callable[[DynamicConfig], None]) -> None:
+    def __init__(self, client: Client, static: StaticConfig, publish: Callable[[DynamicConfig], None]) -> None:
         from pyk3s.client.informer import Informer
 
         self.client, self.static, self.publish = client, static, publish
@@ -48,9 +55,9 @@ class Watcher:
                           for w in watched_kinds(static)]
         self.pending: asyncio.TimerHandle | None = None
         self.last: DynamicConfig | None = None
-        self.status_task: asyncio.Task[Any] | None = None
+        self.status_task: asyncio.Task[None] | None = None
 
-    def objects(self) -> list[dict[str, Any]]:
+    def objects(self) -> list[KubeObject]:
         out = []
         for kind, api, inf in self.informers:
             for obj in inf.list():
@@ -59,7 +66,7 @@ class Watcher:
                 out.append(obj)
         return out
 
-    def changed(self, *_: Any) -> None:
+    def changed(self, *_: object) -> None:
         if self.pending is None:
             self.pending = asyncio.get_running_loop().call_later(THROTTLE, self.rebuild)
 
@@ -74,9 +81,12 @@ class Watcher:
             if self.status_task is None or self.status_task.done():
                 self.status_task = asyncio.get_running_loop().create_task(self.update_status(objs))
 
-    async def update_status(self, objs: list[dict[str, Any]]) -> None:
+    async def update_status(self, objs: list[KubeObject]) -> None:
         """Copy the published Service's load balancer addresses into every served Ingress (4.9)."""
-        ns, _, name = self.static.ingress.published_service.partition("/")  # type: ignore[union-attr]
+        opts = self.static.ingress
+        if opts is None:
+            return
+        ns, _, name = opts.published_service.partition("/")
         svc = next((o for o in objs if o["kind"] == "Service" and o["metadata"].get("namespace") == ns
                     and o["metadata"].get("name") == name), None)
         want = ingress_status(svc)
@@ -85,7 +95,7 @@ class Watcher:
         classes = ObjectIndex.build([o for o in objs if o["kind"] == "IngressClass"])
         res = self.client.resource("networking.k8s.io/v1", "ingresses")
         for ing in (o for o in objs if o["kind"] == "Ingress"):
-            if not should_process(ing, classes, self.static.ingress):  # type: ignore[arg-type]
+            if not should_process(ing, classes, opts):
                 continue
             current = ((ing.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
             if current == want:
@@ -110,10 +120,10 @@ class Watcher:
         await asyncio.Event().wait()
 
 
-async def list_objects(client: Any, static: StaticConfig) -> list[dict[str, Any]]:
+async def list_objects(client: Client, static: StaticConfig) -> list[KubeObject]:
     """One listing of every kind the Watcher would watch; a kind that is not served (CRDs missing) is
     left out."""
-    objs: list[dict[str, Any]] = []
+    objs: list[KubeObject] = []
     for w in watched_kinds(static):
         try:
             listing = await client.resource(w.api_version, w.plural).list()
@@ -127,19 +137,21 @@ async def list_objects(client: Any, static: StaticConfig) -> list[dict[str, Any]
 _HDR = struct.Struct("!IB")
 
 
-async def _send(writer: asyncio.StreamWriter, kind: int, obj: Any) -> None:
+async def _send(writer: asyncio.StreamWriter, kind: int, obj: object) -> None:
     data = pickle.dumps(obj)
     writer.write(_HDR.pack(len(data), kind) + data)
     await writer.drain()
 
 
-async def _recv(reader: asyncio.StreamReader) -> tuple[int, Any]:
+async def _recv(reader: asyncio.StreamReader) -> tuple[int, object]:
+    """(1, DynamicConfig) to a worker, (2, MetricsSnapshot) from one."""
     size, kind = _HDR.unpack(await reader.readexactly(_HDR.size))
-    return kind, pickle.loads(await reader.readexactly(size))  # noqa: S301 - our own child process
+    obj: object = pickle.loads(await reader.readexactly(size))  # noqa: S301 - our own child process
+    return kind, obj
 
 
-def _ssl_for(state: ProxyState) -> Callable[[str], Any]:
-    def ssl_for(name: str) -> Any:
+def _ssl_for(state: ProxyState) -> Callable[[str], ssl.SSLContext | None]:
+    def ssl_for(name: str) -> ssl.SSLContext | None:
         ep = state.static.entrypoints[name]
         if not ep.tls:
             return None
@@ -148,7 +160,7 @@ def _ssl_for(state: ProxyState) -> Callable[[str], Any]:
 
 
 def _install_tls(state: ProxyState) -> None:
-    def rebuild(compiled: Any) -> None:
+    def rebuild(compiled: Compiled) -> None:
         state.tls_store = build_store(compiled.config, host_options(compiled.config))
     state.on_apply.append(rebuild)
     state.tls_store = build_store(DynamicConfig())
@@ -181,7 +193,7 @@ async def _worker_main(static: StaticConfig, names: list[str], sock: socket.sock
         while True:
             kind, obj = await _recv(reader)
             if kind == 1:
-                state.apply(obj)
+                state.apply(cast(DynamicConfig, obj))
                 _settle_heap()
     except (asyncio.IncompleteReadError, ConnectionError):
         pass  # supervisor gone: exit
@@ -212,12 +224,12 @@ def _fork_worker(static: StaticConfig, names: list[str]) -> tuple[int, socket.so
     return pid, parent
 
 
-async def run(static: StaticConfig, client: Any, workers: int, worker_socks: list[socket.socket],
-              objects: list[dict[str, Any]] | None = None, explain: Explain | None = None) -> None:
+async def run(static: StaticConfig, client: Client | None, workers: int, worker_socks: list[socket.socket],
+              objects: list[KubeObject] | None = None, explain: Explain | None = None) -> None:
     """Supervisor loop (call after :func:`fork_workers`); ``objects`` replaces the API watch; ``explain``
     answers the API's ``/api/explain``."""
     loop = asyncio.get_running_loop()
-    snapshots: dict[int, dict[str, Any]] = {}
+    snapshots: dict[int, MetricsSnapshot] = {}
     writers: list[asyncio.StreamWriter] = []
     state = ProxyState(loop, static, metrics_source=lambda: [state.metrics.snapshot(), *snapshots.values()],
                        explain=explain)
@@ -236,7 +248,7 @@ async def run(static: StaticConfig, client: Any, workers: int, worker_socks: lis
                 while True:
                     kind, obj = await _recv(reader)
                     if kind == 2:
-                        snapshots[i] = obj
+                        snapshots[i] = cast(MetricsSnapshot, obj)
             except (asyncio.IncompleteReadError, ConnectionError):
                 log.error("ingress: worker %d exited", i)
 
@@ -252,6 +264,7 @@ async def run(static: StaticConfig, client: Any, workers: int, worker_socks: lis
     try:
         if objects is not None:
             await asyncio.Event().wait()
+        assert client is not None, "run() needs a client or objects"
         await Watcher(client, static, publish).run()
     finally:
         for s in servers:

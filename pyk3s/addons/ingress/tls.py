@@ -16,7 +16,6 @@ import ssl
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -175,9 +174,9 @@ def build_store(cfg: DynamicConfig, host_options: dict[str, str] | None = None) 
         store.default = _GENERATED[0]
     store.options = {"default": TLSOptions(), **dict(cfg.tls_options)}
     for name, opt in list(store.options.items()):
-        err = validate_options(opt, f"TLS option {name}")
-        if err:
-            store.errors.append(err)
+        problem = validate_options(opt, f"TLS option {name}")
+        if problem:
+            store.errors.append(problem)
             store.options.pop(name)
             store.options.setdefault("default", TLSOptions())
     store.host_options = dict(host_options or {})
@@ -190,7 +189,7 @@ def listening_context(get_store: Callable[[], CertStore]) -> ssl.SSLContext:
     if base is None:
         base = _context(default_certificate(), TLSOptions())
 
-    def sni(sslobj: Any, server_name: str | None, _ctx: ssl.SSLContext) -> int | None:
+    def sni(sslobj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> int | None:
         store = get_store()
         name = server_name or ""
         if store.strict(name) and name and store.best(name)[0] < 0:

@@ -1,12 +1,13 @@
 """What a middleware is to the proxy.
 
-A middleware is built once from its dynamic configuration (``__init__`` validates and raises
-``ConfigError``) and then called per request:
+A middleware is built once from its dynamic configuration (``__init__(config, ctx)`` validates and
+raises ``ConfigError``) and then called per request:
 
 - ``on_request(req) -> Reply | None``: may rewrite ``req``; a Reply answers the client directly and
-  the upstream is never called. When ``is_async`` is set, ``on_request`` is a coroutine.
+  the upstream is never called. When ``is_async`` is set, ``on_request_async(req)`` is awaited instead.
 - ``on_response(req, status, headers) -> int``: only when ``needs_response``; edits the upstream
-  response header list in place and returns the (possibly changed) status.
+  response header list in place and returns the (possibly changed) status. ``req.exchange`` lets it
+  encode the body or replace the response (:class:`~..http.request.ExchangeHooks`).
 - ``on_done(req)``: only when ``needs_done``; called once the exchange is over (success or not).
 """
 
@@ -17,8 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from ..http.reply import Reply
+from ..http.request import Request
+from ..services import CompiledService
 
-__all__ = ["Middleware", "BuildContext", "need"]
+__all__ = ["Middleware", "BuildContext", "Config", "need"]
+
+Config = Mapping[str, Any]
+"""A middleware's dynamic configuration: Traefik's field names, values as decoded from YAML or JSON."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +33,8 @@ class BuildContext:
     """What a middleware may look up while it is built (by qualified name)."""
 
     name: str
-    service: Callable[[str], Any]  # -> compiled service (for errors, mirroring)
-    middleware: Callable[[str], Any]  # -> compiled middleware (for chain)
+    service: Callable[[str], CompiledService]  # for errors, mirroring
+    middleware: Callable[[str], Middleware]  # for chain
 
 
 class Middleware:
@@ -37,17 +44,21 @@ class Middleware:
     needs_done = False
     needs_body = False  # buffering: the whole request body must be read before upstream
 
-    def on_request(self, req: Any) -> Any:
+    def on_request(self, req: Request) -> Reply | None:
         return None
 
-    def on_response(self, req: Any, status: int, headers: list[tuple[str, str]]) -> int:
+    async def on_request_async(self, req: Request) -> Reply | None:
+        return self.on_request(req)
+
+    def on_response(self, req: Request, status: int, headers: list[tuple[str, str]]) -> int:
         return status
 
-    def on_done(self, req: Any) -> None:
+    def on_done(self, req: Request) -> None:
         return None
 
 
-def need(config: Mapping[str, Any], key: str, kind: str) -> Any:
+def need(config: Config, key: str, kind: str) -> Any:
+    """A required field's value (decoded YAML or JSON: its type is checked by the caller)."""
     value = config.get(key)
     if value in (None, "", [], ()):
         raise ConfigError(f"ingress: middleware {kind}: field {key} is required")

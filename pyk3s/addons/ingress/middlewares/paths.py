@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Mapping
-from typing import Any
 from urllib.parse import quote
 
 from ..errors import ConfigError
 from ..http.reply import Reply, text_error
-from ..http.request import routing_path
-from .base import Middleware, need
+from ..http.request import Request, routing_path
+from .base import BuildContext, Config, Middleware, need
 
 __all__ = ["StripPrefix", "StripPrefixRegex", "AddPrefix", "ReplacePath", "ReplacePathRegex", "go_expand"]
 
@@ -34,7 +32,7 @@ def _raw_strip(raw: str, count: int) -> str:
     return raw[i:]
 
 
-def _finish_strip(req: Any, prefix: str, rest_path: str, rest_raw: str) -> Reply | None:
+def _finish_strip(req: Request, prefix: str, rest_path: str, rest_raw: str) -> Reply | None:
     path = rest_path if rest_path.startswith("/") else "/" + rest_path
     raw = rest_raw if rest_raw.startswith("/") else "/" + rest_raw
     if path != "/" and posixpath.normpath(path) + ("/" if path.endswith("/") else "") != path:
@@ -48,10 +46,10 @@ def _finish_strip(req: Any, prefix: str, rest_path: str, rest_raw: str) -> Reply
 class StripPrefix(Middleware):
     __slots__ = ("prefixes",)
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         self.prefixes = [str(p).strip() for p in config.get("prefixes") or ()]
 
-    def on_request(self, req: Any) -> Reply | None:
+    def on_request(self, req: Request) -> Reply | None:
         for prefix in self.prefixes:
             if prefix and req.path.startswith(prefix):
                 return _finish_strip(req, prefix, req.path[len(prefix):], _raw_strip(req.raw_path, len(prefix)))
@@ -61,13 +59,13 @@ class StripPrefix(Middleware):
 class StripPrefixRegex(Middleware):
     __slots__ = ("regexps",)
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         try:
             self.regexps = [re.compile(str(r).strip()) for r in config.get("regex") or ()]
         except re.error as err:
             raise ConfigError(f"stripPrefixRegex: invalid regexp: {err}") from None
 
-    def on_request(self, req: Any) -> Reply | None:
+    def on_request(self, req: Request) -> Reply | None:
         for rx in self.regexps:
             m = rx.search(req.path)
             if m is not None and m.start() == 0:
@@ -79,11 +77,11 @@ class StripPrefixRegex(Middleware):
 class AddPrefix(Middleware):
     __slots__ = ("prefix",)
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         prefix = str(need(config, "prefix", "addPrefix"))
         self.prefix = prefix if prefix.startswith("/") else "/" + prefix
 
-    def on_request(self, req: Any) -> None:
+    def on_request(self, req: Request) -> None:
         req.path = self.prefix + req.path
         req.raw_path = self.prefix + req.raw_path
 
@@ -91,10 +89,10 @@ class AddPrefix(Middleware):
 class ReplacePath(Middleware):
     __slots__ = ("path",)
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         self.path = str(config.get("path", ""))
 
-    def on_request(self, req: Any) -> None:
+    def on_request(self, req: Request) -> None:
         req.add_header("X-Replaced-Path", req.raw_path)
         req.path = self.path
         req.raw_path = quote(self.path, safe="/:@!$&'()*+,;=-._~%")
@@ -121,14 +119,14 @@ def go_expand(template: str, m: re.Match[str]) -> str:
 class ReplacePathRegex(Middleware):
     __slots__ = ("regex", "replacement")
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         try:
             self.regex = re.compile(str(config.get("regex", "")))
         except re.error as err:
             raise ConfigError(f"replacePathRegex: invalid regexp {config.get('regex')!r}: {err}") from None
         self.replacement = str(config.get("replacement", ""))
 
-    def on_request(self, req: Any) -> Reply | None:
+    def on_request(self, req: Request) -> Reply | None:
         m = self.regex.search(req.path)
         if m is None:
             return None

@@ -10,18 +10,17 @@ current URL passes the request through.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
 
 from ..errors import ConfigError
 from ..http.reply import Reply, status_text
-from .base import Middleware, need
+from ..http.request import Request
+from .base import BuildContext, Config, Middleware, need
 from .paths import go_expand
 
 __all__ = ["RedirectScheme", "RedirectRegex"]
 
 
-def _redirect(req: Any, location: str, permanent: bool) -> Reply:
+def _redirect(req: Request, location: str, permanent: bool) -> Reply:
     if permanent:
         status = 301 if req.method == "GET" else 308
     else:
@@ -39,14 +38,14 @@ def _host_only(authority: str) -> str:
 class RedirectScheme(Middleware):
     __slots__ = ("scheme", "port", "permanent")
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         self.scheme = str(need(config, "scheme", "redirectScheme"))
         self.port = str(config.get("port") or "")
         self.permanent = bool(config.get("permanent"))
         if (self.port == "80" and self.scheme == "http") or (self.port == "443" and self.scheme == "https"):
             self.port = ""
 
-    def on_request(self, req: Any) -> Reply | None:
+    def on_request(self, req: Request) -> Reply | None:
         scheme = "https" if req.tls else "http"
         xfp = req.header("x-forwarded-proto").lower()
         if xfp in ("http", "ws"):
@@ -64,7 +63,7 @@ class RedirectScheme(Middleware):
 class RedirectRegex(Middleware):
     __slots__ = ("regex", "replacement", "permanent")
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         try:
             self.regex = re.compile(str(config.get("regex", "")))
         except re.error as err:
@@ -72,7 +71,7 @@ class RedirectRegex(Middleware):
         self.replacement = str(config.get("replacement", ""))
         self.permanent = bool(config.get("permanent"))
 
-    def on_request(self, req: Any) -> Reply | None:
+    def on_request(self, req: Request) -> Reply | None:
         current = f"{'https' if req.tls else 'http'}://{req.authority}{req.request_uri}"
         if self.regex.search(current) is None:
             return None
