@@ -21,7 +21,7 @@ from urllib.parse import unquote
 
 from .compile import Compiled, runtime_counts
 from .http.reply import Reply
-from .http.request import Request
+from .http.request import HttpRequest
 
 __all__ = ["ApiHandler", "Explain", "VERSION", "CODENAME"]
 
@@ -30,7 +30,7 @@ CODENAME = "chabichou"
 _CSP = "frame-src 'self' https://traefik.io https://*.traefik.io;"
 _JSON = [("Content-Type", "application/json")]
 
-Explain = Callable[[Compiled, Request], dict[str, Any]]
+Explain = Callable[[Compiled, HttpRequest], dict[str, Any]]
 """Answers ``/api/explain`` from the compiled configuration and the API request (``explain.explain_api``)."""
 
 

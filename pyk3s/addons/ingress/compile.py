@@ -15,8 +15,7 @@ from typing import Any
 from .dynamic import DynamicConfig, Middleware, to_json
 from .errors import ConfigError
 from .middlewares import build_middleware
-from .middlewares.base import BuildContext
-from .middlewares.base import Middleware as MiddlewareHandler
+from .middlewares.base import BuildContext, MiddlewareHandler
 from .routing import EntryTable, Route, RoutingTable
 from .rules import parse_rule, rule_syntax
 from .services import (
@@ -29,13 +28,13 @@ from .services import (
 )
 from .static import MAX_INT, StaticConfig
 
-__all__ = ["Runtime", "compile_config", "Compiled", "runtime_counts"]
+__all__ = ["RuntimeStatus", "compile_config", "Compiled", "runtime_counts"]
 
 MAX_USER_PRIORITY = MAX_INT - 1000
 
 
 @dataclass(slots=True)
-class Runtime:
+class RuntimeStatus:
     """What the API shows: every router/service/middleware with status, errors and users."""
 
     routers: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -46,7 +45,7 @@ class Runtime:
 @dataclass(slots=True)
 class Compiled:
     table: RoutingTable
-    runtime: Runtime
+    runtime: RuntimeStatus
     config: DynamicConfig
     static: StaticConfig
     services: dict[str, CompiledService]
@@ -137,7 +136,7 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
                    on_problem: Callable[[str, str, str], None] | None = None) -> Compiled:
     """Build the routing table; a broken router is recorded and left out, the rest is served."""
     b = _Builder(cfg, static)
-    runtime = Runtime()
+    runtime = RuntimeStatus()
     per_table: dict[tuple[str, bool], list[Route]] = {}
     defaults = _default_entrypoints(static)
     used_by_svc: dict[str, list[str]] = {}

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .compile import Compiled, compile_config
-from .http.request import Request
+from .http.request import HttpRequest
 from .providers import build_config
 from .runner import list_objects
 from .services import Balancer
@@ -37,7 +37,7 @@ def explain(c: Compiled, url: str, headers: list[tuple[str, str]], entrypoint: s
     if not any(k.lower() == "host" for k, _ in hdrs):
         hdrs.append(("Host", parts.netloc))
     target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
-    req = Request(method, target, hdrs, peer, tls, "1.1", entrypoint)
+    req = HttpRequest(method, target, hdrs, peer, tls, "1.1", entrypoint)
     out: dict[str, Any] = {"entrypoint": entrypoint, "tls": tls, "host": req.host, "path": req.path,
                            "checked": [], "match": None}
     table = c.table.tables.get((entrypoint, tls))

@@ -16,7 +16,7 @@ import bisect
 from collections.abc import Iterable
 from typing import TypedDict
 
-__all__ = ["Metrics", "MetricsSnapshot", "render", "BUCKETS"]
+__all__ = ["ProxyMetrics", "MetricsSnapshot", "render", "BUCKETS"]
 
 BUCKETS = (0.1, 0.3, 1.2, 5.0)
 
@@ -34,7 +34,7 @@ class MetricsSnapshot(TypedDict):
     ts: float
 
 
-class Metrics:
+class ProxyMetrics:
     __slots__ = ("entry", "service", "reloads", "last_reload_ok", "last_reload_ts", "enabled")
 
     def __init__(self, enabled: bool = True) -> None:

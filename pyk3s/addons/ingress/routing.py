@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from .http.request import Request, canonical_host
-from .middlewares.base import Middleware
+from .http.request import HttpRequest, canonical_host
+from .middlewares.base import MiddlewareHandler
 from .rules import CompiledRule
 from .services import Balancer, CompiledService, InternalService
 
@@ -27,7 +27,7 @@ class Route:
     name: str
     rule: CompiledRule
     priority: int
-    middlewares: tuple[Middleware, ...]
+    middlewares: tuple[MiddlewareHandler, ...]
     service: CompiledService
     tls: bool
     needs_response: bool
@@ -64,7 +64,7 @@ class EntryTable:
             found = self.by_host.get(host.rstrip("."))
         return self.hostless if found is None else found
 
-    def lookup(self, req: Request) -> Route | None:
+    def lookup(self, req: HttpRequest) -> Route | None:
         for r in self.candidates(req.host):
             if r.rule.match(req):
                 return r
@@ -88,7 +88,7 @@ class EntryTable:
 class RoutingTable:
     tables: dict[tuple[str, bool], EntryTable]
 
-    def lookup(self, entrypoint: str, tls: bool, req: Request) -> Route | None:
+    def lookup(self, entrypoint: str, tls: bool, req: HttpRequest) -> Route | None:
         table = self.tables.get((entrypoint, tls))
         return table.lookup(req) if table is not None else None
 

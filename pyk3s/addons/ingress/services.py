@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from .dynamic import LoadBalancer, StickyCookie
-from .http.request import Request
+from .http.request import HttpRequest
 
 __all__ = [
     "Target", "Balancer", "WeightedBalancer", "MirrorService", "InternalService", "INTERNAL_SERVICES",
@@ -69,7 +69,7 @@ def _cookie_header(sticky: StickyCookie, name: str, value: str) -> str:
     return "; ".join(parts)
 
 
-def _request_cookie(req: Request, name: str) -> str | None:
+def _request_cookie(req: HttpRequest, name: str) -> str | None:
     for raw in req.header_values("cookie"):
         for part in raw.split(";"):
             k, sep, v = part.strip().partition("=")
@@ -92,7 +92,7 @@ class Balancer:
         self.cookie = cookie_name(lb.sticky, name) if lb.sticky else ""
         self.by_cookie = {t.cookie_value: t for t in self.targets} | {t.url: t for t in self.targets}
 
-    def pick(self, req: Request | None) -> tuple[Target | None, str | None]:
+    def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
         """The next server by round robin, or the one the sticky cookie names (``req`` None: no cookie)."""
         active = self.active
         if self.sticky is not None and req is not None:
@@ -122,7 +122,7 @@ class WeightedBalancer:
         self.sticky = sticky
         self.cookie = cookie_name(sticky, name) if sticky else ""
 
-    def pick(self, req: Request | None) -> tuple[Target | None, str | None]:
+    def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
         if not self.children:
             return None, None
         if self.sticky is not None and req is not None:
@@ -156,10 +156,10 @@ class MirrorService:
         self.max_body_size = max_body_size
         self.counters = [0] * len(self.mirrors)
 
-    def pick(self, req: Request | None) -> tuple[Target | None, str | None]:
+    def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
         return self.main.pick(req)
 
-    def mirror_targets(self, req: Request) -> list[Target]:
+    def mirror_targets(self, req: HttpRequest) -> list[Target]:
         """Mirrors chosen for this request: each gets ``percent`` of requests, spread evenly."""
         out = []
         for i, (svc, percent) in enumerate(self.mirrors):
@@ -179,7 +179,7 @@ class InternalService:
         self.internal = name.split("@", 1)[0]
         self.mirrors: Mirrors = ()
 
-    def pick(self, req: Request | None) -> tuple[Target | None, str | None]:
+    def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
         return None, None
 
 

@@ -14,7 +14,7 @@ from urllib.parse import unquote, unquote_plus
 
 from .reply import Reply
 
-__all__ = ["Request", "ExchangeHooks", "BodyEncoder", "routing_path", "canonical_host", "parse_query"]
+__all__ = ["HttpRequest", "ExchangeHooks", "BodyEncoder", "routing_path", "canonical_host", "parse_query"]
 
 _RESERVED = frozenset(":/?#[]@!$&'()*+,;=%")
 # canonical_host results by Host value: clients repeat the same few hosts, one dict hit per request
@@ -105,7 +105,7 @@ class ExchangeHooks(Protocol):
         listed before ``by`` apply to it."""
 
 
-class Request:
+class HttpRequest:
     __slots__ = (
         "method", "raw_path", "path", "query", "headers", "host", "authority", "peer", "peer_port",
         "tls", "version", "entrypoint", "_hmap", "_qmap", "keep_alive", "upgrade", "body_mode",

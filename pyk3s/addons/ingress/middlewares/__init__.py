@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from ..errors import ConfigError
-from .base import BuildContext, Config, Middleware
+from .base import BuildContext, Config, MiddlewareHandler
 from .basicauth import BasicAuth
 from .compress import Compress
 from .digestauth import DigestAuth
@@ -24,7 +24,7 @@ from .redirect import RedirectRegex, RedirectScheme
 
 __all__ = ["MIDDLEWARES", "build_middleware"]
 
-MIDDLEWARES: dict[str, Callable[[Config, BuildContext], Middleware]] = {
+MIDDLEWARES: dict[str, Callable[[Config, BuildContext], MiddlewareHandler]] = {
     "basicAuth": BasicAuth,
     "digestAuth": DigestAuth,
     "stripPrefix": StripPrefix,
@@ -48,7 +48,7 @@ MIDDLEWARES: dict[str, Callable[[Config, BuildContext], Middleware]] = {
 }
 
 
-def build_middleware(kind: str, config: Config, ctx: BuildContext) -> Middleware:
+def build_middleware(kind: str, config: Config, ctx: BuildContext) -> MiddlewareHandler:
     factory = MIDDLEWARES.get(kind)
     if factory is None:
         raise ConfigError(f"ingress: middleware {ctx.name}: unsupported middleware type {kind!r}")

@@ -1,7 +1,8 @@
 """What a middleware is to the proxy.
 
-A middleware is built once from its dynamic configuration (``__init__(config, ctx)`` validates and
-raises ``ConfigError``) and then called per request:
+A middleware (a :class:`MiddlewareHandler`; its configuration is ``dynamic.Middleware``) is built once
+from its dynamic configuration (``__init__(config, ctx)`` validates and raises ``ConfigError``) and
+then called per request:
 
 - ``on_request(req) -> Reply | None``: may rewrite ``req``; a Reply answers the client directly and
   the upstream is never called. When ``is_async`` is set, ``on_request_async(req)`` is awaited instead.
@@ -19,10 +20,10 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..http.reply import Reply
-from ..http.request import Request
+from ..http.request import HttpRequest
 from ..services import CompiledService
 
-__all__ = ["Middleware", "BuildContext", "Config", "need"]
+__all__ = ["MiddlewareHandler", "BuildContext", "Config", "need"]
 
 Config = Mapping[str, Any]
 """A middleware's dynamic configuration: Traefik's field names, values as decoded from YAML or JSON."""
@@ -34,26 +35,26 @@ class BuildContext:
 
     name: str
     service: Callable[[str], CompiledService]  # for errors, mirroring
-    middleware: Callable[[str], Middleware]  # for chain
+    middleware: Callable[[str], MiddlewareHandler]  # for chain
 
 
-class Middleware:
+class MiddlewareHandler:
     __slots__ = ()
     is_async = False
     needs_response = False
     needs_done = False
     needs_body = False  # buffering: the whole request body must be read before upstream
 
-    def on_request(self, req: Request) -> Reply | None:
+    def on_request(self, req: HttpRequest) -> Reply | None:
         return None
 
-    async def on_request_async(self, req: Request) -> Reply | None:
+    async def on_request_async(self, req: HttpRequest) -> Reply | None:
         return self.on_request(req)
 
-    def on_response(self, req: Request, status: int, headers: list[tuple[str, str]]) -> int:
+    def on_response(self, req: HttpRequest, status: int, headers: list[tuple[str, str]]) -> int:
         return status
 
-    def on_done(self, req: Request) -> None:
+    def on_done(self, req: HttpRequest) -> None:
         return None
 
 

@@ -25,8 +25,8 @@ from passlib.hash import apr_md5_crypt, md5_crypt
 
 from ..errors import ConfigError
 from ..http.reply import Reply
-from ..http.request import Request
-from .base import BuildContext, Config, Middleware
+from ..http.request import HttpRequest
+from .base import BuildContext, Config, MiddlewareHandler
 
 __all__ = ["BasicAuth", "accept_user", "basic_credentials", "check_secret", "parse_users"]
 
@@ -101,7 +101,7 @@ def basic_credentials(value: str) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
-def accept_user(req: Request, user: str, header_field: str, remove_header: bool) -> None:
+def accept_user(req: HttpRequest, user: str, header_field: str, remove_header: bool) -> None:
     """What basicAuth and digestAuth do once the credentials check out (5.1.5)."""
     req.user = user
     if header_field:
@@ -110,7 +110,7 @@ def accept_user(req: Request, user: str, header_field: str, remove_header: bool)
         req.del_header("authorization")
 
 
-class BasicAuth(Middleware):
+class BasicAuth(MiddlewareHandler):
     __slots__ = ("users", "realm", "remove_header", "header_field", "challenge", "cache")
 
     def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
@@ -122,7 +122,7 @@ class BasicAuth(Middleware):
                                      ("Www-Authenticate", f'Basic realm="{self.realm}"')], b"401 Unauthorized\n")
         self.cache: dict[str, str] = {}
 
-    def on_request(self, req: Request) -> Reply | None:
+    def on_request(self, req: HttpRequest) -> Reply | None:
         auth = req.header("authorization")
         user = self.cache.get(auth) if auth else None
         if user is None:

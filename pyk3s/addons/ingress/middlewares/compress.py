@@ -11,8 +11,8 @@ from __future__ import annotations
 import zlib
 
 from ..errors import ConfigError
-from ..http.request import Request
-from .base import BuildContext, Config, Middleware
+from ..http.request import HttpRequest
+from .base import BuildContext, Config, MiddlewareHandler
 
 __all__ = ["Compress"]
 
@@ -25,7 +25,7 @@ def _accepts_gzip(value: str) -> bool:
     return False
 
 
-class Compress(Middleware):
+class Compress(MiddlewareHandler):
     __slots__ = ("excluded", "included", "min_bytes")
     needs_response = True
 
@@ -36,7 +36,7 @@ class Compress(Middleware):
             raise ConfigError("compress: excludedContentTypes and includedContentTypes are mutually exclusive")
         self.min_bytes = int(config.get("minResponseBodyBytes") or 1024)
 
-    def on_response(self, req: Request, status: int, headers: list[tuple[str, str]]) -> int:
+    def on_response(self, req: HttpRequest, status: int, headers: list[tuple[str, str]]) -> int:
         ex = req.exchange
         if ex is None or req.method == "HEAD" or status < 200 or status in (204, 304):
             return status

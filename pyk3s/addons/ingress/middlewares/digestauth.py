@@ -11,8 +11,8 @@ import hmac
 import os
 
 from ..http.reply import Reply
-from ..http.request import Request
-from .base import BuildContext, Config, Middleware
+from ..http.request import HttpRequest
+from .base import BuildContext, Config, MiddlewareHandler
 from .basicauth import accept_user, load_user_lines, parse_users
 
 __all__ = ["DigestAuth"]
@@ -47,7 +47,7 @@ def _split(value: str) -> list[str]:
     return parts
 
 
-class DigestAuth(Middleware):
+class DigestAuth(MiddlewareHandler):
     __slots__ = ("users", "realm", "remove_header", "header_field", "nonces", "opaque")
 
     def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
@@ -67,7 +67,7 @@ class DigestAuth(Middleware):
                  f'algorithm="MD5", qop="auth"')
         return Reply(401, [("Content-Type", "text/plain"), ("Www-Authenticate", value)], b"401 Unauthorized\n")
 
-    def on_request(self, req: Request) -> Reply | None:
+    def on_request(self, req: HttpRequest) -> Reply | None:
         auth = req.header("authorization")
         if not auth.lower().startswith("digest "):
             return self.challenge()

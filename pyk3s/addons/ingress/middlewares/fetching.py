@@ -17,15 +17,15 @@ from collections.abc import Iterable
 from ..errors import ConfigError
 from ..http.fetch import fetch
 from ..http.reply import Reply, text_error
-from ..http.request import Request
-from .base import BuildContext, Config, Middleware, need
+from ..http.request import HttpRequest
+from .base import BuildContext, Config, MiddlewareHandler, need
 
 __all__ = ["ForwardAuth", "ErrorPages"]
 
 _SKIP = frozenset(("connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te", "trailer"))
 
 
-class ForwardAuth(Middleware):
+class ForwardAuth(MiddlewareHandler):
     __slots__ = ("address", "trust", "resp_headers", "resp_rx", "req_headers")
     is_async = True
 
@@ -39,7 +39,7 @@ class ForwardAuth(Middleware):
             raise ConfigError(f"forwardAuth: invalid authResponseHeadersRegex: {err}") from None
         self.req_headers = {h.lower() for h in config.get("authRequestHeaders") or ()}
 
-    async def on_request_async(self, req: Request) -> Reply | None:
+    async def on_request_async(self, req: HttpRequest) -> Reply | None:
         headers = [(k, v) for k, v in req.headers
                    if k.lower() not in _SKIP and (not self.req_headers or k.lower() in self.req_headers)
                    and (self.trust or not k.lower().startswith("x-forwarded-"))]
@@ -79,7 +79,7 @@ def _ranges(items: Iterable[object] | None) -> list[tuple[int, int]]:
     return out
 
 
-class ErrorPages(Middleware):
+class ErrorPages(MiddlewareHandler):
     __slots__ = ("ranges", "service", "query")
     needs_response = True
 
@@ -88,7 +88,7 @@ class ErrorPages(Middleware):
         self.service = ctx.service(str(need(config, "service", "errors")))
         self.query = str(config.get("query") or "/")
 
-    def on_response(self, req: Request, status: int, headers: list[tuple[str, str]]) -> int:
+    def on_response(self, req: HttpRequest, status: int, headers: list[tuple[str, str]]) -> int:
         ex = req.exchange
         if ex is None or ex.intercept is not None or not any(lo <= status <= hi for lo, hi in self.ranges):
             return status

@@ -17,13 +17,13 @@ import re
 
 from ..errors import ConfigError
 from ..http.reply import Reply
-from ..http.request import Request
-from .base import BuildContext, Config, Middleware
+from ..http.request import HttpRequest
+from .base import BuildContext, Config, MiddlewareHandler
 
 __all__ = ["Headers"]
 
 
-class Headers(Middleware):
+class Headers(MiddlewareHandler):
     __slots__ = ("req_set", "req_del", "resp_set", "resp_del", "origins", "origin_rx", "cors", "preflight",
                  "expose", "credentials", "vary", "secure", "allowed_hosts", "sts", "force_sts")
     needs_response = True
@@ -90,7 +90,7 @@ class Headers(Middleware):
             return origin
         return ""
 
-    def on_request(self, req: Request) -> Reply | None:
+    def on_request(self, req: HttpRequest) -> Reply | None:
         if self.allowed_hosts and req.host not in self.allowed_hosts:
             return Reply(500, [("Content-Type", "text/plain; charset=utf-8")], b"Bad Host")
         if self.cors and req.method == "OPTIONS" and req.header("origin") and req.header("access-control-request-method"):
@@ -109,7 +109,7 @@ class Headers(Middleware):
             req.set_header(k, v)
         return None
 
-    def on_response(self, req: Request, status: int, headers: list[tuple[str, str]]) -> int:
+    def on_response(self, req: HttpRequest, status: int, headers: list[tuple[str, str]]) -> int:
         def put(name: str, value: str) -> None:
             low = name.lower()
             headers[:] = [(k, v) for k, v in headers if k.lower() != low]

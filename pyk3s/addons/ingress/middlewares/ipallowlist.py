@@ -14,24 +14,24 @@ from http import HTTPStatus
 
 from ..errors import ConfigError
 from ..http.reply import Reply
-from ..http.request import Request
+from ..http.request import HttpRequest
 from ..rules.matchers_v3 import ip_matcher
-from .base import BuildContext, Config, Middleware
+from .base import BuildContext, Config, MiddlewareHandler
 
 __all__ = ["IPAllowList", "client_ip_strategy"]
 
 
-def client_ip_strategy(strategy: Config | None) -> Callable[[Request], str]:
+def client_ip_strategy(strategy: Config | None) -> Callable[[HttpRequest], str]:
     strategy = strategy or {}
     depth = int(strategy.get("depth") or 0)
     excluded = [ip_matcher(x, "ipStrategy.excludedIPs") for x in strategy.get("excludedIPs") or ()]
     if depth > 0:
-        def by_depth(req: Request) -> str:
+        def by_depth(req: HttpRequest) -> str:
             xff = [x.strip() for v in req.header_values("x-forwarded-for") for x in v.split(",")]
             return xff[-depth] if len(xff) >= depth else ""
         return by_depth
     if excluded:
-        def by_exclusion(req: Request) -> str:
+        def by_exclusion(req: HttpRequest) -> str:
             xff = [x.strip() for v in req.header_values("x-forwarded-for") for x in v.split(",")]
             for ip in reversed(xff):
                 if not any(e(ip) for e in excluded):
@@ -41,7 +41,7 @@ def client_ip_strategy(strategy: Config | None) -> Callable[[Request], str]:
     return lambda req: req.peer
 
 
-class IPAllowList(Middleware):
+class IPAllowList(MiddlewareHandler):
     __slots__ = ("checks", "client_ip", "reject")
 
     def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
@@ -57,7 +57,7 @@ class IPAllowList(Middleware):
             raise ConfigError(f"ipAllowList: invalid rejectStatusCode {code}") from None
         self.reject = (code, phrase.encode())
 
-    def on_request(self, req: Request) -> Reply | None:
+    def on_request(self, req: HttpRequest) -> Reply | None:
         ip = self.client_ip(req)
         if ip and any(c(ip) for c in self.checks):
             return None

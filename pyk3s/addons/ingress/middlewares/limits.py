@@ -18,8 +18,8 @@ from collections.abc import Callable
 from ..durations import duration_seconds
 from ..errors import ConfigError
 from ..http.reply import Reply
-from ..http.request import Request
-from .base import BuildContext, Config, Middleware
+from ..http.request import HttpRequest
+from .base import BuildContext, Config, MiddlewareHandler
 from .ipallowlist import client_ip_strategy
 
 __all__ = ["RateLimit", "InFlightReq", "source_criterion"]
@@ -28,7 +28,7 @@ MAX_DELAY = 0.5
 _MAX_SOURCES = 65536
 
 
-def source_criterion(config: Config | None, kind: str) -> Callable[[Request], str]:
+def source_criterion(config: Config | None, kind: str) -> Callable[[HttpRequest], str]:
     config = config or {}
     chosen = [k for k in ("ipStrategy", "requestHeaderName", "requestHost") if config.get(k)]
     if len(chosen) > 1:
@@ -41,7 +41,7 @@ def source_criterion(config: Config | None, kind: str) -> Callable[[Request], st
     return client_ip_strategy(config.get("ipStrategy"))
 
 
-class RateLimit(Middleware):
+class RateLimit(MiddlewareHandler):
     __slots__ = ("rate", "burst", "source", "buckets")
     is_async = True
 
@@ -55,7 +55,7 @@ class RateLimit(Middleware):
         self.source = source_criterion(config.get("sourceCriterion"), "rateLimit")
         self.buckets: dict[str, list[float]] = {}
 
-    async def on_request_async(self, req: Request) -> Reply | None:
+    async def on_request_async(self, req: HttpRequest) -> Reply | None:
         if self.rate == math.inf:
             return None
         key = self.source(req)
@@ -80,7 +80,7 @@ class RateLimit(Middleware):
         return None
 
 
-class InFlightReq(Middleware):
+class InFlightReq(MiddlewareHandler):
     __slots__ = ("amount", "source", "counts")
     needs_done = True
 
@@ -91,7 +91,7 @@ class InFlightReq(Middleware):
         self.source = source_criterion(config.get("sourceCriterion"), "inFlightReq")
         self.counts: dict[str, int] = {}
 
-    def on_request(self, req: Request) -> Reply | None:
+    def on_request(self, req: HttpRequest) -> Reply | None:
         key = self.source(req)
         n = self.counts.get(key, 0)
         if n >= self.amount:
@@ -101,7 +101,7 @@ class InFlightReq(Middleware):
         _mark(req, self)
         return None
 
-    def on_done(self, req: Request) -> None:
+    def on_done(self, req: HttpRequest) -> None:
         if _unmark(req, self):
             key = self.source(req)
             n = self.counts.get(key, 0) - 1
@@ -111,13 +111,13 @@ class InFlightReq(Middleware):
                 self.counts[key] = n
 
 
-def _mark(req: Request, mw: Middleware) -> None:
+def _mark(req: HttpRequest, mw: MiddlewareHandler) -> None:
     if req.marks is None:
         req.marks = set()
     req.marks.add(id(mw))
 
 
-def _unmark(req: Request, mw: Middleware) -> bool:
+def _unmark(req: HttpRequest, mw: MiddlewareHandler) -> bool:
     if not req.marks or id(mw) not in req.marks:
         return False
     req.marks.discard(id(mw))

@@ -20,7 +20,7 @@ import httptools
 
 from ..compile import Compiled
 from ..http.reply import BAD_REQUEST_BYTES
-from ..http.request import Request
+from ..http.request import HttpRequest
 from ..routing import EntryTable, PathChoice, Route
 from ..services import Target
 from .exchange import Exchange
@@ -185,7 +185,7 @@ class ClientConnection(asyncio.Protocol):
             ex.start()
 
     def general_exchange(self, method: bytes, url: bytes, raw_headers: list[tuple[bytes, bytes]]) -> Exchange:
-        """An Exchange with its Request decoded from the parser's bytes (ValueError: bad framing headers)."""
+        """An Exchange with its HttpRequest decoded from the parser's bytes (ValueError: bad framing headers)."""
         headers: list[tuple[str, str]] = []
         host = te = cl = None
         trusted = self.trusted
@@ -208,7 +208,7 @@ class ClientConnection(asyncio.Protocol):
                 elif low == "transfer-encoding":
                     if te is None:
                         te = text
-        req = Request(_METHODS.get(method) or method.decode("latin-1"), url.decode("latin-1"), headers,
+        req = HttpRequest(_METHODS.get(method) or method.decode("latin-1"), url.decode("latin-1"), headers,
                       self.peer, self.tls, "1.1", self.entrypoint, self.local_port, host or "")
         req.peer_port = self.peer_port
         req.sni = self.sni

@@ -18,8 +18,8 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Protocol
 
 from ..http.reply import NO_SERVER, NOT_FOUND, Reply, text_error
-from ..http.request import BodyEncoder, Request
-from ..middlewares.base import Middleware
+from ..http.request import BodyEncoder, HttpRequest
+from ..middlewares.base import MiddlewareHandler
 from ..routing import UNROUTED, Route
 from ..services import Target
 from .heads import response_head, upstream_head
@@ -62,7 +62,7 @@ class Exchange:
 
     target: Target  # set by dispatch, before anything is sent
 
-    def __init__(self, client: ClientConnection, req: Request) -> None:
+    def __init__(self, client: ClientConnection, req: HttpRequest) -> None:
         self.client = client
         self.req = req
         req.exchange = self
@@ -121,7 +121,7 @@ class Exchange:
                 return
         self.dispatch()
 
-    async def _async_middleware(self, mw: Middleware, index: int) -> None:
+    async def _async_middleware(self, mw: MiddlewareHandler, index: int) -> None:
         try:
             r = await mw.on_request_async(self.req)
         except Exception:  # noqa: BLE001 - a failing auth/limit call answers 500, never kills the worker

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..http.request import Request
+from ..http.request import HttpRequest
 from ..routing import PathChoice, Route
 from ..services import Balancer, Target
 from .exchange import Exchange, end_aborted
@@ -181,7 +181,7 @@ class FastExchange:
         return ex
 
     @property
-    def req(self) -> Request:
+    def req(self) -> HttpRequest:
         return self.promote().req
 
     # -- upstream side

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-from ..http.request import Request
+from ..http.request import HttpRequest
 from ..services import Target
 from .heads import upstream_head
 
@@ -14,7 +14,7 @@ __all__ = ["send_mirror", "MIRROR_TIMEOUT"]
 MIRROR_TIMEOUT = 10.0
 
 
-async def send_mirror(target: Target, req: Request, body: list[bytes] | None, loop: asyncio.AbstractEventLoop) -> None:
+async def send_mirror(target: Target, req: HttpRequest, body: list[bytes] | None, loop: asyncio.AbstractEventLoop) -> None:
     ctx = None
     if target.scheme == "https":
         ctx = ssl.create_default_context()

@@ -18,8 +18,8 @@ from ..api import ApiHandler, Explain
 from ..compile import Compiled, compile_config
 from ..dynamic import DynamicConfig
 from ..http.reply import Reply
-from ..http.request import Request
-from ..metrics import Metrics, MetricsSnapshot, render
+from ..http.request import HttpRequest
+from ..metrics import MetricsSnapshot, ProxyMetrics, render
 from ..services import CompiledService, MirrorService, Target
 from ..static import StaticConfig
 from ..tls import CertStore
@@ -44,7 +44,7 @@ class ProxyState:
         self.static = static
         self.compiled: Compiled = compile_config(DynamicConfig(), static)
         self.pools: dict[tuple[str, str, int], Pool] = {}
-        self.metrics = Metrics(static.prometheus)
+        self.metrics = ProxyMetrics(static.prometheus)
         self.metrics_source = metrics_source
         self.connections: set[ClientConnection] = set()
         self.tasks: set[asyncio.Task[object]] = set()
@@ -84,7 +84,7 @@ class ProxyState:
         if not task.cancelled() and task.exception() is not None:
             log.error("ingress: task failed: %r", task.exception())
 
-    def internal(self, name: str, req: Request) -> Reply | None:
+    def internal(self, name: str, req: HttpRequest) -> Reply | None:
         if name in ("api", "dashboard", "rest"):
             if name == "dashboard" and not req.path.startswith(("/api", "/dashboard")):
                 req.set_path("/dashboard" + (req.raw_path if req.raw_path.startswith("/") else "/" + req.raw_path))
@@ -96,7 +96,7 @@ class ProxyState:
             return Reply(200, [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], render(snaps))
         return Reply(418, [("Content-Type", "text/plain; charset=utf-8")], b"")  # noop@internal: never reached normally
 
-    def mirror(self, svc: CompiledService, req: Request, body: list[bytes] | None) -> None:
+    def mirror(self, svc: CompiledService, req: HttpRequest, body: list[bytes] | None) -> None:
         """Copies of the request for a mirroring service's mirrors (exchanges call this when it has any)."""
         if not isinstance(svc, MirrorService):
             return

@@ -18,7 +18,7 @@ from typing import Protocol, cast
 
 import httptools
 
-from ..http.request import Request
+from ..http.request import HttpRequest
 
 __all__ = ["Pool", "UpstreamConnection", "UpstreamExchange", "Downstream", "IDLE_TIMEOUT", "DIAL_TIMEOUT", "dial"]
 
@@ -45,7 +45,7 @@ class UpstreamExchange(Protocol):
     def client(self) -> Downstream: ...
 
     @property
-    def req(self) -> Request: ...
+    def req(self) -> HttpRequest: ...
 
     @property
     def head_request(self) -> bool: ...

@@ -14,7 +14,7 @@ from pyk3s.addons.ingress.dynamic import (
     Server,
     Service,
 )
-from pyk3s.addons.ingress.http.request import Request
+from pyk3s.addons.ingress.http.request import HttpRequest
 from pyk3s.addons.ingress.providers.internal import internal_config
 from pyk3s.addons.ingress.static import MAX_INT, static_from_flags
 
@@ -26,7 +26,7 @@ SVC = {"s@p": Service(load_balancer=LoadBalancer(servers=(Server("http://10.0.0.
 def pick(routers: dict[str, Router], url: str = "/", host: str = "example.org", ep: str = "web",
          tls: bool = False, middlewares=None) -> str | None:
     c = compile_config(DynamicConfig(routers=routers, services=SVC, middlewares=middlewares or {}), STATIC)
-    route = c.table.lookup(ep, tls, Request("GET", url, [("Host", host)], "10.0.0.9", tls))
+    route = c.table.lookup(ep, tls, HttpRequest("GET", url, [("Host", host)], "10.0.0.9", tls))
     return route.name if route else None
 
 

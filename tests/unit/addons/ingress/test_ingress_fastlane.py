@@ -301,7 +301,7 @@ spec:
     proxy.load(service_yaml("one", backend.port) + service_yaml("two", backend2.port) + ingress)
     reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
     client = next(iter(proxy.state.connections))
-    from pyk3s.addons.ingress.http.request import Request
+    from pyk3s.addons.ingress.http.request import HttpRequest
 
     table = proxy.state.compiled.table.tables[("web", False)]
     paths = ["/", "/api/x", "/x", "/api", "/exact", "/exact/no", "/api%2Fx", "/x?y=1", "/api/x?y=1", "/apix"]
@@ -310,7 +310,7 @@ spec:
         r = await _read_response(reader)
         assert r.json()["url"] == path
         # the general path's routing decision for the same request
-        want = table.lookup(Request("GET", path, [("Host", "a")], "127.0.0.1")).service.name
+        want = table.lookup(HttpRequest("GET", path, [("Host", "a")], "127.0.0.1")).service.name
         assert r.json()["name"] == {"default-one-80": "b1", "default-two-80": "b2"}[want.split("@")[0]], path
     assert [(await _name(writer, reader, p)) for p in ("/", "/api/x")] == ["b1", "b2"]
     writer.close()
