@@ -61,7 +61,7 @@ def explain(c: Compiled, url: str, headers: list[tuple[str, str]], entrypoint: s
     return out
 
 
-def explain_api(c: Compiled, req: Any) -> dict[str, Any]:
+def explain_api(c: Compiled, req: HttpRequest) -> dict[str, Any]:
     q = req.query_map()
     headers = []
     for h in q.get("header", []):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from .errors import ConfigError
 
@@ -75,7 +74,7 @@ class StaticConfig:
     kubeconfig: str = ""
     workers: int = 0
     default_rule_syntax: str = "v3"
-    raw: Mapping[str, Any] = field(default_factory=dict)
+    raw: Mapping[str, str] = field(default_factory=dict)  # every flag, keys lower-cased
 
 
 def parse_flags(argv: list[str]) -> dict[str, str]:

@@ -30,6 +30,7 @@ from ..dynamic import (
 from ..static import ProviderOptions
 from .common import (
     BACKEND_KINDS,
+    KubeObject,
     ObjectIndex,
     ServiceLookupError,
     Watched,
@@ -53,7 +54,7 @@ WATCHES = BACKEND_KINDS + tuple(
 )
 
 
-def _ours(obj: dict, opts: ProviderOptions) -> bool:
+def _ours(obj: KubeObject, opts: ProviderOptions) -> bool:
     if str(obj.get("apiVersion", "")).split("/")[0] not in CRD_GROUPS:
         return False
     md = obj.get("metadata") or {}
@@ -64,7 +65,7 @@ def _ours(obj: dict, opts: ProviderOptions) -> bool:
     return cls == opts.ingress_class if opts.ingress_class else cls in ("", "traefik")
 
 
-def _sticky(spec: dict | None) -> StickyCookie | None:
+def _sticky(spec: dict[str, Any] | None) -> StickyCookie | None:
     cookie = (spec or {}).get("cookie")
     if cookie is None:
         return None
@@ -74,7 +75,7 @@ def _sticky(spec: dict | None) -> StickyCookie | None:
                         domain=cookie.get("domain", ""))
 
 
-def _full_name(ns: str, ref: dict) -> str:
+def _full_name(ns: str, ref: dict[str, Any]) -> str:
     name, port = ref.get("name", ""), ref.get("port")
     if port not in (None, "", 0):
         return normalize(f"{ns}-{name}-{port}")
@@ -84,7 +85,7 @@ def _full_name(ns: str, ref: dict) -> str:
     return f"{normalize(base)}@{provider}"
 
 
-def _lb(idx: ObjectIndex, ns: str, ref: dict, opts: ProviderOptions) -> LoadBalancer:
+def _lb(idx: ObjectIndex, ns: str, ref: dict[str, Any], opts: ProviderOptions) -> LoadBalancer:
     servers, _ = servers_for(idx, ns, ref.get("name", ""), ref.get("port", ""), ref.get("scheme", ""), opts,
                              native_lb=bool(ref.get("nativeLB")))
     if not servers and not opts.allow_empty_services:
@@ -95,14 +96,14 @@ def _lb(idx: ObjectIndex, ns: str, ref: dict, opts: ProviderOptions) -> LoadBala
                         strategy=ref.get("strategy") or "wrr", flush_interval=str(flush))
 
 
-def _resolve_ns(route_ns: str, ref: dict, opts: ProviderOptions, what: str) -> str:
+def _resolve_ns(route_ns: str, ref: dict[str, Any], opts: ProviderOptions, what: str) -> str:
     ns = ref.get("namespace") or route_ns
     if ns != route_ns and not opts.allow_cross_namespace:
         raise ServiceLookupError(f"{what} {ns}/{ref.get('name')} is not in the IngressRoute namespace {route_ns}")
     return ns
 
 
-def _name_and_service(idx: ObjectIndex, ns: str, ref: dict, opts: ProviderOptions,
+def _name_and_service(idx: ObjectIndex, ns: str, ref: dict[str, Any], opts: ProviderOptions,
                       services: dict[str, Service]) -> tuple[str, Service | None]:
     """(full service name, load balancer or None for a TraefikService reference)."""
     svc_ns = _resolve_ns(ns, ref, opts, "service")
@@ -111,7 +112,7 @@ def _name_and_service(idx: ObjectIndex, ns: str, ref: dict, opts: ProviderOption
     return _full_name(svc_ns, ref), Service(load_balancer=_lb(idx, svc_ns, ref, opts))
 
 
-def _weighted(idx: ObjectIndex, ns: str, refs: Iterable[dict], opts: ProviderOptions,
+def _weighted(idx: ObjectIndex, ns: str, refs: Iterable[dict[str, Any]], opts: ProviderOptions,
               services: dict[str, Service], sticky: StickyCookie | None) -> Service:
     children = []
     for ref in refs:
@@ -122,7 +123,7 @@ def _weighted(idx: ObjectIndex, ns: str, refs: Iterable[dict], opts: ProviderOpt
     return Service(weighted=Weighted(services=tuple(children), sticky=sticky))
 
 
-def _middleware_keys(route_ns: str, refs: Iterable[dict], opts: ProviderOptions) -> tuple[str, ...]:
+def _middleware_keys(route_ns: str, refs: Iterable[dict[str, Any]], opts: ProviderOptions) -> tuple[str, ...]:
     out = []
     for ref in refs or ():
         name = ref.get("name", "")
@@ -137,7 +138,7 @@ def _middleware_keys(route_ns: str, refs: Iterable[dict], opts: ProviderOptions)
     return tuple(out)
 
 
-def _router_tls(ns: str, tls: dict) -> RouterTLS:
+def _router_tls(ns: str, tls: dict[str, Any]) -> RouterTLS:
     opt = tls.get("options") or {}
     options = ""
     if opt.get("name"):
@@ -267,7 +268,7 @@ def _default_certificate(idx: ObjectIndex, opts: ProviderOptions) -> Certificate
     return None
 
 
-def build_crd_config(objects: Mapping[str, Iterable[dict]] | Iterable[dict] | ObjectIndex,
+def build_crd_config(objects: Mapping[str, Iterable[KubeObject]] | Iterable[KubeObject] | ObjectIndex,
                      opts: ProviderOptions | None = None) -> DynamicConfig:
     """The kubernetesCRD provider as a pure function."""
     opts = opts or ProviderOptions()

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..dynamic import LoadBalancer, Middleware, Service
 from ..static import ProviderOptions
-from .common import ObjectIndex, ServiceLookupError, normalize, secret_data, servers_for
+from .common import KubeObject, ObjectIndex, ServiceLookupError, normalize, secret_data, servers_for
 
 __all__ = ["KINDS", "build_middleware", "basic_auth_users"]
 
@@ -59,7 +59,7 @@ def _errors_service(idx: ObjectIndex, namespace: str, ref: dict[str, Any],
                                                     pass_host_header=ref.get("passHostHeader", True)))
 
 
-def build_middleware(idx: ObjectIndex, obj: dict, opts: ProviderOptions) -> tuple[Middleware, dict[str, Service]]:
+def build_middleware(idx: ObjectIndex, obj: KubeObject, opts: ProviderOptions) -> tuple[Middleware, dict[str, Service]]:
     """One Middleware object -> (middleware, extra services it needs)."""
     md = obj.get("metadata") or {}
     ns = md.get("namespace", "default")
