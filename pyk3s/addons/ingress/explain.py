@@ -3,7 +3,9 @@
 For the entrypoint and transport of the URL (``https`` -> TLS routers), every router is listed in
 priority order with each matcher's outcome until the first match; the winner's middlewares and
 service (with its servers) follow. Disabled routers are listed with their errors. The same report is
-served by the API at ``/api/explain?url=...&header=Name:%20value`` and shown on the dashboard.
+served by the API at ``/api/explain?url=...&header=Name:%20value`` and shown on the dashboard
+(``pyk3s traefik`` hands :func:`explain_api` to the runner). The command lists the objects once through
+the runner and builds the configuration from the providers, as the running proxy does.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 PROVIDERS maps Traefik's provider name (the ``@suffix`` of qualified names) to what the runner and
 ``explain`` need of it: the static options that switch it on, the kinds it reads and its pure build
 function. :func:`build_config` runs every provider that is switched on, adds the internal provider
-and merges the parts. A new provider is a module here and a row in PROVIDERS.
+and merges the parts. A new provider is a module here, a row in PROVIDERS and its flags in
+``static.py`` (a ProviderOptions field of StaticConfig).
 """
 
 from __future__ import annotations
