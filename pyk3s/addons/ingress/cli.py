@@ -19,8 +19,8 @@ import os
 import signal
 import sys
 
-from .errors import ConfigError
-from .static import static_from_flags
+from .config.errors import ConfigError
+from .config.static import static_from_flags
 
 __all__ = ["main"]
 

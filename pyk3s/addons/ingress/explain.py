@@ -17,12 +17,12 @@ import sys
 from typing import Any
 from urllib.parse import urlsplit
 
-from .compile import Compiled, compile_config
+from .config.static import static_from_flags
 from .http.request import HttpRequest
 from .providers import build_config
+from .routing.compile import Compiled, compile_config
+from .routing.services import Balancer
 from .runner import list_objects
-from .services import Balancer
-from .static import static_from_flags
 
 __all__ = ["explain", "explain_api", "main"]
 

@@ -23,17 +23,17 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
-from .api import Explain
-from .compile import Compiled
-from .dynamic import DynamicConfig
-from .metrics import MetricsSnapshot
+from .config.dynamic import DynamicConfig
+from .config.static import StaticConfig
 from .providers import build_config, watched_kinds
 from .providers.common import KubeObject, ObjectIndex
 from .providers.ingress import ingress_status, should_process
+from .proxy.api import Explain
+from .proxy.metrics import MetricsSnapshot
 from .proxy.server import start_entrypoints
 from .proxy.state import ProxyState
-from .static import StaticConfig
-from .tls import build_store, host_options, listening_context
+from .proxy.tls import build_store, host_options, listening_context
+from .routing.compile import Compiled
 
 if TYPE_CHECKING:
     from pyk3s.client import Client

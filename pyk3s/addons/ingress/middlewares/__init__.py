@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from ..errors import ConfigError
+from ..config.errors import ConfigError
 from .base import BuildContext, Config, MiddlewareHandler
 from .basicauth import BasicAuth
 from .compress import Compress

@@ -16,17 +16,35 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from ..errors import ConfigError
+from ..config.errors import ConfigError
 from ..http.reply import Reply
 from ..http.request import HttpRequest
-from ..services import CompiledService
 
-__all__ = ["MiddlewareHandler", "BuildContext", "Config", "need"]
+__all__ = ["MiddlewareHandler", "BuildContext", "Config", "Backend", "BackendServer", "need"]
 
 Config = Mapping[str, Any]
 """A middleware's dynamic configuration: Traefik's field names, values as decoded from YAML or JSON."""
+
+
+class BackendServer(Protocol):
+    """One server of a service, as a middleware addresses it."""
+
+    @property
+    def scheme(self) -> str: ...
+
+    @property
+    def authority(self) -> str: ...
+
+    @property
+    def pass_host_header(self) -> bool: ...
+
+
+class Backend(Protocol):
+    """A compiled service (routing/services.py) as a middleware calls it: the server for a request."""
+
+    def pick(self, req: HttpRequest | None) -> tuple[BackendServer | None, str | None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +52,7 @@ class BuildContext:
     """What a middleware may look up while it is built (by qualified name)."""
 
     name: str
-    service: Callable[[str], CompiledService]  # for errors, mirroring
+    service: Callable[[str], Backend]  # for errors
     middleware: Callable[[str], MiddlewareHandler]  # for chain
 
 

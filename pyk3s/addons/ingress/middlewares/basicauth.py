@@ -23,7 +23,7 @@ import hmac
 import bcrypt
 from passlib.hash import apr_md5_crypt, md5_crypt
 
-from ..errors import ConfigError
+from ..config.errors import ConfigError
 from ..http.reply import Reply
 from ..http.request import HttpRequest
 from .base import BuildContext, Config, MiddlewareHandler

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import zlib
 
-from ..errors import ConfigError
+from ..config.errors import ConfigError
 from ..http.request import HttpRequest
 from .base import BuildContext, Config, MiddlewareHandler
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from ..errors import ConfigError
+from ..config.errors import ConfigError
 from ..http.fetch import fetch
 from ..http.reply import Reply, text_error
 from ..http.request import HttpRequest

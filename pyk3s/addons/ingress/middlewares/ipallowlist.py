@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from http import HTTPStatus
 
-from ..errors import ConfigError
+from ..config.errors import ConfigError
 from ..http.reply import Reply
 from ..http.request import HttpRequest
 from ..rules.matchers_v3 import ip_matcher

@@ -15,8 +15,8 @@ import math
 import time
 from collections.abc import Callable
 
-from ..durations import duration_seconds
-from ..errors import ConfigError
+from ..config.durations import duration_seconds
+from ..config.errors import ConfigError
 from ..http.reply import Reply
 from ..http.request import HttpRequest
 from .base import BuildContext, Config, MiddlewareHandler

@@ -7,8 +7,8 @@
 
 from __future__ import annotations
 
-from ..durations import duration_seconds
-from ..errors import ConfigError
+from ..config.durations import duration_seconds
+from ..config.errors import ConfigError
 from ..http.reply import Reply, text_error
 from ..http.request import HttpRequest
 from .base import BuildContext, Config, MiddlewareHandler

@@ -15,7 +15,7 @@ import posixpath
 import re
 from urllib.parse import quote
 
-from ..errors import ConfigError
+from ..config.errors import ConfigError
 from ..http.reply import Reply, text_error
 from ..http.request import HttpRequest, routing_path
 from .base import BuildContext, Config, MiddlewareHandler, need

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import ConfigError
+from ..config.errors import ConfigError
 from ..http.reply import Reply, status_text
 from ..http.request import HttpRequest
 from .base import BuildContext, Config, MiddlewareHandler, need

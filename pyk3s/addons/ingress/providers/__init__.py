@@ -1,10 +1,10 @@
-"""Configuration providers: Kubernetes objects in, :class:`~..dynamic.DynamicConfig` out.
+"""Configuration providers: Kubernetes objects in, :class:`~..config.dynamic.DynamicConfig` out.
 
 PROVIDERS maps Traefik's provider name (the ``@suffix`` of qualified names) to what the runner and
 ``explain`` need of it: the static options that switch it on, the kinds it reads and its pure build
 function. :func:`build_config` runs every provider that is switched on, adds the internal provider
 and merges the parts. A new provider is a module here, a row in PROVIDERS and its flags in
-``static.py`` (a ProviderOptions field of StaticConfig).
+``config/static.py`` (a ProviderOptions field of StaticConfig).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ..dynamic import DynamicConfig, merge
-from ..static import ProviderOptions, StaticConfig
+from ..config.dynamic import DynamicConfig, merge
+from ..config.static import ProviderOptions, StaticConfig
 from . import crd, ingress
 from .common import KubeObject, ObjectIndex, Watched
 from .internal import internal_config

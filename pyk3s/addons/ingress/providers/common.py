@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..dynamic import Certificate, Server
-from ..static import ProviderOptions
+from ..config.dynamic import Certificate, Server
+from ..config.static import ProviderOptions
 
 __all__ = [
     "KubeObject", "Watched", "BACKEND_KINDS", "normalize", "rule_hash", "ObjectIndex", "ServiceLookupError",

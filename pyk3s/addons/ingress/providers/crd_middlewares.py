@@ -12,8 +12,8 @@ import base64
 import hashlib
 from typing import Any
 
-from ..dynamic import LoadBalancer, Middleware, Service
-from ..static import ProviderOptions
+from ..config.dynamic import LoadBalancer, Middleware, Service
+from ..config.static import ProviderOptions
 from .common import KubeObject, ObjectIndex, ServiceLookupError, normalize, secret_data, servers_for
 
 __all__ = ["KINDS", "build_middleware", "basic_auth_users"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..dynamic import (
+from ..config.dynamic import (
     Certificate,
     Domain,
     DynamicConfig,
@@ -22,7 +22,7 @@ from ..dynamic import (
     Service,
     StickyCookie,
 )
-from ..static import ProviderOptions
+from ..config.static import ProviderOptions
 from .common import (
     BACKEND_KINDS,
     KubeObject,

@@ -5,8 +5,8 @@ entrypoint redirections. Names are unqualified, as every provider's.
 
 from __future__ import annotations
 
-from ..dynamic import DynamicConfig, Middleware, Router, Service
-from ..static import MAX_INT, StaticConfig
+from ..config.dynamic import DynamicConfig, Middleware, Router, Service
+from ..config.static import MAX_INT, StaticConfig
 
 __all__ = ["internal_config"]
 

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 import httptools
 
-from ..compile import Compiled
 from ..http.reply import BAD_REQUEST_BYTES
 from ..http.request import HttpRequest
-from ..routing import EntryTable, PathChoice, Route
-from ..services import Target
+from ..routing.compile import Compiled
+from ..routing.services import Target
+from ..routing.table import EntryTable, PathChoice, Route
 from .exchange import Exchange
 from .fastlane import FastExchange, try_fast_lane
 from .heads import FORWARDED

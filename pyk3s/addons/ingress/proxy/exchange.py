@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Protocol
 from ..http.reply import NO_SERVER, NOT_FOUND, Reply, text_error
 from ..http.request import BodyEncoder, HttpRequest
 from ..middlewares.base import MiddlewareHandler
-from ..routing import UNROUTED, Route
-from ..services import Target
+from ..routing.services import Target
+from ..routing.table import UNROUTED, Route
 from .heads import response_head, upstream_head
 from .upstream import Pool, UpstreamConnection, dial
 

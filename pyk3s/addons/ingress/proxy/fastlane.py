@@ -21,8 +21,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..http.request import HttpRequest
-from ..routing import PathChoice, Route
-from ..services import Balancer, Target
+from ..routing.services import Balancer, Target
+from ..routing.table import PathChoice, Route
 from .exchange import Exchange, end_aborted
 from .heads import FORWARDED, HOP_BY_HOP, forwarded_block
 from .upstream import Pool, UpstreamConnection, dial
@@ -119,7 +119,7 @@ def _head_tail(client: ClientConnection, raw_headers: list[tuple[bytes, bytes]])
     # a one-server service always picks that server: it and its pool are looked up once
     client.fast_server = None
     if not route.by_path:
-        svc = route.service  # a plain load balancer: routing.fast_route gives no other
+        svc = route.service  # a plain load balancer: routing.table.fast_route gives no other
         if isinstance(svc, Balancer) and len(svc.active) == 1:
             target = svc.active[0]
             client.fast_server = (route, target, client.state.pool(target))

@@ -13,7 +13,7 @@ import socket
 
 from ..http.reply import http_date, status_text
 from ..http.request import HttpRequest
-from ..services import Target
+from ..routing.services import Target
 
 __all__ = ["upstream_head", "response_head", "forwarded_block", "HOP_BY_HOP", "FORWARDED"]
 

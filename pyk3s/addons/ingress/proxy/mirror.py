@@ -6,7 +6,7 @@ import asyncio
 import ssl
 
 from ..http.request import HttpRequest
-from ..services import Target
+from ..routing.services import Target
 from .heads import upstream_head
 
 __all__ = ["send_mirror", "MIRROR_TIMEOUT"]

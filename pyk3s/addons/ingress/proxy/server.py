@@ -13,7 +13,7 @@ import socket
 import ssl
 from collections.abc import Callable
 
-from ..static import EntryPoint
+from ..config.static import EntryPoint
 from .client import ClientConnection
 from .state import ProxyState
 

@@ -14,15 +14,15 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING
 
-from ..api import ApiHandler, Explain
-from ..compile import Compiled, compile_config
-from ..dynamic import DynamicConfig
+from ..config.dynamic import DynamicConfig
+from ..config.static import StaticConfig
 from ..http.reply import Reply
 from ..http.request import HttpRequest
-from ..metrics import MetricsSnapshot, ProxyMetrics, render
-from ..services import CompiledService, MirrorService, Target
-from ..static import StaticConfig
-from ..tls import CertStore
+from ..routing.compile import Compiled, compile_config
+from ..routing.services import CompiledService, MirrorService, Target
+from .api import ApiHandler, Explain
+from .metrics import MetricsSnapshot, ProxyMetrics, render
+from .tls import CertStore
 from .upstream import Pool
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import RuleError
+from ..config.errors import RuleError
 
 __all__ = ["Call", "And", "Or", "Not", "Node", "parse_expression", "spellings"]
 

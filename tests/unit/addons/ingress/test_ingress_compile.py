@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyk3s.addons.ingress.compile import compile_config
-from pyk3s.addons.ingress.dynamic import (
+from pyk3s.addons.ingress.config.dynamic import (
     DynamicConfig,
     LoadBalancer,
     Middleware,
@@ -14,9 +13,10 @@ from pyk3s.addons.ingress.dynamic import (
     Server,
     Service,
 )
+from pyk3s.addons.ingress.config.static import MAX_INT, static_from_flags
 from pyk3s.addons.ingress.http.request import HttpRequest
 from pyk3s.addons.ingress.providers.internal import internal_config
-from pyk3s.addons.ingress.static import MAX_INT, static_from_flags
+from pyk3s.addons.ingress.routing.compile import compile_config
 
 STATIC = static_from_flags(["--entrypoints.web.address=:80", "--entrypoints.websecure.address=:443",
                             "--entrypoints.websecure.http.tls=true"])

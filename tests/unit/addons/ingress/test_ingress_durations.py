@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pyk3s.addons.ingress.durations import duration_seconds
-from pyk3s.addons.ingress.errors import ConfigError
+from pyk3s.addons.ingress.config.durations import duration_seconds
+from pyk3s.addons.ingress.config.errors import ConfigError
 
 
 @pytest.mark.parametrize(("value", "seconds"), [

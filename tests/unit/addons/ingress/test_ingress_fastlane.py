@@ -314,7 +314,7 @@ spec:
         assert r.json()["name"] == {"default-one-80": "b1", "default-two-80": "b2"}[want.split("@")[0]], path
     assert [(await _name(writer, reader, p)) for p in ("/", "/api/x")] == ["b1", "b2"]
     writer.close()
-    from pyk3s.addons.ingress.routing import PathChoice
+    from pyk3s.addons.ingress.routing.table import PathChoice
     assert isinstance(client.fast_route, PathChoice)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from pyk3s.addons.ingress.dynamic import (
+from pyk3s.addons.ingress.config.dynamic import (
     DynamicConfig,
     LoadBalancer,
     Middleware,
@@ -15,10 +15,10 @@ from pyk3s.addons.ingress.dynamic import (
     Weighted,
     WeightedRef,
 )
+from pyk3s.addons.ingress.config.static import ProviderOptions
 from pyk3s.addons.ingress.providers.common import normalize
 from pyk3s.addons.ingress.providers.crd import build_crd_config
 from pyk3s.addons.ingress.providers.ingress import build_ingress_config, ingress_status
-from pyk3s.addons.ingress.static import ProviderOptions
 
 SERVICES = """
 apiVersion: v1
@@ -266,8 +266,8 @@ def test_ingress_status_from_published_service():
 
 
 def test_build_config_runs_the_providers_that_are_switched_on():
+    from pyk3s.addons.ingress.config.static import static_from_flags
     from pyk3s.addons.ingress.providers import PROVIDERS, build_config, watched_kinds
-    from pyk3s.addons.ingress.static import static_from_flags
 
     docs = load("""
 apiVersion: v1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyk3s.addons.ingress.errors import RuleError
+from pyk3s.addons.ingress.config.errors import RuleError
 from pyk3s.addons.ingress.http.request import HttpRequest
 from pyk3s.addons.ingress.rules import parse_rule
 

@@ -17,8 +17,8 @@ import hashlib
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from .dynamic import LoadBalancer, StickyCookie
-from .http.request import HttpRequest
+from ..config.dynamic import LoadBalancer, StickyCookie
+from ..http.request import HttpRequest
 
 __all__ = [
     "Target", "Balancer", "WeightedBalancer", "MirrorService", "InternalService", "INTERNAL_SERVICES",

@@ -19,10 +19,10 @@ from importlib import resources
 from typing import Any
 from urllib.parse import unquote
 
-from .compile import Compiled, runtime_counts
-from .http.reply import Reply
-from .http.request import HttpRequest
-from .static import EntryPoint
+from ..config.static import EntryPoint
+from ..http.reply import Reply
+from ..http.request import HttpRequest
+from ..routing.compile import Compiled, runtime_counts
 
 __all__ = ["ApiHandler", "Explain", "VERSION", "CODENAME"]
 

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from .dynamic import Certificate, DynamicConfig, TLSOptions
-from .rules import parse_rule
+from ..config.dynamic import Certificate, DynamicConfig, TLSOptions
+from ..rules import parse_rule
 
 __all__ = ["CertStore", "default_certificate", "listening_context", "build_store", "host_options", "VERSIONS"]
 

@@ -2,7 +2,7 @@
 
 Per router: parse the rule, resolve priority (explicit, else rule length, 2.1), build its middlewares
 and its service, pick its entrypoints (2.6) and put it into the TLS or plain table of each (2.7) in
-``routing.py``. Anything that fails puts that router (and only it) in error; the runtime keeps every
+``table.py``. Anything that fails puts that router (and only it) in error; the runtime keeps every
 error for the API, the dashboard and ``explain``.
 """
 
@@ -12,12 +12,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .dynamic import DynamicConfig, Middleware, to_json
-from .errors import ConfigError
-from .middlewares import build_middleware
-from .middlewares.base import BuildContext, MiddlewareHandler
-from .routing import EntryTable, Route, RoutingTable
-from .rules import parse_rule, rule_syntax
+from ..config.dynamic import DynamicConfig, Middleware, to_json
+from ..config.errors import ConfigError
+from ..config.static import MAX_INT, StaticConfig
+from ..middlewares import build_middleware
+from ..middlewares.base import BuildContext, MiddlewareHandler
+from ..rules import parse_rule, rule_syntax
 from .services import (
     INTERNAL_SERVICES,
     Balancer,
@@ -26,7 +26,7 @@ from .services import (
     MirrorService,
     WeightedBalancer,
 )
-from .static import MAX_INT, StaticConfig
+from .table import EntryTable, Route, RoutingTable
 
 __all__ = ["RuntimeStatus", "compile_config", "Compiled", "runtime_counts"]
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from .http.request import HttpRequest, canonical_host
-from .middlewares.base import MiddlewareHandler
-from .rules import CompiledRule
+from ..http.request import HttpRequest, canonical_host
+from ..middlewares.base import MiddlewareHandler
+from ..rules import CompiledRule
 from .services import Balancer, CompiledService, InternalService
 
 __all__ = ["Route", "UNROUTED", "EntryTable", "RoutingTable", "PathChoice", "fast_route", "FAST_ROUTES_MAX"]
