@@ -45,14 +45,14 @@ class RegistryTLS:
 
 
 @dataclass(frozen=True, slots=True)
-class Mirror:
+class RegistryMirror:
     endpoints: tuple[str, ...] = ()
     rewrites: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class RegistriesConfig:
-    mirrors: dict[str, Mirror] = field(default_factory=dict)
+    mirrors: dict[str, RegistryMirror] = field(default_factory=dict)
     auths: dict[str, RegistryAuth] = field(default_factory=dict)
     tls: dict[str, RegistryTLS] = field(default_factory=dict)
 
@@ -70,7 +70,7 @@ def parse_registries(doc: Any, source: str = "registries.yaml") -> RegistriesCon
         return RegistriesConfig()
     if not isinstance(doc, dict):
         raise RegistryError(f"{source}: want a mapping with 'mirrors' and 'configs'")
-    mirrors: dict[str, Mirror] = {}
+    mirrors: dict[str, RegistryMirror] = {}
     for reg, m in (doc.get("mirrors") or {}).items():
         m = m or {}
         if not isinstance(m, dict):
@@ -85,7 +85,7 @@ def parse_registries(doc: Any, source: str = "registries.yaml") -> RegistriesCon
                 raise RegistryError(f"{source}: mirrors.{reg}.rewrite: bad regexp {pattern!r}: {exc}") from None
         endpoints = tuple(e if "://" in e else f"https://{e}"
                           for e in _strs(m.get("endpoint"), f"{source}: mirrors.{reg}.endpoint"))
-        mirrors[str(reg)] = Mirror(endpoints, tuple((str(k), str(v)) for k, v in rewrites.items()))
+        mirrors[str(reg)] = RegistryMirror(endpoints, tuple((str(k), str(v)) for k, v in rewrites.items()))
     auths: dict[str, RegistryAuth] = {}
     tls: dict[str, RegistryTLS] = {}
     for host, c in (doc.get("configs") or {}).items():
