@@ -5,16 +5,23 @@ Flags use Traefik's spelling with case-insensitive keys (``--entryPoints.web.add
 ``--api.dashboard=true``, ``--api.insecure``, ``--ping``, ``--metrics.prometheus``, ``--log.level``).
 A flag without ``=value`` is ``true``. The routers these flags imply (api, dashboard, ping, prometheus,
 entrypoint redirections) come from the internal provider, ``providers/internal.py``.
+
+HTTP/2 per entry point (``with_http2``): ``http2.maxConcurrentStreams`` (250; 0 means the default),
+``http2.maxDecoderHeaderTableSize`` and ``http2.maxEncoderHeaderTableSize`` (4096), negative values are
+errors as in Traefik; ``transport.lifeCycle.graceTimeOut`` (10s): how long a stopping worker lets
+requests in flight finish.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from .durations import duration_seconds
 from .errors import ConfigError
 
-__all__ = ["EntryPoint", "ProviderOptions", "StaticConfig", "parse_flags", "static_from_flags", "MAX_INT"]
+__all__ = ["EntryPoint", "ProviderOptions", "StaticConfig", "parse_flags", "static_from_flags", "with_http2",
+           "MAX_INT"]
 
 MAX_INT = 2**63 - 1
 
@@ -46,6 +53,10 @@ class EntryPoint:
     forwarded_insecure: bool = False
     trusted_ips: tuple[str, ...] = ()
     as_default: bool = False
+    h2_max_streams: int = 250  # http2.maxConcurrentStreams
+    h2_decoder_table: int = 4096  # http2.maxDecoderHeaderTableSize
+    h2_encoder_table: int = 4096  # http2.maxEncoderHeaderTableSize
+    grace_timeout: float = 10.0  # transport.lifeCycle.graceTimeOut, seconds
 
     @property
     def host(self) -> str:
@@ -131,6 +142,34 @@ def _provider(flags: dict[str, str], prefix: str, syntax: str) -> ProviderOption
     )
 
 
+def _non_negative(f: Mapping[str, str], key: str, default: int, where: str, what: str) -> int:
+    text = f.get(key)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"traefik: {where}: invalid integer {text!r}") from None
+    if value < 0:
+        raise ConfigError(f"traefik: {where}: {what} value must be greater than or equal to zero")
+    return value
+
+
+def with_http2(ep: EntryPoint, f: Mapping[str, str]) -> EntryPoint:
+    """The entry point's HTTP/2 settings and graceful-stop time from its flags."""
+    where = f"entrypoint {ep.name}"
+    streams = _non_negative(f, "http2.maxconcurrentstreams", 250, f"{where}: http2.maxConcurrentStreams",
+                            "max concurrent streams")
+    return replace(
+        ep, h2_max_streams=streams or 250,
+        h2_decoder_table=_non_negative(f, "http2.maxdecoderheadertablesize", 4096,
+                                       f"{where}: http2.maxDecoderHeaderTableSize", "max decoder header table size"),
+        h2_encoder_table=_non_negative(f, "http2.maxencoderheadertablesize", 4096,
+                                       f"{where}: http2.maxEncoderHeaderTableSize", "max encoder header table size"),
+        grace_timeout=duration_seconds(f.get("transport.lifecycle.gracetimeout"), 10.0,
+                                       f"{where}: transport.lifeCycle.graceTimeOut"))
+
+
 def static_from_flags(argv: list[str]) -> StaticConfig:
     flags = parse_flags(argv)
     eps: dict[str, dict[str, str]] = {}
@@ -152,6 +191,7 @@ def static_from_flags(argv: list[str]) -> StaticConfig:
             forwarded_insecure=_bool(f.get("forwardedheaders.insecure")),
             trusted_ips=tuple(x for x in f.get("forwardedheaders.trustedips", "").split(",") if x),
             as_default=_bool(f.get("asdefault")))
+        entrypoints[name] = with_http2(entrypoints[name], f)
     api = any(k == "api" or k.startswith("api.") for k in flags) and _bool(flags.get("api"), True)
     ping = "ping" in flags or any(k.startswith("ping.") for k in flags)
     prom = any(k.startswith("metrics.prometheus") for k in flags) and _bool(flags.get("metrics.prometheus"), True)

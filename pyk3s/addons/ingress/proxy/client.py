@@ -7,6 +7,9 @@ Rules:
   headers over ``MAX_HEADER_BYTES``) gets ``400 Bad Request`` and the connection is closed; nothing
   reaches a backend.
 - After a ``101 Switching Protocols`` the connection is a byte tunnel to the upstream.
+- HTTP/2 is handed to ``h2server.py`` (``switch_to_h2``): on TLS when ALPN chose ``h2``, on a plain
+  entry point when the connection starts with the HTTP/2 preface (h2c with prior knowledge, as
+  Traefik serves it; the parser stops at the preface, so the check costs nothing per request).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from ..routing.services import Target
 from ..routing.table import EntryTable, PathChoice, Route
 from .exchange import Exchange
 from .fastlane import FastExchange, try_fast_lane
+from .h2conn import PREFACE
+from .h2server import H2ClientConnection
 from .heads import FORWARDED
 from .upstream import Pool, UpstreamConnection
 
@@ -101,10 +106,13 @@ class ClientConnection(asyncio.Protocol):
         sock = transport.get_extra_info("sockname")
         if sock:
             self.local_port = int(sock[1])
+        self.trusted = self.trusted_nets(self.peer) if self.trusted_nets is not None else False
         if self.tls:
             ssl_obj = transport.get_extra_info("ssl_object")
             self.sni = (getattr(ssl_obj, "server_hostname", None) or "") if ssl_obj is not None else ""
-        self.trusted = self.trusted_nets(self.peer) if self.trusted_nets is not None else False
+            if ssl_obj is not None and ssl_obj.selected_alpn_protocol() == "h2":
+                self.switch_to_h2(b"")
+                return
         self.last_active = self.state.now
         self.state.connections.add(self)
 
@@ -122,7 +130,11 @@ class ClientConnection(asyncio.Protocol):
             offset = up.args[0] if up.args else len(data)
             self.upgrade_buffer = bytearray(data[offset:])
         except (httptools.HttpParserError, ValueError):
-            self.bad_request()
+            rest = self.h2c_preface_rest(data)
+            if rest is None:
+                self.bad_request()
+            else:
+                self.switch_to_h2(PREFACE + rest)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -254,6 +266,24 @@ class ClientConnection(asyncio.Protocol):
         self.upgrade_buffer = None
         if pending:
             up.transport.write(bytes(pending))
+
+    def h2c_preface_rest(self, data: bytes) -> bytes | None:
+        """On a plain entry point whose first bytes were the HTTP/2 preface (the parser stops on its last
+        byte, having taken ``PRI * HTTP/2.0`` as a request line): what follows the preface in ``data``."""
+        if self.tls or self.url != b"*" or self.compiled is not None or self.queue:
+            return None
+        for n in range(min(len(PREFACE), len(data)), 0, -1):
+            if data[:n] == PREFACE[-n:]:
+                return data[n:]
+        return None
+
+    def switch_to_h2(self, data: bytes) -> None:
+        """Hand the connection to an HTTP/2 protocol; ``data``: what was read of it so far."""
+        self.closed = True
+        self.state.connections.discard(self)
+        h2 = H2ClientConnection(self.state, self.entrypoint, self.tls)
+        self.transport.set_protocol(h2)
+        h2.take_over(self.transport, self.peer, self.peer_port, self.local_port, self.sni, self.trusted, data)
 
     def bad_request(self) -> None:
         if self.closed:

@@ -4,15 +4,24 @@ Rules:
 - The route is looked up when the request head is complete; request middlewares run in router order
   (first listed = outermost); a Reply from a middleware goes back through the response hooks of the
   middlewares listed before it.
-- The request body streams to the upstream as it arrives (re-chunked when the client sent chunked),
-  unless a middleware needs the whole body (buffering) first.
+- The request body streams to the upstream as it arrives (re-chunked for an HTTP/1.1 upstream when
+  the client sent chunked or HTTP/2 without a length), unless a middleware needs the whole body
+  (buffering) first. Chunks are kept unframed; framing happens on the way out.
+- The upstream speaks HTTP/2 when its target does (``h2c``, or ``https`` whose server chose ``h2`` by
+  ALPN; never for an Upgrade, as Traefik's smart round tripper): ``forward`` picks the h2 pool
+  (``h2upstream.py``) or a pooled HTTP/1.1 connection. An HTTP/2 upstream's trailers end a chunked
+  answer to an HTTP/1.1 client.
 - Upstream failures before any response byte reached the client are retried once on a fresh
-  connection when the failed one came from the idle pool (stale keep-alive) and the body is still
-  known, then as many times as a ``retry`` middleware allows; otherwise 502 (504 on timeout).
+  connection when the failed one came from the idle pool (stale keep-alive) or an HTTP/2 server
+  refused the stream, and the body is still known, then as many times as a ``retry`` middleware
+  allows; otherwise 502 (504 on timeout).
+- The proxy's own errors (no router 404, no server 503, upstream 502/504) go through ``fail`` so an
+  HTTP/2 exchange can answer them as gRPC statuses (``h2exchange.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Protocol
@@ -20,18 +29,43 @@ from typing import TYPE_CHECKING, Protocol
 from ..http.reply import NO_SERVER, NOT_FOUND, Reply, text_error
 from ..http.request import BodyEncoder, HttpRequest
 from ..middlewares.base import MiddlewareHandler
+from ..routing.compile import Compiled
 from ..routing.services import Target
-from ..routing.table import UNROUTED, Route
-from .heads import response_head, upstream_head
+from ..routing.table import UNROUTED, EntryTable, Route
+from .h2conn import HIGH_WATER
+from .heads import response_head, trailer_block, upstream_head
 from .upstream import Pool, UpstreamConnection, dial
 
 if TYPE_CHECKING:
-    from .client import ClientConnection
+    from .h2upstream import H2UpstreamStream
+    from .state import ProxyState
 
-__all__ = ["Exchange", "end_aborted"]
+__all__ = ["Exchange", "ExchangeClient", "end_aborted", "PROXY_ERRORS"]
 
 _KEEP_BODY = 64 * 1024
 _NO_BODY_STATUS = frozenset((204, 304))
+PROXY_ERRORS = {404: NOT_FOUND, 503: NO_SERVER, 502: text_error(502), 504: text_error(504), 500: text_error(500)}
+"""The answers the proxy gives itself, by status (``Exchange.fail``)."""
+
+
+class ExchangeClient(Protocol):
+    """The client side of an exchange: an HTTP/1.1 connection (client.py) or an HTTP/2 connection whose
+    streams are exchanges (h2server.py)."""
+
+    state: ProxyState
+    entrypoint: str
+    tls: bool
+    trusted: bool
+    closed: bool
+    compiled: Compiled | None  # the snapshot ``table`` was taken from
+    table: EntryTable | None
+
+    @property
+    def transport(self) -> asyncio.Transport: ...
+
+    def exchange_done(self, ex: Exchange) -> None: ...
+
+    def start_tunnel(self, up: UpstreamConnection) -> None: ...
 
 
 class _Abortable(Protocol):
@@ -58,18 +92,21 @@ def end_aborted(ex: _Abortable) -> bool:
 class Exchange:
     __slots__ = ("client", "req", "route", "up", "pending", "kept", "kept_size", "req_done", "resp_started",
                  "head_request", "status", "t0", "cookie", "upstream_reusable", "tries", "framing", "finished",
-                 "service_name", "wait_body", "encoder", "target", "retry_left", "retry_delay", "intercept")
+                 "service_name", "wait_body", "encoder", "target", "retry_left", "retry_delay", "intercept",
+                 "h2up", "trailers", "on_trailers", "decoder")
 
     target: Target  # set by dispatch, before anything is sent
+    full_response = False  # HTTP/2 exchanges re-frame every answer: never relayed raw
 
-    def __init__(self, client: ClientConnection, req: HttpRequest) -> None:
+    def __init__(self, client: ExchangeClient, req: HttpRequest) -> None:
         self.client = client
         self.req = req
         req.exchange = self
         self.route: Route = UNROUTED
         self.up: UpstreamConnection | None = None
-        self.pending: list[bytes] = []  # framed body chunks not yet written upstream
-        self.kept: list[bytes] | None = []  # framed body chunks, kept for a retry while small
+        self.h2up: H2UpstreamStream | None = None  # the stream when the upstream speaks HTTP/2
+        self.pending: list[bytes] = []  # body chunks not yet written upstream
+        self.kept: list[bytes] | None = []  # body chunks, kept for a retry while small
         self.kept_size = 0
         self.req_done = False
         self.resp_started = False
@@ -87,6 +124,9 @@ class Exchange:
         self.retry_left = 0
         self.retry_delay = 0.0
         self.intercept: Callable[[], Coroutine[object, object, None]] | None = None
+        self.trailers: list[tuple[str, str]] | None = None  # an HTTP/2 upstream's trailers
+        self.on_trailers: Callable[[list[tuple[str, str]]], bytes] | None = None
+        self.decoder: Callable[[bytes], bytes] | None = None
 
     # ------------------------------------------------------------------ request side
     def start(self) -> None:
@@ -98,7 +138,7 @@ class Exchange:
         table = client.table
         route = table.lookup(self.req) if table is not None else None
         if route is None:
-            self.reply(NOT_FOUND, 0)
+            self.fail(404, 0)
             return
         self.route = route
         self.service_name = route.service.name
@@ -125,7 +165,7 @@ class Exchange:
         try:
             r = await mw.on_request_async(self.req)
         except Exception:  # noqa: BLE001 - a failing auth/limit call answers 500, never kills the worker
-            r = text_error(500)
+            r = PROXY_ERRORS[500]
         if self.finished or self.client.closed:
             return
         if r is not None:
@@ -148,14 +188,25 @@ class Exchange:
             self.retry_left, self.retry_delay = self.req.retry
         target, cookie = svc.pick(self.req)
         if target is None:
-            self.reply(NO_SERVER, len(route.middlewares))
+            self.fail(503, len(route.middlewares))
             return
         self.target, self.cookie = target, cookie
-        state = self.client.state
         if svc.mirrors:
-            state.mirror(svc, self.req, self.kept if self.req_done else None)
+            self.client.state.mirror(svc, self.req, self.kept if self.req_done else None)
+        self.forward()
+
+    def forward(self, fresh: bool = False) -> None:
+        """Send the request to ``self.target``: on a stream when the target speaks HTTP/2, else on a pooled
+        HTTP/1.1 connection (a new one when ``fresh``: a retry)."""
+        target = self.target
+        state = self.client.state
+        if target.scheme != "http" and not self.req.upgrade:
+            h2 = state.h2_pool(target)
+            if h2 is not None:
+                h2.request(self)
+                return
         pool = state.pools.get(target.key) or state.pool(target)
-        up = pool.take()
+        up = None if fresh else pool.take()
         if up is not None:
             self.send(up)
         else:
@@ -169,24 +220,38 @@ class Exchange:
     def send(self, up: UpstreamConnection) -> None:
         req = self.req
         route = self.route
-        raw = not (route.needs_response or self.cookie is not None or req.version == "1.0") or req.upgrade
+        raw = not (self.full_response or route.needs_response or self.cookie is not None
+                   or req.version == "1.0") or req.upgrade
         up.attach(self, raw)
         self.up = up
         self.tries += 1
         head = upstream_head(req, self.target, self.client.trusted, req.body_mode)
         body = self.kept if (self.tries > 1 and self.kept is not None) else self.pending
         if body:
-            head += b"".join(body)
+            if req.body_mode == "chunked":
+                head += b"".join([b"%x\r\n%s\r\n" % (len(d), d) for d in body if d])
+            else:
+                head += b"".join(body)
         self.pending = []
         if self.req_done and req.body_mode == "chunked":
             head += b"0\r\n\r\n"
         up.transport.write(head)
 
+    def send_h2(self, stream: H2UpstreamStream) -> None:
+        """The h2 pool opened a stream for this exchange: send the head and what there is of the body."""
+        self.h2up = stream
+        self.tries += 1
+        body = self.kept if (self.tries > 1 and self.kept is not None) else self.pending
+        self.pending = []
+        stream.send_request(self.req, self.target, body, self.req_done)
+
     def body_chunk(self, data: bytes) -> None:
         if self.finished:
             return
-        if self.req.body_mode == "chunked":
-            data = b"%x\r\n%s\r\n" % (len(data), data)
+        if self.decoder is not None:
+            data = self.decoder(data)
+        if not data:  # an empty chunk would end a chunked body
+            return
         if self.kept is not None:
             self.kept_size += len(data)
             if self.kept_size <= _KEEP_BODY:
@@ -195,9 +260,28 @@ class Exchange:
                 self.kept = None
         up = self.up
         if up is not None and not up.closed:
-            up.transport.write(data)
+            up.transport.write(b"%x\r\n%s\r\n" % (len(data), data) if self.req.body_mode == "chunked" else data)
+        elif self.h2up is not None:
+            if self.h2up.send_body(data) > HIGH_WATER:
+                self.hold_request_body()
         else:
             self.pending.append(data)
+
+    def hold_request_body(self) -> None:
+        """The HTTP/2 upstream's window is full: stop reading the client until ``request_drained``."""
+        self.client.transport.pause_reading()
+
+    def request_drained(self) -> None:
+        self.client.transport.resume_reading()
+
+    def decode_request_body(self, decoder: Callable[[bytes], bytes]) -> None:
+        """Run the request body through ``decoder`` from here on (grpcWeb's base64); what arrived already
+        (nothing has been sent upstream while middlewares run) is decoded now."""
+        self.decoder = decoder
+        self.pending = [decoder(d) for d in self.pending]
+        if self.kept is not None:
+            self.kept = [decoder(d) for d in self.kept]
+            self.kept_size = sum(len(d) for d in self.kept)
 
     def request_complete(self) -> None:
         self.req_done = True
@@ -207,11 +291,17 @@ class Exchange:
         up = self.up
         if up is not None and not up.closed and self.req.body_mode == "chunked":
             up.transport.write(b"0\r\n\r\n")
+        elif self.h2up is not None:
+            self.h2up.end_body()
         if self.wait_body:
             self.wait_body = False
             self.dispatch()
 
     # ------------------------------------------------------------------ response side
+    def fail(self, status: int, upto: int) -> None:
+        """The proxy's own error answer (404 no router, 503 no server, 502/504 upstream)."""
+        self.reply(PROXY_ERRORS[status], upto)
+
     def reply(self, reply: Reply, upto: int) -> None:
         if self.finished or self.resp_started:
             return
@@ -225,12 +315,18 @@ class Exchange:
             reply = Reply(status, headers, reply.body)
         self.status = reply.status
         self.resp_started = True
+        self.write_reply(reply)
+
+    def write_reply(self, reply: Reply) -> None:
+        """Send a whole answer of the proxy's own (or a middleware's) and end the exchange."""
         keep = self.req.keep_alive and not self.req.upgrade
         self.client.transport.write(reply.encode(keep, self.head_request))
         self.finish(keep)
 
-    def response_head(self, status: int, headers: list[tuple[str, str]], close_delimited: bool) -> None:
-        """Full mode: the upstream head is parsed; apply hooks and write a re-framed head."""
+    def response_head(self, status: int, headers: list[tuple[str, str]], close_delimited: bool,
+                      ends: bool = False) -> None:
+        """Full mode: the upstream head is parsed; apply hooks and write a re-framed head. ``ends``: the
+        head is the whole answer (an HTTP/2 HEADERS frame that ended the stream; response_complete follows)."""
         req = self.req
         route = self.route
         for mw in reversed(route.middlewares):
@@ -269,16 +365,29 @@ class Exchange:
         else:
             self.client.transport.write(data)
 
+    def response_interim(self, status: int) -> None:
+        """A 1xx answer other than 101 (100 Continue): passed on, the final answer follows."""
+        self.client.transport.write(b"HTTP/1.1 %d Continue\r\n\r\n" % status if status == 100
+                                    else b"HTTP/1.1 %d Informational\r\n\r\n" % status)
+
+    def response_trailers(self, trailers: list[tuple[str, str]]) -> None:
+        """Trailers of an HTTP/2 upstream's answer, written with the last chunk (or by ``on_trailers``)."""
+        self.trailers = trailers
+
     def response_complete(self, keep_client: bool) -> None:
         if self.intercept is not None:
             self.client.state.spawn(self.intercept())
             return
+        if self.on_trailers is not None and not self.head_request:
+            self.response_body(self.on_trailers(self.trailers or []))
         if self.encoder is not None:
             tail = self.encoder.flush(zlib.Z_FINISH) if hasattr(self.encoder, "flush") else b""
-            if tail:
+            if tail and not self.head_request:
                 self.client.transport.write(b"%x\r\n%s\r\n" % (len(tail), tail) if self.framing == "chunked" else tail)
         if self.framing == "chunked":
-            self.client.transport.write(b"0\r\n\r\n")
+            trailers = self.trailers
+            self.client.transport.write(b"0\r\n" + trailer_block(trailers) + b"\r\n" if trailers and self.on_trailers is None
+                                        else b"0\r\n\r\n")
         self.finish(keep_client and self.req.keep_alive and self.framing != "close")
 
     def replace_reply(self, reply: Reply, by: object) -> None:
@@ -297,16 +406,19 @@ class Exchange:
         self.finish(True, tunnel=True)
 
     def upstream_failed(self, up: UpstreamConnection | None, why: str) -> None:
+        """The upstream connection (or, with ``up`` None, the dial or the HTTP/2 stream) failed; ``why`` is
+        "timeout", "connect", "refused" (an HTTP/2 server did not process the stream: safe to resend)..."""
         if self.finished:
             return
         if up is not None and up is self.up:
             self.up = None
+        self.h2up = None
         if self.resp_started:
             self.status = self.status or 502
             self.finish(False)
             return
         body_known = self.kept is not None and (self.req_done or self.req.body_mode == "")
-        stale = up is not None and up.reused and not up.got_bytes and self.tries == 1
+        stale = self.tries == 1 and (why == "refused" or (up is not None and up.reused and not up.got_bytes))
         if body_known and why != "timeout" and (stale or self.retry_left > 0):
             delay = 0.0
             if not stale:
@@ -316,13 +428,12 @@ class Exchange:
                 target, _ = self.route.service.pick(self.req)
                 if target is not None:
                     self.target = target
-            pool = self.client.state.pool(self.target)
             if delay > 0:
-                self.client.state.loop.call_later(delay, lambda: self.client.state.spawn(self._connect(pool)))
+                self.client.state.loop.call_later(delay, self.forward, True)
             else:
-                self.client.state.spawn(self._connect(pool))
+                self.forward(True)
             return
-        self.reply(text_error(504) if why == "timeout" else text_error(502), len(self.route.middlewares))
+        self.fail(504 if why == "timeout" else 502, len(self.route.middlewares))
 
     def release(self) -> bool:
         """Called once the client is done with this exchange: whether the connection stays open."""
@@ -331,7 +442,12 @@ class Exchange:
         return self.req.keep_alive
 
     def abort(self) -> None:
-        """The client went away: drop the upstream connection and end the exchange as 499."""
+        """The client went away: drop the upstream connection (or reset the HTTP/2 stream) and end the
+        exchange as 499."""
+        h2up = self.h2up
+        if h2up is not None:
+            self.h2up = None
+            h2up.cancel()
         if end_aborted(self):
             route = self.route
             if route.needs_done:

@@ -227,6 +227,9 @@ class FastExchange:
     def response_body(self, data: bytes) -> None:
         self.promote().response_body(data)
 
+    def response_interim(self, status: int) -> None:
+        self.promote().response_interim(status)
+
     # -- client side
     def start(self) -> None:
         """Nothing to do: a fast exchange is sent when it is made, and only on a connection with nothing queued."""

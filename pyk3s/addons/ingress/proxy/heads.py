@@ -15,7 +15,7 @@ from ..http.reply import http_date, status_text
 from ..http.request import HttpRequest
 from ..routing.services import Target
 
-__all__ = ["upstream_head", "response_head", "forwarded_block", "HOP_BY_HOP", "FORWARDED"]
+__all__ = ["upstream_head", "response_head", "forwarded_block", "trailer_block", "HOP_BY_HOP", "FORWARDED", "MANAGED"]
 
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
                         "te", "trailer", "trailers", "transfer-encoding", "upgrade", "content-length"))
@@ -139,6 +139,11 @@ def upstream_head(req: HttpRequest, target: Target, trusted: bool, body_mode: st
         ap("Transfer-Encoding: chunked\r\n")
     ap("\r\n")
     return _latin1(line + "".join(out))
+
+
+def trailer_block(trailers: list[tuple[str, str]]) -> bytes:
+    """Trailer lines of a chunked body's last chunk (RFC 9112 7.1.2); framing fields are never trailers."""
+    return _latin1("".join(f"{k}: {v}\r\n" for k, v in trailers if k.lower() not in HOP_BY_HOP))
 
 
 def response_head(status: int, headers: list[tuple[str, str]], framing: str, length: int, keep_alive: bool,

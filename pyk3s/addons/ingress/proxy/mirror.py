@@ -1,4 +1,6 @@
-"""Fire-and-forget copies of a request for mirroring services (spec 3.8); responses are discarded."""
+"""Fire-and-forget copies of a request for mirroring services (spec 3.8); responses are discarded.
+
+Mirrors always get HTTP/1.1, whatever the scheme of their servers."""
 
 from __future__ import annotations
 
@@ -30,7 +32,9 @@ async def send_mirror(target: Target, req: HttpRequest, body: list[bytes] | None
         head = upstream_head(req, target, False, req.body_mode if body is not None else "")
         req.keep_alive = keep
         head = head.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
-        writer.write(head + (b"".join(body) if body else b"") + (b"0\r\n\r\n" if body is not None and req.body_mode == "chunked" else b""))
+        chunked = body is not None and req.body_mode == "chunked"
+        data = b"".join([b"%x\r\n%s\r\n" % (len(d), d) for d in body or ()] if chunked else body or ())
+        writer.write(head + data + (b"0\r\n\r\n" if chunked else b""))
         await asyncio.wait_for(reader.read(-1), MIRROR_TIMEOUT)
     except (OSError, TimeoutError):
         pass

@@ -1,9 +1,11 @@
-"""What a worker's connections share: the current compiled table, upstream pools, metrics, tasks, the
-api@internal handler and the TLS certificate store.
+"""What a worker's connections share: the current compiled table, upstream pools (HTTP/1.1 and
+HTTP/2), metrics, tasks, the api@internal handler and the TLS certificate store.
 
 ``ProxyState.apply(config)`` compiles a DynamicConfig and publishes it by one assignment; requests in
-flight keep the snapshot they started with. A sweeper closes idle client connections (``CLIENT_IDLE``)
-and idle upstream connections once a second.
+flight keep the snapshot they started with. A sweeper closes idle client connections (``CLIENT_IDLE``;
+HTTP/2 ones with a GOAWAY) and idle upstream connections once a second. ``drain(grace)`` stops a
+worker gently: HTTP/2 clients get a graceful GOAWAY, idle HTTP/1.1 connections are closed, and what is
+in flight may finish within ``grace`` seconds.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from ..http.request import HttpRequest
 from ..routing.compile import Compiled, compile_config
 from ..routing.services import CompiledService, MirrorService, Target
 from .api import ApiHandler, Explain
+from .h2upstream import H2Pool
 from .metrics import MetricsSnapshot, ProxyMetrics, render
 from .tls import CertStore
 from .upstream import Pool
 
 if TYPE_CHECKING:
     from .client import ClientConnection
+    from .h2server import H2ClientConnection
 
 __all__ = ["ProxyState", "CLIENT_IDLE"]
 
@@ -44,6 +48,8 @@ class ProxyState:
         self.static = static
         self.compiled: Compiled = compile_config(DynamicConfig(), static)
         self.pools: dict[tuple[str, str, int], Pool] = {}
+        self.h2_pools: dict[tuple[str, str, int], H2Pool] = {}
+        self.h2_clients: set[H2ClientConnection] = set()
         self.metrics = ProxyMetrics(static.prometheus)
         self.metrics_source = metrics_source
         self.connections: set[ClientConnection] = set()
@@ -73,6 +79,13 @@ class ProxyState:
         if pool is None:
             pool = self.pools[target.key] = Pool(self.loop, target.scheme, target.host, target.port)
         return pool
+
+    def h2_pool(self, target: Target) -> H2Pool | None:
+        """The HTTP/2 pool of an ``h2c`` or ``https`` target; None once an https server chose HTTP/1.1."""
+        pool = self.h2_pools.get(target.key)
+        if pool is None:
+            pool = self.h2_pools[target.key] = H2Pool(self, target)
+        return None if pool.h1_only else pool
 
     def spawn(self, coro: Coroutine[object, object, object]) -> None:
         task = self.loop.create_task(coro)
@@ -118,11 +131,34 @@ class ProxyState:
                 if not conn.queue and conn.tunnel is None and now - conn.last_active > CLIENT_IDLE:
                     conn.closed = True
                     conn.transport.close()
+            for h2 in list(self.h2_clients):
+                h2.idle(now, CLIENT_IDLE)
             for pool in self.pools.values():
                 pool.sweep(now)
+            for h2pool in self.h2_pools.values():
+                h2pool.sweep(now)
+
+    async def drain(self, grace: float) -> None:
+        """Let what is in flight finish (at most ``grace`` seconds): GOAWAY to HTTP/2 clients, idle
+        HTTP/1.1 connections closed as they become idle. The listeners are closed by the caller first."""
+        for h2 in list(self.h2_clients):
+            h2.goaway()
+        deadline = self.loop.time() + grace
+        while self.loop.time() < deadline:
+            for conn in list(self.connections):
+                if not conn.queue and conn.tunnel is None:
+                    conn.closed = True
+                    conn.transport.close()
+            if not self.connections and not self.h2_clients:
+                break
+            await asyncio.sleep(0.05)
 
     def close(self) -> None:
         for pool in self.pools.values():
             pool.close()
+        for h2pool in self.h2_pools.values():
+            h2pool.close()
         for conn in list(self.connections):
             conn.transport.close()
+        for h2 in list(self.h2_clients):
+            h2.close_now()

@@ -5,7 +5,9 @@ One listening context per TLS entrypoint carries an SNI callback; the callback l
 context of the best certificate: exact SAN first, then a ``*.`` wildcard covering the first label,
 otherwise the default certificate (TLSStore ``default`` or a generated ``TRAEFIK DEFAULT CERT``).
 The TLSOption of the routers whose Host matches the server name (else ``default``) sets the protocol
-versions, cipher suites and ALPN. HTTP/2 is not spoken, so ALPN offers ``http/1.1`` only.
+versions, cipher suites and ALPN: of its ``alpnProtocols`` (default ``h2``, ``http/1.1``,
+``acme-tls/1``) those the proxy speaks are offered in that order, the server's preference deciding;
+``acme-tls/1`` is left out (no ACME here).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ CIPHERS = {
     "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
 }
 _TLS13 = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}
+_ALPN = ("h2", "http/1.1")  # protocols the entry points speak
 
 
 def default_certificate() -> Certificate:
@@ -90,7 +93,7 @@ def _context(cert: Certificate, options: TLSOptions) -> ssl.SSLContext:
     suites = [CIPHERS[c] for c in options.cipher_suites if c in CIPHERS]
     if suites:
         ctx.set_ciphers(":".join(suites))
-    alpn = [p for p in options.alpn_protocols if p == "http/1.1"] or ["http/1.1"]
+    alpn = [p for p in options.alpn_protocols if p in _ALPN] or ["http/1.1"]
     ctx.set_alpn_protocols(alpn)
     if options.client_auth_type in ("RequireAndVerifyClientCert", "VerifyClientCertIfGiven") and options.client_ca_pems:
         ctx.load_verify_locations(cadata="\n".join(options.client_ca_pems))

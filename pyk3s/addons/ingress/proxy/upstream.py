@@ -58,6 +58,8 @@ class UpstreamExchange(Protocol):
 
     def response_head(self, status: int, headers: list[tuple[str, str]], close_delimited: bool) -> None: ...
 
+    def response_interim(self, status: int) -> None: ...
+
     def response_body(self, data: bytes) -> None: ...
 
     def response_complete(self, keep_client: bool) -> None: ...
@@ -318,8 +320,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
-            ex.client.transport.write(b"HTTP/1.1 %d Continue\r\n\r\n" % status if status == 100
-                                      else b"HTTP/1.1 %d Informational\r\n\r\n" % status)
+            ex.response_interim(status)
             self.headers = []
             return
         ex.response_head(self.parser.get_status_code(), self.headers,

@@ -4,7 +4,8 @@ A lookup scans only the routes that can match the request's host, in priority or
 then name). For the proxy's fast lane (proxy/fastlane.py) a table also answers, once per Host value,
 whether Host and path alone decide a request's route: :func:`fast_route` gives that route, or a
 :class:`PathChoice` when paths decide between several, or None when other matchers (or a route the fast
-lane cannot serve: middlewares, a service other than a plain load balancer) are involved.
+lane cannot serve: middlewares, a service other than a plain load balancer of ``http`` servers) are
+involved.
 """
 
 from __future__ import annotations
@@ -104,9 +105,11 @@ class _Probe:
 
 
 def _eligible(route: Route) -> bool:
+    # servers that may speak HTTP/2 (h2c, https with ALPN) need the general path, as in Traefik, whose
+    # fast proxy also serves only plain HTTP/1.1 servers
     svc = route.service
     return (isinstance(svc, Balancer) and not route.middlewares and svc.sticky is None
-            and all(t.pass_host_header for t in svc.targets))
+            and all(t.pass_host_header and t.scheme == "http" for t in svc.targets))
 
 
 class PathChoice:

@@ -1,0 +1,183 @@
+"""What both HTTP/2 sides of the proxy share: the h2 session type and flow-controlled sending.
+
+The framing, HPACK, flow-control accounting and stream state machine are the ``h2`` library's. Two
+things are added here:
+
+- :class:`H2Session` sends and receives a *graceful* GOAWAY without closing the streams still open
+  (RFC 9113 6.8: streams up to the announced last stream id run to completion). ``h2`` itself moves
+  the whole connection to CLOSED on any GOAWAY, which would cut those streams short.
+- :class:`Outbox` sends DATA as the peer's flow-control windows allow and queues the rest per stream,
+  in order, with the stream's end (and trailers) after its last byte. Callers read ``backlog`` to
+  stop their producer while a stream's queue is over ``HIGH_WATER``; ``flush`` after a WINDOW_UPDATE
+  or a SETTINGS change says which streams went back under ``LOW_WATER``.
+"""
+
+from __future__ import annotations
+
+from h2.connection import H2Connection
+from h2.events import ConnectionTerminated, Event
+from h2.exceptions import ProtocolError
+from hyperframe.frame import Frame, GoAwayFrame
+
+__all__ = ["H2Session", "Outbox", "PREFACE", "HIGH_WATER", "LOW_WATER", "Header", "goaway_bytes", "str_headers"]
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+HIGH_WATER = 256 * 1024  # a stream's queued bytes above which its producer is paused
+LOW_WATER = 64 * 1024  # ... and below which it resumes
+
+Header = tuple[bytes, bytes]
+
+
+class H2Session(H2Connection):
+    """An ``h2`` connection whose GOAWAY handling keeps open streams alive.
+
+    ``h2`` remembers closed streams so that late frames on them are stream errors, not connection
+    errors; 4,096 of them (rather than 65,536) bound that memory per connection.
+    """
+
+    MAX_CLOSED_STREAMS = 4096
+
+    def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list[Frame], list[Event]]:
+        # h2 would move the connection to CLOSED and drop queued output; the streams at or below the
+        # peer's last stream id are still to be answered, so only the event is produced here
+        event = ConnectionTerminated()
+        event.error_code = frame.error_code
+        event.last_stream_id = frame.last_stream_id
+        event.additional_data = frame.additional_data or None
+        return [], [event]
+
+
+def goaway_bytes(last_stream_id: int, error_code: int = 0, debug: bytes = b"") -> bytes:
+    """A GOAWAY frame sent outside ``h2``'s state machine (a graceful one leaves the streams open)."""
+    frame = GoAwayFrame(0)
+    frame.last_stream_id = last_stream_id
+    frame.error_code = error_code
+    frame.additional_data = debug
+    return frame.serialize()
+
+
+def str_headers(headers: list[tuple[bytes, bytes]] | list[Header]) -> tuple[int, list[tuple[str, str]]]:
+    """(``:status`` or 0, the regular fields as latin-1 strings) of a decoded header block."""
+    status = 0
+    out: list[tuple[str, str]] = []
+    for name, value in headers:
+        if name[:1] == b":":
+            if name == b":status" and value.isdigit():
+                status = int(value)
+            continue
+        out.append((name.decode("latin-1"), value.decode("latin-1")))
+    return status, out
+
+
+class _Queued:
+    __slots__ = ("chunks", "size", "end", "trailers")
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.end = False
+        self.trailers: list[Header] | None = None
+
+
+class Outbox:
+    """DATA waiting for flow-control window, per stream, sent in order with the stream's end after it.
+
+    ``paused`` (the transport's buffer is full) queues everything until ``flush``.
+    """
+
+    __slots__ = ("conn", "queued", "paused")
+
+    def __init__(self, conn: H2Connection) -> None:
+        self.conn = conn
+        self.queued: dict[int, _Queued] = {}
+        self.paused = False
+
+    def data(self, sid: int, data: bytes, end: bool = False) -> int:
+        """Send ``data`` on ``sid`` as far as the windows allow; returns the bytes still queued for it."""
+        q = self.queued.get(sid)
+        if q is None:
+            conn = self.conn
+            if not self.paused and len(data) <= conn.max_outbound_frame_size:
+                try:
+                    if len(data) <= conn.local_flow_control_window(sid):
+                        conn.send_data(sid, data, end_stream=end)
+                        return 0
+                except ProtocolError:  # the stream is gone (reset by the peer): nothing to send
+                    return 0
+            q = self.queued[sid] = _Queued()
+        if data:
+            q.chunks.append(data)
+            q.size += len(data)
+        if end:
+            q.end = True
+        self._drain(sid, q)
+        return q.size
+
+    def end(self, sid: int, trailers: list[Header] | None = None) -> None:
+        """End the stream after what is queued for it, with trailers when given."""
+        q = self.queued.get(sid)
+        if q is None:
+            try:
+                if trailers:
+                    self.conn.send_headers(sid, trailers, end_stream=True)
+                else:
+                    self.conn.end_stream(sid)
+            except ProtocolError:
+                pass
+            return
+        q.end = True
+        q.trailers = trailers
+        self._drain(sid, q)
+
+    def backlog(self, sid: int) -> int:
+        q = self.queued.get(sid)
+        return 0 if q is None else q.size
+
+    def drop(self, sid: int) -> None:
+        self.queued.pop(sid, None)
+
+    def flush(self) -> list[int]:
+        """Send what the windows now allow; the streams whose queue went from above LOW_WATER to below."""
+        if self.paused:
+            return []
+        resumed = []
+        for sid, q in list(self.queued.items()):
+            before = q.size
+            self._drain(sid, q)
+            if before > LOW_WATER >= q.size:
+                resumed.append(sid)
+        return resumed
+
+    def _drain(self, sid: int, q: _Queued) -> None:
+        """Send from the queue as far as the windows allow; a queue that empties is dropped (after the
+        stream's end when it was to end)."""
+        if self.paused:
+            return
+        conn = self.conn
+        try:
+            while q.chunks:
+                window = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size)
+                if window <= 0:
+                    return
+                chunk = q.chunks[0]
+                if len(chunk) > window:
+                    q.chunks[0] = chunk[window:]
+                    q.size -= window
+                    conn.send_data(sid, chunk[:window])
+                    continue
+                del q.chunks[0]
+                q.size -= len(chunk)
+                if not q.chunks and q.end and not q.trailers:
+                    conn.send_data(sid, chunk, end_stream=True)
+                    del self.queued[sid]
+                    return
+                conn.send_data(sid, chunk)
+            if q.end:
+                if q.trailers:
+                    conn.send_headers(sid, q.trailers, end_stream=True)
+                else:
+                    conn.end_stream(sid)
+            del self.queued[sid]
+        except ProtocolError:  # reset by the peer meanwhile
+            q.size = 0
+            self.queued.pop(sid, None)

@@ -1,0 +1,487 @@
+"""HTTP/2 to backend servers: ``h2c`` (prior knowledge) and ``https`` with ALPN ``h2``, multiplexed.
+
+Rules:
+- One :class:`H2Pool` per (scheme, host, port) per worker. An exchange gets a stream on the first
+  connection with room (the server's MAX_CONCURRENT_STREAMS, 100 until its SETTINGS arrive); another
+  connection is dialed only when every one is full. A connection without streams for ``IDLE_TIMEOUT``
+  is closed.
+- ``https``: the TLS handshake offers ``h2`` and ``http/1.1``, as Traefik's transport does. A server that
+  picks ``http/1.1`` (or nothing) gets HTTP/1.1 from then on: the connection joins the target's
+  HTTP/1.1 pool and the pool remembers it (``h1_only``). ``h2c`` is always HTTP/2 (Upgrade requests
+  never come here: they always go out as HTTP/1.1).
+- A GOAWAY from the server: streams above its last stream id fail as "refused" (the exchange resends
+  them: the server did not process them), the others finish, no new stream goes there. A
+  REFUSED_STREAM reset is "refused" too. Any other reset, or the connection lost, fails the stream
+  (502 before the answer's head, a reset client stream after it).
+- Flow control: a response's window is given back as the client takes the data (``pause``/``resume``
+  from the exchange); the request body waits in the outbox for the server's window, and the exchange
+  hears ``request_drained`` when its backlog went back under LOW_WATER.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, cast
+
+from h2.config import H2Configuration
+from h2.errors import ErrorCodes
+from h2.events import (
+    ConnectionTerminated,
+    DataReceived,
+    Event,
+    InformationalResponseReceived,
+    RemoteSettingsChanged,
+    ResponseReceived,
+    StreamEnded,
+    StreamReset,
+    TrailersReceived,
+    WindowUpdated,
+)
+from h2.exceptions import ProtocolError
+from h2.settings import SettingCodes, Settings
+
+from ..http.request import HttpRequest
+from ..routing.services import Target
+from .h2conn import H2Session, Outbox, str_headers
+from .h2heads import upstream_fields
+from .upstream import DIAL_TIMEOUT, IDLE_TIMEOUT, UpstreamConnection
+
+if TYPE_CHECKING:
+    from .state import ProxyState
+
+__all__ = ["H2Pool", "H2UpstreamConnection", "H2UpstreamStream", "H2Requester"]
+
+WINDOW = 1 << 20  # per stream
+CONN_WINDOW = 4 << 20
+MAX_HEADER_LIST = 1 << 20
+FIRST_STREAMS = 100  # streams opened before the server's SETTINGS say how many it allows
+
+
+class H2Requester(Protocol):
+    """An exchange as the HTTP/2 upstream side sees it (``Exchange``, ``H2Exchange``)."""
+
+    status: int
+
+    @property
+    def finished(self) -> bool: ...
+
+    def send_h2(self, stream: H2UpstreamStream) -> None: ...
+
+    def send(self, up: UpstreamConnection) -> None: ...
+
+    def forward(self, fresh: bool = False) -> None: ...
+
+    def upstream_failed(self, up: UpstreamConnection | None, why: str) -> None: ...
+
+    def response_head(self, status: int, headers: list[tuple[str, str]], close_delimited: bool,
+                      ends: bool = False) -> None: ...
+
+    def response_interim(self, status: int) -> None: ...
+
+    def response_body(self, data: bytes) -> None: ...
+
+    def response_trailers(self, trailers: list[tuple[str, str]]) -> None: ...
+
+    def response_complete(self, keep_client: bool) -> None: ...
+
+    def request_drained(self) -> None: ...
+
+
+def _tls_context() -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    # as the HTTP/1.1 pools: in-cluster backends use self-signed certificates (see upstream.Pool)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    return ctx
+
+
+class H2Pool:
+    __slots__ = ("state", "target", "conns", "waiting", "dialing", "h1_only", "ssl_context")
+
+    def __init__(self, state: ProxyState, target: Target) -> None:
+        self.state = state
+        self.target = target
+        self.conns: list[H2UpstreamConnection] = []
+        self.waiting: deque[H2Requester] = deque()
+        self.dialing = False
+        self.h1_only = False  # an https server that chose HTTP/1.1
+        self.ssl_context = _tls_context() if target.scheme == "https" else None
+
+    def request(self, ex: H2Requester) -> None:
+        """Open a stream for ``ex`` now, or as soon as a connection has room."""
+        for conn in self.conns:
+            if not conn.draining and len(conn.streams) < conn.max_streams:
+                conn.open(ex)
+                return
+        self.waiting.append(ex)
+        if not self.dialing:
+            self.dialing = True
+            self.state.spawn(self.dial())
+
+    async def dial(self) -> None:
+        target = self.target
+        try:
+            _, conn = await asyncio.wait_for(self.state.loop.create_connection(
+                lambda: H2UpstreamConnection(self), target.host, target.port, ssl=self.ssl_context), DIAL_TIMEOUT)
+        except TimeoutError:
+            self.fail_waiting("timeout")
+            return
+        except OSError:
+            self.fail_waiting("connect")
+            return
+        finally:
+            self.dialing = False
+        if conn.h1 is not None:
+            self.fall_back(conn.h1)
+            return
+        self.conns.append(conn)
+        self.serve_waiting()
+
+    def serve_waiting(self) -> None:
+        waiting = self.waiting
+        while waiting:
+            ex = waiting[0]
+            if ex.finished:
+                waiting.popleft()
+                continue
+            conn = next((c for c in self.conns if not c.draining and len(c.streams) < c.max_streams), None)
+            if conn is None:
+                if not self.dialing:
+                    self.dialing = True
+                    self.state.spawn(self.dial())
+                return
+            waiting.popleft()
+            conn.open(ex)
+
+    def fail_waiting(self, why: str) -> None:
+        waiting = list(self.waiting)
+        self.waiting.clear()
+        for ex in waiting:
+            if not ex.finished:
+                ex.upstream_failed(None, why)
+
+    def fall_back(self, up: UpstreamConnection) -> None:
+        """The server chose HTTP/1.1: this connection serves the first waiting exchange, the others go
+        through the HTTP/1.1 pool."""
+        self.h1_only = True
+        waiting = [ex for ex in self.waiting if not ex.finished]
+        self.waiting.clear()
+        if not waiting:
+            up.pool.put(up)
+            return
+        up.reused = False
+        waiting[0].send(up)
+        for ex in waiting[1:]:
+            ex.forward()
+
+    def remove(self, conn: H2UpstreamConnection) -> None:
+        if conn in self.conns:
+            self.conns.remove(conn)
+
+    def sweep(self, now: float) -> None:
+        for conn in list(self.conns):
+            if conn.streams:
+                conn.idle_since = 0.0
+            elif not conn.idle_since:
+                conn.idle_since = now
+            elif now - conn.idle_since > IDLE_TIMEOUT:
+                conn.shut()
+
+    def close(self) -> None:
+        for conn in list(self.conns):
+            conn.shut()
+
+
+class H2UpstreamStream:
+    """One request on an upstream HTTP/2 connection: what the exchange holds as ``h2up``."""
+
+    __slots__ = ("conn", "sid", "ex", "paused", "unacked", "got_bytes", "reused")
+
+    def __init__(self, conn: H2UpstreamConnection, sid: int, ex: H2Requester, reused: bool) -> None:
+        self.conn = conn
+        self.sid = sid
+        self.ex = ex
+        self.paused = False
+        self.unacked = 0
+        self.got_bytes = False
+        self.reused = reused
+
+    def send_request(self, req: HttpRequest, target: Target, body: list[bytes], end: bool) -> None:
+        conn = self.conn
+        body = [b for b in body if b]
+        try:
+            conn.conn.send_headers(self.sid, upstream_fields(req, target), end_stream=end and not body)
+        except ProtocolError:
+            conn.drop(self, "refused")
+            return
+        for i, chunk in enumerate(body):
+            conn.outbox.data(self.sid, chunk, end and i == len(body) - 1)
+        conn.flush_soon()
+
+    def send_body(self, data: bytes) -> int:
+        """Queue request body; the bytes still waiting for the server's window."""
+        backlog = self.conn.outbox.data(self.sid, data)
+        self.conn.flush_soon()
+        return backlog
+
+    def end_body(self) -> None:
+        self.conn.outbox.end(self.sid)
+        self.conn.flush_soon()
+
+    def backlog(self) -> int:
+        return self.conn.outbox.backlog(self.sid)
+
+    def pause(self) -> None:
+        """Stop giving the server window for this response (the client is slow to take it)."""
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        if self.unacked:
+            self.conn.ack(self.sid, self.unacked)
+            self.unacked = 0
+
+    def cancel(self) -> None:
+        """The exchange ended early (client gone, deadline): reset the stream."""
+        conn = self.conn
+        if conn.streams.pop(self.sid, None) is None:
+            return
+        conn.outbox.drop(self.sid)
+        try:
+            conn.conn.reset_stream(self.sid, ErrorCodes.CANCEL)
+        except ProtocolError:
+            pass
+        if self.unacked:
+            conn.ack(self.sid, self.unacked)
+        conn.flush_soon()
+        conn.maybe_done()
+
+
+class H2UpstreamConnection(asyncio.Protocol):
+    __slots__ = ("pool", "transport", "conn", "outbox", "streams", "closed", "draining", "idle_since",
+                 "flush_handle", "h1", "max_streams", "served")
+
+    def __init__(self, pool: H2Pool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set by connection_made
+        config = H2Configuration(client_side=True, header_encoding=None, validate_inbound_headers=True,
+                                 normalize_inbound_headers=True, validate_outbound_headers=False,
+                                 normalize_outbound_headers=False)
+        conn = self.conn = H2Session(config)
+        conn.local_settings = Settings(client=True, initial_values={
+            SettingCodes.ENABLE_PUSH: 0, SettingCodes.INITIAL_WINDOW_SIZE: WINDOW,
+            SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST})
+        conn.decoder.max_header_list_size = MAX_HEADER_LIST
+        self.outbox = Outbox(conn)
+        self.streams: dict[int, H2UpstreamStream] = {}
+        self.closed = False
+        self.draining = False
+        self.idle_since = 0.0
+        self.flush_handle: asyncio.Handle | None = None
+        self.h1: UpstreamConnection | None = None  # an https server that chose HTTP/1.1
+        self.max_streams = FIRST_STREAMS
+        self.served = 0
+
+    # -- asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        ssl_obj = transport.get_extra_info("ssl_object")
+        if ssl_obj is not None and ssl_obj.selected_alpn_protocol() != "h2":
+            target = self.pool.target
+            up = UpstreamConnection(self.pool.state.pool(target))
+            self.transport.set_protocol(up)
+            up.connection_made(transport)
+            self.h1 = up
+            self.closed = True
+            return
+        self.conn.initiate_connection()
+        self.conn.increment_flow_control_window(CONN_WINDOW - 65535)
+        self.write_out()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self.conn.receive_data(data)
+        except ProtocolError:
+            self.write_out()
+            self.transport.close()
+            return
+        handlers = _HANDLERS
+        for ev in events:
+            handler = handlers.get(type(ev))
+            if handler is not None:
+                handler(self, ev)
+        self.write_out()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.remove(self)
+        if self.flush_handle is not None:
+            self.flush_handle.cancel()
+            self.flush_handle = None
+        streams = list(self.streams.values())
+        self.streams.clear()
+        for s in streams:
+            # nothing came back on a connection that had served before: it went stale, resend
+            s.ex.upstream_failed(None, "refused" if s.reused and not s.got_bytes else "connection closed")
+        self.pool.serve_waiting()
+
+    def pause_writing(self) -> None:
+        self.outbox.paused = True
+
+    def resume_writing(self) -> None:
+        self.outbox.paused = False
+        self.flush_outbox()
+
+    # -- streams
+    def open(self, ex: H2Requester) -> None:
+        sid = self.conn.get_next_available_stream_id()
+        stream = H2UpstreamStream(self, sid, ex, self.served > 0)
+        self.streams[sid] = stream
+        self.idle_since = 0.0
+        ex.send_h2(stream)
+
+    def drop(self, stream: H2UpstreamStream, why: str) -> None:
+        if self.streams.pop(stream.sid, None) is not None:
+            self.outbox.drop(stream.sid)
+            stream.ex.upstream_failed(None, why)
+        self.maybe_done()
+
+    def ack(self, sid: int, n: int) -> None:
+        if not self.closed:
+            self.conn.acknowledge_received_data(n, sid)
+            self.flush_soon()
+
+    def maybe_done(self) -> None:
+        """A draining connection closes once its last stream ends; a freed slot serves a waiting exchange."""
+        if self.draining:
+            if not self.streams and not self.closed:
+                self.write_out()
+                self.closed = True
+                self.transport.close()
+        elif self.pool.waiting:
+            self.pool.serve_waiting()
+
+    def shut(self) -> None:
+        """Close for good (idle, or the proxy stops): GOAWAY, then the socket."""
+        self.pool.remove(self)
+        self.draining = True
+        if not self.closed:
+            try:
+                self.conn.close_connection()
+            except ProtocolError:
+                pass
+            self.write_out()
+            self.closed = True
+            self.transport.close()
+
+    # -- events
+    def on_response(self, ev: ResponseReceived) -> None:
+        stream = self.streams.get(ev.stream_id)
+        if stream is None:
+            return
+        stream.got_bytes = True
+        status, headers = str_headers(ev.headers)
+        stream.ex.response_head(status, headers, False, ev.stream_ended is not None)
+
+    def on_interim(self, ev: InformationalResponseReceived) -> None:
+        stream = self.streams.get(ev.stream_id)
+        if stream is not None:
+            status, _ = str_headers(ev.headers)
+            stream.ex.response_interim(status)
+
+    def on_data(self, ev: DataReceived) -> None:
+        sid = ev.stream_id
+        stream = self.streams.get(sid)
+        n = ev.flow_controlled_length
+        if stream is None:
+            if n:
+                self.ack(sid, n)
+            return
+        if ev.data:
+            stream.ex.response_body(ev.data)
+        if stream.paused:
+            stream.unacked += n
+        elif n:
+            self.conn.acknowledge_received_data(n, sid)
+
+    def on_trailers(self, ev: TrailersReceived) -> None:
+        stream = self.streams.get(ev.stream_id)
+        if stream is not None:
+            stream.ex.response_trailers(str_headers(ev.headers)[1])
+
+    def on_end(self, ev: StreamEnded) -> None:
+        stream = self.streams.pop(ev.stream_id, None)
+        if stream is None:
+            return
+        self.outbox.drop(ev.stream_id)
+        if stream.unacked:
+            self.conn.acknowledge_received_data(stream.unacked, ev.stream_id)
+            stream.unacked = 0
+        self.served += 1
+        stream.ex.response_complete(True)
+        self.maybe_done()
+
+    def on_reset(self, ev: StreamReset) -> None:
+        stream = self.streams.pop(ev.stream_id, None)
+        self.outbox.drop(ev.stream_id)
+        if stream is not None:
+            refused = ev.error_code == ErrorCodes.REFUSED_STREAM and not stream.got_bytes
+            stream.ex.upstream_failed(None, "refused" if refused else "reset")
+        self.maybe_done()
+
+    def on_window(self, ev: WindowUpdated | RemoteSettingsChanged) -> None:
+        if isinstance(ev, RemoteSettingsChanged):
+            limit = ev.changed_settings.get(SettingCodes.MAX_CONCURRENT_STREAMS)
+            if limit is not None:
+                self.max_streams = max(1, min(limit.new_value, 1000))
+                self.pool.serve_waiting()
+        self.flush_outbox()
+
+    def on_goaway(self, ev: ConnectionTerminated) -> None:
+        self.draining = True
+        self.pool.remove(self)
+        last = ev.last_stream_id or 0
+        for sid in [s for s in self.streams if s > last or ev.error_code]:
+            stream = self.streams.pop(sid)
+            self.outbox.drop(sid)
+            stream.ex.upstream_failed(None, "refused" if sid > last and not stream.got_bytes else "connection closed")
+        self.maybe_done()
+        self.pool.serve_waiting()
+
+    # -- output
+    def flush_soon(self) -> None:
+        if self.flush_handle is None and not self.closed:
+            self.flush_handle = self.pool.state.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self.flush_handle = None
+        self.write_out()
+
+    def write_out(self) -> None:
+        data = self.conn.data_to_send()
+        if data and not self.closed:
+            self.transport.write(data)
+
+    def flush_outbox(self) -> None:
+        for sid in self.outbox.flush():
+            stream = self.streams.get(sid)
+            if stream is not None:
+                stream.ex.request_drained()
+        self.flush_soon()
+
+
+_HANDLERS: dict[type[Event], Callable[[H2UpstreamConnection, Event], None]] = {
+    ResponseReceived: H2UpstreamConnection.on_response,  # type: ignore[dict-item]
+    InformationalResponseReceived: H2UpstreamConnection.on_interim,  # type: ignore[dict-item]
+    DataReceived: H2UpstreamConnection.on_data,  # type: ignore[dict-item]
+    TrailersReceived: H2UpstreamConnection.on_trailers,  # type: ignore[dict-item]
+    StreamEnded: H2UpstreamConnection.on_end,  # type: ignore[dict-item]
+    StreamReset: H2UpstreamConnection.on_reset,  # type: ignore[dict-item]
+    WindowUpdated: H2UpstreamConnection.on_window,  # type: ignore[dict-item]
+    RemoteSettingsChanged: H2UpstreamConnection.on_window,  # type: ignore[dict-item]
+    ConnectionTerminated: H2UpstreamConnection.on_goaway,  # type: ignore[dict-item]
+}
