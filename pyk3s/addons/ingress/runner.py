@@ -7,6 +7,8 @@ providers read, builds the configuration (providers are pure functions of the in
 entrypoints (``traefik``: api/ping/metrics) and sends it to the workers over a socketpair. Workers send
 their metric counters back once a second. With one worker everything runs in one process.
 Bursts of events are folded into one rebuild (``THROTTLE``), as Traefik's throttleEvents does.
+SIGTERM stops gently (``stop_gently``): listeners close, HTTP/2 clients get a graceful GOAWAY and
+requests in flight have the entry points' ``transport.lifeCycle.graceTimeOut`` to finish.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from .routing.compile import Compiled
 if TYPE_CHECKING:
     from pyk3s.client import Client
 
-__all__ = ["Watcher", "run", "fork_workers", "list_objects", "THROTTLE"]
+__all__ = ["Watcher", "run", "fork_workers", "list_objects", "stop_gently", "grace_period", "THROTTLE"]
 
 log = logging.getLogger("pyk3s.ingress")
 THROTTLE = 0.2
@@ -162,6 +164,7 @@ def _ssl_for(state: ProxyState) -> Callable[[str], ssl.SSLContext | None]:
 def _install_tls(state: ProxyState) -> None:
     def rebuild(compiled: Compiled) -> None:
         state.tls_store = build_store(compiled.config, host_options(compiled.config))
+        state.tls_changed()
     state.on_apply.append(rebuild)
     state.tls_store = build_store(DynamicConfig())
 
@@ -175,6 +178,21 @@ def _settle_heap() -> None:
     gc.freeze()
 
 
+def grace_period(static: StaticConfig) -> float:
+    """How long a stopping proxy lets requests in flight finish (the longest entry point graceTimeOut)."""
+    return max((ep.grace_timeout for ep in static.entrypoints.values()), default=10.0)
+
+
+async def stop_gently(state: ProxyState, servers: list[asyncio.Server]) -> None:
+    """Stop accepting, let what is in flight finish (HTTP/2 clients get a GOAWAY), then close the rest."""
+    for s in servers:
+        s.close()
+    try:
+        await state.drain(grace_period(state.static))
+    finally:
+        state.close()
+
+
 async def _worker_main(static: StaticConfig, names: list[str], sock: socket.socket) -> None:
     loop = asyncio.get_running_loop()
     state = ProxyState(loop, static)
@@ -182,25 +200,29 @@ async def _worker_main(static: StaticConfig, names: list[str], sock: socket.sock
     servers = await start_entrypoints(state, names, _ssl_for(state))
     reader, writer = await asyncio.open_connection(sock=sock)
     state.spawn(state.sweeper())
+    stopping = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
 
     async def push_metrics() -> None:
         while True:
             await asyncio.sleep(1.0)
             await _send(writer, 2, state.metrics.snapshot())
 
+    async def configs() -> None:
+        try:
+            while True:
+                kind, obj = await _recv(reader)
+                if kind == 1:
+                    state.apply(cast(DynamicConfig, obj))
+                    _settle_heap()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # supervisor gone: exit
+
     state.spawn(push_metrics())
-    try:
-        while True:
-            kind, obj = await _recv(reader)
-            if kind == 1:
-                state.apply(cast(DynamicConfig, obj))
-                _settle_heap()
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass  # supervisor gone: exit
-    finally:
-        for s in servers:
-            s.close()
-        state.close()
+    reading = loop.create_task(configs())
+    await asyncio.wait([reading, loop.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED)
+    reading.cancel()
+    await stop_gently(state, servers)
 
 
 def _fork_worker(static: StaticConfig, names: list[str]) -> tuple[int, socket.socket]:
@@ -267,9 +289,7 @@ async def run(static: StaticConfig, client: Client | None, workers: int, worker_
         assert client is not None, "run() needs a client or objects"
         await Watcher(client, static, publish).run()
     finally:
-        for s in servers:
-            s.close()
-        state.close()
+        await stop_gently(state, servers)
 
 
 def fork_workers(static: StaticConfig, workers: int) -> tuple[list[int], list[socket.socket]]:

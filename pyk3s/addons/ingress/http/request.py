@@ -99,10 +99,15 @@ class ExchangeHooks(Protocol):
     encoder: BodyEncoder | None  # encodes the response body on its way to the client (compress)
     # runs once the upstream's response is complete, instead of finishing the exchange (errors)
     intercept: Callable[[], Coroutine[object, object, None]] | None
+    # turns the upstream's trailers into the last bytes of the body (grpcWeb); they are then not sent
+    on_trailers: Callable[[list[tuple[str, str]]], bytes] | None
 
     def replace_reply(self, reply: Reply, by: object) -> None:
         """Answer with ``reply`` instead of the upstream's response; the response hooks of the middlewares
         listed before ``by`` apply to it."""
+
+    def decode_request_body(self, decoder: Callable[[bytes], bytes]) -> None:
+        """Run the request body through ``decoder`` on its way upstream (grpcWeb's base64 text mode)."""
 
 
 class HttpRequest:

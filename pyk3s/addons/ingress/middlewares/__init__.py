@@ -15,6 +15,7 @@ from .basicauth import BasicAuth
 from .compress import Compress
 from .digestauth import DigestAuth
 from .fetching import ErrorPages, ForwardAuth
+from .grpcweb import GrpcWeb
 from .headers import Headers
 from .ipallowlist import IPAllowList
 from .limits import InFlightReq, RateLimit
@@ -45,6 +46,7 @@ MIDDLEWARES: dict[str, Callable[[Config, BuildContext], MiddlewareHandler]] = {
     "errors": ErrorPages,
     "forwardAuth": ForwardAuth,
     "buffering": Buffering,
+    "grpcWeb": GrpcWeb,
 }
 
 

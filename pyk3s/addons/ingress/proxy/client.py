@@ -31,6 +31,7 @@ from .fastlane import FastExchange, try_fast_lane
 from .h2conn import PREFACE
 from .h2server import H2ClientConnection
 from .heads import FORWARDED
+from .tls import SNI_ATTRIBUTE
 from .upstream import Pool, UpstreamConnection
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ class ClientConnection(asyncio.Protocol):
         self.trusted = self.trusted_nets(self.peer) if self.trusted_nets is not None else False
         if self.tls:
             ssl_obj = transport.get_extra_info("ssl_object")
-            self.sni = (getattr(ssl_obj, "server_hostname", None) or "") if ssl_obj is not None else ""
+            self.sni = (getattr(ssl_obj, SNI_ATTRIBUTE, None) or "") if ssl_obj is not None else ""
             if ssl_obj is not None and ssl_obj.selected_alpn_protocol() == "h2":
                 self.switch_to_h2(b"")
                 return

@@ -340,7 +340,7 @@ class Exchange:
             if k.lower() == "content-length" and v.strip().isdigit():
                 length = int(v)
         extra = [("Set-Cookie", self.cookie)] if self.cookie else None
-        if self.encoder is not None:
+        if self.encoder is not None or self.on_trailers is not None:
             length = -1
         if status < 200 or status in _NO_BODY_STATUS or self.head_request:
             framing = "none" if not self.head_request or length < 0 else "length"

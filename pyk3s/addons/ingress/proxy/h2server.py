@@ -111,7 +111,7 @@ class H2ClientConnection(asyncio.Protocol):
         self.goaway_at = 0  # last stream id of a graceful GOAWAY sent (0: none)
         self.flush_handle: asyncio.Handle | None = None
         self.paused_streams: set[H2Exchange] = set()
-        self.tls_key: object = None  # what the TLS store chose for this connection (runner: GOAWAY on change)
+        self.tls_key: object = None  # the certificate and options of the handshake (ProxyState.tls_changed)
 
     # ------------------------------------------------------------------ start
     def take_over(self, transport: asyncio.Transport, peer: str, peer_port: int, local_port: int, sni: str,
@@ -120,6 +120,8 @@ class H2ClientConnection(asyncio.Protocol):
         self.transport = transport
         self.peer, self.peer_port, self.local_port, self.sni, self.trusted = peer, peer_port, local_port, sni, trusted
         self.state.h2_clients.add(self)
+        if self.tls:
+            self.tls_key = self.state.tls_store.choice(sni)
         conn = self.conn
         conn.initiate_connection()
         conn.increment_flow_control_window(WINDOW - 65535)

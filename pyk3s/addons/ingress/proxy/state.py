@@ -138,6 +138,14 @@ class ProxyState:
             for h2pool in self.h2_pools.values():
                 h2pool.sweep(now)
 
+    def tls_changed(self) -> None:
+        """A new TLS store is in place: HTTP/2 connections whose certificate or TLS options changed get a
+        graceful GOAWAY, so their clients reconnect with the new ones (open streams finish first)."""
+        store = self.tls_store
+        for h2 in list(self.h2_clients):
+            if h2.tls and h2.tls_key != store.choice(h2.sni):
+                h2.goaway(b"TLS configuration changed")
+
     async def drain(self, grace: float) -> None:
         """Let what is in flight finish (at most ``grace`` seconds): GOAWAY to HTTP/2 clients, idle
         HTTP/1.1 connections closed as they become idle. The listeners are closed by the caller first."""

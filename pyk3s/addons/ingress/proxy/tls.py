@@ -27,7 +27,8 @@ from cryptography.x509.oid import NameOID
 from ..config.dynamic import Certificate, DynamicConfig, TLSOptions
 from ..rules import parse_rule
 
-__all__ = ["CertStore", "default_certificate", "listening_context", "build_store", "host_options", "VERSIONS"]
+__all__ = ["CertStore", "default_certificate", "listening_context", "build_store", "host_options", "VERSIONS",
+           "SNI_ATTRIBUTE"]
 
 VERSIONS = {"VersionTLS10": ssl.TLSVersion.TLSv1, "VersionTLS11": ssl.TLSVersion.TLSv1_1,
             "VersionTLS12": ssl.TLSVersion.TLSv1_2, "VersionTLS13": ssl.TLSVersion.TLSv1_3}
@@ -53,6 +54,7 @@ CIPHERS = {
 }
 _TLS13 = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}
 _ALPN = ("h2", "http/1.1")  # protocols the entry points speak
+SNI_ATTRIBUTE = "pyk3s_sni"  # the server name a client asked for, on the connection's SSL object
 
 
 def default_certificate() -> Certificate:
@@ -139,6 +141,12 @@ class CertStore:
                 return found[-1]
         return -1, self.default or default_certificate()
 
+    def choice(self, server_name: str) -> tuple[Certificate, TLSOptions]:
+        """The certificate and TLS options a handshake for ``server_name`` gets (what ``context_for`` builds)."""
+        _, cert = self.best(server_name)
+        opt_name = self.host_options.get(server_name.strip().lower().rstrip("."), "default")
+        return cert, self.options.get(opt_name) or self.options.get("default") or TLSOptions()
+
     def context_for(self, server_name: str) -> ssl.SSLContext | None:
         idx, cert = self.best(server_name)
         opt_name = self.host_options.get(server_name.strip().lower().rstrip("."), "default")
@@ -195,6 +203,7 @@ def listening_context(get_store: Callable[[], CertStore]) -> ssl.SSLContext:
     def sni(sslobj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> int | None:
         store = get_store()
         name = server_name or ""
+        setattr(sslobj, SNI_ATTRIBUTE, name)  # server-side SSL objects keep no server name of their own
         if store.strict(name) and name and store.best(name)[0] < 0:
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
         ctx = store.context_for(name)
