@@ -22,8 +22,8 @@ from hyperframe.frame import Frame, GoAwayFrame
 __all__ = ["H2Session", "Outbox", "PREFACE", "HIGH_WATER", "LOW_WATER", "Header", "goaway_bytes", "str_headers"]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-HIGH_WATER = 256 * 1024  # a stream's queued bytes above which its producer is paused
-LOW_WATER = 64 * 1024  # ... and below which it resumes
+HIGH_WATER = 64 * 1024  # a stream's queued bytes above which its producer is paused (one default window)
+LOW_WATER = 16 * 1024  # ... and below which it resumes
 
 Header = tuple[bytes, bytes]
 

@@ -65,12 +65,13 @@ if TYPE_CHECKING:
     from .state import ProxyState
     from .upstream import UpstreamConnection
 
-__all__ = ["H2ClientConnection", "MAX_HEADER_LIST", "WINDOW", "BUDGET", "REFILL"]
+__all__ = ["H2ClientConnection", "MAX_HEADER_LIST", "WINDOW", "BUDGET", "REFILL", "LINGER"]
 
 MAX_HEADER_LIST = 1 << 20
 WINDOW = 1 << 20
 BUDGET = 1000.0
 REFILL = 100.0  # budget per second
+LINGER = 1.0  # seconds a closed connection keeps reading (and dropping) before the socket closes
 
 
 class H2ClientConnection(asyncio.Protocol):
@@ -153,6 +154,7 @@ class H2ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.outbox.queued.clear()
         self.state.h2_clients.discard(self)
         if self.flush_handle is not None:
             self.flush_handle.cancel()
@@ -348,15 +350,22 @@ class H2ClientConnection(asyncio.Protocol):
         self.close_now()
 
     def close_now(self) -> None:
+        """Stop serving; the socket closes after ``LINGER`` seconds in which what the client still sends
+        is read and dropped (closing on unread input would reset the connection, and the client could
+        lose the GOAWAY that says why)."""
         if self.closed:
             return
         self.closed = True
         self.state.h2_clients.discard(self)
-        self.transport.close()
+        if self.flush_handle is not None:
+            self.flush_handle.cancel()
+            self.flush_handle = None
+        self.state.loop.call_later(LINGER, self.transport.close)
         streams = list(self.streams.values())
         self.streams.clear()
         for ex in streams:
             ex.abort()
+        self.paused_streams.clear()
 
     def close_after_flush(self) -> None:
         if not self.closed:
