@@ -39,6 +39,7 @@ def enabled_controllers(cfg: ServerConfig) -> set[str]:
 async def start_control_plane(cfg: ServerConfig, client: Client, running: Any) -> None:
     from pyk3s.controllers import ControllerSettings, run_controllers
     from pyk3s.controllers.deploy import DeployController, DeploySettings
+    from pyk3s.controllers.helm import ensure_crds, hand_over
     from pyk3s.controllers.servicelb import ServiceLB, ServiceLBSettings, remove_servicelb
     from pyk3s.manifests.stage import StageSettings, is_disabled, stage
 
@@ -52,6 +53,10 @@ async def start_control_plane(cfg: ServerConfig, client: Client, running: Any) -
     ))
     written = [rel for rel in staged if not is_disabled(rel, cfg.disable)]
     log.info("staged %d packaged manifests into %s", len(written), cfg.manifests_dir)
+    # The HelmChart kinds exist before the first pass applies traefik.yaml, and objects an earlier
+    # plain traefik.yaml applied move into their Helm release before that pass could prune them.
+    await ensure_crds(client)
+    await hand_over(client, cfg.manifests_dir, written)
     settings = ControllerSettings(
         node_monitor_grace_period=float(cfg.node_monitor_grace_period),
         cluster_cidrs=cfg.cluster_cidrs,

@@ -18,6 +18,7 @@ from .daemonset import DaemonSetController
 from .deployment import DeploymentController
 from .endpoints import EndpointsController
 from .gc import GarbageCollector
+from .helm import HelmController
 from .namespace import NamespaceController
 from .nodehosts import NodeHostsController
 from .nodeipam import NodeIpamController
@@ -53,6 +54,7 @@ CONTROLLERS: dict[str, Factory] = {
     "nodelifecycle": NodeLifecycleController,
     "nodehosts": NodeHostsController,
     "serviceaccount": ServiceAccountsController,
+    "helm": HelmController,
 }
 
 
