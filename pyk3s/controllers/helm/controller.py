@@ -285,7 +285,7 @@ class HelmController(Loop):
     # -- status and events --------------------------------------------------------------------------
     async def _write_status(self, chart: dict[str, Any], outcome: Outcome) -> None:
         meta = chart["metadata"]
-        wanted = build_status(outcome, (chart.get("spec") or {}).get("chart") or meta["name"])
+        wanted = build_status(outcome, f"{meta['name']} {outcome.chart_version}".strip())
         if same_status(chart.get("status"), wanted):
             return
         try:

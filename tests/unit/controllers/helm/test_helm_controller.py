@@ -343,7 +343,7 @@ async def test_hand_over_from_the_plain_manifest(env: Env, tmp_path: Path) -> No
 
     mdir = tmp_path / "server" / "manifests"
     mdir.mkdir(parents=True)
-    old = (Path(__file__).parent / "plain_traefik.yaml").read_text()
+    old = (Path(__file__).parents[3] / "support" / "plain_traefik.yaml").read_text()
     (mdir / "traefik.yaml").write_text(old)
     deploy = DeployController(env.client, DeploySettings(manifests_dir=mdir, server_dir=mdir.parent))
     assert await deploy.run_pass(forced=True)
