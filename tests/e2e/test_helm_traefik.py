@@ -215,7 +215,7 @@ def test_additional_arguments(srv: ServerProcess, node_ip: str) -> None:
                         what="traefik back to the packaged arguments")
     ip = pods[0]["status"]["podIP"]
     assert curl("-i", f"http://{ip}:8080/api/overview").stdout.startswith("HTTP/1.1 404")
-    assert serves_404(node_ip)
+    srv.wait_for(lambda: serves_404(node_ip), timeout=30, what="port 80 served")
 
 
 def test_dashboard_enabled(srv: ServerProcess) -> None:
@@ -257,7 +257,7 @@ def test_two_replicas(srv: ServerProcess, node_ip: str) -> None:
         assert curl(f"http://{p['status']['podIP']}:8000/").stdout == "404 page not found\n"
     delete_config(srv)
     srv.wait_for(lambda: settled(srv, lambda p: True, count=1), timeout=ROLL, what="one traefik pod again")
-    assert serves_404(node_ip)
+    srv.wait_for(lambda: serves_404(node_ip), timeout=30, what="port 80 served")
 
 
 def test_extra_tcp_entry_point_exposed_on_the_service(srv: ServerProcess, node_ip: str) -> None:
@@ -296,7 +296,7 @@ def test_values_pyk3s_does_not_act_on_are_reported(srv: ServerProcess, node_ip: 
     name = pods[0]["metadata"]["name"]
     srv.wait_for(lambda: any(e["reason"] == "UnsupportedArgument" and arg in e["message"]
                              for e in events(srv, "Pod", name)), timeout=30, what="the ingress's own report")
-    assert serves_404(node_ip)
+    srv.wait_for(lambda: serves_404(node_ip), timeout=30, what="port 80 served")
     delete_config(srv)
     srv.wait_for(lambda: not chart(srv).get("status", {}).get("ignoredValues"), timeout=30, what="nothing ignored")
     srv.wait_for(lambda: settled(srv, lacks_args(arg)), timeout=ROLL, what="traefik without the argument")
@@ -323,7 +323,7 @@ def test_bad_values_keep_the_running_release(srv: ServerProcess, node_ip: str, v
     assert revision(srv) == start
     assert [p["metadata"]["name"] for p in settled(srv, lambda p: True) or []] == \
         [p["metadata"]["name"] for p in before]
-    assert serves_404(node_ip)
+    srv.wait_for(lambda: serves_404(node_ip), timeout=30, what="port 80 served")
     delete_config(srv)
     srv.wait_for(lambda: condition(srv, "Failed").get("status") == "False", timeout=30, what="the failure cleared")
 

@@ -1,8 +1,9 @@
 """The Traefik chart's other objects, pure: ServiceAccount, RBAC, IngressClass, IngressRoutes, TLS options.
 
-One deliberate addition to the chart's ClusterRole/Role: the ``traefik.containo.us`` API group is
+Two deliberate additions to the chart's ClusterRole/Role: the ``traefik.containo.us`` API group is
 granted next to ``traefik.io``, because pyk3s's ingress still serves the Traefik v2 group (the K3s
-guide's dashboard listing uses it).
+guide's dashboard listing uses it); and ``events`` may be created, because the ingress reports the
+arguments it does not honour as Warning events on its own pod.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ CRD_GROUPS = ["traefik.io", "traefik.containo.us"]
 CRD_RESOURCES = ["ingressroutes", "ingressroutetcps", "ingressrouteudps", "middlewares", "middlewaretcps",
                  "serverstransports", "serverstransporttcps", "tlsoptions", "tlsstores", "traefikservices"]
 READ = ["get", "list", "watch"]
+EVENTS_RULE = {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]}
 
 
 def service_account(ctx: Ctx) -> dict[str, Any] | None:
@@ -58,6 +60,7 @@ def _cluster_rules(ctx: Ctx) -> list[dict[str, Any]]:
         if not ingress:
             rules.append(_rule(["extensions", "networking.k8s.io"], ["ingressclasses"], READ))
         rules.append(_rule(list(CRD_GROUPS), list(CRD_RESOURCES), READ))
+    rules.append(dict(EVENTS_RULE))
     return rules
 
 
@@ -106,6 +109,8 @@ def namespaced_rbac(ctx: Ctx) -> list[dict[str, Any]]:
             rules.append(_rule(["extensions", "networking.k8s.io"], ["ingresses/status"], ["update"]))
         if ns in crd_ns and crd:
             rules.append(_rule(list(CRD_GROUPS), list(CRD_RESOURCES), READ))
+        if ns == ctx.namespace:
+            rules.append(dict(EVENTS_RULE))
         out.append({"kind": "Role", "apiVersion": "rbac.authorization.k8s.io/v1",
                     "metadata": {"name": ctx.fullname, "namespace": ns, "labels": ctx.labels()}, "rules": rules})
     for ns in every:

@@ -126,12 +126,10 @@ def _mounts_and_volumes(ctx: Ctx) -> tuple[list[dict[str, Any]], list[dict[str, 
     for name, plugin in sorted(local.items()):
         mounts.append({"name": name.replace(".", "-"), "mountPath": (plugin or {}).get("mountPath")})
 
-    data: dict[str, Any] = {"name": persistence.get("name")}
-    if persistence.get("enabled"):
-        data["persistentVolumeClaim"] = {"claimName": persistence.get("existingClaim") or ctx.fullname}
-    else:
-        data["emptyDir"] = {}
-    volumes: list[dict[str, Any]] = [data, {"name": "tmp", "emptyDir": {}}]
+    # The chart mounts a PersistentVolumeClaim when persistence.enabled; pyk3s has no volume provisioner,
+    # so the data volume stays an emptyDir and support.NOT_SERVED reports the value.
+    volumes: list[dict[str, Any]] = [{"name": persistence.get("name"), "emptyDir": {}},
+                                     {"name": "tmp", "emptyDir": {}}]
     for i, vol in enumerate(ctx.v("volumes") or []):
         raw = go_string(ctx.tpl(vol.get("name"), f"volumes[{i}].name"))
         entry: dict[str, Any] = {"name": raw.replace(".", "-")}
