@@ -225,7 +225,7 @@ def run(spec: dict, state_dir: int) -> int:
             continue
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
-        result = {"exitCode": 128 + sig, "signal": sig}
+        result: dict[str, int | str] = {"exitCode": 128 + sig, "signal": sig}
     else:
         result = {"exitCode": os.WEXITSTATUS(status), "signal": 0}
     result["finishedAt"] = rfc3339nano()
