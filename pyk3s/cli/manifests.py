@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .flags import default_data_dir, default_kubeconfig_path
+from pyk3s.k3s.paths import default_data_dir, default_kubeconfig_path
+
 from .manifests_helm import helm_lines, helm_rows
 
 __all__ = ["main", "status_rows"]

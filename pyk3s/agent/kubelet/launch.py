@@ -223,9 +223,10 @@ def run(spec: dict, state_dir: int) -> int:
             break
         except InterruptedError:
             continue
+    result: dict[str, int | str]
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
-        result: dict[str, int | str] = {"exitCode": 128 + sig, "signal": sig}
+        result = {"exitCode": 128 + sig, "signal": sig}
     else:
         result = {"exitCode": os.WEXITSTATUS(status), "signal": 0}
     result["finishedAt"] = rfc3339nano()

@@ -30,9 +30,9 @@ from typing import Any
 from pyk3s.client import ApiError, Conflict, NotFound
 from pyk3s.client.controller import Result
 
-from ..base import Loop
+from ..common.loop import Loop
+from ..common.settings import ControllerSettings
 from ..objects import is_deleting
-from ..settings import ControllerSettings
 from .apply import Applier, ApplyError, describe
 from .chart import PackagedChart, Release, RenderError
 from .charts import describe_charts, identify

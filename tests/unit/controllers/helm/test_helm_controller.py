@@ -339,13 +339,15 @@ async def test_an_object_of_someone_else_stops_the_install(env: Env) -> None:
 
 async def test_hand_over_from_the_plain_manifest(env: Env, tmp_path: Path) -> None:
     """Objects the old plain traefik.yaml applied (Addon traefik) move into the releases, same Service."""
-    from pyk3s.controllers.deploy.controller import DeployController, DeploySettings
+    from pyk3s.controllers.common.settings import ControllerSettings, DeploySettings
+    from pyk3s.controllers.deploy.controller import DeployController
 
     mdir = tmp_path / "server" / "manifests"
     mdir.mkdir(parents=True)
     old = (Path(__file__).parents[3] / "support" / "plain_traefik.yaml").read_text()
     (mdir / "traefik.yaml").write_text(old)
-    deploy = DeployController(env.client, DeploySettings(manifests_dir=mdir, server_dir=mdir.parent))
+    deploy = DeployController(env.client, ControllerSettings(
+        deploy=DeploySettings(manifests_dir=mdir, server_dir=mdir.parent)))
     assert await deploy.run_pass(forced=True)
     svc = await env.get("v1", "services", "traefik")
     cluster_ip, uid = svc["spec"]["clusterIP"], svc["metadata"]["uid"]
