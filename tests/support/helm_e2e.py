@@ -31,7 +31,10 @@ def traefik_pods(srv: ServerProcess) -> list[dict[str, Any]]:
 
 def cmdline(p: dict[str, Any]) -> list[str]:
     pid = int(p["status"]["containerStatuses"][0]["containerID"].removeprefix("pyk3s://"))
-    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return []  # a status not updated yet after a restart names a process that has gone
 
 
 def settled(srv: ServerProcess, check: Callable[[dict[str, Any]], bool], count: int = 1) -> list[dict[str, Any]] | None:
