@@ -24,7 +24,7 @@ from ..deploy.objectset import three_way_patch
 from .chart import Manifest
 from .release import INSTALL_ORDER
 
-__all__ = ["MANAGED_BY", "RELEASE_NAME", "RELEASE_NAMESPACE", "ApplyError", "Applier", "Outcome", "describe", "owned",
+__all__ = ["MANAGED_BY", "RELEASE_NAME", "RELEASE_NAMESPACE", "ApplyError", "Applier", "ApplyResult", "describe", "owned",
            "ownership_problem", "with_ownership"]
 
 log = logging.getLogger("pyk3s.helm")
@@ -42,7 +42,7 @@ class ApplyError(Exception):
 
 
 @dataclass
-class Outcome:
+class ApplyResult:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
@@ -142,8 +142,8 @@ class Applier:
                 raise ApplyError(f'Unable to continue with install: {obj["kind"]} "{obj["metadata"]["name"]}"{where} '
                                  f"exists and cannot be imported into the current release: {problem}")
 
-    async def apply(self, desired: list[dict[str, Any]], previous: list[dict[str, Any]]) -> Outcome:
-        outcome = Outcome()
+    async def apply(self, desired: list[dict[str, Any]], previous: list[dict[str, Any]]) -> ApplyResult:
+        outcome = ApplyResult()
         before = {ident_of(o): o for o in previous}
         wanted: set[Ident] = set()
         for obj in desired:

@@ -39,7 +39,7 @@ from .charts import describe_charts, identify
 from .crds import ensure_crds
 from .release import decode_release, manifest_objects, manifest_text, release_secret, secret_name
 from .sources import user_values
-from .status import Outcome, build_status, ignored_summary, same_status
+from .status import ChartOutcome, build_status, ignored_summary, same_status
 from .values import ValuesError
 
 __all__ = ["FINALIZER", "HelmController", "MANAGED_BY"]
@@ -121,14 +121,14 @@ class HelmController(Loop):
     async def _read_secret(self, ns: str, name: str) -> Mapping[str, Any] | None:
         return await self.secret_api.get_or_none(name, ns)
 
-    async def _sync(self, chart: dict[str, Any]) -> tuple[Outcome, bool]:
+    async def _sync(self, chart: dict[str, Any]) -> tuple[ChartOutcome, bool]:
         meta, spec = chart["metadata"], chart.get("spec") or {}
         ns, name = meta["namespace"], meta["name"]
         config = self.configs.get(f"{ns}/{name}")
         if spec.get("helmVersion") not in (None, "", "v3"):
             await self._event(chart, "Warning", "UnsupportedVersion",
                               f"Unsupported Helm version {spec['helmVersion']}: only v3 charts are supported")
-            return Outcome("Unsupported version", "Only Helm v3 charts are supported", native=False), False
+            return ChartOutcome("Unsupported version", "Only Helm v3 charts are supported", native=False), False
         packaged = identify(spec)
         if packaged is None:
             message = (f"pyk3s installs only the charts it ships, rendering them itself: {describe_charts()}; "
@@ -136,7 +136,7 @@ class HelmController(Loop):
                        f"{' from repo ' + repr(spec['repo']) if spec.get('repo') else ''}"
                        f"{' version ' + repr(spec['version']) if spec.get('version') else ''} is not installed")
             await self._event(chart, "Warning", "UnsupportedChart", message)
-            return Outcome("UnsupportedChart", message, native=False), False
+            return ChartOutcome("UnsupportedChart", message, native=False), False
         target = spec.get("targetNamespace") or ns
         release = Release(name, target)
         history = await self._history(release)
@@ -182,16 +182,16 @@ class HelmController(Loop):
                               f"{what}, rendered by pyk3s ({summary})")
         revision = revision or (current or {}).get("version", 0)
         objects = tuple(describe(o) for o in desired)
-        return Outcome(release=f"{target}/{name}", revision=revision, chart_version=packaged.version,
+        return ChartOutcome(release=f"{target}/{name}", revision=revision, chart_version=packaged.version,
                        objects=objects, ignored=tuple(ignored)), False
 
     @staticmethod
-    def _installed(current: Mapping[str, Any] | None, packaged: PackagedChart) -> Outcome:
+    def _installed(current: Mapping[str, Any] | None, packaged: PackagedChart) -> ChartOutcome:
         """What still serves when a new render is refused: the installed revision."""
         if not current:
-            return Outcome(chart_version=packaged.version)
+            return ChartOutcome(chart_version=packaged.version)
         objs = tuple(describe(o) for o in manifest_objects(current.get("manifest", "")))
-        return Outcome(release=f"{current.get('namespace')}/{current.get('name')}", revision=int(current["version"]),
+        return ChartOutcome(release=f"{current.get('namespace')}/{current.get('name')}", revision=int(current["version"]),
                        chart_version=((current.get("chart") or {}).get("metadata") or {}).get("version", ""),
                        objects=objs)
 
@@ -283,7 +283,7 @@ class HelmController(Loop):
             raise RetryLater("HelmChart changed while uninstalling") from None
 
     # -- status and events --------------------------------------------------------------------------
-    async def _write_status(self, chart: dict[str, Any], outcome: Outcome) -> None:
+    async def _write_status(self, chart: dict[str, Any], outcome: ChartOutcome) -> None:
         meta = chart["metadata"]
         wanted = build_status(outcome, f"{meta['name']} {outcome.chart_version}".strip())
         if same_status(chart.get("status"), wanted):

@@ -16,11 +16,11 @@ from typing import Any
 
 from .chart import Ignored
 
-__all__ = ["Outcome", "build_status"]
+__all__ = ["ChartOutcome", "build_status"]
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class ChartOutcome:
     """The result of one reconcile of a HelmChart."""
 
     failed_reason: str = ""          # "" when the chart serves as wanted
@@ -47,7 +47,7 @@ def ignored_summary(ignored: Iterable[Ignored]) -> str:
     return "; ".join(str(i) for i in ignored)
 
 
-def build_status(outcome: Outcome, chart_name: str) -> dict[str, Any]:
+def build_status(outcome: ChartOutcome, chart_name: str) -> dict[str, Any]:
     """The whole ``status`` (fields that do not apply are null, so a merge patch clears them)."""
     conditions = [
         _cond("JobCreated", False, "NativeRender" if outcome.native else "NoJob",

@@ -5,7 +5,7 @@ Three kinds, all reported in the HelmChart's status and a Warning event, never d
 - values whose objects pyk3s does not serve (Gateway API, HorizontalPodAutoscaler, PodDisruptionBudget,
   PersistentVolumeClaim, Prometheus Operator objects, Traefik Hub): not rendered;
 - an image that is not a built-in one: the Deployment keeps the built-in Traefik-compatible image;
-- container arguments the ingress does not honour (:mod:`pyk3s.addons.ingress.flags`): rendered as the
+- container arguments the ingress does not honour (:mod:`pyk3s.images.traefik_flags`): rendered as the
   chart renders them, and reported by the ingress at start as well.
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pyk3s.addons.ingress.flags import unhonoured
 from pyk3s.images import resolve_image
+from pyk3s.images.traefik_flags import unhonoured
 
 from ..chart import Ignored
 from .args import Arg

@@ -16,7 +16,7 @@ from pyk3s.controllers.helm.release import (
     manifest_text,
     release_secret,
 )
-from pyk3s.controllers.helm.status import Outcome, build_status
+from pyk3s.controllers.helm.status import ChartOutcome, build_status
 from pyk3s.controllers.helm.traefik import CHART, render
 
 
@@ -56,7 +56,7 @@ def test_identify_packaged_charts_only() -> None:
 
 
 def test_status_says_what_serves_and_what_is_ignored() -> None:
-    ok = build_status(Outcome(release="kube-system/traefik", revision=2, chart_version="v",
+    ok = build_status(ChartOutcome(release="kube-system/traefik", revision=2, chart_version="v",
                               objects=("Deployment kube-system/traefik",),
                               ignored=(Ignored("logs.access.enabled", "--accesslog=true: not honoured"),)), "url")
     types = {c["type"]: c for c in ok["conditions"]}
@@ -64,7 +64,7 @@ def test_status_says_what_serves_and_what_is_ignored() -> None:
     assert types["Deployed"]["message"] == "release kube-system/traefik revision 2: 1 objects"
     assert types["ValuesIgnored"]["status"] == "True" and "logs.access.enabled" in types["ValuesIgnored"]["message"]
     assert ok["ignoredValues"] == [{"key": "logs.access.enabled", "reason": "--accesslog=true: not honoured"}]
-    bad = build_status(Outcome("UnsupportedChart", "pyk3s installs only ...", native=False), "grafana")
+    bad = build_status(ChartOutcome("UnsupportedChart", "pyk3s installs only ...", native=False), "grafana")
     assert {c["type"]: c["status"] for c in bad["conditions"]}["Failed"] == "True"
     assert bad["revision"] is None and bad["ignoredValues"] is None
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pyk3s.addons.ingress.flags import unhonoured
 from pyk3s.controllers.helm.chart import Release
 from pyk3s.controllers.helm.traefik import render
+from pyk3s.images.traefik_flags import unhonoured
 
 
 def test_k3s_default_arguments_are_all_honoured() -> None:

@@ -1,9 +1,10 @@
-"""Which of Traefik's command-line flags the ingress honours, and why it does not honour the others.
+"""Which of Traefik's command-line flags the built-in ``pyk3s/traefik`` image honours, and why not the others.
 
 The ingress accepts every Traefik flag so that K3s's arguments and a user's ``additionalArguments``
 start it unchanged, but a flag it accepts and then ignores must be said out loud: at start the
 ingress logs a warning and records a Warning event ``UnsupportedArgument`` on its own pod for each
-such flag, and the helm controller lists them in the HelmChart's status.
+such flag (``pyk3s.addons.ingress.config.flags``), and the helm controller lists them in the
+HelmChart's status. Both read this one table, which describes the image.
 
 ``HONOURED`` is the table: a flag key (lower case, entry point names as ``<ep>``) and, optionally, a
 check of its value that returns why that value is not honoured. A flag whose key is not in the table
@@ -12,16 +13,11 @@ is not honoured. Add a row when the ingress learns a flag.
 
 from __future__ import annotations
 
-import logging
-import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
-__all__ = ["HONOURED", "Unhonoured", "report_unhonoured", "unhonoured"]
-
-log = logging.getLogger("pyk3s.ingress")
+__all__ = ["HONOURED", "Unhonoured", "unhonoured"]
 
 Check = Callable[[str], str | None]
 
@@ -129,24 +125,3 @@ def unhonoured(argv: Iterable[str]) -> list[Unhonoured]:
         if reason is not None:
             out.append(Unhonoured(arg, reason))
     return out
-
-
-async def report_unhonoured(client: Any, argv: Iterable[str]) -> list[Unhonoured]:
-    """Log each ignored argument and record it as a Warning event on this pod (``POD_NAME``/``POD_NAMESPACE``)."""
-    found = unhonoured(argv)
-    for item in found:
-        log.warning("traefik: argument %s", item)
-    pod, ns = os.environ.get("POD_NAME", ""), os.environ.get("POD_NAMESPACE", "")
-    if not found or client is None or not pod or not ns:
-        return found
-    meta: dict[str, str] = {"name": pod, "namespace": ns}
-    ref = {"apiVersion": "v1", "kind": "Pod", "metadata": meta}
-    try:
-        live = await client.resource("v1", "pods").get(pod, ns)
-        meta["uid"] = (live.get("metadata") or {}).get("uid", "")
-    except Exception as err:  # noqa: BLE001 - the event is still worth recording without the uid
-        log.debug("traefik: reading pod %s/%s: %s", ns, pod, err)
-    for item in found:
-        await client.record_event(ref, type="Warning", reason="UnsupportedArgument",
-                                  message=f"argument {item}", component="traefik")
-    return found
