@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pyk3s.agent.cni.ipcmd import CniError
 from pyk3s.agent.node import NodeError
+from pyk3s.agent.overlay.config import OverlaySettings
 from pyk3s.agent.run import AgentCerts, AgentSettings, run_agent
 
 __all__ = ["main", "parser", "settings_from_args"]
@@ -47,7 +48,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kubelet-cert", default="")
     p.add_argument("--kubelet-key", default="")
     p.add_argument("--client-ca", default="")
-    p.add_argument("--flannel-backend", default="vxlan")
+    p.add_argument("--flannel-backend", default="vxlan", choices=("vxlan", "host-gw", "none"))
+    p.add_argument("--flannel-iface", default="")
+    p.add_argument("--flannel-external-ip", action="store_true")
+    p.add_argument("--flannel-ipv6-masq", action="store_true")
     p.add_argument("--debug", action="store_true")
     return p
 
@@ -60,7 +64,9 @@ def settings_from_args(a: argparse.Namespace) -> AgentSettings:
         service_cidrs=_split(a.service_cidr) or ("10.43.0.0/16",),
         cluster_dns=_split(a.cluster_dns) or ("10.43.0.10",), cluster_domain=a.cluster_domain,
         resolv_conf=a.resolv_conf, bridge_name=a.bridge_name, kubelet_port=a.kubelet_port,
-        node_labels=_split(a.node_label), node_taints=_split(a.node_taint), flannel_backend=a.flannel_backend)
+        node_labels=_split(a.node_label), node_taints=_split(a.node_taint),
+        overlay=OverlaySettings(backend=a.flannel_backend, iface=a.flannel_iface, external_ip=a.flannel_external_ip,
+                                ipv6_masq=a.flannel_ipv6_masq))
 
 
 def main(argv: list[str]) -> int:

@@ -254,6 +254,7 @@ async def learn_servers(client: Any, lb: ServerLoadBalancer) -> None:
 
 async def run_joined_agent(f: Any, data_dir: Path) -> None:
     from pyk3s.agent.node import detect_node_ip, ensure_node_password, resolve_node_name
+    from pyk3s.agent.overlay.config import OverlaySettings
     from pyk3s.agent.run import AgentCerts, AgentSettings, run_agent
     from pyk3s.client import Client
 
@@ -277,7 +278,10 @@ async def run_joined_agent(f: Any, data_dir: Path) -> None:
         cluster_dns=tuple(cfg.get("clusterDNS") or ("10.43.0.10",)),
         cluster_domain=cfg.get("clusterDomain") or "cluster.local", resolv_conf=f.resolv_conf or "",
         bridge_name=f.bridge_name, kubelet_port=int(f.kubelet_port), node_labels=tuple(f.node_label or ()),
-        node_taints=tuple(f.node_taint or ()), flannel_backend=f.flannel_backend)
+        node_taints=tuple(f.node_taint or ()),
+        overlay=OverlaySettings(backend=str(cfg.get("flannelBackend") or "vxlan"), iface=f.flannel_iface or "",
+                                external_ip=bool(cfg.get("flannelExternalIP")),
+                                ipv6_masq=bool(cfg.get("flannelIPv6Masq"))))
     certs = AgentCerts(serving_cert=str(paths["serving_cert"]), serving_key=str(paths["serving_key"]),
                        client_ca=str(paths["client_ca"]), cluster_ca=str(paths["server_ca"]))
     client = Client.from_kubeconfig(paths["kubeconfig"])

@@ -44,6 +44,7 @@ def write_kubelet_certs(certs: Any, tls_dir: Path, sans: list[str]) -> dict[str,
 
 
 def agent_settings(cfg: ServerConfig, *, is_server: bool = True) -> Any:
+    from pyk3s.agent.overlay.config import OverlaySettings
     from pyk3s.agent.run import AgentSettings
 
     return AgentSettings(
@@ -62,6 +63,8 @@ def agent_settings(cfg: ServerConfig, *, is_server: bool = True) -> Any:
         kubelet_port=cfg.kubelet_port,
         node_labels=cfg.node_labels,
         node_taints=cfg.node_taints,
+        overlay=OverlaySettings(backend=cfg.flannel_backend, iface=cfg.flannel_iface,
+                                external_ip=cfg.flannel_external_ip, ipv6_masq=cfg.flannel_ipv6_masq),
     )
 
 

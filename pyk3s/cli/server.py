@@ -154,6 +154,7 @@ async def run_server(cfg: ServerConfig, ready: asyncio.Event | None = None) -> N
         node_port_range=cfg.node_port_range,
         cluster_domain=cfg.cluster_domain,
         cluster_dns=cfg.cluster_dns[0],
+        agent_config=cfg.agent_config,
     )
     running = await start_api_server(settings, store)
     try:

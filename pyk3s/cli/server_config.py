@@ -80,6 +80,17 @@ class ServerConfig:
     resolv_conf: str
     bridge_name: str
     kubelet_port: int
+    flannel_iface: str = ""
+    # pod traffic between nodes (every node gets these from its server)
+    flannel_backend: str = "vxlan"
+    flannel_external_ip: bool = False
+    flannel_ipv6_masq: bool = False
+
+    @property
+    def agent_config(self) -> dict[str, object]:
+        """What a joining agent is told besides the cluster network (K3s's flannel settings)."""
+        return {"flannelBackend": self.flannel_backend, "flannelExternalIP": self.flannel_external_ip,
+                "flannelIPv6Masq": self.flannel_ipv6_masq}
 
     @property
     def server_dir(self) -> Path:
@@ -131,6 +142,9 @@ class ServerConfig:
             except OSError as err:
                 raise ConfigError(f"--token-file {f.token_file}: {err.strerror}") from None
         disable = frozenset(x.strip() for x in (f.disable or []) if x.strip())
+        if f.flannel_backend not in ("vxlan", "host-gw", "none"):
+            raise ConfigError(f"--flannel-backend {f.flannel_backend!r}: supported values: vxlan, host-gw, none "
+                              "(wireguard-native and tailscale are not available in pyk3s)")
         node_ips = tuple(f.node_ip or ())
         external = tuple(f.node_external_ip or ())
         advertise = f.advertise_address or (external[0] if external else node_ips[0] if node_ips else "")
@@ -176,6 +190,10 @@ class ServerConfig:
             resolv_conf=f.resolv_conf or "",
             bridge_name=f.bridge_name,
             kubelet_port=int(f.kubelet_port),
+            flannel_iface=f.flannel_iface or "",
+            flannel_backend=f.flannel_backend,
+            flannel_external_ip=bool(f.flannel_external_ip),
+            flannel_ipv6_masq=bool(f.flannel_ipv6_masq),
         )
 
 

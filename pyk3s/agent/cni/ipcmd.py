@@ -7,7 +7,10 @@ import json
 import subprocess
 from pathlib import Path
 
-__all__ = ["CniError", "ip", "ip_batch", "ip_json", "ip_sync", "write_sysctl"]
+__all__ = ["ROUTE_PROTO", "CniError", "ip", "ip_batch", "ip_json", "ip_sync", "write_sysctl"]
+
+# routes to other nodes' pods carry this protocol number, so only those are replaced or removed
+ROUTE_PROTO = "201"
 
 
 class CniError(RuntimeError):

@@ -68,6 +68,7 @@ class KubeletContext:
     delete_pod: Callable[[dict], Awaitable[None]]
     # (pod, type, reason, message): an Event about the pod, like the kubelet's recorder; None records nothing
     record_event: Callable[[dict, str, str, str], Awaitable[None]] | None = None
+    host_ips: tuple[str, ...] = ()   # every node IP, host_ip first (dual-stack)
 
 
 class PodWorker:
@@ -82,6 +83,7 @@ class PodWorker:
         self.main = [ContainerState(c["name"], c.get("image", "")) for c in spec.get("containers") or []]
         self.procs: dict[str, ContainerProcess] = {}
         self.pod_ip = ""
+        self.pod_ips: tuple[str, ...] = ()   # primary first; one per family on a dual-stack node
         self.network_ready = False
         self.start_time = (pod.get("status") or {}).get("startTime") or rfc3339nano(time.time())[:19] + "Z"
         self.volumes: dict[str, Path] = {}
@@ -159,17 +161,19 @@ class PodWorker:
         spec = self.pod.get("spec") or {}
         if spec.get("hostNetwork"):
             self.pod_ip = self.ctx.host_ip
+            self.pod_ips = self.ctx.host_ips or (self.pod_ip,)
         else:
             if self.ctx.bridge is None or self.ctx.ipam is None:
                 raise RuntimeError("kubelet: pod networking is not configured on this node")
             net = await setup_pod_network(self.uid, self.ctx.bridge, self.ctx.ipam)
             self.pod_ip = net.ip
+            self.pod_ips = net.ips or (net.ip,)
         self.network_ready = True
         self.changed.set()
         (self.dir / "_etc").mkdir(exist_ok=True)
         (self.dir / "_etc" / "resolv.conf").write_text(
             pod_resolv_conf(self.pod, self.ctx.cluster_dns, self.ctx.cluster_domain, self.ctx.node_resolv))
-        (self.dir / "_etc" / "hosts").write_text(hosts_file(self.pod, [self.pod_ip], self.ctx.cluster_domain))
+        (self.dir / "_etc" / "hosts").write_text(hosts_file(self.pod, list(self.pod_ips), self.ctx.cluster_domain))
         pod = self.pod
         if spec.get("automountServiceAccountToken", True) and not any(
                 vm.get("mountPath") == SA_MOUNT_PATH for c in spec.get("containers") or []
@@ -469,7 +473,8 @@ class PodWorker:
 
     async def _report(self) -> None:
         status = pod_status(self.pod, self.init, self.main, pod_ip=self.pod_ip, host_ip=self.ctx.host_ip,
-                            start_time=self.start_time, now=rfc3339nano()[:19] + "Z", network_ready=self.network_ready)
+                            start_time=self.start_time, now=rfc3339nano()[:19] + "Z", network_ready=self.network_ready,
+                            pod_ips=self.pod_ips, host_ips=self.ctx.host_ips)
         if status == self._last_status:
             return
         try:

@@ -22,16 +22,16 @@ def test_clusterip_balances_over_ready_endpoints_only():
                                         {"addresses": ["10.42.0.7"], "conditions": {"ready": False}}])])
     assert "ip daddr 10.43.0.5 tcp dport 80 goto svc-" in text
     assert "numgen random mod 2 vmap" in text
-    assert "dnat to 10.42.0.5:8080" in text and "dnat to 10.42.0.6:8080" in text
+    assert "dnat ip to 10.42.0.5:8080" in text and "dnat ip to 10.42.0.6:8080" in text
     assert "10.42.0.7" not in text
-    assert text.startswith("table ip pyk3stest\ndelete table ip pyk3stest\n")
+    assert text.startswith("table inet pyk3stest\ndelete table inet pyk3stest\n")
 
 
 def test_terminating_serving_endpoints_are_a_fallback():
     text = compile_ruleset(CFG, [svc("web", clusterIP="10.43.0.5", ports=[{"port": 80}])],
                            [eps("web", [{"addresses": ["10.42.0.7"],
                                          "conditions": {"ready": False, "serving": True, "terminating": True}}])])
-    assert "dnat to 10.42.0.7:8080" in text
+    assert "dnat ip to 10.42.0.7:8080" in text
 
 
 def test_no_endpoints_rejects():
@@ -79,9 +79,9 @@ def test_hostport_from_pods_on_this_node():
                                                                 {"containerPort": 53, "hostPort": 53, "protocol": "UDP"}]}]}}
     other = {**pod, "spec": {**pod["spec"], "nodeName": "n2"}}
     text = compile_ruleset(CFG, [], [], [pod, other])
-    assert "tcp dport 8081 meta mark set meta mark | 0x4000 dnat to 10.42.0.9:80" in text
+    assert "tcp dport 8081 meta mark set meta mark | 0x4000 dnat ip to 10.42.0.9:80" in text
     assert "udp dport 53 meta mark set" in text
-    assert text.count("dnat to 10.42.0.9") == 2
+    assert text.count("dnat ip to 10.42.0.9") == 2
 
 
 def test_pod_egress_masquerade_and_service_cidr_reject():

@@ -1,0 +1,220 @@
+"""flannel's ``vxlan`` backend (K3s's default): one VXLAN device per address family, VNI 1, UDP 8472.
+
+For every other node, as flannel does it without any L2/L3-miss callouts:
+
+* a permanent neighbour entry: the peer's pod CIDR network address (``10.42.1.0``) -> its VTEP MAC;
+* a permanent forwarding (fdb) entry: that MAC -> the peer's public IP (where the UDP goes);
+* a route ``<pod CIDR> via <network address> dev <vxlan> onlink``.
+
+This node's device carries its own pod CIDR's network address as /32 (/128), holds the MAC it
+published before (kept in ``backend-data`` across restarts, unless another node already publishes it),
+and has the underlay MTU less the encapsulation: 50 bytes over IPv4, 70 over IPv6.
+
+Problems become events on the Node concerned: a VTEP address the kernel has no route to
+(``VTEPUnreachable``), two nodes publishing one MAC (``DuplicateVTEPMAC``: the older node keeps it, the
+newer one is not routed until it picks another), a peer on another backend
+(``FlannelBackendMismatch``), an underlay MTU too small for the overhead (``OverlayMTUTooSmall``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
+
+from pyk3s.agent.cni.ipcmd import CniError, ip, ip_json, write_sysctl
+
+from .backend import MIN_MTU, LocalNode, unreachable_routes
+from .model import (
+    BACKEND_DATA,
+    BACKEND_TYPE,
+    BACKEND_V6_DATA,
+    PUBLIC_IP,
+    PUBLIC_IPV6,
+    SUBNET_MANAGED,
+    Family,
+    FdbEntry,
+    Neighbour,
+    Peer,
+    Plan,
+    Problem,
+    Reach,
+    Route,
+    vtep_mac,
+)
+from .underlay import Underlay
+
+__all__ = ["OVERHEAD", "VNI", "VXLAN_PORT", "VxlanBackend", "device_names", "random_mac"]
+
+log = logging.getLogger("pyk3s.agent.overlay")
+VNI = 1
+VXLAN_PORT = 8472
+OVERHEAD: Mapping[Family, int] = {4: 50, 6: 70}   # outer IP + UDP + VXLAN + inner Ethernet
+
+
+def device_names(bridge: str) -> dict[Family, str]:
+    """``pyk3s.1`` / ``pyk3s-v6.1`` beside the default bridge (flannel's ``flannel.1``/``flannel-v6.1``);
+    named after the bridge otherwise, so several installations on one machine never share a device."""
+    if bridge == "pyk3s0":
+        return {4: f"pyk3s.{VNI}", 6: f"pyk3s-v6.{VNI}"}
+    return {4: f"{bridge[:10]}.vx{VNI}", 6: f"{bridge[:10]}.v6x{VNI}"[:15]}
+
+
+def random_mac() -> str:
+    """A locally administered unicast MAC."""
+    b = bytearray(secrets.token_bytes(6))
+    b[0] = (b[0] & 0xFC) | 0x02
+    return ":".join(f"{x:02x}" for x in b)
+
+
+class VxlanBackend:
+    name: ClassVar[str] = "vxlan"
+
+    def __init__(self, bridge: str) -> None:
+        self.names = device_names(bridge)
+        self.macs: dict[Family, str] = {}
+        self.made: list[str] = []
+
+    def _vtep_family(self, underlay: Underlay, fam: Family) -> Family:
+        return fam if fam in underlay.addresses else next(iter(underlay.addresses), fam)
+
+    def pod_mtu(self, underlay: Underlay, families: Sequence[Family]) -> int:
+        return min(underlay.mtu - OVERHEAD[self._vtep_family(underlay, f)] for f in families)
+
+    async def prepare(self, local: LocalNode) -> tuple[dict[str, str], list[Problem]]:
+        u = local.underlay
+        problems: list[Problem] = []
+        mtu = self.pod_mtu(u, local.families)
+        small = [f for f in local.families if mtu < MIN_MTU[f]]
+        if small:
+            problems.append(Problem(local.name, "OverlayMTUTooSmall",
+                                    f"vxlan: {u.iface} has MTU {u.mtu}; less the {u.mtu - mtu}-byte VXLAN "
+                                    f"overhead that leaves {mtu} for pods, below the "
+                                    f"{max(MIN_MTU[f] for f in small)} IPv{max(small)} needs: no tunnel on node "
+                                    f"{local.name}, its pods reach only pods on this node (raise the MTU of "
+                                    f"{u.iface} or use --flannel-backend=host-gw)"))
+            return {}, problems
+        ann = {BACKEND_TYPE: self.name, SUBNET_MANAGED: "true"}
+        for fam in local.families:
+            vfam = self._vtep_family(u, fam)
+            local_ip = u.addresses.get(vfam, "")
+            if not local_ip:
+                problems.append(Problem(local.name, "VTEPAddressMissing",
+                                        f"vxlan: {u.iface} has no IPv{vfam} address for the IPv{fam} tunnel"))
+                continue
+            key = BACKEND_DATA if fam == 4 else BACKEND_V6_DATA
+            mac = vtep_mac(local.stored.get(key, ""))
+            if mac and mac in local.taken_macs:
+                problems.append(Problem(local.name, "DuplicateVTEPMAC",
+                                        f"vxlan: the VTEP MAC {mac} stored for node {local.name} is published by "
+                                        f"node {local.taken_macs[mac]} too; node {local.name} takes a new one"))
+                mac = ""
+            mac = mac or random_mac()
+            dev = self.names[fam]
+            await self._ensure_device(dev, local_ip, u.iface, mac, mtu)
+            net = ipaddress.ip_network(local.pod_cidrs[fam], strict=False)
+            await self._ensure_address(dev, f"{net.network_address}/{net.max_prefixlen}", fam)
+            self.macs[fam] = mac
+            ann[key] = json.dumps({"VNI": VNI, "VtepMAC": mac}, separators=(",", ":"))
+            public = local.public_ips.get(fam) or local_ip
+            ann[PUBLIC_IP if fam == 4 else PUBLIC_IPV6] = public
+        return ann, problems
+
+    async def _ensure_device(self, dev: str, local_ip: str, iface: str, mac: str, mtu: int) -> None:
+        rows = await ip_json("-d", "link", "show", "dev", dev) if await _exists(dev) else []
+        if rows:
+            info = (rows[0].get("linkinfo") or {}).get("info_data") or {}
+            same = (info.get("id") == VNI and info.get("port") == VXLAN_PORT
+                    and local_ip in (info.get("local"), info.get("local6")) and info.get("link") == iface)
+            if not same:
+                await ip("link", "del", dev)
+                rows = []
+        if not rows:
+            try:
+                await ip("link", "add", dev, "type", "vxlan", "id", str(VNI), "local", local_ip, "dev", iface,
+                         "dstport", str(VXLAN_PORT), "nolearning")
+            except CniError as exc:
+                raise CniError(f"vxlan: cannot create {dev} (VNI {VNI}, UDP {VXLAN_PORT}) on {iface}: {exc}") \
+                    from None
+        self.made.append(dev)
+        write_sysctl(f"net.ipv6.conf.{dev}.accept_ra", "0")
+        await ip("link", "set", dev, "address", mac, "mtu", str(mtu), "up")
+
+    async def _ensure_address(self, dev: str, cidr: str, fam: Family) -> None:
+        rows = await ip_json(f"-{fam}", "addr", "show", "dev", dev)
+        have = {f"{a['local']}/{a['prefixlen']}" for d in rows for a in d.get("addr_info") or []
+                if a.get("scope") == "global"}
+        for stale in have - {cidr}:
+            await ip("addr", "del", stale, "dev", dev, check=False)
+        if cidr not in have:
+            await ip("addr", "add", cidr, "dev", dev, *(["nodad"] if fam == 6 else []))
+
+    def devices(self) -> tuple[str, ...]:
+        return tuple(self.names[f] for f in self.macs)
+
+    def plan(self, local: LocalNode, peers: Mapping[Family, Sequence[Peer]], reach: Mapping[str, Reach]) -> Plan:
+        routes = unreachable_routes(local)
+        neigh: set[Neighbour] = set()
+        fdb: set[FdbEntry] = set()
+        problems: list[Problem] = []
+        routed: set[str] = set()
+        for fam in local.families:
+            dev = self.names[fam]
+            own = self.macs.get(fam)
+            if own is None:
+                continue
+            ready = [p for p in peers.get(fam, ()) if p.backend_type == self.name and p.public_ip and p.vtep_mac]
+            for p in peers.get(fam, ()):
+                if p.backend_type and p.backend_type != self.name:
+                    problems.append(Problem(p.name, "FlannelBackendMismatch",
+                                            f"node {p.name} uses the {p.backend_type} backend, node {local.name} "
+                                            f"uses {self.name}; pod traffic between them is not routed"))
+            # one MAC, one tunnel end: the oldest claimant keeps it
+            claims: dict[str, list[tuple[str, str]]] = {own: [(local.created, local.name)]}
+            for p in ready:
+                claims.setdefault(p.vtep_mac, []).append((p.created, p.name))
+            losers: dict[str, tuple[str, str]] = {}
+            for mac, who in claims.items():
+                if len(who) > 1:
+                    ordered = sorted(who)
+                    for _, name in ordered[1:]:
+                        losers[name] = (mac, ordered[0][1])
+            for p in sorted(ready, key=lambda x: x.name):
+                if p.name in losers:
+                    mac, keeper = losers[p.name]
+                    problems.append(Problem(p.name, "DuplicateVTEPMAC",
+                                            f"vxlan: node {p.name} publishes VTEP MAC {mac}, which node {keeper} "
+                                            f"already uses; node {local.name} does not route its pods (restart "
+                                            f"the agent on {p.name}: it then picks a new MAC)"))
+                    continue
+                r = reach.get(p.public_ip)
+                if r is None or not r.ok:
+                    why = r.error if r is not None else "not checked"
+                    problems.append(Problem(p.name, "VTEPUnreachable",
+                                            f"vxlan: the VTEP address {p.public_ip} of node {p.name} is not "
+                                            f"reachable from node {local.name} ({why}); its pods are not routed"))
+                    continue
+                gw = str(ipaddress.ip_network(p.pod_cidr, strict=False).network_address)
+                neigh.add(Neighbour(dev, gw, p.vtep_mac))
+                fdb.add(FdbEntry(dev, p.vtep_mac, p.public_ip))
+                routes.add(Route(dst=p.pod_cidr, via=gw, dev=dev, onlink=True))
+                routed.add(p.name)
+            if local.name in losers:
+                mac, keeper = losers[local.name]
+                problems.append(Problem(local.name, "DuplicateVTEPMAC",
+                                        f"vxlan: node {local.name} uses VTEP MAC {mac}, which node {keeper} "
+                                        f"already uses; restart its agent to pick a new one"))
+        return Plan(routes=frozenset(routes), neighbours=frozenset(neigh), fdb=frozenset(fdb),
+                    problems=tuple(problems), routed=tuple(sorted(routed)))
+
+    async def teardown(self) -> None:
+        for dev in self.made:
+            await ip("link", "del", dev, check=False)
+        self.made.clear()
+
+
+async def _exists(dev: str) -> bool:
+    return bool(await ip("link", "show", "dev", dev, check=False))
