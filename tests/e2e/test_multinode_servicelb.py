@@ -1,4 +1,5 @@
-"""Three nodes on one machine (tests/support/cluster.py): joining agents, host-gw pod routes, cross-node
+"""Three nodes on one machine (tests/support/cluster.py, ``--flannel-backend host-gw``: they share one
+link): joining agents, host-gw pod routes, cross-node
 pod and ClusterIP traffic, NodeHosts, and ServiceLB across nodes (k3s.md 1.3-1.5): held ports, Pending
 svclb pods, the pending explanation, ``enablelb``, ``lbpool``, and a node that goes NotReady.
 
@@ -76,7 +77,7 @@ spec:
 @pytest.fixture(scope="module")
 def cl(kubectl_bin: str) -> Iterator[Cluster]:
     c = Cluster(nodes=3, server_args=("--disable", "traefik", "--node-monitor-grace-period", "10",
-                                      "--pod-eviction-timeout", "10"))
+                                      "--pod-eviction-timeout", "10", "--flannel-backend", "host-gw"))
     c.start(timeout=120)
     try:
         yield c
@@ -175,7 +176,7 @@ def test_each_node_routes_the_other_pod_cidrs(cl: Cluster) -> None:
 
         def routes(m=m, want=want) -> bool:
             rows = json.loads(cl.exec_in(m, "ip", "-j", "route", "show", "proto", "201").stdout or "[]")
-            return {r["dst"]: r["gateway"] for r in rows} == want
+            return {r["dst"]: r["gateway"] for r in rows if r.get("type", "unicast") == "unicast"} == want
         cl.wait_for(routes, timeout=30, what=f"host-gw routes on {m.name}")
 
 
