@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 from cluster import Cluster
-from overlay_kit import apply_whoami, events, in_pod, node_obj, pod_ips, ready_pods, tunnel
+from overlay_kit import apply_whoami, events, in_pod, node_obj, ready_pods, tunnel
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"), reason="root + nft")]
 

@@ -44,8 +44,9 @@ class HostGwBackend:
                     for f in local.families if local.underlay.mtu < MIN_MTU[f]]
         ann = {BACKEND_TYPE: self.name, SUBNET_MANAGED: "true"}
         for fam in local.families:
-            if local.public_ips.get(fam):
-                ann[PUBLIC_IP if fam == 4 else PUBLIC_IPV6] = local.public_ips[fam]
+            public = local.public_ips.get(fam) or local.underlay.addresses.get(fam, "")
+            if public:
+                ann[PUBLIC_IP if fam == 4 else PUBLIC_IPV6] = public
                 ann[BACKEND_DATA if fam == 4 else BACKEND_V6_DATA] = json.dumps(None)
         return ann, problems
 
