@@ -9,7 +9,8 @@ from pathlib import Path
 
 __all__ = ["ROUTE_PROTO", "CniError", "ip", "ip_batch", "ip_json", "ip_sync", "write_sysctl"]
 
-# routes to other nodes' pods carry this protocol number, so only those are replaced or removed
+# Routes pyk3s writes to other nodes' pod CIDRs (host-gw) carry this protocol number, so they are told
+# apart from every other route: only those are replaced, removed, or ignored by the overlap check.
 ROUTE_PROTO = "201"
 
 
