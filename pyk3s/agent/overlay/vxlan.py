@@ -150,7 +150,8 @@ class VxlanBackend:
         for stale in have - {cidr}:
             await ip("addr", "del", stale, "dev", dev, check=False)
         if cidr not in have:
-            await ip("addr", "add", cidr, "dev", dev, *(["nodad"] if fam == 6 else []))
+            # an IPv6 /128 would get a prefix route inside the cluster CIDR: the address is only a source
+            await ip("addr", "add", cidr, "dev", dev, *(["nodad", "noprefixroute"] if fam == 6 else []))
 
     def devices(self) -> tuple[str, ...]:
         return tuple(self.names[f] for f in self.macs)
