@@ -9,15 +9,14 @@ events.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
-from .model import Family, Peer, Plan, Problem, Reach, Route
+from .model import Family, Peer, Plan, Problem, Reach
 from .underlay import Underlay
 
-__all__ = ["Backend", "LocalNode", "MIN_MTU", "unreachable_routes"]
+__all__ = ["Backend", "LocalNode", "MIN_MTU"]
 
 # Below these a family does not work: IPv6 requires 1280 on every link (RFC 8200 section 5); 576 is the
 # datagram every IPv4 host must accept (RFC 791).
@@ -35,17 +34,6 @@ class LocalNode:
     public_ips: Mapping[Family, str] = field(default_factory=dict)   # after public-ip-overwrite
     stored: Mapping[str, str] = field(default_factory=dict)          # this Node's annotations as found
     taken_macs: Mapping[str, str] = field(default_factory=dict)      # VTEP MAC -> another node publishing it
-
-
-def unreachable_routes(local: LocalNode) -> set[Route]:
-    """The cluster CIDRs as ``unreachable``: a pod address no node claims dies here instead of following
-    a default route out of the machine (the bridge and every peer have more specific routes)."""
-    out = set()
-    for c in local.cluster_cidrs:
-        net = ipaddress.ip_network(c, strict=False)
-        if net.version in local.families:
-            out.add(Route(dst=str(net), via="", kind="unreachable"))
-    return out
 
 
 class Backend(Protocol):

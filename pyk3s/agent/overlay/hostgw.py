@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
-from .backend import MIN_MTU, LocalNode, unreachable_routes
+from .backend import MIN_MTU, LocalNode
 from .model import (
     BACKEND_DATA,
     BACKEND_TYPE,
@@ -54,7 +54,7 @@ class HostGwBackend:
         return ()
 
     def plan(self, local: LocalNode, peers: Mapping[Family, Sequence[Peer]], reach: Mapping[str, Reach]) -> Plan:
-        routes = unreachable_routes(local)
+        routes: set[Route] = set()
         problems: list[Problem] = []
         routed: list[str] = []
         for fam in local.families:

@@ -84,7 +84,7 @@ class Route:
     via: str
     dev: str = ""                 # "" lets the kernel pick (host-gw)
     onlink: bool = False
-    kind: str = "unicast"         # or "unreachable": the rest of the cluster CIDR dies on this node
+    kind: str = "unicast"         # as ``ip route`` types it (a left-over of another kind is replaced)
 
 
 @dataclass(frozen=True, slots=True, order=True)

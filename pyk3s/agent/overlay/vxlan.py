@@ -27,7 +27,7 @@ from typing import ClassVar
 
 from pyk3s.agent.cni.ipcmd import CniError, ip, ip_json, write_sysctl
 
-from .backend import MIN_MTU, LocalNode, unreachable_routes
+from .backend import MIN_MTU, LocalNode
 from .model import (
     BACKEND_DATA,
     BACKEND_TYPE,
@@ -157,7 +157,7 @@ class VxlanBackend:
         return tuple(self.names[f] for f in self.macs)
 
     def plan(self, local: LocalNode, peers: Mapping[Family, Sequence[Peer]], reach: Mapping[str, Reach]) -> Plan:
-        routes = unreachable_routes(local)
+        routes: set[Route] = set()
         neigh: set[Neighbour] = set()
         fdb: set[FdbEntry] = set()
         problems: list[Problem] = []

@@ -36,7 +36,6 @@ def test_vxlan_entries_per_peer_as_flannel_programs_them() -> None:
     assert plan.problems == ()
     assert plan.routed == ("b", "c")
     assert Route("10.42.1.0/24", "10.42.1.0", "pyk3s.1", onlink=True) in plan.routes
-    assert Route("10.42.0.0/16", "", kind="unreachable") in plan.routes
     assert Neighbour("pyk3s.1", "10.42.2.0", "02:00:00:00:00:0c") in plan.neighbours
     assert FdbEntry("pyk3s.1", "02:00:00:00:00:0c", "172.31.2.3") in plan.fdb
 
