@@ -80,6 +80,9 @@ async def prepare_overlay(settings: OverlaySettings, node_ips: Sequence[str]) ->
     if settings.backend == "none":
         return None, list(node_ips)
     underlay = await find_underlay(settings.iface, node_ips)
+    if not underlay.iface:
+        log.info("overlay: node IP %s is a loopback address: no tunnel to other nodes", ",".join(node_ips))
+        return None, list(node_ips)
     if not node_ips and settings.iface:
         node_ips = [underlay.addresses[f] for f in (4, 6) if f in underlay.addresses]
         log.info("overlay: node IPs from --flannel-iface %s: %s", settings.iface, ", ".join(node_ips))
@@ -95,13 +98,14 @@ async def start_overlay(client: Any, settings: OverlaySettings, *, node: Mapping
     for c in pod_cidrs(node):
         net = ipaddress.ip_network(c, strict=False)
         own[net.version] = str(net)
-    backend: Backend = make_backend(settings.backend, bridge)
+    # --flannel-backend none, or a node that can reach no other node: nothing to make or publish
+    backend: Backend = make_backend(settings.backend if underlay is not None else "none", bridge)
     local = LocalNode(name=name, created="", families=tuple(f for f in families if f in own), pod_cidrs=own,
                       cluster_cidrs=tuple(cluster_cidrs), underlay=underlay or Underlay("", 0))
     sync = OverlaySync(client, backend, local, external_ips=external_ips, use_external_ip=settings.external_ip)
     problems = await sync.start(node, nodes)
     mtu = 0
-    if underlay is not None and not any(p.reason == "OverlayMTUTooSmall" for p in problems):
+    if underlay is not None and not any(p.reason in ("OverlayMTUTooSmall", "VTEPAddressMissing") for p in problems):
         mtu = backend.pod_mtu(underlay, sync.local.families or (4,))
     log.info("overlay: %s backend on node %s%s%s", settings.backend, name,
              f" over {underlay.iface} ({', '.join(underlay.addresses.values())})" if underlay else "",

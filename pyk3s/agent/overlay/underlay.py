@@ -48,6 +48,8 @@ def choose_underlay(links: Sequence[Mapping], iface: str, node_ips: Sequence[str
                     default_dev: str) -> Underlay:
     """Pure: ``links`` are ``ip -j addr show`` rows; ``default_dev`` the default route's device ("" if none)."""
     by_name = {lk.get("ifname", ""): lk for lk in links}
+    if not iface and node_ips and all(ipaddress.ip_address(n).is_loopback for n in node_ips):
+        return Underlay("", 0)   # a node on 127.0.0.1 (one machine) has no peers to reach
     chosen = ""
     if iface:
         if iface not in by_name:
@@ -55,6 +57,8 @@ def choose_underlay(links: Sequence[Mapping], iface: str, node_ips: Sequence[str
         chosen = iface
     else:
         for node_ip in node_ips:
+            if ipaddress.ip_address(node_ip).is_loopback:
+                continue
             for lk in links:
                 if any(a.get("local") == node_ip for a in lk.get("addr_info") or []):
                     chosen = lk.get("ifname", "")

@@ -118,7 +118,8 @@ LINKS = [{"ifname": "lo", "mtu": 65536, "addr_info": [{"local": "127.0.0.1", "sc
     ("", [], Underlay("eth0", 1500, {4: "192.0.2.2"})),                             # default route's
     ("", ["172.31.1.6"], Underlay("eth1", 9000, {4: "172.31.1.6", 6: "fd31::5"})),    # the node IP's
     ("eth1", [], Underlay("eth1", 9000, {4: "172.31.1.5", 6: "fd31::5"})),            # --flannel-iface
-], ids=["default-route", "node-ip", "flannel-iface"])
+    ("", ["127.0.0.1"], Underlay("", 0)),                                            # no peers to reach
+], ids=["default-route", "node-ip", "flannel-iface", "loopback-node"])
 def test_underlay_choice(iface: str, node_ips: list[str], want: Underlay) -> None:
     assert choose_underlay(LINKS, iface, node_ips, "eth0") == want
 
