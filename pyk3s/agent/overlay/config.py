@@ -19,7 +19,7 @@ from . import make_backend
 from .backend import Backend, LocalNode
 from .model import Family, Problem, pod_cidrs
 from .sync import OverlaySync
-from .underlay import Underlay, find_underlay
+from .underlay import Underlay, find_underlay, iface_addresses
 
 __all__ = ["BACKEND_NAMES", "OverlaySettings", "OverlayStart", "ipv6_available", "node_families", "order_node_ips",
            "prepare_overlay", "start_overlay"]
@@ -79,7 +79,7 @@ async def prepare_overlay(settings: OverlaySettings, node_ips: Sequence[str]) ->
     """Before registration: the underlay, and the node IPs (``--flannel-iface``'s addresses when none given)."""
     if settings.backend == "none":
         return None, list(node_ips)
-    underlay = await find_underlay(settings.iface, node_ips)
+    underlay = await find_underlay(settings.iface, node_ips or await iface_addresses(settings.iface))
     if not underlay.iface:
         log.info("overlay: node IP %s is a loopback address: no tunnel to other nodes", ",".join(node_ips))
         return None, list(node_ips)

@@ -20,7 +20,7 @@ from pyk3s.agent.cni.ipcmd import CniError, ip_json
 
 from .model import Family, Reach
 
-__all__ = ["Underlay", "UnderlayError", "choose_underlay", "find_underlay", "link_mtu", "reach", "reach_all"]
+__all__ = ["Underlay", "UnderlayError", "choose_underlay", "find_underlay", "iface_addresses", "link_mtu", "reach", "reach_all"]
 
 
 class UnderlayError(RuntimeError):
@@ -96,6 +96,15 @@ async def _default_dev() -> str:
 async def find_underlay(iface: str, node_ips: Sequence[str]) -> Underlay:
     links = await ip_json("addr", "show")
     return choose_underlay(links, iface, node_ips, await _default_dev())
+
+
+async def iface_addresses(iface: str) -> list[str]:
+    """The first global address of each family on ``iface`` ([] without one): K3s's node IPs when
+    ``--flannel-iface`` is given and ``--node-ip`` is not."""
+    if not iface:
+        return []
+    u = choose_underlay(await ip_json("addr", "show"), iface, [], "")
+    return [u.addresses[f] for f in (4, 6) if f in u.addresses]
 
 
 async def reach(address: str) -> Reach:
