@@ -93,7 +93,7 @@ def test_nodes_have_both_families(cl: Cluster) -> None:
                           and node_obj(cl, m)["metadata"]["annotations"], timeout=30, what="v6 VTEP")
         assert ann[FLANNEL + "public-ipv6"] == m.ip6
         assert json.loads(ann[FLANNEL + "backend-v6-data"])["VNI"] == 1
-        t6 = tunnel(cl, m, family=6)
+        t6 = cl.wait_for(lambda m=m: (t := tunnel(cl, m, family=6))["link"] and t, timeout=30, what="v6 device")
         assert t6["link"]["mtu"] == 1500 - 70          # IPv6 underlay: 70 bytes of overhead
         assert t6["link"]["linkinfo"]["info_data"]["local6"] == m.ip6
 

@@ -51,7 +51,8 @@ def test_external_ip_is_the_published_vtep_and_the_fdb_destination(cl: tuple[Clu
     mac = json.loads(node_obj(c, agent)["metadata"]["annotations"][F + "backend-data"])["VtepMAC"]
     c.wait_for(lambda: tunnel(c, server)["fdb"].get(mac) == ext[agent.name], timeout=30, what="fdb to the external IP")
     # the tunnel itself still leaves from the interface's own address
-    assert tunnel(c, agent)["link"]["linkinfo"]["info_data"]["local"] == agent.ip
+    link = c.wait_for(lambda: tunnel(c, agent)["link"], timeout=30, what="VXLAN device")
+    assert link["linkinfo"]["info_data"]["local"] == agent.ip
     apply_whoami(c)
     pods = c.wait_for(lambda: len(ready_pods(c, "app=web")) == 2 and ready_pods(c, "app=web"), timeout=90,
                       what="web pods")

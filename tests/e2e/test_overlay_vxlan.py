@@ -97,7 +97,7 @@ def test_each_node_publishes_its_vtep_as_flannel_does(cl: Cluster) -> None:
         assert ann[FLANNEL + "kube-subnet-manager"] == "true"
         data = json.loads(ann[FLANNEL + "backend-data"])
         assert data["VNI"] == 1
-        t = tunnel(cl, m)
+        t = cl.wait_for(lambda m=m: (t := tunnel(cl, m))["link"] and t, timeout=30, what=f"{m.name}'s VXLAN device")
         assert t["link"]["linkinfo"]["info_data"]["id"] == 1
         assert t["link"]["linkinfo"]["info_data"]["port"] == 8472
         assert t["link"]["address"] == data["VtepMAC"]

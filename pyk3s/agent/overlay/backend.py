@@ -1,15 +1,15 @@
 """The one interface every overlay backend has, and the node-local facts it is fed.
 
 A backend turns this node (:class:`LocalNode`) and the other nodes (:class:`~.model.Peer`, per family)
-into a :class:`~.model.Plan` with a pure ``plan`` method; ``prepare`` makes its devices once and says
-which annotations this node publishes; ``teardown`` removes the devices. The sync loop
+into a :class:`~.model.Plan` with a pure ``plan`` method; ``prepare`` says which annotations this node
+publishes; ``activate`` makes its devices once peers appear; ``teardown`` removes them. The sync loop
 (:mod:`pyk3s.agent.overlay.sync`) does everything else: watching Nodes, reachability, the kernel diff,
 events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
@@ -44,6 +44,9 @@ class Backend(Protocol):
 
     async def prepare(self, local: LocalNode) -> tuple[dict[str, str], list[Problem]]:
         """Create this backend's devices; the annotations this node publishes, and problems found."""
+
+    async def activate(self, local: LocalNode, families: Set[Family]) -> list[Problem]:
+        """Make what the families that have peers need (idempotent); problems found."""
 
     def devices(self) -> tuple[str, ...]:
         """Devices whose permanent neighbour and forwarding entries the plan owns."""

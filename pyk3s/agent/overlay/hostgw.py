@@ -8,7 +8,7 @@ that Node, and its pods are not routed. Nothing is encapsulated, so pods get the
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import ClassVar
 
 from .backend import MIN_MTU, LocalNode
@@ -49,6 +49,9 @@ class HostGwBackend:
                 ann[PUBLIC_IP if fam == 4 else PUBLIC_IPV6] = public
                 ann[BACKEND_DATA if fam == 4 else BACKEND_V6_DATA] = json.dumps(None)
         return ann, problems
+
+    async def activate(self, local: LocalNode, families: Set[Family]) -> list[Problem]:
+        return []
 
     def devices(self) -> tuple[str, ...]:
         return ()

@@ -4,7 +4,7 @@ earlier backend are removed by the empty plan."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import ClassVar
 
 from .backend import LocalNode
@@ -22,6 +22,9 @@ class NoneBackend:
 
     async def prepare(self, local: LocalNode) -> tuple[dict[str, str], list[Problem]]:
         return {}, []
+
+    async def activate(self, local: LocalNode, families: Set[Family]) -> list[Problem]:
+        return []
 
     def devices(self) -> tuple[str, ...]:
         return ()

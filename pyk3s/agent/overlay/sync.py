@@ -111,6 +111,7 @@ class OverlaySync:
         peers, problems = self.peers(nodes)
         problems = [*self.start_problems, *problems]
         reach = await reach_all(p.public_ip for ps in peers.values() for p in ps)
+        problems += await self.backend.activate(self.local, {f for f, ps in peers.items() if ps})
         plan = self.backend.plan(self.local, peers, reach)
         problems += plan.problems
         failures = await apply_plan(plan, self.backend.devices())

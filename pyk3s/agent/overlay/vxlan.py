@@ -6,7 +6,7 @@ For every other node, as flannel does it without any L2/L3-miss callouts:
 * a permanent forwarding (fdb) entry: that MAC -> the peer's public IP (where the UDP goes);
 * a route ``<pod CIDR> via <network address> dev <vxlan> onlink``.
 
-This node's device carries its own pod CIDR's network address as /32 (/128), holds the MAC it
+The devices are made when the first peer appears (a single node needs none). This node's device carries its own pod CIDR's network address as /32 (/128), holds the MAC it
 published before (kept in ``backend-data`` across restarts, unless another node already publishes it),
 and has the underlay MTU less the encapsulation: 50 bytes over IPv4, 70 over IPv6.
 
@@ -22,7 +22,7 @@ import ipaddress
 import json
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import ClassVar
 
 from pyk3s.agent.cni.ipcmd import CniError, ip, ip_json, write_sysctl
@@ -75,6 +75,8 @@ class VxlanBackend:
 
     def __init__(self, bridge: str) -> None:
         self.names = device_names(bridge)
+        self.local_ips: dict[Family, str] = {}
+        self.mtu = 0
         self.macs: dict[Family, str] = {}
         self.made: list[str] = []
 
@@ -113,15 +115,31 @@ class VxlanBackend:
                                         f"node {local.taken_macs[mac]} too; node {local.name} takes a new one"))
                 mac = ""
             mac = mac or random_mac()
-            dev = self.names[fam]
-            await self._ensure_device(dev, local_ip, u.iface, mac, mtu)
-            net = ipaddress.ip_network(local.pod_cidrs[fam], strict=False)
-            await self._ensure_address(dev, f"{net.network_address}/{net.max_prefixlen}", fam)
             self.macs[fam] = mac
+            self.local_ips[fam] = local_ip
+            self.mtu = mtu
             ann[key] = json.dumps({"VNI": VNI, "VtepMAC": mac}, separators=(",", ":"))
             public = local.public_ips.get(fam) or local_ip
             ann[PUBLIC_IP if fam == 4 else PUBLIC_IPV6] = public
         return ann, problems
+
+    async def activate(self, local: LocalNode, families: Set[Family]) -> list[Problem]:
+        """Make the device of each family that has peers, once: a single node makes none, so several
+        one-node installations can share a network namespace (one VNI per UDP port per namespace)."""
+        problems: list[Problem] = []
+        for fam in sorted(families):
+            dev = self.names[fam]
+            if fam not in self.macs or dev in self.made:
+                continue
+            try:
+                await self._ensure_device(dev, self.local_ips[fam], local.underlay.iface, self.macs[fam], self.mtu)
+                net = ipaddress.ip_network(local.pod_cidrs[fam], strict=False)
+                await self._ensure_address(dev, f"{net.network_address}/{net.max_prefixlen}", fam)
+            except CniError as exc:
+                problems.append(Problem(local.name, "VXLANDeviceFailed", (
+                    f"vxlan: node {local.name} cannot make its IPv{fam} tunnel device {dev}: {exc} (VNI {VNI} on "
+                    f"UDP {VXLAN_PORT} is taken in this network namespace by another flannel or pyk3s?)")))
+        return problems
 
     async def _ensure_device(self, dev: str, local_ip: str, iface: str, mac: str, mtu: int) -> None:
         rows = await ip_json("-d", "link", "show", "dev", dev) if await _exists(dev) else []
@@ -139,9 +157,9 @@ class VxlanBackend:
             except CniError as exc:
                 raise CniError(f"vxlan: cannot create {dev} (VNI {VNI}, UDP {VXLAN_PORT}) on {iface}: {exc}") \
                     from None
-        self.made.append(dev)
         write_sysctl(f"net.ipv6.conf.{dev}.accept_ra", "0")
         await ip("link", "set", dev, "address", mac, "mtu", str(mtu), "up")
+        self.made.append(dev)
 
     async def _ensure_address(self, dev: str, cidr: str, fam: Family) -> None:
         rows = await ip_json(f"-{fam}", "addr", "show", "dev", dev)
@@ -154,7 +172,7 @@ class VxlanBackend:
             await ip("addr", "add", cidr, "dev", dev, *(["nodad", "noprefixroute"] if fam == 6 else []))
 
     def devices(self) -> tuple[str, ...]:
-        return tuple(self.names[f] for f in self.macs)
+        return tuple(self.made)
 
     def plan(self, local: LocalNode, peers: Mapping[Family, Sequence[Peer]], reach: Mapping[str, Reach]) -> Plan:
         routes: set[Route] = set()
@@ -165,7 +183,7 @@ class VxlanBackend:
         for fam in local.families:
             dev = self.names[fam]
             own = self.macs.get(fam)
-            if own is None:
+            if own is None or dev not in self.made:
                 continue
             ready = [p for p in peers.get(fam, ()) if p.backend_type == self.name and p.public_ip and p.vtep_mac]
             for p in peers.get(fam, ()):

@@ -19,7 +19,7 @@ DUAL = LocalNode(name="a", created="2026-01-01T00:00:00Z", families=(4, 6),
 
 def vxlan(own: str = "02:00:00:00:00:0a") -> VxlanBackend:
     b = VxlanBackend("pyk3s0")
-    b.macs = {4: own}
+    b.macs, b.made = {4: own}, ["pyk3s.1"]   # as after prepare() and activate() with peers
     return b
 
 
@@ -38,6 +38,14 @@ def test_vxlan_entries_per_peer_as_flannel_programs_them() -> None:
     assert Route("10.42.1.0/24", "10.42.1.0", "pyk3s.1", onlink=True) in plan.routes
     assert Neighbour("pyk3s.1", "10.42.2.0", "02:00:00:00:00:0c") in plan.neighbours
     assert FdbEntry("pyk3s.1", "02:00:00:00:00:0c", "172.31.2.3") in plan.fdb
+
+
+def test_vxlan_makes_no_device_without_peers() -> None:
+    b = VxlanBackend("pyk3s0")
+    b.macs = {4: "02:00:00:00:00:0a"}
+    plan = b.plan(LOCAL, {4: [peer("b", "10.42.1.0/24", "172.31.1.2", "02:00:00:00:00:0b")]},
+                  {"172.31.1.2": Reach(True)})
+    assert plan.routes == frozenset() and b.devices() == ()
 
 
 def test_vxlan_unreachable_vtep_is_left_out_with_a_problem() -> None:
