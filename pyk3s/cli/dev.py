@@ -12,7 +12,8 @@ Layout (everything named from one short random id ``<id>``, so leftovers are rec
 * with ``stack="dual"`` every subnet also gets an IPv6 /64 of a random ULA /48 that overlaps no route
   of this machine (host ``::fe``, router ``::fd``, node ``::<i+1>``); the servers get IPv4,IPv6 pairs
   for ``--cluster-cidr``/``--service-cidr`` from the same /48 and every node both addresses as
-  ``--node-ip``;
+  ``--node-ip``; ``stack="ipv6"`` gives the same underlay but IPv6-only cluster and service CIDRs (the
+  API server and the joins stay on IPv4);
 * one network namespace per node, ``pkn<id>-<i>``, joined to the bridge by a veth (host side
   ``pkh<id><i>``, node side ``eth0`` with ``.<i+1>``); no default route, so nothing leaves;
 * nodes 0..S-1 run ``pyk3s server`` (with its embedded agent; S = ``servers``, 1 unless the servers
@@ -193,7 +194,7 @@ class Cluster:
     servers: int = 1
     datastore_endpoint: str = ""
     subnets: int = 1
-    stack: str = "ipv4"          # "ipv4" | "dual"
+    stack: str = "ipv4"          # "ipv4" | "dual" | "ipv6" (pods and Services; the control plane stays on IPv4)
     ident: str = field(default_factory=lambda: secrets.token_hex(3))
     members: list[Node] = field(default_factory=list)
 
@@ -202,8 +203,8 @@ class Cluster:
             raise ValueError(f"cluster: servers={self.servers} must be between 1 and nodes={self.nodes}")
         if not 1 <= self.subnets <= self.nodes:
             raise ValueError(f"cluster: subnets={self.subnets} must be between 1 and nodes={self.nodes}")
-        if self.stack not in ("ipv4", "dual"):
-            raise ValueError(f"cluster: stack={self.stack!r}: ipv4 or dual")
+        if self.stack not in ("ipv4", "dual", "ipv6"):
+            raise ValueError(f"cluster: stack={self.stack!r}: ipv4, dual or ipv6")
         self.tmp = Path(tempfile.mkdtemp(prefix=f"pyk3s-cluster-{self.ident}-"))
         self.bridge = f"pku{self.ident}"
         self.router = f"pkr{self.ident}"
@@ -228,13 +229,15 @@ class Cluster:
         """The servers' --cluster-cidr (inside the node namespaces only, so K3s's default for IPv4)."""
         if self.ula is None:
             return ["10.42.0.0/16"]
-        return ["10.42.0.0/16", str(ipaddress.IPv6Network((int(self.ula.network_address) + (0x42 << 72), 56)))]
+        v6 = str(ipaddress.IPv6Network((int(self.ula.network_address) + (0x42 << 72), 56)))
+        return [v6] if self.stack == "ipv6" else ["10.42.0.0/16", v6]
 
     @property
     def service_cidrs(self) -> list[str]:
         if self.ula is None:
             return ["10.43.0.0/16"]
-        return ["10.43.0.0/16", str(ipaddress.IPv6Network((int(self.ula.network_address) + (0x43 << 72), 112)))]
+        v6 = str(ipaddress.IPv6Network((int(self.ula.network_address) + (0x43 << 72), 112)))
+        return [v6] if self.stack == "ipv6" else ["10.43.0.0/16", v6]
 
     # -- network ---------------------------------------------------------------------------------
     @property
@@ -243,7 +246,7 @@ class Cluster:
         return str(self.net[254])
 
     def _make_underlay(self) -> None:
-        if self.stack == "dual":
+        if self.stack in ("dual", "ipv6"):
             self.ula = free_ula()
         for k in range(self.subnets):
             net = free_underlay()   # sees the bridges made so far: each subnet gets its own /24
@@ -500,8 +503,9 @@ def main(argv: list[str]) -> int:
     c.add_argument("--agent-arg", action="append", default=[], help="extra `pyk3s agent` argument (repeat)")
     c.add_argument("--subnets", type=int, default=1,
                    help="spread the nodes over this many subnets joined by a router namespace (default 1)")
-    c.add_argument("--stack", choices=("ipv4", "dual"), default="ipv4",
-                   help="dual: IPv6 underlay beside IPv4, dual-stack --cluster-cidr/--service-cidr (default ipv4)")
+    c.add_argument("--stack", choices=("ipv4", "dual", "ipv6"), default="ipv4",
+                   help="dual: IPv6 underlay beside IPv4, dual-stack --cluster-cidr/--service-cidr; ipv6: IPv6-only "
+                        "pods and Services (the API stays on IPv4) (default ipv4)")
     a = p.parse_args(argv)
     if os.geteuid() != 0:
         print("pyk3s dev cluster: needs root (network namespaces, nftables)", file=sys.stderr)
