@@ -49,7 +49,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Cluster", "KubectlResult", "Node", "free_ula", "free_underlay", "main"]
+__all__ = ["Cluster", "KubectlResult", "Node", "free_cluster_cidrs", "free_ula", "free_underlay", "main"]
 
 REPO = Path(__file__).resolve().parents[2]
 API_PORT = 6443
@@ -97,6 +97,20 @@ def _host_routes6() -> list[ipaddress.IPv6Network]:
             if isinstance(net, ipaddress.IPv6Network):
                 nets.append(net)
     return nets
+
+
+def free_cluster_cidrs() -> tuple[str, str]:
+    """IPv4 pod and service ranges that overlap no route of this machine: K3s's 10.42/16 and 10.43/16
+    when free, else a free pair of /16s in 10.100-10.249. The ranges live inside the node namespaces,
+    but traffic between nodes crosses this machine's bridge, where its netfilter (br_netfilter) sees
+    them: a range another cluster here routes would meet that cluster's rules."""
+    used = _host_routes()
+    pairs = [("10.42.0.0/16", "10.43.0.0/16")] + [(f"10.{a}.0.0/16", f"10.{a + 1}.0.0/16") for a in range(100, 250, 2)]
+    for pods, services in pairs:
+        nets = (ipaddress.ip_network(pods), ipaddress.ip_network(services))
+        if not any(n.overlaps(u) for n in nets for u in used):
+            return pods, services
+    raise RuntimeError("cluster: no free pair of /16s for the pod and service ranges")
 
 
 def free_ula() -> ipaddress.IPv6Network:
@@ -214,6 +228,7 @@ class Cluster:
         self.nets6: list[ipaddress.IPv6Network] = []
         self.ula: ipaddress.IPv6Network | None = None
         self.bridges: list[str] = []
+        self.v4_cidrs = ("10.42.0.0/16", "10.43.0.0/16")
         self._bridge_made = False
         self._router_made = False
         self.token = secrets.token_hex(12)
@@ -226,18 +241,23 @@ class Cluster:
 
     @property
     def cluster_cidrs(self) -> list[str]:
-        """The servers' --cluster-cidr (inside the node namespaces only, so K3s's default for IPv4)."""
+        """The servers' --cluster-cidr."""
         if self.ula is None:
-            return ["10.42.0.0/16"]
+            return [self.v4_cidrs[0]]
         v6 = str(ipaddress.IPv6Network((int(self.ula.network_address) + (0x42 << 72), 56)))
-        return [v6] if self.stack == "ipv6" else ["10.42.0.0/16", v6]
+        return [v6] if self.stack == "ipv6" else [self.v4_cidrs[0], v6]
 
     @property
     def service_cidrs(self) -> list[str]:
         if self.ula is None:
-            return ["10.43.0.0/16"]
+            return [self.v4_cidrs[1]]
         v6 = str(ipaddress.IPv6Network((int(self.ula.network_address) + (0x43 << 72), 112)))
-        return [v6] if self.stack == "ipv6" else ["10.43.0.0/16", v6]
+        return [v6] if self.stack == "ipv6" else [self.v4_cidrs[1], v6]
+
+    @property
+    def cluster_dns(self) -> str:
+        """The first cluster DNS address (10th of the first service CIDR)."""
+        return str(ipaddress.ip_network(self.service_cidrs[0])[10])
 
     # -- network ---------------------------------------------------------------------------------
     @property
@@ -246,6 +266,7 @@ class Cluster:
         return str(self.net[254])
 
     def _make_underlay(self) -> None:
+        self.v4_cidrs = free_cluster_cidrs()
         if self.stack in ("dual", "ipv6"):
             self.ula = free_ula()
         for k in range(self.subnets):
@@ -331,8 +352,7 @@ class Cluster:
     def server_argv(self, node: Node) -> list[str]:
         shared = ["--datastore-endpoint", self.datastore_endpoint.format(host=self.host_ip), "--token", self.token] \
             if self.datastore_endpoint else []
-        stack = ["--cluster-cidr", ",".join(self.cluster_cidrs), "--service-cidr", ",".join(self.service_cidrs)] \
-            if self.ula is not None else []
+        stack = ["--cluster-cidr", ",".join(self.cluster_cidrs), "--service-cidr", ",".join(self.service_cidrs)]
         return [sys.executable, "-m", "pyk3s", "server", "--data-dir", str(node.data_dir),
                 "--node-ip", ",".join(node.ips), "--node-name", node.name, "--bridge-name", node.bridge, *stack,
                 "--https-listen-port", str(API_PORT), "--write-kubeconfig", str(node.dir / "kubeconfig.yaml"),
