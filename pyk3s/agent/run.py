@@ -27,7 +27,7 @@ from pyk3s.agent.overlay.config import (
     prepare_overlay,
     start_overlay,
 )
-from pyk3s.agent.overlay.model import Problem, family_of
+from pyk3s.agent.overlay.model import NodeProblem, family_of
 from pyk3s.agent.proxy.apply import delete_table
 from pyk3s.agent.proxy.compile import FAMILY, ProxyConfig
 from pyk3s.agent.proxy.proxier import Proxier
@@ -179,7 +179,7 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
                                       families=families, cluster_cidrs=cluster_cidrs, bridge=settings.bridge_name,
                                       external_ips=settings.node_external_ips)
         if ipv6_problem:
-            overlay.sync.start_problems.append(Problem(name, "IPv6Unavailable", (
+            overlay.sync.start_problems.append(NodeProblem(name, "IPv6Unavailable", (
                 f"cluster-cidr {','.join(settings.cluster_cidrs)} has IPv6, but on node {name} {ipv6_problem}: "
                 "its pods get IPv4 addresses only")))
         bridge = BridgeConfig(settings.bridge_name, pod_cidrs[0], cluster_cidrs, service_cidrs,

@@ -10,7 +10,7 @@ Layout, from the bottom up:
 * ``sync``      the loop: Nodes -> peers -> plan -> kernel, this node's annotations, events
 * ``config``    ``--flannel-*`` settings and the agent's start-up helper
 
-A new backend is a class with the :class:`~.backend.Backend` methods and a row in ``BACKENDS``.
+A new backend is a class with the :class:`~.backend.OverlayBackend` methods and a row in ``BACKENDS``.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .backend import Backend, LocalNode
+from .backend import LocalNode, OverlayBackend
 from .hostgw import HostGwBackend
 from .none import NoneBackend
 from .vxlan import VxlanBackend
 
-__all__ = ["BACKENDS", "Backend", "LocalNode", "make_backend"]
+__all__ = ["BACKENDS", "OverlayBackend", "LocalNode", "make_backend"]
 
 BACKENDS: dict[str, Callable[..., Any]] = {
     "vxlan": VxlanBackend,
@@ -32,10 +32,10 @@ BACKENDS: dict[str, Callable[..., Any]] = {
 }
 
 
-def make_backend(name: str, bridge: str) -> Backend:
+def make_backend(name: str, bridge: str) -> OverlayBackend:
     if name not in BACKENDS:
         raise ValueError(f"--flannel-backend {name!r}: supported values: {', '.join(BACKENDS)}")
     if name == "vxlan":
         return VxlanBackend(bridge)
-    backend: Backend = BACKENDS[name]()
+    backend: OverlayBackend = BACKENDS[name]()
     return backend

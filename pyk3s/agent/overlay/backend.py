@@ -13,10 +13,10 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
-from .model import Family, Peer, Plan, Problem, Reach
+from .model import Family, NodeProblem, Peer, Plan, Reach
 from .underlay import Underlay
 
-__all__ = ["Backend", "LocalNode", "MIN_MTU"]
+__all__ = ["OverlayBackend", "LocalNode", "MIN_MTU"]
 
 # Below these a family does not work: IPv6 requires 1280 on every link (RFC 8200 section 5); 576 is the
 # datagram every IPv4 host must accept (RFC 791).
@@ -36,16 +36,16 @@ class LocalNode:
     taken_macs: Mapping[str, str] = field(default_factory=dict)      # VTEP MAC -> another node publishing it
 
 
-class Backend(Protocol):
+class OverlayBackend(Protocol):
     name: ClassVar[str]
 
     def pod_mtu(self, underlay: Underlay, families: Sequence[Family]) -> int:
         """The MTU pods get (0: leave the kernel's default)."""
 
-    async def prepare(self, local: LocalNode) -> tuple[dict[str, str], list[Problem]]:
+    async def prepare(self, local: LocalNode) -> tuple[dict[str, str], list[NodeProblem]]:
         """Create this backend's devices; the annotations this node publishes, and problems found."""
 
-    async def activate(self, local: LocalNode, families: Set[Family]) -> list[Problem]:
+    async def activate(self, local: LocalNode, families: Set[Family]) -> list[NodeProblem]:
         """Make what the families that have peers need (idempotent); problems found."""
 
     def devices(self) -> tuple[str, ...]:

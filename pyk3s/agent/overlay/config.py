@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from . import make_backend
-from .backend import Backend, LocalNode
-from .model import Family, Problem, pod_cidrs
+from .backend import LocalNode, OverlayBackend
+from .model import Family, NodeProblem, pod_cidrs
 from .sync import OverlaySync
 from .underlay import Underlay, find_underlay, iface_addresses
 
@@ -72,7 +72,7 @@ def order_node_ips(node_ips: Sequence[str], cluster_cidrs: Sequence[str]) -> lis
 class OverlayStart:
     sync: OverlaySync
     pod_mtu: int
-    problems: tuple[Problem, ...]
+    problems: tuple[NodeProblem, ...]
 
 
 async def prepare_overlay(settings: OverlaySettings, node_ips: Sequence[str]) -> tuple[Underlay | None, list[str]]:
@@ -99,7 +99,7 @@ async def start_overlay(client: Any, settings: OverlaySettings, *, node: Mapping
         net = ipaddress.ip_network(c, strict=False)
         own[net.version] = str(net)
     # --flannel-backend none, or a node that can reach no other node: nothing to make or publish
-    backend: Backend = make_backend(settings.backend if underlay is not None else "none", bridge)
+    backend: OverlayBackend = make_backend(settings.backend if underlay is not None else "none", bridge)
     local = LocalNode(name=name, created="", families=tuple(f for f in families if f in own), pod_cidrs=own,
                       cluster_cidrs=tuple(cluster_cidrs), underlay=underlay or Underlay("", 0))
     sync = OverlaySync(client, backend, local, external_ips=external_ips, use_external_ip=settings.external_ip)

@@ -20,11 +20,11 @@ from .model import (
     PUBLIC_IPV6,
     SUBNET_MANAGED,
     Family,
+    NodeProblem,
     Peer,
     Plan,
-    Problem,
+    PodRoute,
     Reach,
-    Route,
 )
 from .underlay import Underlay
 
@@ -37,8 +37,8 @@ class HostGwBackend:
     def pod_mtu(self, underlay: Underlay, families: Sequence[Family]) -> int:
         return underlay.mtu
 
-    async def prepare(self, local: LocalNode) -> tuple[dict[str, str], list[Problem]]:
-        problems = [Problem(local.name, "OverlayMTUTooSmall",
+    async def prepare(self, local: LocalNode) -> tuple[dict[str, str], list[NodeProblem]]:
+        problems = [NodeProblem(local.name, "OverlayMTUTooSmall",
                             f"host-gw: {local.underlay.iface} has MTU {local.underlay.mtu}, below the "
                             f"{MIN_MTU[f]} IPv{f} needs")
                     for f in local.families if local.underlay.mtu < MIN_MTU[f]]
@@ -50,20 +50,20 @@ class HostGwBackend:
                 ann[BACKEND_DATA if fam == 4 else BACKEND_V6_DATA] = json.dumps(None)
         return ann, problems
 
-    async def activate(self, local: LocalNode, families: Set[Family]) -> list[Problem]:
+    async def activate(self, local: LocalNode, families: Set[Family]) -> list[NodeProblem]:
         return []
 
     def devices(self) -> tuple[str, ...]:
         return ()
 
     def plan(self, local: LocalNode, peers: Mapping[Family, Sequence[Peer]], reach: Mapping[str, Reach]) -> Plan:
-        routes: set[Route] = set()
-        problems: list[Problem] = []
+        routes: set[PodRoute] = set()
+        problems: list[NodeProblem] = []
         routed: list[str] = []
         for fam in local.families:
             for p in sorted(peers.get(fam, ()), key=lambda x: x.name):
                 if p.backend_type and p.backend_type != self.name:
-                    problems.append(Problem(p.name, "FlannelBackendMismatch",
+                    problems.append(NodeProblem(p.name, "FlannelBackendMismatch",
                                             f"node {p.name} uses the {p.backend_type} backend, node {local.name} "
                                             f"uses {self.name}; pod traffic between them is not routed"))
                     continue
@@ -72,18 +72,18 @@ class HostGwBackend:
                 r = reach.get(p.public_ip)
                 if r is None or not r.ok:
                     why = r.error if r is not None else "not checked"
-                    problems.append(Problem(p.name, "HostGwPeerUnreachable",
+                    problems.append(NodeProblem(p.name, "HostGwPeerUnreachable",
                                             f"host-gw: node {local.name} has no route to node {p.name} at "
                                             f"{p.public_ip} ({why}); its pods are not routed"))
                     continue
                 if r.via:
-                    problems.append(Problem(p.name, "HostGwPeerNotOnLink",
+                    problems.append(NodeProblem(p.name, "HostGwPeerNotOnLink",
                                             f"host-gw: node {p.name} ({p.public_ip}) does not share a link with "
                                             f"node {local.name}, which reaches it through the router {r.via} on "
                                             f"{r.dev}; its pods are not routed (nodes in different subnets need "
                                             f"--flannel-backend=vxlan)"))
                     continue
-                routes.add(Route(dst=p.pod_cidr, via=p.public_ip))
+                routes.add(PodRoute(dst=p.pod_cidr, via=p.public_ip))
                 routed.append(p.name)
         return Plan(routes=frozenset(routes), problems=tuple(problems), routed=tuple(sorted(set(routed))))
 

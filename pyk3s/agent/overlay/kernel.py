@@ -18,15 +18,15 @@ from collections.abc import Iterable
 
 from pyk3s.agent.cni.ipcmd import ROUTE_PROTO, CniError, ip, ip_json
 
-from .model import FdbEntry, Neighbour, Plan, Route, family_of
+from .model import FdbEntry, Neighbour, Plan, PodRoute, family_of
 
 __all__ = ["apply_plan", "current_fdb", "current_neighbours", "current_routes", "flush"]
 
 log = logging.getLogger("pyk3s.agent.overlay")
 
 
-async def current_routes() -> set[Route]:
-    out: set[Route] = set()
+async def current_routes() -> set[PodRoute]:
+    out: set[PodRoute] = set()
     for fam in ("-4", "-6"):
         try:
             rows = await ip_json(fam, "route", "show", "proto", ROUTE_PROTO)
@@ -39,7 +39,7 @@ async def current_routes() -> set[Route]:
             if "/" not in dst:
                 dst += "/32" if fam == "-4" else "/128"
             kind = r.get("type", "unicast")
-            out.add(Route(dst=dst, via=r.get("gateway", ""), dev=r.get("dev", "") if kind == "unicast" else "",
+            out.add(PodRoute(dst=dst, via=r.get("gateway", ""), dev=r.get("dev", "") if kind == "unicast" else "",
                           onlink="onlink" in (r.get("flags") or []), kind=kind))
     return out
 
@@ -85,7 +85,7 @@ async def current_fdb(devs: Iterable[str]) -> set[FdbEntry]:
     return out
 
 
-def _route_args(r: Route) -> list[str]:
+def _route_args(r: PodRoute) -> list[str]:
     if r.kind != "unicast":
         return [r.kind, r.dst, "proto", ROUTE_PROTO]
     args = [r.dst, "via", r.via]
@@ -96,7 +96,7 @@ def _route_args(r: Route) -> list[str]:
     return args + ["proto", ROUTE_PROTO]
 
 
-def _same_route(have: Route, want: Route) -> bool:
+def _same_route(have: PodRoute, want: PodRoute) -> bool:
     if want.dev:
         return have == want
     return (have.dst, have.via, have.onlink, have.kind) == (want.dst, want.via, want.onlink, want.kind)

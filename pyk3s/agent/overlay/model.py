@@ -8,7 +8,7 @@ peers send to) and their IPv6 twins ``backend-v6-data`` / ``public-ipv6``, plus
 ``--flannel-external-ip`` from the node's external IPs) replace the published address.
 
 A :class:`Peer` is another node shrunk to what a backend needs, per address family; a
-:class:`Problem` names the Node it is about, a reason and a message (it becomes a Warning event on that
+:class:`NodeProblem` names the Node it is about, a reason and a message (it becomes a Warning event on that
 Node); a :class:`Plan` is the kernel state a backend wants, diffed against the kernel by
 :mod:`pyk3s.agent.overlay.kernel`.
 """
@@ -23,7 +23,7 @@ from typing import Any
 
 __all__ = ["ANNOTATION_PREFIX", "BACKEND_DATA", "BACKEND_TYPE", "BACKEND_V6_DATA", "PUBLIC_IP", "PUBLIC_IPV6",
            "PUBLIC_IP_OVERWRITE", "PUBLIC_IPV6_OVERWRITE", "SUBNET_MANAGED", "Family", "FdbEntry", "Neighbour",
-           "Peer", "Plan", "Problem", "Reach", "Route", "family_of", "peers_from_nodes", "pod_cidrs", "vtep_mac"]
+           "Peer", "Plan", "NodeProblem", "Reach", "PodRoute", "family_of", "peers_from_nodes", "pod_cidrs", "vtep_mac"]
 
 ANNOTATION_PREFIX = "flannel.alpha.coreos.com/"
 BACKEND_TYPE = ANNOTATION_PREFIX + "backend-type"
@@ -49,7 +49,7 @@ def pod_cidrs(node: Mapping[str, Any]) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
-class Problem:
+class NodeProblem:
     node: str          # the Node the event goes on
     reason: str        # CamelCase, like every Kubernetes event reason
     message: str
@@ -79,7 +79,7 @@ class Reach:
 
 
 @dataclass(frozen=True, slots=True, order=True)
-class Route:
+class PodRoute:
     dst: str
     via: str
     dev: str = ""                 # "" lets the kernel pick (host-gw)
@@ -103,10 +103,10 @@ class FdbEntry:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    routes: frozenset[Route] = frozenset()
+    routes: frozenset[PodRoute] = frozenset()
     neighbours: frozenset[Neighbour] = frozenset()
     fdb: frozenset[FdbEntry] = frozenset()
-    problems: tuple[Problem, ...] = ()
+    problems: tuple[NodeProblem, ...] = ()
     routed: tuple[str, ...] = field(default=())   # peer names whose pods are reachable, for logs
 
 
@@ -123,7 +123,7 @@ def vtep_mac(data: str) -> str:
 
 
 def peers_from_nodes(nodes: Iterable[Mapping[str, Any]], self_name: str, family: Family,
-                     cluster_cidrs: Iterable[str]) -> tuple[list[Peer], list[Problem]]:
+                     cluster_cidrs: Iterable[str]) -> tuple[list[Peer], list[NodeProblem]]:
     """Every other node with a pod CIDR of ``family`` inside the cluster CIDR of that family.
 
     A pod CIDR claimed by two nodes, or outside the cluster CIDR, is a problem and neither is routed:
@@ -142,7 +142,7 @@ def peers_from_nodes(nodes: Iterable[Mapping[str, Any]], self_name: str, family:
             if net.version == family:
                 owners.setdefault(str(net), []).append(name)
     peers: list[Peer] = []
-    problems: list[Problem] = []
+    problems: list[NodeProblem] = []
     for node in nodes:
         meta = node.get("metadata") or {}
         name = meta.get("name", "")
@@ -153,17 +153,17 @@ def peers_from_nodes(nodes: Iterable[Mapping[str, Any]], self_name: str, family:
             try:
                 net = ipaddress.ip_network(cidr, strict=False)
             except ValueError:
-                problems.append(Problem(name, "InvalidPodCIDR", f"node {name}: podCIDR {cidr!r} is not a CIDR"))
+                problems.append(NodeProblem(name, "InvalidPodCIDR", f"node {name}: podCIDR {cidr!r} is not a CIDR"))
                 continue
             if net.version != family:
                 continue
             if len(owners.get(str(net), ())) > 1:
-                problems.append(Problem(name, "PodCIDRConflict",
+                problems.append(NodeProblem(name, "PodCIDRConflict",
                                         f"podCIDR {net} is claimed by nodes {', '.join(sorted(owners[str(net)]))}; "
                                         f"not routed"))
                 continue
             if not any(net.subnet_of(c) for c in clusters):  # type: ignore[arg-type]
-                problems.append(Problem(name, "PodCIDROutsideCluster",
+                problems.append(NodeProblem(name, "PodCIDROutsideCluster",
                                         f"node {name}: podCIDR {net} is outside the cluster CIDR; not routed"))
                 continue
             public = ann.get(PUBLIC_IP if family == 4 else PUBLIC_IPV6, "")

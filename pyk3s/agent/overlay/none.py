@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence, Set
 from typing import ClassVar
 
 from .backend import LocalNode
-from .model import Family, Peer, Plan, Problem, Reach
+from .model import Family, NodeProblem, Peer, Plan, Reach
 from .underlay import Underlay
 
 __all__ = ["NoneBackend"]
@@ -20,10 +20,10 @@ class NoneBackend:
     def pod_mtu(self, underlay: Underlay, families: Sequence[Family]) -> int:
         return 0
 
-    async def prepare(self, local: LocalNode) -> tuple[dict[str, str], list[Problem]]:
+    async def prepare(self, local: LocalNode) -> tuple[dict[str, str], list[NodeProblem]]:
         return {}, []
 
-    async def activate(self, local: LocalNode, families: Set[Family]) -> list[Problem]:
+    async def activate(self, local: LocalNode, families: Set[Family]) -> list[NodeProblem]:
         return []
 
     def devices(self) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from pyk3s.agent.cni.ipcmd import CniError
 
-from .backend import Backend, LocalNode
+from .backend import LocalNode, OverlayBackend
 from .kernel import apply_plan, flush
 from .model import (
     BACKEND_DATA,
@@ -27,8 +27,8 @@ from .model import (
     PUBLIC_IP_OVERWRITE,
     PUBLIC_IPV6_OVERWRITE,
     Family,
+    NodeProblem,
     Peer,
-    Problem,
     family_of,
     peers_from_nodes,
     vtep_mac,
@@ -44,7 +44,7 @@ RETRY_SECONDS = 3.0
 
 
 class OverlaySync:
-    def __init__(self, client: Any, backend: Backend, local: LocalNode, *, external_ips: Sequence[str] = (),
+    def __init__(self, client: Any, backend: OverlayBackend, local: LocalNode, *, external_ips: Sequence[str] = (),
                  use_external_ip: bool = False, component: str = "pyk3s-overlay") -> None:
         self.client, self.backend, self.local = client, backend, local
         self.external_ips = tuple(external_ips) if use_external_ip else ()
@@ -52,7 +52,7 @@ class OverlaySync:
         self.nodes_api = client.resource("v1", "nodes")
         self.reported: dict[tuple[str, str], str] = {}
         self.want_annotations: dict[str, str] = {}
-        self.start_problems: list[Problem] = []     # found by prepare: reported as long as the agent runs
+        self.start_problems: list[NodeProblem] = []     # found by prepare: reported as long as the agent runs
         self.passes = 0
 
     # -- start-up ---------------------------------------------------------------------------------
@@ -63,7 +63,7 @@ class OverlaySync:
             out.setdefault(key, addr)
         return out
 
-    async def start(self, node: Mapping[str, Any], others: Sequence[Mapping[str, Any]]) -> list[Problem]:
+    async def start(self, node: Mapping[str, Any], others: Sequence[Mapping[str, Any]]) -> list[NodeProblem]:
         """Make the devices and publish this node's annotations; the problems found on the way."""
         ann = dict((node.get("metadata") or {}).get("annotations") or {})
         ann.update(self._overwrites())
@@ -99,15 +99,15 @@ class OverlaySync:
                  ", ".join(f"{k.rsplit('/', 1)[1]}={v}" for k, v in sorted(diff.items())))
 
     # -- one pass ----------------------------------------------------------------------------------
-    def peers(self, nodes: Sequence[Mapping[str, Any]]) -> tuple[dict[Family, list[Peer]], list[Problem]]:
+    def peers(self, nodes: Sequence[Mapping[str, Any]]) -> tuple[dict[Family, list[Peer]], list[NodeProblem]]:
         peers: dict[Family, list[Peer]] = {}
-        problems: list[Problem] = []
+        problems: list[NodeProblem] = []
         for fam in self.local.families:
             peers[fam], probs = peers_from_nodes(nodes, self.local.name, fam, self.local.cluster_cidrs)
             problems += probs
         return peers, problems
 
-    async def sync_once(self, nodes: Sequence[Mapping[str, Any]]) -> list[Problem]:
+    async def sync_once(self, nodes: Sequence[Mapping[str, Any]]) -> list[NodeProblem]:
         peers, problems = self.peers(nodes)
         problems = [*self.start_problems, *problems]
         reach = await reach_all(p.public_ip for ps in peers.values() for p in ps)
@@ -116,7 +116,7 @@ class OverlaySync:
         problems += plan.problems
         failures = await apply_plan(plan, self.backend.devices())
         for f in failures:
-            problems.append(Problem(self.local.name, "OverlayProgrammingFailed", f"overlay: {f}"))
+            problems.append(NodeProblem(self.local.name, "OverlayProgrammingFailed", f"overlay: {f}"))
         me = next((n for n in nodes if (n.get("metadata") or {}).get("name") == self.local.name), None)
         if me is not None:
             try:
@@ -126,7 +126,7 @@ class OverlaySync:
         self.passes += 1
         return problems
 
-    async def report(self, problems: Sequence[Problem], nodes: Sequence[Mapping[str, Any]]) -> None:
+    async def report(self, problems: Sequence[NodeProblem], nodes: Sequence[Mapping[str, Any]]) -> None:
         """Each problem once (again after it was gone), as a Warning event on its Node, and in the log."""
         by_name = {(n.get("metadata") or {}).get("name"): n for n in nodes}
         now = {(p.node, p.reason): p.message for p in problems}
@@ -154,7 +154,7 @@ class OverlaySync:
                 try:
                     problems = await self.sync_once(nodes)
                 except CniError as exc:
-                    problems = [Problem(self.local.name, "OverlayProgrammingFailed", str(exc))]
+                    problems = [NodeProblem(self.local.name, "OverlayProgrammingFailed", str(exc))]
                 await self.report(problems, nodes)
                 try:
                     async with asyncio.timeout(RETRY_SECONDS if problems else RESYNC_SECONDS):

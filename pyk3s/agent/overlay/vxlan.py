@@ -38,11 +38,11 @@ from .model import (
     Family,
     FdbEntry,
     Neighbour,
+    NodeProblem,
     Peer,
     Plan,
-    Problem,
+    PodRoute,
     Reach,
-    Route,
     vtep_mac,
 )
 from .underlay import Underlay
@@ -86,13 +86,13 @@ class VxlanBackend:
     def pod_mtu(self, underlay: Underlay, families: Sequence[Family]) -> int:
         return min(underlay.mtu - OVERHEAD[self._vtep_family(underlay, f)] for f in families)
 
-    async def prepare(self, local: LocalNode) -> tuple[dict[str, str], list[Problem]]:
+    async def prepare(self, local: LocalNode) -> tuple[dict[str, str], list[NodeProblem]]:
         u = local.underlay
-        problems: list[Problem] = []
+        problems: list[NodeProblem] = []
         mtu = self.pod_mtu(u, local.families)
         small = [f for f in local.families if mtu < MIN_MTU[f]]
         if small:
-            problems.append(Problem(local.name, "OverlayMTUTooSmall",
+            problems.append(NodeProblem(local.name, "OverlayMTUTooSmall",
                                     f"vxlan: {u.iface} has MTU {u.mtu}; less the {u.mtu - mtu}-byte VXLAN "
                                     f"overhead that leaves {mtu} for pods, below the "
                                     f"{max(MIN_MTU[f] for f in small)} IPv{max(small)} needs: no tunnel on node "
@@ -104,13 +104,13 @@ class VxlanBackend:
             vfam = self._vtep_family(u, fam)
             local_ip = u.addresses.get(vfam, "")
             if not local_ip:
-                problems.append(Problem(local.name, "VTEPAddressMissing",
+                problems.append(NodeProblem(local.name, "VTEPAddressMissing",
                                         f"vxlan: {u.iface} has no IPv{vfam} address for the IPv{fam} tunnel"))
                 continue
             key = BACKEND_DATA if fam == 4 else BACKEND_V6_DATA
             mac = vtep_mac(local.stored.get(key, ""))
             if mac and mac in local.taken_macs:
-                problems.append(Problem(local.name, "DuplicateVTEPMAC",
+                problems.append(NodeProblem(local.name, "DuplicateVTEPMAC",
                                         f"vxlan: the VTEP MAC {mac} stored for node {local.name} is published by "
                                         f"node {local.taken_macs[mac]} too; node {local.name} takes a new one"))
                 mac = ""
@@ -123,10 +123,10 @@ class VxlanBackend:
             ann[PUBLIC_IP if fam == 4 else PUBLIC_IPV6] = public
         return ann, problems
 
-    async def activate(self, local: LocalNode, families: Set[Family]) -> list[Problem]:
+    async def activate(self, local: LocalNode, families: Set[Family]) -> list[NodeProblem]:
         """Make the device of each family that has peers, once: a single node makes none, so several
         one-node installations can share a network namespace (one VNI per UDP port per namespace)."""
-        problems: list[Problem] = []
+        problems: list[NodeProblem] = []
         for fam in sorted(families):
             dev = self.names[fam]
             if fam not in self.macs or dev in self.made:
@@ -136,7 +136,7 @@ class VxlanBackend:
                 net = ipaddress.ip_network(local.pod_cidrs[fam], strict=False)
                 await self._ensure_address(dev, f"{net.network_address}/{net.max_prefixlen}", fam)
             except CniError as exc:
-                problems.append(Problem(local.name, "VXLANDeviceFailed", (
+                problems.append(NodeProblem(local.name, "VXLANDeviceFailed", (
                     f"vxlan: node {local.name} cannot make its IPv{fam} tunnel device {dev}: {exc} (VNI {VNI} on "
                     f"UDP {VXLAN_PORT} is taken in this network namespace by another flannel or pyk3s?)")))
         return problems
@@ -175,10 +175,10 @@ class VxlanBackend:
         return tuple(self.made)
 
     def plan(self, local: LocalNode, peers: Mapping[Family, Sequence[Peer]], reach: Mapping[str, Reach]) -> Plan:
-        routes: set[Route] = set()
+        routes: set[PodRoute] = set()
         neigh: set[Neighbour] = set()
         fdb: set[FdbEntry] = set()
-        problems: list[Problem] = []
+        problems: list[NodeProblem] = []
         routed: set[str] = set()
         for fam in local.families:
             dev = self.names[fam]
@@ -188,7 +188,7 @@ class VxlanBackend:
             ready = [p for p in peers.get(fam, ()) if p.backend_type == self.name and p.public_ip and p.vtep_mac]
             for p in peers.get(fam, ()):
                 if p.backend_type and p.backend_type != self.name:
-                    problems.append(Problem(p.name, "FlannelBackendMismatch",
+                    problems.append(NodeProblem(p.name, "FlannelBackendMismatch",
                                             f"node {p.name} uses the {p.backend_type} backend, node {local.name} "
                                             f"uses {self.name}; pod traffic between them is not routed"))
             # one MAC, one tunnel end: the oldest claimant keeps it
@@ -204,7 +204,7 @@ class VxlanBackend:
             for p in sorted(ready, key=lambda x: x.name):
                 if p.name in losers:
                     mac, keeper = losers[p.name]
-                    problems.append(Problem(p.name, "DuplicateVTEPMAC",
+                    problems.append(NodeProblem(p.name, "DuplicateVTEPMAC",
                                             f"vxlan: node {p.name} publishes VTEP MAC {mac}, which node {keeper} "
                                             f"already uses; node {local.name} does not route its pods (restart "
                                             f"the agent on {p.name}: it then picks a new MAC)"))
@@ -212,18 +212,18 @@ class VxlanBackend:
                 r = reach.get(p.public_ip)
                 if r is None or not r.ok:
                     why = r.error if r is not None else "not checked"
-                    problems.append(Problem(p.name, "VTEPUnreachable",
+                    problems.append(NodeProblem(p.name, "VTEPUnreachable",
                                             f"vxlan: the VTEP address {p.public_ip} of node {p.name} is not "
                                             f"reachable from node {local.name} ({why}); its pods are not routed"))
                     continue
                 gw = str(ipaddress.ip_network(p.pod_cidr, strict=False).network_address)
                 neigh.add(Neighbour(dev, gw, p.vtep_mac))
                 fdb.add(FdbEntry(dev, p.vtep_mac, p.public_ip))
-                routes.add(Route(dst=p.pod_cidr, via=gw, dev=dev, onlink=True))
+                routes.add(PodRoute(dst=p.pod_cidr, via=gw, dev=dev, onlink=True))
                 routed.add(p.name)
             if local.name in losers:
                 mac, keeper = losers[local.name]
-                problems.append(Problem(local.name, "DuplicateVTEPMAC",
+                problems.append(NodeProblem(local.name, "DuplicateVTEPMAC",
                                         f"vxlan: node {local.name} uses VTEP MAC {mac}, which node {keeper} "
                                         f"already uses; restart its agent to pick a new one"))
         return Plan(routes=frozenset(routes), neighbours=frozenset(neigh), fdb=frozenset(fdb),

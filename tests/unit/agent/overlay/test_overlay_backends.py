@@ -6,7 +6,7 @@ import pytest
 
 from pyk3s.agent.overlay.backend import LocalNode
 from pyk3s.agent.overlay.hostgw import HostGwBackend
-from pyk3s.agent.overlay.model import FdbEntry, Neighbour, Peer, Reach, Route
+from pyk3s.agent.overlay.model import FdbEntry, Neighbour, Peer, PodRoute, Reach
 from pyk3s.agent.overlay.underlay import Underlay, choose_underlay
 from pyk3s.agent.overlay.vxlan import VxlanBackend, device_names
 
@@ -35,7 +35,7 @@ def test_vxlan_entries_per_peer_as_flannel_programs_them() -> None:
     plan = b.plan(LOCAL, peers, reach)
     assert plan.problems == ()
     assert plan.routed == ("b", "c")
-    assert Route("10.42.1.0/24", "10.42.1.0", "pyk3s.1", onlink=True) in plan.routes
+    assert PodRoute("10.42.1.0/24", "10.42.1.0", "pyk3s.1", onlink=True) in plan.routes
     assert Neighbour("pyk3s.1", "10.42.2.0", "02:00:00:00:00:0c") in plan.neighbours
     assert FdbEntry("pyk3s.1", "02:00:00:00:00:0c", "172.31.2.3") in plan.fdb
 
@@ -108,7 +108,7 @@ def test_host_gw_routes_peers_on_the_link_and_refuses_the_others() -> None:
              "172.31.9.9": Reach(False, error="Network is unreachable")}
     plan = HostGwBackend().plan(LOCAL, peers, reach)
     assert plan.routed == ("b",)
-    assert Route("10.42.1.0/24", "172.31.1.2") in plan.routes
+    assert PodRoute("10.42.1.0/24", "172.31.1.2") in plan.routes
     assert sorted((p.node, p.reason) for p in plan.problems) == [("far", "HostGwPeerNotOnLink"),
                                                                   ("gone", "HostGwPeerUnreachable")]
     assert "172.31.1.253" in next(p.message for p in plan.problems if p.node == "far")
