@@ -40,7 +40,7 @@ _NO_BODY_STATUS = frozenset((204, 304))
 
 
 class H2Exchange(Exchange):
-    __slots__ = ("h2", "sid", "grpc", "unacked", "ended", "deadline", "reading_paused")
+    __slots__ = ("h2", "sid", "grpc", "unacked", "ended", "deadline", "reading_paused", "left")
 
     full_response = True
 
@@ -52,6 +52,7 @@ class H2Exchange(Exchange):
         self.unacked = 0  # request body bytes whose flow-control credit the client has not got back
         self.ended = False  # our side of the stream is closed (END_STREAM or RST_STREAM sent)
         self.reading_paused = False  # the upstream is paused because the client reads slowly
+        self.left = -1  # body bytes still to come when the answer has a Content-Length
         self.deadline: asyncio.TimerHandle | None = None
         if grpc:
             timeout = grpc_timeout(req.header("grpc-timeout"))
@@ -133,6 +134,9 @@ class H2Exchange(Exchange):
         self.h2.send_head(self.sid, response_fields(status, headers, length, extra), end)
         if end:
             self.ended = True
+        elif length is not None and self.h2up is None:
+            # an HTTP/1.1 answer with a length has no trailers: its last body bytes carry END_STREAM
+            self.left = length
 
     def response_body(self, data: bytes) -> None:
         if self.intercept is not None or self.ended or not data:
@@ -141,7 +145,11 @@ class H2Exchange(Exchange):
             data = self.encoder.compress(data)
             if not data:
                 return
-        if self.h2.send_body(self.sid, data, False) > HIGH_WATER and not self.reading_paused:
+        end = False
+        if self.left >= 0:
+            self.left -= len(data)
+            end = self.ended = self.left <= 0
+        if self.h2.send_body(self.sid, data, end) > HIGH_WATER and not self.reading_paused:
             self.reading_paused = True
             self.h2.paused_streams.add(self)
             up = self.up

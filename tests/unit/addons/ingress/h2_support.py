@@ -321,3 +321,52 @@ class Threaded:
             self.result = fn()
         except BaseException as err:  # noqa: BLE001 - handed to the test
             self.error = err
+
+
+class _H2BackendConn(asyncio.Protocol):
+    def __init__(self, backend: H2Backend) -> None:
+        from h2.config import H2Configuration as Config
+        self.backend = backend
+        self.conn = H2Connection(Config(client_side=False, header_encoding="utf-8"))
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.conn.initiate_connection()
+        transport.write(self.conn.data_to_send())
+
+    def data_received(self, data: bytes) -> None:
+        from h2.events import RequestReceived
+        for ev in self.conn.receive_data(data):
+            if isinstance(ev, RequestReceived):
+                self.backend.requests.append(dict(ev.headers))
+            elif isinstance(ev, StreamEnded):
+                sid = ev.stream_id
+                b = self.backend
+                self.conn.send_headers(sid, [(":status", "200"), *b.headers], end_stream=not b.body and not b.trailers)
+                if b.body:
+                    self.conn.send_data(sid, b.body, end_stream=not b.trailers)
+                if b.trailers:
+                    self.conn.send_headers(sid, b.trailers, end_stream=True)
+            elif isinstance(ev, DataReceived):
+                self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+        self.transport.write(self.conn.data_to_send())
+
+
+@dataclass
+class H2Backend:
+    """An h2c server (the h2 library) answering every request with the same headers, body and trailers."""
+
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    trailers: list[tuple[str, str]] = field(default_factory=list)
+    requests: list[dict[str, str]] = field(default_factory=list)
+    port: int = 0
+    server: Any = None
+
+    async def start(self) -> H2Backend:
+        self.server = await asyncio.get_running_loop().create_server(lambda: _H2BackendConn(self), "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    def close(self) -> None:
+        self.server.close()

@@ -18,6 +18,7 @@ from h2.connection import H2Connection
 from h2_support import (
     PREFACE,
     GrpcBackend,
+    H2Backend,
     H2Client,
     RawH2,
     Threaded,
@@ -388,3 +389,20 @@ async def test_refused_after_goaway(make_proxy, backend):
     assert any(isinstance(f, RstStreamFrame) and f.stream_id == 3 and f.error_code == 7 for f in frames)
     raw.close()
 
+
+
+async def test_h2_upstream_answer_with_length_and_trailers(make_proxy):
+    """A length on an HTTP/2 upstream's answer does not end the client's stream: trailers may follow."""
+    b = await H2Backend(headers=[("content-type", "application/grpc"), ("content-length", "7")], body=b"\0\0\0\0\2hi",
+                        trailers=[("grpc-status", "0"), ("x-t", "1")]).start()
+    try:
+        proxy = await make_proxy()
+        proxy.load(service_yaml("b", b.port) + route("Host(`b`)", svc="b", scheme="h2c"))
+        c = await H2Client.connect(proxy.port)
+        r = await c.request("/", "b", "POST", [("content-type", "application/grpc")], b"\0\0\0\0\0")
+        c.close()
+        assert r.body == b"\0\0\0\0\2hi" and r.trailers == {"grpc-status": "0", "x-t": "1"}
+        r1 = await http(proxy.port, "/", host="b", method="POST", body=b"\0\0\0\0\0")
+        assert r1.status == 200 and r1.headers.get("content-length") == "7" and r1.body == b"\0\0\0\0\2hi"
+    finally:
+        b.close()
