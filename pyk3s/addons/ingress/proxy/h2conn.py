@@ -9,7 +9,8 @@ things are added here:
 - :class:`FieldCacheEncoder` encodes header blocks without HPACK's dynamic table (a table size update
   to 0 opens the connection's first block), so a field's encoding depends on the field alone and is
   computed once per worker: Python HPACK and Huffman work turn into one dict lookup per field, for a
-  few bytes more on the wire per repeated field.
+  few bytes more on the wire per repeated field. Credentials (``authorization``, ``cookie``...) are
+  sent "never indexed" and not kept.
 - :class:`Outbox` sends DATA as the peer's flow-control windows allow and queues the rest per stream,
   in order, with the stream's end (and trailers) after its last byte. Callers read ``backlog`` to
   stop their producer while a stream's queue is over ``HIGH_WATER``; ``flush`` after a WINDOW_UPDATE
@@ -28,7 +29,7 @@ from hpack import Encoder
 from hyperframe.frame import Frame, GoAwayFrame
 
 __all__ = ["H2Session", "Outbox", "FieldCacheEncoder", "PREFACE", "HIGH_WATER", "LOW_WATER", "Header", "goaway_bytes",
-           "str_headers"]
+           "str_headers", "canonical_name"]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 HIGH_WATER = 64 * 1024  # a stream's queued bytes above which its producer is paused (one default window)
@@ -38,6 +39,8 @@ Header = tuple[bytes, bytes]
 
 
 _FIELD_CACHE_MAX = 8192
+_FIELD_CACHE_ITEM = 512  # longer fields are encoded each time
+_SENSITIVE = frozenset((b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"))
 _FIELDS: dict[tuple[bytes, bytes], bytes] = {}
 
 
@@ -67,10 +70,14 @@ class FieldCacheEncoder(Encoder):
                    value if isinstance(value, bytes) else value.encode())
             encoded = fields.get(key)
             if encoded is None:
+                if key[0] in _SENSITIVE:  # credentials: "never indexed" (RFC 7541 7.1.3), and never kept here
+                    out.append(_ZERO.encode([(key[0], key[1], True)]))
+                    continue
                 encoded = _ZERO.encode([key])
-                if len(fields) >= _FIELD_CACHE_MAX:
-                    fields.clear()
-                fields[key] = encoded
+                if len(key[0]) + len(key[1]) <= _FIELD_CACHE_ITEM:
+                    if len(fields) >= _FIELD_CACHE_MAX:
+                        fields.clear()
+                    fields[key] = encoded
             out.append(encoded)
         return b"".join(out)
 
@@ -107,8 +114,23 @@ def goaway_bytes(last_stream_id: int, error_code: int = 0, debug: bytes = b"") -
     return frame.serialize()
 
 
+_NAMES: dict[bytes, str] = {}
+_NAMES_MAX = 4096
+
+
+def canonical_name(name: bytes) -> str:
+    """Go's CanonicalHeaderKey of a lower-case HTTP/2 field name (``content-type`` -> ``Content-Type``),
+    as Traefik writes an HTTP/2 backend's fields to HTTP/1.1 clients."""
+    found = _NAMES.get(name)
+    if found is None:
+        found = "-".join(p[:1].upper() + p[1:] for p in name.decode("latin-1").split("-"))
+        if len(_NAMES) < _NAMES_MAX:
+            _NAMES[name] = found
+    return found
+
+
 def str_headers(headers: list[tuple[bytes, bytes]] | list[Header]) -> tuple[int, list[tuple[str, str]]]:
-    """(``:status`` or 0, the regular fields as latin-1 strings) of a decoded header block."""
+    """(``:status`` or 0, the regular fields with canonical names, latin-1 strings) of a decoded block."""
     status = 0
     out: list[tuple[str, str]] = []
     for name, value in headers:
@@ -116,7 +138,7 @@ def str_headers(headers: list[tuple[bytes, bytes]] | list[Header]) -> tuple[int,
             if name == b":status" and value.isdigit():
                 status = int(value)
             continue
-        out.append((name.decode("latin-1"), value.decode("latin-1")))
+        out.append((canonical_name(name), value.decode("latin-1")))
     return status, out
 
 
