@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 SERVER_PKGS="iproute2 nftables kmod procps util-linux"
 TEST_PKGS="dnsutils curl etcd-server etcd-client postgresql chromium"
-BENCH_PKGS="knot dnsperf wrk haproxy nginx-light iperf3 iptables"
+BENCH_PKGS="knot unbound dnsperf wrk haproxy nginx-light iperf3 iptables"
 
 usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 
