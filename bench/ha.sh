@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ "$(id -u)" = 0 ] || { echo "ha.sh: needs root (PostgreSQL runs as the postgres user)" >&2; exit 1; }
-PY="${BENCH_PYTHON:-python3}"
+PY="${BENCH_PYTHON:-$ROOT/.venv/bin/python}"
 cd "$ROOT"
 exec "$PY" - "$TRIALS" "$SECONDS_" "$CONC" "$ENGINES" <<'PYEOF'
 import asyncio, statistics, sys, threading, time

@@ -60,7 +60,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 need nginx haproxy wrk ss curl
-PY="${BENCH_PYTHON:-python3}"
+PY="${BENCH_PYTHON:-$ROOT/.venv/bin/python}"
 TS_LOAD=(); TS_PROXY=(); MODE=unpinned
 if [ "$PIN" = 1 ]; then
   need taskset
