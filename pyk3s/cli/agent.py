@@ -25,11 +25,13 @@ from pyk3s.agent.config import NodeConfig
 from pyk3s.agent.join import JoinError, parse_servers, run_joined_agent
 from pyk3s.agent.node import NodeError
 from pyk3s.agent.run import AgentCerts, run_agent
+from pyk3s.checkconfig import CheckSettings
 from pyk3s.client import Client
 from pyk3s.k3s.network import ClusterNetwork
 from pyk3s.k3s.paths import default_data_dir
 from pyk3s.k3s.token import parse_token, read_token_flags
 
+from .check_config import refuse_start
 from .flag_tables import AGENT_FLAGS, AGENT_KUBECONFIG_FLAGS
 from .flags import Parsed, parse_flags
 from .logs import setup_logging
@@ -108,6 +110,8 @@ def main(argv: list[str]) -> int:
         f = parse_flags("pyk3s agent", "Run a pyk3s node agent against the API server of a kubeconfig",
                         AGENT_KUBECONFIG_FLAGS, argv)
         setup_logging(f.debug)
+        if refuse_start(agent_check_settings(NodeConfig.from_flags(f.values, _data_dir(f))), "pyk3s agent"):
+            return 1
         return _run(lambda: _run_with_kubeconfig(f))
     f = parse_flags("pyk3s agent", "Run a pyk3s node agent that joins a server", AGENT_FLAGS, argv)
     setup_logging(f.debug)
@@ -120,4 +124,17 @@ def main(argv: list[str]) -> int:
         print(f"pyk3s agent: {err}", file=sys.stderr)
         return 1
     node = NodeConfig.from_flags(f.values, _data_dir(f))
-    return _run(lambda: run_joined_agent(node, servers, token, int(f.lb_server_port)))
+    lb_port = int(f.lb_server_port)
+    if refuse_start(agent_check_settings(node, lb_port), "pyk3s agent"):
+        return 1
+    return _run(lambda: run_joined_agent(node, servers, token, lb_port))
+
+
+def agent_check_settings(node: NodeConfig, lb_port: int = 0) -> CheckSettings:
+    """The start-up checks of a node agent: the cluster's CIDRs come from the server later (the agent
+    compares them with the host's routes itself then)."""
+    return CheckSettings(
+        data_dir=node.data_dir, server=False, agent=True, kubelet_port=node.kubelet_port, ingress=False,
+        cluster_cidrs=(), service_cidrs=(), bridge_name=node.bridge_name,
+        extra_ports=((lb_port, "the agent's load balancer (--lb-server-port)"),) if lb_port else (),
+    )
