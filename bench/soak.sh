@@ -5,8 +5,8 @@
 #   bench/soak.sh [--duration 1800] [--interval 30] [--warmup 300] [--tolerance 1.0] [--routes 1000]
 #                 [--dns-rate 5000] [--api-rate 20] [--out DIR]
 #
-# Starts a `pyk3s server` (API only, loopback), the ingress (`pyk3s traefik --kubeconfig`, one worker,
-# --routes IngressRoutes with Host rules to one nginx backend) and the DNS server (`pyk3s coredns
+# Starts a `pyk3s server` (API only, loopback), the ingress (`pyk3s traefik --kubeconfig` with the packaged
+# Deployment's flags: dashboard, ping, Prometheus metrics; one worker; --routes IngressRoutes with Host rules to one nginx backend) and the DNS server (`pyk3s coredns
 # --kubeconfig`, one worker, the packaged Corefile, 1,000 Services, forwarding to a local knot), all
 # watching that API server. Load,
 # all bounded by --duration: wrk -t1 -c64 with a random Host among the routes on every request; dnsperf
@@ -120,9 +120,13 @@ k create configmap soak-0 --from-literal=n=0 >/dev/null || die "configmap"
 log "API: $ROUTES IngressRoutes, $SERVICES Services"
 
 # the ingress and the DNS server, one worker each
-IPORT=$(free_port)
+IPORT=$(free_port); TPORT=$(free_port); XPORT=$(free_port)
+# the packaged Deployment's flags (pyk3s/manifests/traefik.yaml), on loopback ports, one worker
 start_bg "$BENCH_TMP/ingress.log" "$PY" -m pyk3s traefik --kubeconfig "$KC" \
-  "--entryPoints.web.address=127.0.0.1:$IPORT" --providers.kubernetescrd --workers=1 --log.level=ERROR
+  "--entryPoints.web.address=127.0.0.1:$IPORT" "--entryPoints.traefik.address=127.0.0.1:$TPORT" \
+  "--entryPoints.metrics.address=127.0.0.1:$XPORT" --api.dashboard=true --ping=true --metrics.prometheus=true \
+  --metrics.prometheus.entrypoint=metrics --providers.kubernetescrd --providers.kubernetesingress \
+  --workers=1 --log.level=ERROR
 ING_PID=$LAST_PID
 wait_port "$IPORT" tcp 60 "$ING_PID" "$BENCH_TMP/ingress.log"
 start_bg "$BENCH_TMP/dns.log" env PYK3S_DNS_WORKERS=1 "$PY" -m pyk3s coredns -conf "$BENCH_TMP/dns/Corefile" --kubeconfig "$KC"
@@ -202,6 +206,9 @@ while :; do
   echo "$row" >>"$SAMPLES"
   log "t=${now}s RSS MiB ingress/dns/api: $(echo "$row" | cut -f2- | tr '\t' '/')"
   for pid in "$ING_PID" "$DNS_PID" "$API_PID"; do kill -0 "$pid" 2>/dev/null || die "a component (pid $pid) exited"; done
+  # what a Prometheus and a health check would read meanwhile
+  curl -s -o /dev/null "http://127.0.0.1:$XPORT/metrics"; curl -s -o /dev/null "http://127.0.0.1:$TPORT/ping"
+  curl -s -o /dev/null "http://127.0.0.1:$TPORT/api/http/routers?per_page=10"
   [ "$now" -ge "$DURATION" ] && break
   sleep "$INTERVAL"
 done
