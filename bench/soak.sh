@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=$2; shift 2 ;; --interval) INTERVAL=$2; shift 2 ;; --warmup) WARMUP=$2; shift 2 ;;
     --tolerance) TOLERANCE=$2; shift 2 ;; --routes) ROUTES=$2; shift 2 ;; --dns-rate) DNS_RATE=$2; shift 2 ;;
     --api-rate) API_RATE=$2; shift 2 ;; --out) OUTDIR=$2; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;; *) die "unknown option $1" ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;; *) die "unknown option $1" ;;
   esac
 done
 need nginx knotd wrk dnsperf kubectl curl
