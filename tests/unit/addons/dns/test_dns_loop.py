@@ -13,7 +13,7 @@ import pytest
 from test_dns_plugins import Upstream
 
 from pyk3s.addons.dns.plugins.loop import LoopPlugin
-from pyk3s.addons.dns.runtime import Runtime
+from pyk3s.addons.dns.runtime import DnsRuntime
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ async def test_forwarding_to_itself_is_a_loop(tmp_path: Path, quick_probes: None
         port = probe.getsockname()[1]
     corefile = tmp_path / "Corefile"
     corefile.write_text(f".:{port} {{\n    bind 127.0.0.1\n    loop\n    forward . 127.0.0.1:{port}\n}}\n")
-    rt = Runtime(str(corefile))
+    rt = DnsRuntime(str(corefile))
     await rt.start()
     try:
         await asyncio.wait_for(rt.stopped.wait(), 3)
