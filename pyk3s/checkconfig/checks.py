@@ -58,7 +58,7 @@ class CheckSettings:
     agent: bool = True                    # runs pods (root, nftables, links, kubelet port)
     bind_address: str = "0.0.0.0"
     https_port: int = 6443
-    kubelet_port: int = 10250
+    kubelet_port: int = 10250            # 0: not checked
     ingress: bool = True                  # the packaged Traefik takes ports 80 and 443
     cluster_cidrs: tuple[str, ...] = ("10.42.0.0/16",)
     service_cidrs: tuple[str, ...] = ("10.43.0.0/16",)
@@ -228,7 +228,7 @@ def wanted_ports(s: CheckSettings) -> list[tuple[int, str, bool]]:
     ports: list[tuple[int, str, bool]] = []
     if s.server:
         ports.append((s.https_port, "the API server (--https-listen-port)", True))
-    if s.agent:
+    if s.agent and s.kubelet_port:
         ports.append((s.kubelet_port, "the kubelet (--kubelet-port)", True))
     if s.agent and s.ingress:
         ports += [(80, "the packaged ingress (Traefik's web entry point)", False),

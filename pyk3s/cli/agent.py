@@ -124,17 +124,17 @@ def main(argv: list[str]) -> int:
         print(f"pyk3s agent: {err}", file=sys.stderr)
         return 1
     node = NodeConfig.from_flags(f.values, _data_dir(f))
-    lb_port = int(f.lb_server_port)
-    if refuse_start(agent_check_settings(node, lb_port), "pyk3s agent"):
+    if refuse_start(agent_check_settings(node), "pyk3s agent"):
         return 1
-    return _run(lambda: run_joined_agent(node, servers, token, lb_port))
+    return _run(lambda: run_joined_agent(node, servers, token, int(f.lb_server_port)))
 
 
-def agent_check_settings(node: NodeConfig, lb_port: int = 0) -> CheckSettings:
-    """The start-up checks of a node agent: the cluster's CIDRs come from the server later (the agent
-    compares them with the host's routes itself then)."""
+def agent_check_settings(node: NodeConfig) -> CheckSettings:
+    """The start-up checks of a node agent: what it cannot run without (root, nft, ip, nf_tables nat, its
+    data dir). The cluster's CIDRs come from the server later, and the agent compares them with the
+    host's routes itself then; its ports are checked after the server has accepted the node (a node
+    name already registered is the clearer error)."""
     return CheckSettings(
-        data_dir=node.data_dir, server=False, agent=True, kubelet_port=node.kubelet_port, ingress=False,
+        data_dir=node.data_dir, server=False, agent=True, kubelet_port=0, ingress=False,
         cluster_cidrs=(), service_cidrs=(), bridge_name=node.bridge_name,
-        extra_ports=((lb_port, "the agent's load balancer (--lb-server-port)"),) if lb_port else (),
     )
