@@ -9,8 +9,8 @@
 # Debian packages are installed with apt-get only when missing (root needed then); the venv is
 # `.venv` in the checkout, with pyk3s installed editable (`.[test]` for --test).  Packaged services
 # (postgresql, etcd, nginx, knot) are kept from starting on install by a temporary policy-rc.d.
-# --test is what CI runs (`.ci/run`): it prints every skip reason and fails when a whole test file
-# is skipped on a machine that should run it, or when no test ran.
+# --test is what CI runs (`.ci/run`): ruff, mypy, then pytest, printing every skip reason; it fails
+# when a whole test file is skipped on a machine that should run it, or when no test ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -80,6 +80,7 @@ case "$mode" in
     # leftovers of an earlier crashed run (only names pyk3s owns)
     python -m pyk3s killall --leftovers-only >/dev/null 2>&1 || true
     ruff check pyk3s tests bench
+    mypy
     set +e
     python -m pytest -q -p no:cacheprovider -rs --require-areas "$@"
     rc=$?

@@ -17,7 +17,8 @@ import hashlib
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from .dynamic import LoadBalancer, StickyCookie
+from ..config.dynamic import LoadBalancer, StickyCookie
+from ..http.request import HttpRequest
 
 __all__ = [
     "Target", "Balancer", "WeightedBalancer", "MirrorService", "InternalService", "INTERNAL_SERVICES",
@@ -68,8 +69,8 @@ def _cookie_header(sticky: StickyCookie, name: str, value: str) -> str:
     return "; ".join(parts)
 
 
-def _request_cookie(req: object, name: str) -> str | None:
-    for raw in req.header_values("cookie"):  # type: ignore[attr-defined]
+def _request_cookie(req: HttpRequest, name: str) -> str | None:
+    for raw in req.header_values("cookie"):
         for part in raw.split(";"):
             k, sep, v = part.strip().partition("=")
             if sep and k == name:
@@ -83,7 +84,7 @@ class Balancer:
     def __init__(self, name: str, lb: LoadBalancer) -> None:
         self.name = name
         self.internal = ""
-        self.mirrors = ()
+        self.mirrors: Mirrors = ()
         self.targets = tuple(Target(s.url, lb.pass_host_header, s.fenced) for s in lb.servers)
         self.active = tuple(t for t in self.targets if not t.fenced)
         self.index = 0
@@ -91,9 +92,10 @@ class Balancer:
         self.cookie = cookie_name(lb.sticky, name) if lb.sticky else ""
         self.by_cookie = {t.cookie_value: t for t in self.targets} | {t.url: t for t in self.targets}
 
-    def pick(self, req: object) -> tuple[Target | None, str | None]:
+    def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
+        """The next server by round robin, or the one the sticky cookie names (``req`` None: no cookie)."""
         active = self.active
-        if self.sticky is not None:
+        if self.sticky is not None and req is not None:
             value = _request_cookie(req, self.cookie)
             if value is not None and (t := self.by_cookie.get(value)) is not None and not t.fenced:
                 return t, None
@@ -110,30 +112,31 @@ class Balancer:
 class WeightedBalancer:
     __slots__ = ("name", "children", "deadlines", "sticky", "cookie", "internal", "mirrors")
 
-    def __init__(self, name: str, children: Sequence[tuple[str, object, int]], sticky: StickyCookie | None) -> None:
+    def __init__(self, name: str, children: Sequence[tuple[str, CompiledService, int]],
+                 sticky: StickyCookie | None) -> None:
         self.name = name
         self.internal = ""
-        self.mirrors = ()
+        self.mirrors: Mirrors = ()
         self.children = [(n, svc, max(w, 0)) for n, svc, w in children if w > 0]
         self.deadlines = [1.0 / w for _, _, w in self.children]
         self.sticky = sticky
         self.cookie = cookie_name(sticky, name) if sticky else ""
 
-    def pick(self, req: object) -> tuple[Target | None, str | None]:
+    def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
         if not self.children:
             return None, None
-        if self.sticky is not None:
+        if self.sticky is not None and req is not None:
             value = _request_cookie(req, self.cookie)
             for n, svc, _ in self.children:
                 if value == hashlib.sha256(n.encode()).hexdigest()[:16]:
-                    target, cookie = svc.pick(req)  # type: ignore[attr-defined]
+                    target, cookie = svc.pick(req)
                     if target is not None:
                         return target, cookie
         dl = self.deadlines
         i = min(range(len(dl)), key=dl.__getitem__)
         n, svc, w = self.children[i]
         dl[i] += 1.0 / w
-        target, cookie = svc.pick(req)  # type: ignore[attr-defined]
+        target, cookie = svc.pick(req)
         if self.sticky is not None and target is not None:
             mine = _cookie_header(self.sticky, self.cookie, hashlib.sha256(n.encode()).hexdigest()[:16])
             cookie = mine if cookie is None else cookie  # one Set-Cookie per hop is enough for affinity
@@ -143,26 +146,26 @@ class WeightedBalancer:
 class MirrorService:
     __slots__ = ("name", "main", "mirrors", "mirror_body", "max_body_size", "counters", "internal")
 
-    def __init__(self, name: str, main: object, mirrors: Sequence[tuple[object, int]],
+    def __init__(self, name: str, main: CompiledService, mirrors: Sequence[tuple[CompiledService, int]],
                  mirror_body: bool, max_body_size: int) -> None:
         self.name = name
         self.internal = ""
         self.main = main
-        self.mirrors = tuple(mirrors)
+        self.mirrors: Mirrors = tuple(mirrors)
         self.mirror_body = mirror_body
         self.max_body_size = max_body_size
         self.counters = [0] * len(self.mirrors)
 
-    def pick(self, req: object) -> tuple[Target | None, str | None]:
-        return self.main.pick(req)  # type: ignore[attr-defined]
+    def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
+        return self.main.pick(req)
 
-    def mirror_targets(self, req: object) -> list[Target]:
+    def mirror_targets(self, req: HttpRequest) -> list[Target]:
         """Mirrors chosen for this request: each gets ``percent`` of requests, spread evenly."""
         out = []
         for i, (svc, percent) in enumerate(self.mirrors):
             self.counters[i] = (self.counters[i] + 1) % 100
             if self.counters[i] < percent or percent >= 100:
-                t, _ = svc.pick(req)  # type: ignore[attr-defined]
+                t, _ = svc.pick(req)
                 if t is not None:
                     out.append(t)
         return out
@@ -174,10 +177,11 @@ class InternalService:
     def __init__(self, name: str) -> None:
         self.name = name
         self.internal = name.split("@", 1)[0]
-        self.mirrors = ()
+        self.mirrors: Mirrors = ()
 
-    def pick(self, req: object) -> tuple[Target | None, str | None]:
+    def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
         return None, None
 
 
 CompiledService = Balancer | WeightedBalancer | MirrorService | InternalService
+Mirrors = tuple[tuple[CompiledService, int], ...]  # (service, percent); only mirroring services have any

@@ -14,19 +14,32 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
-from typing import Any
+from typing import TypedDict
 
-__all__ = ["Metrics", "render", "BUCKETS"]
+__all__ = ["ProxyMetrics", "MetricsSnapshot", "render", "BUCKETS"]
 
 BUCKETS = (0.1, 0.3, 1.2, 5.0)
 
+Series = dict[tuple[str, str, str, str], list[float]]
+"""(code, method, protocol, entrypoint or service) -> [count, sum of seconds, one count per bucket]."""
 
-class Metrics:
+
+class MetricsSnapshot(TypedDict):
+    """A worker's counters as sent to the supervisor."""
+
+    entry: Series
+    service: Series
+    reloads: int
+    ok: int
+    ts: float
+
+
+class ProxyMetrics:
     __slots__ = ("entry", "service", "reloads", "last_reload_ok", "last_reload_ts", "enabled")
 
     def __init__(self, enabled: bool = True) -> None:
-        self.entry: dict[tuple[str, str, str, str], list[float]] = {}
-        self.service: dict[tuple[str, str, str, str], list[float]] = {}
+        self.entry: Series = {}
+        self.service: Series = {}
         self.reloads = 0
         self.last_reload_ok = 0
         self.last_reload_ts = 0.0
@@ -56,18 +69,18 @@ class Metrics:
             if b < len(BUCKETS):
                 row[2 + b] += 1
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> MetricsSnapshot:
         return {"entry": dict(self.entry), "service": dict(self.service), "reloads": self.reloads,
                 "ok": self.last_reload_ok, "ts": self.last_reload_ts}
 
 
-def _merge(into: dict, rows: dict) -> None:
+def _merge(into: Series, rows: Series) -> None:
     for k, v in rows.items():
         cur = into.get(k)
         into[k] = list(v) if cur is None else [a + b for a, b in zip(cur, v, strict=True)]
 
 
-def _series(name: str, label: str, rows: dict, out: list[str]) -> None:
+def _series(name: str, label: str, rows: Series, out: list[str]) -> None:
     out.append(f"# HELP traefik_{name}_requests_total How many HTTP requests processed, partitioned by status code, protocol, and method.")
     out.append(f"# TYPE traefik_{name}_requests_total counter")
     for (code, method, proto, who), row in sorted(rows.items()):
@@ -85,9 +98,9 @@ def _series(name: str, label: str, rows: dict, out: list[str]) -> None:
         out.append(f"traefik_{name}_request_duration_seconds_count{{{labels}}} {int(row[0])}")
 
 
-def render(snapshots: Iterable[dict[str, Any]]) -> bytes:
-    entry: dict = {}
-    service: dict = {}
+def render(snapshots: Iterable[MetricsSnapshot]) -> bytes:
+    entry: Series = {}
+    service: Series = {}
     reloads, ok, ts = 0, 0, 0.0
     for snap in snapshots:
         _merge(entry, snap["entry"])

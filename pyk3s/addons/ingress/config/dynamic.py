@@ -2,7 +2,7 @@
 
 Providers return a :class:`DynamicConfig` with unqualified names; :func:`merge` qualifies every name
 with ``@<provider>`` (references without ``@`` resolve inside their own provider) and joins them.
-``compile.py`` is the only consumer that turns this into a routing table.
+``routing/compile.py`` is the only consumer that turns this into a routing table.
 
 ``to_json`` gives the Traefik JSON spelling (``entryPoints``, ``loadBalancer``…) used by the API.
 """

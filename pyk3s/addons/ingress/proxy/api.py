@@ -14,19 +14,25 @@ from __future__ import annotations
 import json
 import mimetypes
 import time
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 from urllib.parse import unquote
 
-from .compile import Compiled, runtime_counts
-from .proxy.reply import Reply
+from ..config.static import EntryPoint
+from ..http.reply import Reply
+from ..http.request import HttpRequest
+from ..routing.compile import Compiled, runtime_counts
 
-__all__ = ["ApiHandler", "VERSION", "CODENAME"]
+__all__ = ["ApiHandler", "Explain", "VERSION", "CODENAME"]
 
 VERSION = "3.5.1"
 CODENAME = "chabichou"
 _CSP = "frame-src 'self' https://traefik.io https://*.traefik.io;"
 _JSON = [("Content-Type", "application/json")]
+
+Explain = Callable[[Compiled, HttpRequest], dict[str, Any]]
+"""Answers ``/api/explain`` from the compiled configuration and the API request (``explain.explain_api``)."""
 
 
 def _json(status: int, body: Any, headers: list[tuple[str, str]] | None = None) -> Reply:
@@ -43,12 +49,13 @@ def _dashboard_file(name: str) -> bytes | None:
 class ApiHandler:
     """Answers api@internal requests from the current compiled configuration."""
 
-    def __init__(self, get_compiled: Any, explain: Any = None, started: float | None = None) -> None:
+    def __init__(self, get_compiled: Callable[[], Compiled], explain: Explain | None = None,
+                 started: float | None = None) -> None:
         self.get_compiled = get_compiled
         self.explain = explain
         self.start_date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started or time.time()))
 
-    def handle(self, req: Any) -> Reply:
+    def handle(self, req: HttpRequest) -> Reply:
         if req.method not in ("GET", "HEAD"):
             return Reply(405, [("Content-Type", "text/plain; charset=utf-8")], b"405 method not allowed\n")
         path = req.path
@@ -74,7 +81,7 @@ class ApiHandler:
             ctype += "; charset=utf-8"
         return Reply(200, [("Content-Type", ctype), ("Content-Security-Policy", _CSP)], data)
 
-    def api(self, path: str, req: Any, c: Compiled) -> Reply:
+    def api(self, path: str, req: HttpRequest, c: Compiled) -> Reply:
         rt = c.runtime
         parts = [unquote(p) for p in path.strip("/").split("/", 2)] if path.strip("/") else []
         if not parts:
@@ -113,7 +120,7 @@ class ApiHandler:
         return _json(404, {"message": "not found"})
 
     @staticmethod
-    def entrypoint(ep: Any) -> dict[str, Any]:
+    def entrypoint(ep: EntryPoint) -> dict[str, Any]:
         out: dict[str, Any] = {"address": ep.address, "transport": {
             "lifeCycle": {"graceTimeOut": "10s"},
             "respondingTimeouts": {"readTimeout": "1m0s", "idleTimeout": "3m0s"}},
@@ -130,7 +137,7 @@ class ApiHandler:
         return out
 
     @staticmethod
-    def filtered(items: list[dict[str, Any]], req: Any) -> list[dict[str, Any]]:
+    def filtered(items: list[dict[str, Any]], req: HttpRequest) -> list[dict[str, Any]]:
         q = req.query_map()
         search = (q.get("search") or [""])[0]
         status = (q.get("status") or [""])[0]
@@ -155,7 +162,7 @@ class ApiHandler:
         return out
 
     @staticmethod
-    def listing(items: list[dict[str, Any]], req: Any) -> Reply:
+    def listing(items: list[dict[str, Any]], req: HttpRequest) -> Reply:
         q = req.query_map()
         try:
             page = int((q.get("page") or ["1"])[0])

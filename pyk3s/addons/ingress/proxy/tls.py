@@ -16,16 +16,16 @@ import ssl
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from .dynamic import Certificate, DynamicConfig, TLSOptions
+from ..config.dynamic import Certificate, DynamicConfig, TLSOptions
+from ..rules import parse_rule
 
-__all__ = ["CertStore", "default_certificate", "listening_context", "build_store", "VERSIONS"]
+__all__ = ["CertStore", "default_certificate", "listening_context", "build_store", "host_options", "VERSIONS"]
 
 VERSIONS = {"VersionTLS10": ssl.TLSVersion.TLSv1, "VersionTLS11": ssl.TLSVersion.TLSv1_1,
             "VersionTLS12": ssl.TLSVersion.TLSv1_2, "VersionTLS13": ssl.TLSVersion.TLSv1_3}
@@ -174,9 +174,9 @@ def build_store(cfg: DynamicConfig, host_options: dict[str, str] | None = None) 
         store.default = _GENERATED[0]
     store.options = {"default": TLSOptions(), **dict(cfg.tls_options)}
     for name, opt in list(store.options.items()):
-        err = validate_options(opt, f"TLS option {name}")
-        if err:
-            store.errors.append(err)
+        problem = validate_options(opt, f"TLS option {name}")
+        if problem:
+            store.errors.append(problem)
             store.options.pop(name)
             store.options.setdefault("default", TLSOptions())
     store.host_options = dict(host_options or {})
@@ -189,7 +189,7 @@ def listening_context(get_store: Callable[[], CertStore]) -> ssl.SSLContext:
     if base is None:
         base = _context(default_certificate(), TLSOptions())
 
-    def sni(sslobj: Any, server_name: str | None, _ctx: ssl.SSLContext) -> int | None:
+    def sni(sslobj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> int | None:
         store = get_store()
         name = server_name or ""
         if store.strict(name) and name and store.best(name)[0] < 0:
@@ -201,3 +201,18 @@ def listening_context(get_store: Callable[[], CertStore]) -> ssl.SSLContext:
 
     base.sni_callback = sni
     return base
+
+
+def host_options(cfg: DynamicConfig) -> dict[str, str]:
+    """Server name -> TLS option of the TLS routers whose rule names that host."""
+    out: dict[str, str] = {}
+    for r in cfg.routers.values():
+        if r.tls is None or not r.tls.options:
+            continue
+        try:
+            hosts = parse_rule(r.rule, r.rule_syntax or "v3").hosts or ()
+        except Exception:  # noqa: BLE001 - a bad rule is reported by compile
+            continue
+        for h in hosts:
+            out.setdefault(h, r.tls.options)
+    return out

@@ -1,25 +1,36 @@
-"""Static configuration from Traefik's CLI flags, and the internal provider it implies.
+"""Static configuration from Traefik's CLI flags.
 
 Flags use Traefik's spelling with case-insensitive keys (``--entryPoints.web.address=:8000``,
 ``--entrypoints.web.http.redirections.entryPoint.to=websecure``, ``--providers.kubernetescrd``,
 ``--api.dashboard=true``, ``--api.insecure``, ``--ping``, ``--metrics.prometheus``, ``--log.level``).
-A flag without ``=value`` is ``true``. ``internal_config(static)`` returns the routers Traefik adds by
-itself (api/dashboard on the ``traefik`` entrypoint, ping, prometheus, entrypoint redirections).
+A flag without ``=value`` is ``true``. The routers these flags imply (api, dashboard, ping, prometheus,
+entrypoint redirections) come from the internal provider, ``providers/internal.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from .dynamic import DynamicConfig, Middleware, Router, Service
 from .errors import ConfigError
-from .providers.common import ProviderOptions
 
-__all__ = ["EntryPoint", "StaticConfig", "parse_flags", "static_from_flags", "internal_config", "MAX_INT"]
+__all__ = ["EntryPoint", "ProviderOptions", "StaticConfig", "parse_flags", "static_from_flags", "MAX_INT"]
 
 MAX_INT = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderOptions:
+    """A Kubernetes provider's static options (``--providers.kubernetescrd.*``, ``--providers.kubernetesingress.*``)."""
+
+    allow_cross_namespace: bool = False
+    allow_empty_services: bool = False
+    allow_external_name_services: bool = False
+    ingress_class: str = ""
+    default_rule_syntax: str = "v3"
+    strict_prefix_matching: bool = False
+    namespaces: tuple[str, ...] = ()
+    published_service: str = ""  # "ns/name" for Ingress status
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +74,7 @@ class StaticConfig:
     kubeconfig: str = ""
     workers: int = 0
     default_rule_syntax: str = "v3"
-    raw: Mapping[str, Any] = field(default_factory=dict)
+    raw: Mapping[str, str] = field(default_factory=dict)  # every flag, keys lower-cased
 
 
 def parse_flags(argv: list[str]) -> dict[str, str]:
@@ -162,38 +173,3 @@ def static_from_flags(argv: list[str]) -> StaticConfig:
         ingress=_provider(flags, "providers.kubernetesingress", syntax),
         log_level=flags.get("log.level", "ERROR").upper(), kubeconfig=flags.get("kubeconfig", ""),
         workers=int(flags.get("workers", "0") or 0), default_rule_syntax=syntax, raw=flags)
-
-
-def internal_config(static: StaticConfig) -> DynamicConfig:
-    """Routers Traefik creates by itself (pkg/provider/traefik/internal.go), names unqualified."""
-    routers: dict[str, Router] = {}
-    middlewares: dict[str, Middleware] = {}
-    services: dict[str, Service] = {}
-    if static.api_insecure:
-        routers["api"] = Router(rule="PathPrefix(`/api`)", service="api@internal", entry_points=("traefik",),
-                                priority=MAX_INT - 1)
-        if static.api_dashboard:
-            routers["dashboard"] = Router(rule="PathPrefix(`/`)", service="dashboard@internal",
-                                          entry_points=("traefik",), priority=MAX_INT - 2,
-                                          middlewares=("dashboard_redirect", "dashboard_stripprefix"))
-            middlewares["dashboard_redirect"] = Middleware("redirectRegex", {
-                "regex": r"^(http:\/\/(\[[\w:.]+\]|[\w\._-]+)(:\d+)?)\/$", "replacement": "${1}/dashboard/",
-                "permanent": True})
-            middlewares["dashboard_stripprefix"] = Middleware("stripPrefix", {"prefixes": ["/dashboard/", "/dashboard"]})
-    if static.ping:
-        routers["ping"] = Router(rule="PathPrefix(`/ping`)", service="ping@internal",
-                                 entry_points=(static.ping_entrypoint,), priority=MAX_INT)
-    if static.prometheus:
-        routers["prometheus"] = Router(rule="PathPrefix(`/metrics`)", service="prometheus@internal",
-                                       entry_points=(static.prometheus_entrypoint,), priority=MAX_INT)
-    for name, ep in static.entrypoints.items():
-        if not ep.redirect_to:
-            continue
-        target = static.entrypoints.get(ep.redirect_to)
-        port = str(target.port) if target is not None else ep.redirect_to.lstrip(":")
-        key = f"{name}-to-{ep.redirect_to}"
-        routers[key] = Router(rule="HostRegexp(`^.+$`)", service="noop@internal", entry_points=(name,),
-                              middlewares=(f"redirect-{key}",), priority=ep.redirect_priority)
-        middlewares[f"redirect-{key}"] = Middleware("redirectScheme", {
-            "scheme": ep.redirect_scheme, "port": port, "permanent": ep.redirect_permanent})
-    return DynamicConfig(routers=routers, services=services, middlewares=middlewares)

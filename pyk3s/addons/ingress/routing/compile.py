@@ -1,10 +1,9 @@
 """DynamicConfig -> routing table + runtime status: the only place that builds handlers (STYLE §2).
 
 Per router: parse the rule, resolve priority (explicit, else rule length, 2.1), build its middlewares
-and its service, pick its entrypoints (2.6) and put it into the TLS or plain table of each (2.7).
-Anything that fails puts that router (and only it) in error; the runtime keeps every error for the API,
-the dashboard and ``explain``. Routes are indexed by required Host so a lookup scans only routes that
-can match the request's host, in priority order (2.2, 2.4: priority desc, then name).
+and its service, pick its entrypoints (2.6) and put it into the TLS or plain table of each (2.7) in
+``table.py``. Anything that fails puts that router (and only it) in error; the runtime keeps every
+error for the API, the dashboard and ``explain``.
 """
 
 from __future__ import annotations
@@ -13,11 +12,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .dynamic import DynamicConfig, Middleware, to_json
-from .errors import ConfigError
-from .middlewares import build_middleware
-from .middlewares.base import BuildContext
-from .rules import CompiledRule, parse_rule, rule_syntax
+from ..config.dynamic import DynamicConfig, Middleware, to_json
+from ..config.errors import ConfigError
+from ..config.static import MAX_INT, StaticConfig
+from ..middlewares import build_middleware
+from ..middlewares.base import BuildContext, MiddlewareHandler
+from ..rules import parse_rule, rule_syntax
 from .services import (
     INTERNAL_SERVICES,
     Balancer,
@@ -26,75 +26,15 @@ from .services import (
     MirrorService,
     WeightedBalancer,
 )
-from .static import MAX_INT, StaticConfig
+from .table import EntryTable, Route, RoutingTable
 
-__all__ = ["Route", "EntryTable", "RoutingTable", "Runtime", "compile_config", "Compiled"]
+__all__ = ["RuntimeStatus", "compile_config", "Compiled", "runtime_counts"]
 
 MAX_USER_PRIORITY = MAX_INT - 1000
-FAST_ROUTES_MAX = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    name: str
-    rule: CompiledRule
-    priority: int
-    middlewares: tuple[Any, ...]
-    service: CompiledService
-    tls: bool
-    needs_response: bool
-    needs_done: bool
-    needs_body: bool
-    middleware_names: tuple[str, ...] = ()
-
-
-class EntryTable:
-    """Routes of one entrypoint and one transport (plain or TLS), indexed by host."""
-
-    __slots__ = ("by_host", "hostless", "routes", "fast_routes")
-
-    def __init__(self, routes: list[Route]) -> None:
-        routes = sorted(routes, key=lambda r: (-r.priority, r.name))
-        self.routes = tuple(routes)
-        self.hostless = tuple(r for r in routes if r.rule.hosts is None)
-        hosts: set[str] = set()
-        for r in routes:
-            if r.rule.hosts:
-                hosts |= r.rule.hosts
-        self.by_host = {h: tuple(r for r in routes if r.rule.hosts is None or h in r.rule.hosts) for h in hosts}
-        self.fast_routes: dict[bytes, Route | None] = {}
-
-    def candidates(self, host: str) -> tuple[Route, ...]:
-        found = self.by_host.get(host)
-        if found is None and host.endswith("."):
-            found = self.by_host.get(host.rstrip("."))
-        return self.hostless if found is None else found
-
-    def lookup(self, req: Any) -> Route | None:
-        for r in self.candidates(req.host):
-            if r.rule.match(req):
-                return r
-        return None
-
-    def fast_route(self, host_header: bytes) -> Route | None:
-        """The fast-lane route for a raw Host value (proxy/fastlane.py), remembered per value."""
-        try:
-            return self.fast_routes[host_header]
-        except KeyError:
-            pass
-        from .proxy.fastlane import fast_route
-        from .proxy.request import canonical_host
-
-        route = fast_route(self, canonical_host(host_header.decode("latin-1")))
-        if len(host_header) <= 255:
-            if len(self.fast_routes) >= FAST_ROUTES_MAX:
-                self.fast_routes.clear()
-            self.fast_routes[host_header] = route
-        return route
 
 
 @dataclass(slots=True)
-class Runtime:
+class RuntimeStatus:
     """What the API shows: every router/service/middleware with status, errors and users."""
 
     routers: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -103,18 +43,9 @@ class Runtime:
 
 
 @dataclass(slots=True)
-class RoutingTable:
-    tables: dict[tuple[str, bool], EntryTable]
-
-    def lookup(self, entrypoint: str, tls: bool, req: Any) -> Route | None:
-        table = self.tables.get((entrypoint, tls))
-        return table.lookup(req) if table is not None else None
-
-
-@dataclass(slots=True)
 class Compiled:
     table: RoutingTable
-    runtime: Runtime
+    runtime: RuntimeStatus
     config: DynamicConfig
     static: StaticConfig
     services: dict[str, CompiledService]
@@ -132,7 +63,7 @@ class _Builder:
         self.cfg, self.static = cfg, static
         self.services: dict[str, CompiledService] = {}
         self.service_errors: dict[str, str] = {}
-        self.middlewares: dict[str, Any] = {}
+        self.middlewares: dict[str, MiddlewareHandler] = {}
         self.middleware_errors: dict[str, str] = {}
         self.building: set[str] = set()
 
@@ -173,7 +104,7 @@ class _Builder:
                                  m.mirror_body, m.max_body_size)
         raise ConfigError(f"service {name}: no loadBalancer, weighted or mirroring section")
 
-    def middleware(self, name: str) -> Any:
+    def middleware(self, name: str) -> MiddlewareHandler:
         if name in self.middlewares:
             return self.middlewares[name]
         if name in self.middleware_errors:
@@ -197,7 +128,7 @@ class _Builder:
         return mw
 
 
-def _flag(mws: tuple[Any, ...], attr: str) -> bool:
+def _flag(mws: tuple[MiddlewareHandler, ...], attr: str) -> bool:
     return any(getattr(m, attr, False) for m in mws)
 
 
@@ -205,7 +136,7 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
                    on_problem: Callable[[str, str, str], None] | None = None) -> Compiled:
     """Build the routing table; a broken router is recorded and left out, the rest is served."""
     b = _Builder(cfg, static)
-    runtime = Runtime()
+    runtime = RuntimeStatus()
     per_table: dict[tuple[str, bool], list[Route]] = {}
     defaults = _default_entrypoints(static)
     used_by_svc: dict[str, list[str]] = {}
@@ -263,12 +194,12 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
                                                           _with_tls(route))
         runtime.routers[name] = info
     for name in sorted(set(cfg.services) | set(used_by_svc)):
-        conf = cfg.services.get(name)
-        info = to_json(conf) if conf is not None else {}
+        svc_conf = cfg.services.get(name)
+        info = to_json(svc_conf) if svc_conf is not None else {}
         info.update(name=name, provider=name.rsplit("@", 1)[-1] if "@" in name else "", status="enabled",
                     usedBy=sorted(used_by_svc.get(name, [])))
-        if conf is not None:
-            info["type"] = conf.kind
+        if svc_conf is not None:
+            info["type"] = svc_conf.kind
         try:
             svc = b.service(name)
             if isinstance(svc, Balancer):
@@ -277,12 +208,12 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
             info.update(status="disabled", error=[str(err).removeprefix("ingress: ")])
         runtime.services[name] = info
     for name in sorted(set(cfg.middlewares) | set(used_by_mw)):
-        conf = cfg.middlewares.get(name)
-        info = {conf.kind: to_json(conf.config)} if conf is not None else {}
+        mw_conf = cfg.middlewares.get(name)
+        info = {mw_conf.kind: to_json(mw_conf.config)} if mw_conf is not None else {}
         info.update(name=name, provider=name.rsplit("@", 1)[-1] if "@" in name else "", status="enabled",
                     usedBy=sorted(used_by_mw.get(name, [])))
-        if conf is not None:
-            info["type"] = conf.kind.lower()
+        if mw_conf is not None:
+            info["type"] = mw_conf.kind.lower()
         try:
             b.middleware(name)
         except ConfigError as err:

@@ -8,10 +8,13 @@ Header names keep their wire spelling; lookups are case-insensitive (Go canonica
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Protocol
 from urllib.parse import unquote, unquote_plus
 
-__all__ = ["Request", "routing_path", "canonical_host", "parse_query"]
+from .reply import Reply
+
+__all__ = ["HttpRequest", "ExchangeHooks", "BodyEncoder", "routing_path", "canonical_host", "parse_query"]
 
 _RESERVED = frozenset(":/?#[]@!$&'()*+,;=%")
 # canonical_host results by Host value: clients repeat the same few hosts, one dict hit per request
@@ -82,7 +85,27 @@ def parse_query(query: str) -> dict[str, list[str]]:
     return out
 
 
-class Request:
+class BodyEncoder(Protocol):
+    """Encodes a response body chunk by chunk (a zlib compressor)."""
+
+    def compress(self, data: bytes, /) -> bytes: ...
+
+    def flush(self, mode: int, /) -> bytes: ...
+
+
+class ExchangeHooks(Protocol):
+    """What response middlewares may do to the exchange of their request (``req.exchange``)."""
+
+    encoder: BodyEncoder | None  # encodes the response body on its way to the client (compress)
+    # runs once the upstream's response is complete, instead of finishing the exchange (errors)
+    intercept: Callable[[], Coroutine[object, object, None]] | None
+
+    def replace_reply(self, reply: Reply, by: object) -> None:
+        """Answer with ``reply`` instead of the upstream's response; the response hooks of the middlewares
+        listed before ``by`` apply to it."""
+
+
+class HttpRequest:
     __slots__ = (
         "method", "raw_path", "path", "query", "headers", "host", "authority", "peer", "peer_port",
         "tls", "version", "entrypoint", "_hmap", "_qmap", "keep_alive", "upgrade", "body_mode",
@@ -111,7 +134,7 @@ class Request:
         self.no_xff = False
         self.retry: tuple[int, float] | None = None
         self.marks: set[int] | None = None
-        self.exchange: Any = None
+        self.exchange: ExchangeHooks | None = None
         authority = ""
         if target[:1] != "/" and target.startswith(("http://", "https://")):
             rest = target.split("://", 1)[1]
