@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyk3s.addons.ingress.goregexp import GoRegexpError, compile_go
+from pyk3s.addons.ingress.config.goregexp import GoRegexpError, compile_go
 
 
 @pytest.mark.parametrize(("pattern", "text", "match"), [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyk3s.addons.ingress.gourl import go_url_error
+from pyk3s.addons.ingress.http.gourl import go_url_error
 
 
 @pytest.mark.parametrize("url", [
