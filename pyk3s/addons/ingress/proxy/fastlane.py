@@ -40,8 +40,10 @@ _PLAIN_CONNECTION = frozenset((b"keep-alive", b"close"))
 
 def try_fast_lane(client: ClientConnection, url: bytes, raw_headers: list[tuple[bytes, bytes]]) -> FastExchange | None:
     """Send the request just parsed on ``client`` upstream if it qualifies; None: use the general path."""
-    if client.queue or url[-1:] == b"?" or b";" in url:
-        return None
+    if client.queue or url[-1:] == b"?" or b";" in url or b"/." in url or b"//" in url:
+        return None     # dot segments and double slashes are sanitized first (HttpRequest)
+    if b"%" in url and b"%" in url.partition(b"?")[0]:
+        return None     # escapes in the path are normalized first (HttpRequest)
     parser = client.parser
     state = client.state
     if client.compiled is not state.compiled:
@@ -102,8 +104,9 @@ def _head_tail(client: ClientConnection, raw_headers: list[tuple[bytes, bytes]])
         low = name.lower()
         if low in _HANDLED:
             if low == b"host":
-                if host is None:
-                    host = value
+                if host is not None:
+                    return None     # a second Host: the general path refuses the request
+                host = value
                 continue
             if low == b"connection" and value.strip().lower() in _PLAIN_CONNECTION:
                 connection = True
