@@ -20,12 +20,12 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from pyk3s.agent.checkconfig import CheckSettings
 from pyk3s.agent.cni.ipcmd import CniError
 from pyk3s.agent.config import NodeConfig
 from pyk3s.agent.join import JoinError, parse_servers, run_joined_agent
 from pyk3s.agent.node import NodeError
 from pyk3s.agent.run import AgentCerts, run_agent
-from pyk3s.checkconfig import CheckSettings
 from pyk3s.client import Client
 from pyk3s.k3s.network import ClusterNetwork
 from pyk3s.k3s.paths import default_data_dir

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from pyk3s.checkconfig import CheckSettings, Status, blocking_failures, format_results, run_checks
+from pyk3s.agent.checkconfig import CheckSettings, Status, blocking_failures, format_results, run_checks
 from pyk3s.server.config import ServerConfig, ServerConfigError
 
 from .flag_tables import SERVER_FLAGS

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyk3s.agent.checkconfig import CheckSettings
 from pyk3s.agent.config import NodeConfig
 from pyk3s.agent.run import AgentSettings
 from pyk3s.api.server import ServerApiSettings
-from pyk3s.checkconfig import CheckSettings
 from pyk3s.controllers.common.settings import (
     KLIPPER_LB_IMAGE,
     ControllerSettings,

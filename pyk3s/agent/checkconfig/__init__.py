@@ -1,14 +1,14 @@
-"""`pyk3s check-config`: whether this machine can run pyk3s, each check with PASS/WARN/FAIL and the fix.
+"""`pyk3s check-config`: whether this machine can run pyk3s (the node and its server), each check with PASS/WARN/FAIL and the fix.
 
-The checks live in :mod:`pyk3s.checkconfig.checks` (one table, :data:`CHECKS`); `pyk3s server` and
+The checks live in :mod:`pyk3s.agent.checkconfig.checks` (one table, :data:`CHECKS`); `pyk3s server` and
 `pyk3s agent` run the blocking ones at start.
 """
 
 from .checks import (
     CHECKS,
     Check,
+    CheckResult,
     CheckSettings,
-    Result,
     Status,
     blocking_failures,
     format_results,
@@ -19,7 +19,7 @@ __all__ = [
     "CHECKS",
     "Check",
     "CheckSettings",
-    "Result",
+    "CheckResult",
     "Status",
     "blocking_failures",
     "format_results",

@@ -25,7 +25,7 @@ __all__ = [
     "CHECKS",
     "Check",
     "CheckSettings",
-    "Result",
+    "CheckResult",
     "Status",
     "blocking_failures",
     "format_results",
@@ -42,7 +42,7 @@ class Status(Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class Result:
+class CheckResult:
     name: str
     status: Status
     detail: str
@@ -66,7 +66,7 @@ class CheckSettings:
     extra_ports: tuple[tuple[int, str], ...] = field(default=())   # (port, what) that must be free
 
 
-Checker = Callable[[CheckSettings], list[Result]]
+Checker = Callable[[CheckSettings], list[CheckResult]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +83,10 @@ def _run(*argv: str, input: str | None = None) -> subprocess.CompletedProcess[st
 
 # -- root ---------------------------------------------------------------------------------------------
 
-def check_root(s: CheckSettings) -> list[Result]:
+def check_root(s: CheckSettings) -> list[CheckResult]:
     if os.geteuid() == 0:
-        return [Result("root", Status.PASS, "running as root")]
-    return [Result("root", Status.FAIL, "not root: pods need network namespaces, links and nftables",
+        return [CheckResult("root", Status.PASS, "running as root")]
+    return [CheckResult("root", Status.FAIL, "not root: pods need network namespaces, links and nftables",
                    "run it as root (sudo), or start the server with --disable-agent")]
 
 
@@ -100,14 +100,14 @@ BINARIES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def check_binaries(s: CheckSettings) -> list[Result]:
+def check_binaries(s: CheckSettings) -> list[CheckResult]:
     out = []
     for binary, package, why in BINARIES:
         path = shutil.which(binary)
         if path:
-            out.append(Result(f"binary {binary}", Status.PASS, path))
+            out.append(CheckResult(f"binary {binary}", Status.PASS, path))
         else:
-            out.append(Result(f"binary {binary}", Status.FAIL, f"{binary} not found on PATH ({why})",
+            out.append(CheckResult(f"binary {binary}", Status.FAIL, f"{binary} not found on PATH ({why})",
                               f"apt-get install {package}"))
     return out
 
@@ -122,20 +122,20 @@ LINK_KINDS: tuple[tuple[str, str, bool], ...] = (
 )
 
 
-def check_netns(s: CheckSettings) -> list[Result]:
+def check_netns(s: CheckSettings) -> list[CheckResult]:
     if Path("/proc/self/ns/net").exists():
-        return [Result("kernel: network namespaces", Status.PASS, "/proc/self/ns/net present")]
-    return [Result("kernel: network namespaces", Status.FAIL, "the kernel has no network namespaces",
+        return [CheckResult("kernel: network namespaces", Status.PASS, "/proc/self/ns/net present")]
+    return [CheckResult("kernel: network namespaces", Status.FAIL, "the kernel has no network namespaces",
                    "a kernel with CONFIG_NET_NS=y")]
 
 
-def check_link_kinds(s: CheckSettings) -> list[Result]:
+def check_link_kinds(s: CheckSettings) -> list[CheckResult]:
     """Create one link of each kind in a throwaway namespace: the kernel loads the module if it has one."""
     if os.geteuid() != 0 or not shutil.which("ip"):
-        return [Result(f"kernel: {kind}", Status.WARN, "not probed (needs root and ip)", "") for kind, _, _ in LINK_KINDS]
+        return [CheckResult(f"kernel: {kind}", Status.WARN, "not probed (needs root and ip)", "") for kind, _, _ in LINK_KINDS]
     ns = f"pkcheck{os.getpid()}"
     if _run("ip", "netns", "add", ns).returncode != 0:
-        return [Result(f"kernel: {kind}", Status.WARN, "not probed: could not create a network namespace", "")
+        return [CheckResult(f"kernel: {kind}", Status.WARN, "not probed: could not create a network namespace", "")
                 for kind, _, _ in LINK_KINDS]
     try:
         specs = {"veth": ["type", "veth", "peer", "name", "pkc1"], "bridge": ["type", "bridge"],
@@ -144,9 +144,9 @@ def check_link_kinds(s: CheckSettings) -> list[Result]:
         for kind, why, needed in LINK_KINDS:
             res = _run("ip", "-n", ns, "link", "add", f"pkc{kind[:4]}", *specs[kind])
             if res.returncode == 0:
-                out.append(Result(f"kernel: {kind}", Status.PASS, why))
+                out.append(CheckResult(f"kernel: {kind}", Status.PASS, why))
             else:
-                out.append(Result(f"kernel: {kind}", Status.FAIL if needed else Status.WARN,
+                out.append(CheckResult(f"kernel: {kind}", Status.FAIL if needed else Status.WARN,
                                   f"cannot create a {kind} link ({res.stderr.strip()}); {why}",
                                   f"modprobe {kind}, or a kernel with CONFIG_{kind.upper()}"))
         return out
@@ -154,42 +154,42 @@ def check_link_kinds(s: CheckSettings) -> list[Result]:
         _run("ip", "netns", "del", ns)
 
 
-def check_br_netfilter(s: CheckSettings) -> list[Result]:
+def check_br_netfilter(s: CheckSettings) -> list[CheckResult]:
     if Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
-        return [Result("kernel: br_netfilter", Status.PASS, "loaded")]
-    return [Result("kernel: br_netfilter", Status.WARN,
+        return [CheckResult("kernel: br_netfilter", Status.PASS, "loaded")]
+    return [CheckResult("kernel: br_netfilter", Status.WARN,
                    "not loaded: a pod reaching a Service backed by a pod on the same node gets no reply NAT",
                    "modprobe br_netfilter (and add it to /etc/modules-load.d/)")]
 
 
-def check_nft_nat(s: CheckSettings) -> list[Result]:
+def check_nft_nat(s: CheckSettings) -> list[CheckResult]:
     """Ask the kernel to validate (nft --check: not applied) a table with a NAT chain."""
     if not shutil.which("nft"):
-        return [Result("kernel: nf_tables with nat", Status.FAIL, "not probed: nft not found",
+        return [CheckResult("kernel: nf_tables with nat", Status.FAIL, "not probed: nft not found",
                        "apt-get install nftables")]
     if os.geteuid() != 0:
-        return [Result("kernel: nf_tables with nat", Status.WARN, "not probed (needs root)", "")]
+        return [CheckResult("kernel: nf_tables with nat", Status.WARN, "not probed (needs root)", "")]
     probe = ("table ip pkcheck { chain pre { type nat hook prerouting priority -100; "
              "ip daddr 192.0.2.1 tcp dport 1 dnat to 192.0.2.2:1; }; "
              "chain post { type nat hook postrouting priority 100; masquerade; }; }")
     res = _run("nft", "--check", "-f", "-", input=probe)
     if res.returncode == 0:
-        return [Result("kernel: nf_tables with nat", Status.PASS, "a dnat/masquerade chain validates")]
-    return [Result("kernel: nf_tables with nat", Status.FAIL,
+        return [CheckResult("kernel: nf_tables with nat", Status.PASS, "a dnat/masquerade chain validates")]
+    return [CheckResult("kernel: nf_tables with nat", Status.FAIL,
                    f"the kernel refuses a nat chain: {res.stderr.strip().splitlines()[0] if res.stderr else res.returncode}",
                    "modprobe nf_tables nft_nat nf_nat (or a kernel with CONFIG_NF_TABLES, CONFIG_NFT_NAT)")]
 
 
 # -- forwarding ---------------------------------------------------------------------------------------
 
-def check_ip_forward(s: CheckSettings) -> list[Result]:
+def check_ip_forward(s: CheckSettings) -> list[CheckResult]:
     try:
         value = Path("/proc/sys/net/ipv4/ip_forward").read_text().strip()
     except OSError as err:
-        return [Result("ip forwarding", Status.WARN, f"cannot read net.ipv4.ip_forward: {err}", "")]
+        return [CheckResult("ip forwarding", Status.WARN, f"cannot read net.ipv4.ip_forward: {err}", "")]
     if value == "1":
-        return [Result("ip forwarding", Status.PASS, "net.ipv4.ip_forward = 1")]
-    return [Result("ip forwarding", Status.WARN, "net.ipv4.ip_forward = 0: the agent turns it on at start",
+        return [CheckResult("ip forwarding", Status.PASS, "net.ipv4.ip_forward = 1")]
+    return [CheckResult("ip forwarding", Status.WARN, "net.ipv4.ip_forward = 0: the agent turns it on at start",
                    "sysctl -w net.ipv4.ip_forward=1 (and in /etc/sysctl.d/ to keep it)")]
 
 
@@ -237,24 +237,24 @@ def wanted_ports(s: CheckSettings) -> list[tuple[int, str, bool]]:
     return ports
 
 
-def check_ports(s: CheckSettings, blocking_only: bool = False) -> list[Result]:
+def check_ports(s: CheckSettings, blocking_only: bool = False) -> list[CheckResult]:
     out = []
     for port, what, blocking in wanted_ports(s):
         if blocking_only and not blocking:
             continue
         why = port_free(s.bind_address, port)
         if not why:
-            out.append(Result(f"port {port}", Status.PASS, f"free for {what}"))
+            out.append(CheckResult(f"port {port}", Status.PASS, f"free for {what}"))
         elif blocking:
-            out.append(Result(f"port {port}", Status.FAIL, f"{why}; needed by {what}",
+            out.append(CheckResult(f"port {port}", Status.FAIL, f"{why}; needed by {what}",
                               "stop what holds it, or choose another port with the flag named"))
         else:
-            out.append(Result(f"port {port}", Status.WARN, f"{why}; {what} will not serve it",
+            out.append(CheckResult(f"port {port}", Status.WARN, f"{why}; {what} will not serve it",
                               "free the port, or start with --disable traefik"))
     return out
 
 
-def check_blocking_ports(s: CheckSettings) -> list[Result]:
+def check_blocking_ports(s: CheckSettings) -> list[CheckResult]:
     return check_ports(s, blocking_only=True)
 
 
@@ -269,11 +269,11 @@ def host_routes() -> list[dict]:
         return []
 
 
-def check_cidrs(s: CheckSettings) -> list[Result]:
+def check_cidrs(s: CheckSettings) -> list[CheckResult]:
     from pyk3s.agent.cni.bridge import overlapping_routes
 
     if not shutil.which("ip"):
-        return [Result("free CIDRs", Status.FAIL, "not probed: ip not found", "apt-get install iproute2")]
+        return [CheckResult("free CIDRs", Status.FAIL, "not probed: ip not found", "apt-get install iproute2")]
     routes = host_routes()
     out = []
     for flag, cidrs in (("--cluster-cidr", s.cluster_cidrs), ("--service-cidr", s.service_cidrs)):
@@ -282,27 +282,27 @@ def check_cidrs(s: CheckSettings) -> list[Result]:
                 continue
             bad = overlapping_routes(routes, (cidr,), {s.bridge_name})
             if bad:
-                out.append(Result(f"free CIDR {cidr}", Status.FAIL, "overlaps host routes: " + "; ".join(bad),
+                out.append(CheckResult(f"free CIDR {cidr}", Status.FAIL, "overlaps host routes: " + "; ".join(bad),
                                   f"choose a free range with {flag}"))
             else:
-                out.append(Result(f"free CIDR {cidr}", Status.PASS, f"{flag}: no host route overlaps it"))
+                out.append(CheckResult(f"free CIDR {cidr}", Status.PASS, f"{flag}: no host route overlaps it"))
     return out
 
 
 # -- data dir -----------------------------------------------------------------------------------------
 
-def check_data_dir(s: CheckSettings) -> list[Result]:
+def check_data_dir(s: CheckSettings) -> list[CheckResult]:
     path = s.data_dir
     probe = path
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
-        return [Result("data dir", Status.FAIL, f"{probe} is not a directory (data dir {path})",
+        return [CheckResult("data dir", Status.FAIL, f"{probe} is not a directory (data dir {path})",
                        "choose another --data-dir")]
     if os.access(probe, os.W_OK | os.X_OK):
         detail = f"{path} is writable" if probe == path else f"{path} can be created in {probe}"
-        return [Result("data dir", Status.PASS, detail)]
-    return [Result("data dir", Status.FAIL, f"{probe} is not writable (data dir {path})",
+        return [CheckResult("data dir", Status.PASS, detail)]
+    return [CheckResult("data dir", Status.FAIL, f"{probe} is not writable (data dir {path})",
                    "run as root, or choose a writable --data-dir")]
 
 
@@ -325,9 +325,9 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
-def run_checks(s: CheckSettings, blocking_only: bool = False) -> list[Result]:
+def run_checks(s: CheckSettings, blocking_only: bool = False) -> list[CheckResult]:
     """Every check that applies (``blocking_only``: those run at start), in table order."""
-    out: list[Result] = []
+    out: list[CheckResult] = []
     for check in CHECKS:
         if not check.applies(s):
             continue
@@ -340,11 +340,11 @@ def run_checks(s: CheckSettings, blocking_only: bool = False) -> list[Result]:
     return out
 
 
-def blocking_failures(results: list[Result]) -> list[Result]:
+def blocking_failures(results: list[CheckResult]) -> list[CheckResult]:
     return [r for r in results if r.status is Status.FAIL]
 
 
-def format_results(results: list[Result]) -> str:
+def format_results(results: list[CheckResult]) -> str:
     width = max((len(r.name) for r in results), default=0)
     lines = []
     for r in results:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pyk3s.checkconfig import CheckSettings, Status, format_results, run_checks
-from pyk3s.checkconfig.checks import check_cidrs, check_data_dir, check_ports, host_routes
+from pyk3s.agent.checkconfig import CheckSettings, Status, format_results, run_checks
+from pyk3s.agent.checkconfig.checks import check_cidrs, check_data_dir, check_ports, host_routes
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -67,8 +67,8 @@ def test_blocking_only_runs_the_start_up_checks(tmp_path: Path) -> None:
 
 
 def test_format_names_the_fix_only_when_not_passing(tmp_path: Path) -> None:
-    from pyk3s.checkconfig import Result
-    text = format_results([Result("a", Status.PASS, "ok", "never shown"), Result("bb", Status.FAIL, "bad", "do x")])
+    from pyk3s.agent.checkconfig import CheckResult
+    text = format_results([CheckResult("a", Status.PASS, "ok", "never shown"), CheckResult("bb", Status.FAIL, "bad", "do x")])
     assert "never shown" not in text and "fix: do x" in text and text.startswith("PASS  a ")
 
 
