@@ -68,6 +68,9 @@ def try_fast_lane(client: ClientConnection, url: bytes, raw_headers: list[tuple[
     one = client.fast_server
     if one is not None:
         route, target, pool = one
+        if pool.retired:        # the sweeper dropped it while this connection waited: take the live one
+            pool = state.pool(target)
+            client.fast_server = (route, target, pool)
     else:
         route = client.fast_route
         if route.by_path:
