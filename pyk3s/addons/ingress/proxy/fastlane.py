@@ -18,6 +18,7 @@ fast exchange into a general one with the same state, which then retries or answ
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from ..http.request import HttpRequest
@@ -38,12 +39,15 @@ _HANDLED = frozenset(n.encode() for n in HOP_BY_HOP | FORWARDED | {"host", "clos
 _PLAIN_CONNECTION = frozenset((b"keep-alive", b"close"))
 
 
+# targets the general path handles: a `;` anywhere (query separators), and in the path an escape (they are
+# normalized), a dot segment or a double slash (sanitized before routing, HttpRequest)
+_GENERAL_URL = re.compile(rb";|^[^?]*?(?:%|/\.|//)")
+
+
 def try_fast_lane(client: ClientConnection, url: bytes, raw_headers: list[tuple[bytes, bytes]]) -> FastExchange | None:
     """Send the request just parsed on ``client`` upstream if it qualifies; None: use the general path."""
-    if client.queue or url[-1:] == b"?" or b";" in url or b"/." in url or b"//" in url:
-        return None     # dot segments and double slashes are sanitized first (HttpRequest)
-    if b"%" in url and b"%" in url.partition(b"?")[0]:
-        return None     # escapes in the path are normalized first (HttpRequest)
+    if client.queue or url[-1:] == b"?" or _GENERAL_URL.search(url):
+        return None
     parser = client.parser
     state = client.state
     if client.compiled is not state.compiled:
