@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SERVER_PKGS="iproute2 nftables kmod procps util-linux"
-TEST_PKGS="dnsutils curl etcd-server etcd-client postgresql chromium"
+TEST_PKGS="dnsutils curl etcd-server etcd-client postgresql chromium containerd runc busybox-static docker-registry skopeo zstd"
 BENCH_PKGS="knot unbound dnsperf wrk haproxy nginx-light iperf3 iptables"
 
 usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }

@@ -12,11 +12,12 @@ from typing import Any
 
 from pyk3s.agent.cni.bridge import BridgeConfig, check_route_overlap, ensure_bridge
 from pyk3s.agent.cni.ipam import HostLocalIpam
+from pyk3s.agent.cri.settings import ContainerdPaths, RuntimeSettings
 from pyk3s.agent.kubelet.dnsfiles import node_resolv_conf
 from pyk3s.agent.kubelet.kubelet import Kubelet, delete_pod_now, write_pod_status
 from pyk3s.agent.kubelet.server import KubeletServer, server_ssl_context
 from pyk3s.agent.kubelet.volumes import VolumeSources
-from pyk3s.agent.kubelet.worker import KubeletContext
+from pyk3s.agent.kubelet.worker import KubeletContext, PodWorker
 from pyk3s.agent.node import NodeAgent, detect_node_ip, node_labels, resolve_node_name
 from pyk3s.agent.proxy.apply import delete_table
 from pyk3s.agent.proxy.compile import ProxyConfig
@@ -54,6 +55,7 @@ class AgentSettings:
     node_labels: tuple[str, ...] = ()
     node_taints: tuple[str, ...] = ()
     nft_table: str = ""             # default: nft_table_for(bridge_name)
+    runtime: RuntimeSettings = RuntimeSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,38 @@ async def _get_or_none(client: Any, plural: str, ns: str, name: str) -> dict | N
         return None
 
 
+def _cri_runtime(settings: AgentSettings) -> Any:
+    """The CRI runtime the kubelet gets: the given endpoint, or pyk3s's own containerd when the binary is
+    on PATH; None (process runtime only) otherwise."""
+    import shutil
+
+    rt = settings.runtime
+    if not rt.enabled:
+        return None
+    if not rt.endpoint and shutil.which("containerd") is None:
+        if rt.required:
+            raise RuntimeError("agent: --container-runtime=containerd but containerd is not on PATH "
+                               "(install containerd and runc, or give --container-runtime-endpoint)")
+        log.info("agent: containerd is not on PATH: pods run only with built-in images "
+                 "(install containerd and runc, or give --container-runtime-endpoint)")
+        return None
+    from pyk3s.agent.cri.runtime import CriRuntime
+
+    return CriRuntime(rt, rt.endpoint or str(ContainerdPaths(Path(settings.data_dir)).socket))
+
+
+def _pod_worker(ctx: KubeletContext, pod: dict) -> PodWorker:
+    """The worker of the runtime the pod gets (see :func:`pyk3s.agent.cri.runtime.pick_runtime`)."""
+    from pyk3s.agent.cri.runtime import pick_runtime
+
+    kind, handler = pick_runtime(pod, ctx.cri, ctx.runtime_handlers())
+    if kind == "cri":
+        from pyk3s.agent.cri.worker import CriPodWorker
+
+        return CriPodWorker(ctx, pod, ctx.cri, handler)
+    return PodWorker(ctx, pod)
+
+
 async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | None = None) -> None:
     agent_dir = Path(settings.data_dir) / "agent"
     agent_dir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +139,7 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
             break
 
     pods_inf = Informer(client.resource("v1", "pods"), field_selector=f"spec.nodeName={name}")
+    rc_inf = Informer(client.resource("node.k8s.io/v1", "runtimeclasses"))
     svc_inf = Informer(client.resource("v1", "services"))
     slice_inf = Informer(client.resource("discovery.k8s.io/v1", "endpointslices"))
 
@@ -139,6 +174,11 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
         cluster_dns=settings.cluster_dns, cluster_domain=settings.cluster_domain, node_resolv=resolv.read_text(),
         sources=VolumeSources(cm, sec, token, ca_crt), services=svc_inf.list, config_map=cm, secret=sec,
         write_status=status_writer, delete_pod=deleter, record_event=recorder)
+    ctx.runtime_handlers = lambda: {o["metadata"]["name"]: o.get("handler", "") for o in rc_inf.list()}
+    cri = _cri_runtime(settings)
+    ctx.cri = cri
+    if cri is not None:
+        ctx.worker_factory = _pod_worker
     kubelet = Kubelet(ctx, client, pods_inf)
     server = KubeletServer(kubelet)
     ssl_ctx = server_ssl_context(certs.serving_cert, certs.serving_key, certs.client_ca or None) \
@@ -148,6 +188,8 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
     port = await server.start(internal[0], settings.kubelet_port, ssl_ctx)
 
     table = settings.nft_table or nft_table_for(settings.bridge_name)
+    runtime_task: asyncio.Task[None] | None = None
+    cleanup_task: asyncio.Task[None] | None = None
     try:
         node_agent = NodeAgent(client, name, agent_dir=agent_dir, cluster_cidr=cluster_cidr, internal=internal,
                                external=settings.node_external_ips,
@@ -159,9 +201,16 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
         await ensure_bridge(bridge)
         ctx.bridge = bridge
         ctx.ipam = HostLocalIpam(agent_dir / "ipam" / settings.bridge_name, pod_cidr)
+        if cri is not None:
+            from pyk3s.agent.cri.runtime import cleanup_sandboxes, start_runtime
+
+            runtime_task = asyncio.create_task(start_runtime(cri, Path(settings.data_dir), bridge, ctx.ipam.dir),
+                                               name="containerd")
+            cleanup_task = asyncio.create_task(cleanup_sandboxes(cri, name, lambda: set(kubelet.workers)),
+                                               name="old sandboxes")
         proxier = Proxier(ProxyConfig(name, settings.cluster_cidrs, settings.service_cidrs, settings.bridge_name,
                                       table), svc_inf, slice_inf, pods_inf)
-        for inf in (pods_inf, svc_inf, slice_inf):
+        for inf in (pods_inf, svc_inf, slice_inf, rc_inf):
             await inf.start()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(node_agent.heartbeat(), name="node heartbeat")
@@ -169,7 +218,12 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
             tg.create_task(proxier.run(), name="proxy")
             tg.create_task(run_route_sync(client, name, cluster_cidrs=settings.cluster_cidrs), name="pod routes")
     finally:
-        for inf in (pods_inf, svc_inf, slice_inf):
+        for task in (runtime_task, cleanup_task):
+            if task is not None:
+                task.cancel()
+        if cri is not None:
+            await cri.close()
+        for inf in (pods_inf, svc_inf, slice_inf, rc_inf):
             try:
                 await inf.stop()
             except Exception:  # noqa: BLE001, S110 - best effort on the way out

@@ -135,6 +135,13 @@ class Node:
             self.proc.wait(10)
 
 
+def _runtime_default(args: Sequence[str]) -> list[str]:
+    """Throwaway nodes run the process runtime only unless the arguments choose a container runtime."""
+    if any(a.startswith(("--container-runtime", "--default-runtime")) for a in args):
+        return []
+    return ["--container-runtime", "none"]
+
+
 @dataclass
 class Cluster:
     """``nodes`` nodes: the first ``servers`` run ``pyk3s server``, the others agents. ``server_args`` go
@@ -215,7 +222,7 @@ class Cluster:
                 "--node-ip", node.ip, "--node-name", node.name, "--bridge-name", node.bridge,
                 "--https-listen-port", str(API_PORT), "--write-kubeconfig", str(node.dir / "kubeconfig.yaml"),
                 "--resolv-conf", str(self.tmp / "resolv.conf"), "--config", str(self.tmp / "no-config.yaml"),
-                *shared, *self.server_args]
+                *shared, *self.server_args, *_runtime_default(self.server_args)]
 
     def agent_argv(self, node: Node, extra: Sequence[str] = ()) -> list[str]:
         servers = ",".join(f"https://{s.ip}:{API_PORT}" for s in self.server_nodes)
@@ -223,7 +230,7 @@ class Cluster:
                 "--token-file", str(self.members[0].data_dir / "server" / "token"), "--data-dir", str(node.data_dir),
                 "--node-ip", node.ip, "--node-name", node.name, "--bridge-name", node.bridge,
                 "--resolv-conf", str(self.tmp / "resolv.conf"), "--config", str(self.tmp / "no-config.yaml"),
-                *self.agent_args, *extra]
+                *self.agent_args, *extra, *_runtime_default([*self.agent_args, *extra])]
 
     def start(self, timeout: float = 120.0) -> Cluster:
         try:

@@ -50,6 +50,19 @@ NODE_FLAGS: tuple[Flag, ...] = (
 LB_FLAGS: tuple[Flag, ...] = (
     Flag("lb-server-port", "local port of the agent's API load balancer", default=6444, kind="int",
          env=("K3S_LB_SERVER_PORT",)),
+    Flag("container-runtime", "auto: run pyk3s's own containerd when it is on PATH; containerd: require it; "
+         "none: only the process runtime (built-in images)", default="auto"),
+    Flag("container-runtime-endpoint", "use this CRI socket instead of pyk3s's own containerd",
+         env=("CONTAINER_RUNTIME_ENDPOINT",)),
+    Flag("default-runtime", "runtime of pods without runtimeClassName whose images are all built in: "
+         "process or containerd", default="process"),
+    Flag("pause-image", "pod sandbox image (pyk3s builds and imports its own under the default name)",
+         default="docker.io/pyk3s/pause:3.10"),
+    Flag("private-registry", "containerd registry configuration (K3s's registries.yaml)",
+         default="/etc/rancher/pyk3s/registries.yaml", env=("K3S_PRIVATE_REGISTRY",)),
+    Flag("disable-default-registry-endpoint", "pull only from the mirror endpoints of registries.yaml",
+         kind="bool"),
+    Flag("snapshotter", "containerd snapshotter", default="overlayfs"),
 )
 
 SERVER_ONLY_FLAGS: tuple[Flag, ...] = (

@@ -145,7 +145,10 @@ class ServerConfig:
             token = read_token_flags(flags.get("token") or "", flags.get("token_file") or "")
         except ValueError as err:
             raise ServerConfigError(str(err)) from None
-        node = NodeConfig.from_flags(flags, data_dir)
+        try:
+            node = NodeConfig.from_flags(flags, data_dir)
+        except ValueError as err:
+            raise ServerConfigError(str(err)) from None
         advertise = flags.get("advertise_address") or (node.external_ips[0] if node.external_ips
                                                        else node.ips[0] if node.ips else "")
         https_port = int(flags["https_listen_port"])

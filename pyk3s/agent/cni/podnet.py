@@ -36,33 +36,51 @@ class PodNetwork:
     gateway: str
 
 
-async def setup_pod_network(uid: str, cfg: BridgeConfig, ipam: HostLocalIpam) -> PodNetwork:
-    """Idempotent: an existing netns with its address is reused (agent restart)."""
-    ns, veth = netns_name(uid), veth_name(uid)
+async def setup_pod_network(uid: str, cfg: BridgeConfig, ipam: HostLocalIpam, netns: str | None = None,
+                            ifname: str = "eth0", fresh: bool = False) -> PodNetwork:
+    """Idempotent: an existing netns with its address is reused (agent restart). ``netns``: the name of
+    a namespace someone else made (the CNI plugin's case); by default the pod's own ``pk-`` one.
+    ``fresh``: the namespace was just made (a CNI ADD), so two ``ip -batch`` runs do it all; should
+    anything be there already, the step-by-step way below takes over."""
+    ns, veth = netns or netns_name(uid), veth_name(uid)
     pod_ip = ipam.allocate(uid)
+    if fresh and netns is not None:
+        try:
+            await ip_batch([f"link add {veth} type veth peer name {ifname} netns {ns}",
+                            f"link set {veth} master {cfg.bridge_name}",
+                            f"link set {veth} type bridge_slave hairpin on",
+                            f"link set {veth} up"])
+            await ip_batch([f"addr add {pod_ip}/{cfg.prefix_len} dev {ifname}", "link set lo up",
+                            f"link set {ifname} up", f"route replace default via {cfg.gateway} dev {ifname}"],
+                           netns=ns)
+            return PodNetwork(ns, veth, pod_ip, cfg.gateway)
+        except CniError:
+            pass
     try:
-        if not Path(netns_path(uid)).exists():  # noqa: ASYNC240 - small local file / adopted pid poll
+        if netns is None and not Path(netns_path(uid)).exists():  # noqa: ASYNC240 - small local file
             await ip("netns", "add", ns)
         host_links = await ip("link", "show", veth, check=False)
         if not host_links:
-            await ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+            await ip("link", "add", veth, "type", "veth", "peer", "name", ifname, "netns", ns)
         await ip_batch([f"link set {veth} master {cfg.bridge_name}",
                         f"link set {veth} type bridge_slave hairpin on",
                         f"link set {veth} up"])
-        addrs = await ip("-4", "-o", "addr", "show", "dev", "eth0", netns=ns)
-        cmds = ["link set lo up", "link set eth0 up"]
+        addrs = await ip("-4", "-o", "addr", "show", "dev", ifname, netns=ns)
+        cmds = ["link set lo up", f"link set {ifname} up"]
         if f"{pod_ip}/" not in addrs:
-            cmds.insert(0, f"addr add {pod_ip}/{cfg.prefix_len} dev eth0")
-        cmds.append(f"route replace default via {cfg.gateway} dev eth0")
+            cmds.insert(0, f"addr add {pod_ip}/{cfg.prefix_len} dev {ifname}")
+        cmds.append(f"route replace default via {cfg.gateway} dev {ifname}")
         await ip_batch(cmds, netns=ns)
     except CniError:
-        await teardown_pod_network(uid, ipam)
+        await teardown_pod_network(uid, ipam, own_netns=netns is None)
         raise
     return PodNetwork(ns, veth, pod_ip, cfg.gateway)
 
 
-async def teardown_pod_network(uid: str, ipam: HostLocalIpam | None) -> None:
+async def teardown_pod_network(uid: str, ipam: HostLocalIpam | None, own_netns: bool = True) -> None:
+    """``own_netns=False``: the namespace belongs to the container runtime, which removes it."""
     await ip("link", "del", veth_name(uid), check=False)
-    await ip("netns", "del", netns_name(uid), check=False)
+    if own_netns:
+        await ip("netns", "del", netns_name(uid), check=False)
     if ipam is not None:
         ipam.release(uid)
