@@ -264,4 +264,5 @@ class ServerConfig:
             cluster_cidrs=self.network.cluster_cidrs,
             service_cidrs=self.network.service_cidrs,
             bridge_name=self.node.bridge_name,
+            flannel_backend=self.network.flannel_backend,
         )

@@ -63,6 +63,7 @@ class CheckSettings:
     cluster_cidrs: tuple[str, ...] = ("10.42.0.0/16",)
     service_cidrs: tuple[str, ...] = ("10.43.0.0/16",)
     bridge_name: str = "pyk3s0"
+    flannel_backend: str = "vxlan"        # vxlan (K3s's default) needs the kernel's vxlan links
     extra_ports: tuple[tuple[int, str], ...] = field(default=())   # (port, what) that must be free
 
 
@@ -114,12 +115,15 @@ def check_binaries(s: CheckSettings) -> list[CheckResult]:
 
 # -- kernel features ----------------------------------------------------------------------------------
 
-# link kind -> (what pyk3s uses it for, whether pyk3s needs it)
-LINK_KINDS: tuple[tuple[str, str, bool], ...] = (
-    ("veth", "one pair per pod", True),
-    ("bridge", "the node's pod bridge", True),
-    ("vxlan", "not used by pyk3s (host-gw routes); K3s's default flannel backend", False),
-)
+# link kind -> (what pyk3s uses it for, whether it is needed with these settings)
+def link_kinds(s: CheckSettings) -> tuple[tuple[str, str, bool], ...]:
+    vxlan = s.flannel_backend == "vxlan"
+    return (
+        ("veth", "one pair per pod", True),
+        ("bridge", "the node's pod bridge", True),
+        ("vxlan", "pod traffic between nodes (--flannel-backend vxlan)" if vxlan
+         else f"not used with --flannel-backend {s.flannel_backend}", vxlan),
+    )
 
 
 def check_netns(s: CheckSettings) -> list[CheckResult]:
@@ -132,16 +136,16 @@ def check_netns(s: CheckSettings) -> list[CheckResult]:
 def check_link_kinds(s: CheckSettings) -> list[CheckResult]:
     """Create one link of each kind in a throwaway namespace: the kernel loads the module if it has one."""
     if os.geteuid() != 0 or not shutil.which("ip"):
-        return [CheckResult(f"kernel: {kind}", Status.WARN, "not probed (needs root and ip)", "") for kind, _, _ in LINK_KINDS]
+        return [CheckResult(f"kernel: {kind}", Status.WARN, "not probed (needs root and ip)", "") for kind, _, _ in link_kinds(s)]
     ns = f"pkcheck{os.getpid()}"
     if _run("ip", "netns", "add", ns).returncode != 0:
         return [CheckResult(f"kernel: {kind}", Status.WARN, "not probed: could not create a network namespace", "")
-                for kind, _, _ in LINK_KINDS]
+                for kind, _, _ in link_kinds(s)]
     try:
         specs = {"veth": ["type", "veth", "peer", "name", "pkc1"], "bridge": ["type", "bridge"],
                  "vxlan": ["type", "vxlan", "id", "42", "dstport", "4789", "local", "127.0.0.1"]}
         out = []
-        for kind, why, needed in LINK_KINDS:
+        for kind, why, needed in link_kinds(s):
             res = _run("ip", "-n", ns, "link", "add", f"pkc{kind[:4]}", *specs[kind])
             if res.returncode == 0:
                 out.append(CheckResult(f"kernel: {kind}", Status.PASS, why))
@@ -169,7 +173,7 @@ def check_nft_nat(s: CheckSettings) -> list[CheckResult]:
                        "apt-get install nftables")]
     if os.geteuid() != 0:
         return [CheckResult("kernel: nf_tables with nat", Status.WARN, "not probed (needs root)", "")]
-    probe = ("table ip pkcheck { chain pre { type nat hook prerouting priority -100; "
+    probe = ("table inet pkcheck { chain pre { type nat hook prerouting priority -100; "
              "ip daddr 192.0.2.1 tcp dport 1 dnat to 192.0.2.2:1; }; "
              "chain post { type nat hook postrouting priority 100; masquerade; }; }")
     res = _run("nft", "--check", "-f", "-", input=probe)
