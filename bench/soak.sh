@@ -123,7 +123,7 @@ log "API: $ROUTES IngressRoutes, $SERVICES Services"
 
 # the ingress and the DNS server, one worker each
 IPORT=$(free_port); TPORT=$(free_port); XPORT=$(free_port)
-# the packaged Deployment's flags (pyk3s/manifests/traefik.yaml), on loopback ports, one worker
+# the packaged Traefik's flags (dashboard, ping, Prometheus metrics, both providers), on loopback ports, one worker
 start_bg "$BENCH_TMP/ingress.log" "$PY" -m pyk3s traefik --kubeconfig "$KC" \
   "--entryPoints.web.address=127.0.0.1:$IPORT" "--entryPoints.traefik.address=127.0.0.1:$TPORT" \
   "--entryPoints.metrics.address=127.0.0.1:$XPORT" --api.dashboard=true --ping=true --metrics.prometheus=true \

@@ -4,7 +4,7 @@ picks the Host of every request at random among them.
 
     python bench/soak_setup.py OUT --routes 1000 --backend-port PORT
 
-OUT/crds.yaml    the CustomResourceDefinitions of the packaged Traefik manifest
+OUT/crds.yaml    the CustomResourceDefinitions of the packaged Traefik charts
 OUT/routes.yaml  Service `be` + EndpointSlice (127.0.0.1:PORT) + IngressRoutes r0..rN-1 (Host h<i>.example)
 OUT/random.lua   wrk: Host h<random>.example on every request
 """
@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib import resources
 from pathlib import Path
 
 import yaml
 
 
 def crds() -> str:
-    text = (resources.files("pyk3s.manifests") / "traefik.yaml").read_text()
-    docs = [d for d in yaml.safe_load_all(text) if d and d.get("kind") == "CustomResourceDefinition"]
+    """The CRDs of the packaged Traefik charts, as the helm controller renders them."""
+    from pyk3s.controllers.helm.chart import Release
+    from pyk3s.controllers.helm.charts import CHARTS
+
+    docs = [m.obj for chart in CHARTS for m in chart.render({}, Release(chart.name, "kube-system")).objects
+            if m.obj["kind"] == "CustomResourceDefinition"]
     return yaml.safe_dump_all(docs)
 
 

@@ -8,11 +8,9 @@ import asyncio
 import base64
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from importlib import resources
 from typing import Any
 
 import pytest
-import yaml
 from ingress_support import http
 
 from pyk3s.addons.ingress.runner import Watcher
@@ -54,9 +52,14 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> N
 
 
 async def test_changed_or_deleted_secret_takes_effect_at_once(client: Client, make_proxy: Any, backend: Any) -> None:
-    for doc in yaml.safe_load_all((resources.files("pyk3s.manifests") / "traefik.yaml").read_text()):
-        if doc and doc["kind"] == "CustomResourceDefinition":
-            await client.resource("apiextensions.k8s.io/v1", "customresourcedefinitions").create(doc)
+    # the packaged CRDs, as the helm controller renders traefik.yaml's charts
+    from pyk3s.controllers.helm.chart import Release
+    from pyk3s.controllers.helm.charts import CHARTS
+
+    for chart in CHARTS:
+        for m in chart.render({}, Release(chart.name, "kube-system")).objects:
+            if m.obj["kind"] == "CustomResourceDefinition":
+                await client.resource("apiextensions.k8s.io/v1", "customresourcedefinitions").create(m.obj)
     await asyncio.sleep(0.3)  # CRDs become served
     proxy = await make_proxy("--entrypoints.web.address=127.0.0.1:0", "--providers.kubernetescrd")
     watcher = Watcher(client, proxy.state.static, proxy.state.apply)
