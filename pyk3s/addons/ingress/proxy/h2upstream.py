@@ -100,7 +100,10 @@ def _tls_context() -> ssl.SSLContext:
 
 
 class H2Pool:
-    __slots__ = ("state", "target", "conns", "waiting", "dialing", "h1_only", "ssl_context")
+    """HTTP/2 connections to one backend server. Unused for ``IDLE_TIMEOUT`` (no connection, nobody
+    waiting) it is retired and dropped by the sweeper, as the HTTP/1.1 pools are."""
+
+    __slots__ = ("state", "target", "conns", "waiting", "dialing", "h1_only", "ssl_context", "empty_since")
 
     def __init__(self, state: ProxyState, target: Target) -> None:
         self.state = state
@@ -110,6 +113,7 @@ class H2Pool:
         self.dialing = False
         self.h1_only = False  # an https server that chose HTTP/1.1
         self.ssl_context = _tls_context() if target.scheme == "https" else None
+        self.empty_since = 0.0
 
     def request(self, ex: H2Requester) -> None:
         """Open a stream for ``ex`` now, or as soon as a connection has room."""
@@ -182,7 +186,9 @@ class H2Pool:
         if conn in self.conns:
             self.conns.remove(conn)
 
-    def sweep(self, now: float) -> None:
+    def sweep(self, now: float) -> bool:
+        """Close connections without a stream for IDLE_TIMEOUT; True when the pool itself went unused
+        that long (the caller drops it)."""
         for conn in list(self.conns):
             if conn.streams:
                 conn.idle_since = 0.0
@@ -190,6 +196,12 @@ class H2Pool:
                 conn.idle_since = now
             elif now - conn.idle_since > IDLE_TIMEOUT:
                 conn.shut()
+        if self.conns or self.waiting or self.dialing:
+            self.empty_since = 0.0
+            return False
+        if not self.empty_since:
+            self.empty_since = now
+        return now - self.empty_since > IDLE_TIMEOUT
 
     def close(self) -> None:
         for conn in list(self.conns):

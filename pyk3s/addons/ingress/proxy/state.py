@@ -126,17 +126,24 @@ class ProxyState:
     async def sweeper(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            now = self.now = self.loop.time()
-            for conn in list(self.connections):
-                if not conn.queue and conn.tunnel is None and now - conn.last_active > CLIENT_IDLE:
-                    conn.closed = True
-                    conn.transport.close()
-            for h2 in list(self.h2_clients):
-                h2.idle(now, CLIENT_IDLE)
-            for pool in self.pools.values():
-                pool.sweep(now)
-            for h2pool in self.h2_pools.values():
-                h2pool.sweep(now)
+            self.sweep(self.loop.time())
+
+    def sweep(self, now: float) -> None:
+        """Close idle client connections (HTTP/2 ones with a GOAWAY) and idle upstream connections; drop
+        retired pools."""
+        self.now = now
+        for conn in list(self.connections):
+            if not conn.queue and conn.tunnel is None and now - conn.last_active > CLIENT_IDLE:
+                conn.closed = True
+                conn.transport.close()
+        for h2 in list(self.h2_clients):
+            h2.idle(now, CLIENT_IDLE)
+        for key, pool in list(self.pools.items()):
+            if pool.sweep(now):
+                del self.pools[key]
+        for key, h2pool in list(self.h2_pools.items()):
+            if h2pool.sweep(now):
+                del self.h2_pools[key]
 
     def tls_changed(self) -> None:
         """A new TLS store is in place: HTTP/2 connections whose certificate or TLS options changed get a
