@@ -322,13 +322,16 @@ for line in open(path):
     except ValueError:
         pass
 med = lambda s, p, m: statistics.median(vals[s, p, m]) if vals[s, p, m] else float("nan")
-spread = lambda s, p, m: (f"{min(vals[s, p, m]):,.0f}-{max(vals[s, p, m]):,.0f}" if vals[s, p, m] else "")
+def spread(s, p, m):
+    """± half the range of the runs, % of the median."""
+    v = vals[s, p, m]
+    return f"±{(max(v) - min(v)) / 2 / med(s, p, m) * 100:.0f}%" if v and med(s, p, m) else ""
 title = {"h2c": "HTTP/2 h2c, GET", "tls": "HTTP/2 TLS (ALPN), GET", "grpc": "gRPC unary (h2c)"}
 print(f"\n## HTTP/2 proxies, {mode}, {workers} worker(s) each, h2load -c{conns} -m{streams} -D{duration}s, "
       f"median of {runs}\n")
-print("| scenario | proxy | req/s (spread) | p50 ms | p99 ms | errors | CPU µs/req (usr+sys) | req/s vs nginx "
+print("| scenario | proxy | req/s | spread | p50 ms | p99 ms | errors | CPU µs/req (usr+sys) | req/s vs nginx "
       "| p99 vs nginx | load1 | other CPU % |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 verdicts = []
 for scen, proxy in order:
     rps, p50, p99 = med(scen, proxy, "rps"), med(scen, proxy, "p50_ms"), med(scen, proxy, "p99_ms")
@@ -337,7 +340,7 @@ for scen, proxy in order:
     usr, sys_ = med(scen, proxy, "usr_us"), med(scen, proxy, "sys_us")
     r_rps, r_p99 = rps / nr if nr else float("nan"), p99 / n99 if n99 else float("nan")
     loads = vals[scen, proxy, "load1"] or [float("nan")]
-    print(f"| {title.get(scen, scen)} | {proxy} | {rps:,.0f} ({spread(scen, proxy, 'rps')}) | {p50:.2f} | {p99:.2f} | "
+    print(f"| {title.get(scen, scen)} | {proxy} | {rps:,.0f} | {spread(scen, proxy, 'rps')} | {p50:.2f} | {p99:.2f} | "
           f"{errs} | {usr:.1f}+{sys_:.1f} | {r_rps:.2f}x | {r_p99:.2f}x | {min(loads):.1f}-{max(loads):.1f} | "
           f"{med(scen, proxy, 'other_pct'):.1f} |")
     if proxy == "pyk3s":
