@@ -185,6 +185,7 @@ def grace_period(static: StaticConfig) -> float:
 
 async def stop_gently(state: ProxyState, servers: list[asyncio.Server]) -> None:
     """Stop accepting, let what is in flight finish (HTTP/2 clients get a GOAWAY), then close the rest."""
+    state.stopping = True
     for s in servers:
         s.close()
     try:
@@ -204,9 +205,12 @@ async def _worker_main(static: StaticConfig, names: list[str], sock: socket.sock
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
 
     async def push_metrics() -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            await _send(writer, 2, state.metrics.snapshot())
+        try:
+            while True:
+                await asyncio.sleep(1.0)
+                await _send(writer, 2, state.metrics.snapshot())
+        except ConnectionError:
+            pass  # the supervisor is gone: the worker is stopping
 
     async def configs() -> None:
         try:
@@ -272,7 +276,8 @@ async def run(static: StaticConfig, client: Client | None, workers: int, worker_
                     if kind == 2:
                         snapshots[i] = cast(MetricsSnapshot, obj)
             except (asyncio.IncompleteReadError, ConnectionError):
-                log.error("ingress: worker %d exited", i)
+                if not state.stopping:
+                    log.error("ingress: worker %d exited", i)
 
         state.spawn(collect())
 

@@ -50,6 +50,7 @@ class ProxyState:
         self.pools: dict[tuple[str, str, int], Pool] = {}
         self.h2_pools: dict[tuple[str, str, int], H2Pool] = {}
         self.h2_clients: set[H2ClientConnection] = set()
+        self.stopping = False  # set when the worker stops gently (runner.stop_gently)
         self.metrics = ProxyMetrics(static.prometheus)
         self.metrics_source = metrics_source
         self.connections: set[ClientConnection] = set()
