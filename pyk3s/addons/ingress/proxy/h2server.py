@@ -16,9 +16,10 @@ Rules:
   ``PROTOCOL_ERROR``, more than 64 CONTINUATION frames in one header block ``PROTOCOL_ERROR``, bad
   SETTINGS values ``PROTOCOL_ERROR``/``FLOW_CONTROL_ERROR``.
 - Frames that make the server work without a request to show for it (a client RST_STREAM on a stream
-  still being served: "rapid reset"; PING; SETTINGS; PRIORITY; empty DATA; unknown frames) spend a
-  budget of 1,000 that refills at 100 per second; when it runs out the connection gets GOAWAY
-  ``ENHANCE_YOUR_CALM`` and is closed. Other connections are never affected.
+  still being served: "rapid reset"; SETTINGS; PRIORITY; empty DATA; unknown frames; PING at a tenth,
+  as gRPC clients ping to probe bandwidth) spend a budget of 1,000 that refills at 100 per second;
+  when it runs out the connection gets GOAWAY ``ENHANCE_YOUR_CALM`` and is closed. Other connections
+  are never affected.
 - Memory per connection is bounded: one header block (at most 64 frames of 16 KiB), one flow-control
   window of request body (1 MiB: credit goes back once the body left for the upstream), per stream
   about ``HIGH_WATER`` of response waiting for the client's window (then the upstream is paused), and
@@ -246,7 +247,8 @@ class H2ClientConnection(asyncio.Protocol):
     def on_abuse(self, ev: Event) -> None:
         if isinstance(ev, PriorityUpdated) and ev.stream_id in self.streams:
             return  # priority that came with a request's HEADERS
-        self.spend(1.0)
+        # gRPC clients PING to measure bandwidth and keep connections alive: a PING costs a tenth
+        self.spend(0.1 if isinstance(ev, PingReceived) else 1.0)
 
     def on_goaway(self, ev: ConnectionTerminated) -> None:
         if ev.error_code:
@@ -298,7 +300,7 @@ class H2ClientConnection(asyncio.Protocol):
             self.ack(ex.sid, ex.unacked)
             ex.unacked = 0
         ex.release()
-        if self.goaway_at and not self.streams:
+        if self.goaway_at and not self.streams and not self.outbox.queued:
             self.close_after_flush()
 
     def start_tunnel(self, up: UpstreamConnection) -> None:

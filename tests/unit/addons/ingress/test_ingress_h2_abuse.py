@@ -221,7 +221,7 @@ async def test_control_frame_floods(make_proxy, backend, kind):
     if kind == "settings":
         frames = [_frame(SettingsFrame(0, settings={SettingsFrame.HEADER_TABLE_SIZE: 4096})) for _ in range(1500)]
     elif kind == "ping":
-        frames = [_frame(PingFrame(0, b"%08d" % i)) for i in range(1500)]
+        frames = [_frame(PingFrame(0, b"%08d" % i)) for i in range(12000)]
     elif kind == "empty-data":
         frames = [_frame(_headers(1, path="/slow", end_stream=False))] + [_frame(DataFrame(1, b"")) for _ in range(1500)]
     else:
