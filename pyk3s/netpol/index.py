@@ -1,0 +1,487 @@
+"""Per-pod allow sets, kept incrementally: what a node's data path needs, computed from policies,
+pods and namespaces with the predicates of :mod:`pyk3s.netpol.evaluate` (pure, no I/O).
+
+Shape (one per direction; ``in`` judges the destination pod, ``out`` the source pod):
+
+* every local pod selected by a policy of that direction belongs to a **group**: pods isolated by the
+  same policies (and, for ingress, whose named ports resolve alike) share one;
+* a group holds ``pods``: peer pod address -> the ports the group's rules open to/from that pod
+  (selector peers; for egress also named ports on pods inside an ipBlock or matched by "any peer"),
+  and ``ranges``: disjoint address ranges -> ports (ipBlock peers and "any peer" rules, numbers only
+  where the peer is not a pod);
+* ``dispatch``: local pod address -> its group, and ``local``: the addresses of every local pod.
+
+A packet is allowed by a group when its peer address is in ``pods`` with the port, or inside a range
+with the port (:meth:`AllowIndex.allows` is that lookup, the same the kernel does).
+
+Changes arrive one object at a time (:meth:`set_pod`, :meth:`set_policy`, :meth:`set_namespace`, and
+their deletes); each touches only what depends on it: a pod's label change re-checks that pod
+against every rule and rewrites its element in the groups that name it. :meth:`take_delta` returns
+what changed since the last call, for the kernel; :meth:`state` the whole thing for a full load.
+
+An address claimed by two pods (one terminating, one new) belongs to the newest live one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from .evaluate import Endpoint, peer_matches, selects
+from .model import EGRESS, INGRESS, NamespaceInfo, PodInfo, Policy, Rule, parse_ip
+from .ports import NONE, PortSet, resolve_ports
+from .ranges import AddrRange, block_ranges, disjoint, full_range
+
+__all__ = ["AllowIndex", "Delta", "Group", "GroupDelta", "IndexState", "RuleId"]
+
+RuleId = tuple[str, str, int]  # (policy key, direction, rule index)
+DIRECTIONS = (INGRESS, EGRESS)
+
+
+@dataclass(slots=True)
+class Group:
+    gid: str
+    direction: str
+    policies: frozenset[str]
+    ctx: tuple[tuple[str, str, tuple[int, ...]], ...]
+    members: set[str] = field(default_factory=set)
+    pods: dict[str, PortSet] = field(default_factory=dict)
+    ranges: tuple[tuple[AddrRange, PortSet], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GroupDelta:
+    removed: Mapping[str, PortSet]  # address -> ports no longer there (exactly as added before)
+    added: Mapping[str, PortSet]
+    ranges: tuple[tuple[AddrRange, PortSet], ...] | None  # the new ranges when they changed
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    new_groups: Mapping[str, Group]
+    removed_groups: frozenset[str]
+    groups: Mapping[str, GroupDelta]  # changes inside groups that existed before and still do
+    dispatch_removed: Mapping[str, frozenset[str]]  # direction -> addresses
+    dispatch_added: Mapping[str, Mapping[str, str]]  # direction -> address -> gid
+    local_removed: frozenset[str]
+    local_added: frozenset[str]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.new_groups or self.removed_groups or self.groups or any(self.dispatch_removed.values())
+                    or any(self.dispatch_added.values()) or self.local_removed or self.local_added)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexState:
+    groups: Mapping[str, Group]
+    dispatch: Mapping[str, Mapping[str, str]]
+    local: frozenset[str]
+
+
+def _gid(direction: str, policies: frozenset[str], ctx: tuple) -> str:
+    text = repr((direction, sorted(policies), ctx))
+    return ("i-" if direction == INGRESS else "e-") + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _family(ip: str) -> int:
+    return 6 if ":" in ip else 4
+
+
+class AllowIndex:
+    """The allow sets of the pods of ``node`` (every pod when ``node`` is None)."""
+
+    def __init__(self, node: str | None = None) -> None:
+        self.node = node
+        self.ns_labels: dict[str, Mapping[str, str]] = {}
+        self.policies: dict[str, Policy] = {}
+        self.claims: dict[str, PodInfo] = {}  # every pod seen, as given
+        self.pods: dict[str, PodInfo] = {}  # taking part, with the addresses they own
+        self.owner: dict[str, str] = {}  # address -> pod key
+        self.rules: dict[RuleId, tuple[Policy, Rule]] = {}
+        self.rule_members: dict[RuleId, set[str]] = {}
+        self.pod_rules: dict[str, set[RuleId]] = {}
+        self.rule_groups: dict[RuleId, set[str]] = {}
+        self.groups: dict[str, Group] = {}
+        self.pod_group: dict[tuple[str, str], str] = {}
+        self.dispatch: dict[str, dict[str, str]] = {INGRESS: {}, EGRESS: {}}
+        self.local: set[str] = set()
+        # what was last handed out by take_delta (the kernel's view)
+        self._applied_groups: dict[str, tuple[dict[str, PortSet], tuple]] = {}
+        self._applied_dispatch: dict[str, dict[str, str]] = {INGRESS: {}, EGRESS: {}}
+        self._applied_local: set[str] = set()
+        self._dirty_elems: dict[str, set[str]] = {}
+        self._dirty_ranges: set[str] = set()
+        self._dirty_dispatch: dict[str, set[str]] = {INGRESS: set(), EGRESS: set()}
+        self._pod_dispatch: dict[tuple[str, str], dict[str, str]] = {}
+        self._pod_local: dict[str, set[str]] = {}
+        self.policy_rules: dict[str, list[RuleId]] = {}
+
+    # -- public: changes --------------------------------------------------------------------------------
+
+    def set_namespace(self, ns: NamespaceInfo) -> None:
+        if self.ns_labels.get(ns.name) == ns.labels:
+            return
+        self.ns_labels[ns.name] = dict(ns.labels)
+        for key in [k for k, p in self.pods.items() if p.namespace == ns.name]:
+            self._peer_changed(key, self.pods[key], self.pods[key])
+
+    def delete_namespace(self, name: str) -> None:
+        if name in self.ns_labels:
+            self.set_namespace(NamespaceInfo(name, {}))
+            del self.ns_labels[name]
+
+    def set_policy(self, policy: Policy) -> None:
+        old = self.policies.get(policy.key)
+        if old == policy:
+            return
+        if old is not None:
+            self._drop_rules(old)
+        self.policies[policy.key] = policy
+        self._add_rules(policy)
+        self._policy_changed(policy.key, policy.namespace)
+
+    def delete_policy(self, key: str) -> None:
+        old = self.policies.pop(key, None)
+        if old is None:
+            return
+        self._drop_rules(old)
+        self._policy_changed(key, old.namespace)
+
+    def set_pod(self, pod: PodInfo) -> None:
+        if self.claims.get(pod.key) == pod:
+            return
+        old = self.claims.get(pod.key)
+        self.claims[pod.key] = pod
+        self._reclaim({*(old.ips if old else ()), *pod.ips}, {pod.key})
+
+    def delete_pod(self, key: str) -> None:
+        old = self.claims.pop(key, None)
+        if old is not None:
+            self._reclaim(set(old.ips), {key})
+
+    # -- public: reading --------------------------------------------------------------------------------
+
+    def state(self) -> IndexState:
+        return IndexState(self.groups, {d: dict(m) for d, m in self.dispatch.items()}, frozenset(self.local))
+
+    def take_delta(self) -> Delta:
+        """What changed since the last call; afterwards the index assumes the kernel holds it."""
+        new_groups = {g: self.groups[g] for g in self.groups.keys() - self._applied_groups.keys()}
+        removed = frozenset(self._applied_groups.keys() - self.groups.keys())
+        changes: dict[str, GroupDelta] = {}
+        for gid in (self._dirty_elems.keys() | self._dirty_ranges) & self._applied_groups.keys() & self.groups.keys():
+            applied_pods, applied_ranges = self._applied_groups[gid]
+            group = self.groups[gid]
+            gone: dict[str, PortSet] = {}
+            added: dict[str, PortSet] = {}
+            for ip in self._dirty_elems.get(gid, ()):
+                before, after = applied_pods.get(ip), group.pods.get(ip)
+                if before == after:
+                    continue
+                if before is not None:
+                    gone[ip] = before
+                if after is not None:
+                    added[ip] = after
+            ranges = group.ranges if gid in self._dirty_ranges and group.ranges != applied_ranges else None
+            if gone or added or ranges is not None:
+                changes[gid] = GroupDelta(gone, added, ranges)
+        d_removed: dict[str, frozenset[str]] = {}
+        d_added: dict[str, dict[str, str]] = {}
+        for d in DIRECTIONS:
+            rem: set[str] = set()
+            add: dict[str, str] = {}
+            for ip in self._dirty_dispatch[d]:
+                was, now = self._applied_dispatch[d].get(ip), self.dispatch[d].get(ip)
+                if was == now:
+                    continue
+                if was is not None:
+                    rem.add(ip)
+                if now is not None:
+                    add[ip] = now
+            d_removed[d], d_added[d] = frozenset(rem), add
+        delta = Delta(new_groups, removed, changes, d_removed, d_added,
+                      frozenset(self._applied_local - self.local), frozenset(self.local - self._applied_local))
+        self.mark_applied()
+        return delta
+
+    def mark_applied(self) -> None:
+        """The kernel now holds the whole current state (after a full load, or a delta)."""
+        self._applied_groups = {g: (dict(grp.pods), grp.ranges) for g, grp in self.groups.items()}
+        self._applied_dispatch = {d: dict(m) for d, m in self.dispatch.items()}
+        self._applied_local = set(self.local)
+        self._dirty_elems.clear()
+        self._dirty_ranges.clear()
+        for s in self._dirty_dispatch.values():
+            s.clear()
+
+    def allows(self, src_ip: str, dst_ip: str, protocol: int, port: int) -> bool:
+        """The data path's verdict for a new connection, read from the sets (as the kernel does)."""
+        if src_ip == dst_ip:
+            return True
+        for direction, me, peer in ((EGRESS, src_ip, dst_ip), (INGRESS, dst_ip, src_ip)):
+            gid = self.dispatch[direction].get(me)
+            if gid is None:
+                continue
+            group = self.groups[gid]
+            ports = group.pods.get(peer)
+            if ports is not None and ports.contains(protocol, port):
+                continue
+            ip = parse_ip(peer)
+            if ip is not None and any(r.contains(ip.version, int(ip)) and p.contains(protocol, port)
+                                      for r, p in group.ranges):
+                continue
+            return False
+        return True
+
+    # -- rules and their members ------------------------------------------------------------------------
+
+    def _add_rules(self, policy: Policy) -> None:
+        for d in DIRECTIONS:
+            if not policy.isolates(d):
+                continue
+            for i, rule in enumerate(policy.rules(d)):
+                rid = (policy.key, d, i)
+                self.rules[rid] = (policy, rule)
+                self.policy_rules.setdefault(policy.key, []).append(rid)
+                members = {k for k, pod in self.pods.items() if self._member(policy, rule, d, pod)}
+                self.rule_members[rid] = members
+                for k in members:
+                    self.pod_rules.setdefault(k, set()).add(rid)
+
+    def _drop_rules(self, policy: Policy) -> None:
+        for rid in self.policy_rules.pop(policy.key, []):
+            del self.rules[rid]
+            for k in self.rule_members.pop(rid, ()):
+                self.pod_rules.get(k, set()).discard(rid)
+
+    def _member(self, policy: Policy, rule: Rule, direction: str, pod: PodInfo) -> bool:
+        """Does the pod get per-address elements from this rule (see the module docstring)?"""
+        if pod.host_network:
+            return False
+        for ip in pod.ips:
+            ep = Endpoint(ip, pod)
+            for peer in rule.peers:
+                if peer.ip_block is None:
+                    if peer_matches(policy, peer, ep, self.ns_labels):
+                        return True
+                elif direction == EGRESS and rule.named_ports and peer_matches(policy, peer, ep, self.ns_labels):
+                    return True
+            if direction == EGRESS and rule.named_ports and rule.any_peer:
+                return True
+        return False
+
+    def _pod_ports(self, group: Group, pod: PodInfo, ip: str) -> PortSet:
+        """The ports ``group`` opens to/from peer ``pod`` at address ``ip``."""
+        acc = NONE
+        ep = Endpoint(ip, pod)
+        rep = self._ctx_pod(group) if group.direction == INGRESS else None
+        for rid in self.pod_rules.get(pod.key, ()):
+            if rid[1] != group.direction or rid[0] not in group.policies:
+                continue
+            policy, rule = self.rules[rid]
+            if group.direction == INGRESS:
+                acc = acc.union(resolve_ports(rule.ports, rep))
+                continue
+            selected = any(p.ip_block is None and peer_matches(policy, p, ep, self.ns_labels) for p in rule.peers)
+            if selected or (rule.named_ports and (rule.any_peer or any(
+                    p.ip_block is not None and peer_matches(policy, p, ep, self.ns_labels) for p in rule.peers))):
+                acc = acc.union(resolve_ports(rule.ports, pod))
+        return acc
+
+    def _ranges(self, group: Group) -> tuple[tuple[AddrRange, PortSet], ...]:
+        rep = self._ctx_pod(group) if group.direction == INGRESS else None
+        items: list[tuple[AddrRange, PortSet]] = []
+        for key in group.policies:
+            policy = self.policies.get(key)
+            if policy is None:
+                continue
+            for rule in policy.rules(group.direction):
+                ports = resolve_ports(rule.ports, rep, numeric_only=group.direction == EGRESS)
+                if rule.any_peer:
+                    items += [(full_range(4), ports), (full_range(6), ports)]
+                for peer in rule.peers:
+                    if peer.ip_block is not None:
+                        items += [(r, ports) for r in block_ranges(peer.ip_block)]
+        return tuple(disjoint(items))
+
+    @staticmethod
+    def _ctx_pod(group: Group) -> PodInfo:
+        named = tuple((n, proto, p) for n, proto, ports in group.ctx for p in ports)
+        return PodInfo("", "", {}, (), named_ports=named)
+
+    # -- groups -----------------------------------------------------------------------------------------
+
+    def _ctx(self, policies: Iterable[Policy], pod: PodInfo) -> tuple[tuple[str, str, tuple[int, ...]], ...]:
+        names = {(spec.port, spec.protocol) for p in policies for r in p.ingress for spec in r.ports
+                 if isinstance(spec.port, str)}
+        return tuple(sorted((n, proto, tuple(sorted(pod.port_numbers(n, proto)))) for n, proto in names))  # type: ignore[arg-type]
+
+    def _group_for(self, pod: PodInfo, direction: str) -> str | None:
+        mine = [p for p in self.policies.values() if p.namespace == pod.namespace and p.isolates(direction)
+                and selects(p, pod)]
+        if not mine:
+            return None
+        keys = frozenset(p.key for p in mine)
+        ctx = self._ctx(mine, pod) if direction == INGRESS else ()
+        gid = _gid(direction, keys, ctx)
+        if gid not in self.groups:
+            group = Group(gid, direction, keys, ctx)
+            self.groups[gid] = group
+            for key in keys:
+                for rid in self.policy_rules.get(key, ()):
+                    if rid[1] == direction:
+                        self.rule_groups.setdefault(rid, set()).add(gid)
+            self._fill(group)
+        return gid
+
+    def _fill(self, group: Group) -> None:
+        """Compute a group's pods and ranges from scratch (new group, or its policies changed)."""
+        candidates: set[str] = set()
+        for key in group.policies:
+            for rid in self.policy_rules.get(key, ()):
+                if rid[1] == group.direction:
+                    candidates |= self.rule_members[rid]
+        fresh: dict[str, PortSet] = {}
+        for k in candidates:
+            pod = self.pods[k]
+            for ip in pod.ips:
+                ports = self._pod_ports(group, pod, ip)
+                if not ports.empty:
+                    fresh[ip] = ports
+        touched = self._dirty_elems.setdefault(group.gid, set())
+        touched |= fresh.keys() | group.pods.keys()
+        group.pods = fresh
+        ranges = self._ranges(group)
+        if ranges != group.ranges:
+            group.ranges = ranges
+            self._dirty_ranges.add(group.gid)
+
+    def _leave(self, key: str, direction: str) -> None:
+        gid = self.pod_group.pop((key, direction), None)
+        if gid is None:
+            return
+        group = self.groups[gid]
+        group.members.discard(key)
+        if not group.members:
+            del self.groups[gid]
+            for rids in self.rule_groups.values():
+                rids.discard(gid)
+            self._dirty_elems.pop(gid, None)
+            self._dirty_ranges.discard(gid)
+
+    def _place(self, key: str) -> None:
+        """Put a local pod in its groups and its addresses in the dispatch maps (or take them out)."""
+        pod = self.pods.get(key)
+        local = pod is not None and not pod.host_network and (self.node is None or pod.node == self.node)
+        for d in DIRECTIONS:
+            old_gid = self.pod_group.get((key, d))
+            new_gid = self._group_for(pod, d) if (local and pod is not None) else None
+            if new_gid != old_gid:
+                self._leave(key, d)
+                if new_gid is not None:
+                    self.pod_group[(key, d)] = new_gid
+                    self.groups[new_gid].members.add(key)
+            want = {ip: new_gid for ip in pod.ips} if (pod is not None and new_gid is not None) else {}
+            have = self._pod_dispatch.pop((key, d), {})
+            for ip in have.keys() - want.keys():
+                self.dispatch[d].pop(ip, None)
+                self._dirty_dispatch[d].add(ip)
+            for ip, gid in want.items():
+                if self.dispatch[d].get(ip) != gid:
+                    self.dispatch[d][ip] = gid
+                    self._dirty_dispatch[d].add(ip)
+            if want:
+                self._pod_dispatch[(key, d)] = want
+        ips = set(pod.ips) if (pod is not None and local) else set()
+        had = self._pod_local.pop(key, set())
+        self.local -= had - ips
+        self.local |= ips
+        if ips:
+            self._pod_local[key] = ips
+
+    # -- reacting to changes ----------------------------------------------------------------------------
+
+    def _peer_changed(self, key: str, old: PodInfo | None, new: PodInfo | None) -> None:
+        """Re-check one pod against every rule and rewrite its elements where they changed."""
+        before = set(self.pod_rules.get(key, ()))
+        after: set[RuleId] = set()
+        if new is not None:
+            for rid, (policy, rule) in self.rules.items():
+                if self._member(policy, rule, rid[1], new):
+                    after.add(rid)
+        for rid in before - after:
+            self.rule_members[rid].discard(key)
+        for rid in after - before:
+            self.rule_members[rid].add(key)
+        if after:
+            self.pod_rules[key] = after
+        else:
+            self.pod_rules.pop(key, None)
+        gids: set[str] = set()
+        for rid in before | after:
+            gids |= self.rule_groups.get(rid, set())
+        old_ips = set(old.ips) if old is not None else set()
+        new_ips = set(new.ips) if new is not None else set()
+        for gid in gids:
+            group = self.groups[gid]
+            touched = self._dirty_elems.setdefault(gid, set())
+            for ip in old_ips - new_ips:
+                if group.pods.pop(ip, None) is not None:
+                    touched.add(ip)
+            for ip in new_ips:
+                ports = self._pod_ports(group, new, ip) if new is not None else NONE
+                if ports.empty:
+                    if group.pods.pop(ip, None) is not None:
+                        touched.add(ip)
+                elif group.pods.get(ip) != ports:
+                    group.pods[ip] = ports
+                    touched.add(ip)
+
+    def _policy_changed(self, key: str, namespace: str) -> None:
+        before = set(self.groups)
+        for rid in [r for r in self.rule_groups if r[0] == key]:
+            del self.rule_groups[rid]
+        for rid in self.policy_rules.get(key, ()):
+            self.rule_groups[rid] = {g.gid for g in self.groups.values()
+                                     if key in g.policies and g.direction == rid[1]}
+        for k, pod in list(self.pods.items()):
+            if pod.namespace == namespace:
+                self._place(k)
+        for group in [g for g in self.groups.values() if key in g.policies and g.gid in before]:
+            self._fill(group)
+
+    def _reclaim(self, ips: set[str], keys: set[str]) -> None:
+        """Re-decide who owns ``ips`` and re-index every pod whose owned addresses changed."""
+        affected = set(keys)
+        for ip in ips:
+            claimants = [p for p in self.claims.values() if ip in p.ips and not p.host_network]
+            best = max(claimants, key=lambda p: (not p.terminating, p.creation, p.key), default=None)
+            prev = self.owner.get(ip)
+            if best is None:
+                self.owner.pop(ip, None)
+            else:
+                self.owner[ip] = best.key
+                affected.add(best.key)
+            if prev is not None:
+                affected.add(prev)
+        updates: list[tuple[str, PodInfo | None, PodInfo | None]] = []
+        for key in sorted(affected):
+            claim = self.claims.get(key)
+            new: PodInfo | None = None
+            if claim is not None:
+                owned = tuple(ip for ip in claim.ips if self.owner.get(ip) == key)
+                new = replace(claim, ips=owned) if owned else None
+            old = self.pods.get(key)
+            if old != new:
+                updates.append((key, old, new))
+        # pods giving up an address go first, so the new owner's entries are not removed after it
+        updates.sort(key=lambda u: not (set(u[1].ips if u[1] else ()) - set(u[2].ips if u[2] else ())))
+        for key, old, new in updates:
+            if new is None:
+                self.pods.pop(key, None)
+            else:
+                self.pods[key] = new
+            self._peer_changed(key, old, new)
+            self._place(key)
