@@ -17,6 +17,7 @@ from pyk3s.agent.kubelet.kubelet import Kubelet, delete_pod_now, write_pod_statu
 from pyk3s.agent.kubelet.server import KubeletServer, server_ssl_context
 from pyk3s.agent.kubelet.volumes import VolumeSources
 from pyk3s.agent.kubelet.worker import KubeletContext
+from pyk3s.agent.netpol.controller import NetpolController, netpol_table_for
 from pyk3s.agent.node import NodeAgent, detect_node_ip, node_labels, resolve_node_name
 from pyk3s.agent.proxy.apply import delete_table
 from pyk3s.agent.proxy.compile import ProxyConfig
@@ -49,6 +50,7 @@ class AgentSettings:
     node_taints: tuple[str, ...] = ()
     flannel_backend: str = "vxlan"  # accepted for K3s compatibility; pyk3s always uses its bridge
     nft_table: str = ""             # default: nft_table_for(bridge_name)
+    disable_network_policy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +132,19 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
         await client.record_event({**pod, "apiVersion": "v1", "kind": "Pod"}, type=type_, reason=reason,
                                   message=message, component="kubelet", host=name)
 
+    async def policy_recorder(obj: dict, type_: str, reason: str, message: str) -> None:
+        await client.record_event(obj, type=type_, reason=reason, message=message, component="pyk3s-netpol",
+                                  host=name)
+
+    netpol = None if settings.disable_network_policy else NetpolController.for_node(
+        client, name, settings.bridge_name, record=policy_recorder)
+
     ctx = KubeletContext(
         node_name=name, pods_dir=agent_dir / "pods", host_ip=internal[0], bridge=None, ipam=None,
         cluster_dns=settings.cluster_dns, cluster_domain=settings.cluster_domain, node_resolv=resolv.read_text(),
         sources=VolumeSources(cm, sec, token, ca_crt), services=svc_inf.list, config_map=cm, secret=sec,
-        write_status=status_writer, delete_pod=deleter, record_event=recorder)
+        write_status=status_writer, delete_pod=deleter, record_event=recorder,
+        admit_network=netpol.admit if netpol is not None else None)
     kubelet = Kubelet(ctx, client, pods_inf)
     server = KubeletServer(kubelet)
     ssl_ctx = server_ssl_context(certs.serving_cert, certs.serving_key, certs.client_ca or None) \
@@ -159,10 +169,14 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
                                       table), svc_inf, slice_inf, pods_inf)
         for inf in (pods_inf, svc_inf, slice_inf):
             await inf.start()
+        if netpol is None:  # switched off: rules left by an earlier run go
+            await delete_table("inet", netpol_table_for(settings.bridge_name), component="netpol")
         async with asyncio.TaskGroup() as tg:
             tg.create_task(node_agent.heartbeat(), name="node heartbeat")
             tg.create_task(kubelet.run(), name="kubelet")
             tg.create_task(proxier.run(), name="proxy")
+            if netpol is not None:
+                tg.create_task(netpol.run(), name="network policy")
             tg.create_task(run_route_sync(client, name, cluster_cidrs=settings.cluster_cidrs), name="pod routes")
     finally:
         for inf in (pods_inf, svc_inf, slice_inf):
@@ -172,3 +186,5 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
                 pass
         await server.stop()
         await delete_table("ip", table)
+        if netpol is not None:  # the pods it guarded were stopped above
+            await netpol.delete_table()

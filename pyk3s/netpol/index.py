@@ -96,10 +96,17 @@ class AllowIndex:
         self.node = node
         self.ns_labels: dict[str, Mapping[str, str]] = {}
         self.policies: dict[str, Policy] = {}
+        self.ns_policies: dict[str, set[str]] = {}
         self.claims: dict[str, PodInfo] = {}  # every pod seen, as given
         self.pods: dict[str, PodInfo] = {}  # taking part, with the addresses they own
+        self.pods_by_ns: dict[str, set[str]] = {}
         self.owner: dict[str, str] = {}  # address -> pod key
         self.rules: dict[RuleId, tuple[Policy, Rule]] = {}
+        self.policy_rules: dict[str, list[RuleId]] = {}
+        # rules that give pods per-address elements: those whose peers select pods of the policy's own
+        # namespace only (by namespace), and the others (namespace selectors, egress named ports)
+        self.rules_ns: dict[str, set[RuleId]] = {}
+        self.rules_wide: set[RuleId] = set()
         self.rule_members: dict[RuleId, set[str]] = {}
         self.pod_rules: dict[str, set[RuleId]] = {}
         self.rule_groups: dict[RuleId, set[str]] = {}
@@ -107,6 +114,9 @@ class AllowIndex:
         self.pod_group: dict[tuple[str, str], str] = {}
         self.dispatch: dict[str, dict[str, str]] = {INGRESS: {}, EGRESS: {}}
         self.local: set[str] = set()
+        self._pod_dispatch: dict[tuple[str, str], dict[str, str]] = {}
+        self._pod_local: dict[str, set[str]] = {}
+        self._needs_fill: set[str] = set()
         # what was last handed out by take_delta (the kernel's view)
         self._applied_groups: dict[str, tuple[dict[str, PortSet], tuple]] = {}
         self._applied_dispatch: dict[str, dict[str, str]] = {INGRESS: {}, EGRESS: {}}
@@ -114,9 +124,6 @@ class AllowIndex:
         self._dirty_elems: dict[str, set[str]] = {}
         self._dirty_ranges: set[str] = set()
         self._dirty_dispatch: dict[str, set[str]] = {INGRESS: set(), EGRESS: set()}
-        self._pod_dispatch: dict[tuple[str, str], dict[str, str]] = {}
-        self._pod_local: dict[str, set[str]] = {}
-        self.policy_rules: dict[str, list[RuleId]] = {}
 
     # -- public: changes --------------------------------------------------------------------------------
 
@@ -124,8 +131,8 @@ class AllowIndex:
         if self.ns_labels.get(ns.name) == ns.labels:
             return
         self.ns_labels[ns.name] = dict(ns.labels)
-        for key in [k for k, p in self.pods.items() if p.namespace == ns.name]:
-            self._peer_changed(key, self.pods[key], self.pods[key])
+        for key in sorted(self.pods_by_ns.get(ns.name, ())):
+            self._peer_changed(key, self.pods[key], self.pods[key], only_wide=True)
 
     def delete_namespace(self, name: str) -> None:
         if name in self.ns_labels:
@@ -139,15 +146,17 @@ class AllowIndex:
         if old is not None:
             self._drop_rules(old)
         self.policies[policy.key] = policy
+        self.ns_policies.setdefault(policy.namespace, set()).add(policy.key)
         self._add_rules(policy)
-        self._policy_changed(policy.key, policy.namespace)
+        self._policy_changed(policy, old)
 
     def delete_policy(self, key: str) -> None:
         old = self.policies.pop(key, None)
         if old is None:
             return
+        self.ns_policies.get(old.namespace, set()).discard(key)
         self._drop_rules(old)
-        self._policy_changed(key, old.namespace)
+        self._policy_changed(None, old)
 
     def set_pod(self, pod: PodInfo) -> None:
         if self.claims.get(pod.key) == pod:
@@ -164,10 +173,12 @@ class AllowIndex:
     # -- public: reading --------------------------------------------------------------------------------
 
     def state(self) -> IndexState:
+        self._flush()
         return IndexState(self.groups, {d: dict(m) for d, m in self.dispatch.items()}, frozenset(self.local))
 
     def take_delta(self) -> Delta:
         """What changed since the last call; afterwards the index assumes the kernel holds it."""
+        self._flush()
         new_groups = {g: self.groups[g] for g in self.groups.keys() - self._applied_groups.keys()}
         removed = frozenset(self._applied_groups.keys() - self.groups.keys())
         changes: dict[str, GroupDelta] = {}
@@ -203,21 +214,20 @@ class AllowIndex:
             d_removed[d], d_added[d] = frozenset(rem), add
         delta = Delta(new_groups, removed, changes, d_removed, d_added,
                       frozenset(self._applied_local - self.local), frozenset(self.local - self._applied_local))
-        self.mark_applied()
+        self._commit(changes, new_groups, removed)
         return delta
 
     def mark_applied(self) -> None:
-        """The kernel now holds the whole current state (after a full load, or a delta)."""
+        """The kernel now holds the whole current state (after a full load)."""
+        self._flush()
         self._applied_groups = {g: (dict(grp.pods), grp.ranges) for g, grp in self.groups.items()}
         self._applied_dispatch = {d: dict(m) for d, m in self.dispatch.items()}
         self._applied_local = set(self.local)
-        self._dirty_elems.clear()
-        self._dirty_ranges.clear()
-        for s in self._dirty_dispatch.values():
-            s.clear()
+        self._clear_dirty()
 
     def allows(self, src_ip: str, dst_ip: str, protocol: int, port: int) -> bool:
         """The data path's verdict for a new connection, read from the sets (as the kernel does)."""
+        self._flush()
         if src_ip == dst_ip:
             return True
         for direction, me, peer in ((EGRESS, src_ip, dst_ip), (INGRESS, dst_ip, src_ip)):
@@ -235,7 +245,64 @@ class AllowIndex:
             return False
         return True
 
+    def _commit(self, changes: Mapping[str, GroupDelta], new_groups: Mapping[str, Group],
+                removed: frozenset[str]) -> None:
+        for gid in removed:
+            del self._applied_groups[gid]
+        for gid, group in new_groups.items():
+            self._applied_groups[gid] = (dict(group.pods), group.ranges)
+        for gid, gd in changes.items():
+            pods, ranges = self._applied_groups[gid]
+            for ip in gd.removed:
+                pods.pop(ip, None)
+            pods.update(gd.added)
+            if gd.ranges is not None:
+                self._applied_groups[gid] = (pods, gd.ranges)
+        for d in DIRECTIONS:
+            applied = self._applied_dispatch[d]
+            for ip in self._dirty_dispatch[d]:
+                if ip in self.dispatch[d]:
+                    applied[ip] = self.dispatch[d][ip]
+                else:
+                    applied.pop(ip, None)
+        self._applied_local = set(self.local)
+        self._clear_dirty()
+
+    def _clear_dirty(self) -> None:
+        self._dirty_elems.clear()
+        self._dirty_ranges.clear()
+        for s in self._dirty_dispatch.values():
+            s.clear()
+
     # -- rules and their members ------------------------------------------------------------------------
+
+    @staticmethod
+    def _wide(rule: Rule, direction: str) -> bool | None:
+        """None: the rule gives no pod elements; False: only pods of the policy's namespace; True: any."""
+        if direction == EGRESS and rule.named_ports and (rule.any_peer or any(p.ip_block for p in rule.peers)):
+            return True
+        selectors = [p for p in rule.peers if p.ip_block is None]
+        if not selectors:
+            return None
+        return any(p.namespace_selector is not None for p in selectors)
+
+    def _candidates(self, policy: Policy, rule: Rule, direction: str) -> Iterable[str]:
+        wide = self._wide(rule, direction)
+        if wide is None:
+            return ()
+        if not wide:
+            return self.pods_by_ns.get(policy.namespace, ())
+        if direction == EGRESS and rule.named_ports and (rule.any_peer or any(p.ip_block for p in rule.peers)):
+            return self.pods.keys()
+        names: set[str] = set()
+        for peer in rule.peers:
+            if peer.ip_block is not None:
+                continue
+            if peer.namespace_selector is None:
+                names.add(policy.namespace)
+            else:
+                names |= {n for n in self.pods_by_ns if peer.namespace_selector.matches(self.ns_labels.get(n, {}))}
+        return [k for n in names for k in self.pods_by_ns.get(n, ())]
 
     def _add_rules(self, policy: Policy) -> None:
         for d in DIRECTIONS:
@@ -245,7 +312,16 @@ class AllowIndex:
                 rid = (policy.key, d, i)
                 self.rules[rid] = (policy, rule)
                 self.policy_rules.setdefault(policy.key, []).append(rid)
-                members = {k for k, pod in self.pods.items() if self._member(policy, rule, d, pod)}
+                wide = self._wide(rule, d)
+                if wide is None:
+                    self.rule_members[rid] = set()
+                    continue
+                if wide:
+                    self.rules_wide.add(rid)
+                else:
+                    self.rules_ns.setdefault(policy.namespace, set()).add(rid)
+                members = {k for k in self._candidates(policy, rule, d)
+                           if self._member(policy, rule, d, self.pods[k])}
                 self.rule_members[rid] = members
                 for k in members:
                     self.pod_rules.setdefault(k, set()).add(rid)
@@ -253,6 +329,8 @@ class AllowIndex:
     def _drop_rules(self, policy: Policy) -> None:
         for rid in self.policy_rules.pop(policy.key, []):
             del self.rules[rid]
+            self.rules_wide.discard(rid)
+            self.rules_ns.get(policy.namespace, set()).discard(rid)
             for k in self.rule_members.pop(rid, ()):
                 self.pod_rules.get(k, set()).discard(rid)
 
@@ -319,8 +397,8 @@ class AllowIndex:
         return tuple(sorted((n, proto, tuple(sorted(pod.port_numbers(n, proto)))) for n, proto in names))  # type: ignore[arg-type]
 
     def _group_for(self, pod: PodInfo, direction: str) -> str | None:
-        mine = [p for p in self.policies.values() if p.namespace == pod.namespace and p.isolates(direction)
-                and selects(p, pod)]
+        mine = [p for p in (self.policies[k] for k in self.ns_policies.get(pod.namespace, ()))
+                if p.isolates(direction) and selects(p, pod)]
         if not mine:
             return None
         keys = frozenset(p.key for p in mine)
@@ -333,8 +411,16 @@ class AllowIndex:
                 for rid in self.policy_rules.get(key, ()):
                     if rid[1] == direction:
                         self.rule_groups.setdefault(rid, set()).add(gid)
-            self._fill(group)
+            self._needs_fill.add(gid)
         return gid
+
+    def _flush(self) -> None:
+        """Compute the groups whose content is pending (created, or their policies changed)."""
+        for gid in sorted(self._needs_fill):
+            group = self.groups.get(gid)
+            if group is not None:
+                self._fill(group)
+        self._needs_fill.clear()
 
     def _fill(self, group: Group) -> None:
         """Compute a group's pods and ranges from scratch (new group, or its policies changed)."""
@@ -366,10 +452,12 @@ class AllowIndex:
         group.members.discard(key)
         if not group.members:
             del self.groups[gid]
-            for rids in self.rule_groups.values():
-                rids.discard(gid)
+            for pkey in group.policies:
+                for rid in self.policy_rules.get(pkey, ()):
+                    self.rule_groups.get(rid, set()).discard(gid)
             self._dirty_elems.pop(gid, None)
             self._dirty_ranges.discard(gid)
+            self._needs_fill.discard(gid)
 
     def _place(self, key: str) -> None:
         """Put a local pod in its groups and its addresses in the dispatch maps (or take them out)."""
@@ -403,12 +491,17 @@ class AllowIndex:
 
     # -- reacting to changes ----------------------------------------------------------------------------
 
-    def _peer_changed(self, key: str, old: PodInfo | None, new: PodInfo | None) -> None:
-        """Re-check one pod against every rule and rewrite its elements where they changed."""
+    def _peer_changed(self, key: str, old: PodInfo | None, new: PodInfo | None, *, only_wide: bool = False) -> None:
+        """Re-check one pod against the rules that could name it and rewrite its elements where they
+        changed (``only_wide``: after a namespace label change, only rules with namespace selectors)."""
         before = set(self.pod_rules.get(key, ()))
-        after: set[RuleId] = set()
+        pod = new or old
+        assert pod is not None
+        scope = set(self.rules_wide) if only_wide else self.rules_wide | self.rules_ns.get(pod.namespace, set())
+        after = before - scope
         if new is not None:
-            for rid, (policy, rule) in self.rules.items():
+            for rid in scope:
+                policy, rule = self.rules[rid]
                 if self._member(policy, rule, rid[1], new):
                     after.add(rid)
         for rid in before - after:
@@ -419,12 +512,14 @@ class AllowIndex:
             self.pod_rules[key] = after
         else:
             self.pod_rules.pop(key, None)
+        if only_wide and before == after:
+            return
         gids: set[str] = set()
         for rid in before | after:
             gids |= self.rule_groups.get(rid, set())
         old_ips = set(old.ips) if old is not None else set()
         new_ips = set(new.ips) if new is not None else set()
-        for gid in gids:
+        for gid in gids - self._needs_fill:
             group = self.groups[gid]
             touched = self._dirty_elems.setdefault(gid, set())
             for ip in old_ips - new_ips:
@@ -439,18 +534,24 @@ class AllowIndex:
                     group.pods[ip] = ports
                     touched.add(ip)
 
-    def _policy_changed(self, key: str, namespace: str) -> None:
+    def _policy_changed(self, new: Policy | None, old: Policy | None) -> None:
+        policy = new or old
+        assert policy is not None
+        key = policy.key
         before = set(self.groups)
         for rid in [r for r in self.rule_groups if r[0] == key]:
             del self.rule_groups[rid]
         for rid in self.policy_rules.get(key, ()):
             self.rule_groups[rid] = {g.gid for g in self.groups.values()
                                      if key in g.policies and g.direction == rid[1]}
-        for k, pod in list(self.pods.items()):
-            if pod.namespace == namespace:
+        # only pods this policy selects (before or now) can change groups
+        for k in sorted(self.pods_by_ns.get(policy.namespace, ())):
+            pod = self.pods[k]
+            if (old is not None and selects(old, pod)) or (new is not None and selects(new, pod)):
                 self._place(k)
-        for group in [g for g in self.groups.values() if key in g.policies and g.gid in before]:
-            self._fill(group)
+        for group in self.groups.values():
+            if key in group.policies and group.gid in before:
+                self._needs_fill.add(group.gid)
 
     def _reclaim(self, ips: set[str], keys: set[str]) -> None:
         """Re-decide who owns ``ips`` and re-index every pod whose owned addresses changed."""
@@ -479,9 +580,12 @@ class AllowIndex:
         # pods giving up an address go first, so the new owner's entries are not removed after it
         updates.sort(key=lambda u: not (set(u[1].ips if u[1] else ()) - set(u[2].ips if u[2] else ())))
         for key, old, new in updates:
+            ns = (new or old).namespace  # type: ignore[union-attr]
             if new is None:
                 self.pods.pop(key, None)
+                self.pods_by_ns.get(ns, set()).discard(key)
             else:
                 self.pods[key] = new
+                self.pods_by_ns.setdefault(ns, set()).add(key)
             self._peer_changed(key, old, new)
             self._place(key)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .model import PROTOCOLS, PodInfo, PortSpec
 
@@ -47,14 +48,11 @@ class PortSet:
     def union(self, other: PortSet) -> PortSet:
         if self.any or other.any:
             return ANY
-        if not other.by_proto:
+        if not other.by_proto or other == self:
             return self
         if not self.by_proto:
             return other
-        acc: dict[int, list[tuple[int, int]]] = {}
-        for p, iv in (*self.by_proto, *other.by_proto):
-            acc.setdefault(p, []).extend(iv)
-        return PortSet.of(acc)
+        return _union(self, other)
 
     def contains(self, protocol: int, port: int) -> bool:
         if self.any:
@@ -82,12 +80,26 @@ ANY = PortSet(True)
 NONE = PortSet()
 
 
+@lru_cache(maxsize=65536)
+def _union(a: PortSet, b: PortSet) -> PortSet:
+    acc: dict[int, list[tuple[int, int]]] = {}
+    for p, iv in (*a.by_proto, *b.by_proto):
+        acc.setdefault(p, []).extend(iv)
+    return PortSet.of(acc)
+
+
 def resolve_ports(ports: tuple[PortSpec, ...], target: PodInfo | None, *, numeric_only: bool = False) -> PortSet:
     """The ports a rule opens on ``target`` (the pod whose container ports give named ports their
     numbers; None for a non-pod address, where named ports resolve to nothing). ``numeric_only``
     leaves named ports out altogether."""
     if not ports:
         return ANY
+    return _resolve(ports, target.named_ports if target is not None else None, numeric_only)
+
+
+@lru_cache(maxsize=65536)
+def _resolve(ports: tuple[PortSpec, ...], named: tuple[tuple[str, str, int], ...] | None,
+             numeric_only: bool) -> PortSet:
     acc: dict[int, list[tuple[int, int]]] = {}
     for spec in ports:
         proto = PROTOCOLS[spec.protocol]
@@ -95,7 +107,8 @@ def resolve_ports(ports: tuple[PortSpec, ...], target: PodInfo | None, *, numeri
             acc.setdefault(proto, []).append((0, 65535))
         elif isinstance(spec.port, int):
             acc.setdefault(proto, []).append((spec.port, spec.end_port if spec.end_port is not None else spec.port))
-        elif not numeric_only and target is not None:
-            for n in target.port_numbers(spec.port, spec.protocol):
-                acc.setdefault(proto, []).append((n, n))
+        elif not numeric_only and named is not None:
+            for name, nproto, n in named:
+                if name == spec.port and nproto == spec.protocol:
+                    acc.setdefault(proto, []).append((n, n))
     return PortSet.of(acc)

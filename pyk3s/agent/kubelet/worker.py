@@ -68,6 +68,9 @@ class KubeletContext:
     delete_pod: Callable[[dict], Awaitable[None]]
     # (pod, type, reason, message): an Event about the pod, like the kubelet's recorder; None records nothing
     record_event: Callable[[dict, str, str, str], Awaitable[None]] | None = None
+    # (pod, address): awaited once a pod has its address and before its containers start, so network
+    # policy covers it from its first packet
+    admit_network: Callable[[dict, str], Awaitable[None]] | None = None
 
 
 class PodWorker:
@@ -164,6 +167,8 @@ class PodWorker:
                 raise RuntimeError("kubelet: pod networking is not configured on this node")
             net = await setup_pod_network(self.uid, self.ctx.bridge, self.ctx.ipam)
             self.pod_ip = net.ip
+            if self.ctx.admit_network is not None:
+                await self.ctx.admit_network(self.pod, net.ip)
         self.network_ready = True
         self.changed.set()
         (self.dir / "_etc").mkdir(exist_ok=True)

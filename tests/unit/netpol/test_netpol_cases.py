@@ -4,6 +4,7 @@ and by the allow index the agent programs (``pyk3s netpol matrix``, and the kern
 from __future__ import annotations
 
 import copy
+import ipaddress
 
 import pytest
 from netpol_cases import CASES, PODS, Case, Reachability, model_namespaces, model_pods
@@ -81,12 +82,12 @@ def test_case_tables(case: Case) -> None:
 
 def _side(index: AllowIndex, src: str, dst: str, proto: int, port: int, direction: str) -> bool:
     me, peer = (src, dst) if direction == "Egress" else (dst, src)
-    gid = index.dispatch[direction].get(me)
+    state = index.state()
+    gid = state.dispatch[direction].get(me)
     if gid is None:
         return True
-    group = index.groups[gid]
+    group = state.groups[gid]
     if peer in group.pods and group.pods[peer].contains(proto, port):
         return True
-    import ipaddress
     ip = ipaddress.ip_address(peer)
     return any(r.contains(ip.version, int(ip)) and p.contains(proto, port) for r, p in group.ranges)

@@ -221,6 +221,6 @@ def test_incremental_changes_match_a_rebuild(c: tuple, muts: list, data: Any) ->
     final_pods = list(live.values())
     fresh = _build(nss, final_pods, pols, node)
     assert index.state().dispatch == fresh.state().dispatch
-    assert {g: (x.pods, x.ranges) for g, x in index.groups.items()} == \
-        {g: (x.pods, x.ranges) for g, x in fresh.groups.items()}
+    assert {g: (x.pods, x.ranges) for g, x in index.state().groups.items()} == \
+        {g: (x.pods, x.ranges) for g, x in fresh.state().groups.items()}
     assert index.state().local == fresh.state().local
