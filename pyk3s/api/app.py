@@ -4,43 +4,46 @@
 ``pyk3s.api.http`` and the in-process client transport both call :meth:`ApiServer.handle`). The
 caller owns the store: start it before :meth:`ApiServer.start` and close it after :meth:`stop`.
 
+It builds its parts once and hands each the collaborators it uses: the resource catalog (what is
+served), the namespace gate, the kind hooks, the registry (object semantics on the store), the
+resource handlers and subresources (HTTP verbs on the registry). It dispatches a request to them
+after authorization, and answers discovery, OpenAPI, /version and health itself.
+
 Hooks the edge sets on an instance:
 
-* ``authorizer`` — ``async authorize(user, RequestAttributes) -> Decision``; consulted when set and
-  the request carries a user (in-process requests without a user are trusted);
-* ``pod_log_hook`` — ``async (req, namespace, name) -> ApiResponse | None`` for ``pods/log``;
-* ``sa_token_hook`` — ``async (req, namespace, name, body) -> dict`` for ``serviceaccounts/token``;
+* ``authorizer`` — consulted when set and the request carries a user (in-process requests without a
+  user are trusted);
+* ``subresources.pod_log_hook`` — ``async (req, namespace, name) -> ApiResponse | None`` for ``pods/log``;
+* ``subresources.sa_token_hook`` — ``async (req, namespace, name, body) -> dict`` for
+  ``serviceaccounts/token``;
 * :meth:`register_virtual` — create-only resources (access reviews, token reviews).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from pyk3s.api import discovery
 from pyk3s.api.allocation import ServiceAllocator
+from pyk3s.api.authz import Authorizer, forbidden_status, request_attributes
 from pyk3s.api.bodies import decode_body
-from pyk3s.api.codec import decode_kv, dumps
+from pyk3s.api.bootstrap import bootstrap
+from pyk3s.api.catalog import ResourceCatalog
+from pyk3s.api.codec import dumps
 from pyk3s.api.config import ApiConfig
-from pyk3s.api.crds import crd_rows
 from pyk3s.api.errors import ApiError, bad_request, method_not_allowed
 from pyk3s.api.fieldcheck import FieldChecker
 from pyk3s.api.handlers import ResourceHandlers, json_response
 from pyk3s.api.hooks import KindHooks
 from pyk3s.api.namespaces import NamespaceGate
 from pyk3s.api.openapi import OPENAPI_V2_PROTOBUF, OpenApiV3, openapi_v2_stub
-from pyk3s.api.query import TableRequest
-from pyk3s.api.registry import Registry, WriteOptions
+from pyk3s.api.registry import Registry
 from pyk3s.api.request import ApiRequest, ApiResponse
 from pyk3s.api.resources import ResourceInfo, ResourceTable
 from pyk3s.api.store.base import Store, Unavailable
 from pyk3s.api.subresources import Subresources
-from pyk3s.api.tables import render_table
 from pyk3s.api.watch import WatchCache
 
 __all__ = ["ApiServer", "VirtualHandler"]
@@ -49,7 +52,6 @@ log = logging.getLogger("pyk3s.api")
 
 VirtualHandler = Callable[[ApiRequest, dict[str, Any]], Awaitable[dict[str, Any]]]
 _HEALTH = ("/healthz", "/livez", "/readyz")
-_CRD_PREFIX = "/registry/apiextensions.k8s.io/customresourcedefinitions/"
 _VERB_BY_METHOD = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
@@ -61,107 +63,36 @@ class ApiServer:
     def __init__(self, store: Store, config: ApiConfig | None = None) -> None:
         self.store = store
         self.config = config or ApiConfig()
-        self.resources = ResourceTable.builtin()
-        self.authorizer: Any = None
-        self.pod_log_hook: Callable[[ApiRequest, str, str], Awaitable[ApiResponse | None]] | None = None
-        self.sa_token_hook: Callable[[ApiRequest, str, str, Any], Awaitable[dict[str, Any]]] | None = None
+        self.authorizer: Authorizer | None = None
+        self.catalog = ResourceCatalog()
         self.watches = WatchCache(store, history=self.config.watch_history, queue_limit=self.config.watch_queue_limit)
         self.allocator = ServiceAllocator(store, self.config)
-        self.fields = FieldChecker()
-        self.hooks = KindHooks(self)
-        self.namespaces = NamespaceGate(self)
-        self.registry = Registry(self)
+        self.namespaces = NamespaceGate(store, self.watches)
+        self.hooks = KindHooks(store, self.allocator, self.catalog, self.namespaces, self.config.system_namespaces)
+        self.registry = Registry(store, self.catalog, self.hooks, FieldChecker(), self.namespaces)
         self.openapi = OpenApiV3()
-        self.handlers = ResourceHandlers(self)
-        self.subresources = Subresources(self, self.handlers)
+        self.handlers = ResourceHandlers(self.registry, self.watches, self.config)
+        self.subresources = Subresources(self.registry, self.handlers)
         self._virtual: dict[tuple[str, str, str], VirtualHandler] = {}
-        self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifecycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.namespaces.start()
-        rev, kvs = await self.store.list(_CRD_PREFIX)
-        for kv in kvs:
-            self.install_crd(decode_kv(kv))
-        sub = await self.watches.subscribe(_CRD_PREFIX, rev)
-        self._tasks.append(asyncio.get_running_loop().create_task(self._follow_crds(sub), name="crd-sync"))
+        await self.catalog.start(self.store, self.watches)
         if self.config.bootstrap:
-            from pyk3s.api.bootstrap import bootstrap
-
-            await bootstrap(self)
+            await bootstrap(self.registry, self.catalog.table, self.config, self.allocator.kubernetes_ip)
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        self._tasks.clear()
+        await self.catalog.stop()
         await self.namespaces.stop()
         await self.watches.close()
-
-    async def _follow_crds(self, sub: Any) -> None:
-        try:
-            while True:
-                batch = await sub.next_batch(None)
-                if not batch and sub.closed:
-                    log.warning("api: CRD watch ended: %s", sub.error)
-                    return
-                for we in batch or ():
-                    if we.type == "DELETE":
-                        self.uninstall_crd(we.key[len(_CRD_PREFIX):])
-                    else:
-                        self.install_crd(we.obj())
-        finally:
-            sub.cancel()
-
-    # --- resource table ---------------------------------------------------------------------------
-
-    def install_crd(self, crd: dict[str, Any]) -> None:
-        name = (crd.get("metadata") or {}).get("name", "")
-        rows = crd_rows(crd)
-        current = self.resources.crd_rows(name)
-        if [(r, r.schema, r.printer_columns) for r in current] != [(r, r.schema, r.printer_columns) for r in rows]:
-            self.resources = self.resources.with_crd_rows(name, rows)
-
-    def uninstall_crd(self, name: str) -> None:
-        if self.resources.crd_rows(name):
-            self.resources = self.resources.without_crd(name)
 
     def register_virtual(self, group: str, version: str, plural: str, kind: str, handler: VirtualHandler,
                          namespaced: bool = False) -> None:
         """Serve ``POST`` on a create-only resource with ``handler(req, body) -> response object`` (201)."""
         self._virtual[(group, version, plural)] = handler
-        if self.resources.get(group, version, plural) is None:
-            row = ResourceInfo(group=group, version=version, kind=kind, plural=plural, singular=kind.lower(),
-                               namespaced=namespaced, verbs=("create",), list_kind=kind + "List", virtual=True)
-            self.resources = ResourceTable(list(self.resources.rows) + [row])
-
-    # --- helpers for the edge ---------------------------------------------------------------------
-
-    async def registry_get(self, info: ResourceInfo, namespace: str | None, name: str) -> dict[str, Any] | None:
-        try:
-            return await self.registry.get(info, namespace, name)
-        except ApiError as e:
-            if e.code == 404:
-                return None
-            raise
-
-    async def registry_list(self, info: ResourceInfo, namespace: str | None = None) -> list[dict[str, Any]]:
-        res = await self.registry.list(info, namespace)
-        return [self.registry.present(info, decode_kv(kv)) for kv in res.kvs]
-
-    async def create_object(self, info: ResourceInfo, namespace: str | None, obj: dict[str, Any],
-                            field_manager: str = "pyk3s-apiserver") -> dict[str, Any]:
-        return await self.registry.create(info, namespace, obj, WriteOptions(field_manager=field_manager))
-
-    def render_table(self, info: ResourceInfo, objects: list[dict[str, Any]], table: TableRequest) -> dict[str, Any]:
-        crd_columns = list(info.printer_columns) if info.is_custom else None
-        out = render_table(info, objects, include_object=table.include_object, crd_columns=crd_columns,
-                           now=datetime.now(UTC))
-        out["apiVersion"] = f"meta.k8s.io/{table.version}"
-        return out
+        self.catalog.add_virtual(group, version, plural, kind, namespaced)
 
     # --- requests ---------------------------------------------------------------------------------
 
@@ -179,8 +110,6 @@ class ApiServer:
     async def _authorize(self, req: ApiRequest) -> None:
         if self.authorizer is None or req.user is None:
             return
-        from pyk3s.api.authz import forbidden_status, request_attributes
-
         attrs = request_attributes(req.method, req.path, req.query)
         decision = await self.authorizer.authorize(req.user, attrs)
         if not decision.allowed:
@@ -201,7 +130,7 @@ class ApiServer:
         if path.startswith("/openapi/"):
             return self._openapi(req, path)
         parts = path.strip("/").split("/")
-        table = self.resources
+        table = self.catalog.table
         if parts[0] == "api":
             if len(parts) == 1:
                 return self._discovery(req, core=True)
@@ -226,11 +155,11 @@ class ApiServer:
     def _discovery(self, req: ApiRequest, core: bool) -> ApiResponse:
         v = discovery.aggregated_version(req.header("accept"))
         if v is not None:
-            body = discovery.aggregated(self.resources, core, v)
+            body = discovery.aggregated(self.catalog.table, core, v)
             return ApiResponse(200, dumps(body), content_type=discovery.AGGREGATED_CONTENT_TYPE.format(v=v))
         if core:
             return json_response(200, discovery.api_versions(f"{self.config.advertise_address}:{self.config.advertise_port}"))
-        return json_response(200, discovery.api_group_list(self.resources))
+        return json_response(200, discovery.api_group_list(self.catalog.table))
 
     def _openapi(self, req: ApiRequest, path: str) -> ApiResponse:
         # /openapi/v2 exists only in kubectl's protobuf form, and empty (see openapi_v2_stub).
@@ -239,9 +168,9 @@ class ApiServer:
             return ApiResponse(200, openapi_v2_stub(self.config.version.git_version),
                                content_type="application/octet-stream")
         if path == "/openapi/v3":
-            return json_response(200, self.openapi.index(self.resources))
+            return json_response(200, self.openapi.index(self.catalog.table))
         if path.startswith("/openapi/v3/"):
-            found = self.openapi.document(self.resources, path[len("/openapi/v3/"):])
+            found = self.openapi.document(self.catalog.table, path[len("/openapi/v3/"):])
             if found is not None:
                 raw, digest = found
                 headers = {"Etag": f'"{digest}"'}

@@ -9,14 +9,12 @@ resources against their ``openAPIV3Schema`` (``x-kubernetes-preserve-unknown-fie
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pyk3s.api.errors import bad_request
+from pyk3s.api.request import WriteOptions
 from pyk3s.api.resources import ResourceInfo
 from pyk3s.api.schemas import KIND_TYPES, TYPES
-
-if TYPE_CHECKING:
-    from pyk3s.api.registry import WriteOptions
 
 __all__ = ["FieldChecker", "type_error", "unknown_fields"]
 

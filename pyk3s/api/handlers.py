@@ -8,22 +8,23 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pyk3s.api import patch as patchlib
 from pyk3s.api.bodies import decode_body, media_type, parse_json, parse_yaml
 from pyk3s.api.codec import decode_kv, dumps, kv_json, now_rfc3339
+from pyk3s.api.config import ApiConfig
 from pyk3s.api.errors import ApiError, bad_request, conflict, status_success, unsupported_media_type
+from pyk3s.api.invalid import invalid_field
 from pyk3s.api.query import go_bool, query_bool, query_int, table_request
-from pyk3s.api.registry import WriteOptions, invalid_field
-from pyk3s.api.request import ApiRequest, ApiResponse
+from pyk3s.api.registry import Registry, present
+from pyk3s.api.request import ApiRequest, ApiResponse, WriteOptions
 from pyk3s.api.resources import ResourceInfo
-from pyk3s.api.selectors import parse_field_selector, parse_label_selector
+from pyk3s.api.selectors import FieldSelector, LabelSelector, parse_field_selector, parse_label_selector
 from pyk3s.api.store.base import Compacted
+from pyk3s.api.tables import table_for
+from pyk3s.api.watch import WatchCache
 from pyk3s.api.watchstream import error_event, expired_error, watch_stream
-
-if TYPE_CHECKING:
-    from pyk3s.api.app import ApiServer
 
 __all__ = ["PATCH_TYPES", "ResourceHandlers", "json_response", "patch_sets_rv", "patcher", "write_options"]
 
@@ -55,13 +56,14 @@ def write_options(req: ApiRequest) -> WriteOptions:
 
 
 class ResourceHandlers:
-    def __init__(self, api: ApiServer) -> None:
-        self.api = api
+    def __init__(self, registry: Registry, watches: WatchCache, config: ApiConfig) -> None:
+        self.registry = registry
+        self.watches = watches
+        self.config = config
 
     # --- reads ------------------------------------------------------------------------------------
 
     async def list(self, req: ApiRequest, info: ResourceInfo, ns: str | None) -> ApiResponse:
-        api = self.api
         labels = parse_label_selector(req.param("labelSelector"))
         fields = parse_field_selector(req.param("fieldSelector"), info.group, info.plural)
         if query_bool(req, "watch"):
@@ -81,27 +83,27 @@ class ResourceHandlers:
         cont = req.param("continue") or ""
         if cont and rv and rv != "0":
             raise bad_request("specifying resource version is not allowed when using continue")
-        res = await api.registry.list(info, ns, labels=labels, fields=fields, limit=max(limit, 0),
-                                      continue_token=cont, revision=revision)
+        res = await self.registry.list(info, ns, labels=labels, fields=fields, limit=max(limit, 0),
+                                       continue_token=cont, revision=revision)
         table = table_request(req)
         meta: dict[str, Any] = {"resourceVersion": str(res.revision)}
         if res.continue_token:
             meta["continue"] = res.continue_token
         if table is not None:
-            objs = [api.registry.present(info, decode_kv(kv)) for kv in res.kvs]
-            t = api.render_table(info, objs, table)
+            objs = [present(info, decode_kv(kv)) for kv in res.kvs]
+            t = table_for(info, objs, table)
             t["metadata"] = meta
             return json_response(200, t)
         if info.is_custom:
-            items = b",".join(dumps(api.registry.present(info, decode_kv(kv))) for kv in res.kvs)
+            items = b",".join(dumps(present(info, decode_kv(kv))) for kv in res.kvs)
         else:
             items = b",".join(kv_json(kv) for kv in res.kvs)
         head = {"kind": info.list_kind, "apiVersion": info.api_version, "metadata": meta}
         body = dumps(head)[:-1] + b',"items":[' + items + b"]}"
         return ApiResponse(200, body)
 
-    async def watch(self, req: ApiRequest, info: ResourceInfo, ns: str | None, labels: Any, fields: Any) -> ApiResponse:
-        api = self.api
+    async def watch(self, req: ApiRequest, info: ResourceInfo, ns: str | None, labels: LabelSelector,
+                    fields: FieldSelector) -> ApiResponse:
         rv = req.param("resourceVersion") or ""
         send_initial = req.param("sendInitialEvents")
         initial_end = False
@@ -114,33 +116,34 @@ class ResourceHandlers:
             rv = ""
         initial = None
         if rv in ("", "0"):
-            res = await api.registry.list(info, ns, labels=labels, fields=fields)
+            res = await self.registry.list(info, ns, labels=labels, fields=fields)
             start, initial = res.revision, res.kvs
         else:
             start = _int_rv(rv)
         timeout_s = query_int(req, "timeoutSeconds")
         if timeout_s is None or timeout_s <= 0:
-            base = api.config.min_request_timeout
+            base = self.config.min_request_timeout
             timeout = base * (1 + random.random())
         else:
             timeout = float(timeout_s)
         try:
-            sub = await api.watches.subscribe(info.key_prefix, start)
+            sub = await self.watches.subscribe(info.key_prefix, start)
         except Compacted as e:
             return _stream_once(error_event(expired_error(e.requested, e.compacted)))
-        stream = watch_stream(api, info, ns, labels, fields, sub, start_rev=start, initial=initial,
+        stream = watch_stream(info, ns, labels, fields, sub, start_rev=start, initial=initial,
                               initial_end=initial_end, table=table_request(req),
-                              bookmarks=query_bool(req, "allowWatchBookmarks"), timeout=timeout)
+                              bookmarks=query_bool(req, "allowWatchBookmarks"), timeout=timeout,
+                              bookmark_interval=self.config.bookmark_interval)
         return ApiResponse(200, stream=stream, content_type="application/json")
 
     async def get(self, req: ApiRequest, info: ResourceInfo, ns: str | None, name: str) -> ApiResponse:
         if query_bool(req, "watch"):
             fields = parse_field_selector(f"metadata.name={name}", info.group, info.plural)
             return await self.watch(req, info, ns, parse_label_selector(req.param("labelSelector")), fields)
-        obj = await self.api.registry.get(info, ns, name)
+        obj = await self.registry.get(info, ns, name)
         table = table_request(req)
         if table is not None:
-            return json_response(200, self.api.render_table(info, [obj], table))
+            return json_response(200, table_for(info, [obj], table))
         return json_response(200, obj)
 
     # --- writes -----------------------------------------------------------------------------------
@@ -150,7 +153,7 @@ class ResourceHandlers:
         body = decode_body(req, strict=opts.field_validation == "Strict")
         if not isinstance(body, dict):
             raise bad_request("the object provided is unrecognized: expected a JSON object")
-        obj = await self.api.registry.create(info, ns, body, opts)
+        obj = await self.registry.create(info, ns, body, opts)
         return json_response(201, obj, opts.warnings)
 
     async def update(self, req: ApiRequest, info: ResourceInfo, ns: str | None, name: str,
@@ -160,8 +163,8 @@ class ResourceHandlers:
         if not isinstance(body, dict):
             raise bad_request("the object provided is unrecognized: expected a JSON object")
         explicit = bool((body.get("metadata") or {}).get("resourceVersion"))
-        obj = await self.api.registry.update(info, ns, name, lambda _old: body, opts, subresource=subresource,
-                                             precondition=explicit)
+        obj = await self.registry.update(info, ns, name, lambda _old: body, opts, subresource=subresource,
+                                         precondition=explicit)
         return json_response(200, obj, opts.warnings)
 
     async def patch(self, req: ApiRequest, info: ResourceInfo, ns: str | None, name: str,
@@ -186,13 +189,12 @@ class ResourceHandlers:
             raise bad_request("the server rejected our request due to an error in our request: "
                               "patch must be a JSON object")
         fn = patcher(ct, patch, info.gvk)
-        obj = await self.api.registry.update(info, ns, name, fn, opts, subresource=subresource,
-                                             precondition=patch_sets_rv(patch))
+        obj = await self.registry.update(info, ns, name, fn, opts, subresource=subresource,
+                                         precondition=patch_sets_rv(patch))
         return json_response(200, obj, opts.warnings)
 
     async def apply(self, req: ApiRequest, info: ResourceInfo, ns: str | None, name: str, opts: WriteOptions,
                     subresource: str | None) -> ApiResponse:
-        api = self.api
         if not req.param("fieldManager"):
             raise ApiError(422, "Invalid",
                            'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch',
@@ -223,36 +225,35 @@ class ResourceHandlers:
                 raise _patch_error(e) from None
 
         try:
-            obj = await api.registry.update(info, ns, name, merge, opts, subresource=subresource, managed_done=True,
-                                            precondition=bool(meta.get("resourceVersion")))
+            obj = await self.registry.update(info, ns, name, merge, opts, subresource=subresource, managed_done=True,
+                                             precondition=bool(meta.get("resourceVersion")))
             return json_response(200, obj, opts.warnings)
         except ApiError as e:
             if e.code != 404 or subresource is not None:
                 raise
         created = merge(None)
-        obj = await api.registry.create(info, ns, created, opts, managed_done=True)
+        obj = await self.registry.create(info, ns, created, opts, managed_done=True)
         return json_response(201, obj, opts.warnings)
 
     async def delete(self, req: ApiRequest, info: ResourceInfo, ns: str | None, name: str) -> ApiResponse:
         options = delete_options(req)
-        obj, removed = await self.api.registry.delete(info, ns, name, options, dry_run=_dry(req, options))
+        obj, removed = await self.registry.delete(info, ns, name, options, dry_run=_dry(req, options))
         if not removed or (info.group, info.plural) == ("", "pods"):
             return json_response(200, obj)
         return json_response(200, status_success(info.plural, info.group, name, obj["metadata"].get("uid", "")))
 
     async def delete_collection(self, req: ApiRequest, info: ResourceInfo, ns: str | None) -> ApiResponse:
-        api = self.api
         labels = parse_label_selector(req.param("labelSelector"))
         fields = parse_field_selector(req.param("fieldSelector"), info.group, info.plural)
         options = delete_options(req)
-        res = await api.registry.list(info, ns, labels=labels, fields=fields)
+        res = await self.registry.list(info, ns, labels=labels, fields=fields)
         items = []
         for kv in res.kvs:
             obj = decode_kv(kv)
             meta = obj["metadata"]
             try:
-                out, _ = await api.registry.delete(info, meta.get("namespace"), meta["name"], options,
-                                                   dry_run=_dry(req, options))
+                out, _ = await self.registry.delete(info, meta.get("namespace"), meta["name"], options,
+                                                    dry_run=_dry(req, options))
             except ApiError as e:
                 if e.code == 404:
                     continue

@@ -1,7 +1,8 @@
 """Kind-specific steps of the write pipeline: Service allocation, CRD status and serving, namespace
-protection. :class:`KindHooks` is called by :class:`pyk3s.api.registry.Registry` at fixed points::
+protection. :class:`KindHooks` is called at fixed points of a write, by the admission pipeline
+(:func:`pyk3s.api.admit.admit`) and by :class:`pyk3s.api.registry.Registry`::
 
-    validate(info, new, old)      before admission validation (may fill values kept from ``old``)
+    validate(info, new, old)      before defaults and validation (may fill values kept from ``old``)
     before_write(info, new, old)  just before the store write; returns what to undo if it fails
     after_write(info, new, old)   after a successful write
     before_delete(info, obj)      before a DELETE is carried out (403 for system namespaces)
@@ -12,17 +13,17 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pyk3s.api.allocation import Allocation, AllocationError
+from pyk3s.api.allocation import Allocation, AllocationError, ServiceAllocator
+from pyk3s.api.catalog import ResourceCatalog
 from pyk3s.api.codec import now_rfc3339
 from pyk3s.api.crds import crd_status, validate_crd
 from pyk3s.api.errors import forbidden
+from pyk3s.api.invalid import invalid_field
+from pyk3s.api.namespaces import NamespaceGate
 from pyk3s.api.resources import ResourceInfo
-from pyk3s.api.store.base import NotFound
-
-if TYPE_CHECKING:
-    from pyk3s.api.app import ApiServer
+from pyk3s.api.store.base import NotFound, Store
 
 __all__ = ["KindHooks"]
 
@@ -86,17 +87,22 @@ def _keep_allocated(new: dict[str, Any], old: dict[str, Any]) -> None:
 
 
 class KindHooks:
-    def __init__(self, api: ApiServer) -> None:
-        self.api = api
+    def __init__(self, store: Store, allocator: ServiceAllocator, catalog: ResourceCatalog,
+                 namespaces: NamespaceGate, system_namespaces: tuple[str, ...]) -> None:
+        self.store = store
+        self.allocator = allocator
+        self.catalog = catalog
+        self.namespaces = namespaces
+        self.system_namespaces = system_namespaces
 
     async def validate(self, info: ResourceInfo, new: dict[str, Any], old: dict[str, Any] | None) -> None:
         key = (info.group, info.plural)
         if key == _SERVICES and old is not None:
             _drop_type_dependent(new, old)
             _keep_allocated(new, old)
-        elif key == _CRDS:
-            from pyk3s.api.registry import invalid_field
-
+        elif key == _CRDS and old is not None:
+            # A new CRD gets these checks from admission validation, which covers every one of them;
+            # an update answers with the first problem found here, before defaults fill the names.
             problems = validate_crd(new)
             if problems:
                 fld, value, msg = problems[0]
@@ -111,7 +117,7 @@ class KindHooks:
         annotations = (ing.get("metadata") or {}).get("annotations") or {}
         if not isinstance(spec, dict) or spec.get("ingressClassName") or "kubernetes.io/ingress.class" in annotations:
             return
-        _, kvs = await self.api.store.list(_INGRESS_CLASSES)
+        _, kvs = await self.store.list(_INGRESS_CLASSES)
         defaults = []
         for kv in kvs:
             meta = json.loads(kv.value).get("metadata") or {}
@@ -126,10 +132,8 @@ class KindHooks:
             meta = new.get("metadata") or {}
             owner = f"{meta.get('namespace')}/{meta.get('name')}"
             try:
-                return await self.api.allocator.allocate(new, old, owner)
+                return await self.allocator.allocate(new, old, owner)
             except AllocationError as e:
-                from pyk3s.api.registry import invalid_field
-
                 raise invalid_field(info, meta.get("name", ""), e.field, e.value, e.message, e.reason) from None
         if key == _CRDS:
             new["status"] = crd_status(new, old, now_rfc3339())
@@ -137,39 +141,37 @@ class KindHooks:
 
     async def undo(self, alloc: Allocation | None) -> None:
         if alloc is not None and alloc.keys:
-            await self.api.allocator.release_keys(alloc.keys)
+            await self.allocator.release_keys(alloc.keys)
 
     async def after_write(self, info: ResourceInfo, new: dict[str, Any], old: dict[str, Any] | None) -> None:
         key = (info.group, info.plural)
         if key == _SERVICES and old is not None:
-            await self.api.allocator.release_unused(old, new)
+            await self.allocator.release_unused(old, new)
         elif key == _CRDS:
-            self.api.install_crd(new)
+            self.catalog.install_crd(new)
         elif key == _NAMESPACES:
-            self.api.namespaces.observe(new)
+            self.namespaces.observe(new)
 
     async def before_delete(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
         if (info.group, info.plural) == _NAMESPACES:
             name = (obj.get("metadata") or {}).get("name", "")
-            if name in self.api.config.system_namespaces:
+            if name in self.system_namespaces:
                 raise forbidden(f'namespaces "{name}" is forbidden: this namespace may not be deleted',
                                 name=name, kind="namespaces")
 
     async def after_remove(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
         key = (info.group, info.plural)
         if key == _SERVICES:
-            await self.api.allocator.release_unused(obj, None)
+            await self.allocator.release_unused(obj, None)
         elif key == _CRDS:
-            name = (obj.get("metadata") or {}).get("name", "")
-            rows = self.api.resources.crd_rows(name)
-            self.api.uninstall_crd(name)
+            rows = self.catalog.uninstall_crd((obj.get("metadata") or {}).get("name", ""))
             if rows:
                 await self._purge(rows[0].key_prefix)
         elif key == _NAMESPACES:
-            self.api.namespaces.forget((obj.get("metadata") or {}).get("name", ""))
+            self.namespaces.forget((obj.get("metadata") or {}).get("name", ""))
 
     async def _purge(self, prefix: str) -> None:
-        store = self.api.store
+        store = self.store
         while True:
             _, kvs = await store.list(prefix, limit=500)
             if not kvs:

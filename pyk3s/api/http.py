@@ -179,8 +179,9 @@ async def serve(api: Any, *, bind: str, port: int, tls: TlsFiles, authenticator:
                        reuse_address=True, backlog=512)
     await site.start()
     bound = port
-    server = site._server  # the asyncio Server, to learn the port picked for port 0
-    if server is not None and getattr(server, "sockets", None):
-        bound = server.sockets[0].getsockname()[1]
+    # the listening sockets of the event loop's server, to learn the port picked for port 0
+    sockets = getattr(site._server, "sockets", None)
+    if sockets:
+        bound = sockets[0].getsockname()[1]
     log.info("api/http: serving HTTPS on %s:%d", bind or "*", bound)
     return HttpServer(runner, site, bind, bound)

@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pyk3s.api.codec import decode_kv
 from pyk3s.api.errors import ApiError, not_found
-
-if TYPE_CHECKING:
-    from pyk3s.api.app import ApiServer
+from pyk3s.api.store.base import Store
+from pyk3s.api.watch import Subscription, WatchCache
 
 __all__ = ["NamespaceGate"]
 
@@ -25,8 +24,9 @@ _PREFIX = "/registry/core/namespaces/"
 
 
 class NamespaceGate:
-    def __init__(self, api: ApiServer) -> None:
-        self.api = api
+    def __init__(self, store: Store, watches: WatchCache) -> None:
+        self.store = store
+        self.watches = watches
         self.phases: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -39,13 +39,13 @@ class NamespaceGate:
         self.phases.pop(name, None)
 
     async def start(self) -> None:
-        rev, kvs = await self.api.store.list(_PREFIX)
+        rev, kvs = await self.store.list(_PREFIX)
         for kv in kvs:
             self.observe(decode_kv(kv))
-        sub = await self.api.watches.subscribe(_PREFIX, rev)
+        sub = await self.watches.subscribe(_PREFIX, rev)
         self._task = asyncio.get_running_loop().create_task(self._follow(sub), name="namespace-gate")
 
-    async def _follow(self, sub: Any) -> None:
+    async def _follow(self, sub: Subscription) -> None:
         try:
             while True:
                 batch = await sub.next_batch(None)
@@ -71,7 +71,7 @@ class NamespaceGate:
     async def check_create(self, namespace: str) -> None:
         if self.phases.get(namespace) == "Active":
             return
-        _, kv = await self.api.store.get(_PREFIX + namespace)
+        _, kv = await self.store.get(_PREFIX + namespace)
         if kv is None:
             self.forget(namespace)
             raise not_found("namespaces", "", namespace)

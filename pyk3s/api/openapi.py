@@ -132,7 +132,8 @@ class OpenApiV3:
 
     @staticmethod
     def _custom_schema(r: ResourceInfo, gvk: dict[str, str]) -> dict[str, Any]:
-        schema = copy.deepcopy(r.schema) if r.schema else {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        schema: dict[str, Any] = (copy.deepcopy(r.schema) if r.schema
+                                  else {"type": "object", "x-kubernetes-preserve-unknown-fields": True})
         schema.setdefault("type", "object")
         props = schema.setdefault("properties", {})
         props["apiVersion"] = {"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."}

@@ -21,6 +21,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -387,9 +388,10 @@ async def _serve_channels(request: web.Request, proxy: KubeletProxy, pod: dict, 
 
     reader = asyncio.create_task(from_client())
     forwards = asyncio.gather(*(one_port(i, p) for i, p in enumerate(ports)), return_exceptions=True)
+    both: list[asyncio.Future[Any]] = [reader, forwards]
     try:
         # the client learns that the pod closed its side only when the WebSocket closes
-        await asyncio.wait([reader, forwards], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for t in (reader, forwards):
             t.cancel()

@@ -1,92 +1,60 @@
 """Object storage with Kubernetes semantics on top of the revisioned store (spec 4, 5.1-5.4, 6.1-6.8).
 
-:class:`Registry` is transport-free: the request handlers call it and so do the edge (RBAC reads
-Roles, the exec proxy reads Pods) through ``ApiServer.registry_get/registry_list``.
+:class:`Registry` is transport-free: the request handlers and the subresources call it. It is given
+what it works with: the store, the resource catalog (to accept another served version of a kind), the
+kind hooks, the unknown-field checks and the namespace gate.
 
-Write pipeline (create and update alike): unknown-field check (fieldValidation) -> defaults ->
-server-owned metadata and status rules (:mod:`strategy`) -> validation (422) -> kind hooks
-(Service allocation, CRD status) -> managedFields -> store. Updates without a resourceVersion
-precondition are retried on a store conflict with a fresh copy; with one they answer 409.
+A create or update settles the object's identity (kind, namespace, name; the resourceVersion an
+update names), runs the admission pipeline (:func:`pyk3s.api.admit.admit`, one for both) and stores
+the result between the kind hooks' ``before_write`` (Service allocation, CRD status) and
+``after_write``. Updates without a resourceVersion precondition are retried on a store conflict
+with a fresh copy; with one they answer 409. An update that leaves nothing to write answers the
+stored object; one that leaves a deleting object without finalizers removes it.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 import json
-import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pyk3s.api import admission
-from pyk3s.api import patch as patchlib
+from pyk3s.api.admit import admit, generated_name
+from pyk3s.api.catalog import ResourceCatalog
 from pyk3s.api.codec import decode_kv, encode_object, now_rfc3339
-from pyk3s.api.errors import ApiError, already_exists, bad_request, conflict, expired, invalid, not_found
+from pyk3s.api.errors import already_exists, bad_request, conflict, expired, not_found
+from pyk3s.api.fieldcheck import FieldChecker
+from pyk3s.api.hooks import KindHooks
+from pyk3s.api.invalid import invalid_field
+from pyk3s.api.namespaces import NamespaceGate
+from pyk3s.api.paging import ListResult, decode_continue, encode_continue
+from pyk3s.api.request import WriteOptions
 from pyk3s.api.resources import ResourceInfo
 from pyk3s.api.selectors import FieldSelector, LabelSelector
-from pyk3s.api.store.base import Compacted, Conflict, KeyExists, KeyValue, NotFound
-from pyk3s.api.strategy import bump_generation, prepare_create, prepare_update, removable
+from pyk3s.api.store.base import Compacted, Conflict, KeyExists, KeyValue, NotFound, Store
+from pyk3s.api.strategy import removable
 
-if TYPE_CHECKING:
-    from pyk3s.api.app import ApiServer
+__all__ = ["Registry", "present"]
 
-__all__ = ["ListResult", "Registry", "WriteOptions"]
-
-_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _RETRIES = 8
 
 
-@dataclass(slots=True)
-class WriteOptions:
-    dry_run: bool = False
-    field_manager: str = ""
-    field_validation: str = "Warn"  # Strict | Warn | Ignore
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class ListResult:
-    revision: int
-    kvs: list[KeyValue]
-    continue_token: str = ""
-
-
-def _causes(causes: list[Any]) -> list[dict[str, str]]:
-    return [{"reason": c.reason, "message": c.message, "field": c.field} for c in causes]
-
-
-def _invalid(info: ResourceInfo, name: str, causes: list[Any]) -> ApiError:
-    msg = admission.format_invalid_message(info.kind, info.group, name, causes)
-    return invalid(info.kind, info.group, name, msg, _causes(causes))
-
-
-def invalid_field(info: ResourceInfo, name: str, fld: str, value: Any, message: str,
-                  reason: str = "FieldValueInvalid") -> ApiError:
-    detail = message if reason == "FieldValueRequired" else f"Invalid value: {json.dumps(value)}: {message}"
-    if reason == "FieldValueRequired":
-        detail = f"Required value: {message}"
-    cause = admission.Cause(reason=reason, message=detail, field=fld)
-    return _invalid(info, name, [cause])
-
-
-def encode_continue(rev: int, key: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"v": 1, "rv": rev, "start": key}).encode()).decode().rstrip("=")
-
-
-def decode_continue(token: str) -> tuple[int, str]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        return int(data["rv"]), str(data["start"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise bad_request("continue key is not valid: incorrect encoded start resourceVersion") from None
+def present(info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
+    """The object as served at ``info``'s version (custom resources are stored at the version
+    they were written with; conversion strategy None only rewrites apiVersion)."""
+    if info.is_custom:
+        obj["apiVersion"] = info.api_version
+    return obj
 
 
 class Registry:
-    def __init__(self, api: ApiServer) -> None:
-        self.api = api
-        self.store = api.store
+    def __init__(self, store: Store, catalog: ResourceCatalog, hooks: KindHooks, fields: FieldChecker,
+                 namespaces: NamespaceGate) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.hooks = hooks
+        self.fields = fields
+        self.namespaces = namespaces
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -100,14 +68,7 @@ class Registry:
         return kv
 
     async def get(self, info: ResourceInfo, namespace: str | None, name: str) -> dict[str, Any]:
-        return self.present(info, decode_kv(await self.get_kv(info, namespace, name)))
-
-    def present(self, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
-        """The object as served at ``info``'s version (custom resources are stored at the version
-        they were written with; conversion strategy None only rewrites apiVersion)."""
-        if info.is_custom:
-            obj["apiVersion"] = info.api_version
-        return obj
+        return present(info, decode_kv(await self.get_kv(info, namespace, name)))
 
     async def list(
         self,
@@ -169,7 +130,7 @@ class Registry:
             return False
         return fields is None or fields.matches(obj)
 
-    # --- create -----------------------------------------------------------------------------------
+    # --- create and update ------------------------------------------------------------------------
 
     async def create(
         self,
@@ -180,10 +141,7 @@ class Registry:
         *,
         managed_done: bool = False,
     ) -> dict[str, Any]:
-        api = self.api
-        meta = obj.get("metadata")
-        if not isinstance(meta, dict):
-            meta = obj["metadata"] = {}
+        meta = _metadata(obj)
         self._check_type(info, obj)
         if info.namespaced:
             body_ns = meta.get("namespace")
@@ -199,59 +157,18 @@ class Registry:
         if not meta.get("name") and not generated:
             raise invalid_field(info, "", "metadata.name", None, "name or generateName is required",
                                 "FieldValueRequired")
-        api.fields.check(info, obj, opts)
-        if info.namespaced:
-            await api.namespaces.check_create(namespace or "")
-        now = now_rfc3339()
-        admission.set_defaults(info.gvk, obj)
-        prepare_create(info, obj, now)
-        if generated:
-            meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
-        causes = admission.validate(info.gvk, obj, None)
-        if causes:
-            raise _invalid(info, meta.get("name", ""), causes)
-        hooks = api.hooks
-        await hooks.validate(info, obj, None)
-        if not managed_done:
-            meta["managedFields"] = patchlib.update_managed_fields(
-                None, obj, manager=opts.field_manager, operation="Update", api_version=info.api_version,
-                subresource=None, now=now)
-        if not meta.get("managedFields"):
-            meta.pop("managedFields", None)
+        obj = await self._admit(info, obj, None, opts, managed_done=managed_done)
+        meta = obj["metadata"]
         for attempt in range(5):
-            alloc = await hooks.before_write(info, obj, None)
-            if opts.dry_run:
-                await hooks.undo(alloc)
-                return obj
             try:
-                kv = await self.store.create(info.key(namespace, meta["name"]), encode_object(obj))
+                await self._write(info, info.key(namespace, meta["name"]), obj, None, opts)
             except KeyExists:
-                await hooks.undo(alloc)
                 if generated and attempt < 4:
-                    meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
+                    meta["name"] = generated_name(meta["generateName"])
                     continue
                 raise already_exists(info.plural, info.group, meta["name"]) from None
-            except BaseException:
-                await hooks.undo(alloc)
-                raise
-            meta["resourceVersion"] = str(kv.mod_revision)
-            await hooks.after_write(info, obj, None)
             return obj
         raise AssertionError("unreachable")
-
-    def _check_type(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
-        api_version, kind = obj.get("apiVersion"), obj.get("kind")
-        if api_version and api_version != info.api_version:
-            other = self.api.resources.by_api_version_kind(api_version, kind or "")
-            if other is None or other.key_prefix != info.key_prefix:
-                raise bad_request(f"the API version in the data ({api_version}) does not match the expected "
-                                  f"API version ({info.api_version})")
-        if kind and kind != info.kind:
-            raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({info.kind})")
-        obj["apiVersion"] = info.api_version
-        obj["kind"] = info.kind
-
-    # --- update -----------------------------------------------------------------------------------
 
     async def update(
         self,
@@ -269,17 +186,13 @@ class Registry:
         """Update ``name`` with ``compute(current)``. A resourceVersion in the computed object that
         differs from the stored one is a conflict (409); a store conflict is one too when the
         caller named a resourceVersion (``precondition``), otherwise it is retried on a fresh copy."""
-        api = self.api
         key = info.key(namespace, name)
         for _ in range(_RETRIES):
             kv = await self.get_kv(info, namespace, name)
-            old = self.present(info, decode_kv(kv))
-            new = compute(copy.deepcopy(old))
-            if not isinstance(new, dict):
-                new = await new
-            meta = new.get("metadata")
-            if not isinstance(meta, dict):
-                meta = new["metadata"] = {}
+            old = present(info, decode_kv(kv))
+            computed = compute(copy.deepcopy(old))
+            new = computed if isinstance(computed, dict) else await computed
+            meta = _metadata(new)
             if meta.get("name", name) != name:
                 raise bad_request(f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})")
             meta["name"] = name
@@ -293,33 +206,8 @@ class Registry:
             rv = meta.get("resourceVersion")
             if rv and str(rv) != str(kv.mod_revision):
                 raise conflict(info.plural, info.group, name)
-            if subresource is None:
-                api.fields.check(info, new, opts)
-            new = prepare_update(info, old, new, subresource)
-            meta = new["metadata"]
-            old_meta = old["metadata"]
-            if old_meta.get("deletionTimestamp"):
-                added = [f for f in meta.get("finalizers") or [] if f not in (old_meta.get("finalizers") or [])]
-                if added:
-                    raise invalid_field(info, name, "metadata.finalizers", added,
-                                        "no new finalizers can be added if the object is being deleted",
-                                        "FieldValueForbidden")
-            await api.hooks.validate(info, new, old)
-            admission.set_defaults(info.gvk, new)
-            # A binding is the one sanctioned change of a pod's spec.nodeName; pod update rules forbid it.
-            causes = admission.validate(info.gvk, new, old) if subresource != "binding" else []
-            if causes:
-                raise _invalid(info, name, causes)
-            bump_generation(info, old, new)
-            now = now_rfc3339()
-            if not managed_done:
-                managed = patchlib.update_managed_fields(
-                    old, new, manager=opts.field_manager, operation=operation, api_version=info.api_version,
-                    subresource=subresource, now=now)
-                if managed:
-                    meta["managedFields"] = managed
-                else:
-                    meta.pop("managedFields", None)
+            new = await self._admit(info, new, old, opts, subresource=subresource, operation=operation,
+                                    managed_done=managed_done)
             if _same(old, new):
                 return old
             if removable(info, new):
@@ -332,30 +220,59 @@ class Registry:
                         raise conflict(info.plural, info.group, name) from None
                     continue
                 return new
-            alloc = await api.hooks.before_write(info, new, old)
-            if opts.dry_run:
-                await api.hooks.undo(alloc)
-                return new
             try:
-                out = await self.store.update(key, encode_object(new), kv.mod_revision)
-            except (Conflict, NotFound) as e:
-                await api.hooks.undo(alloc)
-                if isinstance(e, NotFound):
-                    raise not_found(info.plural, info.group, name) from None
+                await self._write(info, key, new, old, opts, kv.mod_revision)
+            except NotFound:
+                raise not_found(info.plural, info.group, name) from None
+            except Conflict:
                 if precondition:
                     raise conflict(info.plural, info.group, name) from None
                 continue
-            except BaseException:
-                await api.hooks.undo(alloc)
-                raise
-            meta["resourceVersion"] = str(out.mod_revision)
-            await api.hooks.after_write(info, new, old)
             return new
         raise conflict(info.plural, info.group, name)
 
+    async def _admit(self, info: ResourceInfo, new: dict[str, Any], old: dict[str, Any] | None, opts: WriteOptions,
+                     *, subresource: str | None = None, operation: str = "Update",
+                     managed_done: bool = False) -> dict[str, Any]:
+        return await admit(info, new, old, opts, hooks=self.hooks, fields=self.fields, namespaces=self.namespaces,
+                           subresource=subresource, operation=operation, managed_done=managed_done)
+
+    async def _write(self, info: ResourceInfo, key: str, new: dict[str, Any], old: dict[str, Any] | None,
+                     opts: WriteOptions, revision: int | None = None) -> None:
+        """Store ``new`` at ``key`` (a new key when ``revision`` is None, else over that revision)
+        between the kind hooks' before_write and after_write; what before_write allocated is
+        released when nothing is stored (dry run, failure)."""
+        alloc = await self.hooks.before_write(info, new, old)
+        if opts.dry_run:
+            await self.hooks.undo(alloc)
+            return
+        try:
+            value = encode_object(new)
+            if revision is None:
+                kv = await self.store.create(key, value)
+            else:
+                kv = await self.store.update(key, value, revision)
+        except BaseException:
+            await self.hooks.undo(alloc)
+            raise
+        new["metadata"]["resourceVersion"] = str(kv.mod_revision)
+        await self.hooks.after_write(info, new, old)
+
+    def _check_type(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
+        api_version, kind = obj.get("apiVersion"), obj.get("kind")
+        if api_version and api_version != info.api_version:
+            other = self.catalog.table.by_api_version_kind(api_version, kind or "")
+            if other is None or other.key_prefix != info.key_prefix:
+                raise bad_request(f"the API version in the data ({api_version}) does not match the expected "
+                                  f"API version ({info.api_version})")
+        if kind and kind != info.kind:
+            raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({info.kind})")
+        obj["apiVersion"] = info.api_version
+        obj["kind"] = info.kind
+
     async def _remove(self, info: ResourceInfo, key: str, kv: KeyValue, obj: dict[str, Any]) -> KeyValue:
         out = await self.store.delete(key, kv.mod_revision)
-        await self.api.hooks.after_remove(info, obj)
+        await self.hooks.after_remove(info, obj)
         return out
 
     # --- delete -----------------------------------------------------------------------------------
@@ -370,7 +287,6 @@ class Registry:
     ) -> tuple[dict[str, Any], bool]:
         """Delete per DeleteOptions. Returns (object, removed): removed=False means the object stays
         with a deletionTimestamp (finalizers, graceful pod, terminating namespace)."""
-        api = self.api
         key = info.key(namespace, name)
         grace_opt = options.get("gracePeriodSeconds")
         policy = options.get("propagationPolicy")
@@ -382,7 +298,7 @@ class Registry:
         pre = options.get("preconditions") or {}
         for _ in range(_RETRIES):
             kv = await self.get_kv(info, namespace, name)
-            obj = self.present(info, decode_kv(kv))
+            obj = present(info, decode_kv(kv))
             meta = obj["metadata"]
             if pre.get("uid") and pre["uid"] != meta.get("uid"):
                 raise conflict(info.plural, info.group, name,
@@ -391,7 +307,7 @@ class Registry:
                 raise conflict(info.plural, info.group, name,
                                f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
                                f"ResourceVersion in object meta: {kv.mod_revision}")
-            await api.hooks.before_delete(info, obj)
+            await self.hooks.before_delete(info, obj)
             finalizers = list(meta.get("finalizers") or [])
             if policy == "Foreground" and "foregroundDeletion" not in finalizers:
                 finalizers.append("foregroundDeletion")
@@ -434,7 +350,7 @@ class Registry:
             except NotFound:
                 raise not_found(info.plural, info.group, name) from None
             nmeta["resourceVersion"] = str(out.mod_revision)
-            await api.hooks.after_write(info, new, obj)
+            await self.hooks.after_write(info, new, obj)
             return new, False
         raise conflict(info.plural, info.group, name)
 
@@ -449,6 +365,13 @@ class Registry:
             return max(0, int(requested))
         tgp = spec.get("terminationGracePeriodSeconds")
         return 30 if tgp is None else max(0, int(tgp))
+
+
+def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = obj["metadata"] = {}
+    return meta
 
 
 def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -1,4 +1,4 @@
-"""Framework-free request and response of the API server.
+"""Framework-free request and response of the API server, and the options a write request carries.
 
 The HTTP adapter (``pyk3s.api.http``) turns aiohttp requests into :class:`ApiRequest`, and the
 in-process client transport (``pyk3s.client.transport``) builds them directly, so controller tests run
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-__all__ = ["ApiRequest", "ApiResponse", "UserInfo"]
+__all__ = ["ApiRequest", "ApiResponse", "UserInfo", "WriteOptions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,3 +54,13 @@ class ApiResponse:
     content_type: str = "application/json"
     # A streaming answer (watch, log -f): chunks are written as they come; the stream ends the response.
     stream: AsyncIterator[bytes] | None = None
+
+
+@dataclass(slots=True)
+class WriteOptions:
+    """``dryRun``, ``fieldManager`` and ``fieldValidation`` of a write; ``warnings`` collects what the
+    answer's ``Warning`` header reports."""
+    dry_run: bool = False
+    field_manager: str = ""
+    field_validation: str = "Warn"  # Strict | Warn | Ignore
+    warnings: list[str] = field(default_factory=list)

@@ -98,6 +98,8 @@ class ReviewHandlers:
 
     async def self_subject_rules_review(self, req: ApiRequest, body: dict) -> dict:
         namespace = (body.get("spec") or {}).get("namespace", "")
+        resource_rules: list[dict[str, Any]]
+        non_resource: list[dict[str, Any]]
         if self.rules is None:
             resource_rules, non_resource, incomplete = [], [], True
         else:

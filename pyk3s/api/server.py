@@ -215,8 +215,8 @@ async def start_api_server(settings: ServerApiSettings, store: Any) -> RunningAp
     proxy = KubeletProxy(api, client_cert_file=settings.tls_dir / "client-kube-apiserver.crt",
                          client_key_file=settings.tls_dir / "client-kube-apiserver.key",
                          server_ca_file=certs.server_ca_file)
-    api.pod_log_hook = proxy.pod_log
-    api.sa_token_hook = _sa_token_hook(api, sa_tokens)
+    api.subresources.pod_log_hook = proxy.pod_log
+    api.subresources.sa_token_hook = _sa_token_hook(api, sa_tokens)
     register_reviews(api, authorizer, authorizer, authenticator)
     await api.start()
     await authorizer.start()

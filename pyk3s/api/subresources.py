@@ -5,9 +5,11 @@ finalize, pods binding/eviction/log, serviceaccounts token. Streaming subresourc
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pyk3s.api.bodies import decode_body, media_type, parse_json
+from pyk3s.api.codec import now_rfc3339
 from pyk3s.api.errors import (
     ApiError,
     bad_request,
@@ -25,14 +27,17 @@ from pyk3s.api.handlers import (
     patcher,
     write_options,
 )
+from pyk3s.api.invalid import invalid_field
+from pyk3s.api.registry import Registry
 from pyk3s.api.request import ApiRequest, ApiResponse
 from pyk3s.api.resources import ResourceInfo
 from pyk3s.api.selectors import label_selector_string
 
-if TYPE_CHECKING:
-    from pyk3s.api.app import ApiServer
+__all__ = ["PodLogHook", "Subresources", "TokenHook"]
 
-__all__ = ["Subresources"]
+# What the edge provides: a pod's log relayed from its kubelet, and a signed ServiceAccount token.
+PodLogHook = Callable[[ApiRequest, str, str], Awaitable[ApiResponse | None]]
+TokenHook = Callable[[ApiRequest, str, str, Any], Awaitable[dict[str, Any]]]
 
 
 def _get_path(obj: dict[str, Any], path: str) -> Any:
@@ -72,16 +77,18 @@ def to_scale(info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
 
 
 class Subresources:
-    def __init__(self, api: ApiServer, handlers: ResourceHandlers) -> None:
-        self.api = api
+    def __init__(self, registry: Registry, handlers: ResourceHandlers) -> None:
+        self.registry = registry
         self.h = handlers
+        self.pod_log_hook: PodLogHook | None = None
+        self.sa_token_hook: TokenHook | None = None
 
     async def handle(self, req: ApiRequest, info: ResourceInfo, ns: str | None, name: str, sub: str) -> ApiResponse:
         method = req.method
         key = (info.group, info.plural, sub)
         if sub == "status" and info.has_status:
             if method == "GET":
-                return json_response(200, await self.api.registry.get(info, ns, name))
+                return json_response(200, await self.registry.get(info, ns, name))
             if method == "PUT":
                 return await self.h.update(req, info, ns, name, "status")
             if method == "PATCH":
@@ -96,21 +103,21 @@ class Subresources:
         if key == ("", "pods", "eviction") and method == "POST":
             return await self.eviction(req, info, ns, name)
         if key == ("", "pods", "log") and method == "GET":
-            await self.api.registry.get(info, ns, name)
-            hook = self.api.pod_log_hook
-            if hook is None:
+            await self.registry.get(info, ns, name)
+            log_hook = self.pod_log_hook
+            if log_hook is None:
                 raise ApiError(404, "NotFound", f'pods "{name}" logs are not available: no log provider is configured')
-            resp = await hook(req, ns, name)
+            resp = await log_hook(req, ns or "", name)
             if resp is None:
                 raise not_found("pods", "", name)
             return resp
         if key == ("", "serviceaccounts", "token") and method == "POST":
-            await self.api.registry.get(info, ns, name)
-            hook = self.api.sa_token_hook
-            if hook is None:
+            await self.registry.get(info, ns, name)
+            token_hook = self.sa_token_hook
+            if token_hook is None:
                 raise ApiError(404, "NotFound", "serviceaccounts/token is not available: no token issuer is configured")
             body = decode_body(req)
-            return json_response(201, await hook(req, ns, name, body))
+            return json_response(201, await token_hook(req, ns or "", name, body))
         if key in (("", "pods", "exec"), ("", "pods", "attach"), ("", "pods", "portforward")):
             raise bad_request("Upgrade request required")
         if info.subresource(sub) is None:
@@ -118,20 +125,21 @@ class Subresources:
         raise method_not_allowed()
 
     async def scale(self, req: ApiRequest, info: ResourceInfo, ns: str | None, name: str) -> ApiResponse:
-        api = self.api
         if req.method == "GET":
-            return json_response(200, to_scale(info, await api.registry.get(info, ns, name)))
+            return json_response(200, to_scale(info, await self.registry.get(info, ns, name)))
         if req.method not in ("PUT", "PATCH"):
             raise method_not_allowed()
         opts = write_options(req)
+        new_scale: Callable[[dict[str, Any]], dict[str, Any]]
         if req.method == "PUT":
             body = decode_body(req)
             if not isinstance(body, dict):
                 raise bad_request("the object provided is unrecognized: expected a Scale")
             precondition = bool((body.get("metadata") or {}).get("resourceVersion"))
+            scale_body: dict[str, Any] = body
 
             def new_scale(cur: dict[str, Any]) -> dict[str, Any]:
-                return body
+                return scale_body
         else:
             ct = media_type(req)
             if ct not in PATCH_TYPES or ct == "application/apply-patch+yaml":
@@ -149,8 +157,6 @@ class Subresources:
                 raise conflict(info.plural, info.group, name)
             replicas = (scale.get("spec") or {}).get("replicas")
             if not isinstance(replicas, int) or replicas < 0:
-                from pyk3s.api.registry import invalid_field
-
                 raise invalid_field(info, name, "spec.replicas", replicas, "must be greater than or equal to 0")
             if info.is_custom:
                 _set_path(old, info.scale_paths[0], replicas)
@@ -158,7 +164,7 @@ class Subresources:
                 old.setdefault("spec", {})["replicas"] = replicas
             return old
 
-        obj = await api.registry.update(info, ns, name, compute, opts, subresource="scale", precondition=precondition)
+        obj = await self.registry.update(info, ns, name, compute, opts, subresource="scale", precondition=precondition)
         return json_response(200, to_scale(info, obj))
 
     async def binding(self, req: ApiRequest, info: ResourceInfo, ns: str | None, name: str) -> ApiResponse:
@@ -177,19 +183,17 @@ class Subresources:
             spec["nodeName"] = node
             status = old.setdefault("status", {})
             conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-            from pyk3s.api.codec import now_rfc3339
-
             conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
                           "lastTransitionTime": now_rfc3339()})
             status["conditions"] = conds
             return old
 
         opts = write_options(req)
-        await self.api.registry.update(info, ns, name, compute, opts, subresource="binding")
+        await self.registry.update(info, ns, name, compute, opts, subresource="binding")
         return json_response(201, status_success("pods", "", name))
 
     async def eviction(self, req: ApiRequest, info: ResourceInfo, ns: str | None, name: str) -> ApiResponse:
         body = decode_body(req) if req.body else {}
         options = (body.get("deleteOptions") or {}) if isinstance(body, dict) else {}
-        await self.api.registry.delete(info, ns, name, options, dry_run=bool(req.params("dryRun")))
+        await self.registry.delete(info, ns, name, options, dry_run=bool(req.params("dryRun")))
         return json_response(201, status_success("pods", "", name))

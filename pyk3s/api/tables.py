@@ -1,6 +1,7 @@
 """Server-side Table rendering for ``kubectl get`` (spec 3).
 
-:func:`render_table` turns objects into a ``meta.k8s.io/v1`` Table with the columns of
+:func:`table_for` answers a request that asked for a Table (``Accept: ...;as=Table``, see
+:func:`pyk3s.api.query.table_request`); :func:`render_table` turns objects into a ``meta.k8s.io/v1`` Table with the columns of
 :data:`pyk3s.api.printers.PRINTERS`; kinds without a printer get NAME and AGE; custom resources use
 their ``additionalPrinterColumns`` (a JSONPath subset; ``type: date`` rendered as an age like
 apimachinery's ``duration.HumanDuration``).
@@ -15,9 +16,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from pyk3s.api.printers import GENERIC, NAME, PRINTERS, Column, Printer, human_duration, since
+from pyk3s.api.query import TableRequest
 from pyk3s.api.resources import ResourceInfo
 
-__all__ = ["PRINTERS", "Column", "eval_jsonpath", "human_duration", "render_table"]
+__all__ = ["PRINTERS", "Column", "eval_jsonpath", "human_duration", "render_table", "table_for"]
 
 
 def _meta(obj: dict) -> dict:
@@ -142,3 +144,10 @@ def render_table(
         "columnDefinitions": [c.definition() for c in printer.columns],
         "rows": rows,
     }
+
+
+def table_for(info: ResourceInfo, objects: list[dict], table: TableRequest) -> dict:
+    """The Table a request asked for: ``objects`` as rows, in the ``meta.k8s.io`` version it named."""
+    out = render_table(info, objects, include_object=table.include_object)
+    out["apiVersion"] = f"meta.k8s.io/{table.version}"
+    return out

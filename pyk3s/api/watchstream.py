@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pyk3s.api.codec import dumps, kv_json
+from pyk3s.api.codec import decode_kv, dumps, kv_json
 from pyk3s.api.errors import ApiError
 from pyk3s.api.query import TableRequest
+from pyk3s.api.registry import present
 from pyk3s.api.resources import ResourceInfo
 from pyk3s.api.selectors import FieldSelector, LabelSelector
 from pyk3s.api.store.base import Compacted, KeyValue
+from pyk3s.api.tables import table_for
 from pyk3s.api.watch import Subscription, WatchEvent
 
-if TYPE_CHECKING:
-    from pyk3s.api.app import ApiServer
-
-__all__ = ["error_event", "watch_stream"]
+__all__ = ["error_event", "expired_error", "watch_stream"]
 
 
 def error_event(err: ApiError) -> bytes:
@@ -38,8 +37,7 @@ def expired_error(requested: int, compacted: int) -> ApiError:
 
 
 class _Encoder:
-    def __init__(self, api: ApiServer, info: ResourceInfo, table: TableRequest | None) -> None:
-        self.api = api
+    def __init__(self, info: ResourceInfo, table: TableRequest | None) -> None:
         self.info = info
         self.table = table
         self.first = True
@@ -47,7 +45,7 @@ class _Encoder:
     def event(self, etype: str, obj: dict[str, Any] | None, raw: bytes | None = None) -> bytes:
         if self.table is not None:
             assert obj is not None
-            t = self.api.render_table(self.info, [obj], self.table)
+            t = table_for(self.info, [obj], self.table)
             if not self.first:
                 t["columnDefinitions"] = None
             self.first = False
@@ -80,7 +78,6 @@ def _matcher(info: ResourceInfo, namespace: str | None, labels: LabelSelector,
 
 
 async def watch_stream(
-    api: ApiServer,
     info: ResourceInfo,
     namespace: str | None,
     labels: LabelSelector,
@@ -93,17 +90,18 @@ async def watch_stream(
     table: TableRequest | None,
     bookmarks: bool,
     timeout: float,
+    bookmark_interval: float,
 ) -> AsyncIterator[bytes]:
-    enc = _Encoder(api, info, table)
+    enc = _Encoder(info, table)
     prefix, match = _matcher(info, namespace, labels, fields)
     need_obj = table is not None or info.is_custom
     deadline = time.monotonic() + timeout
-    interval = api.config.bookmark_interval
+    interval = bookmark_interval
     next_bookmark = time.monotonic() + interval
     last_rev = start_rev
     try:
         for kv in initial or ():
-            obj = api.registry.present(info, _decode(kv)) if need_obj else None
+            obj = present(info, decode_kv(kv)) if need_obj else None
             yield enc.event("ADDED", obj, None if need_obj else kv_json(kv))
         if initial_end:
             yield enc.bookmark(start_rev, initial_end=True)
@@ -137,12 +135,6 @@ async def watch_stream(
                 yield b"".join(out)
     finally:
         sub.cancel()
-
-
-def _decode(kv: KeyValue) -> dict[str, Any]:
-    from pyk3s.api.codec import decode_kv
-
-    return decode_kv(kv)
 
 
 def _translate(enc: _Encoder, we: WatchEvent, match: Callable[[dict[str, Any]], bool] | None,

@@ -47,7 +47,8 @@ def ssa_merge(lhs: Any, rhs: Any, t: FieldType) -> Any:
     if (lhs is _ABSENT or lhs is None or t.atomic or not isinstance(rhs, dict | list)
             or type(lhs) is not type(rhs)):
         return _strip_nulls(copy.deepcopy(rhs))
-    if isinstance(rhs, dict):
+    # from here on lhs and rhs are of the same type
+    if isinstance(lhs, dict) and isinstance(rhs, dict):
         out = dict(lhs)
         for key, value in rhs.items():
             if value is None:
@@ -55,7 +56,7 @@ def ssa_merge(lhs: Any, rhs: Any, t: FieldType) -> Any:
             else:
                 out[key] = ssa_merge(lhs.get(key, _ABSENT), value, child_type(t, key))
         return out
-    if t.kind == "list" and t.list_type in ("map", "set"):
+    if isinstance(lhs, list) and isinstance(rhs, list) and t.kind == "list" and t.list_type in ("map", "set"):
         return _merge_list(lhs, rhs, t)
     return _strip_nulls(copy.deepcopy(rhs))
 

@@ -47,6 +47,7 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
 def iter_fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
     """(field number, wire type, value): int for varint/fixed, bytes for length-delimited."""
     pos, end = 0, len(buf)
+    value: int | bytes
     while pos < end:
         tag, pos = _varint(buf, pos)
         number, wire = tag >> 3, tag & 7

@@ -37,6 +37,7 @@ __all__ = [
     "Compacted",
     "Conflict",
     "Event",
+    "EventBatch",
     "FutureRevision",
     "KeyExists",
     "KeyValue",
@@ -104,6 +105,11 @@ class Event:
         return self.kv.mod_revision
 
 
+# What a watch yields at once: the events of one revision or more, in order. (A name of its own also
+# because inside a store class ``list`` is the store's method, not the builtin.)
+EventBatch = list[Event]
+
+
 @runtime_checkable
 class Store(Protocol):
     async def start(self) -> None:
@@ -135,7 +141,7 @@ class Store(Protocol):
         """Delete; returns the deleted value with ``mod_revision`` = the delete's revision."""
         ...
 
-    def watch(self, prefix: str, after_revision: int) -> AsyncIterator[list[Event]]: ...
+    def watch(self, prefix: str, after_revision: int) -> AsyncIterator[EventBatch]: ...
 
     async def compact(self, revision: int) -> int:
         """Compact up to ``revision``; returns the new compaction point."""

@@ -32,6 +32,7 @@ from .base import (
     Compacted,
     Conflict,
     Event,
+    EventBatch,
     FutureRevision,
     KeyExists,
     KeyValue,
@@ -287,7 +288,7 @@ class EtcdStore:
 
     # -- watch -------------------------------------------------------------------------------
 
-    async def watch(self, prefix: str, after_revision: int) -> AsyncIterator[list[Event]]:
+    async def watch(self, prefix: str, after_revision: int) -> AsyncIterator[EventBatch]:
         next_rev = after_revision + 1
         request = {
             "create_request": {
@@ -326,7 +327,7 @@ class EtcdStore:
                 self._current = (self._current + 1) % len(self.endpoints)
                 await asyncio.sleep(min(0.1 * failures, 1.0))
 
-    def _watch_result(self, line: bytes, after_revision: int, next_rev: int) -> list[Event]:
+    def _watch_result(self, line: bytes, after_revision: int, next_rev: int) -> EventBatch:
         if not line.strip():
             return []
         message = json.loads(line)

@@ -18,6 +18,7 @@ from .base import (
     Compacted,
     Conflict,
     Event,
+    EventBatch,
     FutureRevision,
     KeyExists,
     KeyValue,
@@ -196,7 +197,7 @@ class MemoryStore:
         db.append(Event("DELETE", kv, prev))
         return kv
 
-    async def watch(self, prefix: str, after_revision: int) -> AsyncIterator[list[Event]]:
+    async def watch(self, prefix: str, after_revision: int) -> AsyncIterator[EventBatch]:
         db = self._db()
         sub = db.hub.subscribe(prefix)
         self._subs.add(sub)

@@ -252,7 +252,12 @@ class SqliteDialect:
         for _ in range(self.readers):
             self._reads.put(None)
         threads, self._threads = self._threads, []
-        await asyncio.to_thread(lambda: [t.join() for t in threads])
+
+        def join_all() -> None:
+            for t in threads:
+                t.join()
+
+        await asyncio.to_thread(join_all)
 
     def _submit(
         self, jobs: queue.SimpleQueue[Job | None], fn: Callable[..., Any], args: tuple[Any, ...]

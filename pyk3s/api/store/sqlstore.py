@@ -34,6 +34,7 @@ from .base import (
     Compacted,
     Conflict,
     Event,
+    EventBatch,
     FutureRevision,
     KeyExists,
     KeyValue,
@@ -348,7 +349,7 @@ class SqlStore:
 
     # -- watch -------------------------------------------------------------------------------
 
-    async def watch(self, prefix: str, after_revision: int) -> AsyncIterator[list[Event]]:
+    async def watch(self, prefix: str, after_revision: int) -> AsyncIterator[EventBatch]:
         sub = self._hub.subscribe(prefix)
         self._subs.add(sub)
         try:

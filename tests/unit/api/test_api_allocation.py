@@ -7,8 +7,13 @@ import asyncio
 
 from pyk3s.api.app import ApiServer
 from pyk3s.api.config import ApiConfig
+from pyk3s.api.request import WriteOptions
 
 SVC = "/api/v1/namespaces/default/services"
+
+
+def _opts() -> WriteOptions:
+    return WriteOptions(field_manager="pyk3s-apiserver")
 
 
 def svc(name: str, **spec) -> dict:
@@ -73,10 +78,10 @@ async def test_uniqueness_across_servers(api_store):
     await a.start()
     await b.start()
     try:
-        info = a.resources.get("", "v1", "services")
+        info = a.catalog.table.get("", "v1", "services")
 
         async def make(api, i):
-            return await api.create_object(info, "default", svc(f"s{i}", type="NodePort"))
+            return await api.registry.create(info, "default", svc(f"s{i}", type="NodePort"), _opts())
 
         made = await asyncio.gather(*(make(a if i % 2 else b, i) for i in range(12)), return_exceptions=True)
         ok = [m for m in made if isinstance(m, dict)]
@@ -96,12 +101,12 @@ async def test_dual_stack(api_store):
     api = ApiServer(api_store, ApiConfig(service_cidrs=("10.43.0.0/16", "fd00:43::/112")))
     await api.start()
     try:
-        info = api.resources.get("", "v1", "services")
-        single = await api.create_object(info, "default", svc("one"))
+        info = api.catalog.table.get("", "v1", "services")
+        single = await api.registry.create(info, "default", svc("one"), _opts())
         assert single["spec"]["ipFamilies"] == ["IPv4"] and len(single["spec"]["clusterIPs"]) == 1
-        dual = await api.create_object(info, "default", svc("two", ipFamilyPolicy="PreferDualStack"))
+        dual = await api.registry.create(info, "default", svc("two", ipFamilyPolicy="PreferDualStack"), _opts())
         assert dual["spec"]["ipFamilies"] == ["IPv4", "IPv6"] and ":" in dual["spec"]["clusterIPs"][1]
-        v6 = await api.create_object(info, "default", svc("six", ipFamilies=["IPv6"]))
+        v6 = await api.registry.create(info, "default", svc("six", ipFamilies=["IPv6"]), _opts())
         assert ":" in v6["spec"]["clusterIP"]
     finally:
         await api.stop()

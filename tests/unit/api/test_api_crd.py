@@ -80,10 +80,10 @@ async def test_crd_seen_by_second_server(api_store, kc):
         import asyncio
 
         for _ in range(100):
-            if other.resources.get("example.com", "v1", "widgets"):
+            if other.catalog.table.get("example.com", "v1", "widgets"):
                 break
             await asyncio.sleep(0.01)
-        assert other.resources.get("example.com", "v1", "widgets") is not None
+        assert other.catalog.table.get("example.com", "v1", "widgets") is not None
     finally:
         await other.stop()
 

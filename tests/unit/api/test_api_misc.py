@@ -56,7 +56,7 @@ async def test_pod_log_and_token_hooks(kc, api_server):
     async def logs(req, ns, name):
         return ApiResponse(200, f"log of {ns}/{name}\n".encode(), content_type="text/plain")
 
-    api_server.pod_log_hook = logs
+    api_server.subresources.pod_log_hook = logs
     status, body, _ = await kc.call("GET", f"{PODS}/p/log", query=[("container", "c")])
     assert status == 200 and body == "log of default/p\n"
     status, err, _ = await kc.call("GET", f"{PODS}/missing/log")
@@ -65,7 +65,7 @@ async def test_pod_log_and_token_hooks(kc, api_server):
     async def token(req, ns, name, body):
         return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1", "status": {"token": f"t-{name}"}}
 
-    api_server.sa_token_hook = token
+    api_server.subresources.sa_token_hook = token
     await kc.ok("POST", "/api/v1/namespaces/default/serviceaccounts",
                 {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}})
     out = await kc.ok("POST", "/api/v1/namespaces/default/serviceaccounts/sa/token",

@@ -104,7 +104,7 @@ async def stack(tmp_path):
     proxy = KubeletProxy(api, client_cert_file=tmp_path / "tls" / "client-kube-apiserver.crt",
                          client_key_file=tmp_path / "tls" / "client-kube-apiserver.key",
                          server_ca_file=certs.server_ca_file)
-    api.pod_log_hook = proxy.pod_log
+    api.subresources.pod_log_hook = proxy.pod_log
     register_reviews(api, authz, authz, authn)
     await api.start()
     await authz.start()
