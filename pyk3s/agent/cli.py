@@ -48,6 +48,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kubelet-key", default="")
     p.add_argument("--client-ca", default="")
     p.add_argument("--flannel-backend", default="vxlan")
+    p.add_argument("--disable-network-policy", action="store_true")
     p.add_argument("--debug", action="store_true")
     return p
 
@@ -60,7 +61,8 @@ def settings_from_args(a: argparse.Namespace) -> AgentSettings:
         service_cidrs=_split(a.service_cidr) or ("10.43.0.0/16",),
         cluster_dns=_split(a.cluster_dns) or ("10.43.0.10",), cluster_domain=a.cluster_domain,
         resolv_conf=a.resolv_conf, bridge_name=a.bridge_name, kubelet_port=a.kubelet_port,
-        node_labels=_split(a.node_label), node_taints=_split(a.node_taint), flannel_backend=a.flannel_backend)
+        node_labels=_split(a.node_label), node_taints=_split(a.node_taint), flannel_backend=a.flannel_backend,
+        disable_network_policy=a.disable_network_policy)
 
 
 def main(argv: list[str]) -> int:

@@ -277,7 +277,9 @@ async def run_joined_agent(f: Any, data_dir: Path) -> None:
         cluster_dns=tuple(cfg.get("clusterDNS") or ("10.43.0.10",)),
         cluster_domain=cfg.get("clusterDomain") or "cluster.local", resolv_conf=f.resolv_conf or "",
         bridge_name=f.bridge_name, kubelet_port=int(f.kubelet_port), node_labels=tuple(f.node_label or ()),
-        node_taints=tuple(f.node_taint or ()), flannel_backend=f.flannel_backend)
+        node_taints=tuple(f.node_taint or ()), flannel_backend=f.flannel_backend,
+        # as in K3s, the server's --disable-network-policy applies to the agents that join it
+        disable_network_policy=bool(f.disable_network_policy or cfg.get("disableNetworkPolicy")))
     certs = AgentCerts(serving_cert=str(paths["serving_cert"]), serving_key=str(paths["serving_key"]),
                        client_ca=str(paths["client_ca"]), cluster_ca=str(paths["server_ca"]))
     client = Client.from_kubeconfig(paths["kubeconfig"])

@@ -62,6 +62,7 @@ def agent_settings(cfg: ServerConfig, *, is_server: bool = True) -> Any:
         kubelet_port=cfg.kubelet_port,
         node_labels=cfg.node_labels,
         node_taints=cfg.node_taints,
+        disable_network_policy=cfg.disable_network_policy,
     )
 
 

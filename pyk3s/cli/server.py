@@ -154,6 +154,7 @@ async def run_server(cfg: ServerConfig, ready: asyncio.Event | None = None) -> N
         node_port_range=cfg.node_port_range,
         cluster_domain=cfg.cluster_domain,
         cluster_dns=cfg.cluster_dns[0],
+        disable_network_policy=cfg.disable_network_policy,
     )
     running = await start_api_server(settings, store)
     try:

@@ -80,6 +80,7 @@ class ServerConfig:
     resolv_conf: str
     bridge_name: str
     kubelet_port: int
+    disable_network_policy: bool = False
 
     @property
     def server_dir(self) -> Path:
@@ -176,6 +177,7 @@ class ServerConfig:
             resolv_conf=f.resolv_conf or "",
             bridge_name=f.bridge_name,
             kubelet_port=int(f.kubelet_port),
+            disable_network_policy=bool(f.disable_network_policy),
         )
 
 

@@ -31,6 +31,8 @@ AGENT_FLAGS: tuple[Flag, ...] = (
          default="host-gw"),
     Flag("lb-server-port", "local port of the agent's API load balancer", default=6444, kind="int",
          env=("K3S_LB_SERVER_PORT",)),
+    Flag("disable-network-policy", "do not enforce NetworkPolicies on this node (a server's choice applies to "
+         "the agents that join it)", kind="bool"),
 )
 
 SERVER_ONLY_FLAGS: tuple[Flag, ...] = (

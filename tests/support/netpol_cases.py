@@ -10,7 +10,6 @@ data path has it; upstream ignores the diagonal.
 from __future__ import annotations
 
 import ipaddress
-
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any

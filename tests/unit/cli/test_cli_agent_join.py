@@ -88,5 +88,6 @@ def test_critical_values_hold_servicelb_disabled() -> None:
 
     cfg = SimpleNamespace(cluster_cidrs=("10.42.0.0/16",), service_cidrs=("10.43.0.0/16",), cluster_dns=("10.43.0.10",),
                           cluster_domain="cluster.local", disable=frozenset({"traefik", "coredns"}),
-                          disable_cloud_controller=False, servicelb_namespace="kube-system")
+                          disable_cloud_controller=False, disable_network_policy=False,
+                          servicelb_namespace="kube-system")
     assert critical_values(cfg)["disable-servicelb"] == "false"  # type: ignore[arg-type]
