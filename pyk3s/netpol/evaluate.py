@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .model import EGRESS, INGRESS, PROTOCOLS, NamespaceInfo, Peer, PodInfo, Policy, Rule, parse_ip
-from .ports import PortSet, resolve_ports
+from .ports import ICMP, PortSet, resolve_ports
 
 __all__ = ["Cluster", "Endpoint", "RuleMatch", "Side", "Verdict", "evaluate", "peer_matches", "rule_ports",
            "selects"]
@@ -96,7 +96,8 @@ class Verdict:
     note: str = ""
 
     def lines(self) -> list[str]:
-        head = f"{self.src} -> {self.dst} {self.port}/{self.protocol}: {'ALLOWED' if self.allowed else 'DENIED'}"
+        what = "ICMP" if self.protocol == "ICMP" else f"{self.port}/{self.protocol}"
+        head = f"{self.src} -> {self.dst} {what}: {'ALLOWED' if self.allowed else 'DENIED'}"
         out = [head]
         if self.note:
             out.append(f"  {self.note}")
@@ -180,10 +181,10 @@ def _side(cluster: Cluster, direction: str, pod: PodInfo | None, src: Endpoint, 
 
 
 def evaluate(cluster: Cluster, src: Endpoint, dst: Endpoint, protocol: str, port: int) -> Verdict:
-    proto = PROTOCOLS.get(protocol.upper())
-    if proto is None:
-        raise ValueError(f"protocol {protocol!r}: expected TCP, UDP or SCTP")
     protocol = protocol.upper()
+    proto = PROTOCOLS.get(protocol, ICMP if protocol == "ICMP" else None)
+    if proto is None:
+        raise ValueError(f"protocol {protocol!r}: expected TCP, UDP, SCTP or ICMP")
     if src.pod is not None and dst.pod is not None and src.pod.key == dst.pod.key:
         empty = Side(EGRESS)
         return Verdict(True, src, dst, protocol, port, empty, Side(INGRESS),
