@@ -48,6 +48,8 @@ class Group:
     members: set[str] = field(default_factory=set)
     pods: dict[str, PortSet] = field(default_factory=dict)
     ranges: tuple[tuple[AddrRange, PortSet], ...] = ()
+    rules: set[tuple[str, str, int]] = field(default_factory=set)  # the rules of its policies, its direction
+    rule_ports: dict[tuple[str, str, int], PortSet] = field(default_factory=dict)  # ingress: resolved once
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,9 @@ class AllowIndex:
         self.rules_wide: set[RuleId] = set()
         self.rule_members: dict[RuleId, set[str]] = {}
         self.pod_rules: dict[str, set[RuleId]] = {}
+        # a policy is active on this node while some group (a local pod) uses it: only active policies'
+        # rules have members, so a node pays for the policies that select its pods
+        self.policy_groups: dict[str, set[str]] = {}
         self.rule_groups: dict[RuleId, set[str]] = {}
         self.groups: dict[str, Group] = {}
         self.pod_group: dict[tuple[str, str], str] = {}
@@ -148,6 +153,8 @@ class AllowIndex:
         self.policies[policy.key] = policy
         self.ns_policies.setdefault(policy.namespace, set()).add(policy.key)
         self._add_rules(policy)
+        if self.policy_groups.get(policy.key):
+            self._index_members(policy.key)
         self._policy_changed(policy, old)
 
     def delete_policy(self, key: str) -> None:
@@ -312,27 +319,42 @@ class AllowIndex:
                 rid = (policy.key, d, i)
                 self.rules[rid] = (policy, rule)
                 self.policy_rules.setdefault(policy.key, []).append(rid)
-                wide = self._wide(rule, d)
-                if wide is None:
-                    self.rule_members[rid] = set()
-                    continue
-                if wide:
-                    self.rules_wide.add(rid)
-                else:
-                    self.rules_ns.setdefault(policy.namespace, set()).add(rid)
-                members = {k for k in self._candidates(policy, rule, d)
-                           if self._member(policy, rule, d, self.pods[k])}
-                self.rule_members[rid] = members
-                for k in members:
-                    self.pod_rules.setdefault(k, set()).add(rid)
+                self.rule_members[rid] = set()
 
     def _drop_rules(self, policy: Policy) -> None:
+        self._unindex_members(policy.key)
         for rid in self.policy_rules.pop(policy.key, []):
             del self.rules[rid]
+            self.rule_members.pop(rid, None)
+
+    def _index_members(self, key: str) -> None:
+        """Find the pods each rule of an (active) policy names, and let pod changes re-check them."""
+        for rid in self.policy_rules.get(key, ()):
+            policy, rule = self.rules[rid]
+            wide = self._wide(rule, rid[1])
+            if wide is None:
+                continue
+            if wide:
+                self.rules_wide.add(rid)
+            else:
+                self.rules_ns.setdefault(policy.namespace, set()).add(rid)
+            members = {k for k in self._candidates(policy, rule, rid[1]) if self._member(policy, rule, rid[1],
+                                                                                           self.pods[k])}
+            self.rule_members[rid] = members
+            for k in members:
+                self.pod_rules.setdefault(k, set()).add(rid)
+
+    def _unindex_members(self, key: str) -> None:
+        for rid in self.policy_rules.get(key, ()):
             self.rules_wide.discard(rid)
-            self.rules_ns.get(policy.namespace, set()).discard(rid)
-            for k in self.rule_members.pop(rid, ()):
-                self.pod_rules.get(k, set()).discard(rid)
+            self.rules_ns.get(rid[0].partition("/")[0], set()).discard(rid)
+            for k in self.rule_members.get(rid, ()):
+                rules = self.pod_rules.get(k)
+                if rules is not None:
+                    rules.discard(rid)
+                    if not rules:
+                        del self.pod_rules[k]
+            self.rule_members[rid] = set()
 
     def _member(self, policy: Policy, rule: Rule, direction: str, pod: PodInfo) -> bool:
         """Does the pod get per-address elements from this rule (see the module docstring)?"""
@@ -352,21 +374,33 @@ class AllowIndex:
 
     def _pod_ports(self, group: Group, pod: PodInfo, ip: str) -> PortSet:
         """The ports ``group`` opens to/from peer ``pod`` at address ``ip``."""
+        rids = self.pod_rules.get(pod.key)
+        if not rids:
+            return NONE
         acc = NONE
-        ep = Endpoint(ip, pod)
-        rep = self._ctx_pod(group) if group.direction == INGRESS else None
-        for rid in self.pod_rules.get(pod.key, ()):
-            if rid[1] != group.direction or rid[0] not in group.policies:
-                continue
+        if group.direction == INGRESS:  # named ports take the group's numbers: resolved once per rule
+            for rid in rids & group.rules:
+                acc = acc.union(group.rule_ports[rid])
+                if acc.any:
+                    break
+            return acc
+        several = len(pod.ips) > 1
+        for rid in rids & group.rules:
             policy, rule = self.rules[rid]
-            if group.direction == INGRESS:
-                acc = acc.union(resolve_ports(rule.ports, rep))
+            if several and not self._member_at(policy, rule, pod, ip):
                 continue
-            selected = any(p.ip_block is None and peer_matches(policy, p, ep, self.ns_labels) for p in rule.peers)
-            if selected or (rule.named_ports and (rule.any_peer or any(
-                    p.ip_block is not None and peer_matches(policy, p, ep, self.ns_labels) for p in rule.peers))):
-                acc = acc.union(resolve_ports(rule.ports, pod))
+            acc = acc.union(resolve_ports(rule.ports, pod))
+            if acc.any:
+                break
         return acc
+
+    def _member_at(self, policy: Policy, rule: Rule, pod: PodInfo, ip: str) -> bool:
+        """Does an egress rule name this one address of a pod (for pods with several)?"""
+        ep = Endpoint(ip, pod)
+        if any(p.ip_block is None and peer_matches(policy, p, ep, self.ns_labels) for p in rule.peers):
+            return True
+        return rule.named_ports and (rule.any_peer or any(
+            p.ip_block is not None and peer_matches(policy, p, ep, self.ns_labels) for p in rule.peers))
 
     def _ranges(self, group: Group) -> tuple[tuple[AddrRange, PortSet], ...]:
         rep = self._ctx_pod(group) if group.direction == INGRESS else None
@@ -408,6 +442,10 @@ class AllowIndex:
             group = Group(gid, direction, keys, ctx)
             self.groups[gid] = group
             for key in keys:
+                used = self.policy_groups.setdefault(key, set())
+                if not used:
+                    self._index_members(key)
+                used.add(gid)
                 for rid in self.policy_rules.get(key, ()):
                     if rid[1] == direction:
                         self.rule_groups.setdefault(rid, set()).add(gid)
@@ -424,11 +462,14 @@ class AllowIndex:
 
     def _fill(self, group: Group) -> None:
         """Compute a group's pods and ranges from scratch (new group, or its policies changed)."""
+        group.rules = {rid for key in group.policies for rid in self.policy_rules.get(key, ())
+                       if rid[1] == group.direction}
+        rep = self._ctx_pod(group)
+        group.rule_ports = {rid: resolve_ports(self.rules[rid][1].ports, rep) for rid in group.rules} \
+            if group.direction == INGRESS else {}
         candidates: set[str] = set()
-        for key in group.policies:
-            for rid in self.policy_rules.get(key, ()):
-                if rid[1] == group.direction:
-                    candidates |= self.rule_members[rid]
+        for rid in group.rules:
+            candidates |= self.rule_members[rid]
         fresh: dict[str, PortSet] = {}
         for k in candidates:
             pod = self.pods[k]
@@ -455,6 +496,11 @@ class AllowIndex:
             for pkey in group.policies:
                 for rid in self.policy_rules.get(pkey, ()):
                     self.rule_groups.get(rid, set()).discard(gid)
+                used = self.policy_groups.get(pkey, set())
+                used.discard(gid)
+                if not used:
+                    self.policy_groups.pop(pkey, None)
+                    self._unindex_members(pkey)
             self._dirty_elems.pop(gid, None)
             self._dirty_ranges.discard(gid)
             self._needs_fill.discard(gid)

@@ -46,12 +46,12 @@ class PortSet:
         return not self.any and not self.by_proto
 
     def union(self, other: PortSet) -> PortSet:
+        if other is self or (not other.any and not other.by_proto):
+            return self
+        if not self.any and not self.by_proto:
+            return other
         if self.any or other.any:
             return ANY
-        if not other.by_proto or other == self:
-            return self
-        if not self.by_proto:
-            return other
         return _union(self, other)
 
     def contains(self, protocol: int, port: int) -> bool:

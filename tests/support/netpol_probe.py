@@ -4,6 +4,10 @@ Reads a JSON list of ``[address, protocol, port]`` on stdin and prints a JSON li
 connected when the handshake completes, UDP when the echo server answers, ICMP when an echo reply
 comes back. A refused or administratively prohibited attempt fails at once; silence fails after
 ``--timeout`` seconds. All probes run at the same time.
+
+``--watch SECONDS``: probe the targets again and again (every ``--interval``) for that long, printing a
+JSON line ``{"t": wall-clock time, "i": target index, "ok": bool}`` whenever a target's result changes
+(and once at the start), then exit.
 """
 
 from __future__ import annotations
@@ -80,11 +84,28 @@ def probe(target: list, timeout: float, index: int) -> bool:
     return icmp(addr, (os.getpid() * 64 + index) & 0xFFFF, timeout)
 
 
+def watch(targets: list, timeout: float, seconds: float, interval: float) -> int:
+    last: dict[int, bool] = {}
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for i, target in enumerate(targets):
+            ok = probe(target, timeout, i)
+            if last.get(i) != ok:
+                last[i] = ok
+                print(json.dumps({"t": time.time(), "i": i, "ok": ok}), flush=True)
+        time.sleep(interval)
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--timeout", type=float, default=1.0)
+    p.add_argument("--watch", type=float, default=0.0)
+    p.add_argument("--interval", type=float, default=0.02)
     a = p.parse_args()
     targets = json.load(sys.stdin)
+    if a.watch:
+        return watch(targets, a.timeout, a.watch, a.interval)
     with ThreadPoolExecutor(max_workers=max(1, min(64, len(targets)))) as pool:
         results = list(pool.map(lambda it: probe(it[1], a.timeout, it[0]), enumerate(targets)))
     json.dump(results, sys.stdout)

@@ -5,8 +5,9 @@ Rules:
 * Nothing is written before the three informers have synced; then the whole table is replaced in one
   transaction. Until then a restarted agent leaves its predecessor's table in place, so isolated pods
   are never open while it starts.
-* Afterwards each burst of changes (``debounce``) becomes one delta transaction: element and map
-  updates, new or removed groups. A delta the kernel refuses is followed by a full replace.
+* Afterwards each burst of changes (a quiet ``debounce``, at most ``max_delay``) becomes one delta
+  transaction: element and map updates, new or removed groups. A delta the kernel refuses is followed
+  by a full replace.
 * The kubelet calls :meth:`admit` once a pod has its address and before its containers start: the
   pod is programmed (isolated, if a policy selects it) before it can send or receive anything.
 * A policy that cannot be read is enforced as "isolate, allow nothing" and reported with a Warning
@@ -62,13 +63,15 @@ def _key(obj: dict[str, Any]) -> str:
 
 class NetpolController:
     def __init__(self, client: Any, node_name: str, table: NetpolTable, *, informers: tuple[Any, Any, Any],
-                 record: Recorder | None = None, debounce: float = 0.01, sctp: bool | None = None) -> None:
+                 record: Recorder | None = None, debounce: float = 0.01, max_delay: float = 0.25,
+                 sctp: bool | None = None) -> None:
         self.client = client
         self.node = node_name
         self.table = table
         self.pods, self.namespaces, self.policies = informers
         self.record = record
         self.debounce = debounce
+        self.max_delay = max_delay
         self.sctp = kernel_has_sctp() if sctp is None else sctp
         self.index = AllowIndex(node_name)
         self.deny_only = False
@@ -216,9 +219,17 @@ class NetpolController:
                 log.error("%s; retrying in %.1fs", err, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+        loop = asyncio.get_running_loop()
         while True:
             await self._dirty.wait()
-            await asyncio.sleep(self.debounce)
+            # a burst (a chart's policies, a rollout's pods) is folded into one transaction: wait for a
+            # quiet ``debounce``, but never longer than ``max_delay`` after its first change
+            first = loop.time()
+            while True:
+                self._dirty.clear()
+                await asyncio.sleep(self.debounce)
+                if not self._dirty.is_set() or loop.time() - first >= self.max_delay:
+                    break
             self._dirty.clear()
             try:
                 await self._delta()

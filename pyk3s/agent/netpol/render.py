@@ -3,17 +3,19 @@
 
 Table ``inet <table>`` (one per node and bridge):
 
-* ``fwd-egress`` (forward hook, priority 10) and ``input-egress`` (input hook) jump to ``egress`` for
-  packets arriving from the pod bridge; ``fwd-ingress`` (forward, priority 11) jumps to ``ingress``
-  for packets leaving through it. Packets the node sends itself (output hook) are never judged, so a
-  node always reaches its own pods. Service traffic arrives DNATed (nat prerouting runs first), so it
-  is judged by its real destination pod.
-* ``ingress``/``egress``: replies of accepted connections pass (conntrack), a pod's packets to itself
-  pass (``self4``: hairpin through a Service), then ``in4``/``out4`` map an isolated local pod's
-  address to its group's chain. Unmapped addresses are not isolated.
-* a group chain accepts when ``peer . l4proto . dport`` is in the group's ``-p`` set (peer pods) or
-  its ``-c`` set (address ranges), and otherwise goes to ``deny``: a TCP reset, or ICMP
-  administratively prohibited, so a denied connection fails at once.
+* ``forward`` (forward hook, priority 10) passes replies of accepted connections first (conntrack: the
+  one rule most packets see), then judges a new connection's egress (packets arriving from the pod
+  bridge) and its ingress (packets leaving through it); ``input`` (input hook) judges the egress of
+  pods' packets to the node itself. Packets the node sends (output hook) are never judged, so a node
+  always reaches its own pods. Service traffic arrives DNATed (nat prerouting runs first), so it is
+  judged by its real destination pod.
+* ``egress``/``ingress``: a pod's packets to itself pass (``self4``: hairpin through a Service), then
+  ``out4``/``in4`` map an isolated local pod's address to its group's chain. Unmapped addresses are
+  not isolated.
+* a group chain matches when ``peer . l4proto . dport`` is in the group's ``-p`` set (peer pods) or
+  its ``-c`` set (address ranges): an egress group then returns (the ingress side is judged next), an
+  ingress group accepts; otherwise it goes to ``deny``: a TCP reset, or ICMP administratively
+  prohibited, so a denied connection fails at once.
 
 Element ``PortSet.any`` is ``0-255 . 0-65535``: every protocol, ICMP included (``th dport`` then reads
 two bytes of the ICMP header, which the full range accepts).
@@ -92,11 +94,11 @@ def _group_sets(group: Group) -> dict[str, list[str]]:
 
 
 def _group_rules(group: Group) -> list[str]:
-    field = "saddr" if group.direction == INGRESS else "daddr"
+    field, verdict = ("saddr", "accept") if group.direction == INGRESS else ("daddr", "return")
     rules = []
     for kind in ("p", "c"):
         for f in FAMILIES:
-            rules.append(f"{_IP[f]} {field} . meta l4proto . th dport @{group.gid}-{kind}{f} accept")
+            rules.append(f"{_IP[f]} {field} . meta l4proto . th dport @{group.gid}-{kind}{f} {verdict}")
     rules.append("goto deny")
     return rules
 
@@ -136,17 +138,15 @@ def full_script(table: NetpolTable, state: IndexState, *, deny_only: bool = Fals
             lines.append(f"  map {_MAP[d]}{f} {{ type {_ADDR_TYPE[f]} : verdict; "
                          + (f"elements = {{ {body} }}; " if body else "") + "}")
     for d, field in ((INGRESS, "daddr"), (EGRESS, "saddr")):
-        rules = ["ct state established,related accept"]
-        rules += [f"{_IP[f]} saddr . {_IP[f]} daddr @self{f} accept" for f in FAMILIES]
+        rules = [f"{_IP[f]} saddr . {_IP[f]} daddr @self{f} accept" for f in FAMILIES]
         rules += [f"{_IP[f]} {field} vmap @{_MAP[d]}{f}" for f in FAMILIES]
         lines.append(f"  chain {d.lower()} {{\n" + "".join(f"    {r}\n" for r in rules) + "  }")
     br = table.bridge
-    lines.append(f"  chain fwd-egress {{ type filter hook forward priority 10; policy accept;\n"
-                 f"    iifname \"{br}\" jump egress\n  }}")
-    lines.append(f"  chain input-egress {{ type filter hook input priority 10; policy accept;\n"
-                 f"    iifname \"{br}\" jump egress\n  }}")
-    lines.append(f"  chain fwd-ingress {{ type filter hook forward priority 11; policy accept;\n"
-                 f"    oifname \"{br}\" jump ingress\n  }}")
+    lines.append(f"  chain forward {{ type filter hook forward priority 10; policy accept;\n"
+                 f"    ct state established,related accept\n"
+                 f"    iifname \"{br}\" jump egress\n    oifname \"{br}\" jump ingress\n  }}")
+    lines.append(f"  chain input {{ type filter hook input priority 10; policy accept;\n"
+                 f"    ct state established,related accept\n    iifname \"{br}\" jump egress\n  }}")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
