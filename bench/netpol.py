@@ -363,10 +363,10 @@ def latency(args: argparse.Namespace) -> dict[str, list[float]]:
         deny = json.dumps({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
                            "metadata": {"namespace": "bench", "name": "deny-srv"},
                            "spec": {"podSelector": {"matchLabels": {"role": "srv"}}, "ingress": []}})
-        per_round = 12.0
+        per_round = 20.0
         for n in range(args.latency_rounds):
-            watchers = [subprocess.Popen(["ip", "netns", "exec", netns[f"cli-{i}"], sys.executable, str(PROBE),
-                                          "--watch", str(per_round), "--timeout", "0.5", "--interval", "0.02"],
+            watchers = [subprocess.Popen(["ip", "netns", "exec", netns[f"cli-{i}"], sys.executable, "-u", str(PROBE),
+                                          "--watch", str(per_round), "--timeout", "1", "--interval", "0.02"],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for i in range(3)]
             for w in watchers:
                 assert w.stdin is not None
@@ -376,12 +376,14 @@ def latency(args: argparse.Namespace) -> dict[str, list[float]]:
             t_apply = time.time()
             cl.kubectl("apply", "-f", "-", input=deny)
             t_returned = time.time()
-            time.sleep(4)
+            time.sleep(5)
             t_delete = time.time()
             cl.kubectl("delete", "networkpolicy", "-n", "bench", "deny-srv")
             events: list[dict[str, Any]] = []
             for w in watchers:
-                out_text, _ = w.communicate(timeout=per_round + 20)
+                assert w.stdout is not None
+                out_text = w.stdout.read()  # the watcher exits after per_round seconds
+                w.wait(timeout=30)
                 events += [json.loads(ln) for ln in out_text.splitlines() if ln.strip()]
             if len(events) < 9:
                 raise RuntimeError(f"latency: probes reported too little: {events}")
@@ -389,8 +391,10 @@ def latency(args: argparse.Namespace) -> dict[str, list[float]]:
             denied = [e["t"] for e in events if not e["ok"] and t_apply <= e["t"] < t_delete]
             allowed = [e["t"] for e in events if e["ok"] and e["t"] >= t_delete]
             if len(denied) < 9 or len(allowed) < 9:
+                seen = sorted((round(e["t"] - t_apply, 3), e["i"], e["ok"]) for e in events)
                 raise RuntimeError(f"latency round {n}: not every pair flipped (denied {len(denied)}, "
-                                   f"allowed {len(allowed)} of 9)")
+                                   f"allowed {len(allowed)} of 9); delete at {t_delete - t_apply:.3f}s; {seen}\n"
+                                   + "\n".join(ln for ln in cl.logs().splitlines() if "netpol" in ln or "=====" in ln))
             out["deny_from_start"].append(max(denied) - t_apply)
             out["deny_from_return"].append(max(denied) - t_returned)
             out["allow_from_start"].append(max(allowed) - t_delete)
