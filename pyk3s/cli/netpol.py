@@ -43,8 +43,8 @@ def parse_port(text: str) -> tuple[str, int]:
     """``80``, ``80/tcp``, ``53/UDP``, ``icmp`` -> (protocol, port)."""
     if text.lower() == "icmp":
         return "ICMP", 0
-    num, _, proto = text.partition("/")
-    proto = (proto or "TCP").upper()
+    num, sep, proto = text.partition("/")
+    proto = (proto if sep else "TCP").upper()
     if proto not in ("TCP", "UDP", "SCTP") or not num.isdigit() or not 1 <= int(num) <= 65535:
         raise ValueError(f"{text!r}: expected PORT[/TCP|UDP|SCTP] or icmp")
     return proto, int(num)

@@ -6,7 +6,15 @@ import ipaddress
 
 import pytest
 
-from pyk3s.netpol import Cluster, PolicyError, evaluate, fail_closed_policy, namespace_info, parse_policy, pod_info
+from pyk3s.netpol import (
+    Cluster,
+    PolicyError,
+    evaluate,
+    fail_closed_policy,
+    namespace_info,
+    parse_policy,
+    pod_info,
+)
 from pyk3s.netpol.matrix import build_index, reachability, render
 from pyk3s.netpol.model import EGRESS, INGRESS, IpBlock, PortSpec
 from pyk3s.netpol.ports import ANY, NONE, PortSet, resolve_ports
