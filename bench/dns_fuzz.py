@@ -24,10 +24,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "unit"
 
 from conftest import DEFAULT_BODY, NAMESPACES, PODS, SERVICES, SLICES  # noqa: E402
 
+from pyk3s.addons.dns.config import build_blocks  # noqa: E402
 from pyk3s.addons.dns.core import DnsCore, Routing  # noqa: E402
 from pyk3s.addons.dns.corefile import parse_corefile  # noqa: E402
-from pyk3s.addons.dns.fast import build_fast  # noqa: E402
-from pyk3s.addons.dns.runtime import build_blocks  # noqa: E402
+from pyk3s.addons.dns.plugins.kubernetes import KubernetesPlugin  # noqa: E402
+from pyk3s.addons.dns.precompute import build_fast  # noqa: E402
 
 SEEDS = [dns.message.make_query(n, t, **kw).to_wire() for n, t in [
     ("web.apps.svc.cluster.local", "A"), ("_http._tcp.web.apps.svc.cluster.local", "SRV"),
@@ -67,7 +68,8 @@ async def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     blocks = build_blocks(parse_corefile(".:53 {\n" + DEFAULT_BODY + "}\n"), "Corefile")
-    blocks[0].kube.load(SERVICES, SLICES, PODS, NAMESPACES)
+    kube = next(p for p in blocks[0].plugins if isinstance(p, KubernetesPlugin))
+    kube.load(SERVICES, SLICES, PODS, NAMESPACES)
     core = DnsCore(await build_fast(Routing.of(blocks)))
     rnd = random.Random(a.seed)
     crashes = 0

@@ -93,15 +93,15 @@ async def main() -> int:
     a = ap.parse_args()
     n, rep = a.services, max(1, min(a.repeat, 50))
 
+    from pyk3s.addons.dns.config import build_blocks
     from pyk3s.addons.dns.core import Routing
     from pyk3s.addons.dns.corefile import parse_corefile
-    from pyk3s.addons.dns.fast import build_fast, update_fast
+    from pyk3s.addons.dns.plugins.kubernetes import KubernetesPlugin
     from pyk3s.addons.dns.plugins.kubernetes.builder import change_of
-    from pyk3s.addons.dns.runtime import build_blocks
+    from pyk3s.addons.dns.precompute import build_fast, update_fast
 
     blocks = build_blocks(parse_corefile(COREFILE, "Corefile"), "Corefile")
-    kube = blocks[0].kube
-    assert kube is not None
+    kube = next(p for p in blocks[0].plugins if isinstance(p, KubernetesPlugin))
     nss = [{"metadata": {"name": f"ns-{i}"}} for i in range(NAMESPACES)]
     svcs = [service(i) for i in range(n)]
     slices = [endpoint_slice(i, endpoints_of(i)) for i in range(n)]

@@ -58,8 +58,8 @@ def dataset(services: int, namespaces: int = 20) -> tuple[list[dict], list[dict]
 
 async def serve(corefile: str, services: int, index: int, ready_fd: int | None, children: int) -> None:
     from pyk3s.addons.dns.plugins.kubernetes import KubernetesPlugin
-    from pyk3s.addons.dns.runtime import Runtime
-    rt = Runtime(corefile, worker_index=index)
+    from pyk3s.addons.dns.runtime import DnsRuntime
+    rt = DnsRuntime(corefile, worker_index=index)
     await rt.start()
     rss0 = rss_kib()
     svcs, nss = dataset(services)
@@ -97,7 +97,7 @@ def main() -> int:
     a = ap.parse_args()
     import uvloop
 
-    from pyk3s.addons.dns.plugins.multisocket import cpu_count
+    from pyk3s.addons.dns.workers import cpu_count
     workers = cpu_count() if a.workers == "auto" else int(a.workers)
     os.environ["PYK3S_DNS_WORKERS"] = str(workers)
     with tempfile.NamedTemporaryFile("w", suffix=".Corefile", delete=False) as f:

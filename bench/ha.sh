@@ -2,7 +2,7 @@
 # HA benchmark: API write throughput of one `pyk3s server` on SQLite vs PostgreSQL vs etcd, and leader
 # failover of two servers sharing PostgreSQL / etcd over N trials (kill -9 of the Lease holder):
 #   * writes-resume: kill -9 -> first ConfigMap create acknowledged through the agent's load balancer
-#     (pyk3s.cli.agent.ServerLoadBalancer), i.e. how long clients see the API gone;
+#     (pyk3s.agent.loadbalancer.ServerLoadBalancer), i.e. how long clients see the API gone;
 #   * lease-moved:   kill -9 -> the survivor holds Lease kube-system/pyk3s-controllers
 #     (leaseDuration 15 s, retry 2 s: expected ~15-17 s, client-go semantics).
 #
@@ -37,7 +37,7 @@ ROOT = Path.cwd()
 sys.path[:0] = [str(ROOT / "tests" / "support"), str(ROOT / "tests" / "unit" / "api" / "store")]
 import store_servers as stores                    # noqa: E402  real etcd / PostgreSQL launchers
 from pyk3s_server import ServerProcess            # noqa: E402  real `pyk3s server` processes
-from pyk3s.cli.agent import ServerLoadBalancer    # noqa: E402
+from pyk3s.agent.loadbalancer import ServerLoadBalancer    # noqa: E402
 from pyk3s.client import Client                   # noqa: E402
 
 trials, seconds, conc, engines = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(",")

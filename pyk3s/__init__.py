@@ -1,1 +1,3 @@
-__version__ = "0.1.0"
+from pyk3s.k3s.version import PYK3S_VERSION as __version__
+
+__all__ = ["__version__"]

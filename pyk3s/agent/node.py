@@ -2,8 +2,8 @@
 
 - Name: ``--node-name`` / ``K3S_NODE_NAME`` / ``PYK3S_NODE_NAME`` / hostname, lower-cased; ``--with-node-id``
   appends ``-<8 hex>`` kept in ``<data-dir>/agent/node-id``.
-- Duplicate-name guard: a random password in ``<data-dir>/agent/node-password``; its scrypt hash in Secret
-  ``kube-system/<node>.node-password.pyk3s`` owned by the Node.
+- Duplicate-name guard (:mod:`pyk3s.k3s.node`): a random password in ``<data-dir>/agent/node-password``;
+  its scrypt hash in Secret ``kube-system/<node>.node-password.pyk3s`` owned by the Node.
 - Registration allocates ``spec.podCIDR``: the lowest /24 of the cluster CIDR no other Node uses,
   retried on create/update conflicts.
 - Heartbeats: Lease ``kube-node-lease/<node>`` every 10 s; node status every 60 s or on change.
@@ -12,30 +12,43 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import logging
 import os
 import platform
-import re
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pyk3s.client import AlreadyExists, Conflict, NotFound
+from pyk3s.k3s.names import (
+    CONTROL_PLANE_ROLE_LABEL,
+    EXTERNAL_IP_ANNOTATION,
+    HOSTNAME_ANNOTATION,
+    HOSTNAME_LABEL,
+    INTERNAL_IP_ANNOTATION,
+    MASTER_ROLE_LABEL,
+)
+from pyk3s.k3s.node import (
+    PASSWORD_FILE,
+    PASSWORD_SECRET_NAMESPACE,
+    is_valid_node_name,
+    password_rejected,
+    password_secret,
+    password_secret_name,
+    stored_password_hash,
+    verify_password,
+)
+from pyk3s.k3s.version import PYK3S_VERSION, RELEASE
 
 __all__ = ["KUBELET_VERSION", "NodeError", "NodeIdentity", "build_node", "detect_node_ip",
-           "ensure_node_password", "node_labels", "resolve_node_name", "verify_password", "NodeAgent"]
+           "ensure_node_password", "node_labels", "resolve_node_name", "NodeAgent"]
 
 log = logging.getLogger("pyk3s.agent.node")
-KUBELET_VERSION = "v1.32.4+pyk3s1"
-RUNTIME_VERSION = "pyk3s://0.1.0"
-_DNS1123_SUB = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-PASSWORD_REJECTED = ("Node password rejected, duplicate hostname or contents of '{path}' may not match server "
-                     "node-passwd entry, try enabling a unique node name with the --with-node-id flag")
+KUBELET_VERSION = RELEASE
+RUNTIME_VERSION = f"pyk3s://{PYK3S_VERSION}"
 
 
 class NodeError(RuntimeError):
@@ -50,7 +63,7 @@ class NodeIdentity:
 
 
 def resolve_node_name(flag: str | None, with_node_id: bool, agent_dir: Path,
-                      env: dict[str, str] | None = None, hostname: str | None = None) -> NodeIdentity:
+                      env: Mapping[str, str] | None = None, hostname: str | None = None) -> NodeIdentity:
     env = os.environ if env is None else env
     name = (flag or env.get("K3S_NODE_NAME") or env.get("PYK3S_NODE_NAME") or hostname or socket.gethostname()).lower()
     warnings = []
@@ -63,7 +76,7 @@ def resolve_node_name(flag: str | None, with_node_id: bool, agent_dir: Path,
             id_file.parent.mkdir(parents=True, exist_ok=True)
             id_file.write_text(node_id + "\n")
         name = f"{name}-{node_id}"
-    if len(name) > 253 or not _DNS1123_SUB.match(name):
+    if not is_valid_node_name(name):
         raise NodeError(f"agent: invalid node name {name!r}: must be a lower-case RFC 1123 subdomain; "
                         "set a valid one with --node-name")
     if name == "localhost":
@@ -73,7 +86,7 @@ def resolve_node_name(flag: str | None, with_node_id: bool, agent_dir: Path,
 
 
 def ensure_node_password(agent_dir: Path) -> str:
-    path = agent_dir / "node-password"
+    path = agent_dir / PASSWORD_FILE
     try:
         return path.read_text().strip()
     except FileNotFoundError:
@@ -82,20 +95,6 @@ def ensure_node_password(agent_dir: Path) -> str:
         path.write_text(pw + "\n")
         os.chmod(path, 0o600)
         return pw
-
-
-def hash_password(password: str, salt: bytes | None = None) -> str:
-    salt = salt or os.urandom(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
-    return "$scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        _, _, salt, digest = stored.split("$")
-        return hash_password(password, base64.b64decode(salt)).split("$")[3] == digest
-    except ValueError:
-        return False
 
 
 def detect_node_ip() -> str:
@@ -116,12 +115,12 @@ def detect_node_ip() -> str:
 
 def node_labels(name: str, is_server: bool, extra: Sequence[str] = ()) -> dict[str, str]:
     arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(platform.machine(), platform.machine())
-    labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": arch,
+    labels = {HOSTNAME_LABEL: name, "kubernetes.io/os": "linux", "kubernetes.io/arch": arch,
               "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": arch,
               "node.kubernetes.io/instance-type": "k3s", "beta.kubernetes.io/instance-type": "k3s"}
     if is_server:
-        labels["node-role.kubernetes.io/control-plane"] = "true"
-        labels["node-role.kubernetes.io/master"] = "true"
+        labels[CONTROL_PLANE_ROLE_LABEL] = "true"
+        labels[MASTER_ROLE_LABEL] = "true"
     for item in extra:
         k, _, v = item.partition("=")
         labels[k] = v
@@ -204,10 +203,10 @@ def _boot_id() -> str:
 
 def build_node(name: str, *, pod_cidr: str | None, internal: Sequence[str], external: Sequence[str], hostname: str,
                labels: dict[str, str], taints: Sequence[dict], kubelet_port: int) -> dict:
-    ann = {"k3s.io/internal-ip": ",".join(internal), "k3s.io/hostname": hostname,
+    ann = {INTERNAL_IP_ANNOTATION: ",".join(internal), HOSTNAME_ANNOTATION: hostname,
            "node.alpha.kubernetes.io/ttl": "0", "volumes.kubernetes.io/controller-managed-attach-detach": "true"}
     if external:
-        ann["k3s.io/external-ip"] = ",".join(external)
+        ann[EXTERNAL_IP_ANNOTATION] = ",".join(external)
     spec: dict[str, Any] = {"providerID": f"k3s://{name}"}
     if pod_cidr:
         spec.update(podCIDR=pod_cidr, podCIDRs=[pod_cidr])
@@ -233,24 +232,18 @@ class NodeAgent:
     async def _check_password(self) -> None:
         password = ensure_node_password(self.agent_dir)
         secrets_res = self.client.resource("v1", "secrets")
-        sname = f"{self.name}.node-password.pyk3s"
         try:
-            sec = await secrets_res.get(sname, "kube-system")
+            sec = await secrets_res.get(password_secret_name(self.name), PASSWORD_SECRET_NAMESPACE)
         except NotFound:
             return
-        stored = base64.b64decode((sec.get("data") or {}).get("hash", "")).decode(errors="replace")
-        if not verify_password(password, stored):
-            raise NodeError(PASSWORD_REJECTED.format(path=self.agent_dir / "node-password"))
+        if not verify_password(password, stored_password_hash(sec)):
+            raise NodeError(password_rejected(self.agent_dir / PASSWORD_FILE))
 
     async def _store_password(self, node: dict) -> None:
         password = ensure_node_password(self.agent_dir)
-        secret = {"apiVersion": "v1", "kind": "Secret", "type": "k3s.cattle.io/node-password", "immutable": True,
-                  "metadata": {"name": f"{self.name}.node-password.pyk3s", "namespace": "kube-system",
-                               "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": self.name,
-                                                    "uid": node["metadata"]["uid"]}]},
-                  "data": {"hash": base64.b64encode(hash_password(password).encode()).decode()}}
+        secret = password_secret(self.name, node["metadata"]["uid"], password)
         try:
-            await self.client.resource("v1", "secrets").create(secret, "kube-system")
+            await self.client.resource("v1", "secrets").create(secret, PASSWORD_SECRET_NAMESPACE)
         except AlreadyExists:
             pass
 

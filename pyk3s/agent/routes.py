@@ -15,12 +15,11 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from pyk3s.agent.cni.ipcmd import CniError, ip, ip_json
+from pyk3s.agent.cni.ipcmd import ROUTE_PROTO, CniError, ip, ip_json
 
-__all__ = ["ROUTE_PROTO", "desired_routes", "run_route_sync", "sync_routes"]
+__all__ = ["desired_routes", "run_route_sync", "sync_routes"]
 
 log = logging.getLogger("pyk3s.agent.routes")
-ROUTE_PROTO = "201"
 
 
 def _internal_ipv4(node: dict[str, Any]) -> str:
@@ -37,8 +36,8 @@ def _internal_ipv4(node: dict[str, Any]) -> str:
 def desired_routes(nodes: Iterable[dict[str, Any]], self_name: str,
                    cluster_cidrs: Iterable[str]) -> tuple[dict[str, str], list[str]]:
     """({pod CIDR: next hop} for every other node, warnings) — pure."""
-    clusters = [ipaddress.ip_network(c, strict=False) for c in cluster_cidrs]
-    clusters = [c for c in clusters if c.version == 4]
+    clusters = [net for net in (ipaddress.ip_network(c, strict=False) for c in cluster_cidrs)
+                if isinstance(net, ipaddress.IPv4Network)]
     routes: dict[str, str] = {}
     warnings: list[str] = []
     owners: dict[str, str] = {}
@@ -66,7 +65,7 @@ def desired_routes(nodes: Iterable[dict[str, Any]], self_name: str,
             except ValueError:
                 warnings.append(f"node {name}: invalid podCIDR {cidr!r}")
                 continue
-            if net.version != 4:
+            if not isinstance(net, ipaddress.IPv4Network):
                 continue
             if not any(net.subnet_of(c) for c in clusters):
                 warnings.append(f"node {name}: podCIDR {cidr} is outside the cluster CIDR; not routed")

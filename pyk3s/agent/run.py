@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,12 @@ from pyk3s.agent.proxy.proxier import Proxier
 from pyk3s.agent.routes import run_route_sync
 from pyk3s.client import ApiError, NotFound
 from pyk3s.client.informer import Informer
+from pyk3s.k3s.network import (
+    DEFAULT_CLUSTER_CIDR,
+    DEFAULT_CLUSTER_DNS,
+    DEFAULT_CLUSTER_DOMAIN,
+    DEFAULT_SERVICE_CIDR,
+)
 
 __all__ = ["AgentCerts", "AgentSettings", "nft_table_for", "run_agent"]
 
@@ -38,17 +44,16 @@ class AgentSettings:
     with_node_id: bool = False
     node_ips: tuple[str, ...] = ()
     node_external_ips: tuple[str, ...] = ()
-    cluster_cidrs: tuple[str, ...] = ("10.42.0.0/16",)
-    service_cidrs: tuple[str, ...] = ("10.43.0.0/16",)
-    cluster_dns: tuple[str, ...] = ("10.43.0.10",)
-    cluster_domain: str = "cluster.local"
+    cluster_cidrs: tuple[str, ...] = (DEFAULT_CLUSTER_CIDR,)
+    service_cidrs: tuple[str, ...] = (DEFAULT_SERVICE_CIDR,)
+    cluster_dns: tuple[str, ...] = (DEFAULT_CLUSTER_DNS,)
+    cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
     resolv_conf: str = ""
     bridge_name: str = "pyk3s0"
     is_server: bool = False
     kubelet_port: int = 10250
     node_labels: tuple[str, ...] = ()
     node_taints: tuple[str, ...] = ()
-    flannel_backend: str = "vxlan"  # accepted for K3s compatibility; pyk3s always uses its bridge
     nft_table: str = ""             # default: nft_table_for(bridge_name)
     disable_network_policy: bool = False
 
@@ -59,7 +64,6 @@ class AgentCerts:
     serving_key: str = ""
     client_ca: str = ""          # CA whose client certs may call the kubelet API (the cluster CA)
     cluster_ca: str = ""         # ca.crt given to pods; defaults to client_ca
-    extra: dict = field(default_factory=dict)
 
 
 def nft_table_for(bridge_name: str) -> str:

@@ -35,6 +35,7 @@ from cryptography.x509.oid import NameOID
 
 from pyk3s.api.certs import write_private
 from pyk3s.api.request import UserInfo
+from pyk3s.k3s.token import server_token_forms
 
 __all__ = [
     "ANONYMOUS",
@@ -216,15 +217,6 @@ class ServiceAccountTokens:
 # -- the authenticator ------------------------------------------------------------------------
 
 
-def _server_token_forms(token: str) -> tuple[str, ...]:
-    """The whole K3s token and its password part (``K10<hash>::<user>:<password>``)."""
-    forms = [token]
-    if token.startswith("K10") and "::" in token:
-        creds = token.split("::", 1)[1]
-        forms.append(creds.split(":", 1)[1] if ":" in creds else creds)
-    return tuple(f for f in forms if f)
-
-
 class Authenticator:
     """Maps a request's credentials to a :class:`UserInfo` (None = not authenticated)."""
 
@@ -234,7 +226,7 @@ class Authenticator:
         self.sa_tokens = sa_tokens
 
     def set_server_token(self, token: str) -> None:
-        self._server_tokens = _server_token_forms(token) if token else ()
+        self._server_tokens = server_token_forms(token)
 
     def authenticate_token(self, token: str, audiences: Sequence[str] | None = None) -> UserInfo | None:
         for known in self._server_tokens:

@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ API_PORT = 6443
 
 def _host_routes() -> list[ipaddress.IPv4Network]:
     out = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True).stdout
-    nets = []
+    nets: list[ipaddress.IPv4Network] = []
     for line in out.splitlines():
         words = line.split()
         if not words:
@@ -56,7 +57,7 @@ def _host_routes() -> list[ipaddress.IPv4Network]:
         if tok == "default":
             continue
         with contextlib.suppress(ValueError):
-            nets.append(ipaddress.ip_network(tok, strict=False))
+            nets.append(ipaddress.IPv4Network(tok, strict=False))
     return nets
 
 
@@ -250,8 +251,7 @@ class Cluster:
             # one at a time: agents pick their pod CIDR themselves at registration (lowest free /24),
             # so two registering at the same moment could pick the same one
             self._spawn(node, self.agent_argv(node))
-            self.wait_for(lambda node=node: self._registered(node), timeout=60,
-                          what=f"node {node.name} registered")
+            self.wait_for(partial(self._registered, node), timeout=60, what=f"node {node.name} registered")
         self.wait_for(self._all_ready, timeout=timeout, what=f"{self.nodes} nodes Ready")
 
     def start_server(self, server: Node, timeout: float = 60.0) -> None:

@@ -22,13 +22,9 @@ from typing import Any
 
 import yaml
 
-__all__ = [
-    "Flag",
-    "default_config_path",
-    "default_data_dir",
-    "default_kubeconfig_path",
-    "parse_flags",
-]
+from pyk3s.k3s.paths import default_config_path
+
+__all__ = ["Flag", "Parsed", "parse_flags"]
 
 log = logging.getLogger("pyk3s.flags")
 
@@ -46,22 +42,6 @@ class Flag:
     @property
     def dest(self) -> str:
         return self.name.replace("-", "_")
-
-
-def is_root() -> bool:
-    return os.geteuid() == 0
-
-
-def default_data_dir() -> str:
-    return "/var/lib/rancher/pyk3s" if is_root() else str(Path.home() / ".rancher" / "pyk3s")
-
-
-def default_kubeconfig_path() -> str:
-    return "/etc/rancher/pyk3s/pyk3s.yaml" if is_root() else str(Path.home() / ".kube" / "pyk3s.yaml")
-
-
-def default_config_path() -> str:
-    return "/etc/rancher/pyk3s/config.yaml"
 
 
 def _env_value(flag: Flag, environ: dict[str, str]) -> str | None:

@@ -7,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .flags import default_kubeconfig_path
+from pyk3s.k3s.paths import default_kubeconfig_path
 
 __all__ = ["main"]
 

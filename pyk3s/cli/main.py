@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0
     if args[0] in ("-v", "--version", "version"):
-        from pyk3s import __version__
+        from pyk3s.k3s.version import KUBERNETES_VERSION, PYK3S_VERSION
 
-        print(f"pyk3s version v{__version__} (kubernetes v1.32.4)")
+        print(f"pyk3s version v{PYK3S_VERSION} (kubernetes {KUBERNETES_VERSION})")
         return 0
     name = args[0]
     if name not in SUBCOMMANDS:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .flags import default_data_dir, default_kubeconfig_path
+from pyk3s.k3s.paths import default_data_dir, default_kubeconfig_path
 
 __all__ = ["main", "status_rows"]
 

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pyk3s.k3s.paths import default_kubeconfig_path
 from pyk3s.netpol.evaluate import Cluster, evaluate
 from pyk3s.netpol.matrix import build_index, reachability, render
 from pyk3s.netpol.model import (
@@ -33,8 +34,6 @@ from pyk3s.netpol.model import (
     parse_policy,
     pod_info,
 )
-
-from .flags import default_kubeconfig_path
 
 __all__ = ["load_cluster", "main", "parse_port"]
 

@@ -9,6 +9,7 @@ Handlers are plain callables run on the event loop; they should only enqueue key
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import random
 from collections.abc import Callable
@@ -50,11 +51,11 @@ class Informer:
     def get(self, key: str) -> dict[str, Any] | None:
         return self._items.get(key)
 
-    def list(self) -> list[dict[str, Any]]:
-        return list(self._items.values())
+    def list(self) -> builtins.list[dict[str, Any]]:
+        return builtins.list(self._items.values())
 
-    def keys(self) -> list[str]:
-        return list(self._items)
+    def keys(self) -> builtins.list[str]:
+        return builtins.list(self._items)
 
     @property
     def synced(self) -> bool:

@@ -1,8 +1,13 @@
 """Control-plane loops. ``CONTROLLERS`` names each one; ``run_controllers`` supervises a chosen set.
 
-Every controller is a pure computation (``plan_*`` / ``desired_*``, unit-tested on plain dicts) plus
-a thin ``reconcile(key)`` that reads informer caches and writes only differences through
-:mod:`pyk3s.client`. Nothing here registers itself on import: the table below is the registry.
+Every controller is a :class:`~pyk3s.controllers.common.loop.Loop`: a pure computation (``plan_*`` /
+``desired_*``, unit-tested on plain dicts) plus a thin ``reconcile(key)`` that reads informer caches
+and writes only differences through :mod:`pyk3s.client`. Nothing here registers itself on import: the
+table below is the registry. With several servers, the leader runs them all except those in
+``ON_EVERY_SERVER``, which each server runs for itself.
+
+A new controller: a module (or a package, like ``deploy/`` and ``servicelb/``) with a ``Loop``
+subclass, its settings as a field of ``ControllerSettings`` if it needs any, and a row below.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .base import Loop, Runnable
+from .common.loop import Loop, Runnable
+from .common.settings import ControllerSettings
 from .daemonset import DaemonSetController
+from .deploy import DeployController
 from .deployment import DeploymentController
 from .endpoints import EndpointsController
 from .gc import GarbageCollector
@@ -25,13 +32,14 @@ from .nodelifecycle import NodeLifecycleController
 from .replicaset import ReplicaSetController
 from .scheduler import SchedulerController
 from .serviceaccounts import ServiceAccountsController
-from .settings import ControllerSettings
+from .servicelb import ServiceLB
 
 __all__ = [
     "CONTROLLERS",
     "ControllerSettings",
     "Factory",
     "Loop",
+    "ON_EVERY_SERVER",
     "Runnable",
     "run_controllers",
     "supervise",
@@ -53,7 +61,12 @@ CONTROLLERS: dict[str, Factory] = {
     "nodelifecycle": NodeLifecycleController,
     "nodehosts": NodeHostsController,
     "serviceaccount": ServiceAccountsController,
+    "servicelb": ServiceLB,
+    "deploy": DeployController,
 }
+
+# Each server applies its own manifests directory (k3s.md 3.2.1); the others run on the leader only.
+ON_EVERY_SERVER: frozenset[str] = frozenset({"deploy"})
 
 
 async def supervise(name: str, factory: Factory, client: Any, settings: ControllerSettings) -> None:

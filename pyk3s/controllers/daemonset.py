@@ -27,8 +27,10 @@ from typing import Any
 
 from pyk3s.client import NotFound
 from pyk3s.client.controller import Result
+from pyk3s.k3s.names import TAINT_NOT_READY, TAINT_UNREACHABLE, TAINT_UNSCHEDULABLE
 
-from .base import Loop
+from .common.loop import Loop
+from .common.settings import ControllerSettings
 from .expectations import Expectations
 from .hashing import template_hash
 from .objects import (
@@ -49,7 +51,6 @@ from .placement import affinity_matches, untolerated_taint
 from .podutil import available_in, is_available, is_ready
 from .replicaset import claim_pods
 from .rollout import resolve_int_or_percent
-from .settings import ControllerSettings
 
 __all__ = [
     "DAEMON_TOLERATIONS",
@@ -68,12 +69,12 @@ log = logging.getLogger("pyk3s.controllers.daemonset")
 HASH_LABEL = "controller-revision-hash"
 GENERATION_LABEL = "pod-template-generation"
 DAEMON_TOLERATIONS: tuple[dict[str, str], ...] = (
-    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"},
-    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"},
+    {"key": TAINT_NOT_READY, "operator": "Exists", "effect": "NoExecute"},
+    {"key": TAINT_UNREACHABLE, "operator": "Exists", "effect": "NoExecute"},
     {"key": "node.kubernetes.io/disk-pressure", "operator": "Exists", "effect": "NoSchedule"},
     {"key": "node.kubernetes.io/memory-pressure", "operator": "Exists", "effect": "NoSchedule"},
     {"key": "node.kubernetes.io/pid-pressure", "operator": "Exists", "effect": "NoSchedule"},
-    {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": TAINT_UNSCHEDULABLE, "operator": "Exists", "effect": "NoSchedule"},
 )
 _NETWORK_UNAVAILABLE = {"key": "node.kubernetes.io/network-unavailable", "operator": "Exists", "effect": "NoSchedule"}
 

@@ -15,11 +15,11 @@ from typing import Any
 from pyk3s.client import NotFound
 from pyk3s.client.controller import Result
 
-from .base import Loop
+from .common.loop import Loop
+from .common.settings import ControllerSettings
 from .objects import Obj, controller_ref, key_of, labels_match, make_owner_ref, name_of, namespace_of, uid_of
 from .replicaset import claim_pods
 from .rollout import plan_deployment
-from .settings import ControllerSettings
 
 __all__ = ["DeploymentController"]
 

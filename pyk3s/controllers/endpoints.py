@@ -29,8 +29,10 @@ from typing import Any
 
 from pyk3s.client import AlreadyExists, NotFound
 from pyk3s.client.controller import Result
+from pyk3s.k3s.names import ENDPOINTSLICE_CONTROLLER, ENDPOINTSLICE_MANAGED_BY_LABEL, SERVICE_NAME_LABEL
 
-from .base import Loop
+from .common.loop import Loop
+from .common.settings import ControllerSettings
 from .objects import (
     Obj,
     deep_copy,
@@ -43,11 +45,9 @@ from .objects import (
     uid_of,
 )
 from .podutil import is_ready, is_terminal
-from .settings import ControllerSettings
 
 __all__ = [
     "EndpointsController",
-    "MANAGED_BY",
     "desired_endpoints",
     "desired_slices",
     "manages",
@@ -56,9 +56,6 @@ __all__ = [
 
 log = logging.getLogger("pyk3s.controllers.endpoints")
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
-MANAGED_BY = "endpointslice-controller.k8s.io"
 HEADLESS_LABEL = "service.kubernetes.io/headless"
 MAX_PER_SLICE = 100
 
@@ -193,7 +190,7 @@ def desired_endpoints(svc: Obj, pods: Sequence[Obj]) -> Obj:
 def desired_slices(svc: Obj, pods: Sequence[Obj]) -> list[Obj]:
     """Slices without names; :class:`EndpointsController` matches them to existing ones by content."""
     publish = bool((svc.get("spec") or {}).get("publishNotReadyAddresses"))
-    labels = {**_labels(svc), SERVICE_NAME_LABEL: name_of(svc), MANAGED_BY_LABEL: MANAGED_BY}
+    labels = {**_labels(svc), SERVICE_NAME_LABEL: name_of(svc), ENDPOINTSLICE_MANAGED_BY_LABEL: ENDPOINTSLICE_CONTROLLER}
     owner = {"apiVersion": "v1", "kind": "Service", "name": name_of(svc), "uid": uid_of(svc),
              "controller": True, "blockOwnerDeletion": True}
     out: list[Obj] = []
@@ -289,7 +286,7 @@ class EndpointsController(Loop):
         self.pods = self.informer("v1", "pods")
         self.endpoints = self.informer("v1", "endpoints")
         self.slices = self.informer("discovery.k8s.io/v1", "endpointslices",
-                                    label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}")
+                                    label_selector=f"{ENDPOINTSLICE_MANAGED_BY_LABEL}={ENDPOINTSLICE_CONTROLLER}")
         self.ep_api = client.resource("v1", "endpoints")
         self.slice_api = client.resource("discovery.k8s.io/v1", "endpointslices")
         self.warned: dict[str, frozenset[tuple[str, str]]] = {}

@@ -26,10 +26,10 @@ from pyk3s.client import ApiError, NotFound
 from pyk3s.client.controller import Result
 from pyk3s.client.informer import Informer
 
-from .base import Loop
+from .common.loop import Loop
+from .common.settings import ControllerSettings
 from .discovery import ApiResource, discover
 from .objects import Obj, is_deleting, key_of, name_of, namespace_of, split_key, uid_of
-from .settings import ControllerSettings
 
 __all__ = ["GarbageCollector", "owner_verdict"]
 
@@ -207,7 +207,7 @@ class GarbageCollector(Loop):
         uid = uid_of(owner)
         blocking = 0
         for dep_res, dep in self._dependents(uid):
-            ref = next((r for r in (dep.get("metadata") or {}).get("ownerReferences") or [] if r.get("uid") == uid), {})
+            ref: dict[str, Any] = next((r for r in (dep.get("metadata") or {}).get("ownerReferences") or [] if r.get("uid") == uid), {})
             if ref.get("blockOwnerDeletion"):
                 blocking += 1
             if is_deleting(dep):

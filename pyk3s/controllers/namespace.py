@@ -21,10 +21,10 @@ from typing import Any
 from pyk3s.client import ApiError, NotFound, now_rfc3339
 from pyk3s.client.controller import Result
 
-from .base import Loop
+from .common.loop import Loop
+from .common.settings import ControllerSettings
 from .discovery import ApiResource, discover
 from .objects import Obj, deep_copy, is_deleting, name_of, set_condition
-from .settings import ControllerSettings
 
 __all__ = ["NamespaceController", "deletion_conditions"]
 

@@ -24,9 +24,9 @@ from typing import Any
 from pyk3s.client import NotFound
 from pyk3s.client.controller import Result
 
-from .base import Loop
+from .common.loop import Loop
+from .common.settings import ControllerSettings
 from .objects import is_deleting
-from .settings import ControllerSettings
 
 __all__ = ["NodeHostsController", "node_addresses", "parse_node_hosts", "update_node_hosts"]
 

@@ -16,7 +16,7 @@ from typing import Any
 from pyk3s.client import Conflict, NotFound
 from pyk3s.client.controller import Result
 
-from .base import Loop
+from .common.loop import Loop
 
 __all__ = ["NodeIpamController", "allocate", "node_cidrs"]
 

@@ -24,8 +24,10 @@ from typing import Any
 
 from pyk3s.client import NotFound
 from pyk3s.client.controller import Result
+from pyk3s.k3s.names import TAINT_NOT_READY, TAINT_UNREACHABLE
 
-from .base import Loop
+from .common.loop import Loop
+from .common.settings import ControllerSettings
 from .objects import (
     deep_copy,
     format_time,
@@ -35,9 +37,8 @@ from .objects import (
     name_of,
     parse_time,
 )
-from .placement import TAINT_NOT_READY, TAINT_UNREACHABLE, node_ready_status, tolerates
+from .placement import node_ready_status, tolerates
 from .podutil import is_terminal
-from .settings import ControllerSettings
 
 __all__ = ["NodeLifecycleController", "eviction_time", "last_heartbeat", "stale_conditions", "wanted_taints"]
 

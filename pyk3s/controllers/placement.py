@@ -18,12 +18,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from pyk3s.k3s.names import TAINT_NOT_READY, TAINT_UNREACHABLE
+
 from .objects import get_condition, name_of
 
 __all__ = [
-    "TAINT_NOT_READY",
-    "TAINT_UNREACHABLE",
-    "TAINT_UNSCHEDULABLE",
     "affinity_matches",
     "effective_taints",
     "node_ready_status",
@@ -32,9 +31,6 @@ __all__ = [
     "untolerated_taint",
 ]
 
-TAINT_NOT_READY = "node.kubernetes.io/not-ready"
-TAINT_UNREACHABLE = "node.kubernetes.io/unreachable"
-TAINT_UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
 
 _PRESSURE_TAINTS = (
     ("MemoryPressure", "node.kubernetes.io/memory-pressure"),

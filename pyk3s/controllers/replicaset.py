@@ -29,7 +29,8 @@ from typing import Any
 from pyk3s.client import AlreadyExists, NotFound
 from pyk3s.client.controller import Result
 
-from .base import Loop
+from .common.loop import Loop
+from .common.settings import ControllerSettings
 from .expectations import Expectations
 from .objects import (
     Obj,
@@ -47,7 +48,6 @@ from .objects import (
     uid_of,
 )
 from .podutil import available_in, is_active, is_available, is_ready, ready_since, restart_count
-from .settings import ControllerSettings
 
 __all__ = [
     "Claim",

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from pyk3s.k3s.names import LAST_APPLIED_ANNOTATION
+
 from .hashing import template_hash
 from .objects import (
     Obj,
@@ -59,7 +61,7 @@ DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 HASH_LABEL = "pod-template-hash"
 _SKIP_COPY = {
-    "kubectl.kubernetes.io/last-applied-configuration",
+    LAST_APPLIED_ANNOTATION,
     REVISION,
     REVISION_HISTORY,
     DESIRED_REPLICAS,
@@ -256,20 +258,20 @@ class _Sync:
         self.new_rs = matches[0] if matches else None
         new_revision = max((_revision(rs) for rs in self._old()), default=0) + 1
         if self.new_rs is not None:
-            rs = self.new_rs
-            self._copy_annotations(rs)
-            ann = rs["metadata"]["annotations"]
+            current = self.new_rs
+            self._copy_annotations(current)
+            ann = current["metadata"]["annotations"]
             old_rev = ann.get(REVISION)
-            if _revision(rs) < new_revision:
+            if _revision(current) < new_revision:
                 ann[REVISION] = str(new_revision)
                 if old_rev:
                     hist = ann.get(REVISION_HISTORY)
                     ann[REVISION_HISTORY] = f"{hist},{old_rev}" if hist else old_rev
-            if (rs.get("spec") or {}).get("minReadySeconds", 0) != self.spec.get("minReadySeconds", 0):
-                rs["spec"]["minReadySeconds"] = self.spec.get("minReadySeconds", 0)
+            if (current.get("spec") or {}).get("minReadySeconds", 0) != self.spec.get("minReadySeconds", 0):
+                current["spec"]["minReadySeconds"] = self.spec.get("minReadySeconds", 0)
             self.annotations[REVISION] = ann[REVISION]
             if _has_deadline(self.d) and self._cond("Progressing") is None:
-                self._set_cond("Progressing", "True", "FoundNewReplicaSet", f'Found new replica set "{name_of(rs)}"')
+                self._set_cond("Progressing", "True", "FoundNewReplicaSet", f'Found new replica set "{name_of(current)}"')
             return
         if not create:
             return

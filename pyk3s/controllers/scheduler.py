@@ -31,14 +31,15 @@ from typing import Any
 
 from pyk3s.client import ApiError, NotFound, now_rfc3339
 from pyk3s.client.controller import Result
+from pyk3s.k3s.names import TAINT_UNSCHEDULABLE
 
-from .base import Loop
+from .common.loop import Loop
+from .common.settings import ControllerSettings
 from .objects import Obj, get_condition, is_deleting, key_of, name_of, namespace_of, set_condition, uid_of
-from .placement import TAINT_UNSCHEDULABLE, affinity_matches, effective_taints, tolerates, untolerated_taint
+from .placement import affinity_matches, effective_taints, tolerates, untolerated_taint
 from .podutil import is_terminal
-from .settings import ControllerSettings
 
-__all__ = ["Decision", "SchedulerController", "filter_node", "host_ports", "schedule"]
+__all__ = ["NodeChoice", "SchedulerController", "filter_node", "host_ports", "schedule"]
 
 log = logging.getLogger("pyk3s.controllers.scheduler")
 
@@ -52,7 +53,7 @@ TOO_MANY_PODS = "Too many pods"
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class NodeChoice:
     node: str | None
     message: str = ""
 
@@ -113,9 +114,9 @@ def _histogram(counter: Counter[str]) -> str:
     return ", ".join(sorted(f"{n} {reason}" for reason, n in counter.items()))
 
 
-def schedule(pod: Mapping[str, Any], nodes: Sequence[Obj], pods_by_node: Mapping[str, Sequence[Obj]]) -> Decision:
+def schedule(pod: Mapping[str, Any], nodes: Sequence[Obj], pods_by_node: Mapping[str, Sequence[Obj]]) -> NodeChoice:
     if not nodes:
-        return Decision(None, "no nodes available to schedule pods")
+        return NodeChoice(None, "no nodes available to schedule pods")
     reasons: Counter[str] = Counter()
     verdicts: Counter[str] = Counter()
     feasible: list[tuple[int, str]] = []
@@ -129,14 +130,14 @@ def schedule(pod: Mapping[str, Any], nodes: Sequence[Obj], pods_by_node: Mapping
         reasons[reason] += 1
         verdicts[NOT_HELPFUL if unresolvable else NO_VICTIMS] += 1
     if feasible:
-        return Decision(min(feasible)[1])
+        return NodeChoice(min(feasible)[1])
     n = len(nodes)
     message = f"0/{n} nodes are available: {_histogram(reasons)}."
     if (pod.get("spec") or {}).get("preemptionPolicy") == "Never":
         message += " preemption: not eligible due to preemptionPolicy=Never."
     else:
         message += f" preemption: 0/{n} nodes are available: {_histogram(verdicts)}."
-    return Decision(None, message)
+    return NodeChoice(None, message)
 
 
 class SchedulerController(Loop):

@@ -13,9 +13,9 @@ from typing import Any
 from pyk3s.client import AlreadyExists, ApiError
 from pyk3s.client.controller import Result
 
-from .base import Loop
+from .common.loop import Loop
+from .common.settings import ControllerSettings
 from .objects import is_deleting, name_of, namespace_of
-from .settings import ControllerSettings
 
 __all__ = ["DEFAULT_SERVICE_ACCOUNT", "ServiceAccountsController"]
 

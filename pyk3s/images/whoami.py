@@ -277,11 +277,11 @@ def main(argv: list[str]) -> int:
     try:
         import uvloop
 
-        runner = uvloop.run
+        uvloop.install()
     except ImportError:
-        runner = asyncio.run
+        pass
     try:
-        runner(serve(args.port, args.name, args.host, args.verbose))
+        asyncio.run(serve(args.port, args.name, args.host, args.verbose))
     except KeyboardInterrupt:
         pass
     return 0

@@ -16,8 +16,8 @@ from pyk3s.api.app import ApiServer
 from pyk3s.api.config import ApiConfig
 from pyk3s.api.store import open_store
 from pyk3s.client import Client, NotFound
+from pyk3s.controllers.common.settings import ControllerSettings
 from pyk3s.controllers.nodeipam import NodeIpamController
-from pyk3s.controllers.settings import ControllerSettings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"), reason="root + nft")]
 

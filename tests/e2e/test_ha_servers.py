@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from pyk3s_server import ServerProcess
 
-from pyk3s.cli.agent import ServerLoadBalancer
+from pyk3s.agent.loadbalancer import ServerLoadBalancer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.geteuid() != 0, reason="root")]
 
@@ -133,7 +133,7 @@ def via(srv: ServerProcess, other: ServerProcess, *args: str, check: bool = True
 
 
 class LocalLb:
-    """The agent's load balancer (pyk3s.cli.agent.ServerLoadBalancer) in a thread, for kubectl."""
+    """The agent's load balancer (pyk3s.agent.loadbalancer.ServerLoadBalancer) in a thread, for kubectl."""
 
     def __init__(self, servers: list[ServerProcess]) -> None:
         self.lb = ServerLoadBalancer([("127.0.0.1", s.port) for s in servers], port=0)

@@ -16,23 +16,27 @@ import logging
 import os
 import signal
 import sys
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-from .errors import ConfigError
-from .runtime import Runtime
+from .errors import CorefileError
+from .runtime import DnsRuntime
 from .workers import Workers, die_with_parent, ensure_loop_seed, report_ready
+
+if TYPE_CHECKING:
+    from pyk3s.client import Client
 
 __all__ = ["client_factory", "main", "run"]
 
 log = logging.getLogger("pyk3s.dns")
 
 
-def client_factory(kubeconfig: str | None) -> Any:
+def client_factory(kubeconfig: str | None) -> Client:
     from pyk3s.client import Client
     return Client.from_env(kubeconfig) if kubeconfig else Client.from_env()
 
 
-def _event_sink(runtime: Runtime) -> Any:
+def _event_sink(runtime: DnsRuntime) -> Callable[[str, str], Awaitable[None]]:
     """Report a rejected Corefile as a Warning event on the coredns ConfigMap (in-cluster only)."""
     async def sink(reason: str, message: str) -> None:
         if runtime.client_factory is None or not os.environ.get("KUBERNETES_SERVICE_HOST"):
@@ -51,7 +55,7 @@ def _event_sink(runtime: Runtime) -> Any:
 async def run(conf: str | None, kubeconfig: str | None = None, dns_port: int | None = None,
               with_client: bool = True, argv: list[str] | None = None, worker_index: int = 0,
               ready_fd: int | None = None) -> int:
-    rt = Runtime(conf, kubeconfig=kubeconfig, client_factory=client_factory if with_client else None,
+    rt = DnsRuntime(conf, kubeconfig=kubeconfig, client_factory=client_factory if with_client else None,
                  dns_port=dns_port, worker_index=worker_index)
     if worker_index == 0:
         ensure_loop_seed()
@@ -62,8 +66,8 @@ async def run(conf: str | None, kubeconfig: str | None = None, dns_port: int | N
         if rt.workers > 1:
             workers = Workers(rt, argv or [], rt.workers)
             await workers.start()
-    except (ConfigError, OSError) as err:
-        log.error("%s", err if isinstance(err, ConfigError) else f"listen: {err}")
+    except (CorefileError, OSError) as err:
+        log.error("%s", err if isinstance(err, CorefileError) else f"listen: {err}")
         if workers is not None:
             await workers.stop()
         await rt.stop()
@@ -79,7 +83,7 @@ async def run(conf: str | None, kubeconfig: str | None = None, dns_port: int | N
             workers.signal(signal.SIGUSR1)
     loop.add_signal_handler(signal.SIGUSR1, reload)
     if ready_fd is not None:
-        loop.create_task(report_ready(rt, ready_fd))
+        loop.create_task(report_ready(rt.ready, ready_fd))
     if worker_index == 0:
         for (host, _), lst in rt.listeners.items():
             print(f"dns://{host or ''}:{lst.port}", flush=True)

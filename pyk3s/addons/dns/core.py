@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import struct
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import dns.exception
@@ -22,13 +23,11 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
-from .plugin import Handler, Plugin, Request
+from .plugin import DnsRequest, Handler, Plugin, Variants
 
 if TYPE_CHECKING:
     from .fast import FastTable
-    from .metrics import Metrics
-    from .plugins.hosts import HostsPlugin
-    from .plugins.kubernetes import KubernetesPlugin
+    from .metrics import DnsMetrics
 
 __all__ = ["Block", "DnsCore", "Routing", "error_reply"]
 
@@ -36,20 +35,22 @@ log = logging.getLogger("pyk3s.dns")
 _HDR = struct.Struct(">HHHHHH")
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Block:
+    """One server block: its zones, where it listens, its chain, and what its plugins asked of it."""
+
     zones: tuple[str, ...]
     port: int
-    binds: tuple[str, ...]
-    server: str
-    plugins: list[Plugin]
-    handler: Handler
-    metrics: bool = False
-    refuse_all: bool = False
-    fast_ok: bool = True
-    kube: KubernetesPlugin | None = None
-    hosts: HostsPlugin | None = None
-    bound_port: int = 0
+    binds: tuple[str, ...]                  # listen addresses ("": all)
+    server: str                             # "dns://:53"
+    plugins: tuple[Plugin, ...]             # in ORDER
+    handler: Handler                        # the chain
+    metrics: bool = False                   # count requests in the metrics
+    refuse_all: bool = False                # no plugin answers: REFUSED
+    fast_ok: bool = True                    # every plugin lets the fast path skip it
+    variants: Variants | None = None        # how the chain changes replies per query
+    workers: int = 0                        # processes asked for (0: not asked)
+    reload: tuple[float, float] | None = None   # Corefile check interval and jitter asked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +58,11 @@ class Routing:
     """A listener's zone table (longest first) and its fast table; swapped whole."""
 
     routes: tuple[tuple[str, Block], ...]
-    metrics: Metrics | None = None
+    metrics: DnsMetrics | None = None
     fast: FastTable | None = None
-    fast_counts: dict = field(default_factory=dict)
 
     @classmethod
-    def of(cls, blocks: list[Block], metrics: Metrics | None = None) -> Routing:
+    def of(cls, blocks: Iterable[Block], metrics: DnsMetrics | None = None) -> Routing:
         routes = sorted(((z, b) for b in blocks for z in b.zones), key=lambda zb: -len(zb[0]))
         return cls(tuple(routes), metrics)
 
@@ -83,7 +83,7 @@ def error_reply(data: bytes, rcode: int) -> bytes | None:
 
 
 class DnsCore:
-    def __init__(self, routing: Routing, metrics: Metrics | None = None) -> None:
+    def __init__(self, routing: Routing, metrics: DnsMetrics | None = None) -> None:
         self.routing = routing
         self.metrics = metrics
 
@@ -92,7 +92,9 @@ class DnsCore:
         return fast.answer(data) if fast is not None else None
 
     async def slow_answer(self, data: bytes, proto: str = "udp", addr: object = None,
-                          trace: list[str] | None = None) -> bytes | None:
+                          trace: list[str] | None = None, offline: bool = False) -> bytes | None:
+        """The reply to `data`; `trace` collects each plugin's notes and `offline` keeps the plugins from
+        asking other servers (`dns explain`)."""
         start = time.perf_counter()
         if len(data) < 12 or data[2] & 0x80:
             return None                      # no header, or a response: drop
@@ -125,8 +127,8 @@ class DnsCore:
         if hit is None or hit[1].refuse_all:
             return self._bare(q, dns.rcode.REFUSED, proto)
         zone, block = hit
-        req = Request(q, question.name, name, question.rdtype, proto, addr, zone, block.server,
-                      trace=trace, root=block.handler)
+        req = DnsRequest(q, question.name, name, question.rdtype, proto, addr, zone, block.server,
+                      trace=trace, root=block.handler, offline=offline)
         try:
             reply = await block.handler(req)
         except Exception as err:  # a plugin failed without the errors plugin: SERVFAIL, keep serving
@@ -141,7 +143,7 @@ class DnsCore:
         return wire
 
     @staticmethod
-    def _empty(q: dns.message.Message, rcode: int) -> dns.message.Message:
+    def _empty(q: dns.message.Message, rcode: dns.rcode.Rcode) -> dns.message.Message:
         m = dns.message.Message(q.id)
         m.flags = dns.flags.QR | (q.flags & (dns.flags.RD | dns.flags.CD))
         m.set_opcode(q.opcode())
@@ -149,7 +151,7 @@ class DnsCore:
         m.question = list(q.question)
         return m
 
-    def _bare(self, q: dns.message.Message, rcode: int, proto: str) -> bytes | None:
+    def _bare(self, q: dns.message.Message, rcode: dns.rcode.Rcode, proto: str) -> bytes | None:
         return self._wire(q, self._empty(q, rcode), proto)
 
     @staticmethod

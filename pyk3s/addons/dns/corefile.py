@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import CorefileError
 
 __all__ = [
     "Directive",
@@ -63,8 +63,8 @@ class Directive:
     file: str = ""
     line: int = 0
 
-    def error(self, message: str, plugin: str = "") -> ConfigError:
-        return ConfigError(message, file=self.file, line=self.line, directive=plugin or self.name)
+    def error(self, message: str, plugin: str = "") -> CorefileError:
+        return CorefileError(message, file=self.file, line=self.line, directive=plugin or self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +123,7 @@ def tokenize(source: str, file: str, env: Mapping[str, str] | None = None) -> li
                     buf.append(source[i])
                 i += 1
             if i >= n:
-                raise ConfigError("unterminated quoted string", file=file, line=start_line)
+                raise CorefileError("unterminated quoted string", file=file, line=start_line)
             i += 1
             tokens.append(Token(_substitute_env("".join(buf), env), file, start_line, True))
         else:
@@ -157,7 +157,7 @@ class _Expander:
     def file_tokens(self, path: str) -> list[Token]:
         key = "file:" + os.path.realpath(path)
         if key in self.active:
-            raise ConfigError(f"too many imports: {path} imports itself", file=path)
+            raise CorefileError(f"too many imports: {path} imports itself", file=path)
         self.active.append(key)
         try:
             return self._file_tokens(path)
@@ -168,7 +168,7 @@ class _Expander:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as err:
-            raise ConfigError(f"could not read {path}: {err.strerror}", file=path) from err
+            raise CorefileError(f"could not read {path}: {err.strerror}", file=path) from err
         return self.expand(tokenize(text, path, self.env), top=True)
 
     def expand(self, tokens: list[Token], top: bool) -> list[Token]:
@@ -199,13 +199,13 @@ class _Expander:
         head = lines[i]
         name = head[0].text[1:-1]
         if name in self.snippets:
-            raise ConfigError(f"redeclaration of previously declared snippet {name}",
+            raise CorefileError(f"redeclaration of previously declared snippet {name}",
                               file=head[0].file, line=head[0].line)
         body: list[Token] = []
         depth = 0
         rest = head[1:]
         if not rest or not rest[0].is_("{"):
-            raise ConfigError(f"snippet {name} needs a block", file=head[0].file, line=head[0].line)
+            raise CorefileError(f"snippet {name} needs a block", file=head[0].file, line=head[0].line)
         flat = rest[1:] + [t for ln in lines[i + 1:] for t in ln]
         consumed = 0
         for t in flat:
@@ -218,7 +218,7 @@ class _Expander:
                 depth -= 1
             body.append(t)
         else:
-            raise ConfigError(f"unclosed snippet {name}", file=head[0].file, line=head[0].line)
+            raise CorefileError(f"unclosed snippet {name}", file=head[0].file, line=head[0].line)
         self.snippets[name] = body
         # work out how many whole lines were eaten
         remaining = consumed - len(rest[1:])
@@ -227,22 +227,22 @@ class _Expander:
             remaining -= len(lines[j])
             j += 1
         if remaining < 0:
-            raise ConfigError("tokens after the closing brace of a snippet", file=head[0].file, line=head[0].line)
+            raise CorefileError("tokens after the closing brace of a snippet", file=head[0].file, line=head[0].line)
         return j
 
     def _import(self, ln: list[Token]) -> list[Token]:
         first = ln[0]
         if len(ln) != 2:
-            raise ConfigError("import takes exactly one argument", file=first.file, line=first.line,
+            raise CorefileError("import takes exactly one argument", file=first.file, line=first.line,
                               directive="import")
         self.imports += 1
         if self.imports > MAX_IMPORTS:
-            raise ConfigError("too many imports (recursive import?)", file=first.file, line=first.line,
+            raise CorefileError("too many imports (recursive import?)", file=first.file, line=first.line,
                               directive="import")
         pattern = ln[1].text
         if pattern in self.snippets:
             if pattern in self.active or len(self.active) > 100:
-                raise ConfigError(f"too many imports: snippet {pattern} imports itself", file=first.file,
+                raise CorefileError(f"too many imports: snippet {pattern} imports itself", file=first.file,
                                   line=first.line, directive="import")
             self.active.append(pattern)
             try:
@@ -252,11 +252,11 @@ class _Expander:
         base = os.path.dirname(first.file) if first.file else "."
         path = pattern if os.path.isabs(pattern) else os.path.join(base, pattern)
         if "[" in pattern:
-            raise ConfigError("glob pattern may not contain [", file=first.file, line=first.line,
+            raise CorefileError("glob pattern may not contain [", file=first.file, line=first.line,
                               directive="import")
         if any(c in pattern for c in "*?"):
             if pattern.count("*") + pattern.count("?") > 1:
-                raise ConfigError("glob pattern may contain only one wildcard", file=first.file,
+                raise CorefileError("glob pattern may contain only one wildcard", file=first.file,
                                   line=first.line, directive="import")
             matches = sorted(glob.glob(path))
             if not matches:
@@ -266,12 +266,12 @@ class _Expander:
                 out.extend(self.file_tokens(m))
             return out
         if not os.path.exists(path):
-            raise ConfigError(f"File to import not found: {path}", file=first.file, line=first.line,
+            raise CorefileError(f"File to import not found: {path}", file=first.file, line=first.line,
                               directive="import")
         return self.file_tokens(path)
 
 
-class _Parser:
+class _CorefileParser:
     def __init__(self, tokens: list[Token], default_port: int | None) -> None:
         self.toks = tokens
         self.i = 0
@@ -302,7 +302,7 @@ class _Parser:
             if keys and (t.file, t.line) != (keys[-1].file, keys[-1].line) and not keys[-1].text.endswith(","):
                 break
             if t.is_("}"):
-                raise ConfigError("unexpected '}'", file=t.file, line=t.line)
+                raise CorefileError("unexpected '}'", file=t.file, line=t.line)
             keys.append(self.take())
         raw = [k.text.rstrip(",") for k in keys]
         raw = [p for k in raw for p in k.split(",") if p]
@@ -311,18 +311,18 @@ class _Parser:
             try:
                 parsed.extend(parse_key(k, self.default_port))
             except ValueError as err:
-                raise ConfigError(str(err), file=start.file, line=start.line) from err
+                raise CorefileError(str(err), file=start.file, line=start.line) from err
         t = self.peek()
         if t is not None and t.is_("{"):
             self.take()
             directives = self.directives(closing=True, plugin="")
         else:
             if not first:
-                raise ConfigError(f"expected '{{' after server block keys {' '.join(raw)}",
+                raise CorefileError(f"expected '{{' after server block keys {' '.join(raw)}",
                                   file=start.file, line=start.line)
             directives = self.directives(closing=False, plugin="")
             if self.peek() is not None:
-                raise ConfigError("a server block without braces must be the only one",
+                raise CorefileError("a server block without braces must be the only one",
                                   file=start.file, line=start.line)
         return ServerBlock(tuple(parsed), tuple(directives), start.file, start.line, tuple(raw))
 
@@ -333,16 +333,16 @@ class _Parser:
             if t is None:
                 if closing:
                     last = self.toks[-1]
-                    raise ConfigError("unexpected end of file, expecting '}'", file=last.file,
+                    raise CorefileError("unexpected end of file, expecting '}'", file=last.file,
                                       line=last.line, directive=plugin)
                 return out
             if t.is_("}"):
                 if not closing:
-                    raise ConfigError("unexpected '}'", file=t.file, line=t.line, directive=plugin)
+                    raise CorefileError("unexpected '}'", file=t.file, line=t.line, directive=plugin)
                 self.take()
                 return out
             if t.is_("{"):
-                raise ConfigError("unexpected '{'", file=t.file, line=t.line, directive=plugin)
+                raise CorefileError("unexpected '{'", file=t.file, line=t.line, directive=plugin)
             name = self.take()
             args: list[str] = []
             block: list[Directive] = []
@@ -360,7 +360,8 @@ class _Parser:
 def _reverse_zones(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> list[str]:
     step = 8 if net.version == 4 else 4
     bits = -(-net.prefixlen // step) * step
-    subnets = [net] if bits == net.prefixlen else list(net.subnets(new_prefix=bits))
+    subnets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = \
+        [net] if bits == net.prefixlen else list(net.subnets(new_prefix=bits))
     zones = []
     for s in subnets:
         labels = s.network_address.reverse_pointer.split(".")
@@ -417,12 +418,12 @@ def parse_corefile(source: str, file: str = "Corefile", env: Mapping[str, str] |
     """Parse Corefile text (imports relative to `file`) into server blocks."""
     exp = _Expander(os.environ if env is None else env)
     tokens = exp.expand(tokenize(source, file, exp.env), top=True)
-    blocks = _Parser(tokens, default_port).blocks()
+    blocks = _CorefileParser(tokens, default_port).blocks()
     seen: dict[tuple[str, str, int], ServerBlock] = {}
     for b in blocks:
         for k in b.keys:
             if (k.scheme, k.zone, k.port) in seen:
-                raise ConfigError(f"cannot serve {k.scheme}://{k.zone}:{k.port} - it is already defined",
+                raise CorefileError(f"cannot serve {k.scheme}://{k.zone}:{k.port} - it is already defined",
                                   file=b.file, line=b.line)
             seen[(k.scheme, k.zone, k.port)] = b
     return blocks
@@ -433,5 +434,5 @@ def read_corefile(path: str, env: Mapping[str, str] | None = None,
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
-        raise ConfigError(f"could not read Corefile: {err.strerror}", file=path) from err
+        raise CorefileError(f"could not read Corefile: {err.strerror}", file=path) from err
     return parse_corefile(text, path, env, default_port)

@@ -1,19 +1,19 @@
 """Errors of the DNS add-on.
 
     DnsError
-     +-- ConfigError     a Corefile (or an option in it) is wrong: names file, line and directive
+     +-- CorefileError   a Corefile (or an option in it) is wrong: names file, line and directive
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DnsError"]
+__all__ = ["CorefileError", "DnsError"]
 
 
 class DnsError(Exception):
     """Base of every error raised by pyk3s.addons.dns."""
 
 
-class ConfigError(DnsError):
+class CorefileError(DnsError):
     """A Corefile problem, worded like CoreDNS: `plugin/<name>: <file>:<line> - Error during parsing: <why>`."""
 
     def __init__(self, message: str, *, file: str = "", line: int = 0, directive: str = "") -> None:

@@ -16,18 +16,28 @@ import asyncio
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TextIO
 
 import dns.message
 import dns.rcode
 import dns.rdatatype
 
+from .config import DnsConfig, read_config
 from .core import DnsCore, Routing
-from .errors import ConfigError
-from .runtime import Runtime
+from .errors import CorefileError
+from .httpd import Route
+from .metrics import DnsMetrics
+
+if TYPE_CHECKING:
+    from pyk3s.client import Client
+
+    from .runtime import ClientFactory
 
 __all__ = ["K3S_COREFILE", "explain", "main"]
 
+# once the plugins have started, how much longer to wait for all to be ready (kubernetes's default
+# startup_timeout)
+SYNC_WAIT = 5.0
 K3S_COREFILE = """.:53 {
     errors
     health
@@ -51,38 +61,52 @@ K3S_COREFILE = """.:53 {
 """
 
 
-def _dry_forward(plugin: Any) -> Any:
-    async def serve(req: Any, next_: Any) -> dns.message.Message:
-        if not plugin.matches(req.name):
-            return await next_(req)
-        upstreams = ", ".join(f"{u.host}:{u.port}" for u in plugin.upstreams) or "no upstream"
-        req.note(f"forward: would ask {upstreams} (not sent; --query-upstream sends it)")
-        return req.reply(dns.rcode.SERVFAIL)
+class _ExplainHost:
+    """What the plugins get while explaining (plugin.Host): the API, and nothing that serves or stops."""
 
-    return serve
+    def __init__(self, cfg: DnsConfig, kubeconfig: str | None, client_factory: ClientFactory | None) -> None:
+        self.cfg, self.kubeconfig, self.client_factory = cfg, kubeconfig, client_factory
+        self.metrics = DnsMetrics()
+        self.primary = False
+        self.lameduck = False
+
+    def http_route(self, addr: tuple[str, int], path: str, route: Route) -> None:
+        return None
+
+    def kube_client(self, kubeconfig: str | None = None) -> Client | None:
+        factory = self.client_factory
+        return None if factory is None else factory(kubeconfig or self.kubeconfig)
+
+    def not_ready(self) -> set[str]:
+        return {p.name for p in self.cfg.plugins() if not p.ready()}
+
+    def fatal(self, message: str) -> None:
+        return None
+
+    def answers_changed(self) -> None:
+        return None
 
 
-async def explain(name: str, qtype: str, runtime: Runtime, out: Any = sys.stdout,
+async def explain(name: str, qtype: str, corefile: str, *, kubeconfig: str | None = None,
+                  client_factory: ClientFactory | None = None, out: TextIO = sys.stdout,
                   query_upstream: bool = False) -> dns.message.Message:
-    """Run one traced query through `runtime`'s chains (plugins must be started) and print the story."""
-    blocks, _ = runtime.parse()
-    for b in blocks:
-        for p in b.plugins:
-            if p.name == "forward" and not query_upstream:
-                p.serve = _dry_forward(p)
-                continue
-            if p.name not in ("health", "ready", "prometheus", "reload", "loop"):
-                await p.start(runtime)
+    """Build the chains of `corefile`, start its plugins, run one traced query and print the story."""
+    cfg = read_config(corefile)
+    host = _ExplainHost(cfg, kubeconfig, client_factory)
+    for p in cfg.plugins():
+        await p.start(host)
     try:
-        for b in blocks:
-            if b.kube is not None and runtime.client_factory is not None:
-                await _wait_synced(b.kube)
-        core = DnsCore(Routing.of(blocks))
+        for _ in range(int(SYNC_WAIT * 20)):
+            if not host.not_ready():
+                break
+            await asyncio.sleep(0.05)
+        routing = Routing.of(cfg.blocks)
+        core = DnsCore(routing)
         q = dns.message.make_query(name, qtype)
         trace: list[str] = []
-        wire = await core.slow_answer(q.to_wire(), "udp", ("127.0.0.1", 0), trace=trace)
+        wire = await core.slow_answer(q.to_wire(), "udp", ("127.0.0.1", 0), trace=trace, offline=not query_upstream)
         reply = dns.message.from_wire(wire) if wire else dns.message.make_response(q)
-        hit = Routing.of(blocks).route(q.question[0].name.to_text().lower())
+        hit = routing.route(q.question[0].name.to_text().lower())
         print(f"question: {name} {qtype.upper()}", file=out)
         print(f"server block: {hit[1].server} zone {hit[0]}" if hit else "server block: none (REFUSED)", file=out)
         print("chain: " + (" -> ".join(p.name for p in hit[1].plugins if p.in_chain) if hit else "-"), file=out)
@@ -97,16 +121,8 @@ async def explain(name: str, qtype: str, runtime: Runtime, out: Any = sys.stdout
                 print(f"  {sec}: {rr.to_text()}", file=out)
         return reply
     finally:
-        for b in blocks:
-            for p in b.plugins:
-                await p.stop()
-
-
-async def _wait_synced(kube: Any) -> None:
-    for _ in range(int(kube.opts.startup_timeout * 20)):
-        if kube.index.synced:
-            return
-        await asyncio.sleep(0.05)
+        for p in cfg.plugins():
+            await p.stop()
 
 
 def main(argv: list[str]) -> int:
@@ -125,9 +141,9 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="pyk3s-dns-explain-") as tmp:
         path = args.corefile or _cluster_corefile(args.kubeconfig, tmp)
         try:
-            rt = Runtime(path, kubeconfig=args.kubeconfig, client_factory=client_factory)
-            asyncio.run(explain(args.name, args.type, rt, query_upstream=args.query_upstream))
-        except ConfigError as err:
+            asyncio.run(explain(args.name, args.type, path, kubeconfig=args.kubeconfig,
+                                client_factory=client_factory, query_upstream=args.query_upstream))
+        except CorefileError as err:
             print(err, file=sys.stderr)
             return 1
     return 0

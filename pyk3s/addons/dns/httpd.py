@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from functools import partial
 
 __all__ = ["HttpEndpoints", "split_hostport"]
 
@@ -42,7 +43,7 @@ class HttpEndpoints:
                 continue
             host, port = addr
             self.servers[addr] = await asyncio.start_server(
-                lambda r, w, a=addr: self._serve(r, w, a), host or None, port, reuse_address=True)
+                partial(self._serve, addr=addr), host or None, port, reuse_address=True)
 
     def bound_port(self, host: str, port: int) -> int:
         srv = self.servers[(host, port)]

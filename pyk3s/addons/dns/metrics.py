@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["DURATION_BUCKETS", "Metrics"]
+__all__ = ["DURATION_BUCKETS", "DnsMetrics"]
 
 DURATION_BUCKETS = (0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256,
                     0.512, 1.024, 2.048, 4.096, 8.192)
@@ -65,11 +65,11 @@ class _Hist:
         self.n += times
 
 
-class Metrics:
+class DnsMetrics:
     def __init__(self) -> None:
         self.counters: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
         self.hists: dict[str, dict[tuple[tuple[str, str], ...], _Hist]] = {}
-        self.folds: list[Callable[[Metrics], None]] = []
+        self.folds: list[Callable[[DnsMetrics], None]] = []
         self.set("coredns_build_info", 1, version="1.13.1", revision="pyk3s", goversion="python")
         self.inc("coredns_panics_total", 0)
 

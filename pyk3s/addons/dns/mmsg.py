@@ -112,7 +112,7 @@ class Batch:
         self.sbuf = memoryview(sraw)
         self._names = memoryview(nraw)
         self.lengths = memoryview(rhdr).cast("B").cast("I")
-        self.body_lengths = memoryview(siov).cast("B").cast("N")
+        self.body_lengths = memoryview(siov).cast("B").cast("N")  # type: ignore[call-overload]  # size_t
         len_at = _Mmsghdr.len.offset
         body_at = _ISZ + _Iovec.len.offset
         self.slot = [(i * recv_size, i * send_size, (i * _MSZ + len_at) // 4, (2 * i * _ISZ + body_at) // _SSZ)

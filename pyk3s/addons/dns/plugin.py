@@ -1,16 +1,27 @@
-"""The plugin contract: a plugin gets a Request and the next handler and returns a reply Message.
+"""The plugin contract: what a plugin is given, what it may ask for and what it may offer.
 
-A plugin only wraps the next handler (CoreDNS `plugin.Handler`): it answers, or calls `next_(req)` and
-may edit what comes back. Chain order is fixed by `ORDER` in `pyk3s.addons.dns` (CoreDNS plugin.cfg),
-never by Corefile order. Plugins that do not take part in answering (health, ready, reload, bind) set
-`in_chain = False` and only use `start`/`stop`.
+Rules (CoreDNS's plugin.Handler and dnsserver.Config, in Python):
+- A plugin only wraps the next handler: it answers, or calls `next_(req)` and may edit what comes back.
+  ChainInfo order is `ORDER` in `pyk3s.addons.dns.plugins` (CoreDNS plugin.cfg), never the Corefile's. A
+  plugin that takes no part in answering (health, ready, reload, bind) sets `in_chain = False`.
+- `setup(directive, BlockContext)` parses its Corefile stanza into a plugin (or raises CorefileError).
+  What it asks of its server block or the server it states in `wants()` (listen addresses, worker
+  processes, request metrics, Corefile reload); once the block's chain is assembled, `chained(ChainInfo)`
+  tells it what it may know of the others.
+- `start(Host)` hands it the only part of the running server it may use (`Host`): metrics, HTTP routes,
+  a Kubernetes client, readiness, a fatal stop, and the trigger for fast-table updates.
+- Fast answers: a plugin whose answers come from data it holds offers them through `fast_view()` (the
+  questions worth precomputing and how they change between two versions of its data); a plugin that keeps
+  replies as bytes (cache) offers its `WireStore` through `fast_cache()`; a plugin that changes answers
+  from one query to the next (loadbalance) says how through `variants()`. The core knows no plugin by name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import dns.flags
 import dns.message
@@ -19,34 +30,53 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+from dns.rdatatype import RdataType
 
 from .corefile import Directive
-from .errors import ConfigError
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from pyk3s.client import Client
+
+    from .httpd import Route
+    from .metrics import DnsMetrics
+    from .wirecache import WireStore
 
 __all__ = [
+    "BlockAnswers",
     "BlockContext",
+    "ChainInfo",
+    "FastDelta",
+    "FastView",
     "Handler",
+    "Host",
+    "NotFast",
+    "NxRule",
     "Plugin",
-    "Request",
-    "Fallthrough",
-    "parse_duration",
+    "Question",
+    "Records",
+    "DnsRequest",
+    "Variants",
+    "Wants",
     "soa_reply",
+    "soa_rrset",
+    "zone_owner",
 ]
 
-Handler = Callable[["Request"], Awaitable[dns.message.Message]]
+Handler = Callable[["DnsRequest"], Awaitable[dns.message.Message]]
+Question = tuple[str, RdataType]                 # lower-case FQDN, type (class IN)
+Records = list[dns.rrset.RRset]
+# the successive (answer, additional) forms of one reply (the first as given)
+Variants = Callable[[dns.message.Message], list[tuple[Records, Records]]]
 
 
 @dataclass(slots=True)
-class Request:
+class DnsRequest:
     """One question on its way down the chain."""
 
     query: dns.message.Message
     qname: dns.name.Name          # as sent (case preserved)
     name: str                     # lower-case FQDN text, e.g. "web.apps.svc.cluster.local."
-    qtype: int
+    qtype: RdataType
     proto: str = "udp"
     addr: Any = None
     zone: str = "."               # the server block zone that matched
@@ -55,8 +85,9 @@ class Request:
     trace: list[str] | None = None  # `dns explain` collects why; None in normal serving
     depth: int = 0                # internal lookups (ExternalName targets), bounded
     root: Handler | None = None   # the server block's whole chain, for internal lookups
+    offline: bool = False         # `dns explain` without --query-upstream: say whom you would ask, ask nobody
 
-    def reply(self, rcode: int = dns.rcode.NOERROR, aa: bool = False) -> dns.message.Message:
+    def reply(self, rcode: dns.rcode.Rcode = dns.rcode.NOERROR, aa: bool = False) -> dns.message.Message:
         m = dns.message.Message(self.query.id)
         m.flags = dns.flags.QR | (self.query.flags & (dns.flags.RD | dns.flags.CD))
         if aa:
@@ -69,12 +100,12 @@ class Request:
         if self.trace is not None:
             self.trace.append(text)
 
-    def derive(self, name: str, qtype: int) -> Request:
+    def derive(self, name: str, qtype: RdataType) -> DnsRequest:
         """A new internal request for `name`/`qtype` (ExternalName target lookups)."""
         q = dns.message.make_query(name, qtype)
         q.flags |= dns.flags.RD
-        return Request(q, q.question[0].name, name.lower(), qtype, self.proto, self.addr, self.zone,
-                       self.server, self.precompute, self.trace, self.depth + 1, self.root)
+        return replace(self, query=q, qname=q.question[0].name, name=name.lower(), qtype=qtype,
+                       depth=self.depth + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,38 +113,144 @@ class BlockContext:
     """What a plugin's setup may know about its server block."""
 
     zones: tuple[str, ...]
-    server: str
-    corefile: str
-    runtime: Runtime | None = None
-    kubeconfig: str | None = None
+    server: str                   # "dns://:53"
+    corefile: str                 # path of the Corefile (relative paths in options are relative to it)
 
 
 @dataclass(frozen=True, slots=True)
-class Fallthrough:
-    """`fallthrough [ZONES...]`: empty zones = all."""
+class Wants:
+    """What a plugin asks of its server block, or of the server (CoreDNS: what a setup sets on dnsserver.Config)."""
 
-    enabled: bool = False
-    zones: tuple[str, ...] = ()
-
-    @classmethod
-    def parse(cls, args: tuple[str, ...]) -> Fallthrough:
-        zones = tuple(a.lower() if a.endswith(".") else a.lower() + "." for a in args)
-        return cls(True, zones)
-
-    def through(self, name: str) -> bool:
-        if not self.enabled:
-            return False
-        if not self.zones:
-            return True
-        return any(_in_zone(name, z) for z in self.zones)
+    listen: tuple[str, ...] = ()                # addresses to listen on (bind); none asked: all
+    workers: int = 0                            # processes sharing each port (multisocket); 0: not asked
+    metrics: bool = False                       # count the block's requests in the metrics (prometheus)
+    reload: tuple[float, float] | None = None   # check the Corefile every INTERVAL ± JITTER seconds (reload)
 
 
-def _in_zone(name: str, zone: str) -> bool:
-    return zone == "." or name == zone or name.endswith("." + zone)
+NO_WANTS = Wants()
+
+
+@dataclass(frozen=True, slots=True)
+class ChainInfo:
+    """What a plugin may know of its server block once the chain is assembled."""
+
+    fast_ok: bool                 # every plugin lets the fast path skip it: replies may be served as bytes
+    variants: Variants | None     # how a plugin of the chain changes replies per query, or None
+
+
+class Host(Protocol):
+    """The part of the running server a plugin may use, handed to `Plugin.start`."""
+
+    @property
+    def metrics(self) -> DnsMetrics: ...
+
+    @property
+    def primary(self) -> bool:
+        """This process does the server-wide work (HTTP endpoints, loop probes); multisocket workers do not."""
+        ...
+
+    @property
+    def lameduck(self) -> bool:
+        """The server is shutting down."""
+        ...
+
+    def http_route(self, addr: tuple[str, int], path: str, route: Route) -> None:
+        """Serve GET `path` on `addr` (host, port) from `route` (several plugins may share an address)."""
+
+    def kube_client(self, kubeconfig: str | None = None) -> Client | None:
+        """A client of the Kubernetes API (`kubeconfig`, else the server's own); None without an API."""
+
+    def not_ready(self) -> set[str]:
+        """Names of the plugins (and multisocket workers) that are not ready yet."""
+
+    def fatal(self, message: str) -> None:
+        """Stop the whole server with an error (a detected forwarding loop)."""
+
+    def answers_changed(self) -> None:
+        """The data behind this plugin's `fast_view()` changed: bring the fast table up to date."""
 
 
 class NotFast(Exception):
     """Raised while precomputing when an answer depends on something outside the snapshot."""
+
+
+class NxRule(Protocol):
+    """A negative answer the fast table writes itself, for every name the rule covers: the query's question,
+    then the SOA of the zone (owner: a compression pointer into the question), with these flags."""
+
+    @property
+    def flags(self) -> int: ...           # reply flags, rcode NXDOMAIN included
+
+    @property
+    def soa(self) -> bytes: ...           # the SOA RR after its owner name
+
+    def cut(self, qname: bytes) -> int:
+        """Where the zone starts in `qname` (lower-case wire form) if the rule answers it, else -1."""
+        ...
+
+
+class BlockAnswers(Protocol):
+    """A server block as a FastView sees it while the fast table is built."""
+
+    @property
+    def shadowed(self) -> frozenset[str]: ...   # names the block's other fast sources answer
+
+    def owns(self, zone: str) -> bool:
+        """Every name under `zone` is routed to this block."""
+        ...
+
+    async def answer(self, name: str, qtype: RdataType) -> dns.message.Message | None:
+        """The block chain's reply in precompute mode; None when it is not this block's or not precomputable."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FastDelta:
+    """What changed between two versions of a plugin's data, in questions."""
+
+    stale: tuple[Question, ...]       # questions whose answers may be gone
+    fresh: tuple[Question, ...]       # questions to precompute again
+
+
+class FastView:
+    """One version of the data behind a plugin's answers, as the fast table uses it.
+
+    The defaults describe data that changes only as a whole (hosts); kubernetes overrides them all. A
+    plugin returns the same view object while its data stays the same."""
+
+    # its block gets precomputed answers; False: it only adds its questions to a block that has a leading
+    # source (hosts beside kubernetes)
+    leads: ClassVar[bool] = True
+
+    @property
+    def ready(self) -> bool:
+        """Answers may be precomputed (kubernetes: its index has synced)."""
+        return True
+
+    @property
+    def serial(self) -> int | None:
+        """The SOA serial its negative answers end with; None: it writes no SOA."""
+        return None
+
+    def questions(self) -> Iterable[Question]:
+        """Every question worth precomputing."""
+        return ()
+
+    def delta(self, old: FastView) -> FastDelta | None:
+        """What changed since `old` (an earlier view of the same plugin); None: precompute everything."""
+        return None
+
+    def pinned(self) -> contextlib.AbstractContextManager[None]:
+        """Precompute requests of the current task are answered from this version."""
+        return contextlib.nullcontext()
+
+    async def nx_rule(self, block: BlockAnswers) -> NxRule | None:
+        """A rule for the negative answers it would give many names alike (kubernetes: search-path misses)."""
+        return None
+
+    def nx_updated(self, rule: NxRule, old: FastView) -> NxRule:
+        """`rule` (made from `old`) brought up to this version, after a `delta`."""
+        return rule
 
 
 class Plugin:
@@ -123,6 +260,7 @@ class Plugin:
     in_chain: ClassVar[bool] = True
     fast_safe: ClassVar[bool] = True     # the fast path may skip it (no per-query side effect)
     once_per_block: ClassVar[bool] = True
+    merges: ClassVar[bool] = False       # repeated in a block: `merge` folds the later ones into the first
 
     @classmethod
     def setup(cls, d: Directive, ctx: BlockContext) -> Plugin:
@@ -130,10 +268,26 @@ class Plugin:
             raise d.error("this plugin takes no arguments", cls.name)
         return cls()
 
-    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+    def merge(self, other: Plugin) -> None:
+        raise NotImplementedError(f"plugin {self.name} does not merge")
+
+    def wants(self) -> Wants:
+        return NO_WANTS
+
+    def chained(self, chain: ChainInfo) -> None:
+        return None
+
+    def variants(self) -> Variants | None:
+        return None
+
+    async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         return await next_(req)
 
-    async def start(self, runtime: Runtime) -> None:
+    async def start(self, host: Host) -> None:
+        return None
+
+    def listening(self, addr: tuple[str, int]) -> None:
+        """The block now answers on `addr` (host, real port)."""
         return None
 
     async def stop(self) -> None:
@@ -142,29 +296,11 @@ class Plugin:
     def ready(self) -> bool:
         return True
 
+    def fast_view(self) -> FastView | None:
+        return None
 
-def parse_duration(text: str, d: Directive, plugin: str) -> float:
-    """Go-style durations: 15s, 1m, 500ms, 1h30m; a bare number means seconds."""
-    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-    if text.replace(".", "", 1).isdigit():
-        return float(text)
-    total, num = 0.0, ""
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c.isdigit() or c == ".":
-            num += c
-            i += 1
-            continue
-        unit = text[i:i + 2] if text[i:i + 2] in units else c
-        if unit not in units or not num:
-            raise d.error(f"invalid duration {text!r}", plugin)
-        total += float(num) * units[unit]
-        num = ""
-        i += len(unit)
-    if num:
-        raise d.error(f"invalid duration {text!r} (missing unit)", plugin)
-    return total
+    def fast_cache(self) -> WireStore | None:
+        return None
 
 
 def soa_rrset(owner: dns.name.Name, zone: str, ttl: int, serial: int, minimum: int) -> dns.rrset.RRset:
@@ -176,32 +312,13 @@ def soa_rrset(owner: dns.name.Name, zone: str, ttl: int, serial: int, minimum: i
     return rr
 
 
-def zone_owner(req: Request, zone: str) -> dns.name.Name:
+def zone_owner(req: DnsRequest, zone: str) -> dns.name.Name:
     """The zone as spelled in the query (P4)."""
     n = len(dns.name.from_text(zone).labels)
     return dns.name.Name(req.qname.labels[len(req.qname.labels) - n:])
 
 
-def soa_reply(req: Request, rcode: int, zone: str, ttl: int, serial: int) -> dns.message.Message:
+def soa_reply(req: DnsRequest, rcode: dns.rcode.Rcode, zone: str, ttl: int, serial: int) -> dns.message.Message:
     m = req.reply(rcode, aa=True)
     m.authority.append(soa_rrset(zone_owner(req, zone), zone, min(ttl, 300), serial, ttl))
     return m
-
-
-def one_of(d: Directive, plugin: str, *choices: str) -> str:
-    if len(d.args) != 1 or d.args[0] not in choices:
-        raise d.error(f"{d.name} needs one of {', '.join(choices)}", plugin)
-    return d.args[0]
-
-
-def int_arg(d: Directive, plugin: str, lo: int, hi: int, text: str | None = None) -> int:
-    raw = text if text is not None else (d.args[0] if len(d.args) == 1 else "")
-    if not raw.lstrip("-").isdigit():
-        raise d.error(f"{d.name} needs an integer", plugin)
-    v = int(raw)
-    if not lo <= v <= hi:
-        raise d.error(f"{d.name} must be between {lo} and {hi}, got {v}", plugin)
-    return v
-
-
-__all__ += ["NotFast", "ConfigError", "int_arg", "one_of", "soa_rrset", "zone_owner"]

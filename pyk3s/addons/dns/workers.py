@@ -27,16 +27,14 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
-
-from .plugins.multisocket import MAX_WORKERS, MultisocketPlugin, cpu_count
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .core import Block
-    from .runtime import Runtime
 
-__all__ = ["ENV_LOOP_SEED", "ENV_WORKERS", "Workers", "die_with_parent", "report_ready", "worker_count"]
+__all__ = ["ENV_LOOP_SEED", "ENV_WORKERS", "MAX_WORKERS", "Primary", "Workers", "cpu_count", "die_with_parent",
+           "report_ready", "worker_count"]
 
 log = logging.getLogger("pyk3s.dns.workers")
 ENV_WORKERS = "PYK3S_DNS_WORKERS"
@@ -44,10 +42,27 @@ ENV_LOOP_SEED = "PYK3S_DNS_LOOP_SEED"
 RESPAWN_DELAY = 1.0
 STOP_TIMEOUT = 10.0
 PR_SET_PDEATHSIG = 1
+MAX_WORKERS = 1024
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+class Primary(Protocol):
+    """What the worker supervisor needs of the primary's runtime."""
+
+    waiting_workers: set[str]
+
+    def fatal(self, message: str) -> None: ...
 
 
 def worker_count(blocks: Sequence[Block], env: Mapping[str, str] = os.environ) -> int:
-    nums = [p.num for b in blocks for p in b.plugins if isinstance(p, MultisocketPlugin)]
+    nums = [b.workers for b in blocks if b.workers]
     if nums:
         n = max(nums)
     else:
@@ -81,11 +96,11 @@ def die_with_parent(parent: int) -> None:
         sys.exit(0)
 
 
-async def report_ready(runtime: Runtime, fd: int) -> None:
-    """Worker side: write one byte to `fd` once every plugin is ready."""
+async def report_ready(ready: Callable[[], bool], fd: int) -> None:
+    """Worker side: write one byte to `fd` once `ready()` (every plugin is ready)."""
     try:
         while True:
-            if all(p.ready() for p in runtime.plugins()):
+            if ready():
                 break
             await asyncio.sleep(0.05)
         os.write(fd, b"1")
@@ -99,11 +114,11 @@ async def report_ready(runtime: Runtime, fd: int) -> None:
 class Workers:
     """Primary side: start, watch and stop workers 1..count-1."""
 
-    def __init__(self, runtime: Runtime, argv: Sequence[str], count: int) -> None:
+    def __init__(self, runtime: Primary, argv: Sequence[str], count: int) -> None:
         self.runtime, self.argv, self.count = runtime, list(argv), count
         self.procs: dict[int, asyncio.subprocess.Process] = {}
         self.stopping = False
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         for i in range(1, self.count):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from pyk3s.agent.cni.ipcmd import CniError, ip, ip_json, write_sysctl
+from pyk3s.agent.cni.ipcmd import ROUTE_PROTO, CniError, ip, ip_json, write_sysctl
 
 __all__ = ["BridgeConfig", "check_route_overlap", "ensure_bridge", "overlapping_routes", "remove_bridge"]
 
@@ -34,8 +34,6 @@ def overlapping_routes(routes: list[dict], cidrs: tuple[str, ...], own_devs: set
     """Routes (``ip -j route`` rows) that overlap one of ``cidrs`` and are not ours: not on one of
     ``own_devs``, and not a host-gw route to another node's pods (``proto 201``, left behind when this
     node's agent was killed without a chance to remove them)."""
-    from pyk3s.agent.routes import ROUTE_PROTO
-
     nets = [ipaddress.ip_network(c, strict=False) for c in cidrs]
     bad = []
     for r in routes:

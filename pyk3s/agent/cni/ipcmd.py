@@ -7,7 +7,11 @@ import json
 import subprocess
 from pathlib import Path
 
-__all__ = ["CniError", "ip", "ip_batch", "ip_json", "ip_sync", "write_sysctl"]
+__all__ = ["ROUTE_PROTO", "CniError", "ip", "ip_batch", "ip_json", "ip_sync", "write_sysctl"]
+
+# Routes pyk3s writes to other nodes' pod CIDRs (host-gw) carry this protocol number, so they are told
+# apart from every other route: only those are replaced, removed, or ignored by the overlap check.
+ROUTE_PROTO = "201"
 
 
 class CniError(RuntimeError):

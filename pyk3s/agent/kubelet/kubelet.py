@@ -138,7 +138,8 @@ class Kubelet:
         worker = PodWorker(self.ctx, pod)
         self.workers[uid] = worker
         worker.start()
-        worker.task.add_done_callback(lambda _t, u=uid: self.done_uids.add(u))  # type: ignore[union-attr]
+        if worker.task is not None:
+            worker.task.add_done_callback(lambda _t: self.done_uids.add(uid))
 
 
     async def _retire(self, uid: str, worker: PodWorker | None) -> None:

@@ -210,6 +210,7 @@ def run(spec: dict) -> int:
             break
         except InterruptedError:
             continue
+    result: dict[str, int | str]
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         result = {"exitCode": 128 + sig, "signal": sig}

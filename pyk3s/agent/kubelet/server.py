@@ -18,8 +18,10 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -49,7 +51,7 @@ def _status(code: int, message: str) -> web.Response:
     return web.json_response(body, status=code)
 
 
-def _since(q: dict) -> float | None:
+def _since(q: Mapping[str, str]) -> float | None:
     if q.get("sinceSeconds"):
         return time.time() - float(q["sinceSeconds"])
     if q.get("sinceTime"):
@@ -159,7 +161,7 @@ class KubeletServer:
         proc = w.container_proc(name)
         if proc is None or not proc.pid or proc.exit_status() is not None:
             return _status(400, f"container {name} is not running")
-        spec = next((c for key in ("containers", "initContainers") for c in (w.pod.get("spec") or {}).get(key) or []
+        spec: dict[str, Any] = next((c for key in ("containers", "initContainers") for c in (w.pod.get("spec") or {}).get(key) or []
                      if c.get("name") == name), {})
         opts = StreamOptions.from_query(req.query)
         if opts.stdin and not spec.get("stdin"):

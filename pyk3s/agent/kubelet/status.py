@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["ContainerState", "pod_status"]
 
@@ -29,6 +30,7 @@ class ContainerState:
     extra: dict = field(default_factory=dict)
 
     def to_status(self) -> dict:
+        st: dict[str, dict[str, Any]]
         if self.state == "running":
             st = {"running": {"startedAt": self.started_at}}
         elif self.state == "terminated":

@@ -25,7 +25,7 @@ import os
 import signal
 import struct
 import termios
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +50,7 @@ class StreamOptions:
     tty: bool
 
     @classmethod
-    def from_query(cls, query: dict) -> StreamOptions:
+    def from_query(cls, query: Mapping[str, str]) -> StreamOptions:
         def flag(name: str) -> bool:
             return query.get(name) in ("true", "1")
         return cls(flag("stdin"), flag("stdout"), flag("stderr"), flag("tty"))

@@ -23,6 +23,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from pyk3s.k3s.names import SERVICE_NAME_LABEL
+
 __all__ = ["MASQ_MARK", "TABLE", "ProxyConfig", "compile_ruleset", "table_names"]
 
 TABLE = "pyk3s"
@@ -251,7 +253,7 @@ def compile_ruleset(config: ProxyConfig, services: Iterable[Mapping], slices: It
     by_service: dict[tuple[str, str], list[Mapping]] = {}
     for sl in slices:
         meta = sl.get("metadata") or {}
-        svc_name = (meta.get("labels") or {}).get("kubernetes.io/service-name")
+        svc_name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
         if svc_name:
             by_service.setdefault((meta.get("namespace", "default"), svc_name), []).append(sl)
     cluster_nets = _v4_nets(config.cluster_cidrs)

@@ -1,13 +1,12 @@
 """The deploy controller for ``<data-dir>/server/manifests`` (K3s's Addon controller)."""
 
-from .controller import DeployController, DeploySettings
+from .controller import DeployController
 from .objectset import owner_hash, three_way_patch
 from .parse import ManifestError, parse_manifest
 from .scan import ManifestFile, addon_name, scan
 
 __all__ = [
     "DeployController",
-    "DeploySettings",
     "ManifestError",
     "ManifestFile",
     "addon_name",

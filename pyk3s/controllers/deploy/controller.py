@@ -9,6 +9,9 @@ stops the other files, and objects it applied before stay as they were.
 ``--disable`` (issue: the guide's recipe): a disabled component's file whose content is what pyk3s
 staged is uninstalled (objects deleted, file removed, Addon deleted); a file with that name whose
 content differs is the user's copy and is applied like any other file.
+
+As every controller it is a :class:`~pyk3s.controllers.common.loop.Loop`, with one key: a pass over the
+whole directory, queued by a file event and again ``rescan_interval`` seconds after each pass.
 """
 
 from __future__ import annotations
@@ -16,19 +19,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pyk3s.client import AlreadyExists, ApiError, Client, NotFound
+from pyk3s.client.controller import Result
+from pyk3s.controllers.common.loop import Loop
+from pyk3s.controllers.common.settings import ControllerSettings
 from pyk3s.manifests.stage import forget_staged, staged_checksums
 
 from .objectset import APPLIED, HASH, decode_applied, decorate, gvk_string, owner_hash, three_way_patch
 from .parse import ManifestError, parse_documents, parse_manifest
 from .scan import ManifestFile, scan
 
-__all__ = ["DeployController", "DeploySettings", "GVKS_ANNOTATION"]
+__all__ = ["DeployController", "GVKS_ANNOTATION", "PASS_KEY"]
 
 log = logging.getLogger("pyk3s.deploy")
 
@@ -37,15 +42,7 @@ LAST_RESULT = "pyk3s.io/last-result"
 LAST_ERROR = "pyk3s.io/last-error"
 LAST_TIME = "pyk3s.io/last-applied-time"
 COMPONENT = "deploy"
-
-
-@dataclass(frozen=True, slots=True)
-class DeploySettings:
-    manifests_dir: Path
-    server_dir: Path
-    disable: frozenset[str] = frozenset()
-    rescan_interval: float = 15.0
-    namespace: str = "kube-system"
+PASS_KEY = "manifests"  # the loop's only key: one pass over the whole directory
 
 
 class ApplyFailed(Exception):
@@ -64,30 +61,35 @@ def _parse_gvk(value: str) -> tuple[str, str] | None:
     return head.lstrip("/"), kind
 
 
-class DeployController:
-    def __init__(self, client: Client, settings: DeploySettings) -> None:
-        self.client = client
-        self.s = settings
+class DeployController(Loop):
+    name = "deploy"
+
+    def __init__(self, client: Client, settings: ControllerSettings | None = None) -> None:
+        super().__init__(client, settings)
+        if self.settings.deploy is None:
+            raise ValueError("controllers/deploy: the settings name no manifests directory (ControllerSettings.deploy)")
+        self.s = self.settings.deploy
         self.addons = client.resource("k3s.cattle.io/v1", "addons")
         self._mtimes: dict[Path, float] = {}
-        self._wake = asyncio.Event()
+        self._forced = True  # the first pass, and the one after a failed pass, apply every file
+        self._watcher: asyncio.Task[None] | None = None
 
     # -- loop -------------------------------------------------------------------------------------
-    async def run(self) -> None:
-        watcher = asyncio.create_task(self._watch_files(), name="deploy file watcher")
-        forced = True
-        try:
-            while True:
-                self._wake.clear()  # before the pass, so an event during it triggers the next one
-                ok = await self.run_pass(forced=forced)
-                forced = not ok
-                try:
-                    async with asyncio.timeout(self.s.rescan_interval):
-                        await self._wake.wait()
-                except TimeoutError:
-                    pass
-        finally:
-            watcher.cancel()
+    async def start(self) -> None:
+        await super().start()
+        self._watcher = asyncio.create_task(self._watch_files(), name="deploy file watcher")
+        self.controller.enqueue(PASS_KEY)
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
+        await super().stop()
+
+    async def reconcile(self, key: str) -> Result:
+        ok = await self.run_pass(forced=self._forced)
+        self._forced = not ok
+        return Result.after(self.s.rescan_interval)
 
     async def _watch_files(self) -> None:
         from watchfiles import awatch
@@ -95,7 +97,7 @@ class DeployController:
         self.s.manifests_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             async for _changes in awatch(self.s.manifests_dir, debounce=200, recursive=True):
-                self._wake.set()
+                self.controller.enqueue(PASS_KEY)
         except Exception as err:  # the periodic rescan still works without file events
             log.warning("deploy: watching %s failed (%s); relying on the periodic rescan", self.s.manifests_dir, err)
 

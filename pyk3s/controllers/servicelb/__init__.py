@@ -1,7 +1,7 @@
 """ServiceLB (K3s's Klipper service load balancer): controller side."""
 
 from .controller import FINALIZER, ServiceLB, remove_servicelb
-from .desired import ServiceError, ServiceLBSettings, daemonset_name, desired_daemonset, source_ranges
+from .desired import ServiceError, daemonset_name, desired_daemonset, source_ranges
 from .status import CONDITION, explain, lb_ingress
 
 __all__ = [
@@ -9,7 +9,6 @@ __all__ = [
     "FINALIZER",
     "ServiceError",
     "ServiceLB",
-    "ServiceLBSettings",
     "daemonset_name",
     "desired_daemonset",
     "explain",

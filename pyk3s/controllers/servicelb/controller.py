@@ -15,16 +15,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pyk3s.client import ApiError, Client, Conflict, NotFound, object_key
-from pyk3s.client.controller import Controller, Result
-from pyk3s.client.informer import Informer
+from pyk3s.client.controller import Result
+from pyk3s.controllers.common.loop import Loop
+from pyk3s.controllers.common.settings import ControllerSettings
 from pyk3s.controllers.deploy.objectset import contained
+from pyk3s.k3s.names import SERVICE_NAME_LABEL
 
 from .desired import (
     NODESELECTOR,
     SVCNAME,
     SVCNAMESPACE,
     ServiceError,
-    ServiceLBSettings,
     desired_daemonset,
     wants_load_balancer,
 )
@@ -46,19 +47,25 @@ def _ips(ingress: list[dict[str, Any]]) -> list[str]:
     return [i.get("ip") or i.get("hostname", "") for i in ingress]
 
 
-class ServiceLB:
-    def __init__(self, client: Client, settings: ServiceLBSettings | None = None) -> None:
-        self.client = client
-        self.s = settings or ServiceLBSettings()
-        self.services = Informer(client.resource("v1", "services"))
-        self.nodes = Informer(client.resource("v1", "nodes"))
-        self.pods = Informer(client.resource("v1", "pods"))
-        self.daemonsets = Informer(client.resource("apps/v1", "daemonsets"), namespace=self.s.namespace,
-                                   label_selector=NODESELECTOR)
-        self.slices = Informer(client.resource("discovery.k8s.io/v1", "endpointslices"))
+class ServiceLB(Loop):
+    name = "servicelb"
+
+    def __init__(self, client: Client, settings: ControllerSettings | None = None) -> None:
+        super().__init__(client, settings)
+        self.s = self.settings.servicelb
+        self.services = self.informer("v1", "services")
+        self.nodes = self.informer("v1", "nodes")
+        self.pods = self.informer("v1", "pods")
+        self.daemonsets = self.informer("apps/v1", "daemonsets", namespace=self.s.namespace,
+                                        label_selector=NODESELECTOR)
+        self.slices = self.informer("discovery.k8s.io/v1", "endpointslices")
         self.svc_api = client.resource("v1", "services")
         self.ds_api = client.resource("apps/v1", "daemonsets")
-        self.ctrl = Controller("servicelb", self.reconcile)
+        self.controller.watch(self.services)
+        self.controller.watch(self.daemonsets, self._owner_key)
+        self.controller.watch(self.pods, self._pod_keys)
+        self.controller.watch(self.nodes, self._lb_keys)
+        self.controller.watch(self.slices, self._slice_keys)
         self._explained: dict[str, str] = {}
         # key -> (resourceVersion, status) of our last status write: the informer may not have seen
         # it yet, and comparing against its older copy would write (and announce) the same IPs twice.
@@ -85,22 +92,16 @@ class ServiceLB:
     @staticmethod
     def _slice_keys(es: dict[str, Any]) -> list[str]:
         meta = es.get("metadata") or {}
-        svc = (meta.get("labels") or {}).get("kubernetes.io/service-name")
+        svc = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
         return [f"{meta.get('namespace')}/{svc}"] if svc else []
 
     # -- run --------------------------------------------------------------------------------------
-    async def run(self) -> None:
+    def worker_count(self) -> int:
+        return max(2, self.settings.workers)
+
+    async def start(self) -> None:
         await self._ensure_namespace_and_account()
-        self.ctrl.watch(self.services)
-        self.ctrl.watch(self.daemonsets, self._owner_key)
-        self.ctrl.watch(self.pods, self._pod_keys)
-        self.ctrl.watch(self.nodes, self._lb_keys)
-        self.ctrl.watch(self.slices, self._slice_keys)
-        try:
-            await self.ctrl.run(workers=2)
-        finally:
-            for inf in (self.services, self.nodes, self.pods, self.daemonsets, self.slices):
-                await inf.stop()
+        await super().start()
 
     async def _ensure_namespace_and_account(self) -> None:
         ns_api = self.client.resource("v1", "namespaces")
@@ -196,7 +197,7 @@ class ServiceLB:
         nodes = {n["metadata"]["name"]: n for n in self.nodes.list()}
         ns = svc["metadata"].get("namespace", "default")
         slices = [s for s in self.slices.list()
-                  if (s["metadata"].get("labels") or {}).get("kubernetes.io/service-name") == svc["metadata"]["name"]
+                  if (s["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) == svc["metadata"]["name"]
                   and s["metadata"].get("namespace") == ns]
         pods = self.pods.list()
         ingress = lb_ingress(svc, pods, nodes, slices) if ds is not None else []

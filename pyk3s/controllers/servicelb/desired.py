@@ -11,10 +11,12 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
+
+from pyk3s.controllers.common.settings import ServiceLBSettings
+from pyk3s.k3s.names import CONTROL_PLANE_ROLE_LABEL
 
 __all__ = [
     "ENABLELB",
@@ -23,7 +25,6 @@ __all__ = [
     "SVCNAME",
     "SVCNAMESPACE",
     "ServiceError",
-    "ServiceLBSettings",
     "daemonset_name",
     "desired_daemonset",
     "source_ranges",
@@ -44,13 +45,6 @@ SUPPORTED_PROTOCOLS = ("TCP", "UDP")
 
 class ServiceError(Exception):
     """The Service cannot be served as asked; the message names the field."""
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceLBSettings:
-    namespace: str = "kube-system"
-    image: str = "rancher/klipper-lb:v0.4.13"
-    default_priority_class: str = "system-node-critical"
 
 
 def wants_load_balancer(svc: dict[str, Any]) -> bool:
@@ -156,7 +150,7 @@ def desired_daemonset(
     ports = check_ports(svc)
     ranges = source_ranges(svc)
     tolerations = [
-        {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": CONTROL_PLANE_ROLE_LABEL, "operator": "Exists", "effect": "NoSchedule"},
         {"key": "CriticalAddonsOnly", "operator": "Exists"},
         *parse_tolerations(svc),
     ]

@@ -3,9 +3,7 @@ import pytest
 from pyk3s.agent.node import (
     NodeError,
     build_node,
-    hash_password,
     resolve_node_name,
-    verify_password,
 )
 
 
@@ -26,11 +24,6 @@ def test_invalid_and_localhost(tmp_path):
     with pytest.raises(NodeError, match="--node-name"):
         resolve_node_name("bad_name!", False, tmp_path, env={})
     assert "--node-name" in resolve_node_name("localhost", False, tmp_path, env={}).warnings[0]
-
-
-def test_password_hash_roundtrip():
-    h = hash_password("secret")
-    assert verify_password("secret", h) and not verify_password("other", h)
 
 
 def test_build_node_labels_and_addresses():

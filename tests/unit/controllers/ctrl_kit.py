@@ -15,7 +15,7 @@ from pyk3s.api.app import ApiServer
 from pyk3s.api.config import ApiConfig
 from pyk3s.api.store.memory import MemoryStore
 from pyk3s.client import Client
-from pyk3s.controllers.base import Loop
+from pyk3s.controllers.common.loop import Loop
 
 __all__ = ["Kit", "cluster_fixture", "node", "pod_template"]
 

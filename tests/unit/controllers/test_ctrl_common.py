@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from pyk3s.controllers import CONTROLLERS, ControllerSettings, run_controllers, supervise
+from pyk3s.controllers import CONTROLLERS, ON_EVERY_SERVER, ControllerSettings, run_controllers, supervise
 from pyk3s.controllers.hashing import template_hash
 from pyk3s.controllers.objects import labels_match, selector_string, set_condition
 
@@ -48,7 +48,8 @@ async def test_run_controllers_rejects_unknown_names():
     with pytest.raises(ValueError, match="unknown controller"):
         await run_controllers(None, None, {"nosuch"})
     assert {"replicaset", "deployment", "daemonset", "scheduler", "endpoints", "garbagecollector", "namespace",
-            "nodelifecycle", "nodehosts"} <= set(CONTROLLERS)
+            "nodelifecycle", "nodehosts", "servicelb", "deploy"} <= set(CONTROLLERS)
+    assert ON_EVERY_SERVER <= set(CONTROLLERS)
 
 
 async def test_supervisor_restarts_failed_controller():
@@ -71,3 +72,9 @@ async def test_supervisor_restarts_failed_controller():
     with pytest.raises(asyncio.CancelledError):
         await task
     assert len(runs) >= 3
+
+
+def test_every_controller_is_a_loop():
+    from pyk3s.controllers.common.loop import Loop
+
+    assert all(isinstance(factory, type) and issubclass(factory, Loop) for factory in CONTROLLERS.values())

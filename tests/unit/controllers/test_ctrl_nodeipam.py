@@ -3,8 +3,8 @@ import asyncio
 import pytest
 from ctrl_kit import Kit, cluster_fixture, node  # noqa: F401
 
+from pyk3s.controllers.common.settings import ControllerSettings
 from pyk3s.controllers.nodeipam import NodeIpamController, allocate
-from pyk3s.controllers.settings import ControllerSettings
 
 
 @pytest.mark.parametrize(

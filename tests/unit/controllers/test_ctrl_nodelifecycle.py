@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 from ctrl_kit import Kit, cluster_fixture, node  # noqa: F401
 
+from pyk3s.controllers.common.settings import ControllerSettings
 from pyk3s.controllers.nodelifecycle import NodeLifecycleController, eviction_time, wanted_taints
-from pyk3s.controllers.settings import ControllerSettings
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 UNREACH = {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": "2024-01-01T00:00:00Z"}

@@ -67,11 +67,11 @@ def test_forget_staged_drops_one_entry(tmp_path: Path) -> None:
 
 
 def test_disable_values_are_comma_separated_and_repeatable(tmp_path: Path) -> None:
+    from pyk3s.cli.flag_tables import SERVER_FLAGS
     from pyk3s.cli.flags import parse_flags
-    from pyk3s.cli.server_config import ServerConfig
-    from pyk3s.cli.server_flags import SERVER_FLAGS
+    from pyk3s.server.config import ServerConfig
 
     argv = ["--data-dir", str(tmp_path), "--config", str(tmp_path / "none.yaml"),
             "--disable", "traefik, servicelb", "--disable", "coredns"]
-    cfg = ServerConfig.from_flags(parse_flags("pyk3s server", "", SERVER_FLAGS, argv, environ={}))
+    cfg = ServerConfig.from_flags(parse_flags("pyk3s server", "", SERVER_FLAGS, argv, environ={}).values)
     assert cfg.disable == frozenset({"traefik", "servicelb", "coredns"})

@@ -1,1 +1,52 @@
-"""CoreDNS-compatible plugins, one module (or package) each."""
+"""CoreDNS-compatible plugins, one module (or package) each, and the table that names them.
+
+`ORDER` is CoreDNS's plugin.cfg order (the chain order whatever the Corefile says); `PLUGINS` maps a
+directive name to its plugin class. `import` is handled by the Corefile parser itself. A new plugin is a
+module here (contract: ../plugin.py), a row in PLUGINS and its place in ORDER.
+"""
+
+from __future__ import annotations
+
+from ..plugin import Plugin
+from .bind import BindPlugin
+from .cache import CachePlugin
+from .errors import ErrorsPlugin
+from .forward import ForwardPlugin
+from .health import HealthPlugin
+from .hosts import HostsPlugin
+from .kubernetes import KubernetesPlugin
+from .loadbalance import LoadbalancePlugin
+from .log import LogPlugin
+from .loop import LoopPlugin
+from .multisocket import MultisocketPlugin
+from .prometheus import PrometheusPlugin
+from .ready import ReadyPlugin
+from .reload import ReloadPlugin
+from .rewrite import RewritePlugin
+from .whoami import WhoamiPlugin
+
+__all__ = ["ORDER", "PLUGINS"]
+
+ORDER: tuple[str, ...] = (
+    "reload", "bind", "multisocket", "ready", "health", "prometheus", "errors", "log", "loadbalance", "cache",
+    "rewrite", "hosts", "kubernetes", "loop", "forward", "whoami",
+)
+
+PLUGINS: dict[str, type[Plugin]] = {
+    "reload": ReloadPlugin,
+    "bind": BindPlugin,
+    "multisocket": MultisocketPlugin,
+    "ready": ReadyPlugin,
+    "health": HealthPlugin,
+    "prometheus": PrometheusPlugin,
+    "errors": ErrorsPlugin,
+    "log": LogPlugin,
+    "loadbalance": LoadbalancePlugin,
+    "cache": CachePlugin,
+    "rewrite": RewritePlugin,
+    "hosts": HostsPlugin,
+    "kubernetes": KubernetesPlugin,
+    "loop": LoopPlugin,
+    "forward": ForwardPlugin,
+    "whoami": WhoamiPlugin,
+}

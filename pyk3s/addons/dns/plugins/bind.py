@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 from ..corefile import Directive
-from ..plugin import BlockContext, Plugin
+from ..plugin import BlockContext, Plugin, Wants
 
 __all__ = ["BindPlugin"]
 
@@ -34,3 +34,6 @@ class BindPlugin(Plugin):
                 raise sub.error(f"unknown property '{sub.name}'", cls.name)
             excluded.extend(sub.args)
         return cls(tuple(a for a in d.args if a not in excluded), tuple(excluded))
+
+    def wants(self) -> Wants:
+        return Wants(listen=self.addrs)

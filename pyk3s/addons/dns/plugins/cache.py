@@ -4,6 +4,9 @@
 Spec dns.md O8, O9: caps 3600 (success) / 1800 (denial) unless TTL given, MINTTL 5, capacity 9984 each,
 SERVFAIL kept 5s. Every RR of a reply gets one TTL = clamp(min TTL in the message, MINTTL, cap);
 replies from the cache carry the remaining TTL and AA. Keys: lower-case name, type, DO, CD.
+
+When every plugin of the block lets the fast path skip it, each cached reply is also kept as bytes in a
+WireStore (wirecache.py), which the fast table answers from (`fast_cache`).
 """
 
 from __future__ import annotations
@@ -11,24 +14,25 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import Any
 
 import dns.flags
 import dns.message
 import dns.rcode
 
 from ..corefile import Directive
-from ..plugin import BlockContext, Handler, Plugin, Request, int_arg, parse_duration
-from .cache_wire import WireEntry, build_wire_entry, wire_key
-
-if TYPE_CHECKING:
-    from ..runtime import Runtime
+from ..metrics import DnsMetrics
+from ..options import int_arg, parse_duration
+from ..plugin import BlockContext, ChainInfo, DnsRequest, Handler, Host, Plugin, Variants
+from ..wirecache import WireStore, build_wire_entry, wire_key
 
 __all__ = ["CacheOptions", "CachePlugin", "message_ttl"]
 
 CAPACITY = 9984
 FAILSAFE_TTL = 5
+Key = tuple[str, int, bool, bool]       # lower-case name, type, DO, CD
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,19 +79,18 @@ class _Entry:
 class CachePlugin(Plugin):
     name = "cache"
 
-    def __init__(self, opts: CacheOptions) -> None:
+    def __init__(self, opts: CacheOptions, server: str = "") -> None:
         self.opts = opts
-        self.success: dict[tuple, _Entry] = {}
-        self.denial: dict[tuple, _Entry] = {}
-        self.metrics = None
-        self.server = ""
-        self._tasks: set[asyncio.Task] = set()
-        # the socket path's view of the same entries (see cache_wire.py); filled only when the block
-        # lets the fast path skip every plugin around the cache (set by the runtime)
-        self.wire: dict[bytes, WireEntry] = {}
+        self.server = server
+        self.success: dict[Key, _Entry] = {}
+        self.denial: dict[Key, _Entry] = {}
+        self.metrics: DnsMetrics | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # the socket path's view of the same entries; filled only when the block lets the fast path
+        # skip every plugin around the cache (`chained`)
+        self.wire = WireStore(opts.keepttl)
         self.wire_enabled = False
-        self.balance = False
-        self.wire_counts = {"success": 0, "denial": 0}
+        self.chain_variants: Variants | None = None
 
     @classmethod
     def setup(cls, d: Directive, ctx: BlockContext) -> CachePlugin:
@@ -105,13 +108,18 @@ class CachePlugin(Plugin):
                     if not 1 <= len(a) <= 3:
                         raise sub.error(f"{sub.name} needs CAPACITY [TTL] [MINTTL]", cls.name)
                     vals = [int_arg(sub, cls.name, 0, 2**31, x) for x in a]
-                    k = sub.name
-                    upd = {f"{k}_cap": vals[0]}
-                    if len(vals) > 1:
-                        upd[f"{k}_ttl"] = vals[1]
-                    if len(vals) > 2:
-                        upd[f"{k}_min"] = vals[2]
-                    opts = replace(opts, **upd)
+                    if sub.name == "success":
+                        opts = replace(opts, success_cap=vals[0])
+                        if len(vals) > 1:
+                            opts = replace(opts, success_ttl=vals[1])
+                        if len(vals) > 2:
+                            opts = replace(opts, success_min=vals[2])
+                    else:
+                        opts = replace(opts, denial_cap=vals[0])
+                        if len(vals) > 1:
+                            opts = replace(opts, denial_ttl=vals[1])
+                        if len(vals) > 2:
+                            opts = replace(opts, denial_min=vals[2])
                 case "prefetch":
                     if not 1 <= len(a) <= 3:
                         raise sub.error("prefetch needs AMOUNT [DURATION] [PERCENTAGE%]", cls.name)
@@ -140,22 +148,31 @@ class CachePlugin(Plugin):
                 case "disable":
                     if not a or a[0] not in ("success", "denial"):
                         raise sub.error("disable needs success or denial", cls.name)
-                    opts = replace(opts, **{f"disable_{a[0]}": True})
+                    opts = replace(opts, disable_success=True) if a[0] == "success" else \
+                        replace(opts, disable_denial=True)
                 case "keepttl":
                     opts = replace(opts, keepttl=True)
                 case _:
                     raise sub.error(f"unknown property '{sub.name}'", cls.name)
-        return cls(opts)
+        return cls(opts, ctx.server)
 
-    async def start(self, runtime: Runtime) -> None:
-        self.metrics = runtime.metrics
-        runtime.metrics.folds.append(self._fold)
+    def chained(self, chain: ChainInfo) -> None:
+        self.wire_enabled = chain.fast_ok
+        self.chain_variants = chain.variants
 
-    def _fold(self, metrics) -> None:  # noqa: ANN001
+    def fast_cache(self) -> WireStore:
+        return self.wire
+
+    async def start(self, host: Host) -> None:
+        self.metrics = host.metrics
+        host.metrics.folds.append(self._fold)
+
+    def _fold(self, metrics: DnsMetrics) -> None:
         zones = ",".join(self.opts.zones)
-        for kind, n in self.wire_counts.items():
+        counts = self.wire.counts
+        for kind, n in counts.items():
             if n:
-                self.wire_counts[kind] = 0
+                counts[kind] = 0
                 metrics.inc("coredns_cache_requests_total", n, server=self.server, zones=zones, view="")
                 metrics.inc("coredns_cache_hits_total", n, server=self.server, zones=zones, type=kind, view="")
         metrics.set("coredns_cache_entries", len(self.success), server=self.server, zones=zones, type="success", view="")
@@ -188,7 +205,7 @@ class CachePlugin(Plugin):
             _set_ttl(m, ttl)
         return kind, ttl
 
-    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+    async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         if not self._in_zone(req.name):
             return await next_(req)
         if req.precompute:
@@ -227,7 +244,7 @@ class CachePlugin(Plugin):
             m.inc("coredns_cache_misses_total", server=self.server, zones=zones, view="")
         return await self._fill(key, req, next_)
 
-    async def _fill(self, key: tuple, req: Request, next_: Handler) -> dns.message.Message:
+    async def _fill(self, key: Key, req: DnsRequest, next_: Handler) -> dns.message.Message:
         reply = await next_(req)
         res = self.clamp(reply)
         if res is None:
@@ -239,7 +256,7 @@ class CachePlugin(Plugin):
         if key not in store and len(store) >= cap > 0:
             evicted = next(iter(store))
             store.pop(evicted)
-            self.wire.pop(wire_key(*evicted), None)
+            self.wire.entries.pop(wire_key(*evicted), None)
             if self.metrics is not None:
                 self.metrics.inc("coredns_cache_evictions_total", server=self.server, type=kind, view="",
                                  zones=",".join(self.opts.zones))
@@ -249,14 +266,16 @@ class CachePlugin(Plugin):
             entry = store[key] = _Entry(copy.deepcopy(reply), stored, ttl, kind)
             if self.wire_enabled and not self.opts.prefetch:
                 wk = wire_key(*key)
-                wire = build_wire_entry(entry.msg, req.qname, req.qtype, stored + ttl, self.balance, kind)
+                msg = entry.msg
+                forms = self.chain_variants(msg) if self.chain_variants is not None else [(msg.answer, msg.additional)]
+                wire = build_wire_entry(msg, req.qname, req.qtype, stored + ttl, forms, kind)
                 if wire is None:
-                    self.wire.pop(wk, None)
+                    self.wire.entries.pop(wk, None)
                 else:
-                    self.wire[wk] = wire
+                    self.wire.entries[wk] = wire
         return reply
 
-    def _from_entry(self, entry: _Entry, req: Request, left: int) -> dns.message.Message:
+    def _from_entry(self, entry: _Entry, req: DnsRequest, left: int) -> dns.message.Message:
         m = req.reply(entry.msg.rcode(), aa=True)
         m.flags |= entry.msg.flags & dns.flags.RA
         for src, dst in ((entry.msg.answer, m.answer), (entry.msg.authority, m.authority),
@@ -267,7 +286,7 @@ class CachePlugin(Plugin):
                 dst.append(c)
         return m
 
-    def _maybe_prefetch(self, entry: _Entry, key: tuple, req: Request, next_: Handler, left: float,
+    def _maybe_prefetch(self, entry: _Entry, key: Key, req: DnsRequest, next_: Handler, left: float,
                         now: float) -> None:
         if not self.opts.prefetch:
             return
@@ -281,7 +300,7 @@ class CachePlugin(Plugin):
                                  zones=",".join(self.opts.zones), view="")
             self._spawn(self._fill(key, req.derive(req.name, req.qtype), next_))
 
-    def _spawn(self, coro) -> None:  # noqa: ANN001
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         t = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)

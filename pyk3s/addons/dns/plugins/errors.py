@@ -13,7 +13,8 @@ import dns.rcode
 import dns.rdatatype
 
 from ..corefile import Directive
-from ..plugin import BlockContext, Handler, Plugin, Request, parse_duration
+from ..options import parse_duration
+from ..plugin import BlockContext, DnsRequest, Handler, Plugin
 
 __all__ = ["ErrorsPlugin"]
 
@@ -43,7 +44,7 @@ class ErrorsPlugin(Plugin):
                 raise sub.error(f"unknown property '{sub.name}'", cls.name)
         return cls(tuple(rules))
 
-    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+    async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         try:
             return await next_(req)
         except Exception as err:  # the chain failed: log like CoreDNS and answer SERVFAIL

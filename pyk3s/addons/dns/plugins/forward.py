@@ -5,6 +5,7 @@ Spec dns.md O7. TO is `IP[:PORT]`, `dns://IP[:PORT]` or a resolv.conf-style file
 lines are used (at most 15). Transport follows the client's unless force_tcp/prefer_udp. An upstream
 that failed more than max_fails times is probed with `. IN NS` every health_check interval until it
 answers; if every upstream is down a random one is tried. Over max_concurrent the answer is REFUSED.
+An offline request (`dns explain` without --query-upstream) only notes which upstreams it would ask.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import random
 import struct
 import time
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import dns.exception
 import dns.flags
@@ -27,10 +27,9 @@ import dns.rcode
 import dns.rdatatype
 
 from ..corefile import Directive
-from ..plugin import BlockContext, Handler, NotFast, Plugin, Request, int_arg, parse_duration
-
-if TYPE_CHECKING:
-    from ..runtime import Runtime
+from ..metrics import DnsMetrics
+from ..options import int_arg, parse_duration
+from ..plugin import BlockContext, DnsRequest, Handler, Host, NotFast, Plugin
 
 __all__ = ["ForwardOptions", "ForwardPlugin", "Upstream"]
 
@@ -157,8 +156,8 @@ class ForwardPlugin(Plugin):
         self.upstreams = [Upstream(h, p) for h, p in opts.to]
         self._rr = itertools.count()
         self.inflight = 0
-        self.metrics = None
-        self._health: dict[Upstream, asyncio.Task] = {}
+        self.metrics: DnsMetrics | None = None
+        self._health: dict[Upstream, asyncio.Task[None]] = {}
 
     @classmethod
     def setup(cls, d: Directive, ctx: BlockContext) -> ForwardPlugin:
@@ -225,8 +224,8 @@ class ForwardPlugin(Plugin):
             raise d.error("force_tcp and prefer_udp cannot both be set", cls.name)
         return cls(opts)
 
-    async def start(self, runtime: Runtime) -> None:
-        self.metrics = runtime.metrics
+    async def start(self, host: Host) -> None:
+        self.metrics = host.metrics
 
     async def stop(self) -> None:
         for t in self._health.values():
@@ -250,11 +249,15 @@ class ForwardPlugin(Plugin):
         healthy = [u for u in ups if u.fails <= self.opts.max_fails or not self.opts.max_fails]
         return healthy or [random.choice(ups)]
 
-    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+    async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         if not self.matches(req.name):
             return await next_(req)
         if req.precompute:
             raise NotFast("forward")
+        if req.offline:
+            upstreams = ", ".join(f"{u.host}:{u.port}" for u in self.upstreams) or "no upstream"
+            req.note(f"forward: would ask {upstreams} (not sent; --query-upstream sends it)")
+            return req.reply(dns.rcode.SERVFAIL)
         if self.opts.max_concurrent and self.inflight >= self.opts.max_concurrent:
             if self.metrics is not None:
                 self.metrics.inc("coredns_forward_max_concurrent_rejects_total")

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from ..corefile import Directive
 from ..httpd import split_hostport
-from ..plugin import BlockContext, Plugin, parse_duration
-
-if TYPE_CHECKING:
-    from ..runtime import Runtime
+from ..options import parse_duration
+from ..plugin import BlockContext, Host, Plugin
 
 __all__ = ["HealthPlugin"]
 
@@ -37,8 +34,8 @@ class HealthPlugin(Plugin):
             raise d.error(f"invalid address {d.args[0]!r}", cls.name) from err
         return cls(addr, lameduck)
 
-    async def start(self, runtime: Runtime) -> None:
-        runtime.http.add(*self.addr, "/health", lambda: (200, "text/plain; charset=utf-8", "OK"))
+    async def start(self, host: Host) -> None:
+        host.http_route(self.addr, "/health", lambda: (200, "text/plain; charset=utf-8", "OK"))
 
     async def stop(self) -> None:
         if self.lameduck:

@@ -4,6 +4,9 @@ Spec dns.md O4, O5: A, AAAA and generated PTR only; owner names in lower case; d
 /etc/hosts, ttl 3600, reload 5s (0 disables). A name the file knows without an address of the asked
 family (or an unsupported type) is NOERROR with no SOA. Unknown names fall through only with
 `fallthrough`; PTR misses always continue. The file is parsed into fresh maps and swapped.
+
+Its names are precomputed into the fast table beside a leading source of the same block (kubernetes);
+a changed file means a whole new table.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ import ipaddress
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import dns.message
 import dns.name
@@ -27,10 +30,8 @@ from dns.rdtypes.IN.A import A
 from dns.rdtypes.IN.AAAA import AAAA
 
 from ..corefile import Directive
-from ..plugin import BlockContext, Fallthrough, Handler, Plugin, Request, int_arg, parse_duration
-
-if TYPE_CHECKING:
-    from ..runtime import Runtime
+from ..options import Fallthrough, int_arg, parse_duration
+from ..plugin import BlockContext, DnsRequest, FastView, Handler, Host, Plugin, Question
 
 __all__ = ["HostsOptions", "HostsPlugin", "HostsTable", "parse_hosts"]
 
@@ -84,15 +85,31 @@ def parse_hosts(lines: list[str], zones: tuple[str, ...]) -> HostsTable:
     return HostsTable(dedup(v4), dedup(v6), dedup(ptr))
 
 
+class HostsView(FastView):
+    """One version of the hosts table: its A, AAAA and PTR questions, beside a leading source."""
+
+    leads = False
+
+    def __init__(self, table: HostsTable) -> None:
+        self.table = table
+
+    def questions(self) -> Iterator[Question]:
+        t = self.table
+        yield from ((n, T.A) for n in t.v4)
+        yield from ((n, T.AAAA) for n in t.v6)
+        yield from ((n, T.PTR) for n in t.ptr)
+
+
 class HostsPlugin(Plugin):
     name = "hosts"
 
     def __init__(self, opts: HostsOptions) -> None:
         self.opts = opts
         self.table = HostsTable({}, {}, {})
+        self._view = HostsView(self.table)
         self._mtime: tuple[float, int] | None = None
         self._task: asyncio.Task[None] | None = None
-        self.metrics = None
+        self.host: Host | None = None
         self.load()
 
     @classmethod
@@ -144,27 +161,37 @@ class HostsPlugin(Plugin):
                 log.warning("plugin/hosts: file %s: %s", self.opts.path, err.strerror)
         self.table = parse_hosts(lines, self.opts.zones)
 
-    async def start(self, runtime: Runtime) -> None:
-        runtime.metrics.set("coredns_hosts_entries", len(self.table))
-        runtime.metrics.set("coredns_hosts_reload_timestamp_seconds", time.time())
-        if self.opts.reload > 0:
-            self._task = asyncio.get_running_loop().create_task(self._reloader(runtime))
+    def fast_view(self) -> HostsView:
+        if self._view.table is not self.table:
+            self._view = HostsView(self.table)
+        return self._view
 
-    async def _reloader(self, runtime: Runtime) -> None:
+    async def start(self, host: Host) -> None:
+        self.host = host
+        host.metrics.set("coredns_hosts_entries", len(self.table))
+        host.metrics.set("coredns_hosts_reload_timestamp_seconds", time.time())
+        if self.opts.reload > 0:
+            self._task = asyncio.get_running_loop().create_task(self._reloader())
+
+    async def _reloader(self) -> None:
         while True:
             await asyncio.sleep(self.opts.reload)
-            old = self.table
-            await asyncio.to_thread(self.load)
-            if self.table is not old:
-                runtime.metrics.set("coredns_hosts_entries", len(self.table))
-                runtime.metrics.set("coredns_hosts_reload_timestamp_seconds", time.time())
-                runtime.hosts_changed()
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        """Re-read the file; when the table changed, report it (metrics, fast table)."""
+        old = self.table
+        await asyncio.to_thread(self.load)
+        if self.table is not old and self.host is not None:
+            self.host.metrics.set("coredns_hosts_entries", len(self.table))
+            self.host.metrics.set("coredns_hosts_reload_timestamp_seconds", time.time())
+            self.host.answers_changed()
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
 
-    def answer(self, req: Request) -> dns.message.Message | None:
+    def answer(self, req: DnsRequest) -> dns.message.Message | None:
         """The reply this plugin writes, or None to go on down the chain."""
         t = self.table
         name = req.name
@@ -195,7 +222,7 @@ class HostsPlugin(Plugin):
             req.note(f"hosts: {name} is in {self.opts.path} without {T.to_text(req.qtype)}: NODATA")
         return m
 
-    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+    async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         m = self.answer(req)
         if m is not None:
             return m

@@ -1,6 +1,7 @@
 """loadbalance [round_robin] — rotates A, AAAA and MX records of NOERROR replies (spec dns.md O12).
 
-CNAMEs stay first, other types keep their place.
+CNAMEs stay first, other types keep their place. Replies served as bytes (fast table, cache) cycle
+through the same rotations (`rotations`, offered as the chain's `variants`).
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ import dns.rdatatype as T
 import dns.rrset
 
 from ..corefile import Directive
-from ..plugin import BlockContext, Handler, Plugin, Request
+from ..plugin import BlockContext, DnsRequest, Handler, Plugin, Records, Variants
 
-__all__ = ["LoadbalancePlugin", "rotate"]
+__all__ = ["LoadbalancePlugin", "rotate", "rotations"]
 
 SHUFFLED = (T.A, T.AAAA, T.MX)
+MAX_ROTATIONS = 8       # forms kept of one reply served as bytes
 
 
-def rotate(rrsets: list[dns.rrset.RRset], shift: int) -> list[dns.rrset.RRset]:
+def rotate(rrsets: Records, shift: int) -> Records:
     out = []
     for rr in rrsets:
         if rr.rdtype in SHUFFLED and len(rr) > 1:
@@ -35,6 +37,16 @@ def rotate(rrsets: list[dns.rrset.RRset], shift: int) -> list[dns.rrset.RRset]:
     return out
 
 
+def rotations(reply: dns.message.Message) -> list[tuple[Records, Records]]:
+    """The answer and additional sections of `reply` as successive queries get them: rotated by 0, 1, ...
+    (as many as the largest rotated set has records, at most MAX_ROTATIONS); NOERROR replies only."""
+    forms = [(reply.answer, reply.additional)]
+    if reply.rcode() == dns.rcode.NOERROR:
+        width = max([len(rr) for rr in reply.answer if rr.rdtype in SHUFFLED] or [1])
+        forms += [(rotate(reply.answer, k), rotate(reply.additional, k)) for k in range(1, min(width, MAX_ROTATIONS))]
+    return forms
+
+
 class LoadbalancePlugin(Plugin):
     name = "loadbalance"
 
@@ -47,7 +59,10 @@ class LoadbalancePlugin(Plugin):
             raise d.error("unknown policy; only round_robin is supported", cls.name)
         return cls()
 
-    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+    def variants(self) -> Variants:
+        return rotations
+
+    async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         reply = await next_(req)
         if req.precompute or reply.rcode() != dns.rcode.NOERROR or req.qtype in (T.AXFR, T.IXFR):
             return reply

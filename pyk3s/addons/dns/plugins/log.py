@@ -11,7 +11,7 @@ import dns.rcode
 import dns.rdatatype
 
 from ..corefile import Directive
-from ..plugin import BlockContext, Handler, Plugin, Request
+from ..plugin import BlockContext, DnsRequest, Handler, Plugin
 
 __all__ = ["LogPlugin"]
 
@@ -33,7 +33,7 @@ class LogPlugin(Plugin):
         names = tuple(a.lower() if a.endswith(".") else a.lower() + "." for a in d.args if "{" not in a)
         return cls(names)
 
-    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+    async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         start = time.perf_counter()
         reply = await next_(req)
         if req.precompute or (self.names and not any(

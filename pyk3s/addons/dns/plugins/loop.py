@@ -10,7 +10,6 @@ import asyncio
 import logging
 import os
 import random
-from typing import TYPE_CHECKING
 
 import dns.exception
 import dns.message
@@ -18,11 +17,8 @@ import dns.rcode
 import dns.rdatatype as T
 
 from ..corefile import Directive
-from ..plugin import BlockContext, Handler, Plugin, Request
+from ..plugin import BlockContext, DnsRequest, Handler, Host, Plugin
 from ..workers import ENV_LOOP_SEED
-
-if TYPE_CHECKING:
-    from ..runtime import Runtime
 
 __all__ = ["LoopPlugin"]
 
@@ -35,13 +31,13 @@ class LoopPlugin(Plugin):
     def __init__(self, zone: str) -> None:
         zone_part = "" if zone == "." else zone
         seed = os.environ.get(ENV_LOOP_SEED)   # shared by multisocket workers (workers.py)
-        rng = random.Random(f"{seed}/{zone}") if seed else random
+        rng = random.Random(f"{seed}/{zone}") if seed else random.Random()
         self.probe = f"{rng.randrange(1 << 62)}.{rng.randrange(1 << 62)}.{zone_part}".lower()
         if not self.probe.endswith("."):
             self.probe += "."
         self.seen = 0
-        self.runtime: Runtime | None = None
-        self._task: asyncio.Task | None = None
+        self.host: Host | None = None
+        self._task: asyncio.Task[None] | None = None
 
     @classmethod
     def setup(cls, d: Directive, ctx: BlockContext) -> LoopPlugin:
@@ -49,24 +45,25 @@ class LoopPlugin(Plugin):
             raise d.error("loop takes no arguments", cls.name)
         return cls(ctx.zones[0])
 
-    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+    async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         if req.qtype == T.HINFO and req.name == self.probe and not req.precompute:
             self.seen += 1
             if self.seen > 2:
                 log.error('[FATAL] plugin/loop: Loop (%s -> %s) detected for zone "%s", see '
                           'https://coredns.io/plugins/loop#troubleshooting. Query: "HINFO %s"',
                           req.addr, req.server, req.zone, self.probe)
-                if self.runtime is not None:
-                    self.runtime.fatal("plugin/loop: forwarding loop detected")
+                if self.host is not None:
+                    self.host.fatal("plugin/loop: forwarding loop detected")
                 return req.reply(dns.rcode.SERVFAIL)
         return await next_(req)
 
-    async def start(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    async def start(self, host: Host) -> None:
+        self.host = host
 
-    def send_probes(self, addr: tuple[str, int]) -> None:
-        """Called by the runtime once the listener is up."""
-        self._task = asyncio.get_running_loop().create_task(self._probe(addr))
+    def listening(self, addr: tuple[str, int]) -> None:
+        """Probe our own listener once it is up (the primary process only: one set of probes per server)."""
+        if self.host is not None and self.host.primary:
+            self._task = asyncio.get_running_loop().create_task(self._probe((addr[0] or "127.0.0.1", addr[1])))
 
     async def _probe(self, addr: tuple[str, int]) -> None:
         import dns.asyncquery

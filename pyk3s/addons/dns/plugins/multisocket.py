@@ -8,21 +8,12 @@ changes it only logs.
 
 from __future__ import annotations
 
-import os
-
 from ..corefile import Directive
-from ..plugin import BlockContext, Plugin, int_arg
+from ..options import int_arg
+from ..plugin import BlockContext, Plugin, Wants
+from ..workers import MAX_WORKERS, cpu_count
 
-__all__ = ["MAX_WORKERS", "MultisocketPlugin", "cpu_count"]
-
-MAX_WORKERS = 1024
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+__all__ = ["MultisocketPlugin"]
 
 
 class MultisocketPlugin(Plugin):
@@ -38,3 +29,6 @@ class MultisocketPlugin(Plugin):
             raise d.error("multisocket takes at most one argument", cls.name)
         num = int_arg(d, cls.name, 1, MAX_WORKERS) if d.args else cpu_count()
         return cls(num)
+
+    def wants(self) -> Wants:
+        return Wants(workers=self.num)

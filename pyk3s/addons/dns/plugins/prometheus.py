@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..corefile import Directive
 from ..httpd import split_hostport
-from ..plugin import BlockContext, Plugin
-
-if TYPE_CHECKING:
-    from ..runtime import Runtime
+from ..plugin import BlockContext, Host, Plugin, Wants
 
 __all__ = ["PrometheusPlugin"]
 
@@ -28,6 +23,10 @@ class PrometheusPlugin(Plugin):
         host, port = split_hostport(d.args[0] if d.args else "localhost:9153", 9153)
         return cls((host, port))
 
-    async def start(self, runtime: Runtime) -> None:
-        runtime.http.add(*self.addr, "/metrics",
-                         lambda: (200, "text/plain; version=0.0.4; charset=utf-8", runtime.metrics.render()))
+    def wants(self) -> Wants:
+        return Wants(metrics=True)
+
+    async def start(self, host: Host) -> None:
+        metrics = host.metrics
+        host.http_route(self.addr, "/metrics",
+                        lambda: (200, "text/plain; version=0.0.4; charset=utf-8", metrics.render()))

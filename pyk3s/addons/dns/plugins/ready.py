@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..corefile import Directive
 from ..httpd import split_hostport
-from ..plugin import BlockContext, Plugin
-
-if TYPE_CHECKING:
-    from ..runtime import Runtime
+from ..plugin import BlockContext, Host, Plugin
 
 __all__ = ["ReadyPlugin"]
 
@@ -28,13 +23,13 @@ class ReadyPlugin(Plugin):
             raise d.error("ready takes at most one address", cls.name)
         return cls(split_hostport(d.args[0] if d.args else "", 8181))
 
-    async def start(self, runtime: Runtime) -> None:
+    async def start(self, host: Host) -> None:
         def route() -> tuple[int, str, str]:
-            if runtime.lameduck:
+            if host.lameduck:
                 return 503, "text/plain", "lameduck"
-            waiting = sorted({p.name for p in runtime.plugins() if not p.ready()} | runtime.waiting_workers)
+            waiting = sorted(host.not_ready())
             if waiting and not self.was_ready:
                 return 503, "text/plain", ",".join(waiting)
             self.was_ready = True
             return 200, "text/plain; charset=utf-8", "OK"
-        runtime.http.add(*self.addr, "/ready", route)
+        host.http_route(self.addr, "/ready", route)

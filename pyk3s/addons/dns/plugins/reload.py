@@ -7,7 +7,8 @@ longer parses is logged, counted in coredns_reload_failed_total, and the running
 from __future__ import annotations
 
 from ..corefile import Directive
-from ..plugin import BlockContext, Plugin, parse_duration
+from ..options import parse_duration
+from ..plugin import BlockContext, Plugin, Wants
 
 __all__ = ["ReloadPlugin"]
 
@@ -30,3 +31,6 @@ class ReloadPlugin(Plugin):
         if jitter < 1:
             raise d.error("jitter value must be greater or equal to 1s", cls.name)
         return cls(interval, min(jitter, interval / 2))
+
+    def wants(self) -> Wants:
+        return Wants(reload=(self.interval, self.jitter))

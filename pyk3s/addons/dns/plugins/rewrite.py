@@ -9,7 +9,7 @@ with `answer value`, CNAME/PTR/NS/SRV targets) are rewritten back with `answer n
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dns.flags
 import dns.message
@@ -19,15 +19,15 @@ import dns.rdatatype
 import dns.rrset
 
 from ..corefile import Directive
-from ..plugin import BlockContext, Handler, Plugin, Request
+from ..plugin import BlockContext, DnsRequest, Handler, Plugin
 
-__all__ = ["RewritePlugin", "Rule"]
+__all__ = ["RewritePlugin", "RewriteRule"]
 
 NAME_TYPES = ("exact", "prefix", "suffix", "substring", "regex")
 
 
 @dataclass(frozen=True, slots=True)
-class Rule:
+class RewriteRule:
     field: str                         # name | type | class
     match: str                         # exact | prefix | suffix | substring | regex
     frm: str
@@ -77,11 +77,13 @@ class RewritePlugin(Plugin):
     name = "rewrite"
     fast_safe = False
     once_per_block = False
+    merges = True
 
-    def __init__(self, rules: tuple[Rule, ...]) -> None:
+    def __init__(self, rules: tuple[RewriteRule, ...]) -> None:
         self.rules = rules
 
-    def merge(self, other: RewritePlugin) -> None:
+    def merge(self, other: Plugin) -> None:
+        assert isinstance(other, RewritePlugin)
         self.rules = self.rules + other.rules
 
     @classmethod
@@ -126,7 +128,7 @@ class RewritePlugin(Plugin):
                     rest = rest[4:]
                 else:
                     raise d.error(f"unexpected {' '.join(rest)!r}", cls.name)
-            return cls((Rule("name", mt, frm, to, stop, auto, aname, avalue),))
+            return cls((RewriteRule("name", mt, frm, to, stop, auto, aname, avalue),))
         if fld in ("type", "class"):
             if len(a) != 2:
                 raise d.error(f"rewrite {fld} needs FROM and TO", cls.name)
@@ -136,10 +138,10 @@ class RewritePlugin(Plugin):
                 conv(a[1])
             except Exception as err:
                 raise d.error(f"invalid {fld} {a[0]!r} or {a[1]!r}", cls.name) from err
-            return cls((Rule(fld, "exact", a[0].upper(), a[1].upper(), stop),))
+            return cls((RewriteRule(fld, "exact", a[0].upper(), a[1].upper(), stop),))
         raise d.error(f"unsupported rewrite field {fld!r}", cls.name)
 
-    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+    async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         name, qtype = req.name, req.qtype
         query = req.query
         qclass = query.question[0].rdclass
@@ -170,8 +172,7 @@ class RewritePlugin(Plugin):
         q2 = dns.message.make_query(name, qtype, qclass, use_edns=query.edns, payload=query.payload,
                                     want_dnssec=bool(query.ednsflags & dns.flags.DO))
         q2.id, q2.flags = query.id, query.flags
-        sub = Request(q2, q2.question[0].name, name, qtype, req.proto, req.addr, req.zone, req.server,
-                      req.precompute, req.trace, req.depth, req.root)
+        sub = replace(req, query=q2, qname=q2.question[0].name, name=name, qtype=qtype)
         reply = await next_(sub)
         reply.question = list(query.question)
         for sec in (reply.answer, reply.authority, reply.additional):

@@ -11,7 +11,7 @@ from dns.rdtypes.IN.A import A
 from dns.rdtypes.IN.AAAA import AAAA
 from dns.rdtypes.IN.SRV import SRV
 
-from ..plugin import Handler, Plugin, Request
+from ..plugin import DnsRequest, Handler, Plugin
 
 __all__ = ["WhoamiPlugin"]
 
@@ -20,7 +20,7 @@ class WhoamiPlugin(Plugin):
     name = "whoami"
     fast_safe = False
 
-    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+    async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         ip, port = (req.addr[0], req.addr[1]) if isinstance(req.addr, tuple) else ("127.0.0.1", 0)
         m = req.reply(aa=True)
         six = ":" in ip

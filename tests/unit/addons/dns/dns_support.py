@@ -13,7 +13,7 @@ import dns.rdatatype
 import pytest
 
 from pyk3s.addons.dns.plugins.kubernetes import KubernetesPlugin
-from pyk3s.addons.dns.runtime import Runtime
+from pyk3s.addons.dns.runtime import DnsRuntime
 
 
 def ns(name: str) -> dict:
@@ -93,7 +93,7 @@ DEFAULT_BODY = """
 
 
 class DnsHarness:
-    def __init__(self, runtime: Runtime, port: int) -> None:
+    def __init__(self, runtime: DnsRuntime, port: int) -> None:
         self.runtime, self.port = runtime, port
 
     @property
@@ -120,7 +120,7 @@ class DnsHarness:
 
 @pytest.fixture
 async def make_dns(tmp_path: Path) -> AsyncIterator[Callable]:
-    started: list[Runtime] = []
+    started: list[DnsRuntime] = []
 
     async def factory(body: str = DEFAULT_BODY, extra: str = "", load: bool = True,
                       files: dict[str, str] | None = None) -> DnsHarness:
@@ -128,7 +128,7 @@ async def make_dns(tmp_path: Path) -> AsyncIterator[Callable]:
             (tmp_path / fname).write_text(content)
         corefile = tmp_path / "Corefile"
         corefile.write_text(f".:0 {{\n    bind 127.0.0.1\n{textwrap.indent(textwrap.dedent(body), '    ')}\n}}\n{extra}")
-        rt = Runtime(str(corefile))
+        rt = DnsRuntime(str(corefile))
         await rt.start()
         rt.corefile_path = corefile  # type: ignore[attr-defined]
         started.append(rt)

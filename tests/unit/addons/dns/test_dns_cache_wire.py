@@ -16,7 +16,7 @@ import dns.rrset
 import pytest
 
 from pyk3s.addons.dns.plugins.cache import CachePlugin
-from pyk3s.addons.dns.plugins.cache_wire import build_wire_entry, ttl_offsets
+from pyk3s.addons.dns.wirecache import build_wire_entry, ttl_offsets
 
 
 class Upstream(asyncio.DatagramProtocol):
@@ -79,7 +79,7 @@ async def test_hit_matches_slow_path_bytes(make_dns, upstream) -> None:  # noqa:
     await h.settle()
     r = await h.q("www.example.test", "A")
     assert r.answer[0].ttl == 30 and upstream.count == 1
-    assert _cache(h).wire
+    assert _cache(h).wire.entries
     for name, kw in (("www.example.test", {}), ("WwW.Example.TEST", {}),
                      ("www.example.test", {"use_edns": 0, "payload": 1232})):
         q = dns.message.make_query(name, "A", **kw)
@@ -91,7 +91,7 @@ async def test_hit_matches_slow_path_bytes(make_dns, upstream) -> None:  # noqa:
         assert m.id == 4242 and m.flags & dns.flags.AA and m.flags & dns.flags.RA and m.flags & dns.flags.RD
         assert m.question[0].name.to_text() == name + "." and m.answer[0].ttl <= 30
     assert upstream.count == 1
-    assert _cache(h).wire_counts["success"] == 3
+    assert _cache(h).wire.counts["success"] == 3
 
 
 async def test_do_bit_is_a_separate_entry(make_dns, upstream) -> None:  # noqa: ANN001
@@ -112,7 +112,7 @@ async def test_denial_and_ttl_countdown(make_dns, upstream) -> None:  # noqa: AN
     r = await h.q("nothing.example.test", "A")
     assert r.rcode() == dns.rcode.NXDOMAIN and r.authority[0].ttl == 30
     cache = _cache(h)
-    entry = next(iter(cache.wire.values()))
+    entry = next(iter(cache.wire.entries.values()))
     entry.expires = time.monotonic() + 7.5            # as if 22.5 s had passed
     q = dns.message.make_query("nothing.example.test", "A")
     m = dns.message.from_wire(_core(h).fast_answer(q.to_wire()))
@@ -139,7 +139,7 @@ async def test_not_used_when_a_plugin_must_see_every_query(make_dns, upstream) -
     h = await make_dns(body=f"log\ncache 30\nforward . 127.0.0.1:{upstream.port}\n", load=False)
     await h.settle()
     await h.q("www.example.test", "A")
-    assert not _cache(h).wire
+    assert not _cache(h).wire.entries
     assert _core(h).fast_answer(dns.message.make_query("www.example.test", "A").to_wire()) is None
 
 
@@ -150,6 +150,6 @@ def test_ttl_offsets_and_patch() -> None:
     w = m.to_wire()
     offs = ttl_offsets(w, 12 + len(m.question[0].name.to_wire()) + 4, 3)
     assert [int.from_bytes(w[o:o + 4], "big") for o in offs] == [30, 30, 30]
-    e = build_wire_entry(m, m.question[0].name, dns.rdatatype.A, time.monotonic() + 12.5, False)
+    e = build_wire_entry(m, m.question[0].name, dns.rdatatype.A, time.monotonic() + 12.5, [(m.answer, m.additional)])
     tail = e.tail(time.monotonic(), keep=False)
     assert all(int.from_bytes(tail[o:o + 4], "big") == 12 for o in e.offsets[0])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from pyk3s.addons.dns.config import build_blocks
 from pyk3s.addons.dns.corefile import ServerKey, parse_corefile, parse_key
-from pyk3s.addons.dns.errors import ConfigError
-from pyk3s.addons.dns.runtime import build_blocks
+from pyk3s.addons.dns.errors import CorefileError
 
 K3S = """.:53 {
     errors
@@ -111,6 +111,6 @@ def test_snippets_and_import_globs(tmp_path) -> None:  # noqa: ANN001
     ("bad:port:x {\n whoami\n}\n", "Error during parsing"),
 ], ids=lambda x: x if len(x) < 40 else x[:40])
 def test_bad_corefiles_name_file_line_and_directive(src: str, needle: str) -> None:
-    with pytest.raises(ConfigError) as ei:
+    with pytest.raises(CorefileError) as ei:
         build_blocks(parse_corefile(src, "Corefile"), "Corefile")
     assert needle in str(ei.value)

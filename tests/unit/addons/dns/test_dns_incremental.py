@@ -18,9 +18,10 @@ import dns.rcode
 import pytest
 from dns_support import NAMESPACES, SERVICES, SLICES, ep, eps, ns, pod, rrs, svc
 
-from pyk3s.addons.dns import fast, runtime
+from pyk3s.addons.dns import precompute, runtime
 from pyk3s.addons.dns.core import DnsCore
 from pyk3s.addons.dns.fast import RD1_NO_EDNS, FastTable
+from pyk3s.addons.dns.plugins.hosts import HostsPlugin
 from pyk3s.addons.dns.plugins.kubernetes.builder import IndexBuilder, change_of
 from pyk3s.addons.dns.plugins.kubernetes.config import KubeOptions
 from pyk3s.addons.dns.plugins.kubernetes.index import KubeIndex, compile_index
@@ -233,12 +234,12 @@ class Incremental:
         self.h = h
         self.core: DnsCore = h.runtime.listeners[("127.0.0.1", 0)].core
         self.full_builds = 0
-        self.build_fast = fast.build_fast
+        self.build_fast = precompute.build_fast
 
         async def counting(routing):  # noqa: ANN001, ANN202
             self.full_builds += 1
             return await self.build_fast(routing)
-        monkeypatch.setattr(fast, "build_fast", counting)
+        monkeypatch.setattr(precompute, "build_fast", counting)
         monkeypatch.setattr(runtime, "build_fast", counting)
         self.serial = 20000
         self.world = {change_of(kind, o)[:3]: o for kind, objs in (
@@ -356,10 +357,17 @@ async def test_fast_unchanged_when_nothing_answers_differently(inc: Incremental)
     assert inc.table is before
 
 
-async def test_hosts_change_is_a_full_build(inc: Incremental) -> None:
-    inc.h.runtime.hosts_changed()
+async def test_hosts_change_is_a_full_build(make_dns, monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    hosts = tmp_path / "hosts"
+    hosts.write_text("10.99.1.1 node-a\n")
+    h = await make_dns(BODY.replace("    loadbalance\n", f"    hosts {hosts} {{\n      reload 0\n      fallthrough\n    }}\n"
+                                                          "    loadbalance\n"))
+    inc = Incremental(h, monkeypatch)
+    assert inc.has("node-a") and inc.has("1.1.99.10.in-addr.arpa", "PTR")
+    hosts.write_text("10.99.1.2 node-b node-b.local\n")
+    await next(p for p in h.runtime.plugins() if isinstance(p, HostsPlugin)).refresh()
     await inc.h.settle()
-    assert inc.full_builds == 1
+    assert inc.full_builds == 1 and inc.has("node-b") and not inc.has("node-a")
     inc.h.kube.apply([change_of("services", svc("apps", "new", ["10.43.9.9"]))])
     await inc.h.settle()
-    assert inc.full_builds == 1 and inc.has("new.apps.svc.cluster.local")
+    assert inc.full_builds == 1 and inc.has("new.apps.svc.cluster.local") and inc.has("node-b")

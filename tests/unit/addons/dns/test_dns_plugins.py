@@ -126,9 +126,9 @@ async def test_forward_udp_tcp_and_resolv_conf(make_dns, upstream, tmp_path) -> 
 
 
 async def test_forward_resolv_conf_file(make_dns, upstream, tmp_path) -> None:  # noqa: ANN001
+    from pyk3s.addons.dns.config import build_blocks
     from pyk3s.addons.dns.corefile import parse_corefile
     from pyk3s.addons.dns.plugins.forward import read_resolv_conf
-    from pyk3s.addons.dns.runtime import build_blocks
     path = tmp_path / "resolv.conf"
     path.write_text("search x\nnameserver 127.0.0.1\nnameserver 127.0.0.2 # second\n")
     assert read_resolv_conf(str(path)) == ["127.0.0.1", "127.0.0.2"]
@@ -179,8 +179,8 @@ async def test_cache_ttl_rewrite_and_hits(make_dns, upstream) -> None:  # noqa: 
 
 
 async def test_cache_options_parse() -> None:
+    from pyk3s.addons.dns.config import build_blocks
     from pyk3s.addons.dns.corefile import parse_corefile
-    from pyk3s.addons.dns.runtime import build_blocks
     src = ".:53 {\n cache 60 example.org {\n  success 100 120 10\n  denial 50\n  prefetch 5 30s 20%\n  serve_stale 1h verify\n  servfail 2s\n }\n}\n"
     (b,) = build_blocks(parse_corefile(src), "Corefile")
     o = b.plugins[0].opts
@@ -269,8 +269,8 @@ async def test_reload_keeps_last_good_config(make_dns) -> None:  # noqa: ANN001
 
 
 async def test_whoami_default(tmp_path) -> None:  # noqa: ANN001
-    from pyk3s.addons.dns.runtime import Runtime
-    rt = Runtime(None, dns_port=0)
+    from pyk3s.addons.dns.runtime import DnsRuntime
+    rt = DnsRuntime(None, dns_port=0)
     await rt.start()
     try:
         q = dns.message.make_query("example.org", "A")

@@ -79,8 +79,8 @@ async def test_formerr_notimp_refused(make_dns) -> None:  # noqa: ANN001
 async def test_zone_routing_refused(make_dns, tmp_path) -> None:  # noqa: ANN001
     corefile = tmp_path / "Corefile2"
     corefile.write_text("cluster.local:0 {\n  bind 127.0.0.1\n  kubernetes\n}\n")
-    from pyk3s.addons.dns.runtime import Runtime
-    rt = Runtime(str(corefile))
+    from pyk3s.addons.dns.runtime import DnsRuntime
+    rt = DnsRuntime(str(corefile))
     await rt.start()
     try:
         q = dns.message.make_query("www.example.test", "A")
@@ -139,12 +139,13 @@ def _fuzz_core() -> DnsCore:
     if not _CORE:
         from dns_support import DEFAULT_BODY
 
+        from pyk3s.addons.dns.config import build_blocks
         from pyk3s.addons.dns.core import Routing
         from pyk3s.addons.dns.corefile import parse_corefile
-        from pyk3s.addons.dns.fast import build_fast
-        from pyk3s.addons.dns.runtime import build_blocks
+        from pyk3s.addons.dns.plugins.kubernetes import KubernetesPlugin
+        from pyk3s.addons.dns.precompute import build_fast
         blocks = build_blocks(parse_corefile(".:53 {\n" + DEFAULT_BODY + "}\n"), "Corefile")
-        blocks[0].kube.load(SERVICES, SLICES, PODS, NAMESPACES)
+        next(p for p in blocks[0].plugins if isinstance(p, KubernetesPlugin)).load(SERVICES, SLICES, PODS, NAMESPACES)
         routing = asyncio.run(build_fast(Routing.of(blocks)))
         _CORE.append(DnsCore(routing))
     return _CORE[0]

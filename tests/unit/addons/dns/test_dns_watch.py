@@ -10,7 +10,7 @@ import dns.rcode
 import pytest
 from dns_support import DnsHarness, rrs
 
-from pyk3s.addons.dns.runtime import Runtime
+from pyk3s.addons.dns.runtime import DnsRuntime
 from pyk3s.api.app import ApiServer
 from pyk3s.api.config import ApiConfig
 from pyk3s.api.store.memory import MemoryStore
@@ -52,7 +52,7 @@ async def test_watch_feeds_index(client, tmp_path) -> None:  # noqa: ANN001
             }
         }
         """))
-    rt = Runtime(str(corefile), client_factory=lambda _kc: client)
+    rt = DnsRuntime(str(corefile), client_factory=lambda _kc: client)
     await rt.start()
     try:
         h = DnsHarness(rt, rt.port_of("127.0.0.1"))

@@ -291,13 +291,11 @@ async def test_count(store: Store) -> None:
 
 
 @pytest.mark.parametrize("engine", ["memory", "sqlite", "postgres"], indirect=True)
-async def test_list_10000_keys_fast(store: Store) -> None:
+async def test_list_10000_keys_in_order(store: Store) -> None:
+    # how fast this is belongs to bench/store.py; here only that a large list is whole and ordered
     value = b'{"kind":"Pod","metadata":{"name":"x"}}' * 10
     batch = 500
     for start in range(0, 10_000, batch):
         await asyncio.gather(*(store.create(P + f"ns/p{i:05}", value) for i in range(start, start + batch)))
-    t = time.perf_counter()
     _, items = await store.list(P)
-    elapsed = time.perf_counter() - t
-    assert len(items) == 10_000
-    assert elapsed < 0.5, f"list of 10000 took {elapsed:.3f}s"
+    assert [kv.key for kv in items] == [P + f"ns/p{i:05}" for i in range(10_000)]

@@ -16,7 +16,8 @@ from pyk3s.api.app import ApiServer
 from pyk3s.api.config import ApiConfig
 from pyk3s.api.store.memory import MemoryStore
 from pyk3s.client import Client, NotFound
-from pyk3s.controllers.deploy import DeployController, DeploySettings, owner_hash
+from pyk3s.controllers.common.settings import ControllerSettings, DeploySettings
+from pyk3s.controllers.deploy import DeployController, owner_hash
 from pyk3s.controllers.deploy.controller import GVKS_ANNOTATION, LAST_ERROR, LAST_RESULT
 from pyk3s.manifests.stage import StageSettings, stage, staged_checksums
 
@@ -43,8 +44,8 @@ class Env:
     mdir: Path
 
     def controller(self, disable: frozenset[str] = frozenset(), rescan: float = 15.0) -> DeployController:
-        return DeployController(self.client, DeploySettings(
-            manifests_dir=self.mdir, server_dir=self.server_dir, disable=disable, rescan_interval=rescan))
+        return DeployController(self.client, ControllerSettings(deploy=DeploySettings(
+            manifests_dir=self.mdir, server_dir=self.server_dir, disable=disable, rescan_interval=rescan)))
 
     async def get(self, api_version: str, plural: str, name: str, ns: str | None = "kube-system") -> dict[str, Any]:
         return await self.client.resource(api_version, plural).get(name, ns)

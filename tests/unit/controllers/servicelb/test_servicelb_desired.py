@@ -1,8 +1,8 @@
 import pytest
 
+from pyk3s.controllers.common.settings import ServiceLBSettings
 from pyk3s.controllers.servicelb.desired import (
     ServiceError,
-    ServiceLBSettings,
     daemonset_name,
     desired_daemonset,
     source_ranges,

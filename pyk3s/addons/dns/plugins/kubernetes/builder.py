@@ -48,7 +48,9 @@ _KIND_NAMES = {"services": "Service", "endpointslices": "EndpointSlice", "pods":
 def change_of(kind: str, obj: dict, gone: bool = False) -> Change | None:
     """The change an informer event stands for; None when the object has no name to key it by."""
     md = obj.get("metadata") if isinstance(obj, dict) else None
-    name = md.get("name") if isinstance(md, dict) else None
+    if not isinstance(md, dict):
+        return None
+    name = md.get("name")
     if not isinstance(name, str) or not name:
         return None
     ns = md.get("namespace") or ""

@@ -20,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ...corefile import Directive
-from ...plugin import BlockContext, Fallthrough, int_arg, one_of, parse_duration
+from ...options import Fallthrough, int_arg, one_of, parse_duration
+from ...plugin import BlockContext
 
 __all__ = ["KubeOptions", "parse_options"]
 
@@ -91,7 +92,9 @@ def parse_options(d: Directive, ctx: BlockContext) -> KubeOptions:
             case "labels" | "namespace_labels":
                 if not sub.args:
                     raise sub.error(f"{sub.name} needs a selector", NAME)
-                opts = replace(opts, **{sub.name: " ".join(sub.args)})
+                selector = " ".join(sub.args)
+                opts = replace(opts, labels=selector) if sub.name == "labels" else \
+                    replace(opts, namespace_labels=selector)
             case "startup_timeout":
                 if len(sub.args) != 1:
                     raise sub.error("startup_timeout needs a duration", NAME)

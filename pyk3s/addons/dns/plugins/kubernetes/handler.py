@@ -4,8 +4,8 @@
 
 `load(services, endpointslices, pods, namespaces)` indexes a whole set of API objects (first sync, tests);
 `apply(changes)` folds object changes into the current index (the informer glue, watch.py). Both go
-through the plugin's IndexBuilder and swap the result in; listeners registered with `on_change` (the fast
-path) are told after each swap and ask `changed_since` what to recompute.
+through the plugin's IndexBuilder and swap the result in, then tell the host that the answers changed;
+the fast table asks the plugin's view (fast.py) what to recompute.
 """
 
 from __future__ import annotations
@@ -13,24 +13,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import ipaddress
 import logging
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import dns.message
 import dns.rcode
 import dns.rdatatype as T
+import dns.rrset
 
 from ...corefile import Directive
-from ...plugin import BlockContext, Handler, Plugin, Request, soa_reply, soa_rrset, zone_owner
+from ...plugin import (
+    BlockContext,
+    DnsRequest,
+    Handler,
+    Host,
+    NotFast,
+    Plugin,
+    soa_reply,
+    soa_rrset,
+    zone_owner,
+)
 from .builder import Change, IndexBuilder
 from .config import KubeOptions, parse_options
-from .index import EMPTY_INDEX, KubeIndex, ServiceRecord
+from .fast import KubeView
+from .index import EMPTY_INDEX, KubeIndex
 from .lookup import lookup
 
 if TYPE_CHECKING:
-    from ...runtime import Runtime
+    from .watch import KubeWatch
 
 __all__ = ["KubernetesPlugin"]
 
@@ -44,21 +55,22 @@ _PINNED: contextvars.ContextVar[dict[KubernetesPlugin, KubeIndex] | None] = cont
 class KubernetesPlugin(Plugin):
     name = "kubernetes"
 
-    def __init__(self, opts: KubeOptions, ctx: BlockContext | None = None) -> None:
+    def __init__(self, opts: KubeOptions) -> None:
         self.opts = opts
-        self.ctx = ctx
         self.index: KubeIndex = EMPTY_INDEX
         self.builder = IndexBuilder(opts)
-        self._listeners: list[Callable[[], None]] = []
-        self._watch: object | None = None
+        self.host: Host | None = None
+        self._view = KubeView(self, self.index)
+        self._watch: KubeWatch | None = None
 
     @classmethod
     def setup(cls, d: Directive, ctx: BlockContext) -> KubernetesPlugin:
-        return cls(parse_options(d, ctx), ctx)
+        return cls(parse_options(d, ctx))
 
     # -- data ----------------------------------------------------------------------------------
-    def load(self, services: Iterable[dict], endpointslices: Iterable[dict], pods: Iterable[dict],
-             namespaces: Iterable[dict], serial: int | None = None) -> KubeIndex:
+    def load(self, services: Iterable[dict[str, Any]], endpointslices: Iterable[dict[str, Any]],
+             pods: Iterable[dict[str, Any]], namespaces: Iterable[dict[str, Any]],
+             serial: int | None = None) -> KubeIndex:
         """Index a whole set of API objects from scratch and swap the result in."""
         idx = self.builder.reset(services, endpointslices, pods if self.opts.pods == "verified" else (),
                                  namespaces, serial)
@@ -81,10 +93,10 @@ class KubernetesPlugin(Plugin):
 
     def swap(self, idx: KubeIndex) -> None:
         self.index = idx
-        for fn in list(self._listeners):
-            fn()
+        if self.host is not None:
+            self.host.answers_changed()
 
-    def index_for(self, req: Request) -> KubeIndex:
+    def index_for(self, req: DnsRequest) -> KubeIndex:
         """The index a request is answered from: the current one, or while the fast table is being
         built the one it stands for (so its answers never mix two versions)."""
         if req.precompute:
@@ -102,18 +114,21 @@ class KubernetesPlugin(Plugin):
         finally:
             _PINNED.reset(token)
 
-    def on_change(self, fn: Callable[[], None]) -> None:
-        self._listeners.append(fn)
+    def fast_view(self) -> KubeView:
+        if self._view.index is not self.index:
+            self._view = KubeView(self, self.index)
+        return self._view
 
     def ready(self) -> bool:
         return self.index.synced
 
-    async def start(self, runtime: Runtime) -> None:
-        if runtime.client_factory is None:
-            return
+    async def start(self, host: Host) -> None:
+        self.host = host
         try:
-            from .watch import KubeWatch
-            client = runtime.client_factory(self.opts.kubeconfig or runtime.kubeconfig)
+            client = host.kube_client(self.opts.kubeconfig)
+            if client is None:
+                return
+            from .watch import KubeWatch  # the API client is only loaded when there is an API
             self._watch = watch = KubeWatch(self, client)
             await watch.start()
         except Exception as err:  # no API yet: serve (SERVFAIL for cluster names) and report not ready
@@ -126,7 +141,7 @@ class KubernetesPlugin(Plugin):
 
     async def stop(self) -> None:
         if self._watch is not None:
-            await self._watch.stop()  # type: ignore[attr-defined]
+            await self._watch.stop()
 
     # -- serving -------------------------------------------------------------------------------
     def zone_of(self, name: str) -> str | None:
@@ -136,7 +151,7 @@ class KubernetesPlugin(Plugin):
                 best = z
         return best
 
-    async def serve(self, req: Request, next_: Handler) -> dns.message.Message:
+    async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         zone = self.zone_of(req.name)
         if zone is None:
             return await next_(req)
@@ -175,7 +190,7 @@ class KubernetesPlugin(Plugin):
         m.additional.extend(out.additional)
         return m
 
-    async def _resolve_external(self, req: Request, target: str) -> list | None:
+    async def _resolve_external(self, req: DnsRequest, target: str) -> list[dns.rrset.RRset] | None:
         """P11: in-zone targets resolve here (no data -> None); others through the whole chain."""
         if req.depth >= MAX_CNAME_DEPTH or target == req.name:
             return []
@@ -191,47 +206,8 @@ class KubernetesPlugin(Plugin):
                 records.extend(more)
             return records or None
         if req.precompute:
-            from ...plugin import NotFast
             raise NotFast("ExternalName target outside the cluster zone")
         if req.root is None:
             return []
         reply = await req.root(sub)
         return list(reply.answer)
-
-    # -- fast path -----------------------------------------------------------------------------
-    def fast_questions(self, idx: KubeIndex | None = None) -> Iterator[tuple[str, int]]:
-        """The common question forms worth precomputing: service and endpoint A/AAAA/SRV, named-port
-        SRV, PTRs of ClusterIPs and endpoints (spec: fast path)."""
-        idx = self.index if idx is None else idx
-        for svc in idx.services.values():
-            yield from self.service_questions(svc)
-        for ip in list(idx.by_cluster_ip) + list(idx.by_endpoint_ip):
-            rev = self.ptr_name(ip)
-            if rev is not None:
-                yield rev, T.PTR
-
-    def service_questions(self, svc: ServiceRecord) -> Iterator[tuple[str, int]]:
-        """The questions of `fast_questions` that only this Service's record answers (not its PTRs)."""
-        if svc.kind == "external":
-            return
-        base = f"{svc.name}.{svc.namespace}.svc.{self.opts.primary_zone}"
-        families = {":" in ip for ip in svc.cluster_ips} | {":" in e.address for e in svc.endpoints}
-        for six in families or {False}:
-            yield base, T.AAAA if six else T.A
-        yield base, T.SRV
-        ports = svc.ports if svc.kind == "clusterip" else tuple(p for e in svc.endpoints for p in e.ports)
-        for p in dict.fromkeys(ports):
-            if p.name and p.protocol:
-                yield f"_{p.name}._{p.protocol}.{base}", T.SRV
-        for label in dict.fromkeys(e.label for e in svc.endpoints):
-            yield f"{label}.{base}", T.A
-
-    def ptr_name(self, ip: str) -> str | None:
-        """The reverse name of `ip` when this plugin serves its reverse zone."""
-        if "in-addr.arpa." not in self.opts.zones and "ip6.arpa." not in self.opts.zones:
-            return None
-        try:
-            rev = ipaddress.ip_address(ip).reverse_pointer + "."
-        except ValueError:          # an address the API let through but that is no IP: no PTR
-            return None
-        return rev if self.zone_of(rev) is not None else None

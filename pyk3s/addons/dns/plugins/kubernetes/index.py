@@ -245,13 +245,13 @@ def compile_index(services: Iterable[dict], endpointslices: Iterable[dict], pods
     pod_ips: dict[str, set[str]] = {}
     for p in pods:
         try:
-            ip = pod_ip(p)
+            address = pod_ip(p)
         except Exception as err:
             broken("Pod", p, err)
             continue
         ns = (p.get("metadata") or {}).get("namespace", "").lower()
-        if ns in ns_names and ip:
-            pod_ips.setdefault(ns, set()).add(ip)
+        if ns in ns_names and address:
+            pod_ips.setdefault(ns, set()).add(address)
 
     return KubeIndex(
         namespaces=ns_names,

@@ -8,6 +8,7 @@ is NXDOMAIN there (P26). Reverse names resolve ClusterIPs first, then ready endp
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import dns.name
@@ -15,6 +16,8 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype as T
 import dns.rrset
+from dns.rdata import Rdata
+from dns.rdatatype import RdataType
 from dns.rdtypes.ANY.CNAME import CNAME
 from dns.rdtypes.ANY.NS import NS
 from dns.rdtypes.ANY.PTR import PTR
@@ -45,7 +48,7 @@ class Outcome:
         return cls(dns.rcode.NXDOMAIN, why=why)
 
 
-def _rrset(owner: dns.name.Name | str, rdtype: int, ttl: int, rdatas: list) -> dns.rrset.RRset:
+def _rrset(owner: dns.name.Name | str, rdtype: RdataType, ttl: int, rdatas: Sequence[Rdata]) -> dns.rrset.RRset:
     name = owner if isinstance(owner, dns.name.Name) else dns.name.from_text(owner)
     rr = dns.rrset.RRset(name, IN, rdtype)
     for rd in rdatas:
@@ -53,7 +56,7 @@ def _rrset(owner: dns.name.Name | str, rdtype: int, ttl: int, rdatas: list) -> d
     return rr
 
 
-def _addr_rrsets(owner: dns.name.Name | str, addrs: list[str], qtype: int, ttl: int) -> list[dns.rrset.RRset]:
+def _addr_rrsets(owner: dns.name.Name | str, addrs: list[str], qtype: RdataType, ttl: int) -> list[dns.rrset.RRset]:
     want6 = qtype == T.AAAA
     rds = [(AAAA(IN, T.AAAA, a) if want6 else A(IN, T.A, a)) for a in addrs if (":" in a) == want6]
     return [_rrset(owner, qtype, ttl, rds)] if rds else []
@@ -90,7 +93,7 @@ def _strip(label: str) -> str:
     return label[1:] if label.startswith("_") else label
 
 
-def lookup(idx: KubeIndex, opts: KubeOptions, qname: dns.name.Name, name: str, qtype: int,
+def lookup(idx: KubeIndex, opts: KubeOptions, qname: dns.name.Name, name: str, qtype: RdataType,
            zone: str) -> Outcome:
     left = name[: len(name) - len(zone)].rstrip(".") if name != zone else ""
     labels = left.split(".")[::-1] if left else []
@@ -100,7 +103,7 @@ def lookup(idx: KubeIndex, opts: KubeOptions, qname: dns.name.Name, name: str, q
 
 
 def _forward(idx: KubeIndex, opts: KubeOptions, qname: dns.name.Name, labels: list[str], zone: str,
-             qtype: int) -> Outcome:
+             qtype: RdataType) -> Outcome:
     ttl = opts.ttl
     n = len(labels)
     if n == 0:
@@ -192,7 +195,7 @@ def _srv(qname: dns.name.Name, svc: ServiceRecord, entries: list[tuple[str, Port
 
 
 def _pod(idx: KubeIndex, opts: KubeOptions, qname: dns.name.Name, labels: list[str], zone: str,
-         qtype: int) -> Outcome:
+         qtype: RdataType) -> Outcome:
     if opts.pods == "disabled":
         return Outcome.nx("pods disabled")
     label = labels[2]
@@ -214,7 +217,7 @@ def _pod(idx: KubeIndex, opts: KubeOptions, qname: dns.name.Name, labels: list[s
     return Outcome(why=f"{how}: no {T.to_text(qtype)} records")
 
 
-def _reverse(idx: KubeIndex, opts: KubeOptions, qname: dns.name.Name, labels: list[str], zone: str, qtype: int) -> Outcome:
+def _reverse(idx: KubeIndex, opts: KubeOptions, qname: dns.name.Name, labels: list[str], zone: str, qtype: RdataType) -> Outcome:
     ip = reverse_ip(labels, zone)
     if ip is None:
         return Outcome.nx("not a complete reverse name")

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pyk3s.client.informer import Informer
 
 from .builder import Change, change_of
+from .config import KubeOptions
+from .index import KubeIndex
 
 if TYPE_CHECKING:
-    from .handler import KubernetesPlugin
+    from pyk3s.client import Client
 
 __all__ = ["DEBOUNCE_SECONDS", "KubeWatch"]
 
@@ -25,10 +30,20 @@ log = logging.getLogger("pyk3s.dns.kubernetes")
 DEBOUNCE_SECONDS = 0.1
 
 
-class KubeWatch:
-    def __init__(self, plugin: KubernetesPlugin, client: Any) -> None:
-        from pyk3s.client.informer import Informer
+class IndexSink(Protocol):
+    """What the watch feeds: the kubernetes plugin."""
 
+    opts: KubeOptions
+
+    def load(self, services: Iterable[dict[str, Any]], endpointslices: Iterable[dict[str, Any]],
+             pods: Iterable[dict[str, Any]], namespaces: Iterable[dict[str, Any]],
+             serial: int | None = None) -> KubeIndex: ...
+
+    def apply(self, changes: Iterable[Change], serial: int | None = None) -> KubeIndex | None: ...
+
+
+class KubeWatch:
+    def __init__(self, plugin: IndexSink, client: Client) -> None:
         self.plugin = plugin
         opts = plugin.opts
         self.informers = {

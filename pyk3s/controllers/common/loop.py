@@ -1,7 +1,9 @@
 """What every control-plane loop shares: owned informers, one work queue, a ``reconcile(key)``.
 
 A loop's ``run()`` starts its informers, waits for them to sync, runs its workers until cancelled and
-stops its informers on the way out, so a supervisor can restart it from scratch after a failure.
+stops its informers on the way out, so a supervisor can restart it from scratch after a failure. A
+loop that needs more before its informers start (an object to exist, a file watch) extends ``start``
+and ``stop``.
 """
 
 from __future__ import annotations
@@ -50,10 +52,14 @@ class Loop:
         for inf in self.informers:
             await inf.stop()
 
+    def worker_count(self) -> int:
+        """Concurrent reconciles (of different keys)."""
+        return self.settings.workers
+
     async def run(self) -> None:
         try:
             await self.start()
-            await self.controller.run(self.settings.workers)
+            await self.controller.run(self.worker_count())
         finally:
             await self.stop()
 

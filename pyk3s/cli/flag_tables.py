@@ -1,10 +1,18 @@
-"""The flags of `pyk3s server` and `pyk3s agent`, with K3s's names, defaults and environment variables."""
+"""The flags of `pyk3s server` and `pyk3s agent`, with K3s's names, defaults and environment variables.
+
+One row per flag. A command's table is a sum of groups: `pyk3s server` takes the common, token,
+server and node flags (the node flags for its embedded agent); `pyk3s agent` the common, token and node
+flags plus ``--server`` (joining), or the common and node flags plus the ``--kubeconfig`` group (an
+agent given its API server and cluster network by hand, without joining).
+"""
 
 from __future__ import annotations
 
-from .flags import Flag, default_data_dir
+from pyk3s.k3s.paths import default_data_dir
 
-__all__ = ["AGENT_FLAGS", "SERVER_FLAGS", "SERVER_ONLY_FLAGS"]
+from .flags import Flag
+
+__all__ = ["AGENT_FLAGS", "AGENT_KUBECONFIG_FLAGS", "SERVER_FLAGS"]
 
 COMMON_FLAGS: tuple[Flag, ...] = (
     Flag("config", "config file to read flags from", env=("K3S_CONFIG_FILE",), short="c",
@@ -12,12 +20,19 @@ COMMON_FLAGS: tuple[Flag, ...] = (
     Flag("debug", "turn on debug logs", env=("K3S_DEBUG",), kind="bool"),
     Flag("data-dir", "folder to hold state", default=None, env=("K3S_DATA_DIR",), short="d",
          metavar=default_data_dir()),
+)
+
+TOKEN_FLAGS: tuple[Flag, ...] = (
     Flag("token", "shared secret used to join a server or agent to a cluster", env=("K3S_TOKEN",), short="t"),
     Flag("token-file", "file containing the token", env=("K3S_TOKEN_FILE",)),
 )
 
-AGENT_FLAGS: tuple[Flag, ...] = (
+JOIN_FLAGS: tuple[Flag, ...] = (
     Flag("server", "server to connect to (https://<addr>:6443)", env=("K3S_URL",), short="s"),
+)
+
+# What a node is told, by `pyk3s agent` and by `pyk3s server` for its embedded agent.
+NODE_FLAGS: tuple[Flag, ...] = (
     Flag("node-name", "node name", env=("K3S_NODE_NAME",)),
     Flag("with-node-id", "append a stable random id to the node name", kind="bool"),
     Flag("node-ip", "IPv4/IPv6 addresses to advertise for the node", kind="list", short="i"),
@@ -29,10 +44,14 @@ AGENT_FLAGS: tuple[Flag, ...] = (
     Flag("kubelet-port", "port of the kubelet API", default=10250, kind="int"),
     Flag("flannel-backend", "accepted for compatibility; pod routes between nodes are host-gw",
          default="host-gw"),
-    Flag("lb-server-port", "local port of the agent's API load balancer", default=6444, kind="int",
-         env=("K3S_LB_SERVER_PORT",)),
     Flag("disable-network-policy", "do not enforce NetworkPolicies on this node (a server's choice applies to "
          "the agents that join it)", kind="bool"),
+)
+
+# The joining agent's local load balancer to the API servers (after the node flags, as K3s lists it).
+LB_FLAGS: tuple[Flag, ...] = (
+    Flag("lb-server-port", "local port of the agent's API load balancer", default=6444, kind="int",
+         env=("K3S_LB_SERVER_PORT",)),
 )
 
 SERVER_ONLY_FLAGS: tuple[Flag, ...] = (
@@ -75,5 +94,23 @@ SERVER_ONLY_FLAGS: tuple[Flag, ...] = (
          default=300, kind="int"),
 )
 
-SERVER_FLAGS: tuple[Flag, ...] = COMMON_FLAGS + SERVER_ONLY_FLAGS + AGENT_FLAGS
-AGENT_ALL_FLAGS: tuple[Flag, ...] = COMMON_FLAGS + AGENT_FLAGS
+# `pyk3s agent --kubeconfig FILE`: no join, so the cluster network and the kubelet's certificates come
+# from these flags instead of the server.
+KUBECONFIG_FLAGS: tuple[Flag, ...] = (
+    Flag("kubeconfig", "run against the API server of this kubeconfig instead of joining with --server",
+         env=("KUBECONFIG",)),
+    Flag("cluster-cidr", "IPv4/IPv6 network CIDRs for pod IPs (with --kubeconfig)", kind="list",
+         metavar="10.42.0.0/16"),
+    Flag("service-cidr", "IPv4/IPv6 network CIDRs for service IPs (with --kubeconfig)", kind="list",
+         metavar="10.43.0.0/16"),
+    Flag("cluster-dns", "cluster DNS addresses given to pods (with --kubeconfig)", kind="list",
+         metavar="10.43.0.10"),
+    Flag("cluster-domain", "cluster domain (with --kubeconfig)", default="cluster.local"),
+    Flag("kubelet-cert", "kubelet serving certificate (with --kubeconfig; none: plain HTTP)"),
+    Flag("kubelet-key", "kubelet serving key (with --kubeconfig)"),
+    Flag("client-ca", "CA of the clients allowed to call the kubelet, also given to pods (with --kubeconfig)"),
+)
+
+SERVER_FLAGS: tuple[Flag, ...] = COMMON_FLAGS + TOKEN_FLAGS + SERVER_ONLY_FLAGS + JOIN_FLAGS + NODE_FLAGS + LB_FLAGS
+AGENT_FLAGS: tuple[Flag, ...] = COMMON_FLAGS + TOKEN_FLAGS + JOIN_FLAGS + NODE_FLAGS + LB_FLAGS
+AGENT_KUBECONFIG_FLAGS: tuple[Flag, ...] = COMMON_FLAGS + NODE_FLAGS + KUBECONFIG_FLAGS

@@ -6,7 +6,8 @@ Rules:
   question, so the client's own question bytes (same length, any case) can be put in front of it.
 - Every RR's TTL offset in the tail is found once; on a hit the remaining TTL is written there. The
   patched tails are kept for the current second, so most hits are a dictionary lookup and a join.
-- loadbalance is honoured by storing up to MAX_ROTATIONS rotated variants and cycling through them.
+- A chain whose replies change per query (loadbalance) gives its variants (`Plugin.variants`); they are
+  all stored and cycled through.
 - Anything unusual (reply bigger than the client's buffer, expired entry, prefetch configured) is left
   to the dnspython path in the cache plugin, which stays the reference behaviour.
 """
@@ -21,19 +22,24 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
-import dns.rdatatype as T
+import dns.rrset
+from dns.rdatatype import RdataType
 
-from .loadbalance import rotate
+__all__ = ["WireEntry", "WireStore", "build_wire_entry", "name_wire", "ttl_offsets", "wire_key"]
 
-__all__ = ["WireEntry", "build_wire_entry", "ttl_offsets", "wire_key"]
-
-MAX_ROTATIONS = 8
 _TTL = struct.Struct(">I")
 
 
 def wire_key(name: str, qtype: int, do: bool, cd: bool) -> bytes:
     """The key the socket path computes from a query: lower-case qname wire, type, class IN, DO/CD."""
-    return dns.name.from_text(name).to_wire() + struct.pack(">HHB", qtype, 1, (do << 1) | cd)
+    return name_wire(name) + struct.pack(">HHB", qtype, 1, (do << 1) | cd)
+
+
+def name_wire(name: str) -> bytes:
+    """The uncompressed wire form of a domain name as written (no case change)."""
+    wire = dns.name.from_text(name).to_wire()
+    assert wire is not None         # None only when writing into a file
+    return wire
 
 
 def _skip_name(buf: bytes, i: int) -> int:
@@ -91,16 +97,25 @@ class WireEntry:
         return tails[0] if len(tails) == 1 else tails[next(self.rr) % len(tails)]
 
 
-def build_wire_entry(msg: dns.message.Message, qname: dns.name.Name, qtype: int, expires: float,
-                     balance: bool, kind: str = "success") -> WireEntry | None:
-    """The wire form of a cached reply (`msg` holds the RRs with their stored TTLs)."""
-    variants = [(msg.answer, msg.additional)]
-    if balance and msg.rcode() == dns.rcode.NOERROR:
-        width = max([len(rr) for rr in msg.answer if rr.rdtype in (T.A, T.AAAA, T.MX)] or [1])
-        for k in range(1, min(width, MAX_ROTATIONS)):
-            variants.append((rotate(msg.answer, k), rotate(msg.additional, k)))
+class WireStore:
+    """A cache plugin's replies kept as bytes, keyed as `wire_key` (the socket path's key for a query); the
+    fast table answers from it and counts its hits per kind."""
+
+    __slots__ = ("counts", "entries", "keepttl")
+
+    def __init__(self, keepttl: bool = False) -> None:
+        self.entries: dict[bytes, WireEntry] = {}
+        self.keepttl = keepttl              # replies carry the stored TTLs, not the remaining ones
+        self.counts = {"success": 0, "denial": 0}
+
+
+def build_wire_entry(msg: dns.message.Message, qname: dns.name.Name, qtype: RdataType, expires: float,
+                     forms: list[tuple[list[dns.rrset.RRset], list[dns.rrset.RRset]]],
+                     kind: str = "success") -> WireEntry | None:
+    """The wire form of a cached reply (`msg` holds the RRs with their stored TTLs); `forms`: its answer
+    and additional sections in each form the chain gives them per query (one form when it never varies)."""
     flags = int(dns.flags.QR | dns.flags.AA) | (int(msg.flags) & int(dns.flags.RA))
-    rcode = int(msg.rcode())
+    rcode = msg.rcode()
     if rcode > 15:
         return None
     q = dns.message.make_query(qname, qtype, use_edns=False)
@@ -108,7 +123,7 @@ def build_wire_entry(msg: dns.message.Message, qname: dns.name.Name, qtype: int,
     tails = []
     offsets = []
     counts = (0, 0, 0)
-    for answer, additional in variants:
+    for answer, additional in forms:
         m = dns.message.Message(0)
         m.flags = flags
         m.set_rcode(rcode)

@@ -23,13 +23,21 @@ import logging
 import os
 import re
 import secrets
+import socket
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pyk3s.client import AlreadyExists, ApiError, Conflict, NotFound, TransportError
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from pyk3s.api.certs import write_private
+from pyk3s.api.store.base import KeyExists, Store
+from pyk3s.client import AlreadyExists, ApiError, Client, Conflict, NotFound, TransportError
 from pyk3s.client.leader import micro_time
 
-from .server_config import ConfigError, ServerConfig
+from .config import ServerConfig, ServerConfigError
 
 __all__ = ["BOOTSTRAP_KEY", "apiserver_lease_name", "check_critical_config", "critical_values", "lease_identity",
            "other_live_servers", "run_apiserver_endpoints",
@@ -40,6 +48,7 @@ BOOTSTRAP_KEY = "/bootstrap/pyk3s"
 BOOTSTRAP_FILES = ("server-ca.crt", "server-ca.key", "client-ca.crt", "client-ca.key", "service.key")
 CRITICAL_CONFIGMAP = "pyk3s-critical-config"
 ENDPOINT_LEASE_SECONDS = 15
+APISERVER_LABEL = "pyk3s.io/apiserver"  # on each server's apiserver Lease
 ENDPOINT_RENEW_SECONDS = 5.0
 
 
@@ -65,8 +74,6 @@ def _key(password: str, salt: bytes) -> bytes:
 
 
 def seal(files: dict[str, bytes], password: str) -> bytes:
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
     salt, nonce = os.urandom(16), os.urandom(12)
     plain = json.dumps({k: base64.b64encode(v).decode() for k, v in files.items()}).encode()
     sealed = AESGCM(_key(password, salt)).encrypt(nonce, plain, b"pyk3s-bootstrap")
@@ -75,22 +82,17 @@ def seal(files: dict[str, bytes], password: str) -> bytes:
 
 
 def unseal(blob: bytes, password: str) -> dict[str, bytes]:
-    from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
     doc = json.loads(blob)
     try:
         plain = AESGCM(_key(password, base64.b64decode(doc["salt"]))).decrypt(
             base64.b64decode(doc["nonce"]), base64.b64decode(doc["data"]), b"pyk3s-bootstrap")
     except InvalidTag:
-        raise ConfigError("--token does not match the token of the cluster in --datastore-endpoint (its bootstrap "
+        raise ServerConfigError("--token does not match the token of the cluster in --datastore-endpoint (its bootstrap "
                           "data cannot be decrypted): start this server with the first server's token") from None
     return {k: base64.b64decode(v) for k, v in json.loads(plain).items()}
 
 
 def _write_files(tls_dir: Path, files: dict[str, bytes]) -> None:
-    from pyk3s.api.certs import write_private
-
     tls_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     for name, data in files.items():
         path = tls_dir / name
@@ -98,7 +100,7 @@ def _write_files(tls_dir: Path, files: dict[str, bytes]) -> None:
             write_private(path, data)
 
 
-async def sync_bootstrap_data(store: Any, tls_dir: Path, password: str) -> bool:
+async def sync_bootstrap_data(store: Store, tls_dir: Path, password: str) -> bool:
     """Write the cluster's CAs into ``tls_dir`` when the datastore has them; True if it had them."""
     _, kv = await store.get(BOOTSTRAP_KEY)
     if kv is None:
@@ -108,15 +110,13 @@ async def sync_bootstrap_data(store: Any, tls_dir: Path, password: str) -> bool:
     return True
 
 
-async def store_bootstrap_data(store: Any, tls_dir: Path, password: str) -> None:
-    from pyk3s.api.store.base import KeyExists
-
+async def store_bootstrap_data(store: Store, tls_dir: Path, password: str) -> None:
     files = {n: (tls_dir / n).read_bytes() for n in BOOTSTRAP_FILES if (tls_dir / n).exists()}
     try:
         await store.create(BOOTSTRAP_KEY, seal(files, password))
         log.info("bootstrap: stored the cluster CAs in the datastore")
     except KeyExists:
-        raise ConfigError("--datastore-endpoint: another server initialised this cluster at the same moment; "
+        raise ServerConfigError("--datastore-endpoint: another server initialised this cluster at the same moment; "
                           "start this server again to join it") from None
 
 
@@ -125,20 +125,20 @@ async def store_bootstrap_data(store: Any, tls_dir: Path, password: str) -> None
 def critical_values(cfg: ServerConfig) -> dict[str, str]:
     """flag name -> value that must be the same on every server."""
     return {
-        "cluster-cidr": ",".join(cfg.cluster_cidrs),
-        "service-cidr": ",".join(cfg.service_cidrs),
-        "cluster-dns": ",".join(cfg.cluster_dns),
-        "cluster-domain": cfg.cluster_domain,
+        "cluster-cidr": ",".join(cfg.network.cluster_cidrs),
+        "service-cidr": ",".join(cfg.network.service_cidrs),
+        "cluster-dns": ",".join(cfg.network.cluster_dns),
+        "cluster-domain": cfg.network.cluster_domain,
         # K3s's CriticalControlArgs hold only DisableServiceLB: the other --disable values (coredns,
         # traefik, ...) change per restart, which is how the guide uninstalls or customises them.
         "disable-servicelb": str("servicelb" in cfg.disable).lower(),
         "disable-cloud-controller": str(cfg.disable_cloud_controller).lower(),
-        "disable-network-policy": str(cfg.disable_network_policy).lower(),
+        "disable-network-policy": str(cfg.node.disable_network_policy).lower(),
         "servicelb-namespace": cfg.servicelb_namespace,
     }
 
 
-async def check_critical_config(client: Any, cfg: ServerConfig) -> None:
+async def check_critical_config(client: Client, cfg: ServerConfig) -> None:
     """Record this cluster's critical values; refuse a server that differs from the servers running.
 
     With a shared datastore the whole ``--disable`` set must match too, as long as another server is
@@ -166,7 +166,7 @@ async def check_critical_config(client: Any, cfg: ServerConfig) -> None:
             for flag, value in mine.items():
                 if flag in theirs and theirs[flag] != value:
                     shown = "disable (servicelb)" if flag == "disable-servicelb" else flag
-                    raise ConfigError(
+                    raise ServerConfigError(
                         f"critical configuration value mismatch: --{shown} is {value!r} on this server but "
                         f"{theirs[flag]!r} on the servers running (ConfigMap kube-system/{CRITICAL_CONFIGMAP}); "
                         f"start every server with the same --{shown}")
@@ -176,22 +176,18 @@ async def check_critical_config(client: Any, cfg: ServerConfig) -> None:
 
 def lease_identity(cfg: ServerConfig) -> str:
     """This server's identity in Leases: node name (or hostname) and its stable server id."""
-    import socket
-
-    return f"{cfg.node_name or socket.gethostname()}_{server_identity(cfg.server_dir)}"
+    return f"{cfg.node.name or socket.gethostname()}_{server_identity(cfg.server_dir)}"
 
 
 def apiserver_lease_name(identity: str) -> str:
     return "pyk3s-apiserver-" + re.sub(r"[^a-z0-9.-]", "-", identity.lower()).strip("-.")[:200]
 
 
-async def other_live_servers(client: Any, cfg: ServerConfig) -> list[str]:
+async def other_live_servers(client: Client, cfg: ServerConfig) -> list[str]:
     """Names of the fresh apiserver Leases of servers other than this one."""
-    import time
-
     leases = client.resource("coordination.k8s.io/v1", "leases")
     own = apiserver_lease_name(lease_identity(cfg))
-    items = (await leases.list("kube-system", label_selector="pyk3s.io/apiserver=true")).get("items") or []
+    items = (await leases.list("kube-system", label_selector=f"{APISERVER_LABEL}=true")).get("items") or []
     now = time.time()
     return [item["metadata"]["name"] for item in items if item["metadata"]["name"] != own and _fresh(item, now)]
 
@@ -199,8 +195,6 @@ async def other_live_servers(client: Any, cfg: ServerConfig) -> list[str]:
 # -- the kubernetes Endpoints across servers -------------------------------------------------------------
 
 def _fresh(lease: dict[str, Any], now: float) -> bool:
-    from datetime import UTC, datetime
-
     spec = lease.get("spec") or {}
     try:
         renewed = datetime.strptime(spec.get("renewTime", ""), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
@@ -210,7 +204,7 @@ def _fresh(lease: dict[str, Any], now: float) -> bool:
     return now - renewed.timestamp() < float(spec.get("leaseDurationSeconds") or ENDPOINT_LEASE_SECONDS)
 
 
-async def _sync_slice(client: Any, subset: dict[str, Any]) -> None:
+async def _sync_slice(client: Client, subset: dict[str, Any]) -> None:
     slices = client.resource("discovery.k8s.io/v1", "endpointslices")
     sl = await slices.get("kubernetes", "default")
     want = [{"addresses": [a["ip"]], "conditions": {"ready": True}} for a in subset["addresses"]]
@@ -219,14 +213,12 @@ async def _sync_slice(client: Any, subset: dict[str, Any]) -> None:
         await slices.update(sl)
 
 
-async def run_apiserver_endpoints(client: Any, identity: str, address: str, port: int) -> None:
+async def run_apiserver_endpoints(client: Client, identity: str, address: str, port: int) -> None:
     """Keep this server's Lease fresh and the ``kubernetes`` Endpoints = the servers with fresh Leases."""
-    import time
-
     leases = client.resource("coordination.k8s.io/v1", "leases")
     eps = client.resource("v1", "endpoints")
     name = apiserver_lease_name(identity)
-    labels = {"k8s.io/component": "kube-apiserver", "pyk3s.io/apiserver": "true"}
+    labels = {"k8s.io/component": "kube-apiserver", APISERVER_LABEL: "true"}
     while True:
         try:
             spec = {"holderIdentity": f"{address}:{port}", "leaseDurationSeconds": ENDPOINT_LEASE_SECONDS,
@@ -239,7 +231,7 @@ async def run_apiserver_endpoints(client: Any, identity: str, address: str, port
                 await leases.create({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                                      "metadata": {"name": name, "namespace": "kube-system", "labels": labels},
                                      "spec": spec}, "kube-system")
-            live = (await leases.list("kube-system", label_selector="pyk3s.io/apiserver=true"))["items"]
+            live = (await leases.list("kube-system", label_selector=f"{APISERVER_LABEL}=true"))["items"]
             now = time.time()
             members = sorted({(lease["spec"]["holderIdentity"]) for lease in live if _fresh(lease, now)
                               and ":" in (lease.get("spec") or {}).get("holderIdentity", "")})

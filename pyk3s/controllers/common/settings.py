@@ -1,10 +1,34 @@
-"""Settings shared by the control-plane loops (one frozen value handed to every factory)."""
+"""Settings of the control-plane loops: one frozen :class:`ControllerSettings` handed to every factory of
+``CONTROLLERS``, holding the deploy controller's and ServiceLB's own settings too."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["ControllerSettings"]
+__all__ = ["KLIPPER_LB_IMAGE", "ControllerSettings", "DeploySettings", "ServiceLBSettings"]
+
+KLIPPER_LB_IMAGE = "rancher/klipper-lb:v0.4.13"
+
+
+@dataclass(frozen=True, slots=True)
+class DeploySettings:
+    """The deploy controller's manifests directory (K3s's Addon controller, specs/k3s.md 3.2)."""
+
+    manifests_dir: Path
+    server_dir: Path
+    disable: frozenset[str] = frozenset()
+    rescan_interval: float = 15.0
+    namespace: str = "kube-system"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceLBSettings:
+    """Where ServiceLB's svclb DaemonSets live and which klipper-lb image they run."""
+
+    namespace: str = "kube-system"
+    image: str = KLIPPER_LB_IMAGE  # prefixed with --system-default-registry
+    default_priority_class: str = "system-node-critical"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +58,9 @@ class ControllerSettings:
     coredns_configmap: str = "coredns"
     # Pod ranges handed to nodes, a /24 (IPv4) or /64 (IPv6) each (K3s's --cluster-cidr).
     cluster_cidrs: tuple[str, ...] = ("10.42.0.0/16",)
+    # The manifests directory the deploy controller applies; None: the deploy controller cannot run.
+    deploy: DeploySettings | None = None
+    servicelb: ServiceLBSettings = ServiceLBSettings()
 
     def __post_init__(self) -> None:
         if self.workers < 1:

@@ -1,5 +1,5 @@
 """The joining agent's pieces without root: --server parsing, the CA/token check, the local load
-balancer's failover (real TCP on loopback), and the HA bootstrap sealing and critical-config check."""
+balancer's failover (real TCP on loopback)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import hashlib
 
 import pytest
 
-from pyk3s.cli.agent import JoinError, ServerLoadBalancer, parse_servers
-from pyk3s.cli.ha import critical_values, seal, unseal
-from pyk3s.cli.server_config import ConfigError
-from pyk3s.cli.token import parse_token
+from pyk3s.agent.join import JoinError, parse_servers
+from pyk3s.agent.loadbalancer import ServerLoadBalancer
+from pyk3s.k3s.token import parse_token
 
 
 def test_parse_servers_lists_and_defaults() -> None:
@@ -49,9 +48,9 @@ async def _roundtrip(port: int) -> bytes:
 
 
 async def test_load_balancer_fails_over_and_drops_connections_to_a_dead_server(monkeypatch) -> None:
-    import pyk3s.cli.agent as agent
+    import pyk3s.agent.loadbalancer as loadbalancer
 
-    monkeypatch.setattr(agent, "HEALTH_SECONDS", 0.1)
+    monkeypatch.setattr(loadbalancer, "HEALTH_SECONDS", 0.1)
     a, b = await _echo_server(b"a:"), await _echo_server(b"b:")
     pa, pb = a.sockets[0].getsockname()[1], b.sockets[0].getsockname()[1]
     lb = ServerLoadBalancer([("127.0.0.1", pa)], port=0)
@@ -73,21 +72,3 @@ async def test_load_balancer_fails_over_and_drops_connections_to_a_dead_server(m
         health.cancel()
         await lb.stop()
         b.close()
-
-
-def test_bootstrap_data_needs_the_same_token() -> None:
-    blob = seal({"server-ca.key": b"secret"}, "pw1")
-    assert b"secret" not in blob
-    assert unseal(blob, "pw1") == {"server-ca.key": b"secret"}
-    with pytest.raises(ConfigError, match="--token does not match"):
-        unseal(blob, "pw2")
-
-
-def test_critical_values_hold_servicelb_disabled() -> None:
-    from types import SimpleNamespace
-
-    cfg = SimpleNamespace(cluster_cidrs=("10.42.0.0/16",), service_cidrs=("10.43.0.0/16",), cluster_dns=("10.43.0.10",),
-                          cluster_domain="cluster.local", disable=frozenset({"traefik", "coredns"}),
-                          disable_cloud_controller=False, disable_network_policy=False,
-                          servicelb_namespace="kube-system")
-    assert critical_values(cfg)["disable-servicelb"] == "false"  # type: ignore[arg-type]

@@ -1,0 +1,80 @@
+"""Helpers for a plugin's Corefile options: Go durations, bounded integers, choices, `fallthrough`.
+
+Each raises the directive's CorefileError (`plugin/<name>: <file>:<line> - Error during parsing: ...`), so
+a wrong value names the plugin, the file and the line. `parse_duration` is the DNS add-on's only reader
+of Go durations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .corefile import Directive
+
+__all__ = ["Fallthrough", "in_zone", "int_arg", "one_of", "parse_duration"]
+
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def in_zone(name: str, zone: str) -> bool:
+    """Whether the lower-case FQDN `name` is `zone` or below it."""
+    return zone == "." or name == zone or name.endswith("." + zone)
+
+
+@dataclass(frozen=True, slots=True)
+class Fallthrough:
+    """`fallthrough [ZONES...]`: empty zones = all."""
+
+    enabled: bool = False
+    zones: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, args: tuple[str, ...]) -> Fallthrough:
+        zones = tuple(a.lower() if a.endswith(".") else a.lower() + "." for a in args)
+        return cls(True, zones)
+
+    def through(self, name: str) -> bool:
+        if not self.enabled:
+            return False
+        if not self.zones:
+            return True
+        return any(in_zone(name, z) for z in self.zones)
+
+
+def parse_duration(text: str, d: Directive, plugin: str) -> float:
+    """Go-style durations: 15s, 1m, 500ms, 1h30m; a bare number means seconds."""
+    if text.replace(".", "", 1).isdigit():
+        return float(text)
+    total, num = 0.0, ""
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c.isdigit() or c == ".":
+            num += c
+            i += 1
+            continue
+        unit = text[i:i + 2] if text[i:i + 2] in _UNITS else c
+        if unit not in _UNITS or not num:
+            raise d.error(f"invalid duration {text!r}", plugin)
+        total += float(num) * _UNITS[unit]
+        num = ""
+        i += len(unit)
+    if num:
+        raise d.error(f"invalid duration {text!r} (missing unit)", plugin)
+    return total
+
+
+def one_of(d: Directive, plugin: str, *choices: str) -> str:
+    if len(d.args) != 1 or d.args[0] not in choices:
+        raise d.error(f"{d.name} needs one of {', '.join(choices)}", plugin)
+    return d.args[0]
+
+
+def int_arg(d: Directive, plugin: str, lo: int, hi: int, text: str | None = None) -> int:
+    raw = text if text is not None else (d.args[0] if len(d.args) == 1 else "")
+    if not raw.lstrip("-").isdigit():
+        raise d.error(f"{d.name} needs an integer", plugin)
+    v = int(raw)
+    if not lo <= v <= hi:
+        raise d.error(f"{d.name} must be between {lo} and {hi}, got {v}", plugin)
+    return v
