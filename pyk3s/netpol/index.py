@@ -16,8 +16,10 @@ with the port (:meth:`AllowIndex.allows` is that lookup, the same the kernel doe
 
 Changes arrive one object at a time (:meth:`set_pod`, :meth:`set_policy`, :meth:`set_namespace`, and
 their deletes); each touches only what depends on it: a pod's label change re-checks that pod
-against every rule and rewrites its element in the groups that name it. :meth:`take_delta` returns
-what changed since the last call, for the kernel; :meth:`state` the whole thing for a full load.
+against the rules of the policies active here (those selecting a local pod; the others cost this
+node nothing) and rewrites its element in the groups that name it. Groups whose policies changed are
+recomputed once, when the result is read. :meth:`take_delta` returns what changed since the last
+call, for the kernel (:mod:`pyk3s.netpol.delta`); :meth:`state` the whole thing for a full load.
 
 An address claimed by two pods (one terminating, one new) belongs to the newest live one.
 """
@@ -26,8 +28,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
+from .delta import Applied, Delta, Group, GroupDelta, IndexState
 from .evaluate import Endpoint, peer_matches, selects
 from .model import EGRESS, INGRESS, NamespaceInfo, PodInfo, Policy, Rule, parse_ip
 from .ports import NONE, PortSet, resolve_ports
@@ -37,49 +40,6 @@ __all__ = ["AllowIndex", "Delta", "Group", "GroupDelta", "IndexState", "RuleId"]
 
 RuleId = tuple[str, str, int]  # (policy key, direction, rule index)
 DIRECTIONS = (INGRESS, EGRESS)
-
-
-@dataclass(slots=True)
-class Group:
-    gid: str
-    direction: str
-    policies: frozenset[str]
-    ctx: tuple[tuple[str, str, tuple[int, ...]], ...]
-    members: set[str] = field(default_factory=set)
-    pods: dict[str, PortSet] = field(default_factory=dict)
-    ranges: tuple[tuple[AddrRange, PortSet], ...] = ()
-    rules: set[tuple[str, str, int]] = field(default_factory=set)  # the rules of its policies, its direction
-    rule_ports: dict[tuple[str, str, int], PortSet] = field(default_factory=dict)  # ingress: resolved once
-
-
-@dataclass(frozen=True, slots=True)
-class GroupDelta:
-    removed: Mapping[str, PortSet]  # address -> ports no longer there (exactly as added before)
-    added: Mapping[str, PortSet]
-    ranges: tuple[tuple[AddrRange, PortSet], ...] | None  # the new ranges when they changed
-
-
-@dataclass(frozen=True, slots=True)
-class Delta:
-    new_groups: Mapping[str, Group]
-    removed_groups: frozenset[str]
-    groups: Mapping[str, GroupDelta]  # changes inside groups that existed before and still do
-    dispatch_removed: Mapping[str, frozenset[str]]  # direction -> addresses
-    dispatch_added: Mapping[str, Mapping[str, str]]  # direction -> address -> gid
-    local_removed: frozenset[str]
-    local_added: frozenset[str]
-
-    @property
-    def empty(self) -> bool:
-        return not (self.new_groups or self.removed_groups or self.groups or any(self.dispatch_removed.values())
-                    or any(self.dispatch_added.values()) or self.local_removed or self.local_added)
-
-
-@dataclass(frozen=True, slots=True)
-class IndexState:
-    groups: Mapping[str, Group]
-    dispatch: Mapping[str, Mapping[str, str]]
-    local: frozenset[str]
 
 
 def _gid(direction: str, policies: frozenset[str], ctx: tuple) -> str:
@@ -122,13 +82,7 @@ class AllowIndex:
         self._pod_dispatch: dict[tuple[str, str], dict[str, str]] = {}
         self._pod_local: dict[str, set[str]] = {}
         self._needs_fill: set[str] = set()
-        # what was last handed out by take_delta (the kernel's view)
-        self._applied_groups: dict[str, tuple[dict[str, PortSet], tuple]] = {}
-        self._applied_dispatch: dict[str, dict[str, str]] = {INGRESS: {}, EGRESS: {}}
-        self._applied_local: set[str] = set()
-        self._dirty_elems: dict[str, set[str]] = {}
-        self._dirty_ranges: set[str] = set()
-        self._dirty_dispatch: dict[str, set[str]] = {INGRESS: set(), EGRESS: set()}
+        self.applied = Applied()  # what was last handed out (the kernel's view)
 
     # -- public: changes --------------------------------------------------------------------------------
 
@@ -186,51 +140,12 @@ class AllowIndex:
     def take_delta(self) -> Delta:
         """What changed since the last call; afterwards the index assumes the kernel holds it."""
         self._flush()
-        new_groups = {g: self.groups[g] for g in self.groups.keys() - self._applied_groups.keys()}
-        removed = frozenset(self._applied_groups.keys() - self.groups.keys())
-        changes: dict[str, GroupDelta] = {}
-        for gid in (self._dirty_elems.keys() | self._dirty_ranges) & self._applied_groups.keys() & self.groups.keys():
-            applied_pods, applied_ranges = self._applied_groups[gid]
-            group = self.groups[gid]
-            gone: dict[str, PortSet] = {}
-            added: dict[str, PortSet] = {}
-            for ip in self._dirty_elems.get(gid, ()):
-                before, after = applied_pods.get(ip), group.pods.get(ip)
-                if before == after:
-                    continue
-                if before is not None:
-                    gone[ip] = before
-                if after is not None:
-                    added[ip] = after
-            ranges = group.ranges if gid in self._dirty_ranges and group.ranges != applied_ranges else None
-            if gone or added or ranges is not None:
-                changes[gid] = GroupDelta(gone, added, ranges)
-        d_removed: dict[str, frozenset[str]] = {}
-        d_added: dict[str, dict[str, str]] = {}
-        for d in DIRECTIONS:
-            rem: set[str] = set()
-            add: dict[str, str] = {}
-            for ip in self._dirty_dispatch[d]:
-                was, now = self._applied_dispatch[d].get(ip), self.dispatch[d].get(ip)
-                if was == now:
-                    continue
-                if was is not None:
-                    rem.add(ip)
-                if now is not None:
-                    add[ip] = now
-            d_removed[d], d_added[d] = frozenset(rem), add
-        delta = Delta(new_groups, removed, changes, d_removed, d_added,
-                      frozenset(self._applied_local - self.local), frozenset(self.local - self._applied_local))
-        self._commit(changes, new_groups, removed)
-        return delta
+        return self.applied.delta(self.groups, self.dispatch, self.local)
 
     def mark_applied(self) -> None:
         """The kernel now holds the whole current state (after a full load)."""
         self._flush()
-        self._applied_groups = {g: (dict(grp.pods), grp.ranges) for g, grp in self.groups.items()}
-        self._applied_dispatch = {d: dict(m) for d, m in self.dispatch.items()}
-        self._applied_local = set(self.local)
-        self._clear_dirty()
+        self.applied.reset(self.groups, self.dispatch, self.local)
 
     def allows(self, src_ip: str, dst_ip: str, protocol: int, port: int) -> bool:
         """The data path's verdict for a new connection, read from the sets (as the kernel does)."""
@@ -251,35 +166,6 @@ class AllowIndex:
                 continue
             return False
         return True
-
-    def _commit(self, changes: Mapping[str, GroupDelta], new_groups: Mapping[str, Group],
-                removed: frozenset[str]) -> None:
-        for gid in removed:
-            del self._applied_groups[gid]
-        for gid, group in new_groups.items():
-            self._applied_groups[gid] = (dict(group.pods), group.ranges)
-        for gid, gd in changes.items():
-            pods, ranges = self._applied_groups[gid]
-            for ip in gd.removed:
-                pods.pop(ip, None)
-            pods.update(gd.added)
-            if gd.ranges is not None:
-                self._applied_groups[gid] = (pods, gd.ranges)
-        for d in DIRECTIONS:
-            applied = self._applied_dispatch[d]
-            for ip in self._dirty_dispatch[d]:
-                if ip in self.dispatch[d]:
-                    applied[ip] = self.dispatch[d][ip]
-                else:
-                    applied.pop(ip, None)
-        self._applied_local = set(self.local)
-        self._clear_dirty()
-
-    def _clear_dirty(self) -> None:
-        self._dirty_elems.clear()
-        self._dirty_ranges.clear()
-        for s in self._dirty_dispatch.values():
-            s.clear()
 
     # -- rules and their members ------------------------------------------------------------------------
 
@@ -477,13 +363,13 @@ class AllowIndex:
                 ports = self._pod_ports(group, pod, ip)
                 if not ports.empty:
                     fresh[ip] = ports
-        touched = self._dirty_elems.setdefault(group.gid, set())
+        touched = self.applied.dirty_elems.setdefault(group.gid, set())
         touched |= fresh.keys() | group.pods.keys()
         group.pods = fresh
         ranges = self._ranges(group)
         if ranges != group.ranges:
             group.ranges = ranges
-            self._dirty_ranges.add(group.gid)
+            self.applied.dirty_ranges.add(group.gid)
 
     def _leave(self, key: str, direction: str) -> None:
         gid = self.pod_group.pop((key, direction), None)
@@ -501,8 +387,7 @@ class AllowIndex:
                 if not used:
                     self.policy_groups.pop(pkey, None)
                     self._unindex_members(pkey)
-            self._dirty_elems.pop(gid, None)
-            self._dirty_ranges.discard(gid)
+            self.applied.forget(gid)
             self._needs_fill.discard(gid)
 
     def _place(self, key: str) -> None:
@@ -521,11 +406,11 @@ class AllowIndex:
             have = self._pod_dispatch.pop((key, d), {})
             for ip in have.keys() - want.keys():
                 self.dispatch[d].pop(ip, None)
-                self._dirty_dispatch[d].add(ip)
+                self.applied.dirty_dispatch[d].add(ip)
             for ip, gid in want.items():
                 if self.dispatch[d].get(ip) != gid:
                     self.dispatch[d][ip] = gid
-                    self._dirty_dispatch[d].add(ip)
+                    self.applied.dirty_dispatch[d].add(ip)
             if want:
                 self._pod_dispatch[(key, d)] = want
         ips = set(pod.ips) if (pod is not None and local) else set()
@@ -567,7 +452,7 @@ class AllowIndex:
         new_ips = set(new.ips) if new is not None else set()
         for gid in gids - self._needs_fill:
             group = self.groups[gid]
-            touched = self._dirty_elems.setdefault(gid, set())
+            touched = self.applied.dirty_elems.setdefault(gid, set())
             for ip in old_ips - new_ips:
                 if group.pods.pop(ip, None) is not None:
                     touched.add(ip)
