@@ -116,6 +116,22 @@ def test_policy_with_sctp_on_a_kernel_without_it_is_reported(model: tuple[Server
         m.reset()
 
 
+def test_the_node_always_reaches_its_own_pods(model: tuple[ServerProcess, Model]) -> None:
+    import socket
+
+    srv, m = model
+    m.apply_step(case('default-deny-all').steps[0])  # namespace x: no ingress at all
+    try:
+        ok, seen, _ = m.wait_matrix(case('default-deny-all').steps[0].checks[0])
+        assert ok, Reachability.render(seen, seen)
+        # this test runs in the node's network namespace, like the kubelet's probes
+        for key in ("x/a", "x/b", "x/c"):
+            with socket.create_connection((m.ips[key], 80), timeout=3):
+                pass
+    finally:
+        m.reset()
+
+
 NEWCOMER = """
 apiVersion: v1
 kind: Pod
