@@ -3,10 +3,13 @@ end-to-end tests' fixture (tests/support/cluster.py).
 
 Layout (everything named from one short random id ``<id>``, so leftovers are recognisable):
 
-* underlay bridge ``pku<id>`` on a free ``172.31.x.0/24`` (else ``10.99.x.0/24``), checked against
-  every host route; the host holds ``.254`` so kubectl and curl on the host reach every node;
-* one network namespace per node, ``pkn<id>-<i>``, joined to the bridge by a veth (host side
-  ``pkh<id><i>``, node side ``eth0`` with ``.<i+1>``); no default route, so nothing leaves;
+* the underlay: a bridge in a network namespace of its own, ``pku<id>``, on a free ``172.31.x.0/24``
+  (else ``10.99.x.0/24``), checked against every host route. The host reaches it through the veth
+  ``pku<id>`` holding ``.254``, so kubectl and curl on the host reach every node. Node-to-node
+  packets are bridged there, never on a bridge of the host: the host's netfilter (another cluster's
+  masquerade rule, say) never sees them;
+* one network namespace per node, ``pkn<id>-<i>``, joined to the underlay bridge by a veth (underlay
+  side ``pkh<id><i>``, node side ``eth0`` with ``.<i+1>``); no default route, so nothing leaves;
 * nodes 0..S-1 run ``pyk3s server`` (with its embedded agent; S = ``servers``, 1 unless the servers
   share ``datastore_endpoint``, e.g. an etcd or PostgreSQL listening on the host's ``.254``), the
   others run ``pyk3s agent --server https://<server 0>:6443[,https://<server 1>:6443…] --token-file
@@ -166,8 +169,12 @@ class Cluster:
 
     def _make_underlay(self) -> None:
         self.net = free_underlay()
-        _run("ip", "link", "add", self.bridge, "type", "bridge")
+        _run("ip", "netns", "add", self.bridge)
         self._bridge_made = True
+        _run("ip", "link", "add", self.bridge, "type", "veth", "peer", "name", "uplink", "netns", self.bridge)
+        for cmd in (("link", "add", "br0", "type", "bridge"), ("link", "set", "br0", "up"),
+                    ("link", "set", "uplink", "master", "br0", "up"), ("link", "set", "lo", "up")):
+            _run("ip", "-n", self.bridge, *cmd)
         _run("ip", "addr", "add", f"{self.host_ip}/24", "dev", self.bridge)
         _run("ip", "link", "set", self.bridge, "up")
         self.tmp.joinpath("resolv.conf").write_text(f"nameserver {self.host_ip}\n")
@@ -180,8 +187,9 @@ class Cluster:
         node.dir.mkdir(parents=True)
         self.members.append(node)
         _run("ip", "netns", "add", node.netns)
-        _run("ip", "link", "add", node.host_link, "type", "veth", "peer", "name", "eth0", "netns", node.netns)
-        _run("ip", "link", "set", node.host_link, "master", self.bridge, "up")
+        _run("ip", "-n", self.bridge, "link", "add", node.host_link, "type", "veth", "peer", "name", "eth0",
+             "netns", node.netns)
+        _run("ip", "-n", self.bridge, "link", "set", node.host_link, "master", "br0", "up")
         _run("ip", "-n", node.netns, "addr", "add", f"{node.ip}/24", "dev", "eth0")
         _run("ip", "-n", node.netns, "link", "set", "eth0", "up")
         _run("ip", "-n", node.netns, "link", "set", "lo", "up")
@@ -348,8 +356,8 @@ class Cluster:
                                capture_output=True, cwd=REPO, timeout=90)
         for node in self.members:
             _run("ip", "netns", "del", node.netns, check=False)
-            _run("ip", "link", "del", node.host_link, check=False)
-        if self._bridge_made:
+        if self._bridge_made:  # the underlay namespace takes its bridge and veths with it
+            _run("ip", "netns", "del", self.bridge, check=False)
             _run("ip", "link", "del", self.bridge, check=False)
         subprocess.run(["rm", "-rf", str(self.tmp)], capture_output=True)
 
