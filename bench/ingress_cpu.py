@@ -23,11 +23,11 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from pyk3s.addons.ingress.config.static import static_from_flags  # noqa: E402
+from pyk3s.addons.ingress.providers import build_config  # noqa: E402
 from pyk3s.addons.ingress.proxy.client import ClientConnection  # noqa: E402
-from pyk3s.addons.ingress.proxy.server import ProxyState  # noqa: E402
+from pyk3s.addons.ingress.proxy.state import ProxyState  # noqa: E402
 from pyk3s.addons.ingress.proxy.upstream import UpstreamConnection  # noqa: E402
-from pyk3s.addons.ingress.runner import build_config  # noqa: E402
-from pyk3s.addons.ingress.static import static_from_flags  # noqa: E402
 
 PEER_PROXY = os.environ.get("PEER_PROXY", "/work/shared/peers/http/proxy_httptools.py")
 RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 26 Nov 2026 07:00:00 GMT\r\n"

@@ -25,7 +25,7 @@ from typing import Any
 
 from pyk3s.api.codec import dumps
 from pyk3s.api.config import ApiConfig
-from pyk3s.api.store.base import KeyExists, NotFound, Store
+from pyk3s.api.store.base import KeyExists, KeyNotFound, Store
 
 __all__ = ["Allocation", "ServiceAllocator", "AllocationError"]
 
@@ -99,7 +99,7 @@ class ServiceAllocator:
         for k in keys:
             try:
                 await self.store.delete(k)
-            except NotFound:
+            except KeyNotFound:
                 pass
 
     async def release_unused(self, old: dict[str, Any], new: dict[str, Any] | None) -> None:

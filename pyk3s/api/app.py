@@ -33,7 +33,7 @@ from pyk3s.api.bootstrap import bootstrap
 from pyk3s.api.catalog import ResourceCatalog
 from pyk3s.api.codec import dumps
 from pyk3s.api.config import ApiConfig
-from pyk3s.api.errors import ApiError, bad_request, method_not_allowed
+from pyk3s.api.errors import StatusError, bad_request, method_not_allowed
 from pyk3s.api.fieldcheck import FieldChecker
 from pyk3s.api.handlers import ResourceHandlers, json_response
 from pyk3s.api.hooks import KindHooks
@@ -55,8 +55,8 @@ _HEALTH = ("/healthz", "/livez", "/readyz")
 _VERB_BY_METHOD = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
-def _not_found_path() -> ApiError:
-    return ApiError(404, "NotFound", "the server could not find the requested resource")
+def _not_found_path() -> StatusError:
+    return StatusError(404, "NotFound", "the server could not find the requested resource")
 
 
 class ApiServer:
@@ -99,13 +99,13 @@ class ApiServer:
     async def handle(self, req: ApiRequest) -> ApiResponse:
         try:
             return await self._dispatch(req)
-        except ApiError as e:
+        except StatusError as e:
             return ApiResponse(e.code, dumps(e.status()))
         except Unavailable as e:
-            return ApiResponse(503, dumps(ApiError(503, "ServiceUnavailable", f"storage is unavailable: {e}").status()))
+            return ApiResponse(503, dumps(StatusError(503, "ServiceUnavailable", f"storage is unavailable: {e}").status()))
         except Exception as e:
             log.exception("api: %s %s failed", req.method, req.path)
-            return ApiResponse(500, dumps(ApiError(500, "InternalError", f"Internal error occurred: {e}").status()))
+            return ApiResponse(500, dumps(StatusError(500, "InternalError", f"Internal error occurred: {e}").status()))
 
     async def _authorize(self, req: ApiRequest) -> None:
         if self.authorizer is None or req.user is None:
@@ -114,7 +114,7 @@ class ApiServer:
         decision = await self.authorizer.authorize(req.user, attrs)
         if not decision.allowed:
             st = forbidden_status(req.user, attrs, decision.reason)
-            err = ApiError(403, "Forbidden", st["message"])
+            err = StatusError(403, "Forbidden", st["message"])
             err.details = st.get("details", {})
             raise err
 

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from pyk3s.api import protobuf
-from pyk3s.api.errors import ApiError, bad_request, unsupported_media_type
+from pyk3s.api.errors import StatusError, bad_request, unsupported_media_type
 from pyk3s.api.request import ApiRequest
 
 __all__ = ["JSON_TYPES", "PROTOBUF", "decode_body", "media_type"]
@@ -70,7 +70,7 @@ def decode_body(req: ApiRequest, *, strict: bool = False, allow_yaml: bool = Tru
         try:
             return protobuf.decode_body(raw)
         except protobuf.UnsupportedProtobuf as e:
-            raise ApiError(415, "UnsupportedMediaType", str(e) or "this kind cannot be sent as protobuf; use "
+            raise StatusError(415, "UnsupportedMediaType", str(e) or "this kind cannot be sent as protobuf; use "
                            "application/json") from None
     if allow_yaml and ct in ("application/yaml", "application/x-yaml", "text/yaml", "application/apply-patch+yaml"):
         if raw.lstrip()[:1] in (b"{", b"["):

@@ -9,7 +9,7 @@ import ipaddress
 from typing import Any
 
 from pyk3s.api.config import ApiConfig
-from pyk3s.api.errors import ApiError
+from pyk3s.api.errors import StatusError
 from pyk3s.api.registry import Registry
 from pyk3s.api.request import WriteOptions
 from pyk3s.api.resources import ResourceTable
@@ -27,7 +27,7 @@ async def _ensure(registry: Registry, resources: ResourceTable, group: str, plur
     try:
         await registry.get(info, ns, obj["metadata"]["name"])
         exists = True
-    except ApiError as e:
+    except StatusError as e:
         if e.code != 404:
             raise
         exists = False
@@ -37,7 +37,7 @@ async def _ensure(registry: Registry, resources: ResourceTable, group: str, plur
         try:
             await registry.create(info, ns, obj, opts)
             return
-        except ApiError as e:
+        except StatusError as e:
             if e.code != 409:
                 raise
     if not reconcile:

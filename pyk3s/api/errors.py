@@ -1,9 +1,9 @@
 """API errors and their Kubernetes ``Status`` form (spec 6.9).
 
-Every failure the core answers is an :class:`ApiError`; ``status()`` gives the ``Status`` object
+Every failure the core answers is an :class:`StatusError`; ``status()`` gives the ``Status`` object
 and ``code`` the HTTP code. Messages follow kube-apiserver's wording where clients parse or print it::
 
-    ApiError
+    StatusError
      (reason)             code  example message
      NotFound             404   configmaps "x" not found
      AlreadyExists        409   configmaps "x" already exists
@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "ApiError",
+    "StatusError",
     "already_exists",
     "bad_request",
     "conflict",
@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 
-class ApiError(Exception):
+class StatusError(Exception):
     def __init__(
         self,
         code: int,
@@ -85,41 +85,41 @@ def _qualified(resource: str, group: str) -> str:
     return f"{resource}.{group}" if group else resource
 
 
-def not_found(resource: str, group: str, name: str) -> ApiError:
-    return ApiError(404, "NotFound", f'{_qualified(resource, group)} "{name}" not found',
+def not_found(resource: str, group: str, name: str) -> StatusError:
+    return StatusError(404, "NotFound", f'{_qualified(resource, group)} "{name}" not found',
                     name=name, group=group, kind=resource)
 
 
-def already_exists(resource: str, group: str, name: str) -> ApiError:
-    return ApiError(409, "AlreadyExists", f'{_qualified(resource, group)} "{name}" already exists',
+def already_exists(resource: str, group: str, name: str) -> StatusError:
+    return StatusError(409, "AlreadyExists", f'{_qualified(resource, group)} "{name}" already exists',
                     name=name, group=group, kind=resource)
 
 
-def conflict(resource: str, group: str, name: str, why: str = "") -> ApiError:
+def conflict(resource: str, group: str, name: str, why: str = "") -> StatusError:
     why = why or "the object has been modified; please apply your changes to the latest version and try again"
-    return ApiError(409, "Conflict",
+    return StatusError(409, "Conflict",
                     f'Operation cannot be fulfilled on {_qualified(resource, group)} "{name}": {why}',
                     name=name, group=group, kind=resource)
 
 
-def invalid(kind: str, group: str, name: str, message: str, causes: list[dict[str, str]]) -> ApiError:
-    return ApiError(422, "Invalid", message, name=name, group=group, kind=kind, causes=causes)
+def invalid(kind: str, group: str, name: str, message: str, causes: list[dict[str, str]]) -> StatusError:
+    return StatusError(422, "Invalid", message, name=name, group=group, kind=kind, causes=causes)
 
 
-def bad_request(message: str) -> ApiError:
-    return ApiError(400, "BadRequest", message)
+def bad_request(message: str) -> StatusError:
+    return StatusError(400, "BadRequest", message)
 
 
-def forbidden(message: str, **kw: Any) -> ApiError:
-    return ApiError(403, "Forbidden", message, **kw)
+def forbidden(message: str, **kw: Any) -> StatusError:
+    return StatusError(403, "Forbidden", message, **kw)
 
 
-def method_not_allowed() -> ApiError:
-    return ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+def method_not_allowed() -> StatusError:
+    return StatusError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
 
-def unsupported_media_type(content_type: str, accepted: list[str]) -> ApiError:
-    return ApiError(
+def unsupported_media_type(content_type: str, accepted: list[str]) -> StatusError:
+    return StatusError(
         415,
         "UnsupportedMediaType",
         f"the body of the request was in an unknown format - accepted media types include: {', '.join(accepted)}"
@@ -128,12 +128,12 @@ def unsupported_media_type(content_type: str, accepted: list[str]) -> ApiError:
     )
 
 
-def expired(message: str) -> ApiError:
-    return ApiError(410, "Expired", message)
+def expired(message: str) -> StatusError:
+    return StatusError(410, "Expired", message)
 
 
-def internal(message: str) -> ApiError:
-    return ApiError(500, "InternalError", f"Internal error occurred: {message}")
+def internal(message: str) -> StatusError:
+    return StatusError(500, "InternalError", f"Internal error occurred: {message}")
 
 
 def status_success(resource: str, group: str, name: str, uid: str = "") -> dict[str, Any]:

@@ -14,7 +14,7 @@ from pyk3s.api import patch as patchlib
 from pyk3s.api.bodies import decode_body, media_type, parse_json, parse_yaml
 from pyk3s.api.codec import decode_kv, dumps, kv_json, now_rfc3339
 from pyk3s.api.config import ApiConfig
-from pyk3s.api.errors import ApiError, bad_request, conflict, status_success, unsupported_media_type
+from pyk3s.api.errors import StatusError, bad_request, conflict, status_success, unsupported_media_type
 from pyk3s.api.invalid import invalid_field
 from pyk3s.api.query import go_bool, query_bool, query_int, table_request
 from pyk3s.api.registry import Registry, present
@@ -196,7 +196,7 @@ class ResourceHandlers:
     async def apply(self, req: ApiRequest, info: ResourceInfo, ns: str | None, name: str, opts: WriteOptions,
                     subresource: str | None) -> ApiResponse:
         if not req.param("fieldManager"):
-            raise ApiError(422, "Invalid",
+            raise StatusError(422, "Invalid",
                            'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch',
                            group="meta.k8s.io", kind="PatchOptions",
                            causes=[{"reason": "FieldValueRequired", "message": "Required value: is required for apply patch",
@@ -228,7 +228,7 @@ class ResourceHandlers:
             obj = await self.registry.update(info, ns, name, merge, opts, subresource=subresource, managed_done=True,
                                              precondition=bool(meta.get("resourceVersion")))
             return json_response(200, obj, opts.warnings)
-        except ApiError as e:
+        except StatusError as e:
             if e.code != 404 or subresource is not None:
                 raise
         created = merge(None)
@@ -254,7 +254,7 @@ class ResourceHandlers:
             try:
                 out, _ = await self.registry.delete(info, meta.get("namespace"), meta["name"], options,
                                                     dry_run=_dry(req, options))
-            except ApiError as e:
+            except StatusError as e:
                 if e.code == 404:
                     continue
                 raise
@@ -308,11 +308,11 @@ def _stream_once(chunk: bytes) -> ApiResponse:
     return ApiResponse(200, stream=gen(), content_type="application/json")
 
 
-def _patch_error(e: patchlib.PatchError) -> ApiError:
-    return ApiError(e.code, "Invalid" if e.code == 422 else "BadRequest", e.message or str(e))
+def _patch_error(e: patchlib.PatchError) -> StatusError:
+    return StatusError(e.code, "Invalid" if e.code == 422 else "BadRequest", e.message or str(e))
 
 
-def _apply_conflict(info: ResourceInfo, name: str, e: Any) -> ApiError:
+def _apply_conflict(info: ResourceInfo, name: str, e: Any) -> StatusError:
     causes = [{"reason": "FieldManagerConflict", "message": f'conflict with "{m}" using {v}', "field": f}
               for m, v, f in e.conflicts]
     err = conflict(info.plural, info.group, name)

@@ -23,7 +23,7 @@ from pyk3s.api.errors import forbidden
 from pyk3s.api.invalid import invalid_field
 from pyk3s.api.namespaces import NamespaceGate
 from pyk3s.api.resources import ResourceInfo
-from pyk3s.api.store.base import NotFound, Store
+from pyk3s.api.store.base import KeyNotFound, Store
 
 __all__ = ["KindHooks"]
 
@@ -179,5 +179,5 @@ class KindHooks:
             for kv in kvs:
                 try:
                     await store.delete(kv.key)
-                except NotFound:
+                except KeyNotFound:
                     pass

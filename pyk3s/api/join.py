@@ -95,5 +95,5 @@ class JoinService:
             "serverCA": self.certs.server_ca_pem.decode(), "clientCA": self.certs.client_ca_pem.decode(),
             "config": {"clusterCIDRs": list(s.cluster_cidrs), "serviceCIDRs": list(s.service_cidrs),
                        "clusterDNS": [s.cluster_dns], "clusterDomain": s.cluster_domain,
-                       "disableNetworkPolicy": s.disable_network_policy},
+                       **s.agent_config},
         })

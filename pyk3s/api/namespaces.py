@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from pyk3s.api.codec import decode_kv
-from pyk3s.api.errors import ApiError, not_found
+from pyk3s.api.errors import StatusError, not_found
 from pyk3s.api.store.base import Store
 from pyk3s.api.watch import Subscription, WatchCache
 
@@ -79,5 +79,5 @@ class NamespaceGate:
         self.observe(ns)
         if self.phases.get(namespace) == "Terminating":
             msg = f"unable to create new content in namespace {namespace} because it is being terminated"
-            raise ApiError(403, "Forbidden", msg, name=namespace, kind="namespaces",
+            raise StatusError(403, "Forbidden", msg, name=namespace, kind="namespaces",
                            causes=[{"reason": "NamespaceTerminating", "message": msg, "field": "metadata.namespace"}])

@@ -31,7 +31,7 @@ from pyk3s.api.paging import ListResult, decode_continue, encode_continue
 from pyk3s.api.request import WriteOptions
 from pyk3s.api.resources import ResourceInfo
 from pyk3s.api.selectors import FieldSelector, LabelSelector
-from pyk3s.api.store.base import Compacted, Conflict, KeyExists, KeyValue, NotFound, Store
+from pyk3s.api.store.base import Compacted, KeyExists, KeyNotFound, KeyValue, RevisionConflict, Store
 from pyk3s.api.strategy import removable
 
 __all__ = ["Registry", "present"]
@@ -215,16 +215,16 @@ class Registry:
                     return new
                 try:
                     await self._remove(info, key, kv, new)
-                except Conflict:
+                except RevisionConflict:
                     if precondition:
                         raise conflict(info.plural, info.group, name) from None
                     continue
                 return new
             try:
                 await self._write(info, key, new, old, opts, kv.mod_revision)
-            except NotFound:
+            except KeyNotFound:
                 raise not_found(info.plural, info.group, name) from None
-            except Conflict:
+            except RevisionConflict:
                 if precondition:
                     raise conflict(info.plural, info.group, name) from None
                 continue
@@ -345,9 +345,9 @@ class Registry:
                     await self._remove(info, key, kv, obj)
                     return obj, True
                 out = await self.store.update(key, encode_object(new), kv.mod_revision)
-            except Conflict:
+            except RevisionConflict:
                 continue
-            except NotFound:
+            except KeyNotFound:
                 raise not_found(info.plural, info.group, name) from None
             nmeta["resourceVersion"] = str(out.mod_revision)
             await self.hooks.after_write(info, new, obj)

@@ -11,7 +11,7 @@ from typing import Any
 from pyk3s.api.bodies import decode_body, media_type, parse_json
 from pyk3s.api.codec import now_rfc3339
 from pyk3s.api.errors import (
-    ApiError,
+    StatusError,
     bad_request,
     conflict,
     method_not_allowed,
@@ -106,7 +106,7 @@ class Subresources:
             await self.registry.get(info, ns, name)
             log_hook = self.pod_log_hook
             if log_hook is None:
-                raise ApiError(404, "NotFound", f'pods "{name}" logs are not available: no log provider is configured')
+                raise StatusError(404, "NotFound", f'pods "{name}" logs are not available: no log provider is configured')
             resp = await log_hook(req, ns or "", name)
             if resp is None:
                 raise not_found("pods", "", name)
@@ -115,13 +115,13 @@ class Subresources:
             await self.registry.get(info, ns, name)
             token_hook = self.sa_token_hook
             if token_hook is None:
-                raise ApiError(404, "NotFound", "serviceaccounts/token is not available: no token issuer is configured")
+                raise StatusError(404, "NotFound", "serviceaccounts/token is not available: no token issuer is configured")
             body = decode_body(req)
             return json_response(201, await token_hook(req, ns or "", name, body))
         if key in (("", "pods", "exec"), ("", "pods", "attach"), ("", "pods", "portforward")):
             raise bad_request("Upgrade request required")
         if info.subresource(sub) is None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise StatusError(404, "NotFound", "the server could not find the requested resource")
         raise method_not_allowed()
 
     async def scale(self, req: ApiRequest, info: ResourceInfo, ns: str | None, name: str) -> ApiResponse:

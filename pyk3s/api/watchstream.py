@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from pyk3s.api.codec import decode_kv, dumps, kv_json
-from pyk3s.api.errors import ApiError
+from pyk3s.api.errors import StatusError
 from pyk3s.api.query import TableRequest
 from pyk3s.api.registry import present
 from pyk3s.api.resources import ResourceInfo
@@ -28,12 +28,12 @@ from pyk3s.api.watch import Subscription, WatchEvent
 __all__ = ["error_event", "expired_error", "watch_stream"]
 
 
-def error_event(err: ApiError) -> bytes:
+def error_event(err: StatusError) -> bytes:
     return b'{"type":"ERROR","object":' + dumps(err.status()) + b"}\n"
 
 
-def expired_error(requested: int, compacted: int) -> ApiError:
-    return ApiError(410, "Expired", f"too old resource version: {requested} ({compacted})")
+def expired_error(requested: int, compacted: int) -> StatusError:
+    return StatusError(410, "Expired", f"too old resource version: {requested} ({compacted})")
 
 
 class _Encoder:

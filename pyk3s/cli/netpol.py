@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pyk3s.k3s.paths import default_kubeconfig_path
-from pyk3s.netpol.evaluate import Cluster, evaluate
+from pyk3s.netpol.evaluate import ClusterView, evaluate
 from pyk3s.netpol.matrix import build_index, reachability, render
 from pyk3s.netpol.model import (
     Policy,
@@ -71,7 +71,7 @@ def _node_ips(nodes: list[dict[str, Any]]) -> dict[str, str]:
     return out
 
 
-async def load_cluster(kubeconfig: str | None) -> Cluster:
+async def load_cluster(kubeconfig: str | None) -> ClusterView:
     from pyk3s.client import Client
 
     async with Client.from_env(kubeconfig) as client:
@@ -79,7 +79,7 @@ async def load_cluster(kubeconfig: str | None) -> Cluster:
             client.resource("v1", "pods").list(), client.resource("v1", "namespaces").list(),
             client.resource("networking.k8s.io/v1", "networkpolicies").list(), client.resource("v1", "nodes").list())
     infos = [i for i in (pod_info(p) for p in pods.get("items") or []) if i is not None]
-    return Cluster(infos, [namespace_info(n) for n in nss.get("items") or []],
+    return ClusterView(infos, [namespace_info(n) for n in nss.get("items") or []],
                    [_policy(p) for p in pols.get("items") or []], _node_ips(nodes.get("items") or []))
 
 

@@ -5,7 +5,7 @@ per-pod allow sets incrementally (what the agent programs into nftables); ``matr
 reachability of pods from that index.
 """
 
-from .evaluate import Cluster, Endpoint, Verdict, evaluate
+from .evaluate import ClusterView, ConnectionEnd, Verdict, evaluate
 from .index import AllowIndex, Delta, Group, IndexState
 from .model import (
     EGRESS,
@@ -21,7 +21,7 @@ from .model import (
 )
 
 __all__ = [
-    "EGRESS", "INGRESS", "AllowIndex", "Cluster", "Delta", "Endpoint", "Group", "IndexState", "NamespaceInfo",
+    "EGRESS", "INGRESS", "AllowIndex", "ClusterView", "Delta", "ConnectionEnd", "Group", "IndexState", "NamespaceInfo",
     "PodInfo", "Policy", "PolicyError", "Verdict", "evaluate", "fail_closed_policy", "namespace_info",
     "parse_policy", "pod_info",
 ]

@@ -13,15 +13,25 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .model import EGRESS, INGRESS, PROTOCOLS, NamespaceInfo, Peer, PodInfo, Policy, Rule, parse_ip
+from .model import (
+    EGRESS,
+    INGRESS,
+    PROTOCOLS,
+    NamespaceInfo,
+    PodInfo,
+    Policy,
+    PolicyPeer,
+    TrafficRule,
+    parse_ip,
+)
 from .ports import ICMP, PortSet, resolve_ports
 
-__all__ = ["Cluster", "Endpoint", "RuleMatch", "Side", "Verdict", "evaluate", "peer_matches", "rule_ports",
+__all__ = ["ClusterView", "ConnectionEnd", "RuleMatch", "Side", "Verdict", "evaluate", "peer_matches", "rule_ports",
            "selects"]
 
 
 @dataclass(frozen=True, slots=True)
-class Endpoint:
+class ConnectionEnd:
     """One end of a connection: a pod (with the address used) or a bare address."""
     ip: str
     pod: PodInfo | None = None
@@ -34,7 +44,7 @@ def selects(policy: Policy, pod: PodInfo) -> bool:
     return pod.namespace == policy.namespace and not pod.host_network and policy.pod_selector.matches(pod.labels)
 
 
-def peer_matches(policy: Policy, peer: Peer, ep: Endpoint, ns_labels: Mapping[str, Mapping[str, str]]) -> bool:
+def peer_matches(policy: Policy, peer: PolicyPeer, ep: ConnectionEnd, ns_labels: Mapping[str, Mapping[str, str]]) -> bool:
     """Does ``peer`` of ``policy`` match endpoint ``ep``? Selectors match pods, ipBlocks addresses."""
     if peer.ip_block is not None:
         ip = parse_ip(ep.ip)
@@ -50,7 +60,7 @@ def peer_matches(policy: Policy, peer: Peer, ep: Endpoint, ns_labels: Mapping[st
     return peer.pod_selector is None or peer.pod_selector.matches(pod.labels)
 
 
-def rule_ports(rule: Rule, direction: str, src: Endpoint, dst: Endpoint) -> PortSet:
+def rule_ports(rule: TrafficRule, direction: str, src: ConnectionEnd, dst: ConnectionEnd) -> PortSet:
     """Ports a rule opens for this pair: named ports take their numbers from the destination pod."""
     del direction, src  # named ports always resolve on the destination, whichever side enforces
     return resolve_ports(rule.ports, dst.pod)
@@ -87,8 +97,8 @@ class Side:
 @dataclass(frozen=True, slots=True)
 class Verdict:
     allowed: bool
-    src: Endpoint
-    dst: Endpoint
+    src: ConnectionEnd
+    dst: ConnectionEnd
     protocol: str
     port: int
     egress: Side
@@ -120,7 +130,7 @@ class Verdict:
 
 
 @dataclass
-class Cluster:
+class ClusterView:
     """What evaluation reads: pods, namespaces' labels, policies, and the nodes' addresses."""
     pods: list[PodInfo] = field(default_factory=list)
     namespaces: list[NamespaceInfo] = field(default_factory=list)
@@ -141,20 +151,20 @@ class Cluster:
                 return p
         return None
 
-    def endpoint(self, text: str) -> Endpoint:
+    def endpoint(self, text: str) -> ConnectionEnd:
         """``ns/name`` (first address) or an IP (a pod's when a pod has it)."""
         if "/" in text and parse_ip(text) is None:
             pod = self.pod(text)
             if pod is None:
                 raise KeyError(f"pod {text} not found (or it has no address yet)")
-            return Endpoint(pod.ips[0], pod)
+            return ConnectionEnd(pod.ips[0], pod)
         ip = parse_ip(text)
         if ip is None:
             raise KeyError(f"{text!r} is neither ns/name nor an IP address")
-        return Endpoint(str(ip), self.by_ip.get(str(ip)))
+        return ConnectionEnd(str(ip), self.by_ip.get(str(ip)))
 
 
-def _side(cluster: Cluster, direction: str, pod: PodInfo | None, src: Endpoint, dst: Endpoint,
+def _side(cluster: ClusterView, direction: str, pod: PodInfo | None, src: ConnectionEnd, dst: ConnectionEnd,
           protocol: int, port: int) -> Side:
     if pod is None or pod.host_network:
         return Side(direction)
@@ -180,7 +190,7 @@ def _side(cluster: Cluster, direction: str, pod: PodInfo | None, src: Endpoint, 
                 tuple(misses), tuple(p.key for p in mine if p.error))
 
 
-def evaluate(cluster: Cluster, src: Endpoint, dst: Endpoint, protocol: str, port: int) -> Verdict:
+def evaluate(cluster: ClusterView, src: ConnectionEnd, dst: ConnectionEnd, protocol: str, port: int) -> Verdict:
     protocol = protocol.upper()
     proto = PROTOCOLS.get(protocol, ICMP if protocol == "ICMP" else None)
     if proto is None:

@@ -31,8 +31,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from .delta import Applied, Delta, Group, GroupDelta, IndexState
-from .evaluate import Endpoint, peer_matches, selects
-from .model import EGRESS, INGRESS, NamespaceInfo, PodInfo, Policy, Rule, parse_ip
+from .evaluate import ConnectionEnd, peer_matches, selects
+from .model import EGRESS, INGRESS, NamespaceInfo, PodInfo, Policy, TrafficRule, parse_ip
 from .ports import NONE, PortSet, resolve_ports
 from .ranges import AddrRange, block_ranges, disjoint, full_range
 
@@ -63,7 +63,7 @@ class AllowIndex:
         self.pods: dict[str, PodInfo] = {}  # taking part, with the addresses they own
         self.pods_by_ns: dict[str, set[str]] = {}
         self.owner: dict[str, str] = {}  # address -> pod key
-        self.rules: dict[RuleId, tuple[Policy, Rule]] = {}
+        self.rules: dict[RuleId, tuple[Policy, TrafficRule]] = {}
         self.policy_rules: dict[str, list[RuleId]] = {}
         # rules that give pods per-address elements: those whose peers select pods of the policy's own
         # namespace only (by namespace), and the others (namespace selectors, egress named ports)
@@ -170,7 +170,7 @@ class AllowIndex:
     # -- rules and their members ------------------------------------------------------------------------
 
     @staticmethod
-    def _wide(rule: Rule, direction: str) -> bool | None:
+    def _wide(rule: TrafficRule, direction: str) -> bool | None:
         """None: the rule gives no pod elements; False: only pods of the policy's namespace; True: any."""
         if direction == EGRESS and rule.named_ports and (rule.any_peer or any(p.ip_block for p in rule.peers)):
             return True
@@ -179,7 +179,7 @@ class AllowIndex:
             return None
         return any(p.namespace_selector is not None for p in selectors)
 
-    def _candidates(self, policy: Policy, rule: Rule, direction: str) -> Iterable[str]:
+    def _candidates(self, policy: Policy, rule: TrafficRule, direction: str) -> Iterable[str]:
         wide = self._wide(rule, direction)
         if wide is None:
             return ()
@@ -242,12 +242,12 @@ class AllowIndex:
                         del self.pod_rules[k]
             self.rule_members[rid] = set()
 
-    def _member(self, policy: Policy, rule: Rule, direction: str, pod: PodInfo) -> bool:
+    def _member(self, policy: Policy, rule: TrafficRule, direction: str, pod: PodInfo) -> bool:
         """Does the pod get per-address elements from this rule (see the module docstring)?"""
         if pod.host_network:
             return False
         for ip in pod.ips:
-            ep = Endpoint(ip, pod)
+            ep = ConnectionEnd(ip, pod)
             for peer in rule.peers:
                 if peer.ip_block is None:
                     if peer_matches(policy, peer, ep, self.ns_labels):
@@ -280,9 +280,9 @@ class AllowIndex:
                 break
         return acc
 
-    def _member_at(self, policy: Policy, rule: Rule, pod: PodInfo, ip: str) -> bool:
+    def _member_at(self, policy: Policy, rule: TrafficRule, pod: PodInfo, ip: str) -> bool:
         """Does an egress rule name this one address of a pod (for pods with several)?"""
-        ep = Endpoint(ip, pod)
+        ep = ConnectionEnd(ip, pod)
         if any(p.ip_block is None and peer_matches(policy, p, ep, self.ns_labels) for p in rule.peers):
             return True
         return rule.named_ports and (rule.any_peer or any(

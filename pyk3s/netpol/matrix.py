@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .evaluate import Cluster
+from .evaluate import ClusterView
 from .index import AllowIndex
 from .model import PROTOCOLS, PodInfo
 from .ports import ICMP
@@ -13,7 +13,7 @@ from .ports import ICMP
 __all__ = ["build_index", "reachability", "render"]
 
 
-def build_index(cluster: Cluster) -> AllowIndex:
+def build_index(cluster: ClusterView) -> AllowIndex:
     """Every pod of the cluster as if all were local: the union of what each node programs."""
     index = AllowIndex(None)
     for ns in cluster.namespaces:

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "INGRESS", "EGRESS", "PROTOCOLS", "IpBlock", "NamespaceInfo", "Peer", "PodInfo", "Policy", "PolicyError",
-    "PortSpec", "Rule", "Selector", "Requirement", "fail_closed_policy", "namespace_info", "parse_ip",
+    "INGRESS", "EGRESS", "PROTOCOLS", "IpBlock", "NamespaceInfo", "PolicyPeer", "PodInfo", "Policy", "PolicyError",
+    "PortSpec", "TrafficRule", "Selector", "Requirement", "fail_closed_policy", "namespace_info", "parse_ip",
     "parse_policy", "pod_info",
 ]
 
@@ -203,7 +203,7 @@ def _port(raw: Any, path: str) -> PortSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class Peer:
+class PolicyPeer:
     pod_selector: Selector | None = None
     namespace_selector: Selector | None = None
     ip_block: IpBlock | None = None
@@ -219,7 +219,7 @@ class Peer:
         return " and ".join(parts)
 
 
-def _peer(raw: Any, path: str) -> Peer:
+def _peer(raw: Any, path: str) -> PolicyPeer:
     if not isinstance(raw, dict):
         raise PolicyError(path, "must be a peer")
     pods, nss, block = raw.get("podSelector"), raw.get("namespaceSelector"), raw.get("ipBlock")
@@ -241,17 +241,17 @@ def _peer(raw: Any, path: str) -> Peer:
             if net.version != cidr.version or not net.subnet_of(cidr) or net.prefixlen <= cidr.prefixlen:  # type: ignore[arg-type]
                 raise PolicyError(f"{path}.ipBlock.except[{i}]", "must be a strict subset of `cidr`")
             excepts.append(net)
-        return Peer(ip_block=IpBlock(cidr, tuple(excepts)))
+        return PolicyPeer(ip_block=IpBlock(cidr, tuple(excepts)))
     if pods is None and nss is None:
         raise PolicyError(path, "must specify a peer")
-    return Peer(None if pods is None else _selector(pods, f"{path}.podSelector"),
+    return PolicyPeer(None if pods is None else _selector(pods, f"{path}.podSelector"),
                 None if nss is None else _selector(nss, f"{path}.namespaceSelector"))
 
 
 @dataclass(frozen=True, slots=True)
-class Rule:
+class TrafficRule:
     """One ingress or egress rule: ``peers`` empty means every peer, ``ports`` empty every port."""
-    peers: tuple[Peer, ...] = ()
+    peers: tuple[PolicyPeer, ...] = ()
     ports: tuple[PortSpec, ...] = ()
 
     @property
@@ -268,8 +268,8 @@ class Policy:
     namespace: str
     name: str
     pod_selector: Selector = field(default_factory=Selector)
-    ingress: tuple[Rule, ...] = ()
-    egress: tuple[Rule, ...] = ()
+    ingress: tuple[TrafficRule, ...] = ()
+    egress: tuple[TrafficRule, ...] = ()
     types: frozenset[str] = frozenset({INGRESS})
     # set when the stored object could not be read: the policy isolates and allows nothing
     error: str = ""
@@ -278,14 +278,14 @@ class Policy:
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
 
-    def rules(self, direction: str) -> tuple[Rule, ...]:
+    def rules(self, direction: str) -> tuple[TrafficRule, ...]:
         return self.ingress if direction == INGRESS else self.egress
 
     def isolates(self, direction: str) -> bool:
         return direction in self.types
 
 
-def _rules(raw: Any, path: str, peer_key: str) -> tuple[Rule, ...]:
+def _rules(raw: Any, path: str, peer_key: str) -> tuple[TrafficRule, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -299,7 +299,7 @@ def _rules(raw: Any, path: str, peer_key: str) -> tuple[Rule, ...]:
             raise PolicyError(rp, "must be a rule")
         peers = tuple(_peer(p, f"{rp}.{peer_key}[{j}]") for j, p in enumerate(r.get(peer_key) or []))
         ports = tuple(_port(p, f"{rp}.ports[{j}]") for j, p in enumerate(r.get("ports") or []))
-        out.append(Rule(peers, ports))
+        out.append(TrafficRule(peers, ports))
     return tuple(out)
 
 

@@ -19,8 +19,9 @@ import os
 import signal
 import sys
 
-from .errors import ConfigError
-from .static import static_from_flags
+from .config.errors import ConfigError
+from .config.flags import report_unhonoured
+from .config.static import static_from_flags
 
 __all__ = ["main"]
 
@@ -42,6 +43,7 @@ def main(argv: list[str]) -> int:
     workers = static.workers or (os.cpu_count() or 1)
     from pyk3s.client import Client
 
+    from .explain import explain_api
     from .runner import fork_workers, run
 
     objects = None
@@ -68,7 +70,9 @@ def main(argv: list[str]) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        task = loop.create_task(run(static, client, workers if pids else 0, socks, objects))
+        # Every argument the ingress accepts but does not act on is said out loud (log and pod event).
+        await report_unhonoured(client, argv)
+        task = loop.create_task(run(static, client, workers if pids else 0, socks, objects, explain_api))
         await asyncio.wait([task, loop.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
         task.cancel()
         try:

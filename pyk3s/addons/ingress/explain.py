@@ -3,7 +3,9 @@
 For the entrypoint and transport of the URL (``https`` -> TLS routers), every router is listed in
 priority order with each matcher's outcome until the first match; the winner's middlewares and
 service (with its servers) follow. Disabled routers are listed with their errors. The same report is
-served by the API at ``/api/explain?url=...&header=Name:%20value`` and shown on the dashboard.
+served by the API at ``/api/explain?url=...&header=Name:%20value`` and shown on the dashboard
+(``pyk3s traefik`` hands :func:`explain_api` to the runner). The command lists the objects once through
+the runner and builds the configuration from the providers, as the running proxy does.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ import sys
 from typing import Any
 from urllib.parse import urlsplit
 
-from .compile import Compiled, compile_config
-from .proxy.request import Request
-from .services import Balancer
+from .config.static import static_from_flags
+from .http.request import HttpRequest
+from .providers import build_config
+from .routing.compile import Compiled, compile_config
+from .routing.services import Balancer
+from .runner import list_objects
 
 __all__ = ["explain", "explain_api", "main"]
 
@@ -34,7 +39,7 @@ def explain(c: Compiled, url: str, headers: list[tuple[str, str]], entrypoint: s
     if not any(k.lower() == "host" for k, _ in hdrs):
         hdrs.append(("Host", parts.netloc))
     target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
-    req = Request(method, target, hdrs, peer, tls, "1.1", entrypoint)
+    req = HttpRequest(method, target, hdrs, peer, tls, "1.1", entrypoint)
     out: dict[str, Any] = {"entrypoint": entrypoint, "tls": tls, "host": req.host, "path": req.path,
                            "checked": [], "match": None}
     table = c.table.tables.get((entrypoint, tls))
@@ -58,7 +63,7 @@ def explain(c: Compiled, url: str, headers: list[tuple[str, str]], entrypoint: s
     return out
 
 
-def explain_api(c: Compiled, req: Any) -> dict[str, Any]:
+def explain_api(c: Compiled, req: HttpRequest) -> dict[str, Any]:
     q = req.query_map()
     headers = []
     for h in q.get("header", []):
@@ -93,20 +98,11 @@ def _text(report: dict[str, Any]) -> str:
 async def _load(args: argparse.Namespace) -> Compiled:
     from pyk3s.client import Client
 
-    from .runner import WATCHED, build_config
-    from .static import static_from_flags
-
     static = static_from_flags(args.flag or ["--entrypoints.web.address=:80", "--entrypoints.websecure.address=:443",
                                              "--entrypoints.websecure.http.tls=true", "--providers.kubernetescrd",
                                              "--providers.kubernetesingress"])
-    objs: list[dict[str, Any]] = []
     async with Client.from_env(args.kubeconfig) as client:
-        for api, plural, kind, _ in WATCHED:
-            try:
-                listing = await client.resource(api, plural).list()
-            except Exception:  # noqa: BLE001 - a group that is not served (CRDs missing) is skipped
-                continue
-            objs += [{**o, "kind": kind, "apiVersion": api} for o in listing.get("items") or ()]
+        objs = await list_objects(client, static)
     return compile_config(build_config(static, objs), static)
 
 

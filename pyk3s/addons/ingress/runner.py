@@ -1,8 +1,9 @@
 """Running the proxy: watch glue, configuration fan-out to worker processes, Ingress status.
 
 Process layout: the supervisor binds nothing for user entrypoints; it forks ``workers`` processes that
-each bind every non-internal entrypoint with SO_REUSEPORT, then runs the informers, builds the
-configuration (providers are pure functions of the informer caches), compiles it for its own internal
+each bind every non-internal entrypoint with SO_REUSEPORT, then runs the informers of the kinds the
+providers read, builds the configuration (providers are pure functions of the informer caches,
+``providers.build_config``), compiles it for its own internal
 entrypoints (``traefik``: api/ping/metrics) and sends it to the workers over a socketpair. Workers send
 their metric counters back once a second. With one worker everything runs in one process.
 Bursts of events are folded into one rebuild (``THROTTLE``), as Traefik's throttleEvents does.
@@ -17,82 +18,46 @@ import os
 import pickle
 import signal
 import socket
+import ssl
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
-from .dynamic import DynamicConfig, merge
-from .providers.common import KubeIndex
-from .providers.crd import CRD_GROUPS, build_crd_config
-from .providers.ingress import build_ingress_config, ingress_status, should_process
-from .proxy.server import ProxyState, start_entrypoints
-from .rules import parse_rule
-from .static import StaticConfig, internal_config
-from .tls import build_store, listening_context
+from .config.dynamic import DynamicConfig
+from .config.static import StaticConfig
+from .providers import build_config, watched_kinds
+from .providers.common import KubeObject, ObjectIndex
+from .providers.ingress import ingress_status, should_process
+from .proxy.api import Explain
+from .proxy.metrics import MetricsSnapshot
+from .proxy.server import start_entrypoints
+from .proxy.state import ProxyState
+from .proxy.tls import build_store, host_options, listening_context
+from .routing.compile import Compiled
 
-__all__ = ["Watcher", "run", "build_config", "WATCHED", "THROTTLE"]
+if TYPE_CHECKING:
+    from pyk3s.client import Client
+
+__all__ = ["Watcher", "run", "fork_workers", "list_objects", "THROTTLE"]
 
 log = logging.getLogger("pyk3s.ingress")
 THROTTLE = 0.2
-
-# (apiVersion, plural, kind, needed by)
-WATCHED: tuple[tuple[str, str, str, str], ...] = (
-    ("v1", "services", "Service", "both"),
-    ("v1", "secrets", "Secret", "both"),
-    ("discovery.k8s.io/v1", "endpointslices", "EndpointSlice", "both"),
-    ("networking.k8s.io/v1", "ingresses", "Ingress", "ingress"),
-    ("networking.k8s.io/v1", "ingressclasses", "IngressClass", "ingress"),
-) + tuple(
-    (f"{group}/v1alpha1", plural, kind, "crd")
-    for group in CRD_GROUPS
-    for plural, kind in (("ingressroutes", "IngressRoute"), ("middlewares", "Middleware"),
-                         ("traefikservices", "TraefikService"), ("tlsoptions", "TLSOption"),
-                         ("tlsstores", "TLSStore"), ("serverstransports", "ServersTransport"))
-)
-
-
-def build_config(static: StaticConfig, objects: list[dict[str, Any]]) -> DynamicConfig:
-    """Every enabled provider plus the internal one, merged with qualified names."""
-    parts: dict[str, DynamicConfig] = {}
-    if static.crd is not None:
-        parts["kubernetescrd"] = build_crd_config(objects, static.crd)
-    if static.ingress is not None:
-        parts["kubernetes"] = build_ingress_config(objects, static.ingress)
-    parts["internal"] = internal_config(static)
-    return merge(parts)
-
-
-def host_options(cfg: DynamicConfig) -> dict[str, str]:
-    """Server name -> TLS option of the TLS routers whose rule names that host."""
-    out: dict[str, str] = {}
-    for r in cfg.routers.values():
-        if r.tls is None or not r.tls.options:
-            continue
-        try:
-            hosts = parse_rule(r.rule, r.rule_syntax or "v3").hosts or ()
-        except Exception:  # noqa: BLE001 - a bad rule is reported by compile
-            continue
-        for h in hosts:
-            out.setdefault(h, r.tls.options)
-    return out
 
 
 class Watcher:
     """Informers for every watched kind; calls ``publish(DynamicConfig)`` after each burst of changes."""
 
-    def __init__(self, client: Any, static: StaticConfig, publish: Callable[[DynamicConfig], None]) -> None:
+    def __init__(self, client: Client, static: StaticConfig, publish: Callable[[DynamicConfig], None]) -> None:
         from pyk3s.client.informer import Informer
 
         self.client, self.static, self.publish = client, static, publish
-        wanted = {"both"} | ({"crd"} if static.crd is not None else set()) | (
-            {"ingress"} if static.ingress is not None else set())
-        self.informers = [(kind, api, Informer(client.resource(api, plural)))
-                          for api, plural, kind, need in WATCHED if need in wanted]
+        self.informers = [(w.kind, w.api_version, Informer(client.resource(w.api_version, w.plural)))
+                          for w in watched_kinds(static)]
         self.pending: asyncio.TimerHandle | None = None
         self.last: DynamicConfig | None = None
-        self.status_task: asyncio.Task[Any] | None = None
+        self.status_task: asyncio.Task[None] | None = None
 
-    def objects(self) -> list[dict[str, Any]]:
+    def objects(self) -> list[KubeObject]:
         out = []
         for kind, api, inf in self.informers:
             for obj in inf.list():
@@ -101,7 +66,7 @@ class Watcher:
                 out.append(obj)
         return out
 
-    def changed(self, *_: Any) -> None:
+    def changed(self, *_: object) -> None:
         if self.pending is None:
             self.pending = asyncio.get_running_loop().call_later(THROTTLE, self.rebuild)
 
@@ -116,18 +81,21 @@ class Watcher:
             if self.status_task is None or self.status_task.done():
                 self.status_task = asyncio.get_running_loop().create_task(self.update_status(objs))
 
-    async def update_status(self, objs: list[dict[str, Any]]) -> None:
+    async def update_status(self, objs: list[KubeObject]) -> None:
         """Copy the published Service's load balancer addresses into every served Ingress (4.9)."""
-        ns, _, name = self.static.ingress.published_service.partition("/")  # type: ignore[union-attr]
+        opts = self.static.ingress
+        if opts is None:
+            return
+        ns, _, name = opts.published_service.partition("/")
         svc = next((o for o in objs if o["kind"] == "Service" and o["metadata"].get("namespace") == ns
                     and o["metadata"].get("name") == name), None)
         want = ingress_status(svc)
         if not want:
             return
-        classes = KubeIndex.build([o for o in objs if o["kind"] == "IngressClass"])
+        classes = ObjectIndex.build([o for o in objs if o["kind"] == "IngressClass"])
         res = self.client.resource("networking.k8s.io/v1", "ingresses")
         for ing in (o for o in objs if o["kind"] == "Ingress"):
-            if not should_process(ing, classes, self.static.ingress):  # type: ignore[arg-type]
+            if not should_process(ing, classes, opts):
                 continue
             current = ((ing.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
             if current == want:
@@ -152,23 +120,38 @@ class Watcher:
         await asyncio.Event().wait()
 
 
+async def list_objects(client: Client, static: StaticConfig) -> list[KubeObject]:
+    """One listing of every kind the Watcher would watch; a kind that is not served (CRDs missing) is
+    left out."""
+    objs: list[KubeObject] = []
+    for w in watched_kinds(static):
+        try:
+            listing = await client.resource(w.api_version, w.plural).list()
+        except Exception:  # noqa: BLE001 - a group that is not served is skipped
+            continue
+        objs += [{**o, "kind": w.kind, "apiVersion": w.api_version} for o in listing.get("items") or ()]
+    return objs
+
+
 # ---------------------------------------------------------------------------------- worker plumbing
 _HDR = struct.Struct("!IB")
 
 
-async def _send(writer: asyncio.StreamWriter, kind: int, obj: Any) -> None:
+async def _send(writer: asyncio.StreamWriter, kind: int, obj: object) -> None:
     data = pickle.dumps(obj)
     writer.write(_HDR.pack(len(data), kind) + data)
     await writer.drain()
 
 
-async def _recv(reader: asyncio.StreamReader) -> tuple[int, Any]:
+async def _recv(reader: asyncio.StreamReader) -> tuple[int, object]:
+    """(1, DynamicConfig) to a worker, (2, MetricsSnapshot) from one."""
     size, kind = _HDR.unpack(await reader.readexactly(_HDR.size))
-    return kind, pickle.loads(await reader.readexactly(size))  # noqa: S301 - our own child process
+    obj: object = pickle.loads(await reader.readexactly(size))  # noqa: S301 - our own child process
+    return kind, obj
 
 
-def _ssl_for(state: ProxyState) -> Callable[[str], Any]:
-    def ssl_for(name: str) -> Any:
+def _ssl_for(state: ProxyState) -> Callable[[str], ssl.SSLContext | None]:
+    def ssl_for(name: str) -> ssl.SSLContext | None:
         ep = state.static.entrypoints[name]
         if not ep.tls:
             return None
@@ -177,7 +160,7 @@ def _ssl_for(state: ProxyState) -> Callable[[str], Any]:
 
 
 def _install_tls(state: ProxyState) -> None:
-    def rebuild(compiled: Any) -> None:
+    def rebuild(compiled: Compiled) -> None:
         state.tls_store = build_store(compiled.config, host_options(compiled.config))
     state.on_apply.append(rebuild)
     state.tls_store = build_store(DynamicConfig())
@@ -210,7 +193,7 @@ async def _worker_main(static: StaticConfig, names: list[str], sock: socket.sock
         while True:
             kind, obj = await _recv(reader)
             if kind == 1:
-                state.apply(obj)
+                state.apply(cast(DynamicConfig, obj))
                 _settle_heap()
     except (asyncio.IncompleteReadError, ConnectionError):
         pass  # supervisor gone: exit
@@ -241,17 +224,16 @@ def _fork_worker(static: StaticConfig, names: list[str]) -> tuple[int, socket.so
     return pid, parent
 
 
-async def run(static: StaticConfig, client: Any, workers: int, worker_socks: list[socket.socket],
-              objects: list[dict[str, Any]] | None = None) -> None:
-    """Supervisor loop (call after :func:`fork_workers`); ``objects`` replaces the API watch."""
+async def run(static: StaticConfig, client: Client | None, workers: int, worker_socks: list[socket.socket],
+              objects: list[KubeObject] | None = None, explain: Explain | None = None) -> None:
+    """Supervisor loop (call after :func:`fork_workers`); ``objects`` replaces the API watch; ``explain``
+    answers the API's ``/api/explain``."""
     loop = asyncio.get_running_loop()
-    snapshots: dict[int, dict[str, Any]] = {}
+    snapshots: dict[int, MetricsSnapshot] = {}
     writers: list[asyncio.StreamWriter] = []
-    state = ProxyState(loop, static, metrics_source=lambda: [state.metrics.snapshot(), *snapshots.values()])
+    state = ProxyState(loop, static, metrics_source=lambda: [state.metrics.snapshot(), *snapshots.values()],
+                       explain=explain)
     _install_tls(state)
-    from .explain import explain_api
-
-    state.api.explain = explain_api
     internal_names = [n for n in static.entrypoints if n in ("traefik", "metrics")] if workers else []
     local_names = internal_names if workers else list(static.entrypoints)
     servers = await start_entrypoints(state, local_names, _ssl_for(state))
@@ -266,7 +248,7 @@ async def run(static: StaticConfig, client: Any, workers: int, worker_socks: lis
                 while True:
                     kind, obj = await _recv(reader)
                     if kind == 2:
-                        snapshots[i] = obj
+                        snapshots[i] = cast(MetricsSnapshot, obj)
             except (asyncio.IncompleteReadError, ConnectionError):
                 log.error("ingress: worker %d exited", i)
 
@@ -282,6 +264,7 @@ async def run(static: StaticConfig, client: Any, workers: int, worker_socks: lis
     try:
         if objects is not None:
             await asyncio.Event().wait()
+        assert client is not None, "run() needs a client or objects"
         await Watcher(client, static, publish).run()
     finally:
         for s in servers:

@@ -80,7 +80,7 @@ class NetpolController:
         self._applied = asyncio.Condition()
         self._gen = 0  # index changes made
         self._applied_gen = 0  # index changes the kernel holds
-        self._admitted: dict[str, tuple[str, str]] = {}  # pod key -> (uid, address) given by the kubelet
+        self._admitted: dict[str, tuple[str, tuple[str, ...]]] = {}  # pod key -> (uid, addresses) from the kubelet
         self._reported: set[tuple[str, str, str]] = set()  # (policy uid, generation/resourceVersion, reason)
         self._events: set[asyncio.Task[None]] = set()
         self.applies = 0
@@ -117,7 +117,8 @@ class NetpolController:
             if admitted[0] != uid:
                 self._admitted.pop(key, None)
             elif not status.get("podIP") and status.get("phase") not in ("Succeeded", "Failed"):
-                obj = {**obj, "status": {**status, "podIP": admitted[1], "podIPs": [{"ip": admitted[1]}]}}
+                obj = {**obj, "status": {**status, "podIP": admitted[1][0],
+                                         "podIPs": [{"ip": ip} for ip in admitted[1]]}}
             else:
                 self._admitted.pop(key, None)
         return pod_info(obj)
@@ -150,13 +151,13 @@ class NetpolController:
 
     # -- the kubelet's hook -----------------------------------------------------------------------------
 
-    async def admit(self, pod: dict[str, Any], ip: str, timeout: float = 10.0) -> None:
-        """Program a new local pod with its address before its containers start (bounded wait)."""
+    async def admit(self, pod: dict[str, Any], ips: tuple[str, ...], timeout: float = 10.0) -> None:
+        """Program a new local pod with its addresses before its containers start (bounded wait)."""
         key, meta = _key(pod), pod.get("metadata") or {}
         newer = self.pods.get(key)
         if newer is not None and (newer.get("metadata") or {}).get("uid") == meta.get("uid"):
             pod = newer  # the informer's copy may carry newer labels than the kubelet's
-        self._admitted[key] = (meta.get("uid", ""), ip)
+        self._admitted[key] = (meta.get("uid", ""), tuple(ips))
         info = self._pod(pod)
         deadline = time.monotonic() + timeout
         try:

@@ -4,7 +4,8 @@
 Table ``inet <table>`` (one per node and bridge):
 
 * ``forward`` (forward hook, priority 10) passes replies of accepted connections first (conntrack: the
-  one rule most packets see), then judges a new connection's egress (packets arriving from the pod
+  one rule most packets see) and IPv6 neighbour discovery, then judges a new connection's egress
+  (packets arriving from the pod
   bridge) and its ingress (packets leaving through it); ``input`` (input hook) judges the egress of
   pods' packets to the node itself. Packets the node sends (output hook) are never judged, so a node
   always reaches its own pods. Service traffic arrives DNATed (nat prerouting runs first), so it is
@@ -37,6 +38,9 @@ FAMILIES = (4, 6)
 _ADDR_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
 _IP = {4: "ip", 6: "ip6"}
 _MAP = {INGRESS: "in", EGRESS: "out"}
+# IPv6 needs these to work at all (addresses, neighbours, routers, multicast listeners): never judged
+_NDP = ("icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, "
+        "nd-redirect, mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } accept")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,10 +147,10 @@ def full_script(table: NetpolTable, state: IndexState, *, deny_only: bool = Fals
         lines.append(f"  chain {d.lower()} {{\n" + "".join(f"    {r}\n" for r in rules) + "  }")
     br = table.bridge
     lines.append(f"  chain forward {{ type filter hook forward priority 10; policy accept;\n"
-                 f"    ct state established,related accept\n"
+                 f"    ct state established,related accept\n    {_NDP}\n"
                  f"    iifname \"{br}\" jump egress\n    oifname \"{br}\" jump ingress\n  }}")
     lines.append(f"  chain input {{ type filter hook input priority 10; policy accept;\n"
-                 f"    ct state established,related accept\n    iifname \"{br}\" jump egress\n  }}")
+                 f"    ct state established,related accept\n    {_NDP}\n    iifname \"{br}\" jump egress\n  }}")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

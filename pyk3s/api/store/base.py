@@ -7,7 +7,7 @@ Rules every engine keeps (the conformance suite in tests/unit/api/store checks t
 * A key's ``create_revision`` is the revision that created it; ``mod_revision`` the one that last
   wrote it. The API server uses ``mod_revision`` as ``metadata.resourceVersion``.
 * ``update`` and ``delete`` with ``expect_revision`` succeed only if the key's current ``mod_revision``
-  equals it; otherwise they raise :class:`Conflict`. Concurrency is enforced by the database (a unique
+  equals it; otherwise they raise :class:`RevisionConflict`. Concurrency is enforced by the database (a unique
   constraint or a transaction compare), never by a Python lock alone, so several processes can share
   one database.
 * ``watch(prefix, after_revision)`` yields batches of events with revision > ``after_revision`` in
@@ -20,8 +20,8 @@ Errors::
 
     StoreError
      +-- KeyExists        create of a key that exists
-     +-- Conflict         expect_revision is stale, or the key is gone
-     +-- NotFound         update/delete of a missing key
+     +-- RevisionConflict expect_revision is stale, or the key is gone
+     +-- KeyNotFound      update/delete of a missing key
      +-- Compacted        revision below the compaction point (API: 410 Gone)
      +-- FutureRevision   revision above the current one
      +-- Unavailable      the engine cannot reach its database
@@ -35,13 +35,13 @@ from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
     "Compacted",
-    "Conflict",
+    "RevisionConflict",
     "Event",
     "EventBatch",
     "FutureRevision",
     "KeyExists",
     "KeyValue",
-    "NotFound",
+    "KeyNotFound",
     "Store",
     "StoreError",
     "Unavailable",
@@ -56,11 +56,11 @@ class KeyExists(StoreError):
     pass
 
 
-class Conflict(StoreError):
+class RevisionConflict(StoreError):
     pass
 
 
-class NotFound(StoreError):
+class KeyNotFound(StoreError):
     pass
 
 

@@ -2,8 +2,8 @@
 
 Mapping: revisions are etcd's own. create = Txn(create_revision(key) == 0, put); update and delete =
 Txn(mod_revision(key) == expected — or version(key) > 0 when unconditional, put/delete with prev_kv,
-else range(key)) so one round trip both writes and explains a failure (no key: NotFound, other
-revision: Conflict). Watch is ``POST /v3/watch`` (newline-delimited JSON results) from
+else range(key)) so one round trip both writes and explains a failure (no key: KeyNotFound, other
+revision: RevisionConflict). Watch is ``POST /v3/watch`` (newline-delimited JSON results) from
 ``after_revision + 1`` with ``prev_kv``; a broken stream is resumed from the last delivered revision,
 on the next endpoint if needed. Keys and values travel base64-encoded.
 
@@ -30,13 +30,13 @@ import aiohttp
 
 from .base import (
     Compacted,
-    Conflict,
     Event,
     EventBatch,
     FutureRevision,
     KeyExists,
+    KeyNotFound,
     KeyValue,
-    NotFound,
+    RevisionConflict,
     StoreError,
     Unavailable,
 )
@@ -267,8 +267,8 @@ class EtcdStore:
             return int(data["header"]["revision"]), _kv(prev)
         kvs = response.get("response_range", {}).get("kvs")
         if not kvs:
-            raise NotFound(f"store {op}: key {key} not found")
-        raise Conflict(f"store {op}: key {key} is at revision {_kv(kvs[0]).mod_revision}, expected {expect}")
+            raise KeyNotFound(f"store {op}: key {key} not found")
+        raise RevisionConflict(f"store {op}: key {key} is at revision {_kv(kvs[0]).mod_revision}, expected {expect}")
 
     async def update(self, key: str, value: bytes, expect_revision: int) -> KeyValue:
         request = {"request_put": {"key": _b64(key), "value": _b64(value), "prev_kv": True}}

@@ -16,16 +16,16 @@ from collections.abc import AsyncIterator
 
 from .base import (
     Compacted,
-    Conflict,
     Event,
     EventBatch,
     FutureRevision,
     KeyExists,
+    KeyNotFound,
     KeyValue,
-    NotFound,
+    RevisionConflict,
     Unavailable,
 )
-from .watchhub import Subscription, WatchHub, prefix_end
+from .watchhub import StoreSubscription, WatchHub, prefix_end
 
 __all__ = ["MemoryBackend", "MemoryStore"]
 
@@ -109,7 +109,7 @@ class MemoryStore:
         self.backend = backend if backend is not None else MemoryBackend()
         self.compact_min_retain = compact_min_retain
         self._closed = False
-        self._subs: set[Subscription] = set()
+        self._subs: set[StoreSubscription] = set()
 
     async def start(self) -> None:
         self._closed = False
@@ -176,9 +176,9 @@ class MemoryStore:
     def _current(self, db: MemoryBackend, key: str, expect_revision: int, op: str) -> KeyValue:
         latest = db.latest(key)
         if latest is None or latest.type == "DELETE":
-            raise NotFound(f"store {op}: key {key} not found")
+            raise KeyNotFound(f"store {op}: key {key} not found")
         if expect_revision and latest.revision != expect_revision:
-            raise Conflict(
+            raise RevisionConflict(
                 f"store {op}: key {key} is at revision {latest.revision}, expected {expect_revision}"
             )
         return latest.kv

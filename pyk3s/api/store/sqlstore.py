@@ -32,16 +32,16 @@ from typing import Any, Protocol
 
 from .base import (
     Compacted,
-    Conflict,
     Event,
     EventBatch,
     FutureRevision,
     KeyExists,
+    KeyNotFound,
     KeyValue,
-    NotFound,
+    RevisionConflict,
     StoreError,
 )
-from .watchhub import Subscription, WatchHub, prefix_end
+from .watchhub import StoreSubscription, WatchHub, prefix_end
 
 __all__ = [
     "COLUMNS",
@@ -221,7 +221,7 @@ class SqlStore:
         self.gap_wait = gap_wait
         self._s = dialect.statements
         self._hub = WatchHub()
-        self._subs: set[Subscription] = set()
+        self._subs: set[StoreSubscription] = set()
         self._wake = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
         self._gap_since: dict[int, float] = {}
@@ -321,18 +321,18 @@ class SqlStore:
                 row = await self.dialect.write(sql, args)
             except UniqueViolation:
                 if expect:
-                    raise Conflict(f"store {op}: key {key} was modified concurrently") from None
+                    raise RevisionConflict(f"store {op}: key {key} was modified concurrently") from None
                 continue
             if row is not None:
                 self._published(row)
                 return row
             _, current = await self.get(key)
             if current is None:
-                raise NotFound(f"store {op}: key {key} not found")
+                raise KeyNotFound(f"store {op}: key {key} not found")
             if not expect:
                 continue
-            raise Conflict(f"store {op}: key {key} is at revision {current.mod_revision}, expected {expect}")
-        raise Conflict(f"store {op}: key {key} kept changing concurrently")
+            raise RevisionConflict(f"store {op}: key {key} is at revision {current.mod_revision}, expected {expect}")
+        raise RevisionConflict(f"store {op}: key {key} kept changing concurrently")
 
     def _published(self, row: Row) -> None:
         rid = row[0]

@@ -18,7 +18,7 @@ from collections import deque
 
 from .base import Event, StoreError, Unavailable
 
-__all__ = ["MAX_KEY", "Subscription", "WatchHub", "prefix_end"]
+__all__ = ["MAX_KEY", "StoreSubscription", "WatchHub", "prefix_end"]
 
 # Upper bound for an empty prefix: sorts after every key made of valid UTF-8 below U+10FFFF.
 MAX_KEY = "\U0010ffff"
@@ -34,7 +34,7 @@ def prefix_end(prefix: str) -> str:
     return prefix[:-1] + chr(last + 1)
 
 
-class Subscription:
+class StoreSubscription:
     __slots__ = ("prefix", "start", "_batches", "_backlog", "_wakeup", "_error", "_ended", "_hub")
 
     def __init__(self, hub: WatchHub, prefix: str, start: int) -> None:
@@ -113,10 +113,10 @@ class WatchHub:
     def __init__(self, revision: int = 0, max_backlog: int = 100_000) -> None:
         self.revision = revision
         self.max_backlog = max_backlog
-        self._subs: set[Subscription] = set()
+        self._subs: set[StoreSubscription] = set()
 
-    def subscribe(self, prefix: str) -> Subscription:
-        sub = Subscription(self, prefix, self.revision)
+    def subscribe(self, prefix: str) -> StoreSubscription:
+        sub = StoreSubscription(self, prefix, self.revision)
         self._subs.add(sub)
         return sub
 

@@ -9,14 +9,14 @@ import ipaddress
 import pytest
 from netpol_cases import CASES, PODS, Case, Reachability, model_namespaces, model_pods
 
-from pyk3s.netpol import AllowIndex, Cluster, evaluate, namespace_info, parse_policy, pod_info
+from pyk3s.netpol import AllowIndex, ClusterView, evaluate, namespace_info, parse_policy, pod_info
 from pyk3s.netpol.model import PROTOCOLS
 
 IPS = {key: f"10.42.0.{10 + i}" for i, key in enumerate(PODS)}
 NODES = {key: f"node-{i % 3}" for i, key in enumerate(PODS)}
 
 
-def _observe(index: AllowIndex, cluster: Cluster, protocol: str, port: int) -> tuple[dict, dict]:
+def _observe(index: AllowIndex, cluster: ClusterView, protocol: str, port: int) -> tuple[dict, dict]:
     by_index, by_eval = {}, {}
     for s in PODS:
         for d in PODS:
@@ -61,7 +61,7 @@ def test_case_tables(case: Case) -> None:
             ns_obj["metadata"]["labels"].update(labels)
             for idx in (whole, *per_node.values()):
                 idx.set_namespace(namespace_info(ns_obj))
-        cluster = Cluster([pod_info(p) for p in pods], [namespace_info(o) for o in namespaces],
+        cluster = ClusterView([pod_info(p) for p in pods], [namespace_info(o) for o in namespaces],
                           [parse_policy(copy.deepcopy(o)) for o in policies.values()])
         for check in step.checks:
             want = check.expected.with_loopback()

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from netpol_strategies import clusters, mutation
 
-from pyk3s.netpol import AllowIndex, Cluster, evaluate, namespace_info, parse_policy, pod_info
+from pyk3s.netpol import AllowIndex, ClusterView, evaluate, namespace_info, parse_policy, pod_info
 from pyk3s.netpol.index import Delta
 from pyk3s.netpol.model import PROTOCOLS
 
@@ -23,7 +23,7 @@ def _matrix_index(index: AllowIndex, pods_: list[dict]) -> dict:
 
 
 def _matrix_eval(nss: list[dict], pods_: list[dict], pols: list[dict]) -> dict:
-    cluster = Cluster([p for p in map(pod_info, pods_) if p], [namespace_info(n) for n in nss],
+    cluster = ClusterView([p for p in map(pod_info, pods_) if p], [namespace_info(n) for n in nss],
                       [parse_policy(p) for p in pols])
     ips = [p["status"]["podIP"] for p in pods_] + ["192.0.2.9"]
     out = {}

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from pyk3s.netpol import (
-    Cluster,
+    ClusterView,
     PolicyError,
     evaluate,
     fail_closed_policy,
@@ -72,7 +72,7 @@ def test_unreadable_policies_name_the_field_and_fail_closed(spec: dict, field: s
     assert err.value.field == field
     closed = fail_closed_policy(pol(spec), err.value)
     assert closed.error and closed.ingress == () and closed.egress == ()
-    cluster = Cluster([p for p in [pod_info(pod("x", "a", "10.0.0.1")), pod_info(pod("y", "b", "10.0.0.2"))] if p],
+    cluster = ClusterView([p for p in [pod_info(pod("x", "a", "10.0.0.1")), pod_info(pod("y", "b", "10.0.0.2"))] if p],
                       [namespace_info({"metadata": {"name": "x"}})], [closed])
     if INGRESS in closed.types and closed.pod_selector.everything:
         verdict = evaluate(cluster, cluster.endpoint("y/b"), cluster.endpoint("x/a"), "TCP", 80)
@@ -119,7 +119,7 @@ def test_explain_and_matrix_agree() -> None:
     policy = parse_policy(pol({"podSelector": {"matchLabels": {"app": "a"}},
                                "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "b"}}}],
                                             "ports": [{"port": "http"}]}]}))
-    cluster = Cluster([p for p in map(pod_info, pods) if p], [namespace_info({"metadata": {"name": n}}) for n in "xy"],
+    cluster = ClusterView([p for p in map(pod_info, pods) if p], [namespace_info({"metadata": {"name": n}}) for n in "xy"],
                       [policy], {"192.0.2.1": "n"})
     ok = evaluate(cluster, cluster.endpoint("x/b"), cluster.endpoint("x/a"), "TCP", 8080)
     assert ok.allowed and str(ok.ingress.allowed_by[0]) == "x/p ingress[0] (pods app=b; ports 8080/TCP)"

@@ -8,10 +8,9 @@ object the proxy calls per request (interface in ``base.py``). ``ipWhiteList`` i
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
-from ..errors import ConfigError
-from .base import BuildContext, Middleware
+from ..config.errors import ConfigError
+from .base import BuildContext, Config, MiddlewareHandler
 from .basicauth import BasicAuth
 from .compress import Compress
 from .digestauth import DigestAuth
@@ -25,7 +24,7 @@ from .redirect import RedirectRegex, RedirectScheme
 
 __all__ = ["MIDDLEWARES", "build_middleware"]
 
-MIDDLEWARES: dict[str, Callable[[Mapping[str, Any], BuildContext], Middleware]] = {
+MIDDLEWARES: dict[str, Callable[[Config, BuildContext], MiddlewareHandler]] = {
     "basicAuth": BasicAuth,
     "digestAuth": DigestAuth,
     "stripPrefix": StripPrefix,
@@ -49,7 +48,7 @@ MIDDLEWARES: dict[str, Callable[[Mapping[str, Any], BuildContext], Middleware]] 
 }
 
 
-def build_middleware(kind: str, config: Mapping[str, Any], ctx: BuildContext) -> Middleware:
+def build_middleware(kind: str, config: Config, ctx: BuildContext) -> MiddlewareHandler:
     factory = MIDDLEWARES.get(kind)
     if factory is None:
         raise ConfigError(f"ingress: middleware {ctx.name}: unsupported middleware type {kind!r}")

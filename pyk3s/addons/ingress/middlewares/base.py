@@ -1,12 +1,14 @@
 """What a middleware is to the proxy.
 
-A middleware is built once from its dynamic configuration (``__init__`` validates and raises
-``ConfigError``) and then called per request:
+A middleware (a :class:`MiddlewareHandler`; its configuration is ``dynamic.Middleware``) is built once
+from its dynamic configuration (``__init__(config, ctx)`` validates and raises ``ConfigError``) and
+then called per request:
 
 - ``on_request(req) -> Reply | None``: may rewrite ``req``; a Reply answers the client directly and
-  the upstream is never called. When ``is_async`` is set, ``on_request`` is a coroutine.
+  the upstream is never called. When ``is_async`` is set, ``on_request_async(req)`` is awaited instead.
 - ``on_response(req, status, headers) -> int``: only when ``needs_response``; edits the upstream
-  response header list in place and returns the (possibly changed) status.
+  response header list in place and returns the (possibly changed) status. ``req.exchange`` lets it
+  encode the body or replace the response (:class:`~..http.request.ExchangeHooks`).
 - ``on_done(req)``: only when ``needs_done``; called once the exchange is over (success or not).
 """
 
@@ -14,11 +16,35 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from ..errors import ConfigError
+from ..config.errors import ConfigError
+from ..http.reply import Reply
+from ..http.request import HttpRequest
 
-__all__ = ["Middleware", "BuildContext", "duration_seconds", "need"]
+__all__ = ["MiddlewareHandler", "BuildContext", "Config", "Backend", "BackendServer", "need"]
+
+Config = Mapping[str, Any]
+"""A middleware's dynamic configuration: Traefik's field names, values as decoded from YAML or JSON."""
+
+
+class BackendServer(Protocol):
+    """One server of a service, as a middleware addresses it."""
+
+    @property
+    def scheme(self) -> str: ...
+
+    @property
+    def authority(self) -> str: ...
+
+    @property
+    def pass_host_header(self) -> bool: ...
+
+
+class Backend(Protocol):
+    """A compiled service (routing/services.py) as a middleware calls it: the server for a request."""
+
+    def pick(self, req: HttpRequest | None) -> tuple[BackendServer | None, str | None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,62 +52,33 @@ class BuildContext:
     """What a middleware may look up while it is built (by qualified name)."""
 
     name: str
-    service: Callable[[str], Any]  # -> compiled service (for errors, mirroring)
-    middleware: Callable[[str], Any]  # -> compiled middleware (for chain)
+    service: Callable[[str], Backend]  # for errors
+    middleware: Callable[[str], MiddlewareHandler]  # for chain
 
 
-class Middleware:
+class MiddlewareHandler:
     __slots__ = ()
     is_async = False
     needs_response = False
     needs_done = False
     needs_body = False  # buffering: the whole request body must be read before upstream
 
-    def on_request(self, req: Any) -> Any:
+    def on_request(self, req: HttpRequest) -> Reply | None:
         return None
 
-    def on_response(self, req: Any, status: int, headers: list[tuple[str, str]]) -> int:
+    async def on_request_async(self, req: HttpRequest) -> Reply | None:
+        return self.on_request(req)
+
+    def on_response(self, req: HttpRequest, status: int, headers: list[tuple[str, str]]) -> int:
         return status
 
-    def on_done(self, req: Any) -> None:
+    def on_done(self, req: HttpRequest) -> None:
         return None
 
 
-def need(config: Mapping[str, Any], key: str, kind: str) -> Any:
+def need(config: Config, key: str, kind: str) -> Any:
+    """A required field's value (decoded YAML or JSON: its type is checked by the caller)."""
     value = config.get(key)
     if value in (None, "", [], ()):
         raise ConfigError(f"ingress: middleware {kind}: field {key} is required")
     return value
-
-
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def duration_seconds(value: Any, default: float, where: str) -> float:
-    """Go duration ("1s", "100ms", "1m30s") or a number of seconds (Traefik accepts both)."""
-    if value in (None, ""):
-        return default
-    if isinstance(value, int | float):
-        return float(value)
-    text = str(value).strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    total, num = 0.0, ""
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c.isdigit() or c == ".":
-            num += c
-            i += 1
-            continue
-        unit = next((u for u in ("ns", "us", "µs", "ms", "s", "m", "h") if text.startswith(u, i)), None)
-        if unit is None or not num:
-            raise ConfigError(f"ingress: {where}: invalid duration {value!r}")
-        total += float(num) * _UNITS[unit]
-        num = ""
-        i += len(unit)
-    if num:
-        raise ConfigError(f"ingress: {where}: invalid duration {value!r} (missing unit)")
-    return total

@@ -19,15 +19,14 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Mapping
-from typing import Any
 
 import bcrypt
 from passlib.hash import apr_md5_crypt, md5_crypt
 
-from ..errors import ConfigError
-from ..proxy.reply import Reply
-from .base import Middleware
+from ..config.errors import ConfigError
+from ..http.reply import Reply
+from ..http.request import HttpRequest
+from .base import BuildContext, Config, MiddlewareHandler
 
 __all__ = ["BasicAuth", "accept_user", "basic_credentials", "check_secret", "parse_users"]
 
@@ -77,7 +76,7 @@ def parse_users(lines: list[str], kind: str = "basicAuth", fields: int = 2) -> d
     return users
 
 
-def load_user_lines(config: Mapping[str, Any], kind: str) -> list[str]:
+def load_user_lines(config: Config, kind: str) -> list[str]:
     lines: list[str] = []
     path = config.get("usersFile")
     if path:
@@ -102,7 +101,7 @@ def basic_credentials(value: str) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
-def accept_user(req: Any, user: str, header_field: str, remove_header: bool) -> None:
+def accept_user(req: HttpRequest, user: str, header_field: str, remove_header: bool) -> None:
     """What basicAuth and digestAuth do once the credentials check out (5.1.5)."""
     req.user = user
     if header_field:
@@ -111,10 +110,10 @@ def accept_user(req: Any, user: str, header_field: str, remove_header: bool) -> 
         req.del_header("authorization")
 
 
-class BasicAuth(Middleware):
+class BasicAuth(MiddlewareHandler):
     __slots__ = ("users", "realm", "remove_header", "header_field", "challenge", "cache")
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         self.users = parse_users(load_user_lines(config, "basicAuth"))
         self.realm = config.get("realm") or "traefik"
         self.remove_header = bool(config.get("removeHeader"))
@@ -123,7 +122,7 @@ class BasicAuth(Middleware):
                                      ("Www-Authenticate", f'Basic realm="{self.realm}"')], b"401 Unauthorized\n")
         self.cache: dict[str, str] = {}
 
-    def on_request(self, req: Any) -> Reply | None:
+    def on_request(self, req: HttpRequest) -> Reply | None:
         auth = req.header("authorization")
         user = self.cache.get(auth) if auth else None
         if user is None:

@@ -9,11 +9,10 @@ small bodies (known length below the minimum) and excluded content types pass un
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
-from typing import Any
 
-from ..errors import ConfigError
-from .base import Middleware
+from ..config.errors import ConfigError
+from ..http.request import HttpRequest
+from .base import BuildContext, Config, MiddlewareHandler
 
 __all__ = ["Compress"]
 
@@ -26,18 +25,18 @@ def _accepts_gzip(value: str) -> bool:
     return False
 
 
-class Compress(Middleware):
+class Compress(MiddlewareHandler):
     __slots__ = ("excluded", "included", "min_bytes")
     needs_response = True
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         self.excluded = [c.split(";")[0].strip().lower() for c in config.get("excludedContentTypes") or ()]
         self.included = [c.split(";")[0].strip().lower() for c in config.get("includedContentTypes") or ()]
         if self.excluded and self.included:
             raise ConfigError("compress: excludedContentTypes and includedContentTypes are mutually exclusive")
         self.min_bytes = int(config.get("minResponseBodyBytes") or 1024)
 
-    def on_response(self, req: Any, status: int, headers: list[tuple[str, str]]) -> int:
+    def on_response(self, req: HttpRequest, status: int, headers: list[tuple[str, str]]) -> int:
         ex = req.exchange
         if ex is None or req.method == "HEAD" or status < 200 or status in (204, 304):
             return status

@@ -9,11 +9,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Mapping
-from typing import Any
 
-from ..proxy.reply import Reply
-from .base import Middleware
+from ..http.reply import Reply
+from ..http.request import HttpRequest
+from .base import BuildContext, Config, MiddlewareHandler
 from .basicauth import accept_user, load_user_lines, parse_users
 
 __all__ = ["DigestAuth"]
@@ -48,10 +47,10 @@ def _split(value: str) -> list[str]:
     return parts
 
 
-class DigestAuth(Middleware):
+class DigestAuth(MiddlewareHandler):
     __slots__ = ("users", "realm", "remove_header", "header_field", "nonces", "opaque")
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         self.users = parse_users(load_user_lines(config, "digestAuth"), "digestAuth", fields=3)
         self.realm = config.get("realm") or "traefik"
         self.remove_header = bool(config.get("removeHeader"))
@@ -68,7 +67,7 @@ class DigestAuth(Middleware):
                  f'algorithm="MD5", qop="auth"')
         return Reply(401, [("Content-Type", "text/plain"), ("Www-Authenticate", value)], b"401 Unauthorized\n")
 
-    def on_request(self, req: Any) -> Reply | None:
+    def on_request(self, req: HttpRequest) -> Reply | None:
         auth = req.header("authorization")
         if not auth.lower().startswith("digest "):
             return self.challenge()

@@ -12,24 +12,24 @@ the page the error service returns for ``query``, keeping the original status.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable
 
-from ..errors import ConfigError
-from ..proxy.fetch import fetch
-from ..proxy.reply import Reply, text_error
-from .base import Middleware, need
+from ..config.errors import ConfigError
+from ..http.fetch import fetch
+from ..http.reply import Reply, text_error
+from ..http.request import HttpRequest
+from .base import BuildContext, Config, MiddlewareHandler, need
 
 __all__ = ["ForwardAuth", "ErrorPages"]
 
 _SKIP = frozenset(("connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te", "trailer"))
 
 
-class ForwardAuth(Middleware):
+class ForwardAuth(MiddlewareHandler):
     __slots__ = ("address", "trust", "resp_headers", "resp_rx", "req_headers")
     is_async = True
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         self.address = str(need(config, "address", "forwardAuth"))
         self.trust = bool(config.get("trustForwardHeader"))
         self.resp_headers = [str(h) for h in config.get("authResponseHeaders") or ()]
@@ -39,7 +39,7 @@ class ForwardAuth(Middleware):
             raise ConfigError(f"forwardAuth: invalid authResponseHeadersRegex: {err}") from None
         self.req_headers = {h.lower() for h in config.get("authRequestHeaders") or ()}
 
-    async def on_request(self, req: Any) -> Reply | None:
+    async def on_request_async(self, req: HttpRequest) -> Reply | None:
         headers = [(k, v) for k, v in req.headers
                    if k.lower() not in _SKIP and (not self.req_headers or k.lower() in self.req_headers)
                    and (self.trust or not k.lower().startswith("x-forwarded-"))]
@@ -67,7 +67,7 @@ class ForwardAuth(Middleware):
                      bytes(res.body))
 
 
-def _ranges(items: Any) -> list[tuple[int, int]]:
+def _ranges(items: Iterable[object] | None) -> list[tuple[int, int]]:
     out = []
     for item in items or ():
         text = str(item).strip()
@@ -79,22 +79,22 @@ def _ranges(items: Any) -> list[tuple[int, int]]:
     return out
 
 
-class ErrorPages(Middleware):
+class ErrorPages(MiddlewareHandler):
     __slots__ = ("ranges", "service", "query")
     needs_response = True
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any) -> None:
+    def __init__(self, config: Config, ctx: BuildContext) -> None:
         self.ranges = _ranges(need(config, "status", "errors"))
         self.service = ctx.service(str(need(config, "service", "errors")))
         self.query = str(config.get("query") or "/")
 
-    def on_response(self, req: Any, status: int, headers: list[tuple[str, str]]) -> int:
+    def on_response(self, req: HttpRequest, status: int, headers: list[tuple[str, str]]) -> int:
         ex = req.exchange
         if ex is None or ex.intercept is not None or not any(lo <= status <= hi for lo, hi in self.ranges):
             return status
         query = self.query.replace("{status}", str(status)).replace("{url}", req.request_uri)
 
-        async def replace(exchange: Any, status: int = status) -> None:
+        async def replace() -> None:
             target, _ = self.service.pick(req)
             reply: Reply
             if target is None:
@@ -107,9 +107,7 @@ class ErrorPages(Middleware):
                                            and k.lower() != "date"], bytes(res.body))
                 except (OSError, TimeoutError):
                     reply = text_error(status)
-            exchange.intercept = None
-            if not exchange.client.closed:
-                exchange.reply(reply, exchange.route.middlewares.index(self) if self in exchange.route.middlewares else 0)
+            ex.replace_reply(reply, self)
 
         ex.intercept = replace
         return status

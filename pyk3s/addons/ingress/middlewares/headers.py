@@ -14,22 +14,21 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
 
-from ..errors import ConfigError
-from ..proxy.reply import Reply
-from .base import Middleware
+from ..config.errors import ConfigError
+from ..http.reply import Reply
+from ..http.request import HttpRequest
+from .base import BuildContext, Config, MiddlewareHandler
 
 __all__ = ["Headers"]
 
 
-class Headers(Middleware):
+class Headers(MiddlewareHandler):
     __slots__ = ("req_set", "req_del", "resp_set", "resp_del", "origins", "origin_rx", "cors", "preflight",
                  "expose", "credentials", "vary", "secure", "allowed_hosts", "sts", "force_sts")
     needs_response = True
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         crh = config.get("customRequestHeaders") or {}
         crs = config.get("customResponseHeaders") or {}
         self.req_set = [(k, str(v)) for k, v in crh.items() if v not in (None, "")]
@@ -91,7 +90,7 @@ class Headers(Middleware):
             return origin
         return ""
 
-    def on_request(self, req: Any) -> Reply | None:
+    def on_request(self, req: HttpRequest) -> Reply | None:
         if self.allowed_hosts and req.host not in self.allowed_hosts:
             return Reply(500, [("Content-Type", "text/plain; charset=utf-8")], b"Bad Host")
         if self.cors and req.method == "OPTIONS" and req.header("origin") and req.header("access-control-request-method"):
@@ -110,7 +109,7 @@ class Headers(Middleware):
             req.set_header(k, v)
         return None
 
-    def on_response(self, req: Any, status: int, headers: list[tuple[str, str]]) -> int:
+    def on_response(self, req: HttpRequest, status: int, headers: list[tuple[str, str]]) -> int:
         def put(name: str, value: str) -> None:
             low = name.lower()
             headers[:] = [(k, v) for k, v in headers if k.lower() != low]

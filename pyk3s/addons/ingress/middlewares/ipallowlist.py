@@ -9,29 +9,29 @@ excluded. Rejection: 403 ``Forbidden``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
 
-from ..errors import ConfigError
-from ..proxy.reply import Reply
+from ..config.errors import ConfigError
+from ..http.reply import Reply
+from ..http.request import HttpRequest
 from ..rules.matchers_v3 import ip_matcher
-from .base import Middleware
+from .base import BuildContext, Config, MiddlewareHandler
 
 __all__ = ["IPAllowList", "client_ip_strategy"]
 
 
-def client_ip_strategy(strategy: Mapping[str, Any] | None) -> Callable[[Any], str]:
+def client_ip_strategy(strategy: Config | None) -> Callable[[HttpRequest], str]:
     strategy = strategy or {}
     depth = int(strategy.get("depth") or 0)
     excluded = [ip_matcher(x, "ipStrategy.excludedIPs") for x in strategy.get("excludedIPs") or ()]
     if depth > 0:
-        def by_depth(req: Any) -> str:
+        def by_depth(req: HttpRequest) -> str:
             xff = [x.strip() for v in req.header_values("x-forwarded-for") for x in v.split(",")]
             return xff[-depth] if len(xff) >= depth else ""
         return by_depth
     if excluded:
-        def by_exclusion(req: Any) -> str:
+        def by_exclusion(req: HttpRequest) -> str:
             xff = [x.strip() for v in req.header_values("x-forwarded-for") for x in v.split(",")]
             for ip in reversed(xff):
                 if not any(e(ip) for e in excluded):
@@ -41,10 +41,10 @@ def client_ip_strategy(strategy: Mapping[str, Any] | None) -> Callable[[Any], st
     return lambda req: req.peer
 
 
-class IPAllowList(Middleware):
+class IPAllowList(MiddlewareHandler):
     __slots__ = ("checks", "client_ip", "reject")
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         ranges = config.get("sourceRange") or ()
         if not ranges:
             raise ConfigError("ipAllowList: sourceRange is empty, IPAllowLister not created")
@@ -57,7 +57,7 @@ class IPAllowList(Middleware):
             raise ConfigError(f"ipAllowList: invalid rejectStatusCode {code}") from None
         self.reject = (code, phrase.encode())
 
-    def on_request(self, req: Any) -> Reply | None:
+    def on_request(self, req: HttpRequest) -> Reply | None:
         ip = self.client_ip(req)
         if ip and any(c(ip) for c in self.checks):
             return None

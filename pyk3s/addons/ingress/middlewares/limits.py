@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
-from ..errors import ConfigError
-from ..proxy.reply import Reply
-from .base import Middleware, duration_seconds
+from ..config.durations import duration_seconds
+from ..config.errors import ConfigError
+from ..http.reply import Reply
+from ..http.request import HttpRequest
+from .base import BuildContext, Config, MiddlewareHandler
 from .ipallowlist import client_ip_strategy
 
 __all__ = ["RateLimit", "InFlightReq", "source_criterion"]
@@ -27,7 +28,7 @@ MAX_DELAY = 0.5
 _MAX_SOURCES = 65536
 
 
-def source_criterion(config: Mapping[str, Any] | None, kind: str) -> Callable[[Any], str]:
+def source_criterion(config: Config | None, kind: str) -> Callable[[HttpRequest], str]:
     config = config or {}
     chosen = [k for k in ("ipStrategy", "requestHeaderName", "requestHost") if config.get(k)]
     if len(chosen) > 1:
@@ -40,11 +41,11 @@ def source_criterion(config: Mapping[str, Any] | None, kind: str) -> Callable[[A
     return client_ip_strategy(config.get("ipStrategy"))
 
 
-class RateLimit(Middleware):
+class RateLimit(MiddlewareHandler):
     __slots__ = ("rate", "burst", "source", "buckets")
     is_async = True
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         average = float(config.get("average") or 0)
         period = duration_seconds(config.get("period"), 1.0, "rateLimit.period")
         if period <= 0:
@@ -54,7 +55,7 @@ class RateLimit(Middleware):
         self.source = source_criterion(config.get("sourceCriterion"), "rateLimit")
         self.buckets: dict[str, list[float]] = {}
 
-    async def on_request(self, req: Any) -> Reply | None:
+    async def on_request_async(self, req: HttpRequest) -> Reply | None:
         if self.rate == math.inf:
             return None
         key = self.source(req)
@@ -79,18 +80,18 @@ class RateLimit(Middleware):
         return None
 
 
-class InFlightReq(Middleware):
+class InFlightReq(MiddlewareHandler):
     __slots__ = ("amount", "source", "counts")
     needs_done = True
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         self.amount = int(config.get("amount") or 0)
         if self.amount <= 0:
             raise ConfigError("inFlightReq: amount must be greater than zero")
         self.source = source_criterion(config.get("sourceCriterion"), "inFlightReq")
         self.counts: dict[str, int] = {}
 
-    def on_request(self, req: Any) -> Reply | None:
+    def on_request(self, req: HttpRequest) -> Reply | None:
         key = self.source(req)
         n = self.counts.get(key, 0)
         if n >= self.amount:
@@ -100,7 +101,7 @@ class InFlightReq(Middleware):
         _mark(req, self)
         return None
 
-    def on_done(self, req: Any) -> None:
+    def on_done(self, req: HttpRequest) -> None:
         if _unmark(req, self):
             key = self.source(req)
             n = self.counts.get(key, 0) - 1
@@ -110,13 +111,13 @@ class InFlightReq(Middleware):
                 self.counts[key] = n
 
 
-def _mark(req: Any, mw: Any) -> None:
+def _mark(req: HttpRequest, mw: MiddlewareHandler) -> None:
     if req.marks is None:
         req.marks = set()
     req.marks.add(id(mw))
 
 
-def _unmark(req: Any, mw: Any) -> bool:
+def _unmark(req: HttpRequest, mw: MiddlewareHandler) -> bool:
     if not req.marks or id(mw) not in req.marks:
         return False
     req.marks.discard(id(mw))

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Mapping
-from typing import Any
 from urllib.parse import quote
 
-from ..errors import ConfigError
-from ..proxy.reply import Reply, text_error
-from ..proxy.request import routing_path
-from .base import Middleware, need
+from ..config.errors import ConfigError
+from ..http.reply import Reply, text_error
+from ..http.request import HttpRequest, routing_path
+from .base import BuildContext, Config, MiddlewareHandler, need
 
 __all__ = ["StripPrefix", "StripPrefixRegex", "AddPrefix", "ReplacePath", "ReplacePathRegex", "go_expand"]
 
@@ -34,7 +32,7 @@ def _raw_strip(raw: str, count: int) -> str:
     return raw[i:]
 
 
-def _finish_strip(req: Any, prefix: str, rest_path: str, rest_raw: str) -> Reply | None:
+def _finish_strip(req: HttpRequest, prefix: str, rest_path: str, rest_raw: str) -> Reply | None:
     path = rest_path if rest_path.startswith("/") else "/" + rest_path
     raw = rest_raw if rest_raw.startswith("/") else "/" + rest_raw
     if path != "/" and posixpath.normpath(path) + ("/" if path.endswith("/") else "") != path:
@@ -45,29 +43,29 @@ def _finish_strip(req: Any, prefix: str, rest_path: str, rest_raw: str) -> Reply
     return None
 
 
-class StripPrefix(Middleware):
+class StripPrefix(MiddlewareHandler):
     __slots__ = ("prefixes",)
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         self.prefixes = [str(p).strip() for p in config.get("prefixes") or ()]
 
-    def on_request(self, req: Any) -> Reply | None:
+    def on_request(self, req: HttpRequest) -> Reply | None:
         for prefix in self.prefixes:
             if prefix and req.path.startswith(prefix):
                 return _finish_strip(req, prefix, req.path[len(prefix):], _raw_strip(req.raw_path, len(prefix)))
         return None
 
 
-class StripPrefixRegex(Middleware):
+class StripPrefixRegex(MiddlewareHandler):
     __slots__ = ("regexps",)
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         try:
             self.regexps = [re.compile(str(r).strip()) for r in config.get("regex") or ()]
         except re.error as err:
             raise ConfigError(f"stripPrefixRegex: invalid regexp: {err}") from None
 
-    def on_request(self, req: Any) -> Reply | None:
+    def on_request(self, req: HttpRequest) -> Reply | None:
         for rx in self.regexps:
             m = rx.search(req.path)
             if m is not None and m.start() == 0:
@@ -76,25 +74,25 @@ class StripPrefixRegex(Middleware):
         return None
 
 
-class AddPrefix(Middleware):
+class AddPrefix(MiddlewareHandler):
     __slots__ = ("prefix",)
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         prefix = str(need(config, "prefix", "addPrefix"))
         self.prefix = prefix if prefix.startswith("/") else "/" + prefix
 
-    def on_request(self, req: Any) -> None:
+    def on_request(self, req: HttpRequest) -> None:
         req.path = self.prefix + req.path
         req.raw_path = self.prefix + req.raw_path
 
 
-class ReplacePath(Middleware):
+class ReplacePath(MiddlewareHandler):
     __slots__ = ("path",)
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         self.path = str(config.get("path", ""))
 
-    def on_request(self, req: Any) -> None:
+    def on_request(self, req: HttpRequest) -> None:
         req.add_header("X-Replaced-Path", req.raw_path)
         req.path = self.path
         req.raw_path = quote(self.path, safe="/:@!$&'()*+,;=-._~%")
@@ -118,17 +116,17 @@ def go_expand(template: str, m: re.Match[str]) -> str:
     return _EXPAND.sub(one, template)
 
 
-class ReplacePathRegex(Middleware):
+class ReplacePathRegex(MiddlewareHandler):
     __slots__ = ("regex", "replacement")
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         try:
             self.regex = re.compile(str(config.get("regex", "")))
         except re.error as err:
             raise ConfigError(f"replacePathRegex: invalid regexp {config.get('regex')!r}: {err}") from None
         self.replacement = str(config.get("replacement", ""))
 
-    def on_request(self, req: Any) -> Reply | None:
+    def on_request(self, req: HttpRequest) -> Reply | None:
         m = self.regex.search(req.path)
         if m is None:
             return None

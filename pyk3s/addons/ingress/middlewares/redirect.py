@@ -10,18 +10,17 @@ current URL passes the request through.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
 
-from ..errors import ConfigError
-from ..proxy.reply import Reply, status_text
-from .base import Middleware, need
+from ..config.errors import ConfigError
+from ..http.reply import Reply, status_text
+from ..http.request import HttpRequest
+from .base import BuildContext, Config, MiddlewareHandler, need
 from .paths import go_expand
 
 __all__ = ["RedirectScheme", "RedirectRegex"]
 
 
-def _redirect(req: Any, location: str, permanent: bool) -> Reply:
+def _redirect(req: HttpRequest, location: str, permanent: bool) -> Reply:
     if permanent:
         status = 301 if req.method == "GET" else 308
     else:
@@ -36,17 +35,17 @@ def _host_only(authority: str) -> str:
     return authority.split(":", 1)[0] if authority.count(":") == 1 else authority
 
 
-class RedirectScheme(Middleware):
+class RedirectScheme(MiddlewareHandler):
     __slots__ = ("scheme", "port", "permanent")
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         self.scheme = str(need(config, "scheme", "redirectScheme"))
         self.port = str(config.get("port") or "")
         self.permanent = bool(config.get("permanent"))
         if (self.port == "80" and self.scheme == "http") or (self.port == "443" and self.scheme == "https"):
             self.port = ""
 
-    def on_request(self, req: Any) -> Reply | None:
+    def on_request(self, req: HttpRequest) -> Reply | None:
         scheme = "https" if req.tls else "http"
         xfp = req.header("x-forwarded-proto").lower()
         if xfp in ("http", "ws"):
@@ -61,10 +60,10 @@ class RedirectScheme(Middleware):
         return _redirect(req, target, self.permanent)
 
 
-class RedirectRegex(Middleware):
+class RedirectRegex(MiddlewareHandler):
     __slots__ = ("regex", "replacement", "permanent")
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any = None) -> None:
+    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         try:
             self.regex = re.compile(str(config.get("regex", "")))
         except re.error as err:
@@ -72,7 +71,7 @@ class RedirectRegex(Middleware):
         self.replacement = str(config.get("replacement", ""))
         self.permanent = bool(config.get("permanent"))
 
-    def on_request(self, req: Any) -> Reply | None:
+    def on_request(self, req: HttpRequest) -> Reply | None:
         current = f"{'https' if req.tls else 'http'}://{req.authority}{req.request_uri}"
         if self.regex.search(current) is None:
             return None

@@ -1,19 +1,55 @@
-"""Configuration providers: Kubernetes objects in, :class:`~..dynamic.DynamicConfig` out.
+"""Configuration providers: Kubernetes objects in, :class:`~..config.dynamic.DynamicConfig` out.
 
-PROVIDERS maps Traefik's provider name (the ``@suffix`` of qualified names) to its pure build function.
+PROVIDERS maps Traefik's provider name (the ``@suffix`` of qualified names) to what the runner and
+``explain`` need of it: the static options that switch it on, the kinds it reads and its pure build
+function. :func:`build_config` runs every provider that is switched on, adds the internal provider
+and merges the parts. A new provider is a module here, a row in PROVIDERS and its flags in
+``config/static.py`` (a ProviderOptions field of StaticConfig).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-from .crd import build_crd_config
-from .ingress import build_ingress_config
+from ..config.dynamic import DynamicConfig, merge
+from ..config.static import ProviderOptions, StaticConfig
+from . import crd, ingress
+from .common import KubeObject, ObjectIndex, Watched
+from .internal import internal_config
 
-__all__ = ["PROVIDERS", "build_crd_config", "build_ingress_config"]
+__all__ = ["Provider", "PROVIDERS", "build_config", "watched_kinds"]
 
-PROVIDERS: dict[str, Callable[..., Any]] = {
-    "kubernetescrd": build_crd_config,
-    "kubernetes": build_ingress_config,
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    options: Callable[[StaticConfig], ProviderOptions | None]  # None: the provider is off
+    watches: tuple[Watched, ...]
+    build: Callable[[ObjectIndex, ProviderOptions], DynamicConfig]
+
+
+PROVIDERS: dict[str, Provider] = {
+    "kubernetescrd": Provider(lambda static: static.crd, crd.WATCHES, crd.build_crd_config),
+    "kubernetes": Provider(lambda static: static.ingress, ingress.WATCHES, ingress.build_ingress_config),
 }
+
+
+def watched_kinds(static: StaticConfig) -> tuple[Watched, ...]:
+    """The kinds the providers that are switched on read, each once."""
+    kinds: dict[Watched, None] = {}
+    for provider in PROVIDERS.values():
+        if provider.options(static) is not None:
+            kinds.update(dict.fromkeys(provider.watches))
+    return tuple(kinds)
+
+
+def build_config(static: StaticConfig, objects: Iterable[KubeObject]) -> DynamicConfig:
+    """Every provider that is switched on plus the internal one, merged with qualified names."""
+    index = ObjectIndex.build(objects)
+    parts: dict[str, DynamicConfig] = {}
+    for name, provider in PROVIDERS.items():
+        options = provider.options(static)
+        if options is not None:
+            parts[name] = provider.build(index, options)
+    parts["internal"] = internal_config(static)
+    return merge(parts)

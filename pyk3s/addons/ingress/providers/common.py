@@ -1,6 +1,6 @@
-"""Helpers shared by the Kubernetes providers: names, object index, servers from EndpointSlices.
+"""Helpers shared by the Kubernetes providers: watched kinds, names, object index, servers from EndpointSlices.
 
-Providers read a :class:`KubeIndex` built from plain lists of objects (exactly as the API returns them,
+Providers read an :class:`ObjectIndex` built from plain lists of objects (exactly as the API returns them,
 grouped by ``kind``), so they are pure functions that tests feed from YAML fixtures.
 """
 
@@ -11,13 +11,35 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from ..dynamic import Certificate, Server
+from ..config.dynamic import Certificate, Server
+from ..config.static import ProviderOptions
 
 __all__ = [
-    "normalize", "rule_hash", "KubeIndex", "ProviderOptions", "ServiceLookupError", "servers_for",
-    "secret_data", "certificate_from_secret",
+    "KubeObject", "Watched", "BACKEND_KINDS", "normalize", "rule_hash", "ObjectIndex", "ServiceLookupError",
+    "servers_for", "secret_data", "certificate_from_secret",
 ]
+
+KubeObject = dict[str, Any]
+"""A Kubernetes object as the API returns it (decoded JSON)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """A kind a provider reads, as the API serves it."""
+
+    api_version: str
+    plural: str
+    kind: str
+
+
+# what every Kubernetes provider reads: Services and their endpoints, and Secrets (certificates, users)
+BACKEND_KINDS = (
+    Watched("v1", "services", "Service"),
+    Watched("v1", "secrets", "Secret"),
+    Watched("discovery.k8s.io/v1", "endpointslices", "EndpointSlice"),
+)
 
 _NON_ALNUM = re.compile(r"[^\w]+|_+", re.UNICODE)
 
@@ -31,33 +53,21 @@ def rule_hash(rule: str) -> str:
     return hashlib.sha256(rule.encode()).hexdigest()[:20]
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderOptions:
-    allow_cross_namespace: bool = False
-    allow_empty_services: bool = False
-    allow_external_name_services: bool = False
-    ingress_class: str = ""
-    default_rule_syntax: str = "v3"
-    strict_prefix_matching: bool = False
-    namespaces: tuple[str, ...] = ()
-    published_service: str = ""  # "ns/name" for Ingress status
-
-
 class ServiceLookupError(Exception):
     """A Kubernetes Service, its port or its endpoints cannot be resolved."""
 
 
 @dataclass(slots=True)
-class KubeIndex:
+class ObjectIndex:
     """Objects by kind, then by "namespace/name"; EndpointSlices by "namespace/service"."""
 
-    by_kind: dict[str, dict[str, dict]] = field(default_factory=dict)
-    slices: dict[str, list[dict]] = field(default_factory=dict)
+    by_kind: dict[str, dict[str, KubeObject]] = field(default_factory=dict)
+    slices: dict[str, list[KubeObject]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, objects: Mapping[str, Iterable[dict]] | Iterable[dict]) -> KubeIndex:
+    def build(cls, objects: Mapping[str, Iterable[KubeObject]] | Iterable[KubeObject]) -> ObjectIndex:
         idx = cls()
-        items: Iterable[dict]
+        items: Iterable[KubeObject]
         if isinstance(objects, Mapping):
             items = (o for objs in objects.values() for o in objs)
         else:
@@ -73,14 +83,14 @@ class KubeIndex:
                 idx.slices.setdefault(f"{md.get('namespace', '')}/{svc}", []).append(obj)
         return idx
 
-    def get(self, kind: str, namespace: str, name: str) -> dict | None:
+    def get(self, kind: str, namespace: str, name: str) -> KubeObject | None:
         return self.by_kind.get(kind, {}).get(f"{namespace}/{name}" if namespace else name)
 
-    def all(self, kind: str) -> list[dict]:
+    def all(self, kind: str) -> list[KubeObject]:
         return [self.by_kind[kind][k] for k in sorted(self.by_kind.get(kind, {}))]
 
 
-def secret_data(secret: dict) -> dict[str, bytes]:
+def secret_data(secret: KubeObject) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     for k, v in (secret.get("data") or {}).items():
         try:
@@ -92,7 +102,7 @@ def secret_data(secret: dict) -> dict[str, bytes]:
     return out
 
 
-def certificate_from_secret(idx: KubeIndex, namespace: str, name: str) -> Certificate:
+def certificate_from_secret(idx: ObjectIndex, namespace: str, name: str) -> Certificate:
     secret = idx.get("Secret", namespace, name)
     if secret is None:
         raise ServiceLookupError(f"secret {namespace}/{name} does not exist")
@@ -103,7 +113,7 @@ def certificate_from_secret(idx: KubeIndex, namespace: str, name: str) -> Certif
     return Certificate(crt.decode(), key.decode(), ("default",), f"{namespace}/{name}")
 
 
-def _service_port(svc: dict, port: int | str) -> dict:
+def _service_port(svc: KubeObject, port: int | str) -> dict[str, Any]:
     for p in (svc.get("spec") or {}).get("ports") or []:
         if (isinstance(port, int) or str(port).isdigit()) and p.get("port") == int(port):
             return p
@@ -113,13 +123,13 @@ def _service_port(svc: dict, port: int | str) -> dict:
     raise ServiceLookupError(f"service port {port} not found in service {md.get('namespace')}/{md.get('name')}")
 
 
-def default_scheme(svc_port: dict) -> str:
+def default_scheme(svc_port: dict[str, Any]) -> str:
     if svc_port.get("port") == 443 or str(svc_port.get("name", "")).startswith("https"):
         return "https"
     return "http"
 
 
-def servers_for(idx: KubeIndex, namespace: str, name: str, port: int | str, scheme: str,
+def servers_for(idx: ObjectIndex, namespace: str, name: str, port: int | str, scheme: str,
                 opts: ProviderOptions, native_lb: bool = False) -> tuple[tuple[Server, ...], str]:
     """Servers (and the scheme used) for a Kubernetes Service port, from its ready EndpointSlices."""
     svc = idx.get("Service", namespace, name)

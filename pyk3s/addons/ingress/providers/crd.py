@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..dynamic import (
+from ..config.dynamic import (
     Certificate,
     Domain,
     DynamicConfig,
@@ -27,10 +27,13 @@ from ..dynamic import (
     Weighted,
     WeightedRef,
 )
+from ..config.static import ProviderOptions
 from .common import (
-    KubeIndex,
-    ProviderOptions,
+    BACKEND_KINDS,
+    KubeObject,
+    ObjectIndex,
     ServiceLookupError,
+    Watched,
     certificate_from_secret,
     normalize,
     rule_hash,
@@ -39,12 +42,19 @@ from .common import (
 )
 from .crd_middlewares import build_middleware
 
-__all__ = ["build_crd_config", "CRD_GROUPS"]
+__all__ = ["build_crd_config", "CRD_GROUPS", "WATCHES"]
 
 CRD_GROUPS = ("traefik.io", "traefik.containo.us")
+WATCHES = BACKEND_KINDS + tuple(
+    Watched(f"{group}/v1alpha1", plural, kind)
+    for group in CRD_GROUPS
+    for plural, kind in (("ingressroutes", "IngressRoute"), ("middlewares", "Middleware"),
+                         ("traefikservices", "TraefikService"), ("tlsoptions", "TLSOption"),
+                         ("tlsstores", "TLSStore"), ("serverstransports", "ServersTransport"))
+)
 
 
-def _ours(obj: dict, opts: ProviderOptions) -> bool:
+def _ours(obj: KubeObject, opts: ProviderOptions) -> bool:
     if str(obj.get("apiVersion", "")).split("/")[0] not in CRD_GROUPS:
         return False
     md = obj.get("metadata") or {}
@@ -55,7 +65,7 @@ def _ours(obj: dict, opts: ProviderOptions) -> bool:
     return cls == opts.ingress_class if opts.ingress_class else cls in ("", "traefik")
 
 
-def _sticky(spec: dict | None) -> StickyCookie | None:
+def _sticky(spec: dict[str, Any] | None) -> StickyCookie | None:
     cookie = (spec or {}).get("cookie")
     if cookie is None:
         return None
@@ -65,7 +75,7 @@ def _sticky(spec: dict | None) -> StickyCookie | None:
                         domain=cookie.get("domain", ""))
 
 
-def _full_name(ns: str, ref: dict) -> str:
+def _full_name(ns: str, ref: dict[str, Any]) -> str:
     name, port = ref.get("name", ""), ref.get("port")
     if port not in (None, "", 0):
         return normalize(f"{ns}-{name}-{port}")
@@ -75,7 +85,7 @@ def _full_name(ns: str, ref: dict) -> str:
     return f"{normalize(base)}@{provider}"
 
 
-def _lb(idx: KubeIndex, ns: str, ref: dict, opts: ProviderOptions) -> LoadBalancer:
+def _lb(idx: ObjectIndex, ns: str, ref: dict[str, Any], opts: ProviderOptions) -> LoadBalancer:
     servers, _ = servers_for(idx, ns, ref.get("name", ""), ref.get("port", ""), ref.get("scheme", ""), opts,
                              native_lb=bool(ref.get("nativeLB")))
     if not servers and not opts.allow_empty_services:
@@ -86,14 +96,14 @@ def _lb(idx: KubeIndex, ns: str, ref: dict, opts: ProviderOptions) -> LoadBalanc
                         strategy=ref.get("strategy") or "wrr", flush_interval=str(flush))
 
 
-def _resolve_ns(route_ns: str, ref: dict, opts: ProviderOptions, what: str) -> str:
+def _resolve_ns(route_ns: str, ref: dict[str, Any], opts: ProviderOptions, what: str) -> str:
     ns = ref.get("namespace") or route_ns
     if ns != route_ns and not opts.allow_cross_namespace:
         raise ServiceLookupError(f"{what} {ns}/{ref.get('name')} is not in the IngressRoute namespace {route_ns}")
     return ns
 
 
-def _name_and_service(idx: KubeIndex, ns: str, ref: dict, opts: ProviderOptions,
+def _name_and_service(idx: ObjectIndex, ns: str, ref: dict[str, Any], opts: ProviderOptions,
                       services: dict[str, Service]) -> tuple[str, Service | None]:
     """(full service name, load balancer or None for a TraefikService reference)."""
     svc_ns = _resolve_ns(ns, ref, opts, "service")
@@ -102,7 +112,7 @@ def _name_and_service(idx: KubeIndex, ns: str, ref: dict, opts: ProviderOptions,
     return _full_name(svc_ns, ref), Service(load_balancer=_lb(idx, svc_ns, ref, opts))
 
 
-def _weighted(idx: KubeIndex, ns: str, refs: Iterable[dict], opts: ProviderOptions,
+def _weighted(idx: ObjectIndex, ns: str, refs: Iterable[dict[str, Any]], opts: ProviderOptions,
               services: dict[str, Service], sticky: StickyCookie | None) -> Service:
     children = []
     for ref in refs:
@@ -113,7 +123,7 @@ def _weighted(idx: KubeIndex, ns: str, refs: Iterable[dict], opts: ProviderOptio
     return Service(weighted=Weighted(services=tuple(children), sticky=sticky))
 
 
-def _middleware_keys(route_ns: str, refs: Iterable[dict], opts: ProviderOptions) -> tuple[str, ...]:
+def _middleware_keys(route_ns: str, refs: Iterable[dict[str, Any]], opts: ProviderOptions) -> tuple[str, ...]:
     out = []
     for ref in refs or ():
         name = ref.get("name", "")
@@ -128,7 +138,7 @@ def _middleware_keys(route_ns: str, refs: Iterable[dict], opts: ProviderOptions)
     return tuple(out)
 
 
-def _router_tls(ns: str, tls: dict) -> RouterTLS:
+def _router_tls(ns: str, tls: dict[str, Any]) -> RouterTLS:
     opt = tls.get("options") or {}
     options = ""
     if opt.get("name"):
@@ -138,7 +148,7 @@ def _router_tls(ns: str, tls: dict) -> RouterTLS:
     return RouterTLS(options=options, cert_resolver=tls.get("certResolver", ""), domains=domains)
 
 
-def _ingress_routes(idx: KubeIndex, opts: ProviderOptions, routers: dict[str, Router],
+def _ingress_routes(idx: ObjectIndex, opts: ProviderOptions, routers: dict[str, Router],
                     services: dict[str, Service], certs: dict[str, Certificate]) -> None:
     for obj in idx.all("IngressRoute"):
         if not _ours(obj, opts):
@@ -182,7 +192,7 @@ def _ingress_routes(idx: KubeIndex, opts: ProviderOptions, routers: dict[str, Ro
                                   rule_syntax=route.get("syntax", "") or "", tls=router_tls, error=error)
 
 
-def _traefik_services(idx: KubeIndex, opts: ProviderOptions, services: dict[str, Service]) -> None:
+def _traefik_services(idx: ObjectIndex, opts: ProviderOptions, services: dict[str, Service]) -> None:
     for obj in idx.all("TraefikService"):
         if not _ours(obj, opts):
             continue
@@ -214,7 +224,7 @@ def _traefik_services(idx: KubeIndex, opts: ProviderOptions, services: dict[str,
             services[key] = Service(error=f"traefikservice {ns}/{md.get('name')}: {err}")
 
 
-def _tls_options(idx: KubeIndex, opts: ProviderOptions) -> dict[str, TLSOptions]:
+def _tls_options(idx: ObjectIndex, opts: ProviderOptions) -> dict[str, TLSOptions]:
     out: dict[str, TLSOptions] = {}
     defaults = 0
     for obj in idx.all("TLSOption"):
@@ -244,7 +254,7 @@ def _tls_options(idx: KubeIndex, opts: ProviderOptions) -> dict[str, TLSOptions]
     return out
 
 
-def _default_certificate(idx: KubeIndex, opts: ProviderOptions) -> Certificate | None:
+def _default_certificate(idx: ObjectIndex, opts: ProviderOptions) -> Certificate | None:
     for obj in idx.all("TLSStore"):
         md = obj.get("metadata") or {}
         if not _ours(obj, opts) or md.get("name") != "default":
@@ -258,11 +268,11 @@ def _default_certificate(idx: KubeIndex, opts: ProviderOptions) -> Certificate |
     return None
 
 
-def build_crd_config(objects: Mapping[str, Iterable[dict]] | Iterable[dict] | KubeIndex,
+def build_crd_config(objects: Mapping[str, Iterable[KubeObject]] | Iterable[KubeObject] | ObjectIndex,
                      opts: ProviderOptions | None = None) -> DynamicConfig:
     """The kubernetesCRD provider as a pure function."""
     opts = opts or ProviderOptions()
-    idx = objects if isinstance(objects, KubeIndex) else KubeIndex.build(objects)
+    idx = objects if isinstance(objects, ObjectIndex) else ObjectIndex.build(objects)
     routers: dict[str, Router] = {}
     services: dict[str, Service] = {}
     certs: dict[str, Certificate] = {}

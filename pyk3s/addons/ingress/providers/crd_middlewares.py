@@ -12,8 +12,9 @@ import base64
 import hashlib
 from typing import Any
 
-from ..dynamic import LoadBalancer, Middleware, Service
-from .common import KubeIndex, ProviderOptions, ServiceLookupError, normalize, secret_data, servers_for
+from ..config.dynamic import LoadBalancer, Middleware, Service
+from ..config.static import ProviderOptions
+from .common import KubeObject, ObjectIndex, ServiceLookupError, normalize, secret_data, servers_for
 
 __all__ = ["KINDS", "build_middleware", "basic_auth_users"]
 
@@ -25,7 +26,7 @@ KINDS = (
 )
 
 
-def basic_auth_users(idx: KubeIndex, namespace: str, name: str, basic: bool) -> list[str]:
+def basic_auth_users(idx: ObjectIndex, namespace: str, name: str, basic: bool) -> list[str]:
     """htpasswd lines from a Secret: basic-auth type gives one {SHA} user, else one key of lines."""
     secret = idx.get("Secret", namespace, name)
     if secret is None:
@@ -46,7 +47,7 @@ def basic_auth_users(idx: KubeIndex, namespace: str, name: str, basic: bool) -> 
     return users
 
 
-def _errors_service(idx: KubeIndex, namespace: str, ref: dict[str, Any],
+def _errors_service(idx: ObjectIndex, namespace: str, ref: dict[str, Any],
                     opts: ProviderOptions) -> tuple[str, Service]:
     ns = ref.get("namespace") or namespace
     name, port = ref.get("name", ""), ref.get("port", "")
@@ -58,7 +59,7 @@ def _errors_service(idx: KubeIndex, namespace: str, ref: dict[str, Any],
                                                     pass_host_header=ref.get("passHostHeader", True)))
 
 
-def build_middleware(idx: KubeIndex, obj: dict, opts: ProviderOptions) -> tuple[Middleware, dict[str, Service]]:
+def build_middleware(idx: ObjectIndex, obj: KubeObject, opts: ProviderOptions) -> tuple[Middleware, dict[str, Service]]:
     """One Middleware object -> (middleware, extra services it needs)."""
     md = obj.get("metadata") or {}
     ns = md.get("namespace", "default")

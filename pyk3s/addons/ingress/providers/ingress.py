@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..dynamic import (
+from ..config.dynamic import (
     Certificate,
     Domain,
     DynamicConfig,
@@ -22,29 +22,35 @@ from ..dynamic import (
     Service,
     StickyCookie,
 )
+from ..config.static import ProviderOptions
 from .common import (
-    KubeIndex,
-    ProviderOptions,
+    BACKEND_KINDS,
+    KubeObject,
+    ObjectIndex,
     ServiceLookupError,
+    Watched,
     certificate_from_secret,
     normalize,
     rule_hash,
     servers_for,
 )
 
-__all__ = ["build_ingress_config", "ingress_status", "should_process", "CONTROLLER", "ROUTER_ANNOTATION", "SERVICE_ANNOTATION"]
+__all__ = ["build_ingress_config", "ingress_status", "should_process", "CONTROLLER", "ROUTER_ANNOTATION",
+           "SERVICE_ANNOTATION", "WATCHES"]
 
 CONTROLLER = "traefik.io/ingress-controller"
 ROUTER_ANNOTATION = "traefik.ingress.kubernetes.io/router."
 SERVICE_ANNOTATION = "traefik.ingress.kubernetes.io/service."
 MIN_INT32 = -2147483648
+WATCHES = BACKEND_KINDS + (Watched("networking.k8s.io/v1", "ingresses", "Ingress"),
+                           Watched("networking.k8s.io/v1", "ingressclasses", "IngressClass"))
 
 
 def _go_quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _annotations(obj: dict, prefix: str) -> dict[str, str]:
+def _annotations(obj: KubeObject, prefix: str) -> dict[str, str]:
     """Annotations under prefix, keys lower-cased (they are case-insensitive label paths)."""
     out = {}
     for k, v in ((obj.get("metadata") or {}).get("annotations") or {}).items():
@@ -57,7 +63,7 @@ def _bool(value: str | None, default: bool) -> bool:
     return default if value is None else value.strip().lower() == "true"
 
 
-def should_process(ing: dict, idx: KubeIndex, opts: ProviderOptions) -> bool:
+def should_process(ing: KubeObject, idx: ObjectIndex, opts: ProviderOptions) -> bool:
     spec = ing.get("spec") or {}
     cls_name = spec.get("ingressClassName")
     if cls_name:
@@ -95,7 +101,7 @@ def _path_rule(path: str, path_type: str, matcher: str, strict: bool) -> str | N
     return f"{matcher}({_go_quote(path)})"
 
 
-def _service(idx: KubeIndex, ns: str, backend: dict, opts: ProviderOptions) -> tuple[str, Service]:
+def _service(idx: ObjectIndex, ns: str, backend: dict[str, Any], opts: ProviderOptions) -> tuple[str, Service]:
     svc_ref = backend.get("service") or {}
     name = svc_ref.get("name", "")
     port_ref = svc_ref.get("port") or {}
@@ -119,7 +125,7 @@ def _service(idx: KubeIndex, ns: str, backend: dict, opts: ProviderOptions) -> t
         servers_transport=ann.get("serverstransport", "")))
 
 
-def _router_base(ing: dict, opts: ProviderOptions) -> dict[str, Any]:
+def _router_base(ing: KubeObject, opts: ProviderOptions) -> dict[str, Any]:
     ann = _annotations(ing, ROUTER_ANNOTATION)
     tls = None
     if _bool(ann.get("tls"), False) or "tls.certresolver" in ann or "tls.options" in ann:
@@ -143,11 +149,11 @@ def _router_base(ing: dict, opts: ProviderOptions) -> dict[str, Any]:
     }
 
 
-def build_ingress_config(objects: Mapping[str, Iterable[dict]] | Iterable[dict] | KubeIndex,
+def build_ingress_config(objects: Mapping[str, Iterable[KubeObject]] | Iterable[KubeObject] | ObjectIndex,
                          opts: ProviderOptions | None = None) -> DynamicConfig:
     """The kubernetesIngress provider as a pure function."""
     opts = opts or ProviderOptions()
-    idx = objects if isinstance(objects, KubeIndex) else KubeIndex.build(objects)
+    idx = objects if isinstance(objects, ObjectIndex) else ObjectIndex.build(objects)
     routers: dict[str, Router] = {}
     services: dict[str, Service] = {}
     certs: dict[str, Certificate] = {}
@@ -210,7 +216,7 @@ def build_ingress_config(objects: Mapping[str, Iterable[dict]] | Iterable[dict] 
     return DynamicConfig(routers=routers, services=services, certificates=tuple(certs[k] for k in sorted(certs)))
 
 
-def ingress_status(published: dict | None, nodes: Iterable[dict] = ()) -> list[dict]:
+def ingress_status(published: KubeObject | None, nodes: Iterable[KubeObject] = ()) -> list[dict[str, Any]]:
     """``status.loadBalancer.ingress`` for Ingresses, copied from the published Service (4.9)."""
     if published is None:
         return []

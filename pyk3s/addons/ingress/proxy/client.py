@@ -13,15 +13,23 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, cast
 
 import httptools
 
+from ..http.reply import BAD_REQUEST_BYTES
+from ..http.request import HttpRequest
+from ..routing.compile import Compiled
+from ..routing.services import Target
+from ..routing.table import EntryTable, PathChoice, Route
 from .exchange import Exchange
-from .fastlane import try_fast_lane
+from .fastlane import FastExchange, try_fast_lane
 from .heads import FORWARDED
-from .reply import BAD_REQUEST_BYTES
-from .request import Request
+from .upstream import Pool, UpstreamConnection
+
+if TYPE_CHECKING:
+    from .state import ProxyState
 
 __all__ = ["ClientConnection", "MAX_HEADER_BYTES"]
 
@@ -29,45 +37,62 @@ MAX_HEADER_BYTES = 1 << 20
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 
 
+class RequestParser(Protocol):
+    """The part of httptools.HttpRequestParser used here and by the fast lane."""
+
+    def feed_data(self, data: bytes) -> None: ...
+
+    def get_method(self) -> bytes: ...
+
+    def get_http_version(self) -> str: ...
+
+    def should_keep_alive(self) -> bool: ...
+
+    def should_upgrade(self) -> bool: ...
+
+
 class ClientConnection(asyncio.Protocol):
     __slots__ = ("state", "entrypoint", "tls", "trusted", "transport", "parser", "peer", "peer_port", "url",
                  "raw_headers", "hsize", "queue", "parsing", "closed", "tunnel", "upgrade_buffer", "last_active",
-                 "local_port", "sni", "trusted_nets", "compiled", "table", "fast_headers", "fast_tail", "fast_route", "fast_pool", "fast_connection")
+                 "local_port", "sni", "trusted_nets", "compiled", "table", "fast_headers", "fast_tail", "fast_route",
+                 "fast_server", "fast_connection")
 
-    def __init__(self, state: Any, entrypoint: str, tls: bool, trusted_nets: Any) -> None:
+    def __init__(self, state: ProxyState, entrypoint: str, tls: bool,
+                 trusted_nets: Callable[[str], bool] | None) -> None:
         self.state = state
         self.entrypoint = entrypoint
         self.tls = tls
         self.trusted_nets = trusted_nets
         self.trusted = False
-        self.transport: Any = None
-        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set by connection_made
+        self.parser: RequestParser = httptools.HttpRequestParser(self)
         self.peer = ""
         self.peer_port = 0
         self.url = b""
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.hsize = 0
-        self.queue: deque[Any] = deque()  # Exchange or FastExchange, oldest first
-        self.parsing: Any = None
+        self.queue: deque[Exchange | FastExchange] = deque()  # oldest first
+        self.parsing: Exchange | FastExchange | None = None
         self.closed = False
-        self.tunnel: Any = None
+        self.tunnel: asyncio.Transport | None = None  # the upstream's transport once this is a tunnel
         self.upgrade_buffer: bytearray | None = None
         self.last_active = 0.0
         self.local_port = 0
         self.sni = ""
-        self.compiled: Any = None  # the snapshot ``table`` was taken from
-        self.table: Any = None  # routes of this entrypoint and transport
+        self.compiled: Compiled | None = None  # the snapshot ``table`` was taken from
+        self.table: EntryTable | None = None  # routes of this entrypoint and transport
         # the fast lane's verdict for the last header list: upstream head after the target (None: general
-        # path), route, pool of the route's only server (if it has one), whether Connection was sent
+        # path), the route or the choice by path, the route with its only server and that server's pool
+        # (when one route with one server takes every request), whether Connection was sent
         self.fast_headers: list[tuple[bytes, bytes]] | None = None
         self.fast_tail: bytes | None = None
-        self.fast_route: Any = None
-        self.fast_pool: Any = None
+        self.fast_route: Route | PathChoice = None  # type: ignore[assignment]  # set with fast_tail
+        self.fast_server: tuple[Route, Target, Pool] | None = None
         self.fast_connection = False
 
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if peer:
             host = str(peer[0])
@@ -144,10 +169,10 @@ class ClientConnection(asyncio.Protocol):
         self.raw_headers = []
         self.hsize = 0
         if method == b"GET" and url[:1] == b"/":
-            ex = try_fast_lane(self, url, raw_headers)
-            if ex is not None:
-                self.parsing = ex
-                self.queue.append(ex)
+            fast = try_fast_lane(self, url, raw_headers)
+            if fast is not None:
+                self.parsing = fast
+                self.queue.append(fast)
                 return
         ex = self.general_exchange(method, url, raw_headers)
         req = ex.req
@@ -160,7 +185,7 @@ class ClientConnection(asyncio.Protocol):
             ex.start()
 
     def general_exchange(self, method: bytes, url: bytes, raw_headers: list[tuple[bytes, bytes]]) -> Exchange:
-        """An Exchange with its Request decoded from the parser's bytes (ValueError: bad framing headers)."""
+        """An Exchange with its HttpRequest decoded from the parser's bytes (ValueError: bad framing headers)."""
         headers: list[tuple[str, str]] = []
         host = te = cl = None
         trusted = self.trusted
@@ -183,7 +208,7 @@ class ClientConnection(asyncio.Protocol):
                 elif low == "transfer-encoding":
                     if te is None:
                         te = text
-        req = Request(_METHODS.get(method) or method.decode("latin-1"), url.decode("latin-1"), headers,
+        req = HttpRequest(_METHODS.get(method) or method.decode("latin-1"), url.decode("latin-1"), headers,
                       self.peer, self.tls, "1.1", self.entrypoint, self.local_port, host or "")
         req.peer_port = self.peer_port
         req.sni = self.sni
@@ -208,7 +233,7 @@ class ClientConnection(asyncio.Protocol):
             ex.request_complete()
 
     # ------------------------------------------------------------------ exchange bookkeeping
-    def exchange_done(self, ex: Any) -> None:
+    def exchange_done(self, ex: Exchange | FastExchange) -> None:
         if not self.queue or self.queue[0] is not ex:
             return
         self.queue.popleft()
@@ -222,7 +247,7 @@ class ClientConnection(asyncio.Protocol):
         if self.queue:
             self.queue[0].start()
 
-    def start_tunnel(self, up: Any) -> None:
+    def start_tunnel(self, up: UpstreamConnection) -> None:
         self.tunnel = up.transport
         up.tunnel = self.transport
         pending = self.upgrade_buffer

@@ -14,11 +14,19 @@ Rules:
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Protocol
 
+from ..http.reply import NO_SERVER, NOT_FOUND, Reply, text_error
+from ..http.request import BodyEncoder, HttpRequest
+from ..middlewares.base import MiddlewareHandler
+from ..routing.services import Target
+from ..routing.table import UNROUTED, Route
 from .heads import response_head, upstream_head
-from .reply import NO_SERVER, NOT_FOUND, Reply, text_error
-from .upstream import dial
+from .upstream import Pool, UpstreamConnection, dial
+
+if TYPE_CHECKING:
+    from .client import ClientConnection
 
 __all__ = ["Exchange", "end_aborted"]
 
@@ -26,7 +34,13 @@ _KEEP_BODY = 64 * 1024
 _NO_BODY_STATUS = frozenset((204, 304))
 
 
-def end_aborted(ex: Any) -> bool:
+class _Abortable(Protocol):
+    status: int
+    finished: bool
+    up: UpstreamConnection | None
+
+
+def end_aborted(ex: _Abortable) -> bool:
     """The client went away: close the exchange's upstream connection and end it as 499 (True), unless
     it had ended already (False)."""
     if ex.finished:
@@ -46,12 +60,14 @@ class Exchange:
                  "head_request", "status", "t0", "cookie", "upstream_reusable", "tries", "framing", "finished",
                  "service_name", "wait_body", "encoder", "target", "retry_left", "retry_delay", "intercept")
 
-    def __init__(self, client: Any, req: Any) -> None:
+    target: Target  # set by dispatch, before anything is sent
+
+    def __init__(self, client: ClientConnection, req: HttpRequest) -> None:
         self.client = client
         self.req = req
         req.exchange = self
-        self.route: Any = None
-        self.up: Any = None
+        self.route: Route = UNROUTED
+        self.up: UpstreamConnection | None = None
         self.pending: list[bytes] = []  # framed body chunks not yet written upstream
         self.kept: list[bytes] | None = []  # framed body chunks, kept for a retry while small
         self.kept_size = 0
@@ -67,11 +83,10 @@ class Exchange:
         self.finished = False
         self.service_name = ""
         self.wait_body = False
-        self.encoder: Any = None
-        self.target: Any = None
+        self.encoder: BodyEncoder | None = None
         self.retry_left = 0
         self.retry_delay = 0.0
-        self.intercept: Any = None
+        self.intercept: Callable[[], Coroutine[object, object, None]] | None = None
 
     # ------------------------------------------------------------------ request side
     def start(self) -> None:
@@ -106,9 +121,9 @@ class Exchange:
                 return
         self.dispatch()
 
-    async def _async_middleware(self, mw: Any, index: int) -> None:
+    async def _async_middleware(self, mw: MiddlewareHandler, index: int) -> None:
         try:
-            r = await mw.on_request(self.req)
+            r = await mw.on_request_async(self.req)
         except Exception:  # noqa: BLE001 - a failing auth/limit call answers 500, never kills the worker
             r = text_error(500)
         if self.finished or self.client.closed:
@@ -122,7 +137,7 @@ class Exchange:
         route = self.route
         svc = route.service
         if svc.internal:
-            reply = self.client.state.internal(svc.internal, self.req, self)
+            reply = self.client.state.internal(svc.internal, self.req)
             if reply is not None:
                 self.reply(reply, len(route.middlewares))
             return
@@ -146,12 +161,12 @@ class Exchange:
         else:
             state.spawn(self._connect(pool))
 
-    async def _connect(self, pool: Any) -> None:
+    async def _connect(self, pool: Pool) -> None:
         up = await dial(self, pool)
         if up is not None:
             self.send(up)
 
-    def send(self, up: Any) -> None:
+    def send(self, up: UpstreamConnection) -> None:
         req = self.req
         route = self.route
         raw = not (route.needs_response or self.cookie is not None or req.version == "1.0") or req.upgrade
@@ -201,7 +216,7 @@ class Exchange:
         if self.finished or self.resp_started:
             return
         route = self.route
-        if route is not None and route.needs_response:
+        if route.needs_response:
             status = reply.status
             headers = list(reply.headers)
             for mw in reversed(route.middlewares[:upto]):
@@ -256,7 +271,7 @@ class Exchange:
 
     def response_complete(self, keep_client: bool) -> None:
         if self.intercept is not None:
-            self.client.state.spawn(self.intercept(self))
+            self.client.state.spawn(self.intercept())
             return
         if self.encoder is not None:
             tail = self.encoder.flush(zlib.Z_FINISH) if hasattr(self.encoder, "flush") else b""
@@ -266,14 +281,22 @@ class Exchange:
             self.client.transport.write(b"0\r\n\r\n")
         self.finish(keep_client and self.req.keep_alive and self.framing != "close")
 
-    def start_tunnel(self, up: Any) -> None:
+    def replace_reply(self, reply: Reply, by: object) -> None:
+        """A response middleware's answer instead of the upstream's (errors): the response hooks of the
+        middlewares listed before ``by`` apply to it."""
+        self.intercept = None
+        if not self.client.closed:
+            mws = self.route.middlewares
+            self.reply(reply, mws.index(by) if by in mws else 0)
+
+    def start_tunnel(self, up: UpstreamConnection) -> None:
         self.status = 101
         self.up = None
         up.exchange = None
         self.client.start_tunnel(up)
         self.finish(True, tunnel=True)
 
-    def upstream_failed(self, up: Any, why: str) -> None:
+    def upstream_failed(self, up: UpstreamConnection | None, why: str) -> None:
         if self.finished:
             return
         if up is not None and up is self.up:
@@ -299,7 +322,7 @@ class Exchange:
             else:
                 self.client.state.spawn(self._connect(pool))
             return
-        self.reply(text_error(504) if why == "timeout" else text_error(502), len(self.route.middlewares) if self.route else 0)
+        self.reply(text_error(504) if why == "timeout" else text_error(502), len(self.route.middlewares))
 
     def release(self) -> bool:
         """Called once the client is done with this exchange: whether the connection stays open."""
@@ -311,7 +334,7 @@ class Exchange:
         """The client went away: drop the upstream connection and end the exchange as 499."""
         if end_aborted(self):
             route = self.route
-            if route is not None and route.needs_done:
+            if route.needs_done:
                 for mw in route.middlewares:
                     if mw.needs_done:
                         mw.on_done(self.req)
@@ -322,7 +345,7 @@ class Exchange:
             return
         self.finished = True
         route = self.route
-        if route is not None and route.needs_done:
+        if route.needs_done:
             for mw in route.middlewares:
                 if mw.needs_done:
                     mw.on_done(self.req)

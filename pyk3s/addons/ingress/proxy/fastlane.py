@@ -18,13 +18,19 @@ fast exchange into a general one with the same state, which then retries or answ
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from .exchange import end_aborted
+from ..http.request import HttpRequest
+from ..routing.services import Balancer, Target
+from ..routing.table import PathChoice, Route
+from .exchange import Exchange, end_aborted
 from .heads import FORWARDED, HOP_BY_HOP, forwarded_block
-from .upstream import dial
+from .upstream import Pool, UpstreamConnection, dial
 
-__all__ = ["FastExchange", "PathChoice", "fast_route", "try_fast_lane"]
+if TYPE_CHECKING:
+    from .client import ClientConnection
+
+__all__ = ["FastExchange", "try_fast_lane"]
 
 # header names (lower case) the fast lane never copies: Host is written from the parsed value,
 # the rest needs the general path's rewriting
@@ -32,68 +38,7 @@ _HANDLED = frozenset(n.encode() for n in HOP_BY_HOP | FORWARDED | {"host", "clos
 _PLAIN_CONNECTION = frozenset((b"keep-alive", b"close"))
 
 
-class _Probe:
-    """What Host and Path rules read from a request."""
-
-    __slots__ = ("host", "path")
-
-    def __init__(self, host: str, path: str) -> None:
-        self.host = host
-        self.path = path
-
-
-def _eligible(route: Any) -> bool:
-    svc = route.service
-    return not (route.middlewares or svc.internal or svc.mirrors or getattr(svc, "sticky", True) is not None
-                or not all(t.pass_host_header for t in svc.targets))
-
-
-class PathChoice:
-    """The routes one host can take when paths decide between them (Ingress objects' rules): in priority
-    order, each with whether the fast lane may serve it; ``None`` stands for a rule that reads more than
-    host and path, below which the general path decides."""
-
-    __slots__ = ("probe", "routes")
-
-    def __init__(self, probe: _Probe, routes: tuple[tuple[Any, bool], ...]) -> None:
-        self.probe = probe
-        self.routes = routes
-
-    def pick(self, path: str) -> Any:
-        probe = self.probe
-        probe.path = path
-        for route, eligible in self.routes:
-            if route is None:
-                return None
-            if route.rule.match(probe):
-                return route if eligible else None
-        return None
-
-
-def fast_route(table: Any, host: str) -> Any:
-    """For a canonical host: the route all its requests take (a Route), a PathChoice when host and path
-    decide, or None when the general path must decide (other matchers, or an ineligible route)."""
-    probe = _Probe(host, "")
-    chosen: list[tuple[Any, bool]] = []
-    for route in table.candidates(host):
-        rule = route.rule
-        if rule.host_only:
-            if rule.match(probe):
-                if not chosen:
-                    return route if _eligible(route) else None
-                chosen.append((route, _eligible(route)))
-                break
-        elif rule.host_path_only:
-            chosen.append((route, _eligible(route)))
-        else:
-            if not chosen:
-                return None
-            chosen.append((None, False))
-            break
-    return PathChoice(probe, tuple(chosen)) if chosen else None
-
-
-def try_fast_lane(client: Any, url: bytes, raw_headers: list[tuple[bytes, bytes]]) -> FastExchange | None:
+def try_fast_lane(client: ClientConnection, url: bytes, raw_headers: list[tuple[bytes, bytes]]) -> FastExchange | None:
     """Send the request just parsed on ``client`` upstream if it qualifies; None: use the general path."""
     if client.queue or url[-1:] == b"?" or b";" in url:
         return None
@@ -116,12 +61,14 @@ def try_fast_lane(client: Any, url: bytes, raw_headers: list[tuple[bytes, bytes]
     # string is read only when that shortcut does not apply; HTTP/1.0 clients get re-framed answers
     if (client.fast_connection or not keep_alive) and parser.get_http_version() in ("1.0", "0.9"):
         return None
-    route = client.fast_route
-    pool = client.fast_pool
-    if pool is not None:
-        target = route.service.active[0]
+    route: Route | PathChoice | None
+    target: Target | None
+    one = client.fast_server
+    if one is not None:
+        route, target, pool = one
     else:
-        if route.__class__ is PathChoice:
+        route = client.fast_route
+        if route.by_path:
             end = url.find(b"?")
             path = (url if end < 0 else url[:end]).decode("latin-1")
             if "%" in path:  # escapes: the general path decodes the routing path
@@ -143,9 +90,9 @@ def try_fast_lane(client: Any, url: bytes, raw_headers: list[tuple[bytes, bytes]
     return ex
 
 
-def _head_tail(client: Any, raw_headers: list[tuple[bytes, bytes]]) -> bytes | None:
+def _head_tail(client: ClientConnection, raw_headers: list[tuple[bytes, bytes]]) -> bytes | None:
     """The upstream head after ``GET <target>`` for these headers, or None when they need the general path.
-    Sets the connection's fast_route, fast_pool and fast_connection for it."""
+    Sets the connection's fast_route, fast_server and fast_connection for it."""
     if client.parser.should_upgrade():
         return None
     host = None
@@ -169,9 +116,13 @@ def _head_tail(client: Any, raw_headers: list[tuple[bytes, bytes]]) -> bytes | N
     route = table.fast_route(host)
     if route is None:
         return None
-    # a one-server service always picks that server: its pool is looked up once
-    active = route.service.active if route.__class__ is not PathChoice else ()
-    client.fast_pool = client.state.pool(active[0]) if len(active) == 1 else None
+    # a one-server service always picks that server: it and its pool are looked up once
+    client.fast_server = None
+    if not route.by_path:
+        svc = route.service  # a plain load balancer: routing.table.fast_route gives no other
+        if isinstance(svc, Balancer) and len(svc.active) == 1:
+            target = svc.active[0]
+            client.fast_server = (route, target, client.state.pool(target))
     client.fast_route = route
     client.fast_connection = connection
     block = forwarded_block(host.decode("latin-1"), client.peer, client.tls, False).encode("latin-1")
@@ -188,23 +139,23 @@ class FastExchange:
     resp_started = False
     upstream_reusable = True
 
-    def __init__(self, client: Any, route: Any, target: Any, url: bytes, headers: list[tuple[bytes, bytes]],
-                 keep_alive: bool) -> None:
+    def __init__(self, client: ClientConnection, route: Route, target: Target, url: bytes,
+                 headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None:
         self.client = client
         self.route = route
         self.target = target
         self.url = url
         self.headers = headers
         self.keep_alive = keep_alive
-        self.up: Any = None
+        self.up: UpstreamConnection | None = None
         self.status = 0
         self.finished = False
         self.req_done = False
         self.t0 = client.state.loop.time() if client.state.metrics.enabled else 0.0
-        self._promoted: Any = None
+        self._promoted: Exchange | None = None
 
     # -- the general exchange this one becomes when something unusual happens
-    def promote(self) -> Any:
+    def promote(self) -> Exchange:
         ex = self._promoted
         if ex is not None:
             return ex
@@ -230,16 +181,16 @@ class FastExchange:
         return ex
 
     @property
-    def req(self) -> Any:
+    def req(self) -> HttpRequest:
         return self.promote().req
 
     # -- upstream side
-    def send(self, up: Any, head: bytes) -> None:
+    def send(self, up: UpstreamConnection, head: bytes) -> None:
         up.attach_raw(self)
         self.up = up
         up.transport.write(head)
 
-    async def connect(self, pool: Any, head: bytes) -> None:
+    async def connect(self, pool: Pool, head: bytes) -> None:
         up = await dial(self, pool)
         if up is not None:
             self.send(up, head)
@@ -261,14 +212,25 @@ class FastExchange:
             else:
                 client.exchange_done(self)
 
-    def upstream_failed(self, up: Any, why: str) -> None:
+    def upstream_failed(self, up: UpstreamConnection | None, why: str) -> None:
         if not self.finished:
             self.promote().upstream_failed(up, why)
 
-    def start_tunnel(self, up: Any) -> None:
+    def start_tunnel(self, up: UpstreamConnection) -> None:
         self.promote().start_tunnel(up)
 
+    # an upstream connection calls these only on exchanges it serves in full mode, which a fast exchange
+    # never is: like every unusual event they go to the general exchange
+    def response_head(self, status: int, headers: list[tuple[str, str]], close_delimited: bool) -> None:
+        self.promote().response_head(status, headers, close_delimited)
+
+    def response_body(self, data: bytes) -> None:
+        self.promote().response_body(data)
+
     # -- client side
+    def start(self) -> None:
+        """Nothing to do: a fast exchange is sent when it is made, and only on a connection with nothing queued."""
+
     def request_complete(self) -> None:
         self.req_done = True
         if self.finished:

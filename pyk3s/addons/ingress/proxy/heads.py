@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
 
-from .reply import http_date, status_text
+from ..http.reply import http_date, status_text
+from ..http.request import HttpRequest
+from ..routing.services import Target
 
 __all__ = ["upstream_head", "response_head", "forwarded_block", "HOP_BY_HOP", "FORWARDED"]
 
@@ -73,7 +74,7 @@ def forwarded_block(authority: str, peer: str, tls: bool, upgrade: bool, no_xff:
     return "".join(out)
 
 
-def upstream_head(req: Any, target: Any, trusted: bool, body_mode: str) -> bytes:
+def upstream_head(req: HttpRequest, target: Target, trusted: bool, body_mode: str) -> bytes:
     """The request line and headers sent to ``target``."""
     out: list[str] = []
     ap = out.append

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any
 
+from ..http.request import HttpRequest
+from ..routing.services import Target
 from .heads import upstream_head
 
 __all__ = ["send_mirror", "MIRROR_TIMEOUT"]
@@ -13,7 +14,7 @@ __all__ = ["send_mirror", "MIRROR_TIMEOUT"]
 MIRROR_TIMEOUT = 10.0
 
 
-async def send_mirror(target: Any, req: Any, body: list[bytes] | None, loop: asyncio.AbstractEventLoop) -> None:
+async def send_mirror(target: Target, req: HttpRequest, body: list[bytes] | None, loop: asyncio.AbstractEventLoop) -> None:
     ctx = None
     if target.scheme == "https":
         ctx = ssl.create_default_context()

@@ -14,14 +14,69 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any
+from typing import Protocol, cast
 
 import httptools
 
-__all__ = ["Pool", "UpstreamConnection", "IDLE_TIMEOUT", "DIAL_TIMEOUT", "dial"]
+from ..http.request import HttpRequest
+
+__all__ = ["Pool", "UpstreamConnection", "UpstreamExchange", "Downstream", "IDLE_TIMEOUT", "DIAL_TIMEOUT", "dial"]
 
 IDLE_TIMEOUT = 90.0
 DIAL_TIMEOUT = 30.0
+
+
+class Downstream(Protocol):
+    """The client connection of an exchange, as the upstream side sees it."""
+
+    @property
+    def transport(self) -> asyncio.Transport: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+
+class UpstreamExchange(Protocol):
+    """What an upstream connection calls on the exchange it serves (``Exchange`` or ``FastExchange``)."""
+
+    status: int
+
+    @property
+    def client(self) -> Downstream: ...
+
+    @property
+    def req(self) -> HttpRequest: ...
+
+    @property
+    def head_request(self) -> bool: ...
+
+    @property
+    def upstream_reusable(self) -> bool: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+    def response_head(self, status: int, headers: list[tuple[str, str]], close_delimited: bool) -> None: ...
+
+    def response_body(self, data: bytes) -> None: ...
+
+    def response_complete(self, keep_client: bool) -> None: ...
+
+    def upstream_failed(self, up: UpstreamConnection | None, why: str) -> None: ...
+
+    def start_tunnel(self, up: UpstreamConnection) -> None: ...
+
+
+class ResponseParser(Protocol):
+    """The part of httptools.HttpResponseParser used here."""
+
+    def feed_data(self, data: bytes) -> None: ...
+
+    def get_status_code(self) -> int: ...
+
+    def get_http_version(self) -> str: ...
+
+    def should_keep_alive(self) -> bool: ...
 
 
 class Pool:
@@ -76,7 +131,7 @@ class Pool:
         self.idle = []
 
 
-async def dial(exchange: Any, pool: Pool) -> UpstreamConnection | None:
+async def dial(exchange: UpstreamExchange, pool: Pool) -> UpstreamConnection | None:
     """A new connection for ``exchange``; None when dialing failed (the exchange was told) or the
     exchange ended meanwhile (the connection went to the pool)."""
     try:
@@ -149,23 +204,23 @@ class UpstreamConnection(asyncio.Protocol):
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
-        self.transport: Any = None
-        self.exchange: Any = None
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set by connection_made
+        self.exchange: UpstreamExchange | None = None
         self.closed = False
-        self.raw_parser: Any = None
-        self.fast_parser: Any = None
-        self.raw_head_parser: Any = None
-        self.full_parser: Any = None
-        self.parser: Any = None
+        self.raw_parser: ResponseParser | None = None
+        self.fast_parser: ResponseParser | None = None
+        self.raw_head_parser: ResponseParser | None = None
+        self.full_parser: ResponseParser | None = None
+        self.parser: ResponseParser = None  # type: ignore[assignment]  # set by attach, before any byte arrives
         self.raw = True
         self.headers: list[tuple[str, str]] = []
         self.idle_since = 0.0
-        self.tunnel: Any = None
+        self.tunnel: asyncio.Transport | None = None  # the client's transport once this is a tunnel
         self.got_bytes = False
         self.reused = False
 
     # -- wiring
-    def attach(self, exchange: Any, raw: bool) -> None:
+    def attach(self, exchange: UpstreamExchange, raw: bool) -> None:
         self.exchange = exchange
         self.raw = raw
         self.got_bytes = False
@@ -183,7 +238,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.parser = self.full_parser
             self.headers = []
 
-    def attach_raw(self, exchange: Any) -> None:
+    def attach_raw(self, exchange: UpstreamExchange) -> None:
         """attach(exchange, raw=True) for a request that is not HEAD (the fast lane's)."""
         self.exchange = exchange
         self.raw = True
@@ -201,7 +256,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         tunnel = self.tunnel

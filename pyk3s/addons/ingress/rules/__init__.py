@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import RuleError
+from ..config.errors import RuleError
 from .matchers_v2 import V2_MATCHERS
 from .matchers_v3 import V3_MATCHERS, Matcher
 from .parser import And, Call, Node, Not, parse_expression

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from urllib.parse import unquote_plus
 
-from ..errors import RuleError
+from ..config.errors import RuleError
 from .matchers_v3 import Matcher, compile_regexp, ip_matcher
 from .parser import spellings
 

@@ -12,7 +12,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 
-from ..errors import RuleError
+from ..config.errors import RuleError
 from .parser import spellings
 
 __all__ = ["V3_MATCHERS", "Matcher", "compile_regexp", "ip_matcher", "peer_address"]

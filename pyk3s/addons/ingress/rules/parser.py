@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import RuleError
+from ..config.errors import RuleError
 
 __all__ = ["Call", "And", "Or", "Not", "Node", "parse_expression", "spellings"]
 
@@ -132,7 +132,7 @@ def _tokens(text: str) -> list[tuple[str, str, int]]:
     return toks
 
 
-class _Parser:
+class _RuleParser:
     __slots__ = ("toks", "pos")
 
     def __init__(self, toks: list[tuple[str, str, int]]) -> None:
@@ -197,7 +197,7 @@ def parse_expression(rule: str) -> Node:
     """Parse a rule into a tree; raise :class:`RuleError` on any syntax error."""
     if not rule.strip():
         raise RuleError("empty rule")
-    p = _Parser(_tokens(rule))
+    p = _RuleParser(_tokens(rule))
     node = p.expr()
     if p.pos != len(p.toks):
         raise RuleError(f"unexpected {p.toks[p.pos][1]!r} at offset {p.toks[p.pos][2]}")

@@ -16,11 +16,13 @@ import httptools
 import pytest
 import yaml
 
-from pyk3s.addons.ingress.dynamic import DynamicConfig, merge
+from pyk3s.addons.ingress.config.dynamic import DynamicConfig, merge
+from pyk3s.addons.ingress.config.static import static_from_flags
 from pyk3s.addons.ingress.providers.crd import build_crd_config
 from pyk3s.addons.ingress.providers.ingress import build_ingress_config
-from pyk3s.addons.ingress.proxy.server import ProxyState, start_entrypoints
-from pyk3s.addons.ingress.static import internal_config, static_from_flags
+from pyk3s.addons.ingress.providers.internal import internal_config
+from pyk3s.addons.ingress.proxy.server import start_entrypoints
+from pyk3s.addons.ingress.proxy.state import ProxyState
 
 
 class _BackendConn(asyncio.Protocol):

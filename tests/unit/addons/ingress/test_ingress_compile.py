@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyk3s.addons.ingress.compile import compile_config
-from pyk3s.addons.ingress.dynamic import (
+from pyk3s.addons.ingress.config.dynamic import (
     DynamicConfig,
     LoadBalancer,
     Middleware,
@@ -14,8 +13,10 @@ from pyk3s.addons.ingress.dynamic import (
     Server,
     Service,
 )
-from pyk3s.addons.ingress.proxy.request import Request
-from pyk3s.addons.ingress.static import MAX_INT, internal_config, static_from_flags
+from pyk3s.addons.ingress.config.static import MAX_INT, static_from_flags
+from pyk3s.addons.ingress.http.request import HttpRequest
+from pyk3s.addons.ingress.providers.internal import internal_config
+from pyk3s.addons.ingress.routing.compile import compile_config
 
 STATIC = static_from_flags(["--entrypoints.web.address=:80", "--entrypoints.websecure.address=:443",
                             "--entrypoints.websecure.http.tls=true"])
@@ -25,7 +26,7 @@ SVC = {"s@p": Service(load_balancer=LoadBalancer(servers=(Server("http://10.0.0.
 def pick(routers: dict[str, Router], url: str = "/", host: str = "example.org", ep: str = "web",
          tls: bool = False, middlewares=None) -> str | None:
     c = compile_config(DynamicConfig(routers=routers, services=SVC, middlewares=middlewares or {}), STATIC)
-    route = c.table.lookup(ep, tls, Request("GET", url, [("Host", host)], "10.0.0.9", tls))
+    route = c.table.lookup(ep, tls, HttpRequest("GET", url, [("Host", host)], "10.0.0.9", tls))
     return route.name if route else None
 
 

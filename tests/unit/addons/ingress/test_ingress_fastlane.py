@@ -301,7 +301,7 @@ spec:
     proxy.load(service_yaml("one", backend.port) + service_yaml("two", backend2.port) + ingress)
     reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
     client = next(iter(proxy.state.connections))
-    from pyk3s.addons.ingress.proxy.request import Request
+    from pyk3s.addons.ingress.http.request import HttpRequest
 
     table = proxy.state.compiled.table.tables[("web", False)]
     paths = ["/", "/api/x", "/x", "/api", "/exact", "/exact/no", "/api%2Fx", "/x?y=1", "/api/x?y=1", "/apix"]
@@ -310,11 +310,11 @@ spec:
         r = await _read_response(reader)
         assert r.json()["url"] == path
         # the general path's routing decision for the same request
-        want = table.lookup(Request("GET", path, [("Host", "a")], "127.0.0.1")).service.name
+        want = table.lookup(HttpRequest("GET", path, [("Host", "a")], "127.0.0.1")).service.name
         assert r.json()["name"] == {"default-one-80": "b1", "default-two-80": "b2"}[want.split("@")[0]], path
     assert [(await _name(writer, reader, p)) for p in ("/", "/api/x")] == ["b1", "b2"]
     writer.close()
-    from pyk3s.addons.ingress.proxy.fastlane import PathChoice
+    from pyk3s.addons.ingress.routing.table import PathChoice
     assert isinstance(client.fast_route, PathChoice)
 
 
@@ -352,3 +352,35 @@ endpoints: [{{addresses: ["127.0.0.1"]}}]
     proxy.load(two + _route("Host(`a`)"))
     names = [(await http(proxy.port, "/", host="a")).json()["name"] for _ in range(6)]
     assert sorted(names) == ["b1"] * 3 + ["b2"] * 3, names
+
+
+WRR = """
+apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata: {name: wrr, namespace: default}
+spec:
+  weighted:
+    services: [{name: one, port: 80, weight: 1}]
+---
+apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata: {name: copy, namespace: default}
+spec:
+  mirroring: {name: one, port: 80, mirrors: [{name: one, port: 80, percent: 0}]}
+---
+"""
+
+
+@pytest.mark.parametrize("svc", ["wrr", "copy"])
+async def test_weighted_and_mirroring_services_take_the_general_path(make_proxy, backend, svc):
+    from ingress_support import http
+
+    proxy = await make_proxy()
+    route = _route("Host(`a`)", svc=svc).replace(f"name: {svc}, port: 80", f"name: {svc}, kind: TraefikService")
+    proxy.load(service_yaml("one", backend.port) + WRR + route)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(b"GET /k HTTP/1.1\r\nHost: a\r\n\r\n")
+    r = await _read_response(reader)
+    assert (r.status, r.json()["url"]) == (200, "/k")
+    writer.close()
+    assert (await http(proxy.port, "/c", host="a")).json()["url"] == "/c"

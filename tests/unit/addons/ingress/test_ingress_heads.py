@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pyk3s.addons.ingress.http.request import HttpRequest
 from pyk3s.addons.ingress.proxy.heads import HOP_BY_HOP, HOSTNAME, MANAGED, upstream_head
-from pyk3s.addons.ingress.proxy.request import Request
 
 
 @dataclass
@@ -17,7 +17,7 @@ class _Target:
     authority: str = "10.42.0.7:8080"
 
 
-def _expected(req: Request, target: _Target, body_mode: str) -> bytes:
+def _expected(req: HttpRequest, target: _Target, body_mode: str) -> bytes:
     """The rules written out one by one: hop-by-hop and Connection-named headers go, managed ones are
     kept or added, X-Forwarded-For gets the peer appended."""
     low = [(k, k.lower(), v) for k, v in req.headers]
@@ -80,7 +80,7 @@ _VALUES = st.sampled_from(["1", "close", "x-custom, Keep-Alive", "Upgrade", "web
        tls=st.booleans(), upgrade=st.booleans(), no_xff=st.booleans(), pass_host=st.booleans(),
        body_mode=st.sampled_from(["", "length", "chunked"]))
 def test_upstream_head_follows_the_rules(headers, host, target, tls, upgrade, no_xff, pass_host, body_mode):
-    req = Request("GET", target, [("Host", host), *headers], "192.0.2.9", tls, "1.1", "web", 80)
+    req = HttpRequest("GET", target, [("Host", host), *headers], "192.0.2.9", tls, "1.1", "web", 80)
     req.upgrade, req.no_xff, req.content_length = upgrade, no_xff, 12
     tgt = _Target(pass_host_header=pass_host)
     want = _expected(req, tgt, body_mode)
@@ -90,6 +90,6 @@ def test_upstream_head_follows_the_rules(headers, host, target, tls, upgrade, no
 
 def test_host_header_from_parser_matches_lookup():
     hdrs = [("Host", "Shop.Example:8080"), ("Accept", "*/*")]
-    a = Request("GET", "/", hdrs, "127.0.0.1", host_header="Shop.Example:8080")
-    b = Request("GET", "/", hdrs, "127.0.0.1")
+    a = HttpRequest("GET", "/", hdrs, "127.0.0.1", host_header="Shop.Example:8080")
+    b = HttpRequest("GET", "/", hdrs, "127.0.0.1")
     assert (a.authority, a.host) == (b.authority, b.host) == ("Shop.Example:8080", "shop.example")

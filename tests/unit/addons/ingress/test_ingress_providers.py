@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from pyk3s.addons.ingress.dynamic import (
+from pyk3s.addons.ingress.config.dynamic import (
     DynamicConfig,
     LoadBalancer,
     Middleware,
@@ -15,7 +15,8 @@ from pyk3s.addons.ingress.dynamic import (
     Weighted,
     WeightedRef,
 )
-from pyk3s.addons.ingress.providers.common import ProviderOptions, normalize
+from pyk3s.addons.ingress.config.static import ProviderOptions
+from pyk3s.addons.ingress.providers.common import normalize
 from pyk3s.addons.ingress.providers.crd import build_crd_config
 from pyk3s.addons.ingress.providers.ingress import build_ingress_config, ingress_status
 
@@ -262,3 +263,39 @@ def test_ingress_status_from_published_service():
     assert ingress_status(lb) == [{"ip": "172.31.0.2"}]
     assert ingress_status({"spec": {"type": "LoadBalancer"}, "status": {}}) == []
     assert ingress_status({"spec": {"type": "ExternalName", "externalName": "x.example"}}) == [{"hostname": "x.example"}]
+
+
+def test_build_config_runs_the_providers_that_are_switched_on():
+    from pyk3s.addons.ingress.config.static import static_from_flags
+    from pyk3s.addons.ingress.providers import PROVIDERS, build_config, watched_kinds
+
+    docs = load("""
+apiVersion: v1
+kind: Service
+metadata: {name: whoami, namespace: default}
+spec: {ports: [{name: web, port: 80}]}
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: r, namespace: default}
+spec:
+  routes: [{match: Host(`a`), kind: Rule, services: [{name: whoami, port: 80}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: i, namespace: default}
+spec:
+  rules: [{host: b, http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: whoami, port: {number: 80}}}}]}}]
+""")
+    both = static_from_flags(["--providers.kubernetescrd", "--providers.kubernetesingress.allowEmptyServices",
+                              "--providers.kubernetescrd.allowEmptyServices", "--ping"])
+    crd_only = static_from_flags(["--providers.kubernetescrd.allowEmptyServices"])
+    assert list(PROVIDERS) == ["kubernetescrd", "kubernetes"]
+    providers = {name.rsplit("@", 1)[1] for name in build_config(both, docs).routers}
+    assert providers == {"kubernetescrd", "kubernetes", "internal"}
+    assert {name.rsplit("@", 1)[1] for name in build_config(crd_only, docs).routers} == {"kubernetescrd"}
+    watched = watched_kinds(both)
+    assert len(watched) == len(set(watched)) == 17  # 3 shared kinds, 2 Ingress kinds, 6 CRDs in 2 groups
+    assert {"Service", "IngressRoute", "Ingress", "IngressClass"} <= {w.kind for w in watched}
+    assert "Ingress" not in {w.kind for w in watched_kinds(crd_only)}
+    assert watched_kinds(static_from_flags(["--ping"])) == ()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from pyk3s.addons.ingress.errors import RuleError
-from pyk3s.addons.ingress.proxy.request import Request
+from pyk3s.addons.ingress.config.errors import RuleError
+from pyk3s.addons.ingress.http.request import HttpRequest
 from pyk3s.addons.ingress.rules import parse_rule
 
 
-def req(url: str = "/", host: str = "example.com", method: str = "GET", headers=(), peer: str = "10.0.0.1") -> Request:
-    return Request(method, url, [("Host", host), *headers], peer)
+def req(url: str = "/", host: str = "example.com", method: str = "GET", headers=(), peer: str = "10.0.0.1") -> HttpRequest:
+    return HttpRequest(method, url, [("Host", host), *headers], peer)
 
 
 V3 = [

@@ -9,11 +9,11 @@ import pytest
 
 from pyk3s.api.store.base import (
     Compacted,
-    Conflict,
     Event,
     FutureRevision,
     KeyExists,
-    NotFound,
+    KeyNotFound,
+    RevisionConflict,
     Store,
 )
 
@@ -89,9 +89,9 @@ async def test_update_conflict_and_missing(store: Store) -> None:
     kv = await store.create(P + "ns/a", b"1")
     new = await store.update(P + "ns/a", b"2", kv.mod_revision)
     assert new.mod_revision > kv.mod_revision and new.create_revision == kv.create_revision
-    with pytest.raises(Conflict):
+    with pytest.raises(RevisionConflict):
         await store.update(P + "ns/a", b"3", kv.mod_revision)
-    with pytest.raises(NotFound):
+    with pytest.raises(KeyNotFound):
         await store.update(P + "ns/none", b"3", kv.mod_revision)
     assert (await store.get(P + "ns/a"))[1].value == b"2"
     unconditional = await store.update(P + "ns/a", b"4", 0)
@@ -100,14 +100,14 @@ async def test_update_conflict_and_missing(store: Store) -> None:
 
 async def test_delete_and_recreate(store: Store) -> None:
     kv = await store.create(P + "ns/a", b"1")
-    with pytest.raises(Conflict):
+    with pytest.raises(RevisionConflict):
         await store.delete(P + "ns/a", kv.mod_revision + 1000)
     gone = await store.delete(P + "ns/a", kv.mod_revision)
     assert gone.value == b"1" and gone.mod_revision > kv.mod_revision
     assert (await store.get(P + "ns/a"))[1] is None
-    with pytest.raises(NotFound):
+    with pytest.raises(KeyNotFound):
         await store.delete(P + "ns/a")
-    with pytest.raises(NotFound):
+    with pytest.raises(KeyNotFound):
         await store.update(P + "ns/a", b"x", gone.mod_revision)
     again = await store.create(P + "ns/a", b"2")
     assert again.create_revision == again.mod_revision > gone.mod_revision
@@ -237,7 +237,7 @@ async def test_concurrent_update_race_one_winner(engine, store: Store) -> None:
         try:
             await s.update(P + "ns/race", str(i).encode(), kv.mod_revision)
             return "won"
-        except Conflict:
+        except RevisionConflict:
             return "lost"
 
     results = await asyncio.gather(*(attempt(store if i % 2 else other, i) for i in range(20)))
@@ -257,7 +257,7 @@ async def test_concurrent_increments_no_lost_update(engine, store: Store) -> Non
                 _, kv = await s.get(P + "ns/counter")
                 try:
                     new = await s.update(P + "ns/counter", str(int(kv.value) + 1).encode(), kv.mod_revision)
-                except Conflict:
+                except RevisionConflict:
                     continue
                 revisions.append(new.mod_revision)
                 break

@@ -8,7 +8,7 @@ import pytest
 from store_servers import HAVE_POSTGRES, PostgresServer
 
 from pyk3s.api.store import open_store
-from pyk3s.api.store.base import Conflict
+from pyk3s.api.store.base import RevisionConflict
 from pyk3s.api.store.postgres import PostgresStore
 
 pytestmark = pytest.mark.skipif(not HAVE_POSTGRES, reason="PostgreSQL binaries not installed")
@@ -50,7 +50,7 @@ async def test_racing_servers_deliver_every_event_in_order(postgres_server: Post
                 _, kv = await s.get("/registry/hot")
                 try:
                     committed.append((await s.update("/registry/hot", b"y", kv.mod_revision)).mod_revision)
-                except Conflict:
+                except RevisionConflict:
                     pass
 
         await asyncio.gather(*(writer(stores[1 + w % 2], w, 30) for w in range(6)))

@@ -1,0 +1,175 @@
+"""Static configuration from Traefik's CLI flags.
+
+Flags use Traefik's spelling with case-insensitive keys (``--entryPoints.web.address=:8000``,
+``--entrypoints.web.http.redirections.entryPoint.to=websecure``, ``--providers.kubernetescrd``,
+``--api.dashboard=true``, ``--api.insecure``, ``--ping``, ``--metrics.prometheus``, ``--log.level``).
+A flag without ``=value`` is ``true``. The routers these flags imply (api, dashboard, ping, prometheus,
+entrypoint redirections) come from the internal provider, ``providers/internal.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .errors import ConfigError
+
+__all__ = ["EntryPoint", "ProviderOptions", "StaticConfig", "parse_flags", "static_from_flags", "MAX_INT"]
+
+MAX_INT = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderOptions:
+    """A Kubernetes provider's static options (``--providers.kubernetescrd.*``, ``--providers.kubernetesingress.*``)."""
+
+    allow_cross_namespace: bool = False
+    allow_empty_services: bool = False
+    allow_external_name_services: bool = False
+    ingress_class: str = ""
+    default_rule_syntax: str = "v3"
+    strict_prefix_matching: bool = False
+    namespaces: tuple[str, ...] = ()
+    published_service: str = ""  # "ns/name" for Ingress status
+
+
+@dataclass(frozen=True, slots=True)
+class EntryPoint:
+    name: str
+    address: str
+    tls: bool = False
+    tls_options: str = ""
+    redirect_to: str = ""
+    redirect_scheme: str = "https"
+    redirect_permanent: bool = True
+    redirect_priority: int = MAX_INT - 1
+    forwarded_insecure: bool = False
+    trusted_ips: tuple[str, ...] = ()
+    as_default: bool = False
+
+    @property
+    def host(self) -> str:
+        host = self.address.rsplit(":", 1)[0]
+        return host.strip("[]") or ""
+
+    @property
+    def port(self) -> int:
+        port = self.address.rsplit(":", 1)[-1].split("/")[0]
+        return int(port) if port.isdigit() else 0
+
+
+@dataclass(frozen=True, slots=True)
+class StaticConfig:
+    entrypoints: Mapping[str, EntryPoint] = field(default_factory=dict)
+    api: bool = False
+    api_dashboard: bool = True
+    api_insecure: bool = False
+    ping: bool = False
+    ping_entrypoint: str = "traefik"
+    prometheus: bool = False
+    prometheus_entrypoint: str = "traefik"
+    crd: ProviderOptions | None = None
+    ingress: ProviderOptions | None = None
+    log_level: str = "ERROR"
+    kubeconfig: str = ""
+    workers: int = 0
+    default_rule_syntax: str = "v3"
+    raw: Mapping[str, str] = field(default_factory=dict)  # every flag, keys lower-cased
+
+
+def parse_flags(argv: list[str]) -> dict[str, str]:
+    """``--a.B.c=v`` / ``--a.b.c v`` / ``--flag`` -> {"a.b.c": "v", "flag": "true"} (keys lower-cased)."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("-"):
+            raise ConfigError(f"traefik: unexpected argument {arg!r}")
+        key = arg.lstrip("-")
+        if "=" in key:
+            key, value = key.split("=", 1)
+        elif i < len(argv) and not argv[i].startswith("-"):
+            value = argv[i]
+            i += 1
+        else:
+            value = "true"
+        out[key.lower()] = value
+    return out
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None:
+        return default
+    v = value.strip().lower()
+    if v in ("true", "1", "yes", ""):
+        return True
+    if v in ("false", "0", "no"):
+        return False
+    raise ConfigError(f"traefik: invalid boolean {value!r}")
+
+
+def _provider(flags: dict[str, str], prefix: str, syntax: str) -> ProviderOptions | None:
+    if not any(k == prefix or k.startswith(prefix + ".") for k in flags):
+        return None
+    if flags.get(prefix) is not None and not _bool(flags.get(prefix), True):
+        return None
+
+    def get(name: str) -> str | None:
+        return flags.get(f"{prefix}.{name}")
+
+    ns = tuple(n for n in (get("namespaces") or "").split(",") if n)
+    return ProviderOptions(
+        allow_cross_namespace=_bool(get("allowcrossnamespace")),
+        allow_empty_services=_bool(get("allowemptyservices")),
+        allow_external_name_services=_bool(get("allowexternalnameservices")),
+        ingress_class=get("ingressclass") or "",
+        default_rule_syntax=syntax,
+        strict_prefix_matching=_bool(get("strictprefixmatching")),
+        namespaces=ns,
+        published_service=get("ingressendpoint.publishedservice") or "",
+    )
+
+
+def static_from_flags(argv: list[str]) -> StaticConfig:
+    flags = parse_flags(argv)
+    eps: dict[str, dict[str, str]] = {}
+    for key, value in flags.items():
+        if key.startswith("entrypoints."):
+            parts = key.split(".", 2)
+            eps.setdefault(parts[1], {})[parts[2] if len(parts) > 2 else ""] = value
+    entrypoints: dict[str, EntryPoint] = {}
+    for name, f in eps.items():
+        if "address" not in f:
+            raise ConfigError(f"traefik: entrypoint {name}: address is required")
+        to = f.get("http.redirections.entrypoint.to", "")
+        entrypoints[name] = EntryPoint(
+            name=name, address=f["address"], tls=_bool(f.get("http.tls")) or bool(f.get("http.tls.options")),
+            tls_options=f.get("http.tls.options", ""), redirect_to=to,
+            redirect_scheme=f.get("http.redirections.entrypoint.scheme", "https"),
+            redirect_permanent=_bool(f.get("http.redirections.entrypoint.permanent"), True),
+            redirect_priority=int(f.get("http.redirections.entrypoint.priority", MAX_INT - 1)),
+            forwarded_insecure=_bool(f.get("forwardedheaders.insecure")),
+            trusted_ips=tuple(x for x in f.get("forwardedheaders.trustedips", "").split(",") if x),
+            as_default=_bool(f.get("asdefault")))
+    api = any(k == "api" or k.startswith("api.") for k in flags) and _bool(flags.get("api"), True)
+    ping = "ping" in flags or any(k.startswith("ping.") for k in flags)
+    prom = any(k.startswith("metrics.prometheus") for k in flags) and _bool(flags.get("metrics.prometheus"), True)
+    insecure = _bool(flags.get("api.insecure"))
+    if (insecure or ping or prom) and "traefik" not in entrypoints:
+        entrypoints["traefik"] = EntryPoint(name="traefik", address=":8080")
+    if not entrypoints:
+        entrypoints["http"] = EntryPoint(name="http", address=":80")
+    syntax = flags.get("core.defaultrulesyntax", "v3")
+    for target in (flags.get("ping.entrypoint"), flags.get("metrics.prometheus.entrypoint")):
+        if target and target not in entrypoints:
+            raise ConfigError(f"traefik: entrypoint {target!r} does not exist")
+    return StaticConfig(
+        entrypoints=entrypoints, api=api or insecure, api_dashboard=_bool(flags.get("api.dashboard"), True),
+        api_insecure=insecure, ping=ping and _bool(flags.get("ping"), True),
+        ping_entrypoint=flags.get("ping.entrypoint", "traefik"), prometheus=prom,
+        prometheus_entrypoint=flags.get("metrics.prometheus.entrypoint", "traefik"),
+        crd=_provider(flags, "providers.kubernetescrd", syntax),
+        ingress=_provider(flags, "providers.kubernetesingress", syntax),
+        log_level=flags.get("log.level", "ERROR").upper(), kubeconfig=flags.get("kubeconfig", ""),
+        workers=int(flags.get("workers", "0") or 0), default_rule_syntax=syntax, raw=flags)

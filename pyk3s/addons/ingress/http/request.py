@@ -1,0 +1,220 @@
+"""The request as routers, middlewares and the upstream writer see it.
+
+One mutable, slotted object per request, built by the client protocol from httptools callbacks.
+Header names keep their wire spelling; lookups are case-insensitive (Go canonicalises names, 1.2.4).
+``path`` is the routing path of spec 1.2.2 (percent-escapes decoded except reserved characters),
+``raw_path`` is the escaped path sent upstream. Middlewares that rewrite the path set both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Protocol
+from urllib.parse import unquote, unquote_plus
+
+from .reply import Reply
+
+__all__ = ["HttpRequest", "ExchangeHooks", "BodyEncoder", "routing_path", "canonical_host", "parse_query"]
+
+_RESERVED = frozenset(":/?#[]@!$&'()*+,;=%")
+# canonical_host results by Host value: clients repeat the same few hosts, one dict hit per request
+_HOSTS: dict[str, str] = {}
+_HOSTS_MAX = 4096
+
+
+def routing_path(raw: str) -> str:
+    """Decode percent-escapes except reserved characters (1.2.2); ValueError on a truncated escape."""
+    if "%" not in raw:
+        return raw
+    out: list[str] = []
+    i, n = 0, len(raw)
+    pending = bytearray()
+    while i < n:
+        c = raw[i]
+        if c == "%":
+            if i + 2 >= n:
+                raise ValueError(f"invalid URL escape {raw[i:]!r}")
+            hexd = raw[i + 1 : i + 3]
+            try:
+                b = int(hexd, 16)
+            except ValueError:
+                raise ValueError(f"invalid URL escape {raw[i:i + 3]!r}") from None
+            if chr(b) in _RESERVED and b < 0x80:
+                if pending:
+                    out.append(pending.decode("utf-8", "replace"))
+                    pending.clear()
+                out.append("%" + hexd.upper())
+            else:
+                pending.append(b)
+            i += 3
+            continue
+        if pending:
+            out.append(pending.decode("utf-8", "replace"))
+            pending.clear()
+        out.append(c)
+        i += 1
+    if pending:
+        out.append(pending.decode("utf-8", "replace"))
+    return "".join(out)
+
+
+def canonical_host(value: str) -> str:
+    """Host without port and IPv6 brackets, trimmed and lower-cased (1.2.1)."""
+    h = value.strip()
+    if h.startswith("["):
+        end = h.find("]")
+        return (h[1:end] if end > 0 else h[1:]).lower()
+    if h.count(":") == 1:
+        h = h.split(":", 1)[0]
+    return h.lower()
+
+
+def parse_query(query: str) -> dict[str, list[str]]:
+    """Go url.ParseQuery: pairs split on '&', pairs containing ';' dropped, form-decoded."""
+    out: dict[str, list[str]] = {}
+    if not query:
+        return out
+    for part in query.split("&"):
+        if not part or ";" in part:
+            continue
+        k, _, v = part.partition("=")
+        try:
+            out.setdefault(unquote_plus(k), []).append(unquote_plus(v))
+        except Exception:  # noqa: BLE001 - an undecodable pair is skipped like Go does
+            continue
+    return out
+
+
+class BodyEncoder(Protocol):
+    """Encodes a response body chunk by chunk (a zlib compressor)."""
+
+    def compress(self, data: bytes, /) -> bytes: ...
+
+    def flush(self, mode: int, /) -> bytes: ...
+
+
+class ExchangeHooks(Protocol):
+    """What response middlewares may do to the exchange of their request (``req.exchange``)."""
+
+    encoder: BodyEncoder | None  # encodes the response body on its way to the client (compress)
+    # runs once the upstream's response is complete, instead of finishing the exchange (errors)
+    intercept: Callable[[], Coroutine[object, object, None]] | None
+
+    def replace_reply(self, reply: Reply, by: object) -> None:
+        """Answer with ``reply`` instead of the upstream's response; the response hooks of the middlewares
+        listed before ``by`` apply to it."""
+
+
+class HttpRequest:
+    __slots__ = (
+        "method", "raw_path", "path", "query", "headers", "host", "authority", "peer", "peer_port",
+        "tls", "version", "entrypoint", "_hmap", "_qmap", "keep_alive", "upgrade", "body_mode",
+        "content_length", "user", "local_port", "sni", "no_xff", "retry", "marks", "exchange",
+    )
+
+    def __init__(self, method: str, target: str, headers: list[tuple[str, str]], peer: str,
+                 tls: bool = False, version: str = "1.1", entrypoint: str = "", local_port: int = 0,
+                 host_header: str | None = None) -> None:
+        self.method = method
+        self.headers = headers
+        self.peer = peer
+        self.peer_port = 0
+        self.tls = tls
+        self.version = version
+        self.entrypoint = entrypoint
+        self.local_port = local_port
+        self._hmap: dict[str, list[str]] | None = None
+        self._qmap: dict[str, list[str]] | None = None
+        self.keep_alive = True
+        self.upgrade = False
+        self.body_mode = ""  # "", "length", "chunked"
+        self.content_length = 0
+        self.user = ""
+        self.sni = ""
+        self.no_xff = False
+        self.retry: tuple[int, float] | None = None
+        self.marks: set[int] | None = None
+        self.exchange: ExchangeHooks | None = None
+        authority = ""
+        if target[:1] != "/" and target.startswith(("http://", "https://")):
+            rest = target.split("://", 1)[1]
+            slash = rest.find("/")
+            authority, target = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
+            if "@" in authority:
+                authority = authority.rsplit("@", 1)[1]
+            if "?" in authority:
+                authority, q = authority.split("?", 1)
+                target = "/?" + q
+        qpos = target.find("?")
+        if qpos >= 0:
+            self.raw_path, self.query = target[:qpos], target[qpos + 1 :]
+        else:
+            self.raw_path, self.query = target, ""
+        self.path = routing_path(self.raw_path) if "%" in self.raw_path else self.raw_path
+        if not authority:
+            # the parser hands over the first Host value it saw; other callers let it be looked up
+            authority = self.header("host") if host_header is None else host_header
+        self.authority = authority
+        host = _HOSTS.get(authority)
+        if host is None:
+            host = canonical_host(authority)
+            if len(authority) <= 255:
+                if len(_HOSTS) >= _HOSTS_MAX:
+                    _HOSTS.clear()
+                _HOSTS[authority] = host
+        self.host = host
+
+    # -- headers (case-insensitive)
+    def header_map(self) -> dict[str, list[str]]:
+        hm = self._hmap
+        if hm is None:
+            hm = {}
+            for k, v in self.headers:
+                hm.setdefault(k.lower(), []).append(v)
+            self._hmap = hm
+        return hm
+
+    def header(self, name: str, default: str = "") -> str:
+        name = name.lower()
+        for k, v in self.headers:
+            if k.lower() == name:
+                return v
+        return default
+
+    def header_values(self, name: str) -> list[str]:
+        return self.header_map().get(name.lower(), [])
+
+    def set_header(self, name: str, value: str) -> None:
+        low = name.lower()
+        self.headers = [(k, v) for k, v in self.headers if k.lower() != low]
+        self.headers.append((name, value))
+        self._hmap = None
+
+    def add_header(self, name: str, value: str) -> None:
+        self.headers.append((name, value))
+        self._hmap = None
+
+    def del_header(self, name: str) -> None:
+        low = name.lower()
+        self.headers = [(k, v) for k, v in self.headers if k.lower() != low]
+        self._hmap = None
+
+    # -- query
+    def query_map(self) -> dict[str, list[str]]:
+        qm = self._qmap
+        if qm is None:
+            qm = self._qmap = parse_query(self.query)
+        return qm
+
+    def set_path(self, raw_path: str) -> None:
+        """Rewrite the path from an escaped form; the routing path follows."""
+        self.raw_path = raw_path
+        self.path = unquote(raw_path) if "%" in raw_path else raw_path
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
+    def request_uri(self) -> str:
+        return self.raw_path + ("?" + self.query if self.query else "")

@@ -1,0 +1,155 @@
+"""The routing table: routes per entrypoint and transport, indexed by the Host they require (spec 2.2-2.7).
+
+A lookup scans only the routes that can match the request's host, in priority order (priority desc,
+then name). For the proxy's fast lane (proxy/fastlane.py) a table also answers, once per Host value,
+whether Host and path alone decide a request's route: :func:`fast_route` gives that route, or a
+:class:`PathChoice` when paths decide between several, or None when other matchers (or a route the fast
+lane cannot serve: middlewares, a service other than a plain load balancer) are involved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from ..http.request import HttpRequest, canonical_host
+from ..middlewares.base import MiddlewareHandler
+from ..rules import CompiledRule
+from .services import Balancer, CompiledService, InternalService
+
+__all__ = ["Route", "UNROUTED", "EntryTable", "RoutingTable", "PathChoice", "fast_route", "FAST_ROUTES_MAX"]
+
+FAST_ROUTES_MAX = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str
+    rule: CompiledRule
+    priority: int
+    middlewares: tuple[MiddlewareHandler, ...]
+    service: CompiledService
+    tls: bool
+    needs_response: bool
+    needs_done: bool
+    needs_body: bool
+    middleware_names: tuple[str, ...] = ()
+    by_path: ClassVar[Literal[False]] = False  # tells a Route from a PathChoice in the fast lane
+
+
+UNROUTED = Route("", CompiledRule("", "v3", lambda r: False, frozenset(), ()), 0, (),
+                 InternalService("noop@internal"), False, False, False, False)
+"""The route of an exchange that no router took (yet): no middlewares, nothing to call back."""
+
+
+class EntryTable:
+    """Routes of one entrypoint and one transport (plain or TLS), indexed by host."""
+
+    __slots__ = ("by_host", "hostless", "routes", "fast_routes")
+
+    def __init__(self, routes: list[Route]) -> None:
+        routes = sorted(routes, key=lambda r: (-r.priority, r.name))
+        self.routes = tuple(routes)
+        self.hostless = tuple(r for r in routes if r.rule.hosts is None)
+        hosts: set[str] = set()
+        for r in routes:
+            if r.rule.hosts:
+                hosts |= r.rule.hosts
+        self.by_host = {h: tuple(r for r in routes if r.rule.hosts is None or h in r.rule.hosts) for h in hosts}
+        self.fast_routes: dict[bytes, Route | PathChoice | None] = {}
+
+    def candidates(self, host: str) -> tuple[Route, ...]:
+        found = self.by_host.get(host)
+        if found is None and host.endswith("."):
+            found = self.by_host.get(host.rstrip("."))
+        return self.hostless if found is None else found
+
+    def lookup(self, req: HttpRequest) -> Route | None:
+        for r in self.candidates(req.host):
+            if r.rule.match(req):
+                return r
+        return None
+
+    def fast_route(self, host_header: bytes) -> Route | PathChoice | None:
+        """:func:`fast_route` for a raw Host value, remembered per value."""
+        try:
+            return self.fast_routes[host_header]
+        except KeyError:
+            pass
+        route = fast_route(self, canonical_host(host_header.decode("latin-1")))
+        if len(host_header) <= 255:
+            if len(self.fast_routes) >= FAST_ROUTES_MAX:
+                self.fast_routes.clear()
+            self.fast_routes[host_header] = route
+        return route
+
+
+@dataclass(slots=True)
+class RoutingTable:
+    tables: dict[tuple[str, bool], EntryTable]
+
+    def lookup(self, entrypoint: str, tls: bool, req: HttpRequest) -> Route | None:
+        table = self.tables.get((entrypoint, tls))
+        return table.lookup(req) if table is not None else None
+
+
+class _Probe:
+    """What Host and Path rules read from a request."""
+
+    __slots__ = ("host", "path")
+
+    def __init__(self, host: str, path: str) -> None:
+        self.host = host
+        self.path = path
+
+
+def _eligible(route: Route) -> bool:
+    svc = route.service
+    return (isinstance(svc, Balancer) and not route.middlewares and svc.sticky is None
+            and all(t.pass_host_header for t in svc.targets))
+
+
+class PathChoice:
+    """The routes one host can take when paths decide between them (Ingress objects' rules): in priority
+    order, each with whether the fast lane may serve it; ``None`` stands for a rule that reads more than
+    host and path, below which the general path decides."""
+
+    __slots__ = ("probe", "routes")
+    by_path: ClassVar[Literal[True]] = True
+
+    def __init__(self, probe: _Probe, routes: tuple[tuple[Route | None, bool], ...]) -> None:
+        self.probe = probe
+        self.routes = routes
+
+    def pick(self, path: str) -> Route | None:
+        probe = self.probe
+        probe.path = path
+        for route, eligible in self.routes:
+            if route is None:
+                return None
+            if route.rule.match(probe):
+                return route if eligible else None
+        return None
+
+
+def fast_route(table: EntryTable, host: str) -> Route | PathChoice | None:
+    """For a canonical host: the route all its requests take (a Route), a PathChoice when host and path
+    decide, or None when the general path must decide (other matchers, or an ineligible route)."""
+    probe = _Probe(host, "")
+    chosen: list[tuple[Route | None, bool]] = []
+    for route in table.candidates(host):
+        rule = route.rule
+        if rule.host_only:
+            if rule.match(probe):
+                if not chosen:
+                    return route if _eligible(route) else None
+                chosen.append((route, _eligible(route)))
+                break
+        elif rule.host_path_only:
+            chosen.append((route, _eligible(route)))
+        else:
+            if not chosen:
+                return None
+            chosen.append((None, False))
+            break
+    return PathChoice(probe, tuple(chosen)) if chosen else None
