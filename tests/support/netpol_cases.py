@@ -163,20 +163,24 @@ def R() -> Reachability:  # noqa: N802 - reads like upstream's NewReachability
     return Reachability()
 
 
+def _host(ip: str) -> str:
+    return f"{ip}/{128 if ':' in ip else 32}"
+
+
 def _ip_block_case(ips: Mapping[str, str]) -> list[dict[str, Any]]:
     # x/a may send only to the /16 holding the model's pods, except y/b's address; y/c is allowed
     # again through a second peer whose cidr is exactly its address (an address in one peer's except
     # and another peer's cidr is allowed)
     net = str(ipaddress.ip_network(f"{ips['x/a']}/16", strict=False))
     return [policy("x", "egress-cidr-except", _labels(pod="a"), egress=[
-        {"to": [{"ipBlock": {"cidr": net, "except": [f"{ips['y/b']}/32", f"{ips['y/c']}/32"]}},
-                {"ipBlock": {"cidr": f"{ips['y/c']}/32"}}]}], types=["Egress"])]
+        {"to": [{"ipBlock": {"cidr": net, "except": [_host(ips['y/b']), _host(ips['y/c'])]}},
+                {"ipBlock": {"cidr": _host(ips['y/c'])}}]}], types=["Egress"])]
 
 
 def _ip_block_ingress(ips: Mapping[str, str]) -> list[dict[str, Any]]:
     # z/* accept only from x/a's and x/b's addresses (ipBlocks judge pod addresses too)
-    return [policy("z", "from-xa-xb", {}, ingress=[{"from": [{"ipBlock": {"cidr": f"{ips['x/a']}/32"}},
-                                                             {"ipBlock": {"cidr": f"{ips['x/b']}/32"}}]}])]
+    return [policy("z", "from-xa-xb", {}, ingress=[{"from": [{"ipBlock": {"cidr": _host(ips['x/a'])}},
+                                                             {"ipBlock": {"cidr": _host(ips['x/b'])}}]}])]
 
 
 CASES: tuple[Case, ...] = (

@@ -27,16 +27,18 @@ def _service(ns: str, name: str) -> dict[str, Any]:
     ports = [{"name": f"serve-{p}-{proto.lower()}", "port": p, "protocol": proto}
              for p in (80, 81) for proto in ("TCP", "UDP")]
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": ns, "name": f"s-{ns}-{name}"},
-            "spec": {"selector": {"pod": name}, "ports": ports}}
+            "spec": {"selector": {"pod": name}, "ports": ports, "ipFamilyPolicy": "PreferDualStack"}}
 
 
 class Model:
     """``kubectl(*args, input=..., check=...)`` drives the cluster; ``nodes`` places pods (pod -> node)."""
 
-    def __init__(self, kubectl: Kubectl, nodes: Mapping[str, str] | None = None, timeout: float = 1.0) -> None:
+    def __init__(self, kubectl: Kubectl, nodes: Mapping[str, str] | None = None, timeout: float = 1.0,
+                 family: int = 4) -> None:
         self.kubectl = kubectl
         self.nodes = dict(nodes or {})
         self.timeout = timeout
+        self.family = family  # which of a dual-stack pod's addresses the probes use
         self.ips: dict[str, str] = {}
         self.service_ips: dict[str, str] = {}
         self.netns: dict[str, str] = {}
@@ -70,15 +72,20 @@ class Model:
         for p in json.loads(res.out)["items"]:
             key = f"{p['metadata']['namespace']}/{p['metadata']['name']}"
             if key in PODS and (p.get("status") or {}).get("podIP") and p["status"].get("phase") == "Running":
-                self.ips[key] = p["status"]["podIP"]
-                self.netns[key] = netns_name(p["metadata"]["uid"])
+                ips = [a["ip"] for a in p["status"].get("podIPs") or [{"ip": p["status"]["podIP"]}]]
+                mine = [ip for ip in ips if (":" in ip) == (self.family == 6)]
+                if mine:
+                    self.ips[key] = mine[0]
+                    self.netns[key] = netns_name(p["metadata"]["uid"])
         svcs = self.kubectl("get", "svc", "-A", "-o", "json", check=False)
         if svcs.rc == 0:
             for s in json.loads(svcs.out)["items"]:
                 name = s["metadata"]["name"]
                 if name.startswith("s-"):
                     _, ns, pod = name.split("-", 2)
-                    self.service_ips[f"{ns}/{pod}"] = s["spec"].get("clusterIP", "")
+                    ips = [ip for ip in s["spec"].get("clusterIPs") or [s["spec"].get("clusterIP", "")]
+                           if (":" in ip) == (self.family == 6)]
+                    self.service_ips[f"{ns}/{pod}"] = ips[0] if ips else ""
         return len(self.ips) == len(PODS) and all(self.service_ips.get(k) for k in PODS)
 
     # -- observing -------------------------------------------------------------------------------------

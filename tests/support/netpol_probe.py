@@ -32,7 +32,7 @@ def tcp(addr: str, port: int, timeout: float) -> bool:
 
 
 def udp(addr: str, port: int, timeout: float) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(timeout)
         try:
             s.connect((addr, port))
@@ -51,7 +51,28 @@ def _checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
+def icmp6(addr: str, ident: int, timeout: float) -> bool:
+    """ICMPv6 echo (the kernel fills in the checksum of raw ICMPv6 sockets)."""
+    with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as s:
+        s.sendto(struct.pack("!BBHHH", 128, 0, 0, ident, 1) + b"pyk3s-probe", (addr, 0))
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([s], [], [], left)
+            if not ready:
+                return False
+            data, src = s.recvfrom(2048)  # raw ICMPv6 sockets return the ICMPv6 message alone
+            typ, _code, _sum, rid, _seq = struct.unpack("!BBHHH", data[:8])
+            if typ == 129 and rid == ident and socket.inet_pton(socket.AF_INET6, src[0]) == \
+                    socket.inet_pton(socket.AF_INET6, addr):
+                return True
+            if typ == 1 and len(data) >= 8 + 40 + 8 and data[8 + 40 + 4:8 + 40 + 6] == struct.pack("!H", ident):
+                return False
+        return False
+
+
 def icmp(addr: str, ident: int, timeout: float) -> bool:
+    if ":" in addr:
+        return icmp6(addr, ident, timeout)
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as s:
         header = struct.pack("!BBHHH", 8, 0, 0, ident, 1)
         payload = b"pyk3s-probe"
