@@ -3,7 +3,7 @@
 #
 #   scripts/setup.sh --run-server [SERVER FLAGS...]   install what the server needs, then `pyk3s server FLAGS`
 #   scripts/setup.sh --test [PYTEST ARGS...]          install what the tests need, then ruff and pytest
-#   scripts/setup.sh --bench                          install the benchmark peers (nginx, knot, wrk, ...)
+#   scripts/setup.sh --bench                          install the benchmark peers (nginx, knot, wrk, h2load, ...)
 #   scripts/setup.sh --install                        only install what the server needs
 #
 # Debian packages are installed with apt-get only when missing (root needed then); the venv is
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 SERVER_PKGS="iproute2 nftables kmod procps util-linux"
 TEST_PKGS="dnsutils curl etcd-server etcd-client postgresql chromium containerd runc busybox-static docker-registry skopeo zstd"
-BENCH_PKGS="knot unbound dnsperf wrk haproxy nginx-light iperf3 iptables"
+BENCH_PKGS="knot unbound dnsperf wrk haproxy nginx-light iperf3 iptables nghttp2-client"
 
 usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 
