@@ -22,8 +22,8 @@ import signal
 import socket
 import ssl
 import struct
-from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol, cast
 
 from .config.dynamic import DynamicConfig
 from .config.static import StaticConfig
@@ -183,7 +183,13 @@ def grace_period(static: StaticConfig) -> float:
     return max((ep.grace_timeout for ep in static.entrypoints.values()), default=10.0)
 
 
-async def stop_gently(state: ProxyState, servers: list[asyncio.Server]) -> None:
+class Listening(Protocol):
+    """A listener ``stop_gently`` closes (an entry point's server)."""
+
+    def close(self) -> None: ...
+
+
+async def stop_gently(state: ProxyState, servers: Sequence[Listening]) -> None:
     """Stop accepting, let what is in flight finish (HTTP/2 clients get a GOAWAY), then close the rest."""
     state.stopping = True
     for s in servers:
