@@ -172,8 +172,9 @@ def run(n: int, streams: int, upstream: str, profile: cProfile.Profile | None = 
     static = static_from_flags(["--entryPoints.web.address=127.0.0.1:18481", "--providers.kubernetescrd"])
     state = ProxyState(loop, static)
     state.apply(build_config(static, objects()))
-    svc = next(iter(state.compiled.services.values()))
-    pool = state.pool(svc.targets[0])  # type: ignore[union-attr]
+    http_target = next(t for svc in state.compiled.services.values() for t in getattr(svc, "targets", ())
+                       if t.scheme == "http")
+    pool = state.pool(http_target)
     ups = []
     for _ in range(streams):
         up = UpstreamConnection(pool)

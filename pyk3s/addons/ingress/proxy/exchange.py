@@ -245,7 +245,9 @@ class Exchange:
         self.pending = []
         stream.send_request(self.req, self.target, body, self.req_done)
 
-    def body_chunk(self, data: bytes) -> None:
+    def body_chunk(self, data: bytes, last: bool = False) -> None:
+        """A piece of the request body; ``last``: it ends the body (an HTTP/2 upstream then gets it with
+        END_STREAM instead of an empty DATA frame after it)."""
         if self.finished:
             return
         if self.decoder is not None:
@@ -262,7 +264,7 @@ class Exchange:
         if up is not None and not up.closed:
             up.transport.write(b"%x\r\n%s\r\n" % (len(data), data) if self.req.body_mode == "chunked" else data)
         elif self.h2up is not None:
-            if self.h2up.send_body(data) > HIGH_WATER:
+            if self.h2up.send_body(data, last) > HIGH_WATER:
                 self.hold_request_body()
         else:
             self.pending.append(data)

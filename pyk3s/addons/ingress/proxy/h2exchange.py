@@ -60,9 +60,9 @@ class H2Exchange(Exchange):
                 self.deadline = conn.state.loop.call_later(timeout, self.deadline_passed)
 
     # ------------------------------------------------------------------ request side
-    def body_data(self, data: bytes, flow_length: int) -> None:
+    def body_data(self, data: bytes, flow_length: int, last: bool) -> None:
         self.unacked += flow_length
-        self.body_chunk(data)
+        self.body_chunk(data, last)
         self.give_credit()
 
     def give_credit(self) -> None:

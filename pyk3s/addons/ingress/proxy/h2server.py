@@ -214,7 +214,7 @@ class H2ClientConnection(asyncio.Protocol):
         if not ev.data and ev.stream_ended is None and self.spend(1.0):
             return
         if ev.data or n:
-            ex.body_data(ev.data, n)
+            ex.body_data(ev.data, n, ev.stream_ended is not None)
         if ev.stream_ended is not None and not ex.req_done:
             ex.request_complete()
 

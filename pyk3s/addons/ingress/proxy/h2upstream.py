@@ -211,7 +211,7 @@ class H2Pool:
 class H2UpstreamStream:
     """One request on an upstream HTTP/2 connection: what the exchange holds as ``h2up``."""
 
-    __slots__ = ("conn", "sid", "ex", "paused", "unacked", "got_bytes", "reused")
+    __slots__ = ("conn", "sid", "ex", "paused", "unacked", "got_bytes", "reused", "body_ended")
 
     def __init__(self, conn: H2UpstreamConnection, sid: int, ex: H2Requester, reused: bool) -> None:
         self.conn = conn
@@ -221,10 +221,12 @@ class H2UpstreamStream:
         self.unacked = 0
         self.got_bytes = False
         self.reused = reused
+        self.body_ended = False
 
     def send_request(self, req: HttpRequest, target: Target, body: list[bytes], end: bool) -> None:
         conn = self.conn
         body = [b for b in body if b]
+        self.body_ended = end
         try:
             conn.conn.send_headers(self.sid, upstream_fields(req, target), end_stream=end and not body)
         except ProtocolError:
@@ -234,15 +236,20 @@ class H2UpstreamStream:
             conn.outbox.data(self.sid, chunk, end and i == len(body) - 1)
         conn.flush_soon()
 
-    def send_body(self, data: bytes) -> int:
-        """Queue request body; the bytes still waiting for the server's window."""
-        backlog = self.conn.outbox.data(self.sid, data)
+    def send_body(self, data: bytes, end: bool = False) -> int:
+        """Queue request body (``end``: its last piece); the bytes still waiting for the server's window."""
+        if self.body_ended:
+            return 0
+        self.body_ended = end
+        backlog = self.conn.outbox.data(self.sid, data, end)
         self.conn.flush_soon()
         return backlog
 
     def end_body(self) -> None:
-        self.conn.outbox.end(self.sid)
-        self.conn.flush_soon()
+        if not self.body_ended:
+            self.body_ended = True
+            self.conn.outbox.end(self.sid)
+            self.conn.flush_soon()
 
     def backlog(self) -> int:
         return self.conn.outbox.backlog(self.sid)
