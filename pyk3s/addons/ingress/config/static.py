@@ -9,10 +9,12 @@ entrypoint redirections) come from the internal provider, ``providers/internal.p
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .durations import duration_seconds
+from .dynamic import ForwardingTimeouts, ServersTransport
 from .errors import ConfigError
 
 __all__ = ["EntryPoint", "ProviderOptions", "AccessLogOptions", "StaticConfig", "parse_flags", "static_from_flags",
@@ -33,6 +35,11 @@ class ProviderOptions:
     strict_prefix_matching: bool = False
     namespaces: tuple[str, ...] = ()
     published_service: str = ""  # "ns/name" for Ingress status
+    native_lb_by_default: bool = False
+    disable_cluster_scope_resources: bool = False
+    disable_ingress_class_lookup: bool = False
+    cross_provider_namespaces: tuple[str, ...] | None = None  # None: any namespace may refer to other providers
+    problems: tuple[str, ...] = ()  # options given that pyk3s does not honour (logged at start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +103,8 @@ class StaticConfig:
     workers: int = 0
     default_rule_syntax: str = "v3"
     access_log: AccessLogOptions | None = None  # None: access logs off
+    servers_transport: ServersTransport = field(default_factory=ServersTransport)  # default@internal
+    transport_problems: tuple[str, ...] = ()  # --serversTransport.* options pyk3s does not honour
     raw: Mapping[str, str] = field(default_factory=dict)  # every flag, keys lower-cased
 
 
@@ -131,6 +140,15 @@ def _bool(value: str | None, default: bool = False) -> bool:
     raise ConfigError(f"traefik: invalid boolean {value!r}")
 
 
+# provider options pyk3s reads (lower-cased); endpoint/token/certauthfilepath/throttleduration are honoured by
+# the client (kubeconfig or in-cluster account) and the watch's own burst folding
+_PROVIDER_KNOWN = frozenset((
+    "allowcrossnamespace", "allowemptyservices", "allowexternalnameservices", "ingressclass", "strictprefixmatching",
+    "namespaces", "ingressendpoint.publishedservice", "nativelbbydefault", "disableclusterscoperesources",
+    "disableingressclasslookup", "crossprovidernamespaces", "throttleduration",
+))
+
+
 def _provider(flags: dict[str, str], prefix: str, syntax: str) -> ProviderOptions | None:
     if not any(k == prefix or k.startswith(prefix + ".") for k in flags):
         return None
@@ -141,6 +159,9 @@ def _provider(flags: dict[str, str], prefix: str, syntax: str) -> ProviderOption
         return flags.get(f"{prefix}.{name}")
 
     ns = tuple(n for n in (get("namespaces") or "").split(",") if n)
+    cross = get("crossprovidernamespaces")
+    problems = tuple(f"{key}: not supported by pyk3s, ignored" for key in sorted(flags)
+                     if key.startswith(prefix + ".") and key[len(prefix) + 1:] not in _PROVIDER_KNOWN)
     return ProviderOptions(
         allow_cross_namespace=_bool(get("allowcrossnamespace")),
         allow_empty_services=_bool(get("allowemptyservices")),
@@ -150,6 +171,11 @@ def _provider(flags: dict[str, str], prefix: str, syntax: str) -> ProviderOption
         strict_prefix_matching=_bool(get("strictprefixmatching")),
         namespaces=ns,
         published_service=get("ingressendpoint.publishedservice") or "",
+        native_lb_by_default=_bool(get("nativelbbydefault")),
+        disable_cluster_scope_resources=_bool(get("disableclusterscoperesources")),
+        disable_ingress_class_lookup=_bool(get("disableingressclasslookup")),
+        cross_provider_namespaces=None if cross is None else tuple(n for n in cross.split(",") if n),
+        problems=problems,
     )
 
 
@@ -206,6 +232,42 @@ def _access_log(flags: dict[str, str]) -> AccessLogOptions | None:
         query_parameters_mode=mode("fields.queryparameters.defaultmode", modes, "keep"), problems=tuple(problems))
 
 
+def _file_or_content(value: str) -> str:
+    """Traefik's FileOrContent: the file's text when the value names a file, else the value itself."""
+    if "-----BEGIN" not in value and os.path.isfile(value):
+        with open(value, encoding="utf-8") as fh:
+            return fh.read()
+    return value
+
+
+def _servers_transport(flags: dict[str, str]) -> tuple[ServersTransport, tuple[str, ...]]:
+    """``--serversTransport.*``: the default@internal transport (maxIdleConnsPerHost 200 unless set)."""
+    prefix = "serverstransport."
+    sub = {k[len(prefix):]: v for k, v in flags.items() if k.startswith(prefix)}
+    problems = [f"serversTransport.{k}: not supported by pyk3s, ignored" for k in sorted(sub)
+                if k not in ("insecureskipverify", "rootcas", "maxidleconnsperhost")
+                and not k.startswith("forwardingtimeouts.")]
+    base = ForwardingTimeouts()
+
+    def timeout(key: str, default: float) -> float:
+        return duration_seconds(sub.get(f"forwardingtimeouts.{key}"), default, f"serversTransport.forwardingTimeouts.{key}")
+
+    try:
+        idle = int(sub.get("maxidleconnsperhost", "200") or 200)
+    except ValueError:
+        raise ConfigError(f"traefik: serversTransport.maxIdleConnsPerHost: not a number: {sub['maxidleconnsperhost']!r}") from None
+    return ServersTransport(
+        insecure_skip_verify=_bool(sub.get("insecureskipverify")),
+        root_cas=tuple(_file_or_content(v.strip()) for v in sub.get("rootcas", "").split(",") if v.strip()),
+        max_idle_conns_per_host=idle,
+        forwarding_timeouts=ForwardingTimeouts(
+            dial_timeout=timeout("dialtimeout", base.dial_timeout),
+            response_header_timeout=timeout("responseheadertimeout", 0.0),
+            idle_conn_timeout=timeout("idleconntimeout", base.idle_conn_timeout),
+            read_idle_timeout=timeout("readidletimeout", 0.0), ping_timeout=timeout("pingtimeout", base.ping_timeout)),
+    ), tuple(problems)
+
+
 def static_from_flags(argv: list[str]) -> StaticConfig:
     flags = parse_flags(argv)
     eps: dict[str, dict[str, str]] = {}
@@ -236,6 +298,7 @@ def static_from_flags(argv: list[str]) -> StaticConfig:
     if not entrypoints:
         entrypoints["http"] = EntryPoint(name="http", address=":80")
     syntax = flags.get("core.defaultrulesyntax", "v3")
+    transport, transport_problems = _servers_transport(flags)
     for target in (flags.get("ping.entrypoint"), flags.get("metrics.prometheus.entrypoint")):
         if target and target not in entrypoints:
             raise ConfigError(f"traefik: entrypoint {target!r} does not exist")
@@ -248,4 +311,4 @@ def static_from_flags(argv: list[str]) -> StaticConfig:
         ingress=_provider(flags, "providers.kubernetesingress", syntax),
         log_level=flags.get("log.level", "ERROR").upper(), kubeconfig=flags.get("kubeconfig", ""),
         workers=int(flags.get("workers", "0") or 0), default_rule_syntax=syntax, access_log=_access_log(flags),
-        raw=flags)
+        servers_transport=transport, transport_problems=transport_problems, raw=flags)

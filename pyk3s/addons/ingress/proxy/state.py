@@ -43,7 +43,7 @@ class ProxyState:
         self.loop = loop
         self.static = static
         self.compiled: Compiled = compile_config(DynamicConfig(), static)
-        self.pools: dict[tuple[str, str, int], Pool] = {}
+        self.pools: dict[tuple[str, str, int, int], Pool] = {}
         self.metrics = ProxyMetrics(static.prometheus)
         self.metrics_source = metrics_source
         self.connections: set[ClientConnection] = set()
@@ -71,7 +71,7 @@ class ProxyState:
     def pool(self, target: Target) -> Pool:
         pool = self.pools.get(target.key)
         if pool is None:
-            pool = self.pools[target.key] = Pool(self.loop, target.scheme, target.host, target.port)
+            pool = self.pools[target.key] = Pool(self.loop, target)
         return pool
 
     def spawn(self, coro: Coroutine[object, object, object]) -> None:

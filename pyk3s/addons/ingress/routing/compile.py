@@ -8,11 +8,11 @@ error for the API, the dashboard and ``explain``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config.dynamic import DynamicConfig, Middleware, to_json
+from ..config.dynamic import DynamicConfig, LoadBalancer, Middleware, to_json
 from ..config.errors import ConfigError
 from ..config.static import MAX_INT, StaticConfig
 from ..middlewares import build_middleware
@@ -22,11 +22,14 @@ from .services import (
     INTERNAL_SERVICES,
     Balancer,
     CompiledService,
+    FailoverService,
+    HrwBalancer,
     InternalService,
     MirrorService,
     WeightedBalancer,
 )
 from .table import EntryTable, Route, RoutingTable
+from .transports import DEFAULT_TRANSPORT, STATIC_DEFAULT_IDLE, ServersTransportRuntime, build_transport
 
 __all__ = ["RuntimeStatus", "compile_config", "Compiled", "runtime_counts"]
 
@@ -66,6 +69,23 @@ class _Builder:
         self.middlewares: dict[str, MiddlewareHandler] = {}
         self.middleware_errors: dict[str, str] = {}
         self.building: set[str] = set()
+        self.service_warnings: dict[str, list[str]] = {}
+        self.transports: dict[str, tuple[ServersTransportRuntime, list[str]]] = {}
+
+    def transport(self, name: str) -> tuple[ServersTransportRuntime, list[str]]:
+        """The compiled ServersTransport a load balancer names ("" is ``default@internal``)."""
+        name = name or DEFAULT_TRANSPORT
+        found = self.transports.get(name)
+        if found is None:
+            if name == DEFAULT_TRANSPORT:
+                found = build_transport(name, self.static.servers_transport, STATIC_DEFAULT_IDLE)
+            else:
+                conf = self.cfg.servers_transports.get(name)
+                if conf is None:
+                    raise ConfigError(f"servers transport not found {name}")
+                found = build_transport(name, conf)
+            self.transports[name] = found
+        return found
 
     def service(self, name: str) -> CompiledService:
         if name in self.services:
@@ -93,16 +113,47 @@ class _Builder:
             raise ConfigError(f'the service "{name}" does not exist')
         if conf.error:
             raise ConfigError(conf.error)
+        warnings = self.service_warnings.setdefault(name, [])
         if conf.load_balancer is not None:
-            return Balancer(name, conf.load_balancer)
+            lb = conf.load_balancer
+            transport, transport_warnings = self.transport(lb.servers_transport)
+            warnings += transport_warnings
+            warnings += _unsupported_lb(lb)
+            return Balancer(name, lb, transport)
         if conf.weighted is not None:
             children = [(c.name, self.service(c.name), c.weight) for c in conf.weighted.services]
+            if conf.weighted.health_check is not None:
+                warnings.append(_NO_HEALTH)
+            warnings += self._child_middlewares(c.name for c in conf.weighted.services)
             return WeightedBalancer(name, children, conf.weighted.sticky)
         if conf.mirroring is not None:
             m = conf.mirroring
+            if m.health_check is not None:
+                warnings.append(_NO_HEALTH)
+            warnings += self._child_middlewares([m.service, *(x.name for x in m.mirrors)])
             return MirrorService(name, self.service(m.service), [(self.service(x.name), x.percent) for x in m.mirrors],
-                                 m.mirror_body, m.max_body_size)
-        raise ConfigError(f"service {name}: no loadBalancer, weighted or mirroring section")
+                                 True if m.mirror_body is None else m.mirror_body,
+                                 -1 if m.max_body_size is None else m.max_body_size)
+        if conf.highest_random_weight is not None:
+            hrw = conf.highest_random_weight
+            if hrw.health_check is not None:
+                warnings.append(_NO_HEALTH)
+            warnings += self._child_middlewares(c.name for c in hrw.services)
+            return HrwBalancer(name, [(c.name, self.service(c.name), c.weight) for c in hrw.services])
+        if conf.failover is not None:
+            f = conf.failover
+            if f.health_check is not None:
+                warnings.append(_NO_HEALTH)
+            if f.errors_status:
+                warnings.append("failover errors are not supported by pyk3s: the fallback service is not tried "
+                                "when the main service answers " + ", ".join(f.errors_status))
+            warnings += self._child_middlewares((f.service, f.fallback))
+            return FailoverService(name, self.service(f.service), self.service(f.fallback))
+        raise ConfigError(f"service {name}: no loadBalancer, weighted, mirroring, highestRandomWeight or failover section")
+
+    def _child_middlewares(self, names: Iterable[str]) -> list[str]:
+        return [f"the middlewares of service {n} are not applied by pyk3s when it is the child of another service"
+                for n in names if (c := self.cfg.services.get(n)) is not None and c.middlewares]
 
     def middleware(self, name: str) -> MiddlewareHandler:
         if name in self.middlewares:
@@ -126,6 +177,23 @@ class _Builder:
             self.building.discard(name)
         self.middlewares[name] = mw
         return mw
+
+
+_NO_HEALTH = "healthCheck is not supported by pyk3s: servers are not probed and stay in rotation"
+
+
+def _unsupported_lb(lb: LoadBalancer) -> list[str]:
+    """Warnings for load-balancer settings pyk3s does not honour."""
+    out = []
+    if lb.health_check is not None:
+        out.append(_NO_HEALTH)
+    if lb.passive_health_check is not None:
+        out.append("passiveHealthCheck is not supported by pyk3s: failing servers stay in rotation")
+    if lb.strategy not in ("wrr", ""):
+        out.append(f"load-balancer strategy {lb.strategy} is not supported by pyk3s: weighted round robin is used")
+    if any(s.weight is not None and s.weight != 1 for s in lb.servers):
+        out.append("server weights are not supported by pyk3s: servers share requests equally")
+    return out
 
 
 def _flag(mws: tuple[MiddlewareHandler, ...], attr: str) -> bool:
@@ -171,14 +239,16 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
             priority = r.priority or len(r.rule.encode())
             if r.priority > MAX_USER_PRIORITY and not name.endswith("@internal"):
                 raise ConfigError(f"the router priority {r.priority} exceeds the max user-defined priority {MAX_USER_PRIORITY}")
-            mws = tuple(b.middleware(m) for m in r.middlewares)
             if not r.service:
                 raise ConfigError("the service is missing on the router")
+            svc_conf = cfg.services.get(r.service)
+            names = r.middlewares + (svc_conf.middlewares if svc_conf is not None else ())
+            mws = tuple(b.middleware(m) for m in names)
             svc = b.service(r.service)
             if r.tls is not None and r.tls.options and r.tls.options != "default" and r.tls.options not in cfg.tls_options:
                 raise ConfigError(f'unknown TLS options: {r.tls.options}')
             route = Route(name, rule, priority, mws, svc, r.tls is not None, _flag(mws, "needs_response"),
-                          _flag(mws, "needs_done"), _flag(mws, "needs_body"), r.middlewares)
+                          _flag(mws, "needs_done"), _flag(mws, "needs_body"), names)
         except ConfigError as err:
             errors.append(str(err).removeprefix("ingress: "))
         if errors:
@@ -204,6 +274,11 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
             svc = b.service(name)
             if isinstance(svc, Balancer):
                 info["serverStatus"] = {t.url: "UP" for t in svc.targets}
+            warnings = b.service_warnings.get(name)
+            if warnings:
+                info.update(status="warning", error=list(warnings))
+                if on_problem is not None:
+                    on_problem("service", name, "; ".join(warnings))
         except ConfigError as err:
             info.update(status="disabled", error=[str(err).removeprefix("ingress: ")])
         runtime.services[name] = info

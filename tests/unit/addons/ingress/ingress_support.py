@@ -92,10 +92,11 @@ class EchoBackend:
     connections: int = 0
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     server: Any = None
+    host: str = "127.0.0.1"
 
     async def start(self) -> EchoBackend:
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: _BackendConn(self), "127.0.0.1", 0)
+        self.server = await loop.create_server(lambda: _BackendConn(self), self.host, 0)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
@@ -186,6 +187,14 @@ async def backend2() -> AsyncIterator[EchoBackend]:
 
 
 @pytest.fixture
+async def backend_lo2() -> AsyncIterator[EchoBackend]:
+    """A second backend on another loopback address (Traefik counts each endpoint address once)."""
+    b = await EchoBackend("b2", host="127.0.0.2").start()
+    yield b
+    b.close()
+
+
+@pytest.fixture
 async def make_proxy() -> AsyncIterator[Any]:
     made: list[Proxy] = []
 
@@ -227,6 +236,6 @@ addressType: IPv4
 ports: [{{name: http, port: {port}, protocol: TCP}}]
 endpoints:
 - addresses: ["{ip}"]
-  conditions: {{ready: {str(ready).lower()}}}
+  conditions: {{ready: {str(ready).lower()}, serving: {str(ready).lower()}}}
 ---
 """
