@@ -290,7 +290,11 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
         if mw_conf is not None:
             info["type"] = mw_conf.kind.lower()
         try:
-            b.middleware(name)
+            handler = b.middleware(name)
+            if handler.warnings:
+                info.update(status="warning", error=list(handler.warnings))
+                if on_problem is not None:
+                    on_problem("middleware", name, "; ".join(handler.warnings))
         except ConfigError as err:
             info.update(status="disabled", error=[str(err).removeprefix("ingress: ")])
         runtime.middlewares[name] = info

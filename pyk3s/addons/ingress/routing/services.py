@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import ssl
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -57,6 +58,16 @@ class Target:
         self.addr = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
         self.fenced = fenced
         self.cookie_value = hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+    def tls(self) -> tuple[ssl.SSLContext | None, str | None]:
+        """(TLS context, server name) to reach this server: its ServersTransport's, verified by default."""
+        if self.scheme != "https":
+            return None, None
+        transport = self.transport
+        if transport is None:
+            return ssl.create_default_context(), self.host
+        return transport.ssl_context, transport.server_name or self.host
 
 
 def cookie_name(sticky: StickyCookie, service: str) -> str:

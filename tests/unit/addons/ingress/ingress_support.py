@@ -60,6 +60,8 @@ class _BackendConn(asyncio.Protocol):
         method = self.parser.get_method().decode()
         url = self.url.decode()
         self.backend.requests.append({"method": method, "url": url, "headers": self.headers, "body": self.body})
+        if self.backend.silent:
+            return
         if url.startswith("/ws") and self.parser.should_upgrade():
             self.transport.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
             self.tunnel = True
@@ -93,10 +95,12 @@ class EchoBackend:
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     server: Any = None
     host: str = "127.0.0.1"
+    tls: Any = None  # an ssl.SSLContext: the backend speaks HTTPS
+    silent: bool = False  # accept requests and never answer (timeouts)
 
     async def start(self) -> EchoBackend:
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: _BackendConn(self), self.host, 0)
+        self.server = await loop.create_server(lambda: _BackendConn(self), self.host, 0, ssl=self.tls)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
