@@ -17,7 +17,7 @@ from .durations import duration_seconds
 from .dynamic import ForwardingTimeouts, ServersTransport
 from .errors import ConfigError
 
-__all__ = ["EntryPoint", "ProviderOptions", "AccessLogOptions", "StaticConfig", "parse_flags", "static_from_flags",
+__all__ = ["EntryPoint", "ProviderOptions", "AccessLogOptions", "PrometheusOptions", "StaticConfig", "parse_flags", "static_from_flags",
            "MAX_INT"]
 
 MAX_INT = 2**63 - 1
@@ -62,6 +62,17 @@ class AccessLogOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class PrometheusOptions:
+    """``--metrics.prometheus.*`` (Traefik otypes.Prometheus); read by ``proxy/metrics.py``."""
+
+    entrypoints: bool = True  # addEntryPointsLabels
+    routers: bool = False  # addRoutersLabels
+    services: bool = True  # addServicesLabels
+    buckets: tuple[float, ...] = (0.1, 0.3, 1.2, 5.0)
+    problems: tuple[str, ...] = ()  # --metrics.* options pyk3s does not honour (logged at start)
+
+
+@dataclass(frozen=True, slots=True)
 class EntryPoint:
     name: str
     address: str
@@ -96,6 +107,7 @@ class StaticConfig:
     ping_entrypoint: str = "traefik"
     prometheus: bool = False
     prometheus_entrypoint: str = "traefik"
+    prometheus_options: PrometheusOptions = field(default_factory=lambda: PrometheusOptions())
     crd: ProviderOptions | None = None
     ingress: ProviderOptions | None = None
     log_level: str = "ERROR"
@@ -268,6 +280,28 @@ def _servers_transport(flags: dict[str, str]) -> tuple[ServersTransport, tuple[s
     ), tuple(problems)
 
 
+_PROMETHEUS_KNOWN = frozenset(("", "entrypoint", "addentrypointslabels", "addrouterslabels", "addserviceslabels",
+                               "buckets", "manualrouting"))
+
+
+def _prometheus(flags: dict[str, str]) -> PrometheusOptions:
+    """``--metrics.prometheus.*`` (Traefik otypes.Prometheus) as StaticConfig fields."""
+    sub = {k[len("metrics.prometheus"):].lstrip("."): v for k, v in flags.items() if k.startswith("metrics.prometheus")}
+    problems = [f"metrics.prometheus.{k}: not supported by pyk3s, ignored" for k in sorted(sub) if k not in _PROMETHEUS_KNOWN]
+    problems += [f"{k}: only Prometheus metrics are supported by pyk3s, ignored" for k in sorted(flags)
+                 if k.startswith("metrics.") and not k.startswith("metrics.prometheus")]
+    if _bool(sub.get("manualrouting")):
+        problems.append("metrics.prometheus.manualRouting: not supported by pyk3s; /metrics stays on its entry point")
+    try:
+        buckets = tuple(float(b) for b in sub["buckets"].split(",") if b.strip()) if sub.get("buckets") else (0.1, 0.3, 1.2, 5.0)
+    except ValueError:
+        raise ConfigError(f"traefik: metrics.prometheus.buckets: not a list of numbers: {sub['buckets']!r}") from None
+    return PrometheusOptions(entrypoints=_bool(sub.get("addentrypointslabels"), True),
+                             routers=_bool(sub.get("addrouterslabels")),
+                             services=_bool(sub.get("addserviceslabels"), True),
+                             buckets=tuple(sorted(buckets)), problems=tuple(problems))
+
+
 def static_from_flags(argv: list[str]) -> StaticConfig:
     flags = parse_flags(argv)
     eps: dict[str, dict[str, str]] = {}
@@ -311,4 +345,5 @@ def static_from_flags(argv: list[str]) -> StaticConfig:
         ingress=_provider(flags, "providers.kubernetesingress", syntax),
         log_level=flags.get("log.level", "ERROR").upper(), kubeconfig=flags.get("kubeconfig", ""),
         workers=int(flags.get("workers", "0") or 0), default_rule_syntax=syntax, access_log=_access_log(flags),
-        servers_transport=transport, transport_problems=transport_problems, raw=flags)
+        servers_transport=transport, transport_problems=transport_problems, prometheus_options=_prometheus(flags),
+        raw=flags)

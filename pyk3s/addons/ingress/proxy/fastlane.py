@@ -40,7 +40,7 @@ _PLAIN_CONNECTION = frozenset((b"keep-alive", b"close"))
 
 def try_fast_lane(client: ClientConnection, url: bytes, raw_headers: list[tuple[bytes, bytes]]) -> FastExchange | None:
     """Send the request just parsed on ``client`` upstream if it qualifies; None: use the general path."""
-    if client.queue or url[-1:] == b"?" or b";" in url:
+    if client.queue or url[-1:] == b"?" or b";" in url or client.state.access_log is not None:
         return None
     parser = client.parser
     state = client.state
@@ -200,8 +200,10 @@ class FastExchange:
         client = self.client
         metrics = client.state.metrics
         if metrics.enabled:
+            up = self.up
             metrics.observe(client.entrypoint, self.route.service.name, "GET", self.status, client.tls,
-                            client.state.loop.time() - self.t0)
+                            client.state.loop.time() - self.t0, self.route.name, 0,
+                            up.body_bytes if up is not None else 0, client.tls_info)
         if not keep_client:
             self.keep_alive = False
             client.exchange_done(self)

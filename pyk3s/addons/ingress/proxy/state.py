@@ -19,7 +19,9 @@ from ..config.static import StaticConfig
 from ..http.reply import Reply
 from ..http.request import HttpRequest
 from ..routing.compile import Compiled, compile_config
-from ..routing.services import CompiledService, MirrorService, Target
+from ..routing.services import Balancer, CompiledService, MirrorService, Target
+from . import accesslog
+from .accesslog import AccessLogWriter
 from .api import ApiHandler, Explain
 from .metrics import MetricsSnapshot, ProxyMetrics, render
 from .tls import CertStore
@@ -44,7 +46,7 @@ class ProxyState:
         self.static = static
         self.compiled: Compiled = compile_config(DynamicConfig(), static)
         self.pools: dict[tuple[str, str, int, int], Pool] = {}
-        self.metrics = ProxyMetrics(static.prometheus)
+        self.metrics = ProxyMetrics(static.prometheus, static.prometheus_options)
         self.metrics_source = metrics_source
         self.connections: set[ClientConnection] = set()
         self.tasks: set[asyncio.Task[object]] = set()
@@ -52,6 +54,11 @@ class ProxyState:
         self.api = ApiHandler(lambda: self.compiled, explain)
         self.tls_store = CertStore()  # the runner keeps it in step with the configuration (TLS entrypoints)
         self.on_apply: list[Callable[[Compiled], None]] = []
+        # this process's access log (proxy/accesslog.py): None keeps exchanges from building records
+        self.access_log: AccessLogWriter | None = None
+        if static.access_log is not None:
+            self.access_log = AccessLogWriter(static.access_log)
+            accesslog.install(self.access_log)
 
     # -- configuration
     def apply(self, config: DynamicConfig) -> Compiled:
@@ -63,6 +70,9 @@ class ProxyState:
         self.metrics.reloads += 1
         self.metrics.last_reload_ok = 1
         self.metrics.last_reload_ts = time.time()
+        if self.metrics.enabled:
+            self.metrics.servers((name, t.url) for name, svc in compiled.services.items()
+                                 if isinstance(svc, Balancer) for t in svc.targets)
         for fn in self.on_apply:
             fn(compiled)
         return compiled
@@ -71,7 +81,7 @@ class ProxyState:
     def pool(self, target: Target) -> Pool:
         pool = self.pools.get(target.key)
         if pool is None:
-            pool = self.pools[target.key] = Pool(self.loop, target)
+            pool = self.pools[target.key] = Pool(self.loop, target, self.metrics.enabled)
         return pool
 
     def spawn(self, coro: Coroutine[object, object, object]) -> None:
@@ -122,6 +132,8 @@ class ProxyState:
                 pool.sweep(now)
 
     def close(self) -> None:
+        if self.access_log is not None and accesslog.active() is self.access_log:
+            accesslog.install(None)
         for pool in self.pools.values():
             pool.close()
         for conn in list(self.connections):

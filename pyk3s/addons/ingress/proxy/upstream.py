@@ -88,9 +88,9 @@ class ResponseParser(Protocol):
 
 class Pool:
     __slots__ = ("loop", "scheme", "host", "port", "idle", "ssl_context", "server_hostname", "dial_timeout",
-                 "idle_timeout", "max_idle", "header_timeout", "peer_sans", "tls_logged")
+                 "idle_timeout", "max_idle", "header_timeout", "peer_sans", "tls_logged", "count_bytes")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, target: Target) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, target: Target, count_bytes: bool = False) -> None:
         self.loop, self.scheme, self.host, self.port = loop, target.scheme, target.host, target.port
         self.idle: list[UpstreamConnection] = []
         transport = target.transport
@@ -102,6 +102,7 @@ class Pool:
         self.header_timeout = 0.0
         self.peer_sans: tuple[tuple[str, str], ...] = ()
         self.tls_logged = -60.0
+        self.count_bytes = count_bytes  # raw-mode parsers count response body bytes (metrics)
         if transport is not None:
             self.dial_timeout = transport.dial_timeout
             self.idle_timeout = transport.idle_timeout or IDLE_TIMEOUT
@@ -206,6 +207,19 @@ class _FastCallbacks:
         self.on_message_complete = conn.fast_message_complete
 
 
+class _CountingCallbacks:
+    """Raw mode that also counts the response body's bytes (metrics are on)."""
+
+    __slots__ = ("on_message_complete", "conn")
+
+    def __init__(self, conn: UpstreamConnection, fast: bool) -> None:
+        self.conn = conn
+        self.on_message_complete = conn.fast_message_complete if fast else conn.message_complete
+
+    def on_body(self, body: bytes) -> None:
+        self.conn.body_bytes += len(body)
+
+
 class _RawHeadCallbacks:
     """Raw mode for HEAD requests: the message ends with its head, whatever Content-Length says."""
 
@@ -239,7 +253,8 @@ class _FullCallbacks:
 
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = ("pool", "transport", "exchange", "closed", "raw_parser", "raw_head_parser", "full_parser", "parser",
-                 "raw", "headers", "idle_since", "tunnel", "got_bytes", "reused", "fast_parser", "header_timer")
+                 "raw", "headers", "idle_since", "tunnel", "got_bytes", "reused", "fast_parser", "header_timer",
+                 "body_bytes")
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
@@ -258,12 +273,14 @@ class UpstreamConnection(asyncio.Protocol):
         self.got_bytes = False
         self.reused = False
         self.header_timer: asyncio.TimerHandle | None = None
+        self.body_bytes = 0  # response body bytes of the current exchange, counted when metrics are on
 
     # -- wiring
     def attach(self, exchange: UpstreamExchange, raw: bool) -> None:
         self.exchange = exchange
         self.raw = raw
         self.got_bytes = False
+        self.body_bytes = 0
         if self.pool.header_timeout:
             self.arm_header_timer()
         if raw and exchange.head_request:
@@ -272,7 +289,8 @@ class UpstreamConnection(asyncio.Protocol):
             self.parser = self.raw_head_parser
         elif raw:
             if self.raw_parser is None:
-                self.raw_parser = httptools.HttpResponseParser(_RawCallbacks(self))
+                callbacks = _CountingCallbacks(self, False) if self.pool.count_bytes else _RawCallbacks(self)
+                self.raw_parser = httptools.HttpResponseParser(callbacks)
             self.parser = self.raw_parser
         else:
             if self.full_parser is None:
@@ -289,8 +307,10 @@ class UpstreamConnection(asyncio.Protocol):
             self.arm_header_timer()
         parser = self.fast_parser
         if parser is None:
-            parser = self.fast_parser = httptools.HttpResponseParser(_FastCallbacks(self))
+            callbacks = _CountingCallbacks(self, True) if self.pool.count_bytes else _FastCallbacks(self)
+            parser = self.fast_parser = httptools.HttpResponseParser(callbacks)
         self.parser = parser
+        self.body_bytes = 0
 
     def arm_header_timer(self) -> None:
         """responseHeaderTimeout: the answer's first bytes must come within the transport's limit."""

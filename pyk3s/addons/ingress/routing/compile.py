@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
 from typing import Any
 
-from ..config.dynamic import DynamicConfig, LoadBalancer, Middleware, to_json
+from ..config.dynamic import DynamicConfig, LoadBalancer, Middleware, Router, to_json
 from ..config.errors import ConfigError
 from ..config.static import MAX_INT, StaticConfig
 from ..middlewares import build_middleware
@@ -248,7 +249,7 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
             if r.tls is not None and r.tls.options and r.tls.options != "default" and r.tls.options not in cfg.tls_options:
                 raise ConfigError(f'unknown TLS options: {r.tls.options}')
             route = Route(name, rule, priority, mws, svc, r.tls is not None, _flag(mws, "needs_response"),
-                          _flag(mws, "needs_done"), _flag(mws, "needs_body"), names)
+                          _flag(mws, "needs_done"), _flag(mws, "needs_body"), names, *_logging(r, name, svc, static))
         except ConfigError as err:
             errors.append(str(err).removeprefix("ingress: "))
         if errors:
@@ -303,8 +304,21 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
 
 
 def _with_tls(route: Route) -> Route:
-    return Route(route.name, route.rule, route.priority, route.middlewares, route.service, True,
-                 route.needs_response, route.needs_done, route.needs_body, route.middleware_names)
+    return dc_replace(route, tls=True)
+
+
+def _logging(r: Router, name: str, svc: CompiledService, static: StaticConfig) -> tuple[bool, dict[str, str]]:
+    """(whether the router's requests are access-logged, the Kubernetes fields of its records)."""
+    obs = r.observability
+    internal = name.endswith("@internal") or bool(svc.internal)
+    enabled = (obs is None or obs.access_logs is not False) and (
+        not internal or (static.access_log is not None and static.access_log.add_internals))
+    fields: dict[str, str] = {}
+    if obs is not None and obs.ingress is not None:
+        meta = obs.ingress
+        fields = {"KubernetesIngressNamespace": meta.namespace, "KubernetesIngressName": meta.ingress_name,
+                  "KubernetesServiceName": meta.service_name, "KubernetesServicePort": meta.service_port}
+    return enabled, fields
 
 
 def runtime_counts(items: Mapping[str, dict[str, Any]]) -> dict[str, int]:

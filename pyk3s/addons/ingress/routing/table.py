@@ -9,7 +9,8 @@ lane cannot serve: middlewares, a service other than a plain load balancer) are 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from ..http.request import HttpRequest, canonical_host
@@ -34,6 +35,8 @@ class Route:
     needs_done: bool
     needs_body: bool
     middleware_names: tuple[str, ...] = ()
+    access_log: bool = True  # the router's observability.accessLogs (and internal routers' addInternals)
+    log_fields: Mapping[str, str] = field(default_factory=dict)  # KubernetesIngressName... for its records
     by_path: ClassVar[Literal[False]] = False  # tells a Route from a PathChoice in the fast lane
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import json
 import os
@@ -135,3 +136,75 @@ def test_flags():
     assert odd is not None and odd.format == "common" and len(odd.problems) == 2
     with pytest.raises(ConfigError, match="statuscodes"):
         static_from_flags(["--accesslog.filters.statuscodes=2xx"])
+
+
+# ---------------------------------------------------------------- through the proxy
+INGRESS = """
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web, namespace: default}
+spec:
+  rules:
+  - host: a.example
+    http:
+      paths: [{path: /, pathType: Prefix, backend: {service: {name: whoami, port: {number: 80}}}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: quiet
+  namespace: default
+  annotations: {traefik.ingress.kubernetes.io/router.observability.accesslogs: "false"}
+spec:
+  rules:
+  - host: quiet.example
+    http:
+      paths: [{path: /, pathType: Prefix, backend: {service: {name: whoami, port: {number: 80}}}}]
+"""
+
+
+async def _lines(proxy, path) -> list[str]:
+    await asyncio.sleep(0)
+    proxy.state.access_log.flush()
+    return path.read_text().splitlines()
+
+
+async def test_proxy_writes_json_records(make_proxy, backend, tmp_path):
+    from ingress_support import http, service_yaml
+
+    path = tmp_path / "access.json"
+    proxy = await make_proxy("--entrypoints.web.address=127.0.0.1:0", "--providers.kubernetesingress",
+                             "--providers.kubernetescrd", "--accesslog=true", "--accesslog.format=json",
+                             f"--accesslog.filepath={path}", "--accesslog.fields.headers.defaultmode=keep",
+                             "--accesslog.fields.headers.names.User-Agent=redact")
+    proxy.load(service_yaml("whoami", backend.port) + INGRESS)
+    r = await http(proxy.port, "/hello?x=1", host="a.example", headers={"User-Agent": "t/1"})
+    assert r.status == 200
+    assert (await http(proxy.port, "/", host="quiet.example")).status == 200  # observability.accessLogs: false
+    assert (await http(proxy.port, "/", host="nobody.example")).status == 404
+    lines = [json.loads(line) for line in await _lines(proxy, path)]
+    assert len(lines) == 2, lines
+    ok, missing = lines
+    assert ok["RouterName"] == "default-web-a-example@kubernetes" and ok["ServiceName"] == "default-whoami-80@kubernetes"
+    assert ok["DownstreamStatus"] == 200 and ok["OriginStatus"] == 200 and ok["DownstreamContentSize"] == len(r.body)
+    assert ok["RequestPath"] == "/hello?x=1" and ok["RequestMethod"] == "GET" and ok["RequestProtocol"] == "HTTP/1.1"
+    assert ok["RequestHost"] == "a.example" and ok["ClientHost"] == "127.0.0.1" and ok["entryPointName"] == "web"
+    assert ok["ServiceURL"] == f"http://127.0.0.1:{backend.port}" and ok["ServiceAddr"] == f"127.0.0.1:{backend.port}"
+    assert ok["KubernetesIngressName"] == "web" and ok["KubernetesServiceName"] == "whoami"
+    assert ok["request_User-Agent"] == "REDACTED" and "origin_Content-Type" in ok
+    assert missing["DownstreamStatus"] == 404 and "RouterName" not in missing and missing["OriginStatus"] == 0
+
+
+async def test_proxy_common_format_and_status_filter(make_proxy, backend, tmp_path):
+    from ingress_support import http, service_yaml
+
+    path = tmp_path / "access.log"
+    proxy = await make_proxy("--entrypoints.web.address=127.0.0.1:0", "--providers.kubernetesingress",
+                             f"--accesslog.filepath={path}", "--accesslog.filters.statuscodes=400-499")
+    proxy.load(service_yaml("whoami", backend.port) + INGRESS)
+    assert (await http(proxy.port, "/", host="a.example")).status == 200  # filtered out
+    assert (await http(proxy.port, "/status/418", host="a.example")).status == 418
+    (line,) = await _lines(proxy, path)
+    assert line.startswith('127.0.0.1 - - [') and '"GET /status/418 HTTP/1.1" 418 ' in line
+    assert line.endswith('ms') and '"default-web-a-example@kubernetes"' in line
+    assert f'"http://127.0.0.1:{backend.port}"' in line
