@@ -20,7 +20,7 @@ import signal
 import sys
 
 from .config.errors import ConfigError
-from .config.static import static_from_flags
+from .config.static import static_from_flags, static_problems
 
 __all__ = ["main"]
 
@@ -39,6 +39,9 @@ def main(argv: list[str]) -> int:
         return 1
     logging.basicConfig(level=_LEVELS.get(static.log_level, logging.ERROR),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for problem in static_problems(static):
+        # printed whatever the log level: an option that is silently dropped is worse than a noisy start
+        print(f"traefik: {problem}", file=sys.stderr)
     workers = static.workers or (os.cpu_count() or 1)
     from pyk3s.client import Client
 

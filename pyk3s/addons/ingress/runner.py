@@ -68,7 +68,8 @@ class Watcher:
 
     def changed(self, *_: object) -> None:
         if self.pending is None:
-            self.pending = asyncio.get_running_loop().call_later(THROTTLE, self.rebuild)
+            throttle = max([THROTTLE] + [p.throttle_duration for p in (self.static.crd, self.static.ingress) if p])
+            self.pending = asyncio.get_running_loop().call_later(throttle, self.rebuild)
 
     def rebuild(self) -> None:
         self.pending = None

@@ -17,8 +17,8 @@ from .durations import duration_seconds
 from .dynamic import ForwardingTimeouts, ServersTransport
 from .errors import ConfigError
 
-__all__ = ["EntryPoint", "ProviderOptions", "AccessLogOptions", "PrometheusOptions", "StaticConfig", "parse_flags", "static_from_flags",
-           "MAX_INT"]
+__all__ = ["EntryPoint", "ProviderOptions", "AccessLogOptions", "PrometheusOptions", "StaticConfig", "static_problems",
+           "parse_flags", "static_from_flags", "MAX_INT"]
 
 MAX_INT = 2**63 - 1
 
@@ -39,6 +39,7 @@ class ProviderOptions:
     disable_cluster_scope_resources: bool = False
     disable_ingress_class_lookup: bool = False
     cross_provider_namespaces: tuple[str, ...] | None = None  # None: any namespace may refer to other providers
+    throttle_duration: float = 0.0  # seconds between configuration rebuilds (throttleDuration)
     problems: tuple[str, ...] = ()  # options given that pyk3s does not honour (logged at start)
 
 
@@ -120,6 +121,17 @@ class StaticConfig:
     raw: Mapping[str, str] = field(default_factory=dict)  # every flag, keys lower-cased
 
 
+def static_problems(static: StaticConfig) -> list[str]:
+    """Every option given that pyk3s does not honour, one message each (``pyk3s traefik`` logs them)."""
+    out = list(static.transport_problems) + list(static.prometheus_options.problems)
+    if static.access_log is not None:
+        out += static.access_log.problems
+    for provider in (static.crd, static.ingress):
+        if provider is not None:
+            out += provider.problems
+    return out
+
+
 def parse_flags(argv: list[str]) -> dict[str, str]:
     """``--a.B.c=v`` / ``--a.b.c v`` / ``--flag`` -> {"a.b.c": "v", "flag": "true"} (keys lower-cased)."""
     out: dict[str, str] = {}
@@ -152,8 +164,7 @@ def _bool(value: str | None, default: bool = False) -> bool:
     raise ConfigError(f"traefik: invalid boolean {value!r}")
 
 
-# provider options pyk3s reads (lower-cased); endpoint/token/certauthfilepath/throttleduration are honoured by
-# the client (kubeconfig or in-cluster account) and the watch's own burst folding
+# provider options pyk3s reads (lower-cased)
 _PROVIDER_KNOWN = frozenset((
     "allowcrossnamespace", "allowemptyservices", "allowexternalnameservices", "ingressclass", "strictprefixmatching",
     "namespaces", "ingressendpoint.publishedservice", "nativelbbydefault", "disableclusterscoperesources",
@@ -187,6 +198,7 @@ def _provider(flags: dict[str, str], prefix: str, syntax: str) -> ProviderOption
         disable_cluster_scope_resources=_bool(get("disableclusterscoperesources")),
         disable_ingress_class_lookup=_bool(get("disableingressclasslookup")),
         cross_provider_namespaces=None if cross is None else tuple(n for n in cross.split(",") if n),
+        throttle_duration=duration_seconds(get("throttleduration"), 0.0, f"{prefix}.throttleDuration"),
         problems=problems,
     )
 

@@ -1,6 +1,7 @@
 """api@internal: Traefik's JSON API and the dashboard page (spec §7).
 
-    GET /api/overview  /api/rawdata  /api/entrypoints[/{name}]  /api/version
+    GET /api/overview  /api/rawdata (Traefik's shape: tables by qualified name, empty ones left out)
+        /api/entrypoints[/{name}]  /api/version
         /api/http/routers|services|middlewares[/{name}]  (search, status, page, per_page, sortBy, direction)
         /api/tcp/..., /api/udp/... (empty)   /api/explain?url=...&header=K:V  (pyk3s: which router, why)
     GET /dashboard/ (and its static files); GET / -> 302 /dashboard/
@@ -24,7 +25,7 @@ from ..http.reply import Reply
 from ..http.request import HttpRequest
 from ..routing.compile import Compiled, runtime_counts
 
-__all__ = ["ApiHandler", "Explain", "VERSION", "CODENAME"]
+__all__ = ["ApiHandler", "Explain", "VERSION", "CODENAME", "rawdata", "RAWDATA_TABLES"]
 
 VERSION = "3.5.1"
 CODENAME = "chabichou"
@@ -44,6 +45,24 @@ def _dashboard_file(name: str) -> bytes | None:
         return (resources.files("pyk3s.addons.ingress") / "dashboard" / name).read_bytes()
     except (FileNotFoundError, IsADirectoryError, OSError):
         return None
+
+
+# /api/rawdata: Traefik's RunTimeRepresentation key -> the RuntimeStatus table that holds it
+RAWDATA_TABLES = (("routers", "routers"), ("middlewares", "middlewares"), ("services", "services"),
+                  ("tcpRouters", "tcp_routers"), ("tcpMiddlewares", "tcp_middlewares"), ("tcpServices", "tcp_services"),
+                  ("udpRouters", "udp_routers"), ("udpServices", "udp_services"))
+# what the list endpoints add to an item (handler_http.go's representations), not part of rawdata
+_LISTING_ONLY = frozenset(("name", "provider", "type", "priorityStr"))
+
+
+def rawdata(c: Compiled) -> dict[str, Any]:
+    """Traefik's /api/rawdata: each runtime table keyed by qualified name, empty tables left out."""
+    out: dict[str, Any] = {}
+    for key, attr in RAWDATA_TABLES:
+        table = getattr(c.runtime, attr, None) or {}
+        if table:
+            out[key] = {name: {k: v for k, v in item.items() if k not in _LISTING_ONLY} for name, item in table.items()}
+    return out
 
 
 class ApiHandler:
@@ -90,9 +109,7 @@ class ApiHandler:
         if head == "overview" and len(parts) == 1:
             return _json(200, self.overview(c))
         if head == "rawdata" and len(parts) == 1:
-            return _json(200, {"routers": rt.routers, "middlewares": rt.middlewares, "services": rt.services,
-                               "tcpRouters": {}, "tcpServices": {}, "tcpMiddlewares": {}, "udpRouters": {},
-                               "udpServices": {}})
+            return _json(200, rawdata(c))
         if head == "version" and len(parts) == 1:
             return _json(200, {"Version": VERSION, "Codename": CODENAME, "startDate": self.start_date,
                                "disableDashboardAd": True})
@@ -190,6 +207,7 @@ class ApiHandler:
                      "middlewares": runtime_counts(rt.middlewares)},
             "tcp": {"routers": dict(empty), "services": dict(empty), "middlewares": dict(empty)},
             "udp": {"routers": dict(empty), "services": dict(empty)},
-            "features": {"tracing": "", "metrics": "Prometheus" if c.static.prometheus else "", "accessLog": False},
+            "features": {"tracing": "", "metrics": "Prometheus" if c.static.prometheus else "",
+                         "accessLog": c.static.access_log is not None},
             "providers": providers,
         }
