@@ -20,7 +20,8 @@ import signal
 import sys
 
 from .config.errors import ConfigError
-from .config.static import static_from_flags, static_problems
+from .config.flags import report_unhonoured
+from .config.static import static_from_flags
 
 __all__ = ["main"]
 
@@ -39,9 +40,6 @@ def main(argv: list[str]) -> int:
         return 1
     logging.basicConfig(level=_LEVELS.get(static.log_level, logging.ERROR),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for problem in static_problems(static):
-        # printed whatever the log level: an option that is silently dropped is worse than a noisy start
-        print(f"traefik: {problem}", file=sys.stderr)
     workers = static.workers or (os.cpu_count() or 1)
     from pyk3s.client import Client
 
@@ -72,6 +70,8 @@ def main(argv: list[str]) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        # Every argument the ingress accepts but does not act on is said out loud (log and pod event).
+        await report_unhonoured(client, argv)
         task = loop.create_task(run(static, client, workers if pids else 0, socks, objects, explain_api))
         await asyncio.wait([task, loop.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
         task.cancel()

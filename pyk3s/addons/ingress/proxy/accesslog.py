@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config.static import AccessLogOptions
+from ..config.observability import AccessLogOptions
 
 __all__ = [
     "AccessRecord", "AccessLogWriter", "log", "active", "install", "CORE_FIELDS", "status_ranges",

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypedDict
 
-from ..config.static import PrometheusOptions
+from ..config.observability import PrometheusOptions
 
 __all__ = ["ProxyMetrics", "MetricsSnapshot", "render", "BUCKETS", "FAMILIES", "Family"]
 

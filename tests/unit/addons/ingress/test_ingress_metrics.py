@@ -81,5 +81,3 @@ def test_families_follow_the_label_switches():
     text = render([m.snapshot()]).decode()
     assert "traefik_service_" not in text and "traefik_router_" not in text
     assert 'traefik_entrypoint_requests_tls_total{entrypoint="web",tls_cipher="TLS_AES_128_GCM_SHA256",tls_version="1.3"} 1' in text
-    problems = static_from_flags(["--metrics.prometheus", "--metrics.datadog", "--metrics.prometheus.headerLabels.x=X"])
-    assert len(problems.prometheus_options.problems) == 2
