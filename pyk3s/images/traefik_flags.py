@@ -45,7 +45,7 @@ def _access_log_format(value: str) -> str | None:
 
 def _modes(*allowed: str) -> Check:
     def check(value: str) -> str | None:
-        if value.lower() in allowed:
+        if value.lower() in allowed or not value.strip():  # empty (as the chart renders an unset mode): the default
             return None
         return f"mode {value!r} is not one of {', '.join(allowed)}: the default mode is used (as in Traefik)"
     return check

@@ -5,7 +5,8 @@ HTTP on ``--port`` (``WHOAMI_PORT_NUMBER``, default 80): ``/`` answers ``Hostnam
 ``POST /health`` whose body is a status code changes it, as traefik/whoami does: readiness probes can be
 flipped from outside); ``/api`` the same as JSON; ``/bench`` a one-byte body for load tests;
 ``/data?size=N`` N bytes; ``/echo`` a WebSocket echo (each message comes back as sent). A UDP echo listens on the same port number. Logs ``Starting up on port N`` and,
-with ``--verbose``, one line per request.
+with ``--verbose``, one line per request. ``--cert FILE --key FILE`` serve HTTPS instead, as traefik/whoami's
+``-cert``/``-key`` do.
 Raw asyncio protocols with httptools, uvloop when available: it sits on benchmark paths.
 """
 
@@ -19,6 +20,7 @@ import hashlib
 import json
 import os
 import socket
+import ssl
 import struct
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -282,13 +284,20 @@ def _udp_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(port: int, name: str = "", host: str = "", verbose: bool = False) -> None:
+async def serve(port: int, name: str = "", host: str = "", verbose: bool = False, cert: str = "",
+                key: str = "") -> None:
     """Serve HTTP (TCP) and UDP echo on ``port`` until cancelled; ``host`` "" means every address of
-    both families (traefik/whoami listens on ``:port``), so a dual-stack pod answers on each of its IPs."""
+    both families (traefik/whoami listens on ``:port``), so a dual-stack pod answers on each of its IPs.
+    With ``cert`` and ``key`` (PEM files) the TCP side speaks HTTPS."""
     loop = asyncio.get_running_loop()
     info = WhoamiInfo(name, verbose)
     hosts = [host] if host else ["0.0.0.0", *(["::"] if _ipv6() else [])]
-    server = await loop.create_server(lambda: WhoamiHttp(info), hosts, port, reuse_address=True, backlog=1024)
+    tls = None
+    if cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(cert, key or None)
+    server = await loop.create_server(lambda: WhoamiHttp(info), hosts, port, reuse_address=True, backlog=1024,
+                                      ssl=tls)
     udps = [(await loop.create_datagram_endpoint(UdpEcho, sock=_udp_socket(h, port)))[0] for h in hosts]
     print(f"Starting up on port {port}", flush=True)
     try:
@@ -305,6 +314,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--name", default=os.environ.get("WHOAMI_NAME", ""))
     parser.add_argument("--host", default="", help="listen address (default: every address of both families)")
     parser.add_argument("--verbose", action="store_true", default=bool(os.environ.get("WHOAMI_VERBOSE")))
+    parser.add_argument("--cert", "-cert", default="", help="certificate file (PEM): serve HTTPS")
+    parser.add_argument("--key", "-key", default="", help="private key file (PEM) of --cert")
     args = parser.parse_args(argv)
     try:
         import uvloop
@@ -313,7 +324,7 @@ def main(argv: list[str]) -> int:
     except ImportError:
         pass
     try:
-        asyncio.run(serve(args.port, args.name, args.host, args.verbose))
+        asyncio.run(serve(args.port, args.name, args.host, args.verbose, args.cert, args.key))
     except KeyboardInterrupt:
         pass
     return 0
