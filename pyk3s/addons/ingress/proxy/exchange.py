@@ -93,7 +93,7 @@ class Exchange:
         # access log (proxy/exchange_log.py): kept only while a writer is installed; sizes also for metrics
         state = client.state
         self.log = state.access_log is not None
-        self.counting = self.log or state.metrics.enabled
+        self.counting = state.observing
         self.uri0 = req.request_uri if self.log else ""
         self.req_bytes = self.resp_bytes = self.origin_status = self.origin_size = self.retries = 0
         self.origin_duration = self.sent_at = 0.0
@@ -181,7 +181,9 @@ class Exchange:
     def send(self, up: UpstreamConnection) -> None:
         req = self.req
         route = self.route
-        raw = not (route.needs_response or self.cookie is not None or req.version == "1.0" or self.log) or req.upgrade
+        # access logs with headers need the answer's head parsed; sizes and status come from raw mode too
+        raw = not (route.needs_response or self.cookie is not None or req.version == "1.0"
+                   or (self.log and route.log_headers)) or req.upgrade
         up.attach(self, raw)
         if self.log:
             self.sent_at = self.client.state.loop.time()

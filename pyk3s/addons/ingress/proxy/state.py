@@ -59,6 +59,8 @@ class ProxyState:
         if static.access_log is not None:
             self.access_log = AccessLogWriter(static.access_log)
             accesslog.install(self.access_log)
+        # one check on the fast lane for both metrics and access logs
+        self.observing = self.metrics.enabled or self.access_log is not None
 
     # -- configuration
     def apply(self, config: DynamicConfig) -> Compiled:
@@ -81,7 +83,7 @@ class ProxyState:
     def pool(self, target: Target) -> Pool:
         pool = self.pools.get(target.key)
         if pool is None:
-            pool = self.pools[target.key] = Pool(self.loop, target, self.metrics.enabled)
+            pool = self.pools[target.key] = Pool(self.loop, target, self.observing)
         return pool
 
     def spawn(self, coro: Coroutine[object, object, object]) -> None:

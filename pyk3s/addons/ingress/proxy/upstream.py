@@ -309,8 +309,7 @@ class UpstreamConnection(asyncio.Protocol):
         if parser is None:
             callbacks = _CountingCallbacks(self, True) if self.pool.count_bytes else _FastCallbacks(self)
             parser = self.fast_parser = httptools.HttpResponseParser(callbacks)
-        self.parser = parser
-        self.body_bytes = 0
+        self.parser = parser  # body_bytes: reset by the fast exchange that reads it (metrics on)
 
     def arm_header_timer(self) -> None:
         """responseHeaderTimeout: the answer's first bytes must come within the transport's limit."""

@@ -249,7 +249,9 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
             if r.tls is not None and r.tls.options and r.tls.options != "default" and r.tls.options not in cfg.tls_options:
                 raise ConfigError(f'unknown TLS options: {r.tls.options}')
             route = Route(name, rule, priority, mws, svc, r.tls is not None, _flag(mws, "needs_response"),
-                          _flag(mws, "needs_done"), _flag(mws, "needs_body"), names, *_logging(r, name, svc, static))
+                          _flag(mws, "needs_done"), _flag(mws, "needs_body"), names)
+            logged, log_fields, log_headers = _logging(r, name, svc, static)
+            route = dc_replace(route, access_log=logged, log_fields=log_fields, log_headers=log_headers)
         except ConfigError as err:
             errors.append(str(err).removeprefix("ingress: "))
         if errors:
@@ -307,8 +309,9 @@ def _with_tls(route: Route) -> Route:
     return dc_replace(route, tls=True)
 
 
-def _logging(r: Router, name: str, svc: CompiledService, static: StaticConfig) -> tuple[bool, dict[str, str]]:
-    """(whether the router's requests are access-logged, the Kubernetes fields of its records)."""
+def _logging(r: Router, name: str, svc: CompiledService, static: StaticConfig) -> tuple[bool, dict[str, str], bool]:
+    """(whether the router's requests are access-logged, the Kubernetes fields of its records, whether
+    those records carry headers)."""
     obs = r.observability
     internal = name.endswith("@internal") or bool(svc.internal)
     enabled = (obs is None or obs.access_logs is not False) and (
@@ -318,7 +321,10 @@ def _logging(r: Router, name: str, svc: CompiledService, static: StaticConfig) -
         meta = obs.ingress
         fields = {"KubernetesIngressNamespace": meta.namespace, "KubernetesIngressName": meta.ingress_name,
                   "KubernetesServiceName": meta.service_name, "KubernetesServicePort": meta.service_port}
-    return enabled, fields
+    opts = static.access_log
+    headers = enabled and opts is not None and (
+        opts.headers_default_mode != "drop" or any(m != "drop" for m in opts.header_names.values()))
+    return enabled, fields, headers
 
 
 def runtime_counts(items: Mapping[str, dict[str, Any]]) -> dict[str, int]:

@@ -36,6 +36,7 @@ class Route:
     needs_body: bool
     middleware_names: tuple[str, ...] = ()
     access_log: bool = True  # the router's observability.accessLogs (and internal routers' addInternals)
+    log_headers: bool = False  # its access-log records carry headers: parsed answers, no fast lane
     log_fields: Mapping[str, str] = field(default_factory=dict)  # KubernetesIngressName... for its records
     by_path: ClassVar[Literal[False]] = False  # tells a Route from a PathChoice in the fast lane
 
@@ -108,7 +109,7 @@ class _Probe:
 
 def _eligible(route: Route) -> bool:
     svc = route.service
-    return (isinstance(svc, Balancer) and not route.middlewares and svc.sticky is None
+    return (isinstance(svc, Balancer) and not route.middlewares and svc.sticky is None and not route.log_headers
             and all(t.pass_host_header for t in svc.targets))
 
 

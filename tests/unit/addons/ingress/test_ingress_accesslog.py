@@ -208,3 +208,25 @@ async def test_proxy_common_format_and_status_filter(make_proxy, backend, tmp_pa
     assert line.startswith('127.0.0.1 - - [') and '"GET /status/418 HTTP/1.1" 418 ' in line
     assert line.endswith('ms') and '"default-web-a-example@kubernetes"' in line
     assert f'"http://127.0.0.1:{backend.port}"' in line
+
+
+async def test_fast_lane_records(make_proxy, backend, tmp_path):
+    """Without header fields the fast lane stays on and writes the same record as the general path."""
+    from ingress_support import http, service_yaml
+
+    path = tmp_path / "access.json"
+    proxy = await make_proxy("--entrypoints.web.address=127.0.0.1:0", "--providers.kubernetesingress",
+                             "--accesslog.format=json", f"--accesslog.filepath={path}")
+    proxy.load(service_yaml("whoami", backend.port) + INGRESS)
+    fast = await http(proxy.port, "/fast?q=1", host="a.example")
+    slow = await http(proxy.port, "/slow?q=1", host="a.example", method="POST", body=b"abc")
+    assert fast.status == slow.status == 200
+    recs = {r["RequestMethod"]: r for r in map(json.loads, await _lines(proxy, path))}
+    for method, resp in (("GET", fast), ("POST", slow)):
+        r = recs[method]
+        assert r["DownstreamStatus"] == r["OriginStatus"] == 200, r
+        assert r["DownstreamContentSize"] == r["OriginContentSize"] == len(resp.body)
+        assert r["RequestHost"] == "a.example" and r["RouterName"] == "default-web-a-example@kubernetes"
+        assert r["ServiceURL"] == f"http://127.0.0.1:{backend.port}" and r["KubernetesIngressName"] == "web"
+        assert not any(k.startswith(("request_", "origin_", "downstream_")) for k in r)
+    assert recs["GET"]["RequestPath"] == "/fast?q=1" and recs["POST"]["RequestContentSize"] == 3
