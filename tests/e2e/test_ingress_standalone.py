@@ -12,10 +12,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from importlib import resources
 
 import pytest
 import yaml
+
+from pyk3s.controllers.helm import traefik_crd
+from pyk3s.controllers.helm.chart import Release
 
 pytestmark = pytest.mark.e2e
 
@@ -72,8 +74,9 @@ def _get(port: int, path: str, auth: str | None = None) -> tuple[int, bytes]:
 
 
 def test_guide_dashboard_through_standalone_traefik(api_server, tmp_path) -> None:  # noqa: ANN001
-    manifest = (resources.files("pyk3s.manifests") / "traefik.yaml").read_text()
-    crds = [d for d in yaml.safe_load_all(manifest) if d and d["kind"] in ("CustomResourceDefinition", "IngressClass")]
+    # Traefik's CRDs as the packaged chart traefik-crd renders them (traefik.yaml holds HelmCharts)
+    rendered = traefik_crd.render({}, Release("traefik-crd", "kube-system"))
+    crds = [m.obj for m in rendered.objects]
     (tmp_path / "crds.yaml").write_text(yaml.safe_dump_all(crds))
     api_server.kubectl("apply", "-f", str(tmp_path / "crds.yaml"))
     api_server.wait_for(lambda: api_server.kubectl("get", "ingressroutes.traefik.containo.us", check=False).rc == 0,
