@@ -49,6 +49,15 @@ def explain(c: Compiled, url: str, headers: list[tuple[str, str]], entrypoint: s
         out["checked"].append({"router": route.name, "priority": route.priority, "rule": route.rule.rule,
                                "matched": matched, "matchers": leaves})
         if matched:
+            # child routers (parentRefs): matched here on the request as sent; the parent's middlewares
+            # may change it before the proxy matches them
+            while route.children:
+                out.setdefault("children", []).extend(
+                    {"router": k.name, "rule": k.rule.rule, "matched": k.rule.match(req)} for k in route.children)
+                child = next((k for k in route.children if k.rule.match(req)), None)
+                if child is None:
+                    break
+                route = child
             svc = route.service
             info: dict[str, Any] = {"router": route.name, "middlewares": list(route.middleware_names),
                                     "service": svc.name}

@@ -147,6 +147,9 @@ class Exchange:
 
     def dispatch(self) -> None:
         route = self.route
+        if route.children:
+            self.to_child(route)
+            return
         svc = route.service
         if svc.internal:
             reply = self.client.state.internal(svc.internal, self.req)
@@ -172,6 +175,17 @@ class Exchange:
             self.send(up)
         else:
             state.spawn(self._connect(pool))
+
+    def to_child(self, parent: Route) -> None:
+        """Multi-layer routing: the parent's middlewares ran; the first child whose rule matches the
+        request as they left it takes over (its middlewares follow the parent's)."""
+        for child in parent.children:
+            if child.rule.match(self.req):
+                self.route = child
+                self.service_name = child.service.name
+                self.run_middlewares(len(parent.middlewares))
+                return
+        self.reply(NOT_FOUND, len(parent.middlewares))
 
     async def _connect(self, pool: Pool) -> None:
         up = await dial(self, pool)

@@ -118,7 +118,7 @@ def log_exchange(writer: AccessLogWriter, ex: LoggedExchange, now: float) -> Non
     tls = tls_details(client.transport) if req.tls else ("", "", "")
     writer.log(AccessRecord(
         start=time.time() - duration, duration=duration, client_addr=_addr(client.peer, client.peer_port),
-        entrypoint=client.entrypoint, router=route.name, service=ex.service_name,
+        entrypoint=client.entrypoint, router=route.log_name or route.name, service=ex.service_name,
         service_url=target.url if target is not None and ex.origin_status else "",
         service_addr=target.addr if target is not None and ex.origin_status else "",
         request_addr=req.authority, method=req.method, path=ex.uri0, protocol="HTTP/" + req.version,

@@ -30,6 +30,7 @@ from .services import (
     WeightedBalancer,
 )
 from .table import EntryTable, Route, RoutingTable
+from .tree import router_tree
 from .transports import DEFAULT_TRANSPORT, STATIC_DEFAULT_IDLE, ServersTransportRuntime, build_transport
 
 __all__ = ["RuntimeStatus", "compile_config", "Compiled", "runtime_counts"]
@@ -210,20 +211,25 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
     defaults = _default_entrypoints(static)
     used_by_svc: dict[str, list[str]] = {}
     used_by_mw: dict[str, list[str]] = {}
+    tree = router_tree(cfg.routers)
+    own: dict[str, Route] = {}  # each router's own rule, middlewares and service (or children)
     for name in sorted(cfg.routers):
         r = cfg.routers[name]
         info: dict[str, Any] = to_json(r)
         info.update(name=name, provider=name.rsplit("@", 1)[-1] if "@" in name else "", status="enabled")
         if r.tls is not None and not r.tls.options:
             info["tls"] = {**info.get("tls", {}), "options": "default"}
-        errors: list[str] = []
-        eps = r.entry_points or defaults
-        using = [e for e in eps if e in static.entrypoints]
-        for e in eps:
-            if e not in static.entrypoints:
-                errors.append(f'entryPoint "{e}" doesn\'t exist')
-        if not using:
-            errors.append("no valid entryPoint for this router")
+        errors: list[str] = list(tree.errors.get(name, ()))
+        root = not r.parent_refs
+        using: list[str] = []
+        if root:
+            eps = r.entry_points or defaults
+            using = [e for e in eps if e in static.entrypoints]
+            for e in eps:
+                if e not in static.entrypoints:
+                    errors.append(f'entryPoint "{e}" doesn\'t exist')
+            if not using:
+                errors.append("no valid entryPoint for this router")
         for m in r.middlewares:
             used_by_mw.setdefault(m, []).append(name)
         if r.service:
@@ -240,32 +246,38 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
             priority = r.priority or len(r.rule.encode())
             if r.priority > MAX_USER_PRIORITY and not name.endswith("@internal"):
                 raise ConfigError(f"the router priority {r.priority} exceeds the max user-defined priority {MAX_USER_PRIORITY}")
-            if not r.service:
+            if not r.service and name not in tree.children and name not in tree.errors:
                 raise ConfigError("the service is missing on the router")
             svc_conf = cfg.services.get(r.service)
             names = r.middlewares + (svc_conf.middlewares if svc_conf is not None else ())
             mws = tuple(b.middleware(m) for m in names)
-            svc = b.service(r.service)
+            svc = b.service(r.service) if r.service else InternalService(f"{name}-muxer")
             if r.tls is not None and r.tls.options and r.tls.options != "default" and r.tls.options not in cfg.tls_options:
                 raise ConfigError(f'unknown TLS options: {r.tls.options}')
-            route = Route(name, rule, priority, mws, svc, r.tls is not None, _flag(mws, "needs_response"),
-                          _flag(mws, "needs_done"), _flag(mws, "needs_body"), names)
-            logged, log_fields, log_headers = _logging(r, name, svc, static)
-            route = dc_replace(route, access_log=logged, log_fields=log_fields, log_headers=log_headers)
+            if name not in tree.disabled:
+                route = Route(name, rule, priority, mws, svc, r.tls is not None, _flag(mws, "needs_response"),
+                              _flag(mws, "needs_done"), _flag(mws, "needs_body"), names)
+                logged, log_fields, log_headers = _logging(r, name, svc, static)
+                route = dc_replace(route, access_log=logged, log_fields=log_fields, log_headers=log_headers)
+                own[name] = route
         except ConfigError as err:
             errors.append(str(err).removeprefix("ingress: "))
         if errors:
             info["error"] = errors
-            info["status"] = "disabled" if route is None or not using else "warning"
+            info["status"] = "disabled" if route is None or (root and not using) else "warning"
             if on_problem is not None:
                 on_problem("router", name, "; ".join(errors))
         if route is not None and using:
             info["using"] = using
-            for e in using:
-                tls = route.tls or static.entrypoints[e].tls
-                per_table.setdefault((e, tls), []).append(route if tls == route.tls else
-                                                          _with_tls(route))
         runtime.routers[name] = info
+    for name in tree.roots:
+        top = own.get(name)
+        if top is None:
+            continue
+        top = _with_children(top, own, tree.children, ())
+        for e in runtime.routers[name].get("using", ()):
+            tls = top.tls or static.entrypoints[e].tls
+            per_table.setdefault((e, tls), []).append(top if tls == top.tls else _with_tls(top))
     for name in sorted(set(cfg.services) | set(used_by_svc)):
         svc_conf = cfg.services.get(name)
         info = to_json(svc_conf) if svc_conf is not None else {}
@@ -303,6 +315,26 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
         runtime.middlewares[name] = info
     tables = {key: EntryTable(routes) for key, routes in per_table.items()}
     return Compiled(RoutingTable(tables), runtime, cfg, static, b.services)
+
+
+def _with_children(route: Route, own: Mapping[str, Route], children: Mapping[str, list[str]],
+                   seen: tuple[str, ...]) -> Route:
+    """``route`` with its child routers, each carrying the middlewares of its parents before its own."""
+    kids = []
+    for child in children.get(route.name, ()):
+        found = own.get(child)
+        if found is None or child in seen:
+            continue
+        mws = route.middlewares + found.middlewares
+        combined = dc_replace(
+            found, middlewares=mws, middleware_names=route.middleware_names + found.middleware_names,
+            needs_response=route.needs_response or found.needs_response, needs_done=route.needs_done or found.needs_done,
+            needs_body=route.needs_body or found.needs_body, tls=route.tls, access_log=route.access_log,
+            log_fields=route.log_fields, log_headers=route.log_headers, log_name=f"{route.log_name or route.name} -> {child}")
+        kids.append(_with_children(combined, own, children, (*seen, route.name)))
+    if not kids:
+        return route
+    return dc_replace(route, children=tuple(sorted(kids, key=lambda k: (-k.priority, k.name))))
 
 
 def _with_tls(route: Route) -> Route:
