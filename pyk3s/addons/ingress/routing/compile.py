@@ -30,8 +30,8 @@ from .services import (
     WeightedBalancer,
 )
 from .table import EntryTable, Route, RoutingTable
-from .tree import router_tree
 from .transports import DEFAULT_TRANSPORT, STATIC_DEFAULT_IDLE, ServersTransportRuntime, build_transport
+from .tree import router_tree
 
 __all__ = ["RuntimeStatus", "compile_config", "Compiled", "runtime_counts"]
 
