@@ -162,7 +162,11 @@ def _ssl_for(state: ProxyState) -> Callable[[str], ssl.SSLContext | None]:
 
 def _install_tls(state: ProxyState) -> None:
     def rebuild(compiled: Compiled) -> None:
+        old = state.tls_store.errors
         state.tls_store = build_store(compiled.config, host_options(compiled.config))
+        for problem in state.tls_store.errors:
+            if problem not in old:  # said once, not on every reload
+                log.warning("ingress: %s", problem)
     state.on_apply.append(rebuild)
     state.tls_store = build_store(DynamicConfig())
 

@@ -415,7 +415,7 @@ class Exchange:
                 if mw.needs_done:
                     mw.on_done(self.req)
         state = self.client.state
-        if state.metrics.enabled:
+        if state.metrics.enabled and self.route.metrics:
             req = self.req
             state.metrics.observe(self.client.entrypoint, self.service_name, req.method, self.status, req.tls,
                                   state.loop.time() - self.t0, self.route.name, self.req_bytes, self.resp_bytes,

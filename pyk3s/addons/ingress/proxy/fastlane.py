@@ -221,7 +221,7 @@ class FastExchange:
         if up is not None:
             size, up.body_bytes = up.body_bytes, 0
         route = self.route
-        if state.metrics.enabled:
+        if state.metrics.enabled and route.metrics:
             state.metrics.observe(client.entrypoint, route.service.name, "GET", self.status, client.tls, now - self.t0,
                                   route.name, 0, size, client.tls_info)
         writer = state.access_log

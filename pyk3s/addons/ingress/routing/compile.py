@@ -254,11 +254,16 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
             svc = b.service(r.service) if r.service else InternalService(f"{name}-muxer")
             if r.tls is not None and r.tls.options and r.tls.options != "default" and r.tls.options not in cfg.tls_options:
                 raise ConfigError(f'unknown TLS options: {r.tls.options}')
+            if r.tls is not None and r.tls.cert_resolver:
+                # Traefik serves the router and logs the resolver as missing; pyk3s has none at all
+                errors.append(f"certificate resolver {r.tls.cert_resolver!r} does not exist: pyk3s has no ACME "
+                              "resolvers, the certificates of the TLS store are used")
             if name not in tree.disabled:
                 route = Route(name, rule, priority, mws, svc, r.tls is not None, _flag(mws, "needs_response"),
                               _flag(mws, "needs_done"), _flag(mws, "needs_body"), names)
                 logged, log_fields, log_headers = _logging(r, name, svc, static)
-                route = dc_replace(route, access_log=logged, log_fields=log_fields, log_headers=log_headers)
+                route = dc_replace(route, access_log=logged, log_fields=log_fields, log_headers=log_headers,
+                                   metrics=r.observability is None or r.observability.metrics is not False)
                 own[name] = route
         except ConfigError as err:
             errors.append(str(err).removeprefix("ingress: "))
@@ -330,7 +335,8 @@ def _with_children(route: Route, own: Mapping[str, Route], children: Mapping[str
             found, middlewares=mws, middleware_names=route.middleware_names + found.middleware_names,
             needs_response=route.needs_response or found.needs_response, needs_done=route.needs_done or found.needs_done,
             needs_body=route.needs_body or found.needs_body, tls=route.tls, access_log=route.access_log,
-            log_fields=route.log_fields, log_headers=route.log_headers, log_name=f"{route.log_name or route.name} -> {child}")
+            log_fields=route.log_fields, log_headers=route.log_headers, log_name=f"{route.log_name or route.name} -> {child}",
+            metrics=route.metrics)
         kids.append(_with_children(combined, own, children, (*seen, route.name)))
     if not kids:
         return route

@@ -39,6 +39,7 @@ class Route:
     log_headers: bool = False  # its access-log records carry headers: parsed answers, no fast lane
     children: tuple[Route, ...] = ()  # child routers (parentRefs), priority order, parents' middlewares first
     log_name: str = ""  # RouterName in access logs: "parent -> child" for a child router
+    metrics: bool = True  # the router's observability.metrics
     log_fields: Mapping[str, str] = field(default_factory=dict)  # KubernetesIngressName... for its records
     by_path: ClassVar[Literal[False]] = False  # tells a Route from a PathChoice in the fast lane
 

@@ -81,3 +81,28 @@ def test_families_follow_the_label_switches():
     text = render([m.snapshot()]).decode()
     assert "traefik_service_" not in text and "traefik_router_" not in text
     assert 'traefik_entrypoint_requests_tls_total{entrypoint="web",tls_cipher="TLS_AES_128_GCM_SHA256",tls_version="1.3"} 1' in text
+
+
+async def test_router_observability_and_cert_resolver(make_proxy, backend):
+    proxy = await make_proxy("--entrypoints.web.address=127.0.0.1:0", "--entrypoints.traefik.address=127.0.0.1:0",
+                             "--providers.kubernetescrd", "--metrics.prometheus", "--metrics.prometheus.addRoutersLabels")
+    compiled = proxy.load(service_yaml("whoami", backend.port) + """
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: quiet, namespace: default}
+spec:
+  routes:
+  - {match: Host(`q`), kind: Rule, services: [{name: whoami, port: 80}], observability: {metrics: false}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: acme, namespace: default}
+spec:
+  tls: {certResolver: letsencrypt}
+  routes: [{match: Host(`s`), kind: Rule, services: [{name: whoami, port: 80}]}]
+""")
+    assert (await http(proxy.port, "/", host="q")).status == 200
+    text = (await http(proxy.ports["traefik"], "/metrics", host="x")).body.decode()
+    assert "default-quiet-" not in text
+    acme = next(v for k, v in compiled.runtime.routers.items() if k.startswith("default-acme-"))
+    assert acme["status"] == "warning" and "certificate resolver 'letsencrypt' does not exist" in acme["error"][0]
