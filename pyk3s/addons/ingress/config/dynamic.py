@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
+from .dynamic_tcp import TCPParts, qualify_tcp
+
 __all__ = [
     "Router", "RouterTLS", "Domain", "Server", "StickyCookie", "LoadBalancer", "WeightedRef", "Weighted",
     "Mirror", "Mirroring", "Service", "Middleware", "Certificate", "TLSOptions", "DynamicConfig",
@@ -153,6 +155,7 @@ class DynamicConfig:
     certificates: tuple[Certificate, ...] = ()
     tls_options: Mapping[str, TLSOptions] = field(default_factory=dict)
     default_certificate: Certificate | None = None
+    tcp: TCPParts = field(default_factory=TCPParts)  # TCP and UDP routers, services, middlewares, transports
 
 
 def qualify(name: str, provider: str) -> str:
@@ -195,7 +198,8 @@ def merge(parts: Mapping[str, DynamicConfig]) -> DynamicConfig:
         for name, o in cfg.tls_options.items():
             options[name if name == "default" else qualify(name, provider)] = o
         default_cert = cfg.default_certificate or default_cert
-    return DynamicConfig(routers, services, middlewares, tuple(certs), options, default_cert)
+    tcp = qualify_tcp({provider: cfg.tcp for provider, cfg in parts.items()})
+    return DynamicConfig(routers, services, middlewares, tuple(certs), options, default_cert, tcp)
 
 
 def _camel(name: str) -> str:
