@@ -98,11 +98,11 @@ class _Reader:
         self.pos += n
         return out
 
-    def int(self, n: int) -> int:
+    def number(self, n: int) -> int:
         return int.from_bytes(self.take(n), "big")
 
     def vector(self, len_bytes: int) -> _Reader:
-        n = self.int(len_bytes)
+        n = self.number(len_bytes)
         if self.pos + n > self.end:
             raise ValueError("truncated ClientHello")
         sub = _Reader(self.buf, self.pos, self.pos + n)
@@ -130,7 +130,7 @@ def _parse_hello(msg: bytes) -> tuple[str, tuple[str, ...]]:
     exts = r.vector(2)
     seen: set[int] = set()
     while exts.left:
-        etype = exts.int(2)
+        etype = exts.number(2)
         body = exts.vector(2)
         if etype in seen:
             raise ValueError(f"duplicate extension {etype}")
@@ -138,7 +138,7 @@ def _parse_hello(msg: bytes) -> tuple[str, tuple[str, ...]]:
         if etype == 0:  # server_name
             names = body.vector(2)
             while names.left:
-                kind = names.int(1)
+                kind = names.number(1)
                 value = names.vector(2)
                 raw = value.take(value.left)
                 if kind == 0 and not server_name:

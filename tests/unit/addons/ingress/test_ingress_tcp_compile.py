@@ -7,7 +7,15 @@ from collections import Counter
 
 import pytest
 
-from pyk3s.addons.ingress.config.dynamic import DynamicConfig, LoadBalancer, Router, RouterTLS, Server, Service, merge
+from pyk3s.addons.ingress.config.dynamic import (
+    DynamicConfig,
+    LoadBalancer,
+    Router,
+    RouterTLS,
+    Server,
+    Service,
+    merge,
+)
 from pyk3s.addons.ingress.config.dynamic_tcp import (
     ProxyProtocolVersion,
     RouterTCPTLS,

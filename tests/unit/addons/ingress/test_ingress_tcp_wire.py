@@ -17,13 +17,13 @@ from pyk3s.addons.ingress.proxy.clienthello import (
     postgres_starttls,
     read_client_hello,
 )
+from pyk3s.addons.ingress.proxy.proxyprotocol import NEED_MORE as PP_MORE
 from pyk3s.addons.ingress.proxy.proxyprotocol import (
     NO_HEADER,
     ProxyHeader,
     build_header,
     read_header,
 )
-from pyk3s.addons.ingress.proxy.proxyprotocol import NEED_MORE as PP_MORE
 
 
 def openssl_hello(server_name: str | None, alpn: list[str] | None = None) -> bytes:
