@@ -14,7 +14,7 @@ A ClientHello above :data:`MAX_HELLO` bytes is refused.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 __all__ = ["ClientHello", "NotTLS", "NEED_MORE", "read_client_hello", "postgres_starttls", "POSTGRES_SSL_REQUEST",
            "POSTGRES_SSL_ACCEPT", "MAX_HELLO"]
@@ -124,7 +124,7 @@ def _parse_hello(msg: bytes) -> tuple[str, tuple[str, ...]]:
         raise ValueError("bad cipher suites")
     if r.vector(1).left == 0:
         raise ValueError("no compression methods")
-    server_name, alpn = "", ()
+    server_name, alpn = "", cast(tuple[str, ...], ())
     if r.left == 0:
         return server_name, alpn
     exts = r.vector(2)
