@@ -22,7 +22,8 @@ from .durations import duration_seconds
 from .dynamic_tcp import DEFAULT_TCP_TRANSPORT, TCPServersTransport, TLSClientConfig
 from .errors import ConfigError
 
-__all__ = ["EntryPoint", "ProviderOptions", "StaticConfig", "parse_flags", "static_from_flags", "MAX_INT"]
+__all__ = ["EntryPoint", "ProviderOptions", "AccessLogOptions", "StaticConfig", "parse_flags", "static_from_flags",
+           "MAX_INT"]
 
 MAX_INT = 2**63 - 1
 
@@ -40,6 +41,25 @@ class ProviderOptions:
     namespaces: tuple[str, ...] = ()
     published_service: str = ""  # "ns/name" for Ingress status
     native_lb_by_default: bool = False  # services use the ClusterIP unless they say nativeLB: false
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLogOptions:
+    """``--accesslog.*`` (Traefik otypes.AccessLog); read by ``proxy/accesslog.py``."""
+
+    file_path: str = ""
+    format: str = "common"  # common | genericCLF | json
+    buffering_size: int = 0
+    add_internals: bool = False
+    status_codes: tuple[str, ...] = ()
+    retry_attempts: bool = False
+    min_duration: float = 0.0  # seconds
+    fields_default_mode: str = "keep"  # keep | drop
+    field_names: Mapping[str, str] = field(default_factory=dict)  # field -> keep | drop
+    headers_default_mode: str = "drop"  # keep | drop | redact
+    header_names: Mapping[str, str] = field(default_factory=dict)  # header -> keep | drop | redact
+    query_parameters_mode: str = "keep"  # keep | drop
+    problems: tuple[str, ...] = ()  # options given that pyk3s does not honour (logged at start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +112,7 @@ class StaticConfig:
     workers: int = 0
     default_rule_syntax: str = "v3"
     tcp_transport: TCPServersTransport = DEFAULT_TCP_TRANSPORT  # --tcpServersTransport.*
+    access_log: AccessLogOptions | None = None  # None: access logs off
     raw: Mapping[str, str] = field(default_factory=dict)  # every flag, keys lower-cased
 
 
@@ -211,6 +232,59 @@ def _tcp_transport(flags: Mapping[str, str]) -> TCPServersTransport:
         tls=tls)
 
 
+_ACCESS_LOG_KNOWN = ("filepath", "format", "bufferingsize", "addinternals", "dualoutput", "filters", "filters.statuscodes",
+                     "filters.retryattempts", "filters.minduration", "fields.defaultmode", "fields.headers.defaultmode",
+                     "fields.queryparameters.defaultmode")
+
+
+def _access_log(flags: dict[str, str]) -> AccessLogOptions | None:
+    """``--accesslog`` and ``--accesslog.*``: on when any is given (``--accesslog=false`` turns it off)."""
+    prefix = "accesslog"
+    if not any(k == prefix or k.startswith(prefix + ".") for k in flags):
+        return None
+    if flags.get(prefix) is not None and not _bool(flags.get(prefix), True):
+        return None
+    sub = {k[len(prefix) + 1:]: v for k, v in flags.items() if k.startswith(prefix + ".")}
+    problems = []
+    fmt = sub.get("format", "common") or "common"
+    formats = {"common": "common", "genericclf": "genericCLF", "json": "json"}
+    if fmt.lower() not in formats:
+        problems.append(f"accesslog.format: unsupported format {fmt!r}, common is used (as Traefik does)")
+    modes = {"keep", "drop"}
+
+    def mode(key: str, allowed: set[str], default: str) -> str:
+        value = sub.get(key, default).lower()
+        if value not in allowed:
+            problems.append(f"accesslog.{key}: {value!r} is not one of {', '.join(sorted(allowed))}; {default} is used")
+            return default
+        return value
+
+    names = {k[len("fields.names."):]: v.lower() for k, v in sub.items() if k.startswith("fields.names.")}
+    headers = {k[len("fields.headers.names."):]: v.lower() for k, v in sub.items()
+               if k.startswith("fields.headers.names.")}
+    for key in sorted(sub):
+        if key in _ACCESS_LOG_KNOWN or key.startswith(("fields.names.", "fields.headers.names.")):
+            continue
+        problems.append(f"accesslog.{key}: not supported by pyk3s, ignored")
+    codes = tuple(c.strip() for c in sub.get("filters.statuscodes", "").split(",") if c.strip())
+    for code in codes:
+        low, _, high = code.partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            raise ConfigError(f"traefik: accesslog.filters.statuscodes: invalid status code range {code!r}")
+    try:
+        buffering = int(sub.get("bufferingsize", "0") or 0)
+    except ValueError:
+        raise ConfigError(f"traefik: accesslog.bufferingsize: not a number: {sub['bufferingsize']!r}") from None
+    return AccessLogOptions(
+        file_path=sub.get("filepath", ""), format=formats.get(fmt.lower(), "common"), buffering_size=buffering,
+        add_internals=_bool(sub.get("addinternals")), status_codes=codes,
+        retry_attempts=_bool(sub.get("filters.retryattempts")),
+        min_duration=duration_seconds(sub.get("filters.minduration"), 0.0, "accesslog.filters.minduration"),
+        fields_default_mode=mode("fields.defaultmode", modes, "keep"), field_names=names,
+        headers_default_mode=mode("fields.headers.defaultmode", modes | {"redact"}, "drop"), header_names=headers,
+        query_parameters_mode=mode("fields.queryparameters.defaultmode", modes, "keep"), problems=tuple(problems))
+
+
 def static_from_flags(argv: list[str]) -> StaticConfig:
     flags = parse_flags(argv)
     eps: dict[str, dict[str, str]] = {}
@@ -252,5 +326,5 @@ def static_from_flags(argv: list[str]) -> StaticConfig:
         crd=_provider(flags, "providers.kubernetescrd", syntax),
         ingress=_provider(flags, "providers.kubernetesingress", syntax),
         log_level=flags.get("log.level", "ERROR").upper(), kubeconfig=flags.get("kubeconfig", ""),
-        workers=int(flags.get("workers", "0") or 0), default_rule_syntax=syntax,
+        workers=int(flags.get("workers", "0") or 0), default_rule_syntax=syntax, access_log=_access_log(flags),
         tcp_transport=_tcp_transport(flags), raw=flags)
