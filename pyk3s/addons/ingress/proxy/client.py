@@ -55,11 +55,12 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = ("state", "entrypoint", "tls", "trusted", "transport", "parser", "peer", "peer_port", "url",
                  "raw_headers", "hsize", "queue", "parsing", "closed", "tunnel", "upgrade_buffer", "last_active",
                  "local_port", "sni", "trusted_nets", "compiled", "table", "fast_headers", "fast_tail", "fast_route",
-                 "fast_server", "fast_connection")
+                 "fast_server", "fast_connection", "forced_peer")
 
     def __init__(self, state: ProxyState, entrypoint: str, tls: bool,
-                 trusted_nets: Callable[[str], bool] | None) -> None:
+                 trusted_nets: Callable[[str], bool] | None, peer: tuple[str, int] | None = None) -> None:
         self.state = state
+        self.forced_peer = peer  # the client address a trusted PROXY protocol header gave
         self.entrypoint = entrypoint
         self.tls = tls
         self.trusted_nets = trusted_nets
@@ -93,7 +94,7 @@ class ClientConnection(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
+        peer = self.forced_peer or transport.get_extra_info("peername")
         if peer:
             host = str(peer[0])
             # dual-stack listeners see IPv4 clients as ::ffff:a.b.c.d; Go reports them as plain IPv4

@@ -52,6 +52,8 @@ class ProxyState:
         self.api = ApiHandler(lambda: self.compiled, explain)
         self.tls_store = CertStore()  # the runner keeps it in step with the configuration (TLS entrypoints)
         self.on_apply: list[Callable[[Compiled], None]] = []
+        self.tcp_open: dict[str, int] = {}  # entry point -> connections routed by TCP routers
+        self.udp_open: dict[str, int] = {}  # entry point -> UDP sessions
 
     # -- configuration
     def apply(self, config: DynamicConfig) -> Compiled:
