@@ -35,6 +35,7 @@ def listen_socket(host: str, port: int, reuse_port: bool = True) -> socket.socke
     if family == socket.AF_INET6:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     s.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted sockets inherit it
     s.listen(4096)
     s.setblocking(False)
     return s

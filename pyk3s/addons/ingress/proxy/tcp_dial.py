@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import os
 import socket
 import ssl
@@ -44,14 +43,6 @@ def new_backend_socket(target: TCPDial, ip: str) -> socket.socket:
     return sock
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 class Dial:
     """Connect to ``target``; then ``done(sock, None)`` or ``done(None, error)``, once. Names (an
     ExternalName server) are resolved in a thread first."""
@@ -66,7 +57,7 @@ class Dial:
         self.finished = False
         if target.dial_timeout > 0:
             self.timer = loop.call_later(target.dial_timeout, self._timeout)
-        if _is_ip(target.host):
+        if target.is_ip:
             self._connect((target.host, target.port))
         else:
             loop.create_task(self._resolve())

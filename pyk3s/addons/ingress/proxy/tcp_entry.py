@@ -40,6 +40,7 @@ from .clienthello import (
     postgres_starttls,
     read_client_hello,
 )
+from .poller import IN, poller_for
 from .proxyprotocol import NEED_MORE as HEADER_INCOMPLETE
 from .proxyprotocol import ProxyHeader, read_header
 from .tcp_serve import serve_route
@@ -69,7 +70,7 @@ def _plain(host: str) -> str:
 class _Incoming:
     """One accepted connection until its handler is known."""
 
-    __slots__ = ("entry", "sock", "fd", "peer", "local", "timer", "stage", "lowat", "postgres", "on_read")
+    __slots__ = ("entry", "sock", "fd", "peer", "local", "timer", "stage", "lowat", "postgres", "on_read", "watching")
 
     def __init__(self, entry: TCPEntry, sock: socket.socket, addr: tuple[str, int]) -> None:
         self.entry = entry
@@ -82,19 +83,22 @@ class _Incoming:
         self.lowat = 1
         self.postgres = False
         self.on_read = self._readable
+        self.watching = False
 
     def start(self) -> None:
-        entry = self.entry
-        if entry.ep.read_timeout > 0:
-            self.timer = entry.loop.call_later(entry.ep.read_timeout, self._timed_out)
-        if entry.ep.proxy_protocol:
+        if self.entry.ep.proxy_protocol:
             self._wait("proxy")
         else:
             self._routed_or_peek()
 
     def _wait(self, stage: str) -> None:
+        entry = self.entry
+        if self.timer is None and entry.ep.read_timeout > 0:
+            self.timer = entry.loop.call_later(entry.ep.read_timeout, self._timed_out)
         self.stage = stage
-        self.entry.loop.add_reader(self.fd, self.on_read)
+        if not self.watching:
+            self.watching = True
+            entry.poller.watch(self.fd, IN, self.on_read)
 
     def _routed_or_peek(self) -> None:
         table = self.entry.table
@@ -116,9 +120,7 @@ class _Incoming:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        if self.stage:
-            self.entry.loop.remove_reader(self.fd)
-            self.stage = ""
+        self.stage = ""
         if self.lowat != 1:
             self.lowat = 1
             try:
@@ -134,9 +136,13 @@ class _Incoming:
 
     def _drop(self) -> None:
         self._settled()
+        if self.watching:
+            self.entry.poller.drop(self.fd)
         self.sock.close()
 
-    def _readable(self) -> None:
+    def _readable(self, events: int) -> None:
+        if not self.stage:
+            return  # settled meanwhile (a spurious call)
         try:
             data = self.sock.recv(max(_PEEK, self.lowat), socket.MSG_PEEK)
         except BlockingIOError:
@@ -172,7 +178,6 @@ class _Incoming:
                 else:
                     log.debug("ingress: entrypoint %s: %s is not in trustedIPs, its PROXY header is ignored",
                               self.entry.name, self.peer[0])
-        self.entry.loop.remove_reader(self.fd)
         self.stage = ""
         if self.lowat != 1:
             self._need(1)
@@ -221,41 +226,38 @@ class _Incoming:
         self._settled()
         table = self.entry.table
         if not isinstance(hello, ClientHello) or table is None:
-            self.sock.close()
+            self._drop()
             return
         info = conn_info(hello.server_name, self.peer[0], hello.alpn)
         verdict = table.route_postgres(info)
         if isinstance(verdict, TCPRoute):
             self._serve(verdict, info.server_name, hello.alpn, postgres=True)
         else:
-            self.sock.close()
+            self._drop()
 
     def _serve(self, route: TCPRoute, sni: str, alpn: tuple[str, ...], postgres: bool = False) -> None:
         entry = self.entry
-        local = self.local or _local(self.sock)
-        serve_route(entry.state, entry.name, route, self.sock, self.peer, local, sni, postgres)
+        if self.watching:
+            self.watching = False
+            entry.poller.forget(self.fd)
+        serve_route(entry.state, entry.name, route, self.sock, self.peer, self.local, sni, postgres)
 
     def _http(self, tls: bool) -> None:
         entry = self.entry
         ctx = entry.https_context() if tls else None
         if tls and ctx is None:
-            self.sock.close()
+            self._drop()
             return
         peer = self.peer if entry.ep.proxy_protocol else None
         state = entry.state
+        if self.watching:
+            self.watching = False
+            entry.poller.forget(self.fd)  # the event loop watches it from now on
 
         def factory() -> ClientConnection:
             return ClientConnection(state, entry.name, tls, entry.forwarded_trust, peer)
 
         state.spawn(_hand_over(state.loop, factory, self.sock, ctx))
-
-
-def _local(sock: socket.socket) -> tuple[str, int]:
-    try:
-        addr = sock.getsockname()
-        return _plain(addr[0]), addr[1]
-    except OSError:
-        return "0.0.0.0", 0
 
 
 async def _hand_over(loop: asyncio.AbstractEventLoop, factory: Callable[[], ClientConnection], sock: socket.socket,
@@ -275,6 +277,7 @@ class TCPEntry:
                  forwarded_trust: Callable[[str], bool] | None) -> None:
         self.state = state
         self.loop = state.loop
+        self.poller = poller_for(state.loop)
         self.name = name
         self.ep = state.static.entrypoints[name]
         self.lsock = lsock
@@ -324,16 +327,26 @@ class TCPEntry:
 
     def _accept(self) -> None:
         lsock = self.lsock
+        family = lsock.family
+        table = self.table
+        # step 1 of tcp_table.py straight from here: no per-connection state until a router is known
+        early = table is not None and table.early and not self.ep.proxy_protocol
         for _ in range(_ACCEPT_BATCH):
             try:
-                sock, addr = lsock.accept()
+                fd, addr = lsock._accept()  # type: ignore[attr-defined]
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as err:
                 log.warning("ingress: entrypoint %s: accept: %s", self.name, err)
                 return
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock = socket.socket(family, socket.SOCK_STREAM, 0, fd)
+            sock.setblocking(False)  # TCP_NODELAY comes from the listening socket
+            if early:
+                peer = (_plain(addr[0]), addr[1])
+                route = table.match_early(peer[0])  # type: ignore[union-attr]
+                if route is not None:
+                    serve_route(self.state, self.name, route, sock, peer, None, "")
+                    continue
             _Incoming(self, sock, addr).start()
 
     def close(self) -> None:

@@ -9,7 +9,9 @@ record (``protocol`` TCP, the SNI as ``RequestAddr``, bytes each way) is written
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import socket
 import ssl
 import time
@@ -20,7 +22,7 @@ from ..routing.tcp_services import TCPDial
 from ..routing.tcp_table import TCPRoute
 from . import accesslog
 from .clienthello import POSTGRES_SSL_ACCEPT, POSTGRES_SSL_REQUEST
-from .tcp_dial import Dial, client_context, proxy_header
+from .tcp_dial import Dial, client_context, new_backend_socket, proxy_header
 from .tcp_relay import SpliceRelay
 from .tcp_stream import StreamRelay
 
@@ -43,7 +45,7 @@ class TCPConnection:
                  "started", "relay", "postgres")
 
     def __init__(self, state: ProxyState, entrypoint: str, route: TCPRoute, client: socket.socket,
-                 peer: tuple[str, int], local: tuple[str, int], sni: str, target: TCPDial,
+                 peer: tuple[str, int], local: tuple[str, int] | None, sni: str, target: TCPDial,
                  admitted: list[TCPMiddlewareHandler], postgres: bool) -> None:
         self.state, self.entrypoint, self.route, self.client = state, entrypoint, route, client
         self.peer, self.local, self.sni, self.target, self.admitted = peer, local, sni, target, admitted
@@ -67,7 +69,7 @@ class TCPConnection:
     def start(self, server: socket.socket) -> None:
         route, target, state = self.route, self.target, self.state
         if route.tls != "terminate" and target.tls is None:
-            self.relay = SpliceRelay(state.loop, self.client, server, target.termination_delay, self._spliced)
+            self.relay = SpliceRelay(state.loop, self.client, server, target.termination_delay, self.spliced)
             return
         client_ctx = None
         if route.tls == "terminate":
@@ -120,7 +122,7 @@ class TCPConnection:
 
         loop.add_reader(server.fileno(), answered)
 
-    def _spliced(self, relay: SpliceRelay, err: OSError | None) -> None:
+    def spliced(self, relay: SpliceRelay, err: OSError | None) -> None:
         self.finish(relay.bytes_up, relay.bytes_down, str(err) if err else "")
 
     def _streamed(self, relay: StreamRelay, error: str) -> None:
@@ -140,9 +142,19 @@ class TCPConnection:
                 scheme="tls" if tls else "tcp", request_size=up, response_size=down))
 
 
+def _local(sock: socket.socket) -> tuple[str, int]:
+    try:
+        addr = sock.getsockname()
+    except OSError:
+        return "0.0.0.0", 0
+    host = addr[0][7:] if addr[0].startswith("::ffff:") and "." in addr[0] else addr[0]
+    return host, addr[1]
+
+
 def serve_route(state: ProxyState, entrypoint: str, route: TCPRoute, client: socket.socket, peer: tuple[str, int],
-                local: tuple[str, int], sni: str, postgres: bool = False) -> None:
-    """Take a connection a TCP router matched (its first bytes are still unread in ``client``)."""
+                local: tuple[str, int] | None, sni: str, postgres: bool = False) -> None:
+    """Take a connection a TCP router matched (its first bytes are still unread in ``client``); ``local``
+    is the address the client connected to (from a PROXY header; else the socket's, read when needed)."""
     admitted: list[TCPMiddlewareHandler] = []
     for mw in route.middlewares:
         if not mw.admit(peer[0]):
@@ -160,5 +172,24 @@ def serve_route(state: ProxyState, entrypoint: str, route: TCPRoute, client: soc
             m.release(peer[0])
         client.close()
         return
+    if target.proxy_protocol and local is None:
+        local = _local(client)
     conn = TCPConnection(state, entrypoint, route, client, peer, local, sni, target, admitted, postgres)
-    Dial(state.loop, target, proxy_header(target, peer, local), conn.dialed)
+    header = proxy_header(target, peer, local) if target.proxy_protocol and local is not None else b""
+    if target.is_ip and target.tls is None and route.tls != "terminate" and not postgres:
+        # the kernel relay starts while the connection is made: the PROXY header and the client's first
+        # bytes wait in the pipe until the server socket is writable
+        try:
+            server = new_backend_socket(target, target.host)
+            err = server.connect_ex((target.host, target.port))
+        except OSError as e:
+            conn.dialed(None, e)
+            return
+        if err not in (0, errno.EINPROGRESS):
+            server.close()
+            conn.dialed(None, OSError(err, os.strerror(err)))
+            return
+        conn.relay = SpliceRelay(state.loop, client, server, target.termination_delay, conn.spliced, header,
+                                 target.dial_timeout)
+        return
+    Dial(state.loop, target, header, conn.dialed)

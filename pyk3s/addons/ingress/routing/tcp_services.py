@@ -10,6 +10,7 @@ delay). Load balancer services and weighted services pick with Traefik's weighte
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,14 @@ def split_host_port(address: str) -> tuple[str, int]:
     elif ":" in host:
         raise ValueError(f"too many colons in address {address!r}")
     return host, int(port)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class WeightedRoundRobin(Generic[T]):
@@ -80,6 +89,7 @@ class TCPDial:
     dial_timeout: float = 30.0  # seconds, 0: none
     keep_alive: float = 15.0  # seconds between TCP keep-alive probes, < 0: off, 0: 15
     termination_delay: float = 0.1  # seconds after one side's FIN before both close, < 0: never
+    is_ip: bool = True  # the host is an address (else a name to resolve: an ExternalName server)
 
 
 class TCPBalancer:
@@ -209,7 +219,7 @@ class TCPServiceBuilder:
                 continue
             tls = (transport.tls or TLSClientConfig()) if server.tls else None
             targets.append(TCPDial(server.address, host, port, name, tls, version, transport.dial_timeout,
-                                   transport.dial_keep_alive, delay))
+                                   transport.dial_keep_alive, delay, _is_ip(host)))
         return TCPBalancer(name, targets)
 
     def udp_service(self, name: str) -> UDPServiceHandler:
