@@ -8,6 +8,12 @@ bridge ``pkb<id>``, CIDRs no other cluster on the machine routes), then:
 
 1. time from ``kubectl apply`` of an N-replica whoami Deployment + Service to N ready endpoints in the
    Service's EndpointSlices (and to N Running pods);
+1b. per runtime (the process runtime and, when ``containerd`` is installed, containerd through CRI):
+   time from ``kubectl apply`` of an N-replica Deployment to N ready endpoints, the image already present,
+   in interleaved repeats (``--repeats``). Both run the same program, busybox ``httpd`` without a readiness
+   probe (a probe's period would be the same fixed delay in both): the process runtime runs the node's
+   static busybox, containerd an image of it that the bench builds and loads through the air-gap folder.
+   Each round checks that a request through the Service is answered before the Deployment goes.
 2. HTTP keep-alive throughput and new connections/s against one pod, once through its ClusterIP (the
    nftables DNAT path) and once at the pod address directly, side by side with the ratio; plus the
    ClusterIP in front of all N pods. With ``wrk`` installed it drives the load, else a bounded Python
@@ -31,7 +37,40 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
+from images import busybox_image  # noqa: E402 - the test images
 from pyk3s_server import ServerProcess  # noqa: E402 - the harness the end-to-end tests use
+
+RUNTIME_IMAGE = "pyk3s.test/bench-httpd:1"
+BUSYBOX = "/bin/busybox"
+
+# one Deployment per runtime and repeat; runtimeClassName pins the runtime
+RUNTIME_DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %(name)s}
+spec:
+  replicas: %(replicas)d
+  selector: {matchLabels: {app: %(name)s}}
+  template:
+    metadata: {labels: {app: %(name)s}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      runtimeClassName: %(runtime_class)s
+      containers:
+      - name: httpd
+        image: %(image)s
+        imagePullPolicy: IfNotPresent
+        command: [%(busybox)s, "httpd", "-f", "-p", "8080", "-h", "/etc"]
+        ports: [{containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: %(name)s}
+spec:
+  selector: {app: %(name)s}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+RUNTIMES = {"process": ("pyk3s-process", "pyk3s/whoami", BUSYBOX), "containerd": ("runc", RUNTIME_IMAGE, "busybox")}
 
 DEPLOYMENT = """
 apiVersion: apps/v1
@@ -193,8 +232,49 @@ def leftovers(srv: ServerProcess) -> list[str]:
     return left
 
 
+def runtime_rows(srv: ServerProcess, runtimes: list[str], n: int, repeats: int, timeout: float) -> None:
+    times: dict[str, list[float]] = {r: [] for r in runtimes}
+    for i in range(repeats):
+        for rt in runtimes if i % 2 == 0 else reversed(runtimes):  # interleaved, order alternating
+            rc, image, busybox = RUNTIMES[rt]
+            name = f"rt-{rt}-{i}"
+            t0 = time.monotonic()
+            srv.kubectl("apply", "-f", "-", input=RUNTIME_DEPLOYMENT % {
+                "name": name, "replicas": n, "runtime_class": rc, "image": image, "busybox": json.dumps(busybox)})
+            t = wait(lambda nm=name: ready_endpoints(srv, nm) >= n, timeout, f"{n} ready {rt} endpoints")
+            times[rt].append(t - t0)
+            ids = srv.kubectl("get", "pods", "-l", f"app={name}", "-o",
+                              "jsonpath={.items[*].status.containerStatuses[*].containerID}").out.split()
+            want = "containerd://" if rt == "containerd" else "pyk3s://"
+            assert len(ids) == n and all(x.startswith(want) for x in ids), f"{rt} pods ran elsewhere: {ids}"
+            ip = srv.kubectl("get", "svc", name, "-o", "jsonpath={.spec.clusterIP}").out
+            answer = subprocess.run(["curl", "-s", "-m", "2", "--retry", "5", "--retry-all-errors", "--retry-delay",
+                                     "0", f"http://{ip}/passwd"], capture_output=True, text=True).stdout
+            assert answer.startswith("root:"), f"{rt}: no answer through the Service: {answer!r}"
+            srv.kubectl("delete", "deployment,service", name, "--wait=true", timeout=timeout)
+            wait(lambda nm=name: not srv.kubectl("get", "pods", "-l", f"app={nm}", "-o", "name", check=False).out,
+                 timeout, f"{rt} pods gone", 0.2)
+    print(f"\napply -> {n} ready endpoints per runtime (image present, {repeats} interleaved repeats)")
+    print(f"{'runtime':14}{'median':>9}{'min':>9}{'max':>9}")
+    for rt, ts in times.items():
+        ts = sorted(ts)
+        print(f"{rt:14}{ts[len(ts) // 2]:8.2f}s{ts[0]:8.2f}s{ts[-1]:8.2f}s")
+    if len(times) == 2:
+        p, c = sorted(times["process"])[repeats // 2], sorted(times["containerd"])[repeats // 2]
+        print(f"containerd / process (medians): {c / p:.2f}x")
+
+
 def run(args: argparse.Namespace) -> None:
-    srv = ServerProcess(agent=True, extra_args=["--disable", "traefik,servicelb,coredns"])
+    runtimes = [r for r in args.runtimes.split(",") if r]
+    extra = ["--disable", "traefik,servicelb,coredns"]
+    if "containerd" in runtimes and not (shutil.which("containerd") and Path(BUSYBOX).exists()):
+        print("bench/pods: containerd or busybox-static is not installed: process runtime only")
+        runtimes = [r for r in runtimes if r != "containerd"]
+    if "containerd" in runtimes:
+        extra += ["--container-runtime", "containerd"]
+    srv = ServerProcess(agent=True, extra_args=extra)
+    if "containerd" in runtimes:
+        busybox_image(RUNTIME_IMAGE, srv.data_dir / "agent" / "images" / "bench-httpd.tar")
     try:
         t = time.monotonic()
         srv.start(timeout=60)
@@ -211,6 +291,14 @@ def run(args: argparse.Namespace) -> None:
         t_ready = wait(lambda: ready_endpoints(srv, "bench") >= n, args.timeout, f"{n} ready endpoints")
         print(f"\napply -> {n} pods Running:          {t_running - t0:6.2f}s")
         print(f"apply -> {n} ready endpoints:       {t_ready - t0:6.2f}s")
+        srv.kubectl("delete", "deployment", "bench", "--wait=true")
+
+        if runtimes:
+            if "containerd" in runtimes:
+                wait(lambda: "containerd: ready:" in srv.log(), 60, "containerd ready", 0.2)
+            runtime_rows(srv, runtimes, n, args.repeats, args.timeout)
+        srv.kubectl("apply", "-f", "-", input=DEPLOYMENT % {"replicas": n})
+        wait(lambda: ready_endpoints(srv, "bench") >= n, args.timeout, f"{n} ready endpoints")
 
         srv.kubectl("apply", "-f", "-", input=SOLO)
         wait(lambda: ready_endpoints(srv, "solo") >= 1, args.timeout, "the solo pod's endpoint")
@@ -240,6 +328,9 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=5.0, help="duration of each load row")
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--timeout", type=float, default=120.0, help="limit for the pods to become ready")
+    p.add_argument("--runtimes", default="process,containerd",
+                   help="runtimes to time side by side (comma-separated; empty: none)")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved repeats per runtime")
     args = p.parse_args()
     try:
         run(args)

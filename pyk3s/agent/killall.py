@@ -1,7 +1,8 @@
 """``pyk3s killall``: stop every pyk3s process and remove everything pyk3s put on the host.
 
 Processes: container launchers and containers recorded under ``<data-dir>/agent/pods`` and any process
-whose command line runs pyk3s (``python -m pyk3s …``, ``pyk3s …``), except this one and its parents.
+whose command line runs pyk3s (``python -m pyk3s …``, ``pyk3s …``), except this one and its parents;
+the containerd pyk3s started, its shims and their containers (:mod:`pyk3s.agent.cri.killall`).
 Then: network namespaces ``pk-*``, links ``pkv*``/``pyk3s*`` (and ``--bridge-name``), the service-CIDR
 routes on those links, nftables tables ``pyk3s*``, mounts under the data dir, and the empty mount points
 the container launcher created on the host (listed in ``<data-dir>/agent/mount-points``).
@@ -22,8 +23,10 @@ import time
 from pathlib import Path
 
 from pyk3s.agent.cni.podnet import netns_name, veth_name
+from pyk3s.agent.cri.killall import stop_containerd
 from pyk3s.agent.kubelet.kubelet import kill_leftover_containers
 from pyk3s.agent.kubelet.runtime import MOUNT_POINTS_RECORD
+from pyk3s.agent.overlay.vxlan import device_names
 from pyk3s.agent.run import nft_table_for
 
 __all__ = ["killall", "main"]
@@ -145,13 +148,16 @@ def killall(data_dir: Path, extra_links: tuple[str, ...] = (), kill_processes: b
             except ProcessLookupError:
                 pass
         kill_leftover_containers(data_dir / "agent" / "pods")
+        done.update(stop_containerd(data_dir, everything))
     res = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
     for line in res.stdout.splitlines():
         name = line.split()[0] if line.split() else ""
         if name.startswith("pk-") and (everything or name in {netns_name(u) for u in uids}):
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
             done["netns"].append(name)
-    prefixes = ("pkv", "pyk3s", *extra_links) if everything else (*extra_links, *(veth_name(u) for u in uids))
+    tunnels = tuple(d for b in extra_links for d in device_names(b).values())
+    prefixes = ("pkv", "pyk3s", *extra_links, *tunnels) if everything else \
+        (*extra_links, *tunnels, *(veth_name(u) for u in uids))
     for link in _links(prefixes) if prefixes else []:
         subprocess.run(["ip", "link", "del", link], capture_output=True)  # routes on it go with it
         done["links"].append(link)

@@ -164,6 +164,7 @@ BUILTIN_RESOURCES: tuple[ResourceInfo, ...] = (
     _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
        ("crd", "crds"), subs=(_status("CustomResourceDefinition"),)),
     _r("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",)),
+    _r("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", False),
     _r("k3s.cattle.io", "v1", "Addon", "addons", True),
     _virtual("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews"),
     _virtual("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews"),

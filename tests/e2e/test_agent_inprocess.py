@@ -11,6 +11,7 @@ import subprocess
 import pytest
 from pyk3s_server import ClusterNets
 
+from pyk3s.agent.cri.settings import RuntimeSettings
 from pyk3s.agent.run import AgentSettings, nft_table_for, run_agent
 from pyk3s.api.app import ApiServer
 from pyk3s.api.config import ApiConfig
@@ -69,7 +70,7 @@ async def test_agent_in_process(tmp_path):
     pod_cidr = str(next(ipaddress.ip_network(nets.cluster_cidr).subnets(new_prefix=24)))
     settings = AgentSettings(data_dir=tmp_path, node_name=NODE, node_ips=("127.0.0.1",), bridge_name=BRIDGE,
                              kubelet_port=0, cluster_cidrs=(nets.cluster_cidr,), service_cidrs=(nets.service_cidr,),
-                             cluster_dns=(nets.cluster_dns,))
+                             cluster_dns=(nets.cluster_dns,), runtime=RuntimeSettings(enabled=False))
     api = ApiServer(store, ApiConfig(service_cidrs=(nets.service_cidr,)))
     await api.start()
     client = Client.in_process(api)
@@ -142,5 +143,5 @@ async def test_agent_in_process(tmp_path):
         await asyncio.gather(agent, return_exceptions=True)
         await api.stop()
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
-        subprocess.run(["nft", "delete", "table", "ip", nft_table_for(BRIDGE)], capture_output=True)
+        subprocess.run(["nft", "delete", "table", "inet", nft_table_for(BRIDGE)], capture_output=True)
     assert nft_table_for(BRIDGE) not in subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout

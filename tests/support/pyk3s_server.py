@@ -179,6 +179,10 @@ class ServerProcess:
             resolv.write_text(f"nameserver {self.node.ip}\n")
             a += ["--node-ip", self.node.ip, "--bridge-name", self.bridge, "--resolv-conf", str(resolv),
                   "--kubelet-port", str(free_port())]
+            if "--container-runtime" not in self.extra_args and "--container-runtime-endpoint" not in self.extra_args:
+                # tests run the process runtime alone unless they are about containerd: an image that is not
+                # built in must never send containerd looking for it on the network
+                a += ["--container-runtime", "none"]
             if self.nets != ClusterNets():
                 a += ["--cluster-cidr", self.nets.cluster_cidr, "--service-cidr", self.nets.service_cidr,
                       "--cluster-dns", self.nets.cluster_dns]

@@ -135,12 +135,17 @@ class Kubelet:
             return
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") or uid in self.done_uids:
             return
-        worker = PodWorker(self.ctx, pod)
+        worker = self._new_worker(pod)
         self.workers[uid] = worker
         worker.start()
         if worker.task is not None:
             worker.task.add_done_callback(lambda _t: self.done_uids.add(uid))
 
+
+    def _new_worker(self, pod: dict) -> PodWorker:
+        if self.ctx.worker_factory is not None:
+            return self.ctx.worker_factory(self.ctx, pod)
+        return PodWorker(self.ctx, pod)
 
     async def _retire(self, uid: str, worker: PodWorker | None) -> None:
         """Stop a deleted pod's worker, then drop its directory (logs, volumes, launcher files)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 __all__ = ["probe_once", "resolve_port"]
 
@@ -63,8 +63,13 @@ async def _exec(probe: Mapping, pid: int, timeout: float) -> tuple[bool, str]:
     return proc.returncode == 0, out.decode(errors="replace")[-200:]
 
 
-async def probe_once(probe: Mapping, container: Mapping, pod_ip: str, pid: int) -> tuple[bool, str]:
-    """(success, message) of one attempt; exceptions count as failures."""
+ExecSync = Callable[[list[str], float], Awaitable[tuple[bool, str]]]
+
+
+async def probe_once(probe: Mapping, container: Mapping, pod_ip: str, pid: int,
+                     exec_sync: ExecSync | None = None) -> tuple[bool, str]:
+    """(success, message) of one attempt; exceptions count as failures. ``exec_sync``: run an exec
+    probe through the container runtime instead of entering the process's namespaces."""
     timeout = float(probe.get("timeoutSeconds") or 1)
     try:
         if "httpGet" in probe:
@@ -74,6 +79,8 @@ async def probe_once(probe: Mapping, container: Mapping, pod_ip: str, pid: int) 
             ts = probe["tcpSocket"]
             return await _tcp(ts, ts.get("host") or pod_ip, container, timeout)
         if "exec" in probe:
+            if exec_sync is not None:
+                return await exec_sync(list(probe["exec"].get("command") or []), timeout)
             return await _exec(probe["exec"], pid, timeout)
         return False, "unsupported probe handler"
     except (OSError, TimeoutError, ValueError) as exc:

@@ -25,15 +25,14 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from pyk3s.agent.cni.podnet import netns_path
 from pyk3s.agent.kubelet.kubelet import Kubelet
 from pyk3s.agent.kubelet.logs import LogOptions, follow_log, read_log
 from pyk3s.agent.kubelet.streams import StreamOptions, serve_attach, serve_exec
 
-__all__ = ["KubeletServer", "server_ssl_context"]
+__all__ = ["PROTOCOLS", "KubeletServer", "server_ssl_context", "status_response"]
 
 log = logging.getLogger("pyk3s.agent.kubelet")
-_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+PROTOCOLS = _PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 
 
 def server_ssl_context(cert: str, key: str, client_ca: str | None) -> ssl.SSLContext:
@@ -49,6 +48,9 @@ def _status(code: int, message: str) -> web.Response:
     body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "code": code,
             "reason": {404: "NotFound", 400: "BadRequest"}.get(code, "InternalError")}
     return web.json_response(body, status=code)
+
+
+status_response = _status  # for the CRI runtime's exec/attach
 
 
 def _since(q: Mapping[str, str]) -> float | None:
@@ -130,9 +132,11 @@ class KubeletServer:
             return err
         name = req.match_info["container"]
         proc = w.container_proc(name)
+        command = req.query.getall("command", [])
+        if hasattr(proc, "serve_stream"):  # a container of the CRI runtime: its streaming server
+            return await proc.serve_stream(req, command)
         if proc is None or not proc.pid or proc.exit_status() is not None:
             return _status(400, f"container {name} is not running")
-        command = req.query.getall("command", [])
         if not command:
             return _status(400, "you must specify at least 1 command")
         ws = web.WebSocketResponse(protocols=_PROTOCOLS)
@@ -159,6 +163,8 @@ class KubeletServer:
             return err
         name = req.match_info["container"]
         proc = w.container_proc(name)
+        if hasattr(proc, "serve_stream"):
+            return await proc.serve_stream(req, None)
         if proc is None or not proc.pid or proc.exit_status() is not None:
             return _status(400, f"container {name} is not running")
         spec: dict[str, Any] = next((c for key in ("containers", "initContainers") for c in (w.pod.get("spec") or {}).get(key) or []
@@ -194,7 +200,7 @@ class KubeletServer:
         ws = web.WebSocketResponse(max_msg_size=0, compress=False)
         await ws.prepare(req)
         try:
-            sock = await _dial_localhost(None if host_network else netns_path(w.uid), port)
+            sock = await _dial_localhost(None if host_network else w.netns, port)
             reader, writer = await asyncio.open_connection(sock=sock)
         except OSError as exc:
             await ws.send_str(str(exc))

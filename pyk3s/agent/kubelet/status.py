@@ -27,6 +27,8 @@ class ContainerState:
     started: bool = False
     last_terminated: dict | None = None
     terminated_ok: bool = False     # ran to completion with exit 0 (init containers)
+    container_id: str = ""          # "containerd://<id>" for a CRI container; else from the pid
+    image_id: str = ""              # the runtime's image reference (repo@sha256:…) once pulled
     extra: dict = field(default_factory=dict)
 
     def to_status(self) -> dict:
@@ -34,9 +36,9 @@ class ContainerState:
         if self.state == "running":
             st = {"running": {"startedAt": self.started_at}}
         elif self.state == "terminated":
-            t = {"exitCode": self.exit_code, "reason": self.reason or ("Completed" if self.exit_code == 0 else "Error"),
+            t: dict[str, Any] = {"exitCode": self.exit_code, "reason": self.reason or ("Completed" if self.exit_code == 0 else "Error"),
                  "startedAt": self.started_at or None, "finishedAt": self.finished_at,
-                 "containerID": f"pyk3s://{self.pid}" if self.pid else None}
+                 "containerID": self.runtime_id() or None}
             if self.signal:
                 t["signal"] = self.signal
             if self.message:
@@ -47,13 +49,16 @@ class ContainerState:
             if self.message:
                 w["message"] = self.message
             st = {"waiting": w}
-        out = {"name": self.name, "image": self.image, "imageID": f"pyk3s://{self.image}", "state": st,
+        out = {"name": self.name, "image": self.image, "imageID": self.image_id or f"pyk3s://{self.image}", "state": st,
                "lastState": {"terminated": self.last_terminated} if self.last_terminated else {},
                "ready": self.ready, "restartCount": self.restart_count,
                "started": self.started if self.state == "running" else False}
-        if self.pid:
-            out["containerID"] = f"pyk3s://{self.pid}"
+        if self.runtime_id():
+            out["containerID"] = self.runtime_id()
         return out
+
+    def runtime_id(self) -> str:
+        return self.container_id or (f"pyk3s://{self.pid}" if self.pid else "")
 
 
 def _cond(ctype: str, ok: bool, now: str, prev: Mapping[str, Mapping], reason: str = "") -> dict:
@@ -67,7 +72,9 @@ def _cond(ctype: str, ok: bool, now: str, prev: Mapping[str, Mapping], reason: s
 
 
 def pod_status(pod: Mapping, init: Sequence[ContainerState], main: Sequence[ContainerState], *, pod_ip: str,
-               host_ip: str, start_time: str, now: str, network_ready: bool) -> dict:
+               host_ip: str, start_time: str, now: str, network_ready: bool, pod_ips: Sequence[str] = (),
+               host_ips: Sequence[str] = ()) -> dict:
+    """``pod_ips``/``host_ips``: every address, primary first (dual-stack); default the single one."""
     spec = pod.get("spec") or {}
     policy = spec.get("restartPolicy") or "Always"
     prev = {c["type"]: c for c in ((pod.get("status") or {}).get("conditions") or [])}
@@ -93,14 +100,14 @@ def pod_status(pod: Mapping, init: Sequence[ContainerState], main: Sequence[Cont
             _cond("ContainersReady", ready, now, prev, "ContainersNotReady"),
             _cond("PodScheduled", True, now, prev),
         ],
-        "hostIP": host_ip, "hostIPs": [{"ip": host_ip}] if host_ip else [],
+        "hostIP": host_ip, "hostIPs": [{"ip": a} for a in (host_ips or ([host_ip] if host_ip else []))],
         "startTime": start_time,
         "containerStatuses": [c.to_status() for c in main],
         "qosClass": "BestEffort",
     }
     if pod_ip:
         status["podIP"] = pod_ip
-        status["podIPs"] = [{"ip": pod_ip}]
+        status["podIPs"] = [{"ip": a} for a in (pod_ips or [pod_ip])]
     if init:
         status["initContainerStatuses"] = [c.to_status() for c in init]
     return status

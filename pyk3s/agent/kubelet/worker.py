@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pyk3s.agent.cni.bridge import BridgeConfig
 from pyk3s.agent.cni.ipam import HostLocalIpam
@@ -68,6 +69,13 @@ class KubeletContext:
     delete_pod: Callable[[dict], Awaitable[None]]
     # (pod, type, reason, message): an Event about the pod, like the kubelet's recorder; None records nothing
     record_event: Callable[[dict, str, str, str], Awaitable[None]] | None = None
+    # the CRI runtime (containerd) beside the process runtime; None: process runtime only
+    cri: Any = None
+    # RuntimeClass name -> handler
+    runtime_handlers: Callable[[], dict[str, str]] = dict
+    # makes each pod's worker (the runtime's choice); None: the process runtime's PodWorker
+    worker_factory: Callable[[KubeletContext, dict], PodWorker] | None = None
+    host_ips: tuple[str, ...] = ()   # every node IP, host_ip first (dual-stack)
 
 
 class PodWorker:
@@ -82,6 +90,7 @@ class PodWorker:
         self.main = [ContainerState(c["name"], c.get("image", "")) for c in spec.get("containers") or []]
         self.procs: dict[str, ContainerProcess] = {}
         self.pod_ip = ""
+        self.pod_ips: tuple[str, ...] = ()   # primary first; one per family on a dual-stack node
         self.network_ready = False
         self.start_time = (pod.get("status") or {}).get("startTime") or rfc3339nano(time.time())[:19] + "Z"
         self.volumes: dict[str, Path] = {}
@@ -157,19 +166,14 @@ class PodWorker:
     async def _setup(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         spec = self.pod.get("spec") or {}
-        if spec.get("hostNetwork"):
-            self.pod_ip = self.ctx.host_ip
-        else:
-            if self.ctx.bridge is None or self.ctx.ipam is None:
-                raise RuntimeError("kubelet: pod networking is not configured on this node")
-            net = await setup_pod_network(self.uid, self.ctx.bridge, self.ctx.ipam)
-            self.pod_ip = net.ip
+        if not await self._setup_network():
+            return
         self.network_ready = True
         self.changed.set()
         (self.dir / "_etc").mkdir(exist_ok=True)
         (self.dir / "_etc" / "resolv.conf").write_text(
             pod_resolv_conf(self.pod, self.ctx.cluster_dns, self.ctx.cluster_domain, self.ctx.node_resolv))
-        (self.dir / "_etc" / "hosts").write_text(hosts_file(self.pod, [self.pod_ip], self.ctx.cluster_domain))
+        (self.dir / "_etc" / "hosts").write_text(hosts_file(self.pod, list(self.pod_ips or (self.pod_ip,)), self.ctx.cluster_domain))
         pod = self.pod
         if spec.get("automountServiceAccountToken", True) and not any(
                 vm.get("mountPath") == SA_MOUNT_PATH for c in spec.get("containers") or []
@@ -193,6 +197,24 @@ class PodWorker:
                     c.reason, c.message = "ContainerCreating", message
                 self.changed.set()
                 await self._sleep(2)
+
+    async def _setup_network(self) -> bool:
+        """Give the pod its addresses (``self.pod_ip``, ``self.pod_ips``); False when stopped before that."""
+        if (self.pod.get("spec") or {}).get("hostNetwork"):
+            self.pod_ip = self.ctx.host_ip
+            self.pod_ips = self.ctx.host_ips or (self.pod_ip,)
+            return True
+        if self.ctx.bridge is None or self.ctx.ipam is None:
+            raise RuntimeError("kubelet: pod networking is not configured on this node")
+        net = await setup_pod_network(self.uid, self.ctx.bridge, self.ctx.ipam)
+        self.pod_ip = net.ip
+        self.pod_ips = net.ips or (net.ip,)
+        return True
+
+    @property
+    def netns(self) -> str | None:
+        """The pod's network namespace (None: the node's)."""
+        return None if (self.pod.get("spec") or {}).get("hostNetwork") else netns_path(self.uid)
 
     async def _refresh_loop(self) -> None:
         while not await self._sleep(VOLUME_REFRESH_SECONDS):
@@ -292,7 +314,8 @@ class PodWorker:
                 break
             except LookupError as exc:
                 message = (f'Container image "{exc.args[0]}" is not a pyk3s built-in image and the container '
-                           "has no command; pyk3s runs containers as host processes and cannot pull images")
+                           "has no command; the process runtime cannot pull images: install containerd and "
+                           "runc on this node (or give --container-runtime-endpoint) and restart the agent")
                 if st.message != message:
                     self.event("Warning", "ErrImageNeverPull", message)
                 st.state, st.reason, st.message = "waiting", "ErrImageNeverPull", message
@@ -312,17 +335,9 @@ class PodWorker:
                        "readOnly": False, "file": True})
         mounts.append({"source": str(self.dir / "_etc" / "hosts"), "target": "/etc/hosts",
                        "readOnly": False, "file": True})
-        if argv and argv[0] == "python":
-            argv[0] = sys.executable
-        spec = self.pod.get("spec") or {}
-        netns = None if spec.get("hostNetwork") else netns_path(self.uid)
-        proc = ContainerProcess.adopt(self.dir / st.name, st.restart_count) if st.extra.pop("adopt", False) else None
+        proc = await self._start_container(st, c, argv, env, mounts)
         if proc is None:
-            proc = ContainerProcess(self.dir / st.name, st.restart_count)
-            self.event("Normal", "Created", f"Created container: {st.name}")
-            await proc.start(argv, env, c.get("workingDir"), netns, mounts, hostname=pod_hostname(self.pod),
-                             stdin=bool(c.get("stdin")), tty=bool(c.get("tty")))
-            self.event("Normal", "Started", f"Started container {st.name}")
+            return None
         self.procs[st.name] = proc
         started = time.monotonic()
         st.state, st.reason, st.message = "running", "", ""
@@ -349,6 +364,23 @@ class PodWorker:
         st.message = result.message
         self.changed.set()
         return result.exit_code == 0
+
+    async def _start_container(self, st: ContainerState, c: dict, argv: list[str], env: dict[str, str],
+                               mounts: list[dict]) -> ContainerProcess | None:
+        """Start one run of the container; None when the pod was stopped first."""
+        if argv and argv[0] == "python":
+            argv[0] = sys.executable
+        proc = ContainerProcess.adopt(self.dir / st.name, st.restart_count) if st.extra.pop("adopt", False) else None
+        if proc is None:
+            proc = ContainerProcess(self.dir / st.name, st.restart_count)
+            self.event("Normal", "Created", f"Created container: {st.name}")
+            await proc.start(argv, env, c.get("workingDir"), self.netns, mounts, hostname=pod_hostname(self.pod),
+                             stdin=bool(c.get("stdin")), tty=bool(c.get("tty")))
+            self.event("Normal", "Started", f"Started container {st.name}")
+        return proc
+
+    async def _probe_once(self, probe: dict, c: dict, proc: ContainerProcess) -> tuple[bool, str]:
+        return await probe_once(probe, c, self.pod_ip, proc.pid)
 
     async def _fetch(self, c: dict, kind: str) -> dict[str, dict]:
         ns = self.pod["metadata"].get("namespace", "default")
@@ -391,8 +423,7 @@ class PodWorker:
             if "sleep" in hook:
                 await asyncio.sleep(min(float(hook["sleep"].get("seconds") or 0), limit))
                 return
-            ok, msg = await asyncio.wait_for(
-                probe_once({**hook, "timeoutSeconds": limit}, c, self.pod_ip, proc.pid), limit)
+            ok, msg = await asyncio.wait_for(self._probe_once({**hook, "timeoutSeconds": limit}, c, proc), limit)
         except TimeoutError:
             ok, msg = False, f"timed out after {limit:.0f}s"
         if not ok:
@@ -432,7 +463,7 @@ class PodWorker:
         threshold = int(probe.get("failureThreshold") or 3)
         failures = 0
         while True:
-            ok, msg = await probe_once(probe, c, self.pod_ip, proc.pid)
+            ok, msg = await self._probe_once(probe, c, proc)
             if ok and want:
                 return True
             if not ok:
@@ -448,7 +479,7 @@ class PodWorker:
         fail_t, ok_t = int(probe.get("failureThreshold") or 3), int(probe.get("successThreshold") or 1)
         oks = fails = 0
         while True:
-            ok, msg = await probe_once(probe, c, self.pod_ip, proc.pid)
+            ok, msg = await self._probe_once(probe, c, proc)
             oks, fails = (oks + 1, 0) if ok else (0, fails + 1)
             if fails == 1:  # once per failing streak: a never-ready container must not flood the API
                 self.event("Warning", "Unhealthy", f"Readiness probe failed: {msg}")
@@ -469,7 +500,8 @@ class PodWorker:
 
     async def _report(self) -> None:
         status = pod_status(self.pod, self.init, self.main, pod_ip=self.pod_ip, host_ip=self.ctx.host_ip,
-                            start_time=self.start_time, now=rfc3339nano()[:19] + "Z", network_ready=self.network_ready)
+                            start_time=self.start_time, now=rfc3339nano()[:19] + "Z", network_ready=self.network_ready,
+                            pod_ips=self.pod_ips, host_ips=self.ctx.host_ips)
         if status == self._last_status:
             return
         try:
@@ -481,9 +513,12 @@ class PodWorker:
 
     async def _terminate(self) -> None:
         await asyncio.gather(*(self._stop_proc(p) for p in self.procs.values()), return_exceptions=True)
+        await self._teardown_network()
+        self.network_ready = False
+
+    async def _teardown_network(self) -> None:
         if not (self.pod.get("spec") or {}).get("hostNetwork"):
             await teardown_pod_network(self.uid, self.ctx.ipam)
-        self.network_ready = False
 
     async def stop(self) -> None:
         """Stop this worker (pod deleted or gone from the node) and wait for its teardown."""
