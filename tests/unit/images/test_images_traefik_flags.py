@@ -16,8 +16,8 @@ def test_k3s_default_arguments_are_all_honoured() -> None:
 
 @pytest.mark.parametrize(("arg", "reason"), [
     ("--accesslog=true", "not honoured"),
-    ("--entryPoints.web.proxyProtocol.trustedIPs=10.0.0.0/8", "not honoured"),
-    ("--entryPoints.dns.address=:53/udp", "UDP entry points are not served"),
+    ("--entryPoints.web.http3=true", "not honoured"),
+    ("--entryPoints.dns.address=:53/sctp", "unknown protocol 'sctp'"),
     ("--log.format=json", "log format 'json'"),
     ("--tracing.otlp=true", "not honoured"),
 ])
@@ -30,6 +30,9 @@ def test_unhonoured_arguments_say_why(arg: str, reason: str) -> None:
     "--entryPoints.web.address=:8000/tcp", "--ENTRYPOINTS.web.http.redirections.entryPoint.to=:443",
     "--log.level=DEBUG", "--log.format=common", "--ping", "--providers.kubernetescrd.allowCrossNamespace=true",
     "--entryPoints.web.forwardedHeaders.trustedIPs=10.0.0.0/8", "--global.checkNewVersion=false",
+    "--entryPoints.web.proxyProtocol.trustedIPs=10.0.0.0/8", "--entryPoints.web.proxyProtocol.insecure",
+    "--entryPoints.dns.address=:53/udp", "--entryPoints.dns.udp.timeout=10s",
+    "--entryPoints.web.transport.respondingTimeouts.readTimeout=5s", "--tcpServersTransport.dialTimeout=5s",
 ])
 def test_honoured_arguments(arg: str) -> None:
     assert unhonoured([arg]) == []

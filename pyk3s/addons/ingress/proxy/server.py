@@ -21,7 +21,7 @@ from .tcp_entry import TCPEntry
 from .tls import listening_context
 from .udp import UDPEntryPoint, udp_socket
 
-__all__ = ["listen_socket", "start_entrypoints", "Listener"]
+__all__ = ["listen_socket", "start_entrypoints", "EntryListener"]
 
 
 def listen_socket(host: str, port: int, reuse_port: bool = True) -> socket.socket:
@@ -64,7 +64,7 @@ def _fixed(ctx: ssl.SSLContext) -> Callable[[], ssl.SSLContext | None]:
     return lambda: ctx
 
 
-class Listener:
+class EntryListener:
     """What ``start_entrypoints`` returns per entry point: its bound sockets and ``close()``."""
 
     def __init__(self, sockets: list[socket.socket], entry: TCPEntry | UDPEntryPoint) -> None:
@@ -76,7 +76,7 @@ class Listener:
 
 
 async def start_entrypoints(state: ProxyState, names: list[str], ssl_for: Callable[[str], ssl.SSLContext | None],
-                            sockets: dict[str, socket.socket] | None = None) -> list[Listener]:
+                            sockets: dict[str, socket.socket] | None = None) -> list[EntryListener]:
     """Start listeners for the given entrypoints on this loop; ``sockets`` may hold pre-bound ones."""
     listeners = []
     https: list[ssl.SSLContext] = []
@@ -93,7 +93,7 @@ async def start_entrypoints(state: ProxyState, names: list[str], ssl_for: Callab
             usock = (sockets or {}).get(name) or udp_socket(ep.host, ep.port)
             udp = UDPEntryPoint(state, name)
             await state.loop.create_datagram_endpoint(lambda udp=udp: udp, sock=usock)  # type: ignore[misc]
-            listeners.append(Listener([usock], udp))
+            listeners.append(EntryListener([usock], udp))
             continue
         sock = (sockets or {}).get(name) or listen_socket(ep.host, ep.port)
         ctx = ssl_for(name)
@@ -107,5 +107,5 @@ async def start_entrypoints(state: ProxyState, names: list[str], ssl_for: Callab
         entry = TCPEntry(state, name, sock, factory, ctx, _fixed(ctx) if ctx is not None else https_context, trusted)
         await entry.start(state.compiled)
         state.on_apply.append(entry.apply)
-        listeners.append(Listener([sock], entry))
+        listeners.append(EntryListener([sock], entry))
     return listeners
