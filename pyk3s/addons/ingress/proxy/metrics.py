@@ -13,8 +13,8 @@ supervisor, which adds them up and renders the text format.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
-from typing import TypedDict
+from collections.abc import Callable, Iterable
+from typing import NotRequired, TypedDict
 
 __all__ = ["ProxyMetrics", "MetricsSnapshot", "render", "BUCKETS"]
 
@@ -32,12 +32,14 @@ class MetricsSnapshot(TypedDict):
     reloads: int
     ok: int
     ts: float
+    open: NotRequired[dict[tuple[str, str], int]]  # (entrypoint, "TCP" | "UDP") -> open connections / sessions
 
 
 class ProxyMetrics:
-    __slots__ = ("entry", "service", "reloads", "last_reload_ok", "last_reload_ts", "enabled")
+    __slots__ = ("entry", "service", "reloads", "last_reload_ok", "last_reload_ts", "enabled", "open_source")
 
     def __init__(self, enabled: bool = True) -> None:
+        self.open_source: Callable[[], dict[tuple[str, str], int]] | None = None  # set by the proxy state
         self.entry: Series = {}
         self.service: Series = {}
         self.reloads = 0
@@ -70,8 +72,11 @@ class ProxyMetrics:
                 row[2 + b] += 1
 
     def snapshot(self) -> MetricsSnapshot:
-        return {"entry": dict(self.entry), "service": dict(self.service), "reloads": self.reloads,
-                "ok": self.last_reload_ok, "ts": self.last_reload_ts}
+        snap: MetricsSnapshot = {"entry": dict(self.entry), "service": dict(self.service), "reloads": self.reloads,
+                                 "ok": self.last_reload_ok, "ts": self.last_reload_ts}
+        if self.open_source is not None:
+            snap["open"] = self.open_source()
+        return snap
 
 
 def _merge(into: Series, rows: Series) -> None:
@@ -102,7 +107,10 @@ def render(snapshots: Iterable[MetricsSnapshot]) -> bytes:
     entry: Series = {}
     service: Series = {}
     reloads, ok, ts = 0, 0, 0.0
+    opened: dict[tuple[str, str], int] = {}
     for snap in snapshots:
+        for key, n in snap.get("open", {}).items():
+            opened[key] = opened.get(key, 0) + n
         _merge(entry, snap["entry"])
         _merge(service, snap["service"])
         reloads = max(reloads, snap["reloads"])
@@ -112,6 +120,10 @@ def render(snapshots: Iterable[MetricsSnapshot]) -> bytes:
            f"traefik_config_reloads_total {reloads}",
            "# HELP traefik_config_last_reload_success Last config reload success",
            "# TYPE traefik_config_last_reload_success gauge", f"traefik_config_last_reload_success {ts or ok}"]
+    out.append("# HELP traefik_open_connections How many open connections exist, by entryPoint and protocol")
+    out.append("# TYPE traefik_open_connections gauge")
+    for (ep, proto), n in sorted(opened.items()):
+        out.append(f'traefik_open_connections{{entrypoint="{ep}",protocol="{proto}"}} {n}')
     _series("entrypoint", "entrypoint", entry, out)
     _series("service", "service", service, out)
     return ("\n".join(out) + "\n").encode()

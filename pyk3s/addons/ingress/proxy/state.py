@@ -54,6 +54,7 @@ class ProxyState:
         self.on_apply: list[Callable[[Compiled], None]] = []
         self.tcp_open: dict[str, int] = {}  # entry point -> connections routed by TCP routers
         self.udp_open: dict[str, int] = {}  # entry point -> UDP sessions
+        self.metrics.open_source = self.open_connections
 
     # -- configuration
     def apply(self, config: DynamicConfig) -> Compiled:
@@ -68,6 +69,20 @@ class ProxyState:
         for fn in self.on_apply:
             fn(compiled)
         return compiled
+
+    def open_connections(self) -> dict[tuple[str, str], int]:
+        """traefik_open_connections: every TCP connection of an entry point (HTTP or routed by a TCP router),
+        and its UDP sessions, in this worker."""
+        out: dict[tuple[str, str], int] = {}
+        for name, ep in self.static.entrypoints.items():
+            if ep.protocol == "udp":
+                out[(name, "UDP")] = self.udp_open.get(name, 0)
+            else:
+                out[(name, "TCP")] = self.tcp_open.get(name, 0)
+        for conn in self.connections:
+            key = (conn.entrypoint, "TCP")
+            out[key] = out.get(key, 0) + 1
+        return out
 
     # -- helpers used by exchanges
     def pool(self, target: Target) -> Pool:
