@@ -426,3 +426,35 @@ spec:
         s.close()
     a.close()
     b.close()
+
+
+async def test_responding_timeouts_close_slow_requests(make_proxy: Any, backend: Any) -> None:
+    p = await make_proxy("--entrypoints.web.address=127.0.0.1:0", "--providers.kubernetescrd",
+                         "--entrypoints.web.transport.respondingTimeouts.readTimeout=1s",
+                         "--entrypoints.web.transport.respondingTimeouts.idleTimeout=1s")
+    p.load(service_yaml("web", backend.port))
+    p.state.spawn(p.state.sweeper())
+    slow_r, slow_w = await asyncio.open_connection("127.0.0.1", p.ports["web"])
+    slow_w.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # a head that never ends
+    idle_r, idle_w = await asyncio.open_connection("127.0.0.1", p.ports["web"])
+    start = time.monotonic()
+    assert await closed_by_peer(slow_r) and await closed_by_peer(idle_r)
+    assert 1.0 < time.monotonic() - start < 3.5
+    slow_w.close()
+    idle_w.close()
+
+
+async def test_open_connections_metric(make_proxy: Any, echo: TCPEcho) -> None:
+    p = await make_proxy(*FLAGS, "--metrics.prometheus", tls=True)
+    p.load(route_tcp("t", "HostSNI(`*`)", "t", echo.port, "web"))
+    await settle()
+    reader, writer = await asyncio.open_connection("127.0.0.1", p.ports["web"])
+    writer.write(b"hold")
+    await reader.readexactly(7)
+    from pyk3s.addons.ingress.proxy.metrics import render
+    text = render([p.state.metrics.snapshot()]).decode()
+    assert 'traefik_open_connections{entrypoint="web",protocol="TCP"} 1' in text
+    writer.close()
+    await asyncio.sleep(0.2)
+    text = render([p.state.metrics.snapshot()]).decode()
+    assert 'traefik_open_connections{entrypoint="web",protocol="TCP"} 0' in text
