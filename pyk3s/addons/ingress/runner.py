@@ -159,6 +159,17 @@ def _ssl_for(state: ProxyState) -> Callable[[str], ssl.SSLContext | None]:
     return ssl_for
 
 
+def _install_access_log(static: StaticConfig) -> None:
+    """``--accesslog``: this process's writer (HTTP exchanges, TCP connections and UDP sessions log to it)."""
+    if static.access_log is None:
+        return
+    from .proxy.accesslog import AccessLogWriter, install
+
+    for problem in static.access_log.problems:
+        log.warning("traefik: %s", problem)
+    install(AccessLogWriter(static.access_log))
+
+
 def _install_tls(state: ProxyState) -> None:
     def rebuild(compiled: Compiled) -> None:
         state.tls_store = build_store(compiled.config, host_options(compiled.config))
@@ -179,6 +190,7 @@ async def _worker_main(static: StaticConfig, names: list[str], sock: socket.sock
     loop = asyncio.get_running_loop()
     state = ProxyState(loop, static)
     _install_tls(state)
+    _install_access_log(static)
     servers = await start_entrypoints(state, names, _ssl_for(state))
     reader, writer = await asyncio.open_connection(sock=sock)
     state.spawn(state.sweeper())
@@ -234,6 +246,8 @@ async def run(static: StaticConfig, client: Client | None, workers: int, worker_
     state = ProxyState(loop, static, metrics_source=lambda: [state.metrics.snapshot(), *snapshots.values()],
                        explain=explain)
     _install_tls(state)
+    if not workers:
+        _install_access_log(static)
     internal_names = [n for n in static.entrypoints if n in ("traefik", "metrics")] if workers else []
     local_names = internal_names if workers else list(static.entrypoints)
     servers = await start_entrypoints(state, local_names, _ssl_for(state))
