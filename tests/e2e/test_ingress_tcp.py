@@ -1,7 +1,7 @@
 """End-to-end: TCP and UDP routers of the packaged Traefik in a real cluster (`pyk3s server` with its agent).
 
 One module-scoped cluster; a HelmChartConfig adds the entry points K3s users add for databases and DNS
-(``pktcp`` :9100/tcp with PROXY protocol from anyone, ``pkudp`` :9200/udp, ``pkuntrusted`` :9300/tcp that
+(``pktcp`` :9400/tcp with PROXY protocol from anyone, ``pkudp`` :9200/udp, ``pkuntrusted`` :9300/tcp that
 trusts nobody's PROXY headers), access logs, a 3s read timeout on ``websecure`` and PROXY protocol on
 ``web``. Real packets to the node address, through ServiceLB, in order:
 
@@ -52,9 +52,9 @@ ports:
       respondingTimeouts:
         readTimeout: 3s
   pktcp:
-    port: 9100
+    port: 9400
     expose: {default: true}
-    exposedPort: 9100
+    exposedPort: 9400
     protocol: TCP
     proxyProtocol:
       insecure: true
@@ -366,11 +366,11 @@ def test_tls_passthrough_two_names_backend_certificates(srv: ServerProcess, node
 
 # -- 2 -------------------------------------------------------------------------------------------------------
 def test_catch_all_tcp_echo_and_proxy_protocol_in_access_log(srv: ServerProcess, node_ip: str) -> None:
-    answer = srv.wait_for(lambda: attempt(exchange, node_ip, 9100, b"hello", until=b"hello"), timeout=60,
+    answer = srv.wait_for(lambda: attempt(exchange, node_ip, 9400, b"hello", until=b"hello"), timeout=60,
                           interval=1, what="the TCP echo through pktcp")
     assert answer == b"Received: hello"
     for header, src in ((proxy_v1("203.0.113.7"), "203.0.113.7"), (proxy_v2("203.0.113.9"), "203.0.113.9")):
-        assert exchange(node_ip, 9100, header + b"WHO", until=b"RemoteAddr").startswith(b"Name: tcp-echo")
+        assert exchange(node_ip, 9400, header + b"WHO", until=b"RemoteAddr").startswith(b"Name: tcp-echo")
         srv.wait_for(lambda s=src: s in traefik_log(srv), timeout=30, interval=1,
                      what=f"the TCP connection from {src} in the access log")
     log = traefik_log(srv)
@@ -431,7 +431,7 @@ def test_bad_input_is_reported_and_the_rest_works(srv: ServerProcess, node_ip: s
     assert found["alpha"]["status"] == "enabled" and found["echo"]["status"] == "enabled"
     # every other router keeps working
     assert tls_answer(node_ip, "alpha.example.com", CERTS["alpha"][0])[0] == "alpha.example.com"
-    assert exchange(node_ip, 9100, b"still", until=b"still") == b"Received: still"
+    assert exchange(node_ip, 9400, b"still", until=b"still") == b"Received: still"
     # the router with an unknown TLS option closes its connections
     ctx = ssl.create_default_context()
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE

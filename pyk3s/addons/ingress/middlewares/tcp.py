@@ -69,15 +69,23 @@ class IPAllowListTCP(TCPMiddlewareHandler):
         return any(check(peer) for check in self.checks)
 
 
+def _only(name: str, kind: str, config: Mapping[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ConfigError(f"ingress: middleware {name}: {kind}: unknown field(s) {', '.join(unknown)}")
+
+
 def _in_flight(name: str, config: Mapping[str, Any]) -> TCPMiddlewareHandler:
+    _only(name, "inFlightConn", config, {"amount"})
     amount = config.get("amount", 0)
     if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
         raise ConfigError(f"ingress: middleware {name}: inFlightConn.amount must be a non-negative integer, got {amount!r}")
     return InFlightConn(name, amount)
 
 
-def _allow_list(label: str) -> Callable[[str, Mapping[str, Any]], TCPMiddlewareHandler]:
+def _allow_list(kind: str, label: str) -> Callable[[str, Mapping[str, Any]], TCPMiddlewareHandler]:
     def build(name: str, config: Mapping[str, Any]) -> TCPMiddlewareHandler:
+        _only(name, kind, config, {"sourceRange"})
         ranges = list(config.get("sourceRange") or ())
         if not ranges:
             raise ConfigError(f"ingress: middleware {name}: sourceRange is empty, {label} not created")
@@ -92,8 +100,8 @@ def _allow_list(label: str) -> Callable[[str, Mapping[str, Any]], TCPMiddlewareH
 
 TCP_MIDDLEWARES: dict[str, Callable[[str, Mapping[str, Any]], TCPMiddlewareHandler]] = {
     "inFlightConn": _in_flight,
-    "ipAllowList": _allow_list("IPAllowLister"),
-    "ipWhiteList": _allow_list("IPWhiteLister"),
+    "ipAllowList": _allow_list("ipAllowList", "IPAllowLister"),
+    "ipWhiteList": _allow_list("ipWhiteList", "IPWhiteLister"),
 }
 
 

@@ -275,6 +275,12 @@ def _route_services(idx: ObjectIndex, ns: str, key: str, refs: Iterable[dict[str
     refs = list(refs)
     if not refs:
         raise ServiceLookupError("the route has no services")
+    for ref in refs:
+        svc = idx.get("Service", ref.get("namespace") or ns, ref.get("name", ""))
+        kind = ((svc or {}).get("spec") or {}).get("type", "ClusterIP")
+        if ref.get("nodePortLB") and svc is not None and kind != "NodePort":
+            warnings.append(f"service {ref.get('name')}: nodePortLB applies to NodePort Services only, this one is "
+                            f"{kind}: its endpoints are used")
     build = _tcp_lb if tcp else _udp_lb
     if len(refs) == 1:
         try:

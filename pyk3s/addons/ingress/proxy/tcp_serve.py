@@ -73,7 +73,12 @@ class TCPConnection:
             return
         client_ctx = None
         if route.tls == "terminate":
-            client_ctx = state.tls_store.context_for(self.sni, route.tls_options)
+            store = state.tls_store
+            opt = store.options.get(route.tls_options)
+            if opt is not None and opt.sni_strict and store.best(self.sni)[0] < 0:
+                self._refuse(server, f"sniStrict: no certificate for {self.sni!r}", logging.DEBUG)
+                return
+            client_ctx = store.context_for(self.sni, route.tls_options)
             if client_ctx is None:
                 self._refuse(server, f"TLS options {route.tls_options} cannot be set up")
                 return
@@ -88,8 +93,8 @@ class TCPConnection:
         self.relay = relay
         relay.start(self.client, client_ctx, server, target.tls, server_ctx)
 
-    def _refuse(self, server: socket.socket, why: str) -> None:
-        log.warning("ingress: tcp router %s: %s", self.route.name, why)
+    def _refuse(self, server: socket.socket, why: str, level: int = logging.WARNING) -> None:
+        log.log(level, "ingress: tcp router %s: %s", self.route.name, why)
         server.close()
         self.client.close()
         self.finish(0, 0, why)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config.dynamic import DynamicConfig
+from ..config.dynamic import DynamicConfig, TLSOptions
 from ..config.dynamic_tcp import TCPLoadBalancer, TCPRouter, TCPService, UDPService
 from ..config.errors import ConfigError, RuleError
 from ..config.static import MAX_INT, StaticConfig
@@ -145,6 +145,31 @@ def _https_hosts(routes: Sequence[Any]) -> HttpsHosts:
     return HttpsHosts(domains, catch_all)
 
 
+_VERSIONS = ("VersionTLS10", "VersionTLS11", "VersionTLS12", "VersionTLS13")
+
+
+def _option_problem(opt: TLSOptions, name: str) -> str:
+    """Why a TCP router cannot terminate TLS with these options ('' when it can)."""
+    for v in (opt.min_version, opt.max_version):
+        if v and v not in _VERSIONS:
+            return f"TLS options {name}: unknown TLS version {v}"
+    return ""
+
+
+def _option_warnings(opt: TLSOptions, name: str) -> list[str]:
+    """What of a TLSOption a TCP router terminating TLS does not apply as Traefik would."""
+    out = []
+    if opt.curve_preferences:
+        out.append(f"TLS options {name}: curvePreferences not applied (OpenSSL's default groups are offered)")
+    if opt.client_auth_type in ("RequestClientCert", "RequireAnyClientCert"):
+        out.append(f"TLS options {name}: clientAuthType {opt.client_auth_type} is not supported: client certificates "
+                   "are not asked for")
+    elif opt.client_auth_type in ("RequireAndVerifyClientCert", "VerifyClientCertIfGiven") and not opt.client_ca_pems:
+        out.append(f"TLS options {name}: clientAuthType {opt.client_auth_type} without a CA (secretNames): client "
+                   "certificates are not asked for")
+    return out
+
+
 class _Compiler:
     def __init__(self, cfg: DynamicConfig, static: StaticConfig, problem: Callable[[str, str, str], None]) -> None:
         self.cfg, self.static, self.problem = cfg, static, problem
@@ -152,6 +177,7 @@ class _Compiler:
         self.services = TCPServiceBuilder(self.parts, static.tcp_transport)
         self.middlewares: dict[str, TCPMiddlewareHandler] = {}
         self.middleware_errors: dict[str, str] = {}
+        self.option_warnings: dict[str, list[str]] = {}
         self.out = TCPCompiled()
 
     def middleware(self, name: str) -> TCPMiddlewareHandler:
@@ -194,7 +220,7 @@ class _Compiler:
             if not using:
                 errors.append("no valid entryPoint for this router")
             route, broken = self._tcp_route(name, r, errors)
-            warnings = list(r.warnings)
+            warnings = list(r.warnings) + self.option_warnings.get(name, [])
             if r.service:
                 warnings += self.services.warnings.get(r.service, [])
             served = route is not None and bool(using) and not broken
@@ -248,6 +274,13 @@ class _Compiler:
         if options != "default" and options not in self.cfg.tls_options:
             errors.append(f"unknown TLS options: {options}")
             return TCPRoute(name, rule, priority, mws, None, "terminate", options), True
+        opt = self.cfg.tls_options.get(options)
+        if opt is not None:
+            problem = _option_problem(opt, options)
+            if problem:
+                errors.append(problem)
+                return TCPRoute(name, rule, priority, mws, None, "terminate", options), True
+            self.option_warnings[name] = _option_warnings(opt, options)
         return TCPRoute(name, rule, priority, mws, svc, "terminate", options), False
 
     # ------------------------------------------------------------------------------------------- UDP

@@ -581,3 +581,10 @@ CASES_UDP: list[tuple[str, str, ProviderOptions, TCPParts]] = [
 @pytest.mark.parametrize(("fixture", "text", "opts", "want"), CASES_UDP, ids=[c[0] for c in CASES_UDP])
 def test_ingressrouteudp(fixture: str, text: str, opts: ProviderOptions, want: TCPParts) -> None:
     assert load(text, opts, kind="udp") == want
+
+
+def test_node_port_lb_on_a_cluster_ip_service_is_a_warning() -> None:
+    parts = load(route_tcp(simple("{name: whoamitcp, port: 8000, nodePortLB: true}")))
+    assert parts.tcp_routers[FOO].warnings == (
+        "service whoamitcp: nodePortLB applies to NodePort Services only, this one is ClusterIP: its endpoints are used",)
+    assert parts.tcp_services[FOO] == LB

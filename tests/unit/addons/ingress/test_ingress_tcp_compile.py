@@ -248,3 +248,30 @@ def test_split_host_port_errors(addr: str) -> None:
 @pytest.mark.parametrize(("seconds", "text"), [(30, "30s"), (0.1, "100ms"), (90, "1m30s"), (0, "0s"), (3600, "1h0m0s")])
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+def test_tls_option_problems_of_terminating_routers() -> None:
+    from pyk3s.addons.ingress.config.dynamic import TLSOptions
+
+    http = DynamicConfig(tls_options={
+        "curves": TLSOptions(curve_preferences=("CurveP521",), client_auth_type="RequireAnyClientCert"),
+        "noca": TLSOptions(client_auth_type="RequireAndVerifyClientCert"),
+        "badver": TLSOptions(min_version="VersionSSL30")})
+    c = compiled(TCPParts(tcp_routers={
+        "a": router("HostSNI(`a`)", tls=RouterTCPTLS(options="curves")),
+        "b": router("HostSNI(`b`)", tls=RouterTCPTLS(options="noca")),
+        "c": router("HostSNI(`c`)", tls=RouterTCPTLS(options="badver")),
+    }, tcp_services={"svc": LB}), http)
+    rt = c.tcp.routers
+    assert rt["a@kubernetescrd"]["status"] == "warning" and len(rt["a@kubernetescrd"]["error"]) == 2
+    assert "without a CA" in rt["b@kubernetescrd"]["error"][0]
+    assert rt["c@kubernetescrd"]["status"] == "disabled"
+    assert rt["c@kubernetescrd"]["error"] == ["TLS options badver@kubernetescrd: unknown TLS version VersionSSL30"]
+
+
+def test_middleware_unknown_fields() -> None:
+    c = compiled(TCPParts(tcp_routers={"r": router("HostSNI(`*`)", middlewares=("m",))}, tcp_services={"svc": LB},
+                          tcp_middlewares={"m": TCPMiddleware("ipAllowList", {"sourceRange": ["10.0.0.0/8"],
+                                                                             "ipStrategy": {"depth": 1}})}))
+    assert c.tcp.middlewares["m@kubernetescrd"]["error"] == [
+        "middleware m@kubernetescrd: ipAllowList: unknown field(s) ipStrategy"]
