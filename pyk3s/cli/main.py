@@ -17,6 +17,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "traefik": ("pyk3s.addons.ingress.cli", "the ingress controller (Traefik-compatible)"),
     "klipper-lb": ("pyk3s.addons.lb.cli", "the svclb data plane (klipper-lb compatible)"),
     "whoami": ("pyk3s.images.whoami", "a small echo server (traefik/whoami compatible)"),
+    "whoamitcp": ("pyk3s.images.whoamitcp", "a TCP echo server (traefik/whoamitcp compatible)"),
+    "whoamiudp": ("pyk3s.images.whoamiudp", "a UDP echo server (traefik/whoamiudp compatible)"),
     "manifests": ("pyk3s.cli.manifests", "inspect the manifests directory: `pyk3s manifests status`"),
     "dns": ("pyk3s.addons.dns.explain", "`pyk3s dns explain NAME [TYPE]`: why DNS answers what it does"),
     "ingress": ("pyk3s.addons.ingress.explain", "`pyk3s ingress explain URL`: which router a request takes"),

@@ -24,12 +24,10 @@ Check = Callable[[str], str | None]
 
 
 def _address(value: str) -> str | None:
-    """Entry point addresses: ``[host]:port`` with an optional ``/tcp``; UDP is not served yet."""
+    """Entry point addresses: ``[host]:port`` with an optional ``/tcp`` or ``/udp``."""
     _, _, proto = value.partition("/")
-    if proto.lower() in ("", "tcp"):
+    if proto.lower() in ("", "tcp", "udp"):
         return None
-    if proto.lower() == "udp":
-        return "UDP entry points are not served by pyk3s's ingress yet (the address is bound as TCP)"
     return f"unknown protocol {proto!r}"
 
 
@@ -75,6 +73,20 @@ HONOURED: dict[str, Check | None] = {
     "entrypoints.<ep>.http.redirections.entrypoint.priority": None,
     "entrypoints.<ep>.forwardedheaders.trustedips": None,
     "entrypoints.<ep>.forwardedheaders.insecure": None,
+    "entrypoints.<ep>.proxyprotocol": None,
+    "entrypoints.<ep>.proxyprotocol.insecure": None,
+    "entrypoints.<ep>.proxyprotocol.trustedips": None,
+    "entrypoints.<ep>.transport.respondingtimeouts.readtimeout": None,
+    "entrypoints.<ep>.transport.respondingtimeouts.writetimeout": None,
+    "entrypoints.<ep>.transport.respondingtimeouts.idletimeout": None,
+    "entrypoints.<ep>.udp.timeout": None,
+    "entrypoints.<ep>.reuseport": None,  # every listener uses SO_REUSEPORT (one per worker process)
+    "tcpserverstransport.dialtimeout": None,
+    "tcpserverstransport.dialkeepalive": None,
+    "tcpserverstransport.terminationdelay": None,
+    "tcpserverstransport.tls.insecureskipverify": None,
+    "tcpserverstransport.tls.rootcas": None,
+    "providers.kubernetescrd.nativelbbydefault": None,
     "api": None,
     "api.dashboard": None,
     "api.insecure": None,
@@ -88,7 +100,6 @@ HONOURED: dict[str, Check | None] = {
     "providers.kubernetescrd.allowexternalnameservices": None,
     "providers.kubernetescrd.ingressclass": None,
     "providers.kubernetescrd.namespaces": None,
-    "providers.kubernetescrd.nativelbbydefault": None,
     "providers.kubernetescrd.disableclusterscoperesources": None,
     "providers.kubernetescrd.crossprovidernamespaces": None,
     "providers.kubernetescrd.throttleduration": None,

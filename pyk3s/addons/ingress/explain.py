@@ -1,4 +1,5 @@
-"""``pyk3s ingress explain <url> [-H 'Name: value']...``: which router takes a request and why.
+"""``pyk3s ingress explain <url> [-H 'Name: value']...``: which router takes a request and why
+(``tcp://HOST:PORT [--sni NAME] [--alpn P] [--peer IP]`` and ``udp://HOST:PORT``: see ``explain_tcp.py``).
 
 For the entrypoint and transport of the URL (``https`` -> TLS routers), every router is listed in
 priority order with each matcher's outcome until the first match; the winner's middlewares and
@@ -18,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .config.static import static_from_flags
+from .explain_tcp import explain_tcp, tcp_text
 from .http.request import HttpRequest
 from .providers import build_config
 from .routing.compile import Compiled, compile_config
@@ -74,6 +76,11 @@ def explain(c: Compiled, url: str, headers: list[tuple[str, str]], entrypoint: s
 
 def explain_api(c: Compiled, req: HttpRequest) -> dict[str, Any]:
     q = req.query_map()
+    url = (q.get("url") or ["/"])[0]
+    if url.startswith(("tcp://", "udp://")):
+        alpn = tuple(p for a in q.get("alpn", []) for p in a.split(",") if p)
+        return explain_tcp(c, url, (q.get("sni") or [""])[0], alpn, (q.get("tls") or [""])[0] in ("1", "true"),
+                           (q.get("peer") or ["127.0.0.1"])[0], (q.get("entrypoint") or [""])[0])
     headers = []
     for h in q.get("header", []):
         k, _, v = h.partition(":")
@@ -125,6 +132,10 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--kubeconfig", default=None)
     ap.add_argument("--entrypoint", default="")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--sni", default="", help="tcp://: the server name of the ClientHello")
+    ap.add_argument("--alpn", action="append", default=[], help="tcp://: an ALPN protocol offered (repeatable)")
+    ap.add_argument("--tls", action="store_true", help="tcp://: the connection opens with a ClientHello")
+    ap.add_argument("--peer", default="127.0.0.1", help="the client address (ClientIP rules)")
     ap.add_argument("--flag", action="append", help="Traefik static flag (repeatable), default: K3s's set")
     args = ap.parse_args(argv)
     headers = [(h.split(":", 1)[0].strip(), h.split(":", 1)[1].strip() if ":" in h else "") for h in args.header]
@@ -133,6 +144,11 @@ def main(argv: list[str]) -> int:
     except Exception as err:  # noqa: BLE001 - reported to the user
         print(f"ingress explain: {err}", file=sys.stderr)
         return 1
-    report = explain(compiled, args.url, headers, args.entrypoint, args.method.upper())
+    if args.url.startswith(("tcp://", "udp://")):
+        alpn = tuple(p for a in args.alpn for p in a.split(",") if p)
+        report = explain_tcp(compiled, args.url, args.sni, alpn, args.tls, args.peer, args.entrypoint)
+        print(json.dumps(report, indent=2) if args.json else tcp_text(report))
+        return 0 if report["match"] else 2
+    report = explain(compiled, args.url, headers, args.entrypoint, args.method.upper(), args.peer)
     print(json.dumps(report, indent=2) if args.json else _text(report))
     return 0 if report["match"] else 2

@@ -20,8 +20,8 @@ def test_k3s_default_arguments_are_all_honoured() -> None:
     ("--accesslog.fields.headers.names.User-Agent=hide", "not one of keep, drop, redact"),
     ("--metrics.prometheus.headerLabels.useragent=User-Agent", "not honoured"),
     ("--serversTransport.spiffe.ids=spiffe://a", "not honoured"),
-    ("--entryPoints.web.proxyProtocol.trustedIPs=10.0.0.0/8", "not honoured"),
-    ("--entryPoints.dns.address=:53/udp", "UDP entry points are not served"),
+    ("--entryPoints.web.http3=true", "not honoured"),
+    ("--entryPoints.dns.address=:53/sctp", "unknown protocol 'sctp'"),
     ("--log.format=json", "log format 'json'"),
     ("--tracing.otlp=true", "not honoured"),
 ])
@@ -38,6 +38,9 @@ def test_unhonoured_arguments_say_why(arg: str, reason: str) -> None:
     "--accesslog.fields.headers.names.User-Agent=redact", "--accesslog.filters.statuscodes=200,300-302",
     "--metrics.prometheus.addRoutersLabels=true", "--serversTransport.insecureSkipVerify=true",
     "--serversTransport.rootCAs=/ca.pem", "--providers.kubernetesingress.nativeLBByDefault=true",
+    "--entryPoints.web.proxyProtocol.trustedIPs=10.0.0.0/8", "--entryPoints.web.proxyProtocol.insecure",
+    "--entryPoints.dns.address=:53/udp", "--entryPoints.dns.udp.timeout=10s",
+    "--entryPoints.web.transport.respondingTimeouts.readTimeout=5s", "--tcpServersTransport.dialTimeout=5s",
 ])
 def test_honoured_arguments(arg: str) -> None:
     assert unhonoured([arg]) == []

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 from .durations import go_duration
+from .dynamic_tcp import TCPParts, qualify_tcp
 
 __all__ = [
     "Router", "RouterTLS", "Domain", "RouterObservability", "IngressMetadata", "Server", "StickyCookie",
@@ -335,6 +336,7 @@ class DynamicConfig:
     tls_options: Mapping[str, TLSOptions] = field(default_factory=dict)
     tls_stores: Mapping[str, TLSStore] = field(default_factory=dict)
     servers_transports: Mapping[str, ServersTransport] = field(default_factory=dict)
+    tcp: TCPParts = field(default_factory=TCPParts)  # TCP and UDP routers, services, middlewares, transports
 
     @property
     def default_certificate(self) -> Certificate | None:
@@ -403,7 +405,8 @@ def merge(parts: Mapping[str, DynamicConfig]) -> DynamicConfig:
             stores[name if name == "default" else qualify(name, provider)] = st
         for name, t in cfg.servers_transports.items():
             transports[qualify(name, provider)] = t
-    return DynamicConfig(routers, services, middlewares, tuple(certs), options, stores, transports)
+    tcp = qualify_tcp({provider: cfg.tcp for provider, cfg in parts.items()})
+    return DynamicConfig(routers, services, middlewares, tuple(certs), options, stores, transports, tcp)
 
 
 def _camel(name: str) -> str:

@@ -56,11 +56,16 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = ("state", "entrypoint", "tls", "trusted", "transport", "parser", "peer", "peer_port", "url",
                  "raw_headers", "hsize", "queue", "parsing", "closed", "tunnel", "upgrade_buffer", "last_active",
                  "local_port", "sni", "trusted_nets", "compiled", "table", "fast_headers", "fast_tail", "fast_route",
-                 "fast_server", "fast_connection", "tls_info")
+                 "fast_server", "fast_connection", "tls_info", "forced_peer", "reading_since", "answering_since")
 
     def __init__(self, state: ProxyState, entrypoint: str, tls: bool,
-                 trusted_nets: Callable[[str], bool] | None) -> None:
+                 trusted_nets: Callable[[str], bool] | None, peer: tuple[str, int] | None = None) -> None:
         self.state = state
+        self.forced_peer = peer  # the client address a trusted PROXY protocol header gave
+        # transport.respondingTimeouts: when the request being read started, when the oldest request
+        # waiting for its response was read (0: none); the sweeper closes connections that exceed them
+        self.reading_since = 0.0
+        self.answering_since = 0.0
         self.entrypoint = entrypoint
         self.tls = tls
         self.trusted_nets = trusted_nets
@@ -95,7 +100,7 @@ class ClientConnection(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
+        peer = self.forced_peer or transport.get_extra_info("peername")
         if peer:
             host = str(peer[0])
             # dual-stack listeners see IPv4 clients as ::ffff:a.b.c.d; Go reports them as plain IPv4
@@ -120,7 +125,9 @@ class ClientConnection(asyncio.Protocol):
         if self.upgrade_buffer is not None:
             self.upgrade_buffer += data
             return
-        self.last_active = self.state.now
+        now = self.last_active = self.state.now
+        if not self.reading_since:
+            self.reading_since = now
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as up:
@@ -168,6 +175,8 @@ class ClientConnection(asyncio.Protocol):
         # the head is consumed here, so the next message starts from empty buffers (no on_message_begin
         # callback: one Python call less per request)
         p = self.parser
+        if not self.answering_since:
+            self.answering_since = self.state.now
         method = p.get_method()
         url, raw_headers = self.url, self.raw_headers
         self.url = b""
@@ -232,6 +241,7 @@ class ClientConnection(asyncio.Protocol):
             ex.body_chunk(body)
 
     def on_message_complete(self) -> None:
+        self.reading_since = 0.0
         ex = self.parsing
         self.parsing = None
         if ex is not None:
@@ -242,6 +252,7 @@ class ClientConnection(asyncio.Protocol):
         if not self.queue or self.queue[0] is not ex:
             return
         self.queue.popleft()
+        self.answering_since = self.state.now if self.queue else 0.0
         keep_alive = ex.release()
         if self.closed:
             return

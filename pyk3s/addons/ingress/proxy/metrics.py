@@ -21,7 +21,7 @@ entry points) add a family to FAMILIES and call :meth:`ProxyMetrics.add` / :meth
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -109,9 +109,12 @@ class MetricsSnapshot(TypedDict):
 
 
 class ProxyMetrics:
-    __slots__ = ("values", "histograms", "options", "enabled", "reloads", "last_reload_ok", "last_reload_ts")
+    __slots__ = ("values", "histograms", "options", "enabled", "reloads", "last_reload_ok", "last_reload_ts",
+                 "open_source")
 
     def __init__(self, enabled: bool = True, options: PrometheusOptions | None = None) -> None:
+        # (entrypoint, "TCP" | "UDP") -> open connections / sessions, read at each snapshot (set by the state)
+        self.open_source: Callable[[], dict[tuple[str, str], int]] | None = None
         self.values: dict[Key, float] = {}
         self.histograms: dict[Key, list[float]] = {}
         self.options = options or PrometheusOptions()
@@ -193,6 +196,9 @@ class ProxyMetrics:
         values[("traefik_config_reloads_total", ())] = float(self.reloads)
         # Traefik sets it to the Unix time of the last successful reload
         values[("traefik_config_last_reload_success", ())] = float(int(self.last_reload_ts)) or float(self.last_reload_ok)
+        if self.open_source is not None:
+            for (entrypoint, protocol), n in self.open_source().items():
+                values[("traefik_open_connections", (entrypoint, protocol))] = float(n)
         return {"values": values, "histograms": {k: list(v) for k, v in self.histograms.items()},
                 "buckets": self.options.buckets}
 

@@ -2,8 +2,9 @@
 api@internal handler and the TLS certificate store.
 
 ``ProxyState.apply(config)`` compiles a DynamicConfig and publishes it by one assignment; requests in
-flight keep the snapshot they started with. A sweeper closes idle client connections (``CLIENT_IDLE``)
-and idle upstream connections once a second.
+flight keep the snapshot they started with. A sweeper closes, once a second, client connections that
+exceed their entry point's ``transport.respondingTimeouts`` (idle 180s, reading a request 60s, answering
+it: no limit unless ``writeTimeout``) and idle upstream connections.
 """
 
 from __future__ import annotations
@@ -30,10 +31,13 @@ from .upstream import Pool
 if TYPE_CHECKING:
     from .client import ClientConnection
 
-__all__ = ["ProxyState", "CLIENT_IDLE"]
+__all__ = ["ProxyState", "CLIENT_IDLE", "Timeouts"]
 
 log = logging.getLogger("pyk3s.ingress")
 CLIENT_IDLE = 180.0
+
+Timeouts = tuple[float, float, float]
+"""An entry point's (idle, read, write) timeouts in seconds; 0: none."""
 
 
 class ProxyState:
@@ -61,6 +65,11 @@ class ProxyState:
             accesslog.install(self.access_log)
         # one check on the fast lane for both metrics and access logs
         self.observing = self.metrics.enabled or self.access_log is not None
+        self.tcp_open: dict[str, int] = {}  # entry point -> connections routed by TCP routers
+        self.udp_open: dict[str, int] = {}  # entry point -> UDP sessions
+        self.metrics.open_source = self.open_connections
+        self.timeouts: dict[str, Timeouts] = {n: (ep.idle_timeout, ep.read_timeout, ep.write_timeout)
+                                              for n, ep in static.entrypoints.items()}
 
     # -- configuration
     def apply(self, config: DynamicConfig) -> Compiled:
@@ -78,6 +87,20 @@ class ProxyState:
         for fn in self.on_apply:
             fn(compiled)
         return compiled
+
+    def open_connections(self) -> dict[tuple[str, str], int]:
+        """traefik_open_connections: every TCP connection of an entry point (HTTP or routed by a TCP router),
+        and its UDP sessions, in this worker."""
+        out: dict[tuple[str, str], int] = {}
+        for name, ep in self.static.entrypoints.items():
+            if ep.protocol == "udp":
+                out[(name, "UDP")] = self.udp_open.get(name, 0)
+            else:
+                out[(name, "TCP")] = self.tcp_open.get(name, 0)
+        for conn in self.connections:
+            key = (conn.entrypoint, "TCP")
+            out[key] = out.get(key, 0) + 1
+        return out
 
     # -- helpers used by exchanges
     def pool(self, target: Target) -> Pool:
@@ -126,8 +149,14 @@ class ProxyState:
         while True:
             await asyncio.sleep(1.0)
             now = self.now = self.loop.time()
+            default = (CLIENT_IDLE, 0.0, 0.0)
             for conn in list(self.connections):
-                if not conn.queue and conn.tunnel is None and now - conn.last_active > CLIENT_IDLE:
+                idle, read, write = self.timeouts.get(conn.entrypoint, default)
+                if conn.tunnel is not None:
+                    continue
+                if (not conn.queue and idle and now - conn.last_active > idle
+                        or read and conn.reading_since and now - conn.reading_since > read
+                        or write and conn.queue and conn.answering_since and now - conn.answering_since > write):
                     conn.closed = True
                     conn.transport.close()
             for pool in self.pools.values():

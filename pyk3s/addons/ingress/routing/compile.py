@@ -30,6 +30,7 @@ from .services import (
     WeightedBalancer,
 )
 from .table import EntryTable, Route, RoutingTable
+from .tcp_compile import TCPCompiled, compile_tcp
 from .transports import DEFAULT_TRANSPORT, STATIC_DEFAULT_IDLE, ServersTransportRuntime, build_transport
 from .tree import router_tree
 
@@ -54,13 +55,14 @@ class Compiled:
     config: DynamicConfig
     static: StaticConfig
     services: dict[str, CompiledService]
+    tcp: TCPCompiled = field(default_factory=TCPCompiled)  # TCP and UDP routers (tcp_compile.py)
 
 
 def _default_entrypoints(static: StaticConfig) -> tuple[str, ...]:
-    flagged = tuple(n for n, ep in static.entrypoints.items() if ep.as_default)
+    flagged = tuple(n for n, ep in static.entrypoints.items() if ep.as_default and ep.protocol == "tcp")
     if flagged:
         return flagged
-    return tuple(n for n in static.entrypoints if n != "traefik")
+    return tuple(n for n, ep in static.entrypoints.items() if n != "traefik" and ep.protocol == "tcp")
 
 
 class _Builder:
@@ -224,9 +226,10 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
         using: list[str] = []
         if root:
             eps = r.entry_points or defaults
-            using = [e for e in eps if e in static.entrypoints]
+            # an HTTP router cannot use a UDP entry point: for it, that entry point does not exist
+            using = [e for e in eps if e in static.entrypoints and static.entrypoints[e].protocol == "tcp"]
             for e in eps:
-                if e not in static.entrypoints:
+                if e not in using:
                     errors.append(f'entryPoint "{e}" doesn\'t exist')
             if not using:
                 errors.append("no valid entryPoint for this router")
@@ -319,7 +322,8 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
             info.update(status="disabled", error=[str(err).removeprefix("ingress: ")])
         runtime.middlewares[name] = info
     tables = {key: EntryTable(routes) for key, routes in per_table.items()}
-    return Compiled(RoutingTable(tables), runtime, cfg, static, b.services)
+    tcp = compile_tcp(cfg, static, {e: routes for (e, tls), routes in per_table.items() if tls}, on_problem)
+    return Compiled(RoutingTable(tables), runtime, cfg, static, b.services, tcp)
 
 
 def _with_children(route: Route, own: Mapping[str, Route], children: Mapping[str, list[str]],

@@ -307,7 +307,7 @@ spec:
     assert providers == {"kubernetescrd", "kubernetes", "internal"}
     assert {name.rsplit("@", 1)[1] for name in build_config(crd_only, docs).routers} == {"kubernetescrd"}
     watched = watched_kinds(both)
-    assert len(watched) == len(set(watched)) == 19  # 4 shared kinds, ConfigMap, 2 Ingress kinds, 6 CRDs in 2 groups
+    assert len(watched) == len(set(watched)) == 27  # 4 shared kinds, ConfigMap, 2 Ingress kinds, 10 CRDs in 2 groups
     assert {"Service", "IngressRoute", "Ingress", "IngressClass"} <= {w.kind for w in watched}
     assert "Ingress" not in {w.kind for w in watched_kinds(crd_only)}
     assert watched_kinds(static_from_flags(["--ping"])) == ()
