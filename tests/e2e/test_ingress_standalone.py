@@ -16,9 +16,6 @@ import urllib.request
 import pytest
 import yaml
 
-from pyk3s.controllers.helm import traefik_crd
-from pyk3s.controllers.helm.chart import Release
-
 pytestmark = pytest.mark.e2e
 
 GUIDE = """apiVersion: v1
@@ -74,9 +71,12 @@ def _get(port: int, path: str, auth: str | None = None) -> tuple[int, bytes]:
 
 
 def test_guide_dashboard_through_standalone_traefik(api_server, tmp_path) -> None:  # noqa: ANN001
-    # Traefik's CRDs as the packaged chart traefik-crd renders them (traefik.yaml holds HelmCharts)
-    rendered = traefik_crd.render({}, Release("traefik-crd", "kube-system"))
-    crds = [m.obj for m in rendered.objects]
+    # the packaged CRDs and IngressClass, as the helm controller renders traefik.yaml's charts
+    from pyk3s.controllers.helm.chart import Release
+    from pyk3s.controllers.helm.charts import CHARTS
+
+    crds = [m.obj for chart in CHARTS for m in chart.render({}, Release(chart.name, "kube-system")).objects
+            if m.obj["kind"] in ("CustomResourceDefinition", "IngressClass")]
     (tmp_path / "crds.yaml").write_text(yaml.safe_dump_all(crds))
     api_server.kubectl("apply", "-f", str(tmp_path / "crds.yaml"))
     api_server.wait_for(lambda: api_server.kubectl("get", "ingressroutes.traefik.containo.us", check=False).rc == 0,

@@ -87,13 +87,21 @@ class ResponseParser(Protocol):
 
 
 class Pool:
+    """Idle keep-alive connections to one backend (scheme, host, port) through one ServersTransport. A pool
+    that went unused for its idle timeout is retired by the sweeper and dropped (endpoints come and go
+    with pods: one pool per address ever seen would only grow); a connection finishing on a retired pool
+    is closed."""
+
     __slots__ = ("loop", "scheme", "host", "port", "idle", "ssl_context", "server_hostname", "dial_timeout",
-                 "idle_timeout", "max_idle", "header_timeout", "peer_sans", "tls_logged", "count_bytes")
+                 "idle_timeout", "max_idle", "header_timeout", "peer_sans", "tls_logged", "count_bytes",
+                 "empty_since", "retired")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, target: Target, count_bytes: bool = False) -> None:
         self.loop, self.scheme, self.host, self.port = loop, target.scheme, target.host, target.port
         self.idle: list[UpstreamConnection] = []
         transport = target.transport
+        self.empty_since = 0.0          # stamped by the sweeper while no connection is idle here
+        self.retired = False
         self.ssl_context: ssl.SSLContext | None = None
         self.server_hostname: str | None = None
         self.dial_timeout: float | None = DIAL_TIMEOUT
@@ -126,7 +134,7 @@ class Pool:
         return None
 
     def put(self, up: UpstreamConnection) -> None:
-        if len(self.idle) >= self.max_idle:
+        if self.retired or len(self.idle) >= self.max_idle:
             up.close()
             return
         up.idle_since = 0.0  # stamped by the next sweep: a clock read per request costs more than it tells
@@ -148,7 +156,9 @@ class Pool:
             self.tls_logged = now
             log.warning("ingress: TLS to server %s://%s:%d failed: %s", self.scheme, self.host, self.port, err)
 
-    def sweep(self, now: float) -> None:
+    def sweep(self, now: float) -> bool:
+        """Close connections idle for longer than the idle timeout; True when the pool itself is that old
+        and empty, and is now retired."""
         keep = []
         for up in self.idle:
             if up.closed:
@@ -160,6 +170,15 @@ class Pool:
             else:
                 keep.append(up)
         self.idle = keep
+        if keep:
+            self.empty_since = 0.0
+            return False
+        if not self.empty_since:
+            self.empty_since = now
+            return False
+        if now - self.empty_since > self.idle_timeout:
+            self.retired = True
+        return self.retired
 
     def close(self) -> None:
         for up in self.idle:
@@ -420,7 +439,7 @@ class UpstreamConnection(asyncio.Protocol):
         ex.status = status
         if parser.should_keep_alive() and not self.closed:
             pool = self.pool
-            if len(pool.idle) < pool.max_idle:  # Pool.put, inlined on the fast lane
+            if not pool.retired and len(pool.idle) < pool.max_idle:  # Pool.put, inlined on the fast lane
                 self.idle_since = 0.0
                 pool.idle.append(self)
             else:
