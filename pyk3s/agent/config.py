@@ -11,6 +11,7 @@ from typing import Any
 from pyk3s.agent.cri.settings import RuntimeSettings, runtime_settings
 from pyk3s.k3s.network import ClusterNetwork
 
+from .overlay.config import OverlaySettings
 from .run import AgentSettings
 
 __all__ = ["NodeConfig"]
@@ -28,6 +29,7 @@ class NodeConfig:
     resolv_conf: str = ""
     bridge_name: str = "pyk3s0"
     kubelet_port: int = 10250
+    flannel_iface: str = ""             # --flannel-iface; "" = the interface of --node-ip
     runtime: RuntimeSettings = RuntimeSettings()   # containerd beside the process runtime
 
     @classmethod
@@ -45,6 +47,7 @@ class NodeConfig:
             resolv_conf=flags.get("resolv_conf") or "",
             bridge_name=flags["bridge_name"],
             kubelet_port=int(flags["kubelet_port"]),
+            flannel_iface=flags.get("flannel_iface") or "",
             runtime=runtime_settings(flags),
         )
 
@@ -69,5 +72,7 @@ class NodeConfig:
             kubelet_port=self.kubelet_port,
             node_labels=self.labels,
             node_taints=self.taints,
+            overlay=OverlaySettings(backend=network.flannel_backend, iface=self.flannel_iface,
+                                    external_ip=network.flannel_external_ip, ipv6_masq=network.flannel_ipv6_masq),
             runtime=self.runtime,
         )

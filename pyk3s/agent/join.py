@@ -36,6 +36,7 @@ from pyk3s.k3s.token import JoinToken, parse_token
 from .config import NodeConfig
 from .loadbalancer import ServerLoadBalancer
 from .node import detect_node_ip, ensure_node_password, resolve_node_name
+from .overlay.underlay import iface_addresses
 from .run import AgentCerts, run_agent
 
 __all__ = ["Credentials", "JoinError", "fetch_ca", "join", "parse_servers", "run_joined_agent"]
@@ -159,7 +160,7 @@ async def run_joined_agent(node: NodeConfig, servers: list[tuple[str, int]], tok
     """Join through the first server that answers, then run the agent behind the local load balancer."""
     agent_dir = ensure_private_dir(node.agent_dir)
     ident = resolve_node_name(node.name or None, node.with_node_id, agent_dir)
-    node_ips = list(node.ips) or [detect_node_ip()]
+    node_ips = list(node.ips) or await iface_addresses(node.flannel_iface) or [detect_node_ip()]
     password = ensure_node_password(agent_dir)
     server, creds = await join(servers, token, ident.name, password, [*node_ips, *node.external_ips])
     log.info("agent: joined through %s as node %s", _url(server, ""), ident.name)
@@ -168,7 +169,7 @@ async def run_joined_agent(node: NodeConfig, servers: list[tuple[str, int]], tok
     paths = write_credentials(agent_dir, creds, lb.url)
     cfg = creds.body.get("config") or {}
     network = ClusterNetwork.given(cfg.get("clusterCIDRs"), cfg.get("serviceCIDRs"), cfg.get("clusterDNS"),
-                                   cfg.get("clusterDomain"))
+                                   cfg.get("clusterDomain"), agent_config=cfg)
     settings = replace(node, name=ident.name, with_node_id=False, ips=tuple(node_ips)).agent_settings(
         network, is_server=False)
     certs = AgentCerts(serving_cert=str(paths["serving_cert"]), serving_key=str(paths["serving_key"]),

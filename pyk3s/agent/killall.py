@@ -26,6 +26,7 @@ from pyk3s.agent.cni.podnet import netns_name, veth_name
 from pyk3s.agent.cri.killall import stop_containerd
 from pyk3s.agent.kubelet.kubelet import kill_leftover_containers
 from pyk3s.agent.kubelet.runtime import MOUNT_POINTS_RECORD
+from pyk3s.agent.overlay.vxlan import device_names
 from pyk3s.agent.run import nft_table_for
 
 __all__ = ["killall", "main"]
@@ -154,7 +155,9 @@ def killall(data_dir: Path, extra_links: tuple[str, ...] = (), kill_processes: b
         if name.startswith("pk-") and (everything or name in {netns_name(u) for u in uids}):
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
             done["netns"].append(name)
-    prefixes = ("pkv", "pyk3s", *extra_links) if everything else (*extra_links, *(veth_name(u) for u in uids))
+    tunnels = tuple(d for b in extra_links for d in device_names(b).values())
+    prefixes = ("pkv", "pyk3s", *extra_links, *tunnels) if everything else \
+        (*extra_links, *tunnels, *(veth_name(u) for u in uids))
     for link in _links(prefixes) if prefixes else []:
         subprocess.run(["ip", "link", "del", link], capture_output=True)  # routes on it go with it
         done["links"].append(link)

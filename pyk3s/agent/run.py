@@ -12,6 +12,7 @@ from typing import Any
 
 from pyk3s.agent.cni.bridge import BridgeConfig, check_route_overlap, ensure_bridge
 from pyk3s.agent.cni.ipam import HostLocalIpam
+from pyk3s.agent.cni.ipcmd import CniError
 from pyk3s.agent.cri.settings import ContainerdPaths, RuntimeSettings
 from pyk3s.agent.kubelet.dnsfiles import node_resolv_conf
 from pyk3s.agent.kubelet.kubelet import Kubelet, delete_pod_now, write_pod_status
@@ -19,10 +20,18 @@ from pyk3s.agent.kubelet.server import KubeletServer, server_ssl_context
 from pyk3s.agent.kubelet.volumes import VolumeSources
 from pyk3s.agent.kubelet.worker import KubeletContext, PodWorker
 from pyk3s.agent.node import NodeAgent, detect_node_ip, node_labels, resolve_node_name
+from pyk3s.agent.overlay.config import (
+    OverlaySettings,
+    ipv6_available,
+    node_families,
+    order_node_ips,
+    prepare_overlay,
+    start_overlay,
+)
+from pyk3s.agent.overlay.model import NodeProblem, family_of
 from pyk3s.agent.proxy.apply import delete_table
-from pyk3s.agent.proxy.compile import ProxyConfig
+from pyk3s.agent.proxy.compile import FAMILY, ProxyConfig
 from pyk3s.agent.proxy.proxier import Proxier
-from pyk3s.agent.routes import run_route_sync
 from pyk3s.client import ApiError, NotFound
 from pyk3s.client.informer import Informer
 from pyk3s.k3s.network import (
@@ -54,6 +63,7 @@ class AgentSettings:
     kubelet_port: int = 10250
     node_labels: tuple[str, ...] = ()
     node_taints: tuple[str, ...] = ()
+    overlay: OverlaySettings = OverlaySettings()   # --flannel-backend, --flannel-iface, ...
     nft_table: str = ""             # default: nft_table_for(bridge_name)
     runtime: RuntimeSettings = RuntimeSettings()
 
@@ -125,10 +135,16 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
     for w in ident.warnings:
         log.warning("%s", w)
     name = ident.name
-    internal = list(settings.node_ips) or [detect_node_ip()]
-    cluster_cidr = settings.cluster_cidrs[0]
-    await check_route_overlap(BridgeConfig(settings.bridge_name, cluster_cidr, settings.cluster_cidrs,
-                                           settings.service_cidrs))
+    settings.overlay.check()
+    underlay, node_ips = await prepare_overlay(settings.overlay, settings.node_ips)
+    internal = order_node_ips(node_ips or [detect_node_ip()], settings.cluster_cidrs)
+    families, ipv6_problem = node_families(settings.cluster_cidrs, ipv6_available())
+    if not families:
+        raise CniError(f"agent: cluster-cidr {','.join(settings.cluster_cidrs)} is IPv6 only, but {ipv6_problem}")
+    cluster_cidrs = tuple(c for c in settings.cluster_cidrs if family_of(c) in families)
+    service_cidrs = tuple(c for c in settings.service_cidrs if family_of(c) in families)
+    cluster_cidr = cluster_cidrs[0]
+    await check_route_overlap(BridgeConfig(settings.bridge_name, cluster_cidr, cluster_cidrs, service_cidrs))
 
     resolv = node_resolv_conf(settings.resolv_conf, agent_dir)
     certs = certs or AgentCerts()
@@ -142,6 +158,7 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
     rc_inf = Informer(client.resource("node.k8s.io/v1", "runtimeclasses"))
     svc_inf = Informer(client.resource("v1", "services"))
     slice_inf = Informer(client.resource("discovery.k8s.io/v1", "endpointslices"))
+    nodes_inf = Informer(client.resource("v1", "nodes"))
 
     async def token(ns: str, sa: str, expiration: int) -> str:
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
@@ -171,6 +188,7 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
 
     ctx = KubeletContext(
         node_name=name, pods_dir=agent_dir / "pods", host_ip=internal[0], bridge=None, ipam=None,
+        host_ips=tuple(internal),
         cluster_dns=settings.cluster_dns, cluster_domain=settings.cluster_domain, node_resolv=resolv.read_text(),
         sources=VolumeSources(cm, sec, token, ca_crt), services=svc_inf.list, config_map=cm, secret=sec,
         write_status=status_writer, delete_pod=deleter, record_event=recorder)
@@ -196,11 +214,21 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
                                labels=node_labels(name, settings.is_server, settings.node_labels),
                                taints=[_taint(t) for t in settings.node_taints], kubelet_port=port)
         node = await node_agent.register()
-        pod_cidr = node["spec"]["podCIDR"]
-        bridge = BridgeConfig(settings.bridge_name, pod_cidr, settings.cluster_cidrs, settings.service_cidrs)
+        pod_cidrs = [c for c in node["spec"].get("podCIDRs") or [node["spec"]["podCIDR"]] if family_of(c) in families]
+        await nodes_inf.start()
+        await nodes_inf.wait_synced()
+        overlay = await start_overlay(client, settings.overlay, node=node, nodes=nodes_inf.list(), underlay=underlay,
+                                      families=families, cluster_cidrs=cluster_cidrs, bridge=settings.bridge_name,
+                                      external_ips=settings.node_external_ips)
+        if ipv6_problem:
+            overlay.sync.start_problems.append(NodeProblem(name, "IPv6Unavailable", (
+                f"cluster-cidr {','.join(settings.cluster_cidrs)} has IPv6, but on node {name} {ipv6_problem}: "
+                "its pods get IPv4 addresses only")))
+        bridge = BridgeConfig(settings.bridge_name, pod_cidrs[0], cluster_cidrs, service_cidrs,
+                              extra_pod_cidrs=tuple(pod_cidrs[1:]), mtu=overlay.pod_mtu)
         await ensure_bridge(bridge)
         ctx.bridge = bridge
-        ctx.ipam = HostLocalIpam(agent_dir / "ipam" / settings.bridge_name, pod_cidr)
+        ctx.ipam = HostLocalIpam(agent_dir / "ipam" / settings.bridge_name, pod_cidrs[0], tuple(pod_cidrs[1:]))
         if cri is not None:
             from pyk3s.agent.cri.runtime import cleanup_sandboxes, start_runtime
 
@@ -208,25 +236,26 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
                                                name="containerd")
             cleanup_task = asyncio.create_task(cleanup_sandboxes(cri, name, lambda: set(kubelet.workers)),
                                                name="old sandboxes")
-        proxier = Proxier(ProxyConfig(name, settings.cluster_cidrs, settings.service_cidrs, settings.bridge_name,
-                                      table), svc_inf, slice_inf, pods_inf)
+        await delete_table("ip", table)   # the IPv4-only table of earlier releases
+        proxier = Proxier(ProxyConfig(name, cluster_cidrs, service_cidrs, settings.bridge_name, table,
+                                      masquerade_ipv6=settings.overlay.ipv6_masq), svc_inf, slice_inf, pods_inf)
         for inf in (pods_inf, svc_inf, slice_inf, rc_inf):
             await inf.start()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(node_agent.heartbeat(), name="node heartbeat")
             tg.create_task(kubelet.run(), name="kubelet")
             tg.create_task(proxier.run(), name="proxy")
-            tg.create_task(run_route_sync(client, name, cluster_cidrs=settings.cluster_cidrs), name="pod routes")
+            tg.create_task(overlay.sync.run(nodes_inf), name="overlay")
     finally:
         for task in (runtime_task, cleanup_task):
             if task is not None:
                 task.cancel()
         if cri is not None:
             await cri.close()
-        for inf in (pods_inf, svc_inf, slice_inf, rc_inf):
+        for inf in (pods_inf, svc_inf, slice_inf, rc_inf, nodes_inf):
             try:
                 await inf.stop()
             except Exception:  # noqa: BLE001, S110 - best effort on the way out
                 pass
         await server.stop()
-        await delete_table("ip", table)
+        await delete_table(FAMILY, table)

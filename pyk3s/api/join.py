@@ -94,5 +94,6 @@ class JoinService:
             "servingCert": serving_crt.decode(), "servingKey": serving_key.decode(),
             "serverCA": self.certs.server_ca_pem.decode(), "clientCA": self.certs.client_ca_pem.decode(),
             "config": {"clusterCIDRs": list(s.cluster_cidrs), "serviceCIDRs": list(s.service_cidrs),
-                       "clusterDNS": [s.cluster_dns], "clusterDomain": s.cluster_domain},
+                       "clusterDNS": [s.cluster_dns], "clusterDomain": s.cluster_domain,
+                       **s.agent_config},
         })

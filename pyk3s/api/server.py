@@ -47,6 +47,7 @@ class ServerApiSettings:
     node_port_range: tuple[int, int] = (30000, 32767)
     cluster_domain: str = "cluster.local"
     cluster_dns: str = "10.43.0.10"
+    agent_config: dict[str, object] = field(default_factory=dict)   # more settings joining agents get
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property

@@ -65,7 +65,9 @@ def _data_dir(f: Parsed) -> Path:
 
 async def _run_with_kubeconfig(f: Parsed) -> None:
     node = NodeConfig.from_flags(f.values, _data_dir(f))
-    network = ClusterNetwork.given(f.cluster_cidr, f.service_cidr, f.cluster_dns, f.cluster_domain)
+    network = ClusterNetwork.given(f.cluster_cidr, f.service_cidr, f.cluster_dns, f.cluster_domain, agent_config={
+        "flannelBackend": f.flannel_backend, "flannelExternalIP": f.flannel_external_ip,
+        "flannelIPv6Masq": f.flannel_ipv6_masq})
     certs = AgentCerts(f.kubelet_cert or "", f.kubelet_key or "", f.client_ca or "", f.client_ca or "")
     client = Client.from_env(f.kubeconfig or None)
     try:

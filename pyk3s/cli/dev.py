@@ -5,6 +5,15 @@ Layout (everything named from one short random id ``<id>``, so leftovers are rec
 
 * underlay bridge ``pku<id>`` on a free ``172.31.x.0/24`` (else ``10.99.x.0/24``), checked against
   every host route; the host holds ``.254`` so kubectl and curl on the host reach every node;
+* with ``subnets`` > 1, one such bridge per subnet (``pku<id>s<k>``, the host on each) and a router
+  namespace ``pkr<id>`` with a leg in each (``.253``, forwarding on): nodes are spread over the subnets
+  in order and reach the other subnets only through the router, so host-gw cannot join them and the
+  VXLAN tunnel must;
+* with ``stack="dual"`` every subnet also gets an IPv6 /64 of a random ULA /48 that overlaps no route
+  of this machine (host ``::fe``, router ``::fd``, node ``::<i+1>``); the servers get IPv4,IPv6 pairs
+  for ``--cluster-cidr``/``--service-cidr`` from the same /48 and every node both addresses as
+  ``--node-ip``; ``stack="ipv6"`` gives the same underlay but IPv6-only cluster and service CIDRs (the
+  API server and the joins stay on IPv4);
 * one network namespace per node, ``pkn<id>-<i>``, joined to the bridge by a veth (host side
   ``pkh<id><i>``, node side ``eth0`` with ``.<i+1>``); no default route, so nothing leaves;
 * nodes 0..S-1 run ``pyk3s server`` (with its embedded agent; S = ``servers``, 1 unless the servers
@@ -40,7 +49,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Cluster", "KubectlResult", "Node", "free_underlay", "main"]
+__all__ = ["Cluster", "KubectlResult", "Node", "free_cluster_cidrs", "free_ula", "free_underlay", "main"]
 
 REPO = Path(__file__).resolve().parents[2]
 API_PORT = 6443
@@ -72,6 +81,53 @@ def free_underlay() -> ipaddress.IPv4Network:
     raise RuntimeError("cluster: no free 172.31.x.0/24 or 10.99.x.0/24 for the underlay")
 
 
+def _host_routes6() -> list[ipaddress.IPv6Network]:
+    out = subprocess.run(["ip", "-6", "route", "show", "table", "all"], capture_output=True, text=True).stdout
+    nets = []
+    for line in out.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        tok = words[1] if words[0] in ("local", "broadcast", "unreachable", "blackhole", "prohibit", "anycast",
+                                       "multicast") else words[0]
+        if tok == "default":
+            continue
+        with contextlib.suppress(ValueError):
+            net = ipaddress.ip_network(tok, strict=False)
+            if isinstance(net, ipaddress.IPv6Network):
+                nets.append(net)
+    return nets
+
+
+def free_cluster_cidrs() -> tuple[str, str]:
+    """IPv4 pod and service ranges that overlap no route of this machine: K3s's 10.42/16 and 10.43/16
+    when free, else a free pair of /16s in 10.100-10.249. The ranges live inside the node namespaces,
+    but traffic between nodes crosses this machine's bridge, where its netfilter (br_netfilter) sees
+    them: a range another cluster here routes would meet that cluster's rules."""
+    used = _host_routes()
+    pairs = [("10.42.0.0/16", "10.43.0.0/16")] + [(f"10.{a}.0.0/16", f"10.{a + 1}.0.0/16") for a in range(100, 250, 2)]
+    for pods, services in pairs:
+        nets = (ipaddress.ip_network(pods), ipaddress.ip_network(services))
+        if not any(n.overlaps(u) for n in nets for u in used):
+            return pods, services
+    raise RuntimeError("cluster: no free pair of /16s for the pod and service ranges")
+
+
+def free_ula() -> ipaddress.IPv6Network:
+    """A random ULA /48 (RFC 4193: fd00::/8 plus 40 random bits) that overlaps no route of this machine."""
+    used = _host_routes6()
+    for _ in range(64):
+        prefix = bytes([0xFD]) + secrets.token_bytes(5) + bytes(10)
+        net = ipaddress.IPv6Network((prefix, 48))
+        if not any(net.overlaps(u) for u in used):
+            return net
+    raise RuntimeError("cluster: no free ULA /48 for the IPv6 underlay")
+
+
+def _sub64(ula: ipaddress.IPv6Network, index: int) -> ipaddress.IPv6Network:
+    return ipaddress.IPv6Network((int(ula.network_address) + (index << 64), 64))
+
+
 def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     res = subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
     if check and res.returncode != 0:
@@ -98,12 +154,18 @@ class Node:
     host_link: str
     dir: Path
     role: str  # "server" | "agent"
+    ip6: str = ""      # the node's IPv6 underlay address (dual-stack clusters)
+    subnet: int = 0    # which underlay subnet it sits in
     proc: subprocess.Popen[bytes] | None = None
     args: list[str] = field(default_factory=list)
 
     @property
     def data_dir(self) -> Path:
         return self.dir / "data"
+
+    @property
+    def ips(self) -> list[str]:
+        return [self.ip, *([self.ip6] if self.ip6 else [])]
 
     @property
     def log_path(self) -> Path:
@@ -152,18 +214,57 @@ class Cluster:
     agent_args: Sequence[str] = ()
     servers: int = 1
     datastore_endpoint: str = ""
+    subnets: int = 1
+    stack: str = "ipv4"          # "ipv4" | "dual" | "ipv6" (pods and Services; the control plane stays on IPv4)
     ident: str = field(default_factory=lambda: secrets.token_hex(3))
     members: list[Node] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not 1 <= self.servers <= self.nodes:
             raise ValueError(f"cluster: servers={self.servers} must be between 1 and nodes={self.nodes}")
+        if not 1 <= self.subnets <= self.nodes:
+            raise ValueError(f"cluster: subnets={self.subnets} must be between 1 and nodes={self.nodes}")
+        if self.stack not in ("ipv4", "dual", "ipv6"):
+            raise ValueError(f"cluster: stack={self.stack!r}: ipv4, dual or ipv6")
         self.tmp = Path(tempfile.mkdtemp(prefix=f"pyk3s-cluster-{self.ident}-"))
         self.bridge = f"pku{self.ident}"
+        self.router = f"pkr{self.ident}"
         self.kubeconfig = self.tmp / "kubeconfig.yaml"
         self.net: ipaddress.IPv4Network | None = None
+        self.nets: list[ipaddress.IPv4Network] = []
+        self.nets6: list[ipaddress.IPv6Network] = []
+        self.ula: ipaddress.IPv6Network | None = None
+        self.bridges: list[str] = []
+        self.v4_cidrs = ("10.42.0.0/16", "10.43.0.0/16")
         self._bridge_made = False
+        self._router_made = False
         self.token = secrets.token_hex(12)
+
+    def bridge_of(self, subnet: int) -> str:
+        return self.bridge if subnet == 0 else f"{self.bridge}s{subnet}"
+
+    def subnet_of(self, i: int) -> int:
+        return i * self.subnets // self.nodes
+
+    @property
+    def cluster_cidrs(self) -> list[str]:
+        """The servers' --cluster-cidr."""
+        if self.ula is None:
+            return [self.v4_cidrs[0]]
+        v6 = str(ipaddress.IPv6Network((int(self.ula.network_address) + (0x42 << 72), 56)))
+        return [v6] if self.stack == "ipv6" else [self.v4_cidrs[0], v6]
+
+    @property
+    def service_cidrs(self) -> list[str]:
+        if self.ula is None:
+            return [self.v4_cidrs[1]]
+        v6 = str(ipaddress.IPv6Network((int(self.ula.network_address) + (0x43 << 72), 112)))
+        return [v6] if self.stack == "ipv6" else [self.v4_cidrs[1], v6]
+
+    @property
+    def cluster_dns(self) -> str:
+        """The first cluster DNS address (10th of the first service CIDR)."""
+        return str(ipaddress.ip_network(self.service_cidrs[0])[10])
 
     # -- network ---------------------------------------------------------------------------------
     @property
@@ -172,26 +273,66 @@ class Cluster:
         return str(self.net[254])
 
     def _make_underlay(self) -> None:
-        self.net = free_underlay()
-        _run("ip", "link", "add", self.bridge, "type", "bridge")
-        self._bridge_made = True
-        _run("ip", "addr", "add", f"{self.host_ip}/24", "dev", self.bridge)
-        _run("ip", "link", "set", self.bridge, "up")
+        self.v4_cidrs = free_cluster_cidrs()
+        if self.stack in ("dual", "ipv6"):
+            self.ula = free_ula()
+        for k in range(self.subnets):
+            net = free_underlay()   # sees the bridges made so far: each subnet gets its own /24
+            bridge = self.bridge_of(k)
+            _run("ip", "link", "add", bridge, "type", "bridge")
+            self.bridges.append(bridge)
+            self._bridge_made = True
+            _run("ip", "addr", "add", f"{net[254]}/24", "dev", bridge)
+            if self.ula is not None:
+                net6 = _sub64(self.ula, k)
+                self.nets6.append(net6)
+                _run("ip", "addr", "add", f"{net6[0xfe]}/64", "dev", bridge, "nodad")
+            _run("ip", "link", "set", bridge, "up")
+            self.nets.append(net)
+        self.net = self.nets[0]
+        if self.subnets > 1:
+            self._make_router()
         self.tmp.joinpath("resolv.conf").write_text(f"nameserver {self.host_ip}\n")
 
+    def _make_router(self) -> None:
+        _run("ip", "netns", "add", self.router)
+        self._router_made = True
+        for k, net in enumerate(self.nets):
+            leg = f"{self.router}h{k}"
+            _run("ip", "link", "add", leg, "type", "veth", "peer", "name", f"s{k}", "netns", self.router)
+            _run("ip", "link", "set", leg, "master", self.bridge_of(k), "up")
+            _run("ip", "-n", self.router, "addr", "add", f"{net[253]}/24", "dev", f"s{k}")
+            if self.nets6:
+                _run("ip", "-n", self.router, "addr", "add", f"{self.nets6[k][0xfd]}/64", "dev", f"s{k}", "nodad")
+            _run("ip", "-n", self.router, "link", "set", f"s{k}", "up")
+        _run("ip", "netns", "exec", self.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        if self.nets6:
+            _run("ip", "netns", "exec", self.router, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+
     def _make_node(self, i: int) -> Node:
-        assert self.net is not None
-        node = Node(index=i, name=f"pk{self.ident}-{i}", netns=f"pkn{self.ident}-{i}", ip=str(self.net[i + 1]),
+        k = self.subnet_of(i)
+        net = self.nets[k]
+        node = Node(index=i, name=f"pk{self.ident}-{i}", netns=f"pkn{self.ident}-{i}", ip=str(net[i + 1]),
                     host_link=f"pkh{self.ident}{i}", dir=self.tmp / f"node{i}",
-                    role="server" if i < self.servers else "agent")
+                    role="server" if i < self.servers else "agent",
+                    ip6=str(self.nets6[k][i + 1]) if self.nets6 else "", subnet=k)
         node.dir.mkdir(parents=True)
         self.members.append(node)
         _run("ip", "netns", "add", node.netns)
         _run("ip", "link", "add", node.host_link, "type", "veth", "peer", "name", "eth0", "netns", node.netns)
-        _run("ip", "link", "set", node.host_link, "master", self.bridge, "up")
+        _run("ip", "link", "set", node.host_link, "master", self.bridge_of(k), "up")
         _run("ip", "-n", node.netns, "addr", "add", f"{node.ip}/24", "dev", "eth0")
+        if node.ip6:
+            _run("ip", "-n", node.netns, "addr", "add", f"{node.ip6}/64", "dev", "eth0", "nodad")
         _run("ip", "-n", node.netns, "link", "set", "eth0", "up")
         _run("ip", "-n", node.netns, "link", "set", "lo", "up")
+        for other in range(self.subnets):   # the other subnets through the router, never a default route
+            if other == k:
+                continue
+            _run("ip", "-n", node.netns, "route", "add", str(self.nets[other]), "via", str(net[253]))
+            if self.nets6:
+                _run("ip", "-n", node.netns, "-6", "route", "add", str(self.nets6[other]), "via",
+                     str(self.nets6[k][0xfd]))
         return node
 
     def in_node(self, node: Node, *argv: str) -> list[str]:
@@ -218,8 +359,9 @@ class Cluster:
     def server_argv(self, node: Node) -> list[str]:
         shared = ["--datastore-endpoint", self.datastore_endpoint.format(host=self.host_ip), "--token", self.token] \
             if self.datastore_endpoint else []
+        stack = ["--cluster-cidr", ",".join(self.cluster_cidrs), "--service-cidr", ",".join(self.service_cidrs)]
         return [sys.executable, "-m", "pyk3s", "server", "--data-dir", str(node.data_dir),
-                "--node-ip", node.ip, "--node-name", node.name, "--bridge-name", node.bridge,
+                "--node-ip", ",".join(node.ips), "--node-name", node.name, "--bridge-name", node.bridge, *stack,
                 "--https-listen-port", str(API_PORT), "--write-kubeconfig", str(node.dir / "kubeconfig.yaml"),
                 "--resolv-conf", str(self.tmp / "resolv.conf"), "--config", str(self.tmp / "no-config.yaml"),
                 *shared, *self.server_args, *_runtime_default(self.server_args)]
@@ -228,7 +370,7 @@ class Cluster:
         servers = ",".join(f"https://{s.ip}:{API_PORT}" for s in self.server_nodes)
         return [sys.executable, "-m", "pyk3s", "agent", "--server", servers,
                 "--token-file", str(self.members[0].data_dir / "server" / "token"), "--data-dir", str(node.data_dir),
-                "--node-ip", node.ip, "--node-name", node.name, "--bridge-name", node.bridge,
+                "--node-ip", ",".join(node.ips), "--node-name", node.name, "--bridge-name", node.bridge,
                 "--resolv-conf", str(self.tmp / "resolv.conf"), "--config", str(self.tmp / "no-config.yaml"),
                 *self.agent_args, *extra, *_runtime_default([*self.agent_args, *extra])]
 
@@ -356,8 +498,12 @@ class Cluster:
         for node in self.members:
             _run("ip", "netns", "del", node.netns, check=False)
             _run("ip", "link", "del", node.host_link, check=False)
-        if self._bridge_made:
-            _run("ip", "link", "del", self.bridge, check=False)
+        if self._router_made:
+            _run("ip", "netns", "del", self.router, check=False)
+            for k in range(self.subnets):
+                _run("ip", "link", "del", f"{self.router}h{k}", check=False)
+        for bridge in self.bridges or ([self.bridge] if self._bridge_made else []):
+            _run("ip", "link", "del", bridge, check=False)
         subprocess.run(["rm", "-rf", str(self.tmp)], capture_output=True)
 
     def __enter__(self) -> Cluster:
@@ -382,6 +528,11 @@ def main(argv: list[str]) -> int:
     c.add_argument("--server-arg", action="append", default=[],
                    help="extra `pyk3s server` argument (repeat; default: --disable traefik)")
     c.add_argument("--agent-arg", action="append", default=[], help="extra `pyk3s agent` argument (repeat)")
+    c.add_argument("--subnets", type=int, default=1,
+                   help="spread the nodes over this many subnets joined by a router namespace (default 1)")
+    c.add_argument("--stack", choices=("ipv4", "dual", "ipv6"), default="ipv4",
+                   help="dual: IPv6 underlay beside IPv4, dual-stack --cluster-cidr/--service-cidr; ipv6: IPv6-only "
+                        "pods and Services (the API stays on IPv4) (default ipv4)")
     a = p.parse_args(argv)
     if os.geteuid() != 0:
         print("pyk3s dev cluster: needs root (network namespaces, nftables)", file=sys.stderr)
@@ -394,7 +545,8 @@ def main(argv: list[str]) -> int:
         return 1
     try:
         cluster = Cluster(nodes=a.nodes, server_args=tuple(a.server_arg) or ("--disable", "traefik"),
-                          agent_args=tuple(a.agent_arg), servers=a.servers, datastore_endpoint=a.datastore_endpoint)
+                          agent_args=tuple(a.agent_arg), servers=a.servers, datastore_endpoint=a.datastore_endpoint,
+                          subnets=a.subnets, stack=a.stack)
     except ValueError as err:
         print(f"pyk3s dev {err}", file=sys.stderr)
         return 1
@@ -409,7 +561,10 @@ def main(argv: list[str]) -> int:
         print(f"pyk3s dev cluster: starting {a.nodes} node(s) on underlay {cluster.bridge} ...", flush=True)
         cluster.start()
         print(f"pyk3s dev cluster: ready. Nodes: "
-              f"{', '.join(f'{n.name}={n.ip}' for n in cluster.members)}", flush=True)
+              f"{', '.join(n.name + '=' + '/'.join(n.ips) for n in cluster.members)}", flush=True)
+        if cluster.subnets > 1:
+            print(f"  subnets: {', '.join(str(n) for n in cluster.nets)} joined by router namespace "
+                  f"{cluster.router}", flush=True)
         print(f"  export KUBECONFIG={cluster.kubeconfig}", flush=True)
         print(f"  logs: {cluster.tmp}/node*/{{server,agent}}.log   (Ctrl-C tears everything down)", flush=True)
         reported: set[str] = set()

@@ -42,8 +42,7 @@ NODE_FLAGS: tuple[Flag, ...] = (
     Flag("resolv-conf", "kubelet resolv.conf file for dnsPolicy Default pods", env=("K3S_RESOLV_CONF",)),
     Flag("bridge-name", "name of the pod bridge on this node", default="pyk3s0"),
     Flag("kubelet-port", "port of the kubelet API", default=10250, kind="int"),
-    Flag("flannel-backend", "accepted for compatibility; pod routes between nodes are host-gw",
-         default="host-gw"),
+    Flag("flannel-iface", "override the interface pod traffic between nodes uses (default: the --node-ip's)"),
 )
 
 # The joining agent's local load balancer to the API servers (after the node flags, as K3s lists it).
@@ -95,6 +94,9 @@ SERVER_ONLY_FLAGS: tuple[Flag, ...] = (
     Flag("datastore-cafile", "TLS CA file for the datastore", env=("K3S_DATASTORE_CAFILE",)),
     Flag("datastore-certfile", "TLS client certificate for the datastore", env=("K3S_DATASTORE_CERTFILE",)),
     Flag("datastore-keyfile", "TLS client key for the datastore", env=("K3S_DATASTORE_KEYFILE",)),
+    Flag("flannel-backend", "pod traffic between nodes: vxlan, host-gw or none", default="vxlan"),
+    Flag("flannel-external-ip", "use node external IP addresses for the tunnel between nodes", kind="bool"),
+    Flag("flannel-ipv6-masq", "masquerade IPv6 pod traffic leaving the cluster", kind="bool"),
     Flag("cluster-init", "accepted for compatibility (use --datastore-endpoint for HA)", kind="bool",
          env=("K3S_CLUSTER_INIT",)),
     Flag("manifests-rescan-interval", "seconds between full rescans of the manifests directory",
@@ -117,6 +119,9 @@ KUBECONFIG_FLAGS: tuple[Flag, ...] = (
     Flag("cluster-dns", "cluster DNS addresses given to pods (with --kubeconfig)", kind="list",
          metavar="10.43.0.10"),
     Flag("cluster-domain", "cluster domain (with --kubeconfig)", default="cluster.local"),
+    Flag("flannel-backend", "pod traffic between nodes: vxlan, host-gw or none (with --kubeconfig)", default="vxlan"),
+    Flag("flannel-external-ip", "use node external IPs for the tunnel (with --kubeconfig)", kind="bool"),
+    Flag("flannel-ipv6-masq", "masquerade IPv6 pod traffic leaving the cluster (with --kubeconfig)", kind="bool"),
     Flag("kubelet-cert", "kubelet serving certificate (with --kubeconfig; none: plain HTTP)"),
     Flag("kubelet-key", "kubelet serving key (with --kubeconfig)"),
     Flag("client-ca", "CA of the clients allowed to call the kubelet, also given to pods (with --kubeconfig)"),

@@ -20,6 +20,7 @@ import json
 import os
 import socket
 import struct
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httptools
@@ -30,7 +31,8 @@ _SIOCGIFADDR = 0x8915
 
 
 def local_ips() -> list[str]:
-    """IPv4 addresses of this network namespace's interfaces (what traefik/whoami prints as ``IP:``)."""
+    """Addresses of this network namespace's interfaces, IPv4 then IPv6 (what traefik/whoami prints as
+    ``IP:``)."""
     ips: list[str] = []
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         for _, name in socket.if_nameindex():
@@ -39,6 +41,14 @@ def local_ips() -> list[str]:
             except OSError:
                 continue
             ips.append(socket.inet_ntoa(res[20:24]))
+    try:
+        rows = Path("/proc/net/if_inet6").read_text().split("\n")
+    except OSError:
+        rows = []
+    for row in rows:
+        f = row.split()
+        if len(f) >= 6:
+            ips.append(socket.inet_ntop(socket.AF_INET6, bytes.fromhex(f[0])))
     return ips
 
 
@@ -156,7 +166,8 @@ class WhoamiHttp(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if peer else ""
+        host = f"[{peer[0]}]" if peer and ":" in peer[0] else peer[0] if peer else ""
+        self.peer = f"{host}:{peer[1]}" if peer else ""   # Go's net.JoinHostPort form
 
     def data_received(self, data: bytes) -> None:
         if self.ws is not None:
@@ -253,17 +264,38 @@ class UdpEcho(asyncio.DatagramProtocol):
         self.transport.sendto(data, addr)  # type: ignore[attr-defined]
 
 
-async def serve(port: int, name: str = "", host: str = "0.0.0.0", verbose: bool = False) -> None:
-    """Serve HTTP (TCP) and UDP echo on ``port`` until cancelled."""
+def _ipv6() -> bool:
+    try:
+        return Path("/proc/sys/net/ipv6/conf/all/disable_ipv6").read_text().strip() == "0"
+    except OSError:
+        return False
+
+
+def _udp_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:   # beside the IPv4 socket, not over it
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    sock.bind((host, port))
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(port: int, name: str = "", host: str = "", verbose: bool = False) -> None:
+    """Serve HTTP (TCP) and UDP echo on ``port`` until cancelled; ``host`` "" means every address of
+    both families (traefik/whoami listens on ``:port``), so a dual-stack pod answers on each of its IPs."""
     loop = asyncio.get_running_loop()
     info = WhoamiInfo(name, verbose)
-    server = await loop.create_server(lambda: WhoamiHttp(info), host, port, reuse_address=True, backlog=1024)
-    udp, _ = await loop.create_datagram_endpoint(UdpEcho, local_addr=(host, port))
+    hosts = [host] if host else ["0.0.0.0", *(["::"] if _ipv6() else [])]
+    server = await loop.create_server(lambda: WhoamiHttp(info), hosts, port, reuse_address=True, backlog=1024)
+    udps = [(await loop.create_datagram_endpoint(UdpEcho, sock=_udp_socket(h, port)))[0] for h in hosts]
     print(f"Starting up on port {port}", flush=True)
     try:
         await server.serve_forever()
     finally:
-        udp.close()
+        for udp in udps:
+            udp.close()
         server.close()
 
 
@@ -271,7 +303,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="pyk3s whoami", description="traefik/whoami-style echo server")
     parser.add_argument("--port", type=int, default=int(os.environ.get("WHOAMI_PORT_NUMBER", "80")))
     parser.add_argument("--name", default=os.environ.get("WHOAMI_NAME", ""))
-    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--host", default="", help="listen address (default: every address of both families)")
     parser.add_argument("--verbose", action="store_true", default=bool(os.environ.get("WHOAMI_VERBOSE")))
     args = parser.parse_args(argv)
     try:

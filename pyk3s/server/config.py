@@ -18,7 +18,12 @@ from pyk3s.controllers.common.settings import (
     DeploySettings,
     ServiceLBSettings,
 )
-from pyk3s.k3s.network import DEFAULT_CLUSTER_DOMAIN, ClusterNetwork
+from pyk3s.k3s.network import (
+    DEFAULT_CLUSTER_DOMAIN,
+    DEFAULT_FLANNEL_BACKEND,
+    FLANNEL_BACKENDS,
+    ClusterNetwork,
+)
 from pyk3s.k3s.paths import default_data_dir, default_kubeconfig_path
 from pyk3s.k3s.token import read_token_flags
 from pyk3s.manifests.stage import StageSettings
@@ -71,8 +76,14 @@ def _network(flags: Mapping[str, Any]) -> ClusterNetwork:
                 f"--cluster-dns {dns[0]} is not inside --service-cidr {','.join(service_cidrs)}")
     else:
         dns = cluster_dns_default(service_cidrs)
+    backend = flags.get("flannel_backend") or DEFAULT_FLANNEL_BACKEND
+    if backend not in FLANNEL_BACKENDS:
+        raise ServerConfigError(f"--flannel-backend {backend!r}: supported values: {', '.join(FLANNEL_BACKENDS)} "
+                                "(wireguard-native and tailscale are not available in pyk3s)")
     return ClusterNetwork(cluster_cidrs=cluster_cidrs, service_cidrs=service_cidrs, cluster_dns=dns,
-                          cluster_domain=flags["cluster_domain"].strip(".") or DEFAULT_CLUSTER_DOMAIN)
+                          cluster_domain=flags["cluster_domain"].strip(".") or DEFAULT_CLUSTER_DOMAIN,
+                          flannel_backend=backend, flannel_external_ip=bool(flags.get("flannel_external_ip")),
+                          flannel_ipv6_masq=bool(flags.get("flannel_ipv6_masq")))
 
 
 def _port_range(value: str) -> tuple[int, int]:
@@ -200,6 +211,7 @@ class ServerConfig:
             node_port_range=self.node_port_range,
             cluster_domain=self.network.cluster_domain,
             cluster_dns=self.network.cluster_dns[0],
+            agent_config=self.network.agent_config(),
         )
 
     def stage_settings(self) -> StageSettings:
@@ -210,6 +222,7 @@ class ServerConfig:
             system_default_registry=self.system_default_registry,
             disable=self.disable,
             data_dir=self.data_dir,
+            flannel_external_ip=self.network.flannel_external_ip,
         )
 
     def deploy_settings(self) -> DeploySettings:

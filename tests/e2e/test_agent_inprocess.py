@@ -143,5 +143,5 @@ async def test_agent_in_process(tmp_path):
         await asyncio.gather(agent, return_exceptions=True)
         await api.stop()
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
-        subprocess.run(["nft", "delete", "table", "ip", nft_table_for(BRIDGE)], capture_output=True)
+        subprocess.run(["nft", "delete", "table", "inet", nft_table_for(BRIDGE)], capture_output=True)
     assert nft_table_for(BRIDGE) not in subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout

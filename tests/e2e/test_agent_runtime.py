@@ -20,7 +20,7 @@ from pyk3s.agent.killall import killall
 from pyk3s.agent.kubelet.volumes import VolumeSources
 from pyk3s.agent.kubelet.worker import KubeletContext, PodWorker
 from pyk3s.agent.proxy.apply import NftApplier
-from pyk3s.agent.proxy.compile import ProxyConfig, compile_ruleset
+from pyk3s.agent.proxy.compile import FAMILY, ProxyConfig, compile_ruleset
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"), reason="root + nft")]
 
@@ -75,7 +75,7 @@ async def node(tmp_path):
     ctx = KubeletContext(NODE, tmp_path / "agent" / "pods", cfg.gateway, cfg, ipam, (NETS.cluster_dns,), "cluster.local",
                          "nameserver 192.0.2.53\n", VolumeSources(none, none, token, "CA"), list, none, none,
                          write_status, delete)
-    applier = NftApplier("ip", TABLE)
+    applier = NftApplier(FAMILY, TABLE)
     workers: list[PodWorker] = []
     try:
         yield ctx, statuses, workers, applier

@@ -35,7 +35,6 @@ from cluster import Cluster, Node
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("etcd"), reason="root + nft + etcd")]
 
-CLUSTER_DNS = "10.43.0.10"
 HOST = "whoami.pk.test"
 # --node-monitor-grace-period: a node whose heartbeats stop is NotReady after this many seconds. Agents
 # renew their node Lease every 10 s, so it must stay well above that (K3s: 40 s).
@@ -290,7 +289,7 @@ def _curl(cl: Cluster, node: Node, url: str, *args: str) -> str:
 
 
 def _dig(cl: Cluster, node: Node, name: str) -> str:
-    return cl.exec_in(node, "dig", "+short", "+time=1", "+tries=1", f"@{CLUSTER_DNS}", name, timeout=10).stdout.strip()
+    return cl.exec_in(node, "dig", "+short", "+time=1", "+tries=1", f"@{cl.cluster_dns}", name, timeout=10).stdout.strip()
 
 
 def _all_pods_ready(cl: Cluster) -> bool:
@@ -459,7 +458,7 @@ def test_kill9_leader_while_writing_dns_and_ingress_keep_answering(ha: tuple[Clu
                 failed_writes.append(time.monotonic())
                 time.sleep(0.1)
 
-    probe = subprocess.Popen(cl.in_node(agent, sys.executable, "-c", PROBE, CLUSTER_DNS,
+    probe = subprocess.Popen(cl.in_node(agent, sys.executable, "-c", PROBE, cl.cluster_dns,
                                         "web.default.svc.cluster.local.", agent.ip, HOST, str(5 + PROBE_AFTER_KILL)),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t = threading.Thread(target=writer)

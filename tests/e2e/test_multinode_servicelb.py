@@ -1,4 +1,5 @@
-"""Three nodes on one machine (tests/support/cluster.py): joining agents, host-gw pod routes, cross-node
+"""Three nodes on one machine (tests/support/cluster.py, ``--flannel-backend host-gw``: they share one
+link): joining agents, host-gw pod routes, cross-node
 pod and ClusterIP traffic, NodeHosts, and ServiceLB across nodes (k3s.md 1.3-1.5): held ports, Pending
 svclb pods, the pending explanation, ``enablelb``, ``lbpool``, and a node that goes NotReady.
 
@@ -76,7 +77,7 @@ spec:
 @pytest.fixture(scope="module")
 def cl(kubectl_bin: str) -> Iterator[Cluster]:
     c = Cluster(nodes=3, server_args=("--disable", "traefik", "--node-monitor-grace-period", "10",
-                                      "--pod-eviction-timeout", "10"))
+                                      "--pod-eviction-timeout", "10", "--flannel-backend", "host-gw"))
     c.start(timeout=120)
     try:
         yield c

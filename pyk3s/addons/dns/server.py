@@ -203,49 +203,79 @@ class TcpDns(asyncio.Protocol):
 
 
 class Listener:
-    """UDP + TCP on the same address and port (port 0: the kernel picks one for both)."""
+    """UDP + TCP on the same address and port (port 0: the kernel picks one for both). An empty host is
+    every address of both families, as CoreDNS's ``:53``: an IPv4 pair and, where the kernel has IPv6,
+    an IPv6-only pair on the same port."""
 
     def __init__(self, host: str, port: int, core: DnsCore, udp: UdpDns,
                  tcp: asyncio.base_events.Server) -> None:
         self.host, self.port, self.core, self.udp, self.tcp = host, port, core, udp, tcp
+        self.more: list[tuple[UdpDns, asyncio.base_events.Server]] = []
 
     @classmethod
     async def open(cls, host: str, port: int, core: DnsCore, reuseport: bool = False) -> Listener:
-        loop = asyncio.get_running_loop()
-        bind_host = host or "0.0.0.0"
-        family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
-        for _attempt in range(20):
-            us = socket.socket(family, socket.SOCK_DGRAM)
-            us.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if reuseport:
-                us.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        udp, tcp, real = await _open_pair(host or "0.0.0.0", port, core, reuseport)
+        lst = cls(host, real, core, udp, tcp)
+        if not host and _has_ipv6():
             try:
-                us.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-                us.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-            except OSError:
-                pass
-            us.bind((bind_host, port))
-            us.setblocking(False)
-            real = us.getsockname()[1]
-            ts = socket.socket(family, socket.SOCK_STREAM)
-            ts.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if reuseport:
-                ts.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            try:
-                ts.bind((bind_host, real))
-            except OSError:
-                us.close()
-                ts.close()
-                if port:
-                    raise
-                continue
-            ts.listen(1024)
-            ts.setblocking(False)
-            udp = UdpDns(core, us)
-            tcp = await loop.create_server(lambda: TcpDns(core), sock=ts)
-            return cls(host, real, core, udp, tcp)
-        raise OSError(f"dns: could not bind UDP and TCP on the same port on {bind_host}")
+                udp6, tcp6, _ = await _open_pair("::", real, core, reuseport)
+                lst.more.append((udp6, tcp6))
+            except OSError as err:
+                log.warning("dns: no IPv6 listener on port %d: %s", real, err)
+        return lst
 
     def close(self) -> None:
         self.udp.close()
         self.tcp.close()
+        for udp, tcp in self.more:
+            udp.close()
+            tcp.close()
+
+
+def _has_ipv6() -> bool:
+    try:
+        with open("/proc/sys/net/ipv6/conf/all/disable_ipv6") as fh:
+            return fh.read().strip() == "0"
+    except OSError:
+        return False
+
+
+async def _open_pair(bind_host: str, port: int, core: DnsCore,
+                     reuseport: bool) -> tuple[UdpDns, asyncio.base_events.Server, int]:
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
+    for _attempt in range(20):
+        us = socket.socket(family, socket.SOCK_DGRAM)
+        us.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:   # beside the IPv4 pair, not over it
+            us.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if reuseport:
+            us.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            us.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            us.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        except OSError:
+            pass
+        us.bind((bind_host, port))
+        us.setblocking(False)
+        real = us.getsockname()[1]
+        ts = socket.socket(family, socket.SOCK_STREAM)
+        ts.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            ts.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if reuseport:
+            ts.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            ts.bind((bind_host, real))
+        except OSError:
+            us.close()
+            ts.close()
+            if port:
+                raise
+            continue
+        ts.listen(1024)
+        ts.setblocking(False)
+        udp = UdpDns(core, us)
+        tcp = await loop.create_server(lambda: TcpDns(core), sock=ts)
+        return udp, tcp, real
+    raise OSError(f"dns: could not bind UDP and TCP on the same port on {bind_host}")

@@ -1,7 +1,9 @@
-"""The node's pod bridge: gateway address, forwarding, the service-CIDR route, and the overlap check.
+"""The node's pod bridge: gateway address(es), forwarding, the service-CIDR routes, and the overlap check.
 
-Before anything changes, every host route is compared with the cluster and service CIDRs; a route we
-did not create (not on our bridge) that overlaps refuses start-up with :class:`CniError`.
+Before anything changes, every host route of both families is compared with the cluster and service
+CIDRs; a route we did not create (not on our bridge) that overlaps refuses start-up with
+:class:`CniError`. A dual-stack node's bridge holds the first address of each pod CIDR (IPv6 without
+duplicate address detection, so pods have their gateway at once).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ class BridgeConfig:
     pod_cidr: str
     cluster_cidrs: tuple[str, ...]
     service_cidrs: tuple[str, ...]
+    extra_pod_cidrs: tuple[str, ...] = ()   # the other family's pod CIDR on a dual-stack node
+    mtu: int = 0                            # of the bridge and the pods' interfaces; 0: the kernel's default
 
     @property
     def gateway(self) -> str:
@@ -28,6 +32,15 @@ class BridgeConfig:
     @property
     def prefix_len(self) -> int:
         return ipaddress.ip_network(self.pod_cidr, strict=False).prefixlen
+
+    @property
+    def pod_cidrs(self) -> tuple[str, ...]:
+        return (self.pod_cidr, *self.extra_pod_cidrs)
+
+    def gateways(self) -> list[tuple[str, int]]:
+        """(gateway, prefix length) of each pod CIDR, primary first."""
+        nets = [ipaddress.ip_network(c, strict=False) for c in self.pod_cidrs]
+        return [(str(n.network_address + 1), n.prefixlen) for n in nets]
 
 
 def overlapping_routes(routes: list[dict], cidrs: tuple[str, ...], own_devs: set[str]) -> list[str]:
@@ -54,6 +67,11 @@ def overlapping_routes(routes: list[dict], cidrs: tuple[str, ...], own_devs: set
 
 async def check_route_overlap(cfg: BridgeConfig) -> None:
     routes = await ip_json("-4", "route", "show")
+    if any(ipaddress.ip_network(c, strict=False).version == 6 for c in cfg.cluster_cidrs + cfg.service_cidrs):
+        try:
+            routes += await ip_json("-6", "route", "show")
+        except CniError:
+            pass  # no IPv6 in this kernel: the agent reports it and leaves IPv6 out
     bad = overlapping_routes(routes, cfg.cluster_cidrs + cfg.service_cidrs, {cfg.bridge_name})
     if bad:
         raise CniError("cni: refusing to configure pod networking: cluster-cidr/service-cidr overlap "
@@ -69,20 +87,32 @@ async def ensure_bridge(cfg: BridgeConfig) -> None:
         await ip("link", "add", cfg.bridge_name, "type", "bridge", "nf_call_iptables", "1")
     else:
         await ip("link", "set", cfg.bridge_name, "type", "bridge", "nf_call_iptables", "1", check=False)
-    addrs = await ip_json("-4", "addr", "show", "dev", cfg.bridge_name)
-    have = {(a["local"], a["prefixlen"]) for d in addrs for a in d.get("addr_info", [])}
-    want = (cfg.gateway, cfg.prefix_len)
-    for local, plen in have - {want}:
+    fams = {ipaddress.ip_network(c, strict=False).version for c in cfg.pod_cidrs}
+    if 6 in fams:
+        await ip("link", "set", cfg.bridge_name, "type", "bridge", "nf_call_ip6tables", "1", check=False)
+        write_sysctl(f"net.ipv6.conf.{cfg.bridge_name}.accept_ra", "0")
+    if cfg.mtu:
+        await ip("link", "set", cfg.bridge_name, "mtu", str(cfg.mtu))
+    rows = await ip_json("addr", "show", "dev", cfg.bridge_name)
+    have = {(a["local"], a["prefixlen"]) for d in rows for a in d.get("addr_info", [])
+            if a.get("scope") == "global" and a.get("family") in ("inet", "inet6")}
+    want = set(cfg.gateways())
+    for local, plen in have - want:
         await ip("addr", "del", f"{local}/{plen}", "dev", cfg.bridge_name, check=False)
-    if want not in have:
-        await ip("addr", "add", f"{cfg.gateway}/{cfg.prefix_len}", "dev", cfg.bridge_name)
+    for gw, plen in cfg.gateways():
+        if (gw, plen) not in have:
+            await ip("addr", "add", f"{gw}/{plen}", "dev", cfg.bridge_name, *(["nodad"] if ":" in gw else []))
     await ip("link", "set", cfg.bridge_name, "up")
-    write_sysctl("net.ipv4.ip_forward", "1")
-    # NodePorts and hostPorts on 127.0.0.1 are DNATed to pods behind this bridge only
-    write_sysctl(f"net.ipv4.conf.{cfg.bridge_name}.route_localnet", "1")
+    if 4 in fams:
+        write_sysctl("net.ipv4.ip_forward", "1")
+        # NodePorts and hostPorts on 127.0.0.1 are DNATed to pods behind this bridge only
+        write_sysctl(f"net.ipv4.conf.{cfg.bridge_name}.route_localnet", "1")
+    if 6 in fams:
+        write_sysctl("net.ipv6.conf.all.forwarding", "1")
     for cidr in cfg.service_cidrs:
-        if ipaddress.ip_network(cidr, strict=False).version == 4:
-            await ip("route", "replace", cidr, "dev", cfg.bridge_name)
+        fam = ipaddress.ip_network(cidr, strict=False).version
+        if fam in fams:
+            await ip(f"-{fam}", "route", "replace", cidr, "dev", cfg.bridge_name)
 
 
 async def remove_bridge(bridge_name: str) -> None:

@@ -63,6 +63,7 @@ class PluginError(Exception):
 def conflist(bridge: BridgeConfig, ipam_dir: Path, record_dir: Path) -> dict[str, Any]:
     return {"cniVersion": CNI_VERSION, "name": "pyk3s", "plugins": [{
         "type": "pyk3s", "bridge": bridge.bridge_name, "podCIDR": bridge.pod_cidr,
+        "extraPodCIDRs": list(bridge.extra_pod_cidrs), "mtu": bridge.mtu,
         "clusterCIDRs": list(bridge.cluster_cidrs), "serviceCIDRs": list(bridge.service_cidrs),
         "ipamDir": str(ipam_dir), "recordDir": str(record_dir)}]}
 
@@ -90,9 +91,11 @@ def _owner(env: dict[str, str]) -> str:
 
 def _bridge(conf: dict[str, Any]) -> tuple[BridgeConfig, HostLocalIpam, Path]:
     try:
+        extra = tuple(conf.get("extraPodCIDRs") or ())
         bridge = BridgeConfig(conf["bridge"], conf["podCIDR"], tuple(conf.get("clusterCIDRs") or ()),
-                              tuple(conf.get("serviceCIDRs") or ()))
-        ipam = HostLocalIpam(Path(conf["ipamDir"]), conf["podCIDR"])
+                              tuple(conf.get("serviceCIDRs") or ()), extra_pod_cidrs=extra,
+                              mtu=int(conf.get("mtu") or 0))
+        ipam = HostLocalIpam(Path(conf["ipamDir"]), conf["podCIDR"], extra)
         record = Path(conf.get("recordDir") or Path(conf["ipamDir"]).parent / "cni")
     except (KeyError, ValueError) as exc:
         raise PluginError(ERR_INVALID_CONFIG, f"pyk3s: bad network configuration: {exc}") from None
@@ -121,9 +124,10 @@ async def _add(conf: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
             "interfaces": [{"name": bridge.bridge_name}, {"name": net.veth},
                            {"name": ifname, "sandbox": netns_path}],
             # "version" is required before CNI 1.0 and ignored since
-            "ips": [{"version": "4", "address": f"{net.ip}/{bridge.prefix_len}", "gateway": net.gateway,
-                     "interface": 2}],
-            "routes": [{"dst": "0.0.0.0/0", "gw": net.gateway}],
+            "ips": [{"version": "6" if ":" in a else "4", "address": f"{a}/{plen}", "gateway": gw, "interface": 2}
+                    for a, (gw, plen) in zip(net.ips or (net.ip,), bridge.gateways(), strict=False)],
+            "routes": [{"dst": "::/0" if ":" in gw else "0.0.0.0/0", "gw": gw}
+                       for _, (gw, _) in zip(net.ips or (net.ip,), bridge.gateways(), strict=False)],
             "dns": {}}
 
 

@@ -1,4 +1,5 @@
-"""One pod's network: netns ``pk-<uid12>``, veth ``pkv<hash>`` on the bridge, an address from IPAM."""
+"""One pod's network: netns ``pk-<uid12>``, veth ``pkv<hash>`` on the bridge, an address from IPAM
+(one per family on a dual-stack node, each with its default route), the bridge's MTU on both ends."""
 
 from __future__ import annotations
 
@@ -34,26 +35,34 @@ class PodNetwork:
     veth: str
     ip: str
     gateway: str
+    ips: tuple[str, ...] = ()      # every address of the pod, primary first
 
 
 async def setup_pod_network(uid: str, cfg: BridgeConfig, ipam: HostLocalIpam, netns: str | None = None,
                             ifname: str = "eth0", fresh: bool = False) -> PodNetwork:
-    """Idempotent: an existing netns with its address is reused (agent restart). ``netns``: the name of
+    """Idempotent: an existing netns with its addresses is reused (agent restart). ``netns``: the name of
     a namespace someone else made (the CNI plugin's case); by default the pod's own ``pk-`` one.
     ``fresh``: the namespace was just made (a CNI ADD), so two ``ip -batch`` runs do it all; should
-    anything be there already, the step-by-step way below takes over."""
+    anything be there already, the step-by-step way below takes over. A dual-stack node gives the pod
+    an address and a default route per family; both ends of the veth get the bridge's MTU."""
     ns, veth = netns or netns_name(uid), veth_name(uid)
-    pod_ip = ipam.allocate(uid)
+    pod_ips = ipam.allocate_all(uid)
+    pod_ip = pod_ips[0]
+    mtu = [f"link set {veth} mtu {cfg.mtu}"] if cfg.mtu else []
+    inner_mtu = [f"link set {ifname} mtu {cfg.mtu}"] if cfg.mtu else []
+    addresses = [(addr, gw, plen, ":" in addr) for addr, (gw, plen) in zip(pod_ips, cfg.gateways(), strict=False)]
     if fresh and netns is not None:
         try:
-            await ip_batch([f"link add {veth} type veth peer name {ifname} netns {ns}",
+            await ip_batch([f"link add {veth} type veth peer name {ifname} netns {ns}", *mtu,
                             f"link set {veth} master {cfg.bridge_name}",
                             f"link set {veth} type bridge_slave hairpin on",
                             f"link set {veth} up"])
-            await ip_batch([f"addr add {pod_ip}/{cfg.prefix_len} dev {ifname}", "link set lo up",
-                            f"link set {ifname} up", f"route replace default via {cfg.gateway} dev {ifname}"],
+            await ip_batch([*(f"addr add {a}/{plen} dev {ifname}" + (" nodad" if six else "")
+                              for a, _, plen, six in addresses), *inner_mtu, "link set lo up",
+                            f"link set {ifname} up",
+                            *(f"route replace default via {gw} dev {ifname}" for _, gw, _, _ in addresses)],
                            netns=ns)
-            return PodNetwork(ns, veth, pod_ip, cfg.gateway)
+            return PodNetwork(ns, veth, pod_ip, cfg.gateway, tuple(pod_ips))
         except CniError:
             pass
     try:
@@ -62,19 +71,20 @@ async def setup_pod_network(uid: str, cfg: BridgeConfig, ipam: HostLocalIpam, ne
         host_links = await ip("link", "show", veth, check=False)
         if not host_links:
             await ip("link", "add", veth, "type", "veth", "peer", "name", ifname, "netns", ns)
-        await ip_batch([f"link set {veth} master {cfg.bridge_name}",
+        await ip_batch([*mtu, f"link set {veth} master {cfg.bridge_name}",
                         f"link set {veth} type bridge_slave hairpin on",
                         f"link set {veth} up"])
-        addrs = await ip("-4", "-o", "addr", "show", "dev", ifname, netns=ns)
-        cmds = ["link set lo up", f"link set {ifname} up"]
-        if f"{pod_ip}/" not in addrs:
-            cmds.insert(0, f"addr add {pod_ip}/{cfg.prefix_len} dev {ifname}")
-        cmds.append(f"route replace default via {cfg.gateway} dev {ifname}")
+        have = await ip("-o", "addr", "show", "dev", ifname, netns=ns)
+        cmds = [*inner_mtu, "link set lo up", f"link set {ifname} up"]
+        for a, gw, plen, six in addresses:
+            if f" {a}/" not in have:
+                cmds.insert(0, f"addr add {a}/{plen} dev {ifname}" + (" nodad" if six else ""))
+            cmds.append(f"route replace default via {gw} dev {ifname}")
         await ip_batch(cmds, netns=ns)
     except CniError:
         await teardown_pod_network(uid, ipam, own_netns=netns is None)
         raise
-    return PodNetwork(ns, veth, pod_ip, cfg.gateway)
+    return PodNetwork(ns, veth, pod_ip, cfg.gateway, tuple(pod_ips))
 
 
 async def teardown_pod_network(uid: str, ipam: HostLocalIpam | None, own_netns: bool = True) -> None:

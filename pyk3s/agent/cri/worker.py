@@ -194,9 +194,11 @@ class CriPodWorker(PodWorker):
             return False
         if spec.get("hostNetwork"):
             self.pod_ip = self.ctx.host_ip
+            self.pod_ips = self.ctx.host_ips or (self.pod_ip,)
         else:
             status = await self.client.pod_sandbox_status(self.sandbox_id)
             self.pod_ip = status.status.network.ip
+            self.pod_ips = (self.pod_ip, *(a.ip for a in status.status.network.additional_ips))
         return True
 
     def _argv(self, c: dict) -> list[str]:

@@ -72,7 +72,9 @@ def _cond(ctype: str, ok: bool, now: str, prev: Mapping[str, Mapping], reason: s
 
 
 def pod_status(pod: Mapping, init: Sequence[ContainerState], main: Sequence[ContainerState], *, pod_ip: str,
-               host_ip: str, start_time: str, now: str, network_ready: bool) -> dict:
+               host_ip: str, start_time: str, now: str, network_ready: bool, pod_ips: Sequence[str] = (),
+               host_ips: Sequence[str] = ()) -> dict:
+    """``pod_ips``/``host_ips``: every address, primary first (dual-stack); default the single one."""
     spec = pod.get("spec") or {}
     policy = spec.get("restartPolicy") or "Always"
     prev = {c["type"]: c for c in ((pod.get("status") or {}).get("conditions") or [])}
@@ -98,14 +100,14 @@ def pod_status(pod: Mapping, init: Sequence[ContainerState], main: Sequence[Cont
             _cond("ContainersReady", ready, now, prev, "ContainersNotReady"),
             _cond("PodScheduled", True, now, prev),
         ],
-        "hostIP": host_ip, "hostIPs": [{"ip": host_ip}] if host_ip else [],
+        "hostIP": host_ip, "hostIPs": [{"ip": a} for a in (host_ips or ([host_ip] if host_ip else []))],
         "startTime": start_time,
         "containerStatuses": [c.to_status() for c in main],
         "qosClass": "BestEffort",
     }
     if pod_ip:
         status["podIP"] = pod_ip
-        status["podIPs"] = [{"ip": pod_ip}]
+        status["podIPs"] = [{"ip": a} for a in (pod_ips or [pod_ip])]
     if init:
         status["initContainerStatuses"] = [c.to_status() for c in init]
     return status

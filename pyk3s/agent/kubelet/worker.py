@@ -75,6 +75,7 @@ class KubeletContext:
     runtime_handlers: Callable[[], dict[str, str]] = dict
     # makes each pod's worker (the runtime's choice); None: the process runtime's PodWorker
     worker_factory: Callable[[KubeletContext, dict], PodWorker] | None = None
+    host_ips: tuple[str, ...] = ()   # every node IP, host_ip first (dual-stack)
 
 
 class PodWorker:
@@ -89,6 +90,7 @@ class PodWorker:
         self.main = [ContainerState(c["name"], c.get("image", "")) for c in spec.get("containers") or []]
         self.procs: dict[str, ContainerProcess] = {}
         self.pod_ip = ""
+        self.pod_ips: tuple[str, ...] = ()   # primary first; one per family on a dual-stack node
         self.network_ready = False
         self.start_time = (pod.get("status") or {}).get("startTime") or rfc3339nano(time.time())[:19] + "Z"
         self.volumes: dict[str, Path] = {}
@@ -171,7 +173,7 @@ class PodWorker:
         (self.dir / "_etc").mkdir(exist_ok=True)
         (self.dir / "_etc" / "resolv.conf").write_text(
             pod_resolv_conf(self.pod, self.ctx.cluster_dns, self.ctx.cluster_domain, self.ctx.node_resolv))
-        (self.dir / "_etc" / "hosts").write_text(hosts_file(self.pod, [self.pod_ip], self.ctx.cluster_domain))
+        (self.dir / "_etc" / "hosts").write_text(hosts_file(self.pod, list(self.pod_ips or (self.pod_ip,)), self.ctx.cluster_domain))
         pod = self.pod
         if spec.get("automountServiceAccountToken", True) and not any(
                 vm.get("mountPath") == SA_MOUNT_PATH for c in spec.get("containers") or []
@@ -197,14 +199,16 @@ class PodWorker:
                 await self._sleep(2)
 
     async def _setup_network(self) -> bool:
-        """Give the pod its address (``self.pod_ip``); False when stopped before that."""
+        """Give the pod its addresses (``self.pod_ip``, ``self.pod_ips``); False when stopped before that."""
         if (self.pod.get("spec") or {}).get("hostNetwork"):
             self.pod_ip = self.ctx.host_ip
+            self.pod_ips = self.ctx.host_ips or (self.pod_ip,)
             return True
         if self.ctx.bridge is None or self.ctx.ipam is None:
             raise RuntimeError("kubelet: pod networking is not configured on this node")
         net = await setup_pod_network(self.uid, self.ctx.bridge, self.ctx.ipam)
         self.pod_ip = net.ip
+        self.pod_ips = net.ips or (net.ip,)
         return True
 
     @property
@@ -496,7 +500,8 @@ class PodWorker:
 
     async def _report(self) -> None:
         status = pod_status(self.pod, self.init, self.main, pod_ip=self.pod_ip, host_ip=self.ctx.host_ip,
-                            start_time=self.start_time, now=rfc3339nano()[:19] + "Z", network_ready=self.network_ready)
+                            start_time=self.start_time, now=rfc3339nano()[:19] + "Z", network_ready=self.network_ready,
+                            pod_ips=self.pod_ips, host_ips=self.ctx.host_ips)
         if status == self._last_status:
             return
         try:

@@ -19,11 +19,12 @@ class NftError(RuntimeError):
 
 
 async def run_nft(text: str, *, timeout: float = 20.0, args: tuple[str, ...] = ("-f", "-")) -> str:
+    # no input, no pipe: nft may exit before reading one, and writing to a closed pipe is an error
     proc = await asyncio.create_subprocess_exec(
-        "nft", *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+        "nft", *args, stdin=asyncio.subprocess.PIPE if text else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
-        out, err = await asyncio.wait_for(proc.communicate(text.encode()), timeout)
+        out, err = await asyncio.wait_for(proc.communicate(text.encode() if text else None), timeout)
     except TimeoutError:
         proc.kill()
         await proc.wait()

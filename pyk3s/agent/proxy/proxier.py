@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from pyk3s.agent.proxy.apply import NftApplier, NftError
-from pyk3s.agent.proxy.compile import ProxyConfig, compile_ruleset
+from pyk3s.agent.proxy.compile import FAMILY, ProxyConfig, compile_ruleset
 
 __all__ = ["Proxier"]
 
@@ -18,7 +18,7 @@ class Proxier:
     def __init__(self, config: ProxyConfig, services: Any, slices: Any, pods: Any, debounce: float = 0.05) -> None:
         self.config = config
         self.informers = (services, slices, pods)
-        self.applier = NftApplier("ip", config.table)
+        self.applier = NftApplier(FAMILY, config.table)
         self.debounce = debounce
         self._dirty = asyncio.Event()
 

@@ -22,3 +22,15 @@ def test_exhaustion(tmp_path):
         assert "no free address" in str(exc)
     else:
         raise AssertionError("expected exhaustion")
+
+
+def test_dual_stack_pods_get_one_address_per_family_and_release_both(tmp_path) -> None:
+    from pyk3s.agent.cni.ipam import HostLocalIpam
+
+    ipam = HostLocalIpam(tmp_path, "10.42.0.0/24", ("fd42::/64",))
+    assert ipam.allocate_all("pod-a") == ["10.42.0.2", "fd42::2"]
+    assert ipam.allocate_all("pod-b") == ["10.42.0.3", "fd42::3"]
+    assert ipam.allocate_all("pod-a") == ["10.42.0.2", "fd42::2"]      # idempotent
+    assert ipam.lookup("pod-b") == "10.42.0.3"
+    assert ipam.release("pod-a") == "10.42.0.2"
+    assert sorted(ipam.owners()) == ["10.42.0.3", "fd42::3"]

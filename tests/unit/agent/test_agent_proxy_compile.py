@@ -22,16 +22,16 @@ def test_clusterip_balances_over_ready_endpoints_only():
                                         {"addresses": ["10.42.0.7"], "conditions": {"ready": False}}])])
     assert "ip daddr 10.43.0.5 tcp dport 80 goto svc-" in text
     assert "numgen random mod 2 vmap" in text
-    assert "dnat to 10.42.0.5:8080" in text and "dnat to 10.42.0.6:8080" in text
+    assert "dnat ip to 10.42.0.5:8080" in text and "dnat ip to 10.42.0.6:8080" in text
     assert "10.42.0.7" not in text
-    assert text.startswith("table ip pyk3stest\ndelete table ip pyk3stest\n")
+    assert text.startswith("table inet pyk3stest\ndelete table inet pyk3stest\n")
 
 
 def test_terminating_serving_endpoints_are_a_fallback():
     text = compile_ruleset(CFG, [svc("web", clusterIP="10.43.0.5", ports=[{"port": 80}])],
                            [eps("web", [{"addresses": ["10.42.0.7"],
                                          "conditions": {"ready": False, "serving": True, "terminating": True}}])])
-    assert "dnat to 10.42.0.7:8080" in text
+    assert "dnat ip to 10.42.0.7:8080" in text
 
 
 def test_no_endpoints_rejects():
@@ -79,9 +79,9 @@ def test_hostport_from_pods_on_this_node():
                                                                 {"containerPort": 53, "hostPort": 53, "protocol": "UDP"}]}]}}
     other = {**pod, "spec": {**pod["spec"], "nodeName": "n2"}}
     text = compile_ruleset(CFG, [], [], [pod, other])
-    assert "tcp dport 8081 meta mark set meta mark | 0x4000 dnat to 10.42.0.9:80" in text
+    assert "tcp dport 8081 meta mark set meta mark | 0x4000 dnat ip to 10.42.0.9:80" in text
     assert "udp dport 53 meta mark set" in text
-    assert text.count("dnat to 10.42.0.9") == 2
+    assert text.count("dnat ip to 10.42.0.9") == 2
 
 
 def test_pod_egress_masquerade_and_service_cidr_reject():
@@ -94,3 +94,35 @@ def test_compile_is_deterministic():
     services = [svc(f"s{i}", clusterIP=f"10.43.0.{i + 10}", ports=[{"port": 80}]) for i in range(5)]
     slices = [eps(f"s{i}", [{"addresses": [f"10.42.0.{i + 10}"]}]) for i in range(5)]
     assert compile_ruleset(CFG, services, slices) == compile_ruleset(CFG, list(reversed(services)), slices)
+
+
+DUAL = ProxyConfig("n1", cluster_cidrs=("10.42.0.0/16", "fd42::/56"), service_cidrs=("10.43.0.0/16", "fd43::/112"),
+                   bridge_name="pkbr0", table="pyk3stest")
+
+
+def test_dual_stack_service_gets_rules_per_family_from_its_slices() -> None:
+    svc6 = svc("web", type="NodePort", clusterIP="10.43.0.5", clusterIPs=["10.43.0.5", "fd43::5"],
+               ipFamilies=["IPv4", "IPv6"], ports=[{"port": 80, "nodePort": 30080}])
+    v4 = eps("web", [{"addresses": ["10.42.0.5"]}])
+    v6 = {**eps("web", [{"addresses": ["fd42::5"]}]), "addressType": "IPv6"}
+    text = compile_ruleset(DUAL, [svc6], [v4, v6])
+    assert "ip daddr 10.43.0.5 tcp dport 80 goto svc-" in text
+    assert "ip6 daddr fd43::5 tcp dport 80 goto svc-" in text
+    assert "dnat ip to 10.42.0.5:8080" in text and "dnat ip6 to [fd42::5]:8080" in text
+    assert "meta nfproto ipv4 tcp dport 30080 goto ext-" in text
+    assert "meta nfproto ipv6 tcp dport 30080 goto ext-" in text
+    assert "ip6 daddr fd43::/112 reject" in text
+
+
+def test_single_stack_service_in_a_dual_stack_cluster_stays_in_its_family() -> None:
+    text = compile_ruleset(DUAL, [svc("web", clusterIP="10.43.0.5", ports=[{"port": 80}])],
+                           [eps("web", [{"addresses": ["10.42.0.5"]}])])
+    assert "ip6 daddr fd43" not in text.split("chain services")[1]
+
+
+def test_ipv6_pod_traffic_is_masqueraded_only_with_ipv6_masq() -> None:
+    from dataclasses import replace
+
+    assert "ip6 saddr fd42::/56" not in compile_ruleset(DUAL, [], [])
+    assert 'ip6 saddr fd42::/56 ip6 daddr != fd42::/56 oifname != "pkbr0" masquerade' in \
+        compile_ruleset(replace(DUAL, masquerade_ipv6=True), [], [])

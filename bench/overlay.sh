@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Pod traffic between two nodes: iperf3 throughput and connections/s (wrk with "Connection: close" on
+# whoami's /bench) from a pod on node 0 to a pod on node 1, through the VXLAN backend and through
+# host-gw (nodes on one link in both clusters, so only the encapsulation differs), and node to node
+# without any pod network (the direct path). Both clusters run at once; the paths are measured in
+# interleaved rounds (rotating order) and the median of each is printed with its spread (min-max),
+# then the ratios against the targets: VXLAN >= 0.8x host-gw, host-gw >= 0.95x direct.
+#
+#   bench/overlay.sh [--duration 5] [--rounds 3] [--conns 16]
+#
+# Starts two throwaway 2-node clusters (`pyk3s dev cluster` layout: node namespaces on underlay bridges
+# of their own, no default route). Every answer is checked before the load. Needs root, nft, iperf3,
+# wrk. Everything it starts is stopped by PID; clusters, links and namespaces are removed on exit, also
+# on failure or Ctrl-C. Bounded: each measurement runs --duration seconds.
+set -u
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+DURATION=5; ROUNDS=3; CONNS=16
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --conns) CONNS=$2; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "overlay.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+for b in iperf3 wrk nft ip; do
+  command -v "$b" >/dev/null 2>&1 || { echo "overlay.sh: missing binary: $b" >&2; exit 1; }
+done
+[ "$(id -u)" = 0 ] || { echo "overlay.sh: needs root (network namespaces)" >&2; exit 1; }
+PY="${BENCH_PYTHON:-python3}"
+
+DRIVER_PID=""
+on_exit() {
+  if [ -n "$DRIVER_PID" ] && kill -0 "$DRIVER_PID" 2>/dev/null; then
+    kill -TERM "$DRIVER_PID" 2>/dev/null
+    wait "$DRIVER_PID" 2>/dev/null
+  fi
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+cd "$ROOT" || exit 1
+DURATION="$DURATION" ROUNDS="$ROUNDS" CONNS="$CONNS" PYTHONPATH="$ROOT/tests/support${PYTHONPATH:+:$PYTHONPATH}" \
+  "$PY" - <<'EOF' &
+import json, os, re, signal, statistics, subprocess, sys, time
+import yaml
+from cluster import Cluster
+from pyk3s.agent.cni.podnet import netns_name
+
+DURATION, ROUNDS, CONNS = int(os.environ["DURATION"]), int(os.environ["ROUNDS"]), int(os.environ["CONNS"])
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+started: list[subprocess.Popen] = []
+WEB, IPERF = 8888, 5201
+
+
+def log(msg: str) -> None:
+    print(f"[overlay.sh] {msg}", file=sys.stderr, flush=True)
+
+
+def iperf(prefix: list[str], host: str) -> float:
+    p = subprocess.run([*prefix, "iperf3", "-c", host, "-p", str(IPERF), "-t", str(DURATION), "-J"],
+                       capture_output=True, text=True, timeout=DURATION + 30)
+    data = json.loads(p.stdout or "{}")
+    if "end" not in data:
+        raise RuntimeError(f"iperf3 to {host} failed: {data.get('error') or p.stderr}")
+    return data["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+def conns_per_s(prefix: list[str], host: str) -> float:
+    p = subprocess.run([*prefix, "wrk", "-t", "1", "-c", str(CONNS), "-d", f"{DURATION}s", "-H", "Connection: close",
+                        f"http://{host}:{WEB}/bench"], capture_output=True, text=True, timeout=DURATION + 30)
+    m = re.search(r"Requests/sec:\s+([\d.]+)", p.stdout)
+    if not m:
+        raise RuntimeError(f"wrk to {host} failed: {p.stdout}{p.stderr}")
+    errors = re.search(r"Socket errors: (.*)", p.stdout)
+    if errors:
+        log(f"wrk {host}: socket errors {errors.group(1)}")
+    return float(m.group(1))
+
+
+def pods_of(c: Cluster) -> tuple[list[str], str]:
+    """Start the server and client pods; (the client pod's netns prefix, the server pod's IP)."""
+    manifest = [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bench-srv", "labels": {"app": "bench"}},
+         "spec": {"nodeSelector": {"kubernetes.io/hostname": c.members[1].name}, "containers": [
+             {"name": "whoami", "image": "pyk3s/whoami", "args": ["--port", str(WEB)]},
+             {"name": "iperf", "image": "pyk3s/whoami", "command": ["iperf3", "-s", "-p", str(IPERF)]}]}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bench-cli"},
+         "spec": {"nodeSelector": {"kubernetes.io/hostname": c.members[0].name}, "containers": [
+             {"name": "idle", "image": "pyk3s/whoami", "args": ["--port", "9999"]}]}}]
+    c.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(manifest))
+
+    def running() -> dict | None:
+        pods = {p["metadata"]["name"]: p for p in c.kubectl("get", "pods", "-o", "json").json()["items"]}
+        ok = all(p["status"].get("podIP") and all(s.get("ready") for s in p["status"].get("containerStatuses") or [{}])
+                 for p in pods.values())
+        return pods if ok and len(pods) == 2 else None
+    pods = c.wait_for(running, timeout=90, what="bench pods running")
+    return ["ip", "netns", "exec", netns_name(pods["bench-cli"]["metadata"]["uid"])], pods["bench-srv"]["status"]["podIP"]
+
+
+clusters: list[Cluster] = []
+try:
+    paths: dict[str, tuple[list[str], str]] = {}
+    for backend in ("vxlan", "host-gw"):
+        c = Cluster(nodes=2, server_args=("--disable", "traefik,servicelb,coredns", "--flannel-backend", backend))
+        clusters.append(c)
+        log(f"starting a 2-node {backend} cluster ({c.bridge})")
+        c.start(timeout=120)
+        paths[backend] = pods_of(c)
+    # the direct path: node 0 to node 1 of the VXLAN cluster over their shared link, no pod network
+    vx = clusters[0]
+    for argv in (["iperf3", "-s", "-p", str(IPERF)], [sys.executable, "-m", "pyk3s", "whoami", "--port", str(WEB)]):
+        started.append(subprocess.Popen(vx.in_node(vx.members[1], *argv), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, start_new_session=True))
+    paths["direct"] = (vx.in_node(vx.members[0]), vx.members[1].ip)
+    for name, (prefix, host) in paths.items():   # answers checked before any load
+        out = vx.wait_for(lambda p=prefix, h=host: subprocess.run([*p, "curl", "-sS", "-m", "2", f"http://{h}:{WEB}/"],
+                                                                 capture_output=True, text=True).stdout,
+                          timeout=60, what=f"{name} answers")
+        if "Hostname:" not in out:
+            raise RuntimeError(f"{name}: unexpected answer {out!r}")
+    order = list(paths)
+    gbps: dict[str, list[float]] = {n: [] for n in order}
+    cps: dict[str, list[float]] = {n: [] for n in order}
+    for r in range(ROUNDS):
+        for name in order[r % len(order):] + order[:r % len(order)]:
+            prefix, host = paths[name]
+            log(f"round {r + 1}/{ROUNDS}: {name} ({host})")
+            gbps[name].append(iperf(prefix, host))
+            cps[name].append(conns_per_s(prefix, host))
+    med = {n: (statistics.median(gbps[n]), statistics.median(cps[n])) for n in order}
+    print(f"{'path':<9} {'iperf3 Gbit/s':>14} {'spread':>13} {'conn/s':>9} {'spread':>13}  (median of {ROUNDS} rounds)")
+    for n in order:
+        print(f"{n:<9} {med[n][0]:>14.2f} {min(gbps[n]):>6.2f}-{max(gbps[n]):<6.2f} {med[n][1]:>9.0f} "
+              f"{min(cps[n]):>6.0f}-{max(cps[n]):<6.0f}")
+    for a, b, target in (("vxlan", "host-gw", 0.8), ("host-gw", "direct", 0.95)):
+        tr, cr = med[a][0] / med[b][0], med[a][1] / med[b][1]
+        verdict = "meets" if tr >= target else "BELOW"
+        print(f"{a} / {b}: throughput {tr:.2f}x ({verdict} the {target}x target), connections/s {cr:.2f}x")
+finally:
+    for p in started:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+    for c in clusters:
+        c.cleanup()
+    log("cleaned up")
+EOF
+DRIVER_PID=$!
+wait "$DRIVER_PID"
+RC=$?
+DRIVER_PID=""
+exit "$RC"
