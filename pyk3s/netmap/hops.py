@@ -80,13 +80,13 @@ def endpoint_hops(svc: Mapping[str, Any], limit: int = 6) -> list[Hop]:
     out = []
     eps = svc["endpoints"]
     for ep in eps[:limit]:
-        where = [f"pod {ep['pod']}" if ep["pod"] else "no pod (an address given by hand)"]
-        if ep["node"]:
-            where.append(f"on node {ep['node']}")
-        why = [" ".join(where), "ports " + (", ".join(ep["ports"]) or "-")]
+        where = ", ".join(ep["addresses"]) + (f" on node {ep['node']}" if ep["node"] else "")
+        why = [where, "ports " + (", ".join(ep["ports"]) or "-")]
+        if not ep["pod"]:
+            why.append("no pod: an address given by hand")
         if not ep["ready"]:
             why.append("not ready: " + (ep["problem"] or "readiness") + " (receives no new connections)")
-        out.append(Hop("endpoint", ", ".join(ep["addresses"]), OK if ep["ready"] else WARN, tuple(why),
+        out.append(Hop("endpoint", ep["pod"] or ", ".join(ep["addresses"]), OK if ep["ready"] else WARN, tuple(why),
                        f"pod:{ep['pod']}" if ep["pod"] else ""))
     if len(eps) > limit:
         out.append(Hop("endpoint", f"... and {len(eps) - limit} more", INFO))

@@ -24,7 +24,7 @@ from .loadbalancer import lb_status, service_events
 from .objects import Obj, PodIndex, key, meta
 from .services import SERVICE_NAME
 
-__all__ = ["IngressModel", "build_model", "ingress_kinds", "ingress_view", "server_index"]
+__all__ = ["IngressModel", "build_model", "ingress_kinds", "ingress_view", "referenced_services", "server_index"]
 
 # every kind any provider may read: the map watches them all, whichever providers the Deployment enables
 _ALL = static_from_flags(["--providers.kubernetescrd", "--providers.kubernetesingress"])
@@ -53,9 +53,10 @@ def build_model(deployments: Iterable[Obj], objects: list[KubeObject]) -> Ingres
     return IngressModel(dep, compile_config(build_config(dep.static, objects), dep.static))
 
 
-def server_index(slices: Iterable[Obj], pods: PodIndex) -> dict[tuple[str, int], dict[str, Any]]:
-    """(address, port) -> the endpoint behind it: its Service, readiness, pod and node."""
-    out: dict[tuple[str, int], dict[str, Any]] = {}
+def server_index(slices: Iterable[Obj], pods: PodIndex) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    """(address, port) -> the endpoints behind it, one per Service that has it (Services that select the
+    same pods share addresses): the Service, readiness, pod and node."""
+    out: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for s in slices:
         svc = f"{meta(s).get('namespace', '')}/{(meta(s).get('labels') or {}).get(SERVICE_NAME, '')}"
         for ep in s.get("endpoints") or []:
@@ -67,11 +68,14 @@ def server_index(slices: Iterable[Obj], pods: PodIndex) -> dict[tuple[str, int],
             for addr in ep.get("addresses") or []:
                 for p in s.get("ports") or []:
                     if p.get("port"):
-                        out[(addr, int(p["port"]))] = info
+                        out.setdefault((addr, int(p["port"])), []).append(info)
     return out
 
 
-def _server(url: str, index: Mapping[tuple[str, int], dict[str, Any]], pods: PodIndex) -> dict[str, Any]:
+def _server(url: str, index: Mapping[tuple[str, int], list[dict[str, Any]]], pods: PodIndex,
+            wanted: set[str]) -> dict[str, Any]:
+    """A server URL of an ingress service, with the endpoint behind it; among Services sharing the
+    address, the one the routing objects name (``wanted``) is the one the request goes through."""
     parts = urlsplit(url)
     host = (parts.hostname or "").strip("[]")
     try:
@@ -80,26 +84,42 @@ def _server(url: str, index: Mapping[tuple[str, int], dict[str, Any]], pods: Pod
         port = 0
     out: dict[str, Any] = {"url": url, "address": host, "port": port, "service": "", "ready": True, "pod": "",
                            "node": ""}
-    found = index.get((host, port))
-    if found is not None:
-        out.update(found)
+    found = index.get((host, port)) or []
+    chosen = next((f for f in found if f["service"] in wanted), found[0] if found else None)
+    if chosen is not None:
+        out.update(chosen)
     elif host in pods.by_ip:
         pod = pods.by_ip[host]
         out.update(pod=key(pod), node=(pod.get("spec") or {}).get("nodeName", ""))
     return out
 
 
-def _origin(router: str, objects: Iterable[KubeObject]) -> str:
-    """``Kind ns/name`` of the object a router comes from (longest name prefix), "" for internal ones."""
+def referenced_services(obj: KubeObject) -> set[str]:
+    """``ns/name`` of every Service a routing object names (IngressRoute*, Ingress)."""
+    ns = meta(obj).get("namespace", "default")
+    spec = obj.get("spec") or {}
+    names: list[str] = []
+    if obj.get("kind") == "Ingress":
+        backends = [spec.get("defaultBackend") or {}] + [
+            p.get("backend") or {} for r in spec.get("rules") or [] for p in ((r.get("http") or {}).get("paths") or [])]
+        names = [(b.get("service") or {}).get("name", "") for b in backends]
+    else:
+        for route in spec.get("routes") or []:
+            names += [s.get("name", "") for s in route.get("services") or [] if (s.get("kind") or "Service") == "Service"]
+    return {f"{ns}/{n}" for n in names if n}
+
+
+def _origin(router: str, objects: Iterable[KubeObject]) -> KubeObject | None:
+    """The object a router comes from (longest name prefix), None for internal ones."""
     base, _, provider = router.partition("@")
     kinds = ROUTE_KINDS.get(provider, ())
-    best = ("", 0)
+    best: tuple[KubeObject | None, int] = (None, 0)
     for o in objects:
         if o.get("kind") not in kinds:
             continue
         prefix = normalize(f"{meta(o).get('namespace', '')}-{meta(o).get('name', '')}") + "-"
         if base.startswith(prefix) and len(prefix) > best[1]:
-            best = (f"{o['kind']} {key(o)}", len(prefix))
+            best = (o, len(prefix))
     return best[0]
 
 
@@ -125,7 +145,11 @@ def ingress_view(model: IngressModel, objects: list[KubeObject], slices: Iterabl
     index = PodIndex(pods)
     servers = server_index(slices, index)
     routers = []
+    wanted: dict[str, set[str]] = {}  # ingress service -> the Kubernetes Services its routers name
     for name, info in runtime.routers.items():
+        origin = _origin(name, objects)
+        if origin is not None and info.get("service"):
+            wanted.setdefault(str(info["service"]), set()).update(referenced_services(origin))
         routers.append({
             "name": name, "protocol": "http", "provider": info.get("provider", ""),
             "status": info.get("status", "enabled"), "errors": list(info.get("error") or []),
@@ -133,14 +157,16 @@ def ingress_view(model: IngressModel, objects: list[KubeObject], slices: Iterabl
             "entryPoints": list(info.get("using") or info.get("entryPoints") or _defaults(static)),
             "declaredEntryPoints": list(info.get("entryPoints") or []),
             "tls": "tls" in info, "middlewares": list(info.get("middlewares") or []),
-            "service": info.get("service", ""), "from": _origin(name, objects)})
+            "service": info.get("service", ""),
+            "from": f"{origin['kind']} {key(origin)}" if origin is not None else ""})
     services: dict[str, Any] = {}
     for name, info in runtime.services.items():
         lb = info.get("loadBalancer") or {}
         services[name] = {
             "name": name, "type": info.get("type", ""), "status": info.get("status", "enabled"),
             "errors": list(info.get("error") or []), "usedBy": list(info.get("usedBy") or []),
-            "servers": [_server(s.get("url", ""), servers, index) for s in lb.get("servers") or []],
+            "servers": [_server(s.get("url", ""), servers, index, wanted.get(name, set()))
+                        for s in lb.get("servers") or []],
             "children": [w.get("name", "") for w in (info.get("weighted") or {}).get("services") or []]
             + ([info["mirroring"]["service"]] if (info.get("mirroring") or {}).get("service") else [])}
     middlewares = {name: {"name": name, "type": info.get("type", ""), "status": info.get("status", "enabled"),

@@ -125,10 +125,9 @@ def _router_hops(state: MapState, report: Mapping[str, Any], host: str) -> list[
         why.append("Kubernetes Service " + ", ".join(backends))
     hops.append(Hop("ingress-service", match["service"], status, tuple(why), f"iservice:{match['service']}"))
     for s in servers[:MAX_LISTED]:
-        where = [f"pod {s['pod']}" if s["pod"] else "not a pod of this cluster"]
-        if s["node"]:
-            where.append(f"on node {s['node']}")
-        hops.append(Hop("endpoint", s["url"], OK if s["ready"] else WARN, (" ".join(where),),
+        where = f"{s['url']}" + (f" on node {s['node']}" if s["node"] else "")
+        why = [where] + ([] if s["pod"] else ["not a pod of this cluster"]) + ([] if s["ready"] else ["not ready"])
+        hops.append(Hop("endpoint", s["pod"] or s["url"], OK if s["ready"] else WARN, tuple(why),
                         f"pod:{s['pod']}" if s["pod"] else ""))
     return hops
 

@@ -140,12 +140,12 @@ class Browser:
         return (res.get("result") or {}).get("value")
 
     def wait(self, expression: str, timeout: float = 20.0, interval: float = 0.05, what: str = "") -> Any:
-        """Poll ``expression`` until it is truthy; its value."""
+        """Poll ``expression`` until it is truthy; its value (``True`` for an element)."""
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
             with contextlib.suppress(BrowserError):
-                last = self.js(expression)
+                last = self.js(f"((v) => v instanceof Node ? true : v)({expression})")
                 if last:
                     return last
             time.sleep(interval)

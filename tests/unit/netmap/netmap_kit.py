@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from importlib import resources
 from typing import Any
 
-import yaml
+from packaged_traefik import packaged_traefik
 
 from pyk3s.api.app import ApiServer
 from pyk3s.api.config import ApiConfig
@@ -26,11 +25,6 @@ PLURALS = {
     "Ingress": ("networking.k8s.io/v1", "ingresses"), "IngressClass": ("networking.k8s.io/v1", "ingressclasses"),
     "IngressRoute": ("traefik.io/v1alpha1", "ingressroutes"), "Middleware": ("traefik.io/v1alpha1", "middlewares"),
 }
-
-
-def packaged_traefik(*kinds: str) -> list[dict[str, Any]]:
-    text = (resources.files("pyk3s.manifests") / "traefik.yaml").read_text().replace("%{SYSTEM_DEFAULT_REGISTRY}%", "")
-    return [d for d in yaml.safe_load_all(text) if d and d["kind"] in kinds]
 
 
 def node(name: str, ip: str, cidr: str) -> dict[str, Any]:
@@ -77,6 +71,7 @@ def demo() -> list[dict[str, Any]]:
         node("n0", "172.31.9.1", "10.42.0.0/24"), node("n1", "172.31.9.2", "10.42.1.0/24"),
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo", "labels": {"team": "demo"}}},
         *web, traefik,
+        slice_of("demo", "web-lb", 80, web),  # the same pods behind another Service: listed first on purpose
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "demo"},
          "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}},
         slice_of("demo", "web", 80, web),

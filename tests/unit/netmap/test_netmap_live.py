@@ -120,8 +120,10 @@ async def test_url_trace_carries_ingress_explains_own_answer(page: tuple[TestCli
     layers = [h["layer"] for h in ok["hops"]]
     assert layers[:5] == ["client", "dns", "loadbalancer", "entrypoint", "router"] and ok["status"] == "ok"
     assert [h["title"] for h in ok["hops"] if h["layer"] == "middleware"] == ["demo-strip@kubernetescrd"]
-    assert {h["why"][0] for h in ok["hops"] if h["layer"] == "endpoint"} == {
-        "pod demo/web-1 on node n0", "pod demo/web-2 on node n1"}
+    assert {(h["title"], h["why"][0]) for h in ok["hops"] if h["layer"] == "endpoint"} == {
+        ("demo/web-1", "http://10.42.0.10:80 on node n0"), ("demo/web-2", "http://10.42.1.10:80 on node n1")}
+    iservice = next(h for h in ok["hops"] if h["layer"] == "ingress-service")
+    assert "Kubernetes Service demo/web" in iservice["why"]
     lb = next(h for h in ok["hops"] if h["layer"] == "loadbalancer")
     assert lb["status"] == "ok" and lb["why"][0] == "addresses 172.31.9.1, 172.31.9.2"
     entry = next(h for h in ok["hops"] if h["layer"] == "entrypoint")

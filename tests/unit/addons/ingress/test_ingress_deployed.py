@@ -3,17 +3,13 @@ and the entry point behind each port of the published Service (K3s: 80 -> web on
 
 from __future__ import annotations
 
-from importlib import resources
-
-import yaml
+from packaged_traefik import packaged_traefik
 
 from pyk3s.addons.ingress.deployed import DEFAULT_FLAGS, deployed, traefik_deployment
 
 
 def _packaged() -> tuple[dict, dict]:
-    text = (resources.files("pyk3s.manifests") / "traefik.yaml").read_text()
-    docs = [d for d in yaml.safe_load_all(text) if d]
-    return next(d for d in docs if d["kind"] == "Deployment"), next(d for d in docs if d["kind"] == "Service")
+    return packaged_traefik("Deployment")[0], packaged_traefik("Service")[0]
 
 
 def test_k3s_packaged_traefik_publishes_web_and_websecure_on_80_and_443() -> None:
