@@ -144,42 +144,35 @@ def ingress_view(model: IngressModel, objects: list[KubeObject], slices: Iterabl
     runtime, static, dep = model.compiled.runtime, model.compiled.static, model.deployed
     index = PodIndex(pods)
     servers = server_index(slices, index)
-    routers = []
-    wanted: dict[str, set[str]] = {}  # ingress service -> the Kubernetes Services its routers name
-    for name, info in runtime.routers.items():
-        origin = _origin(name, objects)
-        if origin is not None and info.get("service"):
-            wanted.setdefault(str(info["service"]), set()).update(referenced_services(origin))
-        routers.append({
-            "name": name, "protocol": "http", "provider": info.get("provider", ""),
-            "status": info.get("status", "enabled"), "errors": list(info.get("error") or []),
-            "rule": info.get("rule", ""), "priority": info.get("priorityStr") or str(info.get("priority", "")),
-            "entryPoints": list(info.get("using") or info.get("entryPoints") or _defaults(static)),
-            "declaredEntryPoints": list(info.get("entryPoints") or []),
-            "tls": "tls" in info, "middlewares": list(info.get("middlewares") or []),
-            "service": info.get("service", ""),
-            "from": f"{origin['kind']} {key(origin)}" if origin is not None else ""})
-    services: dict[str, Any] = {}
-    for name, info in runtime.services.items():
-        lb = info.get("loadBalancer") or {}
-        services[name] = {
-            "name": name, "type": info.get("type", ""), "status": info.get("status", "enabled"),
-            "errors": list(info.get("error") or []), "usedBy": list(info.get("usedBy") or []),
-            "servers": [_server(s.get("url", ""), servers, index, wanted.get(name, set()))
-                        for s in lb.get("servers") or []],
-            "children": [w.get("name", "") for w in (info.get("weighted") or {}).get("services") or []]
-            + ([info["mirroring"]["service"]] if (info.get("mirroring") or {}).get("service") else [])}
-    middlewares = {name: {"name": name, "type": info.get("type", ""), "status": info.get("status", "enabled"),
-                          "errors": list(info.get("error") or []), "usedBy": list(info.get("usedBy") or []),
-                          "config": _redacted({k: v for k, v in info.items() if k not in (
-                              "name", "provider", "status", "usedBy", "type", "error")})}
-                   for name, info in runtime.middlewares.items()}
-    published = {port: ep for port, ep in dep.ports.items()}
+    # TCP and UDP routers: the compiled configuration's ``tcp`` part when the ingress has one
+    tcp = getattr(model.compiled, "tcp", None)
+    parts = {
+        "http": (runtime.routers, runtime.services, runtime.middlewares),
+        "tcp": (getattr(tcp, "routers", {}), getattr(tcp, "services", {}), getattr(tcp, "middlewares", {})),
+        "udp": (getattr(tcp, "udp_routers", {}), getattr(tcp, "udp_services", {}), {}),
+    }
+    routers: list[dict[str, Any]] = []
+    out: dict[str, Any] = {}
+    for protocol, (router_infos, service_infos, middleware_infos) in parts.items():
+        wanted: dict[str, set[str]] = {}  # ingress service -> the Kubernetes Services its routers name
+        for name, info in router_infos.items():
+            origin = _origin(name, objects)
+            if origin is not None and info.get("service"):
+                wanted.setdefault(str(info["service"]), set()).update(referenced_services(origin))
+            routers.append(_router(protocol, name, info, origin, static))
+        prefix = "" if protocol == "http" else protocol
+        out[f"{prefix}{'S' if prefix else 's'}ervices"] = {
+            name: _service(name, info, servers, index, wanted.get(name, set())) for name, info in service_infos.items()}
+        if protocol != "udp":
+            out[f"{prefix}{'M' if prefix else 'm'}iddlewares"] = {
+                name: _middleware(name, info) for name, info in middleware_infos.items()}
     published_svc = next((o for o in objects if o.get("kind") == "Service" and key(o) == dep.service), None)
     entrypoints = []
     for name, ep in static.entrypoints.items():
+        protocol = getattr(ep, "protocol", "tcp")
+        published = dep.udp_ports if protocol == "udp" else dep.ports
         entrypoints.append({
-            "name": name, "address": ep.address, "port": ep.port, "tls": ep.tls,
+            "name": name, "address": ep.address, "port": ep.port, "tls": ep.tls, "protocol": protocol,
             "published": sorted(p for p, e in published.items() if e == name),
             "redirectTo": ep.redirect_to,
             "routers": [r["name"] for r in routers if name in r["entryPoints"]]})
@@ -187,5 +180,38 @@ def ingress_view(model: IngressModel, objects: list[KubeObject], slices: Iterabl
     counts = {"routers": len(routers), "errors": sum(1 for r in routers if r["status"] == "disabled"),
               "warnings": sum(1 for r in routers if r["status"] == "warning")}
     return {"source": dep.source, "flags": list(dep.flags), "problem": dep.problem, "publishedService": dep.service,
-            "lb": lb, "entrypoints": entrypoints, "routers": routers, "services": services,
-            "middlewares": middlewares, "counts": counts}
+            "lb": lb, "entrypoints": entrypoints, "routers": routers, **out, "counts": counts}
+
+
+def _router(protocol: str, name: str, info: Mapping[str, Any], origin: KubeObject | None,
+            static: StaticConfig) -> dict[str, Any]:
+    tls = info.get("tls") or {}
+    eps = info.get("using") or info.get("entryPoints") or (_defaults(static) if protocol != "udp" else [])
+    return {
+        "name": name, "protocol": protocol, "provider": info.get("provider", ""),
+        "status": info.get("status", "enabled"), "errors": list(info.get("error") or []),
+        "rule": info.get("rule", ""), "priority": info.get("priorityStr") or str(info.get("priority", "")),
+        "entryPoints": list(eps), "declaredEntryPoints": list(info.get("entryPoints") or []),
+        "tls": "tls" in info, "passthrough": bool(tls.get("passthrough")) if isinstance(tls, Mapping) else False,
+        "middlewares": list(info.get("middlewares") or []), "service": info.get("service", ""),
+        "from": f"{origin['kind']} {key(origin)}" if origin is not None else ""}
+
+
+def _service(name: str, info: Mapping[str, Any], servers: Mapping[tuple[str, int], list[dict[str, Any]]],
+             index: PodIndex, wanted: set[str]) -> dict[str, Any]:
+    lb = info.get("loadBalancer") or {}
+    return {
+        "name": name, "type": info.get("type", ""), "status": info.get("status", "enabled"),
+        "errors": list(info.get("error") or []), "usedBy": list(info.get("usedBy") or []),
+        # HTTP servers are URLs, TCP and UDP ones host:port
+        "servers": [_server(s.get("url") or f"tcp://{s.get('address', '')}", servers, index, wanted)
+                    for s in lb.get("servers") or []],
+        "children": [w.get("name", "") for w in (info.get("weighted") or {}).get("services") or []]
+        + ([info["mirroring"]["service"]] if (info.get("mirroring") or {}).get("service") else [])}
+
+
+def _middleware(name: str, info: Mapping[str, Any]) -> dict[str, Any]:
+    return {"name": name, "type": info.get("type", ""), "status": info.get("status", "enabled"),
+            "errors": list(info.get("error") or []), "usedBy": list(info.get("usedBy") or []),
+            "config": _redacted({k: v for k, v in info.items()
+                                 if k not in ("name", "provider", "status", "usedBy", "type", "error")})}

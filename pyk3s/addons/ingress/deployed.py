@@ -42,8 +42,9 @@ class Deployed:
     source: str                     # "kube-system/traefik" or "default flags"
     flags: tuple[str, ...]
     service: str = ""               # "ns/name" of the published Service, "" when there is none
-    ports: Mapping[int, str] = field(default_factory=dict)  # published port -> entry point
+    ports: Mapping[int, str] = field(default_factory=dict)  # published TCP port -> entry point
     problem: str = ""               # why the Deployment's arguments were not used
+    udp_ports: Mapping[int, str] = field(default_factory=dict)  # published UDP port -> entry point
 
     def entrypoint_for(self, url: str) -> str:
         """The entry point a request to ``url`` reaches through the published Service; "" when the
@@ -84,16 +85,18 @@ def _key(obj: Mapping[str, Any]) -> str:
     return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
 
 
-def _entrypoint_ports(static: StaticConfig, service: Mapping[str, Any] | None,
-                      container: Mapping[str, Any]) -> dict[int, str]:
-    """Published port -> the entry point listening on the container port it targets."""
+def _entrypoint_ports(static: StaticConfig, service: Mapping[str, Any] | None, container: Mapping[str, Any],
+                      protocol: str = "TCP") -> dict[int, str]:
+    """Published port -> the entry point listening on the container port it targets (UDP ports reach
+    entry points declared ``/udp``)."""
     if service is None:
         return {}
     named = {p.get("name"): p.get("containerPort") for p in container.get("ports") or [] if p.get("name")}
-    by_port = {ep.port: name for name, ep in static.entrypoints.items() if ep.port}
+    by_port = {ep.port: name for name, ep in static.entrypoints.items()
+               if ep.port and getattr(ep, "protocol", "tcp") == protocol.lower()}
     out: dict[int, str] = {}
     for sp in (service.get("spec") or {}).get("ports") or []:
-        if (sp.get("protocol") or "TCP") != "TCP" or not sp.get("port"):
+        if (sp.get("protocol") or "TCP") != protocol or not sp.get("port"):
             continue
         target = sp.get("targetPort", sp["port"])
         number = named.get(target) if isinstance(target, str) else target
@@ -127,8 +130,10 @@ def deployed(deployments: Iterable[Mapping[str, Any]], services: Iterable[Mappin
     elif dep is not None and source != "default flags":
         published = _key(dep)
     by_key = {_key(s): s for s in services}
-    ports = _entrypoint_ports(static, by_key.get(published), _container(dep) if dep is not None else {})
-    return Deployed(static, source, argv, published if published in by_key else "", ports, problem)
+    container = _container(dep) if dep is not None else {}
+    ports = _entrypoint_ports(static, by_key.get(published), container)
+    udp = _entrypoint_ports(static, by_key.get(published), container, "UDP")
+    return Deployed(static, source, argv, published if published in by_key else "", ports, problem, udp)
 
 
 async def load(client: Client, flags: Iterable[str] | None = None) -> Deployed:
