@@ -16,6 +16,7 @@ namespaces (the API).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -287,6 +288,10 @@ def test_json_api_answers_for_each_view(cluster: Cluster, netmap: MapProcess) ->
     assert ingress["source"] == "kube-system/traefik" and ingress["publishedService"] == "kube-system/traefik"
     admin = next(r for r in ingress["routers"] if r["from"] == "IngressRoute demo/admin")
     assert admin["status"] == "disabled" and "does not exist" in admin["errors"][0]
+    if importlib.util.find_spec("pyk3s.addons.ingress.routing.tcp_compile") is not None:  # TCP routers compiled
+        echo = next(r for r in ingress["routers"] if r["from"] == "IngressRouteTCP demo/echo")
+        assert (echo["protocol"], echo["status"], echo["passthrough"]) == ("tcp", "enabled", True)
+        assert {s["service"] for s in ingress["tcpServices"][echo["service"]]["servers"]} == {"demo/web"}
     assert netmap.get("/api/status")["synced"]
     assert "available" in netmap.get("/api/policies?namespace=demo")
     assert netmap.get("/api/trace?q=web.demo.svc.cluster.local")["kind"] == "dns"
