@@ -238,6 +238,7 @@ def netmap(cluster: Cluster) -> Iterator[MapProcess]:
 def browser() -> Iterator[Browser]:
     with Browser(1280, 900) as b:
         yield b
+        assert b.js("window.mapErrors || []") == [], "the page reported errors"
 
 
 def _shot(b: Browser, name: str, selector: str | None = None) -> Path:

@@ -40,6 +40,15 @@ async function getJSON(path) {
   return res.json();
 }
 
+/** Errors of the page itself: shown, and kept in window.mapErrors for tests. */
+function pageError(err) {
+  const text = String((err && (err.message || err.reason)) || err);
+  (window.mapErrors = window.mapErrors || []).push(text);
+  toast("page error: " + text);
+}
+window.addEventListener("error", (e) => pageError(e.error || e.message));
+window.addEventListener("unhandledrejection", (e) => pageError(e.reason));
+
 function toast(text) {
   const t = $("#toast");
   t.textContent = text;
@@ -136,7 +145,14 @@ function render() {
     view.classList.toggle("on", name === ui.tab);
     if (name !== ui.tab && view.dataset.rendered === String(ui.revision)) continue;
     const y = window.scrollY;
-    view.replaceChildren(...[].concat(fn()));
+    let content;
+    try {
+      content = [].concat(fn());
+    } catch (err) {  // one broken view must not take the others down: say so in its place
+      pageError(err);
+      content = [h("div", {class: "panel"}, h("div", {class: "empty"}, `This view failed: ${err.message || err}`))];
+    }
+    view.replaceChildren(...content);
     view.dataset.rendered = String(ui.revision);
     if (name === ui.tab) window.scrollTo(0, y);
   }
@@ -417,7 +433,7 @@ window.addEventListener("resize", () => requestAnimationFrame(drawAllEdges));
 const shortName = (name) => name.replace(/@.*$/, "");
 
 const PROTO = {http: "", tcp: "tcp", udp: "udp"};
-const table = (d, protocol, what) => d[PROTO[protocol] ? PROTO[protocol] + what[0].toUpperCase() + what.slice(1) : what] || {};
+const byProtocol = (d, protocol, what) => d[PROTO[protocol] ? PROTO[protocol] + what[0].toUpperCase() + what.slice(1) : what] || {};
 
 function renderIngress() {
   const d = data.ingress;
@@ -454,7 +470,7 @@ function renderIngress() {
     for (let i = 0; i + 1 < chain.length; i++) edges.push({from: chain[i], to: chain[i + 1], status: bad, groups});
     if (r.service) (usedBy[sid(r.protocol, r.service)] = usedBy[sid(r.protocol, r.service)] || []).push(rid(r));
     const kind = r.protocol === "http" ? r.provider : `${r.protocol.toUpperCase()} · ${r.provider}`;
-    return {id: rid(r), title: shortName(r.name), label: `${kind} · ${r.passthrough ? "passthrough · " : (r.tls ? "tls · " : "")}priority ${r.priority || "-"}`,
+    return {id: rid(r), title: shortName(r.name), label: `${kind}${r.passthrough ? " · passthrough" : (r.tls ? " · tls" : "")}${r.priority ? " · priority " + r.priority : ""}`,
       detail: r.rule || (r.protocol === "udp" ? "every datagram of the entry point" : ""), error: r.errors.join("; "), flash: ["ingress", rid(r)],
       status: r.status === "disabled" ? "error" : (r.status === "warning" ? "warn" : "ok"),
       search: `${r.protocol} ${r.name} ${r.rule} ${r.from} ${r.errors.join(" ")}`, tip: r.from || null,
@@ -462,13 +478,13 @@ function renderIngress() {
   });
   const mNodes = mwOrder.map(([p, m]) => {
     if (m.startsWith("-")) return {id: mid(p, m), title: "→", label: "no middleware", status: "pass", search: m.slice(1)};
-    const mw = table(d, p, "middlewares")[m] || {type: "?", status: "disabled", errors: ["not defined"]};
+    const mw = byProtocol(d, p, "middlewares")[m] || {type: "?", status: "disabled", errors: ["not defined"]};
     return {id: mid(p, m), title: shortName(m), label: (p === "http" ? "" : p.toUpperCase() + " ") + (mw.type || "middleware"),
       error: (mw.errors || []).join("; "), status: mw.status === "enabled" ? "ok" : "error"};
   });
   const endpoints = [];
   const sNodes = svcOrder.map(([p, sname]) => {
-    const s = table(d, p, "services")[sname] || {type: "", status: "disabled", errors: ["not defined"], servers: [], children: []};
+    const s = byProtocol(d, p, "services")[sname] || {type: "", status: "disabled", errors: ["not defined"], servers: [], children: []};
     for (const srv of s.servers) {
       const id = `e:${srv.address}:${srv.port}`;
       if (!endpoints.some((x) => x.id === id)) {
