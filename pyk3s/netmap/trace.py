@@ -1,4 +1,4 @@
-"""The trace box: a URL, a DNS name or ``pod -> pod:port``, followed hop by hop with each decision and
+"""The trace box: a URL (``tcp://`` and ``udp://`` ones too), a DNS name or ``pod -> pod:port``, followed hop by hop with each decision and
 why. Every decision comes from the engine of the matching ``explain`` command, called as a library:
 ``pyk3s ingress explain`` (the router, from the same compiled configuration), ``pyk3s dns explain``
 (the plugin chain of the cluster's Corefile) and, for pod pairs, ``pyk3s netpol explain``. Each trace
@@ -7,8 +7,10 @@ carries that engine's own answer beside the hops, so the two can be compared wor
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -206,6 +208,97 @@ async def _url_trace(state: MapState, url: str, headers: Sequence[tuple[str, str
     return _result("url", url, hops, ingress=report, **out)
 
 
+def _tcp_args(words: Sequence[str]) -> argparse.Namespace:
+    """The flags of ``pyk3s ingress explain tcp://...`` after the URL (--sni, --alpn, --tls, --peer)."""
+    ap = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    ap.add_argument("--sni", default="")
+    ap.add_argument("--alpn", action="append", default=[])
+    ap.add_argument("--tls", action="store_true")
+    ap.add_argument("--peer", default="127.0.0.1")
+    args, rest = ap.parse_known_args(list(words))
+    if rest:
+        raise ValueError(f"unknown words {' '.join(rest)!r}: expected --sni NAME, --alpn P, --tls, --peer IP")
+    return args
+
+
+def _explain_tcp() -> Callable[..., dict[str, Any]] | None:
+    """The ingress's TCP/UDP explain engine, when this build's ingress routes TCP and UDP."""
+    try:
+        module = importlib.import_module("pyk3s.addons.ingress.explain_tcp")
+    except ModuleNotFoundError:
+        return None
+    engine: Callable[..., dict[str, Any]] | None = getattr(module, "explain_tcp", None)
+    return engine
+
+
+async def _tcp_trace(state: MapState, query: str) -> dict[str, Any]:
+    words = query.split()
+    url = words[0]
+    parts = urlsplit(url)
+    protocol = parts.scheme
+    try:
+        args = _tcp_args(words[1:])
+        port = parts.port or 0
+    except ValueError as err:
+        return _result("tcp", query, [Hop("client", url, ERROR, (str(err),))])
+    hello = (f"ClientHello SNI {args.sni!r}" + (f", ALPN {', '.join(args.alpn)}" if args.alpn else "")) \
+        if (args.sni or args.alpn or args.tls) else "no TLS"
+    hops = [Hop("client", f"{protocol.upper()} {parts.hostname}:{port}", INFO,
+                ((f"{hello}, " if protocol == "tcp" else "") + f"from {args.peer}",))]
+    engine = _explain_tcp()
+    if engine is None:
+        hops.append(Hop("router", "no TCP routing", WARN, (
+            "this build's ingress has no TCP and UDP routers: IngressRouteTCP and IngressRouteUDP are not served",)))
+        return _result("tcp", query, hops)
+    model = state.ingress_model()
+    dep = model.deployed
+    chosen = (dep.udp_ports.get(port, "") if protocol == "udp" else dep.entrypoint_for(url))
+    alpn = tuple(p for a in args.alpn for p in a.split(",") if p)
+    report = engine(model.compiled, url, args.sni, alpn, args.tls, args.peer, chosen)
+    hops.append(_lb_hop(state, _ip(parts.hostname or "")))
+    ep = model.compiled.static.entrypoints.get(report["entrypoint"])
+    if ep is None:
+        hops.append(Hop("entrypoint", "no entry point", ERROR, (report.get("result") or f"nothing on port {port}",)))
+        return _result("tcp", query, hops, ingress=report)
+    hops.append(Hop("entrypoint", report["entrypoint"], OK, (
+        f"address {ep.address}", f"port {port} of the published Service targets this entry point" if chosen
+        else f"port {port} is the entry point's own"), f"entrypoint:{report['entrypoint']}"))
+    view = state.ingress()
+    match = report.get("match")
+    steps = list(report.get("steps") or [])
+    broken = [f"{d['router']} is disabled: {'; '.join(d['error'])}" for d in report.get("disabled") or []]
+    if match is None:
+        hops.append(Hop("router", "no TCP router", ERROR if protocol == "udp" else INFO,
+                        (str(report.get("result") or ""), *steps, *broken)))
+        return _result("tcp", query, hops, ingress=report)
+    if not isinstance(match, dict) or "router" not in match:
+        return _result("tcp", query, hops, ingress=report)
+    tried = [f"checked first, no: {c['router']}: " + ", ".join(
+        f"{m['matcher']} -> {str(m['result']).lower()}" for m in c["matchers"] if not m["result"])
+        for c in report.get("checked") or [] if not c["matched"]][:MAX_LISTED]
+    info: dict[str, Any] = next((r for r in view["routers"] if r["name"] == match["router"]), {})
+    hops.append(Hop("router", match["router"], OK, (
+        *([f"rule {info['rule']}"] if info.get("rule") else []), *([match["tls"]] if match.get("tls") else []),
+        *([f"from {info['from']}"] if info.get("from") else []), *steps, *tried), f"router:{match['router']}"))
+    for name in match.get("middlewares") or []:
+        mw = view.get("tcpMiddlewares", {}).get(name, {})
+        hops.append(Hop("middleware", name, OK if mw.get("status", "enabled") == "enabled" else ERROR,
+                        (mw.get("type") or "TCP middleware", *mw.get("errors", []))))
+    services = view.get("udpServices" if protocol == "udp" else "tcpServices", {})
+    svc = services.get(match["service"], {})
+    servers = svc.get("servers") or []
+    status = OK if match.get("servers") else ERROR
+    backends = sorted({s["service"] for s in servers if s["service"]})
+    hops.append(Hop("ingress-service", match["service"] or "no service", status, (
+        svc.get("type") or "service", *(["Kubernetes Service " + ", ".join(backends)] if backends else []),
+        *([] if match.get("servers") else [str(report.get("result") or "no server: the connection is closed")]))))
+    for s in servers[:MAX_LISTED]:
+        hops.append(Hop("endpoint", s["pod"] or f"{s['address']}:{s['port']}", OK if s["ready"] else WARN,
+                        (f"{s['address']}:{s['port']}" + (f" on node {s['node']}" if s["node"] else ""),),
+                        f"pod:{s['pod']}" if s["pod"] else ""))
+    return _result("tcp", query, hops, ingress=report)
+
+
 def _result(kind: str, query: str, hops: list[Hop], **engines: Any) -> dict[str, Any]:
     status = overall(hops)
     last = next((h for h in reversed(hops) if h.status == status), hops[-1] if hops else None)
@@ -214,7 +307,24 @@ def _result(kind: str, query: str, hops: list[Hop], **engines: Any) -> dict[str,
     if status == ERROR and last is not None:
         summary += f": {last.title}" + (f": {last.why[0]}" if last.why else "")
     return {"kind": kind, "query": query, "status": status, "summary": summary,
-            "hops": [h.json() for h in hops], **engines}
+            "hops": [h.json() for h in hops], **engines, "commands": _commands(kind, query, engines)}
+
+
+def _commands(kind: str, query: str, engines: Mapping[str, Any]) -> dict[str, str]:
+    """The explain command line that gives each engine's answer."""
+    out: dict[str, str] = {}
+    if "ingress" in engines:
+        out["ingress"] = "pyk3s ingress explain --json " + query
+    if "dns" in engines:
+        name = query.split()[0] if kind == "dns" else (urlsplit(query if "://" in query else "http://" + query).hostname or "")
+        qtype = query.split()[1].upper() if kind == "dns" and len(query.split()) > 1 else "A"
+        out["dns"] = f"pyk3s dns explain {name} {qtype}"
+    if "netpol" in engines:
+        from .trace_pods import parse_pair
+
+        src, dst, proto, port = parse_pair(query)
+        out["netpol"] = f"pyk3s netpol explain --json {src} {dst} " + ("icmp" if proto == "ICMP" else f"{port}/{proto}")
+    return out
 
 
 def _headers(raw: Sequence[str]) -> list[tuple[str, str]]:
@@ -234,6 +344,8 @@ async def trace(state: MapState, query: str, headers: Sequence[str] = (), method
             "enter a URL (http://host/path), a DNS name (name.namespace.svc.cluster.local [TYPE]) or "
             "`ns/pod -> ns/pod:port[/PROTO]`",))])
     kind = classify(q)
+    if kind == "url" and q.startswith(("tcp://", "udp://")):
+        return await _tcp_trace(state, q)
     if kind == "url":
         return await _url_trace(state, q, _headers(headers), method.upper() or "GET")
     if kind == "dns":

@@ -575,7 +575,7 @@ function renderPolicies() {
     h("div", {class: "verdict"}, st(ui.cellExplain.allowed ? "ok" : "error", ui.cellExplain.allowed ? "ALLOWED" : "DENIED"),
       h("span", {class: "q"}, `${ui.cell[0]} → ${ui.cell[1]} ${d.port}`)),
     h("pre", null, ui.cellExplain.lines.join("\n")),
-    h("div", {class: "sub"}, "Same answer as ", mono(`pyk3s netpol explain ${ui.cell[0]} ${ui.cell[1]} ${d.port}`)),
+    h("div", {class: "sub"}, "Same answer as ", mono(`pyk3s netpol explain --json ${ui.cell[0]} ${ui.cell[1]} ${d.port}`)),
     h("button", {class: "ghost", style: "margin-top:8px", onclick: () => runTrace(`${ui.cell[0]} -> ${ui.cell[1]}:${d.port.toLowerCase() === "icmp" ? "icmp" : d.port}`)}, "trace this connection"),
   ] : h("div", {class: "sub"}, "Click a cell: which policy isolates each side, and which rule allows the connection (or that none does)."));
   const policies = d.policies.map((p) => h("tr", {"data-search": `${p.key} ${p.podSelector} ${p.selects.join(" ")}`},
@@ -637,17 +637,18 @@ const LAYERS = {client: "Request", dns: "DNS", loadbalancer: "Load balancer", en
   source: "Source pod", route: "Route", policy: "NetworkPolicy", destination: "Destination pod"};
 // layers shown as one box in the diagram (a chain, not alternatives); the list below has every hop
 const CHAINED = new Set(["dns", "middleware"]);
+// each engine's own answer, shown as the explain command prints it (the command comes with the trace)
 const ENGINES = {
-  ingress: (t) => ["pyk3s ingress explain --json " + t.query.split(/\s+/)[0], JSON.stringify(t.ingress, null, 2)],
-  dns: (t) => [`pyk3s dns explain ${t.kind === "dns" ? t.query : new URL(t.query.includes("://") ? t.query : "http://" + t.query).hostname}`, t.dns.text],
-  netpol: (t) => ["pyk3s netpol explain " + t.query.replace(/\s*->\s*/, " ").replace(/:(?=[^:]*$)/, " "),
-    (t.netpol.verdicts ? t.netpol.verdicts : [t.netpol]).map((v) => v.lines.join("\n")).join("\n\n")],
+  ingress: (t) => JSON.stringify(t.ingress, null, 2),
+  dns: (t) => t.dns.text,
+  netpol: (t) => (t.netpol.verdicts ? t.netpol.verdicts : [t.netpol]).map((v) => v.lines.join("\n")).join("\n\n"),
 };
 
 function classify(q) {
   q = q.trim();
   if (!q) return "";
   if (q.includes("->")) return "pods";
+  if (/^(tcp|udp):\/\//.test(q)) return q.slice(0, 3);
   if (q.includes("://")) return "url";
   const head = q.split(/\s+/)[0];
   if (head.includes("/") && head.split("/")[0].includes(".")) return "url";
@@ -703,7 +704,7 @@ function renderTrace(t) {
     h("div", {class: "l"}, st(hop.status, ""), LAYERS[hop.layer] || hop.layer),
     h("div", {class: "r"}, h("b", null, hop.title), hop.why.length ? h("ul", null, hop.why.map((w) => h("li", null, w))) : null)]);
   const engines = Object.keys(ENGINES).filter((k) => t[k]).map((k) => {
-    const [cmd, text] = ENGINES[k](t);
+    const cmd = (t.commands || {})[k] || k, text = ENGINES[k](t);
     return h("details", {class: "engine", open: t.kind === "pods" || null}, h("summary", null, "Same answer as ", mono(cmd)),
       h("pre", {class: "engine-text", "data-engine": k}, text));
   });

@@ -35,3 +35,42 @@ def test_tcp_and_udp_routers_with_their_errors_services_and_pods() -> None:
     assert udp["from"] == "IngressRouteUDP demo/dns" and udp["status"] == "disabled"
     assert any("doesn't exist" in e for e in udp["errors"])
     assert tcp["name"] in next(e for e in view["entrypoints"] if e["name"] == "websecure")["routers"]
+
+
+async def test_tcp_trace_is_ingress_explains_answer() -> None:
+    from netmap_kit import started
+
+    from pyk3s.addons.ingress.deployed import load
+    from pyk3s.addons.ingress.explain_tcp import explain_tcp  # type: ignore[import-not-found, unused-ignore]
+    from pyk3s.addons.ingress.providers import build_config
+    from pyk3s.addons.ingress.routing.compile import compile_config
+    from pyk3s.addons.ingress.runner import list_objects
+    from pyk3s.netmap.cache import MapCache
+    from pyk3s.netmap.state import MapState
+    from pyk3s.netmap.trace import trace
+
+    async for cluster in started():
+        await cluster.apply_all(demo())
+        for route in ROUTES:
+            await cluster.client.resource("traefik.io/v1alpha1", route["kind"].lower() + "s").create(
+                route, namespace="demo")
+        cache = MapCache(cluster.client, throttle=0.05)
+        await cache.start()
+        try:
+            state = MapState(cache, None)
+            for query, sni in (("tcp://echo.example:443 --sni echo.example", "echo.example"),
+                               ("tcp://other.example:443 --sni other.example", "other.example")):
+                # what `pyk3s ingress explain --json tcp://HOST:443 --sni NAME` computes
+                dep = await load(cluster.client)
+                objs = await list_objects(cluster.client, dep.static)
+                url = query.split()[0]
+                expected = explain_tcp(compile_config(build_config(dep.static, objs), dep.static), url, sni, (), False,
+                                       "127.0.0.1", dep.entrypoint_for(url))
+                got = await trace(state, query)
+                assert got["kind"] == "tcp" and got["ingress"] == expected, query
+                assert got["commands"]["ingress"] == f"pyk3s ingress explain --json {query}"
+            routed = await trace(state, "tcp://echo.example:443 --sni echo.example")
+            assert [h["layer"] for h in routed["hops"]][:4] == ["client", "loadbalancer", "entrypoint", "router"]
+            assert {h["title"] for h in routed["hops"] if h["layer"] == "endpoint"} == {"demo/web-1", "demo/web-2"}
+        finally:
+            await cache.stop()
