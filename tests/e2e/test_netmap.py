@@ -322,6 +322,16 @@ def test_page_shows_the_router_error(netmap: MapProcess, browser: Browser) -> No
     _shot(browser, "ingress")
     _shot(browser, "router-error", "#view-ingress .diagram")
     assert browser.js("document.documentElement.scrollWidth") <= 1280
+    # search: the routers table keeps the matching row, the diagram dims the rest
+    browser.js("const s = document.querySelector('#search'); s.value = 'admin.example';"
+               "s.dispatchEvent(new Event('input'))")
+    rows = browser.js("Array.from(document.querySelectorAll('#view-ingress tr.row:not(.hide)')).map((r) => r.textContent)")
+    assert len(rows) == 1 and "IngressRoute demo/admin" in rows[0]
+    assert browser.js("document.querySelectorAll('#view-ingress .node.dim').length") > 0
+    # and the theme switch
+    before = browser.js("document.documentElement.dataset.theme")
+    browser.js("document.querySelector('#theme').click()")
+    assert browser.js("document.documentElement.dataset.theme") != before
 
 
 @needs_chromium
@@ -391,11 +401,25 @@ def test_pod_pair_trace_is_netpol_explains_answer(cluster: Cluster, netmap: MapP
         assert got["status"] == ("ok" if cli.returncode == 0 else "error")
 
 
+def test_tcp_trace_is_ingress_explains_answer(cluster: Cluster, netmap: MapProcess) -> None:
+    if importlib.util.find_spec("pyk3s.addons.ingress.explain_tcp") is None:
+        pytest.skip("this build's ingress has no TCP routers")
+    query = "tcp://echo.example:443 --sni echo.example"
+    cli = _cli(cluster, "ingress", "explain", "--json", *query.split())
+    assert cli.returncode == 0, cli.stderr
+    got = netmap.get("/api/trace?q=" + urllib.parse.quote(query))
+    assert got["kind"] == "tcp" and got["ingress"] == json.loads(cli.stdout)
+    assert got["ingress"]["match"]["router"].startswith("demo-echo-")
+    assert [h for h in got["hops"] if h["layer"] == "endpoint"]
+
+
 @needs_chromium
 def test_trace_box_in_the_page(cluster: Cluster, netmap: MapProcess, browser: Browser) -> None:
     url = "http://api.example/api/users"
     browser.goto(netmap.url + "#tab=overview&theme=light")
     browser.wait("document.querySelector('#view-overview .cards')", what="overview")
+    _on_screen(browser, "#view-overview .attention li", "LoadBalancer demo/web-lb")
+    _shot(browser, "overview")
     browser.js(f"document.querySelector('#trace-q').value = {json.dumps(url)};"
                "document.querySelector('#trace-form').requestSubmit()")
     text = browser.wait("(() => { const p = document.querySelector('pre[data-engine=ingress]');"
