@@ -214,7 +214,7 @@ function renderOverview() {
   items.length ? h("ul", {class: "attention"}, items) : h("div", {class: "empty"}, "Nothing: every node is Ready, " +
       "every LoadBalancer has an address, every router is enabled and every Service has endpoints."));
   const paths = entryPanel();
-  return [cards, list, paths];
+  return [cards, list, nodeStrip(), paths];
 }
 
 function attention() {
@@ -238,12 +238,27 @@ function attention() {
   }
   for (const r of (data.ingress && data.ingress.routers) || []) {
     if (r.status !== "enabled") {
-      out.push(item(r.status === "disabled" ? "error" : "warn", `router ${r.name}`, r.errors.join("; "),
-        `#tab=ingress&focus=${encodeURIComponent(r.name)}`));
+      out.push(item(r.status === "disabled" ? "error" : "warn", r.from || `router ${shortName(r.name)}`,
+        `router ${shortName(r.name)}: ${r.errors.join("; ")}`, `#tab=ingress&focus=${encodeURIComponent(r.name)}`));
     }
   }
   if (data.ingress && data.ingress.problem) out.push(item("warn", "ingress configuration", data.ingress.problem, "#tab=ingress"));
   return out;
+}
+
+/** The nodes side by side: state, address, pod CIDR, backend, pods. */
+function nodeStrip() {
+  const nodes = (data.nodes && data.nodes.nodes) || [];
+  if (!nodes.length) return null;
+  return h("div", {class: "panel"}, h("div", {class: "head"}, "Nodes", h("span", {class: "sub"},
+    `pod network: ${Array.from(new Set(nodes.map((n) => n.backend.type))).join(", ")}`)),
+  h("div", {class: "strip"}, nodes.map((n) => h("a", {class: `nodecard ${n.ready ? "ok" : "error"}`, href: "#tab=nodes",
+    "data-search": `${n.name} ${n.addresses.map((a) => a.address).join(" ")}`},
+  h("div", {class: "nt"}, st(n.ready ? "ok" : "error", ""), mono(n.name)),
+  h("div", {class: "nd"}, mono(n.addresses.filter((a) => a.type === "InternalIP").map((a) => a.address).join(", ") || "-")),
+  h("div", {class: "nd"}, mono(n.podCIDRs.join(", ") || "no pod CIDR")),
+  h("div", {class: "nd"}, `${n.podsReady}/${n.pods} pods ready · ${n.backend.type}`),
+  n.ready ? null : h("div", {class: "why"}, n.readyReason)))));
 }
 
 function entryPanel() {
