@@ -13,7 +13,8 @@ __all__ = ["main"]
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="pyk3s map", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    ap = argparse.ArgumentParser(prog="pyk3s map", description="The network map: one read-only page that shows how "
+                                 "the cluster's traffic flows, and why. Prints its URL.")
     ap.add_argument("--address", default=DEFAULT_ADDRESS, help=f"address to serve on (default {DEFAULT_ADDRESS})")
     ap.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on, 0 for any (default {DEFAULT_PORT})")
     ap.add_argument("--kubeconfig", default=None,
