@@ -306,8 +306,9 @@ def _result(kind: str, query: str, hops: list[Hop], **engines: Any) -> dict[str,
                INFO: ""}[status]
     if status == ERROR and last is not None:
         summary += f": {last.title}" + (f": {last.why[0]}" if last.why else "")
+    given = engines.pop("commands", {})
     return {"kind": kind, "query": query, "status": status, "summary": summary,
-            "hops": [h.json() for h in hops], **engines, "commands": _commands(kind, query, engines)}
+            "hops": [h.json() for h in hops], **engines, "commands": {**_commands(kind, query, engines), **given}}
 
 
 def _commands(kind: str, query: str, engines: Mapping[str, Any]) -> dict[str, str]:
@@ -319,11 +320,6 @@ def _commands(kind: str, query: str, engines: Mapping[str, Any]) -> dict[str, st
         name = query.split()[0] if kind == "dns" else (urlsplit(query if "://" in query else "http://" + query).hostname or "")
         qtype = query.split()[1].upper() if kind == "dns" and len(query.split()) > 1 else "A"
         out["dns"] = f"pyk3s dns explain {name} {qtype}"
-    if "netpol" in engines:
-        from .trace_pods import parse_pair
-
-        src, dst, proto, port = parse_pair(query)
-        out["netpol"] = f"pyk3s netpol explain --json {src} {dst} " + ("icmp" if proto == "ICMP" else f"{port}/{proto}")
     return out
 
 

@@ -7,6 +7,7 @@ the Service's translation, as the kernel sees the packet."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -37,15 +38,24 @@ def parse_pair(text: str) -> tuple[str, str, str, int]:
 
 
 def _pod(state: MapState, ref: str) -> Obj | None:
+    """``ns/name``, ``name`` (namespace default) or a pod's address."""
+    try:
+        ip = str(ipaddress.ip_address(ref))
+    except ValueError:
+        ip = ""
     ns, _, name = ref.rpartition("/")
     ns = ns or "default"
     for p in state.objects("pods"):
         m = p["metadata"]
-        if m.get("name") == name and m.get("namespace") == ns:
+        if ip and ip in _ips(p) and not (p.get("spec") or {}).get("hostNetwork"):
             return p
-        if not name and ref in [a.get("ip") for a in (p.get("status") or {}).get("podIPs") or []]:
+        if not ip and m.get("name") == name and m.get("namespace") == ns:
             return p
     return None
+
+
+def _key(pod: Obj) -> str:
+    return f"{pod['metadata'].get('namespace')}/{pod['metadata'].get('name')}"
 
 
 def _ips(pod: Obj) -> list[str]:
@@ -129,16 +139,20 @@ def pod_trace(state: MapState, query: str) -> tuple[list[Hop], dict[str, Any]]:
             return [*hops, Hop("destination", dst_ref, ERROR, ("no such pod",))], {}
         targets = [dst]
     verdicts = []
+    commands = []
+    what = "icmp" if proto == "ICMP" else f"{port}/{proto}"
     for dst in targets[:4]:
         hops.append(_route_hop(state, src, dst))
         hop, verdict = policy_verdict(state, src, dst, proto, port)
         hops.append(hop)
         if verdict is not None:
             verdicts.append(verdict)
+            commands.append(f"pyk3s netpol explain --json {_key(src)} {_key(dst)} {what}")
         hops.append(_pod_hop(dst, "destination", port, proto))
     engine: dict[str, Any] = {}
     if verdicts:
         engine["netpol"] = verdicts[0] if len(verdicts) == 1 else {"verdicts": verdicts}
+        engine["commands"] = {"netpol": "; ".join(commands)}
     if len(targets) > 4:
         hops.append(Hop("destination", f"... and {len(targets) - 4} more endpoints", INFO))
     return hops, engine
