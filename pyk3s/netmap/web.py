@@ -22,7 +22,9 @@ from .trace import trace
 __all__ = ["API", "make_app"]
 
 KEEPALIVE = 15.0
-ASSETS = {"map.css": "text/css", "map.js": "text/javascript", "index.html": "text/html"}
+# the page's files, each served under /static/<name>
+ASSETS = {"index.html": "text/html", "map.css": "text/css",
+          **{f"{name}.js": "text/javascript" for name in ("dom", "diagram", "views", "ingress", "policies", "trace", "map")}}
 LOOPBACK = re.compile(r"^(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?$")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -71,9 +71,12 @@ async def test_every_view_answers_and_the_page_is_served(page: tuple[TestClient,
     assert "available" in await _get(client, "/api/policies?namespace=demo")
     status = await _get(client, "/api/status")
     assert status["synced"]
-    for asset in ("/", "/static/map.js", "/static/map.css"):
-        resp = await client.get(asset)
-        assert resp.status == 200 and len(await resp.read()) > 500
+    index = await (await client.get("/")).text()
+    scripts = [line.split('"')[1] for line in index.splitlines() if line.startswith("<script src=")]
+    assert scripts[-1] == "static/map.js" and len(scripts) == 7
+    for asset in ["static/map.css", *scripts]:
+        resp = await client.get("/" + asset)
+        assert resp.status == 200 and len(await resp.read()) > 500, asset
     assert (await client.get("/static/secret.txt")).status == 404
 
 
