@@ -63,7 +63,8 @@ function follow(ref) {
   const [kind, ...rest] = ref.split(":");
   const what = rest.join(":");
   const to = {service: `tab=services&focus=${encodeURIComponent(what)}`, router: `tab=ingress&focus=${encodeURIComponent(what)}`,
-    node: "tab=nodes", pod: `tab=services`, entrypoint: "tab=ingress", middleware: "tab=ingress", iservice: "tab=ingress"}[kind];
+    node: "tab=nodes", pod: `tab=services`, entrypoint: "tab=ingress", middleware: "tab=ingress", iservice: "tab=ingress",
+    policies: "tab=policies"}[kind];
   if (to) location.hash = to + (params().get("q") ? "&q=" + encodeURIComponent(params().get("q")) : "");
 }
 
