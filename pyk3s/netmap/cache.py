@@ -19,7 +19,7 @@ from .ingress import ingress_kinds
 
 if TYPE_CHECKING:
     from pyk3s.client import Client
-    from pyk3s.client.informer import Informer
+    from pyk3s.client.informer import Handler, Informer
 
 __all__ = ["SOURCES", "THROTTLE", "VIEWS", "MapCache", "Notice", "Source"]
 
@@ -197,7 +197,7 @@ class MapCache:
         if started:
             self._changed(frozenset(VIEWS))
 
-    def _handler(self, source: Source) -> Any:
+    def _handler(self, source: Source) -> Handler:
         def handle(_typ: str, _old: dict[str, Any] | None, _new: dict[str, Any] | None) -> None:
             if source.name == "crds":
                 self._rediscover()

@@ -57,10 +57,7 @@ async def serve(kubeconfig: str | None, address: str = DEFAULT_ADDRESS, port: in
         await runner.setup()
         site = web.TCPSite(runner, address, port)
         await site.start()
-        bound = port
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            bound = server.sockets[0].getsockname()[1]
+        bound = int(runner.addresses[0][1]) if runner.addresses else port  # the port chosen for --port 0
         (on_ready or (lambda url: print(f"pyk3s map: serving {url}", flush=True)))(_url(address, bound))
         if stop is None:
             stop = asyncio.Event()
