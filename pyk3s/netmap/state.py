@@ -27,7 +27,8 @@ class MapState:
         self.client_factory = client_factory
         self._memo: dict[str, tuple[int, Any]] = {}
 
-    def _memoized(self, name: str, view: str, compute: Callable[[], T]) -> T:
+    def memoized(self, name: str, view: str, compute: Callable[[], T]) -> T:
+        """``compute()``, kept until ``view``'s sources change."""
         rev = self.cache.revisions[view]
         hit = self._memo.get(name)
         if hit is not None and hit[0] == rev:
@@ -43,22 +44,22 @@ class MapState:
         return [o for name in INGRESS_SOURCES for o in self.cache.objects(name)]
 
     def domain(self) -> str:
-        return self._memoized("domain", "dns", lambda: cluster_domain(self.objects("configmaps")))
+        return self.memoized("domain", "dns", lambda: cluster_domain(self.objects("configmaps")))
 
     def nodes(self) -> dict[str, Any]:
-        return self._memoized("nodes", "nodes", lambda: nodes_view(self.objects("nodes"), self.objects("pods")))
+        return self.memoized("nodes", "nodes", lambda: nodes_view(self.objects("nodes"), self.objects("pods")))
 
     def services(self) -> dict[str, Any]:
-        return self._memoized("services", "services", lambda: services_view(
+        return self.memoized("services", "services", lambda: services_view(
             self.objects("namespaces"), self.objects("services"), self.objects("endpointslices"),
             self.objects("pods"), self.objects("events"), self.domain()))
 
     def ingress_model(self) -> IngressModel:
-        return self._memoized("ingress_model", "ingress", lambda: build_model(
+        return self.memoized("ingress_model", "ingress", lambda: build_model(
             self.objects("deployments"), self.ingress_objects()))
 
     def ingress(self) -> dict[str, Any]:
-        return self._memoized("ingress", "ingress", lambda: ingress_view(
+        return self.memoized("ingress", "ingress", lambda: ingress_view(
             self.ingress_model(), self.ingress_objects(), self.objects("endpointslices"), self.objects("pods"),
             self.objects("events")))
 

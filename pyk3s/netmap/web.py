@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .policies import policies_view
+from .policies import policies_view, policy_explain
 from .state import MapState
 from .trace import trace
 
@@ -65,6 +65,12 @@ async def _policies(request: web.Request) -> web.Response:
                                request.query.get("port", "80/TCP")))
 
 
+async def _policy_explain(request: web.Request) -> web.Response:
+    q = request.query
+    got = policy_explain(_state(request), q.get("from", ""), q.get("to", ""), q.get("port", "80/TCP"))
+    return _json(got, 400 if "error" in got else 200)
+
+
 async def _trace(request: web.Request) -> web.Response:
     q = request.query.get("q", "")
     return _json(await trace(_state(request), q, request.query.getall("header", []),
@@ -105,6 +111,7 @@ API: dict[str, tuple[Handler, str]] = {
     "/api/services": (_services, "namespaces -> Services, endpoints, LoadBalancer state (?namespace=)"),
     "/api/ingress": (_ingress, "entry points -> routers -> middlewares -> services -> endpoints, with errors"),
     "/api/policies": (_policies, "the reachability matrix of the pods of ?namespace= (repeatable) on ?port=80/TCP"),
+    "/api/policies/explain": (_policy_explain, "?from=ns/pod&to=ns/pod&port=80/TCP: `pyk3s netpol explain --json`"),
     "/api/trace": (_trace, "?q=URL | DNS name [TYPE] | ns/pod -> ns/pod:port[/PROTO] (&header=Name:%20value)"),
     "/api/status": (_status, "what is watched, and what is not served"),
     "/api/watch": (_watch, "Server-Sent Events: {revision, views} after each burst of changes"),

@@ -24,6 +24,7 @@ PLURALS = {
     "EndpointSlice": ("discovery.k8s.io/v1", "endpointslices"), "Deployment": ("apps/v1", "deployments"),
     "Ingress": ("networking.k8s.io/v1", "ingresses"), "IngressClass": ("networking.k8s.io/v1", "ingressclasses"),
     "IngressRoute": ("traefik.io/v1alpha1", "ingressroutes"), "Middleware": ("traefik.io/v1alpha1", "middlewares"),
+    "NetworkPolicy": ("networking.k8s.io/v1", "networkpolicies"),
 }
 
 
@@ -55,7 +56,8 @@ def slice_of(ns: str, svc: str, port: int, pods: list[dict[str, Any]]) -> dict[s
 
 def demo() -> list[dict[str, Any]]:
     """Two nodes; demo/web (two pods) behind a ClusterIP Service, a LoadBalancer that ServiceLB reports
-    Pending, an Ingress, an IngressRoute with a middleware and one whose middleware does not exist."""
+    Pending, an Ingress, an IngressRoute with a middleware and one whose middleware does not exist; a
+    client pod, and two NetworkPolicies: default deny in demo, web open to client on its http port."""
     web = [pod("demo", "web-1", {"app": "web"}, "n0", "10.42.0.10"), pod("demo", "web-2", {"app": "web"}, "n1", "10.42.1.10")]
     traefik = pod("kube-system", "traefik-1", {"app.kubernetes.io/name": "traefik",
                                                "app.kubernetes.io/instance": "traefik-kube-system"}, "n0", "10.42.0.5",
@@ -70,7 +72,7 @@ def demo() -> list[dict[str, Any]]:
         *packaged_traefik("CustomResourceDefinition", "IngressClass", "Deployment"), traefik_svc,
         node("n0", "172.31.9.1", "10.42.0.0/24"), node("n1", "172.31.9.2", "10.42.1.0/24"),
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo", "labels": {"team": "demo"}}},
-        *web, traefik,
+        *web, traefik, pod("demo", "client-1", {"app": "client"}, "n1", "10.42.1.20"),
         slice_of("demo", "web-lb", 80, web),  # the same pods behind another Service: listed first on purpose
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "demo"},
          "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}},
@@ -93,6 +95,12 @@ def demo() -> list[dict[str, Any]]:
          "spec": {"entryPoints": ["web"], "routes": [{"match": "Host(`admin.example`)", "kind": "Rule",
                                                       "middlewares": [{"name": "admin-auth"}],
                                                       "services": [{"name": "web", "port": 80}]}]}},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "default-deny", "namespace": "demo"},
+         "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+         "metadata": {"name": "web-from-client", "namespace": "demo"},
+         "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Ingress"],
+                  "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}], "ports": [{"port": "http"}]}]}},
     ]
 
 
