@@ -11,12 +11,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from netmap_kit import Cluster, demo, started
 
-from pyk3s.netpol.cluster import cluster_of, matrix_pods
-from pyk3s.netpol.evaluate import evaluate
-from pyk3s.netpol.matrix import build_index, reachability
 from pyk3s.netmap.cache import MapCache
 from pyk3s.netmap.state import MapState
 from pyk3s.netmap.web import make_app
+from pyk3s.netpol.cluster import cluster_of, matrix_pods
+from pyk3s.netpol.evaluate import evaluate
+from pyk3s.netpol.matrix import build_index, reachability
 
 
 @pytest.fixture
