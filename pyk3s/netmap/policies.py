@@ -115,7 +115,18 @@ def policy_verdict(state: MapState, src: Obj, dst: Obj, protocol: str, port: int
     if a is None or b is None:
         return Hop("policy", "NetworkPolicy", INFO, ("a pod without an address takes no part",)), None
     verdict = evaluate(cluster, a, b, protocol, port)
-    lines = verdict.lines()
-    title = "allowed" if verdict.allowed else "denied"
-    return Hop("policy", title, OK if verdict.allowed else ERROR, tuple(s.strip() for s in lines[1:]) or (lines[0],),
-               "policies:"), _verdict_json(verdict)
+    lines = [s.strip() for s in verdict.lines()[1:]] or [verdict.lines()[0]]
+    return Hop("policy", "allowed" if verdict.allowed else "denied", OK if verdict.allowed else ERROR,
+               (_deciding(verdict), *lines), "policies:"), _verdict_json(verdict)
+
+
+def _deciding(v: Verdict) -> str:
+    """The one line that decides: the rule that lets the connection in (or out), or the side that
+    stops it and the policies that isolate it."""
+    if v.note:
+        return v.note
+    for side, who in ((v.egress, "egress of the source"), (v.ingress, "ingress of the destination")):
+        if not side.allowed:
+            return f"{who} is isolated by {', '.join(side.policies)} and no rule allows it"
+    allowed = [f"allowed by {m}" for side in (v.ingress, v.egress) for m in side.allowed_by]
+    return allowed[0] if allowed else "neither side is isolated by a NetworkPolicy"
