@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pyk3s.netpol.cluster import cluster_of, matrix_pods, parse_port
-from pyk3s.netpol.evaluate import Cluster, Endpoint, Verdict, evaluate
+from pyk3s.netpol.evaluate import ClusterView, ConnectionEnd, Verdict, evaluate
 from pyk3s.netpol.index import AllowIndex
 from pyk3s.netpol.matrix import build_index, reachability
 
@@ -23,7 +23,7 @@ SYSTEM = ("kube-system", "kube-public", "kube-node-lease")
 MAX_PODS = 60  # a matrix wider than this is unreadable on one screen
 
 
-def _cluster(state: MapState) -> Cluster:
+def _cluster(state: MapState) -> ClusterView:
     return state.memoized("netpol-cluster", "policies", lambda: cluster_of(
         state.objects("pods"), state.objects("namespaces"), state.objects("networkpolicies"), state.objects("nodes")))
 
@@ -37,7 +37,7 @@ def _verdict_json(v: Verdict) -> dict[str, Any]:
     return {"allowed": v.allowed, "lines": v.lines()}
 
 
-def _default_namespaces(cluster: Cluster) -> list[str]:
+def _default_namespaces(cluster: ClusterView) -> list[str]:
     with_policies = sorted({p.namespace for p in cluster.policies if p.namespace not in SYSTEM})
     if with_policies:
         return with_policies[:1]
@@ -77,7 +77,7 @@ def policies_view(state: MapState, namespaces: list[str], port: str) -> dict[str
     return out
 
 
-def _policy_json(cluster: Cluster, p: Any) -> dict[str, Any]:
+def _policy_json(cluster: ClusterView, p: Any) -> dict[str, Any]:
     from pyk3s.netpol.evaluate import selects
 
     return {"key": p.key, "podSelector": "" if p.pod_selector.everything else str(p.pod_selector),
@@ -100,10 +100,10 @@ def policy_explain(state: MapState, src: str, dst: str, port: str) -> dict[str, 
     return _verdict_json(evaluate(cluster, a, b, proto, number))
 
 
-def _endpoint(cluster: Cluster, pod: Obj) -> Endpoint | None:
+def _endpoint(cluster: ClusterView, pod: Obj) -> ConnectionEnd | None:
     m: Mapping[str, Any] = pod.get("metadata") or {}
     info = cluster.pod(f"{m.get('namespace')}/{m.get('name')}")
-    return Endpoint(info.ips[0], info) if info is not None else None
+    return ConnectionEnd(info.ips[0], info) if info is not None else None
 
 
 def policy_verdict(state: MapState, src: Obj, dst: Obj, protocol: str, port: int) -> tuple[Hop, dict[str, Any] | None]:
