@@ -206,7 +206,7 @@ EOF
 haproxy_conf() { # TARGET_PORT SNI(1|0) PORT
   local target=$1 sni=$2 port=$3
   {
-    echo "global"; echo "  nbthread $WORKERS"; echo "  maxconn 20000"
+    echo "global"; echo "  nbthread $WORKERS"; echo "  maxconn 8000"
     echo "defaults"; echo "  mode tcp"; echo "  timeout connect 5s"; echo "  timeout client 60s"; echo "  timeout server 60s"
     echo "frontend fe"; echo "  bind 127.0.0.1:$port"
     if [ "$sni" = 1 ]; then
