@@ -436,8 +436,8 @@ spec:
 @TIMING
 async def test_responding_timeouts_close_slow_requests(make_proxy: Any, backend: Any) -> None:
     p = await make_proxy("--entrypoints.web.address=127.0.0.1:0", "--providers.kubernetescrd",
-                         "--entrypoints.web.transport.respondingTimeouts.readTimeout=1s",
-                         "--entrypoints.web.transport.respondingTimeouts.idleTimeout=1s")
+                         "--entrypoints.web.transport.respondingTimeouts.readTimeout=2s",
+                         "--entrypoints.web.transport.respondingTimeouts.idleTimeout=2s")
     p.load(service_yaml("web", backend.port))
     p.state.spawn(p.state.sweeper())
     slow_r, slow_w = await asyncio.open_connection("127.0.0.1", p.ports["web"])
@@ -445,7 +445,7 @@ async def test_responding_timeouts_close_slow_requests(make_proxy: Any, backend:
     idle_r, idle_w = await asyncio.open_connection("127.0.0.1", p.ports["web"])
     start = time.monotonic()
     assert await closed_by_peer(slow_r) and await closed_by_peer(idle_r)
-    assert 1.0 < time.monotonic() - start < 3.5
+    assert 1.0 < time.monotonic() - start < 5  # the sweeper's clock moves once a second
     slow_w.close()
     idle_w.close()
 
