@@ -42,8 +42,7 @@ pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("curl"),
                                  reason="needs root, nft and curl")]
 
-GUIDE = REPO.parent / "shared" / "docs" / "k3s-networking-guide.md"
-GUIDE_FALLBACK = Path("/work/shared/docs/k3s-networking-guide.md")
+GUIDE = REPO.parent / "shared" / "docs" / "k3s-networking-guide.md"  # ../shared beside the checkout
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 APP = """
@@ -103,7 +102,9 @@ spec:
 
 def guide_listing() -> str:
     """The dashboard listing exactly as the guide prints it (no `---` after the Secret)."""
-    text = (GUIDE if GUIDE.exists() else GUIDE_FALLBACK).read_text()
+    if not GUIDE.exists():
+        pytest.skip(f"the networking guide is not beside the checkout ({GUIDE} is absent)")
+    text = GUIDE.read_text()
     m = re.search(r"dashboard：\n\n```\n(.*?)```", text, re.S)
     assert m, "dashboard listing not found in the networking guide"
     return m.group(1)

@@ -136,19 +136,25 @@ class ProxyState:
     async def sweeper(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            now = self.now = self.loop.time()
-            default = (CLIENT_IDLE, 0.0, 0.0)
-            for conn in list(self.connections):
-                idle, read, write = self.timeouts.get(conn.entrypoint, default)
-                if conn.tunnel is not None:
-                    continue
-                if (not conn.queue and idle and now - conn.last_active > idle
-                        or read and conn.reading_since and now - conn.reading_since > read
-                        or write and conn.queue and conn.answering_since and now - conn.answering_since > write):
-                    conn.closed = True
-                    conn.transport.close()
-            for pool in self.pools.values():
-                pool.sweep(now)
+            self.sweep(self.loop.time())
+
+    def sweep(self, now: float) -> None:
+        """Close client connections past their entry point's idle, read or write timeout and idle
+        upstream connections; drop retired pools."""
+        self.now = now
+        default = (CLIENT_IDLE, 0.0, 0.0)
+        for conn in list(self.connections):
+            if conn.tunnel is not None:
+                continue
+            idle, read, write = self.timeouts.get(conn.entrypoint, default)
+            if (not conn.queue and idle and now - conn.last_active > idle
+                    or read and conn.reading_since and now - conn.reading_since > read
+                    or write and conn.queue and conn.answering_since and now - conn.answering_since > write):
+                conn.closed = True
+                conn.transport.close()
+        for key, pool in list(self.pools.items()):
+            if pool.sweep(now):
+                del self.pools[key]
 
     def close(self) -> None:
         for pool in self.pools.values():
