@@ -55,7 +55,7 @@ class ProxyState:
         self.now = loop.time()
         self.api = ApiHandler(lambda: self.compiled, explain)
         self.tls_store = CertStore()  # the runner keeps it in step with the configuration (TLS entrypoints)
-        self.on_apply: list[Callable[[Compiled], None]] = []
+        self.on_apply: list[Callable[[Compiled], object]] = []
         self.tcp_open: dict[str, int] = {}  # entry point -> connections routed by TCP routers
         self.udp_open: dict[str, int] = {}  # entry point -> UDP sessions
         self.metrics.open_source = self.open_connections

@@ -18,7 +18,7 @@ from tcp_support import TCPEcho, UDPEcho, client_context, exchange, make_cert, r
 from pyk3s.addons.ingress.proxy.clienthello import POSTGRES_SSL_REQUEST
 from pyk3s.addons.ingress.proxy.proxyprotocol import build_header
 
-TIMING = pytest.mark.flaky(reruns=1, reruns_delay=1)  # time windows: run once more on a loaded machine
+TIMING = pytest.mark.timing_sensitive  # time windows: run once more on a loaded machine
 
 FLAGS = ["--entrypoints.web.address=127.0.0.1:0", "--entrypoints.websecure.address=127.0.0.1:0",
          "--entrypoints.websecure.http.tls=true", "--providers.kubernetescrd", "--providers.kubernetesingress"]
