@@ -159,14 +159,23 @@ class SpliceRelay:
             self.poller.deadline(self, loop.time() + dial_timeout)
         self.on_client = self._client_ready
         self.on_backend = self._backend_ready
-        self.cmask, self.bmask = IN, IN
+        up = self.up
+        failed: OSError | None = None
         if header:  # a PROXY header goes before anything from the client
-            os.write(self.up.pipe[1], header)
-            self.up.inpipe = len(header)
-            self.up.reading, self.up.blocked = False, True
-            self.cmask, self.bmask = 0, IN | OUT
+            os.write(up.pipe[1], header)
+            up.inpipe = len(header)
+            up.reading, up.blocked = False, True
+        else:
+            try:  # the client's first bytes are usually there already: one wake-up less
+                up.read()
+            except OSError as err:
+                failed = err
+        self.cmask = (IN if up.reading else 0) | (OUT if self.down.blocked else 0)
+        self.bmask = IN | (OUT if up.blocked else 0)
         self.poller.watch(self.cfd, self.cmask, self.on_client)
         self.poller.watch(self.bfd, self.bmask, self.on_backend)
+        if failed is not None:
+            self._fail(failed)
 
     @property
     def bytes_up(self) -> int:
