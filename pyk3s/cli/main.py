@@ -23,8 +23,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "manifests": ("pyk3s.cli.manifests", "inspect the manifests directory: `pyk3s manifests status`"),
     "dns": ("pyk3s.addons.dns.explain", "`pyk3s dns explain NAME [TYPE]`: why DNS answers what it does"),
     "ingress": ("pyk3s.addons.ingress.explain", "`pyk3s ingress explain URL`: which router a request takes"),
+    "map": ("pyk3s.cli.map", "the network map: one page showing how the cluster's traffic flows, and why"),
     "crictl": ("pyk3s.cli.crictl", "run crictl against the node's containerd (when crictl is installed)"),
     "ctr": ("pyk3s.cli.ctr", "run ctr against the node's containerd, namespace k8s.io"),
+    "netpol": ("pyk3s.cli.netpol", "`pyk3s netpol explain FROM TO [PORT/PROTO]`, `pyk3s netpol matrix -n NS`: "
+                                   "what NetworkPolicies allow"),
     "dev": ("pyk3s.cli.dev", "`pyk3s dev cluster --nodes N`: a throwaway multi-node cluster on this machine"),
 }
 

@@ -69,7 +69,8 @@ class Watcher:
 
     def changed(self, *_: object) -> None:
         if self.pending is None:
-            self.pending = asyncio.get_running_loop().call_later(THROTTLE, self.rebuild)
+            throttle = max([THROTTLE] + [p.throttle_duration for p in (self.static.crd, self.static.ingress) if p])
+            self.pending = asyncio.get_running_loop().call_later(throttle, self.rebuild)
 
     def rebuild(self) -> None:
         self.pending = None
@@ -160,20 +161,13 @@ def _ssl_for(state: ProxyState) -> Callable[[str], ssl.SSLContext | None]:
     return ssl_for
 
 
-def _install_access_log(static: StaticConfig) -> None:
-    """``--accesslog``: this process's writer (HTTP exchanges, TCP connections and UDP sessions log to it)."""
-    if static.access_log is None:
-        return
-    from .proxy.accesslog import AccessLogWriter, install
-
-    for problem in static.access_log.problems:
-        log.warning("traefik: %s", problem)
-    install(AccessLogWriter(static.access_log))
-
-
 def _install_tls(state: ProxyState) -> None:
     def rebuild(compiled: Compiled) -> None:
+        old = state.tls_store.errors
         state.tls_store = build_store(compiled.config, host_options(compiled.config))
+        for problem in state.tls_store.errors:
+            if problem not in old:  # said once, not on every reload
+                log.warning("ingress: %s", problem)
     state.on_apply.append(rebuild)
     state.tls_store = build_store(DynamicConfig())
 
@@ -191,7 +185,6 @@ async def _worker_main(static: StaticConfig, names: list[str], sock: socket.sock
     loop = asyncio.get_running_loop()
     state = ProxyState(loop, static)
     _install_tls(state)
-    _install_access_log(static)
     servers = await start_entrypoints(state, names, _ssl_for(state))
     relay_view = UDPRelayView(static)
     state.on_apply.append(relay_view.update)
@@ -251,8 +244,6 @@ async def run(static: StaticConfig, client: Client | None, workers: int, worker_
     state = ProxyState(loop, static, metrics_source=lambda: [state.metrics.snapshot(), *snapshots.values()],
                        explain=explain)
     _install_tls(state)
-    if not workers:
-        _install_access_log(static)
     internal_names = [n for n in static.entrypoints if n in ("traefik", "metrics")] if workers else []
     local_names = internal_names if workers else list(static.entrypoints)
     servers = await start_entrypoints(state, local_names, _ssl_for(state))

@@ -19,11 +19,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from .durations import duration_seconds
+from .dynamic import ServersTransport
 from .dynamic_tcp import DEFAULT_TCP_TRANSPORT, TCPServersTransport, TLSClientConfig
 from .errors import ConfigError
+from .flag_values import flag_bool as _bool
+from .flag_values import switched_on
+from .observability import AccessLogOptions, PrometheusOptions, access_log_options, prometheus_options
+from .transport_flags import default_servers_transport
 
-__all__ = ["EntryPoint", "ProviderOptions", "AccessLogOptions", "StaticConfig", "parse_flags", "static_from_flags",
-           "MAX_INT"]
+__all__ = ["EntryPoint", "ProviderOptions", "AccessLogOptions", "PrometheusOptions", "StaticConfig", "parse_flags",
+           "static_from_flags", "MAX_INT"]
 
 MAX_INT = 2**63 - 1
 
@@ -41,25 +46,10 @@ class ProviderOptions:
     namespaces: tuple[str, ...] = ()
     published_service: str = ""  # "ns/name" for Ingress status
     native_lb_by_default: bool = False  # services use the ClusterIP unless they say nativeLB: false
-
-
-@dataclass(frozen=True, slots=True)
-class AccessLogOptions:
-    """``--accesslog.*`` (Traefik otypes.AccessLog); read by ``proxy/accesslog.py``."""
-
-    file_path: str = ""
-    format: str = "common"  # common | genericCLF | json
-    buffering_size: int = 0
-    add_internals: bool = False
-    status_codes: tuple[str, ...] = ()
-    retry_attempts: bool = False
-    min_duration: float = 0.0  # seconds
-    fields_default_mode: str = "keep"  # keep | drop
-    field_names: Mapping[str, str] = field(default_factory=dict)  # field -> keep | drop
-    headers_default_mode: str = "drop"  # keep | drop | redact
-    header_names: Mapping[str, str] = field(default_factory=dict)  # header -> keep | drop | redact
-    query_parameters_mode: str = "keep"  # keep | drop
-    problems: tuple[str, ...] = ()  # options given that pyk3s does not honour (logged at start)
+    disable_cluster_scope_resources: bool = False
+    disable_ingress_class_lookup: bool = False
+    cross_provider_namespaces: tuple[str, ...] | None = None  # None: any namespace may refer to other providers
+    throttle_duration: float = 0.0  # seconds between configuration rebuilds (throttleDuration)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +95,7 @@ class StaticConfig:
     ping_entrypoint: str = "traefik"
     prometheus: bool = False
     prometheus_entrypoint: str = "traefik"
+    prometheus_options: PrometheusOptions = field(default_factory=lambda: PrometheusOptions())
     crd: ProviderOptions | None = None
     ingress: ProviderOptions | None = None
     log_level: str = "ERROR"
@@ -113,6 +104,7 @@ class StaticConfig:
     default_rule_syntax: str = "v3"
     tcp_transport: TCPServersTransport = DEFAULT_TCP_TRANSPORT  # --tcpServersTransport.*
     access_log: AccessLogOptions | None = None  # None: access logs off
+    servers_transport: ServersTransport = field(default_factory=ServersTransport)  # default@internal
     udp_relay: str = "auto"  # --udpRelay: auto | kernel | userspace (proxy/udp_kernel.py)
     raw: Mapping[str, str] = field(default_factory=dict)  # every flag, keys lower-cased
 
@@ -138,27 +130,15 @@ def parse_flags(argv: list[str]) -> dict[str, str]:
     return out
 
 
-def _bool(value: str | None, default: bool = False) -> bool:
-    if value is None:
-        return default
-    v = value.strip().lower()
-    if v in ("true", "1", "yes", ""):
-        return True
-    if v in ("false", "0", "no"):
-        return False
-    raise ConfigError(f"traefik: invalid boolean {value!r}")
-
-
 def _provider(flags: dict[str, str], prefix: str, syntax: str) -> ProviderOptions | None:
-    if not any(k == prefix or k.startswith(prefix + ".") for k in flags):
-        return None
-    if flags.get(prefix) is not None and not _bool(flags.get(prefix), True):
+    if not switched_on(flags, prefix):
         return None
 
     def get(name: str) -> str | None:
         return flags.get(f"{prefix}.{name}")
 
     ns = tuple(n for n in (get("namespaces") or "").split(",") if n)
+    cross = get("crossprovidernamespaces")
     return ProviderOptions(
         allow_cross_namespace=_bool(get("allowcrossnamespace")),
         allow_empty_services=_bool(get("allowemptyservices")),
@@ -169,6 +149,10 @@ def _provider(flags: dict[str, str], prefix: str, syntax: str) -> ProviderOption
         namespaces=ns,
         published_service=get("ingressendpoint.publishedservice") or "",
         native_lb_by_default=_bool(get("nativelbbydefault")),
+        disable_cluster_scope_resources=_bool(get("disableclusterscoperesources")),
+        disable_ingress_class_lookup=_bool(get("disableingressclasslookup")),
+        cross_provider_namespaces=None if cross is None else tuple(n for n in cross.split(",") if n),
+        throttle_duration=duration_seconds(get("throttleduration"), 0.0, f"{prefix}.throttleDuration"),
     )
 
 
@@ -233,59 +217,6 @@ def _tcp_transport(flags: Mapping[str, str]) -> TCPServersTransport:
         tls=tls)
 
 
-_ACCESS_LOG_KNOWN = ("filepath", "format", "bufferingsize", "addinternals", "dualoutput", "filters", "filters.statuscodes",
-                     "filters.retryattempts", "filters.minduration", "fields.defaultmode", "fields.headers.defaultmode",
-                     "fields.queryparameters.defaultmode")
-
-
-def _access_log(flags: dict[str, str]) -> AccessLogOptions | None:
-    """``--accesslog`` and ``--accesslog.*``: on when any is given (``--accesslog=false`` turns it off)."""
-    prefix = "accesslog"
-    if not any(k == prefix or k.startswith(prefix + ".") for k in flags):
-        return None
-    if flags.get(prefix) is not None and not _bool(flags.get(prefix), True):
-        return None
-    sub = {k[len(prefix) + 1:]: v for k, v in flags.items() if k.startswith(prefix + ".")}
-    problems = []
-    fmt = sub.get("format", "common") or "common"
-    formats = {"common": "common", "genericclf": "genericCLF", "json": "json"}
-    if fmt.lower() not in formats:
-        problems.append(f"accesslog.format: unsupported format {fmt!r}, common is used (as Traefik does)")
-    modes = {"keep", "drop"}
-
-    def mode(key: str, allowed: set[str], default: str) -> str:
-        value = sub.get(key, default).lower()
-        if value not in allowed:
-            problems.append(f"accesslog.{key}: {value!r} is not one of {', '.join(sorted(allowed))}; {default} is used")
-            return default
-        return value
-
-    names = {k[len("fields.names."):]: v.lower() for k, v in sub.items() if k.startswith("fields.names.")}
-    headers = {k[len("fields.headers.names."):]: v.lower() for k, v in sub.items()
-               if k.startswith("fields.headers.names.")}
-    for key in sorted(sub):
-        if key in _ACCESS_LOG_KNOWN or key.startswith(("fields.names.", "fields.headers.names.")):
-            continue
-        problems.append(f"accesslog.{key}: not supported by pyk3s, ignored")
-    codes = tuple(c.strip() for c in sub.get("filters.statuscodes", "").split(",") if c.strip())
-    for code in codes:
-        low, _, high = code.partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
-            raise ConfigError(f"traefik: accesslog.filters.statuscodes: invalid status code range {code!r}")
-    try:
-        buffering = int(sub.get("bufferingsize", "0") or 0)
-    except ValueError:
-        raise ConfigError(f"traefik: accesslog.bufferingsize: not a number: {sub['bufferingsize']!r}") from None
-    return AccessLogOptions(
-        file_path=sub.get("filepath", ""), format=formats.get(fmt.lower(), "common"), buffering_size=buffering,
-        add_internals=_bool(sub.get("addinternals")), status_codes=codes,
-        retry_attempts=_bool(sub.get("filters.retryattempts")),
-        min_duration=duration_seconds(sub.get("filters.minduration"), 0.0, "accesslog.filters.minduration"),
-        fields_default_mode=mode("fields.defaultmode", modes, "keep"), field_names=names,
-        headers_default_mode=mode("fields.headers.defaultmode", modes | {"redact"}, "drop"), header_names=headers,
-        query_parameters_mode=mode("fields.queryparameters.defaultmode", modes, "keep"), problems=tuple(problems))
-
-
 def static_from_flags(argv: list[str]) -> StaticConfig:
     flags = parse_flags(argv)
     eps: dict[str, dict[str, str]] = {}
@@ -327,7 +258,8 @@ def static_from_flags(argv: list[str]) -> StaticConfig:
         crd=_provider(flags, "providers.kubernetescrd", syntax),
         ingress=_provider(flags, "providers.kubernetesingress", syntax),
         log_level=flags.get("log.level", "ERROR").upper(), kubeconfig=flags.get("kubeconfig", ""),
-        workers=int(flags.get("workers", "0") or 0), default_rule_syntax=syntax, access_log=_access_log(flags),
+        workers=int(flags.get("workers", "0") or 0), default_rule_syntax=syntax, access_log=access_log_options(flags),
+        servers_transport=default_servers_transport(flags), prometheus_options=prometheus_options(flags),
         tcp_transport=_tcp_transport(flags), udp_relay=_udp_relay(flags), raw=flags)
 
 

@@ -33,17 +33,17 @@ import json
 import os
 import sys
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
-from ..config.static import AccessLogOptions
+from ..config.observability import AccessLogOptions
 
 __all__ = [
     "AccessRecord", "AccessLogWriter", "log", "active", "install", "CORE_FIELDS", "status_ranges",
 ]
 
-Headers = tuple[tuple[str, str], ...]
+Headers = Sequence[tuple[str, str]]
 
 # Traefik's defaultCoreKeys (logdata.go): the fields ``fields.names`` may keep or drop
 CORE_FIELDS = (
@@ -55,9 +55,12 @@ CORE_FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class AccessRecord:
-    """One finished HTTP request or TCP/UDP connection. Times are seconds (``start``: ``time.time()``)."""
+_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+
+
+class AccessRecord(NamedTuple):
+    """One finished HTTP request or TCP/UDP connection, immutable (a named tuple: cheap to build on the
+    request path). Times are seconds (``start``: ``time.time()``)."""
 
     start: float
     duration: float
@@ -88,7 +91,7 @@ class AccessRecord:
     origin_headers: Headers = ()
     downstream_headers: Headers = ()
     request_count: int = 0  # RequestCount (the writer numbers records when 0)
-    extra: Mapping[str, Any] = field(default_factory=dict)  # more Traefik keys, e.g. KubernetesIngressName
+    extra: Mapping[str, Any] = _NO_EXTRA  # more Traefik keys, e.g. KubernetesIngressName
 
     def fields(self, keep_query: bool = True, count: int = 0) -> dict[str, Any]:
         """Traefik's core fields; durations in seconds (the formats convert them); ``count`` numbers the
@@ -162,8 +165,21 @@ _CLF_TIME = "%d/%b/%Y:%H:%M:%S %z"
 QUOTED_DASH = '"-"'
 
 
+_CLF_STAMP: list[tuple[int, str]] = [(-1, "")]  # the last second formatted (records come in bursts)
+
+
 def _clf_time(start: float) -> str:
-    return time.strftime(_CLF_TIME, time.gmtime(start))
+    second = int(start)
+    cached = _CLF_STAMP[0]
+    if cached[0] == second:
+        return cached[1]
+    text = time.strftime(_CLF_TIME, time.gmtime(second))
+    _CLF_STAMP[0] = (second, text)
+    return text
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace('"', '\\"') + '"' if value else QUOTED_DASH
 
 
 def _value(fields: Mapping[str, Any], key: str, default: str, quoted: bool) -> str:
@@ -236,7 +252,7 @@ class AccessLogWriter:
     """Formats, filters and writes records for one process."""
 
     __slots__ = ("options", "fd", "pending", "flush_handle", "count", "ranges", "names", "header_names",
-                 "keep_query", "filtered", "owns_fd")
+                 "keep_query", "filtered", "owns_fd", "all_fields", "any_header")
 
     def __init__(self, options: AccessLogOptions, fd: int | None = None) -> None:
         self.options = options
@@ -258,6 +274,9 @@ class AccessLogWriter:
         self.header_names = {_canonical(k): v for k, v in options.header_names.items()}
         self.keep_query = options.query_parameters_mode != "drop"
         self.filtered = bool(self.ranges or options.retry_attempts or options.min_duration > 0)
+        # the usual settings need no per-field or per-header work: every field kept, every header dropped
+        self.all_fields = options.fields_default_mode != "drop" and all(v != "drop" for v in self.names.values())
+        self.any_header = options.headers_default_mode != "drop" or any(v != "drop" for v in self.header_names.values())
 
     # -- filters (Traefik keepAccessLog)
     def keeps(self, record: AccessRecord) -> bool:
@@ -283,9 +302,13 @@ class AccessLogWriter:
 
     def _headers(self, out: dict[str, Any], headers: Headers, prefix: str) -> None:
         default = self.options.headers_default_mode
+        names = self.header_names
         joined: dict[str, list[str]] = {}
         for k, v in headers:
-            joined.setdefault(_canonical(k), []).append(v)
+            name = _canonical(k)
+            if default == "drop" and name not in names:
+                continue
+            joined.setdefault(name, []).append(v)
         for name, values in joined.items():
             mode = self.header_names.get(name, default)
             if mode == "keep":
@@ -293,13 +316,39 @@ class AccessLogWriter:
             elif mode == "redact":
                 out[prefix + name] = "REDACTED"
 
+    def _header(self, headers: Headers, name: str) -> str:
+        """A request header as the common format shows it: its values when its mode keeps it."""
+        mode = self.header_names.get(name, self.options.headers_default_mode)
+        if mode == "drop":
+            return ""
+        values = [v for k, v in headers if _canonical(k) == name]
+        if not values:
+            return ""
+        return "REDACTED" if mode == "redact" else ",".join(values)
+
+    def _common(self, r: AccessRecord, count: int) -> str:
+        """The common (or generic CLF) line straight from the record: no field is dropped."""
+        host, _ = _split_host_port(r.client_addr)
+        path = r.path if self.keep_query else r.path.split("?", 1)[0]
+        line = (f'{r.forwarded_for or host or "-"} - {r.username or "-"} [{_clf_time(r.start)}] '
+                f'"{r.method or "-"} {path or "-"} {r.protocol or "-"}" {r.status or "-"} {r.response_size} '
+                f'{_quoted(self._header(r.request_headers, "Referer"))} '
+                f'{_quoted(self._header(r.request_headers, "User-Agent"))}')
+        if self.options.format == "genericCLF":
+            return line + "\n"
+        return (f"{line} {r.request_count or count} {_quoted(r.router)} {_quoted(r.service_url)} "
+                f"{int(r.duration * 1000)}ms\n")
+
     def render(self, record: AccessRecord, count: int = 0, now: float | None = None) -> str:
         """The line for a record, whatever the filters say."""
+        if self.all_fields and self.options.format != "json":
+            return self._common(record, count)
         core = record.fields(self.keep_query, count)
-        out = {k: v for k, v in core.items() if self._keep_field(k)}
-        self._headers(out, record.request_headers, "request_")
-        self._headers(out, record.origin_headers, "origin_")
-        self._headers(out, record.downstream_headers, "downstream_")
+        out = core if self.all_fields else {k: v for k, v in core.items() if self._keep_field(k)}
+        if self.any_header:
+            self._headers(out, record.request_headers, "request_")
+            self._headers(out, record.origin_headers, "origin_")
+            self._headers(out, record.downstream_headers, "downstream_")
         fmt = self.options.format
         if fmt == "json":
             return format_json(out, time.time() if now is None else now)
@@ -339,9 +388,17 @@ class AccessLogWriter:
             os.close(self.fd)
 
 
+_CANONICAL: dict[str, str] = {}
+
+
 def _canonical(name: str) -> str:
-    """Go's textproto.CanonicalMIMEHeaderKey."""
-    return "-".join(p[:1].upper() + p[1:].lower() for p in name.split("-"))
+    """Go's textproto.CanonicalMIMEHeaderKey (remembered: the same few names come back)."""
+    found = _CANONICAL.get(name)
+    if found is None:
+        found = "-".join(p[:1].upper() + p[1:].lower() for p in name.split("-"))
+        if len(_CANONICAL) < 4096:
+            _CANONICAL[name] = found
+    return found
 
 
 _ACTIVE: list[AccessLogWriter | None] = [None]

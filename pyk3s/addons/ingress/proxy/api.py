@@ -1,6 +1,7 @@
 """api@internal: Traefik's JSON API and the dashboard page (spec §7).
 
-    GET /api/overview  /api/rawdata  /api/entrypoints[/{name}]  /api/version
+    GET /api/overview  /api/rawdata (Traefik's shape: tables by qualified name, empty ones left out)
+        /api/entrypoints[/{name}]  /api/version
         /api/http/routers|services|middlewares[/{name}]  (search, status, page, per_page, sortBy, direction)
         /api/tcp/routers|services|middlewares[/{name}]  /api/udp/routers|services[/{name}]
         /api/explain?url=...&header=K:V, ?url=tcp://host:port&sni=..&alpn=..  (pyk3s: which router, why)
@@ -26,7 +27,7 @@ from ..http.request import HttpRequest
 from ..routing.compile import Compiled, runtime_counts
 from ..routing.tcp_compile import format_duration
 
-__all__ = ["ApiHandler", "Explain", "VERSION", "CODENAME"]
+__all__ = ["ApiHandler", "Explain", "VERSION", "CODENAME", "rawdata", "RAWDATA_TABLES"]
 
 VERSION = "3.5.1"
 CODENAME = "chabichou"
@@ -46,6 +47,26 @@ def _dashboard_file(name: str) -> bytes | None:
         return (resources.files("pyk3s.addons.ingress") / "dashboard" / name).read_bytes()
     except (FileNotFoundError, IsADirectoryError, OSError):
         return None
+
+
+# /api/rawdata: Traefik's RunTimeRepresentation key -> the runtime table that holds it
+RAWDATA_TABLES: tuple[tuple[str, Callable[[Compiled], dict[str, dict[str, Any]]]], ...] = (
+    ("routers", lambda c: c.runtime.routers), ("middlewares", lambda c: c.runtime.middlewares),
+    ("services", lambda c: c.runtime.services), ("tcpRouters", lambda c: c.tcp.routers),
+    ("tcpMiddlewares", lambda c: c.tcp.middlewares), ("tcpServices", lambda c: c.tcp.services),
+    ("udpRouters", lambda c: c.tcp.udp_routers), ("udpServices", lambda c: c.tcp.udp_services))
+# what the list endpoints add to an item (handler_http.go's representations), not part of rawdata
+_LISTING_ONLY = frozenset(("name", "provider", "type", "priorityStr"))
+
+
+def rawdata(c: Compiled) -> dict[str, Any]:
+    """Traefik's /api/rawdata: each runtime table keyed by qualified name, empty tables left out."""
+    out: dict[str, Any] = {}
+    for key, table_of in RAWDATA_TABLES:
+        table = table_of(c)
+        if table:
+            out[key] = {name: {k: v for k, v in item.items() if k not in _LISTING_ONLY} for name, item in table.items()}
+    return out
 
 
 class ApiHandler:
@@ -84,7 +105,6 @@ class ApiHandler:
         return Reply(200, [("Content-Type", ctype), ("Content-Security-Policy", _CSP)], data)
 
     def api(self, path: str, req: HttpRequest, c: Compiled) -> Reply:
-        rt = c.runtime
         parts = [unquote(p) for p in path.strip("/").split("/", 2)] if path.strip("/") else []
         if not parts:
             return _json(404, {"message": "not found"})
@@ -92,10 +112,7 @@ class ApiHandler:
         if head == "overview" and len(parts) == 1:
             return _json(200, self.overview(c))
         if head == "rawdata" and len(parts) == 1:
-            tcp = c.tcp
-            return _json(200, {"routers": rt.routers, "middlewares": rt.middlewares, "services": rt.services,
-                               "tcpRouters": tcp.routers, "tcpServices": tcp.services, "tcpMiddlewares": tcp.middlewares,
-                               "udpRouters": tcp.udp_routers, "udpServices": tcp.udp_services})
+            return _json(200, rawdata(c))
         if head == "version" and len(parts) == 1:
             return _json(200, {"Version": VERSION, "Codename": CODENAME, "startDate": self.start_date,
                                "disableDashboardAd": True})
@@ -209,6 +226,7 @@ class ApiHandler:
             "tcp": {"routers": runtime_counts(c.tcp.routers), "services": runtime_counts(c.tcp.services),
                     "middlewares": runtime_counts(c.tcp.middlewares)},
             "udp": {"routers": runtime_counts(c.tcp.udp_routers), "services": runtime_counts(c.tcp.udp_services)},
-            "features": {"tracing": "", "metrics": "Prometheus" if c.static.prometheus else "", "accessLog": False},
+            "features": {"tracing": "", "metrics": "Prometheus" if c.static.prometheus else "",
+                         "accessLog": c.static.access_log is not None},
             "providers": providers,
         }

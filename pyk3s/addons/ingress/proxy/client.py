@@ -24,6 +24,7 @@ from ..routing.compile import Compiled
 from ..routing.services import Target
 from ..routing.table import EntryTable, PathChoice, Route
 from .exchange import Exchange
+from .exchange_log import tls_details
 from .fastlane import FastExchange, try_fast_lane
 from .heads import FORWARDED
 from .upstream import Pool, UpstreamConnection
@@ -59,7 +60,7 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = ("state", "entrypoint", "tls", "trusted", "transport", "parser", "peer", "peer_port", "url",
                  "raw_headers", "hsize", "queue", "parsing", "closed", "tunnel", "upgrade_buffer", "last_active",
                  "local_port", "sni", "trusted_nets", "compiled", "table", "fast_headers", "fast_tail", "fast_route",
-                 "fast_server", "fast_connection", "forced_peer", "reading_since", "answering_since")
+                 "fast_server", "fast_connection", "tls_info", "forced_peer", "reading_since", "answering_since")
 
     def __init__(self, state: ProxyState, entrypoint: str, tls: bool,
                  trusted_nets: Callable[[str], bool] | None, peer: tuple[str, int] | None = None) -> None:
@@ -98,6 +99,7 @@ class ClientConnection(asyncio.Protocol):
         self.fast_route: Route | PathChoice = None  # type: ignore[assignment]  # set with fast_tail
         self.fast_server: tuple[Route, Target, Pool] | None = None
         self.fast_connection = False
+        self.tls_info: tuple[str, str] | None = None  # (TLS version, Go cipher name) for TLS metrics
 
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -113,6 +115,9 @@ class ClientConnection(asyncio.Protocol):
         if self.tls:
             ssl_obj = transport.get_extra_info("ssl_object")
             self.sni = (getattr(ssl_obj, "server_hostname", None) or "") if ssl_obj is not None else ""
+            if self.state.metrics.enabled:
+                version, cipher, _ = tls_details(transport)
+                self.tls_info = (version, cipher)
         self.trusted = self.trusted_nets(self.peer) if self.trusted_nets is not None else False
         self.last_active = self.state.now
         self.state.connections.add(self)

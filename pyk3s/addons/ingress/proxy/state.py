@@ -20,7 +20,9 @@ from ..config.static import StaticConfig
 from ..http.reply import Reply
 from ..http.request import HttpRequest
 from ..routing.compile import Compiled, compile_config
-from ..routing.services import CompiledService, MirrorService, Target
+from ..routing.services import Balancer, CompiledService, MirrorService, Target
+from . import accesslog
+from .accesslog import AccessLogWriter
 from .api import ApiHandler, Explain
 from .metrics import MetricsSnapshot, ProxyMetrics, render
 from .tls import CertStore
@@ -47,8 +49,8 @@ class ProxyState:
         self.loop = loop
         self.static = static
         self.compiled: Compiled = compile_config(DynamicConfig(), static)
-        self.pools: dict[tuple[str, str, int], Pool] = {}
-        self.metrics = ProxyMetrics(static.prometheus)
+        self.pools: dict[tuple[str, str, int, int], Pool] = {}
+        self.metrics = ProxyMetrics(static.prometheus, static.prometheus_options)
         self.metrics_source = metrics_source
         self.connections: set[ClientConnection] = set()
         self.tasks: set[asyncio.Task[object]] = set()
@@ -56,6 +58,13 @@ class ProxyState:
         self.api = ApiHandler(lambda: self.compiled, explain)
         self.tls_store = CertStore()  # the runner keeps it in step with the configuration (TLS entrypoints)
         self.on_apply: list[Callable[[Compiled], object]] = []
+        # this process's access log (proxy/accesslog.py): None keeps exchanges from building records
+        self.access_log: AccessLogWriter | None = None
+        if static.access_log is not None:
+            self.access_log = AccessLogWriter(static.access_log)
+            accesslog.install(self.access_log)
+        # one check on the fast lane for both metrics and access logs
+        self.observing = self.metrics.enabled or self.access_log is not None
         self.tcp_open: dict[str, int] = {}  # entry point -> connections routed by TCP routers
         self.udp_open: dict[str, int] = {}  # entry point -> UDP sessions
         self.metrics.open_source = self.open_connections
@@ -72,6 +81,9 @@ class ProxyState:
         self.metrics.reloads += 1
         self.metrics.last_reload_ok = 1
         self.metrics.last_reload_ts = time.time()
+        if self.metrics.enabled:
+            self.metrics.servers((name, t.url) for name, svc in compiled.services.items()
+                                 if isinstance(svc, Balancer) for t in svc.targets)
         for fn in self.on_apply:
             fn(compiled)
         return compiled
@@ -94,7 +106,7 @@ class ProxyState:
     def pool(self, target: Target) -> Pool:
         pool = self.pools.get(target.key)
         if pool is None:
-            pool = self.pools[target.key] = Pool(self.loop, target.scheme, target.host, target.port)
+            pool = self.pools[target.key] = Pool(self.loop, target, self.observing)
         return pool
 
     def spawn(self, coro: Coroutine[object, object, object]) -> None:
@@ -157,6 +169,8 @@ class ProxyState:
                 del self.pools[key]
 
     def close(self) -> None:
+        if self.access_log is not None and accesslog.active() is self.access_log:
+            accesslog.install(None)
         for pool in self.pools.values():
             pool.close()
         for conn in list(self.connections):

@@ -181,6 +181,12 @@ def build_store(cfg: DynamicConfig, host_options: dict[str, str] | None = None) 
         except ValueError as err:
             store.errors.append(f"certificate {cert.source}: {err}")
     store.certs.sort(key=lambda item: ",".join(sorted(item[0])))
+    for name, tls_store in cfg.tls_stores.items():
+        if tls_store.default_generated_resolver:
+            store.errors.append(f"TLSStore {name}: defaultGeneratedCert (resolver {tls_store.default_generated_resolver}) "
+                                "is not supported by pyk3s, which has no certificate resolvers")
+        elif name != "default":
+            store.errors.append(f"TLSStore {name}: only the default store is used (as in Traefik)")
     if cfg.default_certificate is not None:
         store.default = cfg.default_certificate
     else:

@@ -61,6 +61,8 @@ class _BackendConn(asyncio.Protocol):
         method = self.parser.get_method().decode()
         url = self.url.decode()
         self.backend.requests.append({"method": method, "url": url, "headers": self.headers, "body": self.body})
+        if self.backend.silent:
+            return
         if url.startswith("/ws") and self.parser.should_upgrade():
             self.transport.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
             self.tunnel = True
@@ -93,10 +95,13 @@ class EchoBackend:
     connections: int = 0
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     server: Any = None
+    host: str = "127.0.0.1"
+    tls: Any = None  # an ssl.SSLContext: the backend speaks HTTPS
+    silent: bool = False  # accept requests and never answer (timeouts)
 
     async def start(self) -> EchoBackend:
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: _BackendConn(self), "127.0.0.1", 0)
+        self.server = await loop.create_server(lambda: _BackendConn(self), self.host, 0, ssl=self.tls)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
@@ -187,6 +192,14 @@ async def backend2() -> AsyncIterator[EchoBackend]:
 
 
 @pytest.fixture
+async def backend_lo2() -> AsyncIterator[EchoBackend]:
+    """A second backend on another loopback address (Traefik counts each endpoint address once)."""
+    b = await EchoBackend("b2", host="127.0.0.2").start()
+    yield b
+    b.close()
+
+
+@pytest.fixture
 async def make_proxy() -> AsyncIterator[Any]:
     made: list[Proxy] = []
 
@@ -235,6 +248,6 @@ addressType: IPv4
 ports: [{{name: http, port: {port}, protocol: TCP}}]
 endpoints:
 - addresses: ["{ip}"]
-  conditions: {{ready: {str(ready).lower()}}}
+  conditions: {{ready: {str(ready).lower()}, serving: {str(ready).lower()}}}
 ---
 """

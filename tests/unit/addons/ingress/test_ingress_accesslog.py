@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import json
 import os
@@ -131,7 +132,101 @@ def test_flags():
                                             field_names={"clientusername": "drop"}, header_names={"user-agent": "redact"})
     assert static_from_flags([]).access_log is None
     assert static_from_flags(["--accesslog=false", "--accesslog.format=json"]).access_log is None
-    odd = static_from_flags(["--accesslog.format=xml", "--accesslog.otlp.http.endpoint=x"]).access_log
-    assert odd is not None and odd.format == "common" and len(odd.problems) == 2
+    odd = static_from_flags(["--accesslog.format=xml", "--accesslog.fields.headers.defaultmode=hide"]).access_log
+    assert odd is not None and odd.format == "common" and odd.headers_default_mode == "drop"  # Traefik's fallbacks
     with pytest.raises(ConfigError, match="statuscodes"):
         static_from_flags(["--accesslog.filters.statuscodes=2xx"])
+
+
+# ---------------------------------------------------------------- through the proxy
+INGRESS = """
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web, namespace: default}
+spec:
+  rules:
+  - host: a.example
+    http:
+      paths: [{path: /, pathType: Prefix, backend: {service: {name: whoami, port: {number: 80}}}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: quiet
+  namespace: default
+  annotations: {traefik.ingress.kubernetes.io/router.observability.accesslogs: "false"}
+spec:
+  rules:
+  - host: quiet.example
+    http:
+      paths: [{path: /, pathType: Prefix, backend: {service: {name: whoami, port: {number: 80}}}}]
+"""
+
+
+async def _lines(proxy, path) -> list[str]:
+    await asyncio.sleep(0)
+    proxy.state.access_log.flush()
+    return path.read_text().splitlines()
+
+
+async def test_proxy_writes_json_records(make_proxy, backend, tmp_path):
+    from ingress_support import http, service_yaml
+
+    path = tmp_path / "access.json"
+    proxy = await make_proxy("--entrypoints.web.address=127.0.0.1:0", "--providers.kubernetesingress",
+                             "--providers.kubernetescrd", "--accesslog=true", "--accesslog.format=json",
+                             f"--accesslog.filepath={path}", "--accesslog.fields.headers.defaultmode=keep",
+                             "--accesslog.fields.headers.names.User-Agent=redact")
+    proxy.load(service_yaml("whoami", backend.port) + INGRESS)
+    r = await http(proxy.port, "/hello?x=1", host="a.example", headers={"User-Agent": "t/1"})
+    assert r.status == 200
+    assert (await http(proxy.port, "/", host="quiet.example")).status == 200  # observability.accessLogs: false
+    assert (await http(proxy.port, "/", host="nobody.example")).status == 404
+    lines = [json.loads(line) for line in await _lines(proxy, path)]
+    assert len(lines) == 2, lines
+    ok, missing = lines
+    assert ok["RouterName"] == "default-web-a-example@kubernetes" and ok["ServiceName"] == "default-whoami-80@kubernetes"
+    assert ok["DownstreamStatus"] == 200 and ok["OriginStatus"] == 200 and ok["DownstreamContentSize"] == len(r.body)
+    assert ok["RequestPath"] == "/hello?x=1" and ok["RequestMethod"] == "GET" and ok["RequestProtocol"] == "HTTP/1.1"
+    assert ok["RequestHost"] == "a.example" and ok["ClientHost"] == "127.0.0.1" and ok["entryPointName"] == "web"
+    assert ok["ServiceURL"] == f"http://127.0.0.1:{backend.port}" and ok["ServiceAddr"] == f"127.0.0.1:{backend.port}"
+    assert ok["KubernetesIngressName"] == "web" and ok["KubernetesServiceName"] == "whoami"
+    assert ok["request_User-Agent"] == "REDACTED" and "origin_Content-Type" in ok
+    assert missing["DownstreamStatus"] == 404 and "RouterName" not in missing and missing["OriginStatus"] == 0
+
+
+async def test_proxy_common_format_and_status_filter(make_proxy, backend, tmp_path):
+    from ingress_support import http, service_yaml
+
+    path = tmp_path / "access.log"
+    proxy = await make_proxy("--entrypoints.web.address=127.0.0.1:0", "--providers.kubernetesingress",
+                             f"--accesslog.filepath={path}", "--accesslog.filters.statuscodes=400-499")
+    proxy.load(service_yaml("whoami", backend.port) + INGRESS)
+    assert (await http(proxy.port, "/", host="a.example")).status == 200  # filtered out
+    assert (await http(proxy.port, "/status/418", host="a.example")).status == 418
+    (line,) = await _lines(proxy, path)
+    assert line.startswith('127.0.0.1 - - [') and '"GET /status/418 HTTP/1.1" 418 ' in line
+    assert line.endswith('ms') and '"default-web-a-example@kubernetes"' in line
+    assert f'"http://127.0.0.1:{backend.port}"' in line
+
+
+async def test_fast_lane_records(make_proxy, backend, tmp_path):
+    """Without header fields the fast lane stays on and writes the same record as the general path."""
+    from ingress_support import http, service_yaml
+
+    path = tmp_path / "access.json"
+    proxy = await make_proxy("--entrypoints.web.address=127.0.0.1:0", "--providers.kubernetesingress",
+                             "--accesslog.format=json", f"--accesslog.filepath={path}")
+    proxy.load(service_yaml("whoami", backend.port) + INGRESS)
+    fast = await http(proxy.port, "/fast?q=1", host="a.example")
+    slow = await http(proxy.port, "/slow?q=1", host="a.example", method="POST", body=b"abc")
+    assert fast.status == slow.status == 200
+    recs = {r["RequestMethod"]: r for r in map(json.loads, await _lines(proxy, path))}
+    for method, resp in (("GET", fast), ("POST", slow)):
+        r = recs[method]
+        assert r["DownstreamStatus"] == r["OriginStatus"] == 200, r
+        assert r["DownstreamContentSize"] == r["OriginContentSize"] == len(resp.body)
+        assert r["RequestHost"] == "a.example" and r["RouterName"] == "default-web-a-example@kubernetes"
+        assert r["ServiceURL"] == f"http://127.0.0.1:{backend.port}" and r["KubernetesIngressName"] == "web"
+        assert not any(k.startswith(("request_", "origin_", "downstream_")) for k in r)
+    assert recs["GET"]["RequestPath"] == "/fast?q=1" and recs["POST"]["RequestContentSize"] == 3

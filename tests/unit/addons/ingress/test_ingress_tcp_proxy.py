@@ -445,7 +445,8 @@ async def test_responding_timeouts_close_slow_requests(make_proxy: Any, backend:
     idle_r, idle_w = await asyncio.open_connection("127.0.0.1", p.ports["web"])
     start = time.monotonic()
     assert await closed_by_peer(slow_r) and await closed_by_peer(idle_r)
-    assert 1.0 < time.monotonic() - start < 5  # the sweeper's clock moves once a second
+    # the sweeper ticks once a second and connections are stamped with its last tick: within (0, 1] early
+    assert 0.5 < time.monotonic() - start < 3.5
     slow_w.close()
     idle_w.close()
 
