@@ -10,7 +10,9 @@
 #   tput-sni  single-stream throughput through the passthrough route: curl downloads a sparse file over HTTPS
 #   tput-star single-stream throughput through the HostSNI(`*`) route: iperf3 -t DURATION
 #   udp       DNS queries/s through an IngressRouteUDP entry point (dnsperf -> pyk3s -> knot) vs direct
-#             (haproxy has no UDP)
+#             (haproxy has no UDP): pyk3s relays in the kernel (`--udpRelay=kernel`: nftables DNAT on the
+#             entry point's 127.0.0.1 port, table pyk3s-ingress-udp-<pid>, removed when it stops; needs root)
+#             and pyk3s-user in userspace (`--udpRelay=userspace`, what runs with access logs on)
 # Paths: direct (no middlebox), haproxy (nbthread = --workers), pyk3s (`pyk3s traefik --workers`).
 # Every answer is checked before the load (the TLS client verifies the backend's own certificate through
 # every path). Runs are interleaved (direct, haproxy, pyk3s, direct, ...); the report gives the median
@@ -21,6 +23,7 @@
 #
 # --pin: the middlebox alone on CPU 1, load generators and backends on CPU 0 (taskset); default workers:
 # 1 pinned, 2 unpinned. Everything listens on 127.0.0.1 on free ports; every process is stopped by PID.
+# The kernel UDP relay's work is done in the sending processes' kernel time: its middlebox CPU is ~0.
 set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -39,7 +42,7 @@ while [ $# -gt 0 ]; do
     --tests) TESTS=$2; shift 2 ;;
     --out) OUTDIR=$2; shift 2 ;;
     --pin) PIN=1; shift ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) die "unknown option $1" ;;
   esac
 done
@@ -206,7 +209,7 @@ EOF
 haproxy_conf() { # TARGET_PORT SNI(1|0) PORT
   local target=$1 sni=$2 port=$3
   {
-    echo "global"; echo "  nbthread $WORKERS"; echo "  maxconn 20000"
+    echo "global"; echo "  nbthread $WORKERS"; echo "  maxconn 8000"
     echo "defaults"; echo "  mode tcp"; echo "  timeout connect 5s"; echo "  timeout client 60s"; echo "  timeout server 60s"
     echo "frontend fe"; echo "  bind 127.0.0.1:$port"
     if [ "$sni" = 1 ]; then
@@ -223,23 +226,54 @@ haproxy_conf() { # TARGET_PORT SNI(1|0) PORT
 }
 
 declare -A PID PORT
-# start_middleboxes TARGET_PORT SNI(1|0)
-start_middleboxes() {
-  local target=$1 sni=$2
-  PORT[haproxy]=$(free_port); PORT[pyk3s]=$(free_port); PORT[pyk3s_udp]=$(free_udp)
-  haproxy_conf "$target" "$sni" "${PORT[haproxy]}"
-  objects "$target" "$sni" "${DNS:-0}" >"$BENCH_TMP/objects.yaml"
-  start_bg "$BENCH_TMP/haproxy.log" "${TS_MB[@]}" haproxy -db -f "$BENCH_TMP/haproxy.cfg"
-  PID[haproxy]=$LAST_PID
-  start_bg "$BENCH_TMP/pyk3s.log" "${TS_MB[@]}" env PYTHONPATH="$ROOT" "$PY" -m pyk3s traefik \
-    "--entryPoints.tcp.address=127.0.0.1:${PORT[pyk3s]}" "--entryPoints.udp.address=127.0.0.1:${PORT[pyk3s_udp]}/udp" \
+# start_pyk3s NAME UDP_RELAY: one `pyk3s traefik` (its API on PORT[NAME_api] says how UDP is relayed)
+start_pyk3s() {
+  local name=$1 relay=$2
+  PORT[$name]=$(free_port); PORT[${name}_udp]=$(free_udp); PORT[${name}_api]=$(free_port)
+  start_bg "$BENCH_TMP/$name.log" "${TS_MB[@]}" env PYTHONPATH="$ROOT" "$PY" -m pyk3s traefik \
+    "--entryPoints.tcp.address=127.0.0.1:${PORT[$name]}" "--entryPoints.udp.address=127.0.0.1:${PORT[${name}_udp]}/udp" \
+    "--entryPoints.traefik.address=127.0.0.1:${PORT[${name}_api]}" --api.insecure "--udpRelay=$relay" \
     --providers.kubernetescrd "--objects=$BENCH_TMP/objects.yaml" "--workers=$WORKERS" --log.level=ERROR
-  PID[pyk3s]=$LAST_PID
-  wait_port "${PORT[haproxy]}" tcp 15 "${PID[haproxy]}" "$BENCH_TMP/haproxy.log"
-  wait_port "${PORT[pyk3s]}" tcp 60 "${PID[pyk3s]}" "$BENCH_TMP/pyk3s.log"
-  sleep 1  # pyk3s applies the objects once its workers are up
+  PID[$name]=$LAST_PID
+  wait_port "${PORT[$name]}" tcp 60 "${PID[$name]}" "$BENCH_TMP/$name.log"
 }
-stop_middleboxes() { stop_pid "${PID[haproxy]}"; stop_pid "${PID[pyk3s]}"; sleep 0.5; }
+# start_middleboxes TARGET_PORT SNI(1|0) UDP(1|0)
+MIDDLEBOXES=()
+start_middleboxes() {
+  local target=$1 sni=$2 udp=${3:-0}
+  objects "$target" "$sni" "${DNS:-0}" >"$BENCH_TMP/objects.yaml"
+  if [ "$udp" = 1 ]; then
+    MIDDLEBOXES=(pyk3s_user); start_pyk3s pyk3s_user userspace
+    if [ "$(id -u)" = 0 ]; then MIDDLEBOXES+=(pyk3s); start_pyk3s pyk3s kernel
+    else log "udp: not root, the kernel relay (nftables) is left out"; fi
+  else
+    PORT[haproxy]=$(free_port); MIDDLEBOXES=(haproxy pyk3s)
+    haproxy_conf "$target" "$sni" "${PORT[haproxy]}"
+    start_bg "$BENCH_TMP/haproxy.log" "${TS_MB[@]}" haproxy -db -f "$BENCH_TMP/haproxy.cfg"
+    PID[haproxy]=$LAST_PID
+    start_pyk3s pyk3s userspace
+    wait_port "${PORT[haproxy]}" tcp 15 "${PID[haproxy]}" "$BENCH_TMP/haproxy.log"
+  fi
+  sleep 1  # pyk3s applies the objects once its workers are up
+  if [ "$udp" = 1 ]; then  # each pyk3s relays UDP the way it was asked to
+    for m in "${MIDDLEBOXES[@]}"; do
+      relay=$(curl -s -m 3 "http://127.0.0.1:${PORT[${m}_api]}/api/udp/routers" | "$PY" -c \
+        'import json,sys; print(json.load(sys.stdin)[0].get("relay", "?"))' 2>/dev/null)
+      log "udp: $m relays: ${relay:-?}"
+      case "$m:$relay" in pyk3s:kernel*|pyk3s_user:userspace*) ;; *) die "udp: $m relays '$relay'" ;; esac
+    done
+  fi
+}
+stop_middleboxes() {
+  local m
+  for m in "${MIDDLEBOXES[@]}"; do
+    stop_pid "${PID[$m]}"
+    if [ "$m" = pyk3s ] && nft list tables 2>/dev/null | grep -q "pyk3s-ingress-udp-${PID[$m]}\$"; then
+      log "pyk3s left its table pyk3s-ingress-udp-${PID[$m]}: removed"; nft delete table inet "pyk3s-ingress-udp-${PID[$m]}"
+    fi
+  done
+  sleep 0.5
+}
 port_of() { case "$1" in direct) echo "$2" ;; *) echo "${PORT[$1]}" ;; esac; }
 mb_cpu() { case "$1" in direct) echo 0 ;; *) cpu_secs "${PID[$1]}" ;; esac; }
 
@@ -262,15 +296,14 @@ for test in cps-sni cps-star tput-sni tput-star udp; do
     tput-star) target=$IPERF; sni=0 ;;
     udp) target=$NGINX_PLAIN; sni=0 ;;
   esac
-  start_middleboxes "$target" "$sni"
-  paths=("${PATHS[@]}")
-  [ "$test" = udp ] && paths=(direct pyk3s)
+  if [ "$test" = udp ]; then start_middleboxes "$target" 0 1; paths=(direct "${MIDDLEBOXES[@]}")
+  else start_middleboxes "$target" "$sni"; paths=("${PATHS[@]}"); fi
   for p in "${paths[@]}"; do  # answers checked, then a short warm-up
     case "$test" in
       cps-sni|tput-sni) check_http "$p" "https://localhost:$(port_of "$p" "$NGINX_TLS")/" ;;
       cps-star) check_http "$p" "http://127.0.0.1:$(port_of "$p" "$NGINX_PLAIN")/" ;;
       tput-star) iperf3 -c 127.0.0.1 -p "$(port_of "$p" "$IPERF")" -t 1 >/dev/null 2>&1 || die "$p: iperf3 through the path failed" ;;
-      udp) port=$DNS; [ "$p" = pyk3s ] && port=${PORT[pyk3s_udp]}
+      udp) port=$DNS; [ "$p" != direct ] && port=${PORT[${p}_udp]}
            dig -p "$port" @127.0.0.1 +short +time=2 +tries=3 svc-0.ns-0.svc.cluster.local A 2>/dev/null | grep -q . \
              || "$SYSPY" "$PEERS/dns/check_answers.py" "$port" >/dev/null 2>&1 || die "$p: no DNS answer through the path" ;;
     esac
@@ -292,7 +325,7 @@ for test in cps-sni cps-star tput-sni tput-star udp; do
                   value=$(awk '{printf "%.3f", $1*8/1e9}' "$f"); errs=0; unit=gbps ;;
         tput-star) "${TS_LOAD[@]}" iperf3 -c 127.0.0.1 -p "$(port_of "$p" "$IPERF")" -t "$DURATION" -J >"$f" 2>&1
                    value=$("$SYSPY" "$PEERS/lib/parse.py" iperf3 "$f"); errs=0; unit=gbps ;;
-        udp) port=$DNS; [ "$p" = pyk3s ] && port=${PORT[pyk3s_udp]}
+        udp) port=$DNS; [ "$p" != direct ] && port=${PORT[${p}_udp]}
              "${TS_LOAD[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$BENCH_TMP/zone/queries.txt" -c 4 -q 100 \
                -l "$DURATION" >"$f" 2>&1
              read -r value _ _ lost < <("$SYSPY" "$PEERS/lib/parse.py" dnsperf "$f"); errs=$lost; unit=qps ;;
@@ -349,10 +382,11 @@ for test, proxy in order:
     fmt = "{:,.0f}" if u != "gbps" else "{:.2f}"
     print(f"| {title[test]} | {proxy} | {fmt.format(v)} {u} | {fmt.format(lo)}-{fmt.format(hi)} | {errs} | "
           f"{med(test, proxy, 'mb_cpu_s'):.2f} | {rh:.2f}x | {rd:.2f}x |")
-    if proxy == "pyk3s":
+    if proxy.startswith("pyk3s"):
         ref, want = targets[test]
         r = rh if ref == "haproxy" else rd
-        verdicts.append(f"{title[test]}: {'PASS' if r >= want else 'FAIL'} ({r:.2f}x {ref}, target {want}x)")
+        what = title[test] + (" (" + proxy + ")" if proxy != "pyk3s" else "")
+        verdicts.append(f"{what}: {'PASS' if r >= want else 'FAIL'} ({r:.2f}x {ref}, target {want}x)")
 print("\npyk3s vs targets:\n" + "\n".join(f"- {v}" for v in verdicts))
 EOF
 log "raw output and results.tsv in $OUTDIR"

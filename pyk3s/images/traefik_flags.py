@@ -158,6 +158,7 @@ HONOURED: dict[str, Check | None] = {
     "kubeconfig": None,
     "workers": None,
     "objects": None,
+    "udprelay": None,  # checked by the ingress itself: a bad value stops it with the reason
 }
 
 _EP = re.compile(r"^entrypoints\.([^.]+)\.")

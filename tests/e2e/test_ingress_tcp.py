@@ -9,7 +9,9 @@ trusts nobody's PROXY headers), access logs, a 3s read timeout on ``websecure`` 
    client verifies each backend's own certificate (only the pod has its key) and gets the pod's answer;
 2. ``HostSNI(`*`)`` on ``pktcp`` to a whoamitcp echo; PROXY protocol v1 and v2 from a trusted client: the
    ingress's access log names the original address;
-3. a UDP echo through an IngressRouteUDP on ``pkudp`` (one session per client address);
+3. a UDP echo through an IngressRouteUDP on ``pkudp`` (one session per client address), relayed in
+   userspace as access logs are on, the session in the access log (the kernel relay of UDP routers:
+   ``test_ingress_udp_relay.py``);
 4. PROXY protocol v1 and v2 on ``web`` to an HTTP router: whoami sees the original address in
    X-Forwarded-For; an untrusted client's header is read and ignored, a malformed one closes the connection;
 5. bad input: a rule that does not parse, an unknown TLS option, an undeclared entry point, a UDP route on a
@@ -397,6 +399,13 @@ def test_udp_echo_through_ingressrouteudp(srv: ServerProcess, node_ip: str) -> N
         assert srv.wait_for(echo, timeout=60, interval=0.5, what="the UDP echo") == b"Received: ping"
         s.send(b"WHO")
         assert s.recv(1000).startswith(b"Name: udp-echo")
+    # access logs are on: the router is relayed in userspace (the API says why) and each session is logged
+    # once it ends (udp.timeout 3s)
+    routers = srv.wait_for(lambda: api(node_ip, "udp/routers"), timeout=60, interval=1, what="/api/udp/routers")
+    echo = next(r for r in routers if r["name"] == "default-echo-0@kubernetescrd")
+    assert echo["relay"] == "userspace: access logs are on (a session's record needs its byte counts)"
+    srv.wait_for(lambda: '"default-echo-0@kubernetescrd"' in traefik_log(srv), timeout=30, interval=1,
+                 what="the UDP session in the access log")
 
 
 # -- 4 -------------------------------------------------------------------------------------------------------
@@ -453,7 +462,7 @@ def test_bad_input_is_reported_and_the_rest_works(srv: ServerProcess, node_ip: s
 
 # -- 6 -------------------------------------------------------------------------------------------------------
 def test_api_dashboard_and_explain(srv: ServerProcess, node_ip: str) -> None:
-    overview = api(node_ip, "overview")
+    overview = srv.wait_for(lambda: api(node_ip, "overview"), timeout=60, interval=1, what="/api/overview")
     assert isinstance(overview, dict) and overview["tcp"]["routers"]["total"] >= 3 and overview["udp"]["routers"]["total"] >= 1
     eps = {e["name"]: e for e in api(node_ip, "entrypoints")}  # type: ignore[union-attr]
     assert eps["pkudp"]["address"] == ":9200/udp" and eps["pktcp"]["proxyProtocol"] == {"insecure": True}

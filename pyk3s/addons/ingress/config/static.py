@@ -105,6 +105,7 @@ class StaticConfig:
     tcp_transport: TCPServersTransport = DEFAULT_TCP_TRANSPORT  # --tcpServersTransport.*
     access_log: AccessLogOptions | None = None  # None: access logs off
     servers_transport: ServersTransport = field(default_factory=ServersTransport)  # default@internal
+    udp_relay: str = "auto"  # --udpRelay: auto | kernel | userspace (proxy/udp_kernel.py)
     raw: Mapping[str, str] = field(default_factory=dict)  # every flag, keys lower-cased
 
 
@@ -259,4 +260,15 @@ def static_from_flags(argv: list[str]) -> StaticConfig:
         log_level=flags.get("log.level", "ERROR").upper(), kubeconfig=flags.get("kubeconfig", ""),
         workers=int(flags.get("workers", "0") or 0), default_rule_syntax=syntax, access_log=access_log_options(flags),
         servers_transport=default_servers_transport(flags), prometheus_options=prometheus_options(flags),
-        tcp_transport=_tcp_transport(flags), raw=flags)
+        tcp_transport=_tcp_transport(flags), udp_relay=_udp_relay(flags), raw=flags)
+
+
+UDP_RELAYS = ("auto", "kernel", "userspace")
+
+
+def _udp_relay(flags: dict[str, str]) -> str:
+    """``--udpRelay`` (a pyk3s addition): how UDP routers relay datagrams (see ``proxy/udp_kernel.py``)."""
+    value = flags.get("udprelay", "auto").lower()
+    if value not in UDP_RELAYS:
+        raise ConfigError(f"traefik: udpRelay: {value!r} is not one of {', '.join(UDP_RELAYS)}")
+    return value

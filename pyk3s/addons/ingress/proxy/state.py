@@ -57,7 +57,7 @@ class ProxyState:
         self.now = loop.time()
         self.api = ApiHandler(lambda: self.compiled, explain)
         self.tls_store = CertStore()  # the runner keeps it in step with the configuration (TLS entrypoints)
-        self.on_apply: list[Callable[[Compiled], None]] = []
+        self.on_apply: list[Callable[[Compiled], object]] = []
         # this process's access log (proxy/accesslog.py): None keeps exchanges from building records
         self.access_log: AccessLogWriter | None = None
         if static.access_log is not None:

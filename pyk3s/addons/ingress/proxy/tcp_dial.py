@@ -32,8 +32,7 @@ MISSING_SERVER_NAME = "tls: either ServerName or InsecureSkipVerify must be spec
 
 def new_backend_socket(target: TCPDial, ip: str) -> socket.socket:
     """A non-blocking socket for ``ip`` with TCP_NODELAY and the transport's keep-alive."""
-    sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setblocking(False)
+    sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if target.keep_alive >= 0:
         period = max(1, int(target.keep_alive or 15))

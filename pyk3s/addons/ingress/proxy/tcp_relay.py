@@ -71,7 +71,7 @@ PIPES = PipePool()
 class _Direction:
     """src -> pipe -> dst. ``reading``: src is watched for data; ``blocked``: dst is watched for room."""
 
-    __slots__ = ("src", "dst", "dst_sock", "pipe", "inpipe", "eof", "done", "reading", "blocked", "moved")
+    __slots__ = ("src", "dst", "dst_sock", "pipe", "inpipe", "eof", "done", "reading", "blocked", "moved", "other")
 
     def __init__(self, src: socket.socket, dst: socket.socket) -> None:
         self.src, self.dst, self.dst_sock = src.fileno(), dst.fileno(), dst
@@ -82,6 +82,7 @@ class _Direction:
         self.reading = True
         self.blocked = False
         self.moved = 0
+        self.other: _Direction = self
 
     def drain(self) -> bool:
         """pipe -> dst; True once the pipe is empty."""
@@ -125,6 +126,8 @@ class _Direction:
     def finish(self) -> None:
         if not self.done:
             self.done = True
+            if self.other.done:
+                return  # both ends are done: closing the sockets sends this FIN
             try:
                 self.dst_sock.shutdown(socket.SHUT_WR)
             except OSError:
@@ -135,7 +138,7 @@ class SpliceRelay:
     """Relay between ``client`` and ``backend`` (non-blocking sockets) until both ends are done."""
 
     __slots__ = ("loop", "poller", "client", "backend", "cfd", "bfd", "up", "down", "cmask", "bmask", "closed",
-                 "delay", "timer", "dial_timer", "on_close", "on_client", "on_backend")
+                 "delay", "dialing", "terminating", "on_close", "on_client", "on_backend")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, client: socket.socket, backend: socket.socket,
                  termination_delay: float, on_close: Callable[[SpliceRelay, OSError | None], None],
@@ -146,21 +149,33 @@ class SpliceRelay:
         self.cfd, self.bfd = client.fileno(), backend.fileno()
         self.up = _Direction(client, backend)
         self.down = _Direction(backend, client)
+        self.up.other, self.down.other = self.down, self.up
         self.closed = False
         self.delay = termination_delay
-        self.timer: asyncio.TimerHandle | None = None
+        self.terminating = False
         self.on_close = on_close
-        self.dial_timer = loop.call_later(dial_timeout, self._dial_check) if dial_timeout > 0 else None
+        self.dialing = dial_timeout > 0
+        if self.dialing:
+            self.poller.deadline(self, loop.time() + dial_timeout)
         self.on_client = self._client_ready
         self.on_backend = self._backend_ready
-        self.cmask, self.bmask = IN, IN
+        up = self.up
+        failed: OSError | None = None
         if header:  # a PROXY header goes before anything from the client
-            os.write(self.up.pipe[1], header)
-            self.up.inpipe = len(header)
-            self.up.reading, self.up.blocked = False, True
-            self.cmask, self.bmask = 0, IN | OUT
+            os.write(up.pipe[1], header)
+            up.inpipe = len(header)
+            up.reading, up.blocked = False, True
+        else:
+            try:  # the client's first bytes are usually there already: one wake-up less
+                up.read()
+            except OSError as err:
+                failed = err
+        self.cmask = (IN if up.reading else 0) | (OUT if self.down.blocked else 0)
+        self.bmask = IN | (OUT if up.blocked else 0)
         self.poller.watch(self.cfd, self.cmask, self.on_client)
         self.poller.watch(self.bfd, self.bmask, self.on_backend)
+        if failed is not None:
+            self._fail(failed)
 
     @property
     def bytes_up(self) -> int:
@@ -211,12 +226,17 @@ class SpliceRelay:
         if bmask != self.bmask:
             self.bmask = bmask
             self.poller.change(self.bfd, bmask)
-        if (up.done or down.done) and self.timer is None and self.delay >= 0:
-            self.timer = self.loop.call_later(self.delay, self.close)
+        if (up.done or down.done) and not self.terminating and self.delay >= 0:
+            self.terminating = True
+            self.poller.deadline(self, self.loop.time() + self.delay)  # replaces a pending dial deadline
 
-    def _dial_check(self) -> None:
-        """The dial timeout passed: fine if the server socket is connected by now."""
-        self.dial_timer = None
+    def expired(self) -> None:
+        """A deadline passed: the termination delay (close both), else the dial timeout (close unless
+        the server socket is connected by now)."""
+        if self.terminating:
+            self.close()
+            return
+        self.dialing = False
         try:
             self.backend.getpeername()
         except OSError:
@@ -229,11 +249,9 @@ class SpliceRelay:
         if self.closed:
             return
         self.closed = True
-        if self.timer is not None:
-            self.timer.cancel()
-        if self.dial_timer is not None:
-            self.dial_timer.cancel()
         poller = self.poller
+        if self.dialing or self.terminating:
+            poller.cancel(self)
         poller.drop(self.cfd)
         poller.drop(self.bfd)
         self.client.close()

@@ -22,7 +22,7 @@ from . import accesslog
 if TYPE_CHECKING:
     from .state import ProxyState
 
-__all__ = ["UDPEntryPoint", "MAX_DATAGRAM", "udp_socket"]
+__all__ = ["UDPEntryPoint", "MAX_DATAGRAM", "udp_socket", "client_addr"]
 
 log = logging.getLogger("pyk3s.ingress")
 MAX_DATAGRAM = 65535
@@ -31,6 +31,13 @@ _PENDING_MAX = 64
 
 def _addr(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def client_addr(addr: tuple[object, ...]) -> str:
+    """A datagram's source as Go prints it: a dual-stack socket's (host, port, flow, scope) with an IPv4
+    client as ``::ffff:a.b.c.d`` is ``a.b.c.d:port``."""
+    host, port = str(addr[0]), int(cast(int, addr[1]))
+    return _addr(host[7:] if host.startswith("::ffff:") and "." in host else host, port)
 
 
 class _Session:
@@ -166,9 +173,8 @@ class UDPEntryPoint(asyncio.DatagramProtocol):
         opened = self.state.udp_open
         opened[self.name] = opened.get(self.name, 1) - 1
         if accesslog.active() is not None:
-            host, port = session.client
             accesslog.log(accesslog.AccessRecord(
-                start=session.started, duration=time.time() - session.started, client_addr=_addr(host, port),
+                start=session.started, duration=time.time() - session.started, client_addr=client_addr(session.client),
                 entrypoint=self.name, router=session.router, service_addr=_addr(*session.server), protocol="UDP",
                 scheme="udp", request_size=session.up, response_size=session.down))
 

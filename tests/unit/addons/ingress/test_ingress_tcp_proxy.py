@@ -18,6 +18,8 @@ from tcp_support import TCPEcho, UDPEcho, client_context, exchange, make_cert, r
 from pyk3s.addons.ingress.proxy.clienthello import POSTGRES_SSL_REQUEST
 from pyk3s.addons.ingress.proxy.proxyprotocol import build_header
 
+TIMING = pytest.mark.timing_sensitive  # time windows: run once more on a loaded machine
+
 FLAGS = ["--entrypoints.web.address=127.0.0.1:0", "--entrypoints.websecure.address=127.0.0.1:0",
          "--entrypoints.websecure.http.tls=true", "--providers.kubernetescrd", "--providers.kubernetesingress"]
 
@@ -233,6 +235,7 @@ async def test_malformed_proxy_header_closes_the_connection(make_proxy: Any, bac
     assert backend.requests == []
 
 
+@TIMING
 async def test_client_hello_that_never_completes_is_closed(make_proxy: Any, echo: TCPEcho) -> None:
     p = await make_proxy("--entrypoints.websecure.address=127.0.0.1:0",
                          "--entrypoints.websecure.transport.respondingTimeouts.readTimeout=1s", "--providers.kubernetescrd")
@@ -305,6 +308,7 @@ async def test_weighted_services_and_no_endpoints(make_proxy: Any) -> None:
     b.close()
 
 
+@TIMING
 async def test_half_close_and_termination_delay(make_proxy: Any) -> None:
     slow = await TCPEcho("S", reply_after_eof=0.3).start()
     p = await make_proxy(*FLAGS, tls=True)
@@ -368,6 +372,7 @@ async def test_servers_dialed_with_tls(make_proxy: Any) -> None:
     secure.close()
 
 
+@TIMING
 async def test_udp_sessions(make_proxy: Any) -> None:
     a, b = await UDPEcho("A").start(), await UDPEcho("B").start()
     p = await make_proxy("--entrypoints.dns.address=127.0.0.1:0/udp", "--entrypoints.dns.udp.timeout=500ms",
@@ -428,10 +433,11 @@ spec:
     b.close()
 
 
+@TIMING
 async def test_responding_timeouts_close_slow_requests(make_proxy: Any, backend: Any) -> None:
     p = await make_proxy("--entrypoints.web.address=127.0.0.1:0", "--providers.kubernetescrd",
-                         "--entrypoints.web.transport.respondingTimeouts.readTimeout=1s",
-                         "--entrypoints.web.transport.respondingTimeouts.idleTimeout=1s")
+                         "--entrypoints.web.transport.respondingTimeouts.readTimeout=2s",
+                         "--entrypoints.web.transport.respondingTimeouts.idleTimeout=2s")
     p.load(service_yaml("web", backend.port))
     p.state.spawn(p.state.sweeper())
     slow_r, slow_w = await asyncio.open_connection("127.0.0.1", p.ports["web"])
