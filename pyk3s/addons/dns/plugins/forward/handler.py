@@ -201,6 +201,7 @@ class ForwardPlugin(Plugin):
         q.sender = self
         q.ups = self._order()
         q.tried = 0
+        q.held = None
         q.deadline = time.monotonic() + REQUEST_TIMEOUT
         self._lane_next(q, None)
 

@@ -65,7 +65,7 @@ IDS = _Ids()
 
 class UdpChannel:
     __slots__ = ("host", "port", "timeout", "expire", "on_reply", "on_error", "sock", "pending", "last",
-                 "closing", "_timer", "_buf", "_view", "_loop")
+                 "closing", "_timer", "_due", "_buf", "_view", "_loop")
 
     def __init__(self, host: str, port: int, timeout: float, expire: float,
                  on_reply: Callable[[Any, bytes], None], on_error: Callable[[Any, Exception], None]) -> None:
@@ -79,6 +79,7 @@ class UdpChannel:
         self.last = 0.0                 # when the socket last sent a query
         self.closing = False
         self._timer: asyncio.TimerHandle | None = None
+        self._due = 0.0                 # when the timer fires
         self._buf = bytearray(RECV_SIZE)
         self._view = memoryview(self._buf)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -126,20 +127,22 @@ class UdpChannel:
         w.sent = now
         pending[qid] = w
         self.last = now
-        if self._timer is None:
+        timer = self._timer
+        if timer is None or self._due > now + self.timeout:     # none, or only the idle one
+            if timer is not None:
+                timer.cancel()
             self._arm(now)
 
     def _arm(self, now: float) -> None:
+        """The timer, for the oldest query's timeout or the socket's expiry, whichever comes first."""
         loop = self._loop
-        if loop is None:
+        if loop is None or self.sock is None:
             return
+        due = self.last + self.expire
         if self.pending:
-            oldest = next(iter(self.pending.values()))
-            delay = max(oldest.sent + self.timeout - now, TICK)
-        elif self.sock is not None:
-            delay = max(self.last + self.expire - now, TICK)
-        else:
-            return
+            due = min(due, next(iter(self.pending.values())).sent + self.timeout)
+        delay = max(due - now, TICK)
+        self._due = now + delay
         self._timer = loop.call_later(delay, self._tick)
 
     def _tick(self) -> None:
@@ -155,7 +158,7 @@ class UdpChannel:
         for qid in expired:
             w = pending.pop(qid)
             self.on_error(w, TimeoutError(f"no answer from {self.host}:{self.port} in {self.timeout:g}s"))
-        if not self.pending and (self.closing or (self.sock is not None and now - self.last >= self.expire)):
+        if not self.pending and (self.closing or now - self.last >= self.expire):
             self._shut()
             return
         if self._timer is None:
