@@ -6,11 +6,14 @@ Rules:
   `_` and `*` (so its text form is exactly what dnspython writes). Anything else is None and goes to the
   plugin chain with dnspython.
 - `WireReply.read` walks the upstream reply's records once: where each starts, its type and TTL offset,
-  the OPT (which must be the last record). A reply that is not well formed is None, as dnspython's parser
-  would refuse it; one whose question is not the query's is `MISMATCH` (CoreDNS answers FORMERR).
-  Names inside common rdata (CNAME, NS, PTR, MX, SRV, SOA) are checked; A and AAAA must have their size.
+  the OPT (which must be the last record). It checks what dnspython's parser checks, so a reply kept as
+  bytes is one the slow path would have taken: names (label types, compression pointers each pointing
+  before the last, never into the name itself), and the rdata of the common types (class IN A, AAAA,
+  NS, CNAME, PTR, MX, SRV, SOA, TXT). A reply that is not well formed is None; one whose question is not
+  the query's is `MISMATCH` (CoreDNS answers FORMERR).
 - A reply stays bytes unless a plugin needs more (`to_message`): then dnspython takes over, exactly as on
-  the slow path. Anything unusual (extended rcode, OPT not last, TSIG) starts as a message.
+  the slow path. Anything else (other types or classes, an extended rcode, an OPT not last, TSIG, an
+  opcode but QUERY) starts as a message: dnspython decides whether it is well formed.
 - `render` writes the client's reply: its ID, the upstream's flags, the client's own question bytes, the
   records (owner names point into the question, which has the same length), and an OPT when the client
   sent one (DO copied, size clamped to 512..4096). None when it would not fit the client's buffer: the
@@ -36,10 +39,11 @@ _HDR = struct.Struct(">HHHHH")
 _COUNTS = struct.Struct(">HHHH")
 _OPT = struct.Struct(">BHHBBHH")
 _SAFE_NAME = re.compile(rb"[a-z0-9_*.-]+")
-_A, _AAAA, _OPT_T, _TSIG = 1, 28, 41, 250
-# rdata layouts with names in them: bytes before the first name, how many names, bytes after them
-_NAMED = {2: (0, 1, 0), 5: (0, 1, 0), 12: (0, 1, 0), 39: (0, 1, 0), 15: (2, 1, 0), 33: (6, 1, 0),
-          6: (0, 2, 20)}
+_A, _AAAA, _OPT_T, _TXT = 1, 28, 41, 16
+# rdata layouts with names in them (compression allowed): bytes before the first name, how many names,
+# bytes after them
+_NAMED = {2: (0, 1, 0), 5: (0, 1, 0), 12: (0, 1, 0), 15: (2, 1, 0), 33: (6, 1, 0), 6: (0, 2, 20)}
+_MAX_HOPS = 16              # dnspython's longest chain of compression pointers
 MISMATCH: Any = object()       # an upstream reply that is not for the question asked
 
 
@@ -144,7 +148,7 @@ def rcode_reply(q: WireQuery, rcode: int) -> bytes:
 
 
 def _skip_name(d: bytes, i: int, n: int) -> int:
-    """Offset after the name at `i`; -1 when it runs past `n` or has a bad label."""
+    """Offset after the name at `i` without following pointers; -1 when it runs past `n` or has a bad label."""
     while i < n:
         ln = d[i]
         if ln == 0:
@@ -157,35 +161,56 @@ def _skip_name(d: bytes, i: int, n: int) -> int:
     return -1
 
 
-def _pointers_ok(d: bytes, start: int, end: int) -> bool:
-    """The name at `start` (ending at `end`) points only backwards, within the message."""
-    i = start
-    while i < end:
-        ln = d[i]
-        if ln >= 0xC0:
-            return ((ln & 0x3F) << 8 | d[i + 1]) < start
-        if ln == 0:
-            return True
-        i += ln + 1
-    return True
-
-
-def _name_lower(d: bytes, i: int) -> bytes:
-    """The name at `i` with pointers followed, lower case (only for names already checked)."""
-    out: list[bytes] = []
+def _name_end(d: bytes, i: int, limit: int) -> int:
+    """Where the name at `i` ends in place (after its root label or its first pointer); -1 when dnspython
+    would refuse it: a label past `limit`, a label type it does not know, a pointer not pointing before
+    the previous one, a target running into the part that points to it, a chain over _MAX_HOPS."""
+    biggest = start = i
+    end = -1
     hops = 0
-    while True:
+    while i < limit:
+        c = d[i]
+        if c == 0:
+            return i + 1 if end < 0 else end
+        if c < 64:
+            i += c + 1
+            continue
+        if c < 192 or i + 1 >= limit:
+            return -1
+        target = (c & 0x3F) << 8 | d[i + 1]
+        hops += 1
+        if target >= biggest or hops > _MAX_HOPS:
+            return -1
+        if end < 0:
+            end = i + 2
+        limit = start               # the target may not run into what was read so far
+        biggest = target
+        i = start = target
+    return -1
+
+
+def _name_lower(d: bytes, i: int) -> bytes | None:
+    """The name at `i` with pointers followed (each must point back), lower case; None when it is not a
+    well-formed name."""
+    out: list[bytes] = []
+    n = len(d)
+    while i < n:
         ln = d[i]
         if ln == 0:
             return b"".join(out) + b"\x00"
         if ln >= 0xC0:
-            hops += 1
-            if hops > 64:
-                return b""
-            i = (ln & 0x3F) << 8 | d[i + 1]
+            if i + 1 >= n:
+                return None
+            target = (ln & 0x3F) << 8 | d[i + 1]
+            if target >= i:
+                return None
+            i = target
             continue
+        if ln > 63 or i + ln + 1 > n:
+            return None
         out.append(d[i:i + ln + 1].lower())
         i += ln + 1
+    return None
 
 
 class WireReply:
@@ -221,14 +246,14 @@ class WireReply:
         i = qend
         rrs = []
         opt_at = -1
-        unusual = False
+        unusual = bool(data[2] & 0x78)      # an opcode but QUERY
         total = an + ns + ar
         for k in range(total):
             start = i
-            if i < n and data[i] >= 0xC0:      # the usual owner: a pointer
+            if i + 1 < n and data[i] == 0xC0 and data[i + 1] == 12:     # the usual owner: the question's name
                 i += 2
             else:
-                i = _skip_name(data, i, n)
+                i = _name_end(data, i, n)
                 if i < 0:
                     return None
             if i + 10 > n:
@@ -237,29 +262,38 @@ class WireReply:
             end = i + 10 + (data[i + 8] << 8 | data[i + 9])
             if end > n:
                 return None
-            if rtype == _A:
+            if rtype == _OPT_T:
+                if k != total - 1 or k < an + ns or data[i + 4] or i != start + 1:
+                    unusual = True          # not last, outside additional, an extended rcode, not the root
+                opt_at = start
+                i = end
+                continue
+            if data[i + 2] or data[i + 3] != 1:
+                unusual = True              # not class IN
+            elif rtype == _A:
                 if end - i != 14:
                     return None
             elif rtype == _AAAA:
                 if end - i != 26:
                     return None
-            elif rtype == _OPT_T:
-                if k != total - 1 or k < an + ns or data[i + 4]:
-                    unusual = True          # not last, outside additional, or an extended rcode
-                opt_at = start
-                i = end
-                continue
             elif rtype in _NAMED:
                 before, names, after = _NAMED[rtype]
                 j = i + 10 + before
                 for _ in range(names):
-                    e = _skip_name(data, j, end)
-                    if e < 0 or not _pointers_ok(data, j, e):
+                    j = _name_end(data, j, end) if j < end else -1
+                    if j < 0:
                         return None
-                    j = e
                 if j + after != end:
                     return None
-            elif rtype == _TSIG:
+            elif rtype == _TXT:
+                j = i + 10
+                if j == end:
+                    return None             # no string at all
+                while j < end:
+                    j += data[j] + 1
+                if j != end:
+                    return None
+            else:
                 unusual = True
             rrs.append((start, rtype, i + 4, end))
             i = end
@@ -285,12 +319,14 @@ class WireReply:
         return self.data[2] << 8 | self.data[3]
 
     def min_ttl(self) -> int | None:
-        """The smallest TTL of the records (the OPT aside)."""
+        """The smallest TTL of the records (the OPT aside); one over 2^31 - 1 counts as 0, as in dnspython."""
         d = self.data
         low = None
         for rr in self.rrs:
             off = rr[2]
             t = d[off] << 24 | d[off + 1] << 16 | d[off + 2] << 8 | d[off + 3]
+            if t > 0x7FFFFFFF:
+                t = 0
             if low is None or t < low:
                 low = t
         return low
@@ -342,7 +378,10 @@ class WireReply:
                 if rtype not in types:
                     run_key = None
                     continue
-                key = (_name_lower(d, start), rtype)
+                owner = _name_lower(d, start)
+                if owner is None:
+                    return self._set_groups(None)
+                key = (owner, rtype)
                 if key == run_key:
                     continue
                 if key in seen:
