@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import logging
 import os
 import socket
 import struct
@@ -28,6 +29,7 @@ from typing import Any, Protocol
 
 __all__ = ["TcpPool", "UdpChannel", "Waiter"]
 
+log = logging.getLogger("pyk3s.dns.forward")
 TICK = 0.05                 # how late a timeout may end, at most
 DRAIN = 64                  # datagrams per readable event before the loop gets a turn
 RECV_SIZE = 65535
@@ -157,7 +159,10 @@ class UdpChannel:
             expired.append(qid)
         for qid in expired:
             w = pending.pop(qid)
-            self.on_error(w, TimeoutError(f"no answer from {self.host}:{self.port} in {self.timeout:g}s"))
+            try:
+                self.on_error(w, TimeoutError(f"no answer from {self.host}:{self.port} in {self.timeout:g}s"))
+            except Exception:  # the others still time out
+                log.exception("[ERROR] plugin/forward: handling a timeout of %s:%d", self.host, self.port)
         if not self.pending and (self.closing or now - self.last >= self.expire):
             self._shut()
             return
@@ -178,14 +183,20 @@ class UdpChannel:
                 failed = list(pending.values())
                 pending.clear()
                 for w in failed:
-                    self.on_error(w, err)
+                    try:
+                        self.on_error(w, err)
+                    except Exception:
+                        log.exception("[ERROR] plugin/forward: handling an error of %s:%d", self.host, self.port)
                 break
             if n < 2:
                 continue
             w = pending.pop(buf[0] << 8 | buf[1], None)
             if w is None:
                 continue                # late, or not ours
-            on_reply(w, view[:n].tobytes())
+            try:
+                on_reply(w, view[:n].tobytes())
+            except Exception:  # one query's failure must not leave the others of the batch unread
+                log.exception("[ERROR] plugin/forward: handling a reply from %s:%d", self.host, self.port)
             if self.sock is not sock:
                 return
         if self.closing and not pending:
