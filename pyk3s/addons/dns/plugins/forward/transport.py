@@ -82,12 +82,15 @@ class UdpChannel:
         self.closing = False
         self._timer: asyncio.TimerHandle | None = None
         self._due = 0.0                 # when the timer fires
-        self._buf = bytearray(RECV_SIZE)
+        self._buf = bytearray()         # RECV_SIZE bytes once a socket is open
         self._view = memoryview(self._buf)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _open(self) -> socket.socket:
         self._shut()
+        if not self._buf:
+            self._buf = bytearray(RECV_SIZE)
+            self._view = memoryview(self._buf)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
