@@ -133,6 +133,7 @@ def critical_values(cfg: ServerConfig) -> dict[str, str]:
         # traefik, ...) change per restart, which is how the guide uninstalls or customises them.
         "disable-servicelb": str("servicelb" in cfg.disable).lower(),
         "disable-cloud-controller": str(cfg.disable_cloud_controller).lower(),
+        "disable-network-policy": str(cfg.node.disable_network_policy).lower(),
         "servicelb-namespace": cfg.servicelb_namespace,
     }
 
