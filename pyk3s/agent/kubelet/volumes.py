@@ -35,6 +35,8 @@ class VolumeSources:
     ca_crt: str
     pod_ip: str = ""
     host_ip: str = ""
+    pod_ips: tuple[str, ...] = ()   # every address, primary first
+    host_ips: tuple[str, ...] = ()
 
 
 def service_account_volume() -> dict:
@@ -93,7 +95,8 @@ async def _source(base: Path, kind: str, src: Mapping, pod: Mapping, sources: Vo
     elif kind == "downwardAPI":
         for it in src.get("items") or []:
             if "fieldRef" in it:
-                value = field_value(pod, it["fieldRef"]["fieldPath"], sources.pod_ip, sources.host_ip)
+                value = field_value(pod, it["fieldRef"]["fieldPath"], sources.pod_ip, sources.host_ip,
+                                    sources.pod_ips, sources.host_ips)
             else:
                 value = ""
             _write(base, it["path"], value.encode(), it.get("mode", mode))

@@ -183,7 +183,8 @@ class PodWorker:
         else:
             self._sa_mount = False
         sources = VolumeSources(self.ctx.sources.config_map, self.ctx.sources.secret, self.ctx.sources.token,
-                                self.ctx.sources.ca_crt, self.pod_ip, self.ctx.host_ip)
+                                self.ctx.sources.ca_crt, self.pod_ip, self.ctx.host_ip, self.pod_ips,
+                                self.ctx.host_ips)
         while not self.stopping.is_set():
             try:
                 self.volumes = await prepare_volumes(pod, self.dir / "_volumes", sources)
@@ -309,7 +310,8 @@ class PodWorker:
                 argv = self._argv(c)
                 env = build_env(self.pod, c, config_maps=await self._fetch(c, "configMap"),
                                 secrets=await self._fetch(c, "secret"), services=self.ctx.services(),
-                                pod_ip=self.pod_ip, host_ip=self.ctx.host_ip)
+                                pod_ip=self.pod_ip, host_ip=self.ctx.host_ip, pod_ips=self.pod_ips,
+                                host_ips=self.ctx.host_ips)
                 mounts = container_mounts(c, self.volumes)
                 break
             except LookupError as exc:
