@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "ingress": ("pyk3s.addons.ingress.explain", "`pyk3s ingress explain URL`: which router a request takes"),
     "crictl": ("pyk3s.cli.crictl", "run crictl against the node's containerd (when crictl is installed)"),
     "ctr": ("pyk3s.cli.ctr", "run ctr against the node's containerd, namespace k8s.io"),
+    "images": ("pyk3s.cli.images", "`pyk3s images build`: the built-in images as OCI images in the air-gap folder"),
     "dev": ("pyk3s.cli.dev", "`pyk3s dev cluster --nodes N`: a throwaway multi-node cluster on this machine"),
 }
 

@@ -125,10 +125,11 @@ def test_ipv6_only_cluster_control_plane_included(kubectl_bin: str) -> None:
         lb = c.wait_for(lambda: c.kubectl("get", "svc", "-n", "kube-system", "traefik", "-o", "json").json()
                         ["status"].get("loadBalancer", {}).get("ingress"), timeout=120, what="traefik LB ingress")
         assert _v6([i["ip"] for i in lb])
-        out = c.wait_for(lambda: subprocess.run(
-            ["curl", "-sS", "-m", "3", "-H", "Host: web.pyk3s.test", _url(c.members[1].ip, 80)],
-            capture_output=True, text=True).stdout, timeout=120, what="ingress over IPv6")
-        assert "Hostname: web-" in out
+        def through_ingress() -> str | None:
+            body = subprocess.run(["curl", "-sS", "-m", "3", "-H", "Host: web.pyk3s.test", _url(c.members[1].ip, 80)],
+                                  capture_output=True, text=True).stdout
+            return body if "Hostname: web-" in body else None   # 404 until the route is compiled
+        c.wait_for(through_ingress, timeout=120, what="ingress over IPv6")
     finally:
         c.cleanup()
 

@@ -291,6 +291,7 @@ class CriPodWorker(PodWorker):
             cfg = container_config(self.pod, c, image=image_ref, attempt=st.restart_count, env=env, mounts=mounts,
                                    log_path=log_rel)
             step, reason = "create", "CreateContainerError"
+            cid = ""
             try:
                 await self._remove_stale(st)
                 cid = await self.client.create_container(self.sandbox_id, cfg, self.sandbox_cfg)
@@ -299,6 +300,11 @@ class CriPodWorker(PodWorker):
                 await self.client.start_container(cid)
                 self.event("Normal", "Started", f"Started container {st.name}")
             except CriError as exc:
+                if cid:   # created but not started: it holds the container's name until removed
+                    try:
+                        await self.client.remove_container(cid)
+                    except CriError as rm_exc:
+                        log.debug("kubelet: removing container %s that did not start: %s", cid[:12], rm_exc)
                 message = exc.details or str(exc)
                 self.event("Warning", "Failed", f"Error: failed to {step} container: {message}")
                 st.state, st.reason, st.message = "waiting", reason, message

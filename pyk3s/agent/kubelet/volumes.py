@@ -110,8 +110,38 @@ async def _source(base: Path, kind: str, src: Mapping, pod: Mapping, sources: Vo
         raise VolumeError(f"unsupported projected source {kind!r}")
 
 
+def nested_mountpoints(pod: Mapping, name: str) -> list[str]:
+    """Directories (relative) the volume ``name`` needs for other volumes mounted inside it, as the
+    kubelet makes them: a container runtime cannot create a mount point inside a read-only bind (runc
+    remounts each read-only bind at once) nor in a read-only root file system. Only the first level
+    below the volume is listed (``/a/b`` and not ``/a/b/c`` when both are mounts)."""
+    out: list[str] = []
+    spec = pod.get("spec") or {}
+    for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        mounts = sorted(os.path.normpath(m.get("mountPath") or "/") for m in c.get("volumeMounts") or [])
+        for mine in sorted({os.path.normpath(m.get("mountPath") or "/") for m in c.get("volumeMounts") or []
+                            if m.get("name") == name}):
+            prefix = mine.rstrip("/") + "/"
+            previous = ""
+            for mp in mounts:
+                if not mp.startswith(prefix) or (previous and mp.startswith(previous)):
+                    continue
+                previous = mp + "/"
+                rel = mp[len(prefix):]
+                if rel not in out and ".." not in rel.split("/"):
+                    out.append(rel)
+    return out
+
+
+def _make_nested_mountpoints(pod: Mapping, name: str, base: Path) -> None:
+    for rel in nested_mountpoints(pod, name):
+        target = base / rel
+        if not target.exists() and not target.is_symlink():
+            target.mkdir(parents=True, exist_ok=True)
+
+
 async def prepare_volumes(pod: Mapping, pod_dir: Path, sources: VolumeSources) -> dict[str, Path]:
-    """volume name -> host path, every file written."""
+    """volume name -> host path, every file written (and the mount points of volumes nested in it)."""
     out: dict[str, Path] = {}
     vol_root = pod_dir / "volumes"
     for vol in (pod.get("spec") or {}).get("volumes") or []:
@@ -149,6 +179,8 @@ async def prepare_volumes(pod: Mapping, pod_dir: Path, sources: VolumeSources) -
                 await _source(base, kind, vol[kind], pod, sources, vol[kind].get("defaultMode", 0o644))
         except VolumeError as exc:
             raise VolumeError(f'volume "{name}": {exc}') from None
+        if "hostPath" not in vol:
+            _make_nested_mountpoints(pod, name, base)
         out[name] = base
     return out
 
