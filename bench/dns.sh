@@ -1,39 +1,48 @@
 #!/usr/bin/env bash
-# Cluster DNS: pyk3s vs knot on the same 1,000-service data set, same run, loopback only.
-# Three query sets (dnsperf, UDP):
-#   cluster  A + SRV for existing services      (pyk3s: fast path; knot: authoritative zone)
-#   forward  names of a zone served by a local knot "upstream" (pyk3s: forward + cache -> knot;
-#            knot: answers them itself)
-#   nx       search-path misses svc-N.ns-M.svc.cluster.local.svc.cluster.local (NXDOMAIN)
-# For each: max QPS (dnsperf -c 4 -q 100 -l DURATION), ROUNDS times, knot and pyk3s alternating (both
-# servers stay up, so background load hits both alike), with the server's CPU time per query; then
-# p50/p99 at a fixed rate (-Q RATE -v). Prints medians and the pyk3s/knot ratios. pyk3s runs
-# bench/dns_serve.py with --workers (default auto = CPUs it may use, as the packaged Deployment's
-# PYK3S_DNS_WORKERS=auto; 1 under --pin). knot has 2 UDP workers. Servers are stopped by PID. Data set
-# from /work/shared/peers/dns/gen_zone.py (called in place). Memory: resident set (RSS, all processes of
-# each server) once loaded and after the run, plus pyk3s's own before/after-data-set figure per worker.
+# Cluster DNS: `pyk3s coredns` with the packaged Corefile (every plugin: errors, health, ready,
+# kubernetes, hosts, prometheus, cache, loop, reload, loadbalance, import, forward) against the peers,
+# same data set, same run, same number of workers, loopback only.
+#
+# The 1,000 Services of ../shared/peers/dns/gen_zone.py are created in a real `pyk3s server` (API only),
+# which `pyk3s coredns --kubeconfig` watches, exactly as in a cluster. Query sets (dnsperf, UDP):
+#   cluster   A + SRV of existing Services          peer: knot, authoritative for the zone
+#   nx        search-path misses (NXDOMAIN)          peer: knot
+#   fwd-hit   200 names of example.test, asked again and again (cache hits after warm-up)
+#   fwd-miss  a name never asked before on every query (cache misses: each one goes upstream)
+#             peer for both fwd sets: unbound forwarding with its cache (forward-zone), both servers
+#             forwarding to the same upstream, a local knot serving example.test (with a wildcard)
+# Every server is checked for correct answers (A, SRV, NXDOMAIN, a forwarded name, a fresh forwarded
+# name) before it is loaded. Per set: max QPS (dnsperf -c 4 -q 100 -l DURATION), ROUNDS times, peer and
+# pyk3s interleaved, with each server's CPU time per query; then p50/p99 at a fixed rate (-Q RATE -v).
+# Prints medians, the spread (± half the range, % of the median) and the pyk3s/peer ratios.
+# Workers: --workers N for every server (knot udp-workers, unbound num-threads, PYK3S_DNS_WORKERS);
+# default 1 under --pin (server alone on CPU 1, load and upstream on CPU 0), else 2.
 #   bench/dns.sh [--duration 5] [--rounds 3] [--rate 10000] [--services 1000] [--port 15353] [--pin]
-#                [--workers auto|N] [--sets cluster,forward,nx]
+#                [--workers N] [--sets cluster,nx,fwd-hit,fwd-miss] [--out DIR]
 set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
-PEERS="${PEERS:-/work/shared/peers}"
-. "$PEERS/lib/common.sh"
-PY="${BENCH_PYTHON:-python3}"
-PORT=15353; UPORT=15354; PPORT=15355; DURATION=5; ROUNDS=3; WORKERS=auto; RATE=10000; RATE_DURATION=5; SERVICES=1000; CLIENTS=4; OUTSTANDING=100
-PIN=0; OUTDIR="$PWD/bench-results/pyk3s-dns"; SETS="cluster,forward,nx"
+ROOT="$(cd "$HERE/.." && pwd)"
+# shellcheck source=bench/peers.sh
+. "$HERE/peers.sh"
+PY="${BENCH_PYTHON:-$ROOT/.venv/bin/python}"
+PORT=15353; DURATION=5; ROUNDS=3; WORKERS=""; RATE=10000; RATE_DURATION=5; SERVICES=1000; CLIENTS=4; OUTSTANDING=100
+PIN=0; OUTDIR="$PWD/bench-results/pyk3s-dns"; SETS="cluster,nx,fwd-hit,fwd-miss"
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;; --rate) RATE=$2; shift 2 ;; --services) SERVICES=$2; shift 2 ;;
-    --port) PORT=$2; UPORT=$(( $2 + 1 )); PPORT=$(( $2 + 2 )); shift 2 ;; --pin) PIN=1; shift ;;
+    --port) PORT=$2; shift 2 ;; --pin) PIN=1; shift ;;
     --out) OUTDIR=$2; shift 2 ;; --rounds) ROUNDS=$2; shift 2 ;; --workers) WORKERS=$2; shift 2 ;;
-    --sets) SETS=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;; *) die "unknown option $1" ;;
+    --sets) SETS=$2; shift 2 ;; --rate-duration) RATE_DURATION=$2; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;; *) die "unknown option $1" ;;
   esac
 done
-need dnsperf knotd
+need dnsperf knotd unbound kubectl
+[ -n "$WORKERS" ] || { WORKERS=2; [ "$PIN" = 1 ] && WORKERS=1; }
+# ports: knot PORT, upstream +1, pyk3s +2, unbound +3, pyk3s health/ready/metrics +4..+6, API +7
+UPORT=$((PORT + 1)); PPORT=$((PORT + 2)); BPORT=$((PORT + 3)); APORT=$((PORT + 7))
 TS_LOAD=(); TS_SRV=()
 if [ "$PIN" = 1 ]; then TS_LOAD=(taskset -c 0); TS_SRV=(taskset -c 1); fi
-require_free "$PORT" "$UPORT" "$PPORT"
+require_free "$PORT" "$UPORT" "$PPORT" "$BPORT" $((PORT + 4)) $((PORT + 5)) $((PORT + 6)) "$APORT"
 bench_tmp
 mkdir -p "$OUTDIR"
 Z="$BENCH_TMP/zone"
@@ -45,8 +54,15 @@ awk -v n="$SERVICES" 'BEGIN{srand(2); for(i=0;i<20000;i++){k=int(rand()*n); prin
   echo '@ IN SOA ns.example.test. hostmaster.example.test. 1 7200 1800 86400 300'
   echo '@ IN NS ns.example.test.'; echo 'ns IN A 10.99.0.53'
   for i in $(seq 0 199); do echo "host-$i IN A 10.99.$((i / 250)).$((i % 250 + 1))"; done
+  echo '* IN A 10.99.1.1'
 } >"$BENCH_TMP/example.test.zone"
-awk 'BEGIN{srand(3); for(i=0;i<20000;i++) printf "host-%d.example.test A\n", int(rand()*200)}' >"$BENCH_TMP/q-forward.txt"
+awk 'BEGIN{srand(3); for(i=0;i<20000;i++) printf "host-%d.example.test A\n", int(rand()*200)}' >"$BENCH_TMP/q-fwd-hit.txt"
+# fwd-miss: a file of names never asked before for every run (more names than a run can send)
+MISS_LINES=$((60000 * (DURATION > RATE_DURATION ? DURATION : RATE_DURATION)))
+miss_file() { # tag -> path
+  awk -v t="$1" -v n="$MISS_LINES" 'BEGIN{for(i=0;i<n;i++) printf "m%d-%s.example.test A\n", i, t}' >"$BENCH_TMP/q-miss-$1.txt"
+  echo "$BENCH_TMP/q-miss-$1.txt"
+}
 
 knot_conf() { # $1 port, $2 dir, zones...
   local port=$1 dir=$2; shift 2
@@ -55,7 +71,7 @@ knot_conf() { # $1 port, $2 dir, zones...
 server:
     rundir: "$dir"
     listen: 127.0.0.1@$port
-    udp-workers: 2
+    udp-workers: $WORKERS
     tcp-workers: 1
     background-workers: 1
 database:
@@ -76,13 +92,101 @@ zone:
 KNOTCONF
   for z in "$@"; do printf '  - domain: %s\n    file: "%s.zone"\n' "$z" "$z"; done; } >"$dir/knot.conf"
 }
-cp "$Z/cluster.local.zone" "$BENCH_TMP/cluster.local.zone"
 
-# the upstream (used by pyk3s's forward) is knot serving example.test on UPORT
+# the upstream both forwarders use: knot serving example.test on UPORT, beside the load generator
 knot_conf "$UPORT" "$BENCH_TMP/up" example.test
 cp "$BENCH_TMP/example.test.zone" "$BENCH_TMP/up/"
-start_bg "$BENCH_TMP/up.log" "${TS_SRV[@]}" knotd -c "$BENCH_TMP/up/knot.conf"; UP_PID=$LAST_PID
+start_bg "$BENCH_TMP/up.log" "${TS_LOAD[@]}" knotd -c "$BENCH_TMP/up/knot.conf"; UP_PID=$LAST_PID
 wait_port "$UPORT" udp 20 "$UP_PID" "$BENCH_TMP/up.log"
+
+# knot, authoritative for cluster.local (the peer for cluster and nx)
+knot_conf "$PORT" "$BENCH_TMP/knot" cluster.local
+cp "$Z/cluster.local.zone" "$BENCH_TMP/knot/"
+start_bg "$BENCH_TMP/knot.log" "${TS_SRV[@]}" knotd -c "$BENCH_TMP/knot/knot.conf"; KPID=$LAST_PID
+wait_port "$PORT" udp 20 "$KPID" "$BENCH_TMP/knot.log"
+
+# unbound forwarding everything to the upstream, with its cache (the peer for fwd-hit and fwd-miss)
+mkdir -p "$BENCH_TMP/unbound"
+cat >"$BENCH_TMP/unbound/unbound.conf" <<UNBOUND
+server:
+    interface: 127.0.0.1@$BPORT
+    port: $BPORT
+    num-threads: $WORKERS
+    so-reuseport: yes
+    do-daemonize: no
+    username: ""
+    chroot: ""
+    directory: "$BENCH_TMP/unbound"
+    pidfile: ""
+    use-syslog: no
+    logfile: ""
+    verbosity: 0
+    access-control: 127.0.0.0/8 allow
+    do-not-query-localhost: no
+    module-config: "iterator"
+    msg-cache-size: 64m
+    rrset-cache-size: 128m
+    num-queries-per-thread: 4096
+    outgoing-range: 8192
+    do-ip6: no
+    cache-max-ttl: 30
+    qname-minimisation: no
+    local-zone: "test." nodefault
+    minimal-responses: yes
+forward-zone:
+    name: "."
+    forward-addr: 127.0.0.1@$UPORT
+    forward-first: no
+UNBOUND
+start_bg "$BENCH_TMP/unbound.log" "${TS_SRV[@]}" unbound -d -c "$BENCH_TMP/unbound/unbound.conf"; BPID=$LAST_PID
+wait_port "$BPORT" udp 20 "$BPID" "$BENCH_TMP/unbound.log"
+
+# pyk3s: an API server holding the Services, and `pyk3s coredns` with the packaged Corefile watching it
+"$PY" "$HERE/dns_setup.py" "$BENCH_TMP/pyk3s" --port "$PPORT" --health $((PORT + 4)) --ready $((PORT + 5)) \
+  --metrics $((PORT + 6)) --upstream "127.0.0.1:$UPORT" --services "$SERVICES" || die "dns_setup.py failed"
+KC="$BENCH_TMP/pyk3s/kubeconfig.yaml"
+: >"$BENCH_TMP/pyk3s/config.yaml"
+start_bg "$BENCH_TMP/api.log" "${TS_LOAD[@]}" "$PY" -m pyk3s server --disable-agent --disable coredns,traefik,servicelb \
+  --data-dir "$BENCH_TMP/pyk3s/data" --https-listen-port "$APORT" --bind-address 127.0.0.1 \
+  --write-kubeconfig "$KC" --config "$BENCH_TMP/pyk3s/config.yaml" --service-cidr 10.96.0.0/16 \
+  --cluster-dns 10.96.0.10 --node-name pk-bench-dns
+API_PID=$LAST_PID
+for _ in $(seq 1 300); do
+  [ -f "$KC" ] && kubectl --kubeconfig "$KC" get --raw /readyz >/dev/null 2>&1 && break
+  kill -0 "$API_PID" 2>/dev/null || { tail -20 "$BENCH_TMP/api.log" >&2; die "pyk3s server exited"; }
+  sleep 0.2
+done
+kubectl --kubeconfig "$KC" create -f "$BENCH_TMP/pyk3s/services.yaml" >/dev/null || die "creating the Services failed"
+log "$SERVICES Services in the API server"
+start_bg "$BENCH_TMP/pyk3s.log" "${TS_SRV[@]}" env PYK3S_DNS_WORKERS="$WORKERS" "$PY" -m pyk3s coredns \
+  -conf "$BENCH_TMP/pyk3s/Corefile" --kubeconfig "$KC"
+PPID_=$LAST_PID
+wait_port "$PPORT" udp 30 "$PPID_" "$BENCH_TMP/pyk3s.log"
+for _ in $(seq 1 600); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$((PORT + 5))/ready")" = 200 ] && break
+  kill -0 "$PPID_" 2>/dev/null || { tail -20 "$BENCH_TMP/pyk3s.log" >&2; die "pyk3s coredns exited"; }
+  sleep 0.1
+done
+
+# answers before load: the data set's A / SRV / NXDOMAIN, a forwarded name, a never-seen forwarded name
+check_fwd() { # name port
+  "$PY" - "$2" "$1" <<'CHECK' || die "$1: wrong answers for forwarded names"
+import sys, uuid
+import dns.message, dns.query, dns.rcode
+port = int(sys.argv[1])
+for name, want in (("host-7.example.test.", "10.99.0.8"), (f"fresh-{uuid.uuid4().hex}.example.test.", "10.99.1.1")):
+    r = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=2)
+    got = [rd.to_text() for rrset in r.answer for rd in rrset]
+    if r.rcode() != dns.rcode.NOERROR or want not in got:
+        sys.exit(f"{sys.argv[2]} {name}: rcode {dns.rcode.to_text(r.rcode())}, answer {got}")
+CHECK
+}
+for sp in "knot $PORT" "pyk3s $PPORT"; do
+  set -- $sp
+  "$PY" "$PEERS/dns/check_answers.py" "$2" || die "$1: wrong answers for the cluster data set"
+done
+check_fwd pyk3s "$PPORT"; check_fwd unbound "$BPORT"
+log "answers checked: knot, pyk3s, unbound"
 
 CPU="$SYSPY $PEERS/lib/proctree_cpu.py"
 # resident memory in MiB of a server: the PID and all its descendants (workers)
@@ -93,23 +197,26 @@ rss_mib() {
   done
   awk -v k="$kib" 'BEGIN{printf "%.1f", k/1024}'
 }
-# one max-QPS run of dnsperf against server $1 (name) on port $2 with pid $3; appends to results
+queries() { # set server tag -> query file
+  if [ "$1" = fwd-miss ]; then miss_file "$2-$3"; else echo "$BENCH_TMP/q-$1.txt"; fi
+}
+# one max-QPS run of dnsperf against server NAME on PORT with PID; appends to results
 max_run() { # name port pid set round
-  local s=$1 port=$2 pid=$3 set=$4 r=$5 f c0 c1 qps avg sd lost
-  f="$OUTDIR/$s-$set-max-$r.txt"
+  local s=$1 port=$2 pid=$3 set=$4 r=$5 f q c0 c1 qps avg sd lost us
+  f="$OUTDIR/$s-$set-max-$r.txt"; q=$(queries "$set" "$s" "r$r")
   c0=$($CPU "$pid")
-  "${TS_LOAD[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$BENCH_TMP/q-$set.txt" -c "$CLIENTS" -q "$OUTSTANDING" -l "$DURATION" >"$f" 2>&1
+  "${TS_LOAD[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$q" -c "$CLIENTS" -q "$OUTSTANDING" -l "$DURATION" >"$f" 2>&1
   c1=$($CPU "$pid")
   read -r qps avg sd lost < <("$SYSPY" "$PEERS/lib/parse.py" dnsperf "$f")
   # server CPU microseconds per answered query: stays meaningful when other work shares the cores
-  local us; us=$(awk -v a="$c0" -v b="$c1" -v q="$qps" -v d="$DURATION" 'BEGIN{ if (q>0) printf "%.2f", (b-a)*1e6/(q*d); else print "nan"}')
+  us=$(awk -v a="$c0" -v b="$c1" -v q="$qps" -v d="$DURATION" 'BEGIN{ if (q>0) printf "%.2f", (b-a)*1e6/(q*d); else print "nan"}')
   echo "$s $set max $r $qps $lost $us" >>"$OUTDIR/results.txt"
   log "$s $set round $r: qps=$qps lost=${lost}% cpu=${us}us/query"
 }
 rate_run() { # name port set
-  local s=$1 port=$2 set=$3 f p50 p99 n
-  f="$OUTDIR/$s-$set-rate.txt"
-  "${TS_LOAD[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$BENCH_TMP/q-$set.txt" -c "$CLIENTS" -Q "$RATE" -l "$RATE_DURATION" -v >"$f" 2>&1
+  local s=$1 port=$2 set=$3 f q p50 p99 n
+  f="$OUTDIR/$s-$set-rate.txt"; q=$(queries "$set" "$s" rate)
+  "${TS_LOAD[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$q" -c "$CLIENTS" -Q "$RATE" -l "$RATE_DURATION" -v >"$f" 2>&1
   read -r p50 p99 n < <("$SYSPY" "$PEERS/lib/parse.py" dnsperf-v "$f")
   grep -v '^> ' "$f" >"$f.tmp" && mv "$f.tmp" "$f"
   echo "$s $set rate 0 $p50 $p99" >>"$OUTDIR/results.txt"
@@ -117,57 +224,57 @@ rate_run() { # name port set
 }
 
 : >"$OUTDIR/results.txt"
-# knot (cluster.local and example.test itself) on PORT, pyk3s on PPORT, both up for the whole run so
-# their measurements can alternate: a change in background load then hits both alike
-knot_conf "$PORT" "$BENCH_TMP/knot" cluster.local example.test
-cp "$BENCH_TMP/cluster.local.zone" "$BENCH_TMP/example.test.zone" "$BENCH_TMP/knot/"
-start_bg "$BENCH_TMP/knot.log" "${TS_SRV[@]}" knotd -c "$BENCH_TMP/knot/knot.conf"; KPID=$LAST_PID
-wait_port "$PORT" udp 20 "$KPID" "$BENCH_TMP/knot.log"
-start_bg "$BENCH_TMP/pyk3s.log" "${TS_SRV[@]}" "$PY" "$HERE/dns_serve.py" --port "$PPORT" --services "$SERVICES" \
-  --upstream "127.0.0.1:$UPORT" --workers "$WORKERS"
-PPID_=$LAST_PID
-wait_port "$PPORT" udp 30 "$PPID_" "$BENCH_TMP/pyk3s.log"
-# every worker indexes the data set and precomputes its answers first (10,000 Services: tens of seconds)
-for _ in $(seq 1 3000); do grep -q '^ready' "$BENCH_TMP/pyk3s.log" && break; sleep 0.1; done
-grep -q '^ready' "$BENCH_TMP/pyk3s.log" || die "pyk3s not ready after 300 s"
-log "$(grep '^ready' "$BENCH_TMP/pyk3s.log")"
-grep '^memory' "$BENCH_TMP/pyk3s.log" | while read -r l; do log "$l"; done
-KRSS0=$(rss_mib "$KPID"); PRSS0=$(rss_mib "$PPID_")
+KRSS0=$(rss_mib "$KPID"); BRSS0=$(rss_mib "$BPID"); PRSS0=$(rss_mib "$PPID_")
 IFS=',' read -r -a SETL <<<"$SETS"
 for set in "${SETL[@]}"; do
-  for port in "$PORT" "$PPORT"; do   # warm-up (fills pyk3s's cache for the forward set)
-    "${TS_LOAD[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$BENCH_TMP/q-$set.txt" -c "$CLIENTS" -q "$OUTSTANDING" -l 2 >/dev/null 2>&1
+  case "$set" in
+    cluster|nx) peer=knot; peer_port=$PORT; peer_pid=$KPID ;;
+    fwd-hit|fwd-miss) peer=unbound; peer_port=$BPORT; peer_pid=$BPID ;;
+    *) die "unknown set $set" ;;
+  esac
+  for sp in "$peer $peer_port" "pyk3s $PPORT"; do   # warm-up (fills both caches for fwd-hit)
+    set -- $sp
+    "${TS_LOAD[@]}" dnsperf -s 127.0.0.1 -p "$2" -d "$(queries "$set" "$1" warm)" -c "$CLIENTS" -q "$OUTSTANDING" -l 2 >/dev/null 2>&1
   done
   for r in $(seq 1 "$ROUNDS"); do
-    max_run knot "$PORT" "$KPID" "$set" "$r"
+    max_run "$peer" "$peer_port" "$peer_pid" "$set" "$r"
     max_run pyk3s "$PPORT" "$PPID_" "$set" "$r"
   done
-  rate_run knot "$PORT" "$set"
+  rate_run "$peer" "$peer_port" "$set"
   rate_run pyk3s "$PPORT" "$set"
+  rm -f "$BENCH_TMP"/q-miss-*.txt
+  echo "$set $peer" >>"$OUTDIR/peers.txt"
 done
-KRSS1=$(rss_mib "$KPID"); PRSS1=$(rss_mib "$PPID_")
-stop_pid "$PPID_"
-stop_pid "$KPID"
-stop_pid "$UP_PID"
+KRSS1=$(rss_mib "$KPID"); BRSS1=$(rss_mib "$BPID"); PRSS1=$(rss_mib "$PPID_")
+stop_pid "$PPID_"; stop_pid "$API_PID"; stop_pid "$BPID"; stop_pid "$KPID"; stop_pid "$UP_PID"
 
-median() { sort -g | awk '{a[NR]=$1} END{ if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else printf "%.2f", (a[NR/2]+a[NR/2+1])/2}'; }
 echo
-echo "pyk3s workers: $(grep -o 'with [0-9]* worker(s)' "$BENCH_TMP/pyk3s.log" | head -1); pin=$PIN; rounds=$ROUNDS x ${DURATION}s (medians)"
-printf '%-8s %10s %10s %7s %9s %9s %7s %9s %9s %9s %9s\n' set knot_qps pyk3s_qps ratio knot_us pyk3s_us cpu_x \
-  knot_p50 pyk3s_p50 knot_p99 pyk3s_p99
-for set in "${SETL[@]}"; do
-  kq=$(awk -v s="$set" '$1=="knot" && $2==s && $3=="max"{print $5}' "$OUTDIR/results.txt" | median)
-  pq=$(awk -v s="$set" '$1=="pyk3s" && $2==s && $3=="max"{print $5}' "$OUTDIR/results.txt" | median)
-  ku=$(awk -v s="$set" '$1=="knot" && $2==s && $3=="max"{print $7}' "$OUTDIR/results.txt" | median)
-  pu=$(awk -v s="$set" '$1=="pyk3s" && $2==s && $3=="max"{print $7}' "$OUTDIR/results.txt" | median)
-  read -r _ _ _ _ kp50 kp99 < <(grep "^knot $set rate " "$OUTDIR/results.txt")
-  read -r _ _ _ _ pp50 pp99 < <(grep "^pyk3s $set rate " "$OUTDIR/results.txt")
-  ratio=$(awk -v a="$pq" -v b="$kq" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "nan"}')
-  cpux=$(awk -v a="$pu" -v b="$ku" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "nan"}')
-  printf '%-8s %10.0f %10.0f %6sx %9s %9s %6sx %9s %9s %9s %9s\n' "$set" "$kq" "$pq" "$ratio" "$ku" "$pu" "$cpux" \
-    "$kp50" "$pp50" "$kp99" "$pp99"
-done | tee "$OUTDIR/summary.txt"
-printf 'memory (RSS MiB, %s services, all processes): knot %s loaded, %s after the run; pyk3s %s loaded, %s after the run\n' \
-  "$SERVICES" "$KRSS0" "$KRSS1" "$PRSS0" "$PRSS1" | tee -a "$OUTDIR/summary.txt"
-grep '^memory worker' "$BENCH_TMP/pyk3s.log" | tee -a "$OUTDIR/summary.txt"
-echo "ratio = pyk3s/knot max QPS; *_us = server CPU microseconds per query at max load; cpu_x = pyk3s/knot CPU per query; p50/p99 in ms at ${RATE} qps"
+echo "workers: $WORKERS each; pin=$PIN; $ROUNDS rounds x ${DURATION}s, interleaved (medians; spread = ± half the range)"
+"$SYSPY" - "$OUTDIR/results.txt" "$RATE" "${SETL[@]}" <<'REPORT' | tee "$OUTDIR/summary.txt"
+import statistics, sys
+path, rate, sets = sys.argv[1], sys.argv[2], sys.argv[3:]
+rows = [line.split() for line in open(path)]
+peer_of = {"cluster": "knot", "nx": "knot", "fwd-hit": "unbound", "fwd-miss": "unbound"}
+def col(server, s, kind, i):
+    return [float(r[i]) for r in rows if r[0] == server and r[1] == s and r[2] == kind and r[i] != "nan"]
+def med(v):
+    return statistics.median(v) if v else float("nan")
+def spread(v):
+    m = med(v)
+    return f"±{(max(v) - min(v)) / 2 / m * 100:.0f}%" if v and m else "n/a"
+print(f"| set | peer | peer qps | pyk3s qps | ratio | spread peer / pyk3s | CPU us/query peer / pyk3s "
+      f"| p50 ms peer / pyk3s | p99 ms peer / pyk3s (at {rate} qps) |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+for s in sets:
+    peer = peer_of[s]
+    pq, kq = col("pyk3s", s, "max", 4), col(peer, s, "max", 4)
+    pu, ku = col("pyk3s", s, "max", 6), col(peer, s, "max", 6)
+    kr = next((r for r in rows if r[0] == peer and r[1] == s and r[2] == "rate"), ["", "", "", "", "nan", "nan"])
+    pr = next((r for r in rows if r[0] == "pyk3s" and r[1] == s and r[2] == "rate"), ["", "", "", "", "nan", "nan"])
+    ratio = med(pq) / med(kq) if kq and med(kq) else float("nan")
+    print(f"| {s} | {peer} | {med(kq):,.0f} | {med(pq):,.0f} | {ratio:.2f}x | {spread(kq)} / {spread(pq)} "
+          f"| {med(ku):.1f} / {med(pu):.1f} | {kr[4]} / {pr[4]} | {kr[5]} / {pr[5]} |")
+REPORT
+printf 'memory (RSS MiB, %s services, all processes): knot %s loaded, %s after; unbound %s, %s after; pyk3s coredns %s loaded, %s after\n' \
+  "$SERVICES" "$KRSS0" "$KRSS1" "$BRSS0" "$BRSS1" "$PRSS0" "$PRSS1" | tee -a "$OUTDIR/summary.txt"
+echo "ratio = pyk3s/peer max QPS; CPU us/query = server CPU per query at max load; raw output in $OUTDIR"

@@ -3,14 +3,19 @@
 # backend answering `return 200 "ok"` (so the proxy, not the backend, is what is measured).
 #
 # Scenarios (each proxy gets the same job and the same core budget):
+#   random  --routes Host routes (h0.example .. hN-1.example); every request picks its Host at random
+#           among them (wrk Lua, the same seeded sequence for every proxy): a routing figure, since no
+#           per-connection memo can answer it (the figure the README quotes)
 #   one     1 Host route, no auth
-#   routes  --routes Host routes (h0.example .. hN-1.example), wrk hits the middle one, no auth
-#   auth    like routes, basicAuth (apr1 htpasswd) on the route wrk hits, valid credentials sent
+#   routes  --routes Host routes, wrk sends the middle one's Host on every request (single Host)
+#   auth    like routes, basicAuth (apr1 htpasswd) on the route wrk hits, valid credentials sent;
+#           pyk3s caches credentials it has verified (a changed or deleted Secret takes effect at
+#           once), nginx and haproxy run MD5-crypt on every request, so this measures that design
 # All proxies of a scenario run side by side (idle ones cost nothing) and the runs are interleaved
 # (nginx, haproxy, pyk3s, ref, nginx, ...) so drifting background load hits every proxy alike.
 #
 #   bench/ingress.sh [--pin] [--runs 3] [--duration 10] [--conns 64] [--threads 2] [--workers N]
-#                    [--routes 1000] [--scenarios one,routes,auth] [--proxies nginx,haproxy,pyk3s,ref]
+#                    [--routes 1000] [--scenarios random,one,routes,auth] [--proxies nginx,haproxy,pyk3s,ref]
 #                    [--max-other 30] [--retries 1] [--out DIR]
 #
 # --pin       every proxy alone on CPU 1, wrk and the backend on CPU 0 (taskset), as the peers' bench;
@@ -21,20 +26,21 @@
 # Prints per scenario and proxy the medians of req/s, p50, p99, the error count (non-2xx + socket
 # errors), the proxy's CPU µs per request (user+sys) and the ratios to nginx; pyk3s is checked
 # against the targets (>= 0.9x nginx req/s, <= 1.5x nginx p99).
-# `ref` is /work/shared/peers/http/proxy_httptools.py (one catch-all route, no auth): skipped in `auth`.
-# nginx and haproxy run MD5-crypt on every request; pyk3s remembers credentials it has verified,
-# so `auth` measures that design choice too.
+# `ref` is ../shared/peers/http/proxy_httptools.py (one catch-all route, no routing, no auth): shown for
+# scale, skipped in `auth`. haproxy looks the Host up in a map (one tree lookup, as one would configure
+# 1,000 hosts), nginx in its server_name hash.
+# Before any load every proxy is checked: the first and last route and a random one answer 200, an
+# unknown Host does not (and in `auth` a request without credentials gets 401).
 #
 # Everything listens on 127.0.0.1 on free ports; every process is stopped by its PID on exit.
 set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
-PEERS="${PEERS_DIR:-/work/shared/peers}"
-# shellcheck source=/dev/null
-. "$PEERS/lib/common.sh"
+# shellcheck source=bench/peers.sh
+. "$HERE/peers.sh"
 
 DURATION=10; CONNS=64; WORKERS=""; RUNS=3; ROUTES=1000; PIN=0; THREADS=2; MAX_OTHER=30; RETRIES=1
-SCENARIOS="one,routes,auth"; PROXIES="nginx,haproxy,pyk3s,ref"; OUTDIR=""
+SCENARIOS="random,one,routes,auth"; PROXIES="nginx,haproxy,pyk3s,ref"; OUTDIR=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
@@ -49,12 +55,12 @@ while [ $# -gt 0 ]; do
     --retries) RETRIES=$2; shift 2 ;;
     --out) OUTDIR=$2; shift 2 ;;
     --pin) PIN=1; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) die "unknown option $1" ;;
   esac
 done
 need nginx haproxy wrk ss curl
-PY="${BENCH_PYTHON:-python3}"
+PY="${BENCH_PYTHON:-$ROOT/.venv/bin/python}"
 TS_LOAD=(); TS_PROXY=(); MODE=unpinned
 if [ "$PIN" = 1 ]; then
   need taskset
@@ -104,7 +110,7 @@ wait_port "$BACKEND_PORT" tcp 15 "$BACKEND_PID" "$BENCH_TMP/backend.log"
 # ------------------------------------------------------------------ per-scenario configs
 # write_configs DIR NROUTES AUTH(0|1) PORT_NGINX PORT_HAPROXY
 write_configs() {
-  local dir=$1 n=$2 auth_on=$3 pn=$4 ph=$5 i a lopt host auth_route
+  local dir=$1 n=$2 auth_on=$3 pn=$4 ph=$5 i a host auth_route
   mkdir -p "$dir"
   printf '%s\n' "$HTPASSWD" >"$dir/htpasswd"
   host="h$((n / 2)).example"; auth_route=$((n / 2)); [ "$auth_on" = 1 ] || auth_route=-1
@@ -155,11 +161,11 @@ EOF
     echo "  fastcgi_temp_path $dir/p_fcgi; uwsgi_temp_path $dir/p_uwsgi; scgi_temp_path $dir/p_scgi;"
     echo "  server_names_hash_max_size 4096; server_names_hash_bucket_size 64;"
     echo "  upstream be { server 127.0.0.1:$BACKEND_PORT; keepalive 512; keepalive_requests 1000000; }"
+    echo "  server { listen 127.0.0.1:$pn default_server reuseport; return 404; }"
     for i in $(seq 0 $((n - 1))); do
       a=""
       [ "$i" = "$auth_route" ] && a="auth_basic \"traefik\"; auth_basic_user_file $dir/htpasswd;"
-      lopt=""; [ "$i" = 0 ] && lopt=" reuseport"
-      echo "  server { listen 127.0.0.1:$pn$lopt; server_name h$i.example; location / { $a proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }"
+      echo "  server { listen 127.0.0.1:$pn; server_name h$i.example; location / { $a proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }"
     done
     echo "}"
   } >"$dir/nginx.conf"
@@ -171,9 +177,22 @@ EOF
     echo "  option http-keep-alive"
     echo "frontend fe"; echo "  bind 127.0.0.1:$ph"
     [ "$auth_on" = 1 ] && echo "  http-request auth realm traefik if { hdr(host) -i $host } !{ http_auth(users) }"
-    for i in $(seq 0 $((n - 1))); do echo "  use_backend be if { hdr(host) -i h$i.example }"; done
+    echo "  use_backend %[req.hdr(host),lower,map($dir/hosts.map,nohost)]"
+    echo "backend nohost"; echo "  http-request deny deny_status 404"
     echo "backend be"; echo "  http-reuse always"; echo "  option forwardfor"; echo "  server s1 127.0.0.1:$BACKEND_PORT"
   } >"$dir/haproxy.cfg"
+  for i in $(seq 0 $((n - 1))); do echo "h$i.example be"; done >"$dir/hosts.map"
+  # every request a Host chosen at random among the routes; each wrk thread has its own fixed seed,
+  # so every proxy gets the same sequence
+  cat >"$dir/random.lua" <<LUA
+local n, auth, counter = $n, "$(printf 'test:test' | base64)", 0
+function setup(thread) counter = counter + 1; thread:set("seed", counter) end
+function init(args) math.randomseed(seed * 7919) end
+function request()
+  return wrk.format("GET", "/", {Host = "h" .. math.random(0, n - 1) .. ".example",
+                                 Authorization = "Basic " .. auth})
+end
+LUA
 }
 
 declare -A PID PORT
@@ -194,25 +213,39 @@ start_proxy() {
   wait_port "${PORT[$s]}" tcp 60 "$LAST_PID" "$dir/$s.log"
 }
 
-# check NAME HOST AUTH_ON : the route answers 200 with credentials and 401 without (200 when auth is off)
+code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+# check NAME HOST AUTH_ON NROUTES : answers are right before any load
 check() {
-  local ok no want=401
-  [ "$3" = 1 ] || want=200
-  ok=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $2" -H "$AUTH" "http://127.0.0.1:${PORT[$1]}/")
-  no=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $2" "http://127.0.0.1:${PORT[$1]}/")
-  [ "$ok" = 200 ] && [ "$no" = "$want" ] || die "$1: expected 200/$want, got $ok/$no"
+  local s=$1 host=$2 auth_on=$3 n=$4 url="http://127.0.0.1:${PORT[$1]}/" ok no want=401 h got
+  [ "$auth_on" = 1 ] || want=200
+  ok=$(code -H "Host: $host" -H "$AUTH" "$url"); no=$(code -H "Host: $host" "$url")
+  [ "$ok" = 200 ] && [ "$no" = "$want" ] || die "$s: Host $host: expected 200/$want, got $ok/$no"
+  [ "$s" = ref ] && return 0      # one catch-all route: no routing to check
+  for h in h0.example "h$((n - 1)).example" "h$((RANDOM % n)).example"; do
+    [ "$auth_on" = 1 ] && [ "$h" = "$host" ] && continue
+    got=$(code -H "Host: $h" -H "$AUTH" "$url")
+    [ "$got" = 200 ] || die "$s: Host $h: expected 200, got $got"
+  done
+  got=$(code -H "Host: nowhere.example" "$url")
+  [ "$got" != 200 ] || die "$s: an unknown Host got 200"
 }
 
-# measure SCENARIO PROXY RUN HOST : one wrk run; repeated (at most RETRIES times) when the machine was noisy
+# wrk_args SCENARIO HOST DIR : sets WRK_ARGS, what wrk sends (a Host header or the random-Host script)
+wrk_args() {
+  if [ "$1" = random ]; then WRK_ARGS=(-s "$3/random.lua"); else WRK_ARGS=(-H "Host: $2"); fi
+}
+
+# measure SCENARIO PROXY RUN HOST DIR : one wrk run; repeated (at most RETRIES times) when the machine was noisy
 measure() {
-  local scen=$1 s=$2 run=$3 host=$4 try f pc0 pu0 ps0 pc1 pu1 ps1 bc0 bc1 b0 b1 wt rps p50 p99 errs
+  local scen=$1 s=$2 run=$3 host=$4 dir=$5 try f pc0 pu0 ps0 pc1 pu1 ps1 bc0 bc1 b0 b1 wt rps p50 p99 errs
   local load other usr_us sys_us pcpu
   for try in $(seq 1 $((RETRIES + 1))); do
     f="$OUTDIR/wrk-$scen-$s-r$run-t$try.txt"
     load=$(cut -d' ' -f1 /proc/loadavg)
     read -r pc0 pu0 ps0 < <(cpu_split "${PID[$s]}"); bc0=$(cpu_secs "$BACKEND_PID"); b0=$(busy_secs)
+    wrk_args "$scen" "$host" "$dir"
     wt=$( { TIMEFORMAT='%U %S'; time "${TS_LOAD[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency \
-            -H "Host: $host" -H "$AUTH" "http://127.0.0.1:${PORT[$s]}/" >"$f" 2>&1; } 2>&1 )
+            "${WRK_ARGS[@]}" -H "$AUTH" "http://127.0.0.1:${PORT[$s]}/" >"$f" 2>&1; } 2>&1 )
     read -r pc1 pu1 ps1 < <(cpu_split "${PID[$s]}"); bc1=$(cpu_secs "$BACKEND_PID"); b1=$(busy_secs)
     read -r rps p50 p99 errs < <("$SYSPY" "$PEERS/lib/parse.py" wrk "$f")
     # CPU used by anything but this proxy, the backend and wrk, as % of the whole machine
@@ -240,7 +273,7 @@ measure() {
 for scen in "${SCEN[@]}"; do
   case "$scen" in
     one) n=1; auth_on=0 ;;
-    routes) n=$ROUTES; auth_on=0 ;;
+    routes|random) n=$ROUTES; auth_on=0 ;;
     auth) n=$ROUTES; auth_on=1 ;;
     *) die "unknown scenario $scen" ;;
   esac
@@ -254,13 +287,15 @@ for scen in "${SCEN[@]}"; do
   write_configs "$dir" "$n" "$auth_on" "${PORT[nginx]:-0}" "${PORT[haproxy]:-0}"
   for s in "${active[@]}"; do start_proxy "$s" "$dir"; done
   for s in "${active[@]}"; do
-    check "$s" "$host" "$auth_on"
+    check "$s" "$host" "$auth_on" "$n"
     # warm up: upstream keep-alive connections, credential caches, lazily built state
-    "${TS_LOAD[@]}" wrk -t"$THREADS" -c"$CONNS" -d2s -H "Host: $host" -H "$AUTH" "http://127.0.0.1:${PORT[$s]}/" >/dev/null 2>&1
+    wrk_args "$scen" "$host" "$dir"
+    "${TS_LOAD[@]}" wrk -t"$THREADS" -c"$CONNS" -d2s "${WRK_ARGS[@]}" -H "$AUTH" \
+      "http://127.0.0.1:${PORT[$s]}/" >/dev/null 2>&1
   done
-  log "scenario $scen: $n route(s), basicAuth $([ "$auth_on" = 1 ] && echo on || echo off), Host $host"
+  log "scenario $scen: $n route(s), basicAuth $([ "$auth_on" = 1 ] && echo on || echo off), Host $([ "$scen" = random ] && echo "random per request" || echo "$host")"
   for run in $(seq 1 "$RUNS"); do
-    for s in "${active[@]}"; do measure "$scen" "$s" "$run" "$host"; done
+    for s in "${active[@]}"; do measure "$scen" "$s" "$run" "$host" "$dir"; done
   done
   for s in "${active[@]}"; do stop_pid "${PID[$s]}"; done
   unset PORT PID; declare -A PID PORT
@@ -284,12 +319,14 @@ for line in open(path):
     except ValueError:
         pass
 med = lambda s, p, m: statistics.median(vals[s, p, m]) if vals[s, p, m] else float("nan")
-title = {"one": "1 Host rule", "routes": f"{routes} routes", "auth": f"{routes} routes + basicAuth"}
+title = {"one": "1 Host rule", "routes": f"{routes} routes, one Host",
+         "random": f"{routes} routes, random Host per request",
+         "auth": f"{routes} routes + basicAuth (pyk3s caches verified credentials)"}
 print(f"\n## ingress proxies, {mode}, {workers} worker(s)/thread(s) each, wrk -t{threads} -c{conns} "
       f"-d{duration}s, median of {runs}\n")
-print("| scenario | proxy | req/s | p50 ms | p99 ms | errors | CPU µs/req (usr+sys) | req/s vs nginx "
+print("| scenario | proxy | req/s | spread | p50 ms | p99 ms | errors | CPU µs/req (usr+sys) | req/s vs nginx "
       "| p99 vs nginx | load1 | other CPU % |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 verdicts = []
 for scen, proxy in order:
     rps, p50, p99 = med(scen, proxy, "rps"), med(scen, proxy, "p50_ms"), med(scen, proxy, "p99_ms")
@@ -298,7 +335,9 @@ for scen, proxy in order:
     usr, sys_ = med(scen, proxy, "usr_us"), med(scen, proxy, "sys_us")
     r_rps, r_p99 = rps / nr if nr else float("nan"), p99 / n99 if n99 else float("nan")
     loads = vals[scen, proxy, "load1"]
-    print(f"| {title.get(scen, scen)} | {proxy} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {errs} | "
+    rr = vals[scen, proxy, "rps"]
+    spread = (max(rr) - min(rr)) / rps * 100 if rr and rps else float("nan")
+    print(f"| {title.get(scen, scen)} | {proxy} | {rps:,.0f} | ±{spread / 2:.0f}% | {p50:.2f} | {p99:.2f} | {errs} | "
           f"{usr:.1f}+{sys_:.1f} | {r_rps:.2f}x | {r_p99:.2f}x | {min(loads):.1f}-{max(loads):.1f} | "
           f"{med(scen, proxy, 'other_pct'):.1f} |")
     if proxy == "pyk3s":

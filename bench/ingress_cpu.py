@@ -2,7 +2,7 @@
 """Python CPU per proxied request, without sockets: the ingress proxy's request and response paths are
 driven with in-memory transports, so only the proxy's own Python work is timed (no kernel, no peer).
 
-The lean reference proxy (/work/shared/peers/http/proxy_httptools.py) is driven the same way, so the
+The lean reference proxy (../shared/peers/http/proxy_httptools.py) is driven the same way, so the
 two numbers compare the Python work per request directly.
 
   python bench/ingress_cpu.py [--requests 200000] [--routes 1] [--auth] [--profile]
@@ -16,6 +16,7 @@ import cProfile
 import importlib.util
 import os
 import pstats
+import subprocess
 import sys
 import time
 from typing import Any
@@ -29,7 +30,19 @@ from pyk3s.addons.ingress.proxy.client import ClientConnection  # noqa: E402
 from pyk3s.addons.ingress.proxy.state import ProxyState  # noqa: E402
 from pyk3s.addons.ingress.proxy.upstream import UpstreamConnection  # noqa: E402
 
-PEER_PROXY = os.environ.get("PEER_PROXY", "/work/shared/peers/http/proxy_httptools.py")
+
+def _shared() -> str:
+    """../shared beside the checkout (for a git worktree: beside the main checkout)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    common = subprocess.run(["git", "-C", root, "rev-parse", "--path-format=absolute", "--git-common-dir"],
+                            capture_output=True, text=True).stdout.strip()
+    for candidate in (os.path.join(root, "..", "shared"), os.path.join(common, "..", "..", "shared") if common else ""):
+        if candidate and os.path.isdir(candidate):
+            return os.path.abspath(candidate)
+    return os.path.join(root, "..", "shared")
+
+
+PEER_PROXY = os.environ.get("PEER_PROXY", os.path.join(_shared(), "peers", "http", "proxy_httptools.py"))
 RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 26 Nov 2026 07:00:00 GMT\r\n"
             b"Content-Type: text/plain\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")
 AUTH = b"Authorization: Basic dGVzdDp0ZXN0\r\n"

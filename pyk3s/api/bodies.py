@@ -49,6 +49,37 @@ def parse_json(raw: bytes, strict: bool = False) -> Any:
         raise bad_request(f'strict decoding error: json: duplicate field "{e.args[0]}"') from None
     except (ValueError, UnicodeDecodeError) as e:
         raise bad_request(f"the object provided is unrecognized: invalid JSON: {e}") from None
+    except RecursionError:
+        raise bad_request(f"the object provided is unrecognized: invalid JSON: {too_deep(raw)}") from None
+
+
+# kube-apiserver decodes with Go's encoding/json scanner, which refuses nesting past 10,000 levels
+GO_MAX_DEPTH = 10_000
+
+
+def too_deep(raw: bytes) -> str:
+    """Why a body the JSON decoder could not descend is refused: Go's message past Go's limit, else ours."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for i, c in enumerate(raw):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == 0x5C:           # backslash
+                escaped = True
+            elif c == 0x22:           # quote
+                in_string = False
+        elif c == 0x22:
+            in_string = True
+        elif c in (0x5B, 0x7B):       # [ {
+            depth += 1
+            if depth > GO_MAX_DEPTH:
+                return f"invalid character '{chr(raw[i])}' exceeded max depth"
+            deepest = max(deepest, depth)
+        elif c in (0x5D, 0x7D):
+            depth -= 1
+    return (f"nested {deepest} levels deep, more than this server decodes "
+            f"(kube-apiserver's limit is {GO_MAX_DEPTH} levels)")
 
 
 def parse_yaml(raw: bytes) -> Any:

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from pyk3s.agent.checkconfig import CheckSettings
 from pyk3s.agent.cni.ipcmd import CniError
 from pyk3s.agent.config import NodeConfig
 from pyk3s.agent.join import JoinError, parse_servers, run_joined_agent
@@ -30,6 +31,7 @@ from pyk3s.k3s.network import ClusterNetwork
 from pyk3s.k3s.paths import default_data_dir
 from pyk3s.k3s.token import parse_token, read_token_flags
 
+from .check_config import refuse_start
 from .flag_tables import AGENT_FLAGS, AGENT_KUBECONFIG_FLAGS
 from .flags import Parsed, parse_flags
 from .logs import setup_logging
@@ -110,6 +112,8 @@ def main(argv: list[str]) -> int:
         f = parse_flags("pyk3s agent", "Run a pyk3s node agent against the API server of a kubeconfig",
                         AGENT_KUBECONFIG_FLAGS, argv)
         setup_logging(f.debug)
+        if refuse_start(agent_check_settings(NodeConfig.from_flags(f.values, _data_dir(f))), "pyk3s agent"):
+            return 1
         return _run(lambda: _run_with_kubeconfig(f))
     f = parse_flags("pyk3s agent", "Run a pyk3s node agent that joins a server", AGENT_FLAGS, argv)
     setup_logging(f.debug)
@@ -122,4 +126,17 @@ def main(argv: list[str]) -> int:
         print(f"pyk3s agent: {err}", file=sys.stderr)
         return 1
     node = NodeConfig.from_flags(f.values, _data_dir(f))
+    if refuse_start(agent_check_settings(node), "pyk3s agent"):
+        return 1
     return _run(lambda: run_joined_agent(node, servers, token, int(f.lb_server_port)))
+
+
+def agent_check_settings(node: NodeConfig) -> CheckSettings:
+    """The start-up checks of a node agent: what it cannot run without (root, nft, ip, nf_tables nat, its
+    data dir). The cluster's CIDRs come from the server later, and the agent compares them with the
+    host's routes itself then; its ports are checked after the server has accepted the node (a node
+    name already registered is the clearer error)."""
+    return CheckSettings(
+        data_dir=node.data_dir, server=False, agent=True, kubelet_port=0, ingress=False,
+        cluster_cidrs=(), service_cidrs=(), bridge_name=node.bridge_name,
+    )

@@ -12,6 +12,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "server": ("pyk3s.cli.server", "run a server: API, controllers, manifests, and an embedded agent"),
     "agent": ("pyk3s.cli.agent", "run a node agent that joins a server (--server, --token)"),
     "kubectl": ("pyk3s.cli.kubectl", "run kubectl with the server's kubeconfig"),
+    "check-config": ("pyk3s.cli.check_config", "check whether this machine can run pyk3s (PASS/WARN/FAIL and the fix)"),
     "killall": ("pyk3s.agent.killall", "stop every pyk3s process and remove its network state"),
     "coredns": ("pyk3s.addons.dns.cli", "the cluster DNS server (CoreDNS-compatible)"),
     "traefik": ("pyk3s.addons.ingress.cli", "the ingress controller (Traefik-compatible)"),

@@ -1,5 +1,6 @@
 """`pyk3s manifests status`: each file in the manifests directory, its Addon, checksum, last result and
-last error, so nobody has to dig through events to learn why a file did not apply."""
+last error, so nobody has to dig through events to learn why a file did not apply; then each HelmChart
+with its release, the objects it rendered and the values pyk3s does not act on."""
 
 from __future__ import annotations
 
@@ -13,15 +14,22 @@ from typing import Any
 
 from pyk3s.k3s.paths import default_data_dir, default_kubeconfig_path
 
+from .manifests_helm import helm_lines, helm_rows
+
 __all__ = ["main", "status_rows"]
 
 
-async def _addons(kubeconfig: str) -> dict[str, dict[str, Any]]:
-    from pyk3s.client import Client
+async def _addons(kubeconfig: str) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """The Addons, and the HelmCharts (none when the kind is not served)."""
+    from pyk3s.client import Client, NotFound
 
     async with Client.from_kubeconfig(kubeconfig) as client:
         listing = await client.resource("k3s.cattle.io/v1", "addons").list("kube-system")
-    return {a["metadata"]["name"]: a for a in listing.get("items") or []}
+        try:
+            charts = (await client.resource("helm.cattle.io/v1", "helmcharts").list()).get("items") or []
+        except NotFound:
+            charts = []
+    return {a["metadata"]["name"]: a for a in listing.get("items") or []}, charts
 
 
 def status_rows(manifests_dir: Path, addons: dict[str, dict[str, Any]], disable: frozenset[str],
@@ -105,8 +113,9 @@ def main(argv: list[str]) -> int:
         return 1
     kubeconfig = args.kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or default_kubeconfig_path()
     unreadable = False
+    charts: list[dict[str, Any]] = []
     try:
-        addons = asyncio.run(_addons(kubeconfig))
+        addons, charts = asyncio.run(_addons(kubeconfig))
     except Exception as err:
         print(f"pyk3s manifests: cannot read Addons through {kubeconfig}: {err}; showing files only",
               file=sys.stderr)
@@ -123,4 +132,8 @@ def main(argv: list[str]) -> int:
         print("   ".join(r[c].ljust(widths[c]) for c in cols).rstrip())
         if r["LAST ERROR"]:
             print(f"    error: {r['LAST ERROR']}")
+    helm = helm_lines(helm_rows(charts))
+    if helm:
+        print()
+        print("\n".join(helm))
     return 1 if unreadable else 0

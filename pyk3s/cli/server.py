@@ -12,6 +12,7 @@ from pyk3s.server.config import ServerConfig, ServerConfigError
 from pyk3s.server.embedded_agent import check_agent_config
 from pyk3s.server.run import ServerStarted, run_server
 
+from .check_config import refuse_start
 from .flag_tables import SERVER_FLAGS
 from .flags import parse_flags
 from .logs import setup_logging
@@ -42,6 +43,8 @@ def main(argv: list[str]) -> int:
             check_agent_config(cfg)
     except ServerConfigError as err:
         print(f"pyk3s server: {err}", file=sys.stderr)
+        return 1
+    if refuse_start(cfg.check_settings(), "pyk3s server"):
         return 1
     try:
         import uvloop

@@ -14,12 +14,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from .api import object_key
+from .errors import Conflict
 from .informer import Informer
 from .workqueue import WorkQueue
 
 __all__ = ["Controller", "Result", "Reconcile"]
 
 log = logging.getLogger("pyk3s.controller")
+
+
+# a conflict is logged at debug level unless the same key keeps conflicting
+CONFLICTS_BEFORE_WARNING = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,7 @@ class Controller:
         self.name = name
         self.reconcile = reconcile
         self.queue = WorkQueue()
+        self.conflicts: dict[str, int] = {}       # key -> conflicts in a row
         self.informers: list[Informer] = []
         self.log = logging.getLogger(f"pyk3s.controller.{name}")
 
@@ -75,12 +81,20 @@ class Controller:
             except asyncio.CancelledError:
                 self.queue.done(key)
                 raise
+            except Conflict as err:
+                # the cache was behind a write (ours or another's): normal, retried with the next read
+                delay = self.queue.rate_limited(key)
+                n = self.conflicts[key] = self.conflicts.get(key, 0) + 1
+                level = logging.WARNING if n >= CONFLICTS_BEFORE_WARNING else logging.DEBUG
+                self.log.log(level, "%s: reconcile %s: conflict %d in a row (%s); retry in %.2fs",
+                             self.name, key, n, err, delay)
             except Exception as err:
                 delay = self.queue.rate_limited(key)
                 self.log.warning("%s: reconcile %s failed (%s); retry in %.2fs", self.name, key, err, delay)
                 self.log.debug("traceback", exc_info=True)
             else:
                 self.queue.forget(key)
+                self.conflicts.pop(key, None)
                 if result is not None and result.requeue_after > 0:
                     self.queue.add_after(key, result.requeue_after)
             finally:

@@ -25,6 +25,7 @@ from .deploy import DeployController
 from .deployment import DeploymentController
 from .endpoints import EndpointsController
 from .gc import GarbageCollector
+from .helm import HelmController
 from .namespace import NamespaceController
 from .nodehosts import NodeHostsController
 from .nodeipam import NodeIpamController
@@ -63,6 +64,7 @@ CONTROLLERS: dict[str, Factory] = {
     "serviceaccount": ServiceAccountsController,
     "servicelb": ServiceLB,
     "deploy": DeployController,
+    "helm": HelmController,
 }
 
 # Each server applies its own manifests directory (k3s.md 3.2.1); the others run on the leader only.

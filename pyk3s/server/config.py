@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyk3s.agent.checkconfig import CheckSettings
 from pyk3s.agent.config import NodeConfig
 from pyk3s.agent.run import AgentSettings
 from pyk3s.api.server import ServerApiSettings
@@ -249,3 +250,19 @@ class ServerConfig:
 
     def agent_settings(self) -> AgentSettings:
         return self.node.agent_settings(self.network, is_server=True)
+
+    def check_settings(self) -> CheckSettings:
+        """What `pyk3s check-config` and the start-up checks look at for this server."""
+        return CheckSettings(
+            data_dir=self.data_dir,
+            server=True,
+            agent=not self.disable_agent,
+            bind_address=self.bind_address,
+            https_port=self.https_port,
+            kubelet_port=self.node.kubelet_port,
+            ingress="traefik" not in self.disable,
+            cluster_cidrs=self.network.cluster_cidrs,
+            service_cidrs=self.network.service_cidrs,
+            bridge_name=self.node.bridge_name,
+            flannel_backend=self.network.flannel_backend,
+        )

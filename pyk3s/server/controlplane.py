@@ -18,6 +18,7 @@ from pyk3s.api.server import RunningApi
 from pyk3s.client import Client
 from pyk3s.client.leader import LeaderElectionConfig, LeaderElector
 from pyk3s.controllers import CONTROLLERS, ON_EVERY_SERVER, run_controllers
+from pyk3s.controllers.helm import ensure_crds, hand_over
 from pyk3s.controllers.servicelb import remove_servicelb
 from pyk3s.manifests.stage import is_disabled, stage
 
@@ -45,6 +46,10 @@ async def start_control_plane(cfg: ServerConfig, client: Client, running: Runnin
     staged = stage(cfg.stage_settings())
     written = [rel for rel in staged if not is_disabled(rel, cfg.disable)]
     log.info("staged %d packaged manifests into %s", len(written), cfg.manifests_dir)
+    # The HelmChart kinds exist before the first pass applies traefik.yaml, and objects an earlier
+    # plain traefik.yaml applied move into their Helm release before that pass could prune them.
+    await ensure_crds(client)
+    await hand_over(client, cfg.manifests_dir, written)
     settings = cfg.controller_settings()
     enabled = enabled_controllers(cfg)
 

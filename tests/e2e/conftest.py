@@ -7,15 +7,6 @@ import pytest
 from pyk3s_server import ServerProcess
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "/e2e/" in str(item.fspath):
-            item.add_marker(pytest.mark.e2e)
-            # Real servers, processes and packets on a shared 2-core machine: a test that fails once on
-            # timing is run once more (both runs are reported); one that fails twice fails.
-            item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=2))
-
-
 @pytest.fixture(scope="session")
 def kubectl_bin() -> str:
     path = shutil.which("kubectl")

@@ -572,6 +572,7 @@ def test_missing_config_map_then_created(cluster, probe_pods):
     assert exec_out(cluster, "late-config", "printenv", "X") == "42\n"
 
 
+@pytest.mark.timing_sensitive
 def test_graceful_termination(cluster, probe_pods):
     wait_ready(cluster, "term-handler", "term-ignore")
     handler_pid = container_pid(get_pod(cluster, "term-handler"))

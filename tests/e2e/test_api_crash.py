@@ -27,6 +27,7 @@ def server(kubectl_bin: str) -> Iterator[ServerProcess]:
         srv.cleanup()
 
 
+@pytest.mark.timing_sensitive
 def test_acknowledged_creates_survive_kill_9(server):
     from kubernetes import client, config
 

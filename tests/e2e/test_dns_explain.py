@@ -30,3 +30,13 @@ def test_explain_names_the_service_and_never_asks_upstream(api_server: ServerPro
     ext = explain(api_server, "example.org")
     assert ext.returncode == 0, ext.stderr
     assert "forward: would ask" in ext.stdout and "not sent" in ext.stdout
+
+
+def test_explain_prints_only_its_answer(api_server: ServerProcess) -> None:
+    """Nothing but the story: no warnings about the empty coredns-custom globs, no unclosed API session."""
+    out = explain(api_server, "kubernetes.default.svc.cluster.local")
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""
+    lines = out.stdout.splitlines()
+    assert lines[0] == "question: kubernetes.default.svc.cluster.local A"
+    assert all(line.startswith(("question:", "server block:", "chain:", "  ", "result:")) for line in lines), lines

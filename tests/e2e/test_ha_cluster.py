@@ -367,6 +367,7 @@ def _gaps(samples: list[list], killed_at: float) -> dict[str, float | int]:
 
 # -- 1. the agent's server dies --------------------------------------------------------------------------
 
+@pytest.mark.timing_sensitive
 def test_agent_fails_over_when_its_server_is_killed(ha: tuple[Cluster, BridgeEtcd]) -> None:
     cl, _ = ha
     agent = cl.agent_nodes[0]
@@ -416,6 +417,7 @@ def test_agent_fails_over_when_its_server_is_killed(ha: tuple[Cluster, BridgeEtc
 
 # -- 2. the leader dies under load --------------------------------------------------------------------------
 
+@pytest.mark.timing_sensitive
 def test_kill9_leader_while_writing_dns_and_ingress_keep_answering(ha: tuple[Cluster, BridgeEtcd]) -> None:
     cl, _ = ha
     agent = cl.agent_nodes[0]

@@ -208,6 +208,7 @@ def test_wrong_token_is_refused(etcd3: EtcdCluster, etcd_servers: list[ServerPro
         bad.cleanup()
 
 
+@pytest.mark.timing_sensitive
 def test_kill9_leader_under_writes(etcd_servers: list[ServerProcess], etcd3: EtcdCluster) -> None:
     """kubectl writes through the agent load balancer; the leader dies; writes resume within 5 s on the
     other server, nothing acknowledged is lost, and the other server takes the controllers' Lease."""

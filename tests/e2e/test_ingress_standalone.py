@@ -12,7 +12,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from importlib import resources
 
 import pytest
 import yaml
@@ -72,8 +71,12 @@ def _get(port: int, path: str, auth: str | None = None) -> tuple[int, bytes]:
 
 
 def test_guide_dashboard_through_standalone_traefik(api_server, tmp_path) -> None:  # noqa: ANN001
-    manifest = (resources.files("pyk3s.manifests") / "traefik.yaml").read_text()
-    crds = [d for d in yaml.safe_load_all(manifest) if d and d["kind"] in ("CustomResourceDefinition", "IngressClass")]
+    # the packaged CRDs and IngressClass, as the helm controller renders traefik.yaml's charts
+    from pyk3s.controllers.helm.chart import Release
+    from pyk3s.controllers.helm.charts import CHARTS
+
+    crds = [m.obj for chart in CHARTS for m in chart.render({}, Release(chart.name, "kube-system")).objects
+            if m.obj["kind"] in ("CustomResourceDefinition", "IngressClass")]
     (tmp_path / "crds.yaml").write_text(yaml.safe_dump_all(crds))
     api_server.kubectl("apply", "-f", str(tmp_path / "crds.yaml"))
     api_server.wait_for(lambda: api_server.kubectl("get", "ingressroutes.traefik.containo.us", check=False).rc == 0,

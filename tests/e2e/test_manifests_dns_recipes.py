@@ -105,6 +105,7 @@ def dns_cluster(kubectl_bin: str) -> Iterator[tuple[ServerProcess, StandInUpstre
         srv.cleanup()
 
 
+@pytest.mark.timing_sensitive
 def test_a_editing_the_corefile_changes_answers(dns_cluster: tuple[ServerProcess, StandInUpstream]) -> None:
     srv, _ = dns_cluster
     assert lookup(srv) == "NXDOMAIN"

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from pyk3s_server import ServerProcess
 
 RESCAN = ["--manifests-rescan-interval", "2"]
@@ -35,6 +36,17 @@ def log_level(srv: ServerProcess) -> str:
                        "jsonpath={.spec.template.spec.containers[0].args}").out
     return next((a.split("=", 1)[1] for a in args.strip("[]").replace('"', "").split(",")
                  if a.startswith("--log.level=")), "")
+
+
+def with_log_level(text: str, level: str) -> str:
+    """traefik.yaml with ``logs.general.level`` set in HelmChart traefik's values."""
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    for d in docs:
+        if d["kind"] == "HelmChart" and d["metadata"]["name"] == "traefik":
+            values = yaml.safe_load(d["spec"].get("valuesContent") or "") or {}
+            values.setdefault("logs", {}).setdefault("general", {})["level"] = level
+            d["spec"]["valuesContent"] = yaml.safe_dump(values, sort_keys=False)
+    return yaml.safe_dump_all(docs, sort_keys=False)
 
 
 @pytest.fixture
@@ -76,16 +88,16 @@ def test_d_changed_copy_is_kept_with_disable_traefik(traefik_server: ServerProce
     assert not any(exists(srv, *o) for o in OBJECTS)
 
     target = srv.manifests_dir / copy_name
-    target.write_text(saved.read_text().replace("--log.level=INFO", "--log.level=DEBUG"))
+    target.write_text(with_log_level(saved.read_text(), "DEBUG"))
     srv.wait_for(lambda: log_level(srv) == "DEBUG", timeout=10, what="the changed copy applied")
     addon = copy_name.split(".")[0]
     assert srv.kubectl("-n", "kube-system", "get", "addons.k3s.cattle.io", addon).rc == 0
 
-    target.write_text(target.read_text().replace("--log.level=DEBUG", "--log.level=WARN"))
+    target.write_text(with_log_level(target.read_text(), "WARN"))
     srv.wait_for(lambda: log_level(srv) == "WARN", timeout=10, what="a further change applied")
 
     srv.restart(DISABLED)
-    assert "--log.level=WARN" in target.read_text()
+    assert "level: WARN" in target.read_text()
     srv.wait_for(lambda: log_level(srv) == "WARN" and all(exists(srv, *o) for o in OBJECTS), timeout=10,
                  what="the change after a restart")
     # a live edit of a field the file sets is restored by the next forced pass (a restart)

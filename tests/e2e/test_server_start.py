@@ -8,10 +8,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 import yaml
 from pyk3s_server import REPO, ServerProcess
 
 
+@pytest.mark.timing_sensitive
 def test_ready_fast_prints_kubeconfig_and_reuses_certificates() -> None:
     srv = ServerProcess(extra_args=["--disable", "coredns,traefik,servicelb", "--write-kubeconfig-mode", "0640"])
     try:

@@ -133,6 +133,8 @@ class ServerProcess:
     ident: str = field(default_factory=lambda: secrets.token_hex(3))
     env: dict[str, str] = field(default_factory=dict)
     node_name_flag: bool = True  # False: the name comes from K3S_NODE_NAME in env (or the hostname)
+    launcher: Sequence[str] = ()  # what runs `pyk3s server` (default: this interpreter's `-m pyk3s server`)
+    workdir: Path = REPO
 
     def __post_init__(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix=f"pyk3s-e2e-{self.ident}-"))
@@ -165,7 +167,7 @@ class ServerProcess:
 
     def args(self) -> list[str]:
         a = [
-            sys.executable, "-m", "pyk3s", "server",
+            *(self.launcher or (sys.executable, "-m", "pyk3s", "server")),
             "--data-dir", str(self.data_dir),
             "--https-listen-port", str(self.port),
             "--write-kubeconfig", str(self.kubeconfig),
@@ -213,7 +215,7 @@ class ServerProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(self.args(), stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                     cwd=REPO, start_new_session=True)
+                                     cwd=self.workdir, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

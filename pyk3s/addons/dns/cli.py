@@ -16,11 +16,10 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from .errors import CorefileError
-from .runtime import DnsRuntime
+from .runtime import DnsRuntime, EventSink
 from .workers import Workers, die_with_parent, ensure_loop_seed, report_ready
 
 if TYPE_CHECKING:
@@ -36,15 +35,16 @@ def client_factory(kubeconfig: str | None) -> Client:
     return Client.from_env(kubeconfig) if kubeconfig else Client.from_env()
 
 
-def _event_sink(runtime: DnsRuntime) -> Callable[[str, str], Awaitable[None]]:
-    """Report a rejected Corefile as a Warning event on the coredns ConfigMap (in-cluster only)."""
-    async def sink(reason: str, message: str) -> None:
+def _event_sink(runtime: DnsRuntime) -> EventSink:
+    """Report a rejected Corefile or a skipped custom file as a Warning event on the ConfigMap it came from
+    (in-cluster only)."""
+    async def sink(reason: str, message: str, configmap: str) -> None:
         if runtime.client_factory is None or not os.environ.get("KUBERNETES_SERVICE_HOST"):
             return
         try:
             client = runtime.client_factory(runtime.kubeconfig)
             namespace = os.environ.get("POD_NAMESPACE", "kube-system")
-            cm = await client.resource("v1", "configmaps").get("coredns", namespace=namespace)
+            cm = await client.resource("v1", "configmaps").get(configmap, namespace=namespace)
             await client.record_event(cm, type="Warning", reason=reason, message=message[:1000],
                                       component="coredns")
         except Exception as err:  # events are best effort

@@ -13,6 +13,7 @@ Rules:
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ from .errors import CorefileError
 from .plugin import BlockContext, ChainInfo, DnsRequest, Handler, Plugin
 from .plugins import ORDER, PLUGINS
 
-__all__ = ["DEFAULT_COREFILE", "DnsConfig", "build_blocks", "read_config"]
+__all__ = ["DEFAULT_COREFILE", "DnsConfig", "build_blocks", "read_config", "read_config_without_broken_imports"]
 
 DEFAULT_COREFILE = ". {\n    whoami\n    log\n}\n"
 
@@ -55,14 +56,33 @@ class DnsConfig:
         return next((b.reload for b in self.blocks if b.reload is not None), None)
 
 
-def read_config(corefile: str, dns_port: int | None = None) -> DnsConfig:
+def read_config(corefile: str, dns_port: int | None = None, skip: frozenset[str] = frozenset(),
+                globbed: set[str] | None = None) -> DnsConfig:
     """Read and compile a Corefile (an empty path: the default one, whoami and log on port 53)."""
     if corefile:
-        sbs = read_corefile(corefile, default_port=dns_port)
+        sbs = read_corefile(corefile, default_port=dns_port, skip=skip, globbed=globbed)
     else:
         sbs = parse_corefile(DEFAULT_COREFILE, "Corefile", default_port=dns_port)
     digest = hashlib.sha512(repr(sbs).encode()).hexdigest()
     return DnsConfig(tuple(build_blocks(sbs, corefile)), digest)
+
+
+def read_config_without_broken_imports(corefile: str, dns_port: int | None = None
+                                       ) -> tuple[DnsConfig, tuple[CorefileError, ...]]:
+    """read_config, except that a file an `import` glob brought in and that breaks the Corefile is left
+    out (its error returned) and the rest compiled, so one broken `coredns-custom` entry does not stop
+    cluster DNS at start. CoreDNS refuses to start then; an error in the Corefile itself, or in a file
+    imported by name, still does here too."""
+    skipped: list[CorefileError] = []
+    while True:
+        globbed: set[str] = set()
+        try:
+            cfg = read_config(corefile, dns_port, frozenset(os.path.realpath(e.file) for e in skipped), globbed)
+            return cfg, tuple(skipped)
+        except CorefileError as err:
+            if not err.file or os.path.realpath(err.file) not in globbed:
+                raise
+            skipped.append(err)
 
 
 def _chain(plugins: Sequence[Plugin]) -> Handler:

@@ -148,8 +148,11 @@ def _lines(tokens: list[Token]) -> Iterator[list[Token]]:
 class _Expander:
     """Expands `import` lines and records snippets, producing a flat token list."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], skip: frozenset[str] = frozenset(),
+                 globbed: set[str] | None = None) -> None:
         self.env = env
+        self.skip = skip                                   # real paths an import glob must leave out
+        self.globbed = globbed if globbed is not None else set()   # real paths an import glob brought in
         self.snippets: dict[str, list[Token]] = {}
         self.imports = 0
         self.active: list[str] = []
@@ -263,6 +266,10 @@ class _Expander:
                 log.warning("[WARNING] No files matching import glob pattern: %s", pattern)
             out: list[Token] = []
             for m in matches:
+                real = os.path.realpath(m)
+                if real in self.skip:
+                    continue
+                self.globbed.add(real)
                 out.extend(self.file_tokens(m))
             return out
         if not os.path.exists(path):
@@ -414,9 +421,11 @@ def _port(text: str, key: str) -> int:
 
 
 def parse_corefile(source: str, file: str = "Corefile", env: Mapping[str, str] | None = None,
-                   default_port: int | None = None) -> list[ServerBlock]:
-    """Parse Corefile text (imports relative to `file`) into server blocks."""
-    exp = _Expander(os.environ if env is None else env)
+                   default_port: int | None = None, skip: frozenset[str] = frozenset(),
+                   globbed: set[str] | None = None) -> list[ServerBlock]:
+    """Parse Corefile text (imports relative to `file`) into server blocks. Files an import glob matches
+    are left out when their real path is in `skip`; the ones brought in are added to `globbed`."""
+    exp = _Expander(os.environ if env is None else env, skip, globbed)
     tokens = exp.expand(tokenize(source, file, exp.env), top=True)
     blocks = _CorefileParser(tokens, default_port).blocks()
     seen: dict[tuple[str, str, int], ServerBlock] = {}
@@ -429,10 +438,10 @@ def parse_corefile(source: str, file: str = "Corefile", env: Mapping[str, str] |
     return blocks
 
 
-def read_corefile(path: str, env: Mapping[str, str] | None = None,
-                  default_port: int | None = None) -> list[ServerBlock]:
+def read_corefile(path: str, env: Mapping[str, str] | None = None, default_port: int | None = None,
+                  skip: frozenset[str] = frozenset(), globbed: set[str] | None = None) -> list[ServerBlock]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
         raise CorefileError(f"could not read Corefile: {err.strerror}", file=path) from err
-    return parse_corefile(text, path, env, default_port)
+    return parse_corefile(text, path, env, default_port, skip, globbed)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -137,6 +138,9 @@ def main(argv: list[str]) -> int:
                     help="let `forward` really ask its upstream resolvers (off: explain only names them)")
     args = ap.parse_args(argv)
     from .cli import client_factory
+
+    # an empty coredns-custom matches no import glob: expected here, not worth a warning next to the answer
+    logging.getLogger("pyk3s.dns.corefile").setLevel(logging.ERROR)
 
     with tempfile.TemporaryDirectory(prefix="pyk3s-dns-explain-") as tmp:
         path = args.corefile or _cluster_corefile(args.kubeconfig, tmp)

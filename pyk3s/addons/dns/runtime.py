@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 import dns.rcode
 import dns.rdatatype
 
-from .config import DnsConfig, read_config
+from .config import DnsConfig, read_config, read_config_without_broken_imports
 from .core import DnsCore, Routing
 from .errors import CorefileError
 from .httpd import HttpEndpoints, Route
@@ -77,12 +78,19 @@ class _Host:
             self._rt.schedule_fast()
 
 
+# where events go: the Corefile's ConfigMap, and the one K3s mounts for custom imports (/etc/coredns/custom)
+COREFILE_CONFIGMAP = "coredns"
+CUSTOM_CONFIGMAP = "coredns-custom"
+# (reason, message, ConfigMap name) -> a Warning event on that ConfigMap
+EventSink = Callable[[str, str, str], Awaitable[None]]
+
+
 class DnsRuntime:
     """Everything one `pyk3s coredns` process runs: listeners, plugins, HTTP endpoints, reload."""
 
     def __init__(self, corefile: str | None, *, kubeconfig: str | None = None,
                  client_factory: ClientFactory | None = None, dns_port: int | None = None,
-                 event_sink: Callable[[str, str], Awaitable[None]] | None = None, worker_index: int = 0) -> None:
+                 event_sink: EventSink | None = None, worker_index: int = 0) -> None:
         self.corefile = corefile or ""
         self.kubeconfig = kubeconfig
         self.client_factory = client_factory
@@ -124,13 +132,26 @@ class DnsRuntime:
         return read_config(self.corefile, self.dns_port)
 
     async def start(self) -> None:
-        cfg = self.read()
+        cfg, skipped = read_config_without_broken_imports(self.corefile, self.dns_port)
+        for err in skipped:
+            await self.report_skipped(err)
         if self.primary:
             self.workers = worker_count(cfg.blocks)
             self.reuseport = self.workers > 1
         await self.apply(cfg)
         if self.primary:
             await self.http.start()
+
+    async def report_skipped(self, err: CorefileError) -> None:
+        """A file an import glob brought in broke the Corefile at start: say so, serve without it."""
+        name = os.path.basename(err.file)
+        log.error("[ERROR] plugin/import: %s:%d: %s; serving the Corefile without this file", err.file, err.line,
+                  err.reason if not err.directive else f"plugin/{err.directive}: {err.reason}")
+        if self.primary and self.event_sink is not None:
+            await self.event_sink(
+                "CustomFileSkipped",
+                f"{name}: line {err.line}: {err}; cluster DNS serves the rest of the Corefile without {name}",
+                CUSTOM_CONFIGMAP)
 
     async def apply(self, cfg: DnsConfig) -> None:
         listeners = cfg.listeners()
@@ -177,7 +198,7 @@ class DnsRuntime:
             log.error("[ERROR] Restart failed: %s", err)
             self.metrics.inc("coredns_reload_failed_total")
             if self.event_sink is not None:
-                await self.event_sink("ReloadFailed", str(err))
+                await self.event_sink("ReloadFailed", str(err), COREFILE_CONFIGMAP)
             return False
         if self.config is not None and cfg.digest == self.config.digest:
             return False

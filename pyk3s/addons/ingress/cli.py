@@ -20,6 +20,7 @@ import signal
 import sys
 
 from .config.errors import ConfigError
+from .config.flags import report_unhonoured
 from .config.static import static_from_flags
 
 __all__ = ["main"]
@@ -69,6 +70,8 @@ def main(argv: list[str]) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        # Every argument the ingress accepts but does not act on is said out loud (log and pod event).
+        await report_unhonoured(client, argv)
         task = loop.create_task(run(static, client, workers if pids else 0, socks, objects, explain_api))
         await asyncio.wait([task, loop.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
         task.cancel()

@@ -32,6 +32,7 @@ import sys
 import termios
 import time
 from datetime import UTC, datetime
+from typing import TextIO
 
 __all__ = ["main", "rfc3339nano"]
 
@@ -61,9 +62,9 @@ def _enter_netns(path: str) -> None:
         os.close(fd)
 
 
-def _make_mount_point(target: str, is_file: bool, record: str | None) -> None:
-    """Create a missing mount point; what lands on the host filesystem is listed in ``record`` (one path
-    a line) so ``pyk3s killall`` can remove it again once empty."""
+def _make_mount_point(target: str, is_file: bool, record: str | TextIO | None) -> None:
+    """Create a missing mount point; what lands on the host filesystem is listed in ``record`` (a path or
+    an open file, one path a line) so ``pyk3s killall`` can remove it again once empty."""
     created = []
     d = os.path.dirname(target) if is_file else target
     while d and d != "/" and not os.path.exists(d):
@@ -73,15 +74,18 @@ def _make_mount_point(target: str, is_file: bool, record: str | None) -> None:
         created.insert(0, target)
     if not created:
         return
-    if record:
+    if isinstance(record, str):
         with open(record, "a") as fh:
             fh.write("".join(f"{c}\n" for c in created))
+    elif record is not None:
+        record.write("".join(f"{c}\n" for c in created))
+        record.flush()
     os.makedirs(os.path.dirname(target) if is_file else target, exist_ok=True)
     if is_file and not os.path.exists(target):
         open(target, "a").close()
 
 
-def _bind(source: str, target: str, is_file: bool, record: str | None = None) -> None:
+def _bind(source: str, target: str, is_file: bool, record: str | TextIO | None = None) -> None:
     _make_mount_point(target, is_file, record)
     _check(_libc.mount(source.encode(), target.encode(), None, _MS_BIND | _MS_REC, None), f"bind {source} {target}")
 
@@ -130,17 +134,29 @@ def _write_log(log, stream: bytes, buf: bytearray, final: bool) -> None:
     log.flush()
 
 
-def run(spec: dict) -> int:
+def run(spec: dict, state_dir: int) -> int:
+    """``state_dir`` is the container's directory (pid, exit and log files), opened before any mount:
+    a volume mounted over an ancestor of the data dir (``/tmp`` with a data dir under /tmp) must not
+    hide the launcher's own files or the volumes' sources."""
     if spec.get("netns"):
         _enter_netns(spec["netns"])
     if spec.get("hostname"):
         socket.sethostname(spec["hostname"])
+    log = open(spec["log"], "ab")  # noqa: SIM115 - closed when the child's output ends
+    record = open(spec["mount_points_record"], "a") if spec.get("mount_points_record") else None  # noqa: SIM115
     # parents before children whatever the pod lists first, like containerd's mount ordering
     mounts = sorted(spec.get("mounts") or [], key=lambda m: len([p for p in m["target"].split("/") if p]))
-    # read-only only after every bind, as runc does: a mount point nested in a read-only volume
-    # (/etc/coredns/custom inside /etc/coredns) is created while its parent is still writable
-    for m in mounts:
-        _bind(m["source"], m["target"], bool(m.get("file")), spec.get("mount_points_record"))
+    sources = [os.open(m["source"], os.O_PATH) for m in mounts]
+    try:
+        # read-only only after every bind, as runc does: a mount point nested in a read-only volume
+        # (/etc/coredns/custom inside /etc/coredns) is created while its parent is still writable
+        for m, fd in zip(mounts, sources, strict=True):
+            _bind(f"/proc/self/fd/{fd}", m["target"], bool(m.get("file")), record)
+    finally:
+        for fd in sources:
+            os.close(fd)
+        if record is not None:
+            record.close()
     for m in reversed(mounts):
         if m.get("readOnly"):
             _remount_read_only(m["target"])
@@ -167,10 +183,7 @@ def run(spec: dict) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    tmp = spec["pid_file"] + ".tmp"
-    with open(tmp, "w") as fh:
-        fh.write(str(pid))
-    os.replace(tmp, spec["pid_file"])
+    _write_state(state_dir, os.path.basename(spec["pid_file"]), str(pid))
 
     sel = selectors.DefaultSelector()
     bufs = {out_r: (b"stdout", bytearray()), err_r: (b"stderr", bytearray())}
@@ -179,7 +192,7 @@ def run(spec: dict) -> int:
     interactive = bool(spec.get("stdin")) or tty_fd is not None
     for fd in bufs:
         sel.register(fd, selectors.EVENT_READ)
-    with open(spec["log"], "ab") as log:
+    with log:
         open_fds = set(bufs)
         while open_fds:
             try:
@@ -217,11 +230,17 @@ def run(spec: dict) -> int:
     else:
         result = {"exitCode": os.WEXITSTATUS(status), "signal": 0}
     result["finishedAt"] = rfc3339nano()
-    tmp = spec["exit_file"] + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(result, fh)
-    os.replace(tmp, spec["exit_file"])
+    _write_state(state_dir, os.path.basename(spec["exit_file"]), json.dumps(result))
     return 0
+
+
+def _write_state(state_dir: int, name: str, text: str) -> None:
+    """Write ``name`` in the container's directory atomically, through the descriptor opened before mounting."""
+    tmp = name + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, dir_fd=state_dir)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, name, src_dir_fd=state_dir, dst_dir_fd=state_dir)
 
 
 def _close_inherited_fds(keep: int | None) -> None:
@@ -239,13 +258,12 @@ def main(argv: list[str]) -> int:
     with open(argv[0]) as fh:
         spec = json.load(fh)
     _close_inherited_fds(spec.get("tty_fd"))
+    state_dir = os.open(os.path.dirname(spec["exit_file"]) or ".", os.O_RDONLY | os.O_DIRECTORY)
     try:
-        return run(spec)
+        return run(spec, state_dir)
     except OSError as exc:
-        with open(spec["exit_file"] + ".tmp", "w") as fh:
-            json.dump({"exitCode": 128, "signal": 0, "finishedAt": rfc3339nano(),
-                       "reason": "StartError", "message": str(exc)}, fh)
-        os.replace(spec["exit_file"] + ".tmp", spec["exit_file"])
+        _write_state(state_dir, os.path.basename(spec["exit_file"]), json.dumps(
+            {"exitCode": 128, "signal": 0, "finishedAt": rfc3339nano(), "reason": "StartError", "message": str(exc)}))
         sys.stderr.write(f"{exc}\n")
         return 1
 

@@ -1,7 +1,9 @@
 """loop — detect forwarding loops at start-up (spec dns.md O10).
 
 Sends `<random>.<random>.<zone>` HINFO queries to its own listener; seeing the same probe more than
-twice means queries come back to us: log `Loop ... detected` and stop the process.
+twice means queries come back to us: log `Loop ... detected` and stop the process. A probe that gets
+no answer in time (an upstream that is slow or down, a server still loading) starts the count again
+before the next try, as CoreDNS does since 1.2.6: only a probe coming back to us counts.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ log = logging.getLogger("pyk3s.dns.loop")
 
 class LoopPlugin(Plugin):
     name = "loop"
+    probe_timeout = 2.0       # seconds to wait for a probe's answer
+    probe_pause = 1.0         # before the next try
 
     def __init__(self, zone: str) -> None:
         zone_part = "" if zone == "." else zone
@@ -70,10 +74,11 @@ class LoopPlugin(Plugin):
         q = dns.message.make_query(self.probe, T.HINFO)
         for _ in range(15):       # until one probe got any answer (CoreDNS tries up to 30s)
             try:
-                await dns.asyncquery.udp(q, addr[0], timeout=2.0, port=addr[1])
+                await dns.asyncquery.udp(q, addr[0], timeout=self.probe_timeout, port=addr[1])
                 return
             except (OSError, TimeoutError, dns.exception.DNSException):
-                await asyncio.sleep(0)
+                self.seen = 0
+                await asyncio.sleep(self.probe_pause)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -10,7 +10,7 @@ import time
 from email.utils import formatdate
 from http import HTTPStatus
 
-__all__ = ["Reply", "http_date", "text_error", "NOT_FOUND", "NO_SERVER", "status_text", "BAD_REQUEST_BYTES"]
+__all__ = ["Reply", "http_date", "text_error", "NOT_FOUND", "NO_SERVER", "status_text", "BAD_REQUEST_BYTES", "bad_request_bytes"]
 
 _date_cache = [0, b""]
 
@@ -68,5 +68,13 @@ def text_error(status: int, body: str | None = None) -> Reply:
 
 NOT_FOUND = text_error(404, "404 page not found")
 NO_SERVER = text_error(503, "no available server")
+def bad_request_bytes(reason: str) -> bytes:
+    """What Go's http.Server writes for a request it refuses with a reason: the reason on the status line
+    and as the body, then the connection closes."""
+    text = f"400 Bad Request: {reason}".encode("latin-1", "replace")
+    return (b"HTTP/1.1 " + text + b"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+            + text)
+
+
 BAD_REQUEST_BYTES = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
                      b"Connection: close\r\n\r\n400 Bad Request")

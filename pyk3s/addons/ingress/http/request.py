@@ -14,12 +14,45 @@ from urllib.parse import unquote, unquote_plus
 
 from .reply import Reply
 
-__all__ = ["HttpRequest", "ExchangeHooks", "BodyEncoder", "routing_path", "canonical_host", "parse_query"]
+__all__ = ["HttpRequest", "ExchangeHooks", "BodyEncoder", "routing_path", "sanitize_path", "canonical_host",
+           "parse_query"]
 
 _RESERVED = frozenset(":/?#[]@!$&'()*+,;=%")
 # canonical_host results by Host value: clients repeat the same few hosts, one dict hit per request
 _HOSTS: dict[str, str] = {}
 _HOSTS_MAX = 4096
+
+
+_UNRESERVED_ESCAPES = {f"%{b:02X}": chr(b) for b in range(0x80)
+                       if chr(b).isalnum() or chr(b) in "-._~"}
+
+
+def sanitize_path(raw: str) -> str:
+    """Traefik's entry-point path handling (sanitizePath, on by default): percent-escapes of unreserved
+    characters are decoded (and the others upper-cased), then ``.`` and ``..`` segments and repeated
+    slashes are removed as Go's ``URL.JoinPath()`` does (RFC 3986 6.2.2); a trailing slash stays."""
+    if "%" in raw:
+        parts = raw.split("%")
+        out = [parts[0]]
+        for part in parts[1:]:
+            esc = "%" + part[:2].upper()
+            out.append(_UNRESERVED_ESCAPES.get(esc, esc if len(part) >= 2 else "%" + part[:2]) + part[2:])
+        raw = "".join(out)
+    if "/." not in raw and "//" not in raw:
+        return raw
+    segments: list[str] = []
+    for seg in raw.split("/"):
+        if seg in ("", "."):
+            continue
+        if seg == "..":
+            if segments:
+                segments.pop()
+            continue
+        segments.append(seg)
+    cleaned = "/" + "/".join(segments)
+    if raw.endswith("/") and not cleaned.endswith("/"):
+        cleaned += "/"
+    return cleaned
 
 
 def routing_path(raw: str) -> str:
@@ -150,6 +183,8 @@ class HttpRequest:
             self.raw_path, self.query = target[:qpos], target[qpos + 1 :]
         else:
             self.raw_path, self.query = target, ""
+        if "/." in self.raw_path or "//" in self.raw_path or "%" in self.raw_path:
+            self.raw_path = sanitize_path(self.raw_path)
         self.path = routing_path(self.raw_path) if "%" in self.raw_path else self.raw_path
         if not authority:
             # the parser hands over the first Host value it saw; other callers let it be looked up

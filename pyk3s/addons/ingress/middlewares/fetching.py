@@ -11,10 +11,10 @@ the page the error service returns for ``query``, keeping the original status.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from ..config.errors import ConfigError
+from ..config.goregexp import GoRegexpError, compile_go
 from ..http.fetch import fetch
 from ..http.reply import Reply, text_error
 from ..http.request import HttpRequest
@@ -34,8 +34,9 @@ class ForwardAuth(MiddlewareHandler):
         self.trust = bool(config.get("trustForwardHeader"))
         self.resp_headers = [str(h) for h in config.get("authResponseHeaders") or ()]
         try:
-            self.resp_rx = re.compile(config["authResponseHeadersRegex"], re.I) if config.get("authResponseHeadersRegex") else None
-        except re.error as err:
+            # Go regexp on the response's canonical header names (X-Auth-User), as Traefik matches them
+            self.resp_rx = compile_go(config["authResponseHeadersRegex"]) if config.get("authResponseHeadersRegex") else None
+        except GoRegexpError as err:
             raise ConfigError(f"forwardAuth: invalid authResponseHeadersRegex: {err}") from None
         self.req_headers = {h.lower() for h in config.get("authRequestHeaders") or ()}
 
@@ -60,11 +61,19 @@ class ForwardAuth(MiddlewareHandler):
                     req.del_header(name)
             if self.resp_rx is not None:
                 for k, v in res.headers:
-                    if self.resp_rx.search(k):
+                    if self.resp_rx.search(canonical_key(k)):
                         req.set_header(k, v)
             return None
         return Reply(res.status, [(k, v) for k, v in res.headers if k.lower() not in _SKIP and k.lower() != "date"],
                      bytes(res.body))
+
+
+def canonical_key(name: str) -> str:
+    """Go's textproto.CanonicalMIMEHeaderKey: `x-auth-user` -> `X-Auth-User` (names with a space or other
+    non-token byte are left as they are)."""
+    if not name.isascii() or any(not (c.isalnum() or c in "!#$%&'*+-.^_`|~") for c in name):
+        return name
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
 
 def _ranges(items: Iterable[object] | None) -> list[tuple[int, int]]:

@@ -13,9 +13,8 @@
 
 from __future__ import annotations
 
-import re
-
 from ..config.errors import ConfigError
+from ..config.goregexp import GoRegexpError, compile_go
 from ..http.reply import Reply
 from ..http.request import HttpRequest
 from .base import BuildContext, Config, MiddlewareHandler
@@ -37,8 +36,8 @@ class Headers(MiddlewareHandler):
         self.resp_del = [k for k, v in crs.items() if v in (None, "")]
         self.origins = [str(o) for o in config.get("accessControlAllowOriginList") or ()]
         try:
-            self.origin_rx = [re.compile(r) for r in config.get("accessControlAllowOriginListRegex") or ()]
-        except re.error as err:
+            self.origin_rx = [compile_go(r) for r in config.get("accessControlAllowOriginListRegex") or ()]
+        except GoRegexpError as err:
             raise ConfigError(f"headers: invalid accessControlAllowOriginListRegex: {err}") from None
         self.cors = bool(self.origins or self.origin_rx)
         self.credentials = bool(config.get("accessControlAllowCredentials"))

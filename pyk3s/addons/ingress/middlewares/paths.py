@@ -6,21 +6,23 @@
     replacePath:      {path: "/new"}                            original path in X-Replaced-Path
     replacePathRegex: {regex: "^/old/(.*)", replacement: "/new/$1"}
 
-A stripped path that normalises to something else (dot segments) is answered 400 (5.3.3).
+A stripped path that normalises to something else (dot segments) is answered 400 (5.3.3). Regexps are
+Go's (RE2 syntax, Go's replacement expansion: goregexp.py); Traefik trims spaces around regex and
+replacement, so an all-blank replacement is an empty one (the path becomes `/`).
 """
 
 from __future__ import annotations
 
 import posixpath
-import re
 from urllib.parse import quote
 
 from ..config.errors import ConfigError
+from ..config.goregexp import GoRegexpError, compile_go
 from ..http.reply import Reply, text_error
 from ..http.request import HttpRequest, routing_path
 from .base import BuildContext, Config, MiddlewareHandler, need
 
-__all__ = ["StripPrefix", "StripPrefixRegex", "AddPrefix", "ReplacePath", "ReplacePathRegex", "go_expand"]
+__all__ = ["StripPrefix", "StripPrefixRegex", "AddPrefix", "ReplacePath", "ReplacePathRegex"]
 
 
 def _raw_strip(raw: str, count: int) -> str:
@@ -61,15 +63,14 @@ class StripPrefixRegex(MiddlewareHandler):
 
     def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         try:
-            self.regexps = [re.compile(str(r).strip()) for r in config.get("regex") or ()]
-        except re.error as err:
+            self.regexps = [compile_go(str(r).strip()) for r in config.get("regex") or ()]
+        except GoRegexpError as err:
             raise ConfigError(f"stripPrefixRegex: invalid regexp: {err}") from None
 
     def on_request(self, req: HttpRequest) -> Reply | None:
         for rx in self.regexps:
-            m = rx.search(req.path)
-            if m is not None and m.start() == 0:
-                prefix = m.group(0)
+            prefix = rx.prefix(req.path)
+            if prefix is not None:
                 return _finish_strip(req, prefix, req.path[len(prefix):], _raw_strip(req.raw_path, len(prefix)))
         return None
 
@@ -98,39 +99,20 @@ class ReplacePath(MiddlewareHandler):
         req.raw_path = quote(self.path, safe="/:@!$&'()*+,;=-._~%")
 
 
-_EXPAND = re.compile(r"\$(\$|\{(\w+)\}|(\w+))")
-
-
-def go_expand(template: str, m: re.Match[str]) -> str:
-    """Go regexp.Expand: $1, ${1}, $name, ${name}; $$ is a dollar; unknown groups expand to ''."""
-    def one(x: re.Match[str]) -> str:
-        if x.group(1) == "$":
-            return "$"
-        name = x.group(2) or x.group(3)
-        try:
-            value = m.group(int(name)) if name.isdigit() else m.group(name)
-        except (IndexError, re.error):
-            return ""
-        return value or ""
-
-    return _EXPAND.sub(one, template)
-
-
 class ReplacePathRegex(MiddlewareHandler):
     __slots__ = ("regex", "replacement")
 
     def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         try:
-            self.regex = re.compile(str(config.get("regex", "")))
-        except re.error as err:
+            self.regex = compile_go(str(config.get("regex", "")).strip())
+        except GoRegexpError as err:
             raise ConfigError(f"replacePathRegex: invalid regexp {config.get('regex')!r}: {err}") from None
-        self.replacement = str(config.get("replacement", ""))
+        self.replacement = str(config.get("replacement", "")).strip()
 
     def on_request(self, req: HttpRequest) -> Reply | None:
-        m = self.regex.search(req.path)
-        if m is None:
+        if self.regex.search(req.path) is None:
             return None
-        new = self.regex.sub(lambda x: go_expand(self.replacement, x), req.path)
+        new = self.regex.replace_all(req.path, self.replacement) or "/"   # an empty path goes out as /
         req.add_header("X-Replaced-Path", req.raw_path)
         if "%" in new:
             try:

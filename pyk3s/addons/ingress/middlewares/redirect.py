@@ -4,18 +4,18 @@
     redirectRegex:  {regex: "^http://localhost/(.*)", replacement: "http://mydomain/${1}", permanent: false}
 
 302/307 (temporary, GET/other) or 301/308 (permanent); body is the status text. A target equal to the
-current URL passes the request through.
+current URL passes the request through. redirectRegex's regexp is Go's (goregexp.py), and a target that
+Go's url.Parse refuses is answered 502 Bad Gateway, as Traefik's error handler does.
 """
 
 from __future__ import annotations
 
-import re
-
 from ..config.errors import ConfigError
+from ..config.goregexp import GoRegexpError, compile_go
+from ..http.gourl import go_url_error
 from ..http.reply import Reply, status_text
 from ..http.request import HttpRequest
 from .base import BuildContext, Config, MiddlewareHandler, need
-from .paths import go_expand
 
 __all__ = ["RedirectScheme", "RedirectRegex"]
 
@@ -65,8 +65,8 @@ class RedirectRegex(MiddlewareHandler):
 
     def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         try:
-            self.regex = re.compile(str(config.get("regex", "")))
-        except re.error as err:
+            self.regex = compile_go(str(config.get("regex", "")))
+        except GoRegexpError as err:
             raise ConfigError(f"redirectRegex: invalid regexp {config.get('regex')!r}: {err}") from None
         self.replacement = str(config.get("replacement", ""))
         self.permanent = bool(config.get("permanent"))
@@ -75,7 +75,9 @@ class RedirectRegex(MiddlewareHandler):
         current = f"{'https' if req.tls else 'http'}://{req.authority}{req.request_uri}"
         if self.regex.search(current) is None:
             return None
-        target = self.regex.sub(lambda m: go_expand(self.replacement, m), current)
+        target = self.regex.replace_all(current, self.replacement)
+        if go_url_error(target) is not None:
+            return Reply(502, [("Content-Type", "text/plain; charset=utf-8")], status_text(502).encode())
         if target == current:
             return None
         return _redirect(req, target, self.permanent)

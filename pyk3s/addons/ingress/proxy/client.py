@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 import httptools
 
-from ..http.reply import BAD_REQUEST_BYTES
+from ..http.reply import BAD_REQUEST_BYTES, bad_request_bytes
 from ..http.request import HttpRequest
 from ..routing.compile import Compiled
 from ..routing.services import Target
@@ -36,6 +36,10 @@ __all__ = ["ClientConnection", "MAX_HEADER_BYTES"]
 MAX_HEADER_BYTES = 1 << 20
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 
+
+
+class TooManyHosts(ValueError):
+    """A request with more than one Host header (Go's server answers 400 "too many Host headers")."""
 
 class RequestParser(Protocol):
     """The part of httptools.HttpRequestParser used here and by the fast lane."""
@@ -121,8 +125,9 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserUpgrade as up:
             offset = up.args[0] if up.args else len(data)
             self.upgrade_buffer = bytearray(data[offset:])
-        except (httptools.HttpParserError, ValueError):
-            self.bad_request()
+        except (httptools.HttpParserError, ValueError) as err:
+            cause = err.__context__ if isinstance(err, httptools.HttpParserCallbackError) else err
+            self.bad_request(str(cause) if isinstance(cause, TooManyHosts) else "")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -200,8 +205,9 @@ class ClientConnection(asyncio.Protocol):
             if n == 4 or n == 14 or n == 17:
                 low = key.lower()
                 if low == "host":
-                    if host is None:
-                        host = text
+                    if host is not None:
+                        raise TooManyHosts("too many Host headers")
+                    host = text
                 elif low == "content-length":
                     if cl is None:
                         cl = text
@@ -255,10 +261,11 @@ class ClientConnection(asyncio.Protocol):
         if pending:
             up.transport.write(bytes(pending))
 
-    def bad_request(self) -> None:
+    def bad_request(self, reason: str = "") -> None:
+        """400 and close; a ``reason`` is told as Go's server tells it (`400 Bad Request: <reason>`)."""
         if self.closed:
             return
         self.closed = True
         if not any(ex.resp_started for ex in self.queue):
-            self.transport.write(BAD_REQUEST_BYTES)
+            self.transport.write(bad_request_bytes(reason) if reason else BAD_REQUEST_BYTES)
         self.transport.close()

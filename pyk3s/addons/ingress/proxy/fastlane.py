@@ -18,6 +18,7 @@ fast exchange into a general one with the same state, which then retries or answ
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from ..http.request import HttpRequest
@@ -38,9 +39,14 @@ _HANDLED = frozenset(n.encode() for n in HOP_BY_HOP | FORWARDED | {"host", "clos
 _PLAIN_CONNECTION = frozenset((b"keep-alive", b"close"))
 
 
+# targets the general path handles: a `;` anywhere (query separators), and in the path an escape (they are
+# normalized), a dot segment or a double slash (sanitized before routing, HttpRequest)
+_GENERAL_URL = re.compile(rb";|^[^?]*?(?:%|/\.|//)")
+
+
 def try_fast_lane(client: ClientConnection, url: bytes, raw_headers: list[tuple[bytes, bytes]]) -> FastExchange | None:
     """Send the request just parsed on ``client`` upstream if it qualifies; None: use the general path."""
-    if client.queue or url[-1:] == b"?" or b";" in url:
+    if client.queue or url[-1:] == b"?" or _GENERAL_URL.search(url):
         return None
     parser = client.parser
     state = client.state
@@ -66,6 +72,9 @@ def try_fast_lane(client: ClientConnection, url: bytes, raw_headers: list[tuple[
     one = client.fast_server
     if one is not None:
         route, target, pool = one
+        if pool.retired:        # the sweeper dropped it while this connection waited: take the live one
+            pool = state.pool(target)
+            client.fast_server = (route, target, pool)
     else:
         route = client.fast_route
         if route.by_path:
@@ -102,8 +111,9 @@ def _head_tail(client: ClientConnection, raw_headers: list[tuple[bytes, bytes]])
         low = name.lower()
         if low in _HANDLED:
             if low == b"host":
-                if host is None:
-                    host = value
+                if host is not None:
+                    return None     # a second Host: the general path refuses the request
+                host = value
                 continue
             if low == b"connection" and value.strip().lower() in _PLAIN_CONNECTION:
                 connection = True

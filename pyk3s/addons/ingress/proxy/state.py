@@ -113,13 +113,18 @@ class ProxyState:
     async def sweeper(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            now = self.now = self.loop.time()
-            for conn in list(self.connections):
-                if not conn.queue and conn.tunnel is None and now - conn.last_active > CLIENT_IDLE:
-                    conn.closed = True
-                    conn.transport.close()
-            for pool in self.pools.values():
-                pool.sweep(now)
+            self.sweep(self.loop.time())
+
+    def sweep(self, now: float) -> None:
+        """Close idle client connections and idle upstream connections; drop retired pools."""
+        self.now = now
+        for conn in list(self.connections):
+            if not conn.queue and conn.tunnel is None and now - conn.last_active > CLIENT_IDLE:
+                conn.closed = True
+                conn.transport.close()
+        for key, pool in list(self.pools.items()):
+            if pool.sweep(now):
+                del self.pools[key]
 
     def close(self) -> None:
         for pool in self.pools.values():

@@ -80,11 +80,17 @@ class ResponseParser(Protocol):
 
 
 class Pool:
-    __slots__ = ("loop", "scheme", "host", "port", "idle", "ssl_context")
+    """Idle keep-alive connections to one backend (scheme, host, port). A pool that went unused for
+    ``IDLE_TIMEOUT`` is retired by the sweeper and dropped (endpoints come and go with pods: one pool per
+    address ever seen would only grow); a connection finishing on a retired pool is closed."""
+
+    __slots__ = ("loop", "scheme", "host", "port", "idle", "ssl_context", "empty_since", "retired")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, scheme: str, host: str, port: int) -> None:
         self.loop, self.scheme, self.host, self.port = loop, scheme, host, port
         self.idle: list[UpstreamConnection] = []
+        self.empty_since = 0.0          # stamped by the sweeper while no connection is idle here
+        self.retired = False
         self.ssl_context: ssl.SSLContext | None = None
         if scheme == "https":
             ctx = ssl.create_default_context()
@@ -103,6 +109,9 @@ class Pool:
         return None
 
     def put(self, up: UpstreamConnection) -> None:
+        if self.retired:
+            up.close()
+            return
         up.idle_since = 0.0  # stamped by the next sweep: a clock read per request costs more than it tells
         self.idle.append(up)
 
@@ -112,7 +121,9 @@ class Pool:
             DIAL_TIMEOUT)
         return up
 
-    def sweep(self, now: float) -> None:
+    def sweep(self, now: float) -> bool:
+        """Close connections idle for longer than IDLE_TIMEOUT; True when the pool itself is that old and
+        empty, and is now retired."""
         keep = []
         for up in self.idle:
             if up.closed:
@@ -124,6 +135,15 @@ class Pool:
             else:
                 keep.append(up)
         self.idle = keep
+        if keep:
+            self.empty_since = 0.0
+            return False
+        if not self.empty_since:
+            self.empty_since = now
+            return False
+        if now - self.empty_since > IDLE_TIMEOUT:
+            self.retired = True
+        return self.retired
 
     def close(self) -> None:
         for up in self.idle:
@@ -337,7 +357,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self.exchange = None
         ex.status = status
-        if parser.should_keep_alive() and not self.closed:
+        if parser.should_keep_alive() and not self.closed and not self.pool.retired:
             self.idle_since = 0.0
             self.pool.idle.append(self)
             self.reused = True

@@ -10,6 +10,7 @@ Query values are gorilla/mux templates: literal text is escaped, ``{name}`` / ``
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from urllib.parse import unquote_plus
@@ -70,12 +71,22 @@ def _any(fns: list[Matcher]) -> Matcher:
     return lambda r: any(f(r) for f in fns)
 
 
+def _ascii_only(args: tuple[str, ...], matcher: str) -> None:
+    """Traefik refuses non-ASCII hosts in v2 rules too (punycode must be used); its messages."""
+    for a in args:
+        if not a.isascii():
+            raise RuleError(f"invalid value {json.dumps(a, ensure_ascii=False)} for {matcher} matcher, "
+                            "non-ASCII characters are not allowed")
+
+
 def host(args: tuple[str, ...]) -> Matcher:
+    _ascii_only(args, '"Host"')
     wants = frozenset(a.lower().rstrip(".") for a in args)
     return lambda r: r.host.rstrip(".") in wants  # type: ignore[attr-defined]
 
 
 def host_regexp(args: tuple[str, ...]) -> Matcher:
+    _ascii_only(args, "HostRegexp")
     rxs = [template_regexp(a, "host").match for a in args]
     return lambda r: any(m(r.host) for m in rxs)  # type: ignore[attr-defined]
 

@@ -49,8 +49,6 @@ class Upstream(asyncio.DatagramProtocol):
 async def upstream():  # noqa: ANN201
     loop = asyncio.get_running_loop()
     proto = Upstream()
-    tr, _ = await loop.create_datagram_endpoint(lambda: proto, local_addr=("127.0.0.1", 0))
-    port = tr.get_extra_info("sockname")[1]
 
     async def tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         n = struct.unpack(">H", await reader.readexactly(2))[0]
@@ -58,7 +56,17 @@ async def upstream():  # noqa: ANN201
         writer.write(struct.pack(">H", len(out)) + out)
         await writer.drain()
         writer.close()
-    srv = await asyncio.start_server(tcp, "127.0.0.1", port)
+    # one port number for UDP and TCP: the TCP one may be taken by another program on a shared machine
+    for _ in range(20):
+        tr, _ = await loop.create_datagram_endpoint(lambda: proto, local_addr=("127.0.0.1", 0))
+        port = tr.get_extra_info("sockname")[1]
+        try:
+            srv = await asyncio.start_server(tcp, "127.0.0.1", port)
+            break
+        except OSError:
+            tr.close()
+    else:
+        pytest.fail("no port free for both UDP and TCP")
     proto.port = port  # type: ignore[attr-defined]
     yield proto
     tr.close()

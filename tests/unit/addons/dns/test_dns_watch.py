@@ -74,3 +74,32 @@ async def test_watch_feeds_index(client, tmp_path) -> None:  # noqa: ANN001
         assert await eventually(gone)
     finally:
         await rt.stop()
+
+
+async def test_a_reload_closes_the_api_client_of_the_replaced_config(client, tmp_path) -> None:  # noqa: ANN001
+    """Each start of the kubernetes plugin opens an API client; the plugin that a reload replaces closes
+    its own, so reloads do not pile up HTTP sessions."""
+    made: list[Client] = []
+    closed: list[Client] = []
+
+    class Recording(Client):
+        async def close(self) -> None:
+            closed.append(self)
+            await super().close()
+
+    def factory(_kc: str | None) -> Client:
+        made.append(Recording(client.transport))
+        return made[-1]
+
+    corefile = tmp_path / "Corefile"
+    body = ".:0 {{\n    bind 127.0.0.1\n    kubernetes cluster.local {{\n      ttl {ttl}\n    }}\n}}\n"
+    corefile.write_text(body.format(ttl=5))
+    rt = DnsRuntime(str(corefile), client_factory=factory)
+    await rt.start()
+    try:
+        corefile.write_text(body.format(ttl=7))
+        assert await rt.reload()
+        assert len(made) == 2 and closed == [made[0]]
+    finally:
+        await rt.stop()
+    assert closed == made

@@ -106,7 +106,7 @@ FAST = [
     b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n",
     b"GET /x/y?q=1&z=%20 HTTP/1.1\r\nHost: A.Example:8080\r\nUser-Agent: t\r\nAccept: */*\r\n\r\n",
     b"GET /p HTTP/1.1\r\nhost: a.example\r\nConnection: keep-alive\r\nCookie: a=b\r\nX-Other: 1\r\n\r\n",
-    b"GET /%7Euser HTTP/1.1\r\nHost: a.example.\r\nAuthorization: Basic dGVzdDp0ZXN0\r\n\r\n",
+    b"GET /~user HTTP/1.1\r\nHost: a.example.\r\nAuthorization: Basic dGVzdDp0ZXN0\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n",
 ]
 GENERAL = [
@@ -123,6 +123,10 @@ GENERAL = [
     b"GET / HTTP/1.1\r\nHost: a.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     b"GET / HTTP/1.1\r\n\r\n",
+    # paths Traefik's entry point sanitizes before routing (escapes normalized, dot segments removed)
+    b"GET /%7Euser HTTP/1.1\r\nHost: a.example\r\n\r\n",
+    b"GET /a/../b HTTP/1.1\r\nHost: a.example\r\n\r\n",
+    b"GET //b HTTP/1.1\r\nHost: a.example\r\n\r\n",
 ]
 
 

@@ -89,7 +89,11 @@ async def test_path_middlewares(make_proxy, backend):
     assert seen_headers(r)["x-forwarded-prefix"] == "/api"
     r = await http(proxy.port, "/api", host="a")
     assert r.json()["url"] == "/v1/"
-    assert (await http(proxy.port, "/api/../x", host="a")).status == 400
+    # the entry point sanitizes /api/../x to /x first (Traefik's sanitizePath), so stripPrefix never sees it;
+    # a stripped path that normalizes to another one is still refused (5.3.3)
+    r = await http(proxy.port, "/api/../x", host="a")
+    assert r.status == 200 and r.json()["url"] == "/v1/x"
+    assert (await http(proxy.port, "/api../x", host="a")).status == 400
 
 
 @pytest.mark.parametrize(("spec", "path", "expected", "header"), [

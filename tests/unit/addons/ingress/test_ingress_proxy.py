@@ -162,3 +162,34 @@ async def test_table_swap_keeps_serving(make_proxy, backend, backend2):
 
 def test_parse_response_helper():
     assert parse_response(b"HTTP/1.1 200 OK\r\nA: b\r\n\r\nbody").body == b"body"
+
+
+async def test_a_pool_unused_for_the_idle_timeout_is_dropped(make_proxy, backend):  # noqa: ANN001
+    """One pool per backend address ever seen would grow with every pod that came and went: a pool with
+    no idle connection for IDLE_TIMEOUT is retired and dropped, and a connection finishing on it closes."""
+    from pyk3s.addons.ingress.proxy.upstream import IDLE_TIMEOUT
+
+    proxy = await make_proxy()
+    proxy.load(service_yaml("b", backend.port) + """
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: r, namespace: default}
+spec:
+  routes: [{match: "Host(`a`)", kind: Rule, services: [{name: b, port: 80}]}]
+""")
+    assert (await http(proxy.port, "/", host="a")).status == 200
+    state = proxy.state
+    (key, pool), = state.pools.items()
+    (up,) = pool.idle
+    now = state.loop.time()
+    state.sweep(now)                                     # stamps the idle connection
+    state.sweep(now + IDLE_TIMEOUT + 1)                   # it timed out and is closed: the pool is empty
+    assert up.closed and key in state.pools and not pool.retired
+    state.sweep(now + 2 * IDLE_TIMEOUT + 3)               # empty for IDLE_TIMEOUT: retired, dropped
+    assert pool.retired and key not in state.pools
+    assert (await http(proxy.port, "/", host="a")).status == 200     # a new pool for the same address
+    new = state.pools[key]
+    assert new is not pool and not new.retired and len(new.idle) == 1
+    late = new.idle.pop()
+    pool.put(late)                                       # finishing on a retired pool: closed, not kept
+    assert late.closed and not pool.idle

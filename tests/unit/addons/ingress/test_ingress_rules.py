@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pyk3s.addons.ingress.config.errors import RuleError
@@ -123,3 +125,17 @@ def test_hosts_index():
     assert parse_rule("Host(`a`) || PathPrefix(`/`)").hosts is None
     assert parse_rule("!Host(`a`)").hosts is None
     assert parse_rule("Host(`*.a`)").hosts is None
+
+
+@pytest.mark.parametrize(("rule", "message"), [
+    ("Host(`bücher.de`)", 'invalid value "bücher.de" for "Host" matcher, non-ASCII characters are not allowed'),
+    ("HostHeader(`a.example`, `bücher.de`)",
+     'invalid value "bücher.de" for "Host" matcher, non-ASCII characters are not allowed'),
+    ("HostRegexp(`{sub:[a-z]+}.bücher.de`)",
+     'invalid value "{sub:[a-z]+}.bücher.de" for HostRegexp matcher, non-ASCII characters are not allowed'),
+], ids=["Host", "HostHeader", "HostRegexp"])
+def test_v2_non_ascii_host_is_a_rule_error_as_in_traefik(rule, message):
+    """Traefik's v2 matchers refuse non-ASCII hosts like the v3 ones (punycode must be used)."""
+    with pytest.raises(RuleError, match=re.escape(message)):
+        parse_rule(rule, "v2")
+    assert parse_rule("Host(`xn--bcher-kva.de`)", "v2").hosts == {"xn--bcher-kva.de"}

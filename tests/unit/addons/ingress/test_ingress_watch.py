@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from importlib import resources
 
 import pytest
-import yaml
 from ingress_support import http
 
 from pyk3s.addons.ingress.runner import Watcher
@@ -61,10 +59,14 @@ async def _eventually(fn, timeout=5.0):
 
 
 async def test_watch_crds_ingress_and_status(client, make_proxy, backend):
-    manifest = (resources.files("pyk3s.manifests") / "traefik.yaml").read_text()
-    for doc in yaml.safe_load_all(manifest):
-        if doc and doc["kind"] in ("CustomResourceDefinition", "IngressClass"):
-            await _create(client, doc)
+    # the packaged CRDs and IngressClass, as the helm controller renders traefik.yaml's two HelmCharts
+    from pyk3s.controllers.helm.chart import Release
+    from pyk3s.controllers.helm.charts import CHARTS
+
+    for chart in CHARTS:
+        for m in chart.render({}, Release(chart.name, "kube-system")).objects:
+            if m.obj["kind"] in ("CustomResourceDefinition", "IngressClass"):
+                await _create(client, m.obj)
     await asyncio.sleep(0.3)  # CRDs become served
     proxy = await make_proxy("--entrypoints.web.address=127.0.0.1:0", "--providers.kubernetescrd",
                              "--providers.kubernetesingress",

@@ -66,9 +66,15 @@ def _remove(path: Path) -> None:
 
 
 class PostgresServer:
-    """initdb + postgres in a temp dir, as the ``postgres`` user when we are root (postgres refuses root)."""
+    """initdb + postgres in a temp dir, as the ``postgres`` user when we are root (postgres refuses root).
 
-    def __init__(self) -> None:
+    Tests run without any flush to disk (``FAST``); ``durable=True`` keeps PostgreSQL's defaults (every
+    commit flushed), which is what a benchmark compares with etcd."""
+
+    FAST = ("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+
+    def __init__(self, durable: bool = False) -> None:
+        self.settings: tuple[str, ...] = () if durable else self.FAST
         self.dir = Path(tempfile.mkdtemp(prefix="pkpg-"))
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -98,8 +104,7 @@ class PostgresServer:
             log = open(self.dir / "server.log", "ab")
             self.proc = subprocess.Popen(
                 [postgres, "-D", str(data), "-h", "127.0.0.1", "-p", str(self.port), "-k", str(self.dir),
-                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                 "-c", "max_connections=300"],
+                 *self.settings, "-c", "max_connections=300"],
                 stdout=log, stderr=log, cwd=self.dir, **who,
             )
             log.close()

@@ -19,6 +19,7 @@ from pyk3s.client import Client, NotFound
 from pyk3s.controllers.common.settings import ControllerSettings, DeploySettings
 from pyk3s.controllers.deploy import DeployController, owner_hash
 from pyk3s.controllers.deploy.controller import GVKS_ANNOTATION, LAST_ERROR, LAST_RESULT
+from pyk3s.controllers.helm import ensure_crds
 from pyk3s.manifests.stage import StageSettings, stage, staged_checksums
 
 CM = """apiVersion: v1
@@ -255,6 +256,7 @@ spec:
 
 
 async def test_disable_uninstalls_pyk3s_copy_but_applies_a_users_copy(env: Env) -> None:
+    await ensure_crds(env.client)  # as the server does before the first pass (traefik.yaml holds HelmCharts)
     record = stage(StageSettings(server_dir=env.server_dir))
     assert "coredns.yaml" in record
     assert await env.controller().run_pass(forced=True)

@@ -45,6 +45,7 @@ class IndexSink(Protocol):
 class KubeWatch:
     def __init__(self, plugin: IndexSink, client: Client) -> None:
         self.plugin = plugin
+        self.client = client                    # ours: closed with the watch (a reload makes a new one)
         opts = plugin.opts
         self.informers = {
             "services": Informer(client.resource("v1", "services"), label_selector=opts.labels),
@@ -108,3 +109,4 @@ class KubeWatch:
             self._timer.cancel()
         for inf in self.informers.values():
             await inf.stop()
+        await self.client.close()

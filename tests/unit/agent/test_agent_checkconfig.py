@@ -1,0 +1,106 @@
+"""`pyk3s check-config`: the checks against this machine (read-only where not root), and a PATH without
+nft, which must FAIL with the fix named."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pyk3s.agent.checkconfig import CheckSettings, Status, format_results, run_checks
+from pyk3s.agent.checkconfig.checks import check_cidrs, check_data_dir, check_ports, host_routes
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def by_name(results: list) -> dict:
+    return {r.name: r for r in results}
+
+
+def test_data_dir_writable_creatable_and_not(tmp_path: Path) -> None:
+    assert check_data_dir(CheckSettings(data_dir=tmp_path))[0].status is Status.PASS
+    assert "can be created" in check_data_dir(CheckSettings(data_dir=tmp_path / "a" / "b"))[0].detail
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    res = check_data_dir(CheckSettings(data_dir=blocker / "data"))[0]
+    assert res.status is Status.FAIL and "not a directory" in res.detail and "--data-dir" in res.fix
+
+
+def test_port_in_use_fails_for_the_api_and_warns_for_the_ingress() -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        s = CheckSettings(data_dir=Path("/nonexistent"), bind_address="127.0.0.1", https_port=port,
+                          kubelet_port=0, agent=False)
+        res = by_name(check_ports(s))[f"port {port}"]
+        assert res.status is Status.FAIL and "in use" in res.detail and "--https-listen-port" in res.detail
+
+
+def test_cidr_overlapping_a_host_route_fails_with_the_flag() -> None:
+    if not shutil.which("ip"):
+        pytest.skip("ip not installed")
+    routed = [r["dst"] for r in host_routes() if r.get("dst") not in (None, "default") and "/" in r["dst"]
+              and r.get("type") not in ("local", "broadcast")]
+    if not routed:
+        pytest.skip("this machine has no IPv4 route but the default one")
+    nets = [ipaddress.ip_network(r, strict=False) for r in routed]
+    free = next(c for c in ("198.51.100.0/24", "203.0.113.0/24", "192.0.2.0/24", "100.127.255.0/24")
+                if not any(ipaddress.ip_network(c).overlaps(n) for n in nets))
+    s = CheckSettings(data_dir=Path("/tmp"), cluster_cidrs=(routed[0],), service_cidrs=(free,))
+    res = by_name(check_cidrs(s))
+    assert res[f"free CIDR {routed[0]}"].status is Status.FAIL
+    assert "--cluster-cidr" in res[f"free CIDR {routed[0]}"].fix
+    assert res[f"free CIDR {free}"].status is Status.PASS
+
+
+def test_blocking_only_runs_the_start_up_checks(tmp_path: Path) -> None:
+    s = CheckSettings(data_dir=tmp_path, agent=False, https_port=0)
+    names = [r.name for r in run_checks(s, blocking_only=True)]
+    assert names == ["port 0", "data dir"]            # no root, binaries or kernel checks without an agent
+
+
+def test_format_names_the_fix_only_when_not_passing(tmp_path: Path) -> None:
+    from pyk3s.agent.checkconfig import CheckResult
+    text = format_results([CheckResult("a", Status.PASS, "ok", "never shown"), CheckResult("bb", Status.FAIL, "bad", "do x")])
+    assert "never shown" not in text and "fix: do x" in text and text.startswith("PASS  a ")
+
+
+def _path_without(tmp_path: Path, hidden: str) -> str:
+    """A PATH holding every binary the checks use except ``hidden``."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ("ip", "ss", "nsenter", "unshare", "nft"):
+        found = shutil.which(name)
+        if found and name != hidden:
+            (bindir / name).symlink_to(found)
+    return str(bindir)
+
+
+def test_check_config_fails_without_nft_and_names_the_fix(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": _path_without(tmp_path, "nft")}
+    res = subprocess.run([sys.executable, "-m", "pyk3s", "check-config", "--data-dir", str(tmp_path / "d"),
+                          "--config", str(tmp_path / "none.yaml")],
+                         capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "FAIL  binary nft" in res.stdout
+    assert "fix: apt-get install nftables" in res.stdout
+    assert "Traceback" not in res.stdout + res.stderr
+
+
+def test_check_config_on_this_machine_runs_every_check(tmp_path: Path) -> None:
+    res = subprocess.run([sys.executable, "-m", "pyk3s", "check-config", "--data-dir", str(tmp_path / "d"),
+                          "--config", str(tmp_path / "none.yaml")],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    for name in ("root", "binary nft", "binary ip", "kernel: network namespaces", "kernel: veth", "kernel: bridge",
+                 "kernel: vxlan", "kernel: br_netfilter", "kernel: nf_tables with nat", "ip forwarding",
+                 "port 6443", "port 10250", "port 80", "port 443", "free CIDR 10.42.0.0/16",
+                 "free CIDR 10.43.0.0/16", "data dir"):
+        assert f"  {name} " in res.stdout, (name, res.stdout)
+    assert "passed," in res.stdout and "Traceback" not in res.stderr
