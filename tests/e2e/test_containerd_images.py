@@ -18,7 +18,8 @@ from images import busybox_image, have_tools
 from pyk3s_server import REPO, ServerProcess
 
 from pyk3s.agent.cri.settings import ContainerdPaths
-from pyk3s.images.builtin import BUILTIN_IMAGES, image_names
+from pyk3s.images.builtin import BUILTIN_IMAGES, K3S_IMAGES, image_names
+from pyk3s.images.oci import qualify
 from pyk3s.k3s.version import PYK3S_VERSION
 
 pytestmark = [pytest.mark.e2e,
@@ -82,9 +83,8 @@ def test_every_packaged_add_on_runs_under_containerd(node: ServerProcess) -> Non
     for p in items:
         for c in p["status"]["containerStatuses"]:
             assert c["containerID"].startswith("containerd://"), (p["metadata"]["name"], c)
-    images = {c["image"] for p in items for c in p["spec"]["containers"]}
-    assert {"rancher/mirrored-coredns-coredns:1.13.1", "rancher/mirrored-library-traefik:3.5.1",
-            "rancher/klipper-lb:v0.4.13"} <= images
+    images = {qualify(c["image"]) for p in items for c in p["spec"]["containers"]}
+    assert {qualify(ref) for refs in K3S_IMAGES.values() for ref in refs} <= images
 
 
 def test_packaged_dns_answers_a_containerd_pod_and_a_built_in_image_serves(node: ServerProcess) -> None:

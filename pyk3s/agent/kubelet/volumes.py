@@ -17,7 +17,8 @@ from pathlib import Path
 
 from pyk3s.agent.kubelet.env import field_value
 
-__all__ = ["SA_MOUNT_PATH", "VolumeError", "VolumeSources", "container_mounts", "prepare_volumes",
+__all__ = ["SA_MOUNT_PATH", "VolumeError", "VolumeSources", "container_mounts", "fs_group", "fs_user",
+           "nested_mountpoints", "prepare_volumes",
            "refresh_volumes", "service_account_volume"]
 
 SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -105,9 +106,33 @@ async def _source(base: Path, kind: str, src: Mapping, pod: Mapping, sources: Vo
         token = await sources.token(ns, sa, int(src.get("expirationSeconds") or 3607))
         if not token:  # like the kubelet: no token, no mount (retried), never an empty token file
             raise VolumeError(f'failed to fetch token: serviceaccount "{ns}/{sa}" token request failed')
-        _write(base, src.get("path", "token"), token.encode(), 0o600 if mode == 0o644 else mode)
+        # the kubelet's rule: a pod whose containers all run as one user (or that has an fsGroup) gets a
+        # token only that user (and the group) may read; any other pod gets the volume's mode
+        user, group = fs_user(pod), fs_group(pod)
+        path = src.get("path", "token")
+        _write(base, path, token.encode(), 0o600 if user is not None or group is not None else mode)
+        if user is not None or group is not None:
+            os.chown(base / path, -1 if user is None else user, -1 if group is None else group)
+            if group is not None:
+                os.chmod(base / path, 0o640)
     else:
         raise VolumeError(f"unsupported projected source {kind!r}")
+
+
+def fs_user(pod: Mapping) -> int | None:
+    """The one user every (init) container runs as, or None (one runs as the image's user, or two differ)."""
+    spec = pod.get("spec") or {}
+    pod_user = (spec.get("securityContext") or {}).get("runAsUser")
+    users = {(c.get("securityContext") or {}).get("runAsUser", pod_user)
+             for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]}
+    if len(users) != 1 or None in users:
+        return None
+    return int(users.pop())
+
+
+def fs_group(pod: Mapping) -> int | None:
+    group = ((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
+    return None if group is None else int(group)
 
 
 def nested_mountpoints(pod: Mapping, name: str) -> list[str]:
@@ -150,6 +175,8 @@ async def prepare_volumes(pod: Mapping, pod_dir: Path, sources: VolumeSources) -
         try:
             if "emptyDir" in vol:
                 base.mkdir(parents=True, exist_ok=True)
+                # world-writable, as the kubelet makes it: a container running as any user may write there
+                os.chmod(base, base.stat().st_mode & 0o7777 | 0o777)
             elif "hostPath" in vol:
                 hp = vol["hostPath"]
                 base = Path(hp["path"])

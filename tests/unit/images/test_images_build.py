@@ -26,8 +26,13 @@ MANIFESTS = Path(pyk3s.__file__).parent / "manifests"
 
 
 def test_k3s_names_are_the_tags_pyk3s_itself_deploys() -> None:
-    deployed = {m.group(1) for f in MANIFESTS.glob("*.yaml")
-                for m in re.finditer(r'image: "%\{SYSTEM_DEFAULT_REGISTRY\}%([^"]+)"', f.read_text())}
+    deployed = set()
+    for f in MANIFESTS.glob("*.yaml"):
+        text = f.read_text()
+        deployed.update(m.group(1) for m in re.finditer(r'image: "%\{SYSTEM_DEFAULT_REGISTRY\}%([^"]+)"', text))
+        # a HelmChart's values: image.repository and image.tag
+        deployed.update(f"{m.group(1)}:{m.group(2)}"
+                        for m in re.finditer(r'repository: "([^"]+)"\s*\n\s*tag: "([^"]+)"', text))
     deployed.add(KLIPPER_LB_IMAGE)
     listed = {ref for refs in K3S_IMAGES.values() for ref in refs}
     assert listed == deployed
