@@ -125,9 +125,8 @@ def fs_user(pod: Mapping) -> int | None:
     pod_user = (spec.get("securityContext") or {}).get("runAsUser")
     users = {(c.get("securityContext") or {}).get("runAsUser", pod_user)
              for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]}
-    if len(users) != 1 or None in users:
-        return None
-    return int(users.pop())
+    user = users.pop() if len(users) == 1 else None
+    return None if user is None else int(user)
 
 
 def fs_group(pod: Mapping) -> int | None:
