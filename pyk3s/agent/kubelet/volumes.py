@@ -9,9 +9,10 @@ while the pod runs (``refresh_volumes``); emptyDir is a directory; hostPath is t
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,6 +165,45 @@ def _make_nested_mountpoints(pod: Mapping, name: str, base: Path) -> None:
             target.mkdir(parents=True, exist_ok=True)
 
 
+def _move_into(fresh: Path, base: Path) -> bool:
+    """Put ``fresh``'s files into ``base`` one by one and drop the files only ``base`` has: ``base``
+    stays the same directory, so a container's bind mount of it sees the change (directories, the
+    mount points of nested volumes, are kept). True when anything changed."""
+    new = {f.relative_to(fresh) for f in fresh.rglob("*") if f.is_file()}
+    old = {f.relative_to(base) for f in base.rglob("*") if f.is_file()}
+    dirty = False
+    for rel in sorted(new):
+        target = base / rel
+        if rel in old and target.read_bytes() == (fresh / rel).read_bytes() \
+                and target.stat().st_mode == (fresh / rel).stat().st_mode:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(fresh / rel, target)
+        dirty = True
+    for rel in old - new:
+        (base / rel).unlink(missing_ok=True)
+        dirty = True
+    return dirty
+
+
+@contextlib.contextmanager
+def _filling(base: Path) -> Iterator[Path]:
+    """Where to write a volume's files: ``base`` itself when new; when it exists (a container adopted
+    after an agent restart may have it mounted), a fresh folder whose files then move into it."""
+    if not base.exists():
+        base.mkdir(parents=True)
+        yield base
+        return
+    fresh = base.parent / f".{base.name}.new"
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir()
+    try:
+        yield fresh
+        _move_into(fresh, base)
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
+
+
 async def prepare_volumes(pod: Mapping, pod_dir: Path, sources: VolumeSources) -> dict[str, Path]:
     """volume name -> host path, every file written (and the mount points of volumes nested in it)."""
     out: dict[str, Path] = {}
@@ -188,21 +228,17 @@ async def prepare_volumes(pod: Mapping, pod_dir: Path, sources: VolumeSources) -
                 elif kind and not base.exists():
                     raise VolumeError(f"hostPath {base} does not exist (type {kind})")
             elif "projected" in vol:
-                if base.exists():
-                    shutil.rmtree(base)
-                base.mkdir(parents=True)
                 mode = vol["projected"].get("defaultMode", 0o644)
-                for src in vol["projected"].get("sources") or []:
-                    for kind, body in src.items():
-                        await _source(base, kind, body, pod, sources, mode, cm_fallback_ca=True)
+                with _filling(base) as target:
+                    for src in vol["projected"].get("sources") or []:
+                        for kind, body in src.items():
+                            await _source(target, kind, body, pod, sources, mode, cm_fallback_ca=True)
             else:
                 kind = next((k for k in ("configMap", "secret", "downwardAPI") if k in vol), None)
                 if kind is None:
                     raise VolumeError(f"unsupported volume type {sorted(k for k in vol if k != 'name')}")
-                if base.exists():
-                    shutil.rmtree(base)
-                base.mkdir(parents=True)
-                await _source(base, kind, vol[kind], pod, sources, vol[kind].get("defaultMode", 0o644))
+                with _filling(base) as target:
+                    await _source(target, kind, vol[kind], pod, sources, vol[kind].get("defaultMode", 0o644))
         except VolumeError as exc:
             raise VolumeError(f'volume "{name}": {exc}') from None
         if "hostPath" not in vol:
@@ -233,19 +269,7 @@ async def refresh_volumes(pod: Mapping, volumes: Mapping[str, Path], sources: Vo
         except VolumeError:
             shutil.rmtree(fresh)
             continue
-        new = {f.relative_to(fresh) for f in fresh.rglob("*") if f.is_file()}
-        old = {f.relative_to(base) for f in base.rglob("*") if f.is_file()}
-        dirty = False
-        for rel in sorted(new):
-            target = base / rel
-            if rel in old and target.read_bytes() == (fresh / rel).read_bytes():
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(fresh / rel, target)
-            dirty = True
-        for rel in old - new:
-            (base / rel).unlink(missing_ok=True)
-            dirty = True
+        dirty = _move_into(fresh, base)
         shutil.rmtree(fresh)
         if dirty:
             changed.append(vol["name"])

@@ -79,6 +79,10 @@ class KubeletContext:
 
 
 class PodWorker:
+    # whether the pod keeps running while the agent is stopped (a runtime's containers do; processes the
+    # agent started die with it)
+    survives_agent_stop = False
+
     def __init__(self, ctx: KubeletContext, pod: dict) -> None:
         self.ctx = ctx
         self.pod = pod
@@ -101,6 +105,7 @@ class PodWorker:
         self.task: asyncio.Task[None] | None = None
         self._last_status: dict | None = None
         self._events: set[asyncio.Task[None]] = set()
+        self._leaving = False   # the agent stops: leave the pod as it is (see survives_agent_stop)
 
     # -- public -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -158,7 +163,8 @@ class PodWorker:
         finally:
             if refresher is not None:
                 refresher.cancel()
-            await self._terminate()
+            if not self._leaving:
+                await self._terminate()
             reporter.cancel()
         if self.pod["metadata"].get("deletionTimestamp"):
             await self.ctx.delete_pod(self.pod)
@@ -343,7 +349,10 @@ class PodWorker:
         self.procs[st.name] = proc
         started = time.monotonic()
         st.state, st.reason, st.message = "running", "", ""
-        st.pid, st.started_at, st.ready, st.started = proc.pid, rfc3339nano()[:19] + "Z", False, False
+        # a container found running after an agent restart keeps its start time and readiness (the probes
+        # go on checking it), so its endpoints do not blink
+        st.pid, st.started_at = proc.pid, getattr(proc, "started_at", "") or rfc3339nano()[:19] + "Z"
+        st.ready, st.started = bool(getattr(proc, "was_ready", False)), bool(getattr(proc, "was_ready", False))
         self.changed.set()
         probes = None if st.init else asyncio.create_task(self._probe(st, c, proc))
         try:
@@ -521,6 +530,16 @@ class PodWorker:
     async def _teardown_network(self) -> None:
         if not (self.pod.get("spec") or {}).get("hostNetwork"):
             await teardown_pod_network(self.uid, self.ctx.ipam)
+
+    async def leave(self) -> None:
+        """The agent is stopping: stop the pod, or, when it survives the agent, only this worker."""
+        if not self.survives_agent_stop:
+            await self.stop()
+            return
+        self._leaving = True
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
 
     async def stop(self) -> None:
         """Stop this worker (pod deleted or gone from the node) and wait for its teardown."""

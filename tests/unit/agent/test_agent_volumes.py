@@ -82,3 +82,25 @@ async def test_token_file_mode_follows_the_kubelet(tmp_path: Path) -> None:
         path = await _token_volume(tmp_path / "b", {"runAsUser": 65532, "fsGroup": 2000})
         st = path.stat()
         assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65532, 2000, 0o640)
+
+
+async def test_preparing_again_keeps_each_volume_directory(tmp_path: Path) -> None:
+    """An agent restart prepares the volumes of a pod whose containers are still running: the bind-mounted
+    directories stay the same ones and their files are brought up to date."""
+    data = {"Corefile": "old\n", "gone": "x"}
+
+    async def config_map(ns: str, name: str) -> dict | None:
+        return {"data": dict(data)}
+
+    async def none(*_: object) -> None:
+        return None
+
+    sources = VolumeSources(config_map, none, none, "")  # type: ignore[arg-type]
+    first = await prepare_volumes(POD, tmp_path, sources)
+    inode = first["config"].stat().st_ino
+    data.pop("gone")
+    data["Corefile"] = "new\n"
+    again = await prepare_volumes(POD, tmp_path, sources)
+    assert again["config"].stat().st_ino == inode
+    assert (again["config"] / "Corefile").read_text() == "new\n" and not (again["config"] / "gone").exists()
+    assert (again["config"] / "custom").is_dir() and not [n for n in os.listdir(tmp_path / "volumes") if n.startswith(".")]
