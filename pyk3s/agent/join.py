@@ -172,8 +172,10 @@ async def run_joined_agent(node: NodeConfig, servers: list[tuple[str, int]], tok
     cfg = creds.body.get("config") or {}
     network = ClusterNetwork.given(cfg.get("clusterCIDRs"), cfg.get("serviceCIDRs"), cfg.get("clusterDNS"),
                                    cfg.get("clusterDomain"), agent_config=cfg)
-    settings = replace(node, name=ident.name, with_node_id=False, ips=tuple(node_ips)).agent_settings(
-        network, is_server=False)
+    # as in K3s, the server's --disable-network-policy applies to the agents that join it
+    settings = replace(node, name=ident.name, with_node_id=False, ips=tuple(node_ips),
+                       disable_network_policy=node.disable_network_policy or bool(cfg.get("disableNetworkPolicy"))
+                       ).agent_settings(network, is_server=False)
     certs = AgentCerts(serving_cert=str(paths["serving_cert"]), serving_key=str(paths["serving_key"]),
                        client_ca=str(paths["client_ca"]), cluster_ca=str(paths["server_ca"]))
     client = Client.from_kubeconfig(paths["kubeconfig"])

@@ -20,6 +20,7 @@ from pyk3s.agent.kubelet.kubelet import Kubelet, delete_pod_now, write_pod_statu
 from pyk3s.agent.kubelet.server import KubeletServer, server_ssl_context
 from pyk3s.agent.kubelet.volumes import VolumeSources
 from pyk3s.agent.kubelet.worker import KubeletContext, PodWorker
+from pyk3s.agent.netpol.controller import NetpolController, netpol_table_for
 from pyk3s.agent.node import NodeAgent, detect_node_ip, node_labels, resolve_node_name
 from pyk3s.agent.overlay.config import (
     OverlaySettings,
@@ -67,6 +68,7 @@ class AgentSettings:
     overlay: OverlaySettings = OverlaySettings()   # --flannel-backend, --flannel-iface, ...
     nft_table: str = ""             # default: nft_table_for(bridge_name)
     runtime: RuntimeSettings = RuntimeSettings()
+    disable_network_policy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,12 +189,20 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
         await client.record_event({**pod, "apiVersion": "v1", "kind": "Pod"}, type=type_, reason=reason,
                                   message=message, component="kubelet", host=name)
 
+    async def policy_recorder(obj: dict, type_: str, reason: str, message: str) -> None:
+        await client.record_event(obj, type=type_, reason=reason, message=message, component="pyk3s-netpol",
+                                  host=name)
+
+    netpol = None if settings.disable_network_policy else NetpolController.for_node(
+        client, name, settings.bridge_name, record=policy_recorder)
+
     ctx = KubeletContext(
         node_name=name, pods_dir=agent_dir / "pods", host_ip=internal[0], bridge=None, ipam=None,
         host_ips=tuple(internal),
         cluster_dns=settings.cluster_dns, cluster_domain=settings.cluster_domain, node_resolv=resolv.read_text(),
         sources=VolumeSources(cm, sec, token, ca_crt), services=svc_inf.list, config_map=cm, secret=sec,
-        write_status=status_writer, delete_pod=deleter, record_event=recorder)
+        write_status=status_writer, delete_pod=deleter, record_event=recorder,
+        admit_network=netpol.admit if netpol is not None else None)
     ctx.runtime_handlers = lambda: {o["metadata"]["name"]: o.get("handler", "") for o in rc_inf.list()}
     cri = _cri_runtime(settings)
     ctx.cri = cri
@@ -262,10 +272,14 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
                                       masquerade_ipv6=settings.overlay.ipv6_masq), svc_inf, slice_inf, pods_inf)
         for inf in (pods_inf, svc_inf, slice_inf, rc_inf):
             await inf.start()
+        if netpol is None:  # switched off: rules left by an earlier run go
+            await delete_table("inet", netpol_table_for(settings.bridge_name), component="netpol")
         async with asyncio.TaskGroup() as tg:
             tg.create_task(node_agent.heartbeat(), name="node heartbeat")
             tg.create_task(kubelet.run(), name="kubelet")
             tg.create_task(proxier.run(), name="proxy")
+            if netpol is not None:
+                tg.create_task(netpol.run(), name="network policy")
             tg.create_task(overlay.sync.run(nodes_inf), name="overlay")
     finally:
         for task in runtime_tasks:
@@ -279,8 +293,11 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
                 pass
         await server.stop()
         if kubelet.left_running:
-            # the pods left running keep their Services until the next agent start replaces the rules
+            # the pods left running keep their Services and their network policies until the next agent
+            # start replaces the rules
             log.info("agent: %d pod(s) keep running under containerd; `pyk3s killall` stops them",
                      kubelet.left_running)
         else:
             await delete_table(FAMILY, table)
+            if netpol is not None:  # the pods it guarded were stopped above
+                await netpol.delete_table()

@@ -135,6 +135,7 @@ def critical_values(cfg: ServerConfig) -> dict[str, str]:
         # traefik, ...) change per restart, which is how the guide uninstalls or customises them.
         "disable-servicelb": str("servicelb" in cfg.disable).lower(),
         "disable-cloud-controller": str(cfg.disable_cloud_controller).lower(),
+        "disable-network-policy": str(cfg.node.disable_network_policy).lower(),
         "servicelb-namespace": cfg.servicelb_namespace,
         # pod traffic between nodes: every node gets these from the server it joins, so two servers
         # that disagree would build two incompatible overlays in one cluster (K3s lists them too)

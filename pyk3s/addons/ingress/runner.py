@@ -68,7 +68,8 @@ class Watcher:
 
     def changed(self, *_: object) -> None:
         if self.pending is None:
-            self.pending = asyncio.get_running_loop().call_later(THROTTLE, self.rebuild)
+            throttle = max([THROTTLE] + [p.throttle_duration for p in (self.static.crd, self.static.ingress) if p])
+            self.pending = asyncio.get_running_loop().call_later(throttle, self.rebuild)
 
     def rebuild(self) -> None:
         self.pending = None
@@ -161,7 +162,11 @@ def _ssl_for(state: ProxyState) -> Callable[[str], ssl.SSLContext | None]:
 
 def _install_tls(state: ProxyState) -> None:
     def rebuild(compiled: Compiled) -> None:
+        old = state.tls_store.errors
         state.tls_store = build_store(compiled.config, host_options(compiled.config))
+        for problem in state.tls_store.errors:
+            if problem not in old:  # said once, not on every reload
+                log.warning("ingress: %s", problem)
     state.on_apply.append(rebuild)
     state.tls_store = build_store(DynamicConfig())
 

@@ -76,6 +76,9 @@ class KubeletContext:
     # makes each pod's worker (the runtime's choice); None: the process runtime's PodWorker
     worker_factory: Callable[[KubeletContext, dict], PodWorker] | None = None
     host_ips: tuple[str, ...] = ()   # every node IP, host_ip first (dual-stack)
+    # (pod, addresses): awaited once a pod has its addresses and before its containers start, so
+    # network policy covers it from its first packet
+    admit_network: Callable[[dict, tuple[str, ...]], Awaitable[None]] | None = None
 
 
 class PodWorker:
@@ -174,6 +177,8 @@ class PodWorker:
         spec = self.pod.get("spec") or {}
         if not await self._setup_network():
             return
+        if self.ctx.admit_network is not None and not spec.get("hostNetwork"):
+            await self.ctx.admit_network(self.pod, tuple(self.pod_ips or (self.pod_ip,)))
         self.network_ready = True
         self.changed.set()
         (self.dir / "_etc").mkdir(exist_ok=True)

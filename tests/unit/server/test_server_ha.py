@@ -32,7 +32,8 @@ def test_critical_values_hold_servicelb_disabled() -> None:
     from types import SimpleNamespace
 
     cfg = SimpleNamespace(network=ClusterNetwork(), disable=frozenset({"traefik", "coredns"}),
-                          disable_cloud_controller=False, servicelb_namespace="kube-system")
+                          disable_cloud_controller=False, servicelb_namespace="kube-system",
+                          node=SimpleNamespace(disable_network_policy=False))
     assert critical_values(cfg)["disable-servicelb"] == "false"  # type: ignore[arg-type]
 
 
