@@ -34,6 +34,11 @@ class RuntimeSettings:
     required: bool = False          # --container-runtime=containerd: no containerd is an error, not a fallback
     image_gc: ImageGcPolicy = ImageGcPolicy()   # --kubelet-arg image-gc-*
 
+    @property
+    def mode(self) -> str:
+        """``--container-runtime`` as given: auto, containerd or none."""
+        return "none" if not self.enabled else "containerd" if self.required else "auto"
+
 
 def state_dir_for(data_dir: Path) -> Path:
     """``/run/pyk3s/containerd`` for the default data dir; another installation on the same machine gets
