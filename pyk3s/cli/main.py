@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "map": ("pyk3s.cli.map", "the network map: one page showing how the cluster's traffic flows, and why"),
     "crictl": ("pyk3s.cli.crictl", "run crictl against the node's containerd (when crictl is installed)"),
     "ctr": ("pyk3s.cli.ctr", "run ctr against the node's containerd, namespace k8s.io"),
+    "images": ("pyk3s.cli.images", "`pyk3s images build`: the built-in images as OCI images in the air-gap folder"),
     "netpol": ("pyk3s.cli.netpol", "`pyk3s netpol explain FROM TO [PORT/PROTO]`, `pyk3s netpol matrix -n NS`: "
                                    "what NetworkPolicies allow"),
     "dev": ("pyk3s.cli.dev", "`pyk3s dev cluster --nodes N`: a throwaway multi-node cluster on this machine"),
