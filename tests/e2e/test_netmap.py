@@ -217,10 +217,9 @@ def cluster(kubectl_bin: str) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def policies(cluster: Cluster) -> bool:
-    """The two NetworkPolicies, when the cluster serves NetworkPolicy."""
+    """The two NetworkPolicies (the server serves NetworkPolicy and the agent enforces it)."""
     served = cluster.kubectl("api-resources", "--api-group=networking.k8s.io", "-o", "name", check=False).out
-    if "networkpolicies" not in served:
-        return False
+    assert "networkpolicies" in served, served
     cluster.kubectl("apply", "-f", "-", input=POLICIES)
     return True
 
@@ -336,8 +335,7 @@ def test_page_shows_the_router_error(netmap: MapProcess, browser: Browser) -> No
 
 @needs_chromium
 def test_page_shows_the_policy_matrix(cluster: Cluster, netmap: MapProcess, policies: bool, browser: Browser) -> None:
-    if not policies:
-        pytest.skip("this cluster does not serve NetworkPolicy")
+    assert policies
     browser.goto(netmap.url + "#tab=policies&ns=demo&port=80/TCP&theme=light")
     browser.wait("document.querySelectorAll('#matrix td.c').length === 9", timeout=45, what="a 3x3 matrix")
     cells = browser.js("Array.from(document.querySelectorAll('#matrix td.c')).map((c) => "
@@ -390,8 +388,7 @@ def _pod_names(cluster: Cluster, app: str) -> list[str]:
 
 
 def test_pod_pair_trace_is_netpol_explains_answer(cluster: Cluster, netmap: MapProcess, policies: bool) -> None:
-    if not policies:
-        pytest.skip("this cluster does not serve NetworkPolicy")
+    assert policies
     client, web = _pod_names(cluster, "client")[0], _pod_names(cluster, "web")[0]
     for src, dst in ((f"demo/{client}", f"demo/{web}"), (f"demo/{web}", f"demo/{client}")):
         cli = _cli(cluster, "netpol", "explain", "--json", src, dst, "80/TCP")
@@ -402,8 +399,6 @@ def test_pod_pair_trace_is_netpol_explains_answer(cluster: Cluster, netmap: MapP
 
 
 def test_tcp_trace_is_ingress_explains_answer(cluster: Cluster, netmap: MapProcess) -> None:
-    if importlib.util.find_spec("pyk3s.addons.ingress.explain_tcp") is None:
-        pytest.skip("this build's ingress has no TCP routers")
     query = "tcp://echo.example:443 --sni echo.example"
     cli = _cli(cluster, "ingress", "explain", "--json", *query.split())
     assert cli.returncode == 0, cli.stderr

@@ -3,10 +3,10 @@ IngressRouteTCP/IngressRouteUDP support)."""
 
 from __future__ import annotations
 
-import pytest
 from netmap_kit import demo, started
 
 from pyk3s.addons.ingress.deployed import load
+from pyk3s.addons.ingress.explain_tcp import explain_tcp
 from pyk3s.addons.ingress.providers import build_config
 from pyk3s.addons.ingress.routing.compile import compile_config
 from pyk3s.addons.ingress.runner import list_objects
@@ -14,8 +14,6 @@ from pyk3s.netmap.cache import MapCache
 from pyk3s.netmap.ingress import build_model, ingress_view
 from pyk3s.netmap.state import MapState
 from pyk3s.netmap.trace import trace
-
-pytest.importorskip("pyk3s.addons.ingress.routing.tcp_compile", reason="the ingress has no TCP/UDP routers yet")
 
 ROUTES = [
     {"apiVersion": "traefik.io/v1alpha1", "kind": "IngressRouteTCP", "metadata": {"name": "echo", "namespace": "demo"},
@@ -45,7 +43,6 @@ def test_tcp_and_udp_routers_with_their_errors_services_and_pods() -> None:
 
 
 async def test_tcp_trace_is_ingress_explains_answer() -> None:
-    explain_tcp = pytest.importorskip("pyk3s.addons.ingress.explain_tcp").explain_tcp
     async for cluster in started():
         await cluster.apply_all(demo())
         for route in ROUTES:
