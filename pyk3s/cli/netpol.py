@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import json
 import os
 import sys
@@ -24,51 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from pyk3s.k3s.paths import default_kubeconfig_path
+from pyk3s.netpol.cluster import cluster_of, matrix_pods, parse_port
 from pyk3s.netpol.evaluate import ClusterView, evaluate
 from pyk3s.netpol.matrix import build_index, reachability, render
-from pyk3s.netpol.model import (
-    Policy,
-    PolicyError,
-    fail_closed_policy,
-    namespace_info,
-    parse_policy,
-    pod_info,
-)
 
 __all__ = ["load_cluster", "main", "parse_port"]
-
-
-def parse_port(text: str) -> tuple[str, int]:
-    """``80``, ``80/tcp``, ``53/UDP``, ``icmp`` -> (protocol, port)."""
-    if text.lower() == "icmp":
-        return "ICMP", 0
-    num, sep, proto = text.partition("/")
-    proto = (proto if sep else "TCP").upper()
-    if proto not in ("TCP", "UDP", "SCTP") or not num.isdigit() or not 1 <= int(num) <= 65535:
-        raise ValueError(f"{text!r}: expected PORT[/TCP|UDP|SCTP] or icmp")
-    return proto, int(num)
-
-
-def _policy(obj: dict[str, Any]) -> Policy:
-    try:
-        return parse_policy(obj)
-    except PolicyError as err:
-        return fail_closed_policy(obj, err)
-
-
-def _node_ips(nodes: list[dict[str, Any]]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for n in nodes:
-        name = n["metadata"]["name"]
-        for a in (n.get("status") or {}).get("addresses") or []:
-            if a.get("type") in ("InternalIP", "ExternalIP"):
-                out[a.get("address", "")] = name
-        for cidr in (n.get("spec") or {}).get("podCIDRs") or []:
-            try:
-                out[str(next(ipaddress.ip_network(cidr, strict=False).hosts()))] = name  # the bridge address
-            except (ValueError, StopIteration):
-                continue
-    return out
 
 
 async def load_cluster(kubeconfig: str | None) -> ClusterView:
@@ -78,9 +37,8 @@ async def load_cluster(kubeconfig: str | None) -> ClusterView:
         pods, nss, pols, nodes = await asyncio.gather(
             client.resource("v1", "pods").list(), client.resource("v1", "namespaces").list(),
             client.resource("networking.k8s.io/v1", "networkpolicies").list(), client.resource("v1", "nodes").list())
-    infos = [i for i in (pod_info(p) for p in pods.get("items") or []) if i is not None]
-    return ClusterView(infos, [namespace_info(n) for n in nss.get("items") or []],
-                   [_policy(p) for p in pols.get("items") or []], _node_ips(nodes.get("items") or []))
+    return cluster_of(pods.get("items") or [], nss.get("items") or [], pols.get("items") or [],
+                      nodes.get("items") or [])
 
 
 def _kubeconfig(given: str | None) -> str | None:
@@ -129,8 +87,7 @@ def main(argv: list[str]) -> int:
             print("\n".join(verdict.lines()))
         return 0 if verdict.allowed else 1
     namespaces = set(a.namespace)
-    pods = sorted((p for p in cluster.pods if p.namespace in namespaces and not p.host_network),
-                  key=lambda p: p.key)
+    pods = matrix_pods(cluster, namespaces)
     if not pods:
         print(f"pyk3s netpol: no pods with an address in {', '.join(sorted(namespaces))}", file=sys.stderr)
         return 2

@@ -2,7 +2,8 @@
 
 ``model`` reads the API objects; ``evaluate`` answers one connection with reasons; ``index`` keeps the
 per-pod allow sets incrementally (what the agent programs into nftables); ``matrix`` prints the
-reachability of pods from that index.
+reachability of pods from that index; ``cluster`` builds what evaluation reads from listed or watched
+objects (``pyk3s netpol`` and the network map both use it).
 """
 
 from .evaluate import ClusterView, ConnectionEnd, Verdict, evaluate

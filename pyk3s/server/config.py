@@ -266,4 +266,6 @@ class ServerConfig:
             service_cidrs=self.network.service_cidrs,
             bridge_name=self.node.bridge_name,
             flannel_backend=self.network.flannel_backend,
+            container_runtime=self.node.runtime.mode,
+            runtime_endpoint=self.node.runtime.endpoint,
         )

@@ -32,6 +32,7 @@ from ..middlewares.base import MiddlewareHandler
 from ..routing.compile import Compiled
 from ..routing.services import Target
 from ..routing.table import UNROUTED, EntryTable, Route
+from .exchange_log import log_exchange
 from .h2conn import HIGH_WATER
 from .heads import response_head, trailer_block, upstream_head
 from .upstream import Pool, UpstreamConnection, dial
@@ -59,6 +60,9 @@ class ExchangeClient(Protocol):
     closed: bool
     compiled: Compiled | None  # the snapshot ``table`` was taken from
     table: EntryTable | None
+    peer: str
+    peer_port: int
+    tls_info: tuple[str, str] | None  # (TLS version, Go cipher name) for TLS metrics
 
     @property
     def transport(self) -> asyncio.Transport: ...
@@ -93,7 +97,9 @@ class Exchange:
     __slots__ = ("client", "req", "route", "up", "pending", "kept", "kept_size", "req_done", "resp_started",
                  "head_request", "status", "t0", "cookie", "upstream_reusable", "tries", "framing", "finished",
                  "service_name", "wait_body", "encoder", "target", "retry_left", "retry_delay", "intercept",
-                 "h2up", "trailers", "on_trailers", "decoder")
+                 "h2up", "trailers", "on_trailers", "decoder",
+                 "log", "uri0", "req_bytes", "resp_bytes", "origin_status", "origin_size", "origin_duration",
+                 "origin_headers", "resp_headers", "retries", "sent_at", "counting")
 
     target: Target  # set by dispatch, before anything is sent
     full_response = False  # HTTP/2 exchanges re-frame every answer: never relayed raw
@@ -127,6 +133,15 @@ class Exchange:
         self.trailers: list[tuple[str, str]] | None = None  # an HTTP/2 upstream's trailers
         self.on_trailers: Callable[[list[tuple[str, str]]], bytes] | None = None
         self.decoder: Callable[[bytes], bytes] | None = None
+        # access log (proxy/exchange_log.py): kept only while a writer is installed; sizes also for metrics
+        state = client.state
+        self.log = state.access_log is not None
+        self.counting = state.observing
+        self.uri0 = req.request_uri if self.log else ""
+        self.req_bytes = self.resp_bytes = self.origin_status = self.origin_size = self.retries = 0
+        self.origin_duration = self.sent_at = 0.0
+        self.origin_headers: list[tuple[str, str]] = []
+        self.resp_headers: list[tuple[str, str]] = []
 
     # ------------------------------------------------------------------ request side
     def start(self) -> None:
@@ -175,6 +190,9 @@ class Exchange:
 
     def dispatch(self) -> None:
         route = self.route
+        if route.children:
+            self.to_child(route)
+            return
         svc = route.service
         if svc.internal:
             reply = self.client.state.internal(svc.internal, self.req)
@@ -212,6 +230,17 @@ class Exchange:
         else:
             state.spawn(self._connect(pool))
 
+    def to_child(self, parent: Route) -> None:
+        """Multi-layer routing: the parent's middlewares ran; the first child whose rule matches the
+        request as they left it takes over (its middlewares follow the parent's)."""
+        for child in parent.children:
+            if child.rule.match(self.req):
+                self.route = child
+                self.service_name = child.service.name
+                self.run_middlewares(len(parent.middlewares))
+                return
+        self.reply(NOT_FOUND, len(parent.middlewares))
+
     async def _connect(self, pool: Pool) -> None:
         up = await dial(self, pool)
         if up is not None:
@@ -220,9 +249,12 @@ class Exchange:
     def send(self, up: UpstreamConnection) -> None:
         req = self.req
         route = self.route
-        raw = not (self.full_response or route.needs_response or self.cookie is not None
-                   or req.version == "1.0") or req.upgrade
+        # access logs with headers need the answer's head parsed; sizes and status come from raw mode too
+        raw = not (self.full_response or route.needs_response or self.cookie is not None or req.version == "1.0"
+                   or (self.log and route.log_headers)) or req.upgrade
         up.attach(self, raw)
+        if self.log:
+            self.sent_at = self.client.state.loop.time()
         self.up = up
         self.tries += 1
         head = upstream_head(req, self.target, self.client.trusted, req.body_mode)
@@ -241,6 +273,8 @@ class Exchange:
         """The h2 pool opened a stream for this exchange: send the head and what there is of the body."""
         self.h2up = stream
         self.tries += 1
+        if self.log:
+            self.sent_at = self.client.state.loop.time()
         body = self.kept if (self.tries > 1 and self.kept is not None) else self.pending
         self.pending = []
         stream.send_request(self.req, self.target, body, self.req_done)
@@ -250,6 +284,8 @@ class Exchange:
         END_STREAM instead of an empty DATA frame after it)."""
         if self.finished:
             return
+        if self.counting:
+            self.req_bytes += len(data)
         if self.decoder is not None:
             data = self.decoder(data)
         if not data:  # an empty chunk would end a chunked body
@@ -323,6 +359,9 @@ class Exchange:
         """Send a whole answer of the proxy's own (or a middleware's) and end the exchange."""
         keep = self.req.keep_alive and not self.req.upgrade
         self.client.transport.write(reply.encode(keep, self.head_request))
+        if self.counting:
+            self.resp_headers = list(reply.headers)
+            self.resp_bytes = 0 if self.head_request else len(reply.body)
         self.finish(keep)
 
     def response_head(self, status: int, headers: list[tuple[str, str]], close_delimited: bool,
@@ -331,6 +370,9 @@ class Exchange:
         head is the whole answer (an HTTP/2 HEADERS frame that ended the stream; response_complete follows)."""
         req = self.req
         route = self.route
+        if self.log:
+            self.origin_status = status
+            self.origin_headers = list(headers)
         for mw in reversed(route.middlewares):
             if mw.needs_response:
                 status = mw.on_response(req, status, headers)
@@ -354,14 +396,20 @@ class Exchange:
         self.resp_started = True
         keep = req.keep_alive and framing != "close"
         self.client.transport.write(response_head(status, headers, framing, max(length, 0), keep, extra))
+        if self.log:
+            self.resp_headers = headers + extra if extra else list(headers)
 
     def response_body(self, data: bytes) -> None:
+        if self.log:
+            self.origin_size += len(data)
         if self.intercept is not None or self.head_request:
             return
         if self.encoder is not None:
             data = self.encoder.compress(data)
             if not data:
                 return
+        if self.counting:
+            self.resp_bytes += len(data)
         if self.framing == "chunked":
             self.client.transport.write(b"%x\r\n%s\r\n" % (len(data), data))
         else:
@@ -377,6 +425,13 @@ class Exchange:
         self.trailers = trailers
 
     def response_complete(self, keep_client: bool) -> None:
+        if self.counting:
+            up = self.up
+            if not self.framing and up is not None:  # raw mode: the parser counted the body
+                self.resp_bytes = self.origin_size = up.body_bytes
+                self.origin_status = self.status
+            if self.sent_at:
+                self.origin_duration = self.client.state.loop.time() - self.sent_at
         if self.intercept is not None:
             self.client.state.spawn(self.intercept())
             return
@@ -386,6 +441,8 @@ class Exchange:
             tail = self.encoder.flush(zlib.Z_FINISH) if hasattr(self.encoder, "flush") else b""
             if tail and not self.head_request:
                 self.client.transport.write(b"%x\r\n%s\r\n" % (len(tail), tail) if self.framing == "chunked" else tail)
+                if self.counting:
+                    self.resp_bytes += len(tail)
         if self.framing == "chunked":
             trailers = self.trailers
             self.client.transport.write(b"0\r\n" + trailer_block(trailers) + b"\r\n" if trailers and self.on_trailers is None
@@ -400,8 +457,18 @@ class Exchange:
             mws = self.route.middlewares
             self.reply(reply, mws.index(by) if by in mws else 0)
 
+    @property
+    def chosen(self) -> Target | None:
+        """The server the request went to (none yet, or answered by the proxy)."""
+        try:
+            return self.target
+        except AttributeError:
+            return None
+
     def start_tunnel(self, up: UpstreamConnection) -> None:
         self.status = 101
+        if self.log:
+            self.origin_status = 101
         self.up = None
         up.exchange = None
         self.client.start_tunnel(up)
@@ -425,6 +492,8 @@ class Exchange:
             delay = 0.0
             if not stale:
                 self.retry_left -= 1
+                self.retries += 1
+                self.client.state.metrics.retried(self.service_name)
                 delay = self.retry_delay
                 self.retry_delay *= 2
                 target, _ = self.route.service.pick(self.req)
@@ -468,9 +537,14 @@ class Exchange:
                 if mw.needs_done:
                     mw.on_done(self.req)
         state = self.client.state
-        if state.metrics.enabled:
-            state.metrics.observe(self.client.entrypoint, self.service_name, self.req.method, self.status,
-                                  self.req.tls, state.loop.time() - self.t0)
+        if state.metrics.enabled and self.route.metrics:
+            req = self.req
+            state.metrics.observe(self.client.entrypoint, self.service_name, req.method, self.status, req.tls,
+                                  state.loop.time() - self.t0, self.route.name, self.req_bytes, self.resp_bytes,
+                                  self.client.tls_info, "websocket" if req.upgrade else "http")
+        writer = state.access_log
+        if writer is not None and self.log:
+            log_exchange(writer, self, state.loop.time())
         if not keep or (self.req.upgrade and not tunnel):
             self.req.keep_alive = False
         if tunnel or self.req_done or not keep:

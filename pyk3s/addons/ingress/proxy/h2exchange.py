@@ -104,6 +104,9 @@ class H2Exchange(Exchange):
         self.h2.send_head(self.sid, fields, not body)
         if body:
             self.h2.send_body(self.sid, body, True)
+        if self.counting:
+            self.resp_headers = list(reply.headers)
+            self.resp_bytes = len(body)
         self.ended = True
         self.finish(True)
 
@@ -114,6 +117,9 @@ class H2Exchange(Exchange):
     def response_head(self, status: int, headers: list[tuple[str, str]], close_delimited: bool,
                       ends: bool = False) -> None:
         req = self.req
+        if self.log:
+            self.origin_status = status
+            self.origin_headers = list(headers)
         for mw in reversed(self.route.middlewares):
             if mw.needs_response:
                 status = mw.on_response(req, status, headers)
@@ -132,6 +138,8 @@ class H2Exchange(Exchange):
                                                                    and self.encoder is None)
         self.framing = "h2"
         self.h2.send_head(self.sid, response_fields(status, headers, length, extra), end)
+        if self.log:
+            self.resp_headers = headers + extra if extra else list(headers)
         if end:
             self.ended = True
         elif length is not None and self.h2up is None:
@@ -139,12 +147,16 @@ class H2Exchange(Exchange):
             self.left = length
 
     def response_body(self, data: bytes) -> None:
+        if self.log:
+            self.origin_size += len(data)
         if self.intercept is not None or self.ended or not data:
             return
         if self.encoder is not None:
             data = self.encoder.compress(data)
             if not data:
                 return
+        if self.counting:
+            self.resp_bytes += len(data)
         end = False
         if self.left >= 0:
             self.left -= len(data)
@@ -169,6 +181,8 @@ class H2Exchange(Exchange):
                 self.h2up.resume()
 
     def response_complete(self, keep_client: bool) -> None:
+        if self.counting and self.sent_at:
+            self.origin_duration = self.client.state.loop.time() - self.sent_at
         if self.intercept is not None:
             self.client.state.spawn(self.intercept())
             return
@@ -178,6 +192,8 @@ class H2Exchange(Exchange):
             tail = self.encoder.flush(zlib.Z_FINISH) if hasattr(self.encoder, "flush") else b""
             if tail and not self.ended:
                 self.h2.send_body(self.sid, tail, False)
+                if self.counting:
+                    self.resp_bytes += len(tail)
         if not self.ended:
             trailers = self.trailers if self.on_trailers is None else None
             self.h2.end_stream(self.sid, trailer_fields(trailers) if trailers else None)

@@ -78,7 +78,7 @@ LINGER = 1.0  # seconds a closed connection keeps reading (and dropping) before 
 class H2ClientConnection(asyncio.Protocol):
     __slots__ = ("state", "entrypoint", "tls", "trusted", "transport", "conn", "outbox", "streams", "closed",
                  "peer", "peer_port", "local_port", "sni", "compiled", "table", "last_active", "budget",
-                 "budget_at", "goaway_at", "flush_handle", "paused_streams", "encoder_table", "tls_key")
+                 "budget_at", "goaway_at", "flush_handle", "paused_streams", "encoder_table", "tls_key", "tls_info")
 
     def __init__(self, state: ProxyState, entrypoint: str, tls: bool) -> None:
         self.state = state
@@ -114,12 +114,14 @@ class H2ClientConnection(asyncio.Protocol):
         self.flush_handle: asyncio.Handle | None = None
         self.paused_streams: set[H2Exchange] = set()
         self.tls_key: object = None  # the certificate and options of the handshake (ProxyState.tls_changed)
+        self.tls_info: tuple[str, str] | None = None  # (TLS version, Go cipher name) for TLS metrics
 
     # ------------------------------------------------------------------ start
     def take_over(self, transport: asyncio.Transport, peer: str, peer_port: int, local_port: int, sni: str,
-                  trusted: bool, data: bytes) -> None:
+                  trusted: bool, data: bytes, tls_info: tuple[str, str] | None = None) -> None:
         """Start on a connection the HTTP/1.1 protocol accepted; ``data``: bytes already read (the preface)."""
         self.transport = transport
+        self.tls_info = tls_info
         self.peer, self.peer_port, self.local_port, self.sni, self.trusted = peer, peer_port, local_port, sni, trusted
         self.state.h2_clients.add(self)
         if self.tls:

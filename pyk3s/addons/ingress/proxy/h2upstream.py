@@ -1,12 +1,14 @@
 """HTTP/2 to backend servers: ``h2c`` (prior knowledge) and ``https`` with ALPN ``h2``, multiplexed.
 
 Rules:
-- One :class:`H2Pool` per (scheme, host, port) per worker. An exchange gets a stream on the first
-  connection with room (the server's MAX_CONCURRENT_STREAMS, 100 until its SETTINGS arrive); another
-  connection is dialed only when every one is full. A connection without streams for ``IDLE_TIMEOUT``
-  is closed.
-- ``https``: the TLS handshake offers ``h2`` and ``http/1.1``, as Traefik's transport does. A server that
-  picks ``http/1.1`` (or nothing) gets HTTP/1.1 from then on: the connection joins the target's
+- One :class:`H2Pool` per server and ServersTransport per worker. An exchange gets a stream on the
+  first connection with room (the server's MAX_CONCURRENT_STREAMS, 100 until its SETTINGS arrive);
+  another connection is dialed only when every one is full. A connection without streams for the
+  transport's ``idleConnTimeout`` (90s) is closed; the transport's ``dialTimeout`` bounds the dial.
+- ``https``: the TLS handshake uses the ServersTransport's settings (verification, ``serverName``,
+  root CAs, client certificate, ``peerCertSANs``) and offers ``h2`` and ``http/1.1``, as Traefik's
+  transport does; ``disableHTTP2`` keeps such servers on HTTP/1.1 (``ProxyState.h2_pool``). A server
+  that picks ``http/1.1`` (or nothing) gets HTTP/1.1 from then on: the connection joins the target's
   HTTP/1.1 pool and the pool remembers it (``h1_only``). ``h2c`` is always HTTP/2 (Upgrade requests
   never come here: they always go out as HTTP/1.1).
 - A GOAWAY from the server: streams above its last stream id fail as "refused" (the exchange resends
@@ -45,6 +47,7 @@ from h2.settings import SettingCodes, Settings
 
 from ..http.request import HttpRequest
 from ..routing.services import Target
+from ..routing.transports import match_peer_sans
 from .h2conn import H2Session, Outbox, str_headers
 from .h2heads import upstream_fields
 from .upstream import DIAL_TIMEOUT, IDLE_TIMEOUT, UpstreamConnection
@@ -90,11 +93,9 @@ class H2Requester(Protocol):
     def request_drained(self) -> None: ...
 
 
-def _tls_context() -> ssl.SSLContext:
+def _default_tls_context() -> ssl.SSLContext:
+    """Traefik's default without a ServersTransport: verified against the system CAs and the address."""
     ctx = ssl.create_default_context()
-    # as the HTTP/1.1 pools: in-cluster backends use self-signed certificates (see upstream.Pool)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
     ctx.set_alpn_protocols(["h2", "http/1.1"])
     return ctx
 
@@ -103,7 +104,8 @@ class H2Pool:
     """HTTP/2 connections to one backend server. Unused for ``IDLE_TIMEOUT`` (no connection, nobody
     waiting) it is retired and dropped by the sweeper, as the HTTP/1.1 pools are."""
 
-    __slots__ = ("state", "target", "conns", "waiting", "dialing", "h1_only", "ssl_context", "empty_since")
+    __slots__ = ("state", "target", "conns", "waiting", "dialing", "h1_only", "ssl_context", "server_hostname",
+                 "dial_timeout", "idle_timeout", "peer_sans", "empty_since")
 
     def __init__(self, state: ProxyState, target: Target) -> None:
         self.state = state
@@ -111,8 +113,25 @@ class H2Pool:
         self.conns: list[H2UpstreamConnection] = []
         self.waiting: deque[H2Requester] = deque()
         self.dialing = False
-        self.h1_only = False  # an https server that chose HTTP/1.1
-        self.ssl_context = _tls_context() if target.scheme == "https" else None
+        self.h1_only = False  # an https server that chose HTTP/1.1 (or a transport with disableHTTP2)
+        self.ssl_context: ssl.SSLContext | None = None
+        self.server_hostname: str | None = None
+        self.dial_timeout: float | None = DIAL_TIMEOUT
+        self.idle_timeout = IDLE_TIMEOUT
+        self.peer_sans: tuple[tuple[str, str], ...] = ()
+        transport = target.transport
+        if transport is not None:
+            self.dial_timeout = transport.dial_timeout
+            self.idle_timeout = transport.idle_timeout or IDLE_TIMEOUT
+        if target.scheme == "https":
+            if transport is None:
+                self.ssl_context, self.server_hostname = _default_tls_context(), target.host
+            elif transport.h2_ssl_context is None:
+                self.h1_only = True
+            else:
+                self.ssl_context = transport.h2_ssl_context
+                self.server_hostname = transport.server_name or target.host
+                self.peer_sans = transport.peer_sans
         self.empty_since = 0.0
 
     def request(self, ex: H2Requester) -> None:
@@ -129,10 +148,18 @@ class H2Pool:
     async def dial(self) -> None:
         target = self.target
         try:
-            _, conn = await asyncio.wait_for(self.state.loop.create_connection(
-                lambda: H2UpstreamConnection(self), target.host, target.port, ssl=self.ssl_context), DIAL_TIMEOUT)
+            transport, conn = await asyncio.wait_for(self.state.loop.create_connection(
+                lambda: H2UpstreamConnection(self), target.host, target.port, ssl=self.ssl_context,
+                server_hostname=self.server_hostname), self.dial_timeout)
+            if self.peer_sans and not match_peer_sans(transport.get_extra_info("peercert"), self.peer_sans):
+                transport.close()
+                raise ssl.SSLCertVerificationError("the server certificate carries none of the required SANs")
         except TimeoutError:
             self.fail_waiting("timeout")
+            return
+        except ssl.SSLError as err:
+            self.state.pool(target).tls_failed(err)
+            self.fail_waiting("connect")
             return
         except OSError:
             self.fail_waiting("connect")
@@ -187,21 +214,21 @@ class H2Pool:
             self.conns.remove(conn)
 
     def sweep(self, now: float) -> bool:
-        """Close connections without a stream for IDLE_TIMEOUT; True when the pool itself went unused
+        """Close connections without a stream for the idle timeout; True when the pool itself went unused
         that long (the caller drops it)."""
         for conn in list(self.conns):
             if conn.streams:
                 conn.idle_since = 0.0
             elif not conn.idle_since:
                 conn.idle_since = now
-            elif now - conn.idle_since > IDLE_TIMEOUT:
+            elif now - conn.idle_since > self.idle_timeout:
                 conn.shut()
         if self.conns or self.waiting or self.dialing:
             self.empty_since = 0.0
             return False
         if not self.empty_since:
             self.empty_since = now
-        return now - self.empty_since > IDLE_TIMEOUT
+        return now - self.empty_since > self.idle_timeout
 
     def close(self) -> None:
         for conn in list(self.conns):

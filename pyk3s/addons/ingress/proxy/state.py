@@ -2,10 +2,11 @@
 HTTP/2), metrics, tasks, the api@internal handler and the TLS certificate store.
 
 ``ProxyState.apply(config)`` compiles a DynamicConfig and publishes it by one assignment; requests in
-flight keep the snapshot they started with. A sweeper closes idle client connections (``CLIENT_IDLE``;
-HTTP/2 ones with a GOAWAY) and idle upstream connections once a second. ``drain(grace)`` stops a
-worker gently: HTTP/2 clients get a graceful GOAWAY, idle HTTP/1.1 connections are closed, and what is
-in flight may finish within ``grace`` seconds.
+flight keep the snapshot they started with. A sweeper closes, once a second, client connections that
+exceed their entry point's ``transport.respondingTimeouts`` (idle 180s, reading a request 60s, answering
+it: no limit unless ``writeTimeout``; HTTP/2 ones idle get a GOAWAY) and idle upstream connections.
+``drain(grace)`` stops a worker gently: HTTP/2 clients get a graceful GOAWAY, idle HTTP/1.1 connections
+are closed, and what is in flight may finish within ``grace`` seconds.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from ..config.static import StaticConfig
 from ..http.reply import Reply
 from ..http.request import HttpRequest
 from ..routing.compile import Compiled, compile_config
-from ..routing.services import CompiledService, MirrorService, Target
+from ..routing.services import Balancer, CompiledService, MirrorService, Target
+from . import accesslog
+from .accesslog import AccessLogWriter
 from .api import ApiHandler, Explain
 from .h2upstream import H2Pool
 from .metrics import MetricsSnapshot, ProxyMetrics, render
@@ -32,10 +35,13 @@ if TYPE_CHECKING:
     from .client import ClientConnection
     from .h2server import H2ClientConnection
 
-__all__ = ["ProxyState", "CLIENT_IDLE"]
+__all__ = ["ProxyState", "CLIENT_IDLE", "Timeouts"]
 
 log = logging.getLogger("pyk3s.ingress")
 CLIENT_IDLE = 180.0
+
+Timeouts = tuple[float, float, float]
+"""An entry point's (idle, read, write) timeouts in seconds; 0: none."""
 
 
 class ProxyState:
@@ -47,18 +53,30 @@ class ProxyState:
         self.loop = loop
         self.static = static
         self.compiled: Compiled = compile_config(DynamicConfig(), static)
-        self.pools: dict[tuple[str, str, int], Pool] = {}
-        self.h2_pools: dict[tuple[str, str, int], H2Pool] = {}
+        self.pools: dict[tuple[str, str, int, int], Pool] = {}
+        self.h2_pools: dict[tuple[str, str, int, int], H2Pool] = {}
         self.h2_clients: set[H2ClientConnection] = set()
         self.stopping = False  # set when the worker stops gently (runner.stop_gently)
-        self.metrics = ProxyMetrics(static.prometheus)
+        self.metrics = ProxyMetrics(static.prometheus, static.prometheus_options)
         self.metrics_source = metrics_source
         self.connections: set[ClientConnection] = set()
         self.tasks: set[asyncio.Task[object]] = set()
         self.now = loop.time()
         self.api = ApiHandler(lambda: self.compiled, explain)
         self.tls_store = CertStore()  # the runner keeps it in step with the configuration (TLS entrypoints)
-        self.on_apply: list[Callable[[Compiled], None]] = []
+        self.on_apply: list[Callable[[Compiled], object]] = []
+        # this process's access log (proxy/accesslog.py): None keeps exchanges from building records
+        self.access_log: AccessLogWriter | None = None
+        if static.access_log is not None:
+            self.access_log = AccessLogWriter(static.access_log)
+            accesslog.install(self.access_log)
+        # one check on the fast lane for both metrics and access logs
+        self.observing = self.metrics.enabled or self.access_log is not None
+        self.tcp_open: dict[str, int] = {}  # entry point -> connections routed by TCP routers
+        self.udp_open: dict[str, int] = {}  # entry point -> UDP sessions
+        self.metrics.open_source = self.open_connections
+        self.timeouts: dict[str, Timeouts] = {n: (ep.idle_timeout, ep.read_timeout, ep.write_timeout)
+                                              for n, ep in static.entrypoints.items()}
 
     # -- configuration
     def apply(self, config: DynamicConfig) -> Compiled:
@@ -70,15 +88,32 @@ class ProxyState:
         self.metrics.reloads += 1
         self.metrics.last_reload_ok = 1
         self.metrics.last_reload_ts = time.time()
+        if self.metrics.enabled:
+            self.metrics.servers((name, t.url) for name, svc in compiled.services.items()
+                                 if isinstance(svc, Balancer) for t in svc.targets)
         for fn in self.on_apply:
             fn(compiled)
         return compiled
+
+    def open_connections(self) -> dict[tuple[str, str], int]:
+        """traefik_open_connections: every TCP connection of an entry point (HTTP or routed by a TCP router),
+        and its UDP sessions, in this worker."""
+        out: dict[tuple[str, str], int] = {}
+        for name, ep in self.static.entrypoints.items():
+            if ep.protocol == "udp":
+                out[(name, "UDP")] = self.udp_open.get(name, 0)
+            else:
+                out[(name, "TCP")] = self.tcp_open.get(name, 0)
+        for name in [c.entrypoint for c in self.connections] + [c.entrypoint for c in self.h2_clients]:
+            key = (name, "TCP")
+            out[key] = out.get(key, 0) + 1
+        return out
 
     # -- helpers used by exchanges
     def pool(self, target: Target) -> Pool:
         pool = self.pools.get(target.key)
         if pool is None:
-            pool = self.pools[target.key] = Pool(self.loop, target.scheme, target.host, target.port)
+            pool = self.pools[target.key] = Pool(self.loop, target, self.observing)
         return pool
 
     def h2_pool(self, target: Target) -> H2Pool | None:
@@ -130,15 +165,23 @@ class ProxyState:
             self.sweep(self.loop.time())
 
     def sweep(self, now: float) -> None:
-        """Close idle client connections (HTTP/2 ones with a GOAWAY) and idle upstream connections; drop
-        retired pools."""
+        """Close client connections past their entry point's idle, read or write timeout (idle HTTP/2 ones
+        with a GOAWAY) and idle upstream connections; drop retired pools."""
         self.now = now
+        default = (CLIENT_IDLE, 0.0, 0.0)
         for conn in list(self.connections):
-            if not conn.queue and conn.tunnel is None and now - conn.last_active > CLIENT_IDLE:
+            if conn.tunnel is not None:
+                continue
+            idle, read, write = self.timeouts.get(conn.entrypoint, default)
+            if (not conn.queue and idle and now - conn.last_active > idle
+                    or read and conn.reading_since and now - conn.reading_since > read
+                    or write and conn.queue and conn.answering_since and now - conn.answering_since > write):
                 conn.closed = True
                 conn.transport.close()
         for h2 in list(self.h2_clients):
-            h2.idle(now, CLIENT_IDLE)
+            idle = self.timeouts.get(h2.entrypoint, default)[0]
+            if idle:
+                h2.idle(now, idle)
         for key, pool in list(self.pools.items()):
             if pool.sweep(now):
                 del self.pools[key]
@@ -170,6 +213,8 @@ class ProxyState:
             await asyncio.sleep(0.05)
 
     def close(self) -> None:
+        if self.access_log is not None and accesslog.active() is self.access_log:
+            accesslog.install(None)
         for pool in self.pools.values():
             pool.close()
         for h2pool in self.h2_pools.values():

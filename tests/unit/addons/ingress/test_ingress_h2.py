@@ -33,6 +33,7 @@ from hyperframe.frame import GoAwayFrame, HeadersFrame, RstStreamFrame, Settings
 from ingress_support import http, service_yaml
 
 from pyk3s.addons.ingress.proxy.h2server import H2ClientConnection
+from pyk3s.addons.ingress.proxy.metrics import render
 
 ROUTE = """
 apiVersion: traefik.io/v1alpha1
@@ -150,7 +151,13 @@ spec: {headers: {customResponseHeaders: {X-Mw: "yes"}, customRequestHeaders: {X-
 apiVersion: traefik.io/v1alpha1
 kind: Middleware
 metadata: {name: auth, namespace: default}
-spec: {basicAuth: {users: ["test:$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/"]}}
+spec: {basicAuth: {secret: users}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: users, namespace: default}
+type: kubernetes.io/basic-auth
+data: {username: dGVzdA==, password: dGVzdA==}
 ---
 apiVersion: traefik.io/v1alpha1
 kind: Middleware
@@ -175,6 +182,47 @@ spec: {stripPrefix: {prefixes: [/api]}}
     r = await c.request("/api/http/routers", "x")
     assert r.status == 200 and b'"name": "default-r-' in r.body.replace(b'":"', b'": "')
     c.close()
+
+
+async def test_access_logs_and_tls_metrics_over_h2(make_proxy, backend, grpc_backend, tmp_path):
+    """HTTP/2 requests get the same access-log records and metric families as HTTP/1.1 ones."""
+    crt, key = self_signed("s.example.com")
+    path = tmp_path / "access.json"
+    proxy = await tls_proxy(make_proxy, "--accesslog.format=json", f"--accesslog.filepath={path}",
+                            "--metrics.prometheus", "--entrypoints.traefik.address=127.0.0.1:0")
+    proxy.load(service_yaml("whoami", backend.port) + service_yaml("g", grpc_backend.port) + secret("s", crt, key)
+               + route("Host(`s.example.com`)", extra="entryPoints: [websecure]\n  tls: {secretName: s}")
+               + route("Host(`g`)", svc="g", name="g", scheme="h2c", extra="entryPoints: [web]"))
+    async with httpx.AsyncClient(http2=True, verify=client_tls()) as c:
+        r = await c.post(f"https://127.0.0.1:{proxy.ports['websecure']}/up?x=1", content=b"abc",
+                         headers={"host": "s.example.com"}, extensions={"sni_hostname": "s.example.com"})
+        assert r.http_version == "HTTP/2" and r.status_code == 200
+    c2 = await H2Client.connect(proxy.ports["web"])
+    g = await c2.request("/pk.Echo/Unary", "g", "POST", [("content-type", "application/grpc"), ("te", "trailers")],
+                         grpc_frame(b"log"))
+    assert g.trailers["grpc-status"] == "0"
+    missing = await c2.request("/", "nobody")
+    assert missing.status == 404
+    c2.close()
+    await asyncio.sleep(0)
+    proxy.state.access_log.flush()
+    recs = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(recs) == 3, recs
+    tls_rec, grpc_rec, missing_rec = recs
+    assert tls_rec["RequestProtocol"] == "HTTP/2.0" and tls_rec["RequestScheme"] == "https"
+    assert tls_rec["RequestPath"] == "/up?x=1" and tls_rec["RequestContentSize"] == 3
+    assert tls_rec["DownstreamStatus"] == tls_rec["OriginStatus"] == 200
+    assert tls_rec["DownstreamContentSize"] == len(r.content) and tls_rec["TLSVersion"] in ("1.2", "1.3")
+    assert tls_rec["ServiceURL"] == f"http://127.0.0.1:{backend.port}" and tls_rec["entryPointName"] == "websecure"
+    assert grpc_rec["ServiceURL"] == f"h2c://127.0.0.1:{grpc_backend.port}" and grpc_rec["OriginStatus"] == 200
+    assert grpc_rec["RequestProtocol"] == "HTTP/2.0" and grpc_rec["DownstreamContentSize"] == len(g.body)
+    assert grpc_rec["OriginDuration"] > 0
+    assert missing_rec["DownstreamStatus"] == 404 and missing_rec["OriginStatus"] == 0
+    metrics = proxy.state.metrics.snapshot()
+    text = render([metrics]).decode()
+    assert any(line.startswith("traefik_entrypoint_requests_tls_total{") and 'entrypoint="websecure"' in line
+               for line in text.splitlines()), text
+    assert 'traefik_open_connections{entrypoint="web",protocol="TCP"}' in text
 
 
 async def test_bodies_both_ways_with_flow_control(make_proxy, backend):
@@ -276,13 +324,32 @@ async def test_https_backend_alpn_h2_and_http11_fallback(make_proxy, backend):
     loop = asyncio.get_running_loop()
     h1 = await loop.create_server(lambda: _BackendConn(backend), "127.0.0.1", 0, ssl=server_ctx)
     h1_port = h1.sockets[0].getsockname()[1]
+    grpc_head = [("content-type", "application/grpc"), ("te", "trailers")]
+
+    def transport(name: str, spec: str) -> str:
+        return (f"apiVersion: traefik.io/v1alpha1\nkind: ServersTransport\nmetadata: {{name: {name}, namespace: default}}\n"
+                f"spec: {spec}\n---\n")
+
+    def routes(transport_name: str) -> str:
+        st = f", serversTransport: {transport_name}"
+        return (service_yaml("g", tls_grpc.port) + service_yaml("w", h1_port) + transport("skip", "{insecureSkipVerify: true}")
+                + transport("h1", "{insecureSkipVerify: true, disableHTTP2: true}")
+                + route("Host(`g`)", svc="g", scheme="https" + st) + route("Host(`w`)", svc="w", name="w", scheme="https" + st))
     try:
         proxy = await make_proxy()
-        proxy.load(service_yaml("g", tls_grpc.port) + service_yaml("w", h1_port) + route(
-            "Host(`g`)", svc="g", scheme="https") + route("Host(`w`)", svc="w", name="w", scheme="https"))
+        # servers' certificates are verified as for HTTP/1.1: a self-signed one is refused (UNAVAILABLE)
+        proxy.load(routes("skip").replace(", serversTransport: skip", ""))
         c = await H2Client.connect(proxy.port)
-        r = await c.request("/pk.Echo/Unary", "g", "POST", [("content-type", "application/grpc"), ("te", "trailers")],
-                            grpc_frame(b"tls"))
+        r = await c.request("/pk.Echo/Unary", "g", "POST", grpc_head, grpc_frame(b"tls"))
+        assert r.status == 200 and r.headers["grpc-status"] == "14" and not tls_grpc.peers
+        # disableHTTP2: ALPN offers http/1.1 only, and a gRPC server refuses that
+        proxy.load(routes("h1"))
+        r = await c.request("/pk.Echo/Unary", "g", "POST", grpc_head, grpc_frame(b"tls"))
+        assert r.headers.get("grpc-status") == "14" and not tls_grpc.peers
+        names = {p.target.transport.name: p.h1_only for p in proxy.state.h2_pools.values()}
+        assert names == {"default@internal": False, "default-h1@kubernetescrd": True}, names
+        proxy.load(routes("skip"))
+        r = await c.request("/pk.Echo/Unary", "g", "POST", grpc_head, grpc_frame(b"tls"))
         assert r.status == 200 and r.body == grpc_frame(b"echo:tls") and r.trailers["grpc-status"] == "0"
         for i in range(3):
             r = await c.request(f"/h1/{i}", "w")
@@ -290,7 +357,7 @@ async def test_https_backend_alpn_h2_and_http11_fallback(make_proxy, backend):
         c.close()
         r1 = await http(proxy.port, "/via-h1-client", host="w")
         assert r1.status == 200
-        pools = {k[2]: p for k, p in proxy.state.h2_pools.items()}
+        pools = {k[2]: p for k, p in proxy.state.h2_pools.items() if p.target.transport.name.startswith("default-skip")}
         assert not pools[tls_grpc.port].h1_only and pools[h1_port].h1_only
     finally:
         h1.close()
