@@ -32,6 +32,7 @@ from h2_support import (
 from hyperframe.frame import GoAwayFrame, HeadersFrame, RstStreamFrame, SettingsFrame
 from ingress_support import http, service_yaml
 
+from pyk3s.addons.ingress.explain import explain_api
 from pyk3s.addons.ingress.proxy.h2server import H2ClientConnection
 from pyk3s.addons.ingress.proxy.metrics import render
 
@@ -181,6 +182,10 @@ spec: {stripPrefix: {prefixes: [/api]}}
     assert b'traefik_entrypoint_requests_total{code="401",entrypoint="web",method="GET"' in r.body
     r = await c.request("/api/http/routers", "x")
     assert r.status == 200 and b'"name": "default-r-' in r.body.replace(b'":"', b'": "')
+    proxy.state.api.explain = explain_api  # what the runner installs
+    r = await c.request("/api/explain?url=http://m/api/v1", "x")  # explain answers over HTTP/2 as well
+    match = json.loads(r.body)["match"]
+    assert match["router"].startswith("default-r-") and match["servers"] == [f"http://127.0.0.1:{backend.port}"]
     c.close()
 
 
