@@ -187,3 +187,39 @@ async def test_command_logs_and_exit(node, tmp_path):
     assert f" stdout F nameserver {NETS.cluster_dns}" in log
     assert "search default.svc.cluster.local" in log
     assert statuses["job"]["podIP"] in log
+
+
+async def test_missing_mount_points_exist_in_the_container_alone(node, tmp_path):
+    """Volumes whose mountPath the node lacks (a top-level directory as the Traefik chart's /data, one in
+    /etc as CoreDNS's /etc/coredns, one nested in another volume) and a missing workingDir: the
+    container sees them, the node's filesystem stays as it was, and the rest of the node's tree (files in
+    the covered /etc, the data dir under /tmp, /proc) stays visible to the container."""
+    ctx, statuses, workers, _ = node
+    tag = uuid.uuid4().hex[:8]
+    top, etc, workdir = f"/pk-view-{tag}", f"/etc/pk-view-{tag}", f"/pk-view-{tag}-wd"
+    script = (f"pwd; echo hi > {top}/data/f; touch {etc}/custom/g; ls {etc}; "
+              f"test -s /etc/os-release && echo etc-kept; test -d {tmp_path} && echo data-dir-kept; "
+              "test -r /proc/self/status && echo proc-kept; grep -c . /etc/resolv.conf >/dev/null && echo resolv")
+    pod = {"metadata": {"name": "view", "namespace": "default", "uid": str(uuid.uuid4())},
+           "spec": {"nodeName": NODE, "restartPolicy": "Never",
+                    "volumes": [{"name": n, "emptyDir": {}} for n in ("data", "conf", "custom")],
+                    "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", script],
+                                    "workingDir": workdir,
+                                    "volumeMounts": [{"name": "custom", "mountPath": f"{etc}/custom"},
+                                                     {"name": "data", "mountPath": f"{top}/data"},
+                                                     {"name": "conf", "mountPath": etc}]}]}}
+    w = PodWorker(ctx, pod)
+    w.start()
+    workers.append(w)
+    assert await until(lambda: statuses.get("view", {}).get("phase") in ("Succeeded", "Failed"))
+    log = w.container_proc("c").log_path.read_text()
+    out = [line.split(" ", 3)[3] for line in log.splitlines()]
+    assert statuses["view"]["phase"] == "Succeeded", log
+    assert out == [workdir, "custom", "etc-kept", "data-dir-kept", "proc-kept", "resolv"], log
+    for path in (top, etc, workdir):
+        assert not os.path.lexists(path), f"{path} was made on the node"
+    assert (w.volumes["data"] / "f").read_text() == "hi\n"
+    assert (w.volumes["custom"] / "g").exists()
+    assert (w.volumes["conf"] / "custom").is_dir()  # the nested mount point is made in the pod's own volume
+    assert f"pk-view-{tag}" not in Path("/proc/self/mountinfo").read_text()
+
