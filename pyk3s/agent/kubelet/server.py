@@ -147,13 +147,9 @@ class KubeletServer:
             env = dict(kv.split("=", 1) for kv in raw.decode(errors="replace").split("\0") if "=" in kv)
         except OSError:
             pass
-        cwd = None
-        try:
-            cwd = str(Path(f"/proc/{proc.pid}/cwd").readlink())  # noqa: ASYNC240 - small local file / adopted pid poll
-        except OSError:
-            pass
-        # the container's mount, network and UTS (host name) namespaces
-        argv = ["nsenter", "-t", str(proc.pid), "-m", "-n", "-u"] + ([f"--wd={cwd}"] if cwd else []) + ["--", *command]
+        # the container's mount, network and UTS (host name) namespaces, and its working directory (taken
+        # from the process: a workingDir the node lacks exists only in the container's view)
+        argv = ["nsenter", "-t", str(proc.pid), "-m", "-n", "-u", "--wd", "--", *command]
         await serve_exec(ws, argv, env or None, StreamOptions.from_query(req.query))
         return ws
 
