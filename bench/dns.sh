@@ -17,8 +17,11 @@
 # Prints medians, the spread (± half the range, % of the median) and the pyk3s/peer ratios.
 # Workers: --workers N for every server (knot udp-workers, unbound num-threads, PYK3S_DNS_WORKERS);
 # default 1 under --pin (server alone on CPU 1, load and upstream on CPU 0), else 2.
+# --baseline SRC also runs `pyk3s coredns` from the source tree SRC (e.g. `git archive main | tar -x -C
+# SRC`), same Corefile, same API server, interleaved with the others in every round: before/after
+# figures from one sitting (reported as "pyk3s-base").
 #   bench/dns.sh [--duration 5] [--rounds 3] [--rate 10000] [--services 1000] [--port 15353] [--pin]
-#                [--workers N] [--sets cluster,nx,fwd-hit,fwd-miss] [--out DIR]
+#                [--workers N] [--sets cluster,nx,fwd-hit,fwd-miss] [--out DIR] [--baseline SRC]
 set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -26,23 +29,31 @@ ROOT="$(cd "$HERE/.." && pwd)"
 . "$HERE/peers.sh"
 PY="${BENCH_PYTHON:-$ROOT/.venv/bin/python}"
 PORT=15353; DURATION=5; ROUNDS=3; WORKERS=""; RATE=10000; RATE_DURATION=5; SERVICES=1000; CLIENTS=4; OUTSTANDING=100
-PIN=0; OUTDIR="$PWD/bench-results/pyk3s-dns"; SETS="cluster,nx,fwd-hit,fwd-miss"
+PIN=0; OUTDIR="$PWD/bench-results/pyk3s-dns"; SETS="cluster,nx,fwd-hit,fwd-miss"; BASELINE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;; --rate) RATE=$2; shift 2 ;; --services) SERVICES=$2; shift 2 ;;
     --port) PORT=$2; shift 2 ;; --pin) PIN=1; shift ;;
     --out) OUTDIR=$2; shift 2 ;; --rounds) ROUNDS=$2; shift 2 ;; --workers) WORKERS=$2; shift 2 ;;
     --sets) SETS=$2; shift 2 ;; --rate-duration) RATE_DURATION=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;; *) die "unknown option $1" ;;
+    --baseline) BASELINE=$(cd "$2" && pwd) || die "no directory $2"; shift 2 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;; *) die "unknown option $1" ;;
   esac
 done
 need dnsperf knotd unbound kubectl
 [ -n "$WORKERS" ] || { WORKERS=2; [ "$PIN" = 1 ] && WORKERS=1; }
-# ports: knot PORT, upstream +1, pyk3s +2, unbound +3, pyk3s health/ready/metrics +4..+6, API +7
-UPORT=$((PORT + 1)); PPORT=$((PORT + 2)); BPORT=$((PORT + 3)); APORT=$((PORT + 7))
+# ports: knot PORT, upstream +1, pyk3s +2, unbound +3, pyk3s health/ready/metrics +4..+6, API +7,
+# the baseline's DNS and health/ready/metrics +8..+11
+UPORT=$((PORT + 1)); PPORT=$((PORT + 2)); BPORT=$((PORT + 3)); APORT=$((PORT + 7)); XPORT=$((PORT + 8))
 TS_LOAD=(); TS_SRV=()
 if [ "$PIN" = 1 ]; then TS_LOAD=(taskset -c 0); TS_SRV=(taskset -c 1); fi
 require_free "$PORT" "$UPORT" "$PPORT" "$BPORT" $((PORT + 4)) $((PORT + 5)) $((PORT + 6)) "$APORT"
+if [ -n "$BASELINE" ]; then
+  require_free "$XPORT" $((PORT + 9)) $((PORT + 10)) $((PORT + 11))
+  [ -f "$BASELINE/pyk3s/__init__.py" ] || die "--baseline $BASELINE: no pyk3s package there"
+  got=$(cd "$BASELINE" && PYTHONPATH="$BASELINE" "$PY" -c 'import pyk3s, os; print(os.path.dirname(os.path.dirname(pyk3s.__file__)))')
+  [ "$got" = "$BASELINE" ] || die "--baseline: python imports pyk3s from $got, not $BASELINE"
+fi
 bench_tmp
 mkdir -p "$OUTDIR"
 Z="$BENCH_TMP/zone"
@@ -161,12 +172,28 @@ log "$SERVICES Services in the API server"
 start_bg "$BENCH_TMP/pyk3s.log" "${TS_SRV[@]}" env PYK3S_DNS_WORKERS="$WORKERS" "$PY" -m pyk3s coredns \
   -conf "$BENCH_TMP/pyk3s/Corefile" --kubeconfig "$KC"
 PPID_=$LAST_PID
-wait_port "$PPORT" udp 30 "$PPID_" "$BENCH_TMP/pyk3s.log"
-for _ in $(seq 1 600); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$((PORT + 5))/ready")" = 200 ] && break
-  kill -0 "$PPID_" 2>/dev/null || { tail -20 "$BENCH_TMP/pyk3s.log" >&2; die "pyk3s coredns exited"; }
-  sleep 0.1
-done
+wait_ready() { # pid dns-port ready-port log
+  wait_port "$2" udp 30 "$1" "$4"
+  for _ in $(seq 1 600); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$3/ready")" = 200 ] && return 0
+    kill -0 "$1" 2>/dev/null || { tail -20 "$4" >&2; die "pyk3s coredns exited"; }
+    sleep 0.1
+  done
+  die "pyk3s coredns on port $2 not ready"
+}
+wait_ready "$PPID_" "$PPORT" $((PORT + 5)) "$BENCH_TMP/pyk3s.log"
+XPID=""
+if [ -n "$BASELINE" ]; then
+  # the same packaged Corefile (this tree's dns_setup.py) on the baseline's ports, the same Services
+  "$PY" "$HERE/dns_setup.py" "$BENCH_TMP/base" --port "$XPORT" --health $((PORT + 9)) --ready $((PORT + 10)) \
+    --metrics $((PORT + 11)) --upstream "127.0.0.1:$UPORT" --services "$SERVICES" || die "dns_setup.py failed"
+  # run from SRC: `python -m` puts the working directory first on the path
+  start_bg "$BENCH_TMP/base.log" "${TS_SRV[@]}" env -C "$BASELINE" PYTHONPATH="$BASELINE" \
+    PYK3S_DNS_WORKERS="$WORKERS" "$PY" -m pyk3s coredns -conf "$BENCH_TMP/base/Corefile" --kubeconfig "$KC"
+  XPID=$LAST_PID
+  wait_ready "$XPID" "$XPORT" $((PORT + 10)) "$BENCH_TMP/base.log"
+  log "baseline: pyk3s coredns from $BASELINE on port $XPORT"
+fi
 
 # answers before load: the data set's A / SRV / NXDOMAIN, a forwarded name, a never-seen forwarded name
 check_fwd() { # name port
@@ -181,12 +208,17 @@ for name, want in (("host-7.example.test.", "10.99.0.8"), (f"fresh-{uuid.uuid4()
         sys.exit(f"{sys.argv[2]} {name}: rcode {dns.rcode.to_text(r.rcode())}, answer {got}")
 CHECK
 }
-for sp in "knot $PORT" "pyk3s $PPORT"; do
+OURS=("pyk3s $PPORT $PPID_")
+[ -n "$BASELINE" ] && OURS+=("pyk3s-base $XPORT $XPID")
+for sp in "knot $PORT" "${OURS[@]}"; do
   set -- $sp
   "$PY" "$PEERS/dns/check_answers.py" "$2" || die "$1: wrong answers for the cluster data set"
 done
-check_fwd pyk3s "$PPORT"; check_fwd unbound "$BPORT"
-log "answers checked: knot, pyk3s, unbound"
+for sp in "unbound $BPORT" "${OURS[@]}"; do
+  set -- $sp
+  check_fwd "$1" "$2"
+done
+log "answers checked: knot, unbound, ${OURS[*]%% *}"
 
 CPU="$SYSPY $PEERS/lib/proctree_cpu.py"
 # resident memory in MiB of a server: the PID and all its descendants (workers)
@@ -225,6 +257,7 @@ rate_run() { # name port set
 
 : >"$OUTDIR/results.txt"
 KRSS0=$(rss_mib "$KPID"); BRSS0=$(rss_mib "$BPID"); PRSS0=$(rss_mib "$PPID_")
+XRSS0=""; [ -n "$XPID" ] && XRSS0=$(rss_mib "$XPID")
 IFS=',' read -r -a SETL <<<"$SETS"
 for set in "${SETL[@]}"; do
   case "$set" in
@@ -232,20 +265,28 @@ for set in "${SETL[@]}"; do
     fwd-hit|fwd-miss) peer=unbound; peer_port=$BPORT; peer_pid=$BPID ;;
     *) die "unknown set $set" ;;
   esac
-  for sp in "$peer $peer_port" "pyk3s $PPORT"; do   # warm-up (fills both caches for fwd-hit)
+  for sp in "$peer $peer_port" "${OURS[@]}"; do   # warm-up (fills the caches for fwd-hit)
     set -- $sp
     "${TS_LOAD[@]}" dnsperf -s 127.0.0.1 -p "$2" -d "$(queries "$set" "$1" warm)" -c "$CLIENTS" -q "$OUTSTANDING" -l 2 >/dev/null 2>&1
   done
   for r in $(seq 1 "$ROUNDS"); do
     max_run "$peer" "$peer_port" "$peer_pid" "$set" "$r"
-    max_run pyk3s "$PPORT" "$PPID_" "$set" "$r"
+    for sp in "${OURS[@]}"; do
+      set -- $sp
+      max_run "$1" "$2" "$3" "$set" "$r"
+    done
   done
   rate_run "$peer" "$peer_port" "$set"
-  rate_run pyk3s "$PPORT" "$set"
+  for sp in "${OURS[@]}"; do
+    set -- $sp
+    rate_run "$1" "$2" "$set"
+  done
   rm -f "$BENCH_TMP"/q-miss-*.txt
   echo "$set $peer" >>"$OUTDIR/peers.txt"
 done
 KRSS1=$(rss_mib "$KPID"); BRSS1=$(rss_mib "$BPID"); PRSS1=$(rss_mib "$PPID_")
+XRSS1=""; [ -n "$XPID" ] && XRSS1=$(rss_mib "$XPID")
+[ -n "$XPID" ] && stop_pid "$XPID"
 stop_pid "$PPID_"; stop_pid "$API_PID"; stop_pid "$BPID"; stop_pid "$KPID"; stop_pid "$UP_PID"
 
 echo
@@ -274,7 +315,21 @@ for s in sets:
     ratio = med(pq) / med(kq) if kq and med(kq) else float("nan")
     print(f"| {s} | {peer} | {med(kq):,.0f} | {med(pq):,.0f} | {ratio:.2f}x | {spread(kq)} / {spread(pq)} "
           f"| {med(ku):.1f} / {med(pu):.1f} | {kr[4]} / {pr[4]} | {kr[5]} / {pr[5]} |")
+if any(r[0] == "pyk3s-base" for r in rows):
+    print()
+    print("baseline (pyk3s-base) in the same rounds:")
+    print("| set | peer | baseline qps | baseline ratio | pyk3s ratio | pyk3s/baseline qps | spread baseline "
+          "| CPU us/query peer / baseline / pyk3s |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for s in sets:
+        peer = peer_of[s]
+        kq, pq, xq = col(peer, s, "max", 4), col("pyk3s", s, "max", 4), col("pyk3s-base", s, "max", 4)
+        ku, pu, xu = col(peer, s, "max", 6), col("pyk3s", s, "max", 6), col("pyk3s-base", s, "max", 6)
+        ratio = lambda a, b: med(a) / med(b) if a and b and med(b) else float("nan")
+        print(f"| {s} | {peer} | {med(xq):,.0f} | {ratio(xq, kq):.2f}x | {ratio(pq, kq):.2f}x | {ratio(pq, xq):.2f}x "
+              f"| {spread(xq)} | {med(ku):.1f} / {med(xu):.1f} / {med(pu):.1f} |")
 REPORT
 printf 'memory (RSS MiB, %s services, all processes): knot %s loaded, %s after; unbound %s, %s after; pyk3s coredns %s loaded, %s after\n' \
   "$SERVICES" "$KRSS0" "$KRSS1" "$BRSS0" "$BRSS1" "$PRSS0" "$PRSS1" | tee -a "$OUTDIR/summary.txt"
+[ -n "$XPID" ] && printf 'baseline pyk3s coredns: %s loaded, %s after\n' "$XRSS0" "$XRSS1" | tee -a "$OUTDIR/summary.txt"
 echo "ratio = pyk3s/peer max QPS; CPU us/query = server CPU per query at max load; raw output in $OUTDIR"

@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""Throw >= 1,000,000 malformed and mutated DNS packets at the DNS core (fast and slow path).
+"""Throw >= 1,000,000 malformed and mutated DNS packets at the DNS core (fast and slow path) and at the
+forward lane's readers (wire.py).
 
     python bench/dns_fuzz.py [--count 1000000] [--seed 1]
 
 Prints the rate and every input that raised (none expected). Inputs: random bytes, truncated valid
-queries, bit flips, bad label lengths, compression loops, wrong section counts, bogus OPT records.
+queries, bit flips, bad label lengths, compression loops, wrong section counts, bogus OPT records. Every
+query also goes through the lane's query reader, and as many damaged upstream replies (several record
+types, EDNS) through its reply reader: a reply it keeps as bytes must be one dnspython parses too (the
+slow path's verdict), or it counts as a crash.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import sys
 import time
 import traceback
 
+import dns.exception
 import dns.message
+import dns.rrset
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "unit", "addons", "dns"))
 
@@ -29,6 +35,7 @@ from pyk3s.addons.dns.core import DnsCore, Routing  # noqa: E402
 from pyk3s.addons.dns.corefile import parse_corefile  # noqa: E402
 from pyk3s.addons.dns.plugins.kubernetes import KubernetesPlugin  # noqa: E402
 from pyk3s.addons.dns.precompute import build_fast  # noqa: E402
+from pyk3s.addons.dns.wire import WireQuery, WireReply  # noqa: E402
 
 SEEDS = [dns.message.make_query(n, t, **kw).to_wire() for n, t in [
     ("web.apps.svc.cluster.local", "A"), ("_http._tcp.web.apps.svc.cluster.local", "SRV"),
@@ -62,6 +69,52 @@ def mutate(rnd: random.Random) -> bytes:
     return bytes(base) + rnd.randbytes(rnd.randrange(1, 20))
 
 
+SOA = "ns.example.test. h.example.test. 1 7200 1800 86400 60"
+REPLIES = [  # (query type, answer, authority, additional): (owner, type, rdatas)
+    ("MX", [("www", "MX", ["10 a.mx.example.test.", "20 b.mx.example.test."])], [("example.test", "SOA", [SOA])],
+     [("a.mx.example.test", "A", ["10.99.0.1"])]),
+    ("A", [("www", "CNAME", ["t.example.test."]), ("t.example.test", "A", ["10.1.1.1", "10.1.1.2"])], [], []),
+    ("TXT", [("www", "TXT", ['"abc" "de"', '""'])], [], []),
+    ("SRV", [("www", "SRV", ["0 5 80 a.example.test."])], [], [("a.example.test", "AAAA", ["fd00::1"])]),
+    ("A", [], [("example.test", "SOA", [SOA])], []),
+]
+
+
+def reply_seeds() -> list[tuple[WireQuery, bytes]]:
+    out = []
+    for qtype, answer, authority, additional in REPLIES:
+        for edns in (False, True):
+            m = dns.message.make_query("www.example.test", qtype, use_edns=0 if edns else False)
+            r = dns.message.make_response(m)
+            for section, rrs in ((r.answer, answer), (r.authority, authority), (r.additional, additional)):
+                for owner, rdtype, rdatas in rrs:
+                    name = "www.example.test." if owner == "www" else owner + "."
+                    section.append(dns.rrset.from_text(name, 300, "IN", rdtype, *rdatas))
+            q = WireQuery.parse(m.to_wire())
+            assert q is not None
+            out.append((q, r.to_wire()))
+    return out
+
+
+def lane_reply(rnd: random.Random, seeds: list[tuple[WireQuery, bytes]]) -> None:
+    """One damaged upstream reply through the lane's reader; raises when it keeps one dnspython refuses."""
+    q, good = rnd.choice(seeds)
+    data = bytearray(good)
+    for _ in range(rnd.randrange(1, 4)):
+        data[rnd.randrange(q.qend, len(data))] = rnd.randrange(256)
+    if rnd.random() < 0.1:
+        data = data[:rnd.randrange(len(data))]
+    try:
+        got = WireReply.read(bytes(data), q)
+    except dns.exception.DNSException:
+        return                          # an unusual reply dnspython refused: the slow path's outcome
+    if isinstance(got, WireReply) and got.msg is None:
+        dns.message.from_wire(got.wire(), ignore_trailing=True)
+        got.groups(frozenset({1, 28, 15}))
+        got.set_ttl(5)
+        got.render()
+
+
 async def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=1_000_000)
@@ -72,12 +125,15 @@ async def main() -> int:
     kube.load(SERVICES, SLICES, PODS, NAMESPACES)
     core = DnsCore(await build_fast(Routing.of(blocks)))
     rnd = random.Random(a.seed)
+    seeds = reply_seeds()
     crashes = 0
     fast = slow = 0
     start = time.perf_counter()
     for i in range(a.count):
         pkt = mutate(rnd)
         try:
+            WireQuery.parse(pkt)
+            lane_reply(rnd, seeds)
             if core.fast_answer(pkt) is not None:
                 fast += 1
                 continue

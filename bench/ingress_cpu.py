@@ -5,7 +5,13 @@ driven with in-memory transports, so only the proxy's own Python work is timed (
 The lean reference proxy (../shared/peers/http/proxy_httptools.py) is driven the same way, so the
 two numbers compare the Python work per request directly.
 
-  python bench/ingress_cpu.py [--requests 200000] [--routes 1] [--auth] [--profile]
+  python bench/ingress_cpu.py [--requests 200000] [--routes 1] [--auth] [--accesslog] [--profile]
+  python bench/ingress_cpu.py --compare /work/main [--rounds 5]   # this tree against another, interleaved
+
+``--compare TREE`` measures this source tree and TREE (another checkout of pyk3s, e.g. main before a
+change) in alternating subprocesses, ``--rounds`` times each, and prints both medians with their spread
+and the ratio: the before/after check that a change leaves the fast lane's cost where it was.
+``--accesslog`` switches access logs on (to /dev/null) to show what they cost.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import time
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if "--tree" in sys.argv:  # measure another checkout: its pyk3s is imported instead of this one
+    ROOT = os.path.abspath(sys.argv[sys.argv.index("--tree") + 1])
 sys.path.insert(0, ROOT)
 
 from pyk3s.addons.ingress.config.static import static_from_flags  # noqa: E402
@@ -99,9 +107,12 @@ def objects(routes: int, auth: bool) -> list[dict[str, Any]]:
     return objs
 
 
-def run_pyk3s(n: int, routes: int, auth: bool) -> float:
+def run_pyk3s(n: int, routes: int, auth: bool, accesslog: bool = False) -> float:
     loop = asyncio.new_event_loop()
-    static = static_from_flags(["--entryPoints.web.address=127.0.0.1:18481", "--providers.kubernetescrd"])
+    flags = ["--entryPoints.web.address=127.0.0.1:18481", "--providers.kubernetescrd"]
+    if accesslog:
+        flags += ["--accesslog=true", "--accesslog.filepath=/dev/null"]
+    static = static_from_flags(flags)
     state = ProxyState(loop, static)
     state.apply(build_config(static, objects(routes, auth)))
     client = ClientConnection(state, "web", False, None)
@@ -149,14 +160,51 @@ def run_ref(n: int, routes: int) -> float:
     return (time.process_time() - t0) / n
 
 
+def compare(args: argparse.Namespace, n: int) -> int:
+    """This tree against ``args.compare``, in alternating subprocesses (same flags, same requests)."""
+    import statistics
+    import subprocess
+
+    trees = {"this": ROOT, "other": os.path.abspath(args.compare)}
+    common = ["--requests", str(n), "--routes", str(args.routes), "--single"]
+    if args.auth:
+        common.append("--auth")
+    results: dict[str, list[float]] = {k: [] for k in trees}
+    for i in range(args.rounds):
+        order = list(trees) if i % 2 == 0 else list(reversed(trees))
+        for name in order:
+            extra = ["--accesslog"] if args.accesslog and name == "this" else []
+            out = subprocess.run([sys.executable, os.path.abspath(__file__), *common, *extra, "--tree", trees[name]],
+                                 capture_output=True, text=True, check=True).stdout
+            results[name].append(float(out.strip().splitlines()[-1]))
+    med = {k: statistics.median(v) for k, v in results.items()}
+    for name in trees:
+        v = results[name]
+        print(f"{name:5} {trees[name]}: median {med[name]:.2f} us/request  (min {min(v):.2f}, max {max(v):.2f}, "
+              f"spread {(max(v) - min(v)) / med[name] * 100:.0f}%)  runs {' '.join(f'{x:.2f}' for x in v)}")
+    print(f"ratio this/other {med['this'] / med['other']:.3f}x   (routes={args.routes} auth={'on' if args.auth else 'off'} "
+          f"accesslog={'on' if args.accesslog else 'off'}, {n} requests x {args.rounds} rounds, interleaved)")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=200_000)
     ap.add_argument("--routes", type=int, default=1)
     ap.add_argument("--auth", action="store_true")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--accesslog", action="store_true", help="access logs on (written to /dev/null)")
+    ap.add_argument("--compare", metavar="TREE", help="another pyk3s checkout to measure against, interleaved")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved runs of each tree with --compare")
+    ap.add_argument("--tree", metavar="TREE", help=argparse.SUPPRESS)  # read before the imports above
+    ap.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # print our us/request only
     args = ap.parse_args()
     n = min(args.requests, 2_000_000)
+    if args.single:
+        print(f"{run_pyk3s(n, args.routes, args.auth, args.accesslog) * 1e6:.4f}")
+        return 0
+    if args.compare:
+        return compare(args, n)
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()
@@ -164,7 +212,7 @@ def main() -> int:
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
         return 0
-    mine = run_pyk3s(n, args.routes, args.auth)
+    mine = run_pyk3s(n, args.routes, args.auth, args.accesslog)
     ref = run_ref(n, args.routes) if os.path.exists(PEER_PROXY) else float("nan")
     print(f"pyk3s {mine * 1e6:.2f} us/request   reference {ref * 1e6:.2f} us/request   ratio {mine / ref:.2f}x"
           f"   (routes={args.routes} auth={'on' if args.auth else 'off'}, {n} requests)")

@@ -31,6 +31,7 @@ class NodeConfig:
     kubelet_port: int = 10250
     flannel_iface: str = ""             # --flannel-iface; "" = the interface of --node-ip
     runtime: RuntimeSettings = RuntimeSettings()   # containerd beside the process runtime
+    disable_network_policy: bool = False
 
     @classmethod
     def from_flags(cls, flags: Mapping[str, Any], data_dir: Path) -> NodeConfig:
@@ -49,6 +50,7 @@ class NodeConfig:
             kubelet_port=int(flags["kubelet_port"]),
             flannel_iface=flags.get("flannel_iface") or "",
             runtime=runtime_settings(flags),
+            disable_network_policy=bool(flags.get("disable_network_policy")),
         )
 
     @property
@@ -75,4 +77,5 @@ class NodeConfig:
             overlay=OverlaySettings(backend=network.flannel_backend, iface=self.flannel_iface,
                                     external_ip=network.flannel_external_ip, ipv6_masq=network.flannel_ipv6_masq),
             runtime=self.runtime,
+            disable_network_policy=self.disable_network_policy,
         )

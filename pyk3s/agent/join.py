@@ -164,14 +164,18 @@ async def run_joined_agent(node: NodeConfig, servers: list[tuple[str, int]], tok
     password = ensure_node_password(agent_dir)
     server, creds = await join(servers, token, ident.name, password, [*node_ips, *node.external_ips])
     log.info("agent: joined through %s as node %s", _url(server, ""), ident.name)
-    lb = ServerLoadBalancer([server, *(s for s in servers if s != server)], port=lb_port)
+    # an IPv6-only node reaches its load balancer on ::1, as K3s's agent does
+    lb_host = "::1" if all(":" in ip for ip in node_ips) else "127.0.0.1"
+    lb = ServerLoadBalancer([server, *(s for s in servers if s != server)], host=lb_host, port=lb_port)
     await lb.start()
     paths = write_credentials(agent_dir, creds, lb.url)
     cfg = creds.body.get("config") or {}
     network = ClusterNetwork.given(cfg.get("clusterCIDRs"), cfg.get("serviceCIDRs"), cfg.get("clusterDNS"),
                                    cfg.get("clusterDomain"), agent_config=cfg)
-    settings = replace(node, name=ident.name, with_node_id=False, ips=tuple(node_ips)).agent_settings(
-        network, is_server=False)
+    # as in K3s, the server's --disable-network-policy applies to the agents that join it
+    settings = replace(node, name=ident.name, with_node_id=False, ips=tuple(node_ips),
+                       disable_network_policy=node.disable_network_policy or bool(cfg.get("disableNetworkPolicy"))
+                       ).agent_settings(network, is_server=False)
     certs = AgentCerts(serving_cert=str(paths["serving_cert"]), serving_key=str(paths["serving_key"]),
                        client_ca=str(paths["client_ca"]), cluster_ca=str(paths["server_ca"]))
     client = Client.from_kubeconfig(paths["kubeconfig"])

@@ -4,10 +4,10 @@ Processes: container launchers and containers recorded under ``<data-dir>/agent/
 whose command line runs pyk3s (``python -m pyk3s …``, ``pyk3s …``), except this one and its parents;
 the containerd pyk3s started, its shims and their containers (:mod:`pyk3s.agent.cri.killall`).
 Then: network namespaces ``pk-*``, links ``pkv*``/``pyk3s*`` (and ``--bridge-name``), the service-CIDR
-routes on those links, nftables tables ``pyk3s*``, mounts under the data dir, and the empty mount points
-that earlier versions of the container launcher created on the host (listed in
-``<data-dir>/agent/mount-points``; the launcher now makes missing mount points in the container's view
-alone).
+routes on those links, nftables tables ``pyk3s*`` (the service proxy's and the network policy one),
+mounts under the data dir, and the empty mount points that earlier versions of the container launcher
+created on the host (listed in ``<data-dir>/agent/mount-points``; the launcher now makes missing mount
+points in the container's view alone).
 
 With an explicit ``--data-dir`` the sweep is scoped to that installation (several clusters share a test
 machine): only processes whose command line names the data dir, the netns/veths of pods recorded there,
@@ -27,6 +27,7 @@ from pathlib import Path
 from pyk3s.agent.cni.podnet import netns_name, veth_name
 from pyk3s.agent.cri.killall import stop_containerd
 from pyk3s.agent.kubelet.kubelet import kill_leftover_containers
+from pyk3s.agent.netpol.controller import netpol_table_for
 from pyk3s.agent.overlay.vxlan import device_names
 from pyk3s.agent.run import nft_table_for
 
@@ -170,7 +171,8 @@ def killall(data_dir: Path, extra_links: tuple[str, ...] = (), kill_processes: b
     except ValueError:
         tables = []
     for t in tables:
-        wanted = t["name"].startswith("pyk3s") if everything else t["name"] in {nft_table_for(b) for b in extra_links}
+        ours = {nft_table_for(b) for b in extra_links} | {netpol_table_for(b) for b in extra_links}
+        wanted = t["name"].startswith("pyk3s") if everything else t["name"] in ours
         if t["family"] in ("ip", "ip6", "inet") and wanted:
             subprocess.run(["nft", "delete", "table", t["family"], t["name"]], capture_output=True)
             done["tables"].append(f"{t['family']} {t['name']}")

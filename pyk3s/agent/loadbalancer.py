@@ -29,7 +29,8 @@ class ServerLoadBalancer:
 
     @property
     def url(self) -> str:
-        return f"https://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
 
     def set_learned(self, learned: list[tuple[str, int]]) -> None:
         merged = list(dict.fromkeys([*self.configured, *learned]))

@@ -1,6 +1,7 @@
 """The agent: node registration + heartbeats, pod networking, kubelet (+ its HTTPS API) and the
 nftables service proxy, all against one API client. ``run_agent`` runs until cancelled; on the way out
-it stops this node's pods and removes its nftables table."""
+it stops this node's process pods and removes its nftables table, unless containerd's pods keep running
+(as K3s leaves them): then their Services keep working until the next start adopts them."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pyk3s.agent.kubelet.kubelet import Kubelet, delete_pod_now, write_pod_statu
 from pyk3s.agent.kubelet.server import KubeletServer, server_ssl_context
 from pyk3s.agent.kubelet.volumes import VolumeSources
 from pyk3s.agent.kubelet.worker import KubeletContext, PodWorker
+from pyk3s.agent.netpol.controller import NetpolController, netpol_table_for
 from pyk3s.agent.node import NodeAgent, detect_node_ip, node_labels, resolve_node_name
 from pyk3s.agent.overlay.config import (
     OverlaySettings,
@@ -66,6 +68,7 @@ class AgentSettings:
     overlay: OverlaySettings = OverlaySettings()   # --flannel-backend, --flannel-iface, ...
     nft_table: str = ""             # default: nft_table_for(bridge_name)
     runtime: RuntimeSettings = RuntimeSettings()
+    disable_network_policy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,12 +189,20 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
         await client.record_event({**pod, "apiVersion": "v1", "kind": "Pod"}, type=type_, reason=reason,
                                   message=message, component="kubelet", host=name)
 
+    async def policy_recorder(obj: dict, type_: str, reason: str, message: str) -> None:
+        await client.record_event(obj, type=type_, reason=reason, message=message, component="pyk3s-netpol",
+                                  host=name)
+
+    netpol = None if settings.disable_network_policy else NetpolController.for_node(
+        client, name, settings.bridge_name, record=policy_recorder)
+
     ctx = KubeletContext(
         node_name=name, pods_dir=agent_dir / "pods", host_ip=internal[0], bridge=None, ipam=None,
         host_ips=tuple(internal),
         cluster_dns=settings.cluster_dns, cluster_domain=settings.cluster_domain, node_resolv=resolv.read_text(),
         sources=VolumeSources(cm, sec, token, ca_crt), services=svc_inf.list, config_map=cm, secret=sec,
-        write_status=status_writer, delete_pod=deleter, record_event=recorder)
+        write_status=status_writer, delete_pod=deleter, record_event=recorder,
+        admit_network=netpol.admit if netpol is not None else None)
     ctx.runtime_handlers = lambda: {o["metadata"]["name"]: o.get("handler", "") for o in rc_inf.list()}
     cri = _cri_runtime(settings)
     ctx.cri = cri
@@ -206,8 +217,27 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
     port = await server.start(internal[0], settings.kubelet_port, ssl_ctx)
 
     table = settings.nft_table or nft_table_for(settings.bridge_name)
-    runtime_task: asyncio.Task[None] | None = None
-    cleanup_task: asyncio.Task[None] | None = None
+    runtime_tasks: list[asyncio.Task[None]] = []
+
+    async def node_event(type_: str, reason: str, message: str) -> None:
+        try:
+            node = await client.resource("v1", "nodes").get(name)
+            await client.record_event({**node, "apiVersion": "v1", "kind": "Node"}, type=type_, reason=reason,
+                                      message=message, component="kubelet", host=name)
+        except ApiError as exc:
+            log.warning("kubelet: event %s on node %s: %s", reason, name, exc)
+
+    def live_pods() -> set[str]:
+        """Pods this node still runs: their sandboxes of an earlier run are adopted, the others removed."""
+        return set(kubelet.workers) | {p["metadata"]["uid"] for p in pods_inf.list()
+                                       if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+                                       and not p["metadata"].get("deletionTimestamp")}
+
+    async def clean_old_sandboxes() -> None:
+        from pyk3s.agent.cri.runtime import cleanup_sandboxes
+
+        await pods_inf.wait_synced()
+        await cleanup_sandboxes(cri, name, live_pods)
     try:
         node_agent = NodeAgent(client, name, agent_dir=agent_dir, cluster_cidr=cluster_cidr, internal=internal,
                                external=settings.node_external_ips,
@@ -230,12 +260,13 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
         ctx.bridge = bridge
         ctx.ipam = HostLocalIpam(agent_dir / "ipam" / settings.bridge_name, pod_cidrs[0], tuple(pod_cidrs[1:]))
         if cri is not None:
-            from pyk3s.agent.cri.runtime import cleanup_sandboxes, start_runtime
+            from pyk3s.agent.cri.runtime import run_image_gc, start_runtime
 
-            runtime_task = asyncio.create_task(start_runtime(cri, Path(settings.data_dir), bridge, ctx.ipam.dir),
-                                               name="containerd")
-            cleanup_task = asyncio.create_task(cleanup_sandboxes(cri, name, lambda: set(kubelet.workers)),
-                                               name="old sandboxes")
+            runtime_tasks += [
+                asyncio.create_task(start_runtime(cri, Path(settings.data_dir), bridge, ctx.ipam.dir),
+                                    name="containerd"),
+                asyncio.create_task(clean_old_sandboxes(), name="old sandboxes"),
+                asyncio.create_task(run_image_gc(cri, Path(settings.data_dir), node_event), name="image gc")]
         await delete_table("ip", table)   # the IPv4-only table of earlier releases
         proxier = Proxier(ProxyConfig(name, cluster_cidrs, service_cidrs, settings.bridge_name, table,
                                       masquerade_ipv6=settings.overlay.ipv6_masq,
@@ -243,15 +274,18 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
                           svc_inf, slice_inf, pods_inf)
         for inf in (pods_inf, svc_inf, slice_inf, rc_inf):
             await inf.start()
+        if netpol is None:  # switched off: rules left by an earlier run go
+            await delete_table("inet", netpol_table_for(settings.bridge_name), component="netpol")
         async with asyncio.TaskGroup() as tg:
             tg.create_task(node_agent.heartbeat(), name="node heartbeat")
             tg.create_task(kubelet.run(), name="kubelet")
             tg.create_task(proxier.run(), name="proxy")
+            if netpol is not None:
+                tg.create_task(netpol.run(), name="network policy")
             tg.create_task(overlay.sync.run(nodes_inf), name="overlay")
     finally:
-        for task in (runtime_task, cleanup_task):
-            if task is not None:
-                task.cancel()
+        for task in runtime_tasks:
+            task.cancel()
         if cri is not None:
             await cri.close()
         for inf in (pods_inf, svc_inf, slice_inf, rc_inf, nodes_inf):
@@ -260,4 +294,12 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
             except Exception:  # noqa: BLE001, S110 - best effort on the way out
                 pass
         await server.stop()
-        await delete_table(FAMILY, table)
+        if kubelet.left_running:
+            # the pods left running keep their Services and their network policies until the next agent
+            # start replaces the rules
+            log.info("agent: %d pod(s) keep running under containerd; `pyk3s killall` stops them",
+                     kubelet.left_running)
+        else:
+            await delete_table(FAMILY, table)
+            if netpol is not None:  # the pods it guarded were stopped above
+                await netpol.delete_table()

@@ -54,6 +54,15 @@ def write_options(req: ApiRequest) -> WriteOptions:
         manager = ua.split("/", 1)[0] if ua else "unknown"
     return WriteOptions(dry_run=bool(dry), field_manager=manager, field_validation=fv)
 
+# kube-apiserver's stores with ReturnDeletedObject: a delete of these answers with the object, not a
+# Status (client-go and the Python clients decode it as the kind)
+RETURNS_DELETED_OBJECT = frozenset({
+    ("", "pods"),
+    ("", "services"),
+    ("", "serviceaccounts"),
+    ("storage.k8s.io", "storageclasses"),
+})
+
 
 class ResourceHandlers:
     def __init__(self, registry: Registry, watches: WatchCache, config: ApiConfig) -> None:
@@ -238,7 +247,7 @@ class ResourceHandlers:
     async def delete(self, req: ApiRequest, info: ResourceInfo, ns: str | None, name: str) -> ApiResponse:
         options = delete_options(req)
         obj, removed = await self.registry.delete(info, ns, name, options, dry_run=_dry(req, options))
-        if not removed or (info.group, info.plural) == ("", "pods"):
+        if not removed or (info.group, info.plural) in RETURNS_DELETED_OBJECT:
             return json_response(200, obj)
         return json_response(200, status_success(info.plural, info.group, name, obj["metadata"].get("uid", "")))
 

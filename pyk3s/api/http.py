@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import re
+import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -144,18 +145,34 @@ class _Handler:
         return await self.proxy.relay_websocket(request, kind, namespace, name)
 
 
-class HttpServer:
-    """A running HTTPS listener; ``port`` is the bound port (useful with port 0)."""
+UNSPECIFIED = ("", "0.0.0.0", "::")
 
-    def __init__(self, runner: web.AppRunner, site: web.TCPSite, host: str, port: int) -> None:
+
+def listen_host(bind: str) -> str | None:
+    """What the listener binds: an unspecified address (``0.0.0.0``, ``::`` or empty) means every
+    interface of both families, as kube-apiserver's ``--bind-address`` says."""
+    return None if bind in UNSPECIFIED else bind
+
+
+class HttpServer:
+    """A running HTTPS listener; ``port`` is the bound port (useful with port 0). ``loopback`` is where
+    this machine reaches it when it listens on every address (``::1`` in an IPv6-only cluster)."""
+
+    def __init__(self, runner: web.AppRunner, site: web.TCPSite, host: str, port: int,
+                 families: frozenset[int] = frozenset({4}), loopback: str = "127.0.0.1") -> None:
         self._runner = runner
         self._site = site
         self.host = host
         self.port = port
+        self.families = families
+        self.loopback = loopback
 
     @property
     def url(self) -> str:
-        host = self.host if self.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        host = self.host
+        if host in UNSPECIFIED:
+            want = 6 if ":" in self.loopback else 4
+            host = self.loopback if want in self.families else ("::1" if want == 4 else "127.0.0.1")
         return f"https://[{host}]:{self.port}" if ":" in host else f"https://{host}:{self.port}"
 
     async def stop(self) -> None:
@@ -163,7 +180,8 @@ class HttpServer:
 
 
 async def serve(api: Any, *, bind: str, port: int, tls: TlsFiles, authenticator: Authenticator,
-                proxy: KubeletProxy | None = None, routes: Sequence[tuple[str, str, Any]] = ()) -> HttpServer:
+                proxy: KubeletProxy | None = None, routes: Sequence[tuple[str, str, Any]] = (),
+                loopback: str = "127.0.0.1") -> HttpServer:
     """Start the HTTPS listener on ``bind:port`` serving ``api`` (an ApiServer-like object).
 
     ``routes`` (method, path, handler) are answered before the API and do their own authentication:
@@ -175,13 +193,19 @@ async def serve(api: Any, *, bind: str, port: int, tls: TlsFiles, authenticator:
     app.router.add_route("*", "/{tail:.*}", _Handler(api, authenticator, proxy).__call__)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, handler_cancellation=True)
     await runner.setup()
-    site = web.TCPSite(runner, host=bind or None, port=port, ssl_context=server_ssl_context(tls),
+    if port == 0 and listen_host(bind) is None:
+        with socket.socket() as probe:   # one port for both families' sockets
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    site = web.TCPSite(runner, host=listen_host(bind), port=port, ssl_context=server_ssl_context(tls),
                        reuse_address=True, backlog=512)
     await site.start()
     bound = port
     # the listening sockets of the event loop's server, to learn the port picked for port 0
-    sockets = getattr(site._server, "sockets", None)
+    sockets = getattr(site._server, "sockets", None) or []
     if sockets:
         bound = sockets[0].getsockname()[1]
-    log.info("api/http: serving HTTPS on %s:%d", bind or "*", bound)
-    return HttpServer(runner, site, bind, bound)
+    families = frozenset(6 if s.family == socket.AF_INET6 else 4 for s in sockets) or frozenset({4})
+    log.info("api/http: serving HTTPS on %s port %d (%s)", bind or "*", bound,
+             ", ".join(f"IPv{f}" for f in sorted(families)))
+    return HttpServer(runner, site, bind, bound, families, loopback)

@@ -155,6 +155,7 @@ BUILTIN_RESOURCES: tuple[ResourceInfo, ...] = (
     _r("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("all",), subs=(_status("DaemonSet"),)),
     _r("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",), subs=(_status("Ingress"),)),
     _r("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False),
+    _r("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",)),
     _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
     _r("coordination.k8s.io", "v1", "Lease", "leases", True),
     _r("rbac.authorization.k8s.io", "v1", "Role", "roles", True),

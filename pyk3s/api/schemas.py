@@ -18,6 +18,7 @@ TypeDef = tuple[str, str, dict[str, str], bool]
 _M = "io.k8s.apimachinery.pkg.apis.meta.v1."
 _C = "io.k8s.api.core.v1."
 _A = "io.k8s.api.apps.v1."
+_N = "io.k8s.api.networking.v1."
 
 _OBJ = {"apiVersion": "string", "kind": "string", "metadata": "ObjectMeta"}
 
@@ -148,6 +149,21 @@ TYPES: dict[str, TypeDef] = {
         **_OBJ, "spec": "any", "status": "any"}),
     "IngressClass": _t("io.k8s.api.networking.v1.IngressClass", "IngressClass represents the class of the Ingress, referenced by the Ingress Spec.", {
         **_OBJ, "spec": "any"}),
+    "NetworkPolicy": _t(_N + "NetworkPolicy", "NetworkPolicy describes what network traffic is allowed for a set of Pods", {
+        **_OBJ, "spec": "NetworkPolicySpec"}),
+    "NetworkPolicySpec": _t(_N + "NetworkPolicySpec", "NetworkPolicySpec provides the specification of a NetworkPolicy", {
+        "podSelector": "LabelSelector", "ingress": "[NetworkPolicyIngressRule]", "egress": "[NetworkPolicyEgressRule]",
+        "policyTypes": "[string]"}),
+    "NetworkPolicyIngressRule": _t(_N + "NetworkPolicyIngressRule", "NetworkPolicyIngressRule describes a particular set of traffic that is allowed to the pods matched by a NetworkPolicySpec's podSelector. The traffic must match both ports and from.", {
+        "ports": "[NetworkPolicyPort]", "from": "[NetworkPolicyPeer]"}),
+    "NetworkPolicyEgressRule": _t(_N + "NetworkPolicyEgressRule", "NetworkPolicyEgressRule describes a particular set of traffic that is allowed out of pods matched by a NetworkPolicySpec's podSelector. The traffic must match both ports and to.", {
+        "ports": "[NetworkPolicyPort]", "to": "[NetworkPolicyPeer]"}),
+    "NetworkPolicyPort": _t(_N + "NetworkPolicyPort", "NetworkPolicyPort describes a port to allow traffic on", {
+        "protocol": "string", "port": "int-or-string", "endPort": "integer"}),
+    "NetworkPolicyPeer": _t(_N + "NetworkPolicyPeer", "NetworkPolicyPeer describes a peer to allow traffic to/from. Only certain combinations of fields are allowed", {
+        "podSelector": "LabelSelector", "namespaceSelector": "LabelSelector", "ipBlock": "IPBlock"}),
+    "IPBlock": _t(_N + "IPBlock", "IPBlock describes a particular CIDR (Ex. \"192.168.1.0/24\",\"2001:db8::/64\") that is allowed to the pods matched by a NetworkPolicySpec's podSelector. The except entry describes CIDRs that should not be included within this rule.", {
+        "cidr": "string", "except": "[string]"}),
     "EndpointSlice": _t("io.k8s.api.discovery.v1.EndpointSlice", "EndpointSlice represents a subset of the endpoints that implement a service.", {
         **_OBJ, "addressType": "string", "endpoints": "[any]", "ports": "[any]"}),
     "Lease": _t("io.k8s.api.coordination.v1.Lease", "Lease defines a lease concept.", {**_OBJ, "spec": "any"}),
@@ -179,6 +195,7 @@ KIND_TYPES.update({("apps", k): k for k in ("Deployment", "ReplicaSet", "DaemonS
 KIND_TYPES.update({
     ("networking.k8s.io", "Ingress"): "Ingress",
     ("networking.k8s.io", "IngressClass"): "IngressClass",
+    ("networking.k8s.io", "NetworkPolicy"): "NetworkPolicy",
     ("discovery.k8s.io", "EndpointSlice"): "EndpointSlice",
     ("coordination.k8s.io", "Lease"): "Lease",
     ("rbac.authorization.k8s.io", "Role"): "Role",

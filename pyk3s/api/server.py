@@ -76,7 +76,7 @@ def read_server_token(server_dir: Path, token: str) -> str:
 def _free_port(host: str) -> int:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host if host not in ("", "0.0.0.0") else "127.0.0.1", 0))
+        s.bind((host if host not in ("", "0.0.0.0", "::") else ("::1" if host == "::" else "127.0.0.1"), 0))
         return s.getsockname()[1]
 
 
@@ -223,6 +223,8 @@ async def start_api_server(settings: ServerApiSettings, store: Any) -> RunningAp
     await authorizer.start()
     await _ensure_bootstrap_rbac(api)
     join = JoinService(api, certs, settings, token)
+    # the loopback of the service CIDR's family, as K3s writes it into the kubeconfig
+    loopback = "::1" if ":" in settings.kubernetes_service_ip else "127.0.0.1"
     http = await serve(api, bind=settings.bind_address, port=port, tls=certs.tls_files,
-                       authenticator=authenticator, proxy=proxy, routes=join.routes())
+                       authenticator=authenticator, proxy=proxy, routes=join.routes(), loopback=loopback)
     return RunningApi(api, http, certs, authenticator, authorizer, proxy, token, settings, join)

@@ -139,4 +139,5 @@ def agent_check_settings(node: NodeConfig) -> CheckSettings:
     return CheckSettings(
         data_dir=node.data_dir, server=False, agent=True, kubelet_port=0, ingress=False,
         cluster_cidrs=(), service_cidrs=(), bridge_name=node.bridge_name,
+        container_runtime=node.runtime.mode, runtime_endpoint=node.runtime.endpoint,
     )

@@ -12,8 +12,10 @@ Layout (everything named from one short random id ``<id>``, so leftovers are rec
 * with ``stack="dual"`` every subnet also gets an IPv6 /64 of a random ULA /48 that overlaps no route
   of this machine (host ``::fe``, router ``::fd``, node ``::<i+1>``); the servers get IPv4,IPv6 pairs
   for ``--cluster-cidr``/``--service-cidr`` from the same /48 and every node both addresses as
-  ``--node-ip``; ``stack="ipv6"`` gives the same underlay but IPv6-only cluster and service CIDRs (the
-  API server and the joins stay on IPv4);
+  ``--node-ip``; ``stack="ipv6"`` makes everything IPv6 only: the underlay (no IPv4 address on it, the
+  host on ``::fe``), the node addresses, the cluster and service CIDRs, the API servers (``--bind-address
+  ::``, advertised on the node's IPv6 address, the ``kubernetes`` Service IPv6), the joins
+  (``--server https://[<server>]:6443``) and the nodes' upstream resolver;
 * one network namespace per node, ``pkn<id>-<i>``, joined to the bridge by a veth (host side
   ``pkh<id><i>``, node side ``eth0`` with ``.<i+1>``); no default route, so nothing leaves;
 * nodes 0..S-1 run ``pyk3s server`` (with its embedded agent; S = ``servers``, 1 unless the servers
@@ -128,6 +130,10 @@ def _sub64(ula: ipaddress.IPv6Network, index: int) -> ipaddress.IPv6Network:
     return ipaddress.IPv6Network((int(ula.network_address) + (index << 64), 64))
 
 
+def _url_host(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip
+
+
 def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     res = subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
     if check and res.returncode != 0:
@@ -215,7 +221,7 @@ class Cluster:
     servers: int = 1
     datastore_endpoint: str = ""
     subnets: int = 1
-    stack: str = "ipv4"          # "ipv4" | "dual" | "ipv6" (pods and Services; the control plane stays on IPv4)
+    stack: str = "ipv4"          # "ipv4" | "dual" | "ipv6" (IPv6 only, control plane and underlay included)
     ident: str = field(default_factory=lambda: secrets.token_hex(3))
     members: list[Node] = field(default_factory=list)
 
@@ -268,28 +274,37 @@ class Cluster:
 
     # -- network ---------------------------------------------------------------------------------
     @property
+    def ipv6_only(self) -> bool:
+        return self.stack == "ipv6"
+
+    @property
     def host_ip(self) -> str:
+        """This machine's address on the (first) underlay: ``.254``, or ``::fe`` in an IPv6-only cluster."""
+        if self.ipv6_only:
+            return str(self.nets6[0][0xfe])
         assert self.net is not None
         return str(self.net[254])
 
     def _make_underlay(self) -> None:
-        self.v4_cidrs = free_cluster_cidrs()
+        if not self.ipv6_only:
+            self.v4_cidrs = free_cluster_cidrs()
         if self.stack in ("dual", "ipv6"):
             self.ula = free_ula()
         for k in range(self.subnets):
-            net = free_underlay()   # sees the bridges made so far: each subnet gets its own /24
             bridge = self.bridge_of(k)
             _run("ip", "link", "add", bridge, "type", "bridge")
             self.bridges.append(bridge)
             self._bridge_made = True
-            _run("ip", "addr", "add", f"{net[254]}/24", "dev", bridge)
+            if not self.ipv6_only:
+                net = free_underlay()   # sees the bridges made so far: each subnet gets its own /24
+                _run("ip", "addr", "add", f"{net[254]}/24", "dev", bridge)
+                self.nets.append(net)
             if self.ula is not None:
                 net6 = _sub64(self.ula, k)
                 self.nets6.append(net6)
                 _run("ip", "addr", "add", f"{net6[0xfe]}/64", "dev", bridge, "nodad")
             _run("ip", "link", "set", bridge, "up")
-            self.nets.append(net)
-        self.net = self.nets[0]
+        self.net = self.nets[0] if self.nets else None
         if self.subnets > 1:
             self._make_router()
         self.tmp.joinpath("resolv.conf").write_text(f"nameserver {self.host_ip}\n")
@@ -297,11 +312,12 @@ class Cluster:
     def _make_router(self) -> None:
         _run("ip", "netns", "add", self.router)
         self._router_made = True
-        for k, net in enumerate(self.nets):
+        for k in range(self.subnets):
             leg = f"{self.router}h{k}"
             _run("ip", "link", "add", leg, "type", "veth", "peer", "name", f"s{k}", "netns", self.router)
             _run("ip", "link", "set", leg, "master", self.bridge_of(k), "up")
-            _run("ip", "-n", self.router, "addr", "add", f"{net[253]}/24", "dev", f"s{k}")
+            if self.nets:
+                _run("ip", "-n", self.router, "addr", "add", f"{self.nets[k][253]}/24", "dev", f"s{k}")
             if self.nets6:
                 _run("ip", "-n", self.router, "addr", "add", f"{self.nets6[k][0xfd]}/64", "dev", f"s{k}", "nodad")
             _run("ip", "-n", self.router, "link", "set", f"s{k}", "up")
@@ -311,25 +327,29 @@ class Cluster:
 
     def _make_node(self, i: int) -> Node:
         k = self.subnet_of(i)
-        net = self.nets[k]
-        node = Node(index=i, name=f"pk{self.ident}-{i}", netns=f"pkn{self.ident}-{i}", ip=str(net[i + 1]),
+        ip6 = str(self.nets6[k][i + 1]) if self.nets6 else ""
+        # an IPv6-only node has its IPv6 address as its one (primary) address
+        node = Node(index=i, name=f"pk{self.ident}-{i}", netns=f"pkn{self.ident}-{i}",
+                    ip=ip6 if self.ipv6_only else str(self.nets[k][i + 1]),
                     host_link=f"pkh{self.ident}{i}", dir=self.tmp / f"node{i}",
                     role="server" if i < self.servers else "agent",
-                    ip6=str(self.nets6[k][i + 1]) if self.nets6 else "", subnet=k)
+                    ip6="" if self.ipv6_only else ip6, subnet=k)
         node.dir.mkdir(parents=True)
         self.members.append(node)
         _run("ip", "netns", "add", node.netns)
         _run("ip", "link", "add", node.host_link, "type", "veth", "peer", "name", "eth0", "netns", node.netns)
         _run("ip", "link", "set", node.host_link, "master", self.bridge_of(k), "up")
-        _run("ip", "-n", node.netns, "addr", "add", f"{node.ip}/24", "dev", "eth0")
-        if node.ip6:
-            _run("ip", "-n", node.netns, "addr", "add", f"{node.ip6}/64", "dev", "eth0", "nodad")
+        if self.nets:
+            _run("ip", "-n", node.netns, "addr", "add", f"{node.ip}/24", "dev", "eth0")
+        if self.nets6:
+            _run("ip", "-n", node.netns, "addr", "add", f"{ip6}/64", "dev", "eth0", "nodad")
         _run("ip", "-n", node.netns, "link", "set", "eth0", "up")
         _run("ip", "-n", node.netns, "link", "set", "lo", "up")
         for other in range(self.subnets):   # the other subnets through the router, never a default route
             if other == k:
                 continue
-            _run("ip", "-n", node.netns, "route", "add", str(self.nets[other]), "via", str(net[253]))
+            if self.nets:
+                _run("ip", "-n", node.netns, "route", "add", str(self.nets[other]), "via", str(self.nets[k][253]))
             if self.nets6:
                 _run("ip", "-n", node.netns, "-6", "route", "add", str(self.nets6[other]), "via",
                      str(self.nets6[k][0xfd]))
@@ -356,10 +376,15 @@ class Cluster:
     def agent_nodes(self) -> list[Node]:
         return [n for n in self.members if n.role == "agent"]
 
+    def server_url(self, server: Node) -> str:
+        return f"https://{_url_host(server.ip)}:{API_PORT}"
+
     def server_argv(self, node: Node) -> list[str]:
-        shared = ["--datastore-endpoint", self.datastore_endpoint.format(host=self.host_ip), "--token", self.token] \
-            if self.datastore_endpoint else []
+        shared = ["--datastore-endpoint", self.datastore_endpoint.format(host=_url_host(self.host_ip)),
+                  "--token", self.token] if self.datastore_endpoint else []
         stack = ["--cluster-cidr", ",".join(self.cluster_cidrs), "--service-cidr", ",".join(self.service_cidrs)]
+        if self.ipv6_only:
+            stack += ["--bind-address", "::"]
         return [sys.executable, "-m", "pyk3s", "server", "--data-dir", str(node.data_dir),
                 "--node-ip", ",".join(node.ips), "--node-name", node.name, "--bridge-name", node.bridge, *stack,
                 "--https-listen-port", str(API_PORT), "--write-kubeconfig", str(node.dir / "kubeconfig.yaml"),
@@ -367,7 +392,7 @@ class Cluster:
                 *shared, *self.server_args, *_runtime_default(self.server_args)]
 
     def agent_argv(self, node: Node, extra: Sequence[str] = ()) -> list[str]:
-        servers = ",".join(f"https://{s.ip}:{API_PORT}" for s in self.server_nodes)
+        servers = ",".join(self.server_url(s) for s in self.server_nodes)
         return [sys.executable, "-m", "pyk3s", "agent", "--server", servers,
                 "--token-file", str(self.members[0].data_dir / "server" / "token"), "--data-dir", str(node.data_dir),
                 "--node-ip", ",".join(node.ips), "--node-name", node.name, "--bridge-name", node.bridge,
@@ -415,7 +440,7 @@ class Cluster:
     def use_server(self, server: Node) -> None:
         """Point the cluster kubeconfig (kubectl) at ``server`` (every server shares one CA)."""
         doc = yaml.safe_load((self.members[0].dir / "kubeconfig.yaml").read_text())
-        doc["clusters"][0]["cluster"]["server"] = f"https://{server.ip}:{API_PORT}"
+        doc["clusters"][0]["cluster"]["server"] = self.server_url(server)
         self.kubeconfig.write_text(yaml.safe_dump(doc))
         os.chmod(self.kubeconfig, 0o600)
 
@@ -426,7 +451,7 @@ class Cluster:
             return False
         if not self.kubeconfig.exists():
             self.use_server(server)
-        return self.kubectl("--server", f"https://{server.ip}:{API_PORT}", "get", "--raw", "/readyz",
+        return self.kubectl("--server", self.server_url(server), "get", "--raw", "/readyz",
                             check=False, timeout=10).rc == 0
 
     def _registered(self, node: Node) -> bool:
@@ -531,8 +556,8 @@ def main(argv: list[str]) -> int:
     c.add_argument("--subnets", type=int, default=1,
                    help="spread the nodes over this many subnets joined by a router namespace (default 1)")
     c.add_argument("--stack", choices=("ipv4", "dual", "ipv6"), default="ipv4",
-                   help="dual: IPv6 underlay beside IPv4, dual-stack --cluster-cidr/--service-cidr; ipv6: IPv6-only "
-                        "pods and Services (the API stays on IPv4) (default ipv4)")
+                   help="dual: IPv6 underlay beside IPv4, dual-stack --cluster-cidr/--service-cidr; ipv6: IPv6 only, "
+                        "underlay, API servers and joins included (default ipv4)")
     a = p.parse_args(argv)
     if os.geteuid() != 0:
         print("pyk3s dev cluster: needs root (network namespaces, nftables)", file=sys.stderr)
@@ -563,7 +588,7 @@ def main(argv: list[str]) -> int:
         print(f"pyk3s dev cluster: ready. Nodes: "
               f"{', '.join(n.name + '=' + '/'.join(n.ips) for n in cluster.members)}", flush=True)
         if cluster.subnets > 1:
-            print(f"  subnets: {', '.join(str(n) for n in cluster.nets)} joined by router namespace "
+            print(f"  subnets: {', '.join(str(n) for n in cluster.nets or cluster.nets6)} joined by router namespace "
                   f"{cluster.router}", flush=True)
         print(f"  export KUBECONFIG={cluster.kubeconfig}", flush=True)
         print(f"  logs: {cluster.tmp}/node*/{{server,agent}}.log   (Ctrl-C tears everything down)", flush=True)

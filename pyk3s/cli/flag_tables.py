@@ -43,6 +43,10 @@ NODE_FLAGS: tuple[Flag, ...] = (
     Flag("bridge-name", "name of the pod bridge on this node", default="pyk3s0"),
     Flag("kubelet-port", "port of the kubelet API", default=10250, kind="int"),
     Flag("flannel-iface", "override the interface pod traffic between nodes uses (default: the --node-ip's)"),
+    Flag("kubelet-arg", "kubelet flag as name=value (image-gc-high-threshold, image-gc-low-threshold, "
+         "image-minimum-gc-age)", kind="list"),
+    Flag("disable-network-policy", "do not enforce NetworkPolicies on this node (a server's choice applies to "
+         "the agents that join it)", kind="bool"),
 )
 
 # The joining agent's local load balancer to the API servers (after the node flags, as K3s lists it).

@@ -18,11 +18,17 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "traefik": ("pyk3s.addons.ingress.cli", "the ingress controller (Traefik-compatible)"),
     "klipper-lb": ("pyk3s.addons.lb.cli", "the svclb data plane (klipper-lb compatible)"),
     "whoami": ("pyk3s.images.whoami", "a small echo server (traefik/whoami compatible)"),
+    "whoamitcp": ("pyk3s.images.whoamitcp", "a TCP echo server (traefik/whoamitcp compatible)"),
+    "whoamiudp": ("pyk3s.images.whoamiudp", "a UDP echo server (traefik/whoamiudp compatible)"),
     "manifests": ("pyk3s.cli.manifests", "inspect the manifests directory: `pyk3s manifests status`"),
     "dns": ("pyk3s.addons.dns.explain", "`pyk3s dns explain NAME [TYPE]`: why DNS answers what it does"),
     "ingress": ("pyk3s.addons.ingress.explain", "`pyk3s ingress explain URL`: which router a request takes"),
+    "map": ("pyk3s.cli.map", "the network map: one page showing how the cluster's traffic flows, and why"),
     "crictl": ("pyk3s.cli.crictl", "run crictl against the node's containerd (when crictl is installed)"),
     "ctr": ("pyk3s.cli.ctr", "run ctr against the node's containerd, namespace k8s.io"),
+    "images": ("pyk3s.cli.images", "`pyk3s images build`: the built-in images as OCI images in the air-gap folder"),
+    "netpol": ("pyk3s.cli.netpol", "`pyk3s netpol explain FROM TO [PORT/PROTO]`, `pyk3s netpol matrix -n NS`: "
+                                   "what NetworkPolicies allow"),
     "dev": ("pyk3s.cli.dev", "`pyk3s dev cluster --nodes N`: a throwaway multi-node cluster on this machine"),
 }
 

@@ -1,8 +1,11 @@
 """Write container images as OCI image-layout tarballs (with a docker-archive ``manifest.json`` beside
 ``index.json``), the format ``ctr images import`` and the air-gap folder take.
 
-An image here is one layer made from :class:`LayerEntry` rows plus an image config (entrypoint, cmd,
-env, working dir). Everything is built in memory: these are small images (a static program, a busybox).
+A layer is written once, streamed to disk while its two digests are computed (:func:`write_layer`),
+from :class:`LayerEntry` rows (content given here) and :class:`HostFile` rows (a file, directory or
+symlink of this machine, copied with its mode and modification time). :func:`write_images` puts
+several images into one archive, each with its own config (entrypoint, cmd, env, ...) and names, all
+sharing the layers they have in common. :func:`build_archive` is the one-image, one-layer shortcut.
 """
 
 from __future__ import annotations
@@ -11,20 +14,24 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import platform
+import stat
 import struct
 import tarfile
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ImageSpec", "LayerEntry", "build_archive", "busybox_entries", "oci_arch", "pause_entries",
-           "pause_program", "qualify"]
+__all__ = ["HostFile", "ImageConfig", "ImageSpec", "LayerBlob", "LayerEntry", "build_archive", "busybox_entries",
+           "oci_arch", "pause_entries", "pause_program", "qualify", "write_images", "write_layer"]
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,14 +45,42 @@ class LayerEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class HostFile:
+    """A file, directory (its own entry, not its content) or symlink of this machine at ``source``,
+    stored at ``path`` in the layer."""
+    path: str
+    source: Path
+
+
+@dataclass(frozen=True, slots=True)
 class ImageSpec:
     name: str                                   # e.g. "docker.io/library/busybox:pk"
     entries: tuple[LayerEntry, ...]
     entrypoint: tuple[str, ...] = ()
     cmd: tuple[str, ...] = ()
-    env: tuple[str, ...] = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",)
+    env: tuple[str, ...] = (DEFAULT_PATH,)
     working_dir: str = "/"
     labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageConfig:
+    """One image of an archive: the names it is imported under and its run settings."""
+    names: tuple[str, ...]
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    env: tuple[str, ...] = (DEFAULT_PATH,)
+    working_dir: str = "/"
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LayerBlob:
+    """A written layer: the gzip file, its digest and size, and the digest of the uncompressed tar."""
+    path: Path
+    digest: str
+    diff_id: str
+    size: int
 
 
 def oci_arch(machine: str | None = None) -> str:
@@ -69,58 +104,128 @@ def qualify(name: str) -> str:
     return repo + (tag or ":latest")
 
 
-def _layer_tar(entries: Iterable[LayerEntry]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for e in sorted(entries, key=lambda x: x.path):
-            info = tarfile.TarInfo(e.path.lstrip("/"))
-            info.mtime, info.uid, info.gid = 0, 0, 0
-            if e.link:
-                info.type, info.linkname, info.mode = tarfile.SYMTYPE, e.link, 0o777
-                tar.addfile(info)
-            elif e.data is None:
-                info.type, info.mode = tarfile.DIRTYPE, e.mode if e.mode != 0o644 else 0o755
-                tar.addfile(info)
-            else:
-                info.size, info.mode = len(e.data), e.mode
-                tar.addfile(info, io.BytesIO(e.data))
-    return buf.getvalue()
-
-
 def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def build_archive(spec: ImageSpec, out: Path) -> str:
-    """Write ``spec`` as an OCI layout tarball at ``out``; returns the manifest digest."""
-    layer_tar = _layer_tar(spec.entries)
-    layer = gzip.compress(layer_tar, compresslevel=1, mtime=0)
+class _Hashing(io.RawIOBase):
+    """Passes writes on to ``sink`` and keeps their sha256 and length."""
+
+    def __init__(self, sink: io.RawIOBase | io.BufferedIOBase | gzip.GzipFile) -> None:
+        self.sink, self.sha, self.length = sink, hashlib.sha256(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        self.sha.update(data)
+        self.length += len(data)
+        self.sink.write(data)
+        return len(data)
+
+
+def _parents(path: str) -> list[str]:
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _add(tar: tarfile.TarFile, path: str, entry: LayerEntry | HostFile | None) -> None:
+    info = tarfile.TarInfo(path)
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    if entry is None:                       # a parent directory nobody listed
+        info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
+        tar.addfile(info)
+    elif isinstance(entry, LayerEntry):
+        info.mtime = 0
+        if entry.link:
+            info.type, info.linkname, info.mode = tarfile.SYMTYPE, entry.link, 0o777
+            tar.addfile(info)
+        elif entry.data is None:
+            info.type, info.mode = tarfile.DIRTYPE, entry.mode if entry.mode != 0o644 else 0o755
+            tar.addfile(info)
+        else:
+            info.size, info.mode = len(entry.data), entry.mode
+            tar.addfile(info, io.BytesIO(entry.data))
+    else:
+        st = os.lstat(entry.source)
+        # whole seconds, as the .pyc files next to the sources recorded them
+        info.mtime = int(st.st_mtime)
+        if stat.S_ISLNK(st.st_mode):
+            info.type, info.linkname, info.mode = tarfile.SYMTYPE, os.readlink(entry.source), 0o777
+            tar.addfile(info)
+        elif stat.S_ISDIR(st.st_mode):
+            # readable and searchable by every user: a container's user is rarely the owner on this machine
+            info.type, info.mode = tarfile.DIRTYPE, stat.S_IMODE(st.st_mode) | 0o755
+            tar.addfile(info)
+        else:
+            info.size, info.mode = st.st_size, stat.S_IMODE(st.st_mode) | 0o444
+            with open(entry.source, "rb") as fh:
+                tar.addfile(info, fh)
+
+
+def write_layer(entries: Iterable[LayerEntry | HostFile], out: Path, compresslevel: int = 1) -> LayerBlob:
+    """Write the entries (sorted; missing parent directories added) as a gzipped layer at ``out``."""
+    by_path: dict[str, LayerEntry | HostFile] = {}
+    for e in entries:
+        by_path.setdefault(e.path.strip("/"), e)
+    paths = set(by_path)
+    for path in list(by_path):
+        paths.update(_parents(path))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "wb") as fh:
+        outer = _Hashing(fh)
+        with gzip.GzipFile(filename="", fileobj=outer, mode="wb", compresslevel=compresslevel, mtime=0) as gz:
+            inner = _Hashing(gz)
+            with tarfile.open(fileobj=inner, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                for path in sorted(paths):
+                    _add(tar, path, by_path.get(path))
+    return LayerBlob(out, "sha256:" + outer.sha.hexdigest(), "sha256:" + inner.sha.hexdigest(), outer.length)
+
+
+def _config_blob(img: ImageConfig, layers: Sequence[LayerBlob]) -> bytes:
     config = {
         "architecture": oci_arch(), "os": "linux",
-        "config": {k: v for k, v in {"Entrypoint": list(spec.entrypoint) or None, "Cmd": list(spec.cmd) or None,
-                                     "Env": list(spec.env), "WorkingDir": spec.working_dir,
-                                     "Labels": dict(spec.labels) or None}.items() if v is not None},
-        "rootfs": {"type": "layers", "diff_ids": [_digest(layer_tar)]},
-        "history": [{"created_by": "pyk3s images"}],
+        "config": {k: v for k, v in {"Entrypoint": list(img.entrypoint) or None, "Cmd": list(img.cmd) or None,
+                                     "Env": list(img.env), "WorkingDir": img.working_dir,
+                                     "Labels": dict(img.labels) or None}.items() if v is not None},
+        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
+        "history": [{"created_by": "pyk3s images"} for _ in layers],
     }
-    config_b = json.dumps(config, sort_keys=True).encode()
-    manifest = {"schemaVersion": 2, "mediaType": MEDIA_MANIFEST,
-                "config": {"mediaType": MEDIA_CONFIG, "digest": _digest(config_b), "size": len(config_b)},
-                "layers": [{"mediaType": MEDIA_LAYER_GZIP, "digest": _digest(layer), "size": len(layer)}]}
-    manifest_b = json.dumps(manifest, sort_keys=True).encode()
-    full = qualify(spec.name)
-    tag = full.rsplit(":", 1)[1] if "@" not in full else ""
-    index = {"schemaVersion": 2, "mediaType": MEDIA_INDEX,
-             "manifests": [{"mediaType": MEDIA_MANIFEST, "digest": _digest(manifest_b), "size": len(manifest_b),
-                            "annotations": {"io.containerd.image.name": full,
-                                            "org.opencontainers.image.ref.name": tag}}]}
-    blobs = {_digest(b).split(":")[1]: b for b in (layer, config_b, manifest_b)}
-    docker_manifest = [{"Config": f"blobs/sha256/{_digest(config_b).split(':')[1]}", "RepoTags": [full],
-                        "Layers": [f"blobs/sha256/{_digest(layer).split(':')[1]}"]}]
+    return json.dumps(config, sort_keys=True).encode()
+
+
+def write_images(images: Sequence[tuple[ImageConfig, Sequence[LayerBlob]]], out: Path) -> list[str]:
+    """One archive holding every image (each under all of its names); returns the manifest digests."""
+    blobs: dict[str, bytes] = {}
+    layer_files: dict[str, LayerBlob] = {}
+    index_rows: list[dict] = []
+    docker_rows: list[dict] = []
+    digests: list[str] = []
+    for img, layers in images:
+        config_b = _config_blob(img, layers)
+        manifest = {"schemaVersion": 2, "mediaType": MEDIA_MANIFEST,
+                    "config": {"mediaType": MEDIA_CONFIG, "digest": _digest(config_b), "size": len(config_b)},
+                    "layers": [{"mediaType": MEDIA_LAYER_GZIP, "digest": layer.digest, "size": layer.size}
+                               for layer in layers]}
+        manifest_b = json.dumps(manifest, sort_keys=True).encode()
+        blobs[_digest(config_b)] = config_b
+        blobs[_digest(manifest_b)] = manifest_b
+        layer_files.update((layer.digest, layer) for layer in layers)
+        full_names = [qualify(n) for n in img.names]
+        for full in full_names:
+            tag = full.rsplit(":", 1)[1] if "@" not in full else ""
+            index_rows.append({"mediaType": MEDIA_MANIFEST, "digest": _digest(manifest_b), "size": len(manifest_b),
+                               "annotations": {"io.containerd.image.name": full,
+                                               "org.opencontainers.image.ref.name": tag}})
+        docker_rows.append({"Config": "blobs/sha256/" + _digest(config_b).split(":")[1], "RepoTags": full_names,
+                            "Layers": ["blobs/sha256/" + layer.digest.split(":")[1] for layer in layers]})
+        digests.append(_digest(manifest_b))
+    index = {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": index_rows}
     files = [("oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode()),
              ("index.json", json.dumps(index).encode()),
-             ("manifest.json", json.dumps(docker_manifest).encode()),
-             *((f"blobs/sha256/{h}", b) for h, b in blobs.items())]
+             ("manifest.json", json.dumps(docker_rows).encode()),
+             *((f"blobs/sha256/{d.split(':')[1]}", b) for d, b in blobs.items())]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with tarfile.open(tmp, "w") as tar:
@@ -132,8 +237,21 @@ def build_archive(spec: ImageSpec, out: Path) -> str:
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o644
             tar.addfile(info, io.BytesIO(data))
+        for digest, layer in layer_files.items():
+            info = tarfile.TarInfo(f"blobs/sha256/{digest.split(':')[1]}")
+            info.size, info.mode = layer.size, 0o644
+            with open(layer.path, "rb") as fh:
+                tar.addfile(info, fh)
     tmp.replace(out)
-    return _digest(manifest_b)
+    return digests
+
+
+def build_archive(spec: ImageSpec, out: Path) -> str:
+    """Write ``spec`` as an OCI layout tarball at ``out``; returns the manifest digest."""
+    with tempfile.TemporaryDirectory(prefix="pyk3s-layer-") as tmp:
+        layer = write_layer(spec.entries, Path(tmp) / "layer.tar.gz")
+        img = ImageConfig((spec.name,), spec.entrypoint, spec.cmd, spec.env, spec.working_dir, spec.labels)
+        return write_images([(img, [layer])], out)[0]
 
 
 # -- the pause program ------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ ingress logs a warning and records a Warning event ``UnsupportedArgument`` on it
 such flag (``pyk3s.addons.ingress.config.flags``), and the helm controller lists them in the
 HelmChart's status. Both read this one table, which describes the image.
 
-``HONOURED`` is the table: a flag key (lower case, entry point names as ``<ep>``) and, optionally, a
+``HONOURED`` is the table: a flag key (lower case, entry point names as ``<ep>``, access-log field and
+header names as ``<name>``) and, optionally, a
 check of its value that returns why that value is not honoured. A flag whose key is not in the table
 is not honoured. Add a row when the ingress learns a flag.
 """
@@ -23,17 +24,42 @@ Check = Callable[[str], str | None]
 
 
 def _address(value: str) -> str | None:
-    """Entry point addresses: ``[host]:port`` with an optional ``/tcp``; UDP is not served yet."""
+    """Entry point addresses: ``[host]:port`` with an optional ``/tcp`` or ``/udp``."""
     _, _, proto = value.partition("/")
-    if proto.lower() in ("", "tcp"):
+    if proto.lower() in ("", "tcp", "udp"):
         return None
-    if proto.lower() == "udp":
-        return "UDP entry points are not served by pyk3s's ingress yet (the address is bound as TCP)"
     return f"unknown protocol {proto!r}"
 
 
 def _log_format(value: str) -> str | None:
     return None if value.lower() == "common" else f"log format {value!r} is not produced (logs use one text format)"
+
+
+def _access_log_format(value: str) -> str | None:
+    if value.lower() in ("common", "genericclf", "json"):
+        return None
+    return f"access log format {value!r} is not known: the common format is used (as in Traefik)"
+
+
+def _modes(*allowed: str) -> Check:
+    def check(value: str) -> str | None:
+        if value.lower() in allowed or not value.strip():  # empty (as the chart renders an unset mode): the default
+            return None
+        return f"mode {value!r} is not one of {', '.join(allowed)}: the default mode is used (as in Traefik)"
+    return check
+
+
+def _off(what: str) -> Check:
+    """An option honoured only in its default (off) setting."""
+    def check(value: str) -> str | None:
+        return None if value.strip().lower() in ("false", "0", "no") else what
+    return check
+
+
+def _zero_duration(what: str) -> Check:
+    def check(value: str) -> str | None:
+        return None if value.strip().rstrip("smhnuµ") in ("", "0") else what
+    return check
 
 
 HONOURED: dict[str, Check | None] = {
@@ -47,6 +73,20 @@ HONOURED: dict[str, Check | None] = {
     "entrypoints.<ep>.http.redirections.entrypoint.priority": None,
     "entrypoints.<ep>.forwardedheaders.trustedips": None,
     "entrypoints.<ep>.forwardedheaders.insecure": None,
+    "entrypoints.<ep>.proxyprotocol": None,
+    "entrypoints.<ep>.proxyprotocol.insecure": None,
+    "entrypoints.<ep>.proxyprotocol.trustedips": None,
+    "entrypoints.<ep>.transport.respondingtimeouts.readtimeout": None,
+    "entrypoints.<ep>.transport.respondingtimeouts.writetimeout": None,
+    "entrypoints.<ep>.transport.respondingtimeouts.idletimeout": None,
+    "entrypoints.<ep>.udp.timeout": None,
+    "entrypoints.<ep>.reuseport": None,  # every listener uses SO_REUSEPORT (one per worker process)
+    "tcpserverstransport.dialtimeout": None,
+    "tcpserverstransport.dialkeepalive": None,
+    "tcpserverstransport.terminationdelay": None,
+    "tcpserverstransport.tls.insecureskipverify": None,
+    "tcpserverstransport.tls.rootcas": None,
+    "providers.kubernetescrd.nativelbbydefault": None,
     "api": None,
     "api.dashboard": None,
     "api.insecure": None,
@@ -60,6 +100,9 @@ HONOURED: dict[str, Check | None] = {
     "providers.kubernetescrd.allowexternalnameservices": None,
     "providers.kubernetescrd.ingressclass": None,
     "providers.kubernetescrd.namespaces": None,
+    "providers.kubernetescrd.disableclusterscoperesources": None,
+    "providers.kubernetescrd.crossprovidernamespaces": None,
+    "providers.kubernetescrd.throttleduration": None,
     "providers.kubernetesingress": None,
     "providers.kubernetesingress.allowemptyservices": None,
     "providers.kubernetesingress.allowexternalnameservices": None,
@@ -67,7 +110,44 @@ HONOURED: dict[str, Check | None] = {
     "providers.kubernetesingress.namespaces": None,
     "providers.kubernetesingress.strictprefixmatching": None,
     "providers.kubernetesingress.ingressendpoint.publishedservice": None,
+    "providers.kubernetesingress.nativelbbydefault": None,
+    "providers.kubernetesingress.disableclusterscoperesources": None,
+    "providers.kubernetesingress.disableingressclasslookup": None,
+    "providers.kubernetesingress.crossprovidernamespaces": None,
+    "providers.kubernetesingress.throttleduration": None,
     "core.defaultrulesyntax": None,
+    # access logs (pyk3s.addons.ingress.proxy.accesslog); stdout is always written (no OTLP), hence dualOutput
+    "accesslog": None,
+    "accesslog.filepath": None,
+    "accesslog.format": _access_log_format,
+    "accesslog.bufferingsize": None,  # lines are written once per turn of the event loop in any case
+    "accesslog.addinternals": None,
+    "accesslog.dualoutput": None,
+    "accesslog.filters": None,
+    "accesslog.filters.statuscodes": None,
+    "accesslog.filters.retryattempts": None,
+    "accesslog.filters.minduration": None,
+    "accesslog.fields.defaultmode": _modes("keep", "drop"),
+    "accesslog.fields.names.<name>": _modes("keep", "drop"),
+    "accesslog.fields.headers.defaultmode": _modes("keep", "drop", "redact"),
+    "accesslog.fields.headers.names.<name>": _modes("keep", "drop", "redact"),
+    "accesslog.fields.queryparameters.defaultmode": _modes("keep", "drop"),
+    # Prometheus metrics (pyk3s.addons.ingress.proxy.metrics)
+    "metrics.prometheus.addentrypointslabels": None,
+    "metrics.prometheus.addrouterslabels": None,
+    "metrics.prometheus.addserviceslabels": None,
+    "metrics.prometheus.buckets": None,
+    "metrics.prometheus.manualrouting": _off("manual routing is not offered: /metrics stays on its entry point"),
+    # the default ServersTransport (pyk3s.addons.ingress.routing.transports)
+    "serverstransport.insecureskipverify": None,
+    "serverstransport.rootcas": None,
+    "serverstransport.maxidleconnsperhost": None,
+    "serverstransport.forwardingtimeouts.dialtimeout": None,
+    "serverstransport.forwardingtimeouts.responseheadertimeout": None,
+    "serverstransport.forwardingtimeouts.idleconntimeout": None,
+    "serverstransport.forwardingtimeouts.readidletimeout": _zero_duration(
+        "readIdleTimeout applies to HTTP/2 connections to servers, which pyk3s does not open"),
+    "serverstransport.forwardingtimeouts.pingtimeout": None,  # HTTP/2 only; its default is harmless
     "log.level": None,
     "log.format": _log_format,
     "log.nocolor": None,  # logs are never coloured
@@ -78,9 +158,11 @@ HONOURED: dict[str, Check | None] = {
     "kubeconfig": None,
     "workers": None,
     "objects": None,
+    "udprelay": None,  # checked by the ingress itself: a bad value stops it with the reason
 }
 
 _EP = re.compile(r"^entrypoints\.([^.]+)\.")
+_NAMES = re.compile(r"^(accesslog\.fields\.(?:headers\.)?names)\.[^.]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +175,7 @@ class Unhonoured:
 
 
 def _table_key(key: str) -> str:
-    return _EP.sub("entrypoints.<ep>.", key)
+    return _NAMES.sub(r"\1.<name>", _EP.sub("entrypoints.<ep>.", key))
 
 
 def _why(key: str, value: str) -> str | None:

@@ -4,8 +4,9 @@ HTTP on ``--port`` (``WHOAMI_PORT_NUMBER``, default 80): ``/`` answers ``Hostnam
 ``RemoteAddr:``, the request line and headers; ``/health`` the current health status (200 until a
 ``POST /health`` whose body is a status code changes it, as traefik/whoami does: readiness probes can be
 flipped from outside); ``/api`` the same as JSON; ``/bench`` a one-byte body for load tests;
-``/data?size=N`` N bytes; ``/echo`` a WebSocket echo (each message comes back as sent). A UDP echo listens on the same port number. Logs ``Starting up on port N`` and,
-with ``--verbose``, one line per request.
+``/data?size=N`` N bytes; ``/echo`` a WebSocket echo (each message comes back as sent). A UDP echo listens on the same port number.
+``--cert``/``--key`` serve HTTPS instead (the certificate is the server's own, as with traefik/whoami).
+Logs ``Starting up on port N`` and, with ``--verbose``, one line per request (with X-Forwarded-For).
 Raw asyncio protocols with httptools, uvloop when available: it sits on benchmark paths.
 """
 
@@ -19,6 +20,7 @@ import hashlib
 import json
 import os
 import socket
+import ssl
 import struct
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -229,7 +231,9 @@ class WhoamiHttp(asyncio.Protocol):
             return _BENCH
         method = self.parser.get_method().decode()
         if self.info.verbose:
-            print(f"{self.peer} {method} {self.url.decode('latin-1')}", flush=True)
+            xff = next((v.decode("latin-1") for k, v in self.headers if k.lower() == b"x-forwarded-for"), "")
+            print(f"{self.peer} {method} {self.url.decode('latin-1')}" + (f" X-Forwarded-For: {xff}" if xff else ""),
+                  flush=True)
         if path == "/health":
             if method == "POST":
                 try:
@@ -282,13 +286,21 @@ def _udp_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(port: int, name: str = "", host: str = "", verbose: bool = False) -> None:
-    """Serve HTTP (TCP) and UDP echo on ``port`` until cancelled; ``host`` "" means every address of
-    both families (traefik/whoami listens on ``:port``), so a dual-stack pod answers on each of its IPs."""
+async def serve(port: int, name: str = "", host: str = "", verbose: bool = False, cert: str = "",
+                key: str = "") -> None:
+    """Serve HTTP (HTTPS with ``cert``/``key``) and UDP echo on ``port`` until cancelled; ``host`` "" means
+    every address of both families (traefik/whoami listens on ``:port``), so a dual-stack pod answers on
+    each of its IPs."""
     loop = asyncio.get_running_loop()
     info = WhoamiInfo(name, verbose)
+    ctx = None
+    if cert and key:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        ctx.set_alpn_protocols(["http/1.1"])
     hosts = [host] if host else ["0.0.0.0", *(["::"] if _ipv6() else [])]
-    server = await loop.create_server(lambda: WhoamiHttp(info), hosts, port, reuse_address=True, backlog=1024)
+    server = await loop.create_server(lambda: WhoamiHttp(info), hosts, port, reuse_address=True, backlog=1024,
+                                      ssl=ctx)
     udps = [(await loop.create_datagram_endpoint(UdpEcho, sock=_udp_socket(h, port)))[0] for h in hosts]
     print(f"Starting up on port {port}", flush=True)
     try:
@@ -305,6 +317,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--name", default=os.environ.get("WHOAMI_NAME", ""))
     parser.add_argument("--host", default="", help="listen address (default: every address of both families)")
     parser.add_argument("--verbose", action="store_true", default=bool(os.environ.get("WHOAMI_VERBOSE")))
+    parser.add_argument("--cert", "-cert", default="", help="TLS certificate (PEM file): serve HTTPS")
+    parser.add_argument("--key", "-key", default="", help="TLS private key (PEM file)")
     args = parser.parse_args(argv)
     try:
         import uvloop
@@ -313,7 +327,7 @@ def main(argv: list[str]) -> int:
     except ImportError:
         pass
     try:
-        asyncio.run(serve(args.port, args.name, args.host, args.verbose))
+        asyncio.run(serve(args.port, args.name, args.host, args.verbose, args.cert, args.key))
     except KeyboardInterrupt:
         pass
     return 0

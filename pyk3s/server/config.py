@@ -212,7 +212,8 @@ class ServerConfig:
             node_port_range=self.node_port_range,
             cluster_domain=self.network.cluster_domain,
             cluster_dns=self.network.cluster_dns[0],
-            agent_config=self.network.agent_config(),
+            # what joining agents are told: the flannel settings, and whether policies are enforced (as in K3s)
+            agent_config={**self.network.agent_config(), "disableNetworkPolicy": self.node.disable_network_policy},
         )
 
     def stage_settings(self) -> StageSettings:
@@ -265,4 +266,6 @@ class ServerConfig:
             service_cidrs=self.network.service_cidrs,
             bridge_name=self.node.bridge_name,
             flannel_backend=self.network.flannel_backend,
+            container_runtime=self.node.runtime.mode,
+            runtime_endpoint=self.node.runtime.endpoint,
         )

@@ -6,8 +6,10 @@
   ``<data-dir>/server/tls`` before its certificates are made, so every server, agent and kubeconfig
   trusts the same CAs. A token that cannot decrypt them is refused naming ``--token``.
 * **Critical configuration** (k3s.md 6.2.4): the first server records the values that must match
-  on every server in ConfigMap ``kube-system/pyk3s-critical-config``; a server started with a
-  different value is refused with "critical configuration value mismatch", naming the flag.
+  on every server (cluster and service ranges, cluster DNS and domain, ServiceLB, the cloud controller,
+  the flannel backend with its external-IP and IPv6-masquerade settings) in ConfigMap
+  ``kube-system/pyk3s-critical-config``; a server started with a different value is refused with
+  "critical configuration value mismatch", naming the flag.
 * **API server endpoints**: each server holds Lease ``kube-system/pyk3s-apiserver-<id>`` and keeps
   its address in the ``kubernetes`` Endpoints while the others' Leases are fresh, so agents learn
   every server (their load balancer fails over between them).
@@ -133,7 +135,13 @@ def critical_values(cfg: ServerConfig) -> dict[str, str]:
         # traefik, ...) change per restart, which is how the guide uninstalls or customises them.
         "disable-servicelb": str("servicelb" in cfg.disable).lower(),
         "disable-cloud-controller": str(cfg.disable_cloud_controller).lower(),
+        "disable-network-policy": str(cfg.node.disable_network_policy).lower(),
         "servicelb-namespace": cfg.servicelb_namespace,
+        # pod traffic between nodes: every node gets these from the server it joins, so two servers
+        # that disagree would build two incompatible overlays in one cluster (K3s lists them too)
+        "flannel-backend": cfg.network.flannel_backend,
+        "flannel-external-ip": str(cfg.network.flannel_external_ip).lower(),
+        "flannel-ipv6-masq": str(cfg.network.flannel_ipv6_masq).lower(),
     }
 
 

@@ -1,9 +1,10 @@
 """containerd beside the process runtime, on one real `pyk3s server` (embedded agent) with its own
 containerd, driven with the real kubectl. Images are built here (a static busybox packed as OCI
-archives): one through the air-gap folder, one pushed to a local registry (loopback, htpasswd) and
-pulled through a registries.yaml mirror with auth. The tests run in file order on one module-scoped
-cluster; the last one kills the server with SIGKILL and checks that `pyk3s killall` removes
-containerd, its shims, containers and mounts."""
+archives): one through the air-gap folder, others pushed to a local registry (loopback, htpasswd) and
+pulled through a registries.yaml mirror with auth (the registry's own and the ``"*"`` one). The tests
+run in file order on one module-scoped cluster: late ones restart the server (its containerd pods are
+adopted, image GC runs with its thresholds turned up), the last one kills it with SIGKILL and checks
+that `pyk3s killall` removes containerd, its shims, containers and mounts."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ pytestmark = [pytest.mark.e2e,
 WEB_IMAGE = "pyk3s.test/web:1"
 BOX_IMAGE = "pyk3s.test/busybox:1"
 MIRRORED = "registry.pyk3s.test"
+ELSEWHERE = "elsewhere.pyk3s.test"     # no mirror of its own: pulled through the "*" mirror
+GC_ARGS = ["--kubelet-arg", "image-gc-high-threshold=1", "--kubelet-arg", "image-gc-low-threshold=0",
+           "--kubelet-arg", "image-minimum-gc-age=0s"]
 
 
 def apply(srv: ServerProcess, *docs: dict) -> None:
@@ -86,9 +90,12 @@ def cluster(registry: LocalRegistry) -> Iterator[ServerProcess]:
     (srv.tmp / "busybox.tar.gz").rename(images / "busybox.tar.gz")
     app = busybox_image(f"{MIRRORED}/app:1", srv.tmp / "app.tar", index_html="pulled through the mirror\n")
     registry.push(app, "app:1")
+    registry.push(busybox_image(f"{MIRRORED}/gc-me:1", srv.tmp / "gc-me.tar", index_html="soon collected\n"),
+                  "gc-me:1")
     reg_file = srv.tmp / "registries.yaml"
     reg_file.write_text(yaml.safe_dump({
-        "mirrors": {MIRRORED: {"endpoint": [f"http://{registry.host}"]}},
+        "mirrors": {MIRRORED: {"endpoint": [f"http://{registry.host}"]},
+                    "*": {"endpoint": [f"http://{registry.host}"]}},
         "configs": {registry.host: {"auth": {"username": registry.user, "password": registry.password}}}}))
     srv.extra_args = ["--container-runtime", "containerd", "--private-registry", str(reg_file),
                       "--disable-default-registry-endpoint"]
@@ -317,6 +324,84 @@ def test_runtime_class_picks_the_runtime(cluster: ServerProcess) -> None:
                            "command": ["sleep", "3600"]}], runtimeClassName="runc"))
     assert ready(cluster, "as-process")["status"]["containerStatuses"][0]["containerID"].startswith("pyk3s://")
     assert ready(cluster, "as-runc")["status"]["containerStatuses"][0]["containerID"].startswith("containerd://")
+
+
+def test_image_pulled_through_the_wildcard_mirror(cluster: ServerProcess) -> None:
+    """registries.yaml's "*" mirror is containerd's ``_default`` host directory, which containerd 1.6
+    reads for a registry that has no directory of its own."""
+    certs_d = ContainerdPaths(cluster.data_dir).certs_d
+    assert (certs_d / "_default" / "hosts.toml").exists() and not (certs_d / ELSEWHERE).exists()
+    apply(cluster, pod("wildcard", [{"name": "c", "image": f"{ELSEWHERE}/app:1",
+                                     "command": ["sh", "-c", "cat /www/index.html; sleep 3600"]}]))
+    ready(cluster, "wildcard", timeout=90)
+    assert cluster.kubectl("logs", "wildcard").out == "pulled through the mirror\n"
+
+
+def _tasks(srv: ServerProcess) -> dict[str, str]:
+    """containerd task (container) id -> its PID."""
+    rows = [ln.split() for ln in ctr(srv, "tasks", "ls").splitlines()[1:]]
+    return {r[0]: r[1] for r in rows if len(r) >= 3 and r[2] == "RUNNING"}
+
+
+def _full_log(srv: ServerProcess) -> str:
+    return srv.log_path.read_text(errors="replace")
+
+
+def _cid(p: dict) -> str:
+    return p["status"]["containerStatuses"][0]["containerID"]
+
+
+def test_agent_restart_keeps_containerd_pods_running(cluster: ServerProcess) -> None:
+    """Stopping the server leaves containerd's containers running (as K3s does); the restarted agent adopts
+    each pod's sandbox and containers instead of making new ones. (The restart also turns image GC all the
+    way up, for the next test: an image pulled for a pod that is gone by then is unused.)"""
+    apply(cluster, pod("gc-me", [{"name": "c", "image": f"{MIRRORED}/gc-me:1", "command": ["sleep", "3600"]}]))
+    ready(cluster, "gc-me", timeout=90)
+    cluster.kubectl("delete", "pod", "gc-me", "--wait=true", "--timeout=60s")
+    names = ("ticker", "wildcard", "probed")
+    before = {n: get(cluster, n) for n in names}
+    web = cluster.kubectl("get", "pods", "-l", "app=ctr-web", "-o", "json").json()["items"]
+    tasks = _tasks(cluster)
+    last_tick = int(cluster.kubectl("logs", "ticker").out.split()[-1])
+    starts = _full_log(cluster).count("containerd: ready:")
+    cluster.restart(extra_args=[*cluster.extra_args, *GC_ARGS], timeout=60)
+    assert "pod(s) keep running under containerd" in _full_log(cluster)
+    cluster.wait_for(lambda: _full_log(cluster).count("containerd: ready:") > starts, timeout=90,
+                     what="containerd again")
+    for n in names:
+        after = ready(cluster, n, timeout=90)
+        assert _cid(after) == _cid(before[n]), n
+        assert after["status"]["containerStatuses"][0]["restartCount"] == \
+            before[n]["status"]["containerStatuses"][0]["restartCount"]
+        cid = _cid(after).split("://")[1]
+        assert _tasks(cluster).get(cid) == tasks[cid], f"{n}: its process was started again"
+    assert "adopted sandbox" in _full_log(cluster)
+    # the same process went on ticking, its log continues, and exec reaches it
+    ticks = cluster.kubectl("logs", "ticker").out.split("\n")
+    assert ticks.count("tick 1") == 1 and int(ticks[-2].split()[-1]) > last_tick
+    assert cluster.kubectl("exec", "ticker", "--", "echo", "adopted").out == "adopted\n"
+    for p in web:
+        cluster.wait_for(lambda p=p: _cid(get(cluster, p["metadata"]["name"])) == _cid(p), what="ctr-web kept")
+    svc = cluster.kubectl("get", "svc", "ctr-web", "-o", "json").json()
+    cluster.wait_for(lambda: curl(f"http://{svc['spec']['clusterIP']}:8088/") == "served by containerd\n",
+                     what="ClusterIP after the restart")
+
+
+def test_image_gc_removes_unused_images_and_keeps_pinned_and_used_ones(cluster: ServerProcess) -> None:
+    """With the thresholds at 1 % / 0 % the first pass at agent start removes every image it may: the
+    unused pulled one goes; the air-gap and pause images (pinned) and the images of running pods stay, and
+    the Node says that not enough could be freed, in the kubelet's words."""
+    gone = f"{MIRRORED}/gc-me:1"
+    cluster.wait_for(lambda: gone not in ctr(cluster, "images", "ls", "-q").split(), timeout=90,
+                     what=f"{gone} collected")
+    left = ctr(cluster, "images", "ls", "-q").split()
+    for kept in (WEB_IMAGE, BOX_IMAGE, "docker.io/pyk3s/pause:3.10", f"{ELSEWHERE}/app:1"):
+        assert kept in left, (kept, left)
+    assert "image garbage collection removed" in _full_log(cluster)
+    events = cluster.wait_for(lambda: cluster.kubectl(
+        "get", "events", "-A", "--field-selector", "involvedObject.kind=Node,reason=FreeDiskSpaceFailed",
+        "-o", "jsonpath={.items[*].message}").out, what="FreeDiskSpaceFailed")
+    assert "Failed to garbage collect required amount of images. Attempted to free" in events
 
 
 def test_killall_removes_containerd_shims_containers_and_mounts(cluster: ServerProcess) -> None:

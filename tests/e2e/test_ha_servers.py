@@ -2,7 +2,7 @@
 3-member etcd and a real PostgreSQL on loopback, servers on loopback (no agents: the control plane is
 under test). Leader election, one CA for all servers, the kubernetes Endpoints listing every server,
 failover after kill -9 with no acknowledged write lost, an etcd member stopped, and the refusals:
-wrong token, mismatched --disable, malformed or unreachable --datastore-endpoint.
+wrong token, mismatched --disable or --flannel-backend, malformed or unreachable --datastore-endpoint.
 """
 
 from __future__ import annotations
@@ -185,6 +185,15 @@ def test_mismatched_disable_is_refused(etcd3: EtcdCluster, etcd_servers: list[Se
                                     "--datastore-endpoint", etcd3.endpoint])
     try:
         with pytest.raises(RuntimeError, match="critical configuration value mismatch: --disable"):
+            bad.start(60)
+    finally:
+        bad.cleanup()
+
+
+def test_mismatched_flannel_backend_is_refused(etcd3: EtcdCluster, etcd_servers: list[ServerProcess]) -> None:
+    bad = ServerProcess(extra_args=[*BASE, "--flannel-backend", "host-gw", "--datastore-endpoint", etcd3.endpoint])
+    try:
+        with pytest.raises(RuntimeError, match="critical configuration value mismatch: --flannel-backend is 'host-gw'"):
             bad.start(60)
     finally:
         bad.cleanup()

@@ -165,3 +165,20 @@ def test_nodeports_and_servicelb_on_both_families(cl: Cluster, web: dict) -> Non
                     ["curl", "-sS", "-m", "3", f"http://{h}:{p}/"], capture_output=True, text=True).stdout,
                     timeout=60, what=f"{host}:{port}")
                 assert "Hostname: web-" in out
+
+
+def test_downward_api_pod_and_host_ips_list_both_families(cl: Cluster) -> None:
+    node = cl.members[1]
+    cl.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "downward"},
+        "spec": {"nodeSelector": {"kubernetes.io/hostname": node.name}, "restartPolicy": "Never",
+                 "containers": [{"name": "c", "image": "pyk3s/whoami",
+                                 "command": ["sh", "-c", 'echo "$POD_IPS $HOST_IPS"'],
+                                 "env": [{"name": "POD_IPS", "valueFrom": {"fieldRef": {"fieldPath": "status.podIPs"}}},
+                                         {"name": "HOST_IPS",
+                                          "valueFrom": {"fieldRef": {"fieldPath": "status.hostIPs"}}}]}]}}))
+    pod = cl.wait_for(lambda: (p := cl.kubectl("get", "pod", "downward", "-o", "json").json())["status"].get("phase")
+                      == "Succeeded" and p, timeout=60, what="downward pod done")
+    pod_ips_env, host_ips_env = cl.kubectl("logs", "downward").out.split()
+    assert pod_ips_env.split(",") == pod_ips(pod) and len(pod_ips(pod)) == 2
+    assert host_ips_env.split(",") == [node.ip, node.ip6]

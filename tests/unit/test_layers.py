@@ -1,7 +1,7 @@
 """The package's layers hold: no import reaches upward, and packages import each other in one direction.
 
 Layers, low to high (ARCHITECTURE.md): ``k3s`` < ``api`` < ``client`` < ``images``, ``manifests``,
-``netpol`` < ``controllers``, ``agent``, ``addons`` < ``server`` < ``cli``. Modules of one layer's
+``netpol`` < ``controllers``, ``agent``, ``addons`` < ``server``, ``netmap`` < ``cli``. Modules of one layer's
 different top-level packages do not import each other (an add-on never imports a controller), and the
 add-ons are independent of each other. Imports inside functions count as much as module-level ones.
 Between any two packages (subpackages included) imports go one way only: a cycle between packages
@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "agent": 4,
     "addons": 4,
     "server": 5,
+    "netmap": 5,
     "cli": 6,
 }
 

@@ -121,14 +121,18 @@ def build_blocks(server_blocks: list[ServerBlock], corefile: str) -> list[Block]
             by_name.setdefault(d.name, []).append(plugin)
         plugins = tuple(p for name in ORDER for p in by_name.get(name, ()))
         wants = [p.wants() for p in plugins]
+        varying = next((p for p in plugins if p.variants() is not None), None)
         chain = ChainInfo(fast_ok=all(p.fast_safe for p in plugins),
-                      variants=next((v for p in plugins if (v := p.variants()) is not None), None))
+                          variants=varying.variants() if varying is not None else None,
+                          wire_variants=varying.wire_variants() if varying is not None else None,
+                          plugins=plugins)
         for p in plugins:
             p.chained(chain)
         blocks.append(Block(
             zones=zones, port=port, binds=tuple(a for w in wants for a in w.listen) or ("",), server=server,
             plugins=plugins, handler=_chain(plugins), metrics=any(w.metrics for w in wants),
             refuse_all=not any(p.in_chain for p in plugins), fast_ok=chain.fast_ok, variants=chain.variants,
+            wire_variants=chain.wire_variants,
             workers=max((w.workers for w in wants), default=0),
             reload=next((w.reload for w in wants if w.reload is not None), None),
         ))

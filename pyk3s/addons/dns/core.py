@@ -23,7 +23,9 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
-from .plugin import DnsRequest, Handler, Plugin, Variants
+from .lane import Lanes
+from .plugin import DnsRequest, Handler, Plugin, Variants, WireVariants
+from .wire import render_message
 
 if TYPE_CHECKING:
     from .fast import FastTable
@@ -49,22 +51,26 @@ class Block:
     refuse_all: bool = False                # no plugin answers: REFUSED
     fast_ok: bool = True                    # every plugin lets the fast path skip it
     variants: Variants | None = None        # how the chain changes replies per query
+    wire_variants: WireVariants | None = None   # the same on bytes
     workers: int = 0                        # processes asked for (0: not asked)
     reload: tuple[float, float] | None = None   # Corefile check interval and jitter asked for
 
 
 @dataclass(frozen=True, slots=True)
 class Routing:
-    """A listener's zone table (longest first) and its fast table; swapped whole."""
+    """A listener's zone table (longest first), its fast table and its forward lanes; swapped whole."""
 
     routes: tuple[tuple[str, Block], ...]
     metrics: DnsMetrics | None = None
     fast: FastTable | None = None
+    lanes: Lanes | None = None
 
     @classmethod
-    def of(cls, blocks: Iterable[Block], metrics: DnsMetrics | None = None) -> Routing:
+    def of(cls, blocks: Iterable[Block], metrics: DnsMetrics | None = None, lanes: bool = False) -> Routing:
+        """`lanes`: give the blocks whose plugins allow it a forward lane (serving only: their plugins
+        have started)."""
         routes = sorted(((z, b) for b in blocks for z in b.zones), key=lambda zb: -len(zb[0]))
-        return cls(tuple(routes), metrics)
+        return cls(tuple(routes), metrics, lanes=Lanes.of(routes, metrics) if lanes else None)
 
     def route(self, name: str) -> tuple[str, Block] | None:
         for zone, block in self.routes:
@@ -156,37 +162,4 @@ class DnsCore:
 
     @staticmethod
     def _wire(q: dns.message.Message, reply: dns.message.Message, proto: str) -> bytes | None:
-        reply.id = q.id
-        rcode = reply.rcode()
-        if q.edns >= 0:
-            reply.use_edns(0, q.ednsflags & dns.flags.DO, max(512, min(q.payload, 4096)))
-        else:
-            reply.use_edns(False)
-        reply.set_rcode(rcode)
-        limit = 65535 if proto == "tcp" else (max(512, q.payload) if q.edns >= 0 else 512)
-        try:
-            return reply.to_wire(max_size=limit, want_shuffle=False)
-        except dns.exception.TooBig:
-            pass
-        reply.additional = []
-        try:
-            return reply.to_wire(max_size=limit, want_shuffle=False)
-        except dns.exception.TooBig:
-            pass
-        reply.flags |= dns.flags.TC
-        kept = []
-        for rr in reply.answer:              # keep as many whole RRsets as fit
-            kept.append(rr)
-            reply.answer = kept
-            try:
-                reply.to_wire(max_size=limit, want_shuffle=False)
-            except dns.exception.TooBig:
-                kept.pop()
-                break
-        reply.answer = kept
-        reply.authority = []
-        try:
-            return reply.to_wire(max_size=limit, want_shuffle=False)
-        except dns.exception.TooBig:
-            reply.answer = []
-            return reply.to_wire(max_size=limit, want_shuffle=False)
+        return render_message(q, reply, proto)

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from .runtime import ClientFactory
 
-__all__ = ["K3S_COREFILE", "explain", "main"]
+__all__ = ["K3S_COREFILE", "explain", "main", "write_corefile"]
 
 # once the plugins have started, how much longer to wait for all to be ready (kubernetes's default
 # startup_timeout)
@@ -170,9 +170,14 @@ async def _fetch_coredns_config(kubeconfig: str | None) -> tuple[dict[str, str],
 
 
 def _cluster_corefile(kubeconfig: str | None, tmp: str) -> str:
-    """Write the cluster's Corefile, NodeHosts and coredns-custom files under ``tmp`` with the
-    /etc/coredns paths pointing there; K3s's default Corefile when the cluster has none."""
     data, custom = asyncio.run(_fetch_coredns_config(kubeconfig))
+    return write_corefile(data, custom, tmp)
+
+
+def write_corefile(data: dict[str, str], custom: dict[str, str], tmp: str) -> str:
+    """Write the Corefile, NodeHosts and coredns-custom files of the ``coredns`` and ``coredns-custom``
+    ConfigMaps' data under ``tmp`` with the /etc/coredns paths pointing there (K3s's default Corefile
+    when there is none); returns the Corefile's path."""
     root = Path(tmp)
     (root / "custom").mkdir(parents=True, exist_ok=True)
     (root / "NodeHosts").write_text(data.get("NodeHosts", ""))

@@ -7,6 +7,7 @@ at scrape time (`fold`).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -57,12 +58,18 @@ class _Hist:
     def observe(self, v: float, times: int = 1) -> None:
         if not self.counts:
             self.counts = [0] * len(self.buckets)
-        for i, b in enumerate(self.buckets):
-            if v <= b:
-                self.counts[i] += times
-                break
+        i = bisect_left(self.buckets, v)        # the first bucket whose bound is >= v
+        if i < len(self.counts):
+            self.counts[i] += times
         self.total += v * times
         self.n += times
+
+
+_LabelKey = tuple[tuple[str, str], ...]
+# what one request's metrics update, found once per label set: the request and response counters
+# with their keys, the DO counter's key, and the duration and size histograms
+_RequestSlots = tuple[dict[_LabelKey, float], _LabelKey, dict[_LabelKey, float], _LabelKey, _LabelKey,
+                      _Hist, _Hist, _Hist]
 
 
 class DnsMetrics:
@@ -70,6 +77,7 @@ class DnsMetrics:
         self.counters: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
         self.hists: dict[str, dict[tuple[tuple[str, str], ...], _Hist]] = {}
         self.folds: list[Callable[[DnsMetrics], None]] = []
+        self._requests: dict[tuple[str, ...], _RequestSlots] = {}
         self.set("coredns_build_info", 1, version="1.13.1", revision="pyk3s", goversion="python")
         self.inc("coredns_panics_total", 0)
 
@@ -90,21 +98,47 @@ class DnsMetrics:
             h = d[key] = _Hist(buckets)
         h.observe(value, times)
 
+    def histogram(self, name: str, buckets: tuple[float, ...] = DURATION_BUCKETS, **labels: str) -> _Hist:
+        """The histogram of `name` with these labels, to observe into directly (a hot path keeps it)."""
+        d = self.hists.setdefault(name, {})
+        key = tuple(sorted(labels.items()))
+        h = d.get(key)
+        if h is None:
+            h = d[key] = _Hist(buckets)
+        return h
+
     def request(self, server: str, zone: str, proto: str, family: str, qtype: str, rcode: str,
                 plugin: str, seconds: float, req_size: int, resp_size: int, do: bool, times: int = 1) -> None:
-        t = qtype if qtype in COMMON_TYPES else "other"
-        self.inc("coredns_dns_requests_total", times, server=server, zone=zone, view="", proto=proto,
-                 family=family, type=t)
+        k = (server, zone, proto, family, qtype, rcode, plugin)
+        slots = self._requests.get(k)
+        if slots is None:
+            slots = self._requests[k] = self._request_slots(*k)
+        requests, req_key, responses, resp_key, do_key, duration, req_sizes, resp_sizes = slots
+        requests[req_key] = requests.get(req_key, 0) + times
+        responses[resp_key] = responses.get(resp_key, 0) + times
         if do:
-            self.inc("coredns_dns_do_requests_total", times, server=server, zone=zone, view="")
-        self.inc("coredns_dns_responses_total", times, server=server, zone=zone, view="", rcode=rcode,
-                 plugin=plugin)
-        self.observe("coredns_dns_request_duration_seconds", seconds, times, server=server, zone=zone,
-                     view="", type=t)
-        self.observe("coredns_dns_request_size_bytes", req_size, times, SIZE_BUCKETS, server=server,
-                     zone=zone, view="", proto=proto)
-        self.observe("coredns_dns_response_size_bytes", resp_size, times, SIZE_BUCKETS, server=server,
-                     zone=zone, view="", proto=proto)
+            d = self.counters.setdefault("coredns_dns_do_requests_total", {})
+            d[do_key] = d.get(do_key, 0) + times
+        duration.observe(seconds, times)
+        req_sizes.observe(req_size, times)
+        resp_sizes.observe(resp_size, times)
+
+    def _request_slots(self, server: str, zone: str, proto: str, family: str, qtype: str, rcode: str,
+                       plugin: str) -> _RequestSlots:
+        t = qtype if qtype in COMMON_TYPES else "other"
+
+        def key(**labels: str) -> _LabelKey:
+            return tuple(sorted(labels.items()))
+        return (self.counters.setdefault("coredns_dns_requests_total", {}),
+                key(server=server, zone=zone, view="", proto=proto, family=family, type=t),
+                self.counters.setdefault("coredns_dns_responses_total", {}),
+                key(server=server, zone=zone, view="", rcode=rcode, plugin=plugin),
+                key(server=server, zone=zone, view=""),
+                self.histogram("coredns_dns_request_duration_seconds", server=server, zone=zone, view="", type=t),
+                self.histogram("coredns_dns_request_size_bytes", SIZE_BUCKETS, server=server, zone=zone, view="",
+                               proto=proto),
+                self.histogram("coredns_dns_response_size_bytes", SIZE_BUCKETS, server=server, zone=zone, view="",
+                               proto=proto))
 
     def render(self) -> str:
         for fold in list(self.folds):

@@ -7,11 +7,12 @@ of Go durations.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .corefile import Directive
 
-__all__ = ["Fallthrough", "in_zone", "int_arg", "one_of", "parse_duration"]
+__all__ = ["Fallthrough", "in_zone", "int_arg", "one_of", "parse_duration", "zone_test"]
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -19,6 +20,15 @@ _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, 
 def in_zone(name: str, zone: str) -> bool:
     """Whether the lower-case FQDN `name` is `zone` or below it."""
     return zone == "." or name == zone or name.endswith("." + zone)
+
+
+def zone_test(zones: tuple[str, ...]) -> Callable[[str], bool]:
+    """`in_zone` for any of `zones`, as one call (for per-query paths)."""
+    if "." in zones:
+        return lambda name: True
+    exact = frozenset(zones)
+    below = tuple("." + z for z in zones)
+    return lambda name: name in exact or name.endswith(below)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,14 @@ Rules (CoreDNS's plugin.Handler and dnsserver.Config, in Python):
 - Fast answers: a plugin whose answers come from data it holds offers them through `fast_view()` (the
   questions worth precomputing and how they change between two versions of its data); a plugin that keeps
   replies as bytes (cache) offers its `WireStore` through `fast_cache()`; a plugin that changes answers
-  from one query to the next (loadbalance) says how through `variants()`. The core knows no plugin by name.
+  from one query to the next (loadbalance) says how through `variants()` (and `wire_variants()` for
+  replies kept as bytes). The core knows no plugin by name.
+- The forward lane (lane.py): a plain UDP query the fast table cannot answer goes upstream as bytes,
+  without dnspython and without a task, when every plugin of its chain before the one that sends it
+  offers a `WireHop` that lets it pass, and that plugin (forward) offers a `WireSender` that claims it.
+  A hop says whether it would hand the question on untouched (`admit`, no side effect), counts it once
+  the lane took it (`enter`), sees the reply on its way back, innermost first (`leave`), or the failure
+  (`failed`). A plugin without a hop keeps every query of its block on the chain.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ if TYPE_CHECKING:
 
     from .httpd import Route
     from .metrics import DnsMetrics
+    from .wire import WireQuery, WireReply
     from .wirecache import WireStore
 
 __all__ = [
@@ -51,12 +59,17 @@ __all__ = [
     "Host",
     "NotFast",
     "NxRule",
+    "PASS",
     "Plugin",
     "Question",
     "Records",
     "DnsRequest",
     "Variants",
     "Wants",
+    "WireHop",
+    "WireLane",
+    "WireSender",
+    "WireVariants",
     "soa_reply",
     "soa_rrset",
     "zone_owner",
@@ -67,6 +80,9 @@ Question = tuple[str, RdataType]                 # lower-case FQDN, type (class 
 Records = list[dns.rrset.RRset]
 # the successive (answer, additional) forms of one reply (the first as given)
 Variants = Callable[[dns.message.Message], list[tuple[Records, Records]]]
+# the same for a reply kept as bytes: the successive bodies (records after the question, no OPT); None when
+# it cannot be done on bytes (the reply then becomes a dnspython message, `WireReply.to_message`)
+WireVariants = Callable[["WireReply"], "list[bytes] | None"]
 
 
 @dataclass(slots=True)
@@ -136,6 +152,8 @@ class ChainInfo:
 
     fast_ok: bool                 # every plugin lets the fast path skip it: replies may be served as bytes
     variants: Variants | None     # how a plugin of the chain changes replies per query, or None
+    wire_variants: WireVariants | None = None   # the same on bytes (None with `variants`: not on bytes)
+    plugins: tuple[Plugin, ...] = ()    # the block's plugins in ORDER
 
 
 class Host(Protocol):
@@ -168,6 +186,42 @@ class Host(Protocol):
 
     def answers_changed(self) -> None:
         """The data behind this plugin's `fast_view()` changed: bring the fast table up to date."""
+
+
+@dataclass(frozen=True, slots=True)
+class WireHop:
+    """A plugin's part on the forward lane for the questions it lets through (see the module's rules).
+    Each callable may be None: nothing to do at that step."""
+
+    admit: Callable[[WireQuery], bool] | None = None           # would hand it on untouched; no side effect
+    enter: Callable[[WireQuery], None] | None = None           # the lane took it (count it)
+    leave: Callable[[WireQuery, WireReply], None] | None = None  # the upstream's reply on its way back
+    failed: Callable[[WireQuery, Exception], None] | None = None  # no upstream answered
+
+
+PASS = WireHop()        # a plugin with nothing to do for any question it does not answer
+
+
+class WireLane(Protocol):
+    """Where a WireSender hands back the outcome of a query it took (`WireQuery.lane`)."""
+
+    def answered(self, q: WireQuery, r: WireReply) -> None: ...
+
+    def rcode(self, q: WireQuery, rcode: int) -> None:
+        """Answer with only this rcode (REFUSED over max_concurrent, FORMERR for a wrong reply)."""
+
+    def failed(self, q: WireQuery, err: Exception) -> None: ...
+
+
+class WireSender(Protocol):
+    """The plugin at the end of the forward lane (forward)."""
+
+    def claims(self, q: WireQuery) -> bool:
+        """It would send this question upstream (its FROM and except; a lane-capable transport)."""
+        ...
+
+    def send(self, q: WireQuery) -> None:
+        """Send it; the outcome comes back through `q.lane`, now or later."""
 
 
 class NotFast(Exception):
@@ -278,6 +332,17 @@ class Plugin:
         return None
 
     def variants(self) -> Variants | None:
+        return None
+
+    def wire_variants(self) -> WireVariants | None:
+        return None
+
+    def wire_hop(self) -> WireHop | None:
+        """Its part on the forward lane; None: queries of its block stay on the chain."""
+        return None
+
+    def wire_sender(self) -> WireSender | None:
+        """It sends questions upstream at the end of the forward lane."""
         return None
 
     async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:

@@ -162,7 +162,7 @@ class DnsRuntime:
         old = self.config
         self.config = cfg
         for key, blocks in listeners.items():
-            routing = Routing.of(blocks, self.metrics)
+            routing = Routing.of(blocks, self.metrics, lanes=True)
             lst = self.listeners.get(key)
             if lst is None:
                 self.listeners[key] = await Listener.open(key[0], key[1], DnsCore(routing, self.metrics),

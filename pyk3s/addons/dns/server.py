@@ -1,9 +1,10 @@
 """Sockets: one UDP endpoint and one TCP server per listen address, both feeding a DnsCore.
 
-The only place with I/O. UDP answers from the fast table inline in `UdpDns._readable_batch` (or
-`_readable` where recvmmsg is missing); everything else becomes a task (bounded: beyond MAX_PENDING
-queued slow queries new ones are dropped, as a loaded UDP server does). TCP frames are 2-byte length
-prefixed; an idle connection is closed after TCP_IDLE.
+The only place with listening sockets. UDP answers from the fast table inline in
+`UdpDns._readable_batch` (or `_readable` where recvmmsg is missing); a query the forward lane takes
+(lane.py) goes upstream from there and its reply comes back through `UdpDns.reply`; everything else
+becomes a task (bounded: beyond MAX_PENDING queued slow queries new ones are dropped, as a loaded UDP
+server does). TCP frames are 2-byte length prefixed; an idle connection is closed after TCP_IDLE.
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ class UdpDns:
             return
         rbuf, sbuf, lengths, body_lengths, slot, send_size = \
             b.rbuf, b.sbuf, b.lengths, b.body_lengths, b.slot, b.send_size
-        fast = self.core.routing.fast             # cannot change before this returns
+        routing = self.core.routing             # cannot change before this returns
+        fast = routing.fast
+        lanes = routing.lanes
         direct = None if fast is None else fast.direct
         start = 0                   # slots start..i-1 hold replies not sent yet
         body: bytes | memoryview | None
@@ -94,6 +97,8 @@ class UdpDns:
             if i > start:
                 b.send(start, i - start)
             start = i + 1
+            if lanes is not None and lanes.take(data, b.address(i), self):
+                continue
             if len(self.pending) < MAX_PENDING:
                 t = self._loop.create_task(self._slow(data, b.address(i)))
                 self.pending.add(t)
@@ -114,7 +119,8 @@ class UdpDns:
                 log.debug("udp receive: %s", err)
                 return
             # per packet: FastTable.answer's common case inline (a call costs as much as the lookup)
-            fast = core.routing.fast
+            routing = core.routing
+            fast = routing.fast
             if fast is not None:
                 hit = fast.direct.get(data[2:])
                 reply = data[:2] + hit[0] if hit is not None else fast.answer_other(data)
@@ -126,10 +132,21 @@ class UdpDns:
                     except OSError:             # send buffer full or peer gone: dropped, as UDP is
                         pass
                     continue
+            lanes = routing.lanes
+            if lanes is not None and lanes.take(data, addr, self):
+                continue
             if len(self.pending) < MAX_PENDING:
                 t = self._loop.create_task(self._slow(data, addr))
                 self.pending.add(t)
                 t.add_done_callback(self.pending.discard)
+
+    def reply(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        """Send a reply the forward lane wrote (lane.ReplySink)."""
+        if not self.closed:
+            try:
+                self._sendto(data, addr)
+            except OSError as err:
+                log.debug("udp send to %s: %s", addr, err)
 
     async def _slow(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         reply = await self.core.slow_answer(data, "udp", addr)

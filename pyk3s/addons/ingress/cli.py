@@ -7,8 +7,10 @@
         --metrics.prometheus --log.level=INFO [--workers N]
 
 Flags use Traefik's spellings, keys case-insensitive; ``--kubeconfig`` (else $KUBECONFIG, else the
-in-cluster service account), ``--workers`` (default: number of CPUs) and ``--objects=FILE`` (serve the
-Kubernetes objects of a YAML file instead of watching an API server) are pyk3s additions.
+in-cluster service account), ``--workers`` (default: number of CPUs), ``--objects=FILE`` (serve the
+Kubernetes objects of a YAML file instead of watching an API server) and ``--udpRelay=auto|kernel|userspace``
+(how UDP routers relay: ``auto`` relays in the kernel with nftables when the ingress has a network
+namespace of its own, as in a pod) are pyk3s additions.
 """
 
 from __future__ import annotations

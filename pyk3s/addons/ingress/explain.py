@@ -1,11 +1,14 @@
-"""``pyk3s ingress explain <url> [-H 'Name: value']...``: which router takes a request and why.
+"""``pyk3s ingress explain <url> [-H 'Name: value']...``: which router takes a request and why
+(``tcp://HOST:PORT [--sni NAME] [--alpn P] [--peer IP]`` and ``udp://HOST:PORT``: see ``explain_tcp.py``).
 
 For the entrypoint and transport of the URL (``https`` -> TLS routers), every router is listed in
 priority order with each matcher's outcome until the first match; the winner's middlewares and
 service (with its servers) follow. Disabled routers are listed with their errors. The same report is
 served by the API at ``/api/explain?url=...&header=Name:%20value`` and shown on the dashboard
 (``pyk3s traefik`` hands :func:`explain_api` to the runner). The command lists the objects once through
-the runner and builds the configuration from the providers, as the running proxy does.
+the runner and builds the configuration from the providers, as the running proxy does, with the static
+configuration of the cluster's Traefik Deployment (``deployed.py``; ``--flag`` overrides it) and the
+entry point behind the published Service's port when the URL's port is not an entry point's own.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import sys
 from typing import Any
 from urllib.parse import urlsplit
 
-from .config.static import static_from_flags
+from .deployed import Deployed, load
+from .explain_tcp import explain_tcp, tcp_text
 from .http.request import HttpRequest
 from .providers import build_config
 from .routing.compile import Compiled, compile_config
@@ -49,6 +53,15 @@ def explain(c: Compiled, url: str, headers: list[tuple[str, str]], entrypoint: s
         out["checked"].append({"router": route.name, "priority": route.priority, "rule": route.rule.rule,
                                "matched": matched, "matchers": leaves})
         if matched:
+            # child routers (parentRefs): matched here on the request as sent; the parent's middlewares
+            # may change it before the proxy matches them
+            while route.children:
+                out.setdefault("children", []).extend(
+                    {"router": k.name, "rule": k.rule.rule, "matched": k.rule.match(req)} for k in route.children)
+                child = next((k for k in route.children if k.rule.match(req)), None)
+                if child is None:
+                    break
+                route = child
             svc = route.service
             info: dict[str, Any] = {"router": route.name, "middlewares": list(route.middleware_names),
                                     "service": svc.name}
@@ -65,6 +78,11 @@ def explain(c: Compiled, url: str, headers: list[tuple[str, str]], entrypoint: s
 
 def explain_api(c: Compiled, req: HttpRequest) -> dict[str, Any]:
     q = req.query_map()
+    url = (q.get("url") or ["/"])[0]
+    if url.startswith(("tcp://", "udp://")):
+        alpn = tuple(p for a in q.get("alpn", []) for p in a.split(",") if p)
+        return explain_tcp(c, url, (q.get("sni") or [""])[0], alpn, (q.get("tls") or [""])[0] in ("1", "true"),
+                           (q.get("peer") or ["127.0.0.1"])[0], (q.get("entrypoint") or [""])[0])
     headers = []
     for h in q.get("header", []):
         k, _, v = h.partition(":")
@@ -95,15 +113,13 @@ def _text(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def _load(args: argparse.Namespace) -> Compiled:
+async def _load(args: argparse.Namespace) -> tuple[Compiled, Deployed]:
     from pyk3s.client import Client
 
-    static = static_from_flags(args.flag or ["--entrypoints.web.address=:80", "--entrypoints.websecure.address=:443",
-                                             "--entrypoints.websecure.http.tls=true", "--providers.kubernetescrd",
-                                             "--providers.kubernetesingress"])
     async with Client.from_env(args.kubeconfig) as client:
-        objs = await list_objects(client, static)
-    return compile_config(build_config(static, objs), static)
+        dep = await load(client, args.flag)
+        objs = await list_objects(client, dep.static)
+    return compile_config(build_config(dep.static, objs), dep.static), dep
 
 
 def main(argv: list[str]) -> int:
@@ -116,14 +132,27 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--kubeconfig", default=None)
     ap.add_argument("--entrypoint", default="")
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--flag", action="append", help="Traefik static flag (repeatable), default: K3s's set")
+    ap.add_argument("--sni", default="", help="tcp://: the server name of the ClientHello")
+    ap.add_argument("--alpn", action="append", default=[], help="tcp://: an ALPN protocol offered (repeatable)")
+    ap.add_argument("--tls", action="store_true", help="tcp://: the connection opens with a ClientHello")
+    ap.add_argument("--peer", default="127.0.0.1", help="the client address (ClientIP rules)")
+    ap.add_argument("--flag", action="append",
+                    help="Traefik static flag (repeatable); default: the arguments of the cluster's Traefik Deployment")
     args = ap.parse_args(argv)
     headers = [(h.split(":", 1)[0].strip(), h.split(":", 1)[1].strip() if ":" in h else "") for h in args.header]
     try:
-        compiled = asyncio.run(_load(args))
+        compiled, dep = asyncio.run(_load(args))
     except Exception as err:  # noqa: BLE001 - reported to the user
         print(f"ingress explain: {err}", file=sys.stderr)
         return 1
-    report = explain(compiled, args.url, headers, args.entrypoint, args.method.upper())
+    if dep.problem:
+        print(f"ingress explain: {dep.problem}", file=sys.stderr)
+    entrypoint = args.entrypoint or dep.entrypoint_for(args.url)
+    if args.url.startswith(("tcp://", "udp://")):
+        alpn = tuple(p for a in args.alpn for p in a.split(",") if p)
+        report = explain_tcp(compiled, args.url, args.sni, alpn, args.tls, args.peer, entrypoint)
+        print(json.dumps(report, indent=2) if args.json else tcp_text(report))
+        return 0 if report["match"] else 2
+    report = explain(compiled, args.url, headers, entrypoint, args.method.upper(), args.peer)
     print(json.dumps(report, indent=2) if args.json else _text(report))
     return 0 if report["match"] else 2

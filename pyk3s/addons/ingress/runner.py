@@ -33,6 +33,7 @@ from .proxy.metrics import MetricsSnapshot
 from .proxy.server import start_entrypoints
 from .proxy.state import ProxyState
 from .proxy.tls import build_store, host_options, listening_context
+from .proxy.udp_kernel import KernelUDPRelay, UDPRelayView
 from .routing.compile import Compiled
 
 if TYPE_CHECKING:
@@ -68,7 +69,8 @@ class Watcher:
 
     def changed(self, *_: object) -> None:
         if self.pending is None:
-            self.pending = asyncio.get_running_loop().call_later(THROTTLE, self.rebuild)
+            throttle = max([THROTTLE] + [p.throttle_duration for p in (self.static.crd, self.static.ingress) if p])
+            self.pending = asyncio.get_running_loop().call_later(throttle, self.rebuild)
 
     def rebuild(self) -> None:
         self.pending = None
@@ -161,7 +163,11 @@ def _ssl_for(state: ProxyState) -> Callable[[str], ssl.SSLContext | None]:
 
 def _install_tls(state: ProxyState) -> None:
     def rebuild(compiled: Compiled) -> None:
+        old = state.tls_store.errors
         state.tls_store = build_store(compiled.config, host_options(compiled.config))
+        for problem in state.tls_store.errors:
+            if problem not in old:  # said once, not on every reload
+                log.warning("ingress: %s", problem)
     state.on_apply.append(rebuild)
     state.tls_store = build_store(DynamicConfig())
 
@@ -180,6 +186,8 @@ async def _worker_main(static: StaticConfig, names: list[str], sock: socket.sock
     state = ProxyState(loop, static)
     _install_tls(state)
     servers = await start_entrypoints(state, names, _ssl_for(state))
+    relay_view = UDPRelayView(static)
+    state.on_apply.append(relay_view.update)
     reader, writer = await asyncio.open_connection(sock=sock)
     state.spawn(state.sweeper())
 
@@ -195,6 +203,8 @@ async def _worker_main(static: StaticConfig, names: list[str], sock: socket.sock
             if kind == 1:
                 state.apply(cast(DynamicConfig, obj))
                 _settle_heap()
+            elif kind == 3:
+                relay_view.fail(cast(str, obj))
     except (asyncio.IncompleteReadError, ConnectionError):
         pass  # supervisor gone: exit
     finally:
@@ -239,6 +249,11 @@ async def run(static: StaticConfig, client: Client | None, workers: int, worker_
     servers = await start_entrypoints(state, local_names, _ssl_for(state))
     state.spawn(state.sweeper())
 
+    def tell_workers(reason: str) -> None:
+        for w in writers:
+            state.spawn(_send(w, 3, reason))
+    udp_relay = _kernel_udp_relay(static, state, tell_workers)
+
     for i, sock in enumerate(worker_socks):
         reader, writer = await asyncio.open_connection(sock=sock)
         writers.append(writer)
@@ -267,9 +282,24 @@ async def run(static: StaticConfig, client: Client | None, workers: int, worker_
         assert client is not None, "run() needs a client or objects"
         await Watcher(client, static, publish).run()
     finally:
+        if udp_relay is not None:
+            udp_relay.close()
         for s in servers:
             s.close()
         state.close()
+
+
+def _kernel_udp_relay(static: StaticConfig, state: ProxyState,
+                      tell_workers: Callable[[str], None]) -> KernelUDPRelay | None:
+    """The supervisor keeps UDP routers as nftables rules where it can (``proxy/udp_kernel.py``); the
+    workers hear when nftables refused them."""
+    if not any(ep.protocol == "udp" for ep in static.entrypoints.values()):
+        return None
+    relay = KernelUDPRelay(static, state.loop, tell_workers)
+    if relay.unavailable:
+        log.info("ingress: UDP routers are relayed in userspace: %s", relay.unavailable)
+    state.on_apply.append(relay.update)
+    return relay
 
 
 def fork_workers(static: StaticConfig, workers: int) -> tuple[list[int], list[socket.socket]]:

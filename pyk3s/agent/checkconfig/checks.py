@@ -64,6 +64,8 @@ class CheckSettings:
     service_cidrs: tuple[str, ...] = ("10.43.0.0/16",)
     bridge_name: str = "pyk3s0"
     flannel_backend: str = "vxlan"        # vxlan (K3s's default) needs the kernel's vxlan links
+    container_runtime: str = "auto"       # --container-runtime: auto | containerd | none
+    runtime_endpoint: str = ""            # --container-runtime-endpoint (an external CRI socket)
     extra_ports: tuple[tuple[int, str], ...] = field(default=())   # (port, what) that must be free
 
 
@@ -110,6 +112,57 @@ def check_binaries(s: CheckSettings) -> list[CheckResult]:
         else:
             out.append(CheckResult(f"binary {binary}", Status.FAIL, f"{binary} not found on PATH ({why})",
                               f"apt-get install {package}"))
+    return out
+
+
+# -- container runtime --------------------------------------------------------------------------------
+
+RUNTIME_BINARIES: tuple[tuple[str, str, str], ...] = (
+    ("containerd", "containerd", "runs the pods whose images are not built in; pyk3s starts its own"),
+    ("runc", "runc", "containerd's OCI runtime, which starts the containers"),
+    ("ctr", "containerd", "imports the air-gap folder's images and the pause image"),
+)
+
+
+def _version(binary: str, path: str) -> str:
+    """``containerd 1.6.20~ds1`` / ``runc 1.1.5+ds1`` from ``--version``, or ''."""
+    try:
+        out = _run(path, "--version").stdout.split("\n")[0].split()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    if binary == "containerd" and len(out) >= 3:
+        return out[2]
+    if binary == "runc" and len(out) >= 3 and out[1] == "version":
+        return out[2]
+    return ""
+
+
+def check_container_runtime(s: CheckSettings) -> list[CheckResult]:
+    """containerd, runc and ctr for pods with real images (``--container-runtime``), or the given socket."""
+    if s.container_runtime == "none":
+        return [CheckResult("container runtime", Status.PASS,
+                            "--container-runtime none: the process runtime only (built-in images)")]
+    if s.runtime_endpoint:
+        sock = Path(s.runtime_endpoint.removeprefix("unix://"))
+        if sock.is_socket():
+            return [CheckResult("container runtime", Status.PASS, f"--container-runtime-endpoint {sock}: a socket")]
+        return [CheckResult("container runtime", Status.WARN,
+                            f"--container-runtime-endpoint {sock} is not a socket (yet): pods whose images are "
+                            "not built in wait until the runtime answers there",
+                            "start that runtime, or correct --container-runtime-endpoint")]
+    required = s.container_runtime == "containerd"
+    out = []
+    for binary, package, why in RUNTIME_BINARIES:
+        path = shutil.which(binary)
+        if path:
+            version = _version(binary, path)
+            out.append(CheckResult(f"binary {binary}", Status.PASS, path + (f" ({version})" if version else "")))
+            continue
+        effect = ("--container-runtime containerd needs it: the agent does not start" if required
+                  else "pods whose images are not built in stay Waiting (built-in images run as processes)")
+        out.append(CheckResult(f"binary {binary}", Status.FAIL if required else Status.WARN,
+                               f"{binary} not found on PATH ({why}); {effect}",
+                               f"apt-get install {package}, or start with --container-runtime none"))
     return out
 
 
@@ -317,6 +370,9 @@ def _agent(s: CheckSettings) -> bool:
 CHECKS: tuple[Check, ...] = (
     Check("root", check_root, blocking=True, applies=_agent),
     Check("binaries", check_binaries, blocking=True, applies=_agent),
+    # not blocking: without containerd the built-in images still run, and --container-runtime
+    # containerd refuses to start by itself
+    Check("container runtime", check_container_runtime, blocking=False, applies=_agent),
     Check("network namespaces", check_netns, blocking=True, applies=_agent),
     Check("link kinds", check_link_kinds, blocking=False, applies=_agent),
     Check("br_netfilter", check_br_netfilter, blocking=False, applies=_agent),

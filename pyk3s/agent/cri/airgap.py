@@ -14,7 +14,7 @@ from pathlib import Path
 from pyk3s.images.oci import ImageSpec, build_archive, pause_entries, qualify
 
 __all__ = ["IMAGE_SUFFIXES", "CtrError", "archives", "ctr_argv", "import_archive", "import_folder",
-           "import_pause_image"]
+           "import_pause_image", "pinned_images"]
 
 log = logging.getLogger("pyk3s.agent.containerd")
 
@@ -108,6 +108,13 @@ async def import_folder(socket: Path, folder: Path) -> dict[str, list[str] | str
             results[path.name] = str(exc)
             log.warning("containerd: importing %s failed: %s", path, exc)
     return results
+
+
+async def pinned_images(socket: Path) -> set[str]:
+    """The names containerd holds labelled pinned (the CRI of containerd 1.6 does not report the label)."""
+    out = await _run(ctr_argv(socket, "images", "ls", "-q", f'labels."{PINNED_LABEL.split("=")[0]}"=={PINNED_LABEL.split("=")[1]}'),
+                     timeout=30)
+    return {line.strip() for line in out.splitlines() if line.strip()}
 
 
 async def import_pause_image(socket: Path, name: str) -> None:

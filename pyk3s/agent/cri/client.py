@@ -145,5 +145,8 @@ class CriClient:
         res = await self._call(self.images, "ListImages", pb.ListImagesRequest())
         return list(res.images)
 
+    async def image_fs_info(self) -> Any:
+        return await self._call(self.images, "ImageFsInfo", pb.ImageFsInfoRequest())
+
     async def remove_image(self, image: str) -> None:
         await self._call(self.images, "RemoveImage", pb.RemoveImageRequest(image=pb.ImageSpec(image=image)))

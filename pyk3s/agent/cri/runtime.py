@@ -12,7 +12,7 @@ import importlib
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from pyk3s.agent.cri.registries import RegistriesConfig, RegistryError, load_reg
 from pyk3s.agent.cri.settings import ContainerdPaths, RuntimeSettings
 from pyk3s.images import resolve_image
 
-__all__ = ["PROCESS_HANDLER", "CriRuntime", "cleanup_sandboxes", "pick_runtime", "start_runtime"]
+__all__ = ["PROCESS_HANDLER", "CriRuntime", "cleanup_sandboxes", "pick_runtime", "run_image_gc", "start_runtime"]
 
 log = logging.getLogger("pyk3s.agent.containerd")
 
@@ -146,6 +146,35 @@ async def cleanup_sandboxes(runtime: CriRuntime, node_name: str, live: Callable[
             log.info("kubelet: removed sandbox %s of a pod no longer on this node", sb.id[:12])
     except CriError as exc:
         log.warning("kubelet: cleaning up old sandboxes: %s", exc)
+
+
+async def run_image_gc(runtime: CriRuntime, data_dir: Path,
+                       node_event: Callable[[str, str, str], Awaitable[None]]) -> None:
+    """The kubelet's image garbage collection on this runtime (see :mod:`pyk3s.agent.cri.imagegc`)."""
+    from pyk3s.agent.cri.airgap import CtrError, pinned_images
+    from pyk3s.agent.cri.imagegc import ImageGc
+    from pyk3s.images.oci import qualify
+
+    socket = ContainerdPaths(data_dir).socket
+    pause = qualify(runtime.settings.pause_image)
+
+    async def pinned() -> set[str]:
+        names = {pause}
+        if not runtime.settings.endpoint:   # our own containerd: ask it for the air-gap images' label
+            try:
+                names |= await pinned_images(socket)
+            except CtrError as exc:
+                # without the list nothing is safe to remove: the pass fails and is tried again later
+                raise RuntimeError(f"listing pinned images: {exc}") from None
+        return names
+
+    async def ready() -> bool:
+        return await runtime.wait_ready(asyncio.Event())
+
+    gc = ImageGc(runtime.client, runtime.settings.image_gc, pinned, node_event)
+    await ready()
+    gc.client = runtime.client
+    await gc.run(ready)
 
 
 async def start_runtime(runtime: CriRuntime, data_dir: Path, bridge: BridgeConfig, ipam_dir: Path) -> None:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyk3s.agent.cri.imagegc import ImageGcPolicy, parse_duration
+
 __all__ = ["DEFAULT_PAUSE_IMAGE", "DEFAULT_REGISTRIES", "ContainerdPaths", "RuntimeSettings", "state_dir_for"]
 
 DEFAULT_PAUSE_IMAGE = "docker.io/pyk3s/pause:3.10"
@@ -30,6 +32,12 @@ class RuntimeSettings:
     snapshotter: str = "overlayfs"
     enabled: bool = True            # --container-runtime=none keeps only the process runtime
     required: bool = False          # --container-runtime=containerd: no containerd is an error, not a fallback
+    image_gc: ImageGcPolicy = ImageGcPolicy()   # --kubelet-arg image-gc-*
+
+    @property
+    def mode(self) -> str:
+        """``--container-runtime`` as given: auto, containerd or none."""
+        return "none" if not self.enabled else "containerd" if self.required else "auto"
 
 
 def state_dir_for(data_dir: Path) -> Path:
@@ -86,6 +94,31 @@ class ContainerdPaths:
 
 
 CONTAINER_RUNTIME_MODES = ("auto", "containerd", "none")
+# the kubelet flags pyk3s's kubelet takes through --kubelet-arg (name -> ImageGcPolicy field, parser)
+KUBELET_ARGS: dict[str, tuple[str, Any]] = {
+    "image-gc-high-threshold": ("high_threshold", int),
+    "image-gc-low-threshold": ("low_threshold", int),
+    "image-minimum-gc-age": ("minimum_age", parse_duration),
+}
+
+
+def image_gc_policy(kubelet_args: Any) -> ImageGcPolicy:
+    """``--kubelet-arg`` values (``name=value``, K3s's form; a leading ``--`` is accepted); ValueError
+    names an argument pyk3s's kubelet does not take or a value it cannot use."""
+    values: dict[str, Any] = {}
+    for arg in kubelet_args or ():
+        name, eq, value = str(arg).lstrip("-").partition("=")
+        if name not in KUBELET_ARGS:
+            raise ValueError(f"--kubelet-arg {arg!r}: pyk3s's kubelet does not take {name!r} "
+                             f"(it takes {', '.join(KUBELET_ARGS)})")
+        if not eq:
+            raise ValueError(f"--kubelet-arg {arg!r}: want {name}=VALUE")
+        field_name, parse = KUBELET_ARGS[name]
+        try:
+            values[field_name] = parse(value)
+        except ValueError:
+            raise ValueError(f"--kubelet-arg {arg!r}: invalid value {value!r}") from None
+    return ImageGcPolicy(**values)
 DEFAULT_RUNTIMES = ("process", "containerd")
 
 
@@ -110,4 +143,5 @@ def runtime_settings(flags: Mapping[str, Any]) -> RuntimeSettings:
         disable_default_registry_endpoint=bool(get("disable_default_registry_endpoint", False)),
         snapshotter=str(get("snapshotter") or "overlayfs"),
         enabled=mode != "none",
-        required=mode == "containerd")
+        required=mode == "containerd",
+        image_gc=image_gc_policy(flags.get("kubelet_arg")))

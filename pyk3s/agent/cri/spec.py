@@ -4,6 +4,7 @@ env, mounts, resources (cgroups) and security context, and pull credentials from
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -13,7 +14,8 @@ from typing import Any
 from pyk3s.agent.cri.client import pb
 from pyk3s.agent.cri.registries import split_reference
 
-__all__ = ["LABEL_NODE", "LABEL_POD_UID", "container_config", "cpu_millis", "dns_config", "linux_resources",
+__all__ = ["ANNOTATION_HASH", "LABEL_CONTAINER_NAME", "LABEL_NODE", "LABEL_POD_UID", "container_config",
+           "container_hash", "cpu_millis", "dns_config", "linux_resources",
            "memory_bytes", "pull_auth", "quantity", "sandbox_config"]
 
 LABEL_POD_NAME = "io.kubernetes.pod.name"
@@ -21,6 +23,10 @@ LABEL_POD_NAMESPACE = "io.kubernetes.pod.namespace"
 LABEL_POD_UID = "io.kubernetes.pod.uid"
 LABEL_CONTAINER_NAME = "io.kubernetes.container.name"
 LABEL_NODE = "pyk3s.io/node"
+# what the container was made from, so an agent restart can tell a container it may adopt (the kubelet
+# keeps such a hash too)
+ANNOTATION_HASH = "pyk3s.io/container-hash"
+ANNOTATION_RESTART_COUNT = "io.kubernetes.container.restartCount"
 
 CPU_PERIOD = 100_000          # µs, as the kubelet sets it
 MIN_SHARES, MAX_SHARES = 2, 262_144
@@ -145,6 +151,10 @@ def _security(pod_sc: Mapping, sc: Mapping, spec: Mapping) -> Any:
     return out
 
 
+def container_hash(container: Mapping) -> str:
+    return hashlib.sha256(json.dumps(container, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def container_config(pod: Mapping, container: Mapping, *, image: str, attempt: int, env: Mapping[str, str],
                      mounts: Sequence[Mapping], log_path: str) -> Any:
     spec = pod.get("spec") or {}
@@ -159,7 +169,7 @@ def container_config(pod: Mapping, container: Mapping, *, image: str, attempt: i
                 for m in mounts],
         labels={LABEL_POD_NAME: meta["name"], LABEL_POD_NAMESPACE: meta.get("namespace", "default"),
                 LABEL_POD_UID: meta["uid"], LABEL_CONTAINER_NAME: container["name"]},
-        annotations={"io.kubernetes.container.restartCount": str(attempt)},
+        annotations={ANNOTATION_RESTART_COUNT: str(attempt), ANNOTATION_HASH: container_hash(container)},
         log_path=log_path, stdin=bool(container.get("stdin")), stdin_once=bool(container.get("stdinOnce")),
         tty=bool(container.get("tty")),
         linux=pb.LinuxContainerConfig(

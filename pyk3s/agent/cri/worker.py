@@ -13,10 +13,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pyk3s.agent.cri.adopt import find_sandbox, reusable_container
 from pyk3s.agent.cri.client import CriError, pb
 from pyk3s.agent.cri.registries import rewrite_image, split_reference
 from pyk3s.agent.cri.runtime import CriRuntime
-from pyk3s.agent.cri.spec import LABEL_POD_UID, container_config, pull_auth, sandbox_config
+from pyk3s.agent.cri.spec import (
+    LABEL_POD_UID,
+    container_config,
+    container_hash,
+    pull_auth,
+    sandbox_config,
+)
 from pyk3s.agent.kubelet.dnsfiles import pod_resolv_conf
 from pyk3s.agent.kubelet.probes import probe_once
 from pyk3s.agent.kubelet.runtime import ExitStatus
@@ -57,6 +64,8 @@ class CriContainer:
         self.stdin_fd: int | None = None
         self.tty_fd: int | None = None
         self._exit: ExitStatus | None = None
+        self.started_at = ""      # set for a container adopted after an agent restart
+        self.was_ready = False
 
     @property
     def log_path(self) -> Path:
@@ -128,6 +137,9 @@ class CriContainer:
 
 
 class CriPodWorker(PodWorker):
+    # the containers run on under containerd while the agent is down; the next agent adopts them
+    survives_agent_stop = True
+
     def __init__(self, ctx: KubeletContext, pod: dict, runtime: CriRuntime, handler: str = "") -> None:
         super().__init__(ctx, pod)
         self.runtime, self.handler = runtime, handler
@@ -136,6 +148,7 @@ class CriPodWorker(PodWorker):
         self._netns: str | None = None
         self._pulled: dict[str, str] = {}      # image -> image id the runtime gave
         self._image_ids: dict[str, str] = {}   # image -> repo digest shown as the status's imageID
+        self._found: dict[str, list[Any]] = {}  # container name -> its containers in an adopted sandbox
 
     @property
     def client(self) -> Any:
@@ -173,10 +186,19 @@ class CriPodWorker(PodWorker):
                           + (f": {self.runtime.failed}" if self.runtime.failed else ""))
             if not await self.runtime.wait_ready(self.stopping):
                 return False
-        spec = self.pod.get("spec") or {}
         resolv = pod_resolv_conf(self.pod, self.ctx.cluster_dns, self.ctx.cluster_domain, self.ctx.node_resolv)
         self.sandbox_cfg = sandbox_config(self.pod, hostname=pod_hostname(self.pod), log_dir=str(self.dir),
                                           resolv_conf=resolv, node=self.ctx.node_name)
+        try:
+            found = await find_sandbox(self.client, self.uid, bool((self.pod.get("spec") or {}).get("hostNetwork")),
+                                       self.key)
+        except CriError as exc:
+            log.warning("kubelet: pod %s: looking for its sandbox of an earlier run: %s", self.key, exc)
+            found = None
+        if found is not None:
+            self.sandbox_id, self._found = found.id, found.containers
+            self._set_ips(found.status)
+            return True
         delay = CREATE_RETRY
         while not self.stopping.is_set():
             try:
@@ -192,14 +214,16 @@ class CriPodWorker(PodWorker):
                 delay = min(delay * 2, PULL_BACKOFF_MAX)
         if self.stopping.is_set():
             return False
-        if spec.get("hostNetwork"):
+        self._set_ips((await self.client.pod_sandbox_status(self.sandbox_id)).status)
+        return True
+
+    def _set_ips(self, status: Any) -> None:
+        if (self.pod.get("spec") or {}).get("hostNetwork"):
             self.pod_ip = self.ctx.host_ip
             self.pod_ips = self.ctx.host_ips or (self.pod_ip,)
         else:
-            status = await self.client.pod_sandbox_status(self.sandbox_id)
-            self.pod_ip = status.status.network.ip
-            self.pod_ips = (self.pod_ip, *(a.ip for a in status.status.network.additional_ips))
-        return True
+            self.pod_ip = status.network.ip
+            self.pod_ips = (self.pod_ip, *(a.ip for a in status.network.additional_ips))
 
     def _argv(self, c: dict) -> list[str]:
         return []  # the image's entrypoint, with the container's command/args, is the runtime's to apply
@@ -277,8 +301,39 @@ class CriPodWorker(PodWorker):
                 out.append(sec)
         return out
 
+    def _was_ready(self, name: str, container_id: str) -> bool:
+        for cs in (self.pod.get("status") or {}).get("containerStatuses") or []:
+            if cs.get("name") == name and cs.get("containerID") == f"containerd://{container_id}":
+                return bool(cs.get("ready"))
+        return False
+
+    async def _adopt_container(self, st: ContainerState, c: dict, runs: list[Any]) -> CriContainer | None:
+        """A run of this container left by an earlier agent, to wait on instead of starting another."""
+        latest, st.restart_count = await reusable_container(self.client, runs, container_hash(c), self.key)
+        if latest is None:
+            return None
+        st.extra["cri_ids"] = [x.id for x in runs]
+        st.container_id = f"containerd://{latest.id}"
+        status = (await self.client.container_status(latest.id)).status
+        try:
+            present = await self.client.image_status(status.image_ref)
+        except CriError:
+            present = None
+        if present is not None:
+            self._remember(c.get("image", ""), present)
+            st.image_id = self._image_ids.get(c.get("image", ""), "")
+        proc = CriContainer(self.runtime, latest.id, self.dir / st.name, st.restart_count)
+        proc.started_at = _rfc3339(status.started_at)[:19] + "Z"
+        proc.was_ready = latest.state == pb.CONTAINER_RUNNING and self._was_ready(st.name, latest.id)
+        return proc
+
     async def _start_container(self, st: ContainerState, c: dict, argv: list[str], env: dict[str, str],
                                mounts: list[dict]) -> Any:
+        found = self._found.pop(st.name, None)
+        if found:
+            adopted = await self._adopt_container(st, c, found)
+            if adopted is not None:
+                return adopted
         image_ref = await self._ensure_image(st, c)
         if image_ref is None:
             return None
@@ -291,6 +346,7 @@ class CriPodWorker(PodWorker):
             cfg = container_config(self.pod, c, image=image_ref, attempt=st.restart_count, env=env, mounts=mounts,
                                    log_path=log_rel)
             step, reason = "create", "CreateContainerError"
+            cid = ""
             try:
                 await self._remove_stale(st)
                 cid = await self.client.create_container(self.sandbox_id, cfg, self.sandbox_cfg)
@@ -299,6 +355,11 @@ class CriPodWorker(PodWorker):
                 await self.client.start_container(cid)
                 self.event("Normal", "Started", f"Started container {st.name}")
             except CriError as exc:
+                if cid:   # created but not started: it holds the container's name until removed
+                    try:
+                        await self.client.remove_container(cid)
+                    except CriError as rm_exc:
+                        log.debug("kubelet: removing container %s that did not start: %s", cid[:12], rm_exc)
                 message = exc.details or str(exc)
                 self.event("Warning", "Failed", f"Error: failed to {step} container: {message}")
                 st.state, st.reason, st.message = "waiting", reason, message

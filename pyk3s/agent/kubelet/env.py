@@ -20,13 +20,19 @@ class EnvError(ValueError):
     pass
 
 
-def field_value(pod: Mapping, path: str, pod_ip: str, host_ip: str) -> str:
+def field_value(pod: Mapping, path: str, pod_ip: str, host_ip: str, pod_ips: Sequence[str] = (),
+                host_ips: Sequence[str] = ()) -> str:
+    """A ``fieldRef`` value as the kubelet gives it: ``status.podIPs``/``status.hostIPs`` are every
+    address, primary first, joined by commas (``10.42.0.5,fd00:42::5`` on a dual-stack node)."""
     meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    grace = spec.get("terminationGracePeriodSeconds")
     simple = {
         "metadata.name": meta.get("name", ""), "metadata.namespace": meta.get("namespace", ""),
         "metadata.uid": meta.get("uid", ""), "spec.nodeName": spec.get("nodeName", ""),
         "spec.serviceAccountName": spec.get("serviceAccountName") or "default",
-        "status.podIP": pod_ip, "status.podIPs": pod_ip, "status.hostIP": host_ip, "status.hostIPs": host_ip,
+        "spec.terminationGracePeriodSeconds": str(30 if grace is None else int(grace)),
+        "status.podIP": pod_ip, "status.podIPs": ",".join(pod_ips or ([pod_ip] if pod_ip else [])),
+        "status.hostIP": host_ip, "status.hostIPs": ",".join(host_ips or ([host_ip] if host_ip else [])),
     }
     if path in simple:
         return simple[path]
@@ -113,7 +119,9 @@ def _data(obj: Mapping, secret: bool) -> dict[str, str]:
 
 def build_env(pod: Mapping, container: Mapping, *, config_maps: Mapping[str, Mapping],
               secrets: Mapping[str, Mapping], services: Sequence[Mapping], pod_ip: str, host_ip: str,
-              node_allocatable: Mapping[str, str] | None = None) -> dict[str, str]:
+              node_allocatable: Mapping[str, str] | None = None, pod_ips: Sequence[str] = (),
+              host_ips: Sequence[str] = ()) -> dict[str, str]:
+    """``pod_ips``/``host_ips``: every address, primary first (default: the one of ``pod_ip``/``host_ip``)."""
     meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
     env: dict[str, str] = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                            "HOSTNAME": spec.get("hostname") or meta.get("name", "")}
@@ -138,7 +146,7 @@ def build_env(pod: Mapping, container: Mapping, *, config_maps: Mapping[str, Map
             continue
         vf = item["valueFrom"]
         if "fieldRef" in vf:
-            env[name] = field_value(pod, vf["fieldRef"]["fieldPath"], pod_ip, host_ip)
+            env[name] = field_value(pod, vf["fieldRef"]["fieldPath"], pod_ip, host_ip, pod_ips, host_ips)
         elif "resourceFieldRef" in vf:
             env[name] = _resource_value(container, vf["resourceFieldRef"], node_allocatable or {})
         else:

@@ -59,6 +59,7 @@ class Kubelet:
         self.done_uids: set[str] = set()
         self._retiring: set[asyncio.Task[None]] = set()
         self._queue: asyncio.Queue[tuple[str, dict | None, dict | None]] = asyncio.Queue()
+        self.left_running = 0   # pods left running when the kubelet stopped
 
     def worker_for(self, namespace: str, name: str) -> PodWorker | None:
         """The worker of the pod now called ``namespace/name``; a deleted pod of that name that is still
@@ -108,7 +109,9 @@ class Kubelet:
                 event, _old, new = await self._queue.get()
                 await self._handle(event, new)
         finally:
-            await asyncio.gather(*(w.stop() for w in self.workers.values()), *self._retiring,
+            # pods of a runtime stay up while the agent is down (as K3s's do), the others stop
+            self.left_running = sum(w.survives_agent_stop for w in self.workers.values())
+            await asyncio.gather(*(w.leave() for w in self.workers.values()), *self._retiring,
                                  return_exceptions=True)
 
     async def _handle(self, event: str, pod: dict | None) -> None:

@@ -121,9 +121,12 @@ class KubeletServer:
             return cur is not None and cur.restart == proc.restart and proc.exit_status() is None \
                 and not w.stopping.is_set()
 
-        async for chunk in follow_log(proc.log_path, opts, running):
-            await resp.write(chunk)
-        await resp.write_eof()
+        try:
+            async for chunk in follow_log(proc.log_path, opts, running):
+                await resp.write(chunk)
+            await resp.write_eof()
+        except ConnectionResetError:   # the client (`kubectl logs -f`) went away: nothing more to send
+            pass
         return resp
 
     async def exec(self, req: web.Request) -> web.StreamResponse:

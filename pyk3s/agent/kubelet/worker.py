@@ -76,9 +76,16 @@ class KubeletContext:
     # makes each pod's worker (the runtime's choice); None: the process runtime's PodWorker
     worker_factory: Callable[[KubeletContext, dict], PodWorker] | None = None
     host_ips: tuple[str, ...] = ()   # every node IP, host_ip first (dual-stack)
+    # (pod, addresses): awaited once a pod has its addresses and before its containers start, so
+    # network policy covers it from its first packet
+    admit_network: Callable[[dict, tuple[str, ...]], Awaitable[None]] | None = None
 
 
 class PodWorker:
+    # whether the pod keeps running while the agent is stopped (a runtime's containers do; processes the
+    # agent started die with it)
+    survives_agent_stop = False
+
     def __init__(self, ctx: KubeletContext, pod: dict) -> None:
         self.ctx = ctx
         self.pod = pod
@@ -101,6 +108,7 @@ class PodWorker:
         self.task: asyncio.Task[None] | None = None
         self._last_status: dict | None = None
         self._events: set[asyncio.Task[None]] = set()
+        self._leaving = False   # the agent stops: leave the pod as it is (see survives_agent_stop)
 
     # -- public -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -158,7 +166,8 @@ class PodWorker:
         finally:
             if refresher is not None:
                 refresher.cancel()
-            await self._terminate()
+            if not self._leaving:
+                await self._terminate()
             reporter.cancel()
         if self.pod["metadata"].get("deletionTimestamp"):
             await self.ctx.delete_pod(self.pod)
@@ -168,6 +177,8 @@ class PodWorker:
         spec = self.pod.get("spec") or {}
         if not await self._setup_network():
             return
+        if self.ctx.admit_network is not None and not spec.get("hostNetwork"):
+            await self.ctx.admit_network(self.pod, tuple(self.pod_ips or (self.pod_ip,)))
         self.network_ready = True
         self.changed.set()
         (self.dir / "_etc").mkdir(exist_ok=True)
@@ -183,7 +194,8 @@ class PodWorker:
         else:
             self._sa_mount = False
         sources = VolumeSources(self.ctx.sources.config_map, self.ctx.sources.secret, self.ctx.sources.token,
-                                self.ctx.sources.ca_crt, self.pod_ip, self.ctx.host_ip)
+                                self.ctx.sources.ca_crt, self.pod_ip, self.ctx.host_ip, self.pod_ips,
+                                self.ctx.host_ips)
         while not self.stopping.is_set():
             try:
                 self.volumes = await prepare_volumes(pod, self.dir / "_volumes", sources)
@@ -309,7 +321,8 @@ class PodWorker:
                 argv = self._argv(c)
                 env = build_env(self.pod, c, config_maps=await self._fetch(c, "configMap"),
                                 secrets=await self._fetch(c, "secret"), services=self.ctx.services(),
-                                pod_ip=self.pod_ip, host_ip=self.ctx.host_ip)
+                                pod_ip=self.pod_ip, host_ip=self.ctx.host_ip, pod_ips=self.pod_ips,
+                                host_ips=self.ctx.host_ips)
                 mounts = container_mounts(c, self.volumes)
                 break
             except LookupError as exc:
@@ -341,7 +354,10 @@ class PodWorker:
         self.procs[st.name] = proc
         started = time.monotonic()
         st.state, st.reason, st.message = "running", "", ""
-        st.pid, st.started_at, st.ready, st.started = proc.pid, rfc3339nano()[:19] + "Z", False, False
+        # a container found running after an agent restart keeps its start time and readiness (the probes
+        # go on checking it), so its endpoints do not blink
+        st.pid, st.started_at = proc.pid, getattr(proc, "started_at", "") or rfc3339nano()[:19] + "Z"
+        st.ready, st.started = bool(getattr(proc, "was_ready", False)), bool(getattr(proc, "was_ready", False))
         self.changed.set()
         probes = None if st.init else asyncio.create_task(self._probe(st, c, proc))
         try:
@@ -519,6 +535,16 @@ class PodWorker:
     async def _teardown_network(self) -> None:
         if not (self.pod.get("spec") or {}).get("hostNetwork"):
             await teardown_pod_network(self.uid, self.ctx.ipam)
+
+    async def leave(self) -> None:
+        """The agent is stopping: stop the pod, or, when it survives the agent, only this worker."""
+        if not self.survives_agent_stop:
+            await self.stop()
+            return
+        self._leaving = True
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
 
     async def stop(self) -> None:
         """Stop this worker (pod deleted or gone from the node) and wait for its teardown."""

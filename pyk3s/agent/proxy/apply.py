@@ -19,7 +19,8 @@ class NftError(RuntimeError):
     pass
 
 
-async def run_nft(text: str, *, timeout: float = 20.0, args: tuple[str, ...] = ("-f", "-")) -> str:
+async def run_nft(text: str, *, timeout: float = 20.0, args: tuple[str, ...] = ("-f", "-"),
+                  component: str = "proxy") -> str:
     # no input, no pipe: nft may exit before reading one, and writing to a closed pipe is an error
     proc = await asyncio.create_subprocess_exec(
         "nft", *args, stdin=asyncio.subprocess.PIPE if text else asyncio.subprocess.DEVNULL,
@@ -29,16 +30,16 @@ async def run_nft(text: str, *, timeout: float = 20.0, args: tuple[str, ...] = (
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        raise NftError(f"proxy: nft {' '.join(args)} timed out after {timeout}s") from None
+        raise NftError(f"{component}: nft {' '.join(args)} timed out after {timeout}s") from None
     if proc.returncode != 0:
-        raise NftError(f"proxy: nft {' '.join(args)} failed: {err.decode(errors='replace').strip()}")
+        raise NftError(f"{component}: nft {' '.join(args)} failed: {err.decode(errors='replace').strip()}")
     return out.decode()
 
 
-async def delete_table(family: str, table: str) -> bool:
+async def delete_table(family: str, table: str, component: str = "proxy") -> bool:
     """Delete one table if it exists; True when it did."""
     try:
-        await run_nft("", args=("delete", "table", family, table))
+        await run_nft("", args=("delete", "table", family, table), component=component)
     except NftError:
         return False
     return True

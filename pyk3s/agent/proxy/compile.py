@@ -24,7 +24,7 @@ Rules (kube-proxy's nftables mode, trimmed to what pyk3s needs):
 - Hairpin (pod reaching itself through a Service) is marked for masquerade in its ``sep-…`` chain.
 - Services with no usable endpoints are rejected (filter hooks), and any other packet still addressed to
   the service CIDR is rejected too, so unknown ClusterIPs never leave the node.
-- Pod traffic leaving the cluster CIDR is masqueraded.
+- This node's pod traffic (arriving from its bridge) leaving the cluster CIDR is masqueraded.
 """
 
 from __future__ import annotations
@@ -366,8 +366,10 @@ def compile_ruleset(config: ProxyConfig, services: Iterable[Mapping], slices: It
         cluster_nets = _nets_of(fam.version, config.cluster_cidrs)
         if cluster_nets and (fam.version == 4 or config.masquerade_ipv6):
             nets = _set_expr(cluster_nets)
-            post.append(f'{fam.addr} saddr {nets} {fam.addr} daddr != {nets} oifname != "{config.bridge_name}" '
-                        "masquerade fully-random")
+            # only this node's pods (they arrive from its bridge): traffic of another cluster on the machine
+            # that shares the address range, or a bridge it crosses, is not ours to rewrite
+            post.append(f'iifname "{config.bridge_name}" {fam.addr} saddr {nets} {fam.addr} daddr != {nets} '
+                        f'oifname != "{config.bridge_name}" masquerade fully-random')
     lines.append("  chain nat-postrouting { type nat hook postrouting priority 100; policy accept;\n"
                  + "".join(f"    {r}\n" for r in post) + "  }")
     checks = []

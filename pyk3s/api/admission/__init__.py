@@ -17,6 +17,7 @@ from .core import CORE_VALIDATORS, validate_core, validate_core_update
 from .defaults import set_defaults
 from .meta import CLUSTER_SCOPED, validate_meta, validate_meta_update
 from .names import validate_name
+from .networkpolicy import validate_network_policy
 from .other import OTHER_VALIDATORS, validate_other, validate_other_update
 from .pod import validate_pod_spec, validate_pod_update, validate_template
 from .workloads import validate_workload, validate_workload_update
@@ -56,6 +57,7 @@ VALIDATORS: dict[tuple[str, str], Validator] = {
     ("batch", "Job"): _workload,
     ("networking.k8s.io", "Ingress"): _other,
     ("networking.k8s.io", "IngressClass"): _other,
+    ("networking.k8s.io", "NetworkPolicy"): validate_network_policy,
     ("discovery.k8s.io", "EndpointSlice"): _other,
     ("coordination.k8s.io", "Lease"): _other,
     ("apiextensions.k8s.io", "CustomResourceDefinition"): _other,

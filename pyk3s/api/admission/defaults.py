@@ -11,6 +11,8 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
+from .networkpolicy import default_network_policy
+
 __all__ = ["DEFAULTERS", "default_pod_spec", "set_defaults"]
 
 
@@ -286,6 +288,7 @@ DEFAULTERS: dict[tuple[str, str], Callable[[dict], None]] = {
     ("apps", "StatefulSet"): _stateful_set,
     ("batch", "Job"): _job,
     ("discovery.k8s.io", "EndpointSlice"): _endpoint_slice,
+    ("networking.k8s.io", "NetworkPolicy"): default_network_policy,
     ("apiextensions.k8s.io", "CustomResourceDefinition"): _crd,
     ("rbac.authorization.k8s.io", "RoleBinding"): _binding,
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): _binding,

@@ -21,7 +21,7 @@ from .cluster import (
     SECRET,
     SERVICEACCOUNT,
 )
-from .network import ENDPOINTS, ENDPOINTSLICE, INGRESS, INGRESSCLASS, SERVICE
+from .network import ENDPOINTS, ENDPOINTSLICE, INGRESS, INGRESSCLASS, NETWORKPOLICY, SERVICE
 from .pods import POD
 from .workloads import DAEMONSET, DEPLOYMENT, JOB, REPLICASET
 
@@ -47,6 +47,7 @@ PRINTERS: dict[tuple[str, str], Printer] = {
     ("discovery.k8s.io", "endpointslices"): ENDPOINTSLICE,
     ("networking.k8s.io", "ingresses"): INGRESS,
     ("networking.k8s.io", "ingressclasses"): INGRESSCLASS,
+    ("networking.k8s.io", "networkpolicies"): NETWORKPOLICY,
     ("coordination.k8s.io", "leases"): LEASE,
     ("apiextensions.k8s.io", "customresourcedefinitions"): CREATED,
     ("rbac.authorization.k8s.io", "roles"): CREATED,

@@ -6,9 +6,10 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from .base import AGE, NAME, NONE, Column, Printer, age, format_labels, meta
+from .base import AGE, NAME, NONE, Column, Printer, age, format_labels, format_selector, meta
 
-__all__ = ["ENDPOINTS", "ENDPOINTSLICE", "INGRESS", "INGRESSCLASS", "SERVICE", "service_external_ip", "service_ports"]
+__all__ = ["ENDPOINTS", "ENDPOINTSLICE", "INGRESS", "INGRESSCLASS", "NETWORKPOLICY", "SERVICE", "service_external_ip",
+           "service_ports"]
 
 
 def _lb_ingress(status: dict | None) -> str:
@@ -129,3 +130,12 @@ def _params(p: dict | None) -> str:
     group = p.get("apiGroup") or ""
     kind = f"{p.get('kind', '')}.{group}" if group else p.get("kind", "")
     return f"{kind}/{p.get('name', '')}"
+
+
+NETWORKPOLICY = Printer((
+    NAME, Column("Pod-Selector", description="podSelector selects the pods to which this NetworkPolicy object "
+                 "applies. The array of rules is applied to any pods selected by this field. An empty selector "
+                 "matches all pods in the policy's namespace. Multiple network policies can select the same set "
+                 "of pods. In this case, the ingress rules for each are combined additively. This field is "
+                 "optional. If it is not specified, it defaults to an empty selector."), AGE,
+), lambda p, now: [meta(p).get("name", ""), format_selector((p.get("spec") or {}).get("podSelector")), age(p, now)])

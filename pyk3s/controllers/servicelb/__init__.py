@@ -2,7 +2,7 @@
 
 from .controller import FINALIZER, ServiceLB, remove_servicelb
 from .desired import ServiceError, daemonset_name, desired_daemonset, source_ranges
-from .status import CONDITION, explain, lb_ingress
+from .status import CONDITION, explain, lb_ingress, pending_reasons
 
 __all__ = [
     "CONDITION",
@@ -13,6 +13,7 @@ __all__ = [
     "desired_daemonset",
     "explain",
     "lb_ingress",
+    "pending_reasons",
     "remove_servicelb",
     "source_ranges",
 ]

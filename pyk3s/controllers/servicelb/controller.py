@@ -29,7 +29,7 @@ from .desired import (
     desired_daemonset,
     wants_load_balancer,
 )
-from .status import CONDITION, explain, lb_ingress, only_starting
+from .status import CONDITION, explain, lb_ingress, only_starting, pending_message
 
 __all__ = ["FINALIZER", "ServiceLB", "remove_servicelb"]
 
@@ -211,9 +211,8 @@ class ServiceLB(Loop):
         else:
             reasons = explain(svc, ds, pods, nodes)
             starting = only_starting(reasons)
-            why = "; ".join(f"node {n}: {why}" for n, why in reasons.items()) or "the cluster has no nodes"
             cond = {"type": CONDITION, "status": "False", "reason": reason or "NoNodeAvailable",
-                    "message": f"no node can serve this load balancer: {why}"}
+                    "message": pending_message(reasons)}
         status = svc.get("status") or {}
         written = self._written.get(key)
         if written is not None and int(svc["metadata"].get("resourceVersion") or 0) <= written[0]:

@@ -12,14 +12,18 @@ and a Warning event instead of staying silently ``<pending>``.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from .desired import ENABLELB, LBPOOL, SVCNAME, SVCNAMESPACE
 
-__all__ = ["CONDITION", "NOT_YET", "explain", "lb_ingress", "only_starting", "svclb_pods"]
+__all__ = ["CONDITION", "NOT_YET", "PENDING", "explain", "lb_ingress", "only_starting", "pending_message",
+           "pending_reasons", "svclb_pods"]
 
 CONDITION = "pyk3s.io/LoadBalancerReady"
+# the condition's message while no node serves: PENDING + "node a: why; node b: why"
+PENDING = "no node can serve this load balancer: "
 # Reasons that only say a svclb pod is on its way; they do not deserve a Warning event.
 NOT_YET = ("no svclb pod on this node yet", "is not Ready yet")
 
@@ -128,6 +132,22 @@ def _port_holder(node: str, port: int, proto: str, pods: Iterable[dict[str, Any]
 def only_starting(reasons: dict[str, str]) -> bool:
     """True when every node's reason is a svclb pod still starting (and there is at least one node)."""
     return bool(reasons) and all(any(r.endswith(m) for m in NOT_YET) for r in reasons.values())
+
+
+def pending_message(reasons: dict[str, str]) -> str:
+    """The condition's message for the reasons of :func:`explain`."""
+    why = "; ".join(f"node {n}: {why}" for n, why in reasons.items()) or "the cluster has no nodes"
+    return PENDING + why
+
+
+def pending_reasons(message: str) -> dict[str, str]:
+    """node -> reason, read back from a message of :func:`pending_message` ({} for any other message).
+    A reason may itself hold several clauses joined by "; ", so nodes are found by their "node NAME: "
+    prefix (node names are DNS subdomains: no spaces, no colons)."""
+    if not message.startswith(PENDING):
+        return {}
+    parts = re.split(r"(?:^|; )node ([^\s:;]+): ", message[len(PENDING):])
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
 
 
 def explain(

@@ -1,5 +1,6 @@
-"""`pyk3s check-config`: the checks against this machine (read-only where not root), and a PATH without
-nft, which must FAIL with the fix named."""
+"""`pyk3s check-config`: the checks against this machine (read-only where not root), a PATH without
+nft, which must FAIL with the fix named, and the container runtime's programs (containerd, runc, ctr)
+or the socket of --container-runtime-endpoint."""
 
 from __future__ import annotations
 
@@ -98,9 +99,57 @@ def test_check_config_on_this_machine_runs_every_check(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "pyk3s", "check-config", "--data-dir", str(tmp_path / "d"),
                           "--config", str(tmp_path / "none.yaml")],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
-    for name in ("root", "binary nft", "binary ip", "kernel: network namespaces", "kernel: veth", "kernel: bridge",
+    for name in ("root", "binary nft", "binary ip", "binary containerd", "binary runc", "kernel: network namespaces", "kernel: veth", "kernel: bridge",
                  "kernel: vxlan", "kernel: br_netfilter", "kernel: nf_tables with nat", "ip forwarding",
                  "port 6443", "port 10250", "port 80", "port 443", "free CIDR 10.42.0.0/16",
                  "free CIDR 10.43.0.0/16", "data dir"):
         assert f"  {name} " in res.stdout, (name, res.stdout)
     assert "passed," in res.stdout and "Traceback" not in res.stderr
+
+
+def _fake_tools(tmp_path: Path, *names: str) -> str:
+    """A PATH with only these programs, each answering --version as the real one does."""
+    bindir = tmp_path / "rt-bin"
+    bindir.mkdir()
+    versions = {"containerd": "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1",
+                "runc": "runc version 1.1.5+ds1", "ctr": "ctr github.com/containerd/containerd 1.6.20~ds1"}
+    for name in names:
+        tool = bindir / name
+        tool.write_text(f"#!/bin/sh\necho '{versions[name]}'\n")
+        tool.chmod(0o755)
+    return str(bindir)
+
+
+def test_container_runtime_reports_containerd_runc_and_ctr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyk3s.agent.checkconfig.checks import check_container_runtime
+
+    monkeypatch.setenv("PATH", _fake_tools(tmp_path, "containerd", "runc", "ctr"))
+    res = by_name(check_container_runtime(CheckSettings(data_dir=tmp_path)))
+    assert res["binary containerd"].status is Status.PASS and "(1.6.20~ds1)" in res["binary containerd"].detail
+    assert res["binary runc"].status is Status.PASS and "(1.1.5+ds1)" in res["binary runc"].detail
+    assert res["binary ctr"].status is Status.PASS
+
+
+def test_missing_runc_warns_and_fails_only_when_containerd_is_required(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyk3s.agent.checkconfig.checks import check_container_runtime
+
+    monkeypatch.setenv("PATH", _fake_tools(tmp_path, "containerd", "ctr"))
+    auto = by_name(check_container_runtime(CheckSettings(data_dir=tmp_path)))["binary runc"]
+    assert auto.status is Status.WARN and "stay Waiting" in auto.detail and "apt-get install runc" in auto.fix
+    required = check_container_runtime(CheckSettings(data_dir=tmp_path, container_runtime="containerd"))
+    assert by_name(required)["binary runc"].status is Status.FAIL
+    none = check_container_runtime(CheckSettings(data_dir=tmp_path, container_runtime="none"))
+    assert [(r.name, r.status) for r in none] == [("container runtime", Status.PASS)]
+
+
+def test_an_external_endpoint_is_checked_for_its_socket(tmp_path: Path) -> None:
+    from pyk3s.agent.checkconfig.checks import check_container_runtime
+
+    missing = check_container_runtime(CheckSettings(data_dir=tmp_path, runtime_endpoint=f"unix://{tmp_path}/c.sock"))
+    assert missing[0].status is Status.WARN and "--container-runtime-endpoint" in missing[0].fix
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / "c.sock"))
+        present = check_container_runtime(CheckSettings(data_dir=tmp_path,
+                                                        runtime_endpoint=f"unix://{tmp_path}/c.sock"))
+    assert present[0].status is Status.PASS

@@ -33,3 +33,15 @@ def test_network_defaults_when_the_server_or_the_flags_give_none(tmp_path: Path)
     assert network.cluster_cidrs == ("10.244.0.0/16", "fd00:42::/56")
     assert network.service_cidrs == ("10.43.0.0/16",) and network.cluster_dns == ("10.43.0.10",)
     assert NodeConfig.from_flags(f, tmp_path).agent_settings(network, is_server=False).node_name is None
+
+
+def test_disable_network_policy_is_a_node_flag_of_servers_and_agents(tmp_path: Path) -> None:
+    from pyk3s.cli.flag_tables import SERVER_FLAGS
+
+    network = ClusterNetwork()
+    for table, extra in ((AGENT_FLAGS, ("--server", "https://10.0.0.1:6443")), (SERVER_FLAGS, ()),
+                         (AGENT_KUBECONFIG_FLAGS, ("--kubeconfig", "/x"))):
+        on = NodeConfig.from_flags(flags(table, *extra, "--disable-network-policy"), tmp_path)
+        assert on.agent_settings(network, is_server=False).disable_network_policy
+        off = NodeConfig.from_flags(flags(table, *extra), tmp_path)
+        assert not off.agent_settings(network, is_server=False).disable_network_policy

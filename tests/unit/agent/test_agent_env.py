@@ -48,3 +48,15 @@ def test_missing_reference_names_it():
     env = env_for({"name": "c", "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {
         "name": "nope", "key": "k", "optional": True}}}]})
     assert "X" not in env
+
+
+def test_pod_and_host_ips_are_every_address_joined_by_commas():
+    refs = {"IP": "status.podIP", "IPS": "status.podIPs", "HOST": "status.hostIP", "HOSTS": "status.hostIPs",
+            "GRACE": "spec.terminationGracePeriodSeconds"}
+    c = {"name": "c", "env": [{"name": k, "valueFrom": {"fieldRef": {"fieldPath": v}}} for k, v in refs.items()]}
+    env = build_env(POD, c, config_maps={}, secrets={}, services=SERVICES, pod_ip="10.42.0.5", host_ip="192.0.2.2",
+                    pod_ips=("10.42.0.5", "fd00:42::5"), host_ips=("192.0.2.2", "2001:db8::2"))
+    assert env["IP"] == "10.42.0.5" and env["IPS"] == "10.42.0.5,fd00:42::5"
+    assert env["HOST"] == "192.0.2.2" and env["HOSTS"] == "192.0.2.2,2001:db8::2" and env["GRACE"] == "30"
+    single = env_for(c)
+    assert single["IPS"] == "10.42.0.5" and single["HOSTS"] == "192.0.2.2"

@@ -16,6 +16,7 @@ from pyk3s.k3s.token import parse_token
 def test_parse_servers_lists_and_defaults() -> None:
     assert parse_servers("https://10.0.0.1:6443, https://b.example:7443") == [("10.0.0.1", 6443), ("b.example", 7443)]
     assert parse_servers("10.0.0.2") == [("10.0.0.2", 6443)]
+    assert parse_servers("https://[fd00:1::1]:6443") == [("fd00:1::1", 6443)]
     with pytest.raises(JoinError, match="--server"):
         parse_servers("http://10.0.0.1:6443")
     with pytest.raises(JoinError, match="--server is required"):
@@ -72,3 +73,28 @@ async def test_load_balancer_fails_over_and_drops_connections_to_a_dead_server(m
         health.cancel()
         await lb.stop()
         b.close()
+
+
+def _ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="needs an IPv6 loopback address")
+async def test_load_balancer_of_an_ipv6_only_node_listens_on_ipv6_loopback() -> None:
+    server = await asyncio.start_server(lambda r, w: w.close(), "::1", 0)
+    lb = ServerLoadBalancer([("::1", server.sockets[0].getsockname()[1])], host="::1", port=0)
+    await lb.start()
+    try:
+        assert lb.url == f"https://[::1]:{lb.port}"
+        _, w = await asyncio.open_connection("::1", lb.port)
+        w.close()
+    finally:
+        await lb.stop()
+        server.close()

@@ -86,7 +86,7 @@ def test_hostport_from_pods_on_this_node():
 
 def test_pod_egress_masquerade_and_service_cidr_reject():
     text = compile_ruleset(ProxyConfig("n1", bridge_name="pkbr0"), [], [])
-    assert 'ip saddr 10.42.0.0/16 ip daddr != 10.42.0.0/16 oifname != "pkbr0" masquerade' in text
+    assert 'iifname "pkbr0" ip saddr 10.42.0.0/16 ip daddr != 10.42.0.0/16 oifname != "pkbr0" masquerade' in text
     assert "ip daddr 10.43.0.0/16 reject" in text
 
 

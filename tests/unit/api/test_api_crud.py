@@ -126,6 +126,16 @@ async def test_delete_status_and_propagation(kc):
     assert out["metadata"]["finalizers"] == ["orphan"]
 
 
+async def test_delete_of_a_service_answers_with_the_service(kc):
+    base = "/api/v1/namespaces/default/services"
+    await kc.ok("POST", base, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+                               "spec": {"ports": [{"port": 80}]}})
+    out = await kc.ok("DELETE", f"{base}/s")
+    assert out["kind"] == "Service" and out["metadata"]["name"] == "s"
+    status, _, _ = await kc.call("GET", f"{base}/s")
+    assert status == 404
+
+
 async def test_graceful_pod_delete(kc):
     base = "/api/v1/namespaces/default/pods"
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},

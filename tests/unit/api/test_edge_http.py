@@ -248,3 +248,37 @@ async def test_logs_stream_from_the_kubelet(stack):
     async with s.get(f"{url}/api/v1/namespaces/default/pods/web/log?container=nope", ssl=stack["admin"]) as r:
         assert r.status == 400
         assert (await r.json())["message"] == "container nope is not valid for pod web"
+
+
+def _ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="needs an IPv6 loopback address")
+@pytest.mark.parametrize(("bind", "loopback", "url_host"), [("::", "::1", "[::1]"), ("0.0.0.0", "127.0.0.1", "127.0.0.1")])
+async def test_an_unspecified_bind_address_listens_on_both_families(tmp_path, bind, loopback, url_host):
+    certs = ClusterCerts.ensure(tmp_path / "tls", default_sans(hostname="vm"))
+    store = open_store("memory://", tmp_path)
+    await store.start()
+    api = ApiServer(store, ApiConfig())
+    await api.start()
+    http = await serve(api, bind=bind, port=0, tls=certs.tls_files, authenticator=Authenticator(server_token=TOKEN),
+                       loopback=loopback)
+    ctx = ssl.create_default_context(cadata=certs.server_ca_pem.decode())
+    try:
+        assert http.families == {4, 6} and http.url == f"https://{url_host}:{http.port}"
+        async with aiohttp.ClientSession() as session:
+            for host in ("127.0.0.1", "[::1]"):
+                async with session.get(f"https://{host}:{http.port}/readyz", ssl=ctx) as resp:
+                    assert resp.status == 200, host
+    finally:
+        await http.stop()
+        await api.stop()
+        await store.close()

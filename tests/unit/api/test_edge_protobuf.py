@@ -148,3 +148,18 @@ def test_unknown_kind_is_unsupported():
 def test_malformed(data):
     with pytest.raises(MalformedProtobuf):
         decode_body(data)
+
+
+def test_hand_built_network_policy():
+    sel = ld(1, ld(1, b"app") + ld(2, b"db"))  # matchLabels
+    port_num = ld(1, b"UDP") + ld(2, vi(1, 0) + vi(2, 9000)) + vi(3, 9100)
+    port_name = ld(2, vi(1, 1) + ld(3, b"http"))
+    peer_ns = ld(2, b"")  # an empty namespaceSelector: every namespace
+    peer_block = ld(3, ld(1, b"10.0.0.0/8") + ld(2, b"10.1.0.0/16"))
+    ingress = ld(1, port_num) + ld(1, port_name) + ld(2, peer_ns) + ld(2, peer_block)
+    spec = ld(1, sel) + ld(2, ingress) + ld(4, b"Ingress")
+    obj = decode_body(unknown("networking.k8s.io/v1", "NetworkPolicy", ld(1, ld(1, b"np")) + ld(2, spec)))
+    assert obj["spec"] == {
+        "podSelector": {"matchLabels": {"app": "db"}}, "policyTypes": ["Ingress"],
+        "ingress": [{"ports": [{"protocol": "UDP", "port": 9000, "endPort": 9100}, {"port": "http"}],
+                     "from": [{"namespaceSelector": {}}, {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}]}]}

@@ -7,6 +7,10 @@ replies from the cache carry the remaining TTL and AA. Keys: lower-case name, ty
 
 When every plugin of the block lets the fast path skip it, each cached reply is also kept as bytes in a
 WireStore (wirecache.py), which the fast table answers from (`fast_cache`).
+
+On the forward lane (lane.py) a miss is kept from the upstream's bytes: TTLs rewritten in place, the
+entry holding the bytes (parsed by dnspython only if a slow-path hit needs it), the WireStore tail cut
+from the same bytes. A reply the chain's variants cannot rotate as bytes is kept as a message instead.
 """
 
 from __future__ import annotations
@@ -14,19 +18,33 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
+from collections import OrderedDict
 from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
 
 import dns.flags
 import dns.message
+import dns.name
 import dns.rcode
+import dns.rdatatype
 
 from ..corefile import Directive
 from ..metrics import DnsMetrics
 from ..options import int_arg, parse_duration
-from ..plugin import BlockContext, ChainInfo, DnsRequest, Handler, Host, Plugin, Variants
-from ..wirecache import WireStore, build_wire_entry, wire_key
+from ..plugin import (
+    BlockContext,
+    ChainInfo,
+    DnsRequest,
+    Handler,
+    Host,
+    Plugin,
+    Variants,
+    WireHop,
+    WireVariants,
+)
+from ..wire import WireQuery, WireReply
+from ..wirecache import WireEntry, WireStore, build_wire_entry, wire_key
 
 __all__ = ["CacheOptions", "CachePlugin", "message_ttl"]
 
@@ -66,14 +84,32 @@ def _set_ttl(m: dns.message.Message, ttl: int) -> None:
             rr.ttl = ttl
 
 
-@dataclass(slots=True)
 class _Entry:
-    msg: dns.message.Message
-    stored: float
-    ttl: int
-    kind: str            # "success" | "denial"
-    hits: int = 0
-    first_hit: float = 0.0
+    """A cached reply: a message, or the bytes of one (the forward lane's), parsed when first needed."""
+
+    __slots__ = ("_msg", "wire", "stored", "ttl", "kind", "wkey", "hits", "first_hit")
+
+    def __init__(self, msg: dns.message.Message | None, wire: bytes, stored: float, ttl: int, kind: str,
+                 wkey: bytes) -> None:
+        self._msg = msg
+        self.wire = wire
+        self.stored = stored
+        self.ttl = ttl
+        self.kind = kind            # "success" | "denial"
+        self.wkey = wkey            # its key in the WireStore
+        self.hits = 0
+        self.first_hit = 0.0
+
+    @property
+    def msg(self) -> dns.message.Message:
+        if self._msg is None:
+            self._msg = dns.message.from_wire(self.wire, ignore_trailing=True)
+        return self._msg
+
+
+_RA = 0x80
+_DO_CD = (b"\x00", b"\x01", b"\x02", b"\x03")     # the wire key's last byte: DO << 1 | CD
+_NOERROR, _NXDOMAIN, _SERVFAIL = int(dns.rcode.NOERROR), int(dns.rcode.NXDOMAIN), int(dns.rcode.SERVFAIL)
 
 
 class CachePlugin(Plugin):
@@ -82,8 +118,10 @@ class CachePlugin(Plugin):
     def __init__(self, opts: CacheOptions, server: str = "") -> None:
         self.opts = opts
         self.server = server
-        self.success: dict[Key, _Entry] = {}
-        self.denial: dict[Key, _Entry] = {}
+        # oldest first: a full store drops its oldest entry (an OrderedDict does that in constant time; a
+        # dict's first item gets slower to find as entries before it are deleted)
+        self.success: OrderedDict[Key, _Entry] = OrderedDict()
+        self.denial: OrderedDict[Key, _Entry] = OrderedDict()
         self.metrics: DnsMetrics | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         # the socket path's view of the same entries; filled only when the block lets the fast path
@@ -91,6 +129,10 @@ class CachePlugin(Plugin):
         self.wire = WireStore(opts.keepttl)
         self.wire_enabled = False
         self.chain_variants: Variants | None = None
+        self.chain_wire_variants: WireVariants | None = None
+        self.lane_misses = 0            # misses the forward lane counted, folded into the metrics on scrape
+        self.evictions = {"success": 0, "denial": 0}
+        self._everywhere = "." in opts.zones
 
     @classmethod
     def setup(cls, d: Directive, ctx: BlockContext) -> CachePlugin:
@@ -159,6 +201,7 @@ class CachePlugin(Plugin):
     def chained(self, chain: ChainInfo) -> None:
         self.wire_enabled = chain.fast_ok
         self.chain_variants = chain.variants
+        self.chain_wire_variants = chain.wire_variants
 
     def fast_cache(self) -> WireStore:
         return self.wire
@@ -175,6 +218,14 @@ class CachePlugin(Plugin):
                 counts[kind] = 0
                 metrics.inc("coredns_cache_requests_total", n, server=self.server, zones=zones, view="")
                 metrics.inc("coredns_cache_hits_total", n, server=self.server, zones=zones, type=kind, view="")
+        n, self.lane_misses = self.lane_misses, 0
+        if n:
+            metrics.inc("coredns_cache_requests_total", n, server=self.server, zones=zones, view="")
+            metrics.inc("coredns_cache_misses_total", n, server=self.server, zones=zones, view="")
+        for kind, n in self.evictions.items():
+            if n:
+                self.evictions[kind] = 0
+                metrics.inc("coredns_cache_evictions_total", n, server=self.server, type=kind, view="", zones=zones)
         metrics.set("coredns_cache_entries", len(self.success), server=self.server, zones=zones, type="success", view="")
         metrics.set("coredns_cache_entries", len(self.denial), server=self.server, zones=zones, type="denial", view="")
 
@@ -183,7 +234,7 @@ class CachePlugin(Plugin):
             t.cancel()
 
     def _in_zone(self, name: str) -> bool:
-        return any(z == "." or name == z or name.endswith("." + z) for z in self.opts.zones)
+        return self._everywhere or any(name == z or name.endswith("." + z) for z in self.opts.zones)
 
     def clamp(self, m: dns.message.Message) -> tuple[str, int] | None:
         """Classify a reply and rewrite its TTLs (O9). None: not cacheable."""
@@ -246,34 +297,105 @@ class CachePlugin(Plugin):
 
     async def _fill(self, key: Key, req: DnsRequest, next_: Handler) -> dns.message.Message:
         reply = await next_(req)
+        self._store(key, req.qname, req.qtype, reply)
+        return reply
+
+    def _store(self, key: Key, qname: dns.name.Name, qtype: int, reply: dns.message.Message) -> None:
+        """Keep `reply` (its TTLs rewritten in place) if it may be cached."""
         res = self.clamp(reply)
         if res is None:
-            return reply
+            return
         kind, ttl = res
         if ttl <= 0 or getattr(self.opts, f"disable_{kind}"):
-            return reply
+            return
+        stored = time.monotonic()
+        wk = wire_key(*key)
+        entry = _Entry(copy.deepcopy(reply), b"", stored, ttl, kind, wk)
+        if not self._put(key, entry) or not self.wire_enabled or self.opts.prefetch:
+            return
+        msg = entry.msg
+        forms = self.chain_variants(msg) if self.chain_variants is not None else [(msg.answer, msg.additional)]
+        wire = build_wire_entry(msg, qname, dns.rdatatype.RdataType.make(qtype), stored + ttl, forms, kind)
+        if wire is None:
+            self.wire.entries.pop(wk, None)
+        else:
+            self.wire.entries[wk] = wire
+
+    def _put(self, key: Key, entry: _Entry) -> bool:
+        """Into its store, evicting the oldest entry when full; False when that store holds nothing."""
+        kind = entry.kind
         store, cap = (self.success, self.opts.success_cap) if kind == "success" else (self.denial, self.opts.denial_cap)
-        if key not in store and len(store) >= cap > 0:
-            evicted = next(iter(store))
-            store.pop(evicted)
-            self.wire.entries.pop(wire_key(*evicted), None)
-            if self.metrics is not None:
-                self.metrics.inc("coredns_cache_evictions_total", server=self.server, type=kind, view="",
-                                 zones=",".join(self.opts.zones))
-        if cap > 0:
-            (self.denial if kind == "success" else self.success).pop(key, None)
-            stored = time.monotonic()
-            entry = store[key] = _Entry(copy.deepcopy(reply), stored, ttl, kind)
-            if self.wire_enabled and not self.opts.prefetch:
-                wk = wire_key(*key)
-                msg = entry.msg
-                forms = self.chain_variants(msg) if self.chain_variants is not None else [(msg.answer, msg.additional)]
-                wire = build_wire_entry(msg, req.qname, req.qtype, stored + ttl, forms, kind)
-                if wire is None:
-                    self.wire.entries.pop(wk, None)
-                else:
-                    self.wire.entries[wk] = wire
-        return reply
+        if cap <= 0:
+            return False
+        if key not in store and len(store) >= cap:
+            evicted = store.popitem(last=False)[1]
+            self.wire.entries.pop(evicted.wkey, None)
+            self.evictions[kind] += 1
+        (self.denial if kind == "success" else self.success).pop(key, None)
+        store[key] = entry
+        return True
+
+    # -- the forward lane ------------------------------------------------------------------------
+    def wire_hop(self) -> WireHop:
+        return WireHop(admit=self._lane_admit, enter=self._lane_enter, leave=self._lane_leave)
+
+    def _lane_admit(self, q: WireQuery) -> bool:
+        """A miss passes on untouched; a name it holds (expired: stale, prefetch) stays on the chain."""
+        name = q.name
+        if not self._everywhere and not self._in_zone(name):
+            return True
+        key = (name, q.qtype, q.do, q.cd)
+        return key not in self.success and key not in self.denial
+
+    def _lane_enter(self, q: WireQuery) -> None:
+        if self._everywhere or self._in_zone(q.name):
+            self.lane_misses += 1
+
+    def _lane_leave(self, q: WireQuery, r: WireReply) -> None:
+        name = q.name
+        if not self._everywhere and not self._in_zone(name):
+            return
+        key = (name, q.qtype, q.do, q.cd)
+        if r.msg is not None:
+            self._store(key, r.msg.question[0].name, q.qtype, r.msg)
+            return
+        d = r.data
+        if d[2] & 0x02:                 # TC
+            return
+        rc = d[3] & 0x0F
+        opts = self.opts
+        if rc == _SERVFAIL:
+            kind, ttl = "denial", int(opts.servfail_ttl)
+        else:
+            if rc == _NOERROR and r.an:
+                kind, cap, lo = "success", opts.success_ttl, opts.success_min
+            elif rc == _NXDOMAIN or rc == _NOERROR:
+                kind, cap, lo = "denial", opts.denial_ttl, opts.denial_min
+            else:
+                return
+            found = r.min_ttl() if r.an or r.ns else None
+            ttl = FAILSAFE_TTL if found is None else found
+            ttl = lo if ttl < lo else cap if ttl > cap else ttl
+            if not opts.keepttl:
+                r.set_ttl(ttl)
+        if ttl <= 0 or (opts.disable_success if kind == "success" else opts.disable_denial):
+            return
+        bodies: list[bytes] | None = None
+        if self.wire_enabled and not opts.prefetch:
+            if self.chain_variants is None:
+                bodies = [bytes(r.body)]
+            elif self.chain_wire_variants is not None:
+                bodies = self.chain_wire_variants(r)
+            if bodies is None:         # variants only a message can give: keep it as the chain would
+                self._store(key, r.to_message().question[0].name, q.qtype, r.msg)  # type: ignore[arg-type]
+                return
+        stored = time.monotonic()
+        qend = q.qend
+        wk = q.qname + q.data[qend - 4:qend] + _DO_CD[q.do << 1 | q.cd]
+        if not self._put(key, _Entry(None, r.wire(), stored, ttl, kind, wk)) or bodies is None:
+            return
+        self.wire.entries[wk] = WireEntry(0x8400 | (d[3] & _RA) | rc, (r.an, r.ns, r.ar), qend - 12,
+                                          tuple(bodies), (r.ttl_offsets(),) * len(bodies), stored + ttl, kind)
 
     def _from_entry(self, entry: _Entry, req: DnsRequest, left: int) -> dns.message.Message:
         m = req.reply(entry.msg.rcode(), aa=True)

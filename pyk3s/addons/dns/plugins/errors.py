@@ -14,7 +14,8 @@ import dns.rdatatype
 
 from ..corefile import Directive
 from ..options import parse_duration
-from ..plugin import BlockContext, DnsRequest, Handler, Plugin
+from ..plugin import BlockContext, DnsRequest, Handler, Plugin, WireHop
+from ..wire import WireQuery
 
 __all__ = ["ErrorsPlugin"]
 
@@ -43,6 +44,13 @@ class ErrorsPlugin(Plugin):
             else:
                 raise sub.error(f"unknown property '{sub.name}'", cls.name)
         return cls(tuple(rules))
+
+    def wire_hop(self) -> WireHop:
+        return WireHop(failed=self._lane_failed)
+
+    def _lane_failed(self, q: WireQuery, err: Exception) -> None:
+        log.error("[ERROR] plugin/errors: 2 %s %s: %s", q.name, dns.rdatatype.to_text(
+            dns.rdatatype.RdataType.make(q.qtype)), err)
 
     async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         try:

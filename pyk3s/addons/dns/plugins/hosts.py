@@ -30,8 +30,9 @@ from dns.rdtypes.IN.A import A
 from dns.rdtypes.IN.AAAA import AAAA
 
 from ..corefile import Directive
-from ..options import Fallthrough, int_arg, parse_duration
-from ..plugin import BlockContext, DnsRequest, FastView, Handler, Host, Plugin, Question
+from ..options import Fallthrough, int_arg, parse_duration, zone_test
+from ..plugin import BlockContext, DnsRequest, FastView, Handler, Host, Plugin, Question, WireHop
+from ..wire import WireQuery
 
 __all__ = ["HostsOptions", "HostsPlugin", "HostsTable", "parse_hosts"]
 
@@ -105,6 +106,7 @@ class HostsPlugin(Plugin):
 
     def __init__(self, opts: HostsOptions) -> None:
         self.opts = opts
+        self._mine = zone_test(opts.zones)
         self.table = HostsTable({}, {}, {})
         self._view = HostsView(self.table)
         self._mtime: tuple[float, int] | None = None
@@ -221,6 +223,19 @@ class HostsPlugin(Plugin):
         else:
             req.note(f"hosts: {name} is in {self.opts.path} without {T.to_text(req.qtype)}: NODATA")
         return m
+
+    def wire_hop(self) -> WireHop:
+        return WireHop(admit=self._lane_admit)
+
+    def _lane_admit(self, q: WireQuery) -> bool:
+        """What `serve` hands on: names outside its zones, PTR it has no host for, unknown names it
+        falls through for."""
+        name = q.name
+        if not self._mine(name):
+            return True
+        if q.qtype == T.PTR:
+            return self.opts.no_reverse or not self.table.ptr.get(name, ())
+        return not self.table.knows(name) and self.opts.fall.through(name)
 
     async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         m = self.answer(req)

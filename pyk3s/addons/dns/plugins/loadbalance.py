@@ -1,7 +1,9 @@
 """loadbalance [round_robin] — rotates A, AAAA and MX records of NOERROR replies (spec dns.md O12).
 
 CNAMEs stay first, other types keep their place. Replies served as bytes (fast table, cache) cycle
-through the same rotations (`rotations`, offered as the chain's `variants`).
+through the same rotations (`rotations`, offered as the chain's `variants`; `wire_rotations` on bytes).
+On the forward lane a reply is rotated as bytes when its sets allow it (WireReply.groups), else as a
+message.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import dns.rdatatype as T
 import dns.rrset
 
 from ..corefile import Directive
-from ..plugin import BlockContext, DnsRequest, Handler, Plugin, Records, Variants
+from ..plugin import BlockContext, DnsRequest, Handler, Plugin, Records, Variants, WireHop, WireVariants
+from ..wire import WireQuery, WireReply
 
 __all__ = ["LoadbalancePlugin", "rotate", "rotations"]
 
@@ -47,6 +50,23 @@ def rotations(reply: dns.message.Message) -> list[tuple[Records, Records]]:
     return forms
 
 
+def wire_rotations(r: WireReply) -> list[bytes] | None:
+    """`rotations` on the bytes of a reply's body; None when its sets cannot be rotated as bytes."""
+    body = bytes(r.body)
+    if r.rcode != dns.rcode.NOERROR:
+        return [body]
+    groups = r.groups(_SHUFFLED_TYPES)
+    if groups is None:
+        return None
+    width = max([j - i for i, j in groups if i < r.an] or [1])
+    return [body] + [r.rotated(groups, k) for k in range(1, min(width, MAX_ROTATIONS))]
+
+
+_SHUFFLED_TYPES = frozenset(int(t) for t in SHUFFLED)
+_NOERROR = int(dns.rcode.NOERROR)
+_TRANSFERS = (int(T.AXFR), int(T.IXFR))
+
+
 class LoadbalancePlugin(Plugin):
     name = "loadbalance"
 
@@ -61,6 +81,25 @@ class LoadbalancePlugin(Plugin):
 
     def variants(self) -> Variants:
         return rotations
+
+    def wire_variants(self) -> WireVariants:
+        return wire_rotations
+
+    def wire_hop(self) -> WireHop:
+        return WireHop(leave=self._lane_leave)
+
+    def _lane_leave(self, q: WireQuery, r: WireReply) -> None:
+        if r.rcode != _NOERROR or q.qtype in _TRANSFERS:
+            return
+        shift = next(self.counter)
+        groups = r.groups(_SHUFFLED_TYPES) if r.msg is None else None
+        if groups is not None:
+            if groups:
+                r.body = r.rotated(groups, shift)
+            return
+        m = r.to_message()
+        m.answer = rotate(m.answer, shift)
+        m.additional = rotate(m.additional, shift)
 
     async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         reply = await next_(req)

@@ -19,7 +19,7 @@ import dns.rcode
 import dns.rdatatype as T
 
 from ..corefile import Directive
-from ..plugin import BlockContext, DnsRequest, Handler, Host, Plugin
+from ..plugin import BlockContext, DnsRequest, Handler, Host, Plugin, WireHop
 from ..workers import ENV_LOOP_SEED
 
 __all__ = ["LoopPlugin"]
@@ -48,6 +48,10 @@ class LoopPlugin(Plugin):
         if d.args or d.block:
             raise d.error("loop takes no arguments", cls.name)
         return cls(ctx.zones[0])
+
+    def wire_hop(self) -> WireHop:
+        # every query but its own probe goes on untouched
+        return WireHop(admit=lambda q: q.qtype != T.HINFO or q.name != self.probe)
 
     async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         if req.qtype == T.HINFO and req.name == self.probe and not req.precompute:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .errors import ConfigError
 
-__all__ = ["duration_seconds"]
+__all__ = ["duration_seconds", "go_duration"]
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -41,3 +41,29 @@ def duration_seconds(value: object, default: float, where: str) -> float:
     if num:
         raise ConfigError(f"ingress: {where}: invalid duration {value!r} (missing unit)")
     return total
+
+
+def go_duration(seconds: float) -> str:
+    """Seconds as Go's time.Duration.String() prints them (``100ms``, ``1m30s``, ``0s``): Traefik's JSON."""
+    ns = round(seconds * 1e9)
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    ns = abs(ns)
+    if ns < 1_000:
+        return f"{sign}{ns}ns"
+    if ns < 1_000_000:
+        return f"{sign}{_fraction(ns, 1_000)}µs"
+    if ns < 1_000_000_000:
+        return f"{sign}{_fraction(ns, 1_000_000)}ms"
+    hours, rest = divmod(ns, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if hours or minutes else "")
+    return f"{sign}{text}{_fraction(rest, 1_000_000_000)}s"
+
+
+def _fraction(value: int, unit: int) -> str:
+    whole, rest = divmod(value, unit)
+    if not rest:
+        return str(whole)
+    return f"{whole}." + f"{rest:0{len(str(unit)) - 1}d}".rstrip("0")

@@ -5,16 +5,30 @@ Flags use Traefik's spelling with case-insensitive keys (``--entryPoints.web.add
 ``--api.dashboard=true``, ``--api.insecure``, ``--ping``, ``--metrics.prometheus``, ``--log.level``).
 A flag without ``=value`` is ``true``. The routers these flags imply (api, dashboard, ping, prometheus,
 entrypoint redirections) come from the internal provider, ``providers/internal.py``.
+
+Entry points (``entry_point_fields``): ``address=[host]:port[/tcp|/udp]``, ``proxyProtocol.insecure``,
+``proxyProtocol.trustedIPs`` (PROXY protocol v1/v2 headers read from those peers, ignored from others),
+``transport.respondingTimeouts.readTimeout|writeTimeout|idleTimeout`` (60s, none, 180s) and
+``udp.timeout`` (3s, a UDP session's idle time). ``--tcpServersTransport.*`` is the default transport
+of TCP services (dial timeout 30s, keep-alive 15s).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from .durations import duration_seconds
+from .dynamic import ServersTransport
+from .dynamic_tcp import DEFAULT_TCP_TRANSPORT, TCPServersTransport, TLSClientConfig
 from .errors import ConfigError
+from .flag_values import flag_bool as _bool
+from .flag_values import switched_on
+from .observability import AccessLogOptions, PrometheusOptions, access_log_options, prometheus_options
+from .transport_flags import default_servers_transport
 
-__all__ = ["EntryPoint", "ProviderOptions", "StaticConfig", "parse_flags", "static_from_flags", "MAX_INT"]
+__all__ = ["EntryPoint", "ProviderOptions", "AccessLogOptions", "PrometheusOptions", "StaticConfig", "parse_flags",
+           "static_from_flags", "MAX_INT"]
 
 MAX_INT = 2**63 - 1
 
@@ -31,6 +45,11 @@ class ProviderOptions:
     strict_prefix_matching: bool = False
     namespaces: tuple[str, ...] = ()
     published_service: str = ""  # "ns/name" for Ingress status
+    native_lb_by_default: bool = False  # services use the ClusterIP unless they say nativeLB: false
+    disable_cluster_scope_resources: bool = False
+    disable_ingress_class_lookup: bool = False
+    cross_provider_namespaces: tuple[str, ...] | None = None  # None: any namespace may refer to other providers
+    throttle_duration: float = 0.0  # seconds between configuration rebuilds (throttleDuration)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +65,18 @@ class EntryPoint:
     forwarded_insecure: bool = False
     trusted_ips: tuple[str, ...] = ()
     as_default: bool = False
+    protocol: str = "tcp"  # "tcp" or "udp", from the address suffix
+    proxy_protocol: bool = False  # a proxyProtocol section is configured
+    proxy_protocol_insecure: bool = False
+    proxy_protocol_trusted_ips: tuple[str, ...] = ()
+    read_timeout: float = 60.0  # seconds; 0 = none
+    write_timeout: float = 0.0
+    idle_timeout: float = 180.0
+    udp_timeout: float = 3.0
 
     @property
     def host(self) -> str:
-        host = self.address.rsplit(":", 1)[0]
+        host = self.address.split("/", 1)[0].rsplit(":", 1)[0]
         return host.strip("[]") or ""
 
     @property
@@ -68,12 +95,17 @@ class StaticConfig:
     ping_entrypoint: str = "traefik"
     prometheus: bool = False
     prometheus_entrypoint: str = "traefik"
+    prometheus_options: PrometheusOptions = field(default_factory=lambda: PrometheusOptions())
     crd: ProviderOptions | None = None
     ingress: ProviderOptions | None = None
     log_level: str = "ERROR"
     kubeconfig: str = ""
     workers: int = 0
     default_rule_syntax: str = "v3"
+    tcp_transport: TCPServersTransport = DEFAULT_TCP_TRANSPORT  # --tcpServersTransport.*
+    access_log: AccessLogOptions | None = None  # None: access logs off
+    servers_transport: ServersTransport = field(default_factory=ServersTransport)  # default@internal
+    udp_relay: str = "auto"  # --udpRelay: auto | kernel | userspace (proxy/udp_kernel.py)
     raw: Mapping[str, str] = field(default_factory=dict)  # every flag, keys lower-cased
 
 
@@ -98,27 +130,15 @@ def parse_flags(argv: list[str]) -> dict[str, str]:
     return out
 
 
-def _bool(value: str | None, default: bool = False) -> bool:
-    if value is None:
-        return default
-    v = value.strip().lower()
-    if v in ("true", "1", "yes", ""):
-        return True
-    if v in ("false", "0", "no"):
-        return False
-    raise ConfigError(f"traefik: invalid boolean {value!r}")
-
-
 def _provider(flags: dict[str, str], prefix: str, syntax: str) -> ProviderOptions | None:
-    if not any(k == prefix or k.startswith(prefix + ".") for k in flags):
-        return None
-    if flags.get(prefix) is not None and not _bool(flags.get(prefix), True):
+    if not switched_on(flags, prefix):
         return None
 
     def get(name: str) -> str | None:
         return flags.get(f"{prefix}.{name}")
 
     ns = tuple(n for n in (get("namespaces") or "").split(",") if n)
+    cross = get("crossprovidernamespaces")
     return ProviderOptions(
         allow_cross_namespace=_bool(get("allowcrossnamespace")),
         allow_empty_services=_bool(get("allowemptyservices")),
@@ -128,7 +148,73 @@ def _provider(flags: dict[str, str], prefix: str, syntax: str) -> ProviderOption
         strict_prefix_matching=_bool(get("strictprefixmatching")),
         namespaces=ns,
         published_service=get("ingressendpoint.publishedservice") or "",
+        native_lb_by_default=_bool(get("nativelbbydefault")),
+        disable_cluster_scope_resources=_bool(get("disableclusterscoperesources")),
+        disable_ingress_class_lookup=_bool(get("disableingressclasslookup")),
+        cross_provider_namespaces=None if cross is None else tuple(n for n in cross.split(",") if n),
+        throttle_duration=duration_seconds(get("throttleduration"), 0.0, f"{prefix}.throttleDuration"),
     )
+
+
+def _protocol(name: str, address: str) -> str:
+    proto = address.split("/", 1)[1].lower() if "/" in address else "tcp"
+    if proto not in ("tcp", "udp"):
+        raise ConfigError(f"traefik: entrypoint {name}: invalid protocol: {address.split('/', 1)[1]}")
+    return proto
+
+
+def with_transport(ep: EntryPoint, f: Mapping[str, str]) -> EntryPoint:
+    """The entry point with its TCP/UDP side from its flags: protocol, PROXY protocol, responding and UDP
+    timeouts."""
+    name = ep.name
+    where = f"entrypoint {name}"
+    pp_keys = [k for k in f if k == "proxyprotocol" or k.startswith("proxyprotocol.")]
+    pp_on = bool(pp_keys) and _bool(f.get("proxyprotocol"), True)
+    trusted = tuple(x.strip() for x in f.get("proxyprotocol.trustedips", "").split(",") if x.strip())
+    for ip in trusted:
+        _check_cidr(ip, f"{where}: proxyProtocol.trustedIPs")
+    timeouts = "transport.respondingtimeouts."
+    return replace(
+        ep, protocol=_protocol(name, ep.address), proxy_protocol=pp_on,
+        proxy_protocol_insecure=pp_on and _bool(f.get("proxyprotocol.insecure")),
+        proxy_protocol_trusted_ips=trusted if pp_on else (),
+        read_timeout=duration_seconds(f.get(timeouts + "readtimeout"), 60.0, f"{where}: readTimeout"),
+        write_timeout=duration_seconds(f.get(timeouts + "writetimeout"), 0.0, f"{where}: writeTimeout"),
+        idle_timeout=duration_seconds(f.get(timeouts + "idletimeout"), 180.0, f"{where}: idleTimeout"),
+        udp_timeout=duration_seconds(f.get("udp.timeout"), 3.0, f"{where}: udp.timeout"))
+
+
+def _check_cidr(value: str, where: str) -> None:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ConfigError(f"traefik: {where}: invalid IP or CIDR {value!r}") from None
+
+
+def _tcp_transport(flags: Mapping[str, str]) -> TCPServersTransport:
+    """``--tcpServersTransport.*``: the transport of TCP services that name none (root CAs are files)."""
+    prefix = "tcpserverstransport."
+
+    def get(name: str) -> str | None:
+        return flags.get(prefix + name)
+
+    tls = None
+    if any(k.startswith(prefix + "tls") for k in flags):
+        cas: list[str] = []
+        for path in (p.strip() for p in (get("tls.rootcas") or "").split(",") if p.strip()):
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    cas.append(fh.read())
+            except OSError as err:
+                raise ConfigError(f"traefik: tcpServersTransport.tls.rootCAs: {path}: {err}") from None
+        tls = TLSClientConfig(insecure_skip_verify=_bool(get("tls.insecureskipverify")), root_cas=tuple(cas))
+    return TCPServersTransport(
+        dial_timeout=duration_seconds(get("dialtimeout"), 30.0, "tcpServersTransport.dialTimeout"),
+        dial_keep_alive=duration_seconds(get("dialkeepalive"), 15.0, "tcpServersTransport.dialKeepAlive"),
+        termination_delay=duration_seconds(get("terminationdelay"), 0.1, "tcpServersTransport.terminationDelay"),
+        tls=tls)
 
 
 def static_from_flags(argv: list[str]) -> StaticConfig:
@@ -143,7 +229,7 @@ def static_from_flags(argv: list[str]) -> StaticConfig:
         if "address" not in f:
             raise ConfigError(f"traefik: entrypoint {name}: address is required")
         to = f.get("http.redirections.entrypoint.to", "")
-        entrypoints[name] = EntryPoint(
+        entrypoints[name] = with_transport(EntryPoint(
             name=name, address=f["address"], tls=_bool(f.get("http.tls")) or bool(f.get("http.tls.options")),
             tls_options=f.get("http.tls.options", ""), redirect_to=to,
             redirect_scheme=f.get("http.redirections.entrypoint.scheme", "https"),
@@ -151,7 +237,7 @@ def static_from_flags(argv: list[str]) -> StaticConfig:
             redirect_priority=int(f.get("http.redirections.entrypoint.priority", MAX_INT - 1)),
             forwarded_insecure=_bool(f.get("forwardedheaders.insecure")),
             trusted_ips=tuple(x for x in f.get("forwardedheaders.trustedips", "").split(",") if x),
-            as_default=_bool(f.get("asdefault")))
+            as_default=_bool(f.get("asdefault"))), f)
     api = any(k == "api" or k.startswith("api.") for k in flags) and _bool(flags.get("api"), True)
     ping = "ping" in flags or any(k.startswith("ping.") for k in flags)
     prom = any(k.startswith("metrics.prometheus") for k in flags) and _bool(flags.get("metrics.prometheus"), True)
@@ -172,4 +258,17 @@ def static_from_flags(argv: list[str]) -> StaticConfig:
         crd=_provider(flags, "providers.kubernetescrd", syntax),
         ingress=_provider(flags, "providers.kubernetesingress", syntax),
         log_level=flags.get("log.level", "ERROR").upper(), kubeconfig=flags.get("kubeconfig", ""),
-        workers=int(flags.get("workers", "0") or 0), default_rule_syntax=syntax, raw=flags)
+        workers=int(flags.get("workers", "0") or 0), default_rule_syntax=syntax, access_log=access_log_options(flags),
+        servers_transport=default_servers_transport(flags), prometheus_options=prometheus_options(flags),
+        tcp_transport=_tcp_transport(flags), udp_relay=_udp_relay(flags), raw=flags)
+
+
+UDP_RELAYS = ("auto", "kernel", "userspace")
+
+
+def _udp_relay(flags: dict[str, str]) -> str:
+    """``--udpRelay`` (a pyk3s addition): how UDP routers relay datagrams (see ``proxy/udp_kernel.py``)."""
+    value = flags.get("udprelay", "auto").lower()
+    if value not in UDP_RELAYS:
+        raise ConfigError(f"traefik: udpRelay: {value!r} is not one of {', '.join(UDP_RELAYS)}")
+    return value

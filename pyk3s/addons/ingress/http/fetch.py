@@ -31,16 +31,20 @@ class FetchResult:
 
 
 async def fetch(url: str, method: str = "GET", headers: list[tuple[str, str]] | None = None, body: bytes = b"",
-                timeout: float = 30.0, host_header: str | None = None) -> FetchResult:
+                timeout: float = 30.0, host_header: str | None = None, ssl_context: ssl.SSLContext | None = None,
+                server_hostname: str | None = None) -> FetchResult:
+    """One request; an https URL is verified (against the system CAs and its host) unless ``ssl_context``
+    says otherwise."""
     parts = urlsplit(url)
     ctx = None
+    hostname = None
     if parts.scheme == "https":
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
+        ctx = ssl_context or ssl.create_default_context()
+        hostname = server_hostname or parts.hostname
     port = parts.port or (443 if parts.scheme == "https" else 80)
     path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port, ssl=ctx), timeout)
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(parts.hostname, port, ssl=ctx, server_hostname=hostname), timeout)
     try:
         lines = [f"{method} {path} HTTP/1.1", f"Host: {host_header or parts.netloc}", "Connection: close"]
         lines += [f"{k}: {v}" for k, v in headers or () if k.lower() not in ("host", "connection", "content-length",

@@ -14,6 +14,7 @@ then called per request:
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,6 +41,9 @@ class BackendServer(Protocol):
     @property
     def pass_host_header(self) -> bool: ...
 
+    def tls(self) -> tuple[ssl.SSLContext | None, str | None]:
+        """The TLS context and server name to reach this server with (its ServersTransport)."""
+
 
 class Backend(Protocol):
     """A compiled service (routing/services.py) as a middleware calls it: the server for a request."""
@@ -58,6 +62,7 @@ class BuildContext:
 
 class MiddlewareHandler:
     __slots__ = ()
+    warnings: tuple[str, ...] = ()  # options given that this handler does not honour (shown in the API)
     is_async = False
     needs_response = False
     needs_done = False

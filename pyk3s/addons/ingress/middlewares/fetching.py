@@ -1,16 +1,23 @@
 """Middlewares that call another HTTP service: forwardAuth, errors (spec 5.12).
 
     forwardAuth: {address: http://auth.example/check, trustForwardHeader: false,
-                  authResponseHeaders: [X-User], authResponseHeadersRegex: "^X-", authRequestHeaders: [Cookie]}
+                  authResponseHeaders: [X-User], authResponseHeadersRegex: "^X-", authRequestHeaders: [Cookie],
+                  tls: {ca: PEM, cert: PEM, key: PEM, insecureSkipVerify: false}}
     errors:      {status: ["500-599", "404"], service: error-pages, query: "/{status}.html"}
 
 forwardAuth: a 2xx from the auth server lets the request through (copying authResponseHeaders);
-any other answer goes back to the client as is. errors: a response with a listed status is replaced by
+any other answer goes back to the client as is. An https address is verified (``tls.ca``, else the
+system CAs) unless ``tls.insecureSkipVerify``; ``tls.cert``/``tls.key`` are presented to it.
+addAuthCookiesToResponse, headerField, forwardBody, preserveLocationHeader, preserveRequestMethod and
+authSigninURL are not supported: set, they are warnings on the middleware. errors: a response with a listed status is replaced by
 the page the error service returns for ``query``, keeping the original status.
 """
 
 from __future__ import annotations
 
+import os
+import ssl
+import tempfile
 from collections.abc import Iterable
 
 from ..config.errors import ConfigError
@@ -25,12 +32,42 @@ __all__ = ["ForwardAuth", "ErrorPages"]
 _SKIP = frozenset(("connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te", "trailer"))
 
 
+_FORWARD_AUTH_UNSUPPORTED = ("addAuthCookiesToResponse", "headerField", "forwardBody", "preserveLocationHeader",
+                             "preserveRequestMethod", "authSigninURL")
+
+
+def _client_context(tls: Config) -> ssl.SSLContext:
+    """forwardAuth.tls: the context to reach the auth server with."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        if tls.get("ca"):
+            ctx.load_verify_locations(cadata=str(tls["ca"]))
+        else:
+            ctx.load_default_certs()
+        if tls.get("insecureSkipVerify"):
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if tls.get("cert") and tls.get("key"):
+            with tempfile.TemporaryDirectory(prefix="pk-fa-") as tmp:
+                path = os.path.join(tmp, "client.pem")
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(str(tls["cert"]).strip() + "\n" + str(tls["key"]).strip() + "\n")
+                ctx.load_cert_chain(path)
+    except (ssl.SSLError, ValueError, OSError) as err:
+        raise ConfigError(f"forwardAuth: invalid tls configuration: {err}") from None
+    return ctx
+
+
 class ForwardAuth(MiddlewareHandler):
-    __slots__ = ("address", "trust", "resp_headers", "resp_rx", "req_headers")
+    __slots__ = ("address", "trust", "resp_headers", "resp_rx", "req_headers", "ssl_context", "warnings")
     is_async = True
 
     def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         self.address = str(need(config, "address", "forwardAuth"))
+        self.ssl_context = _client_context(config["tls"]) if config.get("tls") is not None else None
+        self.warnings = tuple(f"forwardAuth.{key} is not supported by pyk3s" for key in _FORWARD_AUTH_UNSUPPORTED
+                              if config.get(key))
         self.trust = bool(config.get("trustForwardHeader"))
         self.resp_headers = [str(h) for h in config.get("authResponseHeaders") or ()]
         try:
@@ -49,7 +86,7 @@ class ForwardAuth(MiddlewareHandler):
                     ("X-Forwarded-Host", req.authority), ("X-Forwarded-Uri", req.request_uri),
                     ("X-Forwarded-For", f"{xff}, {req.peer}" if xff else req.peer)]
         try:
-            res = await fetch(self.address, "GET", headers, timeout=30.0)
+            res = await fetch(self.address, "GET", headers, timeout=30.0, ssl_context=self.ssl_context)
         except (OSError, TimeoutError):
             return text_error(500)
         if 200 <= res.status < 300:
@@ -89,10 +126,12 @@ def _ranges(items: Iterable[object] | None) -> list[tuple[int, int]]:
 
 
 class ErrorPages(MiddlewareHandler):
-    __slots__ = ("ranges", "service", "query")
+    __slots__ = ("ranges", "service", "query", "warnings")
     needs_response = True
 
     def __init__(self, config: Config, ctx: BuildContext) -> None:
+        self.warnings = tuple(f"errors.{key} is not supported by pyk3s" for key in ("statusRewrites", "errorRequestHeaders")
+                              if config.get(key))
         self.ranges = _ranges(need(config, "status", "errors"))
         self.service = ctx.service(str(need(config, "service", "errors")))
         self.query = str(config.get("query") or "/")
@@ -110,8 +149,10 @@ class ErrorPages(MiddlewareHandler):
                 reply = text_error(status)
             else:
                 try:
+                    context, server_name = target.tls()
                     res = await fetch(f"{target.scheme}://{target.authority}{query}", "GET", timeout=30.0,
-                                      host_header=req.authority if target.pass_host_header else None)
+                                      host_header=req.authority if target.pass_host_header else None,
+                                      ssl_context=context, server_hostname=server_name)
                     reply = Reply(status, [(k, v) for k, v in res.headers if k.lower() not in _SKIP
                                            and k.lower() != "date"], bytes(res.body))
                 except (OSError, TimeoutError):

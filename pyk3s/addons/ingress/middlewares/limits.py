@@ -42,10 +42,13 @@ def source_criterion(config: Config | None, kind: str) -> Callable[[HttpRequest]
 
 
 class RateLimit(MiddlewareHandler):
-    __slots__ = ("rate", "burst", "source", "buckets")
+    __slots__ = ("rate", "burst", "source", "buckets", "warnings")
     is_async = True
 
     def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
+        # a Redis store shares the buckets between proxies; pyk3s keeps them per worker
+        self.warnings = ("rateLimit.redis is not supported by pyk3s: each worker limits on its own",) \
+            if config.get("redis") else ()
         average = float(config.get("average") or 0)
         period = duration_seconds(config.get("period"), 1.0, "rateLimit.period")
         if period <= 0:

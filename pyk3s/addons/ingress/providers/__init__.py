@@ -10,15 +10,15 @@ and merges the parts. A new provider is a module here, a row in PROVIDERS and it
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..config.dynamic import DynamicConfig, merge
 from ..config.static import ProviderOptions, StaticConfig
-from . import crd, ingress
+from . import crd, crd_tcp, ingress
 from .common import KubeObject, ObjectIndex, Watched
 from .internal import internal_config
 
-__all__ = ["Provider", "PROVIDERS", "build_config", "watched_kinds"]
+__all__ = ["Provider", "PROVIDERS", "build_config", "watched_kinds", "build_kubernetescrd"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +28,17 @@ class Provider:
     build: Callable[[ObjectIndex, ProviderOptions], DynamicConfig]
 
 
+def build_kubernetescrd(index: ObjectIndex, options: ProviderOptions) -> DynamicConfig:
+    """The kubernetesCRD provider: HTTP objects (``crd.py``) and TCP/UDP objects (``crd_tcp.py``); the
+    certificates of TLS-terminating TCP routes join the default store."""
+    cfg = crd.build_crd_config(index, options)
+    tcp, certs = crd_tcp.build_crd_tcp(index, options)
+    known = {c.source for c in cfg.certificates}
+    return replace(cfg, tcp=tcp, certificates=cfg.certificates + tuple(c for c in certs if c.source not in known))
+
+
 PROVIDERS: dict[str, Provider] = {
-    "kubernetescrd": Provider(lambda static: static.crd, crd.WATCHES, crd.build_crd_config),
+    "kubernetescrd": Provider(lambda static: static.crd, crd.WATCHES + crd_tcp.TCP_WATCHES, build_kubernetescrd),
     "kubernetes": Provider(lambda static: static.ingress, ingress.WATCHES, ingress.build_ingress_config),
 }
 

@@ -1,7 +1,13 @@
-"""Helpers shared by the Kubernetes providers: watched kinds, names, object index, servers from EndpointSlices.
+"""Helpers shared by the Kubernetes providers: watched kinds, names, object index, servers of a Service.
 
 Providers read an :class:`ObjectIndex` built from plain lists of objects (exactly as the API returns them,
 grouped by ``kind``), so they are pure functions that tests feed from YAML fixtures.
+
+Servers of a Service port (Traefik's loadServers / loadService): from its EndpointSlices (the slice port
+whose name equals the Service port's name; endpoints whose ``serving`` condition is not false; each
+address once; ``terminating`` ones fenced), from its ClusterIP (``nativeLB``), from every node's
+InternalIP and the node port (``nodePortLB`` on a NodePort Service), or ``externalName:port`` for an
+ExternalName Service.
 """
 
 from __future__ import annotations
@@ -14,11 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config.dynamic import Certificate, Server
-from ..config.static import ProviderOptions
 
 __all__ = [
     "KubeObject", "Watched", "BACKEND_KINDS", "normalize", "rule_hash", "ObjectIndex", "ServiceLookupError",
-    "servers_for", "secret_data", "certificate_from_secret",
+    "secret_data", "certificate_blocks", "certificate_from_secret", "join_host_port", "endpoint_servers",
+    "native_servers", "node_port_servers", "ca_from_secret", "ca_from_config_map", "annotation_bool",
 ]
 
 KubeObject = dict[str, Any]
@@ -34,11 +40,13 @@ class Watched:
     kind: str
 
 
-# what every Kubernetes provider reads: Services and their endpoints, and Secrets (certificates, users)
+# what every Kubernetes provider reads: Services and their endpoints, Secrets (certificates, users) and
+# Nodes (nodePortLB)
 BACKEND_KINDS = (
     Watched("v1", "services", "Service"),
     Watched("v1", "secrets", "Secret"),
     Watched("discovery.k8s.io/v1", "endpointslices", "EndpointSlice"),
+    Watched("v1", "nodes", "Node"),
 )
 
 _NON_ALNUM = re.compile(r"[^\w]+|_+", re.UNICODE)
@@ -54,7 +62,7 @@ def rule_hash(rule: str) -> str:
 
 
 class ServiceLookupError(Exception):
-    """A Kubernetes Service, its port or its endpoints cannot be resolved."""
+    """A Kubernetes Service, its port, its endpoints or a Secret cannot be resolved."""
 
 
 @dataclass(slots=True)
@@ -77,10 +85,24 @@ class ObjectIndex:
                 continue
             md = obj.get("metadata") or {}
             key = f"{md.get('namespace', '')}/{md.get('name', '')}" if md.get("namespace") else md.get("name", "")
-            idx.by_kind.setdefault(obj["kind"], {})[key] = obj
+            table = idx.by_kind.setdefault(obj["kind"], {})
+            if not md.get("name"):
+                key += f"#{len(table)}"  # unnamed objects (test fixtures, generateName) never collide
+            table[key] = obj
             if obj["kind"] == "EndpointSlice":
                 svc = (md.get("labels") or {}).get("kubernetes.io/service-name", "")
                 idx.slices.setdefault(f"{md.get('namespace', '')}/{svc}", []).append(obj)
+        return idx
+
+    def within(self, namespaces: tuple[str, ...]) -> ObjectIndex:
+        """The objects a provider watching only ``namespaces`` sees (all of them when empty)."""
+        if not namespaces:
+            return self
+        idx = ObjectIndex()
+        for kind, table in self.by_kind.items():
+            idx.by_kind[kind] = {k: o for k, o in table.items()
+                                 if "/" not in k or k.split("/", 1)[0] in namespaces}
+        idx.slices = {k: v for k, v in self.slices.items() if k.split("/", 1)[0] in namespaces}
         return idx
 
     def get(self, kind: str, namespace: str, name: str) -> KubeObject | None:
@@ -88,6 +110,18 @@ class ObjectIndex:
 
     def all(self, kind: str) -> list[KubeObject]:
         return [self.by_kind[kind][k] for k in sorted(self.by_kind.get(kind, {}))]
+
+
+def annotation_bool(value: str | None, default: bool) -> bool:
+    """A boolean annotation as Go's strconv.ParseBool reads it (other values keep the default)."""
+    if value is None:
+        return default
+    v = value.strip().lower()
+    if v in ("1", "t", "true"):
+        return True
+    if v in ("0", "f", "false"):
+        return False
+    return default
 
 
 def secret_data(secret: KubeObject) -> dict[str, bytes]:
@@ -102,72 +136,102 @@ def secret_data(secret: KubeObject) -> dict[str, bytes]:
     return out
 
 
-def certificate_from_secret(idx: ObjectIndex, namespace: str, name: str) -> Certificate:
+def certificate_blocks(secret: KubeObject, namespace: str, name: str) -> tuple[str, str]:
+    """tls.crt and tls.key of a Secret (Traefik getCertificateBlocks and its messages)."""
+    data = secret_data(secret)
+    missing = [k for k in ("tls.crt", "tls.key") if k not in data]
+    if missing:
+        raise ServiceLookupError(f"secret {namespace}/{name} is missing the following TLS data entries: "
+                                 + ", ".join(missing))
+    empty = [k for k in ("tls.crt", "tls.key") if not data[k]]
+    if empty:
+        raise ServiceLookupError(f"secret {namespace}/{name} contains the following empty TLS data entries: "
+                                 + ", ".join(empty))
+    return data["tls.crt"].decode(), data["tls.key"].decode()
+
+
+def certificate_from_secret(idx: ObjectIndex, namespace: str, name: str, stores: tuple[str, ...] = ()) -> Certificate:
     secret = idx.get("Secret", namespace, name)
     if secret is None:
         raise ServiceLookupError(f"secret {namespace}/{name} does not exist")
+    crt, key = certificate_blocks(secret, namespace, name)
+    return Certificate(crt, key, stores, f"{namespace}/{name}")
+
+
+def ca_from_secret(idx: ObjectIndex, namespace: str, name: str) -> str:
+    """A CA bundle from a Secret: ``tls.ca``, else ``ca.crt``, else its only key (Traefik loadCASecret)."""
+    secret = idx.get("Secret", namespace, name)
+    if secret is None:
+        raise ServiceLookupError(f"secret '{namespace}/{name}' not found")
     data = secret_data(secret)
-    crt, key = data.get("tls.crt", b""), data.get("tls.key", b"")
-    if not crt or not key:
-        raise ServiceLookupError(f"secret {namespace}/{name} has no tls.crt / tls.key")
-    return Certificate(crt.decode(), key.decode(), ("default",), f"{namespace}/{name}")
+    for key in ("tls.ca", "ca.crt"):
+        if key in data:
+            return data[key].decode()
+    if len(data) == 1:
+        return next(iter(data.values())).decode()
+    raise ServiceLookupError(f"secret '{namespace}/{name}' has no CA block: secret {namespace}/{name} contains "
+                             "neither tls.ca nor ca.crt")
 
 
-def _service_port(svc: KubeObject, port: int | str) -> dict[str, Any]:
-    for p in (svc.get("spec") or {}).get("ports") or []:
-        if (isinstance(port, int) or str(port).isdigit()) and p.get("port") == int(port):
-            return p
-        if isinstance(port, str) and p.get("name") == port:
-            return p
-    md = svc.get("metadata") or {}
-    raise ServiceLookupError(f"service port {port} not found in service {md.get('namespace')}/{md.get('name')}")
+def ca_from_config_map(idx: ObjectIndex, namespace: str, name: str) -> str:
+    cm = idx.get("ConfigMap", namespace, name)
+    if cm is None:
+        raise ServiceLookupError(f"configMap '{namespace}/{name}' not found")
+    data = cm.get("data") or {}
+    for key in ("tls.ca", "ca.crt"):
+        if key in data:
+            return str(data[key])
+    raise ServiceLookupError(f"configMap '{namespace}/{name}' has no CA block: config map {namespace}/{name} "
+                             "contains neither tls.ca nor ca.crt")
 
 
-def default_scheme(svc_port: dict[str, Any]) -> str:
-    if svc_port.get("port") == 443 or str(svc_port.get("name", "")).startswith("https"):
-        return "https"
-    return "http"
+def join_host_port(host: str, port: int | str) -> str:
+    """Go's net.JoinHostPort."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def servers_for(idx: ObjectIndex, namespace: str, name: str, port: int | str, scheme: str,
-                opts: ProviderOptions, native_lb: bool = False) -> tuple[tuple[Server, ...], str]:
-    """Servers (and the scheme used) for a Kubernetes Service port, from its ready EndpointSlices."""
-    svc = idx.get("Service", namespace, name)
-    if svc is None:
-        raise ServiceLookupError(f"kubernetes service not found: {namespace}/{name}")
-    spec = svc.get("spec") or {}
-    if spec.get("type") == "ExternalName":
-        if not opts.allow_external_name_services:
-            raise ServiceLookupError(f"externalName services not allowed: {namespace}/{name}")
-        scheme = scheme or ("https" if str(port) == "443" else "http")
-        return (Server(f"{scheme}://{spec.get('externalName')}:{port}"),), scheme
-    sport = _service_port(svc, port)
-    scheme = scheme or default_scheme(sport)
-    if scheme not in ("http", "https", "h2c"):
-        raise ServiceLookupError(f"invalid scheme {scheme!r} specified for service {namespace}/{name}")
-    if native_lb:
-        ip = spec.get("clusterIP", "")
-        return ((Server(f"{scheme}://{_host(ip)}:{sport.get('port')}"),) if ip and ip != "None" else ()), scheme
+def endpoint_servers(idx: ObjectIndex, namespace: str, name: str, port_name: str, scheme: str) -> list[Server]:
+    """Servers from the Service's EndpointSlices for the Service port named ``port_name``."""
     seen: set[str] = set()
     servers: list[Server] = []
     for sl in idx.slices.get(f"{namespace}/{name}", []):
-        slice_port = next((p.get("port") for p in sl.get("ports") or []
-                           if (p.get("name") or "") == (sport.get("name") or "")), None)
-        if slice_port is None:
+        port = 0
+        for p in sl.get("ports") or ():
+            if p.get("name") is not None and p.get("name") == port_name:
+                port = int(p.get("port") or 0)
+                break
+        if not port:
             continue
-        for ep in sl.get("endpoints") or []:
+        for ep in sl.get("endpoints") or ():
             cond = ep.get("conditions") or {}
-            ready = cond.get("ready") is not False
-            serving = cond.get("serving", cond.get("ready")) is not False
-            if not (ready or serving):
+            if cond.get("serving") is False:
                 continue
-            for addr in ep.get("addresses") or []:
-                url = f"{scheme}://{_host(addr)}:{slice_port}"
-                if url not in seen:
-                    seen.add(url)
-                    servers.append(Server(url, fenced=not ready))
-    return tuple(servers), scheme
+            for addr in ep.get("addresses") or ():
+                if addr in seen:
+                    continue
+                seen.add(addr)
+                servers.append(Server(f"{scheme}://{join_host_port(addr, port)}", fenced=cond.get("terminating") is True))
+    return servers
 
 
-def _host(addr: str) -> str:
-    return f"[{addr}]" if ":" in addr else addr
+def native_servers(svc: KubeObject, port: int, scheme: str) -> list[Server]:
+    """The Service's ClusterIP (Traefik getNativeServiceAddress)."""
+    md = svc.get("metadata") or {}
+    ip = (svc.get("spec") or {}).get("clusterIP") or ""
+    if ip == "None":
+        raise ServiceLookupError("getting native Kubernetes Service address: no clusterIP on headless service: "
+                                 f"{md.get('namespace')}/{md.get('name')}")
+    if not ip:
+        raise ServiceLookupError("getting native Kubernetes Service address: no clusterIP found for service: "
+                                 f"{md.get('namespace')}/{md.get('name')}")
+    return [Server(f"{scheme}://{join_host_port(ip, port)}")]
+
+
+def node_port_servers(idx: ObjectIndex, node_port: int, scheme: str) -> list[Server]:
+    """Every node's InternalIP with the node port."""
+    servers = []
+    for node in idx.all("Node"):
+        for addr in (node.get("status") or {}).get("addresses") or ():
+            if addr.get("type") == "InternalIP":
+                servers.append(Server(f"{scheme}://{join_host_port(addr.get('address', ''), node_port)}"))
+    return servers

@@ -1,28 +1,46 @@
 """kubernetesIngress provider: networking.k8s.io/v1 Ingress -> dynamic configuration (spec §4).
 
-Rules (4.2): ``Host("h") && PathPrefix("/p")``; pathType Exact -> Path, Prefix -> PathPrefix (character
-prefix, or element-wise with ``strict_prefix_matching``), ImplementationSpecific -> PathPrefix unless the
-``router.pathmatcher`` annotation says otherwise. Names (4.5): router ``<ns>-<ingress>-<host><path>``
-normalised, service ``<ns>-<svc>-<port>``. ``ingress_status`` gives the status that the watch glue
-publishes (4.9).
+Follows Traefik's pkg/provider/kubernetes/ingress (loadConfigurationFromIngresses), whose tests are
+ported in tests/unit/addons/ingress/test_ingress_traefik_cases.py:
+
+- Class (4.1): an Ingress with ``spec.ingressClassName`` is ours when an IngressClass of that name has
+  controller ``traefik.io/ingress-controller`` (and is the ``ingressClass`` option, when set); else the
+  ``kubernetes.io/ingress.class`` annotation must equal the option (or be ``traefik``, or both be empty).
+- Rules (4.2-4.4): ``Host("h") && PathPrefix("/p")``; pathType Exact -> Path, Prefix -> PathPrefix (or
+  element-wise with ``strictPrefixMatching``), ImplementationSpecific -> the ``router.pathmatcher``
+  annotation; ``*.example.com`` under v2 syntax -> ``HostRegexp("{subdomain:[a-zA-Z0-9-]+}.example.com")``.
+- Names (4.5): router ``<ns>-<ingress>-<host><path>`` normalised (``-<hash>`` on collisions), service
+  ``<ns>-<svc>-<port>``; the default backend of an Ingress without rules is ``default-router`` ->
+  ``default-backend`` at priority MinInt32 (one in all).
+- A path whose Service cannot be loaded (missing, port unknown, no endpoints without
+  ``allowEmptyServices``) gets no router in Traefik; here its router stays with the error so the API
+  says why it is not served. ``ingress_status`` gives the status that the watch glue publishes (4.9).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..config.dynamic import (
     Certificate,
-    Domain,
     DynamicConfig,
+    IngressMetadata,
     LoadBalancer,
     Router,
-    RouterTLS,
+    RouterObservability,
+    Server,
     Service,
-    StickyCookie,
 )
 from ..config.static import ProviderOptions
+from .annotations import (
+    AnnotationError,
+    RouterAnnotations,
+    ServiceAnnotations,
+    router_annotations,
+    service_annotations,
+)
 from .common import (
     BACKEND_KINDS,
     KubeObject,
@@ -30,17 +48,17 @@ from .common import (
     ServiceLookupError,
     Watched,
     certificate_from_secret,
+    endpoint_servers,
+    join_host_port,
+    native_servers,
+    node_port_servers,
     normalize,
     rule_hash,
-    servers_for,
 )
 
-__all__ = ["build_ingress_config", "ingress_status", "should_process", "CONTROLLER", "ROUTER_ANNOTATION",
-           "SERVICE_ANNOTATION", "WATCHES"]
+__all__ = ["build_ingress_config", "ingress_status", "should_process", "ingress_classes", "CONTROLLER", "WATCHES"]
 
 CONTROLLER = "traefik.io/ingress-controller"
-ROUTER_ANNOTATION = "traefik.ingress.kubernetes.io/router."
-SERVICE_ANNOTATION = "traefik.ingress.kubernetes.io/service."
 MIN_INT32 = -2147483648
 WATCHES = BACKEND_KINDS + (Watched("networking.k8s.io/v1", "ingresses", "Ingress"),
                            Watched("networking.k8s.io/v1", "ingressclasses", "IngressClass"))
@@ -50,103 +68,156 @@ def _go_quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _annotations(obj: KubeObject, prefix: str) -> dict[str, str]:
-    """Annotations under prefix, keys lower-cased (they are case-insensitive label paths)."""
-    out = {}
-    for k, v in ((obj.get("metadata") or {}).get("annotations") or {}).items():
-        if k.lower().startswith(prefix):
-            out[k.lower()[len(prefix):]] = str(v)
-    return out
+def ingress_classes(idx: ObjectIndex, opts: ProviderOptions) -> set[str]:
+    """Names of the IngressClasses of this controller (and of the ``ingressClass`` option, when set)."""
+    if opts.disable_ingress_class_lookup or opts.disable_cluster_scope_resources:
+        return set()
+    names = {(c.get("metadata") or {}).get("name", "") for c in idx.all("IngressClass")
+             if (c.get("spec") or {}).get("controller") == CONTROLLER}
+    return {n for n in names if n == opts.ingress_class} if opts.ingress_class else names
 
 
-def _bool(value: str | None, default: bool) -> bool:
-    return default if value is None else value.strip().lower() == "true"
-
-
-def should_process(ing: KubeObject, idx: ObjectIndex, opts: ProviderOptions) -> bool:
+def should_process(ing: KubeObject, idx: ObjectIndex | set[str], opts: ProviderOptions) -> bool:
+    classes = idx if isinstance(idx, set) else ingress_classes(idx, opts)
     spec = ing.get("spec") or {}
-    cls_name = spec.get("ingressClassName")
-    if cls_name:
-        cls = idx.get("IngressClass", "", cls_name)
-        if cls is None or (cls.get("spec") or {}).get("controller") != CONTROLLER:
-            return False
-        return not opts.ingress_class or opts.ingress_class == cls_name
+    if spec.get("ingressClassName") is not None:
+        return spec["ingressClassName"] in classes
     ann = ((ing.get("metadata") or {}).get("annotations") or {}).get("kubernetes.io/ingress.class", "")
-    if opts.ingress_class:
-        return ann == opts.ingress_class
-    return ann in ("", "traefik")
+    return opts.ingress_class == ann or (not opts.ingress_class and ann == "traefik")
 
 
-def _host_rule(host: str, syntax: str) -> str:
-    if host.startswith("*."):
-        if syntax == "v2":
-            return f'HostRegexp("{{subdomain:[a-zA-Z0-9-]+}}{host[1:]}")'
-        return f"Host({_go_quote(host)})"
+def _scheme(port: dict[str, Any], port_name: str, ann: ServiceAnnotations | None) -> str:
+    """Traefik getProtocol: the serversscheme annotation, else https for port 443 or an https* name."""
+    if ann is not None and ann.servers_scheme:
+        return ann.servers_scheme
+    return "https" if port.get("port") == 443 or port_name.startswith("https") else "http"
+
+
+def _port_string(port: Mapping[str, Any]) -> str:
+    return str(port.get("name") or "") or str(port.get("number") or 0)
+
+
+def _load_service(idx: ObjectIndex, ns: str, backend: Mapping[str, Any], opts: ProviderOptions) -> Service:
+    """Traefik loadService: a load balancer for an Ingress backend; ServiceLookupError when it cannot be built."""
+    ref = backend.get("service") or {}
+    name = ref.get("name", "")
+    port_ref = ref.get("port") or {}
+    svc = idx.get("Service", ns, name)
+    if svc is None:
+        raise ServiceLookupError(f"service {ns}/{name} not found")
+    spec = svc.get("spec") or {}
+    if spec.get("type") == "ExternalName" and not opts.allow_external_name_services:
+        raise ServiceLookupError(f"externalName services not allowed: {ns}/{name}")
+    port = next((p for p in spec.get("ports") or ()
+                 if (port_ref.get("number") and port_ref.get("number") == p.get("port"))
+                 or (p.get("name") and port_ref.get("name") == p.get("name"))), None)
+    if port is None:
+        raise ServiceLookupError(f"service port {_port_string(port_ref)} not found in service {ns}/{name}")
+    port_name = str(port.get("name") or "")
+    try:
+        ann = service_annotations(svc)
+    except AnnotationError as err:
+        raise ServiceLookupError(f"service {ns}/{name}: {err}") from None
+    lb = LoadBalancer()
+    middlewares: tuple[str, ...] = ()
+    native = opts.native_lb_by_default
+    scheme = _scheme(port, port_name, ann)
+    if ann is not None:
+        lb = replace(lb, sticky=ann.sticky, pass_host_header=ann.pass_host_header)
+        middlewares = ann.middlewares
+        if ann.servers_transport:
+            if opts.cross_provider_namespaces is not None and ns not in opts.cross_provider_namespaces:
+                raise ServiceLookupError(f"cross-provider serversTransport reference is not allowed from namespace {ns!r}")
+            lb = replace(lb, servers_transport=ann.servers_transport)
+        if ann.native_lb is not None:
+            native = ann.native_lb
+        if ann.node_port_lb and spec.get("type") == "NodePort":
+            if opts.disable_cluster_scope_resources:
+                raise ServiceLookupError("nodes lookup is disabled")
+            if not idx.all("Node"):
+                raise ServiceLookupError(f"nodes not found in namespace {ns}")
+            servers = node_port_servers(idx, int(port.get("nodePort") or 0), scheme)
+            if not servers:
+                raise ServiceLookupError(f"no servers were generated for service {name} in namespace")
+            return Service(load_balancer=replace(lb, servers=tuple(servers)), middlewares=middlewares)
+    if spec.get("type") == "ExternalName":
+        url = f"{scheme}://{join_host_port(spec.get('externalName', ''), port.get('port'))}"
+        return Service(load_balancer=replace(lb, servers=(Server(url),)), middlewares=middlewares)
+    if native:
+        servers = native_servers(svc, int(port.get("port") or 0), scheme)
+    else:
+        servers = endpoint_servers(idx, ns, name, port_name, scheme)
+    return Service(load_balancer=replace(lb, servers=tuple(servers)), middlewares=middlewares)
+
+
+def _host_rule(host: str, v2: bool) -> str:
+    if v2 and host.startswith("*."):
+        return f"HostRegexp({_go_quote('{subdomain:[a-zA-Z0-9-]+}.' + host[2:])})"
     return f"Host({_go_quote(host)})"
 
 
-def _path_rule(path: str, path_type: str, matcher: str, strict: bool) -> str | None:
-    if path_type == "Exact":
-        return f"Path({_go_quote(path)})"
-    if path_type == "Prefix":
-        if strict:
-            if path == "/":
-                return 'PathPrefix("/")'
-            p = path.rstrip("/")
-            return f"(Path({_go_quote(p)}) || PathPrefix({_go_quote(p + '/')}))"
-        return f"PathPrefix({_go_quote(path)})"
-    matcher = matcher or "PathPrefix"
-    if matcher not in ("Path", "PathPrefix", "PathRegexp"):
-        return None
+def _path_rule(path: str, path_type: str, ann: RouterAnnotations | None, strict: bool) -> str:
+    matcher = "PathPrefix"
+    if path_type in ("", "ImplementationSpecific"):
+        if ann is not None and ann.path_matcher:
+            if ann.path_matcher not in ("Path", "PathPrefix", "PathRegexp"):
+                raise ServiceLookupError(f"invalid router path matcher {ann.path_matcher!r}: must be one of Path, "
+                                         "PathPrefix, PathRegexp")
+            matcher = ann.path_matcher
+    elif path_type == "Exact":
+        matcher = "Path"
+    if strict and matcher == "PathPrefix":
+        if path == "/":
+            return 'PathPrefix("/")'
+        trimmed = path.removesuffix("/")
+        return f"(Path({_go_quote(trimmed)}) || PathPrefix({_go_quote(trimmed + '/')}))"
     return f"{matcher}({_go_quote(path)})"
 
 
-def _service(idx: ObjectIndex, ns: str, backend: dict[str, Any], opts: ProviderOptions) -> tuple[str, Service]:
-    svc_ref = backend.get("service") or {}
-    name = svc_ref.get("name", "")
-    port_ref = svc_ref.get("port") or {}
-    port: int | str = port_ref.get("number") or port_ref.get("name", "")
-    key = normalize(f"{ns}-{name}-{port}")
-    svc_obj = idx.get("Service", ns, name) or {}
-    ann = _annotations(svc_obj, SERVICE_ANNOTATION)
-    servers, _ = servers_for(idx, ns, name, port, ann.get("serversscheme", ""), opts,
-                             native_lb=_bool(ann.get("nativelb"), False))
-    if not servers and not opts.allow_empty_services:
-        raise ServiceLookupError(f"skipping service {ns}/{name}: no endpoints found")
-    sticky = None
-    if _bool(ann.get("sticky.cookie"), False):
-        sticky = StickyCookie(name=ann.get("sticky.cookie.name", ""), secure=_bool(ann.get("sticky.cookie.secure"), False),
-                              http_only=_bool(ann.get("sticky.cookie.httponly"), False),
-                              same_site=ann.get("sticky.cookie.samesite", ""),
-                              max_age=int(ann.get("sticky.cookie.maxage", "0") or 0),
-                              path=ann.get("sticky.cookie.path", "/") or "/", domain=ann.get("sticky.cookie.domain", ""))
-    return key, Service(load_balancer=LoadBalancer(
-        servers=servers, pass_host_header=_bool(ann.get("passhostheader"), True), sticky=sticky,
-        servers_transport=ann.get("serverstransport", "")))
+def _observability(ann: RouterAnnotations | None, meta: IngressMetadata) -> RouterObservability:
+    base = ann.observability if ann is not None and ann.observability is not None else RouterObservability()
+    return replace(base, ingress=meta)
 
 
-def _router_base(ing: KubeObject, opts: ProviderOptions) -> dict[str, Any]:
-    ann = _annotations(ing, ROUTER_ANNOTATION)
-    tls = None
-    if _bool(ann.get("tls"), False) or "tls.certresolver" in ann or "tls.options" in ann:
-        domains = []
-        i = 0
-        while f"tls.domains.{i}.main" in ann:
-            sans = tuple(s for s in ann.get(f"tls.domains.{i}.sans", "").split(",") if s)
-            domains.append(Domain(ann[f"tls.domains.{i}.main"], sans))
-            i += 1
-        tls = RouterTLS(options=ann.get("tls.options", ""), cert_resolver=ann.get("tls.certresolver", ""),
-                        domains=tuple(domains))
-    syntax = ann.get("rulesyntax", "")
-    return {
-        "entry_points": tuple(e.strip() for e in ann.get("entrypoints", "").split(",") if e.strip()),
-        "middlewares": tuple(m.strip() for m in ann.get("middlewares", "").split(",") if m.strip()),
-        "priority": int(ann.get("priority", "0") or 0),
-        "rule_syntax": syntax,
-        "tls": tls,
-        "_matcher": ann.get("pathmatcher", ""),
-        "_syntax": syntax if syntax in ("v2", "v3") else opts.default_rule_syntax,
-    }
+def _router(ann: RouterAnnotations | None, **kw: Any) -> Router:
+    if ann is not None:
+        kw.setdefault("rule_syntax", ann.rule_syntax)
+        kw.setdefault("priority", ann.priority)
+        kw.update(entry_points=ann.entry_points, middlewares=ann.middlewares, tls=ann.tls)
+    return Router(**kw)
+
+
+def _certificates(idx: ObjectIndex, ing: KubeObject, ns: str, certs: dict[str, Certificate]) -> None:
+    for t in (ing.get("spec") or {}).get("tls") or ():
+        secret = t.get("secretName")
+        if not secret or f"{ns}-{secret}" in certs:
+            continue
+        try:
+            certs[f"{ns}-{secret}"] = certificate_from_secret(idx, ns, secret)
+        except ServiceLookupError:
+            pass  # the hosts keep the default certificate, as in Traefik
+
+
+def _default_backend(idx: ObjectIndex, ing: KubeObject, ns: str, ann: RouterAnnotations | None, opts: ProviderOptions,
+                     routers: dict[str, Router], services: dict[str, Service]) -> None:
+    backend = (ing.get("spec") or {}).get("defaultBackend") or {}
+    name = (ing.get("metadata") or {}).get("name", "")
+    if "default-backend" in services or backend.get("resource") is not None or not backend.get("service"):
+        return
+    ref = backend["service"]
+    meta = IngressMetadata(ns, name, ref.get("name", ""), _port_string(ref.get("port") or {}))
+    router = _router(ann, rule='PathPrefix("/")', rule_syntax="default", priority=MIN_INT32, service="default-backend",
+                     observability=_observability(ann, meta))
+    try:
+        service = _load_service(idx, ns, backend, opts)
+        if not service.load_balancer or (not service.load_balancer.servers and not opts.allow_empty_services):
+            raise ServiceLookupError(f"skipping service {ns}/{ref.get('name')}: no endpoints found")
+    except ServiceLookupError as err:
+        if "default-router" not in routers:
+            routers["default-router"] = replace(router, error=f"ingress {ns}/{name}: default backend: {err}")
+        return
+    routers["default-router"] = router
+    services["default-backend"] = service
 
 
 def build_ingress_config(objects: Mapping[str, Iterable[KubeObject]] | Iterable[KubeObject] | ObjectIndex,
@@ -154,59 +225,66 @@ def build_ingress_config(objects: Mapping[str, Iterable[KubeObject]] | Iterable[
     """The kubernetesIngress provider as a pure function."""
     opts = opts or ProviderOptions()
     idx = objects if isinstance(objects, ObjectIndex) else ObjectIndex.build(objects)
+    idx = idx.within(opts.namespaces)
+    classes = ingress_classes(idx, opts)
     routers: dict[str, Router] = {}
     services: dict[str, Service] = {}
+    failed: dict[str, str] = {}  # service name -> why it could not be loaded
     certs: dict[str, Certificate] = {}
     for ing in idx.all("Ingress"):
-        if not should_process(ing, idx, opts):
-            continue
         md = ing.get("metadata") or {}
         ns, name = md.get("namespace", "default"), md.get("name", "")
-        if opts.namespaces and ns not in opts.namespaces:
+        if (opts.namespaces and ns not in opts.namespaces) or not should_process(ing, classes, opts):
             continue
+        try:
+            ann = router_annotations(ing)
+        except AnnotationError as err:
+            routers[normalize(f"{ns}-{name}")] = Router(rule="", error=f"ingress {ns}/{name}: {err}")
+            continue
+        if ann is not None and opts.cross_provider_namespaces is not None and ns not in opts.cross_provider_namespaces:
+            what = "middleware" if ann.middlewares else ("TLS option" if ann.tls is not None and ann.tls.options else "")
+            if what:
+                routers[normalize(f"{ns}-{name}")] = Router(
+                    rule="", error=f"ingress {ns}/{name}: cross-provider {what} reference is not allowed from namespace {ns!r}")
+                continue
         spec = ing.get("spec") or {}
-        for t in spec.get("tls") or ():
-            if t.get("secretName"):
-                try:
-                    cert = certificate_from_secret(idx, ns, t["secretName"])
-                    certs[cert.source] = cert
-                except ServiceLookupError:
-                    pass
-        base = _router_base(ing, opts)
-        matcher, syntax = base.pop("_matcher"), base.pop("_syntax")
-        if spec.get("defaultBackend") and not spec.get("rules"):
-            try:
-                _, svc = _service(idx, ns, spec["defaultBackend"], opts)
-                services["default-backend"] = svc
-                routers["default-router"] = Router(rule='PathPrefix("/")', service="default-backend",
-                                                   priority=MIN_INT32, **{k: v for k, v in base.items() if k != "priority"})
-            except ServiceLookupError:
-                pass
+        _certificates(idx, ing, ns, certs)
+        if not spec.get("rules") and spec.get("defaultBackend") is not None:
+            _default_backend(idx, ing, ns, ann, opts, routers, services)
+        syntax = ann.rule_syntax if ann is not None and ann.rule_syntax else ""
+        v2 = syntax == "v2" or (not syntax and opts.default_rule_syntax == "v2")
         pending: dict[str, list[Router]] = {}
         for rule in spec.get("rules") or ():
+            if not rule.get("http"):
+                continue
             host = rule.get("host", "") or ""
-            for p in ((rule.get("http") or {}).get("paths") or ()):
-                path = p.get("path", "") or ""
-                parts = [_host_rule(host, syntax)] if host else []
-                if path:
-                    pr = _path_rule(path, p.get("pathType", "") or "", matcher, opts.strict_prefix_matching)
-                    if pr is None:
-                        continue
-                    parts.append(pr)
-                if not parts:
+            for p in rule["http"].get("paths") or ():
+                backend = p.get("backend") or {}
+                ref = backend.get("service")
+                if backend.get("resource") is not None or not ref:
                     continue
-                rule_text = " && ".join(parts)
-                error = ""
-                svc_key = ""
+                svc_name = normalize(f"{ns}-{ref.get('name', '')}-{_port_string(ref.get('port') or {})}")
+                error = failed.get(svc_name, "")
+                if svc_name not in services and not error:
+                    try:
+                        svc = _load_service(idx, ns, backend, opts)
+                        if not svc.load_balancer or (not svc.load_balancer.servers and not opts.allow_empty_services):
+                            raise ServiceLookupError(f"skipping service {ns}/{ref.get('name')}: no endpoints found")
+                        services[svc_name] = svc
+                    except ServiceLookupError as err:
+                        error = failed[svc_name] = str(err)
+                path = p.get("path", "") or ""
+                parts = [_host_rule(host, v2)] if host else []
                 try:
-                    svc_key, svc = _service(idx, ns, p.get("backend") or {}, opts)
-                    services[svc_key] = svc
+                    if path:
+                        parts.append(_path_rule(path, p.get("pathType") or "", ann, opts.strict_prefix_matching))
                 except ServiceLookupError as err:
                     error = str(err)
-                    ref = (p.get("backend") or {}).get("service") or {}
-                    svc_key = normalize(f"{ns}-{ref.get('name', '')}-{(ref.get('port') or {}).get('number') or (ref.get('port') or {}).get('name', '')}")
+                meta = IngressMetadata(ns, name, ref.get("name", ""), _port_string(ref.get("port") or {}))
+                router = _router(ann, rule=" && ".join(parts), service=svc_name, observability=_observability(ann, meta),
+                                 error=error)
                 key = normalize(f"{ns}-{name}-{host}{path}").lstrip("-")
-                pending.setdefault(key, []).append(Router(rule=rule_text, service=svc_key, error=error, **base))
+                pending.setdefault(key, []).append(router)
         for key, rs in pending.items():
             if len(rs) == 1:
                 routers[key] = rs[0]

@@ -1,8 +1,10 @@
 """api@internal: Traefik's JSON API and the dashboard page (spec §7).
 
-    GET /api/overview  /api/rawdata  /api/entrypoints[/{name}]  /api/version
+    GET /api/overview  /api/rawdata (Traefik's shape: tables by qualified name, empty ones left out)
+        /api/entrypoints[/{name}]  /api/version
         /api/http/routers|services|middlewares[/{name}]  (search, status, page, per_page, sortBy, direction)
-        /api/tcp/..., /api/udp/... (empty)   /api/explain?url=...&header=K:V  (pyk3s: which router, why)
+        /api/tcp/routers|services|middlewares[/{name}]  /api/udp/routers|services[/{name}]
+        /api/explain?url=...&header=K:V, ?url=tcp://host:port&sni=..&alpn=..  (pyk3s: which router, why)
     GET /dashboard/ (and its static files); GET / -> 302 /dashboard/
 
 Lists are sorted by name, paginated (``X-Next-Page``, 1 when there is none; a page past the end is 400);
@@ -23,8 +25,9 @@ from ..config.static import EntryPoint
 from ..http.reply import Reply
 from ..http.request import HttpRequest
 from ..routing.compile import Compiled, runtime_counts
+from ..routing.tcp_compile import format_duration
 
-__all__ = ["ApiHandler", "Explain", "VERSION", "CODENAME"]
+__all__ = ["ApiHandler", "Explain", "VERSION", "CODENAME", "rawdata", "RAWDATA_TABLES"]
 
 VERSION = "3.5.1"
 CODENAME = "chabichou"
@@ -44,6 +47,26 @@ def _dashboard_file(name: str) -> bytes | None:
         return (resources.files("pyk3s.addons.ingress") / "dashboard" / name).read_bytes()
     except (FileNotFoundError, IsADirectoryError, OSError):
         return None
+
+
+# /api/rawdata: Traefik's RunTimeRepresentation key -> the runtime table that holds it
+RAWDATA_TABLES: tuple[tuple[str, Callable[[Compiled], dict[str, dict[str, Any]]]], ...] = (
+    ("routers", lambda c: c.runtime.routers), ("middlewares", lambda c: c.runtime.middlewares),
+    ("services", lambda c: c.runtime.services), ("tcpRouters", lambda c: c.tcp.routers),
+    ("tcpMiddlewares", lambda c: c.tcp.middlewares), ("tcpServices", lambda c: c.tcp.services),
+    ("udpRouters", lambda c: c.tcp.udp_routers), ("udpServices", lambda c: c.tcp.udp_services))
+# what the list endpoints add to an item (handler_http.go's representations), not part of rawdata
+_LISTING_ONLY = frozenset(("name", "provider", "type", "priorityStr"))
+
+
+def rawdata(c: Compiled) -> dict[str, Any]:
+    """Traefik's /api/rawdata: each runtime table keyed by qualified name, empty tables left out."""
+    out: dict[str, Any] = {}
+    for key, table_of in RAWDATA_TABLES:
+        table = table_of(c)
+        if table:
+            out[key] = {name: {k: v for k, v in item.items() if k not in _LISTING_ONLY} for name, item in table.items()}
+    return out
 
 
 class ApiHandler:
@@ -82,7 +105,6 @@ class ApiHandler:
         return Reply(200, [("Content-Type", ctype), ("Content-Security-Policy", _CSP)], data)
 
     def api(self, path: str, req: HttpRequest, c: Compiled) -> Reply:
-        rt = c.runtime
         parts = [unquote(p) for p in path.strip("/").split("/", 2)] if path.strip("/") else []
         if not parts:
             return _json(404, {"message": "not found"})
@@ -90,9 +112,7 @@ class ApiHandler:
         if head == "overview" and len(parts) == 1:
             return _json(200, self.overview(c))
         if head == "rawdata" and len(parts) == 1:
-            return _json(200, {"routers": rt.routers, "middlewares": rt.middlewares, "services": rt.services,
-                               "tcpRouters": {}, "tcpServices": {}, "tcpMiddlewares": {}, "udpRouters": {},
-                               "udpServices": {}})
+            return _json(200, rawdata(c))
         if head == "version" and len(parts) == 1:
             return _json(200, {"Version": VERSION, "Codename": CODENAME, "startDate": self.start_date,
                                "disableDashboardAd": True})
@@ -106,11 +126,9 @@ class ApiHandler:
             return _json(200, self.explain(c, req))
         if head in ("http", "tcp", "udp") and len(parts) >= 2:
             kind = parts[1]
-            table = {"routers": rt.routers, "services": rt.services, "middlewares": rt.middlewares}.get(kind)
+            table = self.tables(c, head).get(kind)
             if table is None:
                 return _json(404, {"message": "not found"})
-            if head != "http":
-                table = {}
             if len(parts) == 2:
                 return self.listing(self.filtered(list(table.values()), req), req)
             item = table.get(parts[2])
@@ -120,12 +138,30 @@ class ApiHandler:
         return _json(404, {"message": "not found"})
 
     @staticmethod
+    def tables(c: Compiled, protocol: str) -> dict[str, dict[str, dict[str, Any]]]:
+        """The API's runtime views of one protocol: routers, services (and middlewares)."""
+        rt, tcp = c.runtime, c.tcp
+        if protocol == "tcp":
+            return {"routers": tcp.routers, "services": tcp.services, "middlewares": tcp.middlewares}
+        if protocol == "udp":
+            return {"routers": tcp.udp_routers, "services": tcp.udp_services}
+        return {"routers": rt.routers, "services": rt.services, "middlewares": rt.middlewares}
+
+    @staticmethod
     def entrypoint(ep: EntryPoint) -> dict[str, Any]:
+        timeouts: dict[str, Any] = {"readTimeout": format_duration(ep.read_timeout),
+                                    "idleTimeout": format_duration(ep.idle_timeout)}
+        if ep.write_timeout:
+            timeouts["writeTimeout"] = format_duration(ep.write_timeout)
         out: dict[str, Any] = {"address": ep.address, "transport": {
-            "lifeCycle": {"graceTimeOut": "10s"},
-            "respondingTimeouts": {"readTimeout": "1m0s", "idleTimeout": "3m0s"}},
+            "lifeCycle": {"graceTimeOut": "10s"}, "respondingTimeouts": timeouts},
             "forwardedHeaders": {"insecure": ep.forwarded_insecure} if ep.forwarded_insecure else {},
             "http": {}, "name": ep.name}
+        if ep.proxy_protocol:
+            out["proxyProtocol"] = ({"insecure": True} if ep.proxy_protocol_insecure
+                                    else {"trustedIPs": list(ep.proxy_protocol_trusted_ips)})
+        if ep.protocol == "udp":
+            out["udp"] = {"timeout": format_duration(ep.udp_timeout)}
         if ep.forwarded_insecure is False and ep.trusted_ips:
             out["forwardedHeaders"] = {"trustedIPs": list(ep.trusted_ips)}
         if ep.redirect_to:
@@ -184,12 +220,13 @@ class ApiHandler:
             providers.append("KubernetesCRD")
         if c.static.ingress is not None:
             providers.append("KubernetesIngress")
-        empty = {"total": 0, "warnings": 0, "errors": 0}
         return {
             "http": {"routers": runtime_counts(rt.routers), "services": runtime_counts(rt.services),
                      "middlewares": runtime_counts(rt.middlewares)},
-            "tcp": {"routers": dict(empty), "services": dict(empty), "middlewares": dict(empty)},
-            "udp": {"routers": dict(empty), "services": dict(empty)},
-            "features": {"tracing": "", "metrics": "Prometheus" if c.static.prometheus else "", "accessLog": False},
+            "tcp": {"routers": runtime_counts(c.tcp.routers), "services": runtime_counts(c.tcp.services),
+                    "middlewares": runtime_counts(c.tcp.middlewares)},
+            "udp": {"routers": runtime_counts(c.tcp.udp_routers), "services": runtime_counts(c.tcp.udp_services)},
+            "features": {"tracing": "", "metrics": "Prometheus" if c.static.prometheus else "",
+                         "accessLog": c.static.access_log is not None},
             "providers": providers,
         }

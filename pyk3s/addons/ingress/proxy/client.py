@@ -24,6 +24,7 @@ from ..routing.compile import Compiled
 from ..routing.services import Target
 from ..routing.table import EntryTable, PathChoice, Route
 from .exchange import Exchange
+from .exchange_log import tls_details
 from .fastlane import FastExchange, try_fast_lane
 from .heads import FORWARDED
 from .upstream import Pool, UpstreamConnection
@@ -59,11 +60,16 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = ("state", "entrypoint", "tls", "trusted", "transport", "parser", "peer", "peer_port", "url",
                  "raw_headers", "hsize", "queue", "parsing", "closed", "tunnel", "upgrade_buffer", "last_active",
                  "local_port", "sni", "trusted_nets", "compiled", "table", "fast_headers", "fast_tail", "fast_route",
-                 "fast_server", "fast_connection")
+                 "fast_server", "fast_connection", "tls_info", "forced_peer", "reading_since", "answering_since")
 
     def __init__(self, state: ProxyState, entrypoint: str, tls: bool,
-                 trusted_nets: Callable[[str], bool] | None) -> None:
+                 trusted_nets: Callable[[str], bool] | None, peer: tuple[str, int] | None = None) -> None:
         self.state = state
+        self.forced_peer = peer  # the client address a trusted PROXY protocol header gave
+        # transport.respondingTimeouts: when the request being read started, when the oldest request
+        # waiting for its response was read (0: none); the sweeper closes connections that exceed them
+        self.reading_since = 0.0
+        self.answering_since = 0.0
         self.entrypoint = entrypoint
         self.tls = tls
         self.trusted_nets = trusted_nets
@@ -93,11 +99,12 @@ class ClientConnection(asyncio.Protocol):
         self.fast_route: Route | PathChoice = None  # type: ignore[assignment]  # set with fast_tail
         self.fast_server: tuple[Route, Target, Pool] | None = None
         self.fast_connection = False
+        self.tls_info: tuple[str, str] | None = None  # (TLS version, Go cipher name) for TLS metrics
 
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
+        peer = self.forced_peer or transport.get_extra_info("peername")
         if peer:
             host = str(peer[0])
             # dual-stack listeners see IPv4 clients as ::ffff:a.b.c.d; Go reports them as plain IPv4
@@ -108,6 +115,9 @@ class ClientConnection(asyncio.Protocol):
         if self.tls:
             ssl_obj = transport.get_extra_info("ssl_object")
             self.sni = (getattr(ssl_obj, "server_hostname", None) or "") if ssl_obj is not None else ""
+            if self.state.metrics.enabled:
+                version, cipher, _ = tls_details(transport)
+                self.tls_info = (version, cipher)
         self.trusted = self.trusted_nets(self.peer) if self.trusted_nets is not None else False
         self.last_active = self.state.now
         self.state.connections.add(self)
@@ -119,7 +129,9 @@ class ClientConnection(asyncio.Protocol):
         if self.upgrade_buffer is not None:
             self.upgrade_buffer += data
             return
-        self.last_active = self.state.now
+        now = self.last_active = self.state.now
+        if not self.reading_since:
+            self.reading_since = now
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as up:
@@ -168,6 +180,8 @@ class ClientConnection(asyncio.Protocol):
         # the head is consumed here, so the next message starts from empty buffers (no on_message_begin
         # callback: one Python call less per request)
         p = self.parser
+        if not self.answering_since:
+            self.answering_since = self.state.now
         method = p.get_method()
         url, raw_headers = self.url, self.raw_headers
         self.url = b""
@@ -233,6 +247,7 @@ class ClientConnection(asyncio.Protocol):
             ex.body_chunk(body)
 
     def on_message_complete(self) -> None:
+        self.reading_since = 0.0
         ex = self.parsing
         self.parsing = None
         if ex is not None:
@@ -243,6 +258,7 @@ class ClientConnection(asyncio.Protocol):
         if not self.queue or self.queue[0] is not ex:
             return
         self.queue.popleft()
+        self.answering_since = self.state.now if self.queue else 0.0
         keep_alive = ex.release()
         if self.closed:
             return

@@ -22,6 +22,7 @@ from ..http.request import BodyEncoder, HttpRequest
 from ..middlewares.base import MiddlewareHandler
 from ..routing.services import Target
 from ..routing.table import UNROUTED, Route
+from .exchange_log import log_exchange
 from .heads import response_head, upstream_head
 from .upstream import Pool, UpstreamConnection, dial
 
@@ -58,7 +59,9 @@ def end_aborted(ex: _Abortable) -> bool:
 class Exchange:
     __slots__ = ("client", "req", "route", "up", "pending", "kept", "kept_size", "req_done", "resp_started",
                  "head_request", "status", "t0", "cookie", "upstream_reusable", "tries", "framing", "finished",
-                 "service_name", "wait_body", "encoder", "target", "retry_left", "retry_delay", "intercept")
+                 "service_name", "wait_body", "encoder", "target", "retry_left", "retry_delay", "intercept",
+                 "log", "uri0", "req_bytes", "resp_bytes", "origin_status", "origin_size", "origin_duration",
+                 "origin_headers", "resp_headers", "retries", "sent_at", "counting")
 
     target: Target  # set by dispatch, before anything is sent
 
@@ -87,6 +90,15 @@ class Exchange:
         self.retry_left = 0
         self.retry_delay = 0.0
         self.intercept: Callable[[], Coroutine[object, object, None]] | None = None
+        # access log (proxy/exchange_log.py): kept only while a writer is installed; sizes also for metrics
+        state = client.state
+        self.log = state.access_log is not None
+        self.counting = state.observing
+        self.uri0 = req.request_uri if self.log else ""
+        self.req_bytes = self.resp_bytes = self.origin_status = self.origin_size = self.retries = 0
+        self.origin_duration = self.sent_at = 0.0
+        self.origin_headers: list[tuple[str, str]] = []
+        self.resp_headers: list[tuple[str, str]] = []
 
     # ------------------------------------------------------------------ request side
     def start(self) -> None:
@@ -135,6 +147,9 @@ class Exchange:
 
     def dispatch(self) -> None:
         route = self.route
+        if route.children:
+            self.to_child(route)
+            return
         svc = route.service
         if svc.internal:
             reply = self.client.state.internal(svc.internal, self.req)
@@ -161,6 +176,17 @@ class Exchange:
         else:
             state.spawn(self._connect(pool))
 
+    def to_child(self, parent: Route) -> None:
+        """Multi-layer routing: the parent's middlewares ran; the first child whose rule matches the
+        request as they left it takes over (its middlewares follow the parent's)."""
+        for child in parent.children:
+            if child.rule.match(self.req):
+                self.route = child
+                self.service_name = child.service.name
+                self.run_middlewares(len(parent.middlewares))
+                return
+        self.reply(NOT_FOUND, len(parent.middlewares))
+
     async def _connect(self, pool: Pool) -> None:
         up = await dial(self, pool)
         if up is not None:
@@ -169,8 +195,12 @@ class Exchange:
     def send(self, up: UpstreamConnection) -> None:
         req = self.req
         route = self.route
-        raw = not (route.needs_response or self.cookie is not None or req.version == "1.0") or req.upgrade
+        # access logs with headers need the answer's head parsed; sizes and status come from raw mode too
+        raw = not (route.needs_response or self.cookie is not None or req.version == "1.0"
+                   or (self.log and route.log_headers)) or req.upgrade
         up.attach(self, raw)
+        if self.log:
+            self.sent_at = self.client.state.loop.time()
         self.up = up
         self.tries += 1
         head = upstream_head(req, self.target, self.client.trusted, req.body_mode)
@@ -185,6 +215,8 @@ class Exchange:
     def body_chunk(self, data: bytes) -> None:
         if self.finished:
             return
+        if self.counting:
+            self.req_bytes += len(data)
         if self.req.body_mode == "chunked":
             data = b"%x\r\n%s\r\n" % (len(data), data)
         if self.kept is not None:
@@ -227,12 +259,18 @@ class Exchange:
         self.resp_started = True
         keep = self.req.keep_alive and not self.req.upgrade
         self.client.transport.write(reply.encode(keep, self.head_request))
+        if self.counting:
+            self.resp_headers = list(reply.headers)
+            self.resp_bytes = 0 if self.head_request else len(reply.body)
         self.finish(keep)
 
     def response_head(self, status: int, headers: list[tuple[str, str]], close_delimited: bool) -> None:
         """Full mode: the upstream head is parsed; apply hooks and write a re-framed head."""
         req = self.req
         route = self.route
+        if self.log:
+            self.origin_status = status
+            self.origin_headers = list(headers)
         for mw in reversed(route.middlewares):
             if mw.needs_response:
                 status = mw.on_response(req, status, headers)
@@ -256,20 +294,33 @@ class Exchange:
         self.resp_started = True
         keep = req.keep_alive and framing != "close"
         self.client.transport.write(response_head(status, headers, framing, max(length, 0), keep, extra))
+        if self.log:
+            self.resp_headers = headers + extra if extra else list(headers)
 
     def response_body(self, data: bytes) -> None:
+        if self.log:
+            self.origin_size += len(data)
         if self.intercept is not None or self.head_request:
             return
         if self.encoder is not None:
             data = self.encoder.compress(data)
             if not data:
                 return
+        if self.counting:
+            self.resp_bytes += len(data)
         if self.framing == "chunked":
             self.client.transport.write(b"%x\r\n%s\r\n" % (len(data), data))
         else:
             self.client.transport.write(data)
 
     def response_complete(self, keep_client: bool) -> None:
+        if self.counting:
+            up = self.up
+            if not self.framing and up is not None:  # raw mode: the parser counted the body
+                self.resp_bytes = self.origin_size = up.body_bytes
+                self.origin_status = self.status
+            if self.sent_at:
+                self.origin_duration = self.client.state.loop.time() - self.sent_at
         if self.intercept is not None:
             self.client.state.spawn(self.intercept())
             return
@@ -277,6 +328,8 @@ class Exchange:
             tail = self.encoder.flush(zlib.Z_FINISH) if hasattr(self.encoder, "flush") else b""
             if tail:
                 self.client.transport.write(b"%x\r\n%s\r\n" % (len(tail), tail) if self.framing == "chunked" else tail)
+                if self.counting:
+                    self.resp_bytes += len(tail)
         if self.framing == "chunked":
             self.client.transport.write(b"0\r\n\r\n")
         self.finish(keep_client and self.req.keep_alive and self.framing != "close")
@@ -289,8 +342,18 @@ class Exchange:
             mws = self.route.middlewares
             self.reply(reply, mws.index(by) if by in mws else 0)
 
+    @property
+    def chosen(self) -> Target | None:
+        """The server the request went to (none yet, or answered by the proxy)."""
+        try:
+            return self.target
+        except AttributeError:
+            return None
+
     def start_tunnel(self, up: UpstreamConnection) -> None:
         self.status = 101
+        if self.log:
+            self.origin_status = 101
         self.up = None
         up.exchange = None
         self.client.start_tunnel(up)
@@ -311,6 +374,8 @@ class Exchange:
             delay = 0.0
             if not stale:
                 self.retry_left -= 1
+                self.retries += 1
+                self.client.state.metrics.retried(self.service_name)
                 delay = self.retry_delay
                 self.retry_delay *= 2
                 target, _ = self.route.service.pick(self.req)
@@ -350,9 +415,14 @@ class Exchange:
                 if mw.needs_done:
                     mw.on_done(self.req)
         state = self.client.state
-        if state.metrics.enabled:
-            state.metrics.observe(self.client.entrypoint, self.service_name, self.req.method, self.status,
-                                  self.req.tls, state.loop.time() - self.t0)
+        if state.metrics.enabled and self.route.metrics:
+            req = self.req
+            state.metrics.observe(self.client.entrypoint, self.service_name, req.method, self.status, req.tls,
+                                  state.loop.time() - self.t0, self.route.name, self.req_bytes, self.resp_bytes,
+                                  self.client.tls_info, "websocket" if req.upgrade else "http")
+        writer = state.access_log
+        if writer is not None and self.log:
+            log_exchange(writer, self, state.loop.time())
         if not keep or (self.req.upgrade and not tunnel):
             self.req.keep_alive = False
         if tunnel or self.req_done or not keep:

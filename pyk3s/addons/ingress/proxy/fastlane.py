@@ -7,7 +7,7 @@ A request takes the fast lane when all of these hold, and the general :class:`Ex
   ``keep-alive`` / ``close``), client-sent ``X-Forwarded-*`` / ``X-Real-Ip``;
 - the route is decided by Host and path alone (every router above it for that host reads only those) and
   has no middleware, and its service is a plain load balancer (no sticky cookie, no mirrors) that passes
-  the Host header on;
+  the Host header on, and its access-log records need no headers;
 
 A pooled idle upstream connection is reused, else one is opened for the request.
 The upstream head it writes is byte-for-byte what :func:`upstream_head` writes for the same request
@@ -25,6 +25,7 @@ from ..http.request import HttpRequest
 from ..routing.services import Balancer, Target
 from ..routing.table import PathChoice, Route
 from .exchange import Exchange, end_aborted
+from .exchange_log import log_fast
 from .heads import FORWARDED, HOP_BY_HOP, forwarded_block
 from .upstream import Pool, UpstreamConnection, dial
 
@@ -161,7 +162,7 @@ class FastExchange:
         self.status = 0
         self.finished = False
         self.req_done = False
-        self.t0 = client.state.loop.time() if client.state.metrics.enabled else 0.0
+        self.t0 = client.state.loop.time() if client.state.observing else 0.0
         self._promoted: Exchange | None = None
 
     # -- the general exchange this one becomes when something unusual happens
@@ -208,10 +209,8 @@ class FastExchange:
     def response_complete(self, keep_client: bool) -> None:
         self.finished = True
         client = self.client
-        metrics = client.state.metrics
-        if metrics.enabled:
-            metrics.observe(client.entrypoint, self.route.service.name, "GET", self.status, client.tls,
-                            client.state.loop.time() - self.t0)
+        if client.state.observing:
+            self.observed()
         if not keep_client:
             self.keep_alive = False
             client.exchange_done(self)
@@ -221,6 +220,23 @@ class FastExchange:
                 queue.clear()  # client.exchange_done(self) for the usual case: nothing else queued
             else:
                 client.exchange_done(self)
+
+    def observed(self) -> None:
+        """Metrics and the access-log record of this exchange (either is on)."""
+        client = self.client
+        state = client.state
+        now = state.loop.time()
+        up = self.up
+        size = 0
+        if up is not None:
+            size, up.body_bytes = up.body_bytes, 0
+        route = self.route
+        if state.metrics.enabled and route.metrics:
+            state.metrics.observe(client.entrypoint, route.service.name, "GET", self.status, client.tls, now - self.t0,
+                                  route.name, 0, size, client.tls_info)
+        writer = state.access_log
+        if writer is not None and route.access_log:
+            log_fast(writer, self, size, now)
 
     def upstream_failed(self, up: UpstreamConnection | None, why: str) -> None:
         if not self.finished:

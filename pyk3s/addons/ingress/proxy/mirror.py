@@ -15,13 +15,15 @@ MIRROR_TIMEOUT = 10.0
 
 
 async def send_mirror(target: Target, req: HttpRequest, body: list[bytes] | None, loop: asyncio.AbstractEventLoop) -> None:
-    ctx = None
-    if target.scheme == "https":
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
+    ctx: ssl.SSLContext | None = None
+    hostname = None
+    if target.scheme == "https":  # the mirror's ServersTransport, as for any request to that server
+        transport = target.transport
+        ctx = transport.ssl_context if transport is not None else ssl.create_default_context()
+        hostname = (transport.server_name if transport is not None else "") or target.host
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(target.host, target.port, ssl=ctx), MIRROR_TIMEOUT)
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(target.host, target.port, ssl=ctx,
+                                                                        server_hostname=hostname), MIRROR_TIMEOUT)
     except (OSError, TimeoutError):
         return
     try:

@@ -1,4 +1,6 @@
-"""Listeners: one socket per entrypoint, each accepted connection a :class:`~.client.ClientConnection`.
+"""Listeners: one socket per entrypoint. A TCP entry point is a :class:`~.tcp_entry.TCPEntry` (HTTP
+connections become :class:`~.client.ClientConnection`; TCP routers and PROXY protocol are its business),
+a UDP one (``address=:port/udp``) a :class:`~.udp.UDPEntryPoint`.
 
 Listeners use SO_REUSEPORT so several worker processes can each bind the same entrypoint address. An
 entrypoint whose forwarded headers are trusted (``forwardedHeaders.insecure`` or ``trustedIPs``) keeps
@@ -7,7 +9,6 @@ the client's X-Forwarded-* headers from trusted peers.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import socket
 import ssl
@@ -16,8 +17,11 @@ from collections.abc import Callable
 from ..config.static import EntryPoint
 from .client import ClientConnection
 from .state import ProxyState
+from .tcp_entry import TCPEntry
+from .tls import listening_context
+from .udp import UDPEntryPoint, udp_socket
 
-__all__ = ["listen_socket", "start_entrypoints"]
+__all__ = ["listen_socket", "start_entrypoints", "EntryListener"]
 
 
 def listen_socket(host: str, port: int, reuse_port: bool = True) -> socket.socket:
@@ -31,6 +35,7 @@ def listen_socket(host: str, port: int, reuse_port: bool = True) -> socket.socke
     if family == socket.AF_INET6:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     s.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted sockets inherit it
     s.listen(4096)
     s.setblocking(False)
     return s
@@ -55,12 +60,41 @@ def _trusted(static_ep: EntryPoint) -> Callable[[str], bool] | None:
     return check
 
 
+def _fixed(ctx: ssl.SSLContext) -> Callable[[], ssl.SSLContext | None]:
+    return lambda: ctx
+
+
+class EntryListener:
+    """What ``start_entrypoints`` returns per entry point: its bound sockets and ``close()``."""
+
+    def __init__(self, sockets: list[socket.socket], entry: TCPEntry | UDPEntryPoint) -> None:
+        self.sockets = sockets
+        self.entry = entry
+
+    def close(self) -> None:
+        self.entry.close()
+
+
 async def start_entrypoints(state: ProxyState, names: list[str], ssl_for: Callable[[str], ssl.SSLContext | None],
-                            sockets: dict[str, socket.socket] | None = None) -> list[asyncio.Server]:
+                            sockets: dict[str, socket.socket] | None = None) -> list[EntryListener]:
     """Start listeners for the given entrypoints on this loop; ``sockets`` may hold pre-bound ones."""
-    servers = []
+    listeners = []
+    https: list[ssl.SSLContext] = []
+
+    def https_context() -> ssl.SSLContext | None:
+        """The HTTPS context of entry points without http.tls (a TLS router there, a 404 otherwise)."""
+        if not https:
+            https.append(listening_context(lambda: state.tls_store))
+        return https[0]
+
     for name in names:
         ep = state.static.entrypoints[name]
+        if ep.protocol == "udp":
+            usock = (sockets or {}).get(name) or udp_socket(ep.host, ep.port)
+            udp = UDPEntryPoint(state, name)
+            await state.loop.create_datagram_endpoint(lambda udp=udp: udp, sock=usock)  # type: ignore[misc]
+            listeners.append(EntryListener([usock], udp))
+            continue
         sock = (sockets or {}).get(name) or listen_socket(ep.host, ep.port)
         ctx = ssl_for(name)
         trusted = _trusted(ep)
@@ -70,5 +104,8 @@ async def start_entrypoints(state: ProxyState, names: list[str], ssl_for: Callab
                     trusted: Callable[[str], bool] | None = trusted) -> ClientConnection:
             return ClientConnection(state, name, tls, trusted)
 
-        servers.append(await state.loop.create_server(factory, sock=sock, backlog=4096, ssl=ctx))
-    return servers
+        entry = TCPEntry(state, name, sock, factory, ctx, _fixed(ctx) if ctx is not None else https_context, trusted)
+        await entry.start(state.compiled)
+        state.on_apply.append(entry.apply)
+        listeners.append(EntryListener([sock], entry))
+    return listeners

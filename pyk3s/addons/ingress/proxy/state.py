@@ -2,8 +2,9 @@
 api@internal handler and the TLS certificate store.
 
 ``ProxyState.apply(config)`` compiles a DynamicConfig and publishes it by one assignment; requests in
-flight keep the snapshot they started with. A sweeper closes idle client connections (``CLIENT_IDLE``)
-and idle upstream connections once a second.
+flight keep the snapshot they started with. A sweeper closes, once a second, client connections that
+exceed their entry point's ``transport.respondingTimeouts`` (idle 180s, reading a request 60s, answering
+it: no limit unless ``writeTimeout``) and idle upstream connections.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from ..config.static import StaticConfig
 from ..http.reply import Reply
 from ..http.request import HttpRequest
 from ..routing.compile import Compiled, compile_config
-from ..routing.services import CompiledService, MirrorService, Target
+from ..routing.services import Balancer, CompiledService, MirrorService, Target
+from . import accesslog
+from .accesslog import AccessLogWriter
 from .api import ApiHandler, Explain
 from .metrics import MetricsSnapshot, ProxyMetrics, render
 from .tls import CertStore
@@ -28,10 +31,13 @@ from .upstream import Pool
 if TYPE_CHECKING:
     from .client import ClientConnection
 
-__all__ = ["ProxyState", "CLIENT_IDLE"]
+__all__ = ["ProxyState", "CLIENT_IDLE", "Timeouts"]
 
 log = logging.getLogger("pyk3s.ingress")
 CLIENT_IDLE = 180.0
+
+Timeouts = tuple[float, float, float]
+"""An entry point's (idle, read, write) timeouts in seconds; 0: none."""
 
 
 class ProxyState:
@@ -43,15 +49,27 @@ class ProxyState:
         self.loop = loop
         self.static = static
         self.compiled: Compiled = compile_config(DynamicConfig(), static)
-        self.pools: dict[tuple[str, str, int], Pool] = {}
-        self.metrics = ProxyMetrics(static.prometheus)
+        self.pools: dict[tuple[str, str, int, int], Pool] = {}
+        self.metrics = ProxyMetrics(static.prometheus, static.prometheus_options)
         self.metrics_source = metrics_source
         self.connections: set[ClientConnection] = set()
         self.tasks: set[asyncio.Task[object]] = set()
         self.now = loop.time()
         self.api = ApiHandler(lambda: self.compiled, explain)
         self.tls_store = CertStore()  # the runner keeps it in step with the configuration (TLS entrypoints)
-        self.on_apply: list[Callable[[Compiled], None]] = []
+        self.on_apply: list[Callable[[Compiled], object]] = []
+        # this process's access log (proxy/accesslog.py): None keeps exchanges from building records
+        self.access_log: AccessLogWriter | None = None
+        if static.access_log is not None:
+            self.access_log = AccessLogWriter(static.access_log)
+            accesslog.install(self.access_log)
+        # one check on the fast lane for both metrics and access logs
+        self.observing = self.metrics.enabled or self.access_log is not None
+        self.tcp_open: dict[str, int] = {}  # entry point -> connections routed by TCP routers
+        self.udp_open: dict[str, int] = {}  # entry point -> UDP sessions
+        self.metrics.open_source = self.open_connections
+        self.timeouts: dict[str, Timeouts] = {n: (ep.idle_timeout, ep.read_timeout, ep.write_timeout)
+                                              for n, ep in static.entrypoints.items()}
 
     # -- configuration
     def apply(self, config: DynamicConfig) -> Compiled:
@@ -63,15 +81,32 @@ class ProxyState:
         self.metrics.reloads += 1
         self.metrics.last_reload_ok = 1
         self.metrics.last_reload_ts = time.time()
+        if self.metrics.enabled:
+            self.metrics.servers((name, t.url) for name, svc in compiled.services.items()
+                                 if isinstance(svc, Balancer) for t in svc.targets)
         for fn in self.on_apply:
             fn(compiled)
         return compiled
+
+    def open_connections(self) -> dict[tuple[str, str], int]:
+        """traefik_open_connections: every TCP connection of an entry point (HTTP or routed by a TCP router),
+        and its UDP sessions, in this worker."""
+        out: dict[tuple[str, str], int] = {}
+        for name, ep in self.static.entrypoints.items():
+            if ep.protocol == "udp":
+                out[(name, "UDP")] = self.udp_open.get(name, 0)
+            else:
+                out[(name, "TCP")] = self.tcp_open.get(name, 0)
+        for conn in self.connections:
+            key = (conn.entrypoint, "TCP")
+            out[key] = out.get(key, 0) + 1
+        return out
 
     # -- helpers used by exchanges
     def pool(self, target: Target) -> Pool:
         pool = self.pools.get(target.key)
         if pool is None:
-            pool = self.pools[target.key] = Pool(self.loop, target.scheme, target.host, target.port)
+            pool = self.pools[target.key] = Pool(self.loop, target, self.observing)
         return pool
 
     def spawn(self, coro: Coroutine[object, object, object]) -> None:
@@ -116,10 +151,17 @@ class ProxyState:
             self.sweep(self.loop.time())
 
     def sweep(self, now: float) -> None:
-        """Close idle client connections and idle upstream connections; drop retired pools."""
+        """Close client connections past their entry point's idle, read or write timeout and idle
+        upstream connections; drop retired pools."""
         self.now = now
+        default = (CLIENT_IDLE, 0.0, 0.0)
         for conn in list(self.connections):
-            if not conn.queue and conn.tunnel is None and now - conn.last_active > CLIENT_IDLE:
+            if conn.tunnel is not None:
+                continue
+            idle, read, write = self.timeouts.get(conn.entrypoint, default)
+            if (not conn.queue and idle and now - conn.last_active > idle
+                    or read and conn.reading_since and now - conn.reading_since > read
+                    or write and conn.queue and conn.answering_since and now - conn.answering_since > write):
                 conn.closed = True
                 conn.transport.close()
         for key, pool in list(self.pools.items()):
@@ -127,6 +169,8 @@ class ProxyState:
                 del self.pools[key]
 
     def close(self) -> None:
+        if self.access_log is not None and accesslog.active() is self.access_log:
+            accesslog.install(None)
         for pool in self.pools.values():
             pool.close()
         for conn in list(self.connections):

@@ -82,7 +82,9 @@ def _names(cert_pem: str) -> list[str]:
     return names
 
 
-def _context(cert: Certificate, options: TLSOptions) -> ssl.SSLContext:
+def _context(cert: Certificate, options: TLSOptions, tcp: bool = False) -> ssl.SSLContext:
+    """A server context; ``tcp``: for a TCP router that terminates TLS, which offers the option's ALPN
+    protocols as they are (HTTP entry points offer http/1.1 only)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = VERSIONS.get(options.min_version, ssl.TLSVersion.TLSv1_2)
     if options.max_version:
@@ -90,8 +92,12 @@ def _context(cert: Certificate, options: TLSOptions) -> ssl.SSLContext:
     suites = [CIPHERS[c] for c in options.cipher_suites if c in CIPHERS]
     if suites:
         ctx.set_ciphers(":".join(suites))
-    alpn = [p for p in options.alpn_protocols if p == "http/1.1"] or ["http/1.1"]
-    ctx.set_alpn_protocols(alpn)
+    if tcp:
+        alpn = [p for p in options.alpn_protocols if p != "acme-tls/1"]
+    else:
+        alpn = [p for p in options.alpn_protocols if p == "http/1.1"] or ["http/1.1"]
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
     if options.client_auth_type in ("RequireAndVerifyClientCert", "VerifyClientCertIfGiven") and options.client_ca_pems:
         ctx.load_verify_locations(cadata="\n".join(options.client_ca_pems))
         ctx.verify_mode = ssl.CERT_REQUIRED if options.client_auth_type == "RequireAndVerifyClientCert" else ssl.CERT_OPTIONAL
@@ -121,7 +127,7 @@ class CertStore:
     default: Certificate | None = None
     options: dict[str, TLSOptions] = field(default_factory=dict)
     host_options: dict[str, str] = field(default_factory=dict)
-    contexts: dict[tuple[int, str], ssl.SSLContext] = field(default_factory=dict)
+    contexts: dict[tuple[int, str, bool], ssl.SSLContext] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
     def best(self, server_name: str) -> tuple[int, Certificate]:
@@ -136,16 +142,25 @@ class CertStore:
                 return found[-1]
         return -1, self.default or default_certificate()
 
-    def context_for(self, server_name: str) -> ssl.SSLContext | None:
+    def context_for(self, server_name: str, options: str | None = None) -> ssl.SSLContext | None:
+        """The context for a server name: its best certificate, and the TLS options of the HTTPS routers
+        for that name, or ``options`` (a TCP router's, which then also get the options' ALPN list).
+        None when that context cannot be built (unknown options of a TCP router included)."""
         idx, cert = self.best(server_name)
-        opt_name = self.host_options.get(server_name.strip().lower().rstrip("."), "default")
-        if opt_name not in self.options:
-            opt_name = "default"
-        key = (idx, opt_name)
+        tcp = options is not None
+        if tcp:
+            opt_name = options or "default"
+            if opt_name not in self.options:
+                return None
+        else:
+            opt_name = self.host_options.get(server_name.strip().lower().rstrip("."), "default")
+            if opt_name not in self.options:
+                opt_name = "default"
+        key = (idx, opt_name, tcp)
         ctx = self.contexts.get(key)
         if ctx is None:
             try:
-                ctx = self.contexts[key] = _context(cert, self.options.get(opt_name, TLSOptions()))
+                ctx = self.contexts[key] = _context(cert, self.options.get(opt_name, TLSOptions()), tcp)
             except (ssl.SSLError, ValueError, OSError):
                 return None
         return ctx
@@ -166,6 +181,12 @@ def build_store(cfg: DynamicConfig, host_options: dict[str, str] | None = None) 
         except ValueError as err:
             store.errors.append(f"certificate {cert.source}: {err}")
     store.certs.sort(key=lambda item: ",".join(sorted(item[0])))
+    for name, tls_store in cfg.tls_stores.items():
+        if tls_store.default_generated_resolver:
+            store.errors.append(f"TLSStore {name}: defaultGeneratedCert (resolver {tls_store.default_generated_resolver}) "
+                                "is not supported by pyk3s, which has no certificate resolvers")
+        elif name != "default":
+            store.errors.append(f"TLSStore {name}: only the default store is used (as in Traefik)")
     if cfg.default_certificate is not None:
         store.default = cfg.default_certificate
     else:

@@ -1,8 +1,11 @@
 """Upstream side: pooled HTTP/1.1 keep-alive connections to backend servers.
 
 Rules of this module:
-- One :class:`Pool` per (scheme, host, port) per worker; idle connections are reused LIFO and closed
-  after ``IDLE_TIMEOUT`` by the server's sweeper.
+- One :class:`Pool` per server and ServersTransport per worker; idle connections are reused LIFO,
+  at most the transport's ``maxIdleConnsPerHost`` are kept, and the sweeper closes those idle longer
+  than its ``idleConnTimeout``. HTTPS servers are reached with the transport's TLS context (server
+  certificates verified unless ``insecureSkipVerify``), dials bounded by its ``dialTimeout``; a
+  ``responseHeaderTimeout`` bounds the wait for the answer's first bytes (504).
 - A connection serves one exchange at a time. In *raw* mode the response bytes go to the client as
   they arrive (httptools only finds the end of the message); in *full* mode the head is parsed so
   response middlewares, sticky cookies and re-framing can apply.
@@ -13,15 +16,19 @@ Rules of this module:
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from typing import Protocol, cast
 
 import httptools
 
 from ..http.request import HttpRequest
+from ..routing.services import Target
+from ..routing.transports import match_peer_sans
 
 __all__ = ["Pool", "UpstreamConnection", "UpstreamExchange", "Downstream", "IDLE_TIMEOUT", "DIAL_TIMEOUT", "dial"]
 
+log = logging.getLogger("pyk3s.ingress")
 IDLE_TIMEOUT = 90.0
 DIAL_TIMEOUT = 30.0
 
@@ -80,25 +87,43 @@ class ResponseParser(Protocol):
 
 
 class Pool:
-    """Idle keep-alive connections to one backend (scheme, host, port). A pool that went unused for
-    ``IDLE_TIMEOUT`` is retired by the sweeper and dropped (endpoints come and go with pods: one pool per
-    address ever seen would only grow); a connection finishing on a retired pool is closed."""
+    """Idle keep-alive connections to one backend (scheme, host, port) through one ServersTransport. A pool
+    that went unused for its idle timeout is retired by the sweeper and dropped (endpoints come and go
+    with pods: one pool per address ever seen would only grow); a connection finishing on a retired pool
+    is closed."""
 
-    __slots__ = ("loop", "scheme", "host", "port", "idle", "ssl_context", "empty_since", "retired")
+    __slots__ = ("loop", "scheme", "host", "port", "idle", "ssl_context", "server_hostname", "dial_timeout",
+                 "idle_timeout", "max_idle", "header_timeout", "peer_sans", "tls_logged", "count_bytes",
+                 "empty_since", "retired")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, scheme: str, host: str, port: int) -> None:
-        self.loop, self.scheme, self.host, self.port = loop, scheme, host, port
+    def __init__(self, loop: asyncio.AbstractEventLoop, target: Target, count_bytes: bool = False) -> None:
+        self.loop, self.scheme, self.host, self.port = loop, target.scheme, target.host, target.port
         self.idle: list[UpstreamConnection] = []
+        transport = target.transport
         self.empty_since = 0.0          # stamped by the sweeper while no connection is idle here
         self.retired = False
         self.ssl_context: ssl.SSLContext | None = None
-        if scheme == "https":
-            ctx = ssl.create_default_context()
-            # Traefik's default serversTransport verifies; in-cluster backends use self-signed certificates
-            # and insecureSkipVerify is the common setting, so pyk3s does not verify backend certificates.
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            self.ssl_context = ctx
+        self.server_hostname: str | None = None
+        self.dial_timeout: float | None = DIAL_TIMEOUT
+        self.idle_timeout = IDLE_TIMEOUT
+        self.max_idle = 1 << 30
+        self.header_timeout = 0.0
+        self.peer_sans: tuple[tuple[str, str], ...] = ()
+        self.tls_logged = -60.0
+        self.count_bytes = count_bytes  # raw-mode parsers count response body bytes (metrics)
+        if transport is not None:
+            self.dial_timeout = transport.dial_timeout
+            self.idle_timeout = transport.idle_timeout or IDLE_TIMEOUT
+            self.max_idle = transport.max_idle
+            self.header_timeout = transport.response_header_timeout
+            self.peer_sans = transport.peer_sans
+        if self.scheme == "https":
+            if transport is not None:
+                self.ssl_context = transport.ssl_context
+                self.server_hostname = transport.server_name or self.host
+            else:  # Traefik's default: verified against the system CAs and the server's address
+                self.ssl_context = ssl.create_default_context()
+                self.server_hostname = self.host
 
     def take(self) -> UpstreamConnection | None:
         idle = self.idle
@@ -109,7 +134,7 @@ class Pool:
         return None
 
     def put(self, up: UpstreamConnection) -> None:
-        if self.retired:
+        if self.retired or len(self.idle) >= self.max_idle:
             up.close()
             return
         up.idle_since = 0.0  # stamped by the next sweep: a clock read per request costs more than it tells
@@ -117,20 +142,30 @@ class Pool:
 
     async def connect(self) -> UpstreamConnection:
         _, up = await asyncio.wait_for(
-            self.loop.create_connection(lambda: UpstreamConnection(self), self.host, self.port, ssl=self.ssl_context),
-            DIAL_TIMEOUT)
+            self.loop.create_connection(lambda: UpstreamConnection(self), self.host, self.port, ssl=self.ssl_context,
+                                        server_hostname=self.server_hostname), self.dial_timeout)
+        if self.peer_sans and not match_peer_sans(up.transport.get_extra_info("peercert"), self.peer_sans):
+            up.close()
+            raise ssl.SSLCertVerificationError("the server certificate carries none of the required SANs")
         return up
 
+    def tls_failed(self, err: Exception) -> None:
+        """Say why an HTTPS server is refused (once a minute per server and transport)."""
+        now = self.loop.time()
+        if now - self.tls_logged >= 60.0:
+            self.tls_logged = now
+            log.warning("ingress: TLS to server %s://%s:%d failed: %s", self.scheme, self.host, self.port, err)
+
     def sweep(self, now: float) -> bool:
-        """Close connections idle for longer than IDLE_TIMEOUT; True when the pool itself is that old and
-        empty, and is now retired."""
+        """Close connections idle for longer than the idle timeout; True when the pool itself is that old
+        and empty, and is now retired."""
         keep = []
         for up in self.idle:
             if up.closed:
                 continue
             if not up.idle_since:
                 up.idle_since = now
-            if now - up.idle_since > IDLE_TIMEOUT:
+            if now - up.idle_since > self.idle_timeout:
                 up.close()
             else:
                 keep.append(up)
@@ -141,7 +176,7 @@ class Pool:
         if not self.empty_since:
             self.empty_since = now
             return False
-        if now - self.empty_since > IDLE_TIMEOUT:
+        if now - self.empty_since > self.idle_timeout:
             self.retired = True
         return self.retired
 
@@ -158,6 +193,10 @@ async def dial(exchange: UpstreamExchange, pool: Pool) -> UpstreamConnection | N
         up = await pool.connect()
     except TimeoutError:
         exchange.upstream_failed(None, "timeout")
+        return None
+    except ssl.SSLError as err:
+        pool.tls_failed(err)
+        exchange.upstream_failed(None, "connect")
         return None
     except OSError:
         exchange.upstream_failed(None, "connect")
@@ -185,6 +224,19 @@ class _FastCallbacks:
 
     def __init__(self, conn: UpstreamConnection) -> None:
         self.on_message_complete = conn.fast_message_complete
+
+
+class _CountingCallbacks:
+    """Raw mode that also counts the response body's bytes (metrics are on)."""
+
+    __slots__ = ("on_message_complete", "conn")
+
+    def __init__(self, conn: UpstreamConnection, fast: bool) -> None:
+        self.conn = conn
+        self.on_message_complete = conn.fast_message_complete if fast else conn.message_complete
+
+    def on_body(self, body: bytes) -> None:
+        self.conn.body_bytes += len(body)
 
 
 class _RawHeadCallbacks:
@@ -220,7 +272,8 @@ class _FullCallbacks:
 
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = ("pool", "transport", "exchange", "closed", "raw_parser", "raw_head_parser", "full_parser", "parser",
-                 "raw", "headers", "idle_since", "tunnel", "got_bytes", "reused", "fast_parser")
+                 "raw", "headers", "idle_since", "tunnel", "got_bytes", "reused", "fast_parser", "header_timer",
+                 "body_bytes")
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
@@ -238,19 +291,25 @@ class UpstreamConnection(asyncio.Protocol):
         self.tunnel: asyncio.Transport | None = None  # the client's transport once this is a tunnel
         self.got_bytes = False
         self.reused = False
+        self.header_timer: asyncio.TimerHandle | None = None
+        self.body_bytes = 0  # response body bytes of the current exchange, counted when metrics are on
 
     # -- wiring
     def attach(self, exchange: UpstreamExchange, raw: bool) -> None:
         self.exchange = exchange
         self.raw = raw
         self.got_bytes = False
+        self.body_bytes = 0
+        if self.pool.header_timeout:
+            self.arm_header_timer()
         if raw and exchange.head_request:
             if self.raw_head_parser is None:
                 self.raw_head_parser = httptools.HttpResponseParser(_RawHeadCallbacks(self))
             self.parser = self.raw_head_parser
         elif raw:
             if self.raw_parser is None:
-                self.raw_parser = httptools.HttpResponseParser(_RawCallbacks(self))
+                callbacks = _CountingCallbacks(self, False) if self.pool.count_bytes else _RawCallbacks(self)
+                self.raw_parser = httptools.HttpResponseParser(callbacks)
             self.parser = self.raw_parser
         else:
             if self.full_parser is None:
@@ -263,10 +322,28 @@ class UpstreamConnection(asyncio.Protocol):
         self.exchange = exchange
         self.raw = True
         self.got_bytes = False
+        if self.pool.header_timeout:
+            self.arm_header_timer()
         parser = self.fast_parser
         if parser is None:
-            parser = self.fast_parser = httptools.HttpResponseParser(_FastCallbacks(self))
-        self.parser = parser
+            callbacks = _CountingCallbacks(self, True) if self.pool.count_bytes else _FastCallbacks(self)
+            parser = self.fast_parser = httptools.HttpResponseParser(callbacks)
+        self.parser = parser  # body_bytes: reset by the fast exchange that reads it (metrics on)
+
+    def arm_header_timer(self) -> None:
+        """responseHeaderTimeout: the answer's first bytes must come within the transport's limit."""
+        if self.header_timer is not None:
+            self.header_timer.cancel()
+        self.header_timer = self.pool.loop.call_later(self.pool.header_timeout, self.header_timeout)
+
+    def header_timeout(self) -> None:
+        self.header_timer = None
+        ex = self.exchange
+        if ex is None or self.got_bytes:
+            return
+        self.exchange = None
+        self.close()
+        ex.upstream_failed(self, "timeout")
 
     def close(self) -> None:
         if not self.closed:
@@ -287,6 +364,9 @@ class UpstreamConnection(asyncio.Protocol):
         if ex is None:  # unsolicited bytes on an idle connection
             self.close()
             return
+        if self.header_timer is not None:
+            self.header_timer.cancel()
+            self.header_timer = None
         self.got_bytes = True
         if self.raw:
             ex.client.transport.write(data)
@@ -357,9 +437,13 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self.exchange = None
         ex.status = status
-        if parser.should_keep_alive() and not self.closed and not self.pool.retired:
-            self.idle_since = 0.0
-            self.pool.idle.append(self)
+        if parser.should_keep_alive() and not self.closed:
+            pool = self.pool
+            if not pool.retired and len(pool.idle) < pool.max_idle:  # Pool.put, inlined on the fast lane
+                self.idle_since = 0.0
+                pool.idle.append(self)
+            else:
+                self.close()
             self.reused = True
             ex.response_complete(True)
         else:

@@ -8,11 +8,12 @@ error for the API, the dashboard and ``explain``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
 from typing import Any
 
-from ..config.dynamic import DynamicConfig, Middleware, to_json
+from ..config.dynamic import DynamicConfig, LoadBalancer, Middleware, Router, to_json
 from ..config.errors import ConfigError
 from ..config.static import MAX_INT, StaticConfig
 from ..middlewares import build_middleware
@@ -22,11 +23,16 @@ from .services import (
     INTERNAL_SERVICES,
     Balancer,
     CompiledService,
+    FailoverService,
+    HrwBalancer,
     InternalService,
     MirrorService,
     WeightedBalancer,
 )
 from .table import EntryTable, Route, RoutingTable
+from .tcp_compile import TCPCompiled, compile_tcp
+from .transports import DEFAULT_TRANSPORT, STATIC_DEFAULT_IDLE, ServersTransportRuntime, build_transport
+from .tree import router_tree
 
 __all__ = ["RuntimeStatus", "compile_config", "Compiled", "runtime_counts"]
 
@@ -49,13 +55,14 @@ class Compiled:
     config: DynamicConfig
     static: StaticConfig
     services: dict[str, CompiledService]
+    tcp: TCPCompiled = field(default_factory=TCPCompiled)  # TCP and UDP routers (tcp_compile.py)
 
 
 def _default_entrypoints(static: StaticConfig) -> tuple[str, ...]:
-    flagged = tuple(n for n, ep in static.entrypoints.items() if ep.as_default)
+    flagged = tuple(n for n, ep in static.entrypoints.items() if ep.as_default and ep.protocol == "tcp")
     if flagged:
         return flagged
-    return tuple(n for n in static.entrypoints if n != "traefik")
+    return tuple(n for n, ep in static.entrypoints.items() if n != "traefik" and ep.protocol == "tcp")
 
 
 class _Builder:
@@ -66,6 +73,23 @@ class _Builder:
         self.middlewares: dict[str, MiddlewareHandler] = {}
         self.middleware_errors: dict[str, str] = {}
         self.building: set[str] = set()
+        self.service_warnings: dict[str, list[str]] = {}
+        self.transports: dict[str, tuple[ServersTransportRuntime, list[str]]] = {}
+
+    def transport(self, name: str) -> tuple[ServersTransportRuntime, list[str]]:
+        """The compiled ServersTransport a load balancer names ("" is ``default@internal``)."""
+        name = name or DEFAULT_TRANSPORT
+        found = self.transports.get(name)
+        if found is None:
+            if name == DEFAULT_TRANSPORT:
+                found = build_transport(name, self.static.servers_transport, STATIC_DEFAULT_IDLE)
+            else:
+                conf = self.cfg.servers_transports.get(name)
+                if conf is None:
+                    raise ConfigError(f"servers transport not found {name}")
+                found = build_transport(name, conf)
+            self.transports[name] = found
+        return found
 
     def service(self, name: str) -> CompiledService:
         if name in self.services:
@@ -93,16 +117,47 @@ class _Builder:
             raise ConfigError(f'the service "{name}" does not exist')
         if conf.error:
             raise ConfigError(conf.error)
+        warnings = self.service_warnings.setdefault(name, [])
         if conf.load_balancer is not None:
-            return Balancer(name, conf.load_balancer)
+            lb = conf.load_balancer
+            transport, transport_warnings = self.transport(lb.servers_transport)
+            warnings += transport_warnings
+            warnings += _unsupported_lb(lb)
+            return Balancer(name, lb, transport)
         if conf.weighted is not None:
             children = [(c.name, self.service(c.name), c.weight) for c in conf.weighted.services]
+            if conf.weighted.health_check is not None:
+                warnings.append(_NO_HEALTH)
+            warnings += self._child_middlewares(c.name for c in conf.weighted.services)
             return WeightedBalancer(name, children, conf.weighted.sticky)
         if conf.mirroring is not None:
             m = conf.mirroring
+            if m.health_check is not None:
+                warnings.append(_NO_HEALTH)
+            warnings += self._child_middlewares([m.service, *(x.name for x in m.mirrors)])
             return MirrorService(name, self.service(m.service), [(self.service(x.name), x.percent) for x in m.mirrors],
-                                 m.mirror_body, m.max_body_size)
-        raise ConfigError(f"service {name}: no loadBalancer, weighted or mirroring section")
+                                 True if m.mirror_body is None else m.mirror_body,
+                                 -1 if m.max_body_size is None else m.max_body_size)
+        if conf.highest_random_weight is not None:
+            hrw = conf.highest_random_weight
+            if hrw.health_check is not None:
+                warnings.append(_NO_HEALTH)
+            warnings += self._child_middlewares(c.name for c in hrw.services)
+            return HrwBalancer(name, [(c.name, self.service(c.name), c.weight) for c in hrw.services])
+        if conf.failover is not None:
+            f = conf.failover
+            if f.health_check is not None:
+                warnings.append(_NO_HEALTH)
+            if f.errors_status:
+                warnings.append("failover errors are not supported by pyk3s: the fallback service is not tried "
+                                "when the main service answers " + ", ".join(f.errors_status))
+            warnings += self._child_middlewares((f.service, f.fallback))
+            return FailoverService(name, self.service(f.service), self.service(f.fallback))
+        raise ConfigError(f"service {name}: no loadBalancer, weighted, mirroring, highestRandomWeight or failover section")
+
+    def _child_middlewares(self, names: Iterable[str]) -> list[str]:
+        return [f"the middlewares of service {n} are not applied by pyk3s when it is the child of another service"
+                for n in names if (c := self.cfg.services.get(n)) is not None and c.middlewares]
 
     def middleware(self, name: str) -> MiddlewareHandler:
         if name in self.middlewares:
@@ -128,6 +183,23 @@ class _Builder:
         return mw
 
 
+_NO_HEALTH = "healthCheck is not supported by pyk3s: servers are not probed and stay in rotation"
+
+
+def _unsupported_lb(lb: LoadBalancer) -> list[str]:
+    """Warnings for load-balancer settings pyk3s does not honour."""
+    out = []
+    if lb.health_check is not None:
+        out.append(_NO_HEALTH)
+    if lb.passive_health_check is not None:
+        out.append("passiveHealthCheck is not supported by pyk3s: failing servers stay in rotation")
+    if lb.strategy not in ("wrr", ""):
+        out.append(f"load-balancer strategy {lb.strategy} is not supported by pyk3s: weighted round robin is used")
+    if any(s.weight is not None and s.weight != 1 for s in lb.servers):
+        out.append("server weights are not supported by pyk3s: servers share requests equally")
+    return out
+
+
 def _flag(mws: tuple[MiddlewareHandler, ...], attr: str) -> bool:
     return any(getattr(m, attr, False) for m in mws)
 
@@ -141,20 +213,26 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
     defaults = _default_entrypoints(static)
     used_by_svc: dict[str, list[str]] = {}
     used_by_mw: dict[str, list[str]] = {}
+    tree = router_tree(cfg.routers)
+    own: dict[str, Route] = {}  # each router's own rule, middlewares and service (or children)
     for name in sorted(cfg.routers):
         r = cfg.routers[name]
         info: dict[str, Any] = to_json(r)
         info.update(name=name, provider=name.rsplit("@", 1)[-1] if "@" in name else "", status="enabled")
         if r.tls is not None and not r.tls.options:
             info["tls"] = {**info.get("tls", {}), "options": "default"}
-        errors: list[str] = []
-        eps = r.entry_points or defaults
-        using = [e for e in eps if e in static.entrypoints]
-        for e in eps:
-            if e not in static.entrypoints:
-                errors.append(f'entryPoint "{e}" doesn\'t exist')
-        if not using:
-            errors.append("no valid entryPoint for this router")
+        errors: list[str] = list(tree.errors.get(name, ()))
+        root = not r.parent_refs
+        using: list[str] = []
+        if root:
+            eps = r.entry_points or defaults
+            # an HTTP router cannot use a UDP entry point: for it, that entry point does not exist
+            using = [e for e in eps if e in static.entrypoints and static.entrypoints[e].protocol == "tcp"]
+            for e in eps:
+                if e not in using:
+                    errors.append(f'entryPoint "{e}" doesn\'t exist')
+            if not using:
+                errors.append("no valid entryPoint for this router")
         for m in r.middlewares:
             used_by_mw.setdefault(m, []).append(name)
         if r.service:
@@ -171,28 +249,43 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
             priority = r.priority or len(r.rule.encode())
             if r.priority > MAX_USER_PRIORITY and not name.endswith("@internal"):
                 raise ConfigError(f"the router priority {r.priority} exceeds the max user-defined priority {MAX_USER_PRIORITY}")
-            mws = tuple(b.middleware(m) for m in r.middlewares)
-            if not r.service:
+            if not r.service and name not in tree.children and name not in tree.errors:
                 raise ConfigError("the service is missing on the router")
-            svc = b.service(r.service)
+            svc_conf = cfg.services.get(r.service)
+            names = r.middlewares + (svc_conf.middlewares if svc_conf is not None else ())
+            mws = tuple(b.middleware(m) for m in names)
+            svc = b.service(r.service) if r.service else InternalService(f"{name}-muxer")
             if r.tls is not None and r.tls.options and r.tls.options != "default" and r.tls.options not in cfg.tls_options:
                 raise ConfigError(f'unknown TLS options: {r.tls.options}')
-            route = Route(name, rule, priority, mws, svc, r.tls is not None, _flag(mws, "needs_response"),
-                          _flag(mws, "needs_done"), _flag(mws, "needs_body"), r.middlewares)
+            if r.tls is not None and r.tls.cert_resolver:
+                # Traefik serves the router and logs the resolver as missing; pyk3s has none at all
+                errors.append(f"certificate resolver {r.tls.cert_resolver!r} does not exist: pyk3s has no ACME "
+                              "resolvers, the certificates of the TLS store are used")
+            if name not in tree.disabled:
+                route = Route(name, rule, priority, mws, svc, r.tls is not None, _flag(mws, "needs_response"),
+                              _flag(mws, "needs_done"), _flag(mws, "needs_body"), names)
+                logged, log_fields, log_headers = _logging(r, name, svc, static)
+                route = dc_replace(route, access_log=logged, log_fields=log_fields, log_headers=log_headers,
+                                   metrics=r.observability is None or r.observability.metrics is not False)
+                own[name] = route
         except ConfigError as err:
             errors.append(str(err).removeprefix("ingress: "))
         if errors:
             info["error"] = errors
-            info["status"] = "disabled" if route is None or not using else "warning"
+            info["status"] = "disabled" if route is None or (root and not using) else "warning"
             if on_problem is not None:
                 on_problem("router", name, "; ".join(errors))
         if route is not None and using:
             info["using"] = using
-            for e in using:
-                tls = route.tls or static.entrypoints[e].tls
-                per_table.setdefault((e, tls), []).append(route if tls == route.tls else
-                                                          _with_tls(route))
         runtime.routers[name] = info
+    for name in tree.roots:
+        top = own.get(name)
+        if top is None:
+            continue
+        top = _with_children(top, own, tree.children, ())
+        for e in runtime.routers[name].get("using", ()):
+            tls = top.tls or static.entrypoints[e].tls
+            per_table.setdefault((e, tls), []).append(top if tls == top.tls else _with_tls(top))
     for name in sorted(set(cfg.services) | set(used_by_svc)):
         svc_conf = cfg.services.get(name)
         info = to_json(svc_conf) if svc_conf is not None else {}
@@ -204,6 +297,11 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
             svc = b.service(name)
             if isinstance(svc, Balancer):
                 info["serverStatus"] = {t.url: "UP" for t in svc.targets}
+            warnings = b.service_warnings.get(name)
+            if warnings:
+                info.update(status="warning", error=list(warnings))
+                if on_problem is not None:
+                    on_problem("service", name, "; ".join(warnings))
         except ConfigError as err:
             info.update(status="disabled", error=[str(err).removeprefix("ingress: ")])
         runtime.services[name] = info
@@ -215,17 +313,60 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
         if mw_conf is not None:
             info["type"] = mw_conf.kind.lower()
         try:
-            b.middleware(name)
+            handler = b.middleware(name)
+            if handler.warnings:
+                info.update(status="warning", error=list(handler.warnings))
+                if on_problem is not None:
+                    on_problem("middleware", name, "; ".join(handler.warnings))
         except ConfigError as err:
             info.update(status="disabled", error=[str(err).removeprefix("ingress: ")])
         runtime.middlewares[name] = info
     tables = {key: EntryTable(routes) for key, routes in per_table.items()}
-    return Compiled(RoutingTable(tables), runtime, cfg, static, b.services)
+    tcp = compile_tcp(cfg, static, {e: routes for (e, tls), routes in per_table.items() if tls}, on_problem)
+    return Compiled(RoutingTable(tables), runtime, cfg, static, b.services, tcp)
+
+
+def _with_children(route: Route, own: Mapping[str, Route], children: Mapping[str, list[str]],
+                   seen: tuple[str, ...]) -> Route:
+    """``route`` with its child routers, each carrying the middlewares of its parents before its own."""
+    kids = []
+    for child in children.get(route.name, ()):
+        found = own.get(child)
+        if found is None or child in seen:
+            continue
+        mws = route.middlewares + found.middlewares
+        combined = dc_replace(
+            found, middlewares=mws, middleware_names=route.middleware_names + found.middleware_names,
+            needs_response=route.needs_response or found.needs_response, needs_done=route.needs_done or found.needs_done,
+            needs_body=route.needs_body or found.needs_body, tls=route.tls, access_log=route.access_log,
+            log_fields=route.log_fields, log_headers=route.log_headers, log_name=f"{route.log_name or route.name} -> {child}",
+            metrics=route.metrics)
+        kids.append(_with_children(combined, own, children, (*seen, route.name)))
+    if not kids:
+        return route
+    return dc_replace(route, children=tuple(sorted(kids, key=lambda k: (-k.priority, k.name))))
 
 
 def _with_tls(route: Route) -> Route:
-    return Route(route.name, route.rule, route.priority, route.middlewares, route.service, True,
-                 route.needs_response, route.needs_done, route.needs_body, route.middleware_names)
+    return dc_replace(route, tls=True)
+
+
+def _logging(r: Router, name: str, svc: CompiledService, static: StaticConfig) -> tuple[bool, dict[str, str], bool]:
+    """(whether the router's requests are access-logged, the Kubernetes fields of its records, whether
+    those records carry headers)."""
+    obs = r.observability
+    internal = name.endswith("@internal") or bool(svc.internal)
+    enabled = (obs is None or obs.access_logs is not False) and (
+        not internal or (static.access_log is not None and static.access_log.add_internals))
+    fields: dict[str, str] = {}
+    if obs is not None and obs.ingress is not None:
+        meta = obs.ingress
+        fields = {"KubernetesIngressNamespace": meta.namespace, "KubernetesIngressName": meta.ingress_name,
+                  "KubernetesServiceName": meta.service_name, "KubernetesServicePort": meta.service_port}
+    opts = static.access_log
+    headers = enabled and opts is not None and (
+        opts.headers_default_mode != "drop" or any(m != "drop" for m in opts.header_names.values()))
+    return enabled, fields, headers
 
 
 def runtime_counts(items: Mapping[str, dict[str, Any]]) -> dict[str, int]:

@@ -5,6 +5,10 @@
   (earliest deadline first: each pick advances the child by 1/weight), sticky cookie optional.
 - :class:`MirrorService` (mirroring): the main service answers; each mirror gets a copy of ``percent``
   of the requests, its response discarded.
+- :class:`HrwBalancer` (highestRandomWeight TraefikService): the child with the highest score
+  ``weight / -ln(fnv64a(client IP + child name) / 2**64)`` (Traefik hrw.go), so a client keeps its child.
+- :class:`FailoverService` (failover TraefikService): the main service answers while it is up; with no
+  health check (pyk3s has none) it is always up, as in Traefik.
 - :class:`InternalService`: ``api@internal``, ``dashboard@internal``, ``ping@internal``,
   ``prometheus@internal``, ``noop@internal`` (answered inside the proxy).
 
@@ -14,15 +18,18 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import ssl
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from ..config.dynamic import LoadBalancer, StickyCookie
 from ..http.request import HttpRequest
+from .transports import ServersTransportRuntime
 
 __all__ = [
     "Target", "Balancer", "WeightedBalancer", "MirrorService", "InternalService", "INTERNAL_SERVICES",
-    "cookie_name", "CompiledService",
+    "HrwBalancer", "FailoverService", "cookie_name", "CompiledService",
 ]
 
 INTERNAL_SERVICES = ("api@internal", "dashboard@internal", "ping@internal", "prometheus@internal", "noop@internal",
@@ -32,9 +39,11 @@ INTERNAL_SERVICES = ("api@internal", "dashboard@internal", "ping@internal", "pro
 class Target:
     """One backend server: where to connect and how to address it."""
 
-    __slots__ = ("url", "scheme", "host", "port", "authority", "pass_host_header", "key", "fenced", "cookie_value")
+    __slots__ = ("url", "scheme", "host", "port", "authority", "pass_host_header", "key", "fenced", "cookie_value",
+                 "transport", "addr")
 
-    def __init__(self, url: str, pass_host_header: bool = True, fenced: bool = False) -> None:
+    def __init__(self, url: str, pass_host_header: bool = True, fenced: bool = False,
+                 transport: ServersTransportRuntime | None = None) -> None:
         parts = urlsplit(url)
         self.url = url
         self.scheme = parts.scheme or "http"
@@ -43,9 +52,22 @@ class Target:
         self.port = parts.port or default
         self.authority = parts.netloc
         self.pass_host_header = pass_host_header
-        self.key = (self.scheme, self.host, self.port)
+        # pools are per server and transport: a reload that keeps both keeps the idle connections
+        self.key = (self.scheme, self.host, self.port, transport.ident if transport is not None else 0)
+        self.transport = transport
+        self.addr = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
         self.fenced = fenced
         self.cookie_value = hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+    def tls(self) -> tuple[ssl.SSLContext | None, str | None]:
+        """(TLS context, server name) to reach this server: its ServersTransport's, verified by default."""
+        if self.scheme != "https":
+            return None, None
+        transport = self.transport
+        if transport is None:
+            return ssl.create_default_context(), self.host
+        return transport.ssl_context, transport.server_name or self.host
 
 
 def cookie_name(sticky: StickyCookie, service: str) -> str:
@@ -81,11 +103,11 @@ def _request_cookie(req: HttpRequest, name: str) -> str | None:
 class Balancer:
     __slots__ = ("name", "targets", "active", "index", "sticky", "cookie", "by_cookie", "internal", "mirrors")
 
-    def __init__(self, name: str, lb: LoadBalancer) -> None:
+    def __init__(self, name: str, lb: LoadBalancer, transport: ServersTransportRuntime | None = None) -> None:
         self.name = name
         self.internal = ""
         self.mirrors: Mirrors = ()
-        self.targets = tuple(Target(s.url, lb.pass_host_header, s.fenced) for s in lb.servers)
+        self.targets = tuple(Target(s.url, lb.pass_host_header, s.fenced, transport) for s in lb.servers)
         self.active = tuple(t for t in self.targets if not t.fenced)
         self.index = 0
         self.sticky = lb.sticky
@@ -171,6 +193,48 @@ class MirrorService:
         return out
 
 
+def _fnv1a64(data: bytes) -> int:
+    h = 0xCBF29CE484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+class HrwBalancer:
+    __slots__ = ("name", "children", "internal", "mirrors")
+
+    def __init__(self, name: str, children: Sequence[tuple[str, CompiledService, int]]) -> None:
+        self.name = name
+        self.internal = ""
+        self.mirrors: Mirrors = ()
+        self.children = [(n, svc, float(w)) for n, svc, w in children if w > 0]
+
+    def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
+        src = req.peer if req is not None else ""
+        best: CompiledService | None = None
+        best_score = -1.0
+        for n, svc, weight in self.children:
+            score = _fnv1a64((src + n).encode()) / 2.0**64
+            value = (1.0 / -math.log(score) if 0.0 < score < 1.0 else 0.0) * weight
+            if value > best_score:
+                best, best_score = svc, value
+        return best.pick(req) if best is not None else (None, None)
+
+
+class FailoverService:
+    __slots__ = ("name", "main", "fallback", "internal", "mirrors")
+
+    def __init__(self, name: str, main: CompiledService, fallback: CompiledService) -> None:
+        self.name = name
+        self.internal = ""
+        self.mirrors: Mirrors = ()
+        self.main = main
+        self.fallback = fallback
+
+    def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
+        return self.main.pick(req)
+
+
 class InternalService:
     __slots__ = ("name", "internal", "mirrors")
 
@@ -183,5 +247,6 @@ class InternalService:
         return None, None
 
 
-CompiledService = Balancer | WeightedBalancer | MirrorService | InternalService
+CompiledService = (Balancer | WeightedBalancer | MirrorService | InternalService | HrwBalancer
+                   | FailoverService)
 Mirrors = tuple[tuple[CompiledService, int], ...]  # (service, percent); only mirroring services have any

@@ -9,7 +9,8 @@ lane cannot serve: middlewares, a service other than a plain load balancer) are 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from ..http.request import HttpRequest, canonical_host
@@ -34,6 +35,12 @@ class Route:
     needs_done: bool
     needs_body: bool
     middleware_names: tuple[str, ...] = ()
+    access_log: bool = True  # the router's observability.accessLogs (and internal routers' addInternals)
+    log_headers: bool = False  # its access-log records carry headers: parsed answers, no fast lane
+    children: tuple[Route, ...] = ()  # child routers (parentRefs), priority order, parents' middlewares first
+    log_name: str = ""  # RouterName in access logs: "parent -> child" for a child router
+    metrics: bool = True  # the router's observability.metrics
+    log_fields: Mapping[str, str] = field(default_factory=dict)  # KubernetesIngressName... for its records
     by_path: ClassVar[Literal[False]] = False  # tells a Route from a PathChoice in the fast lane
 
 
@@ -105,7 +112,7 @@ class _Probe:
 
 def _eligible(route: Route) -> bool:
     svc = route.service
-    return (isinstance(svc, Balancer) and not route.middlewares and svc.sticky is None
+    return (isinstance(svc, Balancer) and not route.middlewares and svc.sticky is None and not route.log_headers
             and all(t.pass_host_header for t in svc.targets))
 
 

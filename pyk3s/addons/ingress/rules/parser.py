@@ -133,10 +133,10 @@ def _tokens(text: str) -> list[tuple[str, str, int]]:
 
 
 class _RuleParser:
-    __slots__ = ("toks", "pos")
+    __slots__ = ("toks", "pos", "lenient")
 
-    def __init__(self, toks: list[tuple[str, str, int]]) -> None:
-        self.toks, self.pos = toks, 0
+    def __init__(self, toks: list[tuple[str, str, int]], lenient: bool = False) -> None:
+        self.toks, self.pos, self.lenient = toks, 0, lenient
 
     def peek(self) -> str:
         return self.toks[self.pos][0] if self.pos < len(self.toks) else ""
@@ -177,12 +177,15 @@ class _RuleParser:
         self.take("(")
         args: list[str] = []
         if self.peek() == ")":
+            if self.lenient:
+                self.pos += 1
+                return Call(name, ())
             raise RuleError(f"matcher {name} needs at least one argument")
         while True:
             if self.peek() != "str":
                 raise RuleError(f"matcher {name}: arguments must be quoted strings")
             value = self.take("str")
-            if value == "":
+            if value == "" and not self.lenient:
                 raise RuleError(f"matcher {name}: empty argument")
             args.append(value)
             if self.peek() == ",":
@@ -193,11 +196,13 @@ class _RuleParser:
         return Call(name, tuple(args))
 
 
-def parse_expression(rule: str) -> Node:
-    """Parse a rule into a tree; raise :class:`RuleError` on any syntax error."""
+def parse_expression(rule: str, lenient: bool = False) -> Node:
+    """Parse a rule into a tree; raise :class:`RuleError` on any syntax error. ``lenient`` lets matchers
+    without arguments and empty arguments through, as Traefik's grammar does before the matchers check
+    their arguments (it reads a rule's domains that way)."""
     if not rule.strip():
         raise RuleError("empty rule")
-    p = _RuleParser(_tokens(rule))
+    p = _RuleParser(_tokens(rule), lenient)
     node = p.expr()
     if p.pos != len(p.toks):
         raise RuleError(f"unexpected {p.toks[p.pos][1]!r} at offset {p.toks[p.pos][2]}")

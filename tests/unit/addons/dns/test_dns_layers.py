@@ -14,7 +14,8 @@ ROOT = Path(dns_addon.__file__).parent
 PKG = "pyk3s.addons.dns"
 TABLE = f"{PKG}.plugins"                       # ORDER and PLUGINS
 TABLE_READERS = {f"{PKG}.config"}              # the one module that turns directives into plugins
-SERVER_SIDE = {f"{PKG}.{m}" for m in ("config", "runtime", "cli", "explain", "precompute", "core", "server")}
+SERVER_SIDE = {f"{PKG}.{m}" for m in ("config", "runtime", "cli", "explain", "precompute", "core", "server",
+                                      "lane")}
 
 
 def _module(path: Path) -> str:

@@ -86,7 +86,7 @@ class _Fast:
 
 class _Core:
     def __init__(self, fast: _Fast | None) -> None:
-        self.routing = SimpleNamespace(fast=fast)
+        self.routing = SimpleNamespace(fast=fast, lanes=None)
         self.gate: asyncio.Event | None = None
         self.peers: list[tuple] = []
 

@@ -17,8 +17,9 @@ import pytest
 import yaml
 
 from pyk3s.addons.ingress.config.dynamic import DynamicConfig, merge
-from pyk3s.addons.ingress.config.static import static_from_flags
-from pyk3s.addons.ingress.providers.crd import build_crd_config
+from pyk3s.addons.ingress.config.static import ProviderOptions, static_from_flags
+from pyk3s.addons.ingress.providers import build_kubernetescrd
+from pyk3s.addons.ingress.providers.common import ObjectIndex
 from pyk3s.addons.ingress.providers.ingress import build_ingress_config
 from pyk3s.addons.ingress.providers.internal import internal_config
 from pyk3s.addons.ingress.proxy.server import start_entrypoints
@@ -60,6 +61,8 @@ class _BackendConn(asyncio.Protocol):
         method = self.parser.get_method().decode()
         url = self.url.decode()
         self.backend.requests.append({"method": method, "url": url, "headers": self.headers, "body": self.body})
+        if self.backend.silent:
+            return
         if url.startswith("/ws") and self.parser.should_upgrade():
             self.transport.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
             self.tunnel = True
@@ -92,10 +95,13 @@ class EchoBackend:
     connections: int = 0
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     server: Any = None
+    host: str = "127.0.0.1"
+    tls: Any = None  # an ssl.SSLContext: the backend speaks HTTPS
+    silent: bool = False  # accept requests and never answer (timeouts)
 
     async def start(self) -> EchoBackend:
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: _BackendConn(self), "127.0.0.1", 0)
+        self.server = await loop.create_server(lambda: _BackendConn(self), self.host, 0, ssl=self.tls)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
@@ -164,7 +170,7 @@ class Proxy:
     def load(self, docs: str | list[dict], extra: dict[str, DynamicConfig] | None = None) -> Any:
         objs = list(yaml.safe_load_all(docs)) if isinstance(docs, str) else docs
         objs = [o for o in objs if o]
-        parts = {"kubernetescrd": build_crd_config(objs, self.state.static.crd),
+        parts = {"kubernetescrd": build_kubernetescrd(ObjectIndex.build(objs), self.state.static.crd or ProviderOptions()),
                  "kubernetes": build_ingress_config(objs, self.state.static.ingress),
                  "internal": internal_config(self.state.static)}
         parts.update(extra or {})
@@ -186,14 +192,29 @@ async def backend2() -> AsyncIterator[EchoBackend]:
 
 
 @pytest.fixture
+async def backend_lo2() -> AsyncIterator[EchoBackend]:
+    """A second backend on another loopback address (Traefik counts each endpoint address once)."""
+    b = await EchoBackend("b2", host="127.0.0.2").start()
+    yield b
+    b.close()
+
+
+@pytest.fixture
 async def make_proxy() -> AsyncIterator[Any]:
     made: list[Proxy] = []
 
-    async def make(*flags: str, ssl_for: Any = None) -> Proxy:
+    async def make(*flags: str, ssl_for: Any = None, tls: bool = False) -> Proxy:
+        """``tls``: as the runner does, certificates follow the configuration and http.tls entrypoints
+        speak TLS."""
         args = list(flags) or ["--entrypoints.web.address=127.0.0.1:0", "--providers.kubernetescrd",
                                "--providers.kubernetesingress", "--api.dashboard=true"]
         static = static_from_flags(args)
         state = ProxyState(asyncio.get_running_loop(), static)
+        if tls:
+            from pyk3s.addons.ingress.runner import _install_tls, _ssl_for
+
+            _install_tls(state)
+            ssl_for = ssl_for or _ssl_for(state)
         names = list(static.entrypoints)
         servers = await start_entrypoints(state, names, ssl_for or (lambda n: None))
         ports = {n: s.sockets[0].getsockname()[1] for n, s in zip(names, servers, strict=True)}
@@ -227,6 +248,6 @@ addressType: IPv4
 ports: [{{name: http, port: {port}, protocol: TCP}}]
 endpoints:
 - addresses: ["{ip}"]
-  conditions: {{ready: {str(ready).lower()}}}
+  conditions: {{ready: {str(ready).lower()}, serving: {str(ready).lower()}}}
 ---
 """

@@ -327,7 +327,7 @@ async def _name(writer: asyncio.StreamWriter, reader: asyncio.StreamReader, path
     return (await _read_response(reader)).json()["name"]
 
 
-async def test_round_robin_over_two_servers_on_fresh_connections(make_proxy, backend, backend2):
+async def test_round_robin_over_two_servers_on_fresh_connections(make_proxy, backend, backend_lo2):
     from ingress_support import http
 
     proxy = await make_proxy()
@@ -349,8 +349,8 @@ apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata: {{name: one-b, namespace: default, labels: {{kubernetes.io/service-name: one}}}}
 addressType: IPv4
-ports: [{{name: http, port: {backend2.port}, protocol: TCP}}]
-endpoints: [{{addresses: ["127.0.0.1"]}}]
+ports: [{{name: http, port: {backend_lo2.port}, protocol: TCP}}]
+endpoints: [{{addresses: ["127.0.0.2"]}}]
 ---
 """
     proxy.load(two + _route("Host(`a`)"))

@@ -30,6 +30,12 @@ def setup(mw_specs: dict[str, dict], match: str = "Host(`a`)", order: list[str] 
     return docs
 
 
+def users_secret(name: str, users: list[str]) -> str:
+    """An Opaque Secret holding htpasswd lines under one key (what the CRD's basicAuth.secret reads)."""
+    data = base64.b64encode("\n".join(users).encode()).decode()
+    return f"apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: default}}\ndata: {{users: {data}}}\n---\n"
+
+
 def seen_headers(r) -> dict[str, str]:
     return {k.lower(): v for k, v in r.json()["headers"]}
 
@@ -54,8 +60,9 @@ def test_check_secret(secret, ok):
 async def test_basicauth_options(make_proxy, backend):
     proxy = await make_proxy()
     users = ["u:" + apr_md5_crypt.hash("p"), "u2:{SHA}" + base64.b64encode(hashlib.sha1(b"p2").digest()).decode()]
-    proxy.load(setup({"auth": {"basicAuth": {"users": users, "realm": "myrealm", "removeHeader": True,
-                                             "headerField": "X-WebAuth-User"}}}, port=backend.port))
+    proxy.load(setup({"auth": {"basicAuth": {"secret": "users", "realm": "myrealm", "removeHeader": True,
+                                             "headerField": "X-WebAuth-User"}}}, port=backend.port,
+                     extra=users_secret("users", users)))
     r = await http(proxy.port, "/", host="a")
     assert (r.status, r.headers["www-authenticate"], r.body) == (401, 'Basic realm="myrealm"', b"401 Unauthorized\n")
     assert r.headers["content-type"] == "text/plain"
@@ -279,7 +286,8 @@ endpoints: [{{addresses: ["127.0.0.2"], conditions: {{ready: true}}}}]
 async def test_digest_auth(make_proxy, backend):
     proxy = await make_proxy()
     ha1 = hashlib.md5(b"test:traefik:test").hexdigest()
-    proxy.load(setup({"d": {"digestAuth": {"users": [f"test:traefik:{ha1}"]}}}, port=backend.port))
+    proxy.load(setup({"d": {"digestAuth": {"secret": "users"}}}, port=backend.port,
+                     extra=users_secret("users", [f"test:traefik:{ha1}"])))
     r = await http(proxy.port, "/x", host="a")
     assert r.status == 401
     chal = r.headers["www-authenticate"]

@@ -6,9 +6,11 @@ import yaml
 
 from pyk3s.addons.ingress.config.dynamic import (
     DynamicConfig,
+    IngressMetadata,
     LoadBalancer,
     Middleware,
     Router,
+    RouterObservability,
     RouterTLS,
     Server,
     Service,
@@ -143,7 +145,7 @@ spec:
     assert cfg.services["default-wrr"] == Service(weighted=Weighted(services=(WeightedRef("default-whoami2-8000", 2),)))
     assert cfg.routers[key("Host(`api`)")].service == "api@internal"
     cross = cfg.routers[key("Host(`x`)")]
-    assert "not in the IngressRoute namespace" in cross.error
+    assert "invalid reference to middleware mw: allowCrossNamespace is disabled" in cross.error
     assert cfg.middlewares == {"default-mw": Middleware("stripPrefix", {"prefixes": ["/a"]})}
     allowed = build_crd_config(load("""
 apiVersion: traefik.io/v1alpha1
@@ -169,7 +171,7 @@ spec:
     services: [{name: nothere, port: 80}]
 """))
     (router,) = cfg.routers.values()
-    assert router.error == "kubernetes service not found: default/nothere"
+    assert router.error == "ingressroute default/r: kubernetes service not found: default/nothere"
 
 
 def test_crd_ingress_class_filter():
@@ -224,11 +226,19 @@ spec:
 """))
     base = {"entry_points": ("web", "websecure"), "middlewares": ("default-auth@kubernetescrd",), "priority": 42,
             "tls": RouterTLS()}
+
+    def seen(service: str, port: str) -> RouterObservability:
+        return RouterObservability(ingress=IngressMetadata("default", "web", service, port))
+
     assert cfg.routers == {
-        "default-web-foo-com-bar": Router(rule='Host("foo.com") && PathPrefix("/bar")', service="default-whoami-80", **base),
-        "default-web-foo-com-exact": Router(rule='Host("foo.com") && Path("/exact")', service="default-whoami-web", **base),
-        "default-web-foo-com-impl": Router(rule='Host("foo.com") && PathPrefix("/impl")', service="default-whoami2-8000", **base),
-        "default-web-nohost": Router(rule='PathPrefix("/nohost")', service="default-whoami-80", **base),
+        "default-web-foo-com-bar": Router(rule='Host("foo.com") && PathPrefix("/bar")', service="default-whoami-80",
+                                          observability=seen("whoami", "80"), **base),
+        "default-web-foo-com-exact": Router(rule='Host("foo.com") && Path("/exact")', service="default-whoami-web",
+                                            observability=seen("whoami", "web"), **base),
+        "default-web-foo-com-impl": Router(rule='Host("foo.com") && PathPrefix("/impl")', service="default-whoami2-8000",
+                                           observability=seen("whoami2", "8000"), **base),
+        "default-web-nohost": Router(rule='PathPrefix("/nohost")', service="default-whoami-80",
+                                     observability=seen("whoami", "80"), **base),
     }
     assert cfg.services == {"default-whoami-80": Service(load_balancer=LB1),
                             "default-whoami-web": Service(load_balancer=LB1),
@@ -253,7 +263,9 @@ spec:
       - {path: /aaa/, pathType: Prefix, backend: {service: {name: whoami, port: {number: 80}}}}
 """
     cfg = build_ingress_config(load(docs), ProviderOptions(strict_prefix_matching=True))
-    assert cfg.routers["default-router"] == Router(rule='PathPrefix("/")', service="default-backend", priority=-2147483648)
+    assert cfg.routers["default-router"] == Router(
+        rule='PathPrefix("/")', service="default-backend", priority=-2147483648, rule_syntax="default",
+        observability=RouterObservability(ingress=IngressMetadata("default", "d", "whoami", "8443")))
     assert cfg.services["default-backend"].load_balancer.servers == (Server("https://10.42.0.1:9443"), Server("https://10.42.0.2:9443"))
     assert cfg.routers["default-s-aaa"].rule == '(Path("/aaa") || PathPrefix("/aaa/"))'
 
@@ -295,7 +307,7 @@ spec:
     assert providers == {"kubernetescrd", "kubernetes", "internal"}
     assert {name.rsplit("@", 1)[1] for name in build_config(crd_only, docs).routers} == {"kubernetescrd"}
     watched = watched_kinds(both)
-    assert len(watched) == len(set(watched)) == 17  # 3 shared kinds, 2 Ingress kinds, 6 CRDs in 2 groups
+    assert len(watched) == len(set(watched)) == 27  # 4 shared kinds, ConfigMap, 2 Ingress kinds, 10 CRDs in 2 groups
     assert {"Service", "IngressRoute", "Ingress", "IngressClass"} <= {w.kind for w in watched}
     assert "Ingress" not in {w.kind for w in watched_kinds(crd_only)}
     assert watched_kinds(static_from_flags(["--ping"])) == ()

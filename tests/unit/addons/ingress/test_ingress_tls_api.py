@@ -164,3 +164,29 @@ spec:
     assert first["rule"] == "Host(`a`) && PathPrefix(`/api`)" and first["matched"] is False
     assert {"matcher": "PathPrefix(`/api`)", "result": False} in first["matchers"]
     assert explain(proxy.state.compiled, "http://zzz/", [], "web")["match"] is None
+
+
+async def test_rawdata_has_traefiks_shape(make_proxy, backend):
+    proxy = await make_proxy("--entrypoints.web.address=127.0.0.1:0", "--entrypoints.traefik.address=127.0.0.1:0",
+                             "--providers.kubernetescrd", "--api.insecure")
+    proxy.load(service_yaml("whoami", backend.port) + """
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: app, namespace: default}
+spec:
+  routes:
+  - match: Host(`a`)
+    kind: Rule
+    services: [{name: whoami, port: 80, sticky: {cookie: {name: c, httpOnly: true}}}]
+""")
+    raw = (await http(proxy.ports["traefik"], "/api/rawdata", host="x")).json()
+    assert set(raw) == {"routers", "services", "middlewares"}  # empty tables are left out, as in Traefik
+    name, router = next((k, v) for k, v in raw["routers"].items() if k.startswith("default-app-"))
+    assert router["status"] == "enabled" and router["using"] == ["web"] and router["rule"] == "Host(`a`)"
+    assert not {"name", "provider", "priorityStr"} & set(router)
+    service = raw["services"][router["service"]]
+    assert service["loadBalancer"]["sticky"] == {"cookie": {"name": "c", "httpOnly": True, "path": "/"}}
+    assert service["loadBalancer"]["responseForwarding"] == {"flushInterval": "100ms"}
+    assert service["serverStatus"] == {f"http://127.0.0.1:{backend.port}": "UP"} and service["usedBy"] == [name]
+    listed = (await http(proxy.ports["traefik"], f"/api/http/services/{router['service']}", host="x")).json()
+    assert listed["type"] == "loadbalancer" and listed["provider"] == "kubernetescrd"

@@ -260,14 +260,15 @@ async def test_bad_values_keep_the_last_good_render(env: Env) -> None:
 async def test_values_pyk3s_does_not_act_on_are_reported(env: Env) -> None:
     await env.charts.create(helmchart("traefik", TRAEFIK_URL, "image:\n  repository: example.org/my/traefik\n"
                                                               "persistence:\n  enabled: true\n"
-                                                              "logs:\n  access:\n    enabled: true\n"
+                                                              "logs:\n  access:\n    enabled: true\n    format: xml\n"
                                                               "additionalArguments: [--tracing.otlp=true]\n"),
                             "kube-system")
     await env.start()
     status = await env.eventually(lambda: _has(env, "ignoredValues"))
     keys = {i["key"]: i["reason"] for i in status["ignoredValues"]}
     assert "image.repository" in keys and "persistence.enabled" in keys
-    assert "logs.access.enabled" in keys and "--accesslog=true" in keys["logs.access.enabled"]
+    # access logs are honoured, an access-log format the ingress does not know is not
+    assert "logs.access.enabled" not in keys and "--accesslog.format=xml" in keys["logs.access.format"]
     assert "additionalArguments[0]" in keys
     dep = await env.deployment()
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"].startswith("rancher/mirrored-library-traefik:")

@@ -73,14 +73,15 @@ def test_default_render_ignores_nothing_and_unsupported_values_are_named() -> No
     assert render({}, Release("traefik", "kube-system")).ignored == ()
     ignored = render({"image": {"repository": "example.org/custom/proxy"}, "hub": {"token": "t"},
                       "autoscaling": {"enabled": True}, "globalArguments": ["--global.checknewversion"],
-                      "ports": {"web": {"proxyProtocol": {"trustedIPs": ["10.0.0.0/8"]}}},
-                      "additionalArguments": ["--serversTransport.insecureSkipVerify=true"]},
+                      "ports": {"web": {"proxyProtocol": {"trustedIPs": ["10.0.0.0/8"]}}},  # honoured
+                      "logs": {"access": {"enabled": True, "format": "xml"}},
+                      "additionalArguments": ["--tracing.otlp=true"]},
                      Release("traefik", "kube-system")).ignored
     keys = [i.key for i in ignored]
-    assert keys == ["autoscaling.enabled", "hub.token", "globalArguments", "image.repository",
-                    "ports.web.proxyProtocol.trustedIPs", "additionalArguments[0]"]
+    assert keys == ["autoscaling.enabled", "hub.token", "globalArguments", "image.repository", "logs.access.format",
+                    "additionalArguments[0]"]
     assert "example.org/custom/proxy:3.5.1 is not one pyk3s can run" in ignored[3].reason
-    assert ignored[4].reason.startswith("--entryPoints.web.proxyProtocol.trustedIPs=10.0.0.0/8: not honoured")
+    assert ignored[4].reason.startswith("--accesslog.format=xml: access log format 'xml' is not known")
 
 
 def test_status_rows_for_helmcharts() -> None:

@@ -1,4 +1,4 @@
-from pyk3s.controllers.servicelb.status import explain, lb_ingress
+from pyk3s.controllers.servicelb.status import explain, lb_ingress, pending_message, pending_reasons
 
 
 def node(name: str, *addrs: tuple[str, str], ready: bool = True, labels: dict | None = None, taints=None) -> dict:
@@ -80,3 +80,14 @@ def test_only_starting_separates_start_up_from_real_blockers() -> None:
     assert only_starting({"a": "no svclb pod on this node yet", "b": "svclb pod x is not Ready yet"})
     assert not only_starting({"a": "no svclb pod on this node yet", "b": "port 80/TCP is held by pod kube-system/y"})
     assert not only_starting({})
+
+
+def test_pending_reasons_read_back_every_node_of_the_message() -> None:
+    reasons = {"pk1-0": "port 80/TCP is held by pod kube-system/svclb-traefik-1; node is not Ready",
+               "pk1-1": "node has taint a:NoSchedule that svclb pods do not tolerate",
+               "node.example.com": "no svclb pod on this node yet"}
+    message = pending_message(reasons)
+    assert message.startswith("no node can serve this load balancer: node pk1-0: port 80/TCP")
+    assert pending_reasons(message) == reasons
+    assert pending_reasons(pending_message({})) == {}
+    assert pending_reasons("served by nodes 10.0.0.1") == {}

@@ -23,6 +23,7 @@ import dns.rdatatype as T
 import dns.rrset
 
 from ...corefile import Directive
+from ...options import zone_test
 from ...plugin import (
     BlockContext,
     DnsRequest,
@@ -30,6 +31,7 @@ from ...plugin import (
     Host,
     NotFast,
     Plugin,
+    WireHop,
     soa_reply,
     soa_rrset,
     zone_owner,
@@ -150,6 +152,11 @@ class KubernetesPlugin(Plugin):
             if (z == "." or name == z or name.endswith("." + z)) and (best is None or len(z) > len(best)):
                 best = z
         return best
+
+    def wire_hop(self) -> WireHop:
+        # names outside its zones go on untouched; its own names stay on the chain
+        mine = zone_test(self.opts.zones)
+        return WireHop(admit=lambda q: not mine(q.name))
 
     async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         zone = self.zone_of(req.name)
