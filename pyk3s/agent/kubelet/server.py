@@ -150,9 +150,10 @@ class KubeletServer:
             env = dict(kv.split("=", 1) for kv in raw.decode(errors="replace").split("\0") if "=" in kv)
         except OSError:
             pass
-        # the container's mount, network and UTS (host name) namespaces, and its working directory (taken
-        # from the process: a workingDir the node lacks exists only in the container's view)
-        argv = ["nsenter", "-t", str(proc.pid), "-m", "-n", "-u", "--wd", "--", *command]
+        # the container's mount, network and UTS (host name) namespaces, its root and its working directory,
+        # taken from the process: where a mount point the node lacks was made, the container runs chrooted
+        # into a mirror of / and its workingDir may exist only in that view
+        argv = ["nsenter", "-t", str(proc.pid), "-m", "-n", "-u", "--root", "--wd", "--", *command]
         await serve_exec(ws, argv, env or None, StreamOptions.from_query(req.query))
         return ws
 
