@@ -4,8 +4,10 @@ Processes: container launchers and containers recorded under ``<data-dir>/agent/
 whose command line runs pyk3s (``python -m pyk3s …``, ``pyk3s …``), except this one and its parents;
 the containerd pyk3s started, its shims and their containers (:mod:`pyk3s.agent.cri.killall`).
 Then: network namespaces ``pk-*``, links ``pkv*``/``pyk3s*`` (and ``--bridge-name``), the service-CIDR
-routes on those links, nftables tables ``pyk3s*`` (the service proxy's and the network policy one), mounts under the data dir, and the empty mount points
-the container launcher created on the host (listed in ``<data-dir>/agent/mount-points``).
+routes on those links, nftables tables ``pyk3s*`` (the service proxy's and the network policy one),
+mounts under the data dir, and the empty mount points that earlier versions of the container launcher
+created on the host (listed in ``<data-dir>/agent/mount-points``; the launcher now makes missing mount
+points in the container's view alone).
 
 With an explicit ``--data-dir`` the sweep is scoped to that installation (several clusters share a test
 machine): only processes whose command line names the data dir, the netns/veths of pods recorded there,
@@ -25,12 +27,13 @@ from pathlib import Path
 from pyk3s.agent.cni.podnet import netns_name, veth_name
 from pyk3s.agent.cri.killall import stop_containerd
 from pyk3s.agent.kubelet.kubelet import kill_leftover_containers
-from pyk3s.agent.kubelet.runtime import MOUNT_POINTS_RECORD
 from pyk3s.agent.netpol.controller import netpol_table_for
 from pyk3s.agent.overlay.vxlan import device_names
 from pyk3s.agent.run import nft_table_for
 
 __all__ = ["killall", "main"]
+
+MOUNT_POINTS_RECORD = "mount-points"  # <data-dir>/agent/mount-points, written by earlier launchers
 
 
 def _pyk3s_pids(only_with: bytes | None = None) -> list[int]:
@@ -102,7 +105,7 @@ def _mount_points_in_use() -> set[str]:
 
 
 def _remove_mount_points(record: Path) -> list[str]:
-    """Mount points the container launcher had to create on the host: empty ones go, deepest first."""
+    """Mount points an earlier container launcher created on the host: empty ones go, deepest first."""
     try:
         paths = set(record.read_text().split("\n")) - {""}
     except OSError:

@@ -269,7 +269,9 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
                 asyncio.create_task(run_image_gc(cri, Path(settings.data_dir), node_event), name="image gc")]
         await delete_table("ip", table)   # the IPv4-only table of earlier releases
         proxier = Proxier(ProxyConfig(name, cluster_cidrs, service_cidrs, settings.bridge_name, table,
-                                      masquerade_ipv6=settings.overlay.ipv6_masq), svc_inf, slice_inf, pods_inf)
+                                      masquerade_ipv6=settings.overlay.ipv6_masq,
+                                      node_addresses=(*internal, *settings.node_external_ips)),
+                          svc_inf, slice_inf, pods_inf)
         for inf in (pods_inf, svc_inf, slice_inf, rc_inf):
             await inf.start()
         if netpol is None:  # switched off: rules left by an earlier run go

@@ -23,8 +23,6 @@ import pytest
 from pyk3s_server import REPO, ServerProcess
 
 from pyk3s.agent.cni.podnet import netns_name, veth_name
-from pyk3s.agent.killall import _mount_points_in_use
-from pyk3s.agent.kubelet.runtime import MOUNT_POINTS_RECORD
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("curl"),
@@ -72,10 +70,12 @@ spec:
   - name: c
     image: pyk3s/whoami
     args: ["--port", "9090", "--verbose"]
+    workingDir: %(client_wd)s
     ports: [{containerPort: 9090, hostPort: %(host_port)d}]
 """
 
 SEEN_UIDS: set[str] = set()
+CLIENT_WD = "/pk-client-workdir"  # a workingDir no node has
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
@@ -187,7 +187,8 @@ def deployed(cluster: ServerProcess) -> dict:
         what="node Ready")
     lease = cluster.wait_for(lambda: cluster.kubectl("get", "lease", "-n", "kube-node-lease", cluster.node_name,
                                                      "-o", "jsonpath={.spec.renewTime}").out, what="node Lease")
-    cluster.kubectl("apply", "-f", "-", input=MANIFEST % {"node_port": node_port, "host_port": host_port})
+    cluster.kubectl("apply", "-f", "-", input=MANIFEST % {"node_port": node_port, "host_port": host_port,
+                                                          "client_wd": CLIENT_WD})
     cluster.wait_for(lambda: running_ready(pods(cluster, "app=whoami"), 2), timeout=60, what="2 ready whoami pods")
     cluster.wait_for(lambda: running_ready(pods(cluster, "app=client"), 1), timeout=60, what="client pod")
     cluster.wait_for(lambda: sum(slice_endpoints(cluster, "whoami").values()) == 2, what="2 whoami endpoints")
@@ -304,6 +305,9 @@ def test_logs_and_exec_through_the_api_server(cluster, deployed):
     assert len(tail) == 1 and "/follow-marker" in tail[0]
     r = cluster.kubectl("exec", "client", "--", "cat", "/etc/resolv.conf")
     assert f"nameserver {cluster.nets.cluster_dns}" in r.out and "options ndots:5" in r.out
+    # exec starts in the container's workingDir, which the node lacks: it exists in the container's view alone
+    assert cluster.kubectl("exec", "client", "--", "pwd").out == f"{CLIENT_WD}\n"
+    assert not os.path.lexists(CLIENT_WD)
     r = cluster.kubectl("exec", "client", "--", "sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 3", check=False)
     assert r.rc == 3 and r.out == "to-stdout\n" and "to-stderr" in r.err
     assert "command terminated with exit code 3" in r.err
@@ -371,15 +375,12 @@ def test_killall_leaves_nothing(cluster, deployed):
             if cs.get("containerID")}
     assert pids
     assert leftovers(cluster)["netns"], "the cluster's pods must have network namespaces before killall"
-    record = cluster.data_dir / "agent" / MOUNT_POINTS_RECORD
-    created = set(record.read_text().split()) if record.exists() else set()  # e.g. /etc/coredns
+    # CoreDNS's /etc/coredns and its service account token's directory were made in its own view alone
+    assert not (cluster.data_dir / "agent" / "mount-points").exists()
     r = cluster.killall()
     assert r.returncode == 0, r.stderr
     assert cluster.proc.wait(10) is not None  # the server is among the processes killall stops
     assert_nothing_left(cluster, pids)
-    assert not record.exists()
-    in_use = _mount_points_in_use()  # another cluster's container may still have one mounted
-    assert not [p for p in created if os.path.exists(p) and p not in in_use]
 
 
 # -- node names ------------------------------------------------------------------------------------------

@@ -187,3 +187,99 @@ async def test_command_logs_and_exit(node, tmp_path):
     assert f" stdout F nameserver {NETS.cluster_dns}" in log
     assert "search default.svc.cluster.local" in log
     assert statuses["job"]["podIP"] in log
+
+
+async def test_missing_mount_points_exist_in_the_container_alone(node, tmp_path):
+    """Volumes whose mountPath the node lacks (a top-level directory as the Traefik chart's /data, one in
+    /etc as CoreDNS's /etc/coredns, one nested in another volume) and a missing workingDir: the
+    container sees them, the node's filesystem stays as it was, and the rest of the node's tree (files in
+    the covered /etc, the data dir under /tmp, /proc) stays visible to the container."""
+    ctx, statuses, workers, _ = node
+    tag = uuid.uuid4().hex[:8]
+    top, etc, workdir = f"/pk-view-{tag}", f"/etc/pk-view-{tag}", f"/pk-view-{tag}-wd"
+    script = (f"pwd; echo hi > {top}/data/f; touch {etc}/custom/g; ls {etc}; "
+              f"test -s /etc/os-release && echo etc-kept; test -d {tmp_path} && echo data-dir-kept; "
+              "test -r /proc/self/status && echo proc-kept; grep -c . /etc/resolv.conf >/dev/null && echo resolv")
+    pod = {"metadata": {"name": "view", "namespace": "default", "uid": str(uuid.uuid4())},
+           "spec": {"nodeName": NODE, "restartPolicy": "Never",
+                    "volumes": [{"name": n, "emptyDir": {}} for n in ("data", "conf", "custom")],
+                    "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", script],
+                                    "workingDir": workdir,
+                                    "volumeMounts": [{"name": "custom", "mountPath": f"{etc}/custom"},
+                                                     {"name": "data", "mountPath": f"{top}/data"},
+                                                     {"name": "conf", "mountPath": etc}]}]}}
+    w = PodWorker(ctx, pod)
+    w.start()
+    workers.append(w)
+    assert await until(lambda: statuses.get("view", {}).get("phase") in ("Succeeded", "Failed"))
+    log = w.container_proc("c").log_path.read_text()
+    out = [line.split(" ", 3)[3] for line in log.splitlines()]
+    assert statuses["view"]["phase"] == "Succeeded", log
+    assert out == [workdir, "custom", "etc-kept", "data-dir-kept", "proc-kept", "resolv"], log
+    for path in (top, etc, workdir):
+        assert not os.path.lexists(path), f"{path} was made on the node"
+    assert (w.volumes["data"] / "f").read_text() == "hi\n"
+    assert (w.volumes["custom"] / "g").exists()
+    assert (w.volumes["conf"] / "custom").is_dir()  # the nested mount point is made in the pod's own volume
+    assert f"pk-view-{tag}" not in Path("/proc/self/mountinfo").read_text()
+
+
+async def test_nodes_sharing_a_namespace_leave_each_other_s_addresses_alone(tmp_path):
+    """Two pyk3s nodes in one network namespace (as test clusters on one machine): a hostPort of node A
+    must not answer on node B's address once A reads the addresses B's table publishes."""
+    import http.server
+    import secrets
+    import threading
+
+    from pyk3s.agent.proxy.apply import claimed_addresses, run_nft
+    from pyk3s.agent.proxy.compile import NODE_ADDRESS_SETS, TABLE
+
+    tag = secrets.token_hex(3)
+    links, addrs = [f"pkda{tag}", f"pkdb{tag}"], []
+    used = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
+    thirds = [t for t in range(200, 250) if f"172.31.{t}." not in used][:2]
+    tables = [f"pyk3s-pkta{tag}", f"pyk3s-pktb{tag}"]
+    server = None
+    try:
+        for link, third in zip(links, thirds, strict=True):
+            addrs.append(f"172.31.{third}.1")
+            subprocess.run(["ip", "link", "add", link, "type", "bridge"], check=True)
+            subprocess.run(["ip", "addr", "add", f"{addrs[-1]}/24", "dev", link], check=True)
+            subprocess.run(["ip", "link", "set", link, "up"], check=True)
+        class Answer(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the http.server hook's name
+                self.send_response(200)
+                self.send_header("Content-Length", "7")
+                self.end_headers()
+                self.wfile.write(b"node a\n")
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer((addrs[0], 0), Answer)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        backend_port = server.server_address[1]
+        host_port = 18000 + secrets.randbelow(900)
+        pod = {"metadata": {"name": "a", "namespace": "default"},
+               "spec": {"nodeName": "na", "containers": [{"name": "c", "ports": [
+                   {"containerPort": backend_port, "hostPort": host_port}]}]},
+               "status": {"podIP": addrs[0]}}
+        cfg_a = ProxyConfig("na", table=tables[0], node_addresses=(addrs[0],))
+        cfg_b = ProxyConfig("nb", table=tables[1], node_addresses=(addrs[1],))
+        await run_nft(compile_ruleset(cfg_b, [], [], []))
+        await run_nft(compile_ruleset(cfg_a, [], [], [pod]))
+        # unaware of B, A's hostPort answers on every local address, B's included (CNI portmap's rule)
+        assert curl(f"http://{addrs[1]}:{host_port}/").stdout == "node a\n"
+        foreign = await claimed_addresses(FAMILY, tables[0], TABLE, NODE_ADDRESS_SETS)
+        assert addrs[1] in foreign and addrs[0] not in foreign
+        await run_nft(compile_ruleset(cfg_a, [], [], [pod], foreign))
+        assert curl(f"http://{addrs[0]}:{host_port}/").stdout == "node a\n"
+        assert curl(f"http://{addrs[1]}:{host_port}/").returncode == 7  # refused: B has nothing there
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        for t in tables:
+            subprocess.run(["nft", "delete", "table", "inet", t], capture_output=True)
+        for link in links:
+            subprocess.run(["ip", "link", "del", link], capture_output=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -53,8 +54,17 @@ pytestmark = [pytest.mark.e2e,
 
 # -- the cluster -----------------------------------------------------------------------------------------
 
+# Where the packaged chart's container mounts volumes (its data and tmp volumes, the service account
+# token), and a data path no node has (persistence.path moved there): the fixture notes which of them the
+# node lacks before the cluster starts, so the tests can tell that none was made on the node.
+CHART_MOUNT_PATHS = ("/data", "/tmp", "/var/run/secrets/kubernetes.io/serviceaccount")
+FRESH_DATA_PATH = f"/pk-data-{uuid.uuid4().hex[:8]}"
+LACKED: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def srv(kubectl_bin: str) -> Iterator[ServerProcess]:
+    LACKED[:] = [p for p in (*CHART_MOUNT_PATHS, FRESH_DATA_PATH) if not os.path.lexists(p)]
     server = ServerProcess(agent=True, extra_args=["--disable", "coredns"])
     try:
         server.start(timeout=60)
@@ -64,6 +74,8 @@ def srv(kubectl_bin: str) -> Iterator[ServerProcess]:
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     assert server.ident not in links and server.nft_table not in tables, "cluster left links or nft tables"
+    made = [p for p in LACKED if os.path.lexists(p)]
+    assert not made, f"mount points made on the node and left after the cluster: {made}"
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +121,32 @@ def test_packaged_traefik_is_a_helm_release_and_serves(srv: ServerProcess, node_
     out = manifests_status(srv)
     assert "kube-system/traefik       traefik 37.1.1+up37.1.0" in out
     assert "Deployment kube-system/traefik" in out and "CustomResourceDefinition ingressroutes.traefik.io" in out
+
+
+def test_mount_points_the_node_lacks_are_made_in_the_container_alone(srv: ServerProcess) -> None:
+    """The chart's volumes mount at /data (and persistence.path wherever a user moves it): a node without
+    that directory gets it in the container's own view, never in its filesystem."""
+    pods = srv.wait_for(lambda: settled(srv, lambda p: True), timeout=ROLL, what="a Ready traefik pod")
+    mounted = {m["mountPath"] for c in pods[0]["spec"]["containers"] for m in c.get("volumeMounts") or []}
+    assert mounted <= set(CHART_MOUNT_PATHS), f"the chart mounts more than this test watches: {mounted}"
+    assert not [p for p in LACKED if os.path.lexists(p)], "a mount point was made on the node"
+
+    apply_config(srv, f"persistence:\n  path: {FRESH_DATA_PATH}\n")
+
+    def moved(p: dict[str, Any]) -> bool:
+        return any(m["mountPath"] == FRESH_DATA_PATH for m in p["spec"]["containers"][0].get("volumeMounts") or [])
+    pods = srv.wait_for(lambda: settled(srv, moved), timeout=ROLL, what=f"traefik with its data at {FRESH_DATA_PATH}")
+    name, uid = pods[0]["metadata"]["name"], pods[0]["metadata"]["uid"]
+    # the container (and `kubectl exec`, which enters its view) sees the directory and writes to the volume
+    out = srv.kubectl("exec", "-n", "kube-system", name, "--", "sh", "-c",
+                      f"echo written > {FRESH_DATA_PATH}/probe && ls {FRESH_DATA_PATH}").out
+    assert out.split() == ["probe"]
+    assert not os.path.lexists(FRESH_DATA_PATH), f"{FRESH_DATA_PATH} was made on the node"
+    volume = srv.data_dir / "agent" / "pods" / uid / "_volumes" / "volumes" / "data" / "probe"
+    assert volume.read_text() == "written\n"
+    delete_config(srv)
+    srv.wait_for(lambda: settled(srv, lambda p: not moved(p)), timeout=ROLL, what="traefik with its data at /data")
+    assert not [p for p in LACKED if os.path.lexists(p)], "a mount point was made on the node"
 
 
 # -- 2. K3s docs' HelmChartConfig examples ----------------------------------------------------------------
@@ -191,7 +229,7 @@ def test_extra_tcp_entry_point_exposed_on_the_service(srv: ServerProcess, node_i
 # -- 3. reported values, bad values ------------------------------------------------------------------------
 
 def test_values_pyk3s_does_not_act_on_are_reported(srv: ServerProcess, node_ip: str) -> None:
-    arg = "--entryPoints.web.transport.respondingTimeouts.readTimeout=5s"
+    arg = "--tracing.otlp=true"  # a flag the ingress accepts and ignores (it exports no traces)
     apply_config(srv, f'persistence:\n  enabled: true\nadditionalArguments:\n  - "{arg}"\n')
 
     def reported() -> dict[str, str] | None:

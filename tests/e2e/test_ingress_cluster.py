@@ -42,7 +42,19 @@ pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("curl"),
                                  reason="needs root, nft and curl")]
 
-GUIDE = REPO.parent / "shared" / "docs" / "k3s-networking-guide.md"  # ../shared beside the checkout
+
+def _shared() -> Path:
+    """../shared beside the checkout (for a git worktree: beside its main checkout)."""
+    here = REPO.parent / "shared"
+    if here.is_dir():
+        return here
+    common = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--path-format=absolute", "--git-common-dir"],
+                            capture_output=True, text=True).stdout.strip()
+    beside_main = Path(common).parent.parent / "shared" if common else here
+    return beside_main if beside_main.is_dir() else here
+
+
+GUIDE = _shared() / "docs" / "k3s-networking-guide.md"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 APP = """

@@ -56,9 +56,11 @@ def _host_routes() -> list[ipaddress.IPv4Network]:
 
 @dataclass(frozen=True)
 class ClusterNets:
-    """Pod and service CIDRs for one test cluster; K3s's defaults unless another cluster on this machine
-    already routes them (several engineers' clusters share the host: each bridge routes its CIDRs and an
-    agent refuses CIDRs another link routes)."""
+    """Pod and service CIDRs for one test cluster with an agent: a /24 pair no route of this machine
+    overlaps (several clusters share the host: each bridge routes its CIDRs and an agent refuses CIDRs
+    another link routes). Never K3s's /16 defaults: a single-node cluster routes only its node's /24 of
+    them, so a cluster started meanwhile could take another /24 inside, and the first one's restart
+    would then refuse its own cluster CIDR."""
 
     cluster_cidr: str = "10.42.0.0/16"
     service_cidr: str = "10.43.0.0/16"
@@ -78,8 +80,6 @@ class ClusterNets:
         def free(*cidrs: str) -> bool:
             return not any(ipaddress.ip_network(c).overlaps(u) for c in cidrs for u in used)
 
-        if free(cls.cluster_cidr, cls.service_cidr):
-            return cls()
         # a cluster with the defaults routes all of 10.43/16: then services go to a free 10.99.x/24
         for third in range(1, 255):
             for services in (f"10.43.{third}.0/24", f"10.99.{third}.0/24"):

@@ -15,7 +15,10 @@ containers log partial lines as they come (a prompt has no newline), like conmon
 
 Spec JSON: {"argv": [...], "env": {...}, "cwd": str|null, "netns": "/run/netns/..."|null,
 "mounts": [{"source", "target", "readOnly", "file"}], "log": path, "pid_file": path, "exit_file": path,
-"mount_points_record": path|null, "hostname": str|null, "stdin": bool, "tty_fd": int|null}
+"hostname": str|null, "stdin": bool, "tty_fd": int|null}
+
+A mount point or working directory the node lacks is made in the container's view alone, never in the
+node's filesystem (:mod:`pyk3s.agent.kubelet.mountview`).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ import sys
 import termios
 import time
 from datetime import UTC, datetime
-from typing import TextIO
+
+from pyk3s.agent.kubelet.mountview import MountView
 
 __all__ = ["main", "rfc3339nano"]
 
@@ -40,6 +44,7 @@ _CLONE_NEWNET = 0x40000000
 _MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC = 1, 32, 4096, 16384
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
+SCRATCH_DIR = "rootfs"  # in the container's directory: where a mirror of / is built when one is needed
 
 
 def rfc3339nano(ts: float | None = None) -> str:
@@ -62,31 +67,7 @@ def _enter_netns(path: str) -> None:
         os.close(fd)
 
 
-def _make_mount_point(target: str, is_file: bool, record: str | TextIO | None) -> None:
-    """Create a missing mount point; what lands on the host filesystem is listed in ``record`` (a path or
-    an open file, one path a line) so ``pyk3s killall`` can remove it again once empty."""
-    created = []
-    d = os.path.dirname(target) if is_file else target
-    while d and d != "/" and not os.path.exists(d):
-        created.append(d)
-        d = os.path.dirname(d)
-    if is_file and not os.path.exists(target):
-        created.insert(0, target)
-    if not created:
-        return
-    if isinstance(record, str):
-        with open(record, "a") as fh:
-            fh.write("".join(f"{c}\n" for c in created))
-    elif record is not None:
-        record.write("".join(f"{c}\n" for c in created))
-        record.flush()
-    os.makedirs(os.path.dirname(target) if is_file else target, exist_ok=True)
-    if is_file and not os.path.exists(target):
-        open(target, "a").close()
-
-
-def _bind(source: str, target: str, is_file: bool, record: str | TextIO | None = None) -> None:
-    _make_mount_point(target, is_file, record)
+def _bind(source: str, target: str) -> None:
     _check(_libc.mount(source.encode(), target.encode(), None, _MS_BIND | _MS_REC, None), f"bind {source} {target}")
 
 
@@ -111,7 +92,6 @@ def _child(spec: dict, out_w: int, err_w: int) -> None:
                 devnull = os.open(os.devnull, os.O_RDONLY)
                 os.dup2(devnull, 0)
         if spec.get("cwd"):
-            os.makedirs(spec["cwd"], exist_ok=True)
             os.chdir(spec["cwd"])
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -143,7 +123,7 @@ def run(spec: dict, state_dir: int) -> int:
     if spec.get("hostname"):
         socket.sethostname(spec["hostname"])
     log = open(spec["log"], "ab")  # noqa: SIM115 - closed when the child's output ends
-    record = open(spec["mount_points_record"], "a") if spec.get("mount_points_record") else None  # noqa: SIM115
+    view = MountView(lambda: _scratch_dir(state_dir))
     # parents before children whatever the pod lists first, like containerd's mount ordering
     mounts = sorted(spec.get("mounts") or [], key=lambda m: len([p for p in m["target"].split("/") if p]))
     sources = [os.open(m["source"], os.O_PATH) for m in mounts]
@@ -151,12 +131,15 @@ def run(spec: dict, state_dir: int) -> int:
         # read-only only after every bind, as runc does: a mount point nested in a read-only volume
         # (/etc/coredns/custom inside /etc/coredns) is created while its parent is still writable
         for m, fd in zip(mounts, sources, strict=True):
-            _bind(f"/proc/self/fd/{fd}", m["target"], bool(m.get("file")), record)
+            target = view.make(m["target"], bool(m.get("file")))
+            _bind(f"/proc/self/fd/{fd}", target)
+            if not m.get("file"):
+                view.bound(target)
     finally:
         for fd in sources:
             os.close(fd)
-        if record is not None:
-            record.close()
+    if spec.get("cwd"):
+        view.make(spec["cwd"], False)  # a workingDir the node lacks exists in the container alone
     for m in reversed(mounts):
         if m.get("readOnly"):
             _remount_read_only(m["target"])
@@ -232,6 +215,15 @@ def run(spec: dict, state_dir: int) -> int:
     result["finishedAt"] = rfc3339nano()
     _write_state(state_dir, os.path.basename(spec["exit_file"]), json.dumps(result))
     return 0
+
+
+def _scratch_dir(state_dir: int) -> str:
+    """An empty directory of this container's own, for the mirror of ``/`` (see :mod:`.mountview`)."""
+    try:
+        os.mkdir(SCRATCH_DIR, 0o700, dir_fd=state_dir)
+    except FileExistsError:
+        pass
+    return f"/proc/self/fd/{state_dir}/{SCRATCH_DIR}"
 
 
 def _write_state(state_dir: int, name: str, text: str) -> None:

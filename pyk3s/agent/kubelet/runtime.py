@@ -19,9 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MOUNT_POINTS_RECORD", "ContainerProcess", "ExitStatus", "pid_alive"]
-
-MOUNT_POINTS_RECORD = "mount-points"
+__all__ = ["ContainerProcess", "ExitStatus", "pid_alive"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +74,6 @@ class ContainerProcess:
             os.set_blocking(self.stdin_fd, False)
         spec = {"argv": argv, "env": env, "cwd": cwd, "netns": netns, "mounts": mounts,
                 "log": str(self.log_path), "pid_file": str(self.path("pid")), "exit_file": str(self.path("exit")),
-                # <agent>/pods/<uid>/<container>/ -> <agent>/mount-points
-                "mount_points_record": str(self.dir.parent.parent.parent / MOUNT_POINTS_RECORD),
                 "hostname": hostname, "stdin": stdin or tty, "tty_fd": self.tty_fd}
         self.path("json").write_text(json.dumps(spec))
         err = open(self.path("launch.err"), "wb")  # noqa: ASYNC230, SIM115 - handed to the child

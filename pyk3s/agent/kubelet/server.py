@@ -150,13 +150,10 @@ class KubeletServer:
             env = dict(kv.split("=", 1) for kv in raw.decode(errors="replace").split("\0") if "=" in kv)
         except OSError:
             pass
-        cwd = None
-        try:
-            cwd = str(Path(f"/proc/{proc.pid}/cwd").readlink())  # noqa: ASYNC240 - small local file / adopted pid poll
-        except OSError:
-            pass
-        # the container's mount, network and UTS (host name) namespaces
-        argv = ["nsenter", "-t", str(proc.pid), "-m", "-n", "-u"] + ([f"--wd={cwd}"] if cwd else []) + ["--", *command]
+        # the container's mount, network and UTS (host name) namespaces, its root and its working directory,
+        # taken from the process: where a mount point the node lacks was made, the container runs chrooted
+        # into a mirror of / and its workingDir may exist only in that view
+        argv = ["nsenter", "-t", str(proc.pid), "-m", "-n", "-u", "--root", "--wd", "--", *command]
         await serve_exec(ws, argv, env or None, StreamOptions.from_query(req.query))
         return ws
 

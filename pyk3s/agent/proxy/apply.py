@@ -7,9 +7,10 @@ in the kernel (the transaction is rolled back) and are raised as :class:`NftErro
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
-__all__ = ["NftApplier", "NftError", "delete_table", "run_nft"]
+__all__ = ["NftApplier", "NftError", "claimed_addresses", "delete_table", "run_nft"]
 
 log = logging.getLogger("pyk3s.agent.proxy")
 
@@ -42,6 +43,26 @@ async def delete_table(family: str, table: str, component: str = "proxy") -> boo
     except NftError:
         return False
     return True
+
+
+async def claimed_addresses(family: str, own_table: str, prefix: str, set_names: tuple[str, ...]) -> frozenset[str]:
+    """The addresses the other tables named ``prefix*`` of this network namespace list in their sets
+    ``set_names``: the node addresses other pyk3s nodes publish. Nothing when nft cannot tell."""
+    try:
+        out = await run_nft("", args=("-j", "list", "sets", family))
+        listing = json.loads(out or "{}").get("nftables") or []
+    except (NftError, ValueError, AttributeError):
+        return frozenset()
+    found: set[str] = set()
+    for item in listing:
+        s = item.get("set") if isinstance(item, dict) else None
+        if not isinstance(s, dict) or s.get("name") not in set_names:
+            continue
+        table = str(s.get("table") or "")
+        if table == own_table or not table.startswith(prefix):
+            continue
+        found.update(e for e in s.get("elem") or [] if isinstance(e, str))
+    return frozenset(found)
 
 
 class NftApplier:

@@ -9,6 +9,12 @@ Rules (kube-proxy's nftables mode, trimmed to what pyk3s needs):
 - ``services`` (jumped from nat prerouting and output) DNATs ClusterIPs, externalIPs and LoadBalancer
   ingress IPs; NodePorts match on ``fib daddr type local`` (any node address, 127.0.0.1 included: the
   agent turns on route_localnet on its bridge only); hostPorts likewise, like CNI portmap.
+- Several pyk3s nodes can share one network namespace (test clusters on one machine, each node address
+  on a link of its own), where every node's address is local to every other. Each table publishes its
+  node's addresses in ``node-addresses`` (``node-addresses-v6``); the addresses other tables publish
+  (``foreign``, read by the proxier) are left out of this node's NodePort and hostPort rules, so one
+  node never answers, or rejects, a connection to another node's address. A node alone in its
+  namespace gets exactly kube-proxy's and portmap's any-local-address rules.
 - A service port with endpoints gets ``svc-…`` (random ``numgen`` over its endpoints, ClientIP affinity
   via dynamic sets) and one ``sep-…`` chain per endpoint. Only ready endpoints; if none is ready the
   serving+terminating ones.
@@ -30,9 +36,10 @@ from dataclasses import dataclass, field
 
 from pyk3s.k3s.names import SERVICE_NAME_LABEL
 
-__all__ = ["FAMILY", "MASQ_MARK", "TABLE", "ProxyConfig", "compile_ruleset", "table_names"]
+__all__ = ["FAMILY", "MASQ_MARK", "NODE_ADDRESS_SETS", "TABLE", "ProxyConfig", "compile_ruleset", "table_names"]
 
 TABLE = "pyk3s"
+NODE_ADDRESS_SETS = ("node-addresses", "node-addresses-v6")  # published by every table, IPv4 and IPv6
 FAMILY = "inet"
 MASQ_MARK = 0x4000
 _DEFAULT_AFFINITY = 10800
@@ -46,6 +53,7 @@ class ProxyConfig:
     bridge_name: str = "pyk3s0"
     table: str = TABLE
     masquerade_ipv6: bool = False     # --flannel-ipv6-masq
+    node_addresses: tuple[str, ...] = ()  # this node's addresses (node IPs, external IPs), published
 
     def families(self) -> tuple[_Fam, ...]:
         versions = {ipaddress.ip_network(c, strict=False).version for c in self.cluster_cidrs + self.service_cidrs}
@@ -298,9 +306,15 @@ def _host_ports(out: _Out, pods: Iterable[Mapping], config: ProxyConfig) -> None
                                  f"dnat {fam.addr} to {fam.target(pod_ips[0], int(p['containerPort']))}")
 
 
+def _address_set(name: str, fam: _Fam, addrs: Sequence[str]) -> str:
+    elements = f"elements = {{ {', '.join(sorted(set(addrs)))} }}; " if addrs else ""
+    return f"  set {name} {{ type {fam.set_type}; {elements}}}"
+
+
 def compile_ruleset(config: ProxyConfig, services: Iterable[Mapping], slices: Iterable[Mapping],
-                    pods: Iterable[Mapping] = ()) -> str:
-    """The full ``nft -f`` input: (re)create table ``inet <config.table>`` with every rule."""
+                    pods: Iterable[Mapping] = (), foreign: Iterable[str] = ()) -> str:
+    """The full ``nft -f`` input: (re)create table ``inet <config.table>`` with every rule; ``foreign``
+    are addresses other pyk3s nodes of this network namespace publish (left to their own rules)."""
     by_service: dict[tuple[str, str], list[Mapping]] = {}
     for sl in slices:
         meta = sl.get("metadata") or {}
@@ -308,9 +322,14 @@ def compile_ruleset(config: ProxyConfig, services: Iterable[Mapping], slices: It
         if svc_name:
             by_service.setdefault((meta.get("namespace", "default"), svc_name), []).append(sl)
     fams = config.families()
+    foreign = sorted(set(foreign) - set(config.node_addresses))
     out = _Out()
     out.chain("services")
     out.chain("nodeports")
+    for fam in fams:
+        if _of(fam.version, foreign):
+            for chain in ("nodeports", "hostports"):
+                out.chain(chain).append(f"{fam.addr} daddr @foreign-addresses{fam.suffix} return")
     for svc in sorted(services, key=lambda s: (s["metadata"].get("namespace", ""), s["metadata"]["name"])):
         meta = svc.get("metadata") or {}
         for fam in fams:
@@ -331,6 +350,11 @@ def compile_ruleset(config: ProxyConfig, services: Iterable[Mapping], slices: It
                      + (f"elements = {{ {', '.join(sorted(set(out.no_endpoint_nodeports[v])))} }}; "
                         if out.no_endpoint_nodeports[v] else "")
                      + "}")
+    for fam, name in zip((_Fam(4), _Fam(6)), NODE_ADDRESS_SETS, strict=True):
+        lines.append(_address_set(name, fam, _of(fam.version, config.node_addresses)))
+    for fam in fams:
+        if _of(fam.version, foreign):
+            lines.append(_address_set(f"foreign-addresses{fam.suffix}", fam, _of(fam.version, foreign)))
     for s in sorted(set(out.sets)):
         lines.append(f"  {s}")
     lines.append("  chain nat-prerouting { type nat hook prerouting priority -100; policy accept;\n"
@@ -352,6 +376,8 @@ def compile_ruleset(config: ProxyConfig, services: Iterable[Mapping], slices: It
     for fam in fams:
         only = "" if len(fams) == 1 else f"meta nfproto {fam.nfproto} "
         checks.append(f"{fam.addr} daddr . meta l4proto . th dport @no-endpoint-services{fam.suffix} reject")
+        if _of(fam.version, foreign):
+            only = f"{fam.addr} daddr != @foreign-addresses{fam.suffix} "
         checks.append(f"{only}fib daddr type local meta l4proto . th dport @no-endpoint-nodeports{fam.suffix} reject")
     for fam in fams:
         service_nets = _nets_of(fam.version, config.service_cidrs)

@@ -1,4 +1,7 @@
-"""Watch Services, EndpointSlices and this node's Pods; recompile and apply the ruleset, debounced."""
+"""Watch Services, EndpointSlices and this node's Pods; recompile and apply the ruleset, debounced.
+
+The addresses other pyk3s nodes of this network namespace publish are read every
+``NEIGHBOURS_INTERVAL`` seconds; a change recompiles (see :mod:`.compile`)."""
 
 from __future__ import annotations
 
@@ -6,12 +9,13 @@ import asyncio
 import logging
 from typing import Any
 
-from pyk3s.agent.proxy.apply import NftApplier, NftError
-from pyk3s.agent.proxy.compile import FAMILY, ProxyConfig, compile_ruleset
+from pyk3s.agent.proxy.apply import NftApplier, NftError, claimed_addresses
+from pyk3s.agent.proxy.compile import FAMILY, NODE_ADDRESS_SETS, TABLE, ProxyConfig, compile_ruleset
 
-__all__ = ["Proxier"]
+__all__ = ["NEIGHBOURS_INTERVAL", "Proxier"]
 
 log = logging.getLogger("pyk3s.agent.proxy")
+NEIGHBOURS_INTERVAL = 5.0
 
 
 class Proxier:
@@ -20,6 +24,7 @@ class Proxier:
         self.informers = (services, slices, pods)
         self.applier = NftApplier(FAMILY, config.table)
         self.debounce = debounce
+        self.foreign: frozenset[str] = frozenset()  # addresses other pyk3s nodes here publish
         self._dirty = asyncio.Event()
 
     def _mark(self, *_args: object) -> None:
@@ -27,14 +32,38 @@ class Proxier:
 
     def ruleset(self) -> str:
         services, slices, pods = self.informers
-        return compile_ruleset(self.config, services.list(), slices.list(), pods.list())
+        return compile_ruleset(self.config, services.list(), slices.list(), pods.list(), self.foreign)
+
+    async def refresh_neighbours(self) -> bool:
+        """Read the addresses other pyk3s nodes of this namespace publish; True when they changed."""
+        found = await claimed_addresses(FAMILY, self.config.table, TABLE, NODE_ADDRESS_SETS)
+        if found == self.foreign:
+            return False
+        log.info("proxy: other pyk3s nodes in this network namespace have %s; leaving those addresses to them",
+                 ", ".join(sorted(found)) or "no addresses")
+        self.foreign = found
+        return True
+
+    async def _watch_neighbours(self) -> None:
+        while True:
+            await asyncio.sleep(NEIGHBOURS_INTERVAL)
+            if await self.refresh_neighbours():
+                self._dirty.set()
 
     async def run(self) -> None:
         for inf in self.informers:
             inf.add_handler(self._mark)
         for inf in self.informers:
             await inf.wait_synced()
+        await self.refresh_neighbours()
+        neighbours = asyncio.create_task(self._watch_neighbours(), name="proxy neighbours")
         self._dirty.set()
+        try:
+            await self._sync_loop()
+        finally:
+            neighbours.cancel()
+
+    async def _sync_loop(self) -> None:
         while True:
             await self._dirty.wait()
             await asyncio.sleep(self.debounce)

@@ -18,7 +18,7 @@ from pyk3s.agent.kubelet.worker import pod_hostname
 def _spec(tmp: Path, argv: list[str], **extra: object) -> Path:
     spec = {"argv": argv, "env": {"PATH": os.environ["PATH"]}, "cwd": None, "netns": None, "mounts": [],
             "log": str(tmp / "0.log"), "pid_file": str(tmp / "0.pid"), "exit_file": str(tmp / "0.exit"),
-            "mount_points_record": None, **extra}
+            **extra}
     path = tmp / "0.json"
     path.write_text(json.dumps(spec))
     return path

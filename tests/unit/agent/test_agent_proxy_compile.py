@@ -126,3 +126,37 @@ def test_ipv6_pod_traffic_is_masqueraded_only_with_ipv6_masq() -> None:
     assert "ip6 saddr fd42::/56" not in compile_ruleset(DUAL, [], [])
     assert 'ip6 saddr fd42::/56 ip6 daddr != fd42::/56 oifname != "pkbr0" masquerade' in \
         compile_ruleset(replace(DUAL, masquerade_ipv6=True), [], [])
+
+
+def _chain(text: str, name: str) -> list[str]:
+    return [ln.strip() for ln in text.split(f"chain {name} {{\n", 1)[1].split("}", 1)[0].splitlines()]
+
+
+def test_node_addresses_are_published_and_other_nodes_addresses_left_to_them() -> None:
+    """Several pyk3s nodes in one network namespace: each table publishes its node's addresses, and the
+    NodePort and hostPort rules (and the NodePort reject) of one node skip the addresses of the others."""
+    cfg = ProxyConfig("n1", ("10.42.0.0/16", "fd42::/56"), ("10.43.0.0/16", "fd43::/112"), table="t",
+                      node_addresses=("172.31.10.1", "fd10::1"))
+    services = [svc("web", type="NodePort", clusterIP="10.43.0.5", ports=[{"port": 80, "nodePort": 30080}]),
+                svc("none", type="NodePort", clusterIP="10.43.0.6", ports=[{"port": 80, "nodePort": 30081}])]
+    slices = [eps("web", [{"addresses": ["10.42.0.5"], "nodeName": "n1"}])]
+    pod = {"metadata": {"name": "lb", "namespace": "kube-system"},
+           "spec": {"nodeName": "n1", "containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPort": 80}]}]},
+           "status": {"podIP": "10.42.0.9"}}
+    alone = compile_ruleset(cfg, services, slices, [pod])
+    assert "set node-addresses { type ipv4_addr; elements = { 172.31.10.1 }; }" in alone
+    assert "set node-addresses-v6 { type ipv6_addr; elements = { fd10::1 }; }" in alone
+    assert "foreign" not in alone  # alone in its namespace: portmap's and kube-proxy's any-local-address rules
+    shared = compile_ruleset(cfg, services, slices, [pod], foreign=["172.31.11.1", "fd11::1", "172.31.10.1"])
+    assert "set foreign-addresses { type ipv4_addr; elements = { 172.31.11.1 }; }" in shared  # never its own
+    assert "set foreign-addresses-v6 { type ipv6_addr; elements = { fd11::1 }; }" in shared
+    for chain in ("nodeports", "hostports"):
+        rules = _chain(shared, chain)
+        assert rules[:2] == ["ip daddr @foreign-addresses return", "ip6 daddr @foreign-addresses-v6 return"], rules
+        assert len(rules) > 2
+    checks = _chain(shared, "reject-checks")
+    assert ("ip daddr != @foreign-addresses fib daddr type local meta l4proto . th dport @no-endpoint-nodeports "
+            "reject") in checks
+    # only the family that has foreign addresses is scoped
+    v4_only = compile_ruleset(cfg, services, slices, [pod], foreign=["172.31.11.1"])
+    assert "foreign-addresses-v6" not in v4_only
