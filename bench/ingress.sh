@@ -16,7 +16,11 @@
 #
 #   bench/ingress.sh [--pin] [--runs 3] [--duration 10] [--conns 64] [--threads 2] [--workers N]
 #                    [--routes 1000] [--scenarios random,one,routes,auth] [--proxies nginx,haproxy,pyk3s,ref]
-#                    [--max-other 30] [--retries 1] [--out DIR]
+#                    [--max-other 30] [--retries 1] [--out DIR] [--baseline SRC]
+#
+# --baseline SRC  also runs `pyk3s traefik` from the source tree SRC (e.g. `git worktree add --detach
+#             /tmp/base <commit>`), same objects, same workers, interleaved with the others in every
+#             run: before/after figures from one sitting (reported as "pyk3s-base", with pyk3s/base ratios).
 #
 # --pin       every proxy alone on CPU 1, wrk and the backend on CPU 0 (taskset), as the peers' bench;
 #             default workers: 1 pinned, 2 unpinned (nginx worker_processes, haproxy nbthread, pyk3s --workers).
@@ -40,7 +44,7 @@ ROOT="$(cd "$HERE/.." && pwd)"
 . "$HERE/peers.sh"
 
 DURATION=10; CONNS=64; WORKERS=""; RUNS=3; ROUTES=1000; PIN=0; THREADS=2; MAX_OTHER=30; RETRIES=1
-SCENARIOS="random,one,routes,auth"; PROXIES="nginx,haproxy,pyk3s,ref"; OUTDIR=""
+SCENARIOS="random,one,routes,auth"; PROXIES="nginx,haproxy,pyk3s,ref"; OUTDIR=""; BASELINE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
@@ -55,7 +59,8 @@ while [ $# -gt 0 ]; do
     --retries) RETRIES=$2; shift 2 ;;
     --out) OUTDIR=$2; shift 2 ;;
     --pin) PIN=1; shift ;;
-    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+    --baseline) BASELINE=$(cd "$2" && pwd) || die "no directory $2"; shift 2 ;;
+    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
     *) die "unknown option $1" ;;
   esac
 done
@@ -69,6 +74,7 @@ if [ "$PIN" = 1 ]; then
 fi
 [ -n "$WORKERS" ] || { WORKERS=2; [ "$PIN" = 1 ] && WORKERS=1; }
 IFS=',' read -r -a SCEN <<<"$SCENARIOS"
+[ -z "$BASELINE" ] || PROXIES="$PROXIES,pyk3s-base"
 IFS=',' read -r -a PROX <<<"$PROXIES"
 
 bench_tmp
@@ -87,6 +93,7 @@ MD5_HASH=$("$PY" -c 'from passlib.hash import md5_crypt;print(md5_crypt.hash("te
   echo "nginx: $(nginx -v 2>&1)"; echo "haproxy: $(haproxy -v | head -1)"; echo "wrk: $(wrk -v 2>&1 | head -1)"
   echo "python: $("$PY" -c 'import sys,uvloop,httptools;print(sys.version.split()[0],"uvloop",uvloop.__version__,"httptools",httptools.__version__)')"
   echo "pyk3s: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) $(git -C "$ROOT" status --short -- pyk3s/addons/ingress | wc -l) changed files in pyk3s/addons/ingress"
+  [ -z "$BASELINE" ] || echo "pyk3s-base: $BASELINE $(git -C "$BASELINE" rev-parse --short HEAD 2>/dev/null)"
 } | tee "$OUTDIR/versions.txt" >&2
 
 # ------------------------------------------------------------------ backend (CPU 0 when pinned)
@@ -203,6 +210,9 @@ start_proxy() {
     nginx) start_bg "$dir/$s.log" "${TS_PROXY[@]}" nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' ;;
     haproxy) start_bg "$dir/$s.log" "${TS_PROXY[@]}" haproxy -db -f "$dir/haproxy.cfg" ;;
     pyk3s) start_bg "$dir/$s.log" "${TS_PROXY[@]}" env PYTHONPATH="$ROOT" "$PY" -m pyk3s traefik \
+             "--entryPoints.web.address=127.0.0.1:${PORT[$s]}" --providers.kubernetescrd \
+             "--objects=$dir/objects.yaml" "--workers=$WORKERS" --log.level=ERROR ;;
+    pyk3s-base) start_bg "$dir/$s.log" "${TS_PROXY[@]}" env PYTHONPATH="$BASELINE" "$PY" -m pyk3s traefik \
              "--entryPoints.web.address=127.0.0.1:${PORT[$s]}" --providers.kubernetescrd \
              "--objects=$dir/objects.yaml" "--workers=$WORKERS" --log.level=ERROR ;;
     ref) start_bg "$dir/$s.log" "${TS_PROXY[@]}" "$PY" "$PEERS/http/proxy_httptools.py" \
@@ -346,5 +356,10 @@ for scen, proxy in order:
                         f"(req/s {r_rps:.2f}x >= 0.9x, p99 {r_p99:.2f}x <= 1.5x, errors {errs})")
 if verdicts:
     print("\npyk3s vs target: " + "; ".join(verdicts))
+base = [(scen, med(scen, "pyk3s", "rps") / med(scen, "pyk3s-base", "rps"),
+         med(scen, "pyk3s", "p99_ms") / med(scen, "pyk3s-base", "p99_ms"))
+        for scen, proxy in order if proxy == "pyk3s-base" and vals[scen, "pyk3s", "rps"]]
+if base:
+    print("\npyk3s vs pyk3s-base: " + "; ".join(f"{title.get(s, s)}: req/s {r:.2f}x, p99 {p:.2f}x" for s, r, p in base))
 EOF
 log "raw wrk output and results.tsv in $OUTDIR"
