@@ -355,7 +355,9 @@ BOOTSTRAP_OBJECTS: tuple[dict, ...] = (
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": [*_READ, *_WRITE]},
         {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": _READ},
         {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "ingressclasses", "networkpolicies"],
-         "verbs": _READ}]),
+         "verbs": _READ},
+        # the kubelet resolves a pod's runtimeClassName (as the node authorizer allows it to)
+        {"apiGroups": ["node.k8s.io"], "resources": ["runtimeclasses"], "verbs": _READ}]),
     _cluster_binding("cluster-admin", "cluster-admin", ["system:masters"]),
     _cluster_binding("system:discovery", "system:discovery", ["system:authenticated"]),
     _cluster_binding("system:basic-user", "system:basic-user", ["system:authenticated"]),

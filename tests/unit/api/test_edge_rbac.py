@@ -180,3 +180,13 @@ async def test_store_backed_authorizer_follows_writes():
     finally:
         await authz.stop()
         await store.close()
+
+
+def test_nodes_read_what_their_kubelet_watches() -> None:
+    snap = compile_snapshot([])
+    node = UserInfo("system:node:n1", ("system:nodes", "system:authenticated"))
+    for verb in ("get", "list", "watch"):
+        assert snap.authorize(node, RequestAttributes(verb=verb, api_group="node.k8s.io",
+                                                      resource="runtimeclasses")).allowed
+    assert not snap.authorize(node, RequestAttributes(verb="create", api_group="node.k8s.io",
+                                                      resource="runtimeclasses")).allowed

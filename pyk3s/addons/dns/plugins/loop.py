@@ -3,7 +3,10 @@
 Sends `<random>.<random>.<zone>` HINFO queries to its own listener; seeing the same probe more than
 twice means queries come back to us: log `Loop ... detected` and stop the process. A probe that gets
 no answer in time (an upstream that is slow or down, a server still loading) starts the count again
-before the next try, as CoreDNS does since 1.2.6: only a probe coming back to us counts.
+before the next try, as CoreDNS does since 1.2.6: only a probe coming back to us counts. With several
+worker processes on one port (multisocket) a probe may land on a worker that did not send it and so
+never sees that reset: a sighting more than one probe timeout after the previous one starts the count
+again too (a looping probe comes back within milliseconds; retried probes are seconds apart).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import logging
 import os
 import random
+import time
 
 import dns.exception
 import dns.message
@@ -40,6 +44,7 @@ class LoopPlugin(Plugin):
         if not self.probe.endswith("."):
             self.probe += "."
         self.seen = 0
+        self.last_seen = 0.0
         self.host: Host | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -55,8 +60,7 @@ class LoopPlugin(Plugin):
 
     async def serve(self, req: DnsRequest, next_: Handler) -> dns.message.Message:
         if req.qtype == T.HINFO and req.name == self.probe and not req.precompute:
-            self.seen += 1
-            if self.seen > 2:
+            if self.sighting(time.monotonic()) > 2:
                 log.error('[FATAL] plugin/loop: Loop (%s -> %s) detected for zone "%s", see '
                           'https://coredns.io/plugins/loop#troubleshooting. Query: "HINFO %s"',
                           req.addr, req.server, req.zone, self.probe)
@@ -64,6 +68,14 @@ class LoopPlugin(Plugin):
                     self.host.fatal("plugin/loop: forwarding loop detected")
                 return req.reply(dns.rcode.SERVFAIL)
         return await next_(req)
+
+    def sighting(self, now: float) -> int:
+        """Count one arrival of the probe; returns how many arrivals belong to the same probe."""
+        if now - self.last_seen > self.probe_timeout:
+            self.seen = 0
+        self.last_seen = now
+        self.seen += 1
+        return self.seen
 
     async def start(self, host: Host) -> None:
         self.host = host

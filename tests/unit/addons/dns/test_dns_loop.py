@@ -49,3 +49,10 @@ async def test_forwarding_to_itself_is_a_loop(tmp_path: Path, quick_probes: None
         assert rt.fatal_error == "plugin/loop: forwarding loop detected"
     finally:
         await rt.stop()
+
+
+def test_retried_probes_seconds_apart_are_not_a_loop() -> None:
+    # a worker that receives the primary's retries never sees the primary's reset (multisocket)
+    worker = LoopPlugin(".")
+    assert [worker.sighting(t) for t in (10.0, 13.0, 16.0, 19.0)] == [1, 1, 1, 1]
+    assert [worker.sighting(t) for t in (30.0, 30.01, 30.02)] == [1, 2, 3]    # a probe coming straight back
