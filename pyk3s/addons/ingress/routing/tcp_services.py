@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -23,6 +23,7 @@ __all__ = ["TCPDial", "TCPBalancer", "TCPWeightedBalancer", "TCPServiceHandler",
            "UDPWeightedBalancer", "UDPServiceHandler", "TCPServiceBuilder", "split_host_port", "WeightedRoundRobin"]
 
 T = TypeVar("T")
+H = TypeVar("H")
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -160,24 +161,28 @@ class TCPServiceBuilder:
         self.warnings: dict[str, list[str]] = {}
         self.building: set[str] = set()
 
-    def tcp_service(self, name: str) -> TCPServiceHandler:
-        if name in self.tcp:
-            return self.tcp[name]
-        key = "tcp:" + name
+    def _built(self, protocol: str, name: str, done: dict[str, H], make: Callable[[str], H]) -> H:
+        """The service `name` built once: a failure is remembered, a service reaching itself is an error."""
+        if name in done:
+            return done[name]
+        key = f"{protocol}:{name}"
         if key in self.errors:
             raise ConfigError(self.errors[key])
         if key in self.building:
             raise ConfigError(f"service {name}: recursion detected")
         self.building.add(key)
         try:
-            svc = self._make_tcp(name)
+            svc = make(name)
         except ConfigError as err:
             self.errors[key] = str(err).removeprefix("ingress: ")
             raise
         finally:
             self.building.discard(key)
-        self.tcp[name] = svc
+        done[name] = svc
         return svc
+
+    def tcp_service(self, name: str) -> TCPServiceHandler:
+        return self._built("tcp", name, self.tcp, self._make_tcp)
 
     def _make_tcp(self, name: str) -> TCPServiceHandler:
         conf = self.parts.tcp_services.get(name)
@@ -223,23 +228,7 @@ class TCPServiceBuilder:
         return TCPBalancer(name, targets)
 
     def udp_service(self, name: str) -> UDPServiceHandler:
-        if name in self.udp:
-            return self.udp[name]
-        key = "udp:" + name
-        if key in self.errors:
-            raise ConfigError(self.errors[key])
-        if key in self.building:
-            raise ConfigError(f"service {name}: recursion detected")
-        self.building.add(key)
-        try:
-            svc = self._make_udp(name)
-        except ConfigError as err:
-            self.errors[key] = str(err).removeprefix("ingress: ")
-            raise
-        finally:
-            self.building.discard(key)
-        self.udp[name] = svc
-        return svc
+        return self._built("udp", name, self.udp, self._make_udp)
 
     def _make_udp(self, name: str) -> UDPServiceHandler:
         conf = self.parts.udp_services.get(name)
