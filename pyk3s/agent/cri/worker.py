@@ -35,6 +35,9 @@ __all__ = ["CriContainer", "CriPodWorker", "image_pull_policy"]
 log = logging.getLogger("pyk3s.agent.kubelet")
 
 STATUS_POLL = 0.5                      # seconds between ContainerStatus calls while a container runs
+# containerd records a task's exit and its OOM event separately, in either order: a container killed
+# by SIGKILL that we did not stop is asked about again for this long before its reason is taken as Error
+OOM_SETTLE = 1.0
 PULL_BACKOFF_START, PULL_BACKOFF_MAX = 10.0, 300.0
 CREATE_RETRY = 5.0
 
@@ -64,6 +67,8 @@ class CriContainer:
         self.stdin_fd: int | None = None
         self.tty_fd: int | None = None
         self._exit: ExitStatus | None = None
+        self._stopping = False
+        self._killed_seen = 0.0   # when an exit by SIGKILL without a reason was first seen
         self.started_at = ""      # set for a container adopted after an agent restart
         self.was_ready = False
 
@@ -95,6 +100,11 @@ class CriContainer:
             raise
         if st.state != pb.CONTAINER_EXITED:
             return None
+        if st.exit_code == 137 and not st.reason and not self._stopping:
+            now = asyncio.get_running_loop().time()
+            self._killed_seen = self._killed_seen or now
+            if now - self._killed_seen < OOM_SETTLE:
+                return None       # the OOM event may still be on its way
         reason = st.reason or ("Completed" if st.exit_code == 0 else "Error")
         return ExitStatus(int(st.exit_code), 0, _rfc3339(st.finished_at), reason, st.message)
 
@@ -111,6 +121,7 @@ class CriContainer:
     async def stop(self, grace: float) -> None:
         if self._exit is not None:
             return
+        self._stopping = True
         try:
             await self.client.stop_container(self.id, max(int(grace), 0))
         except CriError as exc:
