@@ -29,7 +29,7 @@ for b in iperf3 wrk nft ip; do
   command -v "$b" >/dev/null 2>&1 || { echo "overlay.sh: missing binary: $b" >&2; exit 1; }
 done
 [ "$(id -u)" = 0 ] || { echo "overlay.sh: needs root (network namespaces)" >&2; exit 1; }
-PY="${BENCH_PYTHON:-python3}"
+PY="${BENCH_PYTHON:-$ROOT/.venv/bin/python}"
 
 DRIVER_PID=""
 on_exit() {
