@@ -40,6 +40,9 @@ on_exit() {
     kill -TERM "$DRIVER_PID" 2>/dev/null
     wait "$DRIVER_PID" 2>/dev/null
   fi
+  # the nginx pod runs from the host's filesystem: its config and temp directories are ours to remove
+  rm -rf /tmp/pk-bench-lb-nginx.conf /tmp/pk-bench-lb-nginx.pid /tmp/pk-bench-lb-body /tmp/pk-bench-lb-proxy \
+    /tmp/pk-bench-lb-fcgi /tmp/pk-bench-lb-uwsgi /tmp/pk-bench-lb-scgi
 }
 trap on_exit EXIT
 trap 'exit 130' INT TERM
