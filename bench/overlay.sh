@@ -5,8 +5,14 @@
 # without any pod network (the direct path). Both clusters run at once; the paths are measured in
 # interleaved rounds (rotating order) and the median of each is printed with its spread (min-max),
 # then the ratios against the targets: VXLAN >= 0.8x host-gw, host-gw >= 0.95x direct.
+# Every path gets the same clients and the same cores: on a machine with 2+ CPUs the client (iperf3 -c,
+# wrk) runs on CPU 0 and the server (iperf3's server side through -A, the whoami processes through
+# taskset) on CPU 1, whatever namespace they are in (--no-pin leaves placement to the scheduler).
+# Next to the wall-clock figures it prints what load on the machine changes much less: CPU seconds per
+# GB moved (client + server processes, iperf3's getrusage figures, which include the forwarding work
+# the kernel does in their context) and TCP retransmissions.
 #
-#   bench/overlay.sh [--duration 5] [--rounds 3] [--conns 16]
+#   bench/overlay.sh [--duration 5] [--rounds 3] [--conns 16] [--no-pin]
 #
 # Starts two throwaway 2-node clusters (`pyk3s dev cluster` layout: node namespaces on underlay bridges
 # of their own, no default route). Every answer is checked before the load. Needs root, nft, iperf3,
@@ -15,17 +21,18 @@
 set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
-DURATION=5; ROUNDS=3; CONNS=16
+DURATION=5; ROUNDS=3; CONNS=16; PIN=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --conns) CONNS=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --no-pin) PIN=0; shift ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "overlay.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-for b in iperf3 wrk nft ip; do
+for b in iperf3 wrk nft ip taskset; do
   command -v "$b" >/dev/null 2>&1 || { echo "overlay.sh: missing binary: $b" >&2; exit 1; }
 done
 [ "$(id -u)" = 0 ] || { echo "overlay.sh: needs root (network namespaces)" >&2; exit 1; }
@@ -42,7 +49,7 @@ trap on_exit EXIT
 trap 'exit 130' INT TERM
 
 cd "$ROOT" || exit 1
-DURATION="$DURATION" ROUNDS="$ROUNDS" CONNS="$CONNS" PYTHONPATH="$ROOT/tests/support${PYTHONPATH:+:$PYTHONPATH}" \
+DURATION="$DURATION" ROUNDS="$ROUNDS" CONNS="$CONNS" PIN="$PIN" PYTHONPATH="$ROOT/tests/support${PYTHONPATH:+:$PYTHONPATH}" \
   "$PY" - <<'EOF' &
 import json, os, re, signal, statistics, subprocess, sys, time
 import yaml
@@ -50,6 +57,8 @@ from cluster import Cluster
 from pyk3s.agent.cni.podnet import netns_name
 
 DURATION, ROUNDS, CONNS = int(os.environ["DURATION"]), int(os.environ["ROUNDS"]), int(os.environ["CONNS"])
+# client on CPU 0, server on CPU 1 for every path (one CPU: nothing to choose)
+CLIENT_CPU, SERVER_CPU = ("0", "1") if os.environ["PIN"] == "1" and (os.cpu_count() or 1) >= 2 else ("", "")
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 started: list[subprocess.Popen] = []
 WEB, IPERF = 8888, 5201
@@ -59,18 +68,32 @@ def log(msg: str) -> None:
     print(f"[overlay.sh] {msg}", file=sys.stderr, flush=True)
 
 
-def iperf(prefix: list[str], host: str) -> float:
-    p = subprocess.run([*prefix, "iperf3", "-c", host, "-p", str(IPERF), "-t", str(DURATION), "-J"],
+def pinned(argv: list[str]) -> list[str]:
+    return ["taskset", "-c", CLIENT_CPU, *argv] if CLIENT_CPU else argv
+
+
+def pin_server(pids: list[int]) -> None:
+    """The server side of a path on SERVER_CPU (every thread of each process)."""
+    for pid in pids if SERVER_CPU else []:
+        subprocess.run(["taskset", "-a", "-p", "-c", SERVER_CPU, str(pid)], capture_output=True, check=True)
+
+
+def iperf(prefix: list[str], host: str) -> tuple[float, float, int]:
+    """(Gbit/s, CPU seconds per GB of client and server together, retransmissions)."""
+    affinity = ["-A", f"{CLIENT_CPU},{SERVER_CPU}"] if CLIENT_CPU else []
+    p = subprocess.run([*prefix, "iperf3", "-c", host, "-p", str(IPERF), "-t", str(DURATION), *affinity, "-J"],
                        capture_output=True, text=True, timeout=DURATION + 30)
     data = json.loads(p.stdout or "{}")
     if "end" not in data:
         raise RuntimeError(f"iperf3 to {host} failed: {data.get('error') or p.stderr}")
-    return data["end"]["sum_received"]["bits_per_second"] / 1e9
+    got, cpu = data["end"]["sum_received"], data["end"]["cpu_utilization_percent"]
+    cpu_s = (cpu["host_total"] + cpu["remote_total"]) / 100 * got["seconds"]
+    return got["bits_per_second"] / 1e9, cpu_s / (got["bytes"] / 1e9), int(data["end"]["sum_sent"].get("retransmits", 0))
 
 
 def conns_per_s(prefix: list[str], host: str) -> float:
-    p = subprocess.run([*prefix, "wrk", "-t", "1", "-c", str(CONNS), "-d", f"{DURATION}s", "-H", "Connection: close",
-                        f"http://{host}:{WEB}/bench"], capture_output=True, text=True, timeout=DURATION + 30)
+    p = subprocess.run([*prefix, *pinned(["wrk", "-t", "1", "-c", str(CONNS), "-d", f"{DURATION}s", "-H", "Connection: close",
+                        f"http://{host}:{WEB}/bench"])], capture_output=True, text=True, timeout=DURATION + 30)
     m = re.search(r"Requests/sec:\s+([\d.]+)", p.stdout)
     if not m:
         raise RuntimeError(f"wrk to {host} failed: {p.stdout}{p.stderr}")
@@ -81,7 +104,8 @@ def conns_per_s(prefix: list[str], host: str) -> float:
 
 
 def pods_of(c: Cluster) -> tuple[list[str], str]:
-    """Start the server and client pods; (the client pod's netns prefix, the server pod's IP)."""
+    """Start the server and client pods, the server's processes pinned; (the client pod's netns prefix,
+    the server pod's IP)."""
     manifest = [
         {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bench-srv", "labels": {"app": "bench"}},
          "spec": {"nodeSelector": {"kubernetes.io/hostname": c.members[1].name}, "containers": [
@@ -98,6 +122,9 @@ def pods_of(c: Cluster) -> tuple[list[str], str]:
                  for p in pods.values())
         return pods if ok and len(pods) == 2 else None
     pods = c.wait_for(running, timeout=90, what="bench pods running")
+    srv_ns = netns_name(pods["bench-srv"]["metadata"]["uid"])
+    pin_server([int(pid) for pid in subprocess.run(["ip", "netns", "pids", srv_ns], capture_output=True, text=True,
+                                                    check=True).stdout.split()])
     return ["ip", "netns", "exec", netns_name(pods["bench-cli"]["metadata"]["uid"])], pods["bench-srv"]["status"]["podIP"]
 
 
@@ -115,6 +142,8 @@ try:
     for argv in (["iperf3", "-s", "-p", str(IPERF)], [sys.executable, "-m", "pyk3s", "whoami", "--port", str(WEB)]):
         started.append(subprocess.Popen(vx.in_node(vx.members[1], *argv), stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, start_new_session=True))
+    time.sleep(0.5)   # the direct path's servers: pinned as the pods' are, children (nsenter's exec) included
+    pin_server([p.pid for p in started])
     paths["direct"] = (vx.in_node(vx.members[0]), vx.members[1].ip)
     for name, (prefix, host) in paths.items():   # answers checked before any load
         out = vx.wait_for(lambda p=prefix, h=host: subprocess.run([*p, "curl", "-sS", "-m", "2", f"http://{h}:{WEB}/"],
@@ -124,22 +153,31 @@ try:
             raise RuntimeError(f"{name}: unexpected answer {out!r}")
     order = list(paths)
     gbps: dict[str, list[float]] = {n: [] for n in order}
+    cpu_gb: dict[str, list[float]] = {n: [] for n in order}
+    retrans: dict[str, list[int]] = {n: [] for n in order}
     cps: dict[str, list[float]] = {n: [] for n in order}
     for r in range(ROUNDS):
         for name in order[r % len(order):] + order[:r % len(order)]:
             prefix, host = paths[name]
             log(f"round {r + 1}/{ROUNDS}: {name} ({host})")
-            gbps[name].append(iperf(prefix, host))
+            rate, cpu, lost = iperf(prefix, host)
+            gbps[name].append(rate)
+            cpu_gb[name].append(cpu)
+            retrans[name].append(lost)
             cps[name].append(conns_per_s(prefix, host))
-    med = {n: (statistics.median(gbps[n]), statistics.median(cps[n])) for n in order}
-    print(f"{'path':<9} {'iperf3 Gbit/s':>14} {'spread':>13} {'conn/s':>9} {'spread':>13}  (median of {ROUNDS} rounds)")
+    med = {n: (statistics.median(gbps[n]), statistics.median(cps[n]), statistics.median(cpu_gb[n])) for n in order}
+    where = f"client CPU {CLIENT_CPU}, server CPU {SERVER_CPU}" if CLIENT_CPU else "not pinned"
+    print(f"{'path':<9} {'iperf3 Gbit/s':>14} {'spread':>13} {'CPU s/GB':>9} {'spread':>11} {'retr':>6} "
+          f"{'conn/s':>9} {'spread':>13}  (median of {ROUNDS} rounds, {where})")
     for n in order:
-        print(f"{n:<9} {med[n][0]:>14.2f} {min(gbps[n]):>6.2f}-{max(gbps[n]):<6.2f} {med[n][1]:>9.0f} "
+        print(f"{n:<9} {med[n][0]:>14.2f} {min(gbps[n]):>6.2f}-{max(gbps[n]):<6.2f} {med[n][2]:>9.3f} "
+              f"{min(cpu_gb[n]):>5.3f}-{max(cpu_gb[n]):<5.3f} {sum(retrans[n]):>6} {med[n][1]:>9.0f} "
               f"{min(cps[n]):>6.0f}-{max(cps[n]):<6.0f}")
     for a, b, target in (("vxlan", "host-gw", 0.8), ("host-gw", "direct", 0.95)):
-        tr, cr = med[a][0] / med[b][0], med[a][1] / med[b][1]
+        tr, cr, cpur = med[a][0] / med[b][0], med[a][1] / med[b][1], med[a][2] / med[b][2]
         verdict = "meets" if tr >= target else "BELOW"
-        print(f"{a} / {b}: throughput {tr:.2f}x ({verdict} the {target}x target), connections/s {cr:.2f}x")
+        print(f"{a} / {b}: throughput {tr:.2f}x ({verdict} the {target}x target), connections/s {cr:.2f}x, "
+              f"CPU per GB {cpur:.2f}x")
 finally:
     for p in started:
         if p.poll() is None:
