@@ -10,9 +10,11 @@
 # taskset) on CPU 1, whatever namespace they are in (--no-pin leaves placement to the scheduler).
 # Next to the wall-clock figures it prints what load on the machine changes much less: CPU seconds per
 # GB moved (client + server processes, iperf3's getrusage figures, which include the forwarding work
-# the kernel does in their context) and TCP retransmissions.
+# the kernel does in their context) and TCP retransmissions. --hooks first counts, per path, how many
+# netfilter hook passes each node's packets make (a counting table at every IPv4 hook of both nodes,
+# one 100 MB iperf3 transfer): per data segment and per small packet (ACKs), which no load changes.
 #
-#   bench/overlay.sh [--duration 5] [--rounds 3] [--conns 16] [--no-pin]
+#   bench/overlay.sh [--duration 5] [--rounds 3] [--conns 16] [--no-pin] [--hooks]
 #
 # Starts two throwaway 2-node clusters (`pyk3s dev cluster` layout: node namespaces on underlay bridges
 # of their own, no default route). Every answer is checked before the load. Needs root, nft, iperf3,
@@ -21,14 +23,15 @@
 set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
-DURATION=5; ROUNDS=3; CONNS=16; PIN=1
+DURATION=5; ROUNDS=3; CONNS=16; PIN=1; HOOKS=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --conns) CONNS=$2; shift 2 ;;
     --no-pin) PIN=0; shift ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    --hooks) HOOKS=1; shift ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "overlay.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -49,7 +52,7 @@ trap on_exit EXIT
 trap 'exit 130' INT TERM
 
 cd "$ROOT" || exit 1
-DURATION="$DURATION" ROUNDS="$ROUNDS" CONNS="$CONNS" PIN="$PIN" PYTHONPATH="$ROOT/tests/support${PYTHONPATH:+:$PYTHONPATH}" \
+DURATION="$DURATION" ROUNDS="$ROUNDS" CONNS="$CONNS" PIN="$PIN" HOOKS="$HOOKS" PYTHONPATH="$ROOT/tests/support${PYTHONPATH:+:$PYTHONPATH}" \
   "$PY" - <<'EOF' &
 import json, os, re, signal, statistics, subprocess, sys, time
 import yaml
@@ -103,6 +106,51 @@ def conns_per_s(prefix: list[str], host: str) -> float:
     return float(m.group(1))
 
 
+HOOK_NAMES = ("prerouting", "input", "forward", "output", "postrouting")
+COUNT_TABLE = "pyk3s-bench-hooks"
+
+
+def hook_passes(c: Cluster, prefix: list[str], host: str) -> dict[str, dict[str, int]]:
+    """Netfilter hook passes of one 100 MB transfer, per node and hook: TCP packets over 1,000 bytes
+    (data; VXLAN's outer UDP packets too) and the others (mostly ACKs), counted by a table of our own at priority -300 on each hook."""
+    chains = "\n".join(f"  chain c-{h} {{ type filter hook {h} priority -300; policy accept;\n"
+                       f"    meta length > 1000 counter\n    meta length <= 1000 counter\n  }}"
+                       for h in HOOK_NAMES)
+    for m in c.members[:2]:
+        subprocess.run(c.in_node(m, "nft", "-f", "-"), input=f"table inet {COUNT_TABLE} {{\n{chains}\n}}\n",
+                       text=True, check=True, capture_output=True)
+    try:
+        p = subprocess.run([*prefix, "iperf3", "-c", host, "-p", str(IPERF), "-n", "100M", "-J"],
+                           capture_output=True, text=True, timeout=120)
+        if "end" not in json.loads(p.stdout or "{}"):
+            raise RuntimeError(f"iperf3 -n to {host} failed: {p.stderr}")
+        out: dict[str, dict[str, int]] = {}
+        for i, m in enumerate(c.members[:2]):
+            rules = json.loads(subprocess.run(c.in_node(m, "nft", "-j", "list", "table", "inet", COUNT_TABLE),
+                                              capture_output=True, text=True, check=True).stdout)["nftables"]
+            seen: dict[str, int] = {}
+            for r in (x["rule"] for x in rules if "rule" in x):
+                hook = r["chain"][2:]
+                kind = "data" if seen.get(hook) is None else "small"
+                seen[hook] = 1
+                packets = next(e["counter"]["packets"] for e in r["expr"] if "counter" in e)
+                out.setdefault(f"node{i}", {})[f"{hook}.{kind}"] = packets
+        return out
+    finally:
+        for m in c.members[:2]:
+            subprocess.run(c.in_node(m, "nft", "delete", "table", "inet", COUNT_TABLE), capture_output=True)
+
+
+def print_hooks(counts: dict[str, dict[str, dict[str, int]]]) -> None:
+    print("netfilter hook passes per packet (one 100 MB transfer; data = packets over 1,000 bytes)")
+    for name, nodes in counts.items():
+        for kind in ("data", "small"):
+            sent = max(max(n.get(f"output.{kind}", 0), n.get(f"forward.{kind}", 0)) for n in nodes.values()) or 1
+            row = "  ".join(f"{node}: " + " ".join(f"{h[:4]} {n.get(f'{h}.{kind}', 0) / sent:.2f}" for h in HOOK_NAMES)
+                            for node, n in nodes.items())
+            print(f"  {name:<8} {kind:<5} ({sent:>5} packets)  {row}")
+
+
 def pods_of(c: Cluster) -> tuple[list[str], str]:
     """Start the server and client pods, the server's processes pinned; (the client pod's netns prefix,
     the server pod's IP)."""
@@ -152,6 +200,9 @@ try:
         if "Hostname:" not in out:
             raise RuntimeError(f"{name}: unexpected answer {out!r}")
     order = list(paths)
+    if os.environ["HOOKS"] == "1":
+        owner = {"vxlan": clusters[0], "host-gw": clusters[1], "direct": vx}
+        print_hooks({n: hook_passes(owner[n], *paths[n]) for n in order})
     gbps: dict[str, list[float]] = {n: [] for n in order}
     cpu_gb: dict[str, list[float]] = {n: [] for n in order}
     retrans: dict[str, list[int]] = {n: [] for n in order}
