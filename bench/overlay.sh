@@ -78,7 +78,7 @@ def pinned(argv: list[str]) -> list[str]:
 def pin_server(pids: list[int]) -> None:
     """The server side of a path on SERVER_CPU (every thread of each process)."""
     for pid in pids if SERVER_CPU else []:
-        subprocess.run(["taskset", "-a", "-p", "-c", SERVER_CPU, str(pid)], capture_output=True, check=True)
+        subprocess.run(["taskset", "-a", "-p", "-c", SERVER_CPU, str(pid)], capture_output=True)  # gone: nothing to pin
 
 
 def iperf(prefix: list[str], host: str) -> tuple[float, float, int]:
