@@ -18,7 +18,7 @@
 #
 # Starts two throwaway 2-node clusters (`pyk3s dev cluster` layout: node namespaces on underlay bridges
 # of their own, no default route). Every answer is checked before the load. Needs root, nft, iperf3,
-# wrk. Everything it starts is stopped by PID; clusters, links and namespaces are removed on exit, also
+# wrk, taskset. Everything it starts is stopped by PID; clusters, links and namespaces are removed on exit, also
 # on failure or Ctrl-C. Bounded: each measurement runs --duration seconds.
 set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
     --conns) CONNS=$2; shift 2 ;;
     --no-pin) PIN=0; shift ;;
     --hooks) HOOKS=1; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "overlay.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
