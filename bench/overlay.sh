@@ -18,8 +18,8 @@
 #
 # Starts two throwaway 2-node clusters (`pyk3s dev cluster` layout: node namespaces on underlay bridges
 # of their own, no default route). Every answer is checked before the load. Needs root, nft, iperf3,
-# wrk, taskset. Everything it starts is stopped by PID; clusters, links and namespaces are removed on exit, also
-# on failure or Ctrl-C. Bounded: each measurement runs --duration seconds.
+# wrk, taskset. Everything it starts is stopped by PID; clusters, links and namespaces are removed on
+# exit, also on failure or Ctrl-C. Bounded: each measurement runs --duration seconds.
 set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
