@@ -5,6 +5,10 @@ packets arriving on SRC_PORT are DNAT-ed to each DEST_IP:DEST_PORT and masquerad
 forwarding to the destination is accepted only from SRC_RANGES and dropped otherwise. With several
 destinations of one family the last one wins, as with klipper-lb's ``iptables -I``.
 
+The masquerade keeps source ports (no ``fully-random``), as klipper-lb's MASQUERADE does: a client
+that reuses its port must reach the destination on the same 4-tuple again, or the destination's
+TIME_WAIT entry for that tuple refuses the SYN by timestamp (PAWS) and the client waits a retransmit.
+
 Every container of a svclb pod (one per Service port) shares the pod's network namespace, so each
 owns a table of its own, named after its protocol and port: a container that restarts replaces its
 own rules and never another container's.

@@ -20,7 +20,7 @@ Rules (kube-proxy's nftables mode, trimmed to what pyk3s needs):
   serving+terminating ones.
 - Traffic arriving from outside (NodePort, externalIP, LB IP) gets ``ext-…``: marked for masquerade with
   externalTrafficPolicy Cluster; with Local only local endpoints and no SNAT (except from the host itself
-  or from pods, which take the cluster path).
+  or from pods, which take the cluster path). That masquerade keeps TCP source ports (nat-postrouting).
 - Hairpin (pod reaching itself through a Service) is marked for masquerade in its ``sep-…`` chain.
 - Services with no usable endpoints are rejected (filter hooks), and any other packet still addressed to
   the service CIDR is rejected too, so unknown ClusterIPs never leave the node.
@@ -361,7 +361,14 @@ def compile_ruleset(config: ProxyConfig, services: Iterable[Mapping], slices: It
                  "    jump services\n    fib daddr type local jump hostports\n  }")
     lines.append("  chain nat-output { type nat hook output priority -100; policy accept;\n"
                  "    jump services\n    fib daddr type local jump hostports\n  }")
-    post = [f"meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade fully-random"]
+    # TCP masquerade keeps the client's source port where it is free, so a client reusing a port reaches
+    # the endpoint on the same 4-tuple as before. With fully-random a reused client tuple gets a new port
+    # while the endpoint still holds TIME_WAIT for the old one, and later connections land on such
+    # tuples; as Linux derives the TCP timestamp offset from each connection's own 4-tuple, PAWS then
+    # refuses their SYN and the client waits a 1 s retransmit. UDP has no TIME_WAIT and keeps
+    # fully-random against conntrack insert races.
+    post = [f"meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} meta l4proto tcp masquerade",
+            f"meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade fully-random"]
     for fam in fams:
         cluster_nets = _nets_of(fam.version, config.cluster_cidrs)
         if cluster_nets and (fam.version == 4 or config.masquerade_ipv6):

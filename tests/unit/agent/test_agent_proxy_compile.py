@@ -160,3 +160,13 @@ def test_node_addresses_are_published_and_other_nodes_addresses_left_to_them() -
     # only the family that has foreign addresses is scoped
     v4_only = compile_ruleset(cfg, services, slices, [pod], foreign=["172.31.11.1"])
     assert "foreign-addresses-v6" not in v4_only
+
+
+def test_marked_tcp_masquerade_keeps_source_ports_udp_is_fully_random() -> None:
+    # a reused client 4-tuple must reach the endpoint on the same 4-tuple again (its TIME_WAIT accepts
+    # the SYN by timestamp); only non-TCP traffic gets random source ports
+    text = compile_ruleset(CFG, [], [])
+    post = text.split("chain nat-postrouting {")[1].split("}")[0]
+    rules = [r.strip() for r in post.splitlines() if "0x4000" in r]
+    assert rules == ["meta mark & 0x4000 == 0x4000 meta l4proto tcp masquerade",
+                     "meta mark & 0x4000 == 0x4000 masquerade fully-random"]

@@ -10,7 +10,8 @@ def test_cluster_policy_ruleset() -> None:
     text = ruleset(parse_env(ENV))
     assert "table ip pyk3s_klipper_tcp_8000 {" in text
     assert "tcp dport 8000 dnat to 10.43.0.50:8000" in text
-    assert "ip daddr 10.43.0.50 tcp dport 8000 masquerade" in text
+    assert "ip daddr 10.43.0.50 tcp dport 8000 masquerade\n" in text  # port-preserving, as klipper-lb's
+    assert "random" not in text
     assert "ip saddr { 0.0.0.0/0 } ip daddr 10.43.0.50 tcp dport 8000 accept" in text
     assert text.index("accept") < text.index("drop")
     assert "ip6" not in text
