@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# ServiceLB benchmark: one pod (nginx answering `return 200` + iperf3 -s) behind a LoadBalancer Service,
+# ServiceLB benchmark: a pod (nginx answering `return 200` + iperf3 -s) behind a LoadBalancer Service,
 # measured three ways in one run: through <node IP>:<LB port> (what ServiceLB publishes: kernel DNAT),
-# straight to the pod address, and through haproxy in TCP mode on loopback forwarding to the pod.
+# straight to a pod address, and through haproxy in TCP mode on loopback forwarding to a pod.
 # Prints iperf3 throughput and connections/s (wrk with "Connection: close") per path: the median of
 # --runs runs, interleaved (servicelb, direct, haproxy, servicelb, ...) so background load hits every
 # path alike, the spread (± half the range, % of the median) and the ratio to the direct path. The
 # backend is nginx (C, 2 workers), not a Python server, so the path and not the backend sets the
 # connection rate; its CPU share is printed so a saturated backend shows.
+# Each path has an identical backend pod of its own: every path reaches its pod from the node's bridge
+# address, so on one shared pod the TIME_WAIT entries one path leaves would refuse (PAWS) the SYNs of
+# another path that land on the same 4-tuple with unrelated timestamps, an interference between the
+# bench's own clients that no user of one path has. A path still meets its own earlier runs' TIME_WAIT
+# entries, as its users do. Printed per path: SYNs the backend refused in TIME_WAIT (its netns'
+# TcpExt PAWSTimewait), each costing the client a 1 s retransmit; load-independent evidence.
 #
 #   bench/lb.sh [--duration 5] [--conns 16] [--runs 3]
 #
@@ -23,7 +29,7 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
     --conns) CONNS=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "lb.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -41,8 +47,10 @@ on_exit() {
     wait "$DRIVER_PID" 2>/dev/null
   fi
   # the nginx pod runs from the host's filesystem: its config and temp directories are ours to remove
-  rm -rf /tmp/pk-bench-lb-nginx.conf /tmp/pk-bench-lb-nginx.pid /tmp/pk-bench-lb-body /tmp/pk-bench-lb-proxy \
-    /tmp/pk-bench-lb-fcgi /tmp/pk-bench-lb-uwsgi /tmp/pk-bench-lb-scgi
+  for p in servicelb direct haproxy; do
+    rm -rf "/tmp/pk-bench-lb-$p-nginx.conf" "/tmp/pk-bench-lb-$p-nginx.pid" "/tmp/pk-bench-lb-$p-body" \
+      "/tmp/pk-bench-lb-$p-proxy" "/tmp/pk-bench-lb-$p-fcgi" "/tmp/pk-bench-lb-$p-uwsgi" "/tmp/pk-bench-lb-$p-scgi"
+  done
 }
 trap on_exit EXIT
 trap 'exit 130' INT TERM
@@ -55,13 +63,15 @@ import yaml
 from pyk3s_server import ServerProcess, free_port
 
 DURATION, CONNS, RUNS = int(os.environ["DURATION"]), int(os.environ["CONNS"]), int(os.environ["RUNS"])
-# the backend: nginx inside the pod (its config written by the container itself)
-NGINX_CONF = ("worker_processes 2; daemon off; pid /tmp/pk-bench-lb-nginx.pid; error_log stderr warn; "
-              "events { worker_connections 8192; } "
-              "http { access_log off; client_body_temp_path /tmp/pk-bench-lb-body; "
-              "proxy_temp_path /tmp/pk-bench-lb-proxy; fastcgi_temp_path /tmp/pk-bench-lb-fcgi; "
-              "uwsgi_temp_path /tmp/pk-bench-lb-uwsgi; scgi_temp_path /tmp/pk-bench-lb-scgi; "
-              "server { listen 8888 reuseport; location / { default_type text/plain; return 200 ok; } } }")
+PATHS = ("servicelb", "direct", "haproxy")
+# the backend: nginx inside each path's pod (its config written by the container itself); pods of the
+# process runtime share the host's /tmp, so every path's files carry its name
+NGINX_CONF = ("worker_processes 2; daemon off; pid /tmp/pk-bench-lb-{p}-nginx.pid; error_log stderr warn; "
+              "events {{ worker_connections 8192; }} "
+              "http {{ access_log off; client_body_temp_path /tmp/pk-bench-lb-{p}-body; "
+              "proxy_temp_path /tmp/pk-bench-lb-{p}-proxy; fastcgi_temp_path /tmp/pk-bench-lb-{p}-fcgi; "
+              "uwsgi_temp_path /tmp/pk-bench-lb-{p}-uwsgi; scgi_temp_path /tmp/pk-bench-lb-{p}-scgi; "
+              "server {{ listen 8888 reuseport; location / {{ default_type text/plain; return 200 ok; }} }} }}")
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 started: list[subprocess.Popen] = []
 
@@ -113,30 +123,35 @@ try:
                                        "jsonpath={.status.conditions[?(@.type=='Ready')].status}").out, "node Ready")
     web_port, iperf_port = free_port(), free_port()
     manifest = [
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bench"},
-             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "bench"}},
-                      "template": {"metadata": {"labels": {"app": "bench"}}, "spec": {"containers": [
-                          {"name": "nginx", "image": "pyk3s/whoami", "command": ["sh", "-c",
-                           f"printf '%s' '{NGINX_CONF}' >/tmp/pk-bench-lb-nginx.conf && "
-                           "exec nginx -c /tmp/pk-bench-lb-nginx.conf"],
-                           "ports": [{"containerPort": 8888}]},
-                          {"name": "iperf", "image": "pyk3s/whoami", "command": ["iperf3", "-s", "-p", "5201"],
-                           "ports": [{"containerPort": 5201}]}]}}}},
-            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bench"},
-             "spec": {"type": "LoadBalancer", "selector": {"app": "bench"}, "ports": [
-                 {"name": "web", "port": web_port, "targetPort": 8888},
-                 {"name": "iperf", "port": iperf_port, "targetPort": 5201}]}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": f"bench-{path}"},
+         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": f"bench-{path}"}},
+                  "template": {"metadata": {"labels": {"app": f"bench-{path}"}}, "spec": {"containers": [
+                      {"name": "nginx", "image": "pyk3s/whoami", "command": ["sh", "-c",
+                       f"printf '%s' '{NGINX_CONF.format(p=path)}' >/tmp/pk-bench-lb-{path}-nginx.conf && "
+                       f"exec nginx -c /tmp/pk-bench-lb-{path}-nginx.conf"],
+                       "ports": [{"containerPort": 8888}]},
+                      {"name": "iperf", "image": "pyk3s/whoami", "command": ["iperf3", "-s", "-p", "5201"],
+                       "ports": [{"containerPort": 5201}]}]}}}}
+        for path in PATHS
+    ] + [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bench"},
+         "spec": {"type": "LoadBalancer", "selector": {"app": "bench-servicelb"}, "ports": [
+             {"name": "web", "port": web_port, "targetPort": 8888},
+             {"name": "iperf", "port": iperf_port, "targetPort": 5201}]}},
     ]
     srv.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(manifest))
     node_ip = srv.node.ip
     wait(lambda: node_ip in srv.kubectl("get", "svc", "bench", "-o",
                                         "jsonpath={.status.loadBalancer.ingress[*].ip}").out, "EXTERNAL-IP")
-    pod = wait(lambda: [p for p in srv.kubectl("get", "pods", "-l", "app=bench", "-o", "json").json()["items"]
-                        if p["status"].get("podIP") and all(c.get("ready") for c in
-                                                             p["status"].get("containerStatuses") or [{}])],
-               "bench pod ready")[0]
-    pod_ip = pod["status"]["podIP"]
-    # answers before load: every path reaches the pod's nginx
+    pod_ips: dict[str, str] = {}
+    for path in PATHS:
+        pod = wait(lambda path=path: [
+            p for p in srv.kubectl("get", "pods", "-l", f"app=bench-{path}", "-o", "json").json()["items"]
+            if p["status"].get("podIP") and all(c.get("ready") for c in p["status"].get("containerStatuses") or [{}])],
+            f"{path} pod ready")[0]
+        pod_ips[path] = pod["status"]["podIP"]
+    pod_ip, hp_pod_ip = pod_ips["direct"], pod_ips["haproxy"]
+    # answers before load: every path reaches its pod's nginx
     def body(url: str) -> str:
         return subprocess.run(["curl", "-sf", "-m", "2", url], capture_output=True, text=True).stdout
     wait(lambda: body(f"http://{node_ip}:{web_port}/") == "ok", "LB answers")
@@ -154,10 +169,10 @@ defaults
   timeout server 60s
 listen web
   bind 127.0.0.1:{hp_web}
-  server pod {pod_ip}:8888
+  server pod {hp_pod_ip}:8888
 listen iperf
   bind 127.0.0.1:{hp_iperf}
-  server pod {pod_ip}:5201
+  server pod {hp_pod_ip}:5201
 """)
     hlog = open(os.path.join(tmp, "haproxy.log"), "wb")  # noqa: SIM115 - closed with the run
     started.append(subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=hlog, stderr=subprocess.STDOUT))
@@ -168,16 +183,26 @@ listen iperf
         raise
     paths = {"servicelb": (node_ip, web_port, iperf_port), "direct": (pod_ip, 8888, 5201),
              "haproxy": ("127.0.0.1", hp_web, hp_iperf)}
-    # the pod's nginx: its master (found by the config name only this script uses) and its workers
-    masters = subprocess.run(["pgrep", "-f", "pk-bench-lb-nginx.conf"], capture_output=True, text=True).stdout.split()
-    nginx_pids = [int(x) for m in masters for x in [m, *subprocess.run(
-        ["pgrep", "-P", m], capture_output=True, text=True).stdout.split()]]
-    if not nginx_pids:
-        raise RuntimeError("the pod's nginx was not found")
+    # each pod's nginx: its master (found by the config name only this script uses) and its workers
+    nginx_pids: dict[str, list[int]] = {}
+    for path in PATHS:
+        masters = subprocess.run(["pgrep", "-f", f"pk-bench-lb-{path}-nginx.conf"], capture_output=True,
+                                 text=True).stdout.split()
+        nginx_pids[path] = [int(x) for m in masters for x in [m, *subprocess.run(
+            ["pgrep", "-P", m], capture_output=True, text=True).stdout.split()]]
+        if not nginx_pids[path]:
+            raise RuntimeError(f"the {path} pod's nginx was not found")
 
-    def backend_cpu() -> float:
+    def paws_refused(path: str) -> int:
+        """SYNs the backend's netns refused in TIME_WAIT because their timestamp was older (PAWS)."""
+        with open(f"/proc/{nginx_pids[path][0]}/net/netstat") as fh:
+            rows = [line.split() for line in fh if line.startswith("TcpExt:")]
+        counters = dict(zip(rows[0][1:], rows[1][1:], strict=True))
+        return int(counters.get("PAWSTimewait", 0))
+
+    def backend_cpu(path: str) -> float:
         total = 0
-        for pid in nginx_pids:
+        for pid in nginx_pids[path]:
             try:
                 with open(f"/proc/{pid}/stat") as fh:
                     fields = fh.read().rsplit(")", 1)[1].split()
@@ -189,14 +214,17 @@ listen iperf
     gbps: dict[str, list[float]] = {name: [] for name in paths}
     cps: dict[str, list[float]] = {name: [] for name in paths}
     busy: dict[str, list[float]] = {name: [] for name in paths}
+    refused: dict[str, int] = {name: 0 for name in paths}
     for run in range(1, RUNS + 1):
         for name, (host, web, ip_port) in paths.items():
             gbps[name].append(iperf(host, ip_port))
-            c0 = backend_cpu()
+            c0, r0 = backend_cpu(name), paws_refused(name)
             cps[name].append(conns_per_s(host, web))
-            busy[name].append((backend_cpu() - c0) / DURATION * 100)
+            busy[name].append((backend_cpu(name) - c0) / DURATION * 100)
+            run_refused = paws_refused(name) - r0
+            refused[name] += run_refused
             log(f"run {run} {name}: {gbps[name][-1]:.2f} Gbit/s, {cps[name][-1]:.0f} conn/s, "
-                f"nginx {busy[name][-1]:.0f}% of a CPU")
+                f"nginx {busy[name][-1]:.0f}% of a CPU, {run_refused} SYNs refused in TIME_WAIT")
 
     def med(v: list[float]) -> float:
         return statistics.median(v)
@@ -207,11 +235,11 @@ listen iperf
     d_gbps, d_cps = med(gbps["direct"]), med(cps["direct"])
     print(f"\nmedian of {RUNS} interleaved runs of {DURATION}s; spread = ± half the range")
     print(f"{'path':<10} {'Gbit/s':>8} {'spread':>7} {'ratio':>6} {'conn/s':>9} {'spread':>7} {'ratio':>6} "
-          f"{'backend CPU %':>14}")
+          f"{'backend CPU %':>14} {'SYNs refused (PAWS)':>20}")
     for name in paths:
         print(f"{name:<10} {med(gbps[name]):>8.2f} {spread(gbps[name]):>7} {med(gbps[name]) / d_gbps:>5.2f}x "
               f"{med(cps[name]):>9.0f} {spread(cps[name]):>7} {med(cps[name]) / d_cps:>5.2f}x "
-              f"{med(busy[name]):>14.0f}")
+              f"{med(busy[name]):>14.0f} {refused[name]:>20}")
     sl_gbps, sl_cps = med(gbps["servicelb"]) / d_gbps, med(cps["servicelb"]) / d_cps
     ok = sl_gbps >= 0.95 and sl_cps >= 0.95
     print(f"servicelb vs direct: {sl_gbps:.2f}x throughput, {sl_cps:.2f}x conn/s: "

@@ -14,10 +14,13 @@ bridge ``pkb<id>``, CIDRs no other cluster on the machine routes), then:
    probe (a probe's period would be the same fixed delay in both): the process runtime runs the node's
    static busybox, containerd an image of it that the bench builds and loads through the air-gap folder.
    Each round checks that a request through the Service is answered before the Deployment goes.
-2. HTTP keep-alive throughput and new connections/s against one pod, once through its ClusterIP (the
-   nftables DNAT path) and once at the pod address directly, side by side with the ratio; plus the
-   ClusterIP in front of all N pods. With ``wrk`` installed it drives the load, else a bounded Python
-   loop does.
+2. HTTP keep-alive throughput and new connections/s against one pod through its ClusterIP (the
+   nftables DNAT path) and against an identical pod at its address directly, side by side with the
+   ratio; plus the ClusterIP in front of all N pods. Each path has a pod of its own: both reach their
+   pod from the node's bridge address, so on one pod the TIME_WAIT entries the direct row leaves would
+   refuse (PAWS) the ClusterIP row's SYNs that land on the same 4-tuple with unrelated timestamps, an
+   interference between the bench's own clients. The SYNs each pod refused that way are printed. With
+   ``wrk`` installed it drives the load, else a bounded Python loop does.
 
 Everything is removed at the end (``pyk3s killall`` for this server, the node link, the data dir), also
 on failure or Ctrl-C, and what is left of it is printed.
@@ -39,6 +42,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 from images import busybox_image  # noqa: E402 - the test images
 from pyk3s_server import ServerProcess  # noqa: E402 - the harness the end-to-end tests use
+
+from pyk3s.agent.cni.podnet import netns_name  # noqa: E402 - where a pod's counters are read
 
 RUNTIME_IMAGE = "pyk3s.test/bench-httpd:1"
 BUSYBOX = "/bin/busybox"
@@ -102,6 +107,17 @@ SOLO = """
 apiVersion: v1
 kind: Pod
 metadata: {name: solo, labels: {app: solo}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: whoami
+    image: traefik/whoami
+    args: ["--port", "8080"]
+    readinessProbe: {httpGet: {path: /health, port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: solo-direct, labels: {app: solo-direct}}
 spec:
   terminationGracePeriodSeconds: 1
   containers:
@@ -214,6 +230,18 @@ def measure(host: str, port: int, seconds: float, connections: int, close: bool)
 
 # -- main ------------------------------------------------------------------------------------------------
 
+def paws_refused(srv: ServerProcess, pod: str) -> int | None:
+    """SYNs the pod's netns refused in TIME_WAIT because their timestamp was older (PAWS): each costs the
+    client a 1 s retransmit. None when the counter cannot be read."""
+    uid = srv.kubectl("get", "pod", pod, "-o", "jsonpath={.metadata.uid}", check=False).out.strip()
+    out = subprocess.run(["ip", "netns", "exec", netns_name(uid), "cat", "/proc/net/netstat"],
+                         capture_output=True, text=True).stdout
+    rows = [line.split() for line in out.splitlines() if line.startswith("TcpExt:")]
+    if len(rows) < 2 or "PAWSTimewait" not in rows[0]:
+        return None
+    return int(rows[1][rows[0].index("PAWSTimewait")])
+
+
 def leftovers(srv: ServerProcess) -> list[str]:
     left = []
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
@@ -302,7 +330,10 @@ def run(args: argparse.Namespace) -> None:
 
         srv.kubectl("apply", "-f", "-", input=SOLO)
         wait(lambda: ready_endpoints(srv, "solo") >= 1, args.timeout, "the solo pod's endpoint")
-        solo_ip = srv.kubectl("get", "pod", "solo", "-o", "jsonpath={.status.podIP}").out
+        direct_pod = "solo-direct"
+        wait(lambda: srv.kubectl("get", "pod", direct_pod, "-o", "jsonpath={.status.containerStatuses[*].ready}",
+                                 check=False).out == "true", args.timeout, "the solo-direct pod ready")
+        solo_ip = srv.kubectl("get", "pod", direct_pod, "-o", "jsonpath={.status.podIP}").out
         solo_svc = srv.kubectl("get", "svc", "solo", "-o", "jsonpath={.spec.clusterIP}").out
         all_svc = srv.kubectl("get", "svc", "bench", "-o", "jsonpath={.spec.clusterIP}").out
         time.sleep(1)  # the proxy's rules for the new Service
@@ -310,12 +341,28 @@ def run(args: argparse.Namespace) -> None:
         tool = "wrk" if shutil.which("wrk") else "python loop"
         print(f"\nload: {tool}, {args.connections} connections, {args.seconds:.0f}s per row (from the node)")
         print(f"{'':34}{'pod direct':>12}{'ClusterIP':>12}{'ratio':>8}{'ClusterIP x' + str(n):>16}")
+        refused = {"direct": 0, "via": 0}
+        readable = True
+
+        def counted(key: str, pod: str, host: str, port: int, close: bool) -> float:
+            nonlocal readable
+            n0 = paws_refused(srv, pod)
+            rate = measure(host, port, args.seconds, args.connections, close)
+            n1 = paws_refused(srv, pod)
+            if n0 is None or n1 is None:
+                readable = False
+            else:
+                refused[key] += n1 - n0
+            return rate
+
         for label, close in (("keep-alive requests/s", False), ("new connections/s", True)):
-            direct = measure(solo_ip, 8080, args.seconds, args.connections, close)
-            via = measure(solo_svc, 80, args.seconds, args.connections, close)
+            direct = counted("direct", direct_pod, solo_ip, 8080, close)
+            via = counted("via", "solo", solo_svc, 80, close)
             spread = measure(all_svc, 80, args.seconds, args.connections, close)
             ratio = via / direct if direct else 0.0
             print(f"{label:34}{direct:12.0f}{via:12.0f}{ratio:8.2f}{spread:16.0f}")
+        if readable:
+            print(f"{'SYNs refused in TIME_WAIT (PAWS)':34}{refused['direct']:12}{refused['via']:12}")
     finally:
         srv.cleanup()
         left = leftovers(srv)
