@@ -177,6 +177,62 @@ def test_serves_tcp_and_udp_on_the_node_address(lb: tuple[ServerProcess, Client]
     assert srv.wait_for(lambda: curl(f"http://127.0.0.1:{port}/").stdout, what="hostPort").startswith("Hostname:")
 
 
+# A client in its own netns: one HTTP/1.1 request with "Connection: close" from a fixed source port, the
+# server closing first (so the client keeps no TIME_WAIT and may bind the port again at once); prints
+# whoami's answer.
+_FIXED_PORT_REQUEST = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("", int(sys.argv[3])))
+s.settimeout(5)
+s.connect((sys.argv[1], int(sys.argv[2])))
+s.sendall(b"GET / HTTP/1.1\\r\\nHost: lb\\r\\nConnection: close\\r\\n\\r\\n")
+data = b""
+while chunk := s.recv(65536):
+    data += chunk
+print(data.decode())
+"""
+
+
+def _foreign_random_masquerade(own_table: str) -> str:
+    """Another cluster's table in this netns that masquerades marked TCP with random ports: its NAT may
+    take this cluster's packets first (same mark, same hook), so port preservation cannot be observed."""
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout.split("\n")
+    for line in tables:
+        parts = line.split()
+        if len(parts) == 3 and parts[1] == "inet" and parts[2].startswith("pyk3s-") and parts[2] != own_table:
+            chain = subprocess.run(["nft", "list", "chain", "inet", parts[2], "nat-postrouting"],
+                                   capture_output=True, text=True).stdout
+            if "0x00004000 masquerade fully-random" in chain and "l4proto tcp masquerade" not in chain:
+                return parts[2]
+    return ""
+
+
+def test_lb_tcp_masquerade_keeps_the_client_port(lb: tuple[ServerProcess, Client], whoami: int) -> None:
+    # A client that reuses its source port must reach the endpoint on the same 4-tuple as before: the
+    # endpoint's TIME_WAIT for that tuple then accepts the SYN by timestamp. A random SNAT port would
+    # put it on another client's TIME_WAIT tuple, whose timestamps are unrelated (PAWS refuses the SYN).
+    srv, client = lb
+    assert srv.node is not None
+    post = subprocess.run(["nft", "list", "chain", "inet", srv.nft_table, "nat-postrouting"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "meta mark & 0x00004000 == 0x00004000 meta l4proto tcp masquerade\n" in post
+    assert "meta mark & 0x00004000 == 0x00004000 masquerade fully-random" in post  # UDP and the rest
+    foreign = _foreign_random_masquerade(srv.nft_table)
+    if foreign:
+        pytest.skip(f"table {foreign} of another cluster in this netns masquerades marked TCP with random ports")
+    fixed = free_port()
+    seen = []
+    for _ in range(2):
+        r = subprocess.run(["ip", "netns", "exec", client.netns, "python3", "-c", _FIXED_PORT_REQUEST,
+                            srv.node.ip, str(whoami), str(fixed)], capture_output=True, text=True, timeout=20)
+        remote = [line.split()[1] for line in r.stdout.splitlines() if line.startswith("RemoteAddr:")]
+        assert remote, r.stdout + r.stderr
+        seen.append(remote[0])
+    assert seen[0] == seen[1] and seen[0].endswith(f":{fixed}"), seen
+
+
 def test_status_events_and_daemonset(lb: tuple[ServerProcess, Client], whoami: int) -> None:
     srv, _ = lb
     assert srv.node is not None
