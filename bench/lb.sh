@@ -16,10 +16,13 @@
 #
 #   bench/lb.sh [--duration 5] [--conns 16] [--runs 3]
 #
-# Starts its own `pyk3s server` with the embedded agent (node address on a link of its own, pod/service
-# CIDRs no other cluster on this machine routes, Traefik and CoreDNS off). Needs root, nft, iperf3, wrk,
-# haproxy. Every process it starts is stopped by PID; the cluster, its links, netns and nft tables are
-# removed on exit, also on failure or Ctrl-C. Bounded: each measurement runs --duration seconds.
+# Starts its own `pyk3s server` with the embedded agent (node address on a link of its own, Traefik and
+# CoreDNS off) inside a network namespace of its own, pk-bench-lb-<pid>, where clients, haproxy and the
+# cluster all run: other clusters on this machine (test clusters share the host's namespace) hook the
+# same NAT points with the same mark, and one whose masquerade ran first would rewrite this cluster's
+# packets. Needs root, nft, iperf3, wrk, haproxy. Every process it starts is stopped by PID; the
+# cluster, its links, netns and nft tables are removed on exit, also on failure or Ctrl-C. Bounded: each
+# measurement runs --duration seconds.
 set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -29,7 +32,7 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
     --conns) CONNS=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "lb.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -38,6 +41,7 @@ for b in iperf3 wrk haproxy nginx nft ip; do
 done
 [ "$(id -u)" = 0 ] || { echo "lb.sh: needs root (pod networking)" >&2; exit 1; }
 PY="${BENCH_PYTHON:-$ROOT/.venv/bin/python}"
+NETNS="pk-bench-lb-$$"
 
 DRIVER_PID=""
 on_exit() {
@@ -51,13 +55,15 @@ on_exit() {
     rm -rf "/tmp/pk-bench-lb-$p-nginx.conf" "/tmp/pk-bench-lb-$p-nginx.pid" "/tmp/pk-bench-lb-$p-body" \
       "/tmp/pk-bench-lb-$p-proxy" "/tmp/pk-bench-lb-$p-fcgi" "/tmp/pk-bench-lb-$p-uwsgi" "/tmp/pk-bench-lb-$p-scgi"
   done
+  ip netns del "$NETNS" 2>/dev/null
 }
 trap on_exit EXIT
 trap 'exit 130' INT TERM
 
 cd "$ROOT" || exit 1
-DURATION="$DURATION" CONNS="$CONNS" RUNS="$RUNS" PYTHONPATH="$ROOT/tests/support${PYTHONPATH:+:$PYTHONPATH}" \
-  "$PY" - <<'EOF' &
+ip netns add "$NETNS" && ip -n "$NETNS" link set lo up || { echo "lb.sh: cannot create netns $NETNS" >&2; exit 1; }
+ip netns exec "$NETNS" env DURATION="$DURATION" CONNS="$CONNS" RUNS="$RUNS" \
+  PYTHONPATH="$ROOT/tests/support${PYTHONPATH:+:$PYTHONPATH}" "$PY" - <<'EOF' &
 import json, os, re, signal, statistics, subprocess, sys, tempfile, time
 import yaml
 from pyk3s_server import ServerProcess, free_port
