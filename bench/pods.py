@@ -22,14 +22,16 @@ bridge ``pkb<id>``, CIDRs no other cluster on the machine routes), then:
    interference between the bench's own clients. The SYNs each pod refused that way are printed. With
    ``wrk`` installed it drives the load, else a bounded Python loop does.
 
-Everything is removed at the end (``pyk3s killall`` for this server, the node link, the data dir), also
-on failure or Ctrl-C, and what is left of it is printed.
+Runs in a network namespace of its own, ``pk-bench-pods-<pid>`` (``--shared-netns``: the current one).
+Everything is removed at the end (``pyk3s killall`` for this server, the node link, the data dir, the
+namespace), also on failure or Ctrl-C, and what is left of it is printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import socket
@@ -369,6 +371,24 @@ def run(args: argparse.Namespace) -> None:
         print("\ncleanup: " + ("nothing left" if not left else "LEFT BEHIND: " + ", ".join(left)))
 
 
+def in_own_netns(argv: list[str]) -> int:
+    """Re-run this script in a network namespace of its own: other clusters on this machine (test clusters
+    share the host's namespace) hook the same NAT points, and their rules could touch this cluster's
+    packets. The child cleans up its cluster; the namespace goes when it has."""
+    name = f"pk-bench-pods-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        child = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, __file__, "--shared-netns", *argv])
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                continue  # the child got the same Ctrl-C and is cleaning up: wait for it
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--replicas", type=int, default=10)
@@ -378,7 +398,11 @@ def main() -> int:
     p.add_argument("--runtimes", default="process,containerd",
                    help="runtimes to time side by side (comma-separated; empty: none)")
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats per runtime")
+    p.add_argument("--shared-netns", action="store_true",
+                   help="run in the current network namespace instead of one of the bench's own")
     args = p.parse_args()
+    if not args.shared_netns:
+        return in_own_netns(sys.argv[1:])
     try:
         run(args)
     except KeyboardInterrupt:
