@@ -166,6 +166,30 @@ def client_batches(n: int, streams: int) -> tuple[bytes, list[bytes]]:
     return start, batches
 
 
+def check_answers(data: bytes, expected: int, grpc: bool) -> None:
+    """Every warm-up request got its answer: 200 (with ``grpc-status: 0`` trailers for gRPC), not an error."""
+    from hpack import Decoder
+    from hyperframe.frame import Frame, HeadersFrame
+    decoder = Decoder()
+    statuses: list[bytes] = []
+    grpc_ok = 0
+    pos = 0
+    while pos + 9 <= len(data):
+        frame, length = Frame.parse_frame_header(memoryview(data[pos:pos + 9]))
+        frame.parse_body(memoryview(data[pos + 9:pos + 9 + length]))
+        pos += 9 + length
+        if isinstance(frame, HeadersFrame):
+            fields = dict(decoder.decode(frame.data, raw=True))
+            if b":status" in fields:
+                statuses.append(fields[b":status"])
+            if fields.get(b"grpc-status") == b"0":
+                grpc_ok += 1
+    ok = statuses.count(b"200") == len(statuses) == expected and (not grpc or grpc_ok == expected)
+    if not ok:
+        raise SystemExit(f"wrong answers: {len(statuses)} of {expected} heads, statuses {sorted(set(statuses))}, "
+                         f"{grpc_ok} with grpc-status 0")
+
+
 def run(n: int, streams: int, upstream: str, profile: cProfile.Profile | None = None) -> float:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -181,7 +205,7 @@ def run(n: int, streams: int, upstream: str, profile: cProfile.Profile | None = 
         up.connection_made(Sink())  # type: ignore[arg-type]
         pool.put(up)
         ups.append(up)
-    ct = Sink()
+    ct = Sink(keep=True)
     client = ClientConnection(state, "web", False, None)
     client.connection_made(ct)  # type: ignore[arg-type]
     grpc = upstream == "h2c"
@@ -189,9 +213,10 @@ def run(n: int, streams: int, upstream: str, profile: cProfile.Profile | None = 
     client.data_received(start)
     h2 = ct.protocol
     server = GrpcServer()
-    if grpc:
-        target = next(t for t in state.compiled.services.values() for t in getattr(t, "targets", ()))
-        h2pool = state.h2_pool(type(target)(target.url.replace("http://", "h2c://")))
+    if grpc:  # the pool of the route's own h2c target (its key carries the route's transport)
+        target = next(t for svc in state.compiled.services.values() for t in getattr(svc, "targets", ())
+                      if t.scheme == "h2c")
+        h2pool = state.h2_pool(target)
         assert h2pool is not None
         ut = Sink(keep=True)
         h2up = H2UpstreamConnection(h2pool)
@@ -211,7 +236,8 @@ def run(n: int, streams: int, upstream: str, profile: cProfile.Profile | None = 
 
     for batch in batches[:10]:
         one(batch)
-    assert ct.written > 10 * streams * 20, ct.written
+    check_answers(ct.take(), 10 * streams, grpc)
+    ct.keep = False
     if profile is not None:
         profile.enable()
     server.cpu = 0.0
