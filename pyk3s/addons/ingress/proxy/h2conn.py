@@ -11,6 +11,12 @@ things are added here:
   computed once per worker: Python HPACK and Huffman work turn into one dict lookup per field, for a
   few bytes more on the wire per repeated field. Credentials (``authorization``, ``cookie``...) are
   sent "never indexed" and not kept.
+- :class:`BlockCacheDecoder` decodes and validates each distinct header block once per connection: a
+  block that only refers to the HPACK tables (as a client's repeated requests do once their fields are
+  indexed) decodes to the same fields until the dynamic table changes, so the fields h2 would rebuild
+  and re-validate for every stream come from a dict. h2's own inbound validation and normalization are
+  therefore turned off (``INBOUND``) and run here instead, with h2's rules; the one thing only the
+  stream state knows, whether a block is a head or trailers, is checked by :func:`misplaced_block`.
 - :class:`Outbox` sends DATA as the peer's flow-control windows allow and queues the rest per stream,
   in order, with the stream's end (and trailers) after its last byte. Callers read ``backlog`` to
   stop their producer while a stream's queue is over ``HIGH_WATER``; ``flush`` after a WINDOW_UPDATE
@@ -25,10 +31,12 @@ from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.events import ConnectionTerminated, Event
 from h2.exceptions import ProtocolError
-from hpack import Encoder
+from h2.utilities import HeaderValidationFlags, validate_headers
+from hpack import Decoder, Encoder, HeaderTuple
+from hpack.table import HeaderTable
 from hyperframe.frame import Frame, GoAwayFrame
 
-__all__ = ["H2Session", "Outbox", "FieldCacheEncoder", "PREFACE", "HIGH_WATER", "LOW_WATER", "Header", "goaway_bytes",
+__all__ = ["H2Session", "Outbox", "FieldCacheEncoder", "BlockCacheDecoder", "h2_config", "misplaced_block", "PREFACE", "HIGH_WATER", "LOW_WATER", "Header", "goaway_bytes",
            "str_headers", "canonical_name"]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -82,6 +90,106 @@ class FieldCacheEncoder(Encoder):
         return b"".join(out)
 
 
+def h2_config(client_side: bool) -> H2Configuration:
+    """h2's settings for both sides: fields as bytes; the proxy builds outbound blocks right itself, and
+    received blocks are validated by ``BlockCacheDecoder`` (h2 would redo it for every block)."""
+    return H2Configuration(client_side=client_side, header_encoding=None, validate_outbound_headers=False,
+                           normalize_outbound_headers=False, validate_inbound_headers=False,
+                           normalize_inbound_headers=False)
+
+
+_BLOCK_CACHE_MAX = 64
+_BLOCK_CACHE_ITEM = 4096  # longer blocks are decoded each time
+# h2's validation rules per kind of block: (client side, trailers)
+_FLAGS = {(side, trailer): HeaderValidationFlags(is_client=side, is_trailer=trailer,
+                                                 is_response_header=side and not trailer, is_push_promise=False)
+          for side in (False, True) for trailer in (False, True)}
+
+
+class _CountedTable(HeaderTable):
+    """An HPACK dynamic table that counts its changes (an entry added, a resize)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changes = 0
+
+    def add(self, name: bytes, value: bytes) -> None:
+        self.changes += 1
+        super().add(name, value)
+
+    @property  # type: ignore[override]
+    def maxsize(self) -> int:
+        return self._maxsize
+
+    @maxsize.setter
+    def maxsize(self, newmax: int) -> None:
+        self.changes += 1
+        HeaderTable.maxsize.fset(self, newmax)  # type: ignore[attr-defined]
+
+
+class BlockCacheDecoder(Decoder):
+    """HPACK decoding plus h2's header validation, remembered per block while the dynamic table stays as it
+    was. A block that changed the table is never kept (decoding it again would change it again).
+
+    A block that starts with a pseudo-header is validated as a head (a request on the server side, a
+    response on the client side), any other as trailers; ``misplaced_block`` catches a block of the one
+    kind where the stream expects the other.
+    """
+
+    header_table: _CountedTable
+
+    def __init__(self, client_side: bool) -> None:
+        self.blocks: dict[bytes, list[HeaderTuple]] = {}
+        super().__init__()
+        self.header_table = _CountedTable()
+        self.client_side = client_side
+        self.blocks_at = 0  # the table's change count the kept blocks were decoded at
+        self._max_table = self.header_table.maxsize
+
+    @property
+    def max_header_list_size(self) -> int:
+        return self._max_list
+
+    @max_header_list_size.setter
+    def max_header_list_size(self, value: int) -> None:
+        self._max_list = value
+        self.blocks.clear()  # kept blocks were measured against the old limit
+
+    @property  # type: ignore[override]
+    def max_allowed_table_size(self) -> int:
+        return self._max_table
+
+    @max_allowed_table_size.setter
+    def max_allowed_table_size(self, value: int) -> None:
+        self._max_table = value
+        self.blocks.clear()  # a smaller limit may make the current table invalid: decode afresh
+
+    def decode(self, data: bytes, raw: bool = False) -> list[HeaderTuple]:  # type: ignore[override]
+        table = self.header_table
+        blocks = self.blocks
+        if self.blocks_at == table.changes:
+            found = blocks.get(data)
+            if found is not None:
+                return found
+        before = table.changes
+        decoded = list(super().decode(data, raw=True))
+        trailer = not decoded or decoded[0][0][:1] != b":"
+        fields: list[HeaderTuple] = list(validate_headers(decoded, _FLAGS[(self.client_side, trailer)]))  # type: ignore[arg-type]
+        if table.changes != before or table.changes != self.blocks_at:
+            blocks.clear()
+            self.blocks_at = table.changes
+        elif len(data) <= _BLOCK_CACHE_ITEM:
+            if len(blocks) >= _BLOCK_CACHE_MAX:
+                blocks.clear()
+            blocks[bytes(data)] = fields
+        return fields
+
+
+def misplaced_block(fields: list[Header], head: bool) -> bool:
+    """A head without pseudo-headers, or trailers with them: h2 treats either as a protocol error."""
+    return head != (bool(fields) and fields[0][0][:1] == b":")
+
+
 class H2Session(H2Connection):
     """An ``h2`` connection whose GOAWAY handling keeps open streams alive.
 
@@ -94,6 +202,8 @@ class H2Session(H2Connection):
     def __init__(self, config: H2Configuration) -> None:
         super().__init__(config)
         self.encoder = FieldCacheEncoder()
+        self.decoder = BlockCacheDecoder(bool(config.client_side))
+        self.decoder.max_header_list_size = self.DEFAULT_MAX_HEADER_LIST_SIZE
 
     def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list[Frame], list[Event]]:
         # h2 would move the connection to CLOSED and drop queued output; the streams at or below the

@@ -36,7 +36,6 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from h2.config import H2Configuration
 from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
@@ -48,6 +47,7 @@ from h2.events import (
     RequestReceived,
     StreamEnded,
     StreamReset,
+    TrailersReceived,
     UnknownFrameReceived,
     WindowUpdated,
 )
@@ -56,7 +56,7 @@ from h2.settings import SettingCodes, Settings
 
 from ..http.reply import text_error
 from .exchange import Exchange
-from .h2conn import H2Session, Header, Outbox, goaway_bytes
+from .h2conn import H2Session, Header, Outbox, goaway_bytes, h2_config, misplaced_block
 from .h2exchange import H2Exchange
 from .h2heads import request_from_h2
 
@@ -87,9 +87,7 @@ class H2ClientConnection(asyncio.Protocol):
         self.trusted = False
         self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set by take_over
         ep = state.static.entrypoints[entrypoint]
-        config = H2Configuration(client_side=False, header_encoding=None, validate_inbound_headers=True,
-                                 normalize_inbound_headers=True, validate_outbound_headers=False,
-                                 normalize_outbound_headers=False)
+        config = h2_config(False)
         conn = self.conn = H2Session(config)
         conn.local_settings = Settings(client=False, initial_values={
             SettingCodes.MAX_CONCURRENT_STREAMS: ep.h2_max_streams, SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST,
@@ -187,6 +185,9 @@ class H2ClientConnection(asyncio.Protocol):
             self.conn.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
             return
         fields = ev.headers
+        if misplaced_block(fields, True):
+            self.protocol_error()
+            return
         req, grpc, length = request_from_h2(fields, self.peer, self.tls, self.trusted, self.entrypoint,
                                             self.local_port)
         req.peer_port = self.peer_port
@@ -204,6 +205,11 @@ class H2ClientConnection(asyncio.Protocol):
             ex.reply(text_error(400 if length == -2 else 405), 0)
             return
         ex.start()
+
+    def on_trailers(self, ev: TrailersReceived) -> None:
+        # a request's trailers are not forwarded; only their form is checked
+        if misplaced_block(ev.headers, False):
+            self.protocol_error()
 
     def on_data(self, ev: DataReceived) -> None:
         sid = ev.stream_id
@@ -346,6 +352,11 @@ class H2ClientConnection(asyncio.Protocol):
         self.fail()
         return True
 
+    def protocol_error(self) -> None:
+        """A header block h2 leaves to us to reject (``misplaced_block``): GOAWAY ``PROTOCOL_ERROR``."""
+        self.conn.close_connection(ErrorCodes.PROTOCOL_ERROR)
+        self.fail()
+
     def fail(self) -> None:
         """A connection error: send what h2 queued (its GOAWAY) and close."""
         data = self.conn.data_to_send()
@@ -399,6 +410,7 @@ _HANDLERS: dict[type[Event], Callable[[H2ClientConnection, Event], None]] = {
     RequestReceived: H2ClientConnection.on_request,  # type: ignore[dict-item]
     DataReceived: H2ClientConnection.on_data,  # type: ignore[dict-item]
     StreamEnded: H2ClientConnection.on_stream_ended,  # type: ignore[dict-item]
+    TrailersReceived: H2ClientConnection.on_trailers,  # type: ignore[dict-item]
     StreamReset: H2ClientConnection.on_reset,  # type: ignore[dict-item]
     WindowUpdated: H2ClientConnection.on_window,  # type: ignore[dict-item]
     RemoteSettingsChanged: H2ClientConnection.on_window,  # type: ignore[dict-item]
@@ -407,5 +419,4 @@ _HANDLERS: dict[type[Event], Callable[[H2ClientConnection, Event], None]] = {
     UnknownFrameReceived: H2ClientConnection.on_abuse,
     ConnectionTerminated: H2ClientConnection.on_goaway,  # type: ignore[dict-item]
 }
-"""What each h2 event does on a client connection; the others (SETTINGS ACK, trailers of a request,
-PING ACK) need nothing."""
+"""What each h2 event does on a client connection; the others (SETTINGS ACK, PING ACK) need nothing."""

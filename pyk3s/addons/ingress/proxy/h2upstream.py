@@ -28,7 +28,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, cast
 
-from h2.config import H2Configuration
 from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
@@ -48,7 +47,7 @@ from h2.settings import SettingCodes, Settings
 from ..http.request import HttpRequest
 from ..routing.services import Target
 from ..routing.transports import match_peer_sans
-from .h2conn import H2Session, Outbox, str_headers
+from .h2conn import H2Session, Outbox, h2_config, misplaced_block, str_headers
 from .h2heads import upstream_fields
 from .upstream import DIAL_TIMEOUT, IDLE_TIMEOUT, UpstreamConnection
 
@@ -314,9 +313,7 @@ class H2UpstreamConnection(asyncio.Protocol):
     def __init__(self, pool: H2Pool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set by connection_made
-        config = H2Configuration(client_side=True, header_encoding=None, validate_inbound_headers=True,
-                                 normalize_inbound_headers=True, validate_outbound_headers=False,
-                                 normalize_outbound_headers=False)
+        config = h2_config(True)
         conn = self.conn = H2Session(config)
         conn.local_settings = Settings(client=True, initial_values={
             SettingCodes.ENABLE_PUSH: 0, SettingCodes.INITIAL_WINDOW_SIZE: WINDOW,
@@ -360,6 +357,8 @@ class H2UpstreamConnection(asyncio.Protocol):
             handler = handlers.get(type(ev))
             if handler is not None:
                 handler(self, ev)
+                if self.closed:
+                    return
         self.write_out()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -411,6 +410,15 @@ class H2UpstreamConnection(asyncio.Protocol):
         elif self.pool.waiting:
             self.pool.serve_waiting()
 
+    def protocol_error(self) -> None:
+        """A header block h2 leaves to us to reject (``misplaced_block``): as any protocol error, the
+        connection ends (its streams fail when it is lost)."""
+        if not self.closed:
+            self.conn.close_connection(ErrorCodes.PROTOCOL_ERROR)
+            self.write_out()
+            self.closed = True
+            self.transport.close()
+
     def shut(self) -> None:
         """Close for good (idle, or the proxy stops): GOAWAY, then the socket."""
         self.pool.remove(self)
@@ -426,6 +434,9 @@ class H2UpstreamConnection(asyncio.Protocol):
 
     # -- events
     def on_response(self, ev: ResponseReceived) -> None:
+        if misplaced_block(ev.headers, True):
+            self.protocol_error()
+            return
         stream = self.streams.get(ev.stream_id)
         if stream is None:
             return
@@ -434,6 +445,9 @@ class H2UpstreamConnection(asyncio.Protocol):
         stream.ex.response_head(status, headers, False, ev.stream_ended is not None)
 
     def on_interim(self, ev: InformationalResponseReceived) -> None:
+        if misplaced_block(ev.headers, True):
+            self.protocol_error()
+            return
         stream = self.streams.get(ev.stream_id)
         if stream is not None:
             status, _ = str_headers(ev.headers)
@@ -455,6 +469,9 @@ class H2UpstreamConnection(asyncio.Protocol):
             self.conn.acknowledge_received_data(n, sid)
 
     def on_trailers(self, ev: TrailersReceived) -> None:
+        if misplaced_block(ev.headers, False):
+            self.protocol_error()
+            return
         stream = self.streams.get(ev.stream_id)
         if stream is not None:
             stream.ex.response_trailers(str_headers(ev.headers)[1])

@@ -132,6 +132,22 @@ async def test_malformed_request_blocks(make_proxy, backend):
         raw = await _start(proxy.port)
         raw.send(_frame(_headers(1, extra=bad)))
         await _expect_goaway(raw, ErrorCodes.PROTOCOL_ERROR)
+    for fields in ([(b"x-only", b"regular")], []):  # a request head without its pseudo-headers
+        raw = await _start(proxy.port)
+        f = HeadersFrame(1, Encoder().encode(fields), flags=["END_STREAM", "END_HEADERS"])
+        raw.send(_frame(f))
+        await _expect_goaway(raw, ErrorCodes.PROTOCOL_ERROR)
+    raw = await _start(proxy.port)  # trailers with a pseudo-header
+    enc = Encoder()
+    trailers = HeadersFrame(1, enc.encode([(b":path", b"/")]), flags=["END_STREAM", "END_HEADERS"])
+    raw.send(_frame(_headers(1, end_stream=False, encoder=enc)), _frame(trailers))
+    await _expect_goaway(raw, ErrorCodes.PROTOCOL_ERROR)
+    raw = await _start(proxy.port)  # a block that was fine as a head is still refused as trailers
+    enc = Encoder()
+    head = _headers(1, end_stream=False, encoder=enc)
+    again = HeadersFrame(1, head.data, flags=["END_STREAM", "END_HEADERS"])
+    raw.send(_frame(head), _frame(again))
+    await _expect_goaway(raw, ErrorCodes.PROTOCOL_ERROR)
     raw = await _start(proxy.port)
     raw.send(_frame(_headers(2)))  # a client may not open an even stream
     await _expect_goaway(raw, ErrorCodes.PROTOCOL_ERROR)

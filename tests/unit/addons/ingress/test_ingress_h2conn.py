@@ -1,0 +1,95 @@
+"""The h2 session's header-block decoding: blocks decoded and validated once while the HPACK table holds
+still, with h2's validation rules."""
+
+from __future__ import annotations
+
+import pytest
+from h2.exceptions import ProtocolError
+from hpack import Encoder, HPACKDecodingError, OversizedHeaderListError
+
+from pyk3s.addons.ingress.proxy.h2conn import BlockCacheDecoder, misplaced_block
+
+REQUEST = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a"), (b":path", b"/"),
+           (b"user-agent", b"t")]
+
+
+def test_a_block_that_only_refers_to_the_table_is_kept():
+    enc, dec = Encoder(), BlockCacheDecoder(client_side=False)
+    first = enc.encode(REQUEST)  # literals that enter the dynamic table: not kept
+    assert dec.decode(first, raw=True) == REQUEST
+    assert not dec.blocks
+    again = enc.encode(REQUEST)  # indexed references only
+    assert again != first
+    fields = dec.decode(again, raw=True)
+    assert fields == REQUEST and again in dec.blocks
+    assert dec.decode(again, raw=True) is fields
+
+
+def test_a_table_change_drops_the_kept_blocks():
+    enc, dec = Encoder(), BlockCacheDecoder(client_side=False)
+    dec.decode(enc.encode(REQUEST), raw=True)
+    indexed = enc.encode(REQUEST)
+    dec.decode(indexed, raw=True)
+    assert indexed in dec.blocks
+    # a new field enters the table at index 62 and moves the others: the same bytes now mean other fields
+    other = [*REQUEST[:4], (b"x-new", b"1")]
+    assert dec.decode(enc.encode(other), raw=True) == other
+    assert not dec.blocks
+    with pytest.raises(ProtocolError):  # decoded afresh: the old references now put a pseudo-header last
+        dec.decode(indexed, raw=True)
+    again = enc.encode(other)
+    dec.decode(again, raw=True)
+    assert again in dec.blocks
+    changes = dec.header_table.changes
+    dec.header_table_size = 0  # a resize empties the table
+    assert dec.header_table.changes != changes
+    with pytest.raises(HPACKDecodingError):
+        dec.decode(again, raw=True)
+
+
+def test_the_limits_drop_the_kept_blocks():
+    enc, dec = Encoder(), BlockCacheDecoder(client_side=False)
+    dec.decode(enc.encode(REQUEST), raw=True)
+    dec.decode(enc.encode(REQUEST), raw=True)
+    assert dec.blocks
+    dec.max_header_list_size = 10
+    assert not dec.blocks
+    with pytest.raises(OversizedHeaderListError):  # the new limit applies to a block kept before
+        dec.decode(enc.encode(REQUEST), raw=True)
+    dec.max_allowed_table_size = 100
+    assert not dec.blocks
+
+
+@pytest.mark.parametrize("fields", [
+    [*REQUEST, (b"Upper", b"x")],
+    [*REQUEST, (b"connection", b"close")],
+    [*REQUEST, (b"te", b"gzip")],
+    [*REQUEST, (b"x", b"a\r\nb")],
+    [(b":method", b"GET"), (b":authority", b"a"), (b":path", b"/")],  # no :scheme
+    [*REQUEST[:2], (b"x", b"1"), *REQUEST[2:4]],  # a pseudo-header after a regular one
+    [*REQUEST, (b":method", b"POST")],
+    [(b":status", b"200")],  # a response field in a request
+], ids=["upper", "connection", "te", "crlf", "no-scheme", "order", "duplicate", "status"])
+def test_invalid_request_blocks_are_protocol_errors(fields):
+    dec = BlockCacheDecoder(client_side=False)
+    with pytest.raises(ProtocolError):
+        dec.decode(Encoder().encode(fields), raw=True)
+
+
+def test_the_client_side_validates_responses_and_trailers():
+    dec = BlockCacheDecoder(client_side=True)
+    assert dec.decode(Encoder().encode([(b":status", b"200"), (b"a", b"b")]), raw=True)[0] == (b":status", b"200")
+    assert dec.decode(Encoder().encode([(b"grpc-status", b"0")]), raw=True) == [(b"grpc-status", b"0")]
+    with pytest.raises(ProtocolError):
+        dec.decode(Encoder().encode([(b":method", b"GET")]), raw=True)
+    with pytest.raises(ProtocolError):
+        dec.decode(Encoder().encode([(b"grpc-status", b"0"), (b":status", b"200")]), raw=True)
+
+
+def test_misplaced_blocks():
+    assert not misplaced_block(REQUEST, True)
+    assert misplaced_block([(b"a", b"b")], True)
+    assert misplaced_block([], True)
+    assert not misplaced_block([(b"a", b"b")], False)
+    assert not misplaced_block([], False)
+    assert misplaced_block(REQUEST, False)
