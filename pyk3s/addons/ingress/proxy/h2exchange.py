@@ -27,7 +27,7 @@ from ..http.request import HttpRequest
 from .exchange import PROXY_ERRORS, Exchange
 from .grpc import DEADLINE_EXCEEDED, grpc_code_for, grpc_reply, grpc_timeout, grpc_trailers
 from .h2conn import HIGH_WATER
-from .h2heads import response_fields, trailer_fields
+from .h2heads import relayed_fields, response_fields, trailer_fields
 from .upstream import UpstreamConnection
 
 if TYPE_CHECKING:
@@ -127,17 +127,13 @@ class H2Exchange(Exchange):
             return
         self.status = status
         self.resp_started = True
-        length: int | None = None
-        if self.encoder is None and self.on_trailers is None:
-            for k, v in headers:
-                if k.lower() == "content-length" and v.strip().isdigit():
-                    length = int(v)
         extra = [("set-cookie", self.cookie)] if self.cookie else None
         # a Trailers-Only gRPC answer must stay one HEADERS frame that ends the stream
         end = self.head_request or status in _NO_BODY_STATUS or (ends and self.on_trailers is None
                                                                    and self.encoder is None)
         self.framing = "h2"
-        self.h2.send_head(self.sid, response_fields(status, headers, length, extra), end)
+        fields, length = relayed_fields(status, headers, extra, self.encoder is None and self.on_trailers is None)
+        self.h2.send_head(self.sid, fields, end)
         if self.log:
             self.resp_headers = headers + extra if extra else list(headers)
         if end:

@@ -18,10 +18,12 @@ from ..routing.services import Target
 from .h2conn import Header
 from .heads import FORWARDED, HOP_BY_HOP, MANAGED, forwarded_block
 
-__all__ = ["request_from_h2", "upstream_fields", "response_fields", "trailer_fields", "is_grpc"]
+__all__ = ["request_from_h2", "upstream_fields", "response_fields", "relayed_fields", "trailer_fields", "is_grpc"]
 
 # fields an HTTP/2 message may not carry (8.2.2)
 _H2_FORBIDDEN = frozenset(("connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"))
+# fields of an upstream answer not copied as they are into an HTTP/2 response
+_NOT_RELAYED = _H2_FORBIDDEN | {"content-length", "te"}
 _NOT_COPIED = HOP_BY_HOP | MANAGED | {"host"}
 # forwarded blocks as fields, by (authority, peer, tls): the same few clients ask for the same hosts
 _FORWARDED: dict[tuple[str, str, bool], list[Header]] = {}
@@ -139,23 +141,41 @@ def upstream_fields(req: HttpRequest, target: Target) -> list[Header]:
 def response_fields(status: int, headers: list[tuple[str, str]], length: int | None,
                     extra: list[tuple[str, str]] | None = None) -> list[Header]:
     """A response block for an HTTP/2 client; ``length`` None drops ``content-length``, an int sets it."""
+    out, _ = relayed_fields(status, headers, extra, False)
+    if length is not None:
+        out.append((b"content-length", b"%d" % length))
+    return out
+
+
+def relayed_fields(status: int, headers: list[tuple[str, str]], extra: list[tuple[str, str]] | None,
+                   keep_length: bool) -> tuple[list[Header], int | None]:
+    """(the response block, the length it announces): as ``response_fields``, with the upstream's own
+    ``content-length`` kept when ``keep_length`` and it is a number (it is then the length returned)."""
     out: list[Header] = [(b":status", b"%d" % status)]
-    connection = {t.strip().lower() for k, v in headers if k.lower() == "connection" for t in v.split(",")}
+    named: set[str] | None = None
     has_date = False
+    length: int | None = None
     for k, v in headers:
         lk = k.lower()
-        if lk in _H2_FORBIDDEN or lk in connection or lk == "content-length" or lk == "te":
+        if lk in _NOT_RELAYED:
+            if lk == "connection":
+                named = (named or set()) | {t.strip().lower() for t in v.split(",")}
+            elif lk == "content-length" and keep_length and v.strip().isdigit():
+                length = int(v)
             continue
         if lk == "date":
             has_date = True
         out.append((lk.encode("latin-1"), v.encode("latin-1", "replace")))
+    if named:  # fields the upstream's Connection header names are hop-by-hop (rare: filtered afterwards)
+        out = [f for f in out if f[0].decode("latin-1") not in named]
+        has_date = has_date and "date" not in named
     for k, v in extra or ():
         out.append((k.lower().encode("latin-1"), v.encode("latin-1", "replace")))
     if not has_date:
         out.append((b"date", http_date()))
     if length is not None:
         out.append((b"content-length", b"%d" % length))
-    return out
+    return out, length
 
 
 def trailer_fields(trailers: list[tuple[str, str]]) -> list[Header]:
