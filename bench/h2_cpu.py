@@ -7,7 +7,13 @@ HPACK included) is timed. Requests arrive in batches of ``--streams`` concurrent
   --upstream h2c     gRPC unary calls to one multiplexed h2c upstream connection (message and trailers);
                      the stand-in server's own CPU (an h2 connection in this process) is left out
 
+Every warm-up answer is checked first (200, and ``grpc-status: 0`` for gRPC). ``--against TREE`` compares
+with another checkout of pyk3s (the branch point, say): ``--rounds`` runs of each, interleaved in fresh
+processes (this tree, then TREE, ...), CPU time only, so background load changes little; medians, the
+spread and the ratio are printed.
+
   python bench/h2_cpu.py [--requests 50000] [--streams 10] [--upstream http1|h2c] [--profile]
+                         [--against TREE [--rounds 5]]
 """
 
 from __future__ import annotations
@@ -17,11 +23,14 @@ import asyncio
 import cProfile
 import os
 import pstats
+import statistics
+import subprocess
 import sys
 import time
 from typing import Any
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.environ.get("H2_CPU_TREE") or HERE  # the pyk3s checkout measured (--against runs another one)
 sys.path.insert(0, ROOT)
 
 from h2.config import H2Configuration  # noqa: E402
@@ -251,13 +260,42 @@ def run(n: int, streams: int, upstream: str, profile: cProfile.Profile | None = 
     return spent
 
 
+def compare(args: argparse.Namespace) -> int:
+    """Interleaved runs of this tree and ``args.against``, each in a fresh process."""
+    trees = {"this": HERE, "against": os.path.abspath(args.against)}
+    spent: dict[str, list[float]] = {k: [] for k in trees}
+    cmd = [sys.executable, os.path.abspath(__file__), "--requests", str(args.requests), "--streams",
+           str(args.streams), "--upstream", args.upstream]
+    for i in range(args.rounds):
+        for name, tree in trees.items():
+            out = subprocess.run(cmd, env={**os.environ, "H2_CPU_TREE": tree}, capture_output=True, text=True,
+                                 check=False)
+            if out.returncode:
+                print(f"{name} ({tree}) failed:\n{out.stdout}{out.stderr}", file=sys.stderr)
+                return 1
+            us = float(out.stdout.split(" us/request")[0].rsplit(" ", 1)[1])
+            spent[name].append(us)
+            print(f"round {i + 1} {name:7} {us:8.2f} us/request", flush=True)
+    med = {k: statistics.median(v) for k, v in spent.items()}
+    what = "gRPC over h2c -> h2c" if args.upstream == "h2c" else "HTTP/2 -> HTTP/1.1"
+    for name, tree in trees.items():
+        print(f"{what} {name:7} median {med[name]:8.2f} us/request (min {min(spent[name]):.2f}, "
+              f"max {max(spent[name]):.2f}, {args.rounds} runs)  {tree}")
+    print(f"{what} this / against: {med['this'] / med['against']:.2f}x (medians)")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=50_000)
     ap.add_argument("--streams", type=int, default=10)
     ap.add_argument("--upstream", choices=("http1", "h2c"), default="http1")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--against", metavar="TREE", help="another pyk3s checkout to compare with, interleaved")
+    ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
+    if args.against:
+        return compare(args)
     if args.profile:
         prof = cProfile.Profile()
         spent = run(args.requests, args.streams, args.upstream, prof)
