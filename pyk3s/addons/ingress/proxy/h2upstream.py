@@ -412,7 +412,9 @@ class H2UpstreamConnection(asyncio.Protocol):
 
     def protocol_error(self) -> None:
         """A header block h2 leaves to us to reject (``misplaced_block``): as any protocol error, the
-        connection ends (its streams fail when it is lost)."""
+        connection ends (its streams fail when it is lost) and takes no new one meanwhile."""
+        self.pool.remove(self)
+        self.draining = True
         if not self.closed:
             self.conn.close_connection(ErrorCodes.PROTOCOL_ERROR)
             self.write_out()
