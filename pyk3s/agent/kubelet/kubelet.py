@@ -139,6 +139,8 @@ class Kubelet:
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") or uid in self.done_uids:
             return
         worker = self._new_worker(pod)
+        log.debug("kubelet: pod %s/%s: worker starts (%d queued)", pod["metadata"].get("namespace"),
+                  pod["metadata"]["name"], self._queue.qsize())
         self.workers[uid] = worker
         worker.start()
         if worker.task is not None:
