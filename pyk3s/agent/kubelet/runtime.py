@@ -24,6 +24,16 @@ from pyk3s.agent.spawn import popen, wait_pid
 
 __all__ = ["ContainerProcess", "ExitStatus", "pid_alive"]
 
+# The launcher needs only the standard library and this package: without ``site`` (``-S``: no .pth files,
+# no site-packages scan) it starts in a fraction of the time, with the package found through PYTHONPATH.
+# The container itself gets only its own environment (the launcher execs it with the pod's env).
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
+
+
+def launcher_env() -> dict[str, str]:
+    return {**os.environ,
+            "PYTHONPATH": os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)}
+
 
 @dataclass(frozen=True, slots=True)
 class ExitStatus:
@@ -84,8 +94,8 @@ class ContainerProcess:
         try:
             # started off the event loop (see pyk3s.agent.spawn)
             self.proc = await popen(
-                [*unshare, sys.executable, "-m", "pyk3s.agent.kubelet.launch", str(self.path("json"))],
-                stdin=child_stdin, stdout=err, stderr=err, start_new_session=True,
+                [*unshare, sys.executable, "-S", "-m", "pyk3s.agent.kubelet.launch", str(self.path("json"))],
+                env=launcher_env(), stdin=child_stdin, stdout=err, stderr=err, start_new_session=True,
                 pass_fds=() if self.tty_fd is None else (self.tty_fd,))
         except BaseException:
             self.close_stdin()
