@@ -11,7 +11,6 @@ else in the process.
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import subprocess
 from collections.abc import Sequence
@@ -32,8 +31,10 @@ async def run_command(argv: Sequence[str], *, input: bytes | None = None,  # noq
                       timeout: float = 15.0) -> subprocess.CompletedProcess[bytes]:
     """Run ``argv`` to completion (stdout and stderr captured); a child still running after ``timeout``
     seconds is killed and :class:`CommandTimeout` raised."""
-    call = functools.partial(subprocess.run, list(argv), input=input, capture_output=True, timeout=timeout,
-                             stdin=None if input is not None else subprocess.DEVNULL)
+    def call() -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(list(argv), input=input, capture_output=True, timeout=timeout,
+                              stdin=None if input is not None else subprocess.DEVNULL)
+
     try:
         return await asyncio.get_running_loop().run_in_executor(_POOL, call)
     except subprocess.TimeoutExpired:
@@ -41,9 +42,12 @@ async def run_command(argv: Sequence[str], *, input: bytes | None = None,  # noq
 
 
 async def popen(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-    """Start a long-lived child (``subprocess.Popen`` arguments); wait for it with :func:`wait_pid`."""
-    return await asyncio.get_running_loop().run_in_executor(_POOL, functools.partial(subprocess.Popen,
-                                                                                     list(argv), **kwargs))
+    """Start a long-lived child (``subprocess.Popen`` arguments, bytes streams); wait for it with
+    :func:`wait_pid`."""
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(list(argv), **kwargs)
+
+    return await asyncio.get_running_loop().run_in_executor(_POOL, start)
 
 
 async def wait_pid(proc: subprocess.Popen[bytes]) -> int:
@@ -55,8 +59,13 @@ async def wait_pid(proc: subprocess.Popen[bytes]) -> int:
     except (AttributeError, OSError):
         return await asyncio.get_running_loop().run_in_executor(_POOL, proc.wait)
     loop = asyncio.get_running_loop()
-    exited = loop.create_future()
-    loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(fd, readable)
     try:
         if proc.poll() is None:
             await exited

@@ -40,6 +40,10 @@ VOLUME_REFRESH_SECONDS = 5.0  # the kubelet's configMap/secret volume sync (upst
 
 BACKOFF_START, BACKOFF_MAX, BACKOFF_RESET = 10.0, 300.0, 600.0
 
+# changes within this long become one status write (a container's start and its readiness, say); short,
+# as the write of a started container is on the way to its endpoint
+STATUS_COALESCE_SECONDS = 0.02
+
 
 def pod_hostname(pod: dict) -> str | None:
     """The container's host name as the kubelet sets it: ``spec.hostname`` or the pod name, at most
@@ -533,7 +537,7 @@ class PodWorker:
     async def _report_loop(self) -> None:
         while True:
             await self.changed.wait()
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(STATUS_COALESCE_SECONDS)
             self.changed.clear()
             await self._report()
 
