@@ -28,11 +28,12 @@ class CommandTimeout(RuntimeError):
 
 
 async def run_command(argv: Sequence[str], *, input: bytes | None = None,  # noqa: A002 - subprocess's name
-                      timeout: float = 15.0) -> subprocess.CompletedProcess[bytes]:
-    """Run ``argv`` to completion (stdout and stderr captured); a child still running after ``timeout``
-    seconds is killed and :class:`CommandTimeout` raised."""
+                      timeout: float = 15.0, merge_stderr: bool = False) -> subprocess.CompletedProcess[bytes]:
+    """Run ``argv`` to completion (stdout and stderr captured; ``merge_stderr``: both in stdout); a child
+    still running after ``timeout`` seconds is killed and :class:`CommandTimeout` raised."""
     def call() -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(list(argv), input=input, capture_output=True, timeout=timeout,
+        return subprocess.run(list(argv), input=input, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE, timeout=timeout,
                               stdin=None if input is not None else subprocess.DEVNULL)
 
     try:
