@@ -2,6 +2,7 @@
 
     sudo python bench/pods.py                 # 10 replicas, 5 s per load row
     sudo python bench/pods.py --replicas 20 --seconds 3 --connections 32
+    sudo python bench/pods.py --runtimes-only --runtimes process --repeats 3 --stages   # pod start only
 
 Starts its own server the way the end-to-end harness does (a node link ``pkd<id>`` of its own, a pod
 bridge ``pkb<id>``, CIDRs no other cluster on the machine routes), then:
@@ -13,7 +14,11 @@ bridge ``pkb<id>``, CIDRs no other cluster on the machine routes), then:
    in interleaved repeats (``--repeats``). Both run the same program, busybox ``httpd`` without a readiness
    probe (a probe's period would be the same fixed delay in both): the process runtime runs the node's
    static busybox, containerd an image of it that the bench builds and loads through the air-gap folder.
-   Each round checks that a request through the Service is answered before the Deployment goes.
+   Each round checks that a request through the Service is answered before the Deployment goes. The end
+   is the moment a watch on the EndpointSlices sees the N-th ready endpoint (not a ``kubectl`` poll, whose
+   own start-up would blur it); ``kubectl apply`` runs with a warm discovery cache, as a user's does.
+   ``--stages`` adds when the ReplicaSet, the pods (created, bound, IP, running, ready) and the endpoints
+   were first seen, first pod and N-th pod, per runtime: where the time goes.
 2. HTTP keep-alive throughput and new connections/s against one pod through its ClusterIP (the
    nftables DNAT path) and against an identical pod at its address directly, side by side with the
    ratio; plus the ClusterIP in front of all N pods. Each path has a pod of its own: both reach their
