@@ -2,6 +2,7 @@
 
     sudo python bench/pods.py                 # 10 replicas, 5 s per load row
     sudo python bench/pods.py --replicas 20 --seconds 3 --connections 32
+    sudo python bench/pods.py --runtimes-only --runtimes process --repeats 3 --stages   # pod start only
 
 Starts its own server the way the end-to-end harness does (a node link ``pkd<id>`` of its own, a pod
 bridge ``pkb<id>``, CIDRs no other cluster on the machine routes), then:
@@ -13,7 +14,11 @@ bridge ``pkb<id>``, CIDRs no other cluster on the machine routes), then:
    in interleaved repeats (``--repeats``). Both run the same program, busybox ``httpd`` without a readiness
    probe (a probe's period would be the same fixed delay in both): the process runtime runs the node's
    static busybox, containerd an image of it that the bench builds and loads through the air-gap folder.
-   Each round checks that a request through the Service is answered before the Deployment goes.
+   Each round checks that a request through the Service is answered before the Deployment goes. The end
+   is the moment a watch on the EndpointSlices sees the N-th ready endpoint (not a ``kubectl`` poll, whose
+   own start-up would blur it); ``kubectl apply`` runs with a warm discovery cache, as a user's does.
+   ``--stages`` adds when the ReplicaSet, the pods (created, bound, IP, running, ready) and the endpoints
+   were first seen, first pod and N-th pod, per runtime: where the time goes.
 2. HTTP keep-alive throughput and new connections/s against one pod through its ClusterIP (the
    nftables DNAT path) and against an identical pod at its address directly, side by side with the
    ratio; plus the ClusterIP in front of all N pods. Each path has a pod of its own: both reach their
@@ -46,6 +51,9 @@ from images import busybox_image  # noqa: E402 - the test images
 from pyk3s_server import ServerProcess  # noqa: E402 - the harness the end-to-end tests use
 
 from pyk3s.agent.cni.podnet import netns_name  # noqa: E402 - where a pod's counters are read
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from podtrace import StageTrace  # noqa: E402 - the stage breakdown
 
 RUNTIME_IMAGE = "pyk3s.test/bench-httpd:1"
 BUSYBOX = "/bin/busybox"
@@ -262,28 +270,51 @@ def leftovers(srv: ServerProcess) -> list[str]:
     return left
 
 
-def runtime_rows(srv: ServerProcess, runtimes: list[str], n: int, repeats: int, timeout: float) -> None:
+def apply(srv: ServerProcess, manifest: str) -> None:
+    """``kubectl apply`` as a user runs it: with the discovery cache of the calls before (the harness's
+    ``kubectl`` starts each call with an empty one)."""
+    cmd = ["kubectl", "--kubeconfig", str(srv.kubeconfig), "--cache-dir", str(srv.tmp / "kcache"), "apply", "-f", "-"]
+    p = subprocess.run(cmd, input=manifest, capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        raise AssertionError(f"kubectl apply failed ({p.returncode}): {p.stderr}")
+
+
+def runtime_rows(srv: ServerProcess, runtimes: list[str], n: int, repeats: int, timeout: float,
+                 show_stages: bool) -> None:
     times: dict[str, list[float]] = {r: [] for r in runtimes}
-    for i in range(repeats):
-        for rt in runtimes if i % 2 == 0 else reversed(runtimes):  # interleaved, order alternating
-            rc, image, busybox = RUNTIMES[rt]
-            name = f"rt-{rt}-{i}"
-            t0 = time.monotonic()
-            srv.kubectl("apply", "-f", "-", input=RUNTIME_DEPLOYMENT % {
-                "name": name, "replicas": n, "runtime_class": rc, "image": image, "busybox": json.dumps(busybox)})
-            t = wait(lambda nm=name: ready_endpoints(srv, nm) >= n, timeout, f"{n} ready {rt} endpoints")
-            times[rt].append(t - t0)
-            ids = srv.kubectl("get", "pods", "-l", f"app={name}", "-o",
-                              "jsonpath={.items[*].status.containerStatuses[*].containerID}").out.split()
-            want = "containerd://" if rt == "containerd" else "pyk3s://"
-            assert len(ids) == n and all(x.startswith(want) for x in ids), f"{rt} pods ran elsewhere: {ids}"
-            ip = srv.kubectl("get", "svc", name, "-o", "jsonpath={.spec.clusterIP}").out
-            answer = subprocess.run(["curl", "-s", "-m", "2", "--retry", "5", "--retry-all-errors", "--retry-delay",
-                                     "0", f"http://{ip}/passwd"], capture_output=True, text=True).stdout
-            assert answer.startswith("root:"), f"{rt}: no answer through the Service: {answer!r}"
-            srv.kubectl("delete", "deployment,service", name, "--wait=true", timeout=timeout)
-            wait(lambda nm=name: not srv.kubectl("get", "pods", "-l", f"app={nm}", "-o", "name", check=False).out,
-                 timeout, f"{rt} pods gone", 0.2)
+    stages: dict[str, dict[str, list[tuple[float, float]]]] = {r: {} for r in runtimes}
+    trace = StageTrace(str(srv.kubeconfig))
+    subprocess.run(["kubectl", "--kubeconfig", str(srv.kubeconfig), "--cache-dir", str(srv.tmp / "kcache"),
+                    "api-resources"], capture_output=True, timeout=60)  # fills the discovery cache
+    try:
+        for i in range(repeats):
+            for rt in runtimes if i % 2 == 0 else reversed(runtimes):  # interleaved, order alternating
+                rc, image, busybox = RUNTIMES[rt]
+                name = f"rt-{rt}-{i}"
+                trace.begin(name, n)
+                t0 = time.monotonic()
+                apply(srv, RUNTIME_DEPLOYMENT % {"name": name, "replicas": n, "runtime_class": rc, "image": image,
+                                                 "busybox": json.dumps(busybox)})
+                t_applied = time.monotonic()
+                t = trace.wait_ready(timeout)
+                times[rt].append(t - t0)
+                for label, first, last in [("kubectl apply", 0.0, t_applied - t0), *trace.stages(t0)]:
+                    stages[rt].setdefault(label, []).append((first, last))
+                assert ready_endpoints(srv, name) >= n, f"{rt}: the watch saw {n} ready endpoints, kubectl does not"
+                ids = srv.kubectl("get", "pods", "-l", f"app={name}", "-o",
+                                  "jsonpath={.items[*].status.containerStatuses[*].containerID}").out.split()
+                want = "containerd://" if rt == "containerd" else "pyk3s://"
+                assert len(ids) == n and all(x.startswith(want) for x in ids), f"{rt} pods ran elsewhere: {ids}"
+                ip = srv.kubectl("get", "svc", name, "-o", "jsonpath={.spec.clusterIP}").out
+                answer = subprocess.run(["curl", "-s", "-m", "2", "--retry", "5", "--retry-all-errors",
+                                         "--retry-delay", "0", f"http://{ip}/passwd"],
+                                        capture_output=True, text=True).stdout
+                assert answer.startswith("root:"), f"{rt}: no answer through the Service: {answer!r}"
+                srv.kubectl("delete", "deployment,service", name, "--wait=true", timeout=timeout)
+                wait(lambda nm=name: not srv.kubectl("get", "pods", "-l", f"app={nm}", "-o", "name",
+                                                     check=False).out, timeout, f"{rt} pods gone", 0.2)
+    finally:
+        trace.close()
     print(f"\napply -> {n} ready endpoints per runtime (image present, {repeats} interleaved repeats)")
     print(f"{'runtime':14}{'median':>9}{'min':>9}{'max':>9}")
     for rt, ts in times.items():
@@ -292,11 +323,25 @@ def runtime_rows(srv: ServerProcess, runtimes: list[str], n: int, repeats: int, 
     if len(times) == 2:
         p, c = sorted(times["process"])[repeats // 2], sorted(times["containerd"])[repeats // 2]
         print(f"containerd / process (medians): {c / p:.2f}x")
+    if show_stages:
+        print(f"\nstages after `kubectl apply` starts, first pod / {n}th pod (medians; as the client saw them)")
+        print(f"{'stage':16}" + "".join(f"{rt:>20}" for rt in runtimes))
+        for label in stages[runtimes[0]]:
+            cells = []
+            for rt in runtimes:
+                rows = stages[rt].get(label, [])
+                if not rows:
+                    cells.append(f"{'-':>20}")
+                    continue
+                first = sorted(r[0] for r in rows)[len(rows) // 2]
+                last = sorted(r[1] for r in rows)[len(rows) // 2]
+                cells.append(f"{first:9.2f}s /{last:6.2f}s")
+            print(f"{label:16}" + "".join(cells))
 
 
 def run(args: argparse.Namespace) -> None:
     runtimes = [r for r in args.runtimes.split(",") if r]
-    extra = ["--disable", "traefik,servicelb,coredns"]
+    extra = ["--disable", "traefik,servicelb,coredns", *(["--debug"] if args.debug else [])]
     if "containerd" in runtimes and not (shutil.which("containerd") and Path(BUSYBOX).exists()):
         print("bench/pods: containerd or busybox-static is not installed: process runtime only")
         runtimes = [r for r in runtimes if r != "containerd"]
@@ -315,18 +360,21 @@ def run(args: argparse.Namespace) -> None:
               f"services {srv.nets.service_cidr}, node {srv.node.ip})")
 
         n = args.replicas
-        t0 = time.monotonic()
-        srv.kubectl("apply", "-f", "-", input=DEPLOYMENT % {"replicas": n})
-        t_running = wait(lambda: running_pods(srv, "app=bench") >= n, args.timeout, f"{n} Running pods")
-        t_ready = wait(lambda: ready_endpoints(srv, "bench") >= n, args.timeout, f"{n} ready endpoints")
-        print(f"\napply -> {n} pods Running:          {t_running - t0:6.2f}s")
-        print(f"apply -> {n} ready endpoints:       {t_ready - t0:6.2f}s")
-        srv.kubectl("delete", "deployment", "bench", "--wait=true")
+        if not args.runtimes_only:
+            t0 = time.monotonic()
+            srv.kubectl("apply", "-f", "-", input=DEPLOYMENT % {"replicas": n})
+            t_running = wait(lambda: running_pods(srv, "app=bench") >= n, args.timeout, f"{n} Running pods")
+            t_ready = wait(lambda: ready_endpoints(srv, "bench") >= n, args.timeout, f"{n} ready endpoints")
+            print(f"\napply -> {n} pods Running:          {t_running - t0:6.2f}s")
+            print(f"apply -> {n} ready endpoints:       {t_ready - t0:6.2f}s")
+            srv.kubectl("delete", "deployment", "bench", "--wait=true")
 
         if runtimes:
             if "containerd" in runtimes:
                 wait(lambda: "containerd: ready:" in srv.log(), 60, "containerd ready", 0.2)
-            runtime_rows(srv, runtimes, n, args.repeats, args.timeout)
+            runtime_rows(srv, runtimes, n, args.repeats, args.timeout, args.stages)
+        if args.runtimes_only:
+            return
         srv.kubectl("apply", "-f", "-", input=DEPLOYMENT % {"replicas": n})
         wait(lambda: ready_endpoints(srv, "bench") >= n, args.timeout, f"{n} ready endpoints")
 
@@ -366,6 +414,8 @@ def run(args: argparse.Namespace) -> None:
         if readable:
             print(f"{'SYNs refused in TIME_WAIT (PAWS)':34}{refused['direct']:12}{refused['via']:12}")
     finally:
+        if args.server_log:
+            shutil.copy(srv.log_path, args.server_log)
         srv.cleanup()
         left = leftovers(srv)
         print("\ncleanup: " + ("nothing left" if not left else "LEFT BEHIND: " + ", ".join(left)))
@@ -400,6 +450,13 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats per runtime")
     p.add_argument("--shared-netns", action="store_true",
                    help="run in the current network namespace instead of one of the bench's own")
+    p.add_argument("--stages", action="store_true",
+                   help="also print when each stage (ReplicaSet, pod created, bound, IP, running, ready, "
+                        "endpoint) was reached, per runtime")
+    p.add_argument("--server-log", help="keep the server's log in this file (with --debug: debug lines)")
+    p.add_argument("--debug", action="store_true", help="run the server with --debug")
+    p.add_argument("--runtimes-only", action="store_true",
+                   help="only the per-runtime rows (no whoami Deployment, no load rows)")
     args = p.parse_args()
     if not args.shared_netns:
         return in_own_netns(sys.argv[1:])

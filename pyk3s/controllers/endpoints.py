@@ -45,6 +45,7 @@ from .objects import (
     uid_of,
 )
 from .podutil import is_ready, is_terminal
+from .written import OwnWrites
 
 __all__ = [
     "EndpointsController",
@@ -292,6 +293,10 @@ class EndpointsController(Loop):
         self.warned: dict[str, frozenset[tuple[str, str]]] = {}
         # Slices we created (generated names) that the cache has not shown yet: key → (names, when).
         self.unseen: dict[str, tuple[set[str], float]] = {}
+        # our updates of Endpoints and slices the caches have not shown yet
+        self.own = OwnWrites()
+        self.endpoints.add_handler(self.own.on_event)
+        self.slices.add_handler(self.own.on_event)
         self.controller.watch(self.services)
         self.controller.watch(self.pods, self._keys_for_pod)
         self.controller.watch(self.endpoints)
@@ -339,6 +344,8 @@ class EndpointsController(Loop):
     async def _sync_endpoints(self, svc: Obj, pods: list[Obj]) -> None:
         want = desired_endpoints(svc, pods)
         have = self.endpoints.get(key_of(svc))
+        if have is not None:
+            have = self.own.fresher(have)
         if have is None:
             try:
                 await self.ep_api.create(want, namespace_of(svc))
@@ -352,18 +359,18 @@ class EndpointsController(Loop):
         obj = deep_copy(have)
         obj["metadata"]["labels"] = want["metadata"].get("labels") or {}
         obj["subsets"] = want.get("subsets") or []
-        await self.ep_api.update(obj)
+        self.own.wrote(obj, await self.ep_api.update(obj))
 
     async def _sync_slices(self, svc: Obj, pods: list[Obj]) -> None:
         have = [
-            s for s in self.slices.list()
+            self.own.fresher(s) for s in self.slices.list()
             if namespace_of(s) == namespace_of(svc)
             and ((s.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL) == name_of(svc)
         ]
         create, update, delete = plan_slices(desired_slices(svc, pods), have)
         ns = namespace_of(svc)
         for s in update:
-            await self.slice_api.update(s)
+            self.own.wrote(s, await self.slice_api.update(s))
         for s in create:
             made = await self.slice_api.create(s, ns)
             names, _ = self.unseen.get(key_of(svc), (set(), 0.0))

@@ -19,6 +19,7 @@ before the cache has seen the previous creations.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -264,16 +265,21 @@ class ReplicaSetController(Loop):
             self.expectations.expect(key, adds=create)
             created = 0
             try:
-                # Slow start like upstream: 1, 2, 4, ... so a failing template costs one error.
+                # Slow start like upstream: batches of 1, 2, 4, ... creations made at once, so a failing
+                # template costs one error and a working one few round trips; the first failed batch ends it.
                 batch = 1
                 while created < create:
-                    for _ in range(min(batch, create - created)):
-                        pod = pod_from_template(rs, "apps/v1", "ReplicaSet", template)
-                        await self.pod_api.create(pod, ns)
-                        created += 1
+                    results = await asyncio.gather(*(
+                        self.pod_api.create(pod_from_template(rs, "apps/v1", "ReplicaSet", template), ns)
+                        for _ in range(min(batch, create - created))), return_exceptions=True)
+                    created += sum(1 for r in results if not isinstance(r, BaseException))
+                    failed = [r for r in results if isinstance(r, BaseException)]
+                    if failed:
+                        other = [r for r in failed if not isinstance(r, AlreadyExists)]
+                        if other:
+                            raise other[0]
+                        break
                     batch *= 2
-            except AlreadyExists:
-                pass
             finally:
                 for _ in range(create - created):
                     self.expectations.creation_observed(key)

@@ -16,13 +16,16 @@ NodeResourcesFit    ``Too many pods``                                           
 
 Node conditions act as NoSchedule taints (not Ready → ``node.kubernetes.io/not-ready``, Unknown →
 ``unreachable``), so DaemonSet pods, which tolerate them, still land on such nodes. Score: fewest
-pods, then name. The failure message is ``FitError.Error()``: ``0/N nodes are available: <count>
+pods, then name. As in kube-scheduler, a chosen pod is *assumed* on its node at once (the next
+decisions count it) and bound in the background, so one pod's Binding and Event never hold up the next
+pod's decision; a failed binding forgets the pod and retries it with the queue's backoff. The failure message is ``FitError.Error()``: ``0/N nodes are available: <count>
 <reason>, ... preemption: 0/N nodes are available: <count> <verdict>.`` with both lists sorted as
 strings. Pods that already count on a node: bound there and not Succeeded/Failed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -151,6 +154,7 @@ class SchedulerController(Loop):
         # Pods we bound whose binding the cache has not shown yet: key → node.
         self.assumed: dict[str, str] = {}
         self._binding_supported: bool | None = None
+        self._binding: set[asyncio.Task[None]] = set()
         self.controller.watch(self.pods, self._pod_keys)
         self.controller.watch(self.nodes, lambda _n: self._pending_keys())
         self.pods.add_handler(self._on_pod)
@@ -202,13 +206,42 @@ class SchedulerController(Loop):
         if decision.node is None:
             await self._mark_unschedulable(pod, decision.message)
             return Result.after(30.0)
-        await self._bind(pod, decision.node)
         self.assumed[key] = decision.node
-        await self.client.record_event(
-            pod, reason="Scheduled", component="default-scheduler",
-            message=f"Successfully assigned {namespace_of(pod)}/{name_of(pod)} to {decision.node}",
-        )
+        task = asyncio.create_task(self._bind_assumed(pod, decision.node), name=f"bind {key}")
+        self._binding.add(task)
+        task.add_done_callback(self._binding.discard)
         return None
+
+    async def _bind_assumed(self, pod: Obj, node: str) -> None:
+        key = key_of(pod)
+        try:
+            await self._bind(pod, node)
+        except asyncio.CancelledError:
+            raise
+        except NotFound:
+            self.assumed.pop(key, None)
+            return
+        except Exception as err:  # noqa: BLE001 - the pod goes back to the queue with backoff
+            if self.assumed.get(key) == node:
+                del self.assumed[key]
+            delay = self.controller.queue.rate_limited(key)
+            log.warning("scheduler: binding %s to %s failed (%s); retry in %.2fs", key, node, err, delay)
+            return
+        self.controller.queue.forget(key)
+        try:
+            await self.client.record_event(
+                pod, reason="Scheduled", component="default-scheduler",
+                message=f"Successfully assigned {namespace_of(pod)}/{name_of(pod)} to {node}",
+            )
+        except Exception as err:  # noqa: BLE001 - an event is best effort
+            log.debug("scheduler: event Scheduled for %s not recorded: %s", key, err)
+
+    async def stop(self) -> None:
+        tasks, self._binding = self._binding, set()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await super().stop()
 
     async def _mark_unschedulable(self, pod: Obj, message: str) -> None:
         cond = get_condition(pod, "PodScheduled")

@@ -1,11 +1,13 @@
-"""Run iproute2 (``ip``) and sysctl writes. Every call is a subprocess with a timeout, never the loop."""
+"""Run iproute2 (``ip``) and sysctl writes. Every call is a subprocess with a timeout, started and waited
+for off the event loop (:mod:`pyk3s.agent.spawn`)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 from pathlib import Path
+
+from pyk3s.agent.spawn import CommandTimeout, run_command
 
 __all__ = ["ROUTE_PROTO", "CniError", "ip", "ip_batch", "ip_json", "ip_sync", "write_sysctl"]
 
@@ -20,32 +22,26 @@ class CniError(RuntimeError):
 
 async def ip(*args: str, netns: str | None = None, check: bool = True, timeout: float = 15.0) -> str:
     argv = ["ip"] + (["-n", netns] if netns else []) + list(args)
-    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE)
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
+        res = await run_command(argv, timeout=timeout)
+    except CommandTimeout:
         raise CniError(f"cni: {' '.join(argv)} timed out") from None
-    if check and proc.returncode != 0:
-        raise CniError(f"cni: {' '.join(argv)}: {err.decode(errors='replace').strip()}")
-    return out.decode()
+    if check and res.returncode != 0:
+        raise CniError(f"cni: {' '.join(argv)}: {res.stderr.decode(errors='replace').strip()}")
+    return res.stdout.decode()
 
 
-async def ip_batch(commands: list[str], netns: str | None = None, timeout: float = 15.0) -> None:
-    """Several ``ip`` commands in one process (``ip -batch -``); stops at the first failure."""
-    argv = ["ip"] + (["-n", netns] if netns else []) + ["-batch", "-"]
-    proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+async def ip_batch(commands: list[str], netns: str | None = None, timeout: float = 15.0, *,
+                   force: bool = False, check: bool = True) -> None:
+    """Several ``ip`` commands in one process (``ip -batch -``); stops at the first failure, unless
+    ``force``: then every command runs. ``check``: a failure raises :class:`CniError`."""
+    argv = ["ip"] + (["-n", netns] if netns else []) + (["-force"] if force else []) + ["-batch", "-"]
     try:
-        _, err = await asyncio.wait_for(proc.communicate("\n".join(commands).encode() + b"\n"), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
+        res = await run_command(argv, input="\n".join(commands).encode() + b"\n", timeout=timeout)
+    except CommandTimeout:
         raise CniError(f"cni: ip batch in {netns or 'host'} timed out") from None
-    if proc.returncode != 0:
-        raise CniError(f"cni: ip batch in {netns or 'host'} {commands}: {err.decode(errors='replace').strip()}")
+    if check and res.returncode != 0:
+        raise CniError(f"cni: ip batch in {netns or 'host'} {commands}: {res.stderr.decode(errors='replace').strip()}")
 
 
 async def ip_json(*args: str, netns: str | None = None) -> list[dict]:

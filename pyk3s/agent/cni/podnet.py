@@ -42,18 +42,24 @@ async def setup_pod_network(uid: str, cfg: BridgeConfig, ipam: HostLocalIpam, ne
                             ifname: str = "eth0", fresh: bool = False) -> PodNetwork:
     """Idempotent: an existing netns with its addresses is reused (agent restart). ``netns``: the name of
     a namespace someone else made (the CNI plugin's case); by default the pod's own ``pk-`` one.
-    ``fresh``: the namespace was just made (a CNI ADD), so two ``ip -batch`` runs do it all; should
-    anything be there already, the step-by-step way below takes over. A dual-stack node gives the pod
-    an address and a default route per family; both ends of the veth get the bridge's MTU."""
+    ``fresh``: the namespace was just made (a CNI ADD), so two ``ip -batch`` runs do it all, as they do for
+    a pod whose own namespace does not exist yet; should anything be there already, the step-by-step way
+    below takes over. A dual-stack node gives the pod an address and a default route per family; both
+    ends of the veth get the bridge's MTU."""
     ns, veth = netns or netns_name(uid), veth_name(uid)
     pod_ips = ipam.allocate_all(uid)
     pod_ip = pod_ips[0]
     mtu = [f"link set {veth} mtu {cfg.mtu}"] if cfg.mtu else []
     inner_mtu = [f"link set {ifname} mtu {cfg.mtu}"] if cfg.mtu else []
     addresses = [(addr, gw, plen, ":" in addr) for addr, (gw, plen) in zip(pod_ips, cfg.gateways(), strict=False)]
-    if fresh and netns is not None:
+    own = netns is None
+    # our own namespace not there yet: made in the same batch as the veth (iproute2 returns to the
+    # node's namespace after ``netns add``), so a new pod costs two ``ip`` runs
+    make_ns = own and not Path(netns_path(uid)).exists()  # noqa: ASYNC240 - small local file
+    if make_ns or (fresh and not own):
         try:
-            await ip_batch([f"link add {veth} type veth peer name {ifname} netns {ns}", *mtu,
+            await ip_batch([*([f"netns add {ns}"] if make_ns else []),
+                            f"link add {veth} type veth peer name {ifname} netns {ns}", *mtu,
                             f"link set {veth} master {cfg.bridge_name}",
                             f"link set {veth} type bridge_slave hairpin on",
                             f"link set {veth} up"])
@@ -64,7 +70,8 @@ async def setup_pod_network(uid: str, cfg: BridgeConfig, ipam: HostLocalIpam, ne
                            netns=ns)
             return PodNetwork(ns, veth, pod_ip, cfg.gateway, tuple(pod_ips))
         except CniError:
-            pass
+            if make_ns:  # start over step by step from nothing
+                await ip_batch([f"link del {veth}", f"netns del {ns}"], force=True, check=False)
     try:
         if netns is None and not Path(netns_path(uid)).exists():  # noqa: ASYNC240 - small local file
             await ip("netns", "add", ns)
@@ -89,8 +96,7 @@ async def setup_pod_network(uid: str, cfg: BridgeConfig, ipam: HostLocalIpam, ne
 
 async def teardown_pod_network(uid: str, ipam: HostLocalIpam | None, own_netns: bool = True) -> None:
     """``own_netns=False``: the namespace belongs to the container runtime, which removes it."""
-    await ip("link", "del", veth_name(uid), check=False)
-    if own_netns:
-        await ip("netns", "del", netns_name(uid), check=False)
+    await ip_batch([f"link del {veth_name(uid)}", *([f"netns del {netns_name(uid)}"] if own_netns else [])],
+                   force=True, check=False)
     if ipam is not None:
         ipam.release(uid)

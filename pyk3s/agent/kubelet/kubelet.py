@@ -134,11 +134,13 @@ class Kubelet:
         if pod["metadata"].get("deletionTimestamp"):
             await teardown_pod_network(uid, self.ctx.ipam)
             await self.ctx.delete_pod(pod)
-            self._remove_pod_dir(uid)
+            await self._remove_pod_dir(uid)
             return
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") or uid in self.done_uids:
             return
         worker = self._new_worker(pod)
+        log.debug("kubelet: pod %s/%s: worker starts (%d queued)", pod["metadata"].get("namespace"),
+                  pod["metadata"]["name"], self._queue.qsize())
         self.workers[uid] = worker
         worker.start()
         if worker.task is not None:
@@ -156,12 +158,13 @@ class Kubelet:
             await worker.stop()
         self.done_uids.discard(uid)
         if uid not in self.workers:
-            self._remove_pod_dir(uid)
+            await self._remove_pod_dir(uid)
 
-    def _remove_pod_dir(self, uid: str) -> None:
+    async def _remove_pod_dir(self, uid: str) -> None:
+        """In a thread: a pod's directory can hold many files, and the loop serves every other pod."""
         d = self.ctx.pods_dir / uid
         if uid and d.parent == self.ctx.pods_dir and d.is_dir():
-            shutil.rmtree(d, ignore_errors=True)
+            await asyncio.to_thread(shutil.rmtree, d, ignore_errors=True)
 
 
 async def write_pod_status(client: Any, pod: dict, status: dict) -> None:

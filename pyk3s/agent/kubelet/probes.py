@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
+from pyk3s.agent.spawn import CommandTimeout, run_command
+
 __all__ = ["probe_once", "resolve_port"]
 
 
@@ -52,15 +54,12 @@ async def _tcp(probe: Mapping, host: str, container: Mapping, timeout: float) ->
 
 async def _exec(probe: Mapping, pid: int, timeout: float) -> tuple[bool, str]:
     cmd = list(probe.get("command") or [])
-    proc = await asyncio.create_subprocess_exec("nsenter", "-t", str(pid), "-m", "-n", "-u", "--", *cmd,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
+        res = await run_command(["nsenter", "-t", str(pid), "-m", "-n", "-u", "--", *cmd], timeout=timeout,
+                                merge_stderr=True)
+    except CommandTimeout:
         return False, f"command {cmd} timed out"
-    return proc.returncode == 0, out.decode(errors="replace")[-200:]
+    return res.returncode == 0, res.stdout.decode(errors="replace")[-200:]
 
 
 ExecSync = Callable[[list[str], float], Awaitable[tuple[bool, str]]]

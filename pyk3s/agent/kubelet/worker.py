@@ -40,6 +40,10 @@ VOLUME_REFRESH_SECONDS = 5.0  # the kubelet's configMap/secret volume sync (upst
 
 BACKOFF_START, BACKOFF_MAX, BACKOFF_RESET = 10.0, 300.0, 600.0
 
+# changes within this long become one status write (a container's start and its readiness, say); short,
+# as the write of a started container is on the way to its endpoint
+STATUS_COALESCE_SECONDS = 0.02
+
 
 def pod_hostname(pod: dict) -> str | None:
     """The container's host name as the kubelet sets it: ``spec.hostname`` or the pod name, at most
@@ -109,6 +113,10 @@ class PodWorker:
         self._last_status: dict | None = None
         self._events: set[asyncio.Task[None]] = set()
         self._leaving = False   # the agent stops: leave the pod as it is (see survives_agent_stop)
+        self._t0 = time.monotonic()   # start-up stages are logged (debug) relative to this
+
+    def _stage(self, what: str) -> None:
+        log.debug("kubelet: pod %s: %s at +%.3fs", self.key, what, time.monotonic() - self._t0)
 
     # -- public -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -177,10 +185,27 @@ class PodWorker:
         spec = self.pod.get("spec") or {}
         if not await self._setup_network():
             return
-        if self.ctx.admit_network is not None and not spec.get("hostNetwork"):
+        self._stage(f"network {self.pod_ip}")
+        # network policy is programmed for the new address while the files and volumes are prepared;
+        # both are done before a container starts
+        admitted = asyncio.create_task(self._admit_network())
+        try:
+            await self._prepare_files_and_volumes(spec)
+            if not self.stopping.is_set():
+                await admitted
+        finally:
+            if not admitted.done():
+                admitted.cancel()
+                await asyncio.gather(admitted, return_exceptions=True)
+
+    async def _admit_network(self) -> None:
+        if self.ctx.admit_network is not None and not (self.pod.get("spec") or {}).get("hostNetwork"):
             await self.ctx.admit_network(self.pod, tuple(self.pod_ips or (self.pod_ip,)))
+            self._stage("admitted by network policy")
         self.network_ready = True
         self.changed.set()
+
+    async def _prepare_files_and_volumes(self, spec: dict) -> None:
         (self.dir / "_etc").mkdir(exist_ok=True)
         (self.dir / "_etc" / "resolv.conf").write_text(
             pod_resolv_conf(self.pod, self.ctx.cluster_dns, self.ctx.cluster_domain, self.ctx.node_resolv))
@@ -200,6 +225,7 @@ class PodWorker:
             try:
                 self.volumes = await prepare_volumes(pod, self.dir / "_volumes", sources)
                 self._volume_pod, self._volume_sources = pod, sources
+                self._stage("volumes")
                 return
             except VolumeError as exc:
                 message = f"MountVolume.SetUp failed for {exc}"
@@ -351,6 +377,7 @@ class PodWorker:
         proc = await self._start_container(st, c, argv, env, mounts)
         if proc is None:
             return None
+        self._stage(f"container {st.name} started")
         self.procs[st.name] = proc
         started = time.monotonic()
         st.state, st.reason, st.message = "running", "", ""
@@ -510,7 +537,7 @@ class PodWorker:
     async def _report_loop(self) -> None:
         while True:
             await self.changed.wait()
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(STATUS_COALESCE_SECONDS)
             self.changed.clear()
             await self._report()
 
@@ -523,6 +550,7 @@ class PodWorker:
         try:
             await self.ctx.write_status(self.pod, status)
             self._last_status = status
+            self._stage(f"status {status.get('phase')} written")
         except Exception as exc:  # noqa: BLE001 - retried on the next change
             log.warning("kubelet: status update of pod %s failed: %s", self.key, exc)
             asyncio.get_running_loop().call_later(1.0, self.changed.set)

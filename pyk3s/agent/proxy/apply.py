@@ -10,6 +10,8 @@ import asyncio
 import json
 import logging
 
+from pyk3s.agent.spawn import CommandTimeout, run_command
+
 __all__ = ["NftApplier", "NftError", "claimed_addresses", "delete_table", "run_nft"]
 
 log = logging.getLogger("pyk3s.agent.proxy")
@@ -21,19 +23,15 @@ class NftError(RuntimeError):
 
 async def run_nft(text: str, *, timeout: float = 20.0, args: tuple[str, ...] = ("-f", "-"),
                   component: str = "proxy") -> str:
-    # no input, no pipe: nft may exit before reading one, and writing to a closed pipe is an error
-    proc = await asyncio.create_subprocess_exec(
-        "nft", *args, stdin=asyncio.subprocess.PIPE if text else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    # started off the event loop (pyk3s.agent.spawn); no input: stdin is /dev/null, not a pipe nft may
+    # exit before reading
     try:
-        out, err = await asyncio.wait_for(proc.communicate(text.encode() if text else None), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
+        res = await run_command(["nft", *args], input=text.encode() if text else None, timeout=timeout)
+    except CommandTimeout:
         raise NftError(f"{component}: nft {' '.join(args)} timed out after {timeout}s") from None
-    if proc.returncode != 0:
-        raise NftError(f"{component}: nft {' '.join(args)} failed: {err.decode(errors='replace').strip()}")
-    return out.decode()
+    if res.returncode != 0:
+        raise NftError(f"{component}: nft {' '.join(args)} failed: {res.stderr.decode(errors='replace').strip()}")
+    return res.stdout.decode()
 
 
 async def delete_table(family: str, table: str, component: str = "proxy") -> bool:
