@@ -424,12 +424,17 @@ def run(args: argparse.Namespace) -> None:
 def in_own_netns(argv: list[str]) -> int:
     """Re-run this script in a network namespace of its own: other clusters on this machine (test clusters
     share the host's namespace) hook the same NAT points, and their rules could touch this cluster's
-    packets. The child cleans up its cluster; the namespace goes when it has."""
+    packets. The child cleans up its cluster; the namespace goes when it has.
+
+    The child enters the network namespace alone (``nsenter --net``), not through ``ip netns exec``: that
+    also gives it a mount namespace with a fresh /sys, without the cgroup filesystems under /sys/fs/cgroup,
+    and runc then refuses every containerd pod ("no cgroup mount found in mountinfo")."""
     name = f"pk-bench-pods-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        child = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, __file__, "--shared-netns", *argv])
+        child = subprocess.Popen(["nsenter", f"--net=/run/netns/{name}", sys.executable, __file__, "--shared-netns",
+                                  *argv])
         while True:
             try:
                 return child.wait()
