@@ -166,6 +166,39 @@ def check_container_runtime(s: CheckSettings) -> list[CheckResult]:
     return out
 
 
+MOUNTINFO = Path("/proc/self/mountinfo")
+
+
+def cgroup_mounts(mountinfo: Path = MOUNTINFO) -> list[str]:
+    """Mount points of cgroup (v1) and cgroup2 filesystems this process sees."""
+    try:
+        text = mountinfo.read_text()
+    except OSError:
+        return []
+    points = []
+    for line in text.splitlines():
+        # "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - cgroup2 cgroup2 rw": the type follows " - "
+        head, sep, tail = line.partition(" - ")
+        fields = head.split()
+        if sep and len(fields) > 4 and tail.split(" ", 1)[0] in ("cgroup", "cgroup2"):
+            points.append(fields[4])
+    return points
+
+
+def check_cgroups(s: CheckSettings, mountinfo: Path = MOUNTINFO) -> list[CheckResult]:
+    """runc needs a cgroup filesystem to create containerd's sandboxes; the process runtime does not."""
+    if s.container_runtime == "none" or s.runtime_endpoint or not shutil.which("containerd"):
+        return []
+    points = cgroup_mounts(mountinfo)
+    if points:
+        return [CheckResult("cgroups", Status.PASS, f"{len(points)} cgroup mount(s), e.g. {points[0]}")]
+    return [CheckResult("cgroups", Status.WARN,
+                        "no cgroup filesystem mounted in this mount namespace: runc cannot create containerd's "
+                        "sandboxes, so pods whose images are not built in fail with FailedCreatePodSandBox "
+                        "(built-in images still run as processes)",
+                        "mount cgroup2 on /sys/fs/cgroup; in a network namespace enter it with "
+                        "`nsenter --net=/run/netns/NAME` (`ip netns exec` remounts /sys and hides the cgroups)")]
+
 # -- kernel features ----------------------------------------------------------------------------------
 
 # link kind -> (what pyk3s uses it for, whether it is needed with these settings)
@@ -373,6 +406,7 @@ CHECKS: tuple[Check, ...] = (
     # not blocking: without containerd the built-in images still run, and --container-runtime
     # containerd refuses to start by itself
     Check("container runtime", check_container_runtime, blocking=False, applies=_agent),
+    Check("cgroups", check_cgroups, blocking=False, applies=_agent),
     Check("network namespaces", check_netns, blocking=True, applies=_agent),
     Check("link kinds", check_link_kinds, blocking=False, applies=_agent),
     Check("br_netfilter", check_br_netfilter, blocking=False, applies=_agent),

@@ -153,3 +153,21 @@ def test_an_external_endpoint_is_checked_for_its_socket(tmp_path: Path) -> None:
         present = check_container_runtime(CheckSettings(data_dir=tmp_path,
                                                         runtime_endpoint=f"unix://{tmp_path}/c.sock"))
     assert present[0].status is Status.PASS
+
+
+def test_cgroups_warn_when_the_mount_namespace_has_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyk3s.agent.checkconfig.checks import check_cgroups
+
+    monkeypatch.setenv("PATH", _fake_tools(tmp_path, "containerd", "runc", "ctr"))
+    with_cgroups = tmp_path / "mountinfo-host"
+    with_cgroups.write_text(
+        "22 1 0:21 / /sys rw,nosuid shared:7 - sysfs sysfs rw\n"
+        "30 22 0:26 / /sys/fs/cgroup rw,nosuid shared:9 - cgroup2 cgroup2 rw,nsdelegate\n")
+    ok = check_cgroups(CheckSettings(data_dir=tmp_path), with_cgroups)
+    assert ok[0].status is Status.PASS and "/sys/fs/cgroup" in ok[0].detail
+    # what `ip netns exec` leaves: a fresh sysfs on /sys and no cgroup filesystem under it
+    without = tmp_path / "mountinfo-netns-exec"
+    without.write_text("400 399 0:80 / /sys rw,relatime - sysfs pk-x rw\n")
+    warn = check_cgroups(CheckSettings(data_dir=tmp_path), without)[0]
+    assert warn.status is Status.WARN and "FailedCreatePodSandBox" in warn.detail and "nsenter --net" in warn.fix
+    assert check_cgroups(CheckSettings(data_dir=tmp_path, container_runtime="none"), without) == []
