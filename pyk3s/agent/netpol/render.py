@@ -3,22 +3,31 @@
 
 Table ``inet <table>`` (one per node and bridge):
 
-* ``forward`` (forward hook, priority 10) passes replies of accepted connections first (conntrack: the
-  one rule most packets see) and IPv6 neighbour discovery, then judges a new connection's egress
-  (packets arriving from the pod
-  bridge) and its ingress (packets leaving through it); ``input`` (input hook) judges the egress of
-  pods' packets to the node itself. Packets the node sends (output hook) are never judged, so a node
-  always reaches its own pods. Service traffic arrives DNATed (nat prerouting runs first), so it is
-  judged by its real destination pod.
+* ``forward`` (forward hook, priority 10, after conntrack) passes replies of accepted connections
+  first (``ct state established,related``: the one rule every packet after a connection's first
+  meets) and IPv6 neighbour discovery, then judges a new connection's egress (packets arriving from
+  the pod bridge) and its ingress (packets leaving through it); ``input`` (input hook) judges the
+  egress of pods' packets to the node itself. Packets the node sends (output hook) are never judged,
+  so a node always reaches its own pods. Service traffic arrives DNATed (nat prerouting runs first),
+  so it is judged by its real destination pod.
 * ``egress``/``ingress``: a pod's packets to itself pass (``self4``: hairpin through a Service), then
   ``out4``/``in4`` map an isolated local pod's address to its group's chain. Unmapped addresses are
   not isolated.
-* a group chain matches when ``peer . l4proto . dport`` is in the group's ``-p`` set (peer pods) or
-  its ``-c`` set (address ranges): an egress group then returns (the ingress side is judged next), an
-  ingress group accepts; otherwise it goes to ``deny``: a TCP reset, or ICMP administratively
-  prohibited, so a denied connection fails at once.
+* a group chain asks, in this order, whether the peer (``saddr`` for ingress, ``daddr`` for egress)
+  is a pod allowed every port (``-a``: a hash set of addresses), a pod allowed this protocol and port
+  (``-p``: a hash set of ``addr . l4proto . port``), a pod inside one of its port ranges or
+  protocol-wide ports (``-r``: an interval set, ``endPort`` ranges and ports without a number), or an
+  address inside a range with the port (``-c``: an interval set, ipBlocks and "any peer"). An egress
+  group then returns (the ingress side is judged next), an ingress group accepts; otherwise it goes to
+  ``deny``: a TCP reset, or ICMP administratively prohibited, so a denied connection fails at once.
 
-Element ``PortSet.any`` is ``0-255 . 0-65535``: every protocol, ICMP included (``th dport`` then reads
+What a packet costs does not grow with the number of policies: a new connection meets a fixed
+number of rules (the group chains have the same rules whatever their policies) and each rule one
+lookup. Exact pod elements live in hash sets (O(1) whatever their size); interval sets (``pipapo``
+for concatenations, whose lookup cost grows with their element count) hold only port ranges and
+address ranges the group's own rules name. Nothing counts, logs or marks an accepted packet.
+
+In ``-c`` a range allowed every protocol is ``0-255 . 0-65535`` (ICMP included: ``th dport`` then reads
 two bytes of the ICMP header, which the full range accepts).
 """
 
@@ -69,8 +78,19 @@ def _port_keys(ports: PortSet) -> list[str]:
     return out
 
 
-def pod_elements(ip: str, ports: PortSet) -> list[str]:
-    return [f"{ip} . {k}" for k in _port_keys(ports)]
+def pod_elements(ip: str, ports: PortSet) -> dict[str, list[str]]:
+    """Set kind (``a``, ``p``, ``r``) -> the elements of one peer pod's address and ports."""
+    if ports.any:
+        return {"a": [ip]}
+    out: dict[str, list[str]] = {}
+    for proto, intervals in ports.by_proto:
+        name = PROTOCOL_NAMES.get(proto, str(proto)).lower()
+        for lo, hi in intervals:
+            if lo == hi:
+                out.setdefault("p", []).append(f"{ip} . {name} . {lo}")
+            else:
+                out.setdefault("r", []).append(f"{ip} . {name} . {lo}-{hi}")
+    return out
 
 
 def range_elements(r: AddrRange, ports: PortSet) -> list[str]:
@@ -78,20 +98,39 @@ def range_elements(r: AddrRange, ports: PortSet) -> list[str]:
     return [f"{text} . {k}" for k in _port_keys(ports)]
 
 
-def _set_decl(name: str, fam: int) -> str:
-    return f"set {name} {{ type {_ADDR_TYPE[fam]} . inet_proto . inet_service; flags interval; }}"
+# set kind -> (key type after the address, interval set); the order is the group chain's rule order
+_KINDS: dict[str, tuple[str, bool]] = {
+    "a": ("", False),
+    "p": (" . inet_proto . inet_service", False),
+    "r": (" . inet_proto . inet_service", True),
+    "c": (" . inet_proto . inet_service", True),
+}
+_KEY = {"a": "", "p": " . meta l4proto . th dport", "r": " . meta l4proto . th dport",
+        "c": " . meta l4proto . th dport"}
+
+
+def _set_decl(name: str, kind: str, fam: int, elems: Iterable[str] = ()) -> str:
+    rest, interval = _KINDS[kind]
+    body = _elements(elems)
+    return (f"set {name} {{ type {_ADDR_TYPE[fam]}{rest}; " + ("flags interval; " if interval else "")
+            + (f"elements = {{ {body} }}; " if body else "") + "}")
 
 
 def _elements(items: Iterable[str]) -> str:
     return ",\n      ".join(items)
 
 
+def _set_names(gid: str) -> list[tuple[str, str, int]]:
+    """(name, kind, family) of a group's sets, in the group chain's order."""
+    return [(f"{gid}-{kind}{f}", kind, f) for f in FAMILIES for kind in _KINDS]
+
+
 def _group_sets(group: Group) -> dict[str, list[str]]:
     """Set name -> elements for one group."""
-    out: dict[str, list[str]] = {f"{group.gid}-p{f}": [] for f in FAMILIES}
-    out.update({f"{group.gid}-c{f}": [] for f in FAMILIES})
+    out: dict[str, list[str]] = {name: [] for name, _kind, _f in _set_names(group.gid)}
     for ip, ports in sorted(group.pods.items()):
-        out[f"{group.gid}-p{_family(ip)}"] += pod_elements(ip, ports)
+        for kind, elems in pod_elements(ip, ports).items():
+            out[f"{group.gid}-{kind}{_family(ip)}"] += elems
     for r, ports in group.ranges:
         out[f"{group.gid}-c{r.family}"] += range_elements(r, ports)
     return out
@@ -99,10 +138,7 @@ def _group_sets(group: Group) -> dict[str, list[str]]:
 
 def _group_rules(group: Group) -> list[str]:
     field, verdict = ("saddr", "accept") if group.direction == INGRESS else ("daddr", "return")
-    rules = []
-    for kind in ("p", "c"):
-        for f in FAMILIES:
-            rules.append(f"{_IP[f]} {field} . meta l4proto . th dport @{group.gid}-{kind}{f} {verdict}")
+    rules = [f"{_IP[f]} {field}{_KEY[kind]} @{name} {verdict}" for name, kind, f in _set_names(group.gid)]
     rules.append("goto deny")
     return rules
 
@@ -129,11 +165,9 @@ def full_script(table: NetpolTable, state: IndexState, *, deny_only: bool = Fals
         if deny_only:
             lines.append(f"  chain {gid} {{\n    goto deny\n  }}")
             continue
-        for name, elems in _group_sets(group).items():
-            fam = int(name[-1])
-            body = _elements(elems)
-            lines.append(f"  set {name} {{ type {_ADDR_TYPE[fam]} . inet_proto . inet_service; flags interval; "
-                         + (f"elements = {{ {body} }}; " if body else "") + "}")
+        sets = _group_sets(group)
+        for name, kind, f in _set_names(gid):
+            lines.append(f"  {_set_decl(name, kind, f, sets[name])}")
         body_rules = "".join(f"    {r}\n" for r in _group_rules(group))
         lines.append(f"  chain {gid} {{\n{body_rules}  }}")
     for d in (INGRESS, EGRESS):
@@ -166,18 +200,21 @@ def delta_script(table: NetpolTable, delta: Delta, old_groups: Mapping[str, Grou
     out: list[str] = []
     for gid, group in sorted(delta.new_groups.items()):
         out.append(f"add chain {t} {gid}")
-        for name, elems in _group_sets(group).items():
-            out.append(f"add {_set_decl(name, int(name[-1]))}".replace("add set ", f"add set {t} ", 1))
-            if elems:
-                out.append(f"add element {t} {name} {{ {_elements(elems)} }}")
+        sets = _group_sets(group)
+        for name, kind, f in _set_names(gid):
+            out.append(f"add {_set_decl(name, kind, f)}".replace("add set ", f"add set {t} ", 1))
+            if sets[name]:
+                out.append(f"add element {t} {name} {{ {_elements(sets[name])} }}")
         out += [f"add rule {t} {gid} {r}" for r in _group_rules(group)]
     for gid, gd in sorted(delta.groups.items()):
         removed: dict[str, list[str]] = {}
         added: dict[str, list[str]] = {}
         for ip, ports in gd.removed.items():
-            removed.setdefault(f"{gid}-p{_family(ip)}", []).extend(pod_elements(ip, ports))
+            for kind, elems in pod_elements(ip, ports).items():
+                removed.setdefault(f"{gid}-{kind}{_family(ip)}", []).extend(elems)
         for ip, ports in gd.added.items():
-            added.setdefault(f"{gid}-p{_family(ip)}", []).extend(pod_elements(ip, ports))
+            for kind, elems in pod_elements(ip, ports).items():
+                added.setdefault(f"{gid}-{kind}{_family(ip)}", []).extend(elems)
         out += [f"delete element {t} {name} {{ {_elements(sorted(e))} }}" for name, e in sorted(removed.items())]
         out += [f"add element {t} {name} {{ {_elements(sorted(e))} }}" for name, e in sorted(added.items())]
         if gd.ranges is not None:
@@ -203,7 +240,5 @@ def delta_script(table: NetpolTable, delta: Delta, old_groups: Mapping[str, Grou
             out.append(f"add element {t} self{f} {{ {', '.join(new)} }}")
     for gid in sorted(delta.removed_groups):
         out.append(f"delete chain {t} {gid}")
-        for kind in ("p", "c"):
-            for f in FAMILIES:
-                out.append(f"delete set {t} {gid}-{kind}{f}")
+        out += [f"delete set {t} {name}" for name, _kind, _f in _set_names(gid)]
     return "\n".join(out) + ("\n" if out else "")

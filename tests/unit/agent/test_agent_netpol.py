@@ -52,7 +52,7 @@ def test_full_table_shape() -> None:
         < forward.index('iifname "pkbt" jump egress') < forward.index('oifname "pkbt" jump ingress')
     ingress_group = next(g for g in index.state().groups.values() if g.direction == "Ingress")
     egress_group = next(g for g in index.state().groups.values() if g.direction == "Egress")
-    assert f"@{ingress_group.gid}-p4 accept" in text and f"@{egress_group.gid}-p4 return" in text
+    assert f"@{ingress_group.gid}-p4 accept" in text and f"@{egress_group.gid}-a4 return" in text
     assert f"10.42.0.2 : jump {ingress_group.gid}" in text and f"10.42.0.3 : jump {egress_group.gid}" in text
     deny = full_script(TABLE, index.state(), deny_only=True)
     assert f"chain {ingress_group.gid} {{\n    goto deny\n  }}" in deny and "192.0.2.0/25" not in deny
@@ -66,8 +66,8 @@ def test_delta_order_within_one_transaction() -> None:
     b["metadata"]["labels"] = {"app": "b", "role": "client"}
     index.set_pod(pod_info(b))  # type: ignore[arg-type]
     text = delta_script(TABLE, index.take_delta())
-    assert text.strip().splitlines() == [f"add element inet pyk3s-netpol-t {next(iter(index.groups))}-p4 "
-                                         "{ 10.42.0.3 . 0-255 . 0-65535 }"]
+    assert text.strip().splitlines() == [f"add element inet pyk3s-netpol-t {next(iter(index.groups))}-a4 "
+                                         "{ 10.42.0.3 }"]
     # a leaves its group: the map entry goes before the chain and sets it named
     a["metadata"]["labels"] = {"app": "z"}
     index.set_pod(pod_info(a))  # type: ignore[arg-type]
