@@ -7,15 +7,22 @@
    and new connections/s (wrk, ``Connection: close``, against nginx in the server pod) from a client
    pod, with no policy, with 1 policy (the server accepts the client only), and with 1,000 policies
    over 500 pods (10 namespaces; the server and client are selected by 100 policies each, the client
-   is egress-isolated too). Rows are interleaved, ``--runs`` times; medians, spread and the ratio to
-   no policy are printed. Only the measured pods (and a sentinel) run: the other pods are API objects
+   is egress-isolated too). Rows are interleaved, ``--runs`` times, each run starting at the next row;
+   medians, spread and the ratio to
+   no policy are printed, with the CPU the server process (API, controllers, agent) used during the
+   loads: before each load the server is given up to ``--settle`` seconds to go quiet (below
+   ``--quiet`` of a core), so that a row measures the data path, not the control plane still
+   digesting 1,000 new objects. Only the measured pods (and a sentinel) run: the other pods are API objects
    bound to nodes without an agent (addresses from 198.18.0.0/15, never sent to), so the node's
    policy sets hold all 500 addresses while the machine runs three pods. Each row's reachability is
    checked with real probes before its load.
 2. **recompile**: the agent's allow index built from that cluster's 500 pods and 1,000 policies (as
    the agent on that node holds them): CPU for a full build plus the full table text, and for one pod's
    label change (index update, delta, nftables commands), median of 20 different pods.
-3. **latency** (a 3-node cluster, ``pyk3s dev cluster``'s layout): a server and a client pod on every
+3. **pathcost** (no cluster; :mod:`netpol_path`): the kernel's CPU per new-connection packet through
+   the policy table of part 1's objects with no policy, 1 and 1,000 policies, in namespaces of its own;
+   a CPU time, so a busy machine barely moves it. Not in the default ``--parts``.
+4. **latency** (a 3-node cluster, ``pyk3s dev cluster``'s layout): a server and a client pod on every
    node, every client probing every server every 20 ms from its own network namespace; the time from
    starting ``kubectl apply`` of a deny policy to the last of the 9 pairs refused, and from ``kubectl
    delete`` to the last pair answering again, ``--latency-rounds`` times.
@@ -84,6 +91,14 @@ def in_pod(ns: str, argv: list[str], *, input: str | None = None, timeout: float
 def probe(ns: str, targets: list[list[Any]], timeout: float = 1.0) -> list[bool]:
     res = in_pod(ns, [sys.executable, str(PROBE), "--timeout", str(timeout)], input=json.dumps(targets))
     return json.loads(res.stdout or "[]") or [False] * len(targets)
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, every thread) a process has used so far."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def spread(values: list[float]) -> str:
@@ -257,6 +272,25 @@ class DataPath:
         wait(lambda: self.reach() == expect, 120, f"row {name}: reachability {expect}", interval=0.1)
         return time.monotonic() - t
 
+    def settle(self) -> float:
+        """Wait (at most ``--settle`` s) until the server uses less than ``--quiet`` of a core over 0.5 s."""
+        assert self.srv.proc is not None
+        pid, t = self.srv.proc.pid, time.monotonic()
+        while time.monotonic() - t < self.args.settle:
+            before = process_cpu(pid)
+            time.sleep(0.5)
+            if process_cpu(pid) - before < 0.5 * self.args.quiet:
+                break
+        return time.monotonic() - t
+
+    def server_cpu(self, load: Callable[[], float]) -> tuple[float, float]:
+        """(the load's result, the server's CPU during it as a share of one core)."""
+        assert self.srv.proc is not None
+        pid = self.srv.proc.pid
+        c0, t0 = process_cpu(pid), time.monotonic()
+        got = load()
+        return got, (process_cpu(pid) - c0) / (time.monotonic() - t0)
+
     def iperf(self) -> float:
         d = self.args.duration
         res = in_pod(self.netns["cli"], ["iperf3", "-c", self.ips["srv"], "-p", "5201", "-t", str(d), "-J"],
@@ -280,14 +314,22 @@ class DataPath:
 
     def run(self) -> dict[str, dict[str, list[float]]]:
         rows = ("none", "one", "thousand")
-        out: dict[str, dict[str, list[float]]] = {r: {"gbit": [], "conns": [], "apply_s": []} for r in rows}
+        out: dict[str, dict[str, list[float]]] = {r: {"gbit": [], "conns": [], "apply_s": [], "settle_s": [],
+                                                      "server_cpu": []} for r in rows}
         for n in range(self.args.runs):
-            for r in rows:
-                out[r]["apply_s"].append(self.row(r))
-                out[r]["gbit"].append(self.iperf())
-                out[r]["conns"].append(self.conns())
-                log(f"run {n + 1}/{self.args.runs} {r:>8}: {out[r]['gbit'][-1]:.2f} Gbit/s, "
-                    f"{out[r]['conns'][-1]:,.0f} conns/s (policies in place after {out[r]['apply_s'][-1]:.1f}s)")
+            # each run starts at another row, so that no row always follows the same change
+            for r in rows[n % 3:] + rows[:n % 3]:
+                o = out[r]
+                o["apply_s"].append(self.row(r))
+                o["settle_s"].append(self.settle())
+                gbit, cpu_a = self.server_cpu(self.iperf)
+                conns, cpu_b = self.server_cpu(self.conns)
+                o["gbit"].append(gbit)
+                o["conns"].append(conns)
+                o["server_cpu"].append((cpu_a + cpu_b) / 2 * 100)
+                log(f"run {n + 1}/{self.args.runs} {r:>8}: {gbit:.2f} Gbit/s, {conns:,.0f} conns/s (policies in "
+                    f"place after {o['apply_s'][-1]:.1f}s, server quiet {o['settle_s'][-1]:.1f}s later; server "
+                    f"CPU during the loads {o['server_cpu'][-1]:.1f}% of a core)")
         return out
 
     def objects(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], str]:
@@ -414,7 +456,13 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3, help="interleaved repeats of the three rows")
     ap.add_argument("--conns", type=int, default=16, help="wrk connections")
     ap.add_argument("--latency-rounds", type=int, default=5)
-    ap.add_argument("--parts", default="datapath,recompile,latency")
+    ap.add_argument("--settle", type=float, default=20.0,
+                    help="datapath: seconds a row waits at most for the server to go quiet before its loads")
+    ap.add_argument("--quiet", type=float, default=0.05,
+                    help="datapath: the server is quiet below this share of one core (over 0.5 s)")
+    ap.add_argument("--path-packets", type=int, default=200_000, help="pathcost: SYNs per row and round")
+    ap.add_argument("--parts", default="datapath,recompile,latency",
+                    help="comma-separated: datapath, recompile, latency, pathcost")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up through the finally blocks
     parts = set(args.parts.split(","))
@@ -430,24 +478,32 @@ def main() -> int:
                 results["recompile"] = recompile(*dp.objects())
         finally:
             dp.srv.cleanup()
+    if "pathcost" in parts:
+        import netpol_path
+
+        results["pathcost"] = netpol_path.run(args.path_packets, args.runs, log)
     if "latency" in parts:
         results["latency"] = latency(args)
     print()
     if "datapath" in results:
         d = results["datapath"]
         base_g, base_c = statistics.median(d["none"]["gbit"]), statistics.median(d["none"]["conns"])
-        print("| policies | iperf3 Gbit/s | ratio | new conns/s | ratio |")
-        print("|---|---|---|---|---|")
+        print("| policies | iperf3 Gbit/s | ratio | new conns/s | ratio | server CPU during loads |")
+        print("|---|---|---|---|---|---|")
         for r, label in (("none", "none"), ("one", "1"), ("thousand", "1,000 over 500 pods")):
             g, c = d[r]["gbit"], d[r]["conns"]
             print(f"| {label} | {spread(g)} | {statistics.median(g) / base_g:.2f}x | {spread(c)} | "
-                  f"{statistics.median(c) / base_c:.2f}x |")
+                  f"{statistics.median(c) / base_c:.2f}x | {statistics.median(d[r]['server_cpu']):.1f}% of a core |")
     if "recompile" in results:
         r = results["recompile"]
         print(f"\nrecompile ({r['pods']} pods, {r['policies']} policies, {r['groups']} groups on the node): full build "
               f"{r['full_ms']:.0f} ms CPU ({r['full_lines']} lines of nft); one pod's label change "
               f"{r['change_ms']:.2f} ms CPU median, {r['change_max_ms']:.2f} ms max ({r['change_lines']:.0f} lines); "
               f"ratio {r['full_ms'] / r['change_ms']:.0f}x")
+    if "pathcost" in results:
+        import netpol_path
+
+        print("\n" + netpol_path.report(results["pathcost"]))
     if "latency" in results:
         lat = results["latency"]
         print(f"\napply to enforcement on all 3 nodes: {spread([x * 1000 for x in lat['deny_from_start']])} ms from "

@@ -5,20 +5,21 @@
 #   2. the agent's CPU to recompile after one pod's label change, beside a full rebuild;
 #   3. time from `kubectl apply` of a policy to enforcement on all nodes of a 3-node cluster (probe loop).
 #
-#   bench/netpol.sh [--duration 5] [--runs 3] [--conns 16] [--latency-rounds 5] [--parts datapath,recompile,latency]
+#   bench/netpol.sh [--duration 5] [--runs 3] [--conns 16] [--settle 20] [--quiet 0.05] [--latency-rounds 5]
+#                   [--parts datapath,recompile,latency]
 #
 # Needs root, nft, iperf3, wrk, nginx, kubectl. Every process it starts is stopped by PID; the clusters, their
 # links, network namespaces and nftables tables are removed on exit, also on failure or Ctrl-C.
 set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
-case "${1:-}" in -h|--help) sed -n '2,11p' "$0"; exec "${BENCH_PYTHON:-python3}" "$HERE/netpol.py" --help ;; esac
+PY="${BENCH_PYTHON:-$ROOT/.venv/bin/python}"
+[ -x "$PY" ] || PY=python3
+case "${1:-}" in -h|--help) sed -n '2,12p' "$0"; exec "$PY" "$HERE/netpol.py" --help ;; esac
 for b in nft iperf3 wrk nginx kubectl ip; do
   command -v "$b" >/dev/null 2>&1 || { echo "netpol.sh: missing binary: $b" >&2; exit 1; }
 done
 [ "$(id -u)" = 0 ] || { echo "netpol.sh: needs root (pod networking, nftables)" >&2; exit 1; }
-PY="${BENCH_PYTHON:-$ROOT/.venv/bin/python}"
-[ -x "$PY" ] || PY=python3
 
 DRIVER_PID=""
 on_exit() {
