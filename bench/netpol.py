@@ -21,7 +21,7 @@
    label change (index update, delta, nftables commands), median of 20 different pods.
 3. **pathcost** (no cluster; :mod:`netpol_path`): the kernel's CPU per new-connection packet through
    the policy table of part 1's objects with no policy, 1 and 1,000 policies, in namespaces of its own;
-   a CPU time, so a busy machine barely moves it. Not in the default ``--parts``.
+   a CPU time, so a busy machine barely moves it.
 4. **latency** (a 3-node cluster, ``pyk3s dev cluster``'s layout): a server and a client pod on every
    node, every client probing every server every 20 ms from its own network namespace; the time from
    starting ``kubectl apply`` of a deny policy to the last of the 9 pairs refused, and from ``kubectl
@@ -461,7 +461,7 @@ def main() -> int:
     ap.add_argument("--quiet", type=float, default=0.05,
                     help="datapath: the server is quiet below this share of one core (over 0.5 s)")
     ap.add_argument("--path-packets", type=int, default=200_000, help="pathcost: SYNs per row and round")
-    ap.add_argument("--parts", default="datapath,recompile,latency",
+    ap.add_argument("--parts", default="datapath,recompile,pathcost,latency",
                     help="comma-separated: datapath, recompile, latency, pathcost")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up through the finally blocks
