@@ -113,3 +113,26 @@ def test_admitted_pod_keeps_its_address_until_its_status_has_one() -> None:
     p["status"] = {"phase": "Running", "podIP": "10.42.0.9"}
     ctl.on_pod("MODIFIED", None, p)
     assert "x/a" not in ctl._admitted
+
+
+def test_a_peer_moves_between_hash_and_interval_sets() -> None:
+    a, b = pod("a", "10.42.0.2", {"app": "a"}), pod("b", "10.42.0.3", {"app": "b"})
+
+    def allow(ports: list) -> dict:
+        return policy("in", {"podSelector": {"matchLabels": {"app": "a"}},
+                             "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "b"}}}], "ports": ports}]})
+    index = index_with(a, b, policies=(allow([{"port": 80}]),))
+    gid = next(iter(index.groups))
+    assert f"set {gid}-p4 {{ type ipv4_addr . inet_proto . inet_service; elements = {{ 10.42.0.3 . tcp . 80 }}; }}" \
+        in full_script(TABLE, index.state())
+    index.mark_applied()
+    index.set_policy(parse_policy(allow([{"port": 80, "endPort": 90}, {"port": 53, "protocol": "UDP"}])))
+    assert delta_script(TABLE, index.take_delta()).splitlines() == [
+        f"delete element inet pyk3s-netpol-t {gid}-p4 {{ 10.42.0.3 . tcp . 80 }}",
+        f"add element inet pyk3s-netpol-t {gid}-p4 {{ 10.42.0.3 . udp . 53 }}",
+        f"add element inet pyk3s-netpol-t {gid}-r4 {{ 10.42.0.3 . tcp . 80-90 }}"]
+    index.set_policy(parse_policy(allow([])))
+    assert delta_script(TABLE, index.take_delta()).splitlines() == [
+        f"delete element inet pyk3s-netpol-t {gid}-p4 {{ 10.42.0.3 . udp . 53 }}",
+        f"delete element inet pyk3s-netpol-t {gid}-r4 {{ 10.42.0.3 . tcp . 80-90 }}",
+        f"add element inet pyk3s-netpol-t {gid}-a4 {{ 10.42.0.3 }}"]
