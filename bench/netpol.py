@@ -466,6 +466,8 @@ def main() -> int:
     ap.add_argument("--quiet", type=float, default=0.05,
                     help="datapath: the server is quiet below this share of one core (over 0.5 s)")
     ap.add_argument("--path-packets", type=int, default=200_000, help="pathcost: SYNs per row and round")
+    ap.add_argument("--path-rounds", type=int, default=9, help="pathcost: interleaved rounds (cheap; medians "
+                    "of a few hundred ns need many)")
     ap.add_argument("--parts", default="datapath,recompile,pathcost,latency",
                     help="comma-separated: datapath, recompile, latency, pathcost")
     args = ap.parse_args()
@@ -486,7 +488,7 @@ def main() -> int:
     if "pathcost" in parts:
         import netpol_path
 
-        results["pathcost"] = netpol_path.run(args.path_packets, args.runs, log)
+        results["pathcost"] = netpol_path.run(args.path_packets, args.path_rounds, log)
     if "latency" in parts:
         results["latency"] = latency(args)
     print()

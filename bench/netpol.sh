@@ -7,7 +7,7 @@
 #   4. time from `kubectl apply` of a policy to enforcement on all nodes of a 3-node cluster (probe loop).
 #
 #   bench/netpol.sh [--duration 5] [--runs 3] [--conns 16] [--settle 20] [--quiet 0.05] [--latency-rounds 5]
-#                   [--path-packets 200000] [--parts datapath,recompile,pathcost,latency]
+#                   [--path-packets 200000] [--path-rounds 9] [--parts datapath,recompile,pathcost,latency]
 #
 # Needs root, nft, iperf3, wrk, nginx, kubectl. Every process it starts is stopped by PID; the clusters, their
 # links, network namespaces and nftables tables are removed on exit, also on failure or Ctrl-C.
