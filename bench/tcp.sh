@@ -16,8 +16,9 @@
 # Paths: direct (no middlebox), haproxy (nbthread = --workers), pyk3s (`pyk3s traefik --workers`).
 # Every answer is checked before the load (the TLS client verifies the backend's own certificate through
 # every path). Runs are interleaved (direct, haproxy, pyk3s, direct, ...); the report gives the median
-# of --runs and the spread (min-max), the middlebox's CPU per operation and pyk3s's ratios against the
-# targets: throughput >= 0.9x haproxy, connections/s >= 0.8x haproxy, UDP >= 0.8x direct.
+# of --runs and the spread (min-max), the middlebox's CPU per run and per connection or query (us/op)
+# and pyk3s's ratios against the targets: throughput >= 0.9x haproxy, connections/s >= 0.8x haproxy,
+# UDP >= 0.8x direct. The per-connection CPU of a HostSNI(*) route alone: bench/tcp_cpu.py.
 #
 #   bench/tcp.sh [--pin] [--runs 3] [--duration 10] [--conns 64] [--workers N] [--tests LIST] [--out DIR]
 #
@@ -42,7 +43,7 @@ while [ $# -gt 0 ]; do
     --tests) TESTS=$2; shift 2 ;;
     --out) OUTDIR=$2; shift 2 ;;
     --pin) PIN=1; shift ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) die "unknown option $1" ;;
   esac
 done
@@ -368,8 +369,8 @@ def med(t, p, m):
     return statistics.median(v) if v else float("nan")
 print(f"\n## TCP/UDP routers, {mode}, {workers} worker(s)/thread(s), {conns} connections, {duration}s x {runs} "
       "(median, spread min-max)\n")
-print("| test | path | value | spread | errors | middlebox CPU s/run | vs haproxy | vs direct |")
-print("|---|---|---:|---:|---:|---:|---:|---:|")
+print("| test | path | value | spread | errors | middlebox CPU s/run | CPU us/op | vs haproxy | vs direct |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 verdicts = []
 for test, proxy in order:
     u = units[test]
@@ -380,8 +381,11 @@ for test, proxy in order:
     rd = v / d if d == d and d else float("nan")
     errs = int(sum(vals[test, proxy, "errors"]))
     fmt = "{:,.0f}" if u != "gbps" else "{:.2f}"
+    # CPU per connection or query: the middlebox's own cost, what a pinned run saturates on
+    ops = [c / (x * float(duration)) * 1e6 for c, x in zip(vals[test, proxy, "mb_cpu_s"], vals[test, proxy, u]) if x]
+    per_op = f"{statistics.median(ops):.1f}" if u != "gbps" and ops and proxy != "direct" else "-"
     print(f"| {title[test]} | {proxy} | {fmt.format(v)} {u} | {fmt.format(lo)}-{fmt.format(hi)} | {errs} | "
-          f"{med(test, proxy, 'mb_cpu_s'):.2f} | {rh:.2f}x | {rd:.2f}x |")
+          f"{med(test, proxy, 'mb_cpu_s'):.2f} | {per_op} | {rh:.2f}x | {rd:.2f}x |")
     if proxy.startswith("pyk3s"):
         ref, want = targets[test]
         r = rh if ref == "haproxy" else rd

@@ -7,23 +7,30 @@ socket of a loop turn. Registration is level-triggered; callbacks get the event 
 spurious call (a closed descriptor's number may be reused by the next connection within one batch).
 
 Deadlines of relays (dial timeout, termination delay) are kept here too: one timer ticking every
-``TICK`` seconds while any is pending checks them all, instead of a timer per connection.
+``TICK`` seconds while any is pending checks them all, instead of a timer per connection. Work that only
+matters for connections that live on (TCP keep-alive on a server socket, see ``tcp_dial.py``) is put off
+by ``after_a_while``: done between ``SETTLE`` and twice that later for the sockets still open, and never
+for the many connections that ended before (a timer ticking every ``SETTLE`` seconds while work waits
+takes the work queued before the previous tick).
 """
 
 from __future__ import annotations
 
 import asyncio
 import select
+import socket
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Poller", "poller_for", "IN", "OUT", "ERR", "HUP", "TICK", "Expiring"]
+__all__ = ["Poller", "poller_for", "IN", "OUT", "ERR", "HUP", "RDHUP", "TICK", "SETTLE", "Expiring"]
 
 TICK = 0.02
+SETTLE = 1.0
 
 IN = select.EPOLLIN
 OUT = select.EPOLLOUT
 HUP = select.EPOLLHUP
+RDHUP = select.EPOLLRDHUP
 ERR = select.EPOLLERR | select.EPOLLHUP
 _BATCH = 512
 
@@ -33,7 +40,7 @@ class Expiring(Protocol):
 
 
 class Poller:
-    __slots__ = ("loop", "epoll", "handlers", "deadlines", "ticking")
+    __slots__ = ("loop", "epoll", "handlers", "deadlines", "ticking", "settling", "aging", "settle_timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -41,7 +48,27 @@ class Poller:
         self.handlers: dict[int, Callable[[int], None]] = {}
         self.deadlines: dict[Expiring, float] = {}
         self.ticking = False
+        self.settling: list[tuple[Callable[[socket.socket, int], None], socket.socket, int]] = []
+        self.aging: list[tuple[Callable[[socket.socket, int], None], socket.socket, int]] = []  # queued a tick ago
+        self.settle_timer: asyncio.TimerHandle | None = None
         loop.add_reader(self.epoll.fileno(), self._ready)
+
+    def after_a_while(self, work: Callable[[socket.socket, int], None], sock: socket.socket, arg: int) -> None:
+        """``work(sock, arg)`` SETTLE to 2 * SETTLE seconds from now if ``sock`` is still open then (errors
+        ignored)."""
+        self.settling.append((work, sock, arg))
+        if self.settle_timer is None:
+            self.settle_timer = self.loop.call_later(SETTLE, self._settle)
+
+    def _settle(self) -> None:
+        due, self.aging, self.settling = self.aging, self.settling, []
+        for work, sock, arg in due:
+            if sock.fileno() >= 0:
+                try:
+                    work(sock, arg)
+                except OSError:
+                    pass  # closed by the peer meanwhile
+        self.settle_timer = self.loop.call_later(SETTLE, self._settle) if self.aging else None
 
     def deadline(self, owner: Expiring, when: float) -> None:
         """Call ``owner.expired()`` once the loop's clock passes ``when`` (within TICK)."""
@@ -95,6 +122,11 @@ class Poller:
                 handler(events)
 
     def close(self) -> None:
+        if self.settle_timer is not None:
+            self.settle_timer.cancel()
+            self.settle_timer = None
+        self.settling.clear()
+        self.aging.clear()
         self.loop.remove_reader(self.epoll.fileno())
         self.epoll.close()
         self.handlers.clear()

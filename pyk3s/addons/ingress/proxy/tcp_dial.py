@@ -25,20 +25,30 @@ from ..config.dynamic_tcp import TLSClientConfig
 from ..routing.tcp_services import TCPDial
 from .proxyprotocol import build_header
 
-__all__ = ["Dial", "client_context", "check_peer", "new_backend_socket", "MISSING_SERVER_NAME"]
+__all__ = ["Dial", "client_context", "check_peer", "new_backend_socket", "set_keep_alive", "keep_alive_period",
+           "MISSING_SERVER_NAME"]
 
 MISSING_SERVER_NAME = "tls: either ServerName or InsecureSkipVerify must be specified in the tls.Config"
 
 
-def new_backend_socket(target: TCPDial, ip: str) -> socket.socket:
-    """A non-blocking socket for ``ip`` with TCP_NODELAY and the transport's keep-alive."""
+def keep_alive_period(target: TCPDial) -> int:
+    """Seconds between TCP keep-alive probes (Go's dialer: 15 by default), 0 when switched off."""
+    return max(1, int(target.keep_alive or 15)) if target.keep_alive >= 0 else 0
+
+
+def set_keep_alive(sock: socket.socket, period: int) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, period)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, period)
+
+
+def new_backend_socket(target: TCPDial, ip: str, keep_alive: bool = True) -> socket.socket:
+    """A non-blocking socket for ``ip`` with TCP_NODELAY and (unless the caller sets it later with
+    :func:`set_keep_alive`) the transport's keep-alive."""
     sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if target.keep_alive >= 0:
-        period = max(1, int(target.keep_alive or 15))
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, period)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, period)
+    if keep_alive and target.keep_alive >= 0:
+        set_keep_alive(sock, keep_alive_period(target))
     return sock
 
 

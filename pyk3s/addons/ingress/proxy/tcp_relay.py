@@ -1,15 +1,19 @@
 """Kernel relay for routed TCP connections: bytes go socket -> pipe -> socket with ``os.splice`` and never
 into Python (TLS passthrough and plain TCP routes).
 
-Each direction owns a pipe (reused from a per-process pool once empty). The two sockets sit in the
-worker's epoll set (``poller.py``): a socket is watched for reading while its direction's pipe can be
-emptied, and for writing only while the other direction waits for room. One splice per readiness event
-(level-triggered: the kernel reports again while bytes are left).
+Each direction owns a pipe (reused from a per-process pool once empty: no system call per connection
+once the pool is warm). The two sockets sit in the worker's epoll set (``poller.py``): a socket is
+watched for reading while its direction's pipe can be emptied, and for writing only while the other
+direction waits for room. One splice per readiness event (level-triggered: the kernel reports again while
+bytes are left).
 
 End of a connection, as Traefik's proxy does it: when one side sends FIN, the relay shuts the other
 side's write half (after flushing the pipe) and, unless the termination delay is negative, closes both
 sockets that delay later if the other direction has not ended by then. A reset or any other error
-closes both at once.
+closes both at once. The FIN is seen without a splice of its own when epoll reports it
+(``EPOLLRDHUP``) with the data before it and the splice that took that data cannot have stopped short:
+it moved fewer bytes than the pipe has slots (each slot holds at least one byte), so it stopped at the
+FIN.
 
 The relay may start while the connection to the server is still being made: bytes from the client (and
 a PROXY header put first into the pipe) wait in the pipe until the server socket becomes writable; a
@@ -27,34 +31,40 @@ import socket
 from collections.abc import Callable
 from typing import Final
 
-from .poller import ERR, HUP, IN, OUT, Poller, poller_for
+from .poller import ERR, HUP, IN, OUT, RDHUP, Poller, poller_for
 
 __all__ = ["SpliceRelay", "PipePool", "PIPES"]
 
 _F_SETPIPE_SZ: Final = 1031
+_F_GETPIPE_SZ: Final = 1032
 _PIPE_SIZE: Final = 1 << 20
 _CHUNK: Final = 1 << 20
 _FLAGS: Final = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 _MAX_IDLE_PIPES: Final = 512
+_READ: Final = IN | RDHUP
 _QUIET = (errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN)
+_PAGE: Final = os.sysconf("SC_PAGESIZE")
 
 
 class PipePool:
-    """Empty pipes kept for reuse: creating and resizing one costs four system calls."""
+    """Empty pipes kept for reuse: creating and resizing one costs four system calls. ``slots``: the
+    fewest buffers (pages) any pipe it handed out holds."""
 
-    __slots__ = ("idle",)
+    __slots__ = ("idle", "slots")
 
     def __init__(self) -> None:
         self.idle: list[tuple[int, int]] = []
+        self.slots = _PIPE_SIZE // _PAGE
 
     def get(self) -> tuple[int, int]:
         if self.idle:
             return self.idle.pop()
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            fcntl.fcntl(w, _F_SETPIPE_SZ, _PIPE_SIZE)
-        except OSError:
-            pass  # /proc/sys/fs/pipe-max-size lower than 1 MiB: keep the default size
+            size = fcntl.fcntl(w, _F_SETPIPE_SZ, _PIPE_SIZE)
+        except OSError:  # /proc/sys/fs/pipe-max-size lower than 1 MiB: keep the size the kernel gave
+            size = fcntl.fcntl(w, _F_GETPIPE_SZ)
+        self.slots = min(self.slots, max(1, size // _PAGE))
         return r, w
 
     def put(self, pipe: tuple[int, int], empty: bool) -> None:
@@ -82,7 +92,7 @@ class _Direction:
         self.reading = True
         self.blocked = False
         self.moved = 0
-        self.other: _Direction = self
+        self.other: _Direction | None = None  # cleared when the relay closes: no cycle outlives it
 
     def drain(self) -> bool:
         """pipe -> dst; True once the pipe is empty."""
@@ -95,23 +105,25 @@ class _Direction:
             self.inpipe -= n
         return True
 
-    def read(self) -> None:
-        """One splice from src; raises OSError for the relay to handle."""
+    def read(self, hup: int = 0) -> None:
+        """One splice from src (``hup``: epoll saw the peer's FIN before it); raises OSError for the relay."""
         try:
             n = os.splice(self.src, self.pipe[1], _CHUNK, flags=_FLAGS)
         except BlockingIOError:
             return
         if n == 0:
             self.eof = True
-            self.reading = False
         else:
             self.inpipe += n
             self.moved += n
+            if hup and n < PIPES.slots:
+                self.eof = True  # the pipe had room left: this splice stopped at the FIN
             if not self.drain():
                 self.reading = False
                 self.blocked = True
                 return
-        if self.eof and not self.inpipe:
+        if self.eof:
+            self.reading = False
             self.finish()
 
     def write(self) -> None:
@@ -126,7 +138,8 @@ class _Direction:
     def finish(self) -> None:
         if not self.done:
             self.done = True
-            if self.other.done:
+            other = self.other
+            if other is not None and other.done:
                 return  # both ends are done: closing the sockets sends this FIN
             try:
                 self.dst_sock.shutdown(socket.SHUT_WR)
@@ -138,7 +151,7 @@ class SpliceRelay:
     """Relay between ``client`` and ``backend`` (non-blocking sockets) until both ends are done."""
 
     __slots__ = ("loop", "poller", "client", "backend", "cfd", "bfd", "up", "down", "cmask", "bmask", "closed",
-                 "delay", "dialing", "terminating", "on_close", "on_client", "on_backend")
+                 "delay", "dialing", "terminating", "on_close")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, client: socket.socket, backend: socket.socket,
                  termination_delay: float, on_close: Callable[[SpliceRelay, OSError | None], None],
@@ -157,12 +170,10 @@ class SpliceRelay:
         self.dialing = dial_timeout > 0
         if self.dialing:
             self.poller.deadline(self, loop.time() + dial_timeout)
-        self.on_client = self._client_ready
-        self.on_backend = self._backend_ready
         up = self.up
         failed: OSError | None = None
         if header:  # a PROXY header goes before anything from the client
-            os.write(up.pipe[1], header)
+            os.write(up.pipe[1], header)  # pyk3s's own bytes, not the client's
             up.inpipe = len(header)
             up.reading, up.blocked = False, True
         else:
@@ -170,10 +181,10 @@ class SpliceRelay:
                 up.read()
             except OSError as err:
                 failed = err
-        self.cmask = (IN if up.reading else 0) | (OUT if self.down.blocked else 0)
-        self.bmask = IN | (OUT if up.blocked else 0)
-        self.poller.watch(self.cfd, self.cmask, self.on_client)
-        self.poller.watch(self.bfd, self.bmask, self.on_backend)
+        self.cmask = (_READ if up.reading else 0) | (OUT if self.down.blocked else 0)
+        self.bmask = _READ | (OUT if up.blocked else 0)
+        self.poller.watch(self.cfd, self.cmask, self._client_ready)  # the poller's handlers keep the relay
+        self.poller.watch(self.bfd, self.bmask, self._backend_ready)
         if failed is not None:
             self._fail(failed)
 
@@ -196,7 +207,7 @@ class SpliceRelay:
         try:
             if events & (IN | ERR):
                 if source_of.reading:
-                    source_of.read()
+                    source_of.read(events & RDHUP)
                 elif events & ERR:
                     err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                     if err:
@@ -218,8 +229,8 @@ class SpliceRelay:
         if up.done and down.done:
             self.close()
             return
-        cmask = (IN if up.reading else 0) | (OUT if down.blocked else 0)
-        bmask = (IN if down.reading else 0) | (OUT if up.blocked else 0)
+        cmask = (_READ if up.reading else 0) | (OUT if down.blocked else 0)
+        bmask = (_READ if down.reading else 0) | (OUT if up.blocked else 0)
         if cmask != self.cmask:
             self.cmask = cmask
             self.poller.change(self.cfd, cmask)
@@ -256,6 +267,7 @@ class SpliceRelay:
         poller.drop(self.bfd)
         self.client.close()
         self.backend.close()
-        PIPES.put(self.up.pipe, self.up.inpipe == 0)
-        PIPES.put(self.down.pipe, self.down.inpipe == 0)
+        for direction in (self.up, self.down):
+            direction.other = None
+            PIPES.put(direction.pipe, direction.inpipe == 0)
         self.on_close(self, err)

@@ -22,7 +22,14 @@ from ..routing.tcp_services import TCPDial
 from ..routing.tcp_table import TCPRoute
 from . import accesslog
 from .clienthello import POSTGRES_SSL_ACCEPT, POSTGRES_SSL_REQUEST
-from .tcp_dial import Dial, client_context, new_backend_socket, proxy_header
+from .tcp_dial import (
+    Dial,
+    client_context,
+    keep_alive_period,
+    new_backend_socket,
+    proxy_header,
+    set_keep_alive,
+)
 from .tcp_relay import SpliceRelay
 from .tcp_stream import StreamRelay
 
@@ -134,6 +141,7 @@ class TCPConnection:
         self.finish(relay.bytes_up, relay.bytes_down, error)
 
     def finish(self, up: int, down: int, error: str) -> None:
+        self.relay = None  # freed now by reference counting, not later by the cyclic GC
         for mw in self.admitted:
             mw.release(self.peer[0])
         opened = self.state.tcp_open
@@ -185,7 +193,7 @@ def serve_route(state: ProxyState, entrypoint: str, route: TCPRoute, client: soc
         # the kernel relay starts while the connection is made: the PROXY header and the client's first
         # bytes wait in the pipe until the server socket is writable
         try:
-            server = new_backend_socket(target, target.host)
+            server = new_backend_socket(target, target.host, keep_alive=False)
             err = server.connect_ex((target.host, target.port))
         except OSError as e:
             conn.dialed(None, e)
@@ -194,7 +202,10 @@ def serve_route(state: ProxyState, entrypoint: str, route: TCPRoute, client: soc
             server.close()
             conn.dialed(None, OSError(err, os.strerror(err)))
             return
-        conn.relay = SpliceRelay(state.loop, client, server, target.termination_delay, conn.spliced, header,
-                                 target.dial_timeout)
+        relay = conn.relay = SpliceRelay(state.loop, client, server, target.termination_delay, conn.spliced, header,
+                                         target.dial_timeout)
+        period = keep_alive_period(target)
+        if period:  # probes start after `period` idle seconds: for most connections, never needed
+            relay.poller.after_a_while(set_keep_alive, server, period)
         return
     Dial(state.loop, target, header, conn.dialed)

@@ -76,12 +76,24 @@ def _ordered(routes: Iterable[TCPRoute]) -> tuple[TCPRoute, ...]:
 class TCPEntryTable:
     """The TCP routers of one entry point and what its HTTP side offers."""
 
-    __slots__ = ("plain", "tls", "https")
+    __slots__ = ("plain", "tls", "https", "everyone")
 
     def __init__(self, plain: Sequence[TCPRoute], tls: Sequence[TCPRoute], https: HttpsHosts) -> None:
         self.plain = _ordered(plain)
         self.tls = _ordered(tls)
         self.https = https
+        self.everyone = self._same_for_everyone()
+
+    def _same_for_everyone(self) -> TCPRoute | None:
+        """The route step 1 gives every connection whatever its peer (decided once, not per connection):
+        the first route that matches with no server name, when no route before it asks for ClientIP."""
+        blank = ConnInfo("", "", ())
+        for r in self.plain:
+            if any(text.lower().startswith("clientip(") for text, _ in r.rule.leaves):
+                return None
+            if r.rule.match(blank):
+                return r
+        return None
 
     @property
     def empty(self) -> bool:
@@ -100,6 +112,8 @@ class TCPEntryTable:
         return None
 
     def match_early(self, peer: str) -> TCPRoute | None:
+        if self.everyone is not None:
+            return self.everyone
         return self._first(self.plain, ConnInfo("", peer, ()))
 
     def route_plain(self, info: ConnInfo) -> TCPRoute | Verdict:

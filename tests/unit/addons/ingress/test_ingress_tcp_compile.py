@@ -178,6 +178,17 @@ def test_non_tls_routes() -> None:
     assert t.route_postgres(conn_info("y", "192.168.0.1")) == "close"
 
 
+def test_early_route_decided_once_unless_client_ip_comes_first() -> None:
+    t = tables({"all": router("HostSNI(`*`)", entry_points=("web",))})["web"]
+    assert name_of(t.everyone) == "all"
+    t = tables({"ip": router("ClientIP(`10.0.0.0/8`)", entry_points=("web",)),
+                "all": router("HostSNI(`*`)", entry_points=("web",))})["web"]
+    assert t.everyone is None  # the peer decides
+    assert name_of(t.match_early("10.1.2.3")) == "ip" and name_of(t.match_early("192.168.0.1")) == "all"
+    t = tables({"none": router("!HostSNI(`*`)", entry_points=("web",))})["web"]
+    assert t.everyone is None and t.match_early("10.1.2.3") is None
+
+
 def test_priority_order_and_catch_all_last() -> None:
     t = tables({"long": router("HostSNI(`*`) && ClientIP(`10.0.0.0/8`)", entry_points=("web",)),
                 "short": router("ClientIP(`10.0.0.1`)", entry_points=("web",)),
