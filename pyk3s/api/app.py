@@ -65,7 +65,9 @@ class ApiServer:
         self.config = config or ApiConfig()
         self.authorizer: Authorizer | None = None
         self.catalog = ResourceCatalog()
-        self.watches = WatchCache(store, history=self.config.watch_history, queue_limit=self.config.watch_queue_limit)
+        self.watches = WatchCache(store, history=self.config.watch_history,
+                                  history_seconds=self.config.watch_history_seconds,
+                                  queue_limit=self.config.watch_queue_limit)
         self.allocator = ServiceAllocator(store, self.config)
         self.namespaces = NamespaceGate(store, self.watches)
         self.hooks = KindHooks(store, self.allocator, self.catalog, self.namespaces, self.config.system_namespaces)

@@ -55,8 +55,10 @@ class ApiConfig:
     min_request_timeout: float = 1800.0
     # A watcher that falls this many events behind is closed (the client re-watches).
     watch_queue_limit: int = 20000
-    # Events kept per watched resource so new watchers can resume from a recent resourceVersion.
+    # Events kept per watched resource so new watchers can resume from a recent resourceVersion without
+    # reading the store: those of the last watch_history_seconds, at most watch_history of them.
     watch_history: int = 5000
+    watch_history_seconds: float = 120.0
     # Names of namespaces that exist from the start and may not be deleted (spec 6.8).
     system_namespaces: tuple[str, ...] = ("default", "kube-system", "kube-public", "kube-node-lease")
     # Bootstrap the `kubernetes` Service/Endpoints and system namespaces on start.

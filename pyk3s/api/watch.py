@@ -3,11 +3,16 @@
 Rules:
 
 * A hub watches one store prefix (``/registry/<group>/<plural>/``) from a start revision and keeps
-  the last ``history`` events decoded once, so a new watcher whose resourceVersion is at or after
-  the hub's ``floor`` is served from memory: replay of buffered events with a greater revision, then
-  live events, with nothing lost or reordered (subscribing happens between two deliveries, on the loop).
-* A watcher older than every hub's floor gets its own store watch (rare: informers watch from
-  recent list revisions).
+  recent events decoded once, so a new watcher whose resourceVersion is at or after the hub's
+  ``floor`` is served from memory: replay of buffered events with a greater revision, then live
+  events, with nothing lost or reordered (subscribing happens between two deliveries, on the loop).
+* The history is a window, as kube-apiserver's watch cache is: events younger than
+  ``history_seconds``, at most ``history`` of them, and the last ``min_history`` whatever their age.
+  Its memory is therefore bounded by the event rate, not by uptime: a steady writer (lease renewals,
+  a status updated every second) fills it within ``history_seconds`` and no further.
+* A watcher older than the hub's floor gets its own store watch, which replays from the store
+  (watches from before the compaction point get ``Compacted``, the API's 410 Gone). Informers watch
+  from recent list revisions, so this is rare.
 * A hub with no subscribers stops after ``idle_seconds``.
 * A subscriber that falls ``queue_limit`` events behind is closed with an error; the client re-watches.
 * Store errors (``Compacted`` included) close every subscriber with that error.
@@ -18,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from pyk3s.api.codec import decode_kv, kv_json
@@ -121,7 +128,8 @@ class _Hub:
         self.cache = cache
         self.prefix = prefix
         self.floor = start_rev
-        self.buffer: deque[WatchEvent] = deque()
+        # (monotonic time received, event), oldest first
+        self.buffer: deque[tuple[float, WatchEvent]] = deque()
         self.subs: set[Subscription] = set()
         self.closed = False
         self.task = asyncio.get_running_loop().create_task(self._run(), name=f"watch-hub {prefix}")
@@ -131,14 +139,13 @@ class _Hub:
         error: BaseException | None = None
         try:
             async for batch in self.cache.store.watch(self.prefix, self.floor):
-                history = self.cache.history
+                now = self.cache.clock()
                 for ev in batch:
                     we = WatchEvent(ev)
-                    self.buffer.append(we)
-                    if len(self.buffer) > history:
-                        self.floor = self.buffer.popleft().rev
+                    self.buffer.append((now, we))
                     for s in tuple(self.subs):
                         s.push(we)
+                self.trim(now)
         except asyncio.CancelledError:
             raise
         except Compacted as e:
@@ -153,11 +160,21 @@ class _Hub:
                 s.close(error or RuntimeError("watch ended"))
             self.subs.clear()
 
+    def trim(self, now: float) -> None:
+        """Drop the events that left the history window; the floor follows the newest dropped one."""
+        cache, buffer = self.cache, self.buffer
+        oldest = now - cache.history_seconds
+        while buffer and (
+            len(buffer) > cache.history or (len(buffer) > cache.min_history and buffer[0][0] < oldest)
+        ):
+            self.floor = buffer.popleft()[1].rev
+
     def subscribe(self, after_rev: int) -> Subscription | None:
+        self.trim(self.cache.clock())
         if self.closed or after_rev < self.floor:
             return None
         sub = Subscription(after_rev, self.cache.queue_limit)
-        for we in self.buffer:
+        for _, we in self.buffer:
             if we.rev > after_rev:
                 sub.push(we)
         sub._on_cancel = self._unsubscribe
@@ -179,10 +196,14 @@ class _Hub:
 
 
 class WatchCache:
-    def __init__(self, store: Store, *, history: int = 5000, queue_limit: int = 20000,
-                 idle_seconds: float = 30.0) -> None:
+    def __init__(self, store: Store, *, history: int = 5000, history_seconds: float = 120.0,
+                 min_history: int = 100, queue_limit: int = 20000, idle_seconds: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.history = history
+        self.history_seconds = history_seconds
+        self.min_history = min(min_history, history)
+        self.clock = clock
         self.queue_limit = queue_limit
         self.idle_seconds = idle_seconds
         self._hubs: dict[str, _Hub] = {}
@@ -224,6 +245,10 @@ class WatchCache:
 
         sub._task = asyncio.get_running_loop().create_task(run(), name=f"watch {prefix}@{after_rev}")
         return sub
+
+    def history_sizes(self) -> dict[str, int]:
+        """Events held per watched prefix (for tests and diagnostics)."""
+        return {prefix: len(hub.buffer) for prefix, hub in self._hubs.items()}
 
     async def close(self) -> None:
         hubs = list(self._hubs.values())
