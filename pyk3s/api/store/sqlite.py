@@ -10,6 +10,12 @@ their transactions, so ids commit in order (``ordered_commits``).
 Durability: WAL with ``synchronous=NORMAL`` writes every commit to the WAL before returning, so an
 acknowledged write survives the process being killed (the OS still holds the pages); only a power
 loss can drop the last commits. ``busy_timeout`` 30 s, like kine.
+
+Memory: each connection has its own page cache, which fills up to its ``cache_size`` as the file
+grows (the log grows between compactions by every revision written). A reader's cache is dropped at
+the start of every read transaction after another connection committed (WAL), so a large one only
+holds memory; the writer keeps the B-tree's upper pages and the recent rows hot with a few MiB. Rows
+beyond the caches come from the kernel's page cache.
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ SCHEMA = (
 )
 
 _GROUP_MAX = 256
+# Page cache per connection, KiB (SQLite's negative cache_size): a list of a few thousand objects fits a reader's.
+WRITER_CACHE_KIB = 4096
+READER_CACHE_KIB = 4096
 
 Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]
 
@@ -215,7 +224,7 @@ class SqliteDialect:
                         raise
                     time.sleep(0.01)
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA cache_size=-16000")
+        conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB if writer else READER_CACHE_KIB}")
         return conn
 
     async def open(self) -> None:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from pyk3s.api.store import open_store
-from pyk3s.api.store.sqlite import SqliteDialect, SqliteStore
+from pyk3s.api.store.sqlite import READER_CACHE_KIB, WRITER_CACHE_KIB, SqliteDialect, SqliteStore
 from pyk3s.api.store.sqlstore import SqlStore
 
 WRITER = textwrap.dedent(
@@ -166,5 +166,38 @@ async def test_compaction_keeps_newest_revisions(tmp_path: Path) -> None:
         assert (await store.get("/registry/a", cur - 10))[1] is not None
         (rows,) = await store.dialect.query(("SELECT COUNT(*) FROM kine WHERE name = '/registry/a'", ()))
         assert rows[0][0] == 11
+    finally:
+        await store.close()
+
+
+async def test_compaction_keeps_the_file_from_growing(tmp_path: Path) -> None:
+    # One key rewritten again and again (a ConfigMap updated every second) between compactions: the pages
+    # freed by each compaction hold the next cycle's rows, so the file stops growing after the first.
+    store = SqliteStore(tmp_path / "state.db", compact_min_retain=100)
+    await store.start()
+    try:
+        kv = await store.create("/registry/core/configmaps/default/soak-0", b"v" * 600)
+        used: list[int] = []
+        for _ in range(6):
+            for _ in range(1000):
+                kv = await store.update(kv.key, b"v" * 600, kv.mod_revision)
+            await store.compact(await store.current_revision())
+            (pages,) = await store.dialect.query(("PRAGMA page_count", ()))
+            used.append(pages[0][0])
+            (rows,) = await store.dialect.query(("SELECT COUNT(*) FROM kine WHERE name = ?1", (kv.key,)))
+            assert rows[0][0] == 101
+        assert max(used[2:]) - min(used[2:]) <= 2, f"pages after each cycle: {used}"
+    finally:
+        await store.close()
+
+
+async def test_page_cache_per_connection_is_small(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "state.db")
+    await store.start()
+    try:
+        (reader,) = await store.dialect.query(("PRAGMA cache_size", ()))
+        assert reader[0][0] == -READER_CACHE_KIB <= -1024
+        writer = await store.dialect.write("PRAGMA cache_size", ())
+        assert writer is not None and writer[0] == -WRITER_CACHE_KIB
     finally:
         await store.close()
