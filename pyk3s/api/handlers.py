@@ -136,7 +136,7 @@ class ResourceHandlers:
         else:
             timeout = float(timeout_s)
         try:
-            sub = await self.watches.subscribe(info.key_prefix, start)
+            sub = await self.watches.subscribe(info.key_prefix, start, scope=info.list_prefix(ns))
         except Compacted as e:
             return _stream_once(error_event(expired_error(e.requested, e.compacted)))
         stream = watch_stream(info, ns, labels, fields, sub, start_rev=start, initial=initial,

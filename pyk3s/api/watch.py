@@ -11,8 +11,9 @@ Rules:
   Its memory is therefore bounded by the event rate, not by uptime: a steady writer (lease renewals,
   a status updated every second) fills it within ``history_seconds`` and no further.
 * A watcher older than the hub's floor gets its own store watch, which replays from the store
-  (watches from before the compaction point get ``Compacted``, the API's 410 Gone). Informers watch
-  from recent list revisions, so this is rare.
+  (from before the compaction point: ``Compacted``, the API's 410 Gone). It covers the watcher's
+  scope only (its namespace), so a namespaced informer resuming after its watch timed out does not
+  replay the history of every busy object in other namespaces.
 * A hub with no subscribers stops after ``idle_seconds``.
 * A subscriber that falls ``queue_limit`` events behind is closed with an error; the client re-watches.
 * Store errors (``Compacted`` included) close every subscriber with that error.
@@ -212,9 +213,11 @@ class WatchCache:
         if self._hubs.get(hub.prefix) is hub:
             del self._hubs[hub.prefix]
 
-    async def subscribe(self, prefix: str, after_rev: int) -> Subscription:
+    async def subscribe(self, prefix: str, after_rev: int, *, scope: str = "") -> Subscription:
         """Events under ``prefix`` with revision > ``after_rev``. Raises ``Compacted`` when that
-        history is gone."""
+        history is gone. ``scope`` (a longer prefix, such as one namespace's) is all the watcher
+        needs: a watcher older than the history then replays only that part from the store, not
+        every object's history (it may still be sent other events under ``prefix``)."""
         compacted = await self.store.compact_revision()
         if after_rev < compacted:
             raise Compacted(after_rev, compacted)
@@ -225,7 +228,7 @@ class WatchCache:
         sub = hub.subscribe(after_rev)
         if sub is not None:
             return sub
-        return self._dedicated(prefix, after_rev)
+        return self._dedicated(scope if scope.startswith(prefix) else prefix, after_rev)
 
     def _dedicated(self, prefix: str, after_rev: int) -> Subscription:
         sub = Subscription(after_rev, self.queue_limit)

@@ -122,3 +122,21 @@ async def test_watch_below_the_compaction_point_is_gone(store: MemoryStore) -> N
     assert await drain(sub, revs[-1]) == revs[61:]
     sub.cancel()
     await cache.close()
+
+
+async def test_watcher_older_than_the_history_replays_only_its_scope(store: MemoryStore) -> None:
+    cache = WatchCache(store, history=20, min_history=0)
+    start = await store.current_revision()
+    live = await cache.subscribe(PREFIX, start)
+    revs = await updates(store, 200)  # default/soak-0, a busy object in another namespace
+    kv = await store.create(PREFIX + "kube-system/coredns", b"{}")
+    await drain(live, kv.mod_revision)
+    # a kube-system informer resuming from before all that: its own namespace's events only
+    old = await cache.subscribe(PREFIX, start, scope=PREFIX + "kube-system/")
+    assert await drain(old, kv.mod_revision) == [kv.mod_revision]
+    # an unrelated scope is ignored: the whole prefix is replayed
+    whole = await cache.subscribe(PREFIX, start, scope="/registry/core/secrets/")
+    assert await drain(whole, kv.mod_revision) == revs + [kv.mod_revision]
+    for sub in (live, old, whole):
+        sub.cancel()
+    await cache.close()
