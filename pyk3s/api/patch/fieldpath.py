@@ -56,6 +56,19 @@ def _sort_key(element: str) -> tuple[int, str]:
     return ({".": 0, "f": 1, "k": 2, "v": 3, "i": 4}.get(element[0], 5), element)
 
 
+# The recursive helpers are module functions, not closures: a closure that calls itself is a reference
+# cycle, which (with the field set it holds) stays in memory until a full garbage collection; these
+# run on every write.
+
+def _render(node: dict, prefix: Path, members: set[Path]) -> dict:
+    out: dict = {}
+    if node and prefix in members:
+        out["."] = {}
+    for element in sorted(node, key=_sort_key):
+        out[element] = _render(node[element], (*prefix, element), members)
+    return out
+
+
 def set_to_trie(paths: Iterable[Path]) -> dict:
     members = set(paths)
     root: dict = {}
@@ -63,34 +76,25 @@ def set_to_trie(paths: Iterable[Path]) -> dict:
         node = root
         for element in path:
             node = node.setdefault(element, {})
+    return _render(root, (), members)
 
-    def render(node: dict, prefix: Path) -> dict:
-        out: dict = {}
-        if node and prefix in members:
-            out["."] = {}
-        for element in sorted(node, key=_sort_key):
-            out[element] = render(node[element], (*prefix, element))
-        return out
 
-    return render(root, ())
+def _walk(node: Any, prefix: Path, out: set[Path]) -> None:
+    if not isinstance(node, dict):
+        return
+    if not node and prefix:
+        out.add(prefix)
+    for element, child in node.items():
+        if element == ".":
+            if prefix:
+                out.add(prefix)
+        else:
+            _walk(child, (*prefix, element), out)
 
 
 def trie_to_set(trie: Any) -> FieldSet:
     out: set[Path] = set()
-
-    def walk(node: Any, prefix: Path) -> None:
-        if not isinstance(node, dict):
-            return
-        if not node and prefix:
-            out.add(prefix)
-        for element, child in node.items():
-            if element == ".":
-                if prefix:
-                    out.add(prefix)
-            else:
-                walk(child, (*prefix, element))
-
-    walk(trie, ())
+    _walk(trie, (), out)
     return frozenset(out)
 
 

@@ -120,3 +120,20 @@ def test_subresource_recorded():
 
 def test_fields_v1_helper_strips_server_fields():
     assert fields_v1(CM, ("", "v1", "ConfigMap")) == {"f:data": {"f:a": {}}, "f:metadata": {"f:labels": {"f:app": {}}}}
+
+
+def test_field_set_conversions_leave_no_cyclic_garbage() -> None:
+    # They run on every write: garbage in reference cycles would pile up until a full collection.
+    import gc
+
+    from pyk3s.api.patch.fieldpath import set_to_trie, trie_to_set
+
+    paths = {("f:metadata",), ("f:metadata", "f:labels"), ("f:metadata", "f:labels", "f:app"), ("f:spec",)}
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(100):
+            assert trie_to_set(set_to_trie(paths)) == frozenset(paths)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
