@@ -156,11 +156,13 @@ def killall(data_dir: Path, extra_links: tuple[str, ...] = (), kill_processes: b
     res = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
     for line in res.stdout.splitlines():
         name = line.split()[0] if line.split() else ""
-        if name.startswith("pk-") and (everything or name in {netns_name(u) for u in uids}):
+        # everything: every namespace the project names pk… (pods pk-…, dev-cluster nodes pkn…)
+        if name.startswith("pk") if everything else name in {netns_name(u) for u in uids}:
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
             done["netns"].append(name)
     tunnels = tuple(d for b in extra_links for d in device_names(b).values())
-    prefixes = ("pkv", "pyk3s", *extra_links, *tunnels) if everything else \
+    # everything: every link the project names pk… (pod veths, test and dev-cluster bridges and links)
+    prefixes = ("pk", "pyk3s", *extra_links, *tunnels) if everything else \
         (*extra_links, *tunnels, *(veth_name(u) for u in uids))
     for link in _links(prefixes) if prefixes else []:
         subprocess.run(["ip", "link", "del", link], capture_output=True)  # routes on it go with it
