@@ -1,11 +1,15 @@
 """Node lifecycle: notice silent nodes, taint them, evict their pods after tolerationSeconds.
 
 * A node is silent when neither its Lease (``kube-node-lease/<node>`` ``spec.renewTime``) nor its
-  Ready condition's ``lastHeartbeatTime`` moved for ``node_monitor_grace_period`` (40 s; counted
-  from this controller's start at the earliest). Its Ready, MemoryPressure, DiskPressure and
-  PIDPressure conditions become Unknown, reason ``NodeStatusUnknown``, message ``Kubelet stopped
-  posting node status.`` (missing ones: ``NodeStatusNeverUpdated`` / ``Kubelet never posted node
-  status.``), and its pods' Ready condition becomes False.
+  Ready condition's ``lastHeartbeatTime`` moved for ``node_monitor_grace_period`` (40 s). As in
+  kube-controller-manager (its probe timestamp), the time counted is when this controller saw the
+  heartbeat move, on this server's clock, not the time the node wrote into it: a node whose clock is
+  behind, or whose renewal arrived late, is not taken for silent. A node first seen gets a full
+  grace period from then (a new leader does not judge heartbeats it never watched).
+* A silent node's Ready, MemoryPressure, DiskPressure and PIDPressure conditions become Unknown,
+  reason ``NodeStatusUnknown``, message ``Kubelet stopped posting node status.`` (missing ones:
+  ``NodeStatusNeverUpdated`` / ``Kubelet never posted node status.``), and its pods' Ready condition
+  becomes False. Its agent, still alive, puts Ready back on its next heartbeat.
 * Taints follow Ready: Unknown → ``node.kubernetes.io/unreachable`` NoSchedule + NoExecute, False →
   ``node.kubernetes.io/not-ready`` NoSchedule + NoExecute (timeAdded on NoExecute), True → neither;
   other taints are kept.
@@ -40,7 +44,8 @@ from .objects import (
 from .placement import node_ready_status, tolerates
 from .podutil import is_terminal
 
-__all__ = ["NodeLifecycleController", "eviction_time", "last_heartbeat", "stale_conditions", "wanted_taints"]
+__all__ = ["NodeLifecycleController", "eviction_time", "heartbeats", "moved", "stale_conditions",
+           "wanted_taints"]
 
 log = logging.getLogger("pyk3s.controllers.nodelifecycle")
 
@@ -48,14 +53,18 @@ _CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 _OURS = {TAINT_NOT_READY, TAINT_UNREACHABLE}
 
 
-def last_heartbeat(node: Mapping[str, Any], lease: Mapping[str, Any] | None) -> datetime | None:
-    times = [
-        parse_time(((lease or {}).get("spec") or {}).get("renewTime")),
-        parse_time((get_condition(node, "Ready") or {}).get("lastHeartbeatTime")),
-        parse_time((node.get("metadata") or {}).get("creationTimestamp")),
-    ]
-    known = [t for t in times if t is not None]
-    return max(known) if known else None
+Heartbeats = tuple[datetime | None, datetime | None]
+
+
+def heartbeats(node: Mapping[str, Any], lease: Mapping[str, Any] | None) -> Heartbeats:
+    """The times a node wrote last: its Lease's ``renewTime``, its Ready condition's ``lastHeartbeatTime``."""
+    return (parse_time(((lease or {}).get("spec") or {}).get("renewTime")),
+            parse_time((get_condition(node, "Ready") or {}).get("lastHeartbeatTime")))
+
+
+def moved(now: Heartbeats, before: Heartbeats) -> bool:
+    """Whether either heartbeat is later than before (an older copy is no news)."""
+    return any(n is not None and (b is None or n > b) for n, b in zip(now, before, strict=True))
 
 
 def stale_conditions(node: Mapping[str, Any], now: str) -> list[dict[str, Any]] | None:
@@ -125,7 +134,8 @@ class NodeLifecycleController(Loop):
         self.pods = self.informer("v1", "pods")
         self.node_api = client.resource("v1", "nodes")
         self.pod_api = client.resource("v1", "pods")
-        self.started = datetime.now(UTC)
+        # node -> (its heartbeats as last seen, when this controller saw them move)
+        self._seen: dict[str, tuple[Heartbeats, datetime]] = {}
         self.controller.watch(self.nodes)
         self.controller.watch(self.leases, lambda lease: [name_of(lease)])
         self.controller.watch(self.pods, lambda pod: [n] if (n := (pod.get("spec") or {}).get("nodeName")) else [])
@@ -133,11 +143,12 @@ class NodeLifecycleController(Loop):
     async def reconcile(self, key: str) -> Result | None:
         node = self.nodes.get(key)
         if node is None:
+            self._seen.pop(key, None)
             return None
         now = datetime.now(UTC)
         now_s = format_time(now)
         grace = timedelta(seconds=self.settings.node_monitor_grace_period)
-        beat = max(t for t in (last_heartbeat(node, self.leases.get(f"kube-node-lease/{key}")), self.started) if t)
+        beat = self.heard_at(key, heartbeats(node, self.leases.get(f"kube-node-lease/{key}")), now)
         waits: list[float] = []
         stale = now - beat > grace
         if stale:
@@ -159,6 +170,15 @@ class NodeLifecycleController(Loop):
         if evict_wait is not None:
             waits.append(evict_wait)
         return Result.after(min(waits)) if waits else None
+
+    def heard_at(self, key: str, beats: Heartbeats, now: datetime) -> datetime:
+        """When this controller saw node ``key``'s heartbeats (:func:`heartbeats`) move: ``now`` if they
+        did since the last call, else the time recorded then."""
+        seen = self._seen.get(key)
+        if seen is None or moved(beats, seen[0]):
+            self._seen[key] = (beats, now)
+            return now
+        return seen[1]
 
     async def _mark_pods_not_ready(self, node_name: str, now: str) -> None:
         for pod in self.pods.list():
