@@ -44,7 +44,7 @@ from pyk3s.k3s.node import (
 from pyk3s.k3s.version import PYK3S_VERSION, RELEASE
 
 __all__ = ["KUBELET_VERSION", "NodeError", "NodeIdentity", "build_node", "detect_node_ip",
-           "ensure_node_password", "node_labels", "resolve_node_name", "NodeAgent"]
+           "ensure_node_password", "node_labels", "resolve_node_name", "shows_ready", "NodeAgent"]
 
 log = logging.getLogger("pyk3s.agent.node")
 KUBELET_VERSION = RELEASE
@@ -217,6 +217,12 @@ def build_node(name: str, *, pod_cidr: str | None, internal: Sequence[str], exte
             "spec": spec, "status": node_status(internal, external, hostname, kubelet_port)}
 
 
+def shows_ready(node: dict) -> bool:
+    """Whether the API's copy of a Node says Ready=True (what the agent posts while it runs)."""
+    conds = (node.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+
+
 class NodeAgent:
     """Registers the Node and keeps its Lease and status fresh."""
 
@@ -315,17 +321,26 @@ class NodeAgent:
                                               "ownerReferences": owner}, "spec": spec}, "kube-node-lease")
 
     async def heartbeat(self, lease_every: float = 10.0, status_every: float = 60.0) -> None:
+        """Renew the Lease every ``lease_every`` seconds and post the status every ``status_every``, or on
+        the next beat when the API shows the node not Ready: the server's node-lifecycle controller marks
+        a node Unknown when it missed a heartbeat (a slow renewal, an API outage), and like the kubelet,
+        which compares the API's Node with its own view on every status beat, the agent puts Ready back
+        at once instead of leaving the node NotReady, tainted and without new pods until the next
+        full status."""
         loop = asyncio.get_running_loop()
         next_status = loop.time() + status_every
         while True:
             try:
                 await self.renew_lease()
-                if loop.time() >= next_status:
-                    try:
-                        self.node = await self._put_status(await self.nodes.get(self.name))
-                    except NotFound:
-                        await self.register()
+                try:
+                    node = await self.nodes.get(self.name)
+                except NotFound:
+                    await self.register()
                     next_status = loop.time() + status_every
+                else:
+                    if loop.time() >= next_status or not shows_ready(node):
+                        self.node = await self._put_status(node)
+                        next_status = loop.time() + status_every
             except (NodeError, asyncio.CancelledError):
                 raise
             except Exception as exc:  # noqa: BLE001 - heartbeats keep going through API hiccups

@@ -76,7 +76,9 @@ spec:
 
 @pytest.fixture(scope="module")
 def cl(kubectl_bin: str) -> Iterator[Cluster]:
-    c = Cluster(nodes=3, server_args=("--disable", "traefik", "--node-monitor-grace-period", "10",
+    # --node-monitor-grace-period well above the agents' 10 s Lease renewals (K3s: 40 s): at 10 s, a
+    # renewal arriving a few milliseconds late would mark a live node NotReady
+    c = Cluster(nodes=3, server_args=("--disable", "traefik", "--node-monitor-grace-period", "25",
                                       "--pod-eviction-timeout", "10", "--flannel-backend", "host-gw"))
     c.start(timeout=120)
     try:
@@ -195,6 +197,36 @@ def test_nodehosts_lists_every_node(cl: Cluster) -> None:
         return cl.kubectl("get", "cm", "-n", "kube-system", "coredns", "-o", "jsonpath={.data.NodeHosts}").out
 
     cl.wait_for(lambda: all(f"{m.ip} {m.name}" in hosts() for m in cl.members), timeout=30, what="NodeHosts")
+
+
+def test_node_marked_unknown_and_pod_marked_not_ready_come_back(cl: Cluster, web: dict) -> None:
+    """What the node-lifecycle controller writes for a node whose heartbeat it missed (Ready Unknown, the
+    node's pods not Ready) is undone by a live agent, as by the kubelet: the node is Ready and untainted
+    again within one Lease period (10 s), and the pod is back in its Service's endpoints."""
+    c = cl.members[2]
+    node = cl.kubectl("get", "node", c.name, "-o", "json").json()
+    unknown = [{**x, "status": "Unknown", "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node "
+                "status."} if x["type"] in ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure") else x
+               for x in node["status"]["conditions"]]
+    cl.kubectl("patch", "node", c.name, "--subresource=status", "--type=merge",
+               "-p", json.dumps({"status": {"conditions": unknown}}))
+    pod = _ready_pods(cl, "app=web")[0]
+    not_ready = [{**x, "status": "False"} if x["type"] == "Ready" else x for x in pod["status"]["conditions"]]
+    cl.kubectl("patch", "pod", pod["metadata"]["name"], "--subresource=status", "--type=merge",
+               "-p", json.dumps({"status": {"conditions": not_ready}}))
+
+    def node_back() -> bool:
+        cur = cl.kubectl("get", "node", c.name, "-o", "json").json()
+        ready = next(x for x in cur["status"]["conditions"] if x["type"] == "Ready")
+        return ready["status"] == "True" and not any(t["key"].startswith("node.kubernetes.io/")
+                                                     for t in cur["spec"].get("taints") or [])
+    cl.wait_for(node_back, timeout=25, what=f"{c.name} Ready again")
+
+    def pod_back() -> bool:
+        out = cl.kubectl("get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o", "json").json()
+        return [(e.get("conditions") or {}).get("ready") for s in out["items"] for e in s.get("endpoints") or []
+                if (e.get("targetRef") or {}).get("name") == pod["metadata"]["name"]] == [True]
+    cl.wait_for(pod_back, timeout=15, what="web pod Ready again")
 
 
 def test_second_agent_with_a_taken_node_name_is_refused(cl: Cluster) -> None:

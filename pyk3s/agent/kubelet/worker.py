@@ -32,7 +32,7 @@ from pyk3s.agent.kubelet.volumes import (
 )
 from pyk3s.images import resolve_image
 
-__all__ = ["KubeletContext", "PodWorker", "pod_hostname"]
+__all__ = ["KubeletContext", "PodWorker", "pod_hostname", "ready_of"]
 
 log = logging.getLogger("pyk3s.agent.kubelet")
 
@@ -43,6 +43,11 @@ BACKOFF_START, BACKOFF_MAX, BACKOFF_RESET = 10.0, 300.0, 600.0
 # changes within this long become one status write (a container's start and its readiness, say); short,
 # as the write of a started container is on the way to its endpoint
 STATUS_COALESCE_SECONDS = 0.02
+
+
+def ready_of(status: dict | None) -> str | None:
+    """A pod status's Ready condition status ("True", "False"), None without one."""
+    return next((c.get("status") for c in (status or {}).get("conditions") or [] if c.get("type") == "Ready"), None)
 
 
 def pod_hostname(pod: dict) -> str | None:
@@ -126,6 +131,12 @@ class PodWorker:
         self.pod = pod
         if pod["metadata"].get("deletionTimestamp"):
             self.stopping.set()
+        elif self._last_status is not None and ready_of(pod.get("status")) != ready_of(self._last_status):
+            # another writer changed the readiness this worker reported (the node-lifecycle controller
+            # marks the pods of a node it took for silent not Ready): like the kubelet's status manager,
+            # write ours back rather than leave the pod out of its Services' endpoints
+            self._last_status = None
+            self.changed.set()
 
     def container_proc(self, name: str, previous: bool = False) -> ContainerProcess | None:
         st = next((c for c in self.init + self.main if c.name == name), None)

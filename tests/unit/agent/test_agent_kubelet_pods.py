@@ -63,3 +63,23 @@ async def test_deleted_pod_loses_worker_and_directory(tmp_path: Path):
         await task
     assert "uid-gone" not in kubelet.workers and not (tmp_path / "uid-gone").exists()
     assert "uid-kept" in kubelet.workers and (tmp_path / "uid-kept" / "c" / "0.log").exists()
+
+
+async def test_worker_writes_its_readiness_back_when_another_writer_changed_it(tmp_path: Path):
+    """The node-lifecycle controller marks the pods of a node it took for silent not Ready; the worker of a
+    pod still running reports its own readiness again instead of leaving the pod out of its Services."""
+    written: list[dict] = []
+
+    async def write_status(_pod: dict, status: dict) -> None:
+        written.append(status)
+
+    ctx = _ctx(tmp_path)
+    ctx.write_status = write_status
+    pod = _pod("p", "u1")
+    worker = PodWorker(ctx, pod)
+    mine = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+    worker._last_status = mine
+    worker.update({**pod, "status": mine})  # the informer delivers the worker's own write
+    assert not worker.changed.is_set()
+    worker.update({**pod, "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}})
+    assert worker.changed.is_set() and worker._last_status is None
