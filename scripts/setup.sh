@@ -82,7 +82,7 @@ case "$mode" in
     ruff check pyk3s tests bench
     mypy
     set +e
-    python -m pytest -q -p no:cacheprovider -rs --durations=20 --require-areas "$@"
+    python -m pytest -q -p no:cacheprovider -rs --rerun-show-tracebacks --durations=20 --require-areas "$@"
     rc=$?
     set -e
     if [ "$rc" -eq 5 ]; then

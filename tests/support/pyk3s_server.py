@@ -270,6 +270,8 @@ class ServerProcess:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+        if getattr(self, "_log", None):
+            self._log.close()  # start() opens it again
 
     def restart(self, extra_args: Sequence[str] | None = None, timeout: float = 30.0) -> ServerProcess:
         self.stop()
