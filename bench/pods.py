@@ -113,10 +113,12 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 """
 
-SOLO = """
+# two identical pods: one behind the ClusterIP, one reached directly, so neither path meets the other's
+# TIME_WAIT entries
+SOLO_POD = """
 apiVersion: v1
 kind: Pod
-metadata: {name: solo, labels: {app: solo}}
+metadata: {name: %(name)s, labels: {app: %(name)s}}
 spec:
   terminationGracePeriodSeconds: 1
   containers:
@@ -124,18 +126,9 @@ spec:
     image: traefik/whoami
     args: ["--port", "8080"]
     readinessProbe: {httpGet: {path: /health, port: 8080}, periodSeconds: 1}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: solo-direct, labels: {app: solo-direct}}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: whoami
-    image: traefik/whoami
-    args: ["--port", "8080"]
-    readinessProbe: {httpGet: {path: /health, port: 8080}, periodSeconds: 1}
----
+"""
+
+SOLO = SOLO_POD % {"name": "solo"} + "---" + SOLO_POD % {"name": "solo-direct"} + """---
 apiVersion: v1
 kind: Service
 metadata: {name: solo}
