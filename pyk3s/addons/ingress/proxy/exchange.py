@@ -99,7 +99,8 @@ class Exchange:
                  "service_name", "wait_body", "encoder", "target", "retry_left", "retry_delay", "intercept",
                  "h2up", "trailers", "on_trailers", "decoder",
                  "log", "uri0", "req_bytes", "resp_bytes", "origin_status", "origin_size", "origin_duration",
-                 "origin_headers", "resp_headers", "retries", "sent_at", "counting")
+                 "origin_headers", "resp_headers", "retries", "sent_at", "counting", "counted",
+                 "upstream_status")
 
     target: Target  # set by dispatch, before anything is sent
     full_response = False  # HTTP/2 exchanges re-frame every answer: never relayed raw
@@ -142,6 +143,8 @@ class Exchange:
         self.origin_duration = self.sent_at = 0.0
         self.origin_headers: list[tuple[str, str]] = []
         self.resp_headers: list[tuple[str, str]] = []
+        self.counted: Target | None = None  # the server this exchange counts as in flight on (p2c)
+        self.upstream_status = 0  # the server's own status, before response middlewares (passive checks)
 
     # ------------------------------------------------------------------ request side
     def start(self) -> None:
@@ -218,6 +221,12 @@ class Exchange:
         HTTP/1.1 connection (a new one when ``fresh``: a retry)."""
         target = self.target
         state = self.client.state
+        counted = self.counted
+        if counted is not target:
+            if counted is not None:
+                counted.inflight -= 1
+            target.inflight += 1
+            self.counted = target
         if target.scheme != "http" and not self.req.upgrade:
             h2 = state.h2_pool(target)
             if h2 is not None:
@@ -370,6 +379,7 @@ class Exchange:
         head is the whole answer (an HTTP/2 HEADERS frame that ended the stream; response_complete follows)."""
         req = self.req
         route = self.route
+        self.upstream_status = status
         if self.log:
             self.origin_status = status
             self.origin_headers = list(headers)
@@ -496,6 +506,8 @@ class Exchange:
                 self.client.state.metrics.retried(self.service_name)
                 delay = self.retry_delay
                 self.retry_delay *= 2
+                if self.target.passive is not None:  # this attempt failed: the retry goes elsewhere
+                    self.target.passive.observe(self.target, 0)
                 target, _ = self.route.service.pick(self.req)
                 if target is not None:
                     self.target = target
@@ -519,6 +531,7 @@ class Exchange:
         if h2up is not None:
             self.h2up = None
             h2up.cancel()
+        self._uncount()
         if end_aborted(self):
             route = self.route
             if route.needs_done:
@@ -527,10 +540,22 @@ class Exchange:
                         mw.on_done(self.req)
         self.req.exchange = None
 
+    def _uncount(self) -> None:
+        counted = self.counted
+        if counted is not None:
+            self.counted = None
+            counted.inflight -= 1
+
     def finish(self, keep: bool, tunnel: bool = False) -> None:
         if self.finished:
             return
         self.finished = True
+        counted = self.counted
+        if counted is not None:
+            self.counted = None
+            counted.inflight -= 1
+            if counted.passive is not None:
+                counted.passive.observe(counted, self.upstream_status or self.status)
         route = self.route
         if route.needs_done:
             for mw in route.middlewares:

@@ -191,6 +191,11 @@ class ProxyMetrics:
         for service, url in up:
             self.values[("traefik_service_server_up", (service, url))] = 1.0
 
+    def server_up(self, service: str, url: str, up: bool) -> None:
+        """traefik_service_server_up of one server after a health check (1 up, 0 down)."""
+        if self.enabled and self.options.services:
+            self.values[("traefik_service_server_up", (service, url))] = 1.0 if up else 0.0
+
     def snapshot(self) -> MetricsSnapshot:
         values = dict(self.values)
         values[("traefik_config_reloads_total", ())] = float(self.reloads)

@@ -22,6 +22,7 @@ from ..config.static import StaticConfig
 from ..http.reply import Reply
 from ..http.request import HttpRequest
 from ..routing.compile import Compiled, compile_config
+from ..routing.health import HealthChecker
 from ..routing.services import Balancer, CompiledService, MirrorService, Target
 from . import accesslog
 from .accesslog import AccessLogWriter
@@ -84,7 +85,15 @@ class ProxyState:
             log.warning("ingress: %s %s: %s", kind, name, message)
 
         compiled = compile_config(config, self.static, problem)
-        self.compiled = compiled
+        previous, self.compiled = self.compiled, compiled
+        # the previous configuration's health checks stop; servers of the new one start UP, as in Traefik
+        for checker in previous.health:
+            checker.stop()
+        for checker in compiled.health:
+            if isinstance(checker, HealthChecker):
+                checker.start(self.server_status)
+            else:
+                checker.listener = self.server_status
         self.metrics.reloads += 1
         self.metrics.last_reload_ok = 1
         self.metrics.last_reload_ts = time.time()
@@ -94,6 +103,10 @@ class ProxyState:
         for fn in self.on_apply:
             fn(compiled)
         return compiled
+
+    def server_status(self, service: str, url: str, up: bool) -> None:
+        """A health check's verdict: traefik_service_server_up follows it."""
+        self.metrics.server_up(service, url, up)
 
     def open_connections(self) -> dict[tuple[str, str], int]:
         """traefik_open_connections: every TCP connection of an entry point (HTTP or routed by a TCP router),
@@ -213,6 +226,8 @@ class ProxyState:
             await asyncio.sleep(0.05)
 
     def close(self) -> None:
+        for checker in self.compiled.health:
+            checker.stop()
         if self.access_log is not None and accesslog.active() is self.access_log:
             accesslog.install(None)
         for pool in self.pools.values():

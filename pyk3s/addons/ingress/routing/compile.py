@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
+from functools import partial
 from typing import Any
 
 from ..config.dynamic import DynamicConfig, LoadBalancer, Middleware, Router, to_json
@@ -19,6 +20,8 @@ from ..config.static import MAX_INT, StaticConfig
 from ..middlewares import build_middleware
 from ..middlewares.base import BuildContext, MiddlewareHandler
 from ..rules import parse_rule, rule_syntax
+from .health import HealthChecker, health_spec
+from .passive import PassiveHealth, passive_health
 from .services import (
     INTERNAL_SERVICES,
     Balancer,
@@ -56,6 +59,8 @@ class Compiled:
     static: StaticConfig
     services: dict[str, CompiledService]
     tcp: TCPCompiled = field(default_factory=TCPCompiled)  # TCP and UDP routers (tcp_compile.py)
+    # background health checks of its load balancers: the proxy starts them on apply, stops them on the next
+    health: tuple[HealthChecker | PassiveHealth, ...] = ()
 
 
 def _default_entrypoints(static: StaticConfig) -> tuple[str, ...]:
@@ -75,6 +80,7 @@ class _Builder:
         self.building: set[str] = set()
         self.service_warnings: dict[str, list[str]] = {}
         self.transports: dict[str, tuple[ServersTransportRuntime, list[str]]] = {}
+        self.health: list[HealthChecker | PassiveHealth] = []
 
     def transport(self, name: str) -> tuple[ServersTransportRuntime, list[str]]:
         """The compiled ServersTransport a load balancer names ("" is ``default@internal``)."""
@@ -123,36 +129,57 @@ class _Builder:
             transport, transport_warnings = self.transport(lb.servers_transport)
             warnings += transport_warnings
             warnings += _unsupported_lb(lb)
-            return Balancer(name, lb, transport)
+            balancer = Balancer(name, lb, transport)
+            if lb.health_check is not None:
+                spec = health_spec(lb.health_check)
+                if spec.mode == "grpc":
+                    warnings.append(_NO_GRPC_HEALTH)
+                else:
+                    self.health.append(HealthChecker(name, balancer, spec))
+            if lb.passive_health_check is not None:
+                self.health.append(passive_health(name, balancer, lb.passive_health_check, lb.health_check is not None))
+            return balancer
         if conf.weighted is not None:
-            children = [(c.name, self.service(c.name), c.weight) for c in conf.weighted.services]
-            if conf.weighted.health_check is not None:
-                warnings.append(_NO_HEALTH)
-            warnings += self._child_middlewares(c.name for c in conf.weighted.services)
-            return WeightedBalancer(name, children, conf.weighted.sticky)
+            wc = conf.weighted
+            weighted = WeightedBalancer(name, [(c.name, self.service(c.name), c.weight) for c in wc.services],
+                                        wc.sticky, wc.health_check is not None)
+            if wc.health_check is not None:
+                for c in wc.services:
+                    _watch(name, c.name, self.service(c.name), partial(weighted.set_status, c.name))
+            warnings += self._child_middlewares(c.name for c in wc.services)
+            return weighted
         if conf.mirroring is not None:
             m = conf.mirroring
-            if m.health_check is not None:
-                warnings.append(_NO_HEALTH)
             warnings += self._child_middlewares([m.service, *(x.name for x in m.mirrors)])
             return MirrorService(name, self.service(m.service), [(self.service(x.name), x.percent) for x in m.mirrors],
                                  True if m.mirror_body is None else m.mirror_body,
-                                 -1 if m.max_body_size is None else m.max_body_size)
+                                 -1 if m.max_body_size is None else m.max_body_size, m.health_check is not None)
         if conf.highest_random_weight is not None:
-            hrw = conf.highest_random_weight
-            if hrw.health_check is not None:
-                warnings.append(_NO_HEALTH)
-            warnings += self._child_middlewares(c.name for c in hrw.services)
-            return HrwBalancer(name, [(c.name, self.service(c.name), c.weight) for c in hrw.services])
+            hc = conf.highest_random_weight
+            warnings += self._child_middlewares(c.name for c in hc.services)
+            hrw = HrwBalancer(name, [(c.name, self.service(c.name), c.weight) for c in hc.services],
+                              hc.health_check is not None)
+            if hc.health_check is not None:
+                for c in hc.services:
+                    _watch(name, c.name, self.service(c.name), partial(hrw.set_status, c.name))
+            return hrw
         if conf.failover is not None:
             f = conf.failover
-            if f.health_check is not None:
-                warnings.append(_NO_HEALTH)
             if f.errors_status:
                 warnings.append("failover errors are not supported by pyk3s: the fallback service is not tried "
                                 "when the main service answers " + ", ".join(f.errors_status))
             warnings += self._child_middlewares((f.service, f.fallback))
-            return FailoverService(name, self.service(f.service), self.service(f.fallback))
+            failover = FailoverService(name, self.service(f.service), self.service(f.fallback),
+                                       f.health_check is not None)
+            try:
+                failover.main.register(failover.set_main_status)
+            except ConfigError as err:
+                # Traefik: the main service must report its health, unless errors decide the fallback
+                if f.errors_status is None:
+                    raise ConfigError(f"cannot register {f.service} as updater for {name}: {err}") from None
+            if f.health_check is not None:
+                _watch(name, f.fallback, failover.fallback, failover.set_fallback_status)
+            return failover
         raise ConfigError(f"service {name}: no loadBalancer, weighted, mirroring, highestRandomWeight or failover section")
 
     def _child_middlewares(self, names: Iterable[str]) -> list[str]:
@@ -183,21 +210,23 @@ class _Builder:
         return mw
 
 
-_NO_HEALTH = "healthCheck is not supported by pyk3s: servers are not probed and stay in rotation"
+_NO_GRPC_HEALTH = "healthCheck mode grpc is not supported by pyk3s: servers are not probed and stay in rotation"
 
 
 def _unsupported_lb(lb: LoadBalancer) -> list[str]:
     """Warnings for load-balancer settings pyk3s does not honour."""
     out = []
-    if lb.health_check is not None:
-        out.append(_NO_HEALTH)
-    if lb.passive_health_check is not None:
-        out.append("passiveHealthCheck is not supported by pyk3s: failing servers stay in rotation")
-    if lb.strategy not in ("wrr", ""):
+    if lb.strategy not in ("wrr", "p2c", ""):
         out.append(f"load-balancer strategy {lb.strategy} is not supported by pyk3s: weighted round robin is used")
-    if any(s.weight is not None and s.weight != 1 for s in lb.servers):
-        out.append("server weights are not supported by pyk3s: servers share requests equally")
     return out
+
+
+def _watch(parent: str, name: str, child: CompiledService, updater: Callable[[bool], None]) -> None:
+    """A parent with ``healthCheck`` follows its child's status (Traefik RegisterStatusUpdater)."""
+    try:
+        child.register(updater)
+    except ConfigError as err:
+        raise ConfigError(f"cannot register {name} as updater for {parent}: {err}") from None
 
 
 def _flag(mws: tuple[MiddlewareHandler, ...], attr: str) -> bool:
@@ -296,7 +325,7 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
         try:
             svc = b.service(name)
             if isinstance(svc, Balancer):
-                info["serverStatus"] = {t.url: "UP" for t in svc.targets}
+                info["serverStatus"] = svc.server_status  # the same dict: health checks keep it current
             warnings = b.service_warnings.get(name)
             if warnings:
                 info.update(status="warning", error=list(warnings))
@@ -323,7 +352,7 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
         runtime.middlewares[name] = info
     tables = {key: EntryTable(routes) for key, routes in per_table.items()}
     tcp = compile_tcp(cfg, static, {e: routes for (e, tls), routes in per_table.items() if tls}, on_problem)
-    return Compiled(RoutingTable(tables), runtime, cfg, static, b.services, tcp)
+    return Compiled(RoutingTable(tables), runtime, cfg, static, b.services, tcp, tuple(b.health))
 
 
 def _with_children(route: Route, own: Mapping[str, Route], children: Mapping[str, list[str]],

@@ -1,16 +1,23 @@
-"""Compiled services: load balancing over servers and services (spec 3.5-3.8, 6.3-6.5).
+"""Compiled services: load balancing over servers and services (spec 3.5-3.8, 6.3-6.6).
 
-- :class:`Balancer` (loadBalancer): round robin over non-fenced servers, sticky cookie optional.
-- :class:`WeightedBalancer` (weighted TraefikService): smooth weighted round robin over child services
-  (earliest deadline first: each pick advances the child by 1/weight), sticky cookie optional.
+- :class:`Balancer` (loadBalancer): smooth weighted round robin over the servers that are up and not
+  fenced (earliest deadline first: each pick advances the server by 1/weight, as Traefik's wrr), or
+  power of two choices (``strategy: p2c``: of two random servers, the one with fewer requests in
+  flight); sticky cookie optional. A health check (routing/health.py) or passive health check
+  (routing/passive.py) marks servers down and up with ``set_status``.
+- :class:`WeightedBalancer` (weighted TraefikService): the same over child services, sticky cookie optional.
 - :class:`MirrorService` (mirroring): the main service answers; each mirror gets a copy of ``percent``
   of the requests, its response discarded.
 - :class:`HrwBalancer` (highestRandomWeight TraefikService): the child with the highest score
   ``weight / -ln(fnv64a(client IP + child name) / 2**64)`` (Traefik hrw.go), so a client keeps its child.
-- :class:`FailoverService` (failover TraefikService): the main service answers while it is up; with no
-  health check (pyk3s has none) it is always up, as in Traefik.
+- :class:`FailoverService` (failover TraefikService): the main service answers while it is up, else the
+  fallback while that is up, else 503.
 - :class:`InternalService`: ``api@internal``, ``dashboard@internal``, ``ping@internal``,
   ``prometheus@internal``, ``noop@internal`` (answered inside the proxy).
+
+Health propagates as in Traefik: a service whose ``healthCheck`` section is set (``{}`` for the
+parents) accepts status updaters (``register``); it calls them when it goes from some child up to none
+(or back). A parent with ``healthCheck`` registers on each child and leaves the down ones out.
 
 ``pick(req)`` returns ``(Target | None, set_cookie | None)``; ``None`` target means 503 no available server.
 """
@@ -18,19 +25,48 @@
 from __future__ import annotations
 
 import hashlib
+import heapq
 import math
+import random
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..config.dynamic import LoadBalancer, StickyCookie
+from ..config.errors import ConfigError
 from ..http.request import HttpRequest
 from .transports import ServersTransportRuntime
 
+if TYPE_CHECKING:
+    from .passive import PassiveHealth
+
 __all__ = [
     "Target", "Balancer", "WeightedBalancer", "MirrorService", "InternalService", "INTERNAL_SERVICES",
-    "HrwBalancer", "FailoverService", "cookie_name", "CompiledService",
+    "HrwBalancer", "FailoverService", "cookie_name", "CompiledService", "Updater",
 ]
+
+Updater = Callable[[bool], None]
+"""A parent's hook: called with the new status when a child service goes down (False) or up (True)."""
+
+
+class _Updaters:
+    """Traefik's StatusUpdater side: who to tell when this service's overall status changes."""
+
+    __slots__ = ()
+    kind = "WRR"
+    wants_health: bool
+    updaters: list[Updater]
+
+    def register(self, fn: Updater) -> None:
+        if not self.wants_health:
+            raise ConfigError(f"healthCheck not enabled in config for this {self.kind} service")
+        self.updaters.append(fn)
+
+    def _changed(self, before: bool, after: bool) -> None:
+        if before != after:
+            for fn in self.updaters:
+                fn(after)
 
 INTERNAL_SERVICES = ("api@internal", "dashboard@internal", "ping@internal", "prometheus@internal", "noop@internal",
                      "rest@internal")
@@ -40,10 +76,10 @@ class Target:
     """One backend server: where to connect and how to address it."""
 
     __slots__ = ("url", "scheme", "host", "port", "authority", "pass_host_header", "key", "fenced", "cookie_value",
-                 "transport", "addr")
+                 "transport", "addr", "weight", "up", "inflight", "passive")
 
     def __init__(self, url: str, pass_host_header: bool = True, fenced: bool = False,
-                 transport: ServersTransportRuntime | None = None) -> None:
+                 transport: ServersTransportRuntime | None = None, weight: int = 1) -> None:
         parts = urlsplit(url)
         self.url = url
         self.scheme = parts.scheme or "http"
@@ -58,7 +94,10 @@ class Target:
         self.addr = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
         self.fenced = fenced
         self.cookie_value = hashlib.sha256(url.encode()).hexdigest()[:16]
-
+        self.weight = weight
+        self.up = True  # servers are up until a health check says otherwise, as in Traefik
+        self.inflight = 0  # requests sent and not finished (p2c), kept by the exchanges
+        self.passive: PassiveHealth | None = None  # its load balancer's passive health check
 
     def tls(self) -> tuple[ssl.SSLContext | None, str | None]:
         """(TLS context, server name) to reach this server: its ServersTransport's, verified by default."""
@@ -100,42 +139,103 @@ def _request_cookie(req: HttpRequest, name: str) -> str | None:
     return None
 
 
-class Balancer:
-    __slots__ = ("name", "targets", "active", "index", "sticky", "cookie", "by_cookie", "internal", "mirrors")
+class Balancer(_Updaters):
+    __slots__ = ("name", "targets", "rotation", "active", "index", "sticky", "cookie", "by_cookie", "internal",
+                 "mirrors", "uniform", "deadlines", "p2c", "rng", "wants_health", "updaters", "server_status",
+                 "passive", "kind")
 
     def __init__(self, name: str, lb: LoadBalancer, transport: ServersTransportRuntime | None = None) -> None:
         self.name = name
         self.internal = ""
         self.mirrors: Mirrors = ()
-        self.targets = tuple(Target(s.url, lb.pass_host_header, s.fenced, transport) for s in lb.servers)
-        self.active = tuple(t for t in self.targets if not t.fenced)
+        self.targets = tuple(Target(s.url, lb.pass_host_header, s.fenced, transport, 1 if s.weight is None else s.weight)
+                             for s in lb.servers)
+        # a server of weight 0 (or less) never takes requests, as in Traefik
+        self.rotation = tuple(t for t in self.targets if t.weight > 0)
+        self.uniform = len({t.weight for t in self.rotation}) <= 1
+        # earliest deadline first: (deadline, position); ties go to the earlier server
+        self.deadlines = [(1.0 / t.weight, i) for i, t in enumerate(self.rotation)]
+        self.p2c = lb.strategy == "p2c"
+        self.kind = "P2C" if self.p2c else "WRR"
+        self.rng = random.Random()
         self.index = 0
+        self.active: tuple[Target, ...] = ()
+        self._refresh()
         self.sticky = lb.sticky
         self.cookie = cookie_name(lb.sticky, name) if lb.sticky else ""
         self.by_cookie = {t.cookie_value: t for t in self.targets} | {t.url: t for t in self.targets}
+        self.wants_health = lb.health_check is not None
+        self.updaters: list[Updater] = []
+        self.server_status = {t.url: "UP" for t in self.targets}  # the API's serverStatus, kept live
+        self.passive: PassiveHealth | None = None
+
+    def _refresh(self) -> None:
+        self.active = tuple(t for t in self.rotation if t.up and not t.fenced)
+
+    def set_status(self, target: Target, up: bool) -> None:
+        """A health check's verdict on one server: in or out of rotation; parents hear when the service
+        as a whole goes down or comes back."""
+        self.server_status[target.url] = "UP" if up else "DOWN"
+        if target.up == up:
+            return
+        before = any(t.up for t in self.rotation)
+        target.up = up
+        self._refresh()
+        self._changed(before, any(t.up for t in self.rotation))
 
     def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
-        """The next server by round robin, or the one the sticky cookie names (``req`` None: no cookie)."""
+        """The next server (weighted round robin or p2c), or the one the sticky cookie names while it is up
+        (``req`` None: no cookie)."""
         active = self.active
         if self.sticky is not None and req is not None:
             value = _request_cookie(req, self.cookie)
-            if value is not None and (t := self.by_cookie.get(value)) is not None and not t.fenced:
+            if value is not None and (t := self.by_cookie.get(value)) is not None and t.up and not t.fenced:
                 return t, None
         if not active:
             return None, None
-        i = self.index
-        self.index = i + 1 if i + 1 < len(active) else 0
-        t = active[i % len(active)]
+        if self.p2c:
+            t = self._two_choices(active)
+        elif self.uniform:
+            i = self.index
+            self.index = i + 1 if i + 1 < len(active) else 0
+            t = active[i % len(active)]
+        else:
+            t = self._earliest()
         if self.sticky is not None:
             return t, _cookie_header(self.sticky, self.cookie, t.cookie_value)
         return t, None
 
+    def _earliest(self) -> Target:
+        """Traefik wrr: take the server with the earliest deadline and push its deadline by 1/weight; a
+        server that is down or fenced keeps its place in the schedule and is passed over (one is usable:
+        ``active`` is not empty, and every server comes round)."""
+        heap, rotation = self.deadlines, self.rotation
+        while True:
+            deadline, i = heap[0]
+            t = rotation[i]
+            heapq.heapreplace(heap, (deadline + 1.0 / t.weight, i))
+            if t.up and not t.fenced:
+                return t
 
-class WeightedBalancer:
-    __slots__ = ("name", "children", "deadlines", "sticky", "cookie", "internal", "mirrors")
+    def _two_choices(self, active: tuple[Target, ...]) -> Target:
+        """Traefik p2c: of two different random servers, the one with fewer requests in flight (the first
+        on a tie)."""
+        if len(active) == 1:
+            return active[0]
+        n1 = self.rng.randrange(len(active))
+        n2 = self.rng.randrange(len(active))
+        if n2 == n1:
+            n2 = (n2 + 1) % len(active)
+        first, second = active[n1], active[n2]
+        return second if second.inflight < first.inflight else first
+
+
+class WeightedBalancer(_Updaters):
+    __slots__ = ("name", "children", "deadlines", "sticky", "cookie", "internal", "mirrors", "down",
+                 "wants_health", "updaters")
 
     def __init__(self, name: str, children: Sequence[tuple[str, CompiledService, int]],
-                 sticky: StickyCookie | None) -> None:
+                 sticky: StickyCookie | None, wants_health: bool = False) -> None:
         self.name = name
         self.internal = ""
         self.mirrors: Mirrors = ()
@@ -143,21 +243,38 @@ class WeightedBalancer:
         self.deadlines = [1.0 / w for _, _, w in self.children]
         self.sticky = sticky
         self.cookie = cookie_name(sticky, name) if sticky else ""
+        self.down: set[str] = set()  # children a health check reported down
+        self.wants_health = wants_health
+        self.updaters: list[Updater] = []
+
+    def set_status(self, child: str, up: bool) -> None:
+        if all(n != child for n, _, _ in self.children):
+            return
+        before = len(self.down) < len(self.children)
+        if up:
+            self.down.discard(child)
+        else:
+            self.down.add(child)
+        self._changed(before, len(self.down) < len(self.children))
 
     def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
-        if not self.children:
+        down = self.down
+        if len(down) >= len(self.children):
             return None, None
         if self.sticky is not None and req is not None:
             value = _request_cookie(req, self.cookie)
             for n, svc, _ in self.children:
-                if value == hashlib.sha256(n.encode()).hexdigest()[:16]:
+                if n not in down and value == hashlib.sha256(n.encode()).hexdigest()[:16]:
                     target, cookie = svc.pick(req)
                     if target is not None:
                         return target, cookie
         dl = self.deadlines
-        i = min(range(len(dl)), key=dl.__getitem__)
-        n, svc, w = self.children[i]
-        dl[i] += 1.0 / w
+        while True:  # a child that is down keeps its place in the schedule and is passed over
+            i = min(range(len(dl)), key=dl.__getitem__)
+            n, svc, w = self.children[i]
+            dl[i] += 1.0 / w
+            if n not in down:
+                break
         target, cookie = svc.pick(req)
         if self.sticky is not None and target is not None:
             mine = _cookie_header(self.sticky, self.cookie, hashlib.sha256(n.encode()).hexdigest()[:16])
@@ -166,17 +283,24 @@ class WeightedBalancer:
 
 
 class MirrorService:
-    __slots__ = ("name", "main", "mirrors", "mirror_body", "max_body_size", "counters", "internal")
+    __slots__ = ("name", "main", "mirrors", "mirror_body", "max_body_size", "counters", "internal", "wants_health")
 
     def __init__(self, name: str, main: CompiledService, mirrors: Sequence[tuple[CompiledService, int]],
-                 mirror_body: bool, max_body_size: int) -> None:
+                 mirror_body: bool, max_body_size: int, wants_health: bool = False) -> None:
         self.name = name
+        self.wants_health = wants_health
         self.internal = ""
         self.main = main
         self.mirrors: Mirrors = tuple(mirrors)
         self.mirror_body = mirror_body
         self.max_body_size = max_body_size
         self.counters = [0] * len(self.mirrors)
+
+    def register(self, fn: Updater) -> None:
+        """The main service's status is the mirroring's (Traefik asks for healthCheck here all the same)."""
+        if not self.wants_health:
+            raise ConfigError("healthCheck not enabled in config for this mirroring service")
+        self.main.register(fn)
 
     def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
         return self.main.pick(req)
@@ -200,20 +324,37 @@ def _fnv1a64(data: bytes) -> int:
     return h
 
 
-class HrwBalancer:
-    __slots__ = ("name", "children", "internal", "mirrors")
+class HrwBalancer(_Updaters):
+    __slots__ = ("name", "children", "internal", "mirrors", "down", "wants_health", "updaters")
+    kind = "HRW"
 
-    def __init__(self, name: str, children: Sequence[tuple[str, CompiledService, int]]) -> None:
+    def __init__(self, name: str, children: Sequence[tuple[str, CompiledService, int]],
+                 wants_health: bool = False) -> None:
         self.name = name
         self.internal = ""
         self.mirrors: Mirrors = ()
         self.children = [(n, svc, float(w)) for n, svc, w in children if w > 0]
+        self.down: set[str] = set()
+        self.wants_health = wants_health
+        self.updaters: list[Updater] = []
+
+    def set_status(self, child: str, up: bool) -> None:
+        if all(n != child for n, _, _ in self.children):
+            return
+        before = len(self.down) < len(self.children)
+        if up:
+            self.down.discard(child)
+        else:
+            self.down.add(child)
+        self._changed(before, len(self.down) < len(self.children))
 
     def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
         src = req.peer if req is not None else ""
         best: CompiledService | None = None
         best_score = -1.0
         for n, svc, weight in self.children:
+            if n in self.down:
+                continue
             score = _fnv1a64((src + n).encode()) / 2.0**64
             value = (1.0 / -math.log(score) if 0.0 < score < 1.0 else 0.0) * weight
             if value > best_score:
@@ -221,18 +362,38 @@ class HrwBalancer:
         return best.pick(req) if best is not None else (None, None)
 
 
-class FailoverService:
-    __slots__ = ("name", "main", "fallback", "internal", "mirrors")
+class FailoverService(_Updaters):
+    __slots__ = ("name", "main", "fallback", "internal", "mirrors", "main_up", "fallback_up", "wants_health",
+                 "updaters")
+    kind = "failover"
 
-    def __init__(self, name: str, main: CompiledService, fallback: CompiledService) -> None:
+    def __init__(self, name: str, main: CompiledService, fallback: CompiledService,
+                 wants_health: bool = False) -> None:
         self.name = name
         self.internal = ""
         self.mirrors: Mirrors = ()
         self.main = main
         self.fallback = fallback
+        self.main_up = self.fallback_up = True
+        self.wants_health = wants_health
+        self.updaters: list[Updater] = []
+
+    def set_main_status(self, up: bool) -> None:
+        before = self.main_up or self.fallback_up
+        self.main_up = up
+        self._changed(before, up or self.fallback_up)
+
+    def set_fallback_status(self, up: bool) -> None:
+        before = self.main_up or self.fallback_up
+        self.fallback_up = up
+        self._changed(before, self.main_up or up)
 
     def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
-        return self.main.pick(req)
+        if self.main_up:
+            return self.main.pick(req)
+        if self.fallback_up:
+            return self.fallback.pick(req)
+        return None, None
 
 
 class InternalService:
@@ -242,6 +403,9 @@ class InternalService:
         self.name = name
         self.internal = name.split("@", 1)[0]
         self.mirrors: Mirrors = ()
+
+    def register(self, fn: Updater) -> None:
+        raise ConfigError(f"{self.name} is not a service with a health status")
 
     def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
         return None, None
