@@ -131,11 +131,7 @@ class _Builder:
             warnings += _unsupported_lb(lb)
             balancer = Balancer(name, lb, transport)
             if lb.health_check is not None:
-                spec = health_spec(lb.health_check)
-                if spec.mode == "grpc":
-                    warnings.append(_NO_GRPC_HEALTH)
-                else:
-                    self.health.append(HealthChecker(name, balancer, spec))
+                self.health.append(HealthChecker(name, balancer, health_spec(lb.health_check)))
             if lb.passive_health_check is not None:
                 self.health.append(passive_health(name, balancer, lb.passive_health_check, lb.health_check is not None))
             return balancer
@@ -208,9 +204,6 @@ class _Builder:
             self.building.discard(name)
         self.middlewares[name] = mw
         return mw
-
-
-_NO_GRPC_HEALTH = "healthCheck mode grpc is not supported by pyk3s: servers are not probed and stay in rotation"
 
 
 def _unsupported_lb(lb: LoadBalancer) -> list[str]:

@@ -5,7 +5,8 @@ followRedirects true, mode http). A :class:`HealthChecker` probes the servers of
 :class:`~.services.Balancer` in the background: the servers believed up every ``interval``, those
 believed down every ``unhealthyInterval``. A probe is an HTTP request to the server (path, method,
 scheme, port, Host, headers as configured, through the load balancer's ServersTransport TLS settings);
-it passes on ``status`` when one is set, else on any 2xx/3xx answer. Each result goes to the balancer
+it passes on ``status`` when one is set, else on any 2xx/3xx answer (``mode: grpc``: the gRPC health
+protocol, routing/health_grpc.py). Each result goes to the balancer
 (``set_status``), which takes the server out of (or back into) rotation and tells its parents when the
 whole service goes down or up. The proxy starts the checkers of a configuration when it is applied and
 stops them when the next one replaces it or the proxy closes.
@@ -23,6 +24,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from ..config.durations import duration_seconds
 from ..config.errors import ConfigError
 from ..http.fetch import fetch
+from .health_grpc import probe_grpc
 
 if TYPE_CHECKING:
     from .services import Balancer, Target
@@ -100,6 +102,8 @@ def _probe_url(target: Target, spec: HealthSpec) -> str:
 
 async def probe(target: Target, spec: HealthSpec) -> str | None:
     """One health check of ``target``: None when it passes, else why it failed."""
+    if spec.mode == "grpc":
+        return await probe_grpc(target, spec)
     url = _probe_url(target, spec)
     ctx, server_name = target.tls()
     headers = list(spec.headers)

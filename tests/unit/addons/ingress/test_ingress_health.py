@@ -247,16 +247,62 @@ async def test_probes_stop_on_reload_and_close(make_proxy, backends) -> None:
     assert all(t.done() for t in third)
 
 
-async def test_unhealthy_interval_and_grpc_mode_warning() -> None:
+async def test_unhealthy_interval_and_unsupported_strategy() -> None:
     spec = health_spec({"interval": "10s", "unhealthyInterval": "1s", "timeout": "0s"})
     assert (spec.interval, spec.unhealthy_interval, spec.timeout) == (10.0, 1.0, 5.0)
     assert health_spec({"interval": "7s"}).unhealthy_interval == 7.0
+    with pytest.raises(Exception, match="unknown mode"):
+        health_spec({"mode": "tcp"})
     static = static_from_flags(["--entrypoints.web.address=127.0.0.1:0"])
-    c = compile_config(_config({"app": _lb("http://a", health={"mode": "grpc"})}), static)
-    info = c.runtime.services["app"]
-    assert info["status"] == "warning" and "mode grpc is not supported" in info["error"][0] and c.health == ()
     c = compile_config(_config({"app": _lb("http://a", strategy="leasttime")}), static)
     assert "leasttime is not supported" in c.runtime.services["app"]["error"][0]
+
+
+class _GrpcHealth:
+    """A grpcio server (the backend) answering grpc.health.v1.Health/Check with ``status``."""
+
+    def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        import grpc
+
+        self.status = 1  # SERVING
+        self.server = grpc.server(ThreadPoolExecutor(2))
+        check = grpc.unary_unary_rpc_method_handler(lambda req, ctx: b"\x08" + bytes([self.status]))
+        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "grpc.health.v1.Health", {"Check": check}),))
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+
+async def test_grpc_mode() -> None:
+    backend = _GrpcHealth()
+    try:
+        target = Target(f"h2c://127.0.0.1:{backend.port}")
+        assert await probe(target, health_spec({"mode": "grpc", "timeout": "2s"})) is None
+        backend.status = 2
+        assert "NOT_SERVING" in (await probe(target, health_spec({"mode": "grpc", "timeout": "2s"})) or "")
+        other = Target("http://127.0.0.1:1")
+        backend.status = 1
+        assert await probe(other, health_spec({"mode": "grpc", "port": backend.port, "timeout": "2s"})) is None
+        assert "no transport security" in (await probe(target, health_spec({"mode": "grpc", "scheme": "https"})) or "")
+        refused = await probe(other, health_spec({"mode": "grpc", "timeout": "1s"}))
+        assert refused is not None and "fail to connect" in refused
+    finally:
+        backend.server.stop(None)
+    # a server without the health service
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
+
+    bare = grpc.server(ThreadPoolExecutor(1))
+    port = bare.add_insecure_port("127.0.0.1:0")
+    bare.start()
+    try:
+        answer = await probe(Target(f"h2c://127.0.0.1:{port}"), health_spec({"mode": "grpc", "timeout": "2s"}))
+        assert answer is not None and "does not implement the health protocol" in answer
+    finally:
+        bare.stop(None)
 
 
 # ---------------------------------------------------------------------------------------------- propagation
