@@ -108,3 +108,102 @@ def test_guide_dashboard_through_standalone_traefik(api_server, tmp_path) -> Non
         proc.terminate()
         proc.wait(timeout=15)
         api_server.kubectl("delete", "-f", "-", input=GUIDE, check=False)
+
+
+HEALTH = """apiVersion: v1
+kind: Service
+metadata: {{name: pk-hc-ext, namespace: default}}
+spec: {{type: ExternalName, externalName: 127.0.0.1, ports: [{{name: http, port: {port}}}]}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {{name: pk-hc, namespace: default}}
+spec:
+  entryPoints: [web]
+  routes:
+  - match: Host(`hc.example.com`)
+    kind: Rule
+    services:
+    - name: pk-hc-ext
+      port: {port}
+      healthCheck: {{path: /health, interval: 200ms, timeout: 1s}}
+"""
+
+
+def test_health_check_through_standalone_traefik(api_server, tmp_path) -> None:  # noqa: ANN001
+    """An ExternalName service with a healthCheck: the backend's /health going 500 takes it out of rotation
+    in every worker (503, serverStatus DOWN in the API) and its recovery brings it back."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from pyk3s.controllers.helm.chart import Release
+    from pyk3s.controllers.helm.charts import CHARTS
+
+    health = {"status": 200}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            code = health["status"] if self.path == "/health" else 200
+            body = b"pk-hc-backend"
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    crds = [m.obj for chart in CHARTS for m in chart.render({}, Release(chart.name, "kube-system")).objects
+            if m.obj["kind"] in ("CustomResourceDefinition", "IngressClass")]
+    (tmp_path / "crds.yaml").write_text(yaml.safe_dump_all(crds))
+    api_server.kubectl("apply", "-f", str(tmp_path / "crds.yaml"))
+    api_server.wait_for(lambda: api_server.kubectl("get", "ingressroutes.traefik.io", check=False).rc == 0,
+                        what="CRDs served")
+    docs = HEALTH.format(port=backend.server_address[1])
+    api_server.kubectl("apply", "-f", "-", input=docs)
+    port, api = _free_port(), _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "pyk3s", "traefik", "--kubeconfig", str(api_server.kubeconfig),
+                             f"--entryPoints.web.address=127.0.0.1:{port}",
+                             f"--entryPoints.traefik.address=127.0.0.1:{api}", "--api.insecure",
+                             "--providers.kubernetescrd", "--providers.kubernetescrd.allowExternalNameServices=true",
+                             "--workers=2", "--log.level=INFO"])
+
+    def hc(path: str = "/") -> int:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": "hc.example.com"})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as err:
+            return int(err.code)
+        except OSError:
+            return 0
+
+    def statuses() -> set[str]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{api}/api/http/services", timeout=5) as resp:
+            services = json.loads(resp.read())
+        return {s for svc in services for s in (svc.get("serverStatus") or {}).values()}
+
+    def settle(code: int, server: str) -> bool:
+        """Every worker answers ``code`` and the supervisor's API shows the server ``server``."""
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            # several connections land on both workers
+            if all(hc() == code for _ in range(6)) and statuses() == {server}:
+                return True
+            time.sleep(0.2)
+        return False
+
+    try:
+        assert settle(200, "UP")
+        health["status"] = 500
+        assert settle(503, "DOWN")
+        health["status"] = 200
+        assert settle(200, "UP")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        backend.shutdown()
+        backend.server_close()
+        api_server.kubectl("delete", "-f", "-", input=docs, check=False)
