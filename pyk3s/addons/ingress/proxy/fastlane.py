@@ -127,11 +127,12 @@ def _head_tail(client: ClientConnection, raw_headers: list[tuple[bytes, bytes]])
     route = table.fast_route(host)
     if route is None:
         return None
-    # a one-server service always picks that server: it and its pool are looked up once
+    # a one-server service always picks that server: it and its pool are looked up once (unless a health
+    # check may take it out of rotation)
     client.fast_server = None
     if not route.by_path:
         svc = route.service  # a plain load balancer: routing.table.fast_route gives no other
-        if isinstance(svc, Balancer) and len(svc.active) == 1:
+        if isinstance(svc, Balancer) and len(svc.active) == 1 and not svc.wants_health:
             target = svc.active[0]
             client.fast_server = (route, target, client.state.pool(target))
     client.fast_route = route

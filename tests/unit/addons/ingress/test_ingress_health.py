@@ -47,9 +47,11 @@ class _Conn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
-        if b"\r\n\r\n" not in self.buf:
-            return
-        head = self.buf.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+        while b"\r\n\r\n" in self.buf:  # requests without bodies, one after another on a connection
+            raw, self.buf = self.buf.split(b"\r\n\r\n", 1)
+            self.request(raw.decode("latin-1").split("\r\n"))
+
+    def request(self, head: list[str]) -> None:
         method, path, _ = head[0].split(" ", 2)
         headers = {k.lower(): v for k, _, v in (line.partition(": ") for line in head[1:])}
         asyncio.get_running_loop().create_task(self.backend.answer(self.transport, method, path, headers))
@@ -91,9 +93,12 @@ class Backend:
             status, extra = self.status, ""
         body = b"" if status == 204 else self.name.encode()
         length = b"" if status == 204 else b"Content-Length: %d\r\n" % len(body)
-        transport.write(b"HTTP/1.1 %d X\r\n%s%sConnection: close\r\n\r\n%s"
-                        % (status, extra.encode(), length, b"" if method == "HEAD" else body))
-        transport.close()
+        close = headers.get("connection", "").lower() == "close"
+        transport.write(b"HTTP/1.1 %d X\r\n%s%s%s\r\n%s"
+                        % (status, extra.encode(), length, b"Connection: close\r\n" if close else b"",
+                           b"" if method == "HEAD" else body))
+        if close:
+            transport.close()
 
     def close(self) -> None:
         if self.server is not None:
@@ -387,10 +392,11 @@ async def test_passive_health_check(make_proxy, backends) -> None:
     b2.status = 200
     await _until(lambda: _svc(proxy, "app").server_status[b2.url] == "UP", 3)
     assert sorted(await _names(proxy.port, 2)) == ["b1", "b2"]
-    # an unreachable server counts as failing too
-    b2.close()
-    await _names(proxy.port, 4)
-    assert _svc(proxy, "app").server_status[b2.url] == "DOWN"
+    # an unreachable server counts as failing too (maxFailedAttempts defaults to 1)
+    _apply(proxy, {"app": Service(load_balancer=LoadBalancer(
+        servers=(Server(b1.url), Server("http://127.0.0.1:1")), passive_health_check={}))})
+    assert await _names(proxy.port, 4) == ["b1", "502", "b1", "b1"]
+    assert _svc(proxy, "app").server_status["http://127.0.0.1:1"] == "DOWN"
 
 
 async def test_p2c_prefers_the_server_with_fewer_requests_in_flight(make_proxy, backends) -> None:
@@ -445,3 +451,30 @@ spec:
     assert (await http(proxy.port, "/", host="a.example")).status == 503
     bad = [r for r in proxy.state.compiled.runtime.routers.values() if r.get("rule") == "Host(`b.example`)"]
     assert bad and "healthCheck allowed only for ExternalName services" in bad[0]["error"][0]
+
+
+async def test_keep_alive_connection_follows_health(make_proxy, backends) -> None:
+    """The fast lane remembers a one-server service's server per connection: not when it is health checked."""
+    proxy = await make_proxy(*FLAGS)
+    b1 = backends[0]
+    _apply(proxy, {"app": _lb(b1.url, health={"path": "/health", **FAST})})
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+
+    async def ask() -> bytes:
+        writer.write(b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+        await reader.readexactly(length)
+        return head.split(b" ", 2)[1]
+
+    try:
+        assert await ask() == b"200"
+        assert await ask() == b"200"
+        b1.health = 500
+        await _until(lambda: _svc(proxy, "app").server_status[b1.url] == "DOWN")
+        assert await ask() == b"503"
+        b1.health = 200
+        await _until(lambda: _svc(proxy, "app").server_status[b1.url] == "UP")
+        assert await ask() == b"200"
+    finally:
+        writer.close()
