@@ -209,8 +209,10 @@ class _Builder:
 def _unsupported_lb(lb: LoadBalancer) -> list[str]:
     """Warnings for load-balancer settings pyk3s does not honour."""
     out = []
-    if lb.strategy not in ("wrr", "p2c", ""):
+    if lb.strategy not in ("wrr", "p2c", "hrw", ""):
         out.append(f"load-balancer strategy {lb.strategy} is not supported by pyk3s: weighted round robin is used")
+    if lb.strategy == "hrw" and lb.sticky is not None:
+        out.append("sticky sessions do not apply with strategy hrw (as in Traefik): the client address picks the server")
     return out
 
 

@@ -1,9 +1,10 @@
 """Compiled services: load balancing over servers and services (spec 3.5-3.8, 6.3-6.6).
 
 - :class:`Balancer` (loadBalancer): smooth weighted round robin over the servers that are up and not
-  fenced (earliest deadline first: each pick advances the server by 1/weight, as Traefik's wrr), or
+  fenced (earliest deadline first: each pick advances the server by 1/weight, as Traefik's wrr),
   power of two choices (``strategy: p2c``: of two random servers, the one with fewer requests in
-  flight); sticky cookie optional. A health check (routing/health.py) or passive health check
+  flight) or highest random weight (``strategy: hrw``: the client IP's highest-scoring server, below);
+  sticky cookie optional. A health check (routing/health.py) or passive health check
   (routing/passive.py) marks servers down and up with ``set_status``.
 - :class:`WeightedBalancer` (weighted TraefikService): the same over child services, sticky cookie optional.
 - :class:`MirrorService` (mirroring): the main service answers; each mirror gets a copy of ``percent``
@@ -142,7 +143,7 @@ def _request_cookie(req: HttpRequest, name: str) -> str | None:
 class Balancer(_Updaters):
     __slots__ = ("name", "targets", "rotation", "active", "index", "sticky", "cookie", "by_cookie", "internal",
                  "mirrors", "uniform", "deadlines", "p2c", "rng", "wants_health", "updaters", "server_status",
-                 "passive", "kind")
+                 "passive", "kind", "strategy")
 
     def __init__(self, name: str, lb: LoadBalancer, transport: ServersTransportRuntime | None = None) -> None:
         self.name = name
@@ -155,13 +156,14 @@ class Balancer(_Updaters):
         self.uniform = len({t.weight for t in self.rotation}) <= 1
         # earliest deadline first: (deadline, position); ties go to the earlier server
         self.deadlines = [(1.0 / t.weight, i) for i, t in enumerate(self.rotation)]
-        self.p2c = lb.strategy == "p2c"
-        self.kind = "P2C" if self.p2c else "WRR"
+        self.strategy = lb.strategy if lb.strategy in ("p2c", "hrw") else "wrr"
+        self.p2c = self.strategy == "p2c"
+        self.kind = self.strategy.upper()
         self.rng = random.Random()
         self.index = 0
         self.active: tuple[Target, ...] = ()
         self._refresh()
-        self.sticky = lb.sticky
+        self.sticky = lb.sticky if self.strategy != "hrw" else None  # Traefik's hrw has no sticky sessions
         self.cookie = cookie_name(lb.sticky, name) if lb.sticky else ""
         self.by_cookie = {t.cookie_value: t for t in self.targets} | {t.url: t for t in self.targets}
         self.wants_health = lb.health_check is not None
@@ -195,6 +197,9 @@ class Balancer(_Updaters):
             return None, None
         if self.p2c:
             t = self._two_choices(active)
+        elif self.strategy == "hrw":
+            src = req.peer if req is not None else ""
+            t = max(active, key=lambda t: _hrw_score(src + t.url, t.weight))  # the first of equal scores
         elif self.uniform:
             i = self.index
             self.index = i + 1 if i + 1 < len(active) else 0
@@ -324,6 +329,12 @@ def _fnv1a64(data: bytes) -> int:
     return h
 
 
+def _hrw_score(key: str, weight: float) -> float:
+    """Traefik hrw getNodeScore: ``weight / -ln(fnv64a(client IP + name) / 2**64)``."""
+    score = _fnv1a64(key.encode()) / 2.0**64
+    return (1.0 / -math.log(score) if 0.0 < score < 1.0 else 0.0) * weight
+
+
 class HrwBalancer(_Updaters):
     __slots__ = ("name", "children", "internal", "mirrors", "down", "wants_health", "updaters")
     kind = "HRW"
@@ -355,8 +366,7 @@ class HrwBalancer(_Updaters):
         for n, svc, weight in self.children:
             if n in self.down:
                 continue
-            score = _fnv1a64((src + n).encode()) / 2.0**64
-            value = (1.0 / -math.log(score) if 0.0 < score < 1.0 else 0.0) * weight
+            value = _hrw_score(src + n, weight)
             if value > best_score:
                 best, best_score = svc, value
         return best.pick(req) if best is not None else (None, None)

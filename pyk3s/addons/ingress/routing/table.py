@@ -115,9 +115,10 @@ def _eligible(route: Route) -> bool:
     # servers that may speak HTTP/2 (h2c, https with ALPN) need the general path, as in Traefik, whose
     # fast proxy also serves only plain HTTP/1.1 servers
     svc = route.service
-    # p2c and passive health checks follow each request to its end, which the fast lane does not report
+    # p2c and passive health checks follow each request to its end, which the fast lane does not report;
+    # hrw reads the client's address
     return (isinstance(svc, Balancer) and not route.middlewares and svc.sticky is None and not route.log_headers
-            and not svc.p2c and svc.passive is None and all(t.pass_host_header and t.scheme == "http" for t in svc.targets))
+            and svc.strategy == "wrr" and svc.passive is None and all(t.pass_host_header and t.scheme == "http" for t in svc.targets))
 
 
 class PathChoice:

@@ -23,6 +23,7 @@ from pyk3s.addons.ingress.config.dynamic import (
     Router,
     Server,
     Service,
+    StickyCookie,
     Weighted,
     WeightedRef,
 )
@@ -261,6 +262,8 @@ async def test_unhealthy_interval_and_unsupported_strategy() -> None:
     static = static_from_flags(["--entrypoints.web.address=127.0.0.1:0"])
     c = compile_config(_config({"app": _lb("http://a", strategy="leasttime")}), static)
     assert "leasttime is not supported" in c.runtime.services["app"]["error"][0]
+    c = compile_config(_config({"app": _lb("http://a", strategy="hrw", sticky=StickyCookie())}), static)
+    assert "sticky sessions do not apply with strategy hrw" in c.runtime.services["app"]["error"][0]
 
 
 class _GrpcHealth:
@@ -478,3 +481,29 @@ async def test_keep_alive_connection_follows_health(make_proxy, backends) -> Non
         assert await ask() == b"200"
     finally:
         writer.close()
+
+
+def _fnv(data: bytes) -> int:
+    h = 0xCBF29CE484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001B3) % 2**64
+    return h
+
+
+async def test_hrw_strategy_keeps_a_client_on_its_server(make_proxy, backends) -> None:
+    import math
+
+    proxy = await make_proxy(*FLAGS)
+    b1, b2, b3 = backends
+    _apply(proxy, {"app": _lb(b1.url, b2.url, Server(b3.url, weight=2), strategy="hrw",
+                              health={"path": "/health", **FAST})})
+    assert proxy.state.compiled.runtime.services["app@file"]["status"] == "enabled"
+    scores = {b.name: (2 if b is b3 else 1) / -math.log(_fnv(("127.0.0.1" + b.url).encode()) / 2**64)
+              for b in backends}
+    ranked = sorted(scores, key=scores.__getitem__, reverse=True)
+    assert set(await _names(proxy.port, 5)) == {ranked[0]}
+    # its server down: the next best, for every request
+    best = next(b for b in backends if b.name == ranked[0])
+    best.health = 500
+    await _until(lambda: _svc(proxy, "app").server_status[best.url] == "DOWN")
+    assert set(await _names(proxy.port, 5)) == {ranked[1]}
