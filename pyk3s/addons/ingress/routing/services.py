@@ -29,14 +29,13 @@ import hashlib
 import heapq
 import math
 import random
-import ssl
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from ..config.dynamic import LoadBalancer, StickyCookie
 from ..config.errors import ConfigError
 from ..http.request import HttpRequest
+from .target import Target
 from .transports import ServersTransportRuntime
 
 if TYPE_CHECKING:
@@ -71,43 +70,6 @@ class _Updaters:
 
 INTERNAL_SERVICES = ("api@internal", "dashboard@internal", "ping@internal", "prometheus@internal", "noop@internal",
                      "rest@internal")
-
-
-class Target:
-    """One backend server: where to connect and how to address it."""
-
-    __slots__ = ("url", "scheme", "host", "port", "authority", "pass_host_header", "key", "fenced", "cookie_value",
-                 "transport", "addr", "weight", "up", "inflight", "passive")
-
-    def __init__(self, url: str, pass_host_header: bool = True, fenced: bool = False,
-                 transport: ServersTransportRuntime | None = None, weight: int = 1) -> None:
-        parts = urlsplit(url)
-        self.url = url
-        self.scheme = parts.scheme or "http"
-        self.host = parts.hostname or ""
-        default = 443 if self.scheme == "https" else 80
-        self.port = parts.port or default
-        self.authority = parts.netloc
-        self.pass_host_header = pass_host_header
-        # pools are per server and transport: a reload that keeps both keeps the idle connections
-        self.key = (self.scheme, self.host, self.port, transport.ident if transport is not None else 0)
-        self.transport = transport
-        self.addr = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-        self.fenced = fenced
-        self.cookie_value = hashlib.sha256(url.encode()).hexdigest()[:16]
-        self.weight = weight
-        self.up = True  # servers are up until a health check says otherwise, as in Traefik
-        self.inflight = 0  # requests sent and not finished (p2c), kept by the exchanges
-        self.passive: PassiveHealth | None = None  # its load balancer's passive health check
-
-    def tls(self) -> tuple[ssl.SSLContext | None, str | None]:
-        """(TLS context, server name) to reach this server: its ServersTransport's, verified by default."""
-        if self.scheme != "https":
-            return None, None
-        transport = self.transport
-        if transport is None:
-            return ssl.create_default_context(), self.host
-        return transport.ssl_context, transport.server_name or self.host
 
 
 def cookie_name(sticky: StickyCookie, service: str) -> str:
