@@ -91,7 +91,7 @@ class ProxyState:
             checker.stop()
         for checker in compiled.health:
             if isinstance(checker, HealthChecker):
-                checker.start(self.server_status)
+                checker.start(self.loop, self.server_status)
             else:
                 checker.listener = self.server_status
         self.metrics.reloads += 1

@@ -171,7 +171,7 @@ class _Builder:
                 failover.main.register(failover.set_main_status)
             except ConfigError as err:
                 # Traefik: the main service must report its health, unless errors decide the fallback
-                if f.errors_status is None:
+                if not f.errors_status:
                     raise ConfigError(f"cannot register {f.service} as updater for {name}: {err}") from None
             if f.health_check is not None:
                 _watch(name, f.fallback, failover.fallback, failover.set_fallback_status)

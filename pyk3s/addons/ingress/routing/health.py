@@ -147,9 +147,8 @@ class HealthChecker:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     listener: StatusListener | None = None
 
-    def start(self, listener: StatusListener | None = None) -> None:
+    def start(self, loop: asyncio.AbstractEventLoop, listener: StatusListener | None = None) -> None:
         self.listener = listener
-        loop = asyncio.get_running_loop()
         self.tasks = [loop.create_task(self._loop(True, self.spec.interval)),
                       loop.create_task(self._loop(False, self.spec.unhealthy_interval))]
 

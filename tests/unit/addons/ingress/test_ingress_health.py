@@ -367,6 +367,7 @@ def test_parents_need_children_that_report_health() -> None:
         "plain": _lb("http://a"),
         "fo": Service(failover=Failover("plain", "other")), "other": _lb("http://b"),
         "fo-errors": Service(failover=Failover("plain", "other", errors_status=("500-599",))),
+        "fo-no-status": Service(failover=Failover("plain", "other", errors_status=())),
         "fo-hc": Service(failover=Failover("checked", "plain", health_check={})),
         "checked": _lb("http://c", health={"path": "/health"})}), static)
     rt = c.runtime.services
@@ -376,6 +377,7 @@ def test_parents_need_children_that_report_health() -> None:
     assert rt["fo"]["status"] == "disabled" and "cannot register plain as updater for fo" in rt["fo"]["error"][0]
     # with errors the main service need not report health (errors themselves are still a warning)
     assert rt["fo-errors"]["status"] == "warning" and "failover errors" in rt["fo-errors"]["error"][0]
+    assert rt["fo-no-status"]["status"] == "disabled"  # an errors section without status ranges is no errors
     assert rt["fo-hc"]["status"] == "disabled" and "cannot register plain as updater for fo-hc" in rt["fo-hc"]["error"][0]
 
 
