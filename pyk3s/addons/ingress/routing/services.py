@@ -46,6 +46,9 @@ __all__ = [
     "HrwBalancer", "FailoverService", "cookie_name", "CompiledService", "Updater",
 ]
 
+INTERNAL_SERVICES = ("api@internal", "dashboard@internal", "ping@internal", "prometheus@internal", "noop@internal",
+                     "rest@internal")
+
 Updater = Callable[[bool], None]
 """A parent's hook: called with the new status when a child service goes down (False) or up (True)."""
 
@@ -67,9 +70,6 @@ class _Updaters:
         if before != after:
             for fn in self.updaters:
                 fn(after)
-
-INTERNAL_SERVICES = ("api@internal", "dashboard@internal", "ping@internal", "prometheus@internal", "noop@internal",
-                     "rest@internal")
 
 
 def cookie_name(sticky: StickyCookie, service: str) -> str:
@@ -148,8 +148,8 @@ class Balancer(_Updaters):
         self._changed(before, any(t.up for t in self.rotation))
 
     def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
-        """The next server (weighted round robin or p2c), or the one the sticky cookie names while it is up
-        (``req`` None: no cookie)."""
+        """The next server (by the strategy), or the one the sticky cookie names while it is up (``req``
+        None: no cookie)."""
         active = self.active
         if self.sticky is not None and req is not None:
             value = _request_cookie(req, self.cookie)
