@@ -509,3 +509,18 @@ async def test_hrw_strategy_keeps_a_client_on_its_server(make_proxy, backends) -
     best.health = 500
     await _until(lambda: _svc(proxy, "app").server_status[best.url] == "DOWN")
     assert set(await _names(proxy.port, 5)) == {ranked[1]}
+
+
+def test_bad_health_sections_disable_only_their_service() -> None:
+    static = static_from_flags(["--entrypoints.web.address=127.0.0.1:0"])
+    c = compile_config(_config({
+        "app": _lb("http://a", health={"interval": "often"}),
+        "abs": _lb("http://b", health={"path": "http://elsewhere/health"}),
+        "passive": Service(load_balancer=LoadBalancer(servers=(Server("http://c"),),
+                                                      passive_health_check={"maxFailedAttempts": -1})),
+        "fine": _lb("http://d", health={"path": "/health"})}), static)
+    rt = c.runtime.services
+    assert rt["app"]["status"] == "disabled" and "healthCheck.interval" in rt["app"]["error"][0]
+    assert rt["abs"]["status"] == "disabled" and "relative URL" in rt["abs"]["error"][0]
+    assert rt["passive"]["status"] == "disabled" and "maxFailedAttempts" in rt["passive"]["error"][0]
+    assert rt["fine"]["status"] == "enabled" and len(c.health) == 1
