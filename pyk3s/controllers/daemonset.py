@@ -25,31 +25,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pyk3s.client import NotFound
 from pyk3s.client.controller import Result
 from pyk3s.k3s.names import TAINT_NOT_READY, TAINT_UNREACHABLE, TAINT_UNSCHEDULABLE
 
 from .common.loop import Loop
 from .common.settings import ControllerSettings
+from .dependents import apply_claim, claim_pods, delete_expecting, expectations_observer, owner_keys
 from .expectations import Expectations
 from .hashing import template_hash
 from .objects import (
     Obj,
-    controller_ref,
     counts_differ,
     deep_copy,
     is_deleting,
     key_of,
-    labels_match,
     make_owner_ref,
     name_of,
     namespace_of,
     parse_time,
-    uid_of,
 )
 from .placement import affinity_matches, untolerated_taint
 from .podutil import available_in, is_available, is_ready
-from .replicaset import claim_pods
 from .rollout import resolve_int_or_percent
 
 __all__ = [
@@ -303,29 +299,9 @@ class DaemonSetController(Loop):
         self.pod_api = client.resource("v1", "pods")
         self.ds_api = client.resource("apps/v1", "daemonsets")
         self.controller.watch(self.daemonsets)
-        self.controller.watch(self.pods, self._keys_for_pod)
+        self.controller.watch(self.pods, lambda pod: owner_keys(pod, "DaemonSet", self.daemonsets.list))
         self.controller.watch(self.nodes, lambda _node: [key_of(ds) for ds in self.daemonsets.list()])
-        self.pods.add_handler(self._observe)
-
-    def _keys_for_pod(self, pod: Obj) -> list[str]:
-        ref = controller_ref(pod)
-        ns = namespace_of(pod)
-        if ref is not None:
-            return [f"{ns}/{ref['name']}"] if ref.get("kind") == "DaemonSet" else []
-        labels = (pod.get("metadata") or {}).get("labels") or {}
-        return [key_of(ds) for ds in self.daemonsets.list()
-                if namespace_of(ds) == ns and labels_match((ds.get("spec") or {}).get("selector"), labels)]
-
-    def _observe(self, typ: str, old: Obj | None, new: Obj | None) -> None:
-        pod = new or old
-        ref = controller_ref(pod) if pod else None
-        if pod is None or ref is None or ref.get("kind") != "DaemonSet":
-            return
-        ds_key = f"{namespace_of(pod)}/{ref['name']}"
-        if typ == "ADDED" and new is not None:
-            self.expectations.creation_observed(ds_key)
-        if typ == "DELETED" or (new is not None and is_deleting(new)):
-            self.expectations.deletion_observed(ds_key, key_of(pod))
+        self.pods.add_handler(expectations_observer(self.expectations, "DaemonSet"))
 
     async def reconcile(self, key: str) -> Result | None:
         ds = self.daemonsets.get(key)
@@ -334,20 +310,7 @@ class DaemonSetController(Loop):
             return None
         ns = namespace_of(ds)
         claim = claim_pods(ds, [p for p in self.pods.list() if namespace_of(p) == ns])
-        owned = list(claim.owned)
-        for pod in claim.adopt:
-            refs = [*((pod.get("metadata") or {}).get("ownerReferences") or []),
-                    make_owner_ref(ds, "apps/v1", "DaemonSet")]
-            try:
-                owned.append(await self.pod_api.patch(name_of(pod), {"metadata": {"ownerReferences": refs}}, ns))
-            except NotFound:
-                continue
-        for pod in claim.release:
-            refs = [r for r in (pod.get("metadata") or {}).get("ownerReferences") or [] if r.get("uid") != uid_of(ds)]
-            try:
-                await self.pod_api.patch(name_of(pod), {"metadata": {"ownerReferences": refs}}, ns)
-            except NotFound:
-                continue
+        owned = await apply_claim(self.pod_api, ds, claim, "apps/v1", "DaemonSet")
         plan = plan_daemonset(ds, self.nodes.list(), owned, datetime.now(UTC))
         if self.expectations.satisfied(key) and not is_deleting(ds):
             await self._apply(ds, key, plan)
@@ -371,10 +334,5 @@ class DaemonSetController(Loop):
                     self.expectations.creation_observed(key)
             log.info("daemonset %s: created %d pod(s)", key, created)
         if plan.delete:
-            self.expectations.expect(key, deletes={key_of(p) for p in plan.delete})
-            for pod in plan.delete:
-                try:
-                    await self.pod_api.delete(name_of(pod), ns)
-                except NotFound:
-                    self.expectations.deletion_observed(key, key_of(pod))
+            await delete_expecting(self.pod_api, self.expectations, key, plan.delete, ns)
             log.info("daemonset %s: deleted %d pod(s)", key, len(plan.delete))

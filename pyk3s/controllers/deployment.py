@@ -17,8 +17,8 @@ from pyk3s.client.controller import Result
 
 from .common.loop import Loop
 from .common.settings import ControllerSettings
-from .objects import Obj, controller_ref, key_of, labels_match, make_owner_ref, name_of, namespace_of, uid_of
-from .replicaset import claim_pods
+from .dependents import apply_claim, claim_pods, owner_keys
+from .objects import Obj, controller_ref, name_of, namespace_of, uid_of
 from .rollout import plan_deployment
 
 __all__ = ["DeploymentController"]
@@ -41,13 +41,7 @@ class DeploymentController(Loop):
         self.controller.watch(self.pods, self._keys_for_pod)
 
     def _keys_for_rs(self, rs: Obj) -> list[str]:
-        ns = namespace_of(rs)
-        ref = controller_ref(rs)
-        if ref is not None:
-            return [f"{ns}/{ref['name']}"] if ref.get("kind") == "Deployment" else []
-        labels = (rs.get("metadata") or {}).get("labels") or {}
-        return [key_of(d) for d in self.deployments.list()
-                if namespace_of(d) == ns and labels_match((d.get("spec") or {}).get("selector"), labels)]
+        return owner_keys(rs, "Deployment", self.deployments.list)
 
     def _keys_for_pod(self, pod: Obj) -> list[str]:
         # Only Recreate waits on pods (old pods must be gone before the new ReplicaSet scales up).
@@ -63,21 +57,7 @@ class DeploymentController(Loop):
             return None
         ns = namespace_of(d)
         rss = [rs for rs in self.replicasets.list() if namespace_of(rs) == ns]
-        claim = claim_pods(d, rss)
-        owned = list(claim.owned)
-        for rs in claim.adopt:
-            refs = [*((rs.get("metadata") or {}).get("ownerReferences") or []),
-                    make_owner_ref(d, "apps/v1", "Deployment")]
-            try:
-                owned.append(await self.rs_api.patch(name_of(rs), {"metadata": {"ownerReferences": refs}}, ns))
-            except NotFound:
-                continue
-        for rs in claim.release:
-            refs = [r for r in (rs.get("metadata") or {}).get("ownerReferences") or [] if r.get("uid") != uid_of(d)]
-            try:
-                await self.rs_api.patch(name_of(rs), {"metadata": {"ownerReferences": refs}}, ns)
-            except NotFound:
-                continue
+        owned = await apply_claim(self.rs_api, d, claim_pods(d, rss), "apps/v1", "Deployment")
         owned_uids = {uid_of(rs) for rs in owned}
         pods = [
             p for p in self.pods.list()

@@ -1,10 +1,8 @@
 """ReplicaSet controller: keep ``spec.replicas`` active pods matching the selector.
 
-Pure part (:func:`claim_pods`, :func:`scale_plan`, :func:`replicaset_status`, :func:`pod_from_template`):
+Pure part (:func:`scale_plan`, :func:`replicaset_status`, :func:`pod_from_template`; the claim of pods
+is :func:`pyk3s.controllers.dependents.claim_pods`):
 
-* Claim: a pod controlled by the ReplicaSet is kept while it matches the selector and released
-  (owner reference removed) when it no longer does; an orphan matching the selector is adopted
-  unless it or the ReplicaSet is being deleted. Pods controlled by someone else are ignored.
 * Scale down deletes first: unscheduled, then Pending < Unknown < Running, not ready, lower
   ``controller.kubernetes.io/pod-deletion-cost``, more siblings on the same node, ready for a
   shorter time, more restarts, newest (``controller.ActivePodsWithRanks``).
@@ -23,30 +21,26 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pyk3s.client import AlreadyExists, NotFound
+from pyk3s.client import AlreadyExists
 from pyk3s.client.controller import Result
 
 from .common.loop import Loop
 from .common.settings import ControllerSettings
+from .dependents import Claim, apply_claim, claim_pods, delete_expecting, expectations_observer, owner_keys
 from .expectations import Expectations
 from .objects import (
     Obj,
-    controller_ref,
     counts_differ,
     deep_copy,
     is_deleting,
-    key_of,
-    labels_match,
     make_owner_ref,
     name_of,
     namespace_of,
     parse_time,
     split_key,
-    uid_of,
 )
 from .podutil import available_in, is_active, is_available, is_ready, ready_since, restart_count
 
@@ -65,36 +59,6 @@ log = logging.getLogger("pyk3s.controllers.replicaset")
 # Upstream's burstReplicas: at most this many creations or deletions per sync.
 BURST = 500
 _PHASE_ORDER = {"Pending": 0, "Unknown": 1, "Running": 2}
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    owned: tuple[Obj, ...]
-    adopt: tuple[Obj, ...]
-    release: tuple[Obj, ...]
-
-
-def claim_pods(owner: Mapping[str, Any], pods: Sequence[Obj]) -> Claim:
-    selector = (owner.get("spec") or {}).get("selector")
-    uid = uid_of(owner)
-    owned: list[Obj] = []
-    adopt: list[Obj] = []
-    release: list[Obj] = []
-    for pod in pods:
-        if namespace_of(pod) != namespace_of(owner):
-            continue
-        labels = (pod.get("metadata") or {}).get("labels") or {}
-        ref = controller_ref(pod)
-        if ref is not None:
-            if ref.get("uid") != uid:
-                continue
-            if labels_match(selector, labels):
-                owned.append(pod)
-            elif not is_deleting(pod):
-                release.append(pod)
-        elif labels_match(selector, labels) and not is_deleting(pod) and not is_deleting(owner):
-            adopt.append(pod)
-    return Claim(tuple(owned), tuple(adopt), tuple(release))
 
 
 def pod_from_template(owner: Mapping[str, Any], api_version: str, kind: str, template: Mapping[str, Any]) -> Obj:
@@ -196,33 +160,8 @@ class ReplicaSetController(Loop):
         self.pod_api = client.resource("v1", "pods")
         self.rs_api = client.resource("apps/v1", "replicasets")
         self.controller.watch(self.replicasets)
-        self.controller.watch(self.pods, self._rs_keys_for_pod)
-        self.pods.add_handler(self._observe)
-
-    def _rs_keys_for_pod(self, pod: Obj) -> list[str]:
-        ref = controller_ref(pod)
-        ns = namespace_of(pod)
-        if ref is not None:
-            return [f"{ns}/{ref['name']}"] if ref.get("kind") == "ReplicaSet" else []
-        labels = (pod.get("metadata") or {}).get("labels") or {}
-        return [
-            key_of(rs)
-            for rs in self.replicasets.list()
-            if namespace_of(rs) == ns and labels_match((rs.get("spec") or {}).get("selector"), labels)
-        ]
-
-    def _observe(self, typ: str, old: Obj | None, new: Obj | None) -> None:
-        pod = new or old
-        if pod is None:
-            return
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != "ReplicaSet":
-            return
-        rs_key = f"{namespace_of(pod)}/{ref['name']}"
-        if typ == "ADDED" and new is not None:
-            self.expectations.creation_observed(rs_key)
-        if typ == "DELETED" or (new is not None and is_deleting(new)):
-            self.expectations.deletion_observed(rs_key, key_of(pod))
+        self.controller.watch(self.pods, lambda pod: owner_keys(pod, "ReplicaSet", self.replicasets.list))
+        self.pods.add_handler(expectations_observer(self.expectations, "ReplicaSet"))
 
     async def reconcile(self, key: str) -> Result | None:
         rs = self.replicasets.get(key)
@@ -231,21 +170,7 @@ class ReplicaSetController(Loop):
             return None
         ns, _name = split_key(key)
         pods = [p for p in self.pods.list() if namespace_of(p) == ns]
-        claim = claim_pods(rs, pods)
-        owned = list(claim.owned)
-        for pod in claim.adopt:
-            refs = list((pod.get("metadata") or {}).get("ownerReferences") or [])
-            refs.append(make_owner_ref(rs, "apps/v1", "ReplicaSet"))
-            try:
-                owned.append(await self.pod_api.patch(name_of(pod), {"metadata": {"ownerReferences": refs}}, ns))
-            except NotFound:
-                continue
-        for pod in claim.release:
-            refs = [r for r in (pod.get("metadata") or {}).get("ownerReferences") or [] if r.get("uid") != uid_of(rs)]
-            try:
-                await self.pod_api.patch(name_of(pod), {"metadata": {"ownerReferences": refs}}, ns)
-            except NotFound:
-                continue
+        owned = await apply_claim(self.pod_api, rs, claim_pods(rs, pods), "apps/v1", "ReplicaSet")
         if self.expectations.satisfied(key) and not is_deleting(rs):
             await self._manage(rs, key, [p for p in owned if is_active(p)])
         now = datetime.now(UTC)
@@ -286,10 +211,5 @@ class ReplicaSetController(Loop):
             if created:
                 log.info("replicaset %s: created %d pod(s)", key, created)
         if delete:
-            self.expectations.expect(key, deletes={key_of(p) for p in delete})
-            for pod in delete:
-                try:
-                    await self.pod_api.delete(name_of(pod), ns)
-                except NotFound:
-                    self.expectations.deletion_observed(key, key_of(pod))
+            await delete_expecting(self.pod_api, self.expectations, key, delete, ns)
             log.info("replicaset %s: deleted %d pod(s)", key, len(delete))
