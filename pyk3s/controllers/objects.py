@@ -18,6 +18,7 @@ __all__ = [
     "counts_differ",
     "controller_ref",
     "deep_copy",
+    "expression_matches",
     "format_time",
     "get_condition",
     "is_deleting",
@@ -99,7 +100,8 @@ def make_owner_ref(owner: Mapping[str, Any], api_version: str, kind: str) -> dic
 
 # -- label selectors ----------------------------------------------------------------------------------
 
-def _expression_matches(labels: Mapping[str, str], expr: Mapping[str, Any]) -> bool:
+def expression_matches(labels: Mapping[str, str], expr: Mapping[str, Any]) -> bool:
+    """One set-based requirement (In, NotIn, Exists, DoesNotExist; any other operator fails)."""
     key = expr.get("key", "")
     op = expr.get("operator", "")
     values = expr.get("values") or []
@@ -122,7 +124,7 @@ def labels_match(selector: Mapping[str, Any] | None, labels: Mapping[str, str] |
     for k, v in (selector.get("matchLabels") or {}).items():
         if labels.get(k) != v:
             return False
-    return all(_expression_matches(labels, e) for e in selector.get("matchExpressions") or [])
+    return all(expression_matches(labels, e) for e in selector.get("matchExpressions") or [])
 
 
 def selector_string(selector: Mapping[str, Any] | None) -> str:

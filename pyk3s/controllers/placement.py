@@ -20,7 +20,7 @@ from typing import Any
 
 from pyk3s.k3s.names import TAINT_NOT_READY, TAINT_UNREACHABLE
 
-from .objects import get_condition, name_of
+from .objects import expression_matches, get_condition, name_of
 
 __all__ = [
     "affinity_matches",
@@ -99,15 +99,8 @@ def effective_taints(node: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _requirement_matches(req: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """A NodeSelectorRequirement: a label selector's set operators, and Gt/Lt on integer values."""
     key, op, values = req.get("key", ""), req.get("operator", ""), req.get("values") or []
-    if op == "In":
-        return key in labels and labels[key] in values
-    if op == "NotIn":
-        return key not in labels or labels[key] not in values
-    if op == "Exists":
-        return key in labels
-    if op == "DoesNotExist":
-        return key not in labels
     if op in ("Gt", "Lt"):
         if key not in labels or len(values) != 1:
             return False
@@ -116,7 +109,7 @@ def _requirement_matches(req: Mapping[str, Any], labels: Mapping[str, str]) -> b
         except ValueError:
             return False
         return have > want if op == "Gt" else have < want
-    return False
+    return expression_matches(labels, req)
 
 
 def _field_matches(req: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
