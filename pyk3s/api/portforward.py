@@ -21,12 +21,12 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from pyk3s.api.proxy import KubeletProxy, ProxyError, status_body
+from pyk3s.api.relay import until_first_ends
 from pyk3s.api.spdy import (
     DataReceived,
     GoAwayStatus,
@@ -388,15 +388,9 @@ async def _serve_channels(request: web.Request, proxy: KubeletProxy, pod: dict, 
 
     reader = asyncio.create_task(from_client())
     forwards = asyncio.gather(*(one_port(i, p) for i, p in enumerate(ports)), return_exceptions=True)
-    both: list[asyncio.Future[Any]] = [reader, forwards]
     try:
         # the client learns that the pod closed its side only when the WebSocket closes
-        await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED)
+        await until_first_ends(reader, forwards)
     finally:
-        for t in (reader, forwards):
-            t.cancel()
-        for t in (reader, forwards):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
         await ws.close()
     return ws

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import logging
 import ssl
@@ -31,6 +30,7 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
+from pyk3s.api.relay import until_first_ends
 from pyk3s.api.request import ApiRequest, ApiResponse, UserInfo
 
 __all__ = ["CHANNEL_PROTOCOLS", "INTERNAL_USER", "KubeletProxy", "ProxyError", "status_body"]
@@ -285,15 +285,7 @@ async def _pump(client: web.WebSocketResponse, backend: aiohttp.ClientWebSocketR
             else:
                 break
 
-    tasks = [asyncio.ensure_future(to_backend()), asyncio.ensure_future(to_client())]
-    try:
-        done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for t in done:
-            if t.exception() is not None and not isinstance(t.exception(), ConnectionError):
-                log.debug("api/proxy: websocket relay ended: %s", t.exception())
-    finally:
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+    done = await until_first_ends(asyncio.ensure_future(to_backend()), asyncio.ensure_future(to_client()))
+    for t in done:
+        if t.exception() is not None and not isinstance(t.exception(), ConnectionError):
+            log.debug("api/proxy: websocket relay ended: %s", t.exception())

@@ -20,6 +20,7 @@ from aiohttp import WSMsgType, web
 from pyk3s.agent.cri.client import CriError
 from pyk3s.agent.kubelet.server import PROTOCOLS, status_response
 from pyk3s.agent.kubelet.streams import StreamOptions, status_message
+from pyk3s.api.relay import until_first_ends
 from pyk3s.api.spdy import DataReceived, SpdyConnection, StreamReset
 
 __all__ = ["relay_stream", "serve_stream"]
@@ -95,17 +96,9 @@ async def relay_stream(ws: web.WebSocketResponse, url: str, opts: StreamOptions)
                 if pending:
                     w.write(pending)
 
-        tasks = [asyncio.create_task(to_caller()), asyncio.create_task(to_runtime())]
-        try:
-            # the runtime ends the session (status on the error stream, then the connection closes), or the
-            # caller goes away
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
+        # the runtime ends the session (status on the error stream, then the connection closes), or the
+        # caller goes away
+        await until_first_ends(asyncio.create_task(to_caller()), asyncio.create_task(to_runtime()))
         if not ws.closed:
             await ws.send_bytes(b"\x03" + bytes(status) if status else status_message(0))
     except (OSError, StreamError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:

@@ -10,7 +10,6 @@ connects to localhost:N inside the pod's network namespace, as the real kubelet 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import logging
 import os
@@ -28,6 +27,7 @@ from aiohttp import WSMsgType, web
 from pyk3s.agent.kubelet.kubelet import Kubelet
 from pyk3s.agent.kubelet.logs import LogOptions, follow_log, read_log
 from pyk3s.agent.kubelet.streams import StreamOptions, serve_attach, serve_exec
+from pyk3s.api.relay import until_first_ends
 
 __all__ = ["PROTOCOLS", "KubeletServer", "server_ssl_context", "status_response"]
 
@@ -224,15 +224,9 @@ class KubeletServer:
                 await writer.drain()
 
         # as the kubelet does, the connection ends when the pod's side ends (or the caller goes away)
-        tasks = [asyncio.create_task(pod_to_client()), asyncio.create_task(client_to_pod())]
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await until_first_ends(asyncio.create_task(pod_to_client()), asyncio.create_task(client_to_pod()))
         finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
             writer.close()
             await ws.close()
         return ws

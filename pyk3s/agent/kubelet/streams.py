@@ -33,6 +33,7 @@ from aiohttp import WSMsgType, web
 
 from pyk3s.agent.kubelet.logs import parse_line
 from pyk3s.agent.kubelet.runtime import ContainerProcess
+from pyk3s.api.relay import stop_tasks
 
 __all__ = ["KILL_GRACE", "StreamOptions", "kill_session", "read_fd", "serve_attach", "serve_exec",
            "session_members", "set_window_size", "status_message", "write_fd"]
@@ -189,14 +190,6 @@ async def _finish(ws: web.WebSocketResponse, message: bytes) -> None:
         await ws.close()
 
 
-async def _stop(*tasks: asyncio.Future) -> None:
-    for t in tasks:
-        t.cancel()
-    for t in tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await t
-
-
 async def serve_exec(ws: web.WebSocketResponse, argv: list[str], env: dict[str, str] | None,
                      opts: StreamOptions) -> None:
     """Run ``argv`` for an upgraded exec WebSocket, to the status message (or the client's going)."""
@@ -258,7 +251,7 @@ async def serve_exec(ws: web.WebSocketResponse, argv: list[str], env: dict[str, 
         rc = exit_task.result()
         await _finish(ws, status_message(128 - rc if rc < 0 else rc))
     finally:
-        await _stop(*tasks)
+        await stop_tasks(*tasks)
         if child.returncode is None:
             await kill_session(child)
         if master is not None:
@@ -328,6 +321,6 @@ async def serve_attach(ws: web.WebSocketResponse, proc: ContainerProcess, opts: 
         if output_task.done():
             await _finish(ws, status_message(0))
     finally:
-        await _stop(input_task, output_task)
+        await stop_tasks(input_task, output_task)
         if opts.stdin:
             close_stdin()
