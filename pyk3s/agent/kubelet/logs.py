@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-__all__ = ["LogOptions", "format_entry", "parse_line", "read_log", "follow_log"]
+__all__ = ["LogOptions", "format_entry", "follow_log", "parse_line", "read_log", "read_new_lines"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +72,19 @@ def read_log(path: Path, opts: LogOptions) -> tuple[bytes, int]:
     return out, end
 
 
+def read_new_lines(path: Path, offset: int) -> tuple[bytes, int]:
+    """The complete lines written to a log after ``offset`` (none while there are none or there is no
+    file yet), and the offset just after them."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    except FileNotFoundError:
+        return b"", offset
+    end = data.rfind(b"\n") + 1
+    return data[:end], offset + end
+
+
 async def follow_log(path: Path, opts: LogOptions, running: Callable[[], bool]) -> AsyncIterator[bytes]:
     first, offset = read_log(path, opts)
     sent = len(first)
@@ -80,17 +93,10 @@ async def follow_log(path: Path, opts: LogOptions, running: Callable[[], bool]) 
     while True:
         if opts.limit_bytes is not None and sent >= opts.limit_bytes:
             return
-        try:
-            with open(path, "rb") as fh:  # noqa: ASYNC230 - small local file / adopted pid poll
-                fh.seek(offset)
-                data = fh.read()
-        except FileNotFoundError:
-            data = b""
-        end = data.rfind(b"\n") + 1
-        if end:
-            offset += end
+        lines, offset = read_new_lines(path, offset)
+        if lines:
             chunk = b"".join(format_entry(e, opts.timestamps)
-                             for e in (parse_line(x) for x in data[:end].splitlines()) if e is not None)
+                             for e in (parse_line(x) for x in lines.splitlines()) if e is not None)
             if opts.limit_bytes is not None:
                 chunk = chunk[: opts.limit_bytes - sent]
             sent += len(chunk)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
-from pyk3s.agent.kubelet.logs import parse_line
+from pyk3s.agent.kubelet.logs import parse_line, read_new_lines
 from pyk3s.agent.kubelet.runtime import ContainerProcess
 from pyk3s.api.relay import stop_tasks
 
@@ -273,16 +273,9 @@ def _log_end(path: Path) -> int:
 async def _follow_output(ws: web.WebSocketResponse, log_path: Path, offset: int, opts: StreamOptions,
                          running: Callable[[], bool]) -> None:
     while True:
-        try:
-            with open(log_path, "rb") as fh:  # noqa: ASYNC230 - a local file, read at its end
-                fh.seek(offset)
-                data = fh.read()
-        except FileNotFoundError:
-            data = b""
-        end = data.rfind(b"\n") + 1
-        if end:
-            offset += end
-            for line in data[:end].splitlines():
+        lines, offset = read_new_lines(log_path, offset)
+        if lines:
+            for line in lines.splitlines():
                 entry = parse_line(line)
                 if entry is None:
                     continue
