@@ -13,9 +13,7 @@ Both read the one flag table of :mod:`pyk3s.cli.flag_tables`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -35,6 +33,7 @@ from .check_config import refuse_start
 from .flag_tables import AGENT_FLAGS, AGENT_KUBECONFIG_FLAGS
 from .flags import Parsed, parse_flags
 from .logs import setup_logging
+from .running import run_until_signal
 
 __all__ = ["main"]
 
@@ -79,21 +78,8 @@ async def _run_with_kubeconfig(f: Parsed) -> None:
 
 
 def _run(agent: Callable[[], Awaitable[None]]) -> int:
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        uvloop.install()
-
-    async def runner() -> None:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
-        await agent()
-
     try:
-        asyncio.run(runner())
+        run_until_signal(agent)
     except (asyncio.CancelledError, KeyboardInterrupt):
         log.info("pyk3s agent stopped")
     except BaseException as exc:  # noqa: BLE001 - report the first real cause, by its message

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 
 from pyk3s.k3s.paths import default_kubeconfig_path
@@ -16,6 +15,7 @@ from .check_config import refuse_start
 from .flag_tables import SERVER_FLAGS
 from .flags import parse_flags
 from .logs import setup_logging
+from .running import run_until_signal
 
 __all__ = ["main"]
 
@@ -47,22 +47,7 @@ def main(argv: list[str]) -> int:
     if refuse_start(cfg.check_settings(), "pyk3s server"):
         return 1
     try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency; this only keeps a broken venv usable
-        pass
-
-    async def runner() -> None:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
-        await run_server(cfg, on_ready=lambda started: print_started(cfg, started))
-
-    try:
-        asyncio.run(runner())
+        run_until_signal(lambda: run_server(cfg, on_ready=lambda started: print_started(cfg, started)))
     except asyncio.CancelledError:
         log.info("pyk3s server stopped")
     except ServerConfigError as err:
