@@ -2,7 +2,7 @@
 
 Each raises the directive's CorefileError (`plugin/<name>: <file>:<line> - Error during parsing: ...`), so
 a wrong value names the plugin, the file and the line. `parse_duration` is the DNS add-on's only reader
-of Go durations.
+of Go durations (through :mod:`pyk3s.k3s.durations`).
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pyk3s.k3s.durations import parse_go_duration
+
 from .corefile import Directive
 
 __all__ = ["Fallthrough", "in_zone", "int_arg", "one_of", "parse_duration", "zone_test"]
-
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def in_zone(name: str, zone: str) -> bool:
@@ -55,23 +55,11 @@ def parse_duration(text: str, d: Directive, plugin: str) -> float:
     """Go-style durations: 15s, 1m, 500ms, 1h30m; a bare number means seconds."""
     if text.replace(".", "", 1).isdigit():
         return float(text)
-    total, num = 0.0, ""
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c.isdigit() or c == ".":
-            num += c
-            i += 1
-            continue
-        unit = text[i:i + 2] if text[i:i + 2] in _UNITS else c
-        if unit not in _UNITS or not num:
-            raise d.error(f"invalid duration {text!r}", plugin)
-        total += float(num) * _UNITS[unit]
-        num = ""
-        i += len(unit)
-    if num:
-        raise d.error(f"invalid duration {text!r} (missing unit)", plugin)
-    return total
+    try:
+        return parse_go_duration(text)
+    except ValueError:
+        hint = " (missing unit)" if text[-1:].isdigit() else ""
+        raise d.error(f"invalid duration {text!r}{hint}", plugin) from None
 
 
 def one_of(d: Directive, plugin: str, *choices: str) -> str:

@@ -16,35 +16,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["GcImage", "GcPlan", "ImageGc", "ImageGcPolicy", "ImageRecord", "parse_duration", "plan_gc"]
+__all__ = ["GcImage", "GcPlan", "ImageGc", "ImageGcPolicy", "ImageRecord", "plan_gc"]
 
 log = logging.getLogger("pyk3s.agent.kubelet")
 
 GC_PERIOD = 300.0           # the kubelet's ImageGCPeriod
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """A Go duration (``2m0s``, ``90s``, ``1h30m``) in seconds; ValueError otherwise."""
-    s = text.strip()
-    if s == "0":
-        return 0.0
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(s):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNIT[m.group(2)]
-        pos = m.end()
-    if pos != len(s) or pos == 0:
-        raise ValueError(f"invalid duration {text!r} (want e.g. 2m0s, 90s, 1h)")
-    return total
 
 
 @dataclass(frozen=True, slots=True)

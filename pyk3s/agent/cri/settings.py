@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyk3s.agent.cri.imagegc import ImageGcPolicy, parse_duration
+from pyk3s.agent.cri.imagegc import ImageGcPolicy
+from pyk3s.k3s.durations import parse_go_duration
 
 __all__ = ["DEFAULT_PAUSE_IMAGE", "DEFAULT_REGISTRIES", "ContainerdPaths", "RuntimeSettings", "state_dir_for"]
 
@@ -98,7 +99,7 @@ CONTAINER_RUNTIME_MODES = ("auto", "containerd", "none")
 KUBELET_ARGS: dict[str, tuple[str, Any]] = {
     "image-gc-high-threshold": ("high_threshold", int),
     "image-gc-low-threshold": ("low_threshold", int),
-    "image-minimum-gc-age": ("minimum_age", parse_duration),
+    "image-minimum-gc-age": ("minimum_age", parse_go_duration),
 }
 
 

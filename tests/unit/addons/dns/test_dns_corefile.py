@@ -104,6 +104,8 @@ def test_snippets_and_import_globs(tmp_path) -> None:  # noqa: ANN001
     ("(s) {\n import s\n}\n.:53 {\n import s\n}\n", "too many imports"),
     ('.:53 {\n  hosts "unterminated\n}\n', "unterminated quoted string"),
     (".:53 {\n  reload 1s\n}\n", "greater or equal to 2s"),
+    (".:53 {\n  reload 5s3\n}\n", "plugin/reload: Corefile:2 - Error during parsing: invalid duration '5s3' (missing unit)"),
+    (".:53 {\n  reload 1.5.3s\n}\n", "invalid duration '1.5.3s'"),
     (".:53 {\n  forward .\n}\n", "forward needs FROM and at least one TO"),
     (".:53 {\n  forward . not-an-ip\n}\n", "not an IP address or file"),
     (".:53 {\n  cache {\n    prefetch 10 1m 10\n  }\n}\n", "percentage"),

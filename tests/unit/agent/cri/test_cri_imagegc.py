@@ -9,7 +9,6 @@ from pyk3s.agent.cri.imagegc import (
     GcImage,
     ImageGcPolicy,
     ImageRecord,
-    parse_duration,
     plan_gc,
     update_records,
 )
@@ -70,18 +69,6 @@ def test_records_follow_what_is_seen_and_used() -> None:
     assert recs["sha256:used"].last_used == NOW and recs["sha256:old"].last_used == 0.0
     update_records(recs, images(), set(), NOW + 5)
     assert recs["sha256:new"].first_detected == NOW and recs["sha256:used"].last_used == NOW
-
-
-@pytest.mark.parametrize(("text", "seconds"), [("2m0s", 120.0), ("90s", 90.0), ("1h30m", 5400.0), ("0", 0.0),
-                                               ("1.5s", 1.5), ("500ms", 0.5)])
-def test_go_durations(text: str, seconds: float) -> None:
-    assert parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "2", "m", "1x", "1m two"])
-def test_bad_durations(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_duration(text)
 
 
 def test_policy_from_kubelet_args() -> None:
