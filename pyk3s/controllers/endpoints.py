@@ -124,11 +124,16 @@ def _target_ref(pod: Mapping[str, Any]) -> dict[str, Any]:
     return {"kind": "Pod", "namespace": namespace_of(pod), "name": name_of(pod), "uid": uid_of(pod)}
 
 
-def _hostname(svc: Mapping[str, Any], pod: Mapping[str, Any]) -> str | None:
+def _where(svc: Mapping[str, Any], pod: Mapping[str, Any]) -> dict[str, str]:
+    """An endpoint's ``nodeName`` and ``hostname`` (the pod's, when its subdomain is the Service), each
+    only when set; the same in Endpoints and EndpointSlices."""
     spec = pod.get("spec") or {}
+    out: dict[str, str] = {}
+    if spec.get("nodeName"):
+        out["nodeName"] = spec["nodeName"]
     if spec.get("hostname") and spec.get("subdomain") == name_of(svc):
-        return str(spec["hostname"])
-    return None
+        out["hostname"] = str(spec["hostname"])
+    return out
 
 
 def _labels(svc: Mapping[str, Any]) -> dict[str, str]:
@@ -155,13 +160,7 @@ def desired_endpoints(svc: Obj, pods: Sequence[Obj]) -> Obj:
         eports = [{k: v for k, v in p.items() if v != "" or k != "name"} for p in ports]
         key = tuple(tuple(sorted(p.items())) for p in eports)
         ports_of[key] = eports
-        addr: dict[str, Any] = {"ip": ip, "targetRef": _target_ref(pod)}
-        node = (pod.get("spec") or {}).get("nodeName")
-        if node:
-            addr["nodeName"] = node
-        host = _hostname(svc, pod)
-        if host:
-            addr["hostname"] = host
+        addr: dict[str, Any] = {"ip": ip, "targetRef": _target_ref(pod), **_where(svc, pod)}
         ready, not_ready = groups.setdefault(key, ([], []))
         (ready if publish or is_ready(pod) else not_ready).append(addr)
     subsets = []
@@ -211,13 +210,8 @@ def desired_slices(svc: Obj, pods: Sequence[Obj]) -> list[Obj]:
                 "conditions": {"ready": serving and (publish or not terminating), "serving": serving,
                                "terminating": terminating},
                 "targetRef": _target_ref(pod),
+                **_where(svc, pod),
             }
-            node = (pod.get("spec") or {}).get("nodeName")
-            if node:
-                ep["nodeName"] = node
-            host = _hostname(svc, pod)
-            if host:
-                ep["hostname"] = host
             key = tuple(tuple(sorted(p.items())) for p in ports)
             groups.setdefault(key, (ports, []))[1].append(ep)
         if not groups:
