@@ -129,17 +129,26 @@ class KubeletServer:
             pass
         return resp
 
-    async def exec(self, req: web.Request) -> web.StreamResponse:
+    async def _stream_target(self, req: web.Request,
+                             command: list[str] | None) -> tuple[Any, Any, web.StreamResponse | None]:
+        """(worker, process, None) for the running container an exec or attach names, else (.., answer):
+        an error, or the whole session when the CRI runtime runs the container (its streaming server)."""
         w, err = self._find(req)
         if err is not None:
-            return err
+            return None, None, err
         name = req.match_info["container"]
         proc = w.container_proc(name)
-        command = req.query.getall("command", [])
-        if hasattr(proc, "serve_stream"):  # a container of the CRI runtime: its streaming server
-            return await proc.serve_stream(req, command)
+        if hasattr(proc, "serve_stream"):
+            return w, proc, await proc.serve_stream(req, command)
         if proc is None or not proc.pid or proc.exit_status() is not None:
-            return _status(400, f"container {name} is not running")
+            return w, proc, _status(400, f"container {name} is not running")
+        return w, proc, None
+
+    async def exec(self, req: web.Request) -> web.StreamResponse:
+        command = req.query.getall("command", [])
+        _w, proc, answer = await self._stream_target(req, command)
+        if answer is not None:
+            return answer
         if not command:
             return _status(400, "you must specify at least 1 command")
         ws = web.WebSocketResponse(protocols=_PROTOCOLS)
@@ -158,15 +167,10 @@ class KubeletServer:
         return ws
 
     async def attach(self, req: web.Request) -> web.StreamResponse:
-        w, err = self._find(req)
-        if err is not None:
-            return err
+        w, proc, answer = await self._stream_target(req, None)
+        if answer is not None:
+            return answer
         name = req.match_info["container"]
-        proc = w.container_proc(name)
-        if hasattr(proc, "serve_stream"):
-            return await proc.serve_stream(req, None)
-        if proc is None or not proc.pid or proc.exit_status() is not None:
-            return _status(400, f"container {name} is not running")
         spec: dict[str, Any] = next((c for key in ("containers", "initContainers") for c in (w.pod.get("spec") or {}).get(key) or []
                      if c.get("name") == name), {})
         opts = StreamOptions.from_query(req.query)
