@@ -13,7 +13,7 @@
 * ``catalog.ResourceCatalog`` holds the served resources (``resources``) and installs CRD rows
   (``crds``); ``watch.WatchCache`` fans the store's changes out to watchers.
 * Below them, importing nothing above: ``store`` (the datastore engines), ``admission``, ``patch``,
-  ``printers``, ``protobuf``, and the small shared modules (``errors``, ``request``, ``codec``, ...).
+  ``printers``, ``protobuf``, and the small shared modules (``errors``, ``request``, ``codec``, ``tasks``, ...).
 
 Nothing here imports the agent, the client, controllers, add-ons, the server package or the CLI.
 """

@@ -10,7 +10,6 @@ request that took ``catalog.table`` once sees one consistent snapshot.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -18,6 +17,7 @@ from pyk3s.api.codec import decode_kv
 from pyk3s.api.crds import crd_rows
 from pyk3s.api.resources import ResourceInfo, ResourceTable
 from pyk3s.api.store.base import Store
+from pyk3s.api.tasks import stop_tasks
 from pyk3s.api.watch import Subscription, WatchCache
 
 __all__ = ["CRD_PREFIX", "ResourceCatalog"]
@@ -66,9 +66,7 @@ class ResourceCatalog:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await stop_tasks(self._task)
             self._task = None
 
     async def _follow(self, sub: Subscription) -> None:

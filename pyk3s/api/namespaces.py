@@ -8,13 +8,13 @@ else is checked against the store (another API server may have created the names
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 from pyk3s.api.codec import decode_kv
 from pyk3s.api.errors import StatusError, not_found
 from pyk3s.api.store.base import Store
+from pyk3s.api.tasks import stop_tasks
 from pyk3s.api.watch import Subscription, WatchCache
 
 __all__ = ["NamespaceGate"]
@@ -64,9 +64,7 @@ class NamespaceGate:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await stop_tasks(self._task)
 
     async def check_create(self, namespace: str) -> None:
         if self.phases.get(namespace) == "Active":

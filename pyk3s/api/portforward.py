@@ -26,7 +26,6 @@ import aiohttp
 from aiohttp import web
 
 from pyk3s.api.proxy import KubeletProxy, ProxyError, status_body
-from pyk3s.api.relay import until_first_ends
 from pyk3s.api.spdy import (
     DataReceived,
     GoAwayStatus,
@@ -35,6 +34,7 @@ from pyk3s.api.spdy import (
     StreamOpened,
     StreamReset,
 )
+from pyk3s.api.tasks import stop_tasks, until_first_ends
 
 __all__ = ["CHANNEL_PROTOCOLS", "SPDY_TUNNEL_PROTOCOL", "SpdyPortForward", "serve_portforward"]
 
@@ -239,9 +239,7 @@ class SpdyPortForward:
                 await self.flush()
             return None
         finally:
-            up.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await up
+            await stop_tasks(up)
 
     async def run(self, incoming: AsyncIterator[bytes]) -> None:
         try:
@@ -252,12 +250,7 @@ class SpdyPortForward:
             await self.close()
 
     async def close(self) -> None:
-        tasks = list(self._tasks)
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await stop_tasks(*self._tasks)
 
 
 async def _serve_spdy_tunnel(request: web.Request, proxy: KubeletProxy, pod: dict) -> web.StreamResponse:
@@ -370,9 +363,7 @@ async def _serve_channels(request: web.Request, proxy: KubeletProxy, pod: dict, 
                         break
                     await ws.send_bytes(bytes([2 * i]) + msg.data)
             finally:
-                up.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await up
+                await stop_tasks(up)
                 await backend.close()
         ended[i] = True
         if error:

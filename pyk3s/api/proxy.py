@@ -30,8 +30,8 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
-from pyk3s.api.relay import until_first_ends
 from pyk3s.api.request import ApiRequest, ApiResponse, UserInfo
+from pyk3s.api.tasks import until_first_ends
 
 __all__ = ["CHANNEL_PROTOCOLS", "INTERNAL_USER", "KubeletProxy", "ProxyError", "status_body"]
 

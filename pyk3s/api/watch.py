@@ -22,7 +22,6 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -31,6 +30,7 @@ from typing import Any
 
 from pyk3s.api.codec import decode_kv, kv_json
 from pyk3s.api.store.base import Compacted, Event, KeyValue, Store
+from pyk3s.api.tasks import stop_tasks
 
 __all__ = ["Subscription", "WatchCache", "WatchEvent"]
 
@@ -256,8 +256,4 @@ class WatchCache:
     async def close(self) -> None:
         hubs = list(self._hubs.values())
         self._hubs.clear()
-        for h in hubs:
-            h.task.cancel()
-        for h in hubs:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await h.task
+        await stop_tasks(*(h.task for h in hubs))

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pyk3s.api.tasks import until_first_ends
+
 from .errors import AlreadyExists, ApiError, Conflict, NotFound, TransportError
 
 __all__ = ["LeaderElectionConfig", "LeaderElector", "micro_time"]
@@ -178,14 +180,7 @@ class LeaderElector:
                 await self.acquire()
                 work = asyncio.ensure_future(on_leading())
                 renew = asyncio.ensure_future(self.renew())
-                try:
-                    await asyncio.wait({work, renew}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for t in (work, renew):
-                        t.cancel()
-                    for t in (work, renew):
-                        with contextlib.suppress(asyncio.CancelledError, Exception):
-                            await t
+                await until_first_ends(work, renew)
                 if work.done() and not work.cancelled() and work.exception() is not None:
                     log.error("leader election %s/%s: leader work failed: %r", self.config.namespace,
                               self.config.name, work.exception())

@@ -20,8 +20,8 @@ from aiohttp import WSMsgType, web
 from pyk3s.agent.cri.client import CriError
 from pyk3s.agent.kubelet.server import PROTOCOLS, status_response
 from pyk3s.agent.kubelet.streams import StreamOptions, status_message
-from pyk3s.api.relay import until_first_ends
 from pyk3s.api.spdy import DataReceived, SpdyConnection, StreamReset
+from pyk3s.api.tasks import until_first_ends
 
 __all__ = ["relay_stream", "serve_stream"]
 

@@ -27,7 +27,7 @@ from aiohttp import WSMsgType, web
 from pyk3s.agent.kubelet.kubelet import Kubelet
 from pyk3s.agent.kubelet.logs import LogOptions, follow_log, read_log
 from pyk3s.agent.kubelet.streams import StreamOptions, serve_attach, serve_exec
-from pyk3s.api.relay import until_first_ends
+from pyk3s.api.tasks import until_first_ends
 
 __all__ = ["PROTOCOLS", "KubeletServer", "server_ssl_context", "status_response"]
 

@@ -33,7 +33,7 @@ from aiohttp import WSMsgType, web
 
 from pyk3s.agent.kubelet.logs import parse_line, read_new_lines
 from pyk3s.agent.kubelet.runtime import ContainerProcess
-from pyk3s.api.relay import stop_tasks
+from pyk3s.api.tasks import stop_tasks
 
 __all__ = ["KILL_GRACE", "StreamOptions", "kill_session", "read_fd", "serve_attach", "serve_exec",
            "session_members", "set_window_size", "status_message", "write_fd"]

@@ -1,8 +1,6 @@
-"""The two directions of a streaming relay (exec, attach, port-forward, the kubelet proxy), as tasks.
-
-Used by the API server's relays and the kubelet's: a relay runs until one direction ends, then the
-other is cancelled and awaited, so no task outlives its connection and no error of a stopped one is
-left unretrieved.
+"""Stopping asyncio tasks: cancelled, then awaited, so that none outlives what started it and no error of
+a stopped one is left unretrieved. Shared by the API server (relays, watch fan-out, background syncs),
+the client's leader election and the kubelet's relays.
 """
 
 from __future__ import annotations
