@@ -21,11 +21,12 @@ import struct
 import tarfile
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
-__all__ = ["HostFile", "ImageConfig", "ImageSpec", "LayerBlob", "LayerEntry", "build_archive", "busybox_entries",
-           "oci_arch", "pause_entries", "pause_program", "qualify", "write_images", "write_layer"]
+__all__ = ["HostFile", "ImageConfig", "ImageSpec", "LayerBlob", "LayerEntry", "RunSettings", "build_archive",
+           "busybox_entries", "oci_arch", "pause_entries", "pause_program", "qualify", "write_images", "write_layer"]
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -52,26 +53,30 @@ class HostFile:
     source: Path
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSettings:
+    """How an image's container runs (the ``config`` of its OCI image configuration)."""
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    env: tuple[str, ...] = (DEFAULT_PATH,)
+    working_dir: str = "/"
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def run_settings(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(RunSettings)}
+
+
 @dataclass(frozen=True, slots=True)
-class ImageSpec:
+class ImageSpec(RunSettings):
+    """An image of one layer written from ``entries``."""
     name: str                                   # e.g. "docker.io/library/busybox:pk"
     entries: tuple[LayerEntry, ...]
-    entrypoint: tuple[str, ...] = ()
-    cmd: tuple[str, ...] = ()
-    env: tuple[str, ...] = (DEFAULT_PATH,)
-    working_dir: str = "/"
-    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
-class ImageConfig:
+class ImageConfig(RunSettings):
     """One image of an archive: the names it is imported under and its run settings."""
     names: tuple[str, ...]
-    entrypoint: tuple[str, ...] = ()
-    cmd: tuple[str, ...] = ()
-    env: tuple[str, ...] = (DEFAULT_PATH,)
-    working_dir: str = "/"
-    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +255,7 @@ def build_archive(spec: ImageSpec, out: Path) -> str:
     """Write ``spec`` as an OCI layout tarball at ``out``; returns the manifest digest."""
     with tempfile.TemporaryDirectory(prefix="pyk3s-layer-") as tmp:
         layer = write_layer(spec.entries, Path(tmp) / "layer.tar.gz")
-        img = ImageConfig((spec.name,), spec.entrypoint, spec.cmd, spec.env, spec.working_dir, spec.labels)
+        img = ImageConfig((spec.name,), **spec.run_settings())
         return write_images([(img, [layer])], out)[0]
 
 
