@@ -9,11 +9,13 @@ from pathlib import Path
 
 from pyk3s.agent.spawn import CommandTimeout, run_command
 
-__all__ = ["ROUTE_PROTO", "CniError", "ip", "ip_batch", "ip_json", "ip_sync", "write_sysctl"]
+__all__ = ["POD_ROUTE_PROTO", "ROUTE_PROTO", "CniError", "ip", "ip_batch", "ip_json", "ip_sync", "write_sysctl"]
 
 # Routes pyk3s writes to other nodes' pod CIDRs (host-gw) carry this protocol number, so they are told
 # apart from every other route: only those are replaced, removed, or ignored by the overlap check.
 ROUTE_PROTO = "201"
+# Routes to this node's own pods (a /32 or /128 on each pod's veth) carry this one.
+POD_ROUTE_PROTO = "202"
 
 
 class CniError(RuntimeError):

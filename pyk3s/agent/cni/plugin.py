@@ -1,7 +1,7 @@
 """The ``pyk3s`` CNI plugin (CNI spec 1.0: ADD, DEL, CHECK, VERSION) that containerd's CRI calls for
 each pod sandbox. It wires the sandbox's namespace with the same code as the process runtime
-(:mod:`pyk3s.agent.cni.podnet`: veth on the node bridge, host-local IPAM owned by the pod UID, default
-route via the bridge), so the proxy, DNS, ServiceLB, network policy and host-gw routes see one kind of pod.
+(:mod:`pyk3s.agent.cni.podnet`: a routed veth in the node's pod-link group, host-local IPAM owned by the
+pod UID, default route via the bridge's gateway address), so the proxy, DNS, ServiceLB, network policy and host-gw routes see one kind of pod.
 hostPorts are not the plugin's job: the node's nftables proxy maps them for every pod.
 
 Invoked as ``loopback`` (containerd also asks for a loopback network) it only brings ``lo`` up; the agent
@@ -29,7 +29,7 @@ from typing import Any, TextIO
 from pyk3s.agent.cni.bridge import BridgeConfig
 from pyk3s.agent.cni.ipam import HostLocalIpam
 from pyk3s.agent.cni.ipcmd import CniError, ip
-from pyk3s.agent.cni.podnet import setup_pod_network, teardown_pod_network, veth_name
+from pyk3s.agent.cni.podnet import link_macs, setup_pod_network, teardown_pod_network, veth_name
 
 __all__ = ["LOOPBACK_SCRIPT", "SUPPORTED_VERSIONS", "conflist", "main", "run"]
 
@@ -119,13 +119,15 @@ async def _add(conf: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     record.mkdir(parents=True, exist_ok=True)
     (record / f"{owner}.json").write_text(json.dumps(
         {"netns": netns_path, "ip": net.ip, "containerID": env.get("CNI_CONTAINERID", ""), "ifname": ifname}))
-    # MAC addresses are optional in a result: leaving them out saves three `ip` runs per pod
+    node_mac, pod_mac = link_macs(owner)  # fixed by the pod UID: known without asking the kernel
     return {"cniVersion": version,
-            "interfaces": [{"name": bridge.bridge_name}, {"name": net.veth},
-                           {"name": ifname, "sandbox": netns_path}],
-            # "version" is required before CNI 1.0 and ignored since
-            "ips": [{"version": "6" if ":" in a else "4", "address": f"{a}/{plen}", "gateway": gw, "interface": 2}
-                    for a, (gw, plen) in zip(net.ips or (net.ip,), bridge.gateways(), strict=False)],
+            "interfaces": [{"name": net.veth, "mac": node_mac},
+                           {"name": ifname, "mac": pod_mac, "sandbox": netns_path}],
+            # "version" is required before CNI 1.0 and ignored since; the pod holds each address alone
+            # (/32, /128) and reaches everything through the gateway
+            "ips": [{"version": "6" if ":" in a else "4", "address": f"{a}/{128 if ':' in a else 32}",
+                     "gateway": gw, "interface": 1}
+                    for a, (gw, _) in zip(net.ips or (net.ip,), bridge.gateways(), strict=False)],
             "routes": [{"dst": "::/0" if ":" in gw else "0.0.0.0/0", "gw": gw}
                        for _, (gw, _) in zip(net.ips or (net.ip,), bridge.gateways(), strict=False)],
             "dns": {}}
@@ -149,11 +151,15 @@ async def _check(conf: dict[str, Any], env: dict[str, str]) -> None:
     if want is None:
         raise PluginError(ERR_UNKNOWN_CONTAINER, f"pyk3s: no address allocated to {owner}")
     ns = _netns_name(env.get("CNI_NETNS", ""))
-    addrs = await ip("-4", "-o", "addr", "show", "dev", env.get("CNI_IFNAME", "eth0"), netns=ns, check=False)
+    fam = "-6" if ":" in want else "-4"
+    addrs = await ip(fam, "-o", "addr", "show", "dev", env.get("CNI_IFNAME", "eth0"), netns=ns, check=False)
     if f"{want}/" not in addrs:
         raise PluginError(ERR_TRY_LATER, f"pyk3s: {env.get('CNI_IFNAME', 'eth0')} in {ns} lacks {want}")
-    if not await ip("link", "show", veth_name(owner), check=False):
-        raise PluginError(ERR_TRY_LATER, f"pyk3s: host side {veth_name(owner)} of {owner} is missing")
+    veth = veth_name(owner)
+    if not await ip("link", "show", veth, check=False):
+        raise PluginError(ERR_TRY_LATER, f"pyk3s: host side {veth} of {owner} is missing")
+    if f"{want} " not in await ip(fam, "-o", "route", "show", "dev", veth, check=False):
+        raise PluginError(ERR_TRY_LATER, f"pyk3s: the node has no route to {want} via {veth}")
 
 
 def run(env: dict[str, str], stdin: TextIO, stdout: TextIO, prog: str = "pyk3s") -> int:

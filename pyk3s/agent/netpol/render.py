@@ -6,7 +6,9 @@ Table ``inet <table>`` (one per node and bridge):
 * ``forward`` (forward hook, priority 10, after conntrack) passes replies of accepted connections
   first (``ct state established,related``: the one rule every packet after a connection's first
   meets) and IPv6 neighbour discovery, then judges a new connection's egress (packets arriving from
-  the pod bridge) and its ingress (packets leaving through it); ``input`` (input hook) judges the
+  one of the node's pod links: the interface group of its routed pod veths) and its ingress (packets
+  leaving through one), same-node pod-to-pod traffic included (it is routed, so it meets both);
+  ``input`` (input hook) judges the
   egress of pods' packets to the node itself. Packets the node sends (output hook) are never judged,
   so a node always reaches its own pods. Service traffic arrives DNATed (nat prerouting runs first),
   so it is judged by its real destination pod.
@@ -36,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from pyk3s.agent.cni.bridge import pod_link_group
 from pyk3s.netpol.index import Delta, Group, IndexState
 from pyk3s.netpol.model import EGRESS, INGRESS
 from pyk3s.netpol.ports import PROTOCOL_NAMES, PortSet
@@ -179,12 +182,12 @@ def full_script(table: NetpolTable, state: IndexState, *, deny_only: bool = Fals
         rules = [f"{_IP[f]} saddr . {_IP[f]} daddr @self{f} accept" for f in FAMILIES]
         rules += [f"{_IP[f]} {field} vmap @{_MAP[d]}{f}" for f in FAMILIES]
         lines.append(f"  chain {d.lower()} {{\n" + "".join(f"    {r}\n" for r in rules) + "  }")
-    br = table.bridge
+    links = f"{pod_link_group(table.bridge):#x}"
     lines.append(f"  chain forward {{ type filter hook forward priority 10; policy accept;\n"
                  f"    ct state established,related accept\n    {_NDP}\n"
-                 f"    iifname \"{br}\" jump egress\n    oifname \"{br}\" jump ingress\n  }}")
+                 f"    iifgroup {links} jump egress\n    oifgroup {links} jump ingress\n  }}")
     lines.append(f"  chain input {{ type filter hook input priority 10; policy accept;\n"
-                 f"    ct state established,related accept\n    {_NDP}\n    iifname \"{br}\" jump egress\n  }}")
+                 f"    ct state established,related accept\n    {_NDP}\n    iifgroup {links} jump egress\n  }}")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -8,7 +8,7 @@ the cluster is masqueraded for IPv4, and for IPv6 only with ``--flannel-ipv6-mas
 Rules (kube-proxy's nftables mode, trimmed to what pyk3s needs):
 - ``services`` (jumped from nat prerouting and output) DNATs ClusterIPs, externalIPs and LoadBalancer
   ingress IPs; NodePorts match on ``fib daddr type local`` (any node address, 127.0.0.1 included: the
-  agent turns on route_localnet on its bridge only); hostPorts likewise, like CNI portmap.
+  agent turns on route_localnet on its pods' veths only); hostPorts likewise, like CNI portmap.
 - Several pyk3s nodes can share one network namespace (test clusters on one machine, each node address
   on a link of its own), where every node's address is local to every other. Each table publishes its
   node's addresses in ``node-addresses`` (``node-addresses-v6``); the addresses other tables publish
@@ -24,7 +24,9 @@ Rules (kube-proxy's nftables mode, trimmed to what pyk3s needs):
 - Hairpin (pod reaching itself through a Service) is marked for masquerade in its ``sep-…`` chain.
 - Services with no usable endpoints are rejected (filter hooks), and any other packet still addressed to
   the service CIDR is rejected too, so unknown ClusterIPs never leave the node.
-- This node's pod traffic (arriving from its bridge) leaving the cluster CIDR is masqueraded.
+- This node's pod traffic leaving the cluster CIDR is masqueraded. Its pods' veths are routed links in
+  one interface group (``iifgroup``/``oifgroup``, :func:`pyk3s.agent.cni.bridge.pod_link_group`), not
+  ports of the bridge: a node's pods are told apart from another node's in the same namespace by it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from pyk3s.agent.cni.bridge import pod_link_group
 from pyk3s.k3s.names import SERVICE_NAME_LABEL
 
 __all__ = ["FAMILY", "MASQ_MARK", "NODE_ADDRESS_SETS", "TABLE", "ProxyConfig", "compile_ruleset", "table_names"]
@@ -373,10 +376,11 @@ def compile_ruleset(config: ProxyConfig, services: Iterable[Mapping], slices: It
         cluster_nets = _nets_of(fam.version, config.cluster_cidrs)
         if cluster_nets and (fam.version == 4 or config.masquerade_ipv6):
             nets = _set_expr(cluster_nets)
-            # only this node's pods (they arrive from its bridge): traffic of another cluster on the machine
-            # that shares the address range, or a bridge it crosses, is not ours to rewrite
-            post.append(f'iifname "{config.bridge_name}" {fam.addr} saddr {nets} {fam.addr} daddr != {nets} '
-                        f'oifname != "{config.bridge_name}" masquerade fully-random')
+            # only this node's pods (they arrive from its pod links): traffic of another cluster on the
+            # machine that shares the address range, or a link it crosses, is not ours to rewrite
+            group = pod_link_group(config.bridge_name)
+            post.append(f'iifgroup {group:#x} {fam.addr} saddr {nets} {fam.addr} daddr != {nets} '
+                        f'oifgroup != {group:#x} masquerade fully-random')
     lines.append("  chain nat-postrouting { type nat hook postrouting priority 100; policy accept;\n"
                  + "".join(f"    {r}\n" for r in post) + "  }")
     checks = []

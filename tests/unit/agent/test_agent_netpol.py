@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from pyk3s.agent.cni.bridge import pod_link_group
 from pyk3s.agent.netpol.controller import NetpolController, netpol_table_for
 from pyk3s.agent.netpol.render import NetpolTable, delta_script, full_script
 from pyk3s.netpol import AllowIndex, parse_policy, pod_info
@@ -30,6 +31,9 @@ def index_with(*pods: dict, policies: tuple[dict, ...] = ()) -> AllowIndex:
     return index
 
 
+GROUP = f"{pod_link_group('pkbt'):#x}"  # the pod links (routed veths) of the node whose bridge is pkbt
+
+
 def test_table_names_follow_the_bridge() -> None:
     assert netpol_table_for("pyk3s0") == "pyk3s-netpol"
     assert netpol_table_for("pkb1a2b3c") == "pyk3s-netpol-pkb1a2b3c"
@@ -49,7 +53,8 @@ def test_full_table_shape() -> None:
     assert "0.0.0.0/0 . 0-255 . 0-65535" in text  # b's egress rule without peers or ports
     forward = text[text.index("chain forward"):]
     assert forward.index("ct state established,related accept") < forward.index("nd-neighbor-solicit") \
-        < forward.index('iifname "pkbt" jump egress') < forward.index('oifname "pkbt" jump ingress')
+        < forward.index(f"iifgroup {GROUP} jump egress") < forward.index(f"oifgroup {GROUP} jump ingress")
+    assert f"iifgroup {GROUP} jump egress" in text[text.index("chain input"):]
     ingress_group = next(g for g in index.state().groups.values() if g.direction == "Ingress")
     egress_group = next(g for g in index.state().groups.values() if g.direction == "Egress")
     assert f"@{ingress_group.gid}-p4 accept" in text and f"@{egress_group.gid}-a4 return" in text

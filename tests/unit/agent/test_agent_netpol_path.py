@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from pyk3s.agent.cni.bridge import pod_link_group
 from pyk3s.agent.netpol.render import NetpolTable, full_script
 from pyk3s.netpol import AllowIndex, namespace_info, parse_policy, pod_info
 
 BRIDGE = "pkbpath"
 TABLE = NetpolTable("pyk3s-netpol-path", BRIDGE)
+PODS = pod_link_group(BRIDGE)   # the interface group of this node's pod veths
+OTHER = 0                       # any other link (the VXLAN device, the underlay): the default group
 PROTO = {"tcp": 6, "udp": 17, "sctp": 132}
 NAMESPACES = [f"ns{i}" for i in range(10)]
 
@@ -99,8 +102,8 @@ class Packet:
     daddr: str
     proto: int
     dport: int
-    iif: str = BRIDGE
-    oif: str = BRIDGE
+    iif: int = PODS
+    oif: int = PODS
     ct: str = "new"
 
 
@@ -161,8 +164,8 @@ def walk(t: Table, chain: str, p: Packet, cost: Cost) -> str:
             verdict = "accept" if p.ct in ("established", "related") else None
         elif rule.startswith("icmpv6 type {"):
             verdict = None  # neighbour discovery: the packets judged here are TCP, UDP or ICMP echo
-        elif m := re.fullmatch(r'(iif|oif)name "(\S+)" jump (\S+)', rule):
-            if (p.iif if m.group(1) == "iif" else p.oif) == m.group(2):
+        elif m := re.fullmatch(r"(iif|oif)group (\S+) jump (\S+)", rule):
+            if (p.iif if m.group(1) == "iif" else p.oif) == int(m.group(2), 0):
                 verdict = walk(t, m.group(3), p, cost)
                 verdict = None if verdict == "continue" else verdict
         elif m := re.fullmatch(r"(ip6?) saddr \. \1 daddr @(\S+) accept", rule):
@@ -221,8 +224,8 @@ def _packets(index: AllowIndex, rnd: random.Random, count: int) -> list[Packet]:
         src, dst = rnd.choice(local + remote[:40]), rnd.choice(local)
         if rnd.random() < 0.3:
             src, dst = dst, rnd.choice([*remote[:40], "172.17.3.9", "172.20.9.1"])
-        out.append(Packet(src, dst, proto, port, iif=BRIDGE if src in local else "pkvxlan",
-                          oif=BRIDGE if dst in local else "pkvxlan"))
+        out.append(Packet(src, dst, proto, port, iif=PODS if src in local else OTHER,
+                          oif=PODS if dst in local else OTHER))
     return out
 
 

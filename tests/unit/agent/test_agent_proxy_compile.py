@@ -1,5 +1,6 @@
 import pytest
 
+from pyk3s.agent.cni.bridge import pod_link_group
 from pyk3s.agent.proxy.compile import ProxyConfig, compile_ruleset
 
 CFG = ProxyConfig("n1", table="pyk3stest")
@@ -86,7 +87,13 @@ def test_hostport_from_pods_on_this_node():
 
 def test_pod_egress_masquerade_and_service_cidr_reject():
     text = compile_ruleset(ProxyConfig("n1", bridge_name="pkbr0"), [], [])
-    assert 'iifname "pkbr0" ip saddr 10.42.0.0/16 ip daddr != 10.42.0.0/16 oifname != "pkbr0" masquerade' in text
+    group = f"{pod_link_group('pkbr0'):#x}"
+    # this node's pods are the links of its pod-link group (routed veths), not ports of its bridge
+    assert (f"iifgroup {group} ip saddr 10.42.0.0/16 ip daddr != 10.42.0.0/16 oifgroup != {group} masquerade"
+            in text)
+    assert "iifname" not in text and "oifname" not in text
+    other = compile_ruleset(ProxyConfig("n2", bridge_name="pkbr1"), [], [])
+    assert f"iifgroup {pod_link_group('pkbr1'):#x} " in other and group not in other
     assert "ip daddr 10.43.0.0/16 reject" in text
 
 
@@ -124,7 +131,7 @@ def test_ipv6_pod_traffic_is_masqueraded_only_with_ipv6_masq() -> None:
     from dataclasses import replace
 
     assert "ip6 saddr fd42::/56" not in compile_ruleset(DUAL, [], [])
-    assert 'ip6 saddr fd42::/56 ip6 daddr != fd42::/56 oifname != "pkbr0" masquerade' in \
+    assert f"ip6 saddr fd42::/56 ip6 daddr != fd42::/56 oifgroup != {pod_link_group('pkbr0'):#x} masquerade" in \
         compile_ruleset(replace(DUAL, masquerade_ipv6=True), [], [])
 
 

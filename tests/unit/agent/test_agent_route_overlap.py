@@ -17,3 +17,8 @@ def test_our_bridge_and_our_host_gw_routes_are_not_foreign() -> None:
         {"dst": "default", "dev": "eth0"},
     ]
     assert overlapping_routes(routes, CIDRS, {"pyk3s0"}) == []
+
+
+def test_routes_to_this_nodes_pods_on_their_veths_are_not_foreign() -> None:
+    routes = [{"dst": "10.42.0.5", "dev": "pkv0123456789a", "protocol": "202", "prefsrc": "10.42.0.1"}]
+    assert overlapping_routes(routes, CIDRS, {"pyk3s0"}) == []
