@@ -88,7 +88,7 @@ def _route_hop(state: MapState, src: Obj, dst: Obj) -> Hop:
     if not a or not b:
         return Hop("route", "no route yet", WARN, ("a pod that is not scheduled has no network",))
     if a == b:
-        return Hop("route", f"node {a}", OK, ("both pods run on this node: straight across its bridge",), f"node:{a}")
+        return Hop("route", f"node {a}", OK, ("both pods run on this node: routed between their veths",), f"node:{a}")
     nodes: dict[str, Mapping[str, Any]] = {n["name"]: n for n in state.nodes()["nodes"]}
     target = nodes.get(b, {})
     backend = (target.get("backend") or {}).get("type", "?")

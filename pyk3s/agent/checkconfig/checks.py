@@ -244,14 +244,6 @@ def check_link_kinds(s: CheckSettings) -> list[CheckResult]:
         _run("ip", "netns", "del", ns)
 
 
-def check_br_netfilter(s: CheckSettings) -> list[CheckResult]:
-    if Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
-        return [CheckResult("kernel: br_netfilter", Status.PASS, "loaded")]
-    return [CheckResult("kernel: br_netfilter", Status.WARN,
-                   "not loaded: a pod reaching a Service backed by a pod on the same node gets no reply NAT",
-                   "modprobe br_netfilter (and add it to /etc/modules-load.d/)")]
-
-
 def check_nft_nat(s: CheckSettings) -> list[CheckResult]:
     """Ask the kernel to validate (nft --check: not applied) a table with a NAT chain."""
     if not shutil.which("nft"):
@@ -409,7 +401,6 @@ CHECKS: tuple[Check, ...] = (
     Check("cgroups", check_cgroups, blocking=False, applies=_agent),
     Check("network namespaces", check_netns, blocking=True, applies=_agent),
     Check("link kinds", check_link_kinds, blocking=False, applies=_agent),
-    Check("br_netfilter", check_br_netfilter, blocking=False, applies=_agent),
     Check("nf_tables with nat", check_nft_nat, blocking=True, applies=_agent),
     Check("ip forwarding", check_ip_forward, blocking=False, applies=_agent),
     Check("ports", check_ports, blocking=False),

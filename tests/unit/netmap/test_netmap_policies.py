@@ -79,7 +79,7 @@ async def test_a_cell_and_a_pod_pair_trace_are_netpol_explain(page: tuple[TestCl
         layers = [h["layer"] for h in trace["hops"]]
         assert layers == ["source", "route", "policy", "destination"]
     route = next(h for h in trace["hops"] if h["layer"] == "route")
-    assert route["title"] == "node n1" and "straight across its bridge" in route["why"][0]  # both pods on n1
+    assert route["title"] == "node n1" and "routed between their veths" in route["why"][0]  # both pods on n1
     across = await _get(client, "/api/trace?q=" + urllib.parse.quote("demo/client-1 -> demo/web-1:80"))
     route = next(h for h in across["hops"] if h["layer"] == "route")
     assert route["title"] == "node n1 -> node n0" and "10.42.0.0/24" in route["why"][0]
