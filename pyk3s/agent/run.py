@@ -270,7 +270,8 @@ async def run_agent(settings: AgentSettings, client: Any, certs: AgentCerts | No
         await delete_table("ip", table)   # the IPv4-only table of earlier releases
         proxier = Proxier(ProxyConfig(name, cluster_cidrs, service_cidrs, settings.bridge_name, table,
                                       masquerade_ipv6=settings.overlay.ipv6_masq,
-                                      node_addresses=(*internal, *settings.node_external_ips)),
+                                      node_addresses=(*internal, *settings.node_external_ips),
+                                      pod_gateways=tuple(gw for gw, _ in bridge.gateways())),
                           svc_inf, slice_inf, pods_inf)
         for inf in (pods_inf, svc_inf, slice_inf, rc_inf):
             await inf.start()

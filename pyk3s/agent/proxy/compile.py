@@ -57,6 +57,7 @@ class ProxyConfig:
     table: str = TABLE
     masquerade_ipv6: bool = False     # --flannel-ipv6-masq
     node_addresses: tuple[str, ...] = ()  # this node's addresses (node IPs, external IPs), published
+    pod_gateways: tuple[str, ...] = ()    # the gateway address of each of this node's pod CIDRs
 
     def families(self) -> tuple[_Fam, ...]:
         versions = {ipaddress.ip_network(c, strict=False).version for c in self.cluster_cidrs + self.service_cidrs}
@@ -370,17 +371,25 @@ def compile_ruleset(config: ProxyConfig, services: Iterable[Mapping], slices: It
     # tuples; as Linux derives the TCP timestamp offset from each connection's own 4-tuple, PAWS then
     # refuses their SYN and the client waits a 1 s retransmit. UDP has no TIME_WAIT and keeps
     # fully-random against conntrack insert races.
-    post = [f"meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} meta l4proto tcp masquerade",
-            f"meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade fully-random"]
+    marked = f"meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x}"
+    # A pod's veth has no address of its own, so masquerading into it would take whichever address the
+    # kernel finds first on another link: the pod sees the node's gateway address instead, as on a bridge
+    links = pod_link_group(config.bridge_name)
+    post: list[str] = []
+    for gw in config.pod_gateways:
+        fam = _Fam(6 if ":" in gw else 4)
+        into_pods = f"oifgroup {links:#x} meta nfproto {fam.nfproto} {marked}"
+        post += [f"{into_pods} meta l4proto tcp snat {fam.addr} to {gw}",
+                 f"{into_pods} snat {fam.addr} to {gw} fully-random"]
+    post += [f"{marked} meta l4proto tcp masquerade", f"{marked} masquerade fully-random"]
     for fam in fams:
         cluster_nets = _nets_of(fam.version, config.cluster_cidrs)
         if cluster_nets and (fam.version == 4 or config.masquerade_ipv6):
             nets = _set_expr(cluster_nets)
             # only this node's pods (they arrive from its pod links): traffic of another cluster on the
             # machine that shares the address range, or a link it crosses, is not ours to rewrite
-            group = pod_link_group(config.bridge_name)
-            post.append(f'iifgroup {group:#x} {fam.addr} saddr {nets} {fam.addr} daddr != {nets} '
-                        f'oifgroup != {group:#x} masquerade fully-random')
+            post.append(f'iifgroup {links:#x} {fam.addr} saddr {nets} {fam.addr} daddr != {nets} '
+                        f'oifgroup != {links:#x} masquerade fully-random')
     lines.append("  chain nat-postrouting { type nat hook postrouting priority 100; policy accept;\n"
                  + "".join(f"    {r}\n" for r in post) + "  }")
     checks = []

@@ -177,3 +177,17 @@ def test_marked_tcp_masquerade_keeps_source_ports_udp_is_fully_random() -> None:
     rules = [r.strip() for r in post.splitlines() if "0x4000" in r]
     assert rules == ["meta mark & 0x4000 == 0x4000 meta l4proto tcp masquerade",
                      "meta mark & 0x4000 == 0x4000 masquerade fully-random"]
+
+
+def test_marked_traffic_into_this_nodes_pods_comes_from_the_gateway() -> None:
+    from dataclasses import replace
+
+    text = compile_ruleset(replace(DUAL, pod_gateways=("10.42.0.1", "fd42::1")), [], [])
+    group = f"{pod_link_group('pkbr0'):#x}"
+    post = text[text.index("chain nat-postrouting"):]
+    tcp4 = f"oifgroup {group} meta nfproto ipv4 meta mark & 0x4000 == 0x4000 meta l4proto tcp snat ip to 10.42.0.1"
+    assert tcp4 in post
+    assert (f"oifgroup {group} meta nfproto ipv6 meta mark & 0x4000 == 0x4000 snat ip6 to fd42::1 fully-random"
+            in post)
+    # before the masquerade that takes any other marked packet
+    assert post.index(tcp4) < post.index("meta mark & 0x4000 == 0x4000 meta l4proto tcp masquerade")
