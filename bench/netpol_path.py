@@ -1,13 +1,14 @@
 """The kernel's CPU per new-connection packet through the policy table, without a cluster
 (``bench/netpol.py --parts pathcost``).
 
-Three network namespaces the script creates: a node with a bridge (``nf_call_iptables`` on, as the
-agent sets it) holding the policy table, and two pods on it with the addresses the table gives the
-client and the server of the data path part. The client sends the same TCP SYN to the server's port
+Three network namespaces the script creates: a node holding the policy table, with a portless bridge
+holding the pods' gateway address, and two pods wired to it as the agent wires them (routed veths in
+the node's pod-link group, a /32 route per pod, permanent neighbours on both ends) with the addresses
+the table gives the client and the server of the data path part. The client sends the same TCP SYN to the server's port
 80 over and over from a raw socket; the server drops it before its own stack, so the node's
 conntrack entry never sees a reply and every SYN is a new connection to the table: it crosses the
 forward hook, the dispatch maps and both pods' group chains. The sender's CPU time (its system time
-includes the bridge and the node's hooks, which run in its context as the packet is sent) per
+includes the node's forwarding and hooks, which run in its context as the packet is sent) per
 packet is measured for the table with no policy, 1 policy and 1,000 policies over 500 pods (the
 same objects the data path part creates), and those with one more policy opening 20 ports of the
 server to every pod (10,000 elements in one peer set), in interleaved rounds, each starting at the next row. Load elsewhere on the machine
@@ -110,16 +111,24 @@ def run(count: int, rounds: int, log: Any, make_tables: Any = None) -> dict[str,
         for ns in (node, cli, srv):
             _run("ip", "netns", "add", ns)
             made.append(ns)
-        _run("ip", "-n", node, "link", "add", bridge, "type", "bridge", "nf_call_iptables", "1")
+        from pyk3s.agent.cni.bridge import pod_link_group
+
+        _run("ip", "-n", node, "link", "add", bridge, "type", "bridge")
+        _run("ip", "-n", node, "addr", "add", "10.42.0.1/24", "dev", bridge)
         _run("ip", "-n", node, "link", "set", bridge, "up")
-        for ns, port, ip in ((srv, f"pkpcs{tag}", "10.42.0.2"), (cli, f"pkpcc{tag}", "10.42.0.3")):
-            _run("ip", "-n", node, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
-            _run("ip", "-n", node, "link", "set", port, "master", bridge, "up")
-            _run("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", "eth0")
+        _run("ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        for i, (ns, port, ip) in enumerate(((srv, f"pkpcs{tag}", "10.42.0.2"), (cli, f"pkpcc{tag}", "10.42.0.3"))):
+            node_mac, pod_mac = f"0e:00:00:00:0{i}:01", f"0e:00:00:00:0{i}:02"
+            _run("ip", "-n", node, "link", "add", port, "address", node_mac, "group", str(pod_link_group(bridge)),
+                 "type", "veth", "peer", "name", "eth0", "address", pod_mac, "netns", ns)
+            _run("ip", "-n", node, "link", "set", port, "up")
+            _run("ip", "-n", node, "route", "add", f"{ip}/32", "dev", port, "src", "10.42.0.1")
+            _run("ip", "-n", node, "neigh", "replace", ip, "lladdr", pod_mac, "dev", port, "nud", "permanent")
+            _run("ip", "-n", ns, "addr", "add", f"{ip}/32", "dev", "eth0")
             _run("ip", "-n", ns, "link", "set", "eth0", "up")
             _run("ip", "-n", ns, "link", "set", "lo", "up")
-        mac = _run("ip", "-n", srv, "-br", "link", "show", "eth0").stdout.split()[2]
-        _run("ip", "-n", cli, "neigh", "replace", "10.42.0.2", "lladdr", mac, "dev", "eth0", "nud", "permanent")
+            _run("ip", "-n", ns, "neigh", "replace", "10.42.0.1", "lladdr", node_mac, "dev", "eth0", "nud", "permanent")
+            _run("ip", "-n", ns, "route", "add", "default", "via", "10.42.0.1", "dev", "eth0", "onlink")
         # the server never answers: its conntrack-free drop keeps every SYN a new connection on the node
         _run("ip", "netns", "exec", srv, "nft", "-f", "-", input="table inet pkpcdrop { chain pre { "
              "type filter hook prerouting priority -500; policy drop; }; }\n")
