@@ -27,14 +27,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.geteuid() != 0 or not shuti
 BRIDGE, TABLE, NODE = "pkbrrt", "pyk3s-pkbrrt", "pkrt1"
 NODE_PORT = 30777
 # set by the fixture: K3s's default CIDRs unless another cluster on this machine already routes them
-NETS, POD_CIDR, CLUSTER_IP, UNKNOWN_IP = ClusterNets(), "", "", ""
+NETS, POD_CIDR, CLUSTER_IP, UNKNOWN_IP, SOLO_IP = ClusterNets(), "", "", "", ""
 
 
 def _pick_nets() -> None:
-    global NETS, POD_CIDR, CLUSTER_IP, UNKNOWN_IP
+    global NETS, POD_CIDR, CLUSTER_IP, UNKNOWN_IP, SOLO_IP
     NETS = ClusterNets.pick()
     POD_CIDR = str(next(ipaddress.ip_network(NETS.cluster_cidr).subnets(new_prefix=24)))
-    CLUSTER_IP, UNKNOWN_IP = (str(ipaddress.ip_network(NETS.service_cidr)[i]) for i in (77, 78))
+    CLUSTER_IP, UNKNOWN_IP, SOLO_IP = (str(ipaddress.ip_network(NETS.service_cidr)[i]) for i in (77, 78, 79))
 
 
 def curl(url, netns=None, timeout=3):
@@ -124,9 +124,15 @@ async def test_services_hostports_restarts_logs(node):
            "spec": {"type": "NodePort", "clusterIP": CLUSTER_IP, "ports": [{"port": 80, "nodePort": NODE_PORT}]}}
     sl = {"metadata": {"namespace": "default", "name": "who-1", "labels": {"kubernetes.io/service-name": "who"}},
           "ports": [{"port": 8080, "protocol": "TCP", "name": ""}], "endpoints": endpoints}
+    # who0 alone behind a second Service: who0 reaching it reaches itself (hairpin)
+    solo = {"metadata": {"namespace": "default", "name": "solo"},
+            "spec": {"type": "ClusterIP", "clusterIP": SOLO_IP, "ports": [{"port": 80}]}}
+    solo_sl = {"metadata": {"namespace": "default", "name": "solo-1", "labels": {"kubernetes.io/service-name": "solo"}},
+               "ports": [{"port": 8080, "protocol": "TCP", "name": ""}], "endpoints": endpoints[:1]}
     pods = [dict(w.pod, status=statuses[w.pod["metadata"]["name"]]) for w in workers]
     text = compile_ruleset(ProxyConfig(NODE, (NETS.cluster_cidr,), (NETS.service_cidr,), bridge_name=BRIDGE,
-                                       table=TABLE), [svc], [sl], pods)
+                                       table=TABLE, pod_gateways=(ctx.bridge.gateway,)),
+                           [svc, solo], [sl, solo_sl], pods)
     assert statuses["unready"]["podIP"] not in text.split("chain hostports")[0]
     await applier.apply(text)
 
@@ -143,6 +149,16 @@ async def test_services_hostports_restarts_logs(node):
     from_pod = curl(f"http://{CLUSTER_IP}/", netns=f"pk-{workers[0].uid.replace('-', '')[:12]}")
     assert from_pod.returncode == 0 and from_pod.stdout.startswith("Hostname: who")
     assert ips[0] in from_pod.stdout or ips[1] in from_pod.stdout
+    # pods are routed links, not bridge ports: pod to pod on one node crosses the node's forward hook
+    pod_to_pod = curl(f"http://{ips[1]}:8080/", netns=f"pk-{workers[0].uid.replace('-', '')[:12]}")
+    assert pod_to_pod.stdout.startswith("Hostname: who1") and f"RemoteAddr: {ips[0]}:" in pod_to_pod.stdout
+    hairpin = curl(f"http://{SOLO_IP}/", netns=f"pk-{workers[0].uid.replace('-', '')[:12]}")
+    assert hairpin.stdout.startswith("Hostname: who0"), hairpin
+    assert f"RemoteAddr: {ctx.bridge.gateway}:" in hairpin.stdout  # masqueraded to the pod gateway
+    routes = subprocess.run(["ip", "-4", "route", "show", "proto", "202"], capture_output=True, text=True).stdout
+    assert f"{ips[0]} dev pkv" in routes and f"src {ctx.bridge.gateway}" in routes
+    assert "master" not in subprocess.run(["ip", "-o", "link", "show", "group",
+                                           str(ctx.bridge.link_group)], capture_output=True, text=True).stdout
 
     proc = workers[0].procs["w"]
     env = Path(f"/proc/{proc.pid}/environ").read_bytes()
