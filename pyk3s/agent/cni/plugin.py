@@ -151,15 +151,23 @@ async def _check(conf: dict[str, Any], env: dict[str, str]) -> None:
     if want is None:
         raise PluginError(ERR_UNKNOWN_CONTAINER, f"pyk3s: no address allocated to {owner}")
     ns = _netns_name(env.get("CNI_NETNS", ""))
-    fam = "-6" if ":" in want else "-4"
-    addrs = await ip(fam, "-o", "addr", "show", "dev", env.get("CNI_IFNAME", "eth0"), netns=ns, check=False)
-    if f"{want}/" not in addrs:
-        raise PluginError(ERR_TRY_LATER, f"pyk3s: {env.get('CNI_IFNAME', 'eth0')} in {ns} lacks {want}")
-    veth = veth_name(owner)
+    ifname, veth = env.get("CNI_IFNAME", "eth0"), veth_name(owner)
+    # the addresses ADD reported (prevResult), else the one IPAM holds for the pod
+    prev = [str(i.get("address", "")).split("/")[0] for i in (conf.get("prevResult") or {}).get("ips") or []]
+    if want not in (prev or [want]):
+        raise PluginError(ERR_INVALID_CONFIG, f"pyk3s: prevResult {prev} lacks {want}, the address of {owner}")
     if not await ip("link", "show", veth, check=False):
         raise PluginError(ERR_TRY_LATER, f"pyk3s: host side {veth} of {owner} is missing")
-    if f"{want} " not in await ip(fam, "-o", "route", "show", "dev", veth, check=False):
-        raise PluginError(ERR_TRY_LATER, f"pyk3s: the node has no route to {want} via {veth}")
+    for fam in sorted({"-6" if ":" in a else "-4" for a in prev or [want]}):
+        addrs = await ip(fam, "-o", "addr", "show", "dev", ifname, netns=ns, check=False)
+        routes = await ip(fam, "-o", "route", "show", "dev", veth, check=False)
+        for a in prev or [want]:
+            if ("-6" if ":" in a else "-4") != fam:
+                continue
+            if f" {a}/" not in addrs:
+                raise PluginError(ERR_TRY_LATER, f"pyk3s: {ifname} in {ns} lacks {a}")
+            if not routes.startswith(f"{a} ") and f"\n{a} " not in routes:
+                raise PluginError(ERR_TRY_LATER, f"pyk3s: the node has no route to {a} via {veth}")
 
 
 def run(env: dict[str, str], stdin: TextIO, stdout: TextIO, prog: str = "pyk3s") -> int:
