@@ -15,6 +15,10 @@ Rules:
   them: the server did not process them), the others finish, no new stream goes there. A
   REFUSED_STREAM reset is "refused" too. Any other reset, or the connection lost, fails the stream
   (502 before the answer's head, a reset client stream after it).
+- Health check (the transport's ``readIdleTimeout``, with ``pingTimeout``; ``h2health``): a connection
+  from which nothing was read for that long gets a PING; without its ACK in time the connection is lost
+  as a dead server's would be: its streams fail ("connection closed": 502, or the retry middleware's
+  next attempt), it leaves the pool at once, and the next request dials a new one.
 - Flow control: a response's window is given back as the client takes the data (``pause``/``resume``
   from the exchange); the request body waits in the outbox for the server's window, and the exchange
   hears ``request_drained`` when its backlog went back under LOW_WATER.
@@ -23,6 +27,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections import deque
 from collections.abc import Callable
@@ -34,6 +39,7 @@ from h2.events import (
     DataReceived,
     Event,
     InformationalResponseReceived,
+    PingAckReceived,
     RemoteSettingsChanged,
     ResponseReceived,
     StreamEnded,
@@ -48,6 +54,7 @@ from ..http.request import HttpRequest
 from ..routing.services import Target
 from ..routing.transports import match_peer_sans
 from .h2conn import H2Session, Outbox, h2_config, misplaced_block, str_headers
+from .h2health import ReadIdleCheck
 from .h2heads import upstream_fields
 from .upstream import DIAL_TIMEOUT, IDLE_TIMEOUT, UpstreamConnection
 
@@ -60,6 +67,8 @@ WINDOW = 1 << 20  # per stream
 CONN_WINDOW = 4 << 20
 MAX_HEADER_LIST = 1 << 20
 FIRST_STREAMS = 100  # streams opened before the server's SETTINGS say how many it allows
+
+log = logging.getLogger("pyk3s.ingress")
 
 
 class H2Requester(Protocol):
@@ -104,7 +113,7 @@ class H2Pool:
     waiting) it is retired and dropped by the sweeper, as the HTTP/1.1 pools are."""
 
     __slots__ = ("state", "target", "conns", "waiting", "dialing", "h1_only", "ssl_context", "server_hostname",
-                 "dial_timeout", "idle_timeout", "peer_sans", "empty_since")
+                 "dial_timeout", "idle_timeout", "peer_sans", "empty_since", "read_idle", "ping_timeout")
 
     def __init__(self, state: ProxyState, target: Target) -> None:
         self.state = state
@@ -118,10 +127,14 @@ class H2Pool:
         self.dial_timeout: float | None = DIAL_TIMEOUT
         self.idle_timeout = IDLE_TIMEOUT
         self.peer_sans: tuple[tuple[str, str], ...] = ()
+        self.read_idle = 0.0  # seconds without input before a health-check PING (0: none)
+        self.ping_timeout = 0.0
         transport = target.transport
         if transport is not None:
             self.dial_timeout = transport.dial_timeout
             self.idle_timeout = transport.idle_timeout or IDLE_TIMEOUT
+            self.read_idle = transport.read_idle_timeout
+            self.ping_timeout = transport.ping_timeout
         if target.scheme == "https":
             if transport is None:
                 self.ssl_context, self.server_hostname = _default_tls_context(), target.host
@@ -308,7 +321,7 @@ class H2UpstreamStream:
 
 class H2UpstreamConnection(asyncio.Protocol):
     __slots__ = ("pool", "transport", "conn", "outbox", "streams", "closed", "draining", "idle_since",
-                 "flush_handle", "h1", "max_streams", "served")
+                 "flush_handle", "h1", "max_streams", "served", "health")
 
     def __init__(self, pool: H2Pool) -> None:
         self.pool = pool
@@ -328,6 +341,7 @@ class H2UpstreamConnection(asyncio.Protocol):
         self.h1: UpstreamConnection | None = None  # an https server that chose HTTP/1.1
         self.max_streams = FIRST_STREAMS
         self.served = 0
+        self.health: ReadIdleCheck | None = None
 
     # -- asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -344,8 +358,15 @@ class H2UpstreamConnection(asyncio.Protocol):
         self.conn.initiate_connection()
         self.conn.increment_flow_control_window(CONN_WINDOW - 65535)
         self.write_out()
+        pool = self.pool
+        if pool.read_idle > 0:
+            self.health = ReadIdleCheck(pool.state.loop, pool.read_idle, pool.ping_timeout, self.send_ping,
+                                        self.ping_lost)
 
     def data_received(self, data: bytes) -> None:
+        health = self.health
+        if health is not None:
+            health.last_read = health.loop.time()
         try:
             events = self.conn.receive_data(data)
         except ProtocolError:
@@ -364,6 +385,8 @@ class H2UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool.remove(self)
+        if self.health is not None:
+            self.health.stop()
         if self.flush_handle is not None:
             self.flush_handle.cancel()
             self.flush_handle = None
@@ -409,6 +432,32 @@ class H2UpstreamConnection(asyncio.Protocol):
                 self.transport.close()
         elif self.pool.waiting:
             self.pool.serve_waiting()
+
+    def send_ping(self, data: bytes) -> None:
+        if not self.closed:
+            self.conn.ping(data)
+            self.write_out()
+
+    def on_ping_ack(self, ev: PingAckReceived) -> None:
+        if self.health is not None and ev.ping_data is not None:
+            self.health.ack(ev.ping_data)
+
+    def ping_lost(self) -> None:
+        """The health-check PING got no ACK in time: the connection is dead, as in Go's closeForLostPing."""
+        self.pool.remove(self)
+        self.draining = True
+        if self.closed:
+            return
+        target = self.pool.target
+        log.info("HTTP/2 connection to %s:%d closed: no answer to a PING within %gs (pingTimeout), "
+                 "%d stream(s) failed", target.host, target.port, self.pool.ping_timeout, len(self.streams))
+        self.closed = True
+        streams = list(self.streams.values())
+        self.streams.clear()
+        for s in streams:
+            s.ex.upstream_failed(None, "connection closed")
+        self.transport.abort()
+        self.pool.serve_waiting()
 
     def protocol_error(self) -> None:
         """A header block h2 leaves to us to reject (``misplaced_block``): as any protocol error, the
@@ -549,4 +598,5 @@ _HANDLERS: dict[type[Event], Callable[[H2UpstreamConnection, Event], None]] = {
     WindowUpdated: H2UpstreamConnection.on_window,  # type: ignore[dict-item]
     RemoteSettingsChanged: H2UpstreamConnection.on_window,  # type: ignore[dict-item]
     ConnectionTerminated: H2UpstreamConnection.on_goaway,  # type: ignore[dict-item]
+    PingAckReceived: H2UpstreamConnection.on_ping_ack,  # type: ignore[dict-item]
 }

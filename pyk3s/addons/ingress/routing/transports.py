@@ -6,7 +6,11 @@
     certificates        client certificate and key for mTLS (the first one is presented)
     cipherSuites, minVersion, maxVersion    TLS 1.2 suites (Go names) and protocol versions
     maxIdleConnsPerHost idle keep-alive connections kept per server (0: Go's default of 2; <0: none)
-    forwardingTimeouts  dialTimeout (30s), responseHeaderTimeout (none), idleConnTimeout (90s)
+    forwardingTimeouts  dialTimeout (30s), responseHeaderTimeout (none), idleConnTimeout (90s),
+                        readIdleTimeout (none) and pingTimeout (15s): an HTTP/2 connection to a server
+                        (h2c or https+h2) from which no frame came for readIdleTimeout gets a PING; no
+                        ACK within pingTimeout and the connection is closed as lost (Go's http2 health
+                        check: its streams fail, the next request dials a new connection)
     disableHTTP2        offer only http/1.1 to https servers (by default ALPN offers h2 and http/1.1;
                         h2c servers always get HTTP/2)
     peerCertURI, peerCertSANs   SANs the server certificate must carry (checked after the handshake,
@@ -16,7 +20,7 @@ Servers' certificates are verified by default, as in Traefik: against the system
 server's address when no serverName is set (an IP address is matched with the certificate's IP SANs).
 The static ``--serversTransport.*`` flags make ``default@internal``, used by load balancers that name
 no transport. What pyk3s cannot honour is a warning on the services using the transport
-(``spiffe``; ``readIdleTimeout``, the HTTP/2 health-check pings to servers), and a transport that
+(``spiffe``), and a transport that
 cannot be built falls back to the default TLS settings with its error shown, as Traefik does.
 """
 
@@ -29,12 +33,13 @@ import tempfile
 
 from ..config.dynamic import Certificate, ForwardingTimeouts, ServersTransport, to_json
 
-__all__ = ["ServersTransportRuntime", "build_transport", "DEFAULT_TRANSPORT", "GO_DEFAULT_IDLE", "STATIC_DEFAULT_IDLE",
+__all__ = ["ServersTransportRuntime", "build_transport", "DEFAULT_TRANSPORT", "GO_DEFAULT_IDLE", "STATIC_DEFAULT_IDLE", "PING_TIMEOUT",
            "match_peer_sans"]
 
 DEFAULT_TRANSPORT = "default@internal"
 GO_DEFAULT_IDLE = 2  # net/http DefaultMaxIdleConnsPerHost, for a ServersTransport without maxIdleConnsPerHost
 STATIC_DEFAULT_IDLE = 200  # Traefik's static serversTransport default
+PING_TIMEOUT = 15.0  # x/net/http2's default wait for a health-check PING's ACK
 
 _VERSIONS = {"VersionTLS10": ssl.TLSVersion.TLSv1, "VersionTLS11": ssl.TLSVersion.TLSv1_1,
              "VersionTLS12": ssl.TLSVersion.TLSv1_2, "VersionTLS13": ssl.TLSVersion.TLSv1_3}
@@ -65,7 +70,8 @@ class ServersTransportRuntime:
     pools (keyed by it) survive reloads that do not change the transport."""
 
     __slots__ = ("name", "ident", "ssl_context", "h2_ssl_context", "server_name", "dial_timeout",
-                 "response_header_timeout", "idle_timeout", "max_idle", "peer_sans")
+                 "response_header_timeout", "idle_timeout", "read_idle_timeout", "ping_timeout", "max_idle",
+                 "peer_sans")
 
     def __init__(self, name: str, config: ServersTransport, ssl_context: ssl.SSLContext,
                  peer_sans: tuple[tuple[str, str], ...], max_idle: int,
@@ -79,6 +85,8 @@ class ServersTransportRuntime:
         self.dial_timeout = timeouts.dial_timeout or None  # 0: no timeout
         self.response_header_timeout = timeouts.response_header_timeout
         self.idle_timeout = timeouts.idle_conn_timeout
+        self.read_idle_timeout = timeouts.read_idle_timeout  # 0: no HTTP/2 health-check pings
+        self.ping_timeout = timeouts.ping_timeout or PING_TIMEOUT  # 0 means Go's default, as in x/net/http2
         self.max_idle = max_idle
         self.peer_sans = peer_sans
 
@@ -138,10 +146,6 @@ def build_transport(name: str, cfg: ServersTransport,
         warnings.append(cfg.error)
     if cfg.spiffe is not None:
         warnings.append(f"serversTransport {name}: spiffe is not supported by pyk3s; the default TLS settings are used")
-    forwarding = cfg.forwarding_timeouts or ForwardingTimeouts()
-    if forwarding.read_idle_timeout:
-        warnings.append(f"serversTransport {name}: readIdleTimeout (HTTP/2 health-check pings to servers) is not "
-                        "supported by pyk3s; idle HTTP/2 connections are closed after idleConnTimeout")
     peer_sans = tuple((_SAN_TYPES.get(t, t), v) for t, v in cfg.peer_cert_sans)
     if cfg.peer_cert_uri:
         peer_sans += (("URI", cfg.peer_cert_uri),)

@@ -331,13 +331,18 @@ class _H2BackendConn(asyncio.Protocol):
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self.backend.conns += 1
         self.conn.initiate_connection()
         transport.write(self.conn.data_to_send())
 
     def data_received(self, data: bytes) -> None:
-        from h2.events import RequestReceived
+        from h2.events import PingReceived, RequestReceived
+        if self.backend.mute:  # hung: reads and answers nothing, PINGs included
+            return
         for ev in self.conn.receive_data(data):
-            if isinstance(ev, RequestReceived):
+            if isinstance(ev, PingReceived):
+                self.backend.pings += 1
+            elif isinstance(ev, RequestReceived):
                 self.backend.requests.append(dict(ev.headers))
             elif isinstance(ev, StreamEnded):
                 sid = ev.stream_id
@@ -354,17 +359,23 @@ class _H2BackendConn(asyncio.Protocol):
 
 @dataclass
 class H2Backend:
-    """An h2c server (the h2 library) answering every request with the same headers, body and trailers."""
+    """An h2c server (the h2 library; with ``tls``, https with ALPN h2) answering every request with the
+    same headers, body and trailers; ``mute`` makes it hang (nothing read is answered, PINGs included)."""
 
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
     trailers: list[tuple[str, str]] = field(default_factory=list)
     requests: list[dict[str, str]] = field(default_factory=list)
+    tls: ssl.SSLContext | None = None
+    mute: bool = False
+    pings: int = 0
+    conns: int = 0
     port: int = 0
     server: Any = None
 
     async def start(self) -> H2Backend:
-        self.server = await asyncio.get_running_loop().create_server(lambda: _H2BackendConn(self), "127.0.0.1", 0)
+        self.server = await asyncio.get_running_loop().create_server(lambda: _H2BackendConn(self), "127.0.0.1", 0,
+                                                                     ssl=self.tls)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
