@@ -40,7 +40,7 @@ _NO_BODY_STATUS = frozenset((204, 304))
 
 
 class H2Exchange(Exchange):
-    __slots__ = ("h2", "sid", "grpc", "unacked", "ended", "deadline", "reading_paused", "left")
+    __slots__ = ("h2", "sid", "grpc", "unacked", "ended", "deadline", "reading_paused", "left", "opened")
 
     full_response = True
 
@@ -54,6 +54,7 @@ class H2Exchange(Exchange):
         self.reading_paused = False  # the upstream is paused because the client reads slowly
         self.left = -1  # body bytes still to come when the answer has a Content-Length
         self.deadline: asyncio.TimerHandle | None = None
+        self.opened = conn.state.now  # when the HEADERS came, for the entry point's read/write timeouts
         if grpc:
             timeout = grpc_timeout(req.header("grpc-timeout"))
             if timeout is not None:
@@ -216,6 +217,19 @@ class H2Exchange(Exchange):
             self.ended = True
         self.status = self.status or 504
         self.finish(True)
+
+    def timed_out(self, reading: bool) -> None:
+        """The entry point's ``readTimeout`` (``reading``: the body did not end in time) or ``writeTimeout``
+        ran out (``h2timeouts``): drop the upstream; 504 when nothing was answered yet and it was the read,
+        else reset the stream (Go's http2 server resets it with INTERNAL_ERROR)."""
+        if self.finished:
+            return
+        self.drop_upstream()
+        if reading and not self.resp_started:
+            self.upstream_failed(None, "timeout")
+            return
+        self.status = self.status or 504
+        self.finish(False)
 
     def drop_upstream(self) -> None:
         up = self.up

@@ -25,6 +25,9 @@ Rules:
   about ``HIGH_WATER`` of response waiting for the client's window (then the upstream is paused), and
   nothing more while the socket's send buffer is full (the connection stops reading: a client that
   sends PINGs or SETTINGS but reads nothing stalls itself).
+- ``transport.respondingTimeouts`` apply per stream (``h2timeouts``): ``readTimeout`` bounds a request
+  from its HEADERS to the end of its body, ``writeTimeout`` its answer from the HEADERS to the last
+  byte written, ``idleTimeout`` counts from when the last stream closed (PINGs are no activity).
 - Graceful GOAWAY (``goaway()``: shutdown, idle timeout, a TLS configuration that changed under the
   connection): the last stream id is the highest one seen; streams opened after it are refused
   (``REFUSED_STREAM``, safe for the client to retry); the connection closes once its open streams end.
@@ -78,7 +81,8 @@ LINGER = 1.0  # seconds a closed connection keeps reading (and dropping) before 
 class H2ClientConnection(asyncio.Protocol):
     __slots__ = ("state", "entrypoint", "tls", "trusted", "transport", "conn", "outbox", "streams", "closed",
                  "peer", "peer_port", "local_port", "sni", "compiled", "table", "last_active", "budget",
-                 "budget_at", "goaway_at", "flush_handle", "paused_streams", "encoder_table", "tls_key", "tls_info")
+                 "budget_at", "goaway_at", "flush_handle", "paused_streams", "encoder_table", "tls_key", "tls_info",
+                 "write_timeout", "answered")
 
     def __init__(self, state: ProxyState, entrypoint: str, tls: bool) -> None:
         self.state = state
@@ -113,6 +117,8 @@ class H2ClientConnection(asyncio.Protocol):
         self.paused_streams: set[H2Exchange] = set()
         self.tls_key: object = None  # the certificate and options of the handshake (ProxyState.tls_changed)
         self.tls_info: tuple[str, str] | None = None  # (TLS version, Go cipher name) for TLS metrics
+        self.write_timeout = ep.write_timeout
+        self.answered: dict[int, float] = {}  # with a writeTimeout: sid -> opened, of answers still queued
 
     # ------------------------------------------------------------------ start
     def take_over(self, transport: asyncio.Transport, peer: str, peer_port: int, local_port: int, sni: str,
@@ -135,7 +141,6 @@ class H2ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
-        self.last_active = self.state.now
         try:
             events = self.conn.receive_data(data)
         except ProtocolError as err:
@@ -237,6 +242,8 @@ class H2ClientConnection(asyncio.Protocol):
         ex = self.streams.pop(sid, None)
         if ex is None:
             return
+        if not self.streams:
+            self.last_active = self.state.now
         self.paused_streams.discard(ex)
         active = not ex.finished
         ex.abort()
@@ -304,6 +311,10 @@ class H2ClientConnection(asyncio.Protocol):
             return
         if self.streams.get(ex.sid) is ex:
             del self.streams[ex.sid]
+            if not self.streams:
+                self.last_active = self.state.now
+            if self.write_timeout and ex.sid in self.outbox.queued:
+                self.answered[ex.sid] = ex.opened
         if ex.unacked:
             self.ack(ex.sid, ex.unacked)
             ex.unacked = 0
@@ -336,9 +347,16 @@ class H2ClientConnection(asyncio.Protocol):
             if ex is not None and ex.reading_paused:
                 self.paused_streams.discard(ex)
                 ex.resume_reading()
+        if not self.streams and not self.outbox.queued:
+            self.last_active = self.state.now
+            if self.goaway_at:
+                self.close_after_flush()
+        self.flush_soon()
+
+    def exchange_gone(self) -> None:
+        """An answer still queued was reset (``writeTimeout``): close now if a GOAWAY waits for it."""
         if self.goaway_at and not self.streams and not self.outbox.queued:
             self.close_after_flush()
-        self.flush_soon()
 
     # ------------------------------------------------------------------ limits and ends
     def spend(self, cost: float) -> bool:
@@ -398,7 +416,8 @@ class H2ClientConnection(asyncio.Protocol):
             self.close_now()
 
     def idle(self, now: float, limit: float) -> bool:
-        """Close (GOAWAY first) when no stream has been open for ``limit`` seconds."""
+        """Close (GOAWAY first) when no stream has been open for ``limit`` seconds (Go's http2 server:
+        frames without a stream, PINGs included, do not count)."""
         if self.streams or self.outbox.queued or now - self.last_active <= limit:
             return False
         self.goaway()

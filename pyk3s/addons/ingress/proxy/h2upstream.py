@@ -54,8 +54,8 @@ from ..http.request import HttpRequest
 from ..routing.services import Target
 from ..routing.transports import match_peer_sans
 from .h2conn import H2Session, Outbox, h2_config, misplaced_block, str_headers
-from .h2health import ReadIdleCheck
 from .h2heads import upstream_fields
+from .h2health import ReadIdleCheck
 from .upstream import DIAL_TIMEOUT, IDLE_TIMEOUT, UpstreamConnection
 
 if TYPE_CHECKING:

@@ -4,7 +4,8 @@ HTTP/2), metrics, tasks, the api@internal handler and the TLS certificate store.
 ``ProxyState.apply(config)`` compiles a DynamicConfig and publishes it by one assignment; requests in
 flight keep the snapshot they started with. A sweeper closes, once a second, client connections that
 exceed their entry point's ``transport.respondingTimeouts`` (idle 180s, reading a request 60s, answering
-it: no limit unless ``writeTimeout``; HTTP/2 ones idle get a GOAWAY) and idle upstream connections.
+it: no limit unless ``writeTimeout``; on HTTP/2 per stream, and idle ones get a GOAWAY: ``h2timeouts``)
+and idle upstream connections.
 ``drain(grace)`` stops a worker gently: HTTP/2 clients get a graceful GOAWAY, idle HTTP/1.1 connections
 are closed, and what is in flight may finish within ``grace`` seconds.
 """
@@ -27,6 +28,7 @@ from ..routing.services import Balancer, CompiledService, MirrorService, Target
 from . import accesslog
 from .accesslog import AccessLogWriter
 from .api import ApiHandler, Explain
+from .h2timeouts import enforce_stream_timeouts
 from .h2upstream import H2Pool
 from .metrics import MetricsSnapshot, ProxyMetrics, render
 from .tls import CertStore
@@ -192,7 +194,9 @@ class ProxyState:
                 conn.closed = True
                 conn.transport.close()
         for h2 in list(self.h2_clients):
-            idle = self.timeouts.get(h2.entrypoint, default)[0]
+            idle, read, write = self.timeouts.get(h2.entrypoint, default)
+            if read or write:
+                enforce_stream_timeouts(h2, now, read, write)
             if idle:
                 h2.idle(now, idle)
         for key, pool in list(self.pools.items()):
