@@ -239,16 +239,34 @@ def canonical_name(name: bytes) -> str:
     return found
 
 
+_STR_BLOCKS: dict[tuple[Header, ...], tuple[int, tuple[tuple[str, str], ...]]] = {}
+_STR_BLOCKS_MAX = 1024
+_STR_BLOCK_BYTES = 1024  # blocks with more field bytes are converted each time
+
+
 def str_headers(headers: list[tuple[bytes, bytes]] | list[Header]) -> tuple[int, list[tuple[str, str]]]:
-    """(``:status`` or 0, the regular fields with canonical names, latin-1 strings) of a decoded block."""
+    """(``:status`` or 0, the regular fields with canonical names, latin-1 strings) of a decoded block.
+
+    A server sends the same few blocks again and again (a gRPC answer's head and ``grpc-status: 0``
+    trailers): their conversion is kept per worker, and each caller gets a list of its own."""
+    key = tuple(headers)
+    found = _STR_BLOCKS.get(key)
+    if found is not None:
+        return found[0], list(found[1])
     status = 0
+    size = 0
     out: list[tuple[str, str]] = []
-    for name, value in headers:
+    for name, value in key:
+        size += len(name) + len(value)
         if name[:1] == b":":
             if name == b":status" and value.isdigit():
                 status = int(value)
             continue
         out.append((canonical_name(name), value.decode("latin-1")))
+    if size <= _STR_BLOCK_BYTES:
+        if len(_STR_BLOCKS) >= _STR_BLOCKS_MAX:
+            _STR_BLOCKS.clear()
+        _STR_BLOCKS[key] = (status, tuple(out))
     return status, out
 
 

@@ -93,3 +93,16 @@ def test_misplaced_blocks():
     assert not misplaced_block([(b"a", b"b")], False)
     assert not misplaced_block([], False)
     assert misplaced_block(REQUEST, False)
+
+
+def test_str_headers_keeps_repeated_blocks_and_hands_out_lists_of_their_own():
+    from pyk3s.addons.ingress.proxy import h2conn
+
+    block = [(b":status", b"200"), (b"content-type", b"application/grpc"), (b"grpc-status", b"0")]
+    first = h2conn.str_headers(block)
+    assert first == (200, [("Content-Type", "application/grpc"), ("Grpc-Status", "0")])
+    first[1].append(("X-Added", "by a middleware"))
+    assert h2conn.str_headers(list(block)) == (200, [("Content-Type", "application/grpc"), ("Grpc-Status", "0")])
+    big = [(b":status", b"200"), (b"set-cookie", b"x" * 2000)]
+    assert h2conn.str_headers(big)[1] == [("Set-Cookie", "x" * 2000)]
+    assert tuple(big) not in h2conn._STR_BLOCKS  # large blocks are converted each time, not kept
