@@ -434,9 +434,13 @@ class H2UpstreamConnection(asyncio.Protocol):
             self.pool.serve_waiting()
 
     def send_ping(self, data: bytes) -> None:
-        if not self.closed:
+        if self.closed:
+            return
+        try:
             self.conn.ping(data)
-            self.write_out()
+        except ProtocolError:  # h2 already ended the connection (a protocol error): it is being closed
+            return
+        self.write_out()
 
     def on_ping_ack(self, ev: PingAckReceived) -> None:
         if self.health is not None and ev.ping_data is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2_support import H2Client, RawH2
@@ -65,6 +66,7 @@ async def test_read_timeout_bounds_a_request_body_that_does_not_end(make_proxy, 
         c.close()
 
 
+@pytest.mark.timing_sensitive
 async def test_read_timeout_leaves_a_complete_request_waiting_for_its_answer(make_proxy):
     silent = await EchoBackend("silent", silent=True).start()
     try:
@@ -113,6 +115,7 @@ async def test_write_timeout_covers_an_answer_waiting_for_the_client_window(make
         raw.close()
 
 
+@pytest.mark.timing_sensitive
 async def test_pings_do_not_keep_an_idle_connection_open(make_proxy, backend):
     proxy = await _proxy(make_proxy, backend.port, "idleTimeout=1s")
     c = await H2Client.connect(proxy.port)
@@ -133,6 +136,7 @@ async def test_pings_do_not_keep_an_idle_connection_open(make_proxy, backend):
         c.close()
 
 
+@pytest.mark.timing_sensitive
 async def test_an_open_stream_keeps_the_connection_past_the_idle_timeout(make_proxy):
     silent = await EchoBackend("silent", silent=True).start()
     try:
