@@ -27,14 +27,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from h2.config import H2Configuration
+from h2.config import DummyLogger, H2Configuration
 from h2.connection import H2Connection
+from h2.errors import ErrorCodes
 from h2.events import ConnectionTerminated, Event
-from h2.exceptions import ProtocolError
+from h2.exceptions import ProtocolError, StreamClosedError, StreamIDTooLowError
 from h2.utilities import HeaderValidationFlags, validate_headers
 from hpack import Decoder, Encoder, HeaderTuple
 from hpack.table import HeaderTable
-from hyperframe.frame import Frame, GoAwayFrame
+from hyperframe.frame import Frame, GoAwayFrame, RstStreamFrame
 
 __all__ = ["H2Session", "Outbox", "FieldCacheEncoder", "BlockCacheDecoder", "h2_config", "misplaced_block", "PREFACE", "HIGH_WATER", "LOW_WATER", "Header", "goaway_bytes",
            "str_headers", "canonical_name"]
@@ -73,7 +74,12 @@ class FieldCacheEncoder(Encoder):
         out = [b""] if self.started else [b"\x20"]  # the first block sets the dynamic table size to 0
         self.started = True
         fields = _FIELDS
-        for name, value in headers:
+        for field in headers:
+            encoded = fields.get(field)  # type: ignore[arg-type]  # h2 hands us (bytes, bytes) tuples
+            if encoded is not None:
+                out.append(encoded)
+                continue
+            name, value = field
             key = (name if isinstance(name, bytes) else name.encode(),
                    value if isinstance(value, bytes) else value.encode())
             encoded = fields.get(key)
@@ -90,12 +96,19 @@ class FieldCacheEncoder(Encoder):
         return b"".join(out)
 
 
+class _Silent(DummyLogger):
+    """h2's logger when nothing is logged: ``"".format`` takes any arguments and returns at C speed, where
+    h2's own no-op logger is a Python call (two dozen per proxied request)."""
+
+    debug = trace = staticmethod("".format)  # type: ignore[assignment]
+
+
 def h2_config(client_side: bool) -> H2Configuration:
     """h2's settings for both sides: fields as bytes; the proxy builds outbound blocks right itself, and
     received blocks are validated by ``BlockCacheDecoder`` (h2 would redo it for every block)."""
     return H2Configuration(client_side=client_side, header_encoding=None, validate_outbound_headers=False,
                            normalize_outbound_headers=False, validate_inbound_headers=False,
-                           normalize_inbound_headers=False)
+                           normalize_inbound_headers=False, logger=_Silent())
 
 
 _BLOCK_CACHE_MAX = 64
@@ -205,6 +218,29 @@ class H2Session(H2Connection):
         self.decoder = BlockCacheDecoder(bool(config.client_side))
         self.decoder.max_header_list_size = self.DEFAULT_MAX_HEADER_LIST_SIZE
 
+    def _receive_frame(self, frame: Frame) -> list[Event]:
+        # h2 formats every received frame for its trace log (``repr``, some 2 us a frame) whether or not
+        # anything is logged; this handles a frame as h2 does, without that
+        try:
+            frames, events = self._frame_dispatch_table[frame.__class__](frame)
+        except StreamClosedError as err:
+            # a frame on a stream we reset is answered with RST_STREAM; on a stream closed otherwise
+            # it is a connection error
+            if not self._stream_is_closed_by_reset(err.stream_id):
+                raise
+            self._prepare_for_sending([_reset_frame(err.stream_id, err.error_code)])
+            return list(err._events)
+        except StreamIDTooLowError as err:
+            # a stream id already used: a stream error after our reset, a connection error otherwise
+            if self._stream_is_closed_by_reset(err.stream_id):
+                self._prepare_for_sending([_reset_frame(err.stream_id, ErrorCodes.STREAM_CLOSED)])
+                return []
+            if self._stream_is_closed_by_end(err.stream_id):
+                raise StreamClosedError(err.stream_id) from err
+            raise
+        self._prepare_for_sending(frames)
+        return events
+
     def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list[Frame], list[Event]]:
         # h2 would move the connection to CLOSED and drop queued output; the streams at or below the
         # peer's last stream id are still to be answered, so only the event is produced here
@@ -213,6 +249,12 @@ class H2Session(H2Connection):
         event.last_stream_id = frame.last_stream_id
         event.additional_data = frame.additional_data or None
         return [], [event]
+
+
+def _reset_frame(stream_id: int, code: int) -> RstStreamFrame:
+    frame = RstStreamFrame(stream_id)
+    frame.error_code = code
+    return frame
 
 
 def goaway_bytes(last_stream_id: int, error_code: int = 0, debug: bytes = b"") -> bytes:

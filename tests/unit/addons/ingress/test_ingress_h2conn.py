@@ -106,3 +106,58 @@ def test_str_headers_keeps_repeated_blocks_and_hands_out_lists_of_their_own():
     big = [(b":status", b"200"), (b"set-cookie", b"x" * 2000)]
     assert h2conn.str_headers(big)[1] == [("Set-Cookie", "x" * 2000)]
     assert tuple(big) not in h2conn._STR_BLOCKS  # large blocks are converted each time, not kept
+
+
+def _frames_of(data: bytes) -> list[tuple[str, int, int | None]]:
+    from hyperframe.frame import Frame
+
+    out = []
+    while len(data) >= 9:
+        frame, length = Frame.parse_frame_header(memoryview(data[:9]))
+        frame.parse_body(memoryview(data[9:9 + length]))
+        data = data[9 + length:]
+        out.append((type(frame).__name__, frame.stream_id, getattr(frame, "error_code", None)))
+    return out
+
+
+def _late_frames(session_cls: type, after: str) -> tuple[str, list[tuple[str, int, int | None]]]:
+    """A server connection of ``session_cls`` gets a frame on stream 1 after that stream was reset by
+    us (``reset``) or ended both ways (``ended``): (the exception raised or "", the frames it answers)."""
+    from h2.config import H2Configuration
+    from h2.connection import H2Connection
+    from h2.errors import ErrorCodes
+    from hyperframe.frame import DataFrame
+
+    from pyk3s.addons.ingress.proxy.h2conn import h2_config
+
+    client = H2Connection(H2Configuration(client_side=True))
+    client.initiate_connection()
+    server = session_cls(h2_config(False))
+    server.initiate_connection()
+    client.receive_data(server.data_to_send())
+    request = [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"a"), (b":path", b"/")]
+    client.send_headers(1, request, end_stream=after == "ended")
+    server.receive_data(client.data_to_send())
+    if after == "reset":
+        server.reset_stream(1, ErrorCodes.CANCEL)
+    else:
+        server.send_headers(1, [(b":status", b"200")], end_stream=True)
+    server.data_to_send()
+    late = DataFrame(1)
+    late.data = b"late"
+    try:
+        server.receive_data(late.serialize())
+    except ProtocolError as err:
+        return type(err).__name__, _frames_of(server.data_to_send())
+    return "", _frames_of(server.data_to_send())
+
+
+@pytest.mark.parametrize("after", ["reset", "ended"])
+def test_session_answers_frames_on_closed_streams_as_h2_does(after):
+    from h2.connection import H2Connection
+
+    from pyk3s.addons.ingress.proxy.h2conn import H2Session
+
+    ours = _late_frames(H2Session, after)
+    assert ours == _late_frames(H2Connection, after)
+    assert ours == ("", [("RstStreamFrame", 1, 5)])  # a stream error: RST_STREAM STREAM_CLOSED
