@@ -56,12 +56,6 @@ def _off(what: str) -> Check:
     return check
 
 
-def _zero_duration(what: str) -> Check:
-    def check(value: str) -> str | None:
-        return None if value.strip().rstrip("smhnuµ") in ("", "0") else what
-    return check
-
-
 HONOURED: dict[str, Check | None] = {
     "entrypoints.<ep>.address": _address,
     "entrypoints.<ep>.asdefault": None,
@@ -149,9 +143,8 @@ HONOURED: dict[str, Check | None] = {
     "serverstransport.forwardingtimeouts.dialtimeout": None,
     "serverstransport.forwardingtimeouts.responseheadertimeout": None,
     "serverstransport.forwardingtimeouts.idleconntimeout": None,
-    "serverstransport.forwardingtimeouts.readidletimeout": _zero_duration(
-        "readIdleTimeout (HTTP/2 health-check pings to servers) is not supported by pyk3s"),
-    "serverstransport.forwardingtimeouts.pingtimeout": None,  # HTTP/2 only; its default is harmless
+    "serverstransport.forwardingtimeouts.readidletimeout": None,  # HTTP/2 health-check PINGs to servers
+    "serverstransport.forwardingtimeouts.pingtimeout": None,
     "log.level": None,
     "log.format": _log_format,
     "log.nocolor": None,  # logs are never coloured

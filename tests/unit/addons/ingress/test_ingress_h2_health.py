@@ -16,6 +16,7 @@ from ingress_support import http
 from pyk3s.addons.ingress.config.static import static_from_flags
 from pyk3s.addons.ingress.proxy.h2upstream import H2Pool
 from pyk3s.addons.ingress.routing.transports import build_transport
+from pyk3s.images.traefik_flags import unhonoured
 
 
 def _objects(port: int, scheme: str, timeouts: str) -> str:
@@ -128,6 +129,8 @@ async def test_without_read_idle_timeout_no_ping_is_sent(make_proxy):
 
 
 def test_read_idle_and_ping_timeouts_from_static_flags_and_crd_without_warning():
+    assert unhonoured(["--serversTransport.forwardingTimeouts.readIdleTimeout=5s",
+                       "--serversTransport.forwardingTimeouts.pingTimeout=2s"]) == []
     static = static_from_flags(["--entrypoints.web.address=127.0.0.1:0",
                                 "--serversTransport.forwardingTimeouts.readIdleTimeout=5s"]).servers_transport
     t, warnings = build_transport("default@internal", static, 200)
