@@ -12,11 +12,12 @@ Rules:
   ``INITIAL_WINDOW_SIZE`` 1 MiB, connection window 1 MiB, no server push.
 - Protocol errors end the connection with ``h2``'s error code in a GOAWAY: a bad preface or an invalid
   frame ``PROTOCOL_ERROR``, an oversized frame ``FRAME_SIZE_ERROR``, a header list over the limit
-  ``ENHANCE_YOUR_CALM`` (HPACK's decoder stops at the limit), a stream beyond the advertised limit
-  ``PROTOCOL_ERROR``, more than 64 CONTINUATION frames in one header block ``PROTOCOL_ERROR``, bad
+  ``ENHANCE_YOUR_CALM`` (HPACK's decoder stops at the limit), more than 64 CONTINUATION frames in one header block ``PROTOCOL_ERROR``, bad
   SETTINGS values ``PROTOCOL_ERROR``/``FLOW_CONTROL_ERROR``.
+- A stream beyond ``MAX_CONCURRENT_STREAMS`` is refused alone, as Go does (``H2Session``): RST_STREAM
+  ``REFUSED_STREAM`` before the client acknowledged our SETTINGS, ``PROTOCOL_ERROR`` after.
 - Frames that make the server work without a request to show for it (a client RST_STREAM on a stream
-  still being served: "rapid reset"; SETTINGS; PRIORITY; empty DATA; unknown frames; PING at a tenth,
+  still being served: "rapid reset"; a stream refused for the limit; SETTINGS; PRIORITY; empty DATA; unknown frames; PING at a tenth,
   as gRPC clients ping to probe bandwidth) spend a budget of 1,000 that refills at 100 per second;
   when it runs out the connection gets GOAWAY ``ENHANCE_YOUR_CALM`` and is closed. Other connections
   are never affected.
@@ -149,6 +150,10 @@ class H2ClientConnection(asyncio.Protocol):
             self.transport.write(out or goaway_bytes(0, int(err.error_code or ErrorCodes.PROTOCOL_ERROR)))
             self.close_now()
             return
+        if self.conn.refused:
+            refused, self.conn.refused = self.conn.refused, 0
+            if self.spend(float(refused)):
+                return
         handlers = _HANDLERS
         for ev in events:
             handler = handlers.get(type(ev))

@@ -170,12 +170,38 @@ async def test_header_list_over_the_limit(make_proxy, backend):
 
 
 # ------------------------------------------------------------------------------------------- floods
-async def test_stream_flood_beyond_max_concurrent_streams(make_proxy, backend):
+@pytest.mark.parametrize("acked", [False, True])
+async def test_a_stream_beyond_max_concurrent_streams_is_refused_alone(make_proxy, backend, acked):
+    """As Go's http2 server: RST_STREAM REFUSED_STREAM before the client acknowledged our SETTINGS (it
+    could not know the limit), PROTOCOL_ERROR after; the connection and its other streams go on."""
     proxy = await _proxy(make_proxy, backend, "--entrypoints.web.http2.maxConcurrentStreams=10")
     raw = await _start(proxy.port)
     enc = Encoder()
+    if acked:
+        ack = SettingsFrame(0)
+        ack.flags.add("ACK")
+        raw.send(_frame(ack))
     raw.send(*[_frame(_headers(1 + 2 * i, end_stream=False, encoder=enc)) for i in range(11)])
-    await _expect_goaway(raw, ErrorCodes.PROTOCOL_ERROR)
+    frames = await raw.frames(1.0, until_goaway=False)
+    resets = [(f.stream_id, f.error_code) for f in frames if isinstance(f, RstStreamFrame)]
+    assert resets == [(21, ErrorCodes.PROTOCOL_ERROR if acked else ErrorCodes.REFUSED_STREAM)]
+    assert goaway_of(frames) is None
+    end = DataFrame(1)
+    end.flags.add("END_STREAM")
+    raw.send(_frame(end), _frame(_headers(23, encoder=enc)))  # a slot is free again once stream 1 is answered
+    frames = await raw.frames(2.0, until_goaway=False)
+    answered = {f.stream_id for f in frames if isinstance(f, HeadersFrame)}
+    assert 1 in answered and goaway_of(frames) is None
+    raw.close()
+
+
+async def test_stream_flood_beyond_max_concurrent_streams(make_proxy, backend):
+    """Each refused stream costs the abuse budget: a client that keeps opening them is cut off."""
+    proxy = await _proxy(make_proxy, backend, "--entrypoints.web.http2.maxConcurrentStreams=10")
+    raw = await _start(proxy.port)
+    enc = Encoder()
+    raw.send(*[_frame(_headers(1 + 2 * i, end_stream=False, encoder=enc)) for i in range(1200)])
+    await _expect_goaway(raw, ErrorCodes.ENHANCE_YOUR_CALM, timeout=30.0)
     await _still_serving(proxy, backend)
 
 
