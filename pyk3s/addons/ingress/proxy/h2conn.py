@@ -38,7 +38,7 @@ from hpack import Decoder, Encoder, HeaderTuple
 from hpack.table import HeaderTable
 from hyperframe.frame import Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
 
-__all__ = ["H2Session", "Outbox", "FieldCacheEncoder", "BlockCacheDecoder", "h2_config", "misplaced_block", "PREFACE", "HIGH_WATER", "LOW_WATER", "Header", "goaway_bytes",
+__all__ = ["H2Session", "H2ServerSession", "Outbox", "FieldCacheEncoder", "BlockCacheDecoder", "h2_config", "misplaced_block", "PREFACE", "HIGH_WATER", "LOW_WATER", "Header", "goaway_bytes",
            "str_headers", "canonical_name"]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -209,11 +209,6 @@ class H2Session(H2Connection):
 
     ``h2`` remembers closed streams so that late frames on them are stream errors, not connection
     errors; 4,096 of them (rather than 65,536) bound that memory per connection.
-
-    A server-side stream beyond our MAX_CONCURRENT_STREAMS is refused alone, as Go's http2 server does
-    (``h2`` would end the whole connection): ``REFUSED_STREAM`` while our SETTINGS are not acknowledged
-    (the client could not know the limit yet: it may retry), ``PROTOCOL_ERROR`` after. Its header block
-    is still decoded (HPACK state is shared by the connection); ``refused`` counts them for the caller.
     """
 
     MAX_CLOSED_STREAMS = 4096
@@ -223,34 +218,6 @@ class H2Session(H2Connection):
         self.encoder = FieldCacheEncoder()
         self.decoder = BlockCacheDecoder(bool(config.client_side))
         self.decoder.max_header_list_size = self.DEFAULT_MAX_HEADER_LIST_SIZE
-        self.settings_acked = False
-        self.refused = 0  # streams refused for the stream limit, not yet seen by the caller
-        self.limit_lifted = False
-
-    @property
-    def open_inbound_streams(self) -> int:
-        return 0 if self.limit_lifted else super().open_inbound_streams
-
-    def _receive_headers_frame(self, frame: HeadersFrame) -> tuple[list[Frame], list[Event]]:
-        try:
-            return super()._receive_headers_frame(frame)
-        except TooManyStreamsError:
-            if self.config.client_side:
-                raise
-        # h2 checks the limit before anything else: open the stream as usual, then refuse it
-        self.limit_lifted = True
-        try:
-            frames, events = super()._receive_headers_frame(frame)
-        finally:
-            self.limit_lifted = False
-        sid = frame.stream_id
-        self.reset_stream(sid, ErrorCodes.PROTOCOL_ERROR if self.settings_acked else ErrorCodes.REFUSED_STREAM)
-        self.refused += 1
-        return frames, [ev for ev in events if getattr(ev, "stream_id", None) != sid]
-
-    def _local_settings_acked(self) -> dict[SettingCodes | int, ChangedSetting]:
-        self.settings_acked = True
-        return super()._local_settings_acked()
 
     def _receive_frame(self, frame: Frame) -> list[Event]:
         # h2 formats every received frame for its trace log (``repr``, some 2 us a frame) whether or not
@@ -283,6 +250,44 @@ class H2Session(H2Connection):
         event.last_stream_id = frame.last_stream_id
         event.additional_data = frame.additional_data or None
         return [], [event]
+
+
+class H2ServerSession(H2Session):
+    """The server side: a stream beyond our MAX_CONCURRENT_STREAMS is refused alone, as Go's http2 server
+    does (``h2`` would end the whole connection): ``REFUSED_STREAM`` while our SETTINGS are not
+    acknowledged (the client could not know the limit yet: it may retry), ``PROTOCOL_ERROR`` after. Its
+    header block is still decoded (HPACK state is the connection's); ``refused`` counts them for the
+    caller."""
+
+    def __init__(self, config: H2Configuration) -> None:
+        super().__init__(config)
+        self.settings_acked = False
+        self.refused = 0  # streams refused for the stream limit, not yet seen by the caller
+        self.limit_lifted = False
+
+    @property
+    def open_inbound_streams(self) -> int:
+        return 0 if self.limit_lifted else super().open_inbound_streams
+
+    def _receive_headers_frame(self, frame: HeadersFrame) -> tuple[list[Frame], list[Event]]:
+        try:
+            return super()._receive_headers_frame(frame)
+        except TooManyStreamsError:
+            pass
+        # h2 checks the limit before anything else: open the stream as usual, then refuse it
+        self.limit_lifted = True
+        try:
+            frames, events = super()._receive_headers_frame(frame)
+        finally:
+            self.limit_lifted = False
+        sid = frame.stream_id
+        self.reset_stream(sid, ErrorCodes.PROTOCOL_ERROR if self.settings_acked else ErrorCodes.REFUSED_STREAM)
+        self.refused += 1
+        return frames, [ev for ev in events if getattr(ev, "stream_id", None) != sid]
+
+    def _local_settings_acked(self) -> dict[SettingCodes | int, ChangedSetting]:
+        self.settings_acked = True
+        return super()._local_settings_acked()
 
 
 def _reset_frame(stream_id: int, code: int) -> RstStreamFrame:

@@ -14,7 +14,7 @@ Rules:
   frame ``PROTOCOL_ERROR``, an oversized frame ``FRAME_SIZE_ERROR``, a header list over the limit
   ``ENHANCE_YOUR_CALM`` (HPACK's decoder stops at the limit), more than 64 CONTINUATION frames in one header block ``PROTOCOL_ERROR``, bad
   SETTINGS values ``PROTOCOL_ERROR``/``FLOW_CONTROL_ERROR``.
-- A stream beyond ``MAX_CONCURRENT_STREAMS`` is refused alone, as Go does (``H2Session``): RST_STREAM
+- A stream beyond ``MAX_CONCURRENT_STREAMS`` is refused alone, as Go does (``H2ServerSession``): RST_STREAM
   ``REFUSED_STREAM`` before the client acknowledged our SETTINGS, ``PROTOCOL_ERROR`` after.
 - Frames that make the server work without a request to show for it (a client RST_STREAM on a stream
   still being served: "rapid reset"; a stream refused for the limit; SETTINGS; PRIORITY; empty DATA; unknown frames; PING at a tenth,
@@ -60,7 +60,7 @@ from h2.settings import SettingCodes, Settings
 
 from ..http.reply import text_error
 from .exchange import Exchange
-from .h2conn import H2Session, Header, Outbox, goaway_bytes, h2_config, misplaced_block
+from .h2conn import H2ServerSession, Header, Outbox, goaway_bytes, h2_config, misplaced_block
 from .h2exchange import H2Exchange
 from .h2heads import request_from_h2
 
@@ -93,7 +93,7 @@ class H2ClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set by take_over
         ep = state.static.entrypoints[entrypoint]
         config = h2_config(False)
-        conn = self.conn = H2Session(config)
+        conn = self.conn = H2ServerSession(config)
         conn.local_settings = Settings(client=False, initial_values={
             SettingCodes.MAX_CONCURRENT_STREAMS: ep.h2_max_streams, SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST,
             SettingCodes.INITIAL_WINDOW_SIZE: WINDOW, SettingCodes.HEADER_TABLE_SIZE: ep.h2_decoder_table,

@@ -156,8 +156,8 @@ def _late_frames(session_cls: type, after: str) -> tuple[str, list[tuple[str, in
 def test_session_answers_frames_on_closed_streams_as_h2_does(after):
     from h2.connection import H2Connection
 
-    from pyk3s.addons.ingress.proxy.h2conn import H2Session
+    from pyk3s.addons.ingress.proxy.h2conn import H2ServerSession
 
-    ours = _late_frames(H2Session, after)
+    ours = _late_frames(H2ServerSession, after)
     assert ours == _late_frames(H2Connection, after)
     assert ours == ("", [("RstStreamFrame", 1, 5)])  # a stream error: RST_STREAM STREAM_CLOSED
