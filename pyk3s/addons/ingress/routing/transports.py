@@ -19,9 +19,9 @@
 Servers' certificates are verified by default, as in Traefik: against the system CAs, and against the
 server's address when no serverName is set (an IP address is matched with the certificate's IP SANs).
 The static ``--serversTransport.*`` flags make ``default@internal``, used by load balancers that name
-no transport. What pyk3s cannot honour is a warning on the services using the transport
-(``spiffe``), and a transport that
-cannot be built falls back to the default TLS settings with its error shown, as Traefik does.
+no transport. What pyk3s cannot honour is a warning on the services using the transport (``spiffe``),
+and a transport that cannot be built falls back to the default TLS settings with its error shown, as
+Traefik does.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ import tempfile
 
 from ..config.dynamic import Certificate, ForwardingTimeouts, ServersTransport, to_json
 
-__all__ = ["ServersTransportRuntime", "build_transport", "DEFAULT_TRANSPORT", "GO_DEFAULT_IDLE", "STATIC_DEFAULT_IDLE", "PING_TIMEOUT",
-           "match_peer_sans"]
+__all__ = ["ServersTransportRuntime", "build_transport", "DEFAULT_TRANSPORT", "GO_DEFAULT_IDLE", "STATIC_DEFAULT_IDLE",
+           "PING_TIMEOUT", "match_peer_sans"]
 
 DEFAULT_TRANSPORT = "default@internal"
 GO_DEFAULT_IDLE = 2  # net/http DefaultMaxIdleConnsPerHost, for a ServersTransport without maxIdleConnsPerHost
