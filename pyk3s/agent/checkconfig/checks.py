@@ -244,6 +244,15 @@ def check_link_kinds(s: CheckSettings) -> list[CheckResult]:
         _run("ip", "netns", "del", ns)
 
 
+def check_br_netfilter(s: CheckSettings) -> list[CheckResult]:
+    """K3s's flannel needs br_netfilter for pods on its cni0 bridge; pyk3s's pods are routed links, so
+    nftables sees their traffic without it. Reported so a K3s user comparing the two lists finds it."""
+    if Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
+        return [CheckResult("kernel: br_netfilter", Status.PASS, "loaded (not needed: pods are routed links)")]
+    return [CheckResult("kernel: br_netfilter", Status.PASS,
+                        "not loaded, not needed: pods are routed links, not bridge ports")]
+
+
 def check_nft_nat(s: CheckSettings) -> list[CheckResult]:
     """Ask the kernel to validate (nft --check: not applied) a table with a NAT chain."""
     if not shutil.which("nft"):
@@ -401,6 +410,7 @@ CHECKS: tuple[Check, ...] = (
     Check("cgroups", check_cgroups, blocking=False, applies=_agent),
     Check("network namespaces", check_netns, blocking=True, applies=_agent),
     Check("link kinds", check_link_kinds, blocking=False, applies=_agent),
+    Check("br_netfilter", check_br_netfilter, blocking=False, applies=_agent),
     Check("nf_tables with nat", check_nft_nat, blocking=True, applies=_agent),
     Check("ip forwarding", check_ip_forward, blocking=False, applies=_agent),
     Check("ports", check_ports, blocking=False),

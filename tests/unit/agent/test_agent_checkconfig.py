@@ -100,7 +100,7 @@ def test_check_config_on_this_machine_runs_every_check(tmp_path: Path) -> None:
                           "--config", str(tmp_path / "none.yaml")],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     for name in ("root", "binary nft", "binary ip", "binary containerd", "binary runc", "kernel: network namespaces", "kernel: veth", "kernel: bridge",
-                 "kernel: vxlan", "kernel: nf_tables with nat", "ip forwarding",
+                 "kernel: vxlan", "kernel: br_netfilter", "kernel: nf_tables with nat", "ip forwarding",
                  "port 6443", "port 10250", "port 80", "port 443", "free CIDR 10.42.0.0/16",
                  "free CIDR 10.43.0.0/16", "data dir"):
         assert f"  {name} " in res.stdout, (name, res.stdout)
