@@ -97,8 +97,21 @@ def _child(spec: dict, out_w: int, err_w: int) -> None:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.execvpe(spec["argv"][0], spec["argv"], spec.get("env") or {})
     except BaseException as exc:  # noqa: BLE001 - report any exec failure as the container's stderr
-        os.write(2, f"pyk3s: failed to start container process {spec['argv'][:1]}: {exc}\n".encode())
+        os.write(2, f"pyk3s: failed to start container process {spec['argv'][:1]}: {exc}{_hidden_by(spec)}\n"
+                 .encode())
         os._exit(127)
+
+
+def _hidden_by(spec: dict) -> str:
+    """Why a program the node has is missing in the container: a volume mounted over one of its parents
+    (an emptyDir at /tmp hides a pyk3s installed under /tmp from the built-in images' pods)."""
+    program = spec["argv"][0] if spec.get("argv") else ""
+    for m in spec.get("mounts") or []:
+        parent = m["target"].rstrip("/") + "/"
+        if program.startswith(parent) and not os.path.exists(program):
+            return (f" ({program} is under the volume mounted at {m['target']}, which hides it in the container;"
+                    " install pyk3s outside that directory)")
+    return ""
 
 
 def _write_log(log, stream: bytes, buf: bytearray, final: bool) -> None:
