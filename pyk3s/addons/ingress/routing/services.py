@@ -72,6 +72,24 @@ class _Updaters:
                 fn(after)
 
 
+class _ChildStatus(_Updaters):
+    """A service of child services: it is up while one child is (the weighted and HRW balancers)."""
+
+    __slots__ = ()
+    children: Sequence[tuple[str, CompiledService, float]]
+    down: set[str]
+
+    def set_status(self, child: str, up: bool) -> None:
+        if all(n != child for n, _, _ in self.children):
+            return
+        before = len(self.down) < len(self.children)
+        if up:
+            self.down.discard(child)
+        else:
+            self.down.add(child)
+        self._changed(before, len(self.down) < len(self.children))
+
+
 def cookie_name(sticky: StickyCookie, service: str) -> str:
     if sticky.name:
         return sticky.name
@@ -197,7 +215,7 @@ class Balancer(_Updaters):
         return second if second.inflight < first.inflight else first
 
 
-class WeightedBalancer(_Updaters):
+class WeightedBalancer(_ChildStatus):
     __slots__ = ("name", "children", "deadlines", "sticky", "cookie", "internal", "mirrors", "down",
                  "wants_health", "updaters")
 
@@ -213,16 +231,6 @@ class WeightedBalancer(_Updaters):
         self.down: set[str] = set()  # children a health check reported down
         self.wants_health = wants_health
         self.updaters: list[Updater] = []
-
-    def set_status(self, child: str, up: bool) -> None:
-        if all(n != child for n, _, _ in self.children):
-            return
-        before = len(self.down) < len(self.children)
-        if up:
-            self.down.discard(child)
-        else:
-            self.down.add(child)
-        self._changed(before, len(self.down) < len(self.children))
 
     def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
         down = self.down
@@ -297,7 +305,7 @@ def _hrw_score(key: str, weight: float) -> float:
     return (1.0 / -math.log(score) if 0.0 < score < 1.0 else 0.0) * weight
 
 
-class HrwBalancer(_Updaters):
+class HrwBalancer(_ChildStatus):
     __slots__ = ("name", "children", "internal", "mirrors", "down", "wants_health", "updaters")
     kind = "HRW"
 
@@ -310,16 +318,6 @@ class HrwBalancer(_Updaters):
         self.down: set[str] = set()
         self.wants_health = wants_health
         self.updaters: list[Updater] = []
-
-    def set_status(self, child: str, up: bool) -> None:
-        if all(n != child for n, _, _ in self.children):
-            return
-        before = len(self.down) < len(self.children)
-        if up:
-            self.down.discard(child)
-        else:
-            self.down.add(child)
-        self._changed(before, len(self.down) < len(self.children))
 
     def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
         src = req.peer if req is not None else ""
