@@ -135,8 +135,9 @@ def test_incremental_changes_match_a_rebuild(c: tuple, muts: list, data: Any) ->
             # a new pod takes over a terminating pod's address
             p = pods_[i % len(pods_)]
             clone = copy.deepcopy(p)
-            clone["metadata"]["name"] += "-new"
-            clone["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
+            # a name and a creation time of its own: a second clone of the same pod is another pod
+            clone["metadata"]["name"] += f"-new{len(pods_)}"
+            clone["metadata"]["creationTimestamp"] = f"2026-01-01T00:{len(pods_) // 60:02d}:{len(pods_) % 60:02d}Z"
             pods_.append(clone)
             live[clone["metadata"]["name"]] = clone
             index.set_pod(pod_info(clone))  # type: ignore[arg-type]
