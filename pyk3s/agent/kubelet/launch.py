@@ -102,6 +102,20 @@ def _child(spec: dict, out_w: int, err_w: int) -> None:
         os._exit(127)
 
 
+def install_roots() -> list[str]:
+    """Where pyk3s runs from: its source tree and its venv (one root when the venv is inside the tree)."""
+    tree = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))))
+    prefix = os.path.realpath(sys.prefix)
+    return [tree] if prefix == tree or prefix.startswith(tree + "/") else [tree, prefix]
+
+
+def _install_roots_under(targets: list[str]) -> list[tuple[str, int]]:
+    """(root, O_PATH descriptor) of each installation root that a volume target lies above."""
+    real = [os.path.realpath(t).rstrip("/") + "/" for t in targets]
+    return [(root, os.open(root, os.O_PATH)) for root in install_roots()
+            if any(root.startswith(t) for t in real)]
+
+
 def _hidden_by(spec: dict) -> str:
     """Why a program the node has is missing in the container: a volume mounted over one of its parents
     (an emptyDir at /tmp hides a pyk3s installed under /tmp from the built-in images' pods)."""
@@ -140,6 +154,7 @@ def run(spec: dict, state_dir: int) -> int:
     # parents before children whatever the pod lists first, like containerd's mount ordering
     mounts = sorted(spec.get("mounts") or [], key=lambda m: len([p for p in m["target"].split("/") if p]))
     sources = [os.open(m["source"], os.O_PATH) for m in mounts]
+    hidden = _install_roots_under([m["target"] for m in mounts])
     try:
         # read-only only after every bind, as runc does: a mount point nested in a read-only volume
         # (/etc/coredns/custom inside /etc/coredns) is created while its parent is still writable
@@ -148,8 +163,12 @@ def run(spec: dict, state_dir: int) -> int:
             _bind(f"/proc/self/fd/{fd}", target)
             if not m.get("file"):
                 view.bound(target)
+        # a volume over a parent of pyk3s's own installation (an emptyDir at /tmp, a checkout in /tmp)
+        # would hide the built-in images' program: the installation is bound back in its place
+        for root, fd in hidden:
+            _bind(f"/proc/self/fd/{fd}", view.make(root, False))
     finally:
-        for fd in sources:
+        for fd in sources + [fd for _, fd in hidden]:
             os.close(fd)
     if spec.get("cwd"):
         view.make(spec["cwd"], False)  # a workingDir the node lacks exists in the container alone
