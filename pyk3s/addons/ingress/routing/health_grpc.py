@@ -16,6 +16,8 @@ import h2.connection
 import h2.events
 import h2.exceptions
 
+from pyk3s.api.protobuf.decode import MalformedProtobuf, iter_fields
+
 if TYPE_CHECKING:
     from .health import HealthSpec
     from .services import Target
@@ -29,34 +31,13 @@ _GRPC_UNIMPLEMENTED = "12"
 
 def _serving_status(message: bytes) -> int:
     """Field 1 (``status``, a varint enum) of a HealthCheckResponse; 0 (UNKNOWN) when absent."""
-    i = 0
-    while i < len(message):
-        key, i = _varint(message, i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = _varint(message, i)
-            if field == 1:
-                return value
-        elif wire == 2:
-            size, i = _varint(message, i)
-            i += size
-        elif wire in (1, 5):
-            i += 8 if wire == 1 else 4
-        else:
-            break
+    try:
+        for field, wire, value in iter_fields(message):
+            if field == 1 and wire == 0:
+                return int(value)
+    except MalformedProtobuf as err:
+        raise ValueError(f"the health check answer: {err}") from None
     return 0
-
-
-def _varint(data: bytes, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while i < len(data):
-        byte = data[i]
-        i += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, i
-        shift += 7
-    raise ValueError("truncated varint in the health check answer")
 
 
 async def probe_grpc(target: Target, spec: HealthSpec) -> str | None:
