@@ -46,6 +46,6 @@ def main(argv: list[str]) -> int:
         print(f"  {command:<11} {', '.join(names)}")
     for problem in r.missing:
         print(f"pyk3s images: warning: {problem}", file=sys.stderr)
-    print(f"The images carry this machine's Python ({r.interpreter}) at its own paths: they run on "
+    print(f"The images carry this machine's Python (as {r.interpreter}): they run on "
           "this CPU architecture, and hold the pyk3s installed now (build again after an upgrade).")
     return 0

@@ -64,6 +64,7 @@ def build_builtin_images(out: Path, rootfs_factory: Callable[[], Rootfs] = pytho
                       "io.pyk3s.interpreter": rootfs.interpreter}
             # unbuffered: logs reach the CRI log file line by line, as the process runtime's do
             env = (DEFAULT_PATH, "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1")
-            rows.append((ImageConfig(names, entrypoint=tuple(argv), env=env, labels=labels), [layer]))
+            entrypoint = (rootfs.interpreter, *argv[1:])   # the interpreter where the image keeps it
+            rows.append((ImageConfig(names, entrypoint=entrypoint, env=env, labels=labels), [layer]))
         write_images(rows, out)
     return BuiltImages(out, images, rootfs, layer.size)

@@ -1,13 +1,17 @@
 """The root file system of pyk3s's built-in images, assembled from this machine's own Python.
 
 Nothing is fetched: the image holds the interpreter that runs pyk3s here, at the same absolute paths
-(the interpreter and its symlinks, a venv's ``pyvenv.cfg``, the standard library without its tests,
-IDLE, Tk and ``ensurepip``, the packages pyk3s needs at run time), pyk3s itself in that interpreter's
+(the interpreter and its symlinks, the standard library without its tests, IDLE, Tk and
+``ensurepip``), the packages pyk3s needs at run time and pyk3s itself in that interpreter's
 site-packages, the shared libraries all of these load (found with ``ldd``, with the symlinks of
 merged-``/usr`` systems), the tools an entry point runs (``nft`` for klipper-lb), and a minimal
-``/etc``. Because every path is the one this machine uses, an image's entry point is exactly the
-argv the process runtime runs (``<sys.executable> -m pyk3s <command>``), and the same directories
-could as well be bind-mounted into a container.
+``/etc``. An image's entry point is the argv the process runtime runs (``<python> -m pyk3s
+<command>``).
+
+One path moves: a venv (often inside a checkout, and a checkout is often under ``/tmp`` or a home
+directory) is stored at :data:`IMAGE_VENV`, because a pod's volume over any parent of it (the
+Traefik chart's emptyDir at ``/tmp``) would hide the interpreter of every built-in container. A venv
+is relocatable this way: Python finds its ``pyvenv.cfg`` beside the ``bin`` directory it starts from.
 
 What this cannot do: the images run only on this CPU architecture and need a kernel new enough for
 this machine's C library; they are a snapshot of the installed pyk3s (build them again after an
@@ -29,7 +33,10 @@ from pathlib import Path
 
 from pyk3s.images.oci import HostFile, LayerEntry
 
-__all__ = ["Rootfs", "python_rootfs", "runtime_distributions"]
+__all__ = ["IMAGE_VENV", "Rootfs", "python_rootfs", "runtime_distributions"]
+
+# where a venv lives inside the images (see the module docstring)
+IMAGE_VENV = "/opt/pyk3s/venv"
 
 # parts of the standard library no entry point imports (tests alone are 120 MB)
 _STDLIB_SKIP = {"site-packages", "dist-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3",
@@ -58,8 +65,25 @@ class Rootfs:
 
 
 class _Collector:
-    def __init__(self) -> None:
+    def __init__(self, moved_from: str = "", moved_to: str = "") -> None:
         self.entries: dict[str, LayerEntry | HostFile] = {}
+        self.moved_from, self.moved_to = moved_from, moved_to   # a host directory stored elsewhere
+
+    def image_path(self, host_path: str) -> str:
+        if self.moved_from and (host_path == self.moved_from or host_path.startswith(self.moved_from + "/")):
+            return self.moved_to + host_path[len(self.moved_from):]
+        return host_path
+
+    def put(self, host_path: str, source: Path) -> str:
+        """Store ``source`` where the image keeps ``host_path``; that image path."""
+        arc = self.image_path(host_path)
+        if arc not in self.entries:
+            link = os.readlink(source) if source.is_symlink() else ""
+            if link.startswith("/") and self.image_path(link) != link:
+                self.entries[arc] = LayerEntry(arc, link=self.image_path(link))
+            else:
+                self.entries[arc] = HostFile(arc, source)
+        return arc
 
     def add_path(self, path: str | Path, depth: int = 0) -> str:
         """Add ``path`` with every symlink on the way to it (``/lib`` -> ``usr/lib``); the real path."""
@@ -68,10 +92,10 @@ class _Collector:
         for i, part in enumerate(parts[1:], start=1):
             cur = cur / part
             if cur.is_symlink() and depth < 40:
-                self.entries.setdefault(str(cur), HostFile(str(cur), cur))
+                self.put(str(cur), cur)
                 target = Path(os.path.normpath(cur.parent / os.readlink(cur)))
                 return self.add_path(target.joinpath(*parts[i + 1:]), depth + 1)
-        self.entries.setdefault(str(cur), HostFile(str(cur), cur))
+        self.put(str(cur), cur)
         return str(cur)
 
     def add_tree(self, root: Path, skip_top: frozenset[str] | set[str] = frozenset(), into: Path | None = None) -> None:
@@ -85,9 +109,7 @@ class _Collector:
             for name in filenames:
                 if not _wanted(name):
                     continue
-                src = Path(dirpath) / name
-                arc = str(dest / rel / name)
-                self.entries.setdefault(arc, HostFile(arc, src))
+                self.put(str(dest / rel / name), Path(dirpath) / name)
 
     def elf_files(self) -> Iterator[Path]:
         for e in list(self.entries.values()):
@@ -161,12 +183,16 @@ def python_rootfs(tools: tuple[str, ...] = ("nft",), package: str = "pyk3s") -> 
     """The file system of the built-in images (see the module's docstring)."""
     import pyk3s
 
-    c = _Collector()
+    venv = os.path.realpath(sys.prefix)
+    in_venv = sys.prefix != sys.base_prefix and (Path(venv) / "pyvenv.cfg").exists()
+    c = _Collector(venv, IMAGE_VENV) if in_venv else _Collector()
     missing: list[str] = []
-    interpreter = sys.executable
-    c.add_path(interpreter)
-    if sys.prefix != sys.base_prefix and (Path(sys.prefix) / "pyvenv.cfg").exists():
-        c.add_path(Path(sys.prefix) / "pyvenv.cfg")
+    # the venv's own name for the interpreter (bin/python), stored at the venv's new place
+    interpreter = c.image_path(os.path.join(os.path.realpath(os.path.dirname(sys.executable)),
+                                            os.path.basename(sys.executable)))
+    c.add_path(sys.executable)
+    if in_venv:
+        c.add_path(Path(venv) / "pyvenv.cfg")
     paths = sysconfig.get_paths()
     c.add_tree(Path(paths["stdlib"]), skip_top=_STDLIB_SKIP | {d for d in os.listdir(paths["stdlib"])
                                                                if d.startswith("config-")})
@@ -178,8 +204,10 @@ def python_rootfs(tools: tuple[str, ...] = ("nft",), package: str = "pyk3s") -> 
             src = Path(str(dist.locate_file(f))).resolve()
             if not src.is_file() or not src.is_relative_to(base) or not _wanted(src.name):
                 continue   # console scripts outside site-packages and stale bytecode stay out
-            arc = str(purelib / src.relative_to(base)) if base == purelib else c.add_path(src)
-            c.entries.setdefault(arc, HostFile(arc, src))
+            if base == purelib:
+                c.put(str(purelib / src.relative_to(base)), src)
+            else:
+                c.add_path(src)
         packages.append(f"{dist.metadata['Name']} {dist.version}")
     # pyk3s itself, from wherever it is installed (an editable install's source tree too)
     c.add_tree(Path(pyk3s.__file__).resolve().parent, into=purelib / "pyk3s")

@@ -20,7 +20,7 @@ from pyk3s.controllers.common.settings import KLIPPER_LB_IMAGE
 from pyk3s.images import resolve_image
 from pyk3s.images.builtin import BUILTIN_IMAGES, K3S_IMAGES, build_builtin_images, image_names
 from pyk3s.images.oci import HostFile, LayerEntry, write_layer
-from pyk3s.images.rootfs import Rootfs, python_rootfs, runtime_distributions
+from pyk3s.images.rootfs import IMAGE_VENV, Rootfs, python_rootfs, runtime_distributions
 
 MANIFESTS = Path(pyk3s.__file__).parent / "manifests"
 
@@ -81,13 +81,22 @@ def test_runtime_distributions_leave_the_test_extras_out() -> None:
 def test_python_rootfs_holds_the_interpreter_its_libraries_and_pyk3s_at_host_paths() -> None:
     r = python_rootfs(tools=())
     paths = {e.path.strip("/") for e in r.entries}
-    assert r.interpreter == sys.executable and sys.executable.strip("/") in paths
+    in_venv = sys.prefix != sys.base_prefix
+    # a venv moves to one place of its own (a volume over its checkout's parent must not hide it)
+    assert r.interpreter == (f"{IMAGE_VENV}/bin/{Path(sys.executable).name}" if in_venv else sys.executable)
+    assert r.interpreter.strip("/") in paths
+    if in_venv:
+        assert f"{IMAGE_VENV}/pyvenv.cfg".strip("/") in paths
+        assert not any(p.startswith(os.path.realpath(sys.prefix).strip("/") + "/") for p in paths)
     stdlib = sysconfig.get_paths()["stdlib"]
     real_stdlib = os.path.realpath(stdlib).strip("/")
     assert f"{real_stdlib}/os.py" in paths and f"{real_stdlib}/asyncio/base_events.py" in paths
     assert not any(p.startswith(f"{real_stdlib}/test/") or p.startswith(f"{real_stdlib}/idlelib/") for p in paths)
     assert not any(p.endswith((".opt-1.pyc", ".opt-2.pyc")) for p in paths)
-    purelib = os.path.realpath(sysconfig.get_paths()["purelib"]).strip("/")
+    purelib = os.path.realpath(sysconfig.get_paths()["purelib"])
+    if in_venv:
+        purelib = IMAGE_VENV + purelib[len(os.path.realpath(sys.prefix)):]
+    purelib = purelib.strip("/")
     assert f"{purelib}/pyk3s/__main__.py" in paths and f"{purelib}/aiohttp/__init__.py" in paths
     assert any(Path(lib).name == "libc.so.6" for lib in r.libraries)
     assert any(p.endswith("libc.so.6") for p in paths) and {"etc/passwd", "tmp"} <= paths
@@ -95,7 +104,7 @@ def test_python_rootfs_holds_the_interpreter_its_libraries_and_pyk3s_at_host_pat
 
 
 def test_archive_has_every_built_in_image_on_one_shared_layer(tmp_path: Path) -> None:
-    tiny = Rootfs((LayerEntry("etc/hello", b"hi\n"),), sys.executable, (), (), ())
+    tiny = Rootfs((LayerEntry("etc/hello", b"hi\n"),), "/opt/pk/bin/python", (), (), ())
     built = build_builtin_images(tmp_path / "images.tar", rootfs_factory=lambda: tiny)
     with tarfile.open(built.archive) as tar:
         index = json.load(tar.extractfile("index.json"))  # type: ignore[arg-type]
@@ -108,5 +117,6 @@ def test_archive_has_every_built_in_image_on_one_shared_layer(tmp_path: Path) ->
         assert len(layers) == 1
         for command in BUILTIN_IMAGES:
             config = blob(by_name[image_names(command)[-1]]["config"]["digest"])["config"]
-            assert config["Entrypoint"] == list(resolve_image(f"pyk3s/{command}") or ())
+            argv = resolve_image(f"pyk3s/{command}") or ()
+            assert config["Entrypoint"] == ["/opt/pk/bin/python", *argv[1:]]  # the image's own interpreter
             assert "PYTHONUNBUFFERED=1" in config["Env"]
