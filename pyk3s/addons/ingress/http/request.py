@@ -14,7 +14,7 @@ from urllib.parse import unquote, unquote_plus
 
 from .reply import Reply
 
-__all__ = ["HttpRequest", "ExchangeHooks", "BodyEncoder", "routing_path", "sanitize_path", "canonical_host",
+__all__ = ["HttpRequest", "ExchangeHooks", "BodyEncoder", "FailoverErrors", "routing_path", "sanitize_path", "canonical_host",
            "parse_query"]
 
 _RESERVED = frozenset(":/?#[]@!$&'()*+,;=%")
@@ -143,11 +143,19 @@ class ExchangeHooks(Protocol):
         """Run the request body through ``decoder`` on its way upstream (grpcWeb's base64 text mode)."""
 
 
+class FailoverErrors(Protocol):
+    """A failover service with ``errors`` (routing/services.py), as the exchange sees it."""
+
+    max_body: int
+
+    def wants_fallback(self, status: int) -> bool: ...
+
+
 class HttpRequest:
     __slots__ = (
         "method", "raw_path", "path", "query", "headers", "host", "authority", "peer", "peer_port",
         "tls", "version", "entrypoint", "_hmap", "_qmap", "keep_alive", "upgrade", "body_mode",
-        "content_length", "user", "local_port", "sni", "no_xff", "retry", "marks", "exchange",
+        "content_length", "user", "local_port", "sni", "no_xff", "retry", "marks", "exchange", "failover",
     )
 
     def __init__(self, method: str, target: str, headers: list[tuple[str, str]], peer: str,
@@ -173,6 +181,7 @@ class HttpRequest:
         self.retry: tuple[int, float] | None = None
         self.marks: set[int] | None = None
         self.exchange: ExchangeHooks | None = None
+        self.failover: FailoverErrors | None = None  # a failover with errors picked its main service
         authority = ""
         if target[:1] != "/" and target.startswith(("http://", "https://")):
             rest = target.split("://", 1)[1]

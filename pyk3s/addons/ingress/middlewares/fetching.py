@@ -20,6 +20,7 @@ import ssl
 import tempfile
 from collections.abc import Iterable
 
+from ..config.codes import status_ranges
 from ..config.errors import ConfigError
 from ..config.goregexp import GoRegexpError, compile_go
 from ..http.fetch import fetch
@@ -114,15 +115,10 @@ def canonical_key(name: str) -> str:
 
 
 def _ranges(items: Iterable[object] | None) -> list[tuple[int, int]]:
-    out = []
-    for item in items or ():
-        text = str(item).strip()
-        lo, _, hi = text.partition("-")
-        try:
-            out.append((int(lo), int(hi or lo)))
-        except ValueError:
-            raise ConfigError(f"errors: invalid status range {text!r}") from None
-    return out
+    try:
+        return list(status_ranges(items or ()))
+    except ValueError as err:
+        raise ConfigError(f"errors: {err}") from None
 
 
 class ErrorPages(MiddlewareHandler):

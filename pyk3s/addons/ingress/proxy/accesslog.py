@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from ..config.codes import status_ranges
 from ..config.observability import AccessLogOptions
 
 __all__ = [
@@ -150,15 +151,6 @@ def _split_host_port(value: str) -> tuple[str, str]:
         host, port = value.split(":")
         return host, port
     return value, "-"
-
-
-def status_ranges(specs: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
-    """``("200", "300-302")`` -> ((200, 200), (300, 302)) (types.NewHTTPCodeRanges); ValueError when bad."""
-    out = []
-    for spec in specs:
-        low, _, high = spec.strip().partition("-")
-        out.append((int(low), int(high or low)))
-    return tuple(out)
 
 
 _CLF_TIME = "%d/%b/%Y:%H:%M:%S %z"

@@ -24,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Protocol
+from functools import partial
+from typing import TYPE_CHECKING, Protocol, cast
 
 from ..http.reply import NO_SERVER, NOT_FOUND, Reply, text_error
 from ..http.request import BodyEncoder, HttpRequest
 from ..middlewares.base import MiddlewareHandler
 from ..routing.compile import Compiled
-from ..routing.services import Target
+from ..routing.services import FailoverService, Target
 from ..routing.table import UNROUTED, EntryTable, Route
 from .exchange_log import log_exchange
 from .h2conn import HIGH_WATER
@@ -45,6 +46,7 @@ __all__ = ["Exchange", "ExchangeClient", "end_aborted", "PROXY_ERRORS"]
 
 _KEEP_BODY = 64 * 1024
 _NO_BODY_STATUS = frozenset((204, 304))
+_BODY_TOO_LARGE = text_error(413, "Request body too large")  # beyond a failover's errors.maxRequestBodyBytes
 PROXY_ERRORS = {404: NOT_FOUND, 503: NO_SERVER, 502: text_error(502), 504: text_error(504), 500: text_error(500)}
 """The answers the proxy gives itself, by status (``Exchange.fail``)."""
 
@@ -211,6 +213,11 @@ class Exchange:
         if target is None:
             self.fail(503, len(route.middlewares))
             return
+        failover = self.req.failover
+        if failover is not None and 0 <= failover.max_body < self.kept_size:
+            self.req.failover = None
+            self.reply(_BODY_TOO_LARGE, len(route.middlewares))
+            return
         self.target, self.cookie = target, cookie
         if svc.mirrors:
             self.client.state.mirror(svc, self.req, self.kept if self.req_done else None)
@@ -259,10 +266,11 @@ class Exchange:
         req = self.req
         route = self.route
         # access logs with headers need the answer's head parsed; sizes and status come from raw mode too
+        timed = self.target.times is not None  # strategy leasttime: the head's arrival is timed
         raw = not (self.full_response or route.needs_response or self.cookie is not None or req.version == "1.0"
-                   or (self.log and route.log_headers)) or req.upgrade
+                   or (self.log and route.log_headers) or timed or req.failover is not None) or req.upgrade
         up.attach(self, raw)
-        if self.log:
+        if self.log or timed:
             self.sent_at = self.client.state.loop.time()
         self.up = up
         self.tries += 1
@@ -282,7 +290,7 @@ class Exchange:
         """The h2 pool opened a stream for this exchange: send the head and what there is of the body."""
         self.h2up = stream
         self.tries += 1
-        if self.log:
+        if self.log or self.target.times is not None:
             self.sent_at = self.client.state.loop.time()
         body = self.kept if (self.tries > 1 and self.kept is not None) else self.pending
         self.pending = []
@@ -301,7 +309,7 @@ class Exchange:
             return
         if self.kept is not None:
             self.kept_size += len(data)
-            if self.kept_size <= _KEEP_BODY:
+            if self.kept_size <= _KEEP_BODY or self.route.keep_body:
                 self.kept.append(data)
             else:
                 self.kept = None
@@ -364,6 +372,34 @@ class Exchange:
         self.resp_started = True
         self.write_reply(reply)
 
+    def to_fallback(self, status: int) -> bool:
+        """A failover with errors picked the server that answered ``status``: whether that answer is
+        dropped (its body too) and the request goes to the fallback service once it has ended."""
+        failover = self.req.failover
+        self.req.failover = None
+        if failover is None or not failover.wants_fallback(status):
+            return False
+        self.intercept = partial(self._fallback, cast(FailoverService, failover))
+        return True
+
+    async def _fallback(self, failover: FailoverService) -> None:
+        self.intercept = None
+        self.up = self.h2up = None
+        if self.finished or self.client.closed:
+            return
+        target, cookie = failover.fallback.pick(self.req) if failover.fallback_up else (None, None)
+        if target is None:
+            self.fail(503, len(self.route.middlewares))
+            return
+        self.target, self.cookie = target, cookie
+        self.forward()
+
+    def time_first_byte(self) -> None:
+        """Strategy leasttime: the time from sending the request to the answer's head, for its server."""
+        counted = self.counted
+        if counted is not None and counted.times is not None and self.sent_at:
+            counted.times.add(self.client.state.loop.time() - self.sent_at)
+
     def write_reply(self, reply: Reply) -> None:
         """Send a whole answer of the proxy's own (or a middleware's) and end the exchange."""
         keep = self.req.keep_alive and not self.req.upgrade
@@ -380,6 +416,9 @@ class Exchange:
         req = self.req
         route = self.route
         self.upstream_status = status
+        self.time_first_byte()
+        if req.failover is not None and self.to_fallback(status):
+            return
         if self.log:
             self.origin_status = status
             self.origin_headers = list(headers)

@@ -118,6 +118,10 @@ class H2Exchange(Exchange):
     def response_head(self, status: int, headers: list[tuple[str, str]], close_delimited: bool,
                       ends: bool = False) -> None:
         req = self.req
+        self.upstream_status = status
+        self.time_first_byte()
+        if req.failover is not None and self.to_fallback(status):
+            return
         if self.log:
             self.origin_status = status
             self.origin_headers = list(headers)

@@ -14,6 +14,7 @@ from dataclasses import replace as dc_replace
 from functools import partial
 from typing import Any
 
+from ..config.codes import status_ranges
 from ..config.dynamic import DynamicConfig, LoadBalancer, Middleware, Router, to_json
 from ..config.errors import ConfigError
 from ..config.static import MAX_INT, StaticConfig
@@ -31,6 +32,7 @@ from .services import (
     InternalService,
     MirrorService,
     WeightedBalancer,
+    buffers_body,
 )
 from .table import EntryTable, Route, RoutingTable
 from .tcp_compile import TCPCompiled, compile_tcp
@@ -161,12 +163,14 @@ class _Builder:
             return hrw
         if conf.failover is not None:
             f = conf.failover
-            if f.errors_status:
-                warnings.append("failover errors are not supported by pyk3s: the fallback service is not tried "
-                                "when the main service answers " + ", ".join(f.errors_status))
+            try:
+                codes = status_ranges(f.errors_status or ())
+            except ValueError as err:
+                raise ConfigError(f"creating HTTP code ranges: errors.status: {err}") from None
             warnings += self._child_middlewares((f.service, f.fallback))
+            max_body = f.errors_max_request_body_bytes
             failover = FailoverService(name, self.service(f.service), self.service(f.fallback),
-                                       f.health_check is not None)
+                                       f.health_check is not None, codes, -1 if max_body is None else max_body)
             try:
                 failover.main.register(failover.set_main_status)
             except ConfigError as err:
@@ -209,7 +213,7 @@ class _Builder:
 def _unsupported_lb(lb: LoadBalancer) -> list[str]:
     """Warnings for load-balancer settings pyk3s does not honour."""
     out = []
-    if lb.strategy not in ("wrr", "p2c", "hrw", ""):
+    if lb.strategy not in ("wrr", "p2c", "hrw", "leasttime", ""):
         out.append(f"load-balancer strategy {lb.strategy} is not supported by pyk3s: weighted round robin is used")
     if lb.strategy == "hrw" and lb.sticky is not None:
         out.append("sticky sessions do not apply with strategy hrw (as in Traefik): the client address picks the server")
@@ -286,8 +290,9 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
                 errors.append(f"certificate resolver {r.tls.cert_resolver!r} does not exist: pyk3s has no ACME "
                               "resolvers, the certificates of the TLS store are used")
             if name not in tree.disabled:
+                keep = buffers_body(svc)  # the whole body first, as Traefik reads it before the main service
                 route = Route(name, rule, priority, mws, svc, r.tls is not None, _flag(mws, "needs_response"),
-                              _flag(mws, "needs_done"), _flag(mws, "needs_body"), names)
+                              _flag(mws, "needs_done"), _flag(mws, "needs_body") or keep, names, keep_body=keep)
                 logged, log_fields, log_headers = _logging(r, name, svc, static)
                 route = dc_replace(route, access_log=logged, log_fields=log_fields, log_headers=log_headers,
                                    metrics=r.observability is None or r.observability.metrics is not False)
@@ -362,7 +367,7 @@ def _with_children(route: Route, own: Mapping[str, Route], children: Mapping[str
         combined = dc_replace(
             found, middlewares=mws, middleware_names=route.middleware_names + found.middleware_names,
             needs_response=route.needs_response or found.needs_response, needs_done=route.needs_done or found.needs_done,
-            needs_body=route.needs_body or found.needs_body, tls=route.tls, access_log=route.access_log,
+            needs_body=route.needs_body or found.needs_body, keep_body=found.keep_body, tls=route.tls, access_log=route.access_log,
             log_fields=route.log_fields, log_headers=route.log_headers, log_name=f"{route.log_name or route.name} -> {child}",
             metrics=route.metrics)
         kids.append(_with_children(combined, own, children, (*seen, route.name)))

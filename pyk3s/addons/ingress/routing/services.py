@@ -3,7 +3,8 @@
 - :class:`Balancer` (loadBalancer): smooth weighted round robin over the servers that are up and not
   fenced (earliest deadline first: each pick advances the server by 1/weight, as Traefik's wrr),
   power of two choices (``strategy: p2c``: of two random servers, the one with fewer requests in
-  flight) or highest random weight (``strategy: hrw``: the client IP's highest-scoring server, below);
+  flight), highest random weight (``strategy: hrw``: the client IP's highest-scoring server, below) or
+  least time (``strategy: leasttime``: response time and requests in flight, routing/leasttime.py);
   sticky cookie optional. A health check (routing/health.py) or passive health check
   (routing/passive.py) marks servers down and up with ``set_status``.
 - :class:`WeightedBalancer` (weighted TraefikService): the same over child services, sticky cookie optional.
@@ -12,7 +13,9 @@
 - :class:`HrwBalancer` (highestRandomWeight TraefikService): the child with the highest score
   ``weight / -ln(fnv64a(client IP + child name) / 2**64)`` (Traefik hrw.go), so a client keeps its child.
 - :class:`FailoverService` (failover TraefikService): the main service answers while it is up, else the
-  fallback while that is up, else 503.
+  fallback while that is up, else 503. With ``errors.status``, a main answer of one of those statuses is
+  dropped and the request (its body kept whole, up to ``errors.maxRequestBodyBytes``) goes to the
+  fallback; the exchange learns of it from ``req.failover``, set when the main service is picked.
 - :class:`InternalService`: ``api@internal``, ``dashboard@internal``, ``ping@internal``,
   ``prometheus@internal``, ``noop@internal`` (answered inside the proxy).
 
@@ -35,6 +38,7 @@ from typing import TYPE_CHECKING
 from ..config.dynamic import LoadBalancer, StickyCookie
 from ..config.errors import ConfigError
 from ..http.request import HttpRequest
+from .leasttime import LeastTime
 from .target import Target
 from .transports import ServersTransportRuntime
 
@@ -43,7 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Target", "Balancer", "WeightedBalancer", "MirrorService", "InternalService", "INTERNAL_SERVICES",
-    "HrwBalancer", "FailoverService", "cookie_name", "CompiledService", "Updater",
+    "HrwBalancer", "FailoverService", "cookie_name", "CompiledService", "Updater", "buffers_body",
 ]
 
 INTERNAL_SERVICES = ("api@internal", "dashboard@internal", "ping@internal", "prometheus@internal", "noop@internal",
@@ -123,7 +127,7 @@ def _request_cookie(req: HttpRequest, name: str) -> str | None:
 class Balancer(_Updaters):
     __slots__ = ("name", "targets", "rotation", "active", "index", "sticky", "cookie", "by_cookie", "internal",
                  "mirrors", "uniform", "deadlines", "p2c", "rng", "wants_health", "updaters", "server_status",
-                 "passive", "kind", "strategy")
+                 "passive", "kind", "strategy", "least_time")
 
     def __init__(self, name: str, lb: LoadBalancer, transport: ServersTransportRuntime | None = None) -> None:
         self.name = name
@@ -136,9 +140,10 @@ class Balancer(_Updaters):
         self.uniform = len({t.weight for t in self.rotation}) <= 1
         # earliest deadline first: (deadline, position); ties go to the earlier server
         self.deadlines = [(1.0 / t.weight, i) for i, t in enumerate(self.rotation)]
-        self.strategy = lb.strategy if lb.strategy in ("p2c", "hrw") else "wrr"
+        self.strategy = lb.strategy if lb.strategy in ("p2c", "hrw", "leasttime") else "wrr"
         self.p2c = self.strategy == "p2c"
-        self.kind = self.strategy.upper()
+        self.kind = "LeastTime" if self.strategy == "leasttime" else self.strategy.upper()
+        self.least_time = LeastTime(self.rotation) if self.strategy == "leasttime" else None
         self.rng = random.Random()
         self.index = 0
         self.active: tuple[Target, ...] = ()
@@ -177,6 +182,8 @@ class Balancer(_Updaters):
             return None, None
         if self.p2c:
             t = self._two_choices(active)
+        elif self.least_time is not None:
+            t = self.least_time.pick(active)
         elif self.strategy == "hrw":
             src = req.peer if req is not None else ""
             t = max(active, key=lambda t: _hrw_score(src + t.url, t.weight))  # the first of equal scores
@@ -334,11 +341,12 @@ class HrwBalancer(_ChildStatus):
 
 class FailoverService(_Updaters):
     __slots__ = ("name", "main", "fallback", "internal", "mirrors", "main_up", "fallback_up", "wants_health",
-                 "updaters")
+                 "updaters", "error_codes", "max_body")
     kind = "failover"
 
     def __init__(self, name: str, main: CompiledService, fallback: CompiledService,
-                 wants_health: bool = False) -> None:
+                 wants_health: bool = False, error_codes: tuple[tuple[int, int], ...] = (),
+                 max_body: int = -1) -> None:
         self.name = name
         self.internal = ""
         self.mirrors: Mirrors = ()
@@ -347,6 +355,8 @@ class FailoverService(_Updaters):
         self.main_up = self.fallback_up = True
         self.wants_health = wants_health
         self.updaters: list[Updater] = []
+        self.error_codes = error_codes  # errors.status: main answers that send the request to the fallback
+        self.max_body = max_body        # errors.maxRequestBodyBytes (-1: no limit)
 
     def set_main_status(self, up: bool) -> None:
         before = self.main_up or self.fallback_up
@@ -360,10 +370,31 @@ class FailoverService(_Updaters):
 
     def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
         if self.main_up:
-            return self.main.pick(req)
+            if not self.error_codes or req is None:
+                return self.main.pick(req)
+            picked = self.main.pick(req)
+            if picked[0] is not None:
+                req.failover = self
+                return picked
+            if not self.wants_fallback(503):  # the main service's own "no available server"
+                return picked
         if self.fallback_up:
             return self.fallback.pick(req)
         return None, None
+
+    def wants_fallback(self, status: int) -> bool:
+        return any(low <= status <= high for low, high in self.error_codes)
+
+
+def buffers_body(svc: CompiledService) -> bool:
+    """Whether a request to ``svc`` may be sent twice (a failover with ``errors``), so its body is kept."""
+    if isinstance(svc, FailoverService):
+        return bool(svc.error_codes) or buffers_body(svc.main) or buffers_body(svc.fallback)
+    if isinstance(svc, (WeightedBalancer, HrwBalancer)):
+        return any(buffers_body(child) for _, child, _ in svc.children)
+    if isinstance(svc, MirrorService):
+        return buffers_body(svc.main)
+    return False
 
 
 class InternalService:

@@ -36,6 +36,7 @@ class Route:
     needs_done: bool
     needs_body: bool
     middleware_names: tuple[str, ...] = ()
+    keep_body: bool = False  # the body is kept whole: a failover with errors may send it again
     access_log: bool = True  # the router's observability.accessLogs (and internal routers' addInternals)
     log_headers: bool = False  # its access-log records carry headers: parsed answers, no fast lane
     children: tuple[Route, ...] = ()  # child routers (parentRefs), priority order, parents' middlewares first

@@ -1,5 +1,6 @@
 """One backend server of a load balancer: where to connect, how to address it, and its live state
-(up or down by health checks, requests in flight, its load balancer's passive health check).
+(up or down by health checks, requests in flight, its load balancer's passive health check, its
+response times under strategy leasttime).
 
 Compiled services (routing/services.py) make them; pools are keyed by ``key`` so that a reload that keeps
 a server and its ServersTransport keeps its idle connections.
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 from .transports import ServersTransportRuntime
 
 if TYPE_CHECKING:
+    from .leasttime import ResponseTimes
     from .passive import PassiveHealth
 
 __all__ = ["Target"]
@@ -24,7 +26,7 @@ class Target:
     """One backend server: where to connect and how to address it."""
 
     __slots__ = ("url", "scheme", "host", "port", "authority", "pass_host_header", "key", "fenced", "cookie_value",
-                 "transport", "addr", "weight", "up", "inflight", "passive")
+                 "transport", "addr", "weight", "up", "inflight", "passive", "times")
 
     def __init__(self, url: str, pass_host_header: bool = True, fenced: bool = False,
                  transport: ServersTransportRuntime | None = None, weight: int = 1) -> None:
@@ -46,6 +48,7 @@ class Target:
         self.up = True  # servers are up until a health check says otherwise, as in Traefik
         self.inflight = 0  # requests sent and not finished (p2c), kept by the exchanges
         self.passive: PassiveHealth | None = None  # its load balancer's passive health check
+        self.times: ResponseTimes | None = None  # times to first byte, kept for strategy leasttime
 
     def tls(self) -> tuple[ssl.SSLContext | None, str | None]:
         """(TLS context, server name) to reach this server: its ServersTransport's, verified by default."""

@@ -73,7 +73,7 @@ class _BackendConn(asyncio.Protocol):
                 self.transport.write(b"6\r\nchunk%d\r\n" % i)
             self.transport.write(b"0\r\n\r\n")
             return
-        status = 200
+        status = self.backend.status or 200
         if url.startswith("/status/"):
             status = int(url.split("/")[2])
         body = json.dumps({"name": self.backend.name, "method": method, "url": url, "headers": self.headers,
@@ -98,6 +98,7 @@ class EchoBackend:
     host: str = "127.0.0.1"
     tls: Any = None  # an ssl.SSLContext: the backend speaks HTTPS
     silent: bool = False  # accept requests and never answer (timeouts)
+    status: int = 0  # answer every request with this status (0: 200, or the one /status/N asks for)
 
     async def start(self) -> EchoBackend:
         loop = asyncio.get_running_loop()

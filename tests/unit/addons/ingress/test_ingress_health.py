@@ -1,5 +1,5 @@
-"""Load balancers as Traefik v3 runs them: server weights (wrr), strategy p2c, active and passive health
-checks, health propagation to weighted/failover/mirroring parents, serverStatus in the API.
+"""Load balancers as Traefik v3 runs them: server weights (wrr), strategies p2c and leasttime, active
+and passive health checks, health propagation to weighted/failover/mirroring parents, serverStatus in the API.
 
 Backends are small asyncio servers on loopback whose health the test switches; the proxy, compile step,
 balancers and health checkers are the real ones.
@@ -30,6 +30,7 @@ from pyk3s.addons.ingress.config.dynamic import (
 from pyk3s.addons.ingress.config.static import static_from_flags
 from pyk3s.addons.ingress.routing.compile import compile_config
 from pyk3s.addons.ingress.routing.health import HealthChecker, health_spec, probe
+from pyk3s.addons.ingress.routing.leasttime import LeastTime
 from pyk3s.addons.ingress.routing.services import Balancer, Target
 
 FLAGS = ("--entrypoints.web.address=127.0.0.1:0", "--entrypoints.traefik.address=127.0.0.1:0",
@@ -260,8 +261,8 @@ async def test_unhealthy_interval_and_unsupported_strategy() -> None:
     with pytest.raises(Exception, match="unknown mode"):
         health_spec({"mode": "tcp"})
     static = static_from_flags(["--entrypoints.web.address=127.0.0.1:0"])
-    c = compile_config(_config({"app": _lb("http://a", strategy="leasttime")}), static)
-    assert "leasttime is not supported" in c.runtime.services["app"]["error"][0]
+    c = compile_config(_config({"app": _lb("http://a", strategy="fastest")}), static)
+    assert "fastest is not supported" in c.runtime.services["app"]["error"][0]
     c = compile_config(_config({"app": _lb("http://a", strategy="hrw", sticky=StickyCookie())}), static)
     assert "sticky sessions do not apply with strategy hrw" in c.runtime.services["app"]["error"][0]
 
@@ -375,8 +376,8 @@ def test_parents_need_children_that_report_health() -> None:
     assert rt["app"]["error"] == ["cannot register plain as updater for app: healthCheck not enabled in config for "
                                   "this WRR service"]
     assert rt["fo"]["status"] == "disabled" and "cannot register plain as updater for fo" in rt["fo"]["error"][0]
-    # with errors the main service need not report health (errors themselves are still a warning)
-    assert rt["fo-errors"]["status"] == "warning" and "failover errors" in rt["fo-errors"]["error"][0]
+    # with errors the main service need not report health (tests/unit/addons/ingress/test_ingress_failover.py)
+    assert rt["fo-errors"]["status"] == "enabled"
     assert rt["fo-no-status"]["status"] == "disabled"  # an errors section without status ranges is no errors
     assert rt["fo-hc"]["status"] == "disabled" and "cannot register plain as updater for fo-hc" in rt["fo-hc"]["error"][0]
 
@@ -418,6 +419,44 @@ async def test_p2c_prefers_the_server_with_fewer_requests_in_flight(make_proxy, 
     assert (await slow).body.decode() == busy
     svc = _svc(proxy, "app")
     assert isinstance(svc, Balancer) and all(t.inflight == 0 for t in svc.targets)
+
+
+async def test_leasttime_prefers_the_server_that_answers_first(make_proxy, backends) -> None:
+    proxy = await make_proxy(*FLAGS)
+    b1, b2, b3 = backends
+    b1.delay, b2.delay = 0.05, 0.0
+    _apply(proxy, ({"app": _lb(b1.url, b2.url, strategy="leasttime")}))
+    assert proxy.state.compiled.runtime.services["app@file"]["status"] == "enabled"
+    # no answer yet: both score 0 and take turns (b1 first); then b1's 50 ms against b2's 0 ms
+    assert await _names(proxy.port, 6, "/slow") == ["b1", "b2", "b2", "b2", "b2", "b2"]
+    svc = _svc(proxy, "app")
+    assert isinstance(svc, Balancer) and svc.kind == "LeastTime"
+    first, second = svc.targets
+    assert first.times.average() >= 50 and second.times.average() < 50
+    assert all(t.inflight == 0 for t in svc.targets)
+
+
+def test_leasttime_score_counts_requests_in_flight_and_weight() -> None:
+    fast, slow = Target("http://fast", weight=1), Target("http://slow", weight=4)
+    picker = LeastTime((fast, slow))
+    for _ in range(150):  # more than the 100 kept: the oldest answers leave the average
+        fast.times.add(0.010)
+    for _ in range(100):
+        slow.times.add(0.030)
+    assert fast.times.average() == 10.0 and len(fast.times.samples) == 100
+    assert picker.pick((fast, slow)) is slow  # 30 ms / weight 4 < 10 ms
+    slow.inflight = 1  # 30 x 2 / 4 = 15 > 10
+    assert picker.pick((fast, slow)) is fast
+    fast.times.add(0.0059)  # whole milliseconds, as Traefik counts them, over the oldest kept
+    assert fast.times.samples[50] == 5.0 and fast.times.total == 99 * 10.0 + 5.0
+    # servers answering within the same millisecond tie and share by weight (earliest deadline first)
+    a, b = Target("http://a", weight=2), Target("http://b")
+    picker = LeastTime((a, b))
+    a.times.add(0.0004)
+    b.times.add(0.0009)
+    picks = "".join("a" if picker.pick((a, b)) is a else "b" for _ in range(300))
+    # deadlines start staggered (a 0.5, b 1.5) and an equal deadline goes to the first server
+    assert picks[:9] == "aaabaabaa" and picks.count("a") in (199, 200, 201)
 
 
 # ---------------------------------------------------------------------------------------------- CRD provider
