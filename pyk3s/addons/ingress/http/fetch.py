@@ -8,23 +8,32 @@ from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["fetch", "FetchResult"]
+__all__ = ["fetch", "FetchResult", "BodyTooLarge"]
+
+
+class BodyTooLarge(Exception):
+    """The answer's body grew past the caller's ``max_body``."""
 
 
 class FetchResult:
-    __slots__ = ("status", "headers", "body", "done")
+    __slots__ = ("status", "headers", "body", "done", "max_body", "too_large")
 
-    def __init__(self) -> None:
+    def __init__(self, max_body: int = -1) -> None:
         self.status = 0
         self.headers: list[tuple[str, str]] = []
         self.body = bytearray()
         self.done = False
+        self.max_body = max_body
+        self.too_large = False
 
     def on_header(self, k: bytes, v: bytes) -> None:
         self.headers.append((k.decode("latin-1"), v.decode("latin-1")))
 
     def on_body(self, b: bytes) -> None:
-        self.body += b
+        if 0 <= self.max_body < len(self.body) + len(b):
+            self.too_large = True
+        else:
+            self.body += b
 
     def on_message_complete(self) -> None:
         self.done = True
@@ -32,9 +41,9 @@ class FetchResult:
 
 async def fetch(url: str, method: str = "GET", headers: list[tuple[str, str]] | None = None, body: bytes = b"",
                 timeout: float = 30.0, host_header: str | None = None, ssl_context: ssl.SSLContext | None = None,
-                server_hostname: str | None = None) -> FetchResult:
+                server_hostname: str | None = None, max_body: int = -1) -> FetchResult:
     """One request; an https URL is verified (against the system CAs and its host) unless ``ssl_context``
-    says otherwise."""
+    says otherwise. BodyTooLarge when the answer's body is longer than ``max_body`` (>= 0)."""
     parts = urlsplit(url)
     ctx = None
     hostname = None
@@ -52,7 +61,7 @@ async def fetch(url: str, method: str = "GET", headers: list[tuple[str, str]] | 
         if body or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(body)}")
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace") + body)
-        result = FetchResult()
+        result = FetchResult(max_body)
         parser = httptools.HttpResponseParser(result)
 
         async def read() -> None:
@@ -61,6 +70,8 @@ async def fetch(url: str, method: str = "GET", headers: list[tuple[str, str]] | 
                 if not data:
                     break
                 parser.feed_data(data)
+                if result.too_large:
+                    raise BodyTooLarge(f"response body larger than {max_body} bytes")
 
         await asyncio.wait_for(read(), timeout)
         result.status = parser.get_status_code()

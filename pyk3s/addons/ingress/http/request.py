@@ -8,6 +8,7 @@ Header names keep their wire spelling; lookups are case-insensitive (Go canonica
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Protocol
 from urllib.parse import unquote, unquote_plus
@@ -141,6 +142,11 @@ class ExchangeHooks(Protocol):
 
     def decode_request_body(self, decoder: Callable[[bytes], bytes]) -> None:
         """Run the request body through ``decoder`` on its way upstream (grpcWeb's base64 text mode)."""
+
+    def whole_request_body(self, limit: int) -> asyncio.Future[bytes | None]:
+        """The whole request body once it has arrived, while a request middleware runs (forwardAuth's
+        forwardBody; the middleware sets ``needs_body``); None once it is longer than ``limit`` bytes
+        (``limit`` < 0: no limit) or the client has gone."""
 
 
 class FailoverErrors(Protocol):

@@ -14,7 +14,8 @@ from .base import BuildContext, Config, MiddlewareHandler
 from .basicauth import BasicAuth
 from .compress import Compress
 from .digestauth import DigestAuth
-from .fetching import ErrorPages, ForwardAuth
+from .fetching import ErrorPages
+from .forward_auth import ForwardAuth
 from .grpcweb import GrpcWeb
 from .headers import Headers
 from .ipallowlist import IPAllowList

@@ -1,158 +1,112 @@
-"""Middlewares that call another HTTP service: forwardAuth, errors (spec 5.12).
+"""errors: answers with a listed status are replaced by a page from another service (spec 5.12).
 
-    forwardAuth: {address: http://auth.example/check, trustForwardHeader: false,
-                  authResponseHeaders: [X-User], authResponseHeadersRegex: "^X-", authRequestHeaders: [Cookie],
-                  tls: {ca: PEM, cert: PEM, key: PEM, insecureSkipVerify: false}}
-    errors:      {status: ["500-599", "404"], service: error-pages, query: "/{status}.html"}
+    errors: {status: ["500-599", "404"], service: error-pages, query: "/{status}.html",
+             statusRewrites: {"418": 404, "502-504": 500}, errorRequestHeaders: [X-Request-Id]}
 
-forwardAuth: a 2xx from the auth server lets the request through (copying authResponseHeaders);
-any other answer goes back to the client as is. An https address is verified (``tls.ca``, else the
-system CAs) unless ``tls.insecureSkipVerify``; ``tls.cert``/``tls.key`` are presented to it.
-addAuthCookiesToResponse, headerField, forwardBody, preserveLocationHeader, preserveRequestMethod and
-authSigninURL are not supported: set, they are warnings on the middleware. errors: a response with a listed status is replaced by
-the page the error service returns for ``query``, keeping the original status.
+As in Traefik 3.7: the page is asked for with GET ``query`` (``{status}`` the status the client gets,
+``{originalStatus}`` the upstream's, ``{url}`` the query-escaped request URL) and the client gets it
+with the upstream's status, or the one ``statusRewrites`` maps it to (first matching entry). The page
+request carries the client's request headers, or only those named by ``errorRequestHeaders`` (an
+empty list: none). forwardAuth lives in forward_auth.py.
 """
 
 from __future__ import annotations
 
-import os
-import ssl
-import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from urllib.parse import quote_plus
 
 from ..config.codes import status_ranges
 from ..config.errors import ConfigError
-from ..config.goregexp import GoRegexpError, compile_go
 from ..http.fetch import fetch
 from ..http.reply import Reply, text_error
 from ..http.request import HttpRequest
 from .base import BuildContext, Config, MiddlewareHandler, need
 
-__all__ = ["ForwardAuth", "ErrorPages"]
+__all__ = ["ErrorPages"]
 
-_SKIP = frozenset(("connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te", "trailer"))
-
-
-_FORWARD_AUTH_UNSUPPORTED = ("addAuthCookiesToResponse", "headerField", "forwardBody", "preserveLocationHeader",
-                             "preserveRequestMethod", "authSigninURL")
+_SKIP = frozenset(("connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te", "trailer",
+                   "proxy-connection", "host"))
 
 
-def _client_context(tls: Config) -> ssl.SSLContext:
-    """forwardAuth.tls: the context to reach the auth server with."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+def _ranges(items: Iterable[object] | None, what: str = "status") -> list[tuple[int, int]]:
+    # Traefik also takes comma-separated lists inside one entry ("500,502")
+    specs = [part for item in items or () for part in str(item).split(",") if part.strip()]
     try:
-        if tls.get("ca"):
-            ctx.load_verify_locations(cadata=str(tls["ca"]))
-        else:
-            ctx.load_default_certs()
-        if tls.get("insecureSkipVerify"):
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        if tls.get("cert") and tls.get("key"):
-            with tempfile.TemporaryDirectory(prefix="pk-fa-") as tmp:
-                path = os.path.join(tmp, "client.pem")
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(str(tls["cert"]).strip() + "\n" + str(tls["key"]).strip() + "\n")
-                ctx.load_cert_chain(path)
-    except (ssl.SSLError, ValueError, OSError) as err:
-        raise ConfigError(f"forwardAuth: invalid tls configuration: {err}") from None
-    return ctx
-
-
-class ForwardAuth(MiddlewareHandler):
-    __slots__ = ("address", "trust", "resp_headers", "resp_rx", "req_headers", "ssl_context", "warnings")
-    is_async = True
-
-    def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
-        self.address = str(need(config, "address", "forwardAuth"))
-        self.ssl_context = _client_context(config["tls"]) if config.get("tls") is not None else None
-        self.warnings = tuple(f"forwardAuth.{key} is not supported by pyk3s" for key in _FORWARD_AUTH_UNSUPPORTED
-                              if config.get(key))
-        self.trust = bool(config.get("trustForwardHeader"))
-        self.resp_headers = [str(h) for h in config.get("authResponseHeaders") or ()]
-        try:
-            # Go regexp on the response's canonical header names (X-Auth-User), as Traefik matches them
-            self.resp_rx = compile_go(config["authResponseHeadersRegex"]) if config.get("authResponseHeadersRegex") else None
-        except GoRegexpError as err:
-            raise ConfigError(f"forwardAuth: invalid authResponseHeadersRegex: {err}") from None
-        self.req_headers = {h.lower() for h in config.get("authRequestHeaders") or ()}
-
-    async def on_request_async(self, req: HttpRequest) -> Reply | None:
-        headers = [(k, v) for k, v in req.headers
-                   if k.lower() not in _SKIP and (not self.req_headers or k.lower() in self.req_headers)
-                   and (self.trust or not k.lower().startswith("x-forwarded-"))]
-        xff = req.header("x-forwarded-for") if self.trust else ""
-        headers += [("X-Forwarded-Method", req.method), ("X-Forwarded-Proto", "https" if req.tls else "http"),
-                    ("X-Forwarded-Host", req.authority), ("X-Forwarded-Uri", req.request_uri),
-                    ("X-Forwarded-For", f"{xff}, {req.peer}" if xff else req.peer)]
-        try:
-            res = await fetch(self.address, "GET", headers, timeout=30.0, ssl_context=self.ssl_context)
-        except (OSError, TimeoutError):
-            return text_error(500)
-        if 200 <= res.status < 300:
-            for name in self.resp_headers:
-                value = next((v for k, v in res.headers if k.lower() == name.lower()), None)
-                if value is not None:
-                    req.set_header(name, value)
-                else:
-                    req.del_header(name)
-            if self.resp_rx is not None:
-                for k, v in res.headers:
-                    if self.resp_rx.search(canonical_key(k)):
-                        req.set_header(k, v)
-            return None
-        return Reply(res.status, [(k, v) for k, v in res.headers if k.lower() not in _SKIP and k.lower() != "date"],
-                     bytes(res.body))
-
-
-def canonical_key(name: str) -> str:
-    """Go's textproto.CanonicalMIMEHeaderKey: `x-auth-user` -> `X-Auth-User` (names with a space or other
-    non-token byte are left as they are)."""
-    if not name.isascii() or any(not (c.isalnum() or c in "!#$%&'*+-.^_`|~") for c in name):
-        return name
-    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
-
-
-def _ranges(items: Iterable[object] | None) -> list[tuple[int, int]]:
-    try:
-        return list(status_ranges(items or ()))
+        return list(status_ranges(specs))
     except ValueError as err:
-        raise ConfigError(f"errors: {err}") from None
+        raise ConfigError(f"errors: {what}: {err}") from None
+
+
+def _rewrites(value: object) -> list[tuple[list[tuple[int, int]], int]]:
+    """statusRewrites: {"418": 404, "502-504": 500} -> [(ranges, new status)], in the order given."""
+    if value is None:
+        return []
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"errors: statusRewrites must map statuses to a status, not {value!r}")
+    out = []
+    for key, code in value.items():
+        if isinstance(code, bool) or not isinstance(code, int | str) or not str(code).strip().isdigit() \
+                or not 100 <= int(code) <= 599:
+            raise ConfigError(f"errors: statusRewrites.{key}: {code!r} is not an HTTP status (100-599)")
+        out.append((_ranges([key], f"statusRewrites.{key}"), int(code)))
+    return out
+
+
+def _header_names(value: object) -> frozenset[str] | None:
+    """errorRequestHeaders: None (not set) forwards every request header; a list only those."""
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"errors: errorRequestHeaders must be a list of header names, not {value!r}")
+    return frozenset(v.strip().lower() for v in value)
 
 
 class ErrorPages(MiddlewareHandler):
-    __slots__ = ("ranges", "service", "query", "warnings")
+    __slots__ = ("ranges", "service", "query", "rewrites", "request_headers")
     needs_response = True
 
     def __init__(self, config: Config, ctx: BuildContext) -> None:
-        self.warnings = tuple(f"errors.{key} is not supported by pyk3s" for key in ("statusRewrites", "errorRequestHeaders")
-                              if config.get(key))
         self.ranges = _ranges(need(config, "status", "errors"))
+        self.rewrites = _rewrites(config.get("statusRewrites"))
+        self.request_headers = _header_names(config.get("errorRequestHeaders"))
         self.service = ctx.service(str(need(config, "service", "errors")))
-        self.query = str(config.get("query") or "/")
+        self.query = "/" + str(config.get("query") or "").removeprefix("/")
+
+    def _status_for(self, status: int) -> int:
+        for ranges, code in self.rewrites:
+            if any(lo <= status <= hi for lo, hi in ranges):
+                return code
+        return status
+
+    def _page_headers(self, req: HttpRequest) -> list[tuple[str, str]]:
+        names = self.request_headers
+        return [(k, v) for k, v in req.headers if k.lower() not in _SKIP and (names is None or k.lower() in names)]
 
     def on_response(self, req: HttpRequest, status: int, headers: list[tuple[str, str]]) -> int:
         ex = req.exchange
         if ex is None or ex.intercept is not None or not any(lo <= status <= hi for lo, hi in self.ranges):
             return status
-        query = self.query.replace("{status}", str(status)).replace("{url}", req.request_uri)
+        code = self._status_for(status)
+        url = quote_plus(f"{req.scheme}://{req.authority}{req.request_uri}", safe="")
+        query = self.query.replace("{status}", str(code)).replace("{originalStatus}", str(status)) \
+            .replace("{url}", url)
+        page_headers = self._page_headers(req)
 
         async def replace() -> None:
             target, _ = self.service.pick(req)
             reply: Reply
             if target is None:
-                reply = text_error(status)
+                reply = text_error(code)
             else:
                 try:
                     context, server_name = target.tls()
-                    res = await fetch(f"{target.scheme}://{target.authority}{query}", "GET", timeout=30.0,
-                                      host_header=req.authority if target.pass_host_header else None,
+                    res = await fetch(f"{target.scheme}://{target.authority}{query}", "GET", page_headers,
+                                      timeout=30.0, host_header=req.authority if target.pass_host_header else None,
                                       ssl_context=context, server_hostname=server_name)
-                    reply = Reply(status, [(k, v) for k, v in res.headers if k.lower() not in _SKIP
-                                           and k.lower() != "date"], bytes(res.body))
+                    reply = Reply(code, [(k, v) for k, v in res.headers if k.lower() not in _SKIP
+                                         and k.lower() != "date"], bytes(res.body))
                 except (OSError, TimeoutError):
-                    reply = text_error(status)
+                    reply = text_error(code)
             ex.replace_reply(reply, self)
 
         ex.intercept = replace

@@ -102,7 +102,7 @@ class Exchange:
                  "h2up", "trailers", "on_trailers", "decoder",
                  "log", "uri0", "req_bytes", "resp_bytes", "origin_status", "origin_size", "origin_duration",
                  "origin_headers", "resp_headers", "retries", "sent_at", "counting", "counted",
-                 "upstream_status")
+                 "upstream_status", "body_waiter")
 
     target: Target  # set by dispatch, before anything is sent
     full_response = False  # HTTP/2 exchanges re-frame every answer: never relayed raw
@@ -147,6 +147,7 @@ class Exchange:
         self.resp_headers: list[tuple[str, str]] = []
         self.counted: Target | None = None  # the server this exchange counts as in flight on (p2c)
         self.upstream_status = 0  # the server's own status, before response middlewares (passive checks)
+        self.body_waiter: tuple[asyncio.Future[bytes | None], int] | None = None  # whole_request_body
 
     # ------------------------------------------------------------------ request side
     def start(self) -> None:
@@ -321,6 +322,8 @@ class Exchange:
                 self.hold_request_body()
         else:
             self.pending.append(data)
+            if self.body_waiter is not None:
+                self._body_arrived()
 
     def hold_request_body(self) -> None:
         """The HTTP/2 upstream's window is full: stop reading the client until ``request_drained``."""
@@ -338,8 +341,33 @@ class Exchange:
             self.kept = [decoder(d) for d in self.kept]
             self.kept_size = sum(len(d) for d in self.kept)
 
+    def whole_request_body(self, limit: int) -> asyncio.Future[bytes | None]:
+        """The request body as a middleware reads it before the upstream is chosen (all of it is still in
+        ``pending``); None past ``limit`` bytes or once the client has gone."""
+        fut: asyncio.Future[bytes | None] = self.client.state.loop.create_future()
+        self.body_waiter = (fut, limit)
+        self._body_arrived()
+        return fut
+
+    def _body_arrived(self) -> None:
+        waiter = self.body_waiter
+        if waiter is None:
+            return
+        fut, limit = waiter
+        if 0 <= limit < sum(map(len, self.pending)) or self.finished:
+            result = None
+        elif self.req_done:
+            result = b"".join(self.pending)
+        else:
+            return
+        self.body_waiter = None
+        if not fut.done():
+            fut.set_result(result)
+
     def request_complete(self) -> None:
         self.req_done = True
+        if self.body_waiter is not None:
+            self._body_arrived()
         if self.finished:
             self.client.exchange_done(self)
             return
@@ -572,6 +600,7 @@ class Exchange:
             h2up.cancel()
         self._uncount()
         if end_aborted(self):
+            self._body_arrived()
             route = self.route
             if route.needs_done:
                 for mw in route.middlewares:
