@@ -142,8 +142,6 @@ class ForwardAuth(MiddlewareHandler):
 
     def __init__(self, config: Config, ctx: BuildContext | None = None) -> None:
         self.address = str(need(config, "address", "forwardAuth"))
-        if urlsplit(self.address).scheme not in ("http", "https") or not urlsplit(self.address).hostname:
-            raise ConfigError(f"forwardAuth: address {self.address!r} is not an http(s) URL")
         self.ssl_context = _client_context(config["tls"]) if config.get("tls") is not None else None
         self.warnings: tuple[str, ...] = ()
         self.trust = _flag(config, "trustForwardHeader")
