@@ -346,6 +346,11 @@ class Exchange:
         ``pending``); None past ``limit`` bytes or once the client has gone."""
         fut: asyncio.Future[bytes | None] = self.client.state.loop.create_future()
         self.body_waiter = (fut, limit)
+        req = self.req
+        if not self.req_done and req.header("expect").lower() == "100-continue":
+            # the client waits for this before it sends the body (Go's server sends it as the body is read)
+            req.del_header("expect")
+            self.response_interim(100)
         self._body_arrived()
         return fut
 

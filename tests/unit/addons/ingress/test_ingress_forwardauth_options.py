@@ -226,3 +226,36 @@ def test_honoured_options_are_no_longer_warnings() -> None:
     assert mw.needs_body and mw.needs_response and mw.needs_done
     plain = _build({})
     assert not (plain.needs_body or plain.needs_response or plain.needs_done)
+
+
+async def test_forward_body_answers_expect_continue(make_proxy, backend, auth):  # noqa: ANN001
+    proxy = await make_proxy()
+    proxy.load(setup(fa(auth, forwardBody=True), port=backend.port))
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    try:
+        writer.write(b"POST /app HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 4\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(b"body")
+        rest = await asyncio.wait_for(reader.read(-1), 5)
+    finally:
+        writer.close()
+    assert rest.startswith(b"HTTP/1.1 200 ") and auth.requests[-1]["body"] == b"body"
+    assert backend.requests[-1]["body"] == b"body"
+    assert "expect" not in {k.lower() for k, _ in backend.requests[-1]["headers"]}
+
+
+async def test_client_gone_while_the_body_is_read(make_proxy, backend, auth):  # noqa: ANN001
+    proxy = await make_proxy()
+    proxy.load(setup(fa(auth, forwardBody=True), port=backend.port))
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(b"POST /app HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\npart")
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    assert len(proxy.state.tasks) == 1  # the middleware waits for the rest of the body
+    writer.close()
+    await asyncio.sleep(0.05)
+    assert not proxy.state.tasks  # and gives up once the client has gone
+    assert auth.requests == [] and backend.requests == []
+    assert (await http(proxy.port, "/app", host="a", method="POST", body=b"whole")).status == 200
+    assert auth.requests[-1]["body"] == b"whole"
