@@ -259,3 +259,28 @@ async def test_client_gone_while_the_body_is_read(make_proxy, backend, auth):  #
     assert auth.requests == [] and backend.requests == []
     assert (await http(proxy.port, "/app", host="a", method="POST", body=b"whole")).status == 200
     assert auth.requests[-1]["body"] == b"whole"
+
+
+async def test_forward_body_over_http2_beyond_the_first_window(make_proxy, backend, auth):  # noqa: ANN001
+    proxy = await make_proxy()
+    proxy.load(setup(fa(auth, forwardBody=True), port=backend.port))
+    client = await H2Client.connect(proxy.port)
+    body = bytes(range(256)) * 12 * 1024  # 3 MiB, past the proxy's 1 MiB window: it gives credit while reading
+    try:
+        sid = client.start("/app", "a", "POST", end=False)
+        sent = 0
+        async with asyncio.timeout(10):
+            while sent < len(body):
+                room = min(client.conn.local_flow_control_window(sid), client.conn.max_outbound_frame_size)
+                if room <= 0:
+                    await asyncio.sleep(0.01)
+                    continue
+                piece = body[sent:sent + room]
+                sent += len(piece)
+                client.conn.send_data(sid, piece, end_stream=sent == len(body))
+                client.writer.write(client.conn.data_to_send())
+        r = await client.finish(sid)
+        assert r.status == 200 and json.loads(r.body)["body"].encode("latin-1") == body
+        assert auth.requests[-1]["body"] == body and backend.requests[-1]["body"] == body
+    finally:
+        client.close()
