@@ -7,8 +7,8 @@
                   preserveRequestMethod: false, authSigninURL: https://login.example/,
                   tls: {ca: PEM, cert: PEM, key: PEM, insecureSkipVerify: false}}
 
-A 2xx from the auth server lets the request through (copying authResponseHeaders and the headers
-matching authResponseHeadersRegex onto it); any other answer goes back to the client with the auth
+A 2xx from the auth server lets the request through (authResponseHeaders and the headers matching
+authResponseHeadersRegex are replaced by the auth answer's, all values); any other answer goes back to the client with the auth
 server's headers and body, its Location resolved against ``address`` unless preserveLocationHeader,
 and a 401 becomes a 302 to ``authSigninURL`` when that is set. The auth request is a GET (the
 client's method with preserveRequestMethod) and carries the body with forwardBody: the whole body is

@@ -284,3 +284,19 @@ async def test_forward_body_over_http2_beyond_the_first_window(make_proxy, backe
         assert auth.requests[-1]["body"] == body and backend.requests[-1]["body"] == body
     finally:
         client.close()
+
+
+async def test_auth_response_headers_replace_the_clients(make_proxy, backend, auth):  # noqa: ANN001
+    proxy = await make_proxy()
+    proxy.load(setup(fa(auth, authResponseHeaders=["X-Auth-User", "X-Auth-Group"], authResponseHeadersRegex="^Foo-"),
+                     port=backend.port))
+    auth.response_headers = [("X-Auth-User", "user@example.com"), ("X-Auth-Secret", "secret"),
+                             ("X-Auth-Group", "group1"), ("X-Auth-Group", "group2"), ("Foo-Bar", "auth-value")]
+    r = await http(proxy.port, "/app", host="a", headers=[("X-Auth-Group", "admin_group"), ("Foo-Bar", "client-value"),
+                                                          ("Foo-Baz", "client-value")])
+    got = r.json()["headers"]
+    assert [v for k, v in got if k.lower() == "x-auth-group"] == ["group1", "group2"]
+    assert [v for k, v in got if k.lower() == "foo-bar"] == ["auth-value"]
+    seen = seen_headers(r)
+    # the regexp's names the client sent and the auth server did not are dropped too (Traefik 3.7)
+    assert seen["x-auth-user"] == "user@example.com" and "x-auth-secret" not in seen and "foo-baz" not in seen
