@@ -418,6 +418,7 @@ class Exchange:
     async def _fallback(self, failover: FailoverService) -> None:
         self.intercept = None
         self.up = self.h2up = None
+        self.trailers = None  # the main answer's, dropped with it
         if self.finished or self.client.closed:
             return
         target, cookie = failover.fallback.pick(self.req) if failover.fallback_up else (None, None)

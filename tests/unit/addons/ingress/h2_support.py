@@ -347,7 +347,8 @@ class _H2BackendConn(asyncio.Protocol):
             elif isinstance(ev, StreamEnded):
                 sid = ev.stream_id
                 b = self.backend
-                self.conn.send_headers(sid, [(":status", "200"), *b.headers], end_stream=not b.body and not b.trailers)
+                self.conn.send_headers(sid, [(":status", str(b.status)), *b.headers],
+                                       end_stream=not b.body and not b.trailers)
                 if b.body:
                     self.conn.send_data(sid, b.body, end_stream=not b.trailers)
                 if b.trailers:
@@ -368,6 +369,7 @@ class H2Backend:
     requests: list[dict[str, str]] = field(default_factory=list)
     tls: ssl.SSLContext | None = None
     mute: bool = False
+    status: int = 200
     pings: int = 0
     conns: int = 0
     port: int = 0

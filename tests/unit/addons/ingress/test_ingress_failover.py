@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from h2_support import H2Client
+from h2_support import H2Backend, H2Client
 from ingress_support import EchoBackend, http
 
 from pyk3s.addons.ingress.config.dynamic import (
@@ -77,6 +77,19 @@ async def test_http2_clients_and_a_main_service_without_servers(make_proxy, back
     proxy.load([], extra={"file": _config(_lb(), _lb(_url(backend2)), errors_status=("503",))})
     r = await http(proxy.ports["web"], "/", host="a.example")
     assert r.status == 200 and r.json()["name"] == backend2.name
+
+
+async def test_an_http2_main_service_whose_answer_and_trailers_are_dropped(make_proxy, backend2):
+    main = await H2Backend(status=502, body=b"main failed", trailers=[("x-main", "1")]).start()
+    try:
+        proxy = await make_proxy(*FLAGS)
+        proxy.load([], extra={"file": _config(_lb(f"h2c://127.0.0.1:{main.port}"), _lb(_url(backend2)),
+                                              errors_status=("502",))})
+        r = await http(proxy.ports["web"], "/t", host="a.example", method="PUT", body=b"payload")
+        assert r.status == 200 and r.json()["name"] == backend2.name and r.json()["body"] == "payload"
+        assert b"main failed" not in r.body and "x-main" not in r.headers and len(main.requests) == 1
+    finally:
+        main.close()
 
 
 async def test_a_body_over_max_request_body_bytes_is_refused(make_proxy, backend, backend2):
