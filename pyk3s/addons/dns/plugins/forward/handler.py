@@ -1,7 +1,8 @@
 """The forward plugin: asks the upstreams, on the chain (`serve`) and at the end of the forward lane.
 
 Transport follows the client's unless force_tcp/prefer_udp; with prefer_udp a truncated UDP reply is
-asked again over TCP (CoreDNS). Upstreams are tried in the policy's order, each once, while the request's
+asked again over TCP (CoreDNS). A tls:// upstream is always asked over its TLS connections, health checks
+included; a forward with one stays off the forward lane (the lane only speaks UDP). Upstreams are tried in the policy's order, each once, while the request's
 5 s last; each try waits READ_TIMEOUT. An upstream that failed more than max_fails times is probed with
 `. IN NS` every health_check interval until it answers; if every upstream is down a random one is tried.
 A reply whose question is not the one asked is FORMERR; an rcode in `failover` asks the next upstream
@@ -33,7 +34,7 @@ from ...metrics import DnsMetrics
 from ...options import zone_test
 from ...plugin import BlockContext, ChainInfo, DnsRequest, Handler, Host, NotFast, Plugin, WireSender
 from ...wire import MISMATCH, WireQuery, WireReply
-from .config import ForwardOptions, parse_options
+from .config import ForwardOptions, parse_options, tls_context
 from .upstream import Upstream
 
 __all__ = ["READ_TIMEOUT", "REQUEST_TIMEOUT", "ForwardPlugin"]
@@ -53,8 +54,12 @@ class ForwardPlugin(Plugin):
 
     def __init__(self, opts: ForwardOptions) -> None:
         self.opts = opts
-        self.upstreams = [Upstream(h, p, timeout=self.read_timeout, expire=opts.expire,
-                                   lane_reply=self._lane_reply, lane_error=self._lane_error) for h, p in opts.to]
+        ctx = tls_context(opts.tls) if any(t.tls for t in opts.to) else None
+        self.upstreams = [Upstream(t.host, t.port, timeout=self.read_timeout, expire=opts.expire,
+                                   lane_reply=self._lane_reply, lane_error=self._lane_error,
+                                   tls=ctx if t.tls else None, server_name=opts.tls_servername or t.server_name)
+                          for t in opts.to]
+        self._lane_ok = ctx is None
         self._rr = itertools.count()
         self.inflight = 0
         self.metrics: DnsMetrics | None = None
@@ -125,7 +130,7 @@ class ForwardPlugin(Plugin):
         if req.precompute:
             raise NotFast("forward")
         if req.offline:
-            upstreams = ", ".join(f"{u.host}:{u.port}" for u in self.upstreams) or "no upstream"
+            upstreams = ", ".join(("tls://" if u.tls else "") + u.addr for u in self.upstreams) or "no upstream"
             req.note(f"forward: would ask {upstreams} (not sent; --query-upstream sends it)")
             return req.reply(dns.rcode.SERVFAIL)
         if self._refuse():
@@ -166,7 +171,7 @@ class ForwardPlugin(Plugin):
             start = time.perf_counter()
             try:
                 data = await up.exchange(wire, tcp)
-                if not tcp and self.opts.prefer_udp and len(data) > 2 and data[2] & 0x02:
+                if not (tcp or up.tls) and self.opts.prefer_udp and len(data) > 2 and data[2] & 0x02:
                     data = await up.exchange(wire, True)        # truncated: again over TCP
                 reply = dns.message.from_wire(data, ignore_trailing=True)
             except _ERRORS as err:
@@ -189,7 +194,7 @@ class ForwardPlugin(Plugin):
         return self
 
     def claims(self, q: WireQuery) -> bool:
-        if self.opts.force_tcp or (self._next_is_forward and self.opts.next):
+        if self.opts.force_tcp or not self._lane_ok or (self._next_is_forward and self.opts.next):
             return False
         return self.matches(q.name)
 

@@ -13,6 +13,10 @@ Rules:
 - TCP: connections kept per upstream and used by one query at a time (CoreDNS's persistent
   connections); one idle for `expire` is closed; a kept connection the upstream closed meanwhile is
   replaced once.
+- TLS (DNS-over-TLS, RFC 7858): the same pool, each connection opened with the forward's client context
+  and checked against the upstream's server name (or its IP address): the same reuse and expiry, so a
+  kept connection saves the handshake. A certificate that does not verify fails the query like a
+  connection error (the next upstream is asked; none left: SERVFAIL).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import asyncio
 import logging
 import os
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Callable
@@ -216,12 +221,25 @@ class UdpChannel:
 
 
 class TcpPool:
-    __slots__ = ("host", "port", "expire", "idle", "closed")
+    """Kept TCP connections to one upstream; with `tls`, TLS connections verified against `server_name`."""
 
-    def __init__(self, host: str, port: int, expire: float) -> None:
+    __slots__ = ("host", "port", "expire", "idle", "closed", "tls", "server_name", "opened")
+
+    def __init__(self, host: str, port: int, expire: float, tls: ssl.SSLContext | None = None,
+                 server_name: str = "") -> None:
         self.host, self.port, self.expire = host, port, expire
+        self.tls = tls
+        self.server_name = server_name or host
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
         self.closed = False
+        self.opened = 0             # connections opened so far (a kept one reused is not counted)
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        self.opened += 1
+        if self.tls is None:
+            return await asyncio.open_connection(self.host, self.port)
+        return await asyncio.open_connection(self.host, self.port, ssl=self.tls,
+                                             server_hostname=self.server_name)
 
     def _take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         now = time.monotonic()
@@ -239,7 +257,7 @@ class TcpPool:
             conn = self._take()
             reused = conn is not None
             if conn is None:
-                conn = await asyncio.open_connection(self.host, self.port)
+                conn = await self._connect()
             reader, writer = conn
             try:
                 writer.write(_U16.pack(len(wire)) + wire)

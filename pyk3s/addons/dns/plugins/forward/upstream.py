@@ -1,8 +1,10 @@
-"""One upstream server: its UDP channel, its kept TCP connections, its failure count."""
+"""One upstream server: its UDP channel, its kept TCP connections, its failure count. A DNS-over-TLS
+upstream has only its kept TLS connections: every query and health check goes over them."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import struct
 import time
 from collections.abc import Callable
@@ -33,14 +35,16 @@ class Upstream:
 
     def __init__(self, host: str, port: int, *, timeout: float = 2.0, expire: float = 10.0,
                  lane_reply: Callable[[WireQuery, bytes], None] | None = None,
-                 lane_error: Callable[[WireQuery, Exception], None] | None = None) -> None:
+                 lane_error: Callable[[WireQuery, Exception], None] | None = None,
+                 tls: ssl.SSLContext | None = None, server_name: str = "") -> None:
         self.host, self.port = host, port
+        self.tls = tls is not None
         self.fails = 0
         self.timeout = timeout
         self._lane_reply = lane_reply
         self._lane_error = lane_error
         self.udp = UdpChannel(host, port, timeout, expire, self._reply, self._error)
-        self.tcp = TcpPool(host, port, expire)
+        self.tcp = TcpPool(host, port, expire, tls, server_name)
         self.hists: dict[int, Any] = {}     # rcode -> the request duration histogram to this upstream
 
     @property
@@ -63,7 +67,7 @@ class Upstream:
 
     async def exchange(self, wire: bytes, tcp: bool) -> bytes:
         """The upstream's reply to `wire` (sent with an ID of its own, which the reply carries)."""
-        if tcp:
+        if tcp or self.tls:
             qid = IDS.draw()
             async with asyncio.timeout(self.timeout):
                 return await self.tcp.exchange(_U16.pack(qid) + wire[2:])
