@@ -14,6 +14,7 @@ from .errors import ErrorsPlugin
 from .forward import ForwardPlugin
 from .health import HealthPlugin
 from .hosts import HostsPlugin
+from .k8s_external import K8sExternalPlugin
 from .kubernetes import KubernetesPlugin
 from .loadbalance import LoadbalancePlugin
 from .log import LogPlugin
@@ -29,7 +30,7 @@ __all__ = ["ORDER", "PLUGINS"]
 
 ORDER: tuple[str, ...] = (
     "reload", "bind", "multisocket", "ready", "health", "prometheus", "errors", "log", "loadbalance", "cache",
-    "rewrite", "hosts", "kubernetes", "loop", "forward", "whoami",
+    "rewrite", "hosts", "k8s_external", "kubernetes", "loop", "forward", "whoami",
 )
 
 PLUGINS: dict[str, type[Plugin]] = {
@@ -45,6 +46,7 @@ PLUGINS: dict[str, type[Plugin]] = {
     "cache": CachePlugin,
     "rewrite": RewritePlugin,
     "hosts": HostsPlugin,
+    "k8s_external": K8sExternalPlugin,
     "kubernetes": KubernetesPlugin,
     "loop": LoopPlugin,
     "forward": ForwardPlugin,

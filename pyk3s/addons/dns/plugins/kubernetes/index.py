@@ -51,6 +51,8 @@ class ServiceRecord:
     ports: tuple[Port, ...]
     external: str                  # ExternalName target, FQDN
     endpoints: tuple[Endpoint, ...]  # ready addresses only (P8)
+    # spec.externalIPs then status.loadBalancer.ingress (IP, else hostname as an FQDN): what k8s_external serves
+    external_ips: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +140,18 @@ def parse_service(obj: dict, opts: KubeOptions) -> ServiceRecord | None:
         kind, ips = "headless", ()
     else:
         kind = "clusterip"
-    return ServiceRecord(name, ns, kind, ips, _ports(spec.get("ports")), external, ())
+    return ServiceRecord(name, ns, kind, ips, _ports(spec.get("ports")), external, (), _external_ips(obj))
+
+
+def _external_ips(obj: dict) -> tuple[str, ...]:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    out = [canonical_ip(i) for i in spec.get("externalIPs") or () if i and _is_ip(i)]
+    for ing in (status.get("loadBalancer") or {}).get("ingress") or ():
+        if ing.get("ip"):
+            out.append(canonical_ip(ing["ip"]))
+        elif ing.get("hostname"):
+            out.append(ing["hostname"].lower().rstrip(".") + ".")
+    return tuple(intern(x) for x in dict.fromkeys(out))
 
 
 def parse_slice(obj: dict, opts: KubeOptions) -> tuple[tuple[str, str] | None, tuple[Endpoint, ...]]:
