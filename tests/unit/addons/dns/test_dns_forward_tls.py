@@ -263,7 +263,7 @@ async def test_the_ip_address_is_verified_without_a_server_name(make_dns, dot, p
     assert rrs(await h.q("www.example.test", "A")) == {"www.example.test. A 10.99.0.77"}
 
 
-async def test_wrong_server_name_or_ca_gives_servfail(make_dns, dot, pki) -> None:  # noqa: ANN001
+async def test_wrong_server_name_or_ca_gives_servfail(make_dns, dot, pki, caplog) -> None:  # noqa: ANN001
     h = await make_dns(load=False, body=f"""
         forward . tls://127.0.0.1:{dot.port} {{
           tls {pki.ca}
@@ -272,6 +272,7 @@ async def test_wrong_server_name_or_ca_gives_servfail(make_dns, dot, pki) -> Non
         """)
     r = await h.q("www.example.test", "A")
     assert r.rcode() == dns.rcode.SERVFAIL and dot.queries == 0
+    assert "Hostname mismatch" in caplog.text and "wrong.example.test" in caplog.text   # the log says why
     h = await make_dns(load=False, body=f"""
         forward . tls://127.0.0.1:{dot.port} {{
           tls {pki.other_ca}
@@ -285,7 +286,7 @@ async def test_wrong_server_name_or_ca_gives_servfail(make_dns, dot, pki) -> Non
     assert r.rcode() == dns.rcode.SERVFAIL and dot.queries == 0
 
 
-async def test_client_certificate(make_dns, dot_mtls, pki) -> None:  # noqa: ANN001
+async def test_client_certificate(make_dns, dot_mtls, pki, caplog) -> None:  # noqa: ANN001
     h = await make_dns(load=False, body=f"""
         forward . tls://127.0.0.1:{dot_mtls.port} {{
           tls {pki.client_cert} {pki.client_key} {pki.ca}
@@ -302,6 +303,7 @@ async def test_client_certificate(make_dns, dot_mtls, pki) -> None:  # noqa: ANN
         """)
     r = await h.q("www.example.test", "A")                      # no client certificate: the server refuses
     assert r.rcode() == dns.rcode.SERVFAIL and dot_mtls.queries == 1
+    assert f"tls://127.0.0.1:{dot_mtls.port} closed the connection without an answer" in caplog.text
 
 
 async def test_relative_tls_paths_are_relative_to_the_corefile(make_dns, dot_mtls, pki) -> None:  # noqa: ANN001

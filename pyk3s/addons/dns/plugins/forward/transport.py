@@ -266,10 +266,13 @@ class TcpPool:
                     data = await reader.readexactly(n)
                     if data[:2] == wire[:2]:
                         break
-            except (asyncio.IncompleteReadError, ConnectionError):
+            except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError) as err:
                 writer.close()
                 if reused and attempt == 0:
                     continue            # the upstream closed a kept connection: once more on a new one
+                if self.tls is not None:    # a TLS server refusing our certificate (or none) ends here
+                    raise ConnectionError(f"tls://{self.host}:{self.port} closed the connection without an "
+                                          f"answer ({type(err).__name__}: {err})") from err
                 raise
             except BaseException:
                 writer.close()
