@@ -228,3 +228,17 @@ def test_bad_options(corefile: str, message: str) -> None:
     with pytest.raises(CorefileError) as ei:
         build_blocks(parse_corefile(corefile), "Corefile")
     assert message in str(ei.value) and "k8s_external" in str(ei.value)
+
+
+async def test_ns_glue_of_a_server_listening_on_every_address(make_dns) -> None:  # noqa: ANN001
+    from pyk3s.addons.dns.plugins.k8s_external import _local_ips
+    local = _local_ips()
+    if not local:
+        pytest.skip("this machine has no non-loopback interface address")
+    h = await make_dns(body="kubernetes cluster.local\nk8s_external example.com\n", load=False)
+    dns_svc = _with(svc("kube-system", "kube-dns", ["10.43.0.10"], [("dns", 53, "UDP")]), ["192.0.2.54"])
+    dns_eps = eps("kube-system", "kube-dns-1", "kube-dns", [ep(local[0])], [("dns", 53, "UDP")])
+    await h.load(services=[dns_svc], slices=[dns_eps], pods=[], namespaces=[ns("kube-system")])
+    plugin = next(p for p in h.runtime.plugins() if isinstance(p, K8sExternalPlugin))
+    plugin.listen = [""]                                               # as after `bind` to no address
+    assert rrs(await h.q("ns1.dns.example.com", "A")) == {"ns1.dns.example.com. A 192.0.2.54"}
