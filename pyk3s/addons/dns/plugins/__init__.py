@@ -24,13 +24,14 @@ from .prometheus import PrometheusPlugin
 from .ready import ReadyPlugin
 from .reload import ReloadPlugin
 from .rewrite import RewritePlugin
+from .template import TemplatePlugin
 from .whoami import WhoamiPlugin
 
 __all__ = ["ORDER", "PLUGINS"]
 
 ORDER: tuple[str, ...] = (
     "reload", "bind", "multisocket", "ready", "health", "prometheus", "errors", "log", "loadbalance", "cache",
-    "rewrite", "hosts", "k8s_external", "kubernetes", "loop", "forward", "whoami",
+    "rewrite", "template", "hosts", "k8s_external", "kubernetes", "loop", "forward", "whoami",
 )
 
 PLUGINS: dict[str, type[Plugin]] = {
@@ -45,6 +46,7 @@ PLUGINS: dict[str, type[Plugin]] = {
     "loadbalance": LoadbalancePlugin,
     "cache": CachePlugin,
     "rewrite": RewritePlugin,
+    "template": TemplatePlugin,
     "hosts": HostsPlugin,
     "k8s_external": K8sExternalPlugin,
     "kubernetes": KubernetesPlugin,
