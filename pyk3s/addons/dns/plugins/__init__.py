@@ -11,6 +11,7 @@ from ..plugin import Plugin
 from .bind import BindPlugin
 from .cache import CachePlugin
 from .errors import ErrorsPlugin
+from .file import FilePlugin
 from .forward import ForwardPlugin
 from .health import HealthPlugin
 from .hosts import HostsPlugin
@@ -31,7 +32,7 @@ __all__ = ["ORDER", "PLUGINS"]
 
 ORDER: tuple[str, ...] = (
     "reload", "bind", "multisocket", "ready", "health", "prometheus", "errors", "log", "loadbalance", "cache",
-    "rewrite", "template", "hosts", "k8s_external", "kubernetes", "loop", "forward", "whoami",
+    "rewrite", "template", "hosts", "k8s_external", "kubernetes", "file", "loop", "forward", "whoami",
 )
 
 PLUGINS: dict[str, type[Plugin]] = {
@@ -50,6 +51,7 @@ PLUGINS: dict[str, type[Plugin]] = {
     "hosts": HostsPlugin,
     "k8s_external": K8sExternalPlugin,
     "kubernetes": KubernetesPlugin,
+    "file": FilePlugin,
     "loop": LoopPlugin,
     "forward": ForwardPlugin,
     "whoami": WhoamiPlugin,
