@@ -214,3 +214,20 @@ def test_setup_errors_name_file_line(tmp_path, body: str, files: dict[str, str],
         build_blocks(parse_corefile(".:53 {\n" + body + "}\n", corefile), corefile)
     assert needle in str(ei.value)
     assert "plugin/file: " in str(ei.value) and "Corefile:" in str(ei.value)
+
+
+async def test_relative_include_is_beside_the_zone_file(make_dns) -> None:  # noqa: ANN001
+    main = "$ORIGIN example.org.\n@ 60 IN SOA ns. host. 1 2 3 4 5\n$INCLUDE db.part\n"
+    h = await make_dns(body="file db.example.org example.org\n",
+                       files={"db.example.org": main, "db.part": "inc 60 IN A 10.98.1.1\n"}, load=False)
+    r = await h.q("inc.example.org", "A")
+    assert rrs(r) == {"inc.example.org. A 10.98.1.1"} and r.answer[0].ttl == 60
+
+
+async def test_beside_kubernetes_in_one_block(make_dns) -> None:  # noqa: ANN001
+    from dns_support import DEFAULT_BODY
+    h = await make_dns(body=DEFAULT_BODY + "file db.example.org example.org\n", files={"db.example.org": ZONE})
+    assert rrs(await h.q("web.apps.svc.cluster.local", "A")) == {"web.apps.svc.cluster.local. A 10.43.1.10"}
+    assert rrs(await h.q("www.example.org", "A")) == {"www.example.org. A 10.98.0.80"}
+    r = await h.q("nope.example.org", "A")
+    assert r.rcode() == dns.rcode.NXDOMAIN and rrs(r, "authority") == {SOA}

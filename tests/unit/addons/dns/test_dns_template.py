@@ -200,3 +200,15 @@ def test_go_template_subset() -> None:
     for unsupported in ("{{ $x := 1 }}", "{{ with .Name }}{{ end }}", "{{ if 1 }}", "{{ call .Name }}"):
         with pytest.raises(TemplateSyntaxError):
             compile_template(unsupported)
+
+
+async def test_override_beside_kubernetes(make_dns) -> None:  # noqa: ANN001
+    from dns_support import DEFAULT_BODY
+    body = DEFAULT_BODY + (
+        'template IN TXT info.test {\n'
+        '  answer "{{ .Name }} 5 IN TXT \\"{{ .Question.Name }} {{ .Message.Id }} {{ .Message.RecursionDesired }}\\""\n'
+        '}\n')
+    h = await make_dns(body=body)
+    assert rrs(await h.q("web.apps.svc.cluster.local", "A")) == {"web.apps.svc.cluster.local. A 10.43.1.10"}
+    r = await h.q("x.info.test", "TXT")
+    assert rrs(r) == {f'x.info.test. TXT "x.info.test. {r.id} true"'}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -216,6 +217,10 @@ class ZoneData:
         return Lookup(answer, self._apex_ns(), self._additional(answer))
 
 
+# a relative $INCLUDE names a file beside the zone file (miekg/dns), not one in the working directory
+_INCLUDE = re.compile(r"^(\$INCLUDE[ \t]+)([^/\s\"][^\s]*)", re.MULTILINE | re.IGNORECASE)
+
+
 class _Manager(dns.zonefile.RRSetsReaderManager):
     """Collects a file's RRsets: the reader sees the root as its zone, so that records outside the origin
     reach `load_zone` (which refuses them) instead of being skipped; a SOA must be at the origin."""
@@ -234,7 +239,7 @@ def load_zone(path: str, origin: str) -> ZoneData:
     st = os.stat(path)
     origin_name = dns.name.from_text(origin)
     with open(path, encoding="utf-8") as f:
-        text = f.read()
+        text = _INCLUDE.sub(lambda m: m.group(1) + os.path.join(os.path.dirname(path), m.group(2)), f.read())
     manager = _Manager(origin_name)
     try:
         with manager.writer(True) as txn:
