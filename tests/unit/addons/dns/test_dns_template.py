@@ -168,6 +168,7 @@ async def test_default_zone_is_the_server_block_and_catches_everything(make_dns)
     ("template CH TXT\n", "class CH is not supported"),
     ("template ANY ANY {\n  match\n}\n", "match needs a regex"),
     ("template ANY ANY {\n  match (?P<x>\n}\n", "could not parse regex"),
+    ("template ANY ANY {\n  match [[:alpha:]]\n}\n", "POSIX character classes"),
     ("template ANY ANY {\n  answer \"{{ .Name\"\n}\n", "could not compile template"),
     ("template ANY ANY {\n  answer \"{{ range .Match }}{{ end }}\"\n}\n", "{{range}} is not supported"),
     ("template ANY ANY {\n  answer \"{{ html .Name }}\"\n}\n", "function 'html' is not supported"),
@@ -212,3 +213,12 @@ async def test_override_beside_kubernetes(make_dns) -> None:  # noqa: ANN001
     assert rrs(await h.q("web.apps.svc.cluster.local", "A")) == {"web.apps.svc.cluster.local. A 10.43.1.10"}
     r = await h.q("x.info.test", "TXT")
     assert rrs(r) == {f'x.info.test. TXT "x.info.test. {r.id} true"'}
+
+
+def test_go_regex_syntax() -> None:
+    from pyk3s.addons.dns.plugins.template import go_regex
+    assert go_regex(r"^(?<a>[0-9]+)\.x\z") == r"^(?P<a>[0-9]+)\.x\Z"
+    assert go_regex(r"^(?P<a>\\p)$") == r"^(?P<a>\\p)$"          # an escaped backslash, then p
+    for unsupported in (r"[[:alpha:]]+", r"[a[:digit:]]", r"\pL", r"\p{Greek}", r"\Q.\E", r"(?U)a+"):
+        with pytest.raises(ValueError):
+            go_regex(unsupported)

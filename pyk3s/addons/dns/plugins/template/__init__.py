@@ -39,7 +39,7 @@ from ...options import Fallthrough
 from ...plugin import BlockContext, DnsRequest, Handler, Host, Plugin
 from .gotmpl import GoStruct, Template, TemplateExecError, TemplateSyntaxError, compile_template
 
-__all__ = ["TemplatePlugin", "TemplateRule", "parse_rr"]
+__all__ = ["TemplatePlugin", "TemplateRule", "go_regex", "parse_rr"]
 
 IN = dns.rdataclass.IN
 MAX_REGEX_LEN = 10000
@@ -103,12 +103,34 @@ def parse_rr(text: str) -> dns.rrset.RRset:
     return rrset
 
 
+def go_regex(text: str) -> str:
+    """A Go (RE2) regex in Python's syntax: `(?<name>` and `\\z` are rewritten; RE2 features Python's re
+    lacks (POSIX classes, Unicode classes, `\\Q...\\E`, the U flag) are a ValueError."""
+    out, i = [], 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            nxt = text[i + 1]
+            if nxt in "pPQ":
+                raise ValueError(f"\\{nxt} is not supported")
+            out.append("\\Z" if nxt == "z" else c + nxt)
+            i += 2
+            continue
+        if re.match(r"\[:\^?[a-z]+:\]", text[i:]):
+            raise ValueError("POSIX character classes ([[:alpha:]]) are not supported")
+        if text.startswith("(?", i) and (m := re.match(r"\(\?[imsU-]*U", text[i:])) is not None:
+            raise ValueError(f"the U flag ({m.group()}) is not supported")
+        out.append(c)
+        i += 1
+    return _GO_NAMED_GROUP.sub("(?P<", "".join(out))
+
+
 def _regex(text: str, d: Directive) -> re.Pattern[str]:
     if len(text) > MAX_REGEX_LEN:
         raise d.error(f"regex pattern too long: {len(text)} > {MAX_REGEX_LEN}", "template")
     try:
-        return re.compile(_GO_NAMED_GROUP.sub("(?P<", text))
-    except re.error as err:
+        return re.compile(go_regex(text))
+    except (re.error, ValueError) as err:
         raise d.error(f"could not parse regex: {text}, {err}", "template") from None
 
 
