@@ -16,7 +16,7 @@ from urllib.parse import unquote, unquote_plus
 from .reply import Reply
 
 __all__ = ["HttpRequest", "ExchangeHooks", "BodyEncoder", "FailoverErrors", "routing_path", "sanitize_path", "canonical_host",
-           "parse_query"]
+           "parse_query", "SavedRequest"]
 
 _RESERVED = frozenset(":/?#[]@!$&'()*+,;=%")
 # canonical_host results by Host value: clients repeat the same few hosts, one dict hit per request
@@ -157,6 +157,9 @@ class FailoverErrors(Protocol):
     def wants_fallback(self, status: int) -> bool: ...
 
 
+SavedRequest = tuple[list[tuple[str, str]], str, str, str, str, str]
+
+
 class HttpRequest:
     __slots__ = (
         "method", "raw_path", "path", "query", "headers", "host", "authority", "peer", "peer_port",
@@ -265,6 +268,17 @@ class HttpRequest:
         """Rewrite the path from an escaped form; the routing path follows."""
         self.raw_path = raw_path
         self.path = unquote(raw_path) if "%" in raw_path else raw_path
+
+    def saved(self) -> SavedRequest:
+        """What middlewares may rewrite (headers, path, query, method, authority), for ``restore``: a
+        failover's fallback gets the request as it came to the failover (Traefik clones it for the main
+        service)."""
+        return list(self.headers), self.raw_path, self.path, self.query, self.method, self.authority
+
+    def restore(self, saved: SavedRequest) -> None:
+        headers, self.raw_path, self.path, self.query, self.method, self.authority = saved
+        self.headers = list(headers)
+        self._hmap = self._qmap = None
 
     @property
     def scheme(self) -> str:

@@ -17,6 +17,13 @@ Rules:
   allows; otherwise 502 (504 on timeout).
 - The proxy's own errors (no router 404, no server 503, upstream 502/504) go through ``fail`` so an
   HTTP/2 exchange can answer them as gRPC statuses (``h2exchange.py``).
+- Child services with middlewares (a ``layered`` service, routing/services.py): ``walk`` takes the
+  request down the service tree one child at a time; on reaching a child with middlewares the exchange
+  goes on with the route into it (``Route.into``: its middlewares after the route's) and runs them like
+  any route's, so they may answer (their ``upto`` covers the router's), see the answer inside the
+  router's, and buffer or wait as at router level; then ``dispatch`` walks on from that child. A
+  service without such children is picked at once, as before. A failover's fallback gets the request
+  as it came to the failover, through the fallback's own middlewares; the main's are done with first.
 """
 
 from __future__ import annotations
@@ -28,10 +35,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Protocol, cast
 
 from ..http.reply import NO_SERVER, NOT_FOUND, Reply, text_error
-from ..http.request import BodyEncoder, HttpRequest
+from ..http.request import BodyEncoder, HttpRequest, SavedRequest
 from ..middlewares.base import MiddlewareHandler
 from ..routing.compile import Compiled
-from ..routing.services import FailoverService, Target
+from ..routing.services import CompiledService, FailoverService, Parent, Target
 from ..routing.table import UNROUTED, EntryTable, Route
 from .exchange_log import log_exchange
 from .h2conn import HIGH_WATER
@@ -102,7 +109,7 @@ class Exchange:
                  "h2up", "trailers", "on_trailers", "decoder",
                  "log", "uri0", "req_bytes", "resp_bytes", "origin_status", "origin_size", "origin_duration",
                  "origin_headers", "resp_headers", "retries", "sent_at", "counting", "counted",
-                 "upstream_status", "body_waiter")
+                 "upstream_status", "body_waiter", "fallback_at")
 
     target: Target  # set by dispatch, before anything is sent
     full_response = False  # HTTP/2 exchanges re-frame every answer: never relayed raw
@@ -148,6 +155,8 @@ class Exchange:
         self.counted: Target | None = None  # the server this exchange counts as in flight on (p2c)
         self.upstream_status = 0  # the server's own status, before response middlewares (passive checks)
         self.body_waiter: tuple[asyncio.Future[bytes | None], int] | None = None  # whole_request_body
+        # a walk took a failover's main service: the failover, the route at its level and the request then
+        self.fallback_at: tuple[FailoverService, Route, SavedRequest] | None = None
 
     # ------------------------------------------------------------------ request side
     def start(self) -> None:
@@ -205,21 +214,30 @@ class Exchange:
             if reply is not None:
                 self.reply(reply, len(route.middlewares))
             return
+        if svc.layered:
+            found = self.walk(cast(Parent, svc))
+            if found is None:
+                return
+            svc, route = found, self.route
         if route.needs_body and not self.req_done:
             self.wait_body = True
             return
         if self.req.retry is not None:
             self.retry_left, self.retry_delay = self.req.retry
         target, cookie = svc.pick(self.req)
+        failover = self.req.failover
         if target is None:
+            if failover is not None and failover.wants_fallback(503):  # a walk took a main without servers
+                self.req.failover = None
+                self.to_fallback_service(cast(FailoverService, failover))
+                return
             self.fail(503, len(route.middlewares))
             return
-        failover = self.req.failover
         if failover is not None and 0 <= failover.max_body < self.kept_size:
             self.req.failover = None
             self.reply(_BODY_TOO_LARGE, len(route.middlewares))
             return
-        self.target, self.cookie = target, cookie
+        self.target, self.cookie = target, cookie or self.cookie  # a walk may have set a parent's cookie
         if svc.mirrors:
             self.client.state.mirror(svc, self.req, self.kept if self.req_done else None)
         self.forward()
@@ -246,6 +264,32 @@ class Exchange:
             self.send(up)
         else:
             state.spawn(self._connect(pool))
+
+    def walk(self, svc: Parent) -> CompiledService | None:
+        """``svc`` has child services with middlewares below it: go down one child at a time (each level's
+        mirrors get their copies, its sticky cookie is kept) on the route into that child. The service
+        to pick from, once no middlewares are left below; None when the walk handed the exchange over:
+        a child's middlewares run (and dispatch again) or the exchange was answered."""
+        req = self.req
+        route = self.route
+        while True:
+            if svc.mirrors:
+                self.client.state.mirror(svc, req, self.kept if self.req_done else None)
+            child, index, cookie = svc.step(req)
+            if child is None:
+                self.fail(503, len(route.middlewares))
+                return None
+            if cookie is not None:
+                self.cookie = cookie
+            if req.failover is svc:
+                self.fallback_at = (svc, route, req.saved())
+            route = self.route = route.into(index, child)
+            if child.middlewares:
+                self.run_middlewares(len(route.middlewares) - len(child.middlewares))
+                return None
+            if not child.layered:
+                return child
+            svc = cast(Parent, child)
 
     def to_child(self, parent: Route) -> None:
         """Multi-layer routing: the parent's middlewares ran; the first child whose rule matches the
@@ -421,12 +465,38 @@ class Exchange:
         self.trailers = None  # the main answer's, dropped with it
         if self.finished or self.client.closed:
             return
-        target, cookie = failover.fallback.pick(self.req) if failover.fallback_up else (None, None)
-        if target is None:
-            self.fail(503, len(self.route.middlewares))
+        self.to_fallback_service(failover)
+
+    def to_fallback_service(self, failover: FailoverService) -> None:
+        """Send the request to ``failover``'s fallback (the main answered one of its errors, or has no
+        server); after a walk, as it came to the failover and through the fallback's middlewares."""
+        above = self.fallback_at
+        if above is None or above[0] is not failover:
+            target, cookie = failover.fallback.pick(self.req) if failover.fallback_up else (None, None)
+            if target is None:
+                self.fail(503, len(self.route.middlewares))
+                return
+            self.target, self.cookie = target, cookie
+            self.forward()
             return
-        self.target, self.cookie = target, cookie
-        self.forward()
+        self.fallback_at = None
+        _, route, saved = above
+        req = self.req
+        if self.route.needs_done:  # the main service's middlewares are done with
+            for mw in self.route.middlewares[len(route.middlewares):]:
+                if mw.needs_done:
+                    mw.on_done(req)
+        req.restore(saved)
+        self.cookie = None
+        if not failover.fallback_up:
+            self.route = route
+            self.fail(503, len(route.middlewares))
+            return
+        self.route = route.into(1, failover.fallback)
+        if failover.fallback.middlewares:
+            self.run_middlewares(len(route.middlewares))
+        else:
+            self.dispatch()
 
     def time_first_byte(self) -> None:
         """Strategy leasttime: the time from sending the request to the answer's head, for its server."""

@@ -171,7 +171,7 @@ class ProxyState:
                 continue
             if svc.max_body_size >= 0 and sum(len(b) for b in body or ()) > svc.max_body_size:
                 continue
-            self.spawn(send_mirror(target, req, body if svc.mirror_body else None, self.loop))
+            self.spawn(send_mirror(target, req, body if svc.mirror_body else None))
 
     # -- housekeeping
     async def sweeper(self) -> None:

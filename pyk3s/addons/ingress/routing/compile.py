@@ -4,6 +4,12 @@ Per router: parse the rule, resolve priority (explicit, else rule length, 2.1), 
 and its service, pick its entrypoints (2.6) and put it into the TLS or plain table of each (2.7) in
 ``table.py``. Anything that fails puts that router (and only it) in error; the runtime keeps every
 error for the API, the dashboard and ``explain``.
+
+Service middlewares: the top service's follow the router's in the route. A service that is the child
+of another (weighted, highestRandomWeight, failover, a mirroring's main service) gets its own as
+``middlewares``, a missing one failing the parent; once every service is built, ``layered`` marks the
+services with such a child somewhere below them, whose requests the exchange walks step by step
+(routing/services.py). Mirrors' copies skip their services' middlewares: a warning on the mirroring.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from .services import (
     MirrorService,
     WeightedBalancer,
     buffers_body,
+    children_of,
 )
 from .table import EntryTable, Route, RoutingTable
 from .tcp_compile import TCPCompiled, compile_tcp
@@ -139,23 +146,21 @@ class _Builder:
             return balancer
         if conf.weighted is not None:
             wc = conf.weighted
-            weighted = WeightedBalancer(name, [(c.name, self.service(c.name), c.weight) for c in wc.services],
+            weighted = WeightedBalancer(name, [(c.name, self.child(c.name), c.weight) for c in wc.services],
                                         wc.sticky, wc.health_check is not None)
             if wc.health_check is not None:
                 for c in wc.services:
                     _watch(name, c.name, self.service(c.name), partial(weighted.set_status, c.name))
-            warnings += self._child_middlewares(c.name for c in wc.services)
             return weighted
         if conf.mirroring is not None:
             m = conf.mirroring
-            warnings += self._child_middlewares([m.service, *(x.name for x in m.mirrors)])
-            return MirrorService(name, self.service(m.service), [(self.service(x.name), x.percent) for x in m.mirrors],
+            warnings += self._mirror_middlewares(x.name for x in m.mirrors)
+            return MirrorService(name, self.child(m.service), [(self.service(x.name), x.percent) for x in m.mirrors],
                                  True if m.mirror_body is None else m.mirror_body,
                                  -1 if m.max_body_size is None else m.max_body_size, m.health_check is not None)
         if conf.highest_random_weight is not None:
             hc = conf.highest_random_weight
-            warnings += self._child_middlewares(c.name for c in hc.services)
-            hrw = HrwBalancer(name, [(c.name, self.service(c.name), c.weight) for c in hc.services],
+            hrw = HrwBalancer(name, [(c.name, self.child(c.name), c.weight) for c in hc.services],
                               hc.health_check is not None)
             if hc.health_check is not None:
                 for c in hc.services:
@@ -167,9 +172,8 @@ class _Builder:
                 codes = status_ranges(f.errors_status or ())
             except ValueError as err:
                 raise ConfigError(f"creating HTTP code ranges: errors.status: {err}") from None
-            warnings += self._child_middlewares((f.service, f.fallback))
             max_body = f.errors_max_request_body_bytes
-            failover = FailoverService(name, self.service(f.service), self.service(f.fallback),
+            failover = FailoverService(name, self.child(f.service), self.child(f.fallback),
                                        f.health_check is not None, codes, -1 if max_body is None else max_body)
             try:
                 failover.main.register(failover.set_main_status)
@@ -182,8 +186,21 @@ class _Builder:
             return failover
         raise ConfigError(f"service {name}: no loadBalancer, weighted, mirroring, highestRandomWeight or failover section")
 
-    def _child_middlewares(self, names: Iterable[str]) -> list[str]:
-        return [f"the middlewares of service {n} are not applied by pyk3s when it is the child of another service"
+    def child(self, name: str) -> CompiledService:
+        """Service ``name`` as the child of another: built with its own middlewares, which run when a
+        request goes to it (a broken one fails the parent, as in Traefik)."""
+        svc = self.service(name)
+        conf = self.cfg.services.get(name)
+        if conf is not None and conf.middlewares and not svc.middleware_names:
+            try:
+                handlers = tuple(self.middleware(m) for m in conf.middlewares)
+            except ConfigError as err:
+                raise ConfigError(f"service {name}: {str(err).removeprefix('ingress: ')}") from None
+            svc.middlewares, svc.middleware_names = handlers, conf.middlewares
+        return svc
+
+    def _mirror_middlewares(self, names: Iterable[str]) -> list[str]:
+        return [f"the middlewares of service {n} are not applied by pyk3s to the copies it gets as a mirror"
                 for n in names if (c := self.cfg.services.get(n)) is not None and c.middlewares]
 
     def middleware(self, name: str) -> MiddlewareHandler:
@@ -350,9 +367,27 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
         except ConfigError as err:
             info.update(status="disabled", error=[str(err).removeprefix("ingress: ")])
         runtime.middlewares[name] = info
+    _mark_layered(b.services.values())
     tables = {key: EntryTable(routes) for key, routes in per_table.items()}
     tcp = compile_tcp(cfg, static, {e: routes for (e, tls), routes in per_table.items() if tls}, on_problem)
     return Compiled(RoutingTable(tables), runtime, cfg, static, b.services, tcp, tuple(b.health))
+
+
+def _mark_layered(services: Iterable[CompiledService]) -> None:
+    """Set ``layered`` on every service with a child service that has middlewares somewhere below it."""
+    done: dict[int, bool] = {}
+
+    def layered(svc: CompiledService) -> bool:
+        key = id(svc)
+        if key not in done:
+            done[key] = False  # the builder refuses cycles; this only keeps a walk finite
+            kids = children_of(svc)
+            found = [bool(k.middlewares) | layered(k) for k in kids]  # every child gets its mark
+            svc.layered = done[key] = any(found)
+        return done[key]
+
+    for svc in services:
+        layered(svc)
 
 
 def _with_children(route: Route, own: Mapping[str, Route], children: Mapping[str, list[str]],

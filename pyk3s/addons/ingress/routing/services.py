@@ -24,6 +24,15 @@ parents) accepts status updaters (``register``); it calls them when it goes from
 (or back). A parent with ``healthCheck`` registers on each child and leaves the down ones out.
 
 ``pick(req)`` returns ``(Target | None, set_cookie | None)``; ``None`` target means 503 no available server.
+
+Service middlewares (Traefik 3.x ``middlewares`` of a service): a top service's run with the router's
+(compile.py adds them to the route). Each service also holds its own as ``middlewares``, for when it is
+the child of another, and ``layered`` tells whether some service below it has any. ``pick`` ignores
+them and walks the whole tree at once, which is all a request needs while ``layered`` is False; for a
+layered service the exchange walks instead: ``step(req)`` picks one child (and this level's sticky
+cookie) without going further, the exchange runs that child's middlewares, then steps or picks again
+from the child (proxy/exchange.py ``walk``). Mirrors' copies are sent with ``pick`` (their middlewares
+do not run: compile.py says so in a warning).
 """
 
 from __future__ import annotations
@@ -43,11 +52,13 @@ from .target import Target
 from .transports import ServersTransportRuntime
 
 if TYPE_CHECKING:
+    from ..middlewares.base import MiddlewareHandler
     from .passive import PassiveHealth
 
 __all__ = [
     "Target", "Balancer", "WeightedBalancer", "MirrorService", "InternalService", "INTERNAL_SERVICES",
     "HrwBalancer", "FailoverService", "cookie_name", "CompiledService", "Updater", "buffers_body",
+    "Step", "Parent", "children_of",
 ]
 
 INTERNAL_SERVICES = ("api@internal", "dashboard@internal", "ping@internal", "prometheus@internal", "noop@internal",
@@ -127,7 +138,7 @@ def _request_cookie(req: HttpRequest, name: str) -> str | None:
 class Balancer(_Updaters):
     __slots__ = ("name", "targets", "rotation", "active", "index", "sticky", "cookie", "by_cookie", "internal",
                  "mirrors", "uniform", "deadlines", "p2c", "rng", "wants_health", "updaters", "server_status",
-                 "passive", "kind", "strategy", "least_time")
+                 "passive", "kind", "strategy", "least_time", "middlewares", "middleware_names", "layered")
 
     def __init__(self, name: str, lb: LoadBalancer, transport: ServersTransportRuntime | None = None) -> None:
         self.name = name
@@ -155,6 +166,9 @@ class Balancer(_Updaters):
         self.updaters: list[Updater] = []
         self.server_status = {t.url: "UP" for t in self.targets}  # the API's serverStatus, kept live
         self.passive: PassiveHealth | None = None
+        self.middlewares: tuple[MiddlewareHandler, ...] = ()  # its own, run when it is a child (compile.py)
+        self.middleware_names: tuple[str, ...] = ()
+        self.layered = False  # never: it has no child services
 
     def _refresh(self) -> None:
         self.active = tuple(t for t in self.rotation if t.up and not t.fenced)
@@ -224,7 +238,7 @@ class Balancer(_Updaters):
 
 class WeightedBalancer(_ChildStatus):
     __slots__ = ("name", "children", "deadlines", "sticky", "cookie", "internal", "mirrors", "down",
-                 "wants_health", "updaters")
+                 "wants_health", "updaters", "middlewares", "middleware_names", "layered")
 
     def __init__(self, name: str, children: Sequence[tuple[str, CompiledService, int]],
                  sticky: StickyCookie | None, wants_health: bool = False) -> None:
@@ -238,6 +252,9 @@ class WeightedBalancer(_ChildStatus):
         self.down: set[str] = set()  # children a health check reported down
         self.wants_health = wants_health
         self.updaters: list[Updater] = []
+        self.middlewares: tuple[MiddlewareHandler, ...] = ()
+        self.middleware_names: tuple[str, ...] = ()
+        self.layered = False
 
     def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
         down = self.down
@@ -250,22 +267,44 @@ class WeightedBalancer(_ChildStatus):
                     target, cookie = svc.pick(req)
                     if target is not None:
                         return target, cookie
-        dl = self.deadlines
-        while True:  # a child that is down keeps its place in the schedule and is passed over
-            i = min(range(len(dl)), key=dl.__getitem__)
-            n, svc, w = self.children[i]
-            dl[i] += 1.0 / w
-            if n not in down:
-                break
+        i = self._scheduled()
+        n, svc, _ = self.children[i]
         target, cookie = svc.pick(req)
         if self.sticky is not None and target is not None:
             mine = _cookie_header(self.sticky, self.cookie, hashlib.sha256(n.encode()).hexdigest()[:16])
             cookie = mine if cookie is None else cookie  # one Set-Cookie per hop is enough for affinity
         return target, cookie
 
+    def _scheduled(self) -> int:
+        """The position of the next child by weight; one is up (the callers checked)."""
+        dl, down = self.deadlines, self.down
+        while True:  # a child that is down keeps its place in the schedule and is passed over
+            i = min(range(len(dl)), key=dl.__getitem__)
+            n, _, w = self.children[i]
+            dl[i] += 1.0 / w
+            if n not in down:
+                return i
+
+    def step(self, req: HttpRequest) -> Step:
+        """The child ``pick`` would go to (the one the sticky cookie names while it is up), unpicked."""
+        down = self.down
+        if len(down) >= len(self.children):
+            return None, 0, None
+        if self.sticky is not None:
+            value = _request_cookie(req, self.cookie)
+            for i, (n, svc, _) in enumerate(self.children):
+                if n not in down and value == hashlib.sha256(n.encode()).hexdigest()[:16]:
+                    return svc, i, None
+        i = self._scheduled()
+        n, svc, _ = self.children[i]
+        if self.sticky is None:
+            return svc, i, None
+        return svc, i, _cookie_header(self.sticky, self.cookie, hashlib.sha256(n.encode()).hexdigest()[:16])
+
 
 class MirrorService:
-    __slots__ = ("name", "main", "mirrors", "mirror_body", "max_body_size", "counters", "internal", "wants_health")
+    __slots__ = ("name", "main", "mirrors", "mirror_body", "max_body_size", "counters", "internal", "wants_health",
+                 "middlewares", "middleware_names", "layered")
 
     def __init__(self, name: str, main: CompiledService, mirrors: Sequence[tuple[CompiledService, int]],
                  mirror_body: bool, max_body_size: int, wants_health: bool = False) -> None:
@@ -277,6 +316,9 @@ class MirrorService:
         self.mirror_body = mirror_body
         self.max_body_size = max_body_size
         self.counters = [0] * len(self.mirrors)
+        self.middlewares: tuple[MiddlewareHandler, ...] = ()
+        self.middleware_names: tuple[str, ...] = ()
+        self.layered = False
 
     def register(self, fn: Updater) -> None:
         """The main service's status is the mirroring's (Traefik asks for healthCheck here all the same)."""
@@ -286,6 +328,9 @@ class MirrorService:
 
     def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
         return self.main.pick(req)
+
+    def step(self, req: HttpRequest) -> Step:
+        return self.main, 0, None
 
     def mirror_targets(self, req: HttpRequest) -> list[Target]:
         """Mirrors chosen for this request: each gets ``percent`` of requests, spread evenly."""
@@ -313,7 +358,8 @@ def _hrw_score(key: str, weight: float) -> float:
 
 
 class HrwBalancer(_ChildStatus):
-    __slots__ = ("name", "children", "internal", "mirrors", "down", "wants_health", "updaters")
+    __slots__ = ("name", "children", "internal", "mirrors", "down", "wants_health", "updaters", "middlewares",
+                 "middleware_names", "layered")
     kind = "HRW"
 
     def __init__(self, name: str, children: Sequence[tuple[str, CompiledService, int]],
@@ -325,23 +371,33 @@ class HrwBalancer(_ChildStatus):
         self.down: set[str] = set()
         self.wants_health = wants_health
         self.updaters: list[Updater] = []
+        self.middlewares: tuple[MiddlewareHandler, ...] = ()
+        self.middleware_names: tuple[str, ...] = ()
+        self.layered = False
 
     def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
-        src = req.peer if req is not None else ""
-        best: CompiledService | None = None
-        best_score = -1.0
-        for n, svc, weight in self.children:
+        best = self._best(req.peer if req is not None else "")
+        return self.children[best][1].pick(req) if best >= 0 else (None, None)
+
+    def _best(self, src: str) -> int:
+        """The position of the up child with the highest score for client address ``src`` (-1: none)."""
+        best, best_score = -1, -1.0
+        for i, (n, _, weight) in enumerate(self.children):
             if n in self.down:
                 continue
             value = _hrw_score(src + n, weight)
             if value > best_score:
-                best, best_score = svc, value
-        return best.pick(req) if best is not None else (None, None)
+                best, best_score = i, value
+        return best
+
+    def step(self, req: HttpRequest) -> Step:
+        best = self._best(req.peer)
+        return (self.children[best][1], best, None) if best >= 0 else (None, 0, None)
 
 
 class FailoverService(_Updaters):
     __slots__ = ("name", "main", "fallback", "internal", "mirrors", "main_up", "fallback_up", "wants_health",
-                 "updaters", "error_codes", "max_body")
+                 "updaters", "error_codes", "max_body", "middlewares", "middleware_names", "layered")
     kind = "failover"
 
     def __init__(self, name: str, main: CompiledService, fallback: CompiledService,
@@ -357,6 +413,9 @@ class FailoverService(_Updaters):
         self.updaters: list[Updater] = []
         self.error_codes = error_codes  # errors.status: main answers that send the request to the fallback
         self.max_body = max_body        # errors.maxRequestBodyBytes (-1: no limit)
+        self.middlewares: tuple[MiddlewareHandler, ...] = ()
+        self.middleware_names: tuple[str, ...] = ()
+        self.layered = False
 
     def set_main_status(self, up: bool) -> None:
         before = self.main_up or self.fallback_up
@@ -382,6 +441,18 @@ class FailoverService(_Updaters):
             return self.fallback.pick(req)
         return None, None
 
+    def step(self, req: HttpRequest) -> Step:
+        """The main service while it is up (the request marked when ``errors`` may send it on: the
+        exchange then takes the fallback itself, also when the main service has no server), else the
+        fallback while that is up."""
+        if self.main_up:
+            if self.error_codes:
+                req.failover = self
+            return self.main, 0, None
+        if self.fallback_up:
+            return self.fallback, 1, None
+        return None, 0, None
+
     def wants_fallback(self, status: int) -> bool:
         return any(low <= status <= high for low, high in self.error_codes)
 
@@ -398,12 +469,15 @@ def buffers_body(svc: CompiledService) -> bool:
 
 
 class InternalService:
-    __slots__ = ("name", "internal", "mirrors")
+    __slots__ = ("name", "internal", "mirrors", "middlewares", "middleware_names", "layered")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.internal = name.split("@", 1)[0]
         self.mirrors: Mirrors = ()
+        self.middlewares: tuple[MiddlewareHandler, ...] = ()
+        self.middleware_names: tuple[str, ...] = ()
+        self.layered = False
 
     def register(self, fn: Updater) -> None:
         raise ConfigError(f"{self.name} is not a service with a health status")
@@ -414,4 +488,21 @@ class InternalService:
 
 CompiledService = (Balancer | WeightedBalancer | MirrorService | InternalService | HrwBalancer
                    | FailoverService)
+Parent = WeightedBalancer | MirrorService | HrwBalancer | FailoverService
+"""A service of services: it has ``step``."""
+Step = tuple[CompiledService | None, int, str | None]
+"""What ``step`` chose: the child (None: no child is available, 503), its position in ``children_of``
+and the Set-Cookie value of this level's sticky cookie."""
+
+
+def children_of(svc: CompiledService) -> tuple[CompiledService, ...]:
+    """The services a request to ``svc`` may go on to, by the positions ``step`` gives (mirrors, which get
+    copies, are not among them)."""
+    if isinstance(svc, (WeightedBalancer, HrwBalancer)):
+        return tuple(child for _, child, _ in svc.children)
+    if isinstance(svc, MirrorService):
+        return (svc.main,)
+    if isinstance(svc, FailoverService):
+        return (svc.main, svc.fallback)
+    return ()
 Mirrors = tuple[tuple[CompiledService, int], ...]  # (service, percent); only mirroring services have any

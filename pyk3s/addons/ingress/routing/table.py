@@ -6,12 +6,19 @@ whether Host and path alone decide a request's route: :func:`fast_route` gives t
 :class:`PathChoice` when paths decide between several, or None when other matchers (or a route the fast
 lane cannot serve: middlewares, a service other than a plain load balancer of ``http`` servers) are
 involved.
+
+Service middlewares below the top service (a child service's own ``middlewares``, routing/services.py):
+:meth:`Route.into` gives the route an exchange continues on once the request went down to such a child,
+with that child as its service and its middlewares after the route's (so the router's stay outermost).
+These routes are made on first use and kept with the route they came from, per snapshot. A route whose
+service is layered is never served by the fast lane: that takes only a plain load balancer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
 from typing import ClassVar, Literal
 
 from ..http.request import HttpRequest, canonical_host
@@ -44,6 +51,23 @@ class Route:
     metrics: bool = True  # the router's observability.metrics
     log_fields: Mapping[str, str] = field(default_factory=dict)  # KubernetesIngressName... for its records
     by_path: ClassVar[Literal[False]] = False  # tells a Route from a PathChoice in the fast lane
+    # the routes into the children of a layered service, by position (``into``); never copied by replace
+    steps: dict[int, Route] = field(init=False, default_factory=dict, repr=False, compare=False)
+
+    def into(self, index: int, child: CompiledService) -> Route:
+        """This route once the request went down to ``child``, ``index``-th child of its service: the
+        child's middlewares run after this route's and answer inside them."""
+        found = self.steps.get(index)
+        if found is None:
+            mws = child.middlewares
+            found = dc_replace(
+                self, service=child, middlewares=self.middlewares + mws,
+                middleware_names=self.middleware_names + child.middleware_names,
+                needs_response=self.needs_response or any(m.needs_response for m in mws),
+                needs_done=self.needs_done or any(m.needs_done for m in mws),
+                needs_body=self.needs_body or any(m.needs_body for m in mws))
+            self.steps[index] = found
+        return found
 
 
 UNROUTED = Route("", CompiledRule("", "v3", lambda r: False, frozenset(), ()), 0, (),
@@ -118,6 +142,7 @@ def _eligible(route: Route) -> bool:
     svc = route.service
     # p2c and passive health checks follow each request to its end, which the fast lane does not report;
     # hrw reads the client's address
+    # a layered service (child services with middlewares) is never a Balancer: it is left out here too
     return (isinstance(svc, Balancer) and not route.middlewares and svc.sticky is None and not route.log_headers
             and svc.strategy == "wrr" and svc.passive is None and all(t.pass_host_header and t.scheme == "http" for t in svc.targets))
 
