@@ -3,7 +3,8 @@
 
 For the entrypoint and transport of the URL (``https`` -> TLS routers), every router is listed in
 priority order with each matcher's outcome until the first match; the winner's middlewares and
-service (with its servers) follow. Disabled routers are listed with their errors. The same report is
+service (with its servers) follow, and the middlewares of child services below it, which run when a
+request goes to that child. Disabled routers are listed with their errors. The same report is
 served by the API at ``/api/explain?url=...&header=Name:%20value`` and shown on the dashboard
 (``pyk3s traefik`` hands :func:`explain_api` to the runner). The command lists the objects once through
 the runner and builds the configuration from the providers, as the running proxy does, with the static
@@ -25,7 +26,7 @@ from .explain_tcp import explain_tcp, tcp_text
 from .http.request import HttpRequest
 from .providers import build_config
 from .routing.compile import Compiled, compile_config
-from .routing.services import Balancer
+from .routing.services import Balancer, CompiledService, children_of
 from .runner import list_objects
 
 __all__ = ["explain", "explain_api", "main"]
@@ -67,12 +68,28 @@ def explain(c: Compiled, url: str, headers: list[tuple[str, str]], entrypoint: s
                                     "service": svc.name}
             if isinstance(svc, Balancer):
                 info["servers"] = [t.url for t in svc.active]
+            if svc.layered:
+                info["childMiddlewares"] = _child_middlewares(svc)
             out["match"] = info
             break
     out["disabled"] = [{"router": n, "error": r.get("error", [])} for n, r in c.runtime.routers.items()
                        if r.get("status") == "disabled"]
     if out["match"] is None:
         out["result"] = "404 page not found"
+    return out
+
+
+def _child_middlewares(svc: CompiledService) -> dict[str, list[str]]:
+    """The services below ``svc`` that have middlewares of their own, with them."""
+    out: dict[str, list[str]] = {}
+    todo = list(children_of(svc))
+    while todo:
+        child = todo.pop(0)
+        if child.name in out:
+            continue
+        if child.middleware_names:
+            out[child.name] = list(child.middleware_names)
+        todo += children_of(child)
     return out
 
 
@@ -108,6 +125,8 @@ def _text(report: dict[str, Any]) -> str:
         lines.append(f"middlewares: {', '.join(m['middlewares']) or '(none)'}")
         lines.append(f"service:     {m['service']}" + (f" -> {', '.join(m['servers']) or 'no available server (503)'}"
                                                      if "servers" in m else ""))
+        for name, mws in m.get("childMiddlewares", {}).items():
+            lines.append(f"  child {name}: middlewares {', '.join(mws)}")
     for d in report["disabled"]:
         lines.append(f"disabled:    {d['router']}: {'; '.join(d['error'])}")
     return "\n".join(lines)

@@ -323,3 +323,65 @@ async def test_a_missing_child_middleware_fails_the_parent(make_proxy, backend, 
     assert runtime.routers["r@file"]["status"] == "disabled"
     assert runtime.services["a@file"]["status"] == "enabled"
     assert (await http(proxy.port, "/", host="a.example")).status == 404
+
+
+async def test_the_main_services_middlewares_are_done_with_when_the_fallback_takes_over(make_proxy, backend, backend2):
+    proxy = await make_proxy(*FLAGS)
+    cfg = _failover_config(_lb(backend, "one-at-a-time"), _lb(backend2), errors_status=("502",))
+    proxy.load([], extra={"file": DynamicConfig(
+        routers=cfg.routers, services=cfg.services,
+        middlewares={**cfg.middlewares, "one-at-a-time": Middleware("inFlightReq", {"amount": 1})})})
+    backend.status = 502
+    for _ in range(3):  # the main's inFlightReq let each request go once it went on to the fallback
+        r = await http(proxy.port, "/", host="a.example")
+        assert r.status == 200 and r.json()["name"] == backend2.name
+    assert len(backend.requests) == 3
+
+
+async def test_sticky_weighted_children_nested_parents_and_a_buffering_child(make_proxy, backend, backend2):
+    from pyk3s.addons.ingress.config.dynamic import StickyCookie
+
+    proxy = await make_proxy(*FLAGS)
+    cfg = _weighted_config(backend, backend2, small=Middleware("buffering", {"maxRequestBodyBytes": 10}))
+    services = {"w": Service(weighted=Weighted(services=(WeightedRef("a", 1), WeightedRef("b", 1)),
+                                               sticky=StickyCookie(name="pick"))),
+                "a": cfg.services["a"], "b": _lb(backend2, "small", "mark-b"),
+                "top": Service(weighted=Weighted(services=(WeightedRef("mid", 1),))),
+                "mid": Service(weighted=Weighted(services=(WeightedRef("a", 1),)))}
+    routers = {"r": cfg.routers["r"], "n": Router("Host(`n.example`)", "top", entry_points=("web",))}
+    proxy.load([], extra={"file": DynamicConfig(routers=routers, services=services, middlewares=cfg.middlewares)})
+    compiled = proxy.state.compiled.services
+    assert compiled["top@file"].layered and compiled["mid@file"].layered and not compiled["a@file"].layered
+    r = await http(proxy.port, "/", host="a.example")
+    cookie = r.headers["set-cookie"].split(";")[0]
+    child = r.headers["x-child"]
+    for _ in range(3):  # the sticky cookie keeps the child, whose middlewares run each time
+        r = await http(proxy.port, "/", host="a.example", headers={"Cookie": cookie})
+        assert r.status == 200 and r.headers["x-child"] == child and _seen(r)["x-child"] == child
+    # b buffers with a limit of 10 bytes: over it, b's buffering answers 413
+    b_cookie = cookie if child == "b" else None
+    if b_cookie is None:
+        for _ in range(4):
+            r = await http(proxy.port, "/", host="a.example")
+            if r.headers["x-child"] == "b":
+                b_cookie = r.headers["set-cookie"].split(";")[0]
+                break
+    assert b_cookie is not None
+    r = await http(proxy.port, "/", host="a.example", method="POST", body=b"x" * 50, headers={"Cookie": b_cookie})
+    assert r.status == 413 and r.headers["x-seen"] == "router"
+    r = await http(proxy.port, "/", host="a.example", method="POST", body=b"short", headers={"Cookie": b_cookie})
+    assert r.status == 200 and r.json()["body"] == "short"
+    # top -> mid -> a: the walk passes mid (no middlewares of its own) and runs a's
+    r = await http(proxy.port, "/", host="n.example")
+    assert r.status == 200 and r.json()["name"] == backend.name and _seen(r)["x-child"] == "a"
+
+
+async def test_explain_names_the_child_services_middlewares(make_proxy, backend, backend2):
+    from pyk3s.addons.ingress.explain import _text, explain
+
+    proxy = await make_proxy(*FLAGS)
+    proxy.load([], extra={"file": _weighted_config(backend, backend2)})
+    report = explain(proxy.state.compiled, "http://a.example/", [], "web")
+    assert report["match"]["middlewares"] == ["outer@file"]
+    assert report["match"]["childMiddlewares"] == {"a@file": ["mark-a@file"], "b@file": ["mark-b@file"]}
+    assert "  child a@file: middlewares mark-a@file" in _text(report).splitlines()
