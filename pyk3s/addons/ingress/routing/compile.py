@@ -9,12 +9,13 @@ Service middlewares: the top service's follow the router's in the route. A servi
 of another (weighted, highestRandomWeight, failover, a mirroring's main service) gets its own as
 ``middlewares``, a missing one failing the parent; once every service is built, ``layered`` marks the
 services with such a child somewhere below them, whose requests the exchange walks step by step
-(routing/services.py). Mirrors' copies skip their services' middlewares: a warning on the mirroring.
+(routing/services.py, ``child_middlewares.py``). Mirrors' copies and an errors middleware's page
+requests skip their services' middlewares: a warning on the mirroring service or that middleware.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
 from functools import partial
@@ -27,6 +28,7 @@ from ..config.static import MAX_INT, StaticConfig
 from ..middlewares import build_middleware
 from ..middlewares.base import BuildContext, MiddlewareHandler
 from ..rules import parse_rule, rule_syntax
+from .child_middlewares import errors_service_middlewares, mark_layered, mirror_middlewares
 from .health import HealthChecker, health_spec
 from .passive import PassiveHealth, passive_health
 from .services import (
@@ -39,7 +41,6 @@ from .services import (
     MirrorService,
     WeightedBalancer,
     buffers_body,
-    children_of,
 )
 from .table import EntryTable, Route, RoutingTable
 from .tcp_compile import TCPCompiled, compile_tcp
@@ -154,7 +155,7 @@ class _Builder:
             return weighted
         if conf.mirroring is not None:
             m = conf.mirroring
-            warnings += self._mirror_middlewares(x.name for x in m.mirrors)
+            warnings += mirror_middlewares(self.cfg, [x.name for x in m.mirrors])
             return MirrorService(name, self.child(m.service), [(self.service(x.name), x.percent) for x in m.mirrors],
                                  True if m.mirror_body is None else m.mirror_body,
                                  -1 if m.max_body_size is None else m.max_body_size, m.health_check is not None)
@@ -198,10 +199,6 @@ class _Builder:
                 raise ConfigError(f"service {name}: {str(err).removeprefix('ingress: ')}") from None
             svc.middlewares, svc.middleware_names = handlers, conf.middlewares
         return svc
-
-    def _mirror_middlewares(self, names: Iterable[str]) -> list[str]:
-        return [f"the middlewares of service {n} are not applied by pyk3s to the copies it gets as a mirror"
-                for n in names if (c := self.cfg.services.get(n)) is not None and c.middlewares]
 
     def middleware(self, name: str) -> MiddlewareHandler:
         if name in self.middlewares:
@@ -351,6 +348,12 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
         except ConfigError as err:
             info.update(status="disabled", error=[str(err).removeprefix("ingress: ")])
         runtime.services[name] = info
+    for name in sorted(cfg.middlewares):  # every service is built before layered is marked
+        try:
+            b.middleware(name)
+        except ConfigError:
+            pass  # reported below
+    mark_layered(b.services.values())
     for name in sorted(set(cfg.middlewares) | set(used_by_mw)):
         mw_conf = cfg.middlewares.get(name)
         info = {mw_conf.kind: to_json(mw_conf.config)} if mw_conf is not None else {}
@@ -360,34 +363,17 @@ def compile_config(cfg: DynamicConfig, static: StaticConfig,
             info["type"] = mw_conf.kind.lower()
         try:
             handler = b.middleware(name)
-            if handler.warnings:
-                info.update(status="warning", error=list(handler.warnings))
+            warnings = list(handler.warnings) + errors_service_middlewares(cfg, b.services, mw_conf)
+            if warnings:
+                info.update(status="warning", error=warnings)
                 if on_problem is not None:
-                    on_problem("middleware", name, "; ".join(handler.warnings))
+                    on_problem("middleware", name, "; ".join(warnings))
         except ConfigError as err:
             info.update(status="disabled", error=[str(err).removeprefix("ingress: ")])
         runtime.middlewares[name] = info
-    _mark_layered(b.services.values())
     tables = {key: EntryTable(routes) for key, routes in per_table.items()}
     tcp = compile_tcp(cfg, static, {e: routes for (e, tls), routes in per_table.items() if tls}, on_problem)
     return Compiled(RoutingTable(tables), runtime, cfg, static, b.services, tcp, tuple(b.health))
-
-
-def _mark_layered(services: Iterable[CompiledService]) -> None:
-    """Set ``layered`` on every service with a child service that has middlewares somewhere below it."""
-    done: dict[int, bool] = {}
-
-    def layered(svc: CompiledService) -> bool:
-        key = id(svc)
-        if key not in done:
-            done[key] = False  # the builder refuses cycles; this only keeps a walk finite
-            kids = children_of(svc)
-            found = [bool(k.middlewares) | layered(k) for k in kids]  # every child gets its mark
-            svc.layered = done[key] = any(found)
-        return done[key]
-
-    for svc in services:
-        layered(svc)
 
 
 def _with_children(route: Route, own: Mapping[str, Route], children: Mapping[str, list[str]],

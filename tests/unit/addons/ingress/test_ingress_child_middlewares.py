@@ -385,3 +385,16 @@ async def test_explain_names_the_child_services_middlewares(make_proxy, backend,
     assert report["match"]["middlewares"] == ["outer@file"]
     assert report["match"]["childMiddlewares"] == {"a@file": ["mark-a@file"], "b@file": ["mark-b@file"]}
     assert "  child a@file: middlewares mark-a@file" in _text(report).splitlines()
+
+
+async def test_an_errors_middlewares_service_with_middlewares_is_a_warning(make_proxy, backend, backend2):
+    proxy = await make_proxy(*FLAGS)
+    cfg = _weighted_config(backend, backend2, pages=Middleware("errors", {"status": ["500-599"], "service": "w@file",
+                                                                           "query": "/{status}"}))
+    routers = {"r": Router("Host(`a.example`)", "a", entry_points=("web",), middlewares=("pages",))}
+    proxy.load([], extra={"file": DynamicConfig(routers=routers, services=cfg.services, middlewares=cfg.middlewares)})
+    pages = proxy.state.compiled.runtime.middlewares["pages@file"]
+    assert pages["status"] == "warning"
+    assert pages["error"] == ["the middlewares of service w@file (or of its child services) are not applied by pyk3s "
+                              "to the error page requests of this middleware"]
+    assert proxy.state.compiled.runtime.middlewares["outer@file"]["status"] == "enabled"
