@@ -32,7 +32,7 @@ them and walks the whole tree at once, which is all a request needs while ``laye
 layered service the exchange walks instead: ``step(req)`` picks one child (and this level's sticky
 cookie) without going further, the exchange runs that child's middlewares, then steps or picks again
 from the child (proxy/exchange.py ``walk``). Mirrors' copies are sent with ``pick`` (their middlewares
-do not run: compile.py says so in a warning).
+do not run: child_middlewares.py says so in a warning).
 """
 
 from __future__ import annotations
