@@ -215,7 +215,7 @@ async def test_an_http2_client(make_proxy, backend, backend2):
 
 def _crd(backend: EchoBackend, backend2: EchoBackend) -> str:
     users = base64.b64encode(SHA_USER.encode()).decode()
-    return service_yaml("one", backend.port) + service_yaml("two", backend2.port) + f"""
+    return service_yaml("one", backend.port) + service_yaml("two", backend2.port) + service_yaml("three", backend.port) + f"""
 apiVersion: v1
 kind: Secret
 metadata: {{name: users, namespace: default}}
@@ -252,7 +252,7 @@ spec:
   mirroring:
     name: wrr
     kind: TraefikService
-    mirrors: [{{name: one, port: 80, percent: 100, middlewares: [{{name: mark}}]}}]
+    mirrors: [{{name: three, port: 80, percent: 100, middlewares: [{{name: mark}}]}}]
 ---
 apiVersion: traefik.io/v1alpha1
 kind: IngressRoute
@@ -271,11 +271,14 @@ spec:
 
 
 async def test_ingressroute_and_traefikservice_objects(make_proxy, backend, backend2):
-    proxy = await make_proxy(*FLAGS, "--providers.kubernetescrd")
+    proxy = await make_proxy(*FLAGS, "--providers.kubernetescrd", "--api.insecure",
+                             "--entrypoints.traefik.address=127.0.0.1:0")
     proxy.load(_crd(backend, backend2))
-    runtime = proxy.state.compiled.runtime
-    wrr = runtime.services["default-wrr@kubernetescrd"]
+    wrr = (await http(proxy.ports["traefik"], "/api/http/services/default-wrr@kubernetescrd", host="x")).json()
     assert wrr["status"] == "enabled" and "error" not in wrr
+    one = (await http(proxy.ports["traefik"], "/api/http/services/default-one-80@kubernetescrd", host="x")).json()
+    assert one["status"] == "enabled" and one["middlewares"] == ["default-auth@kubernetescrd",
+                                                                 "default-strip@kubernetescrd"]
     statuses = sorted([(await http(proxy.port, "/tobestripped/x", host="w.example")).status for _ in range(4)])
     assert statuses == [200, 200, 401, 401] and len(backend.requests) == 0
     assert _seen_request(backend2)["x-child"] == "two" and backend2.requests[-1]["url"] == "/tobestripped/x"
@@ -285,9 +288,9 @@ async def test_ingressroute_and_traefikservice_objects(make_proxy, backend, back
     assert backend.requests[-1]["url"] == "/x"  # the child's stripPrefix ran, after its basicAuth
     assert "x-child" not in _seen_request(backend)
     # the mirroring's main service (wrr) walks as above; the mirror's own middlewares are not run: a warning
-    copy = runtime.services["default-copy@kubernetescrd"]
+    copy = (await http(proxy.ports["traefik"], "/api/http/services/default-copy@kubernetescrd", host="x")).json()
     assert copy["status"] == "warning"
-    assert copy["error"] == ["the middlewares of service default-one-80@kubernetescrd are not applied by pyk3s to "
+    assert copy["error"] == ["the middlewares of service default-three-80@kubernetescrd are not applied by pyk3s to "
                              "the copies it gets as a mirror"]
     for _ in range(2):  # once to each child of wrr; each time a copy to one, as the request came
         before = len(backend.requests)
