@@ -24,6 +24,7 @@ Rules:
   router's, and buffer or wait as at router level; then ``dispatch`` walks on from that child. A
   service without such children is picked at once, as before. A failover's fallback gets the request
   as it came to the failover, through the fallback's own middlewares; the main's are done with first.
+  A retry picks again within the service the walk reached, whose middlewares ran for this request.
 """
 
 from __future__ import annotations
