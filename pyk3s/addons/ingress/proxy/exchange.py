@@ -156,8 +156,9 @@ class Exchange:
         self.counted: Target | None = None  # the server this exchange counts as in flight on (p2c)
         self.upstream_status = 0  # the server's own status, before response middlewares (passive checks)
         self.body_waiter: tuple[asyncio.Future[bytes | None], int] | None = None  # whole_request_body
-        # a walk took a failover's main service: the failover, the route at its level and the request then
-        self.fallback_at: tuple[FailoverService, Route, SavedRequest] | None = None
+        # a walk took a failover's main service: the failover, the route at its level, the request and the
+        # sticky cookie then
+        self.fallback_at: tuple[FailoverService, Route, SavedRequest, str | None] | None = None
 
     # ------------------------------------------------------------------ request side
     def start(self) -> None:
@@ -283,7 +284,7 @@ class Exchange:
             if cookie is not None:
                 self.cookie = cookie
             if req.failover is svc:
-                self.fallback_at = (svc, route, req.saved())
+                self.fallback_at = (svc, route, req.saved(), self.cookie)
             route = self.route = route.into(index, child)
             if child.middlewares:
                 self.run_middlewares(len(route.middlewares) - len(child.middlewares))
@@ -481,14 +482,13 @@ class Exchange:
             self.forward()
             return
         self.fallback_at = None
-        _, route, saved = above
+        _, route, saved, self.cookie = above
         req = self.req
         if self.route.needs_done:  # the main service's middlewares are done with
             for mw in self.route.middlewares[len(route.middlewares):]:
                 if mw.needs_done:
                     mw.on_done(req)
         req.restore(saved)
-        self.cookie = None
         if not failover.fallback_up:
             self.route = route
             self.fail(503, len(route.middlewares))

@@ -255,6 +255,15 @@ spec:
     mirrors: [{{name: three, port: 80, percent: 100, middlewares: [{{name: mark}}]}}]
 ---
 apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata: {{name: fo, namespace: default}}
+spec:
+  failover:
+    service: {{name: two, port: 80, middlewares: [{{name: mark}}]}}
+    fallback: {{name: one, port: 80, middlewares: [{{name: auth}}, {{name: strip}}]}}
+    errors: {{status: ["500-599"]}}
+---
+apiVersion: traefik.io/v1alpha1
 kind: IngressRoute
 metadata: {{name: r, namespace: default}}
 spec:
@@ -266,6 +275,9 @@ spec:
   - match: Host(`m.example`)
     kind: Rule
     services: [{{name: copy, kind: TraefikService}}]
+  - match: Host(`f.example`)
+    kind: Rule
+    services: [{{name: fo, kind: TraefikService}}]
 ---
 """
 
@@ -401,3 +413,17 @@ async def test_an_errors_middlewares_service_with_middlewares_is_a_warning(make_
     assert pages["error"] == ["the middlewares of service w@file (or of its child services) are not applied by pyk3s "
                               "to the error page requests of this middleware"]
     assert proxy.state.compiled.runtime.middlewares["outer@file"]["status"] == "enabled"
+
+
+async def test_a_failover_traefikservice(make_proxy, backend, backend2):
+    proxy = await make_proxy(*FLAGS, "--providers.kubernetescrd")
+    proxy.load(_crd(backend, backend2))
+    assert proxy.state.compiled.runtime.services["default-fo@kubernetescrd"]["status"] == "enabled"
+    r = await http(proxy.port, "/tobestripped/f", host="f.example")
+    assert r.status == 200 and r.json()["name"] == backend2.name and r.headers["x-child"] == "two"
+    backend2.status = 500  # the main's answer is dropped; the fallback asks for credentials, then strips
+    r = await http(proxy.port, "/tobestripped/f", host="f.example")
+    assert r.status == 401 and "x-child" not in r.headers and len(backend.requests) == 0
+    r = await http(proxy.port, "/tobestripped/f", host="f.example", headers=CREDENTIALS)
+    assert r.status == 200 and r.json()["name"] == backend.name and r.json()["url"] == "/f"
+    assert "x-child" not in _seen(r) and "x-child" not in r.headers
