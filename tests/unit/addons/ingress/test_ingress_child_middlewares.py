@@ -278,6 +278,11 @@ spec:
   - match: Host(`f.example`)
     kind: Rule
     services: [{{name: fo, kind: TraefikService}}]
+  - match: Host(`g.example`)
+    kind: Rule
+    services:
+    - {{name: one, port: 80, middlewares: [{{name: auth}}, {{name: strip}}]}}
+    - {{name: two, port: 80, middlewares: [{{name: mark}}]}}
 ---
 """
 
@@ -427,3 +432,14 @@ async def test_a_failover_traefikservice(make_proxy, backend, backend2):
     r = await http(proxy.port, "/tobestripped/f", host="f.example", headers=CREDENTIALS)
     assert r.status == 200 and r.json()["name"] == backend.name and r.json()["url"] == "/f"
     assert "x-child" not in _seen(r) and "x-child" not in r.headers
+
+
+async def test_an_ingressroute_route_with_several_services(make_proxy, backend, backend2):
+    proxy = await make_proxy(*FLAGS, "--providers.kubernetescrd")
+    proxy.load(_crd(backend, backend2))
+    router = next(r for r in proxy.state.compiled.runtime.routers.values() if r["rule"] == "Host(`g.example`)")
+    assert router["status"] == "enabled"
+    assert proxy.state.compiled.runtime.services[router["service"]]["status"] == "enabled"
+    statuses = sorted([(await http(proxy.port, "/tobestripped/g", host="g.example")).status for _ in range(4)])
+    assert statuses == [200, 200, 401, 401] and len(backend.requests) == 0
+    assert _seen_request(backend2)["x-child"] == "two"
