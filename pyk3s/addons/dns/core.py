@@ -24,7 +24,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 from .lane import Lanes
-from .plugin import DnsRequest, Handler, Plugin, Variants, WireVariants
+from .plugin import DnsRequest, Handler, NoReply, Plugin, Variants, WireVariants
 from .wire import render_message
 
 if TYPE_CHECKING:
@@ -140,6 +140,8 @@ class DnsCore:
         except Exception as err:  # a plugin failed without the errors plugin: SERVFAIL, keep serving
             log.error("[ERROR] %s %s: %s", name, dns.rdatatype.to_text(question.rdtype), err)
             reply = req.reply(dns.rcode.SERVFAIL)
+        if isinstance(reply, NoReply):
+            return None
         wire = self._wire(q, reply, proto)
         if block.metrics and self.metrics is not None:
             self.metrics.request(block.server, zone, proto, "1" if not isinstance(addr, tuple) or

@@ -57,6 +57,7 @@ __all__ = [
     "FastView",
     "Handler",
     "Host",
+    "NoReply",
     "NotFast",
     "NxRule",
     "PASS",
@@ -222,6 +223,11 @@ class WireSender(Protocol):
 
     def send(self, q: WireQuery) -> None:
         """Send it; the outcome comes back through `q.lane`, now or later."""
+
+
+class NoReply(dns.message.Message):
+    """A reply nobody gets: a plugin that drops the query (acl `drop`) returns one, and the core sends
+    nothing (over TCP the connection is closed, as for input it will not answer)."""
 
 
 class NotFast(Exception):

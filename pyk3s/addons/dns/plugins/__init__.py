@@ -8,6 +8,7 @@ module here (contract: ../plugin.py), a row in PLUGINS and its place in ORDER.
 from __future__ import annotations
 
 from ..plugin import Plugin
+from .acl import AclPlugin
 from .bind import BindPlugin
 from .cache import CachePlugin
 from .errors import ErrorsPlugin
@@ -31,7 +32,7 @@ from .whoami import WhoamiPlugin
 __all__ = ["ORDER", "PLUGINS"]
 
 ORDER: tuple[str, ...] = (
-    "reload", "bind", "multisocket", "ready", "health", "prometheus", "errors", "log", "loadbalance", "cache",
+    "reload", "bind", "multisocket", "ready", "health", "prometheus", "errors", "log", "loadbalance", "acl", "cache",
     "rewrite", "template", "hosts", "k8s_external", "kubernetes", "file", "loop", "forward", "whoami",
 )
 
@@ -47,6 +48,7 @@ PLUGINS: dict[str, type[Plugin]] = {
     "loadbalance": LoadbalancePlugin,
     "cache": CachePlugin,
     "rewrite": RewritePlugin,
+    "acl": AclPlugin,
     "template": TemplatePlugin,
     "hosts": HostsPlugin,
     "k8s_external": K8sExternalPlugin,
