@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..plugin import Plugin
 from .acl import AclPlugin
+from .any import AnyPlugin
 from .bind import BindPlugin
 from .cache import CachePlugin
 from .errors import ErrorsPlugin
@@ -32,8 +33,9 @@ from .whoami import WhoamiPlugin
 __all__ = ["ORDER", "PLUGINS"]
 
 ORDER: tuple[str, ...] = (
-    "reload", "bind", "multisocket", "ready", "health", "prometheus", "errors", "log", "loadbalance", "acl", "cache",
-    "rewrite", "template", "hosts", "k8s_external", "kubernetes", "file", "loop", "forward", "whoami",
+    "reload", "bind", "multisocket", "ready", "health", "prometheus", "errors", "log", "any", "loadbalance",
+    "acl", "cache", "rewrite", "template", "hosts", "k8s_external", "kubernetes", "file", "loop",
+    "forward", "whoami",
 )
 
 PLUGINS: dict[str, type[Plugin]] = {
@@ -45,10 +47,11 @@ PLUGINS: dict[str, type[Plugin]] = {
     "prometheus": PrometheusPlugin,
     "errors": ErrorsPlugin,
     "log": LogPlugin,
+    "any": AnyPlugin,
     "loadbalance": LoadbalancePlugin,
+    "acl": AclPlugin,
     "cache": CachePlugin,
     "rewrite": RewritePlugin,
-    "acl": AclPlugin,
     "template": TemplatePlugin,
     "hosts": HostsPlugin,
     "k8s_external": K8sExternalPlugin,
