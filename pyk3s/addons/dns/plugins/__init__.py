@@ -22,6 +22,7 @@ from .kubernetes import KubernetesPlugin
 from .loadbalance import LoadbalancePlugin
 from .log import LogPlugin
 from .loop import LoopPlugin
+from .minimal import MinimalPlugin
 from .multisocket import MultisocketPlugin
 from .prometheus import PrometheusPlugin
 from .ready import ReadyPlugin
@@ -34,7 +35,7 @@ __all__ = ["ORDER", "PLUGINS"]
 
 ORDER: tuple[str, ...] = (
     "reload", "bind", "multisocket", "ready", "health", "prometheus", "errors", "log", "any", "loadbalance",
-    "acl", "cache", "rewrite", "template", "hosts", "k8s_external", "kubernetes", "file", "loop",
+    "acl", "cache", "minimal", "rewrite", "template", "hosts", "k8s_external", "kubernetes", "file", "loop",
     "forward", "whoami",
 )
 
@@ -51,6 +52,7 @@ PLUGINS: dict[str, type[Plugin]] = {
     "loadbalance": LoadbalancePlugin,
     "acl": AclPlugin,
     "cache": CachePlugin,
+    "minimal": MinimalPlugin,
     "rewrite": RewritePlugin,
     "template": TemplatePlugin,
     "hosts": HostsPlugin,
