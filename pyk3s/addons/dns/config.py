@@ -135,5 +135,6 @@ def build_blocks(server_blocks: list[ServerBlock], corefile: str) -> list[Block]
             wire_variants=chain.wire_variants,
             workers=max((w.workers for w in wants), default=0),
             reload=next((w.reload for w in wants if w.reload is not None), None),
+            classes=frozenset(c for p in plugins for c in p.query_classes),
         ))
     return blocks

@@ -54,6 +54,7 @@ class Block:
     wire_variants: WireVariants | None = None   # the same on bytes
     workers: int = 0                        # processes asked for (0: not asked)
     reload: tuple[float, float] | None = None   # Corefile check interval and jitter asked for
+    classes: frozenset[int] = frozenset()   # query classes besides IN that reach the chain (chaos: CH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,12 +126,11 @@ class DnsCore:
             r = self._empty(q, dns.rcode.BADVERS)
             return self._wire(q, r, proto)
         question = q.question[0]
-        if question.rdclass != dns.rdataclass.IN:
-            return self._bare(q, dns.rcode.REFUSED, proto)
         name = question.name.to_text().lower()
         routing = self.routing
         hit = routing.route(name)
-        if hit is None or hit[1].refuse_all:
+        if hit is None or hit[1].refuse_all or \
+                question.rdclass != dns.rdataclass.IN and question.rdclass not in hit[1].classes:
             return self._bare(q, dns.rcode.REFUSED, proto)
         zone, block = hit
         req = DnsRequest(q, question.name, name, question.rdtype, proto, addr, zone, block.server,

@@ -321,6 +321,8 @@ class Plugin:
     fast_safe: ClassVar[bool] = True     # the fast path may skip it (no per-query side effect)
     once_per_block: ClassVar[bool] = True
     merges: ClassVar[bool] = False       # repeated in a block: `merge` folds the later ones into the first
+    # query classes besides IN it answers: only these reach its block's chain (the rest is REFUSED first)
+    query_classes: ClassVar[frozenset[int]] = frozenset()
 
     @classmethod
     def setup(cls, d: Directive, ctx: BlockContext) -> Plugin:

@@ -12,6 +12,7 @@ from .acl import AclPlugin
 from .any import AnyPlugin
 from .bind import BindPlugin
 from .cache import CachePlugin
+from .chaos import ChaosPlugin
 from .errors import ErrorsPlugin
 from .file import FilePlugin
 from .forward import ForwardPlugin
@@ -34,7 +35,7 @@ from .whoami import WhoamiPlugin
 __all__ = ["ORDER", "PLUGINS"]
 
 ORDER: tuple[str, ...] = (
-    "reload", "bind", "multisocket", "ready", "health", "prometheus", "errors", "log", "any", "loadbalance",
+    "reload", "bind", "multisocket", "ready", "health", "prometheus", "errors", "log", "any", "chaos", "loadbalance",
     "acl", "cache", "minimal", "rewrite", "template", "hosts", "k8s_external", "kubernetes", "file", "loop",
     "forward", "whoami",
 )
@@ -49,6 +50,7 @@ PLUGINS: dict[str, type[Plugin]] = {
     "errors": ErrorsPlugin,
     "log": LogPlugin,
     "any": AnyPlugin,
+    "chaos": ChaosPlugin,
     "loadbalance": LoadbalancePlugin,
     "acl": AclPlugin,
     "cache": CachePlugin,
