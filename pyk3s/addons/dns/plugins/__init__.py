@@ -21,6 +21,7 @@ from .hosts import HostsPlugin
 from .k8s_external import K8sExternalPlugin
 from .kubernetes import KubernetesPlugin
 from .loadbalance import LoadbalancePlugin
+from .local import LocalPlugin
 from .log import LogPlugin
 from .loop import LoopPlugin
 from .minimal import MinimalPlugin
@@ -35,7 +36,7 @@ from .whoami import WhoamiPlugin
 __all__ = ["ORDER", "PLUGINS"]
 
 ORDER: tuple[str, ...] = (
-    "reload", "bind", "multisocket", "ready", "health", "prometheus", "errors", "log", "any", "chaos", "loadbalance",
+    "reload", "bind", "multisocket", "ready", "health", "prometheus", "errors", "log", "local", "any", "chaos", "loadbalance",
     "acl", "cache", "minimal", "rewrite", "template", "hosts", "k8s_external", "kubernetes", "file", "loop",
     "forward", "whoami",
 )
@@ -49,6 +50,7 @@ PLUGINS: dict[str, type[Plugin]] = {
     "prometheus": PrometheusPlugin,
     "errors": ErrorsPlugin,
     "log": LogPlugin,
+    "local": LocalPlugin,
     "any": AnyPlugin,
     "chaos": ChaosPlugin,
     "loadbalance": LoadbalancePlugin,
