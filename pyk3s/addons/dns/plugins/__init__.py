@@ -16,6 +16,7 @@ from .chaos import ChaosPlugin
 from .errors import ErrorsPlugin
 from .file import FilePlugin
 from .forward import ForwardPlugin
+from .header import HeaderPlugin
 from .health import HealthPlugin
 from .hosts import HostsPlugin
 from .k8s_external import K8sExternalPlugin
@@ -37,7 +38,7 @@ __all__ = ["ORDER", "PLUGINS"]
 
 ORDER: tuple[str, ...] = (
     "reload", "bind", "multisocket", "ready", "health", "prometheus", "errors", "log", "local", "any", "chaos", "loadbalance",
-    "acl", "cache", "minimal", "rewrite", "template", "hosts", "k8s_external", "kubernetes", "file", "loop",
+    "acl", "cache", "header", "minimal", "rewrite", "template", "hosts", "k8s_external", "kubernetes", "file", "loop",
     "forward", "whoami",
 )
 
@@ -56,6 +57,7 @@ PLUGINS: dict[str, type[Plugin]] = {
     "loadbalance": LoadbalancePlugin,
     "acl": AclPlugin,
     "cache": CachePlugin,
+    "header": HeaderPlugin,
     "minimal": MinimalPlugin,
     "rewrite": RewritePlugin,
     "template": TemplatePlugin,
