@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..plugin import Plugin
 from .acl import AclPlugin
 from .any import AnyPlugin
+from .autopath import AutopathPlugin
 from .bind import BindPlugin
 from .cache import CachePlugin
 from .chaos import ChaosPlugin
@@ -37,9 +38,9 @@ from .whoami import WhoamiPlugin
 __all__ = ["ORDER", "PLUGINS"]
 
 ORDER: tuple[str, ...] = (
-    "reload", "bind", "multisocket", "ready", "health", "prometheus", "errors", "log", "local", "any", "chaos", "loadbalance",
-    "acl", "cache", "header", "minimal", "rewrite", "template", "hosts", "k8s_external", "kubernetes", "file", "loop",
-    "forward", "whoami",
+    "reload", "bind", "multisocket", "ready", "health", "prometheus", "errors", "log", "local", "any", "chaos",
+    "loadbalance", "autopath", "acl", "cache", "header", "minimal", "rewrite", "template", "hosts", "k8s_external",
+    "kubernetes", "file", "loop", "forward", "whoami",
 )
 
 PLUGINS: dict[str, type[Plugin]] = {
@@ -55,6 +56,7 @@ PLUGINS: dict[str, type[Plugin]] = {
     "any": AnyPlugin,
     "chaos": ChaosPlugin,
     "loadbalance": LoadbalancePlugin,
+    "autopath": AutopathPlugin,
     "acl": AclPlugin,
     "cache": CachePlugin,
     "header": HeaderPlugin,

@@ -153,6 +153,16 @@ class KubernetesPlugin(Plugin):
                 best = z
         return best
 
+    def pod_namespace(self, ip: str) -> str | None:
+        """The namespace of the running pod whose primary IP is `ip` (canonical text), with `pods verified`;
+        None otherwise (autopath's search path)."""
+        if self.opts.pods != "verified":
+            return None
+        for ns, ips in self.index.pod_ips.items():
+            if ip in ips:
+                return ns
+        return None
+
     def wire_hop(self) -> WireHop:
         # names outside its zones go on untouched; its own names stay on the chain
         mine = zone_test(self.opts.zones)
