@@ -1,15 +1,16 @@
 """acl [ZONES...] { ACTION [type QTYPE...] [net SOURCE...] } — access control on the client's address.
 
 CoreDNS's plugin/acl. ACTION is allow, block (REFUSED), filter (NOERROR, empty) or drop (no reply at
-all). Each `acl` directive is one rule for its ZONES (the server block's when none are given); the rules
-of a block are tried in Corefile order, and a rule's policies in order: the first policy whose types and
-nets both match decides. `allow` ends the checks and passes the query on; a rule no policy matches hands
+all; over TCP the connection is closed). Each `acl` directive is one rule for its ZONES (the server
+block's when none are given); the rules of a block are tried in Corefile order, and a rule's policies in
+order: the first policy whose types and nets both match decides. `allow` ends the checks and passes the query on; a rule no policy matches hands
 it to the next rule; a query no rule stops goes on down the chain. `type *` and `net *` (the defaults
 when a section is left out) match every type and every address; a single address is a /32 or /128 net;
 an IPv4-mapped IPv6 client matches IPv4 nets. A client address that cannot be read is blocked.
 
 Blocked and filtered replies carry no Extended DNS Error option (CoreDNS adds EDE 15 "Blocked" and
-17 "Filtered"): pyk3s writes a reply's EDNS from the client's OPT and keeps no options on it.
+17 "Filtered", and an OPT even to a client that sent none): pyk3s writes a reply's EDNS from the
+client's OPT and keeps no options on it.
 
 Counted in coredns_acl_{allowed,blocked,filtered,dropped}_requests_total. Answers depend on the client's
 address, so a block with `acl` keeps its queries on the chain (no fast answers, no forward lane).
