@@ -101,7 +101,8 @@ class DnsCore:
     async def slow_answer(self, data: bytes, proto: str = "udp", addr: object = None,
                           trace: list[str] | None = None, offline: bool = False) -> bytes | None:
         """The reply to `data`; `trace` collects each plugin's notes and `offline` keeps the plugins from
-        asking other servers (`dns explain`)."""
+        asking other servers (`dns explain`). None: input it will not answer (TCP closes the connection);
+        empty: a plugin dropped the query (nothing is sent, the connection stays)."""
         start = time.perf_counter()
         if len(data) < 12 or data[2] & 0x80:
             return None                      # no header, or a response: drop
@@ -141,7 +142,7 @@ class DnsCore:
             log.error("[ERROR] %s %s: %s", name, dns.rdatatype.to_text(question.rdtype), err)
             reply = req.reply(dns.rcode.SERVFAIL)
         if isinstance(reply, NoReply):
-            return None
+            return b""
         wire = self._wire(q, reply, proto)
         if block.metrics and self.metrics is not None:
             self.metrics.request(block.server, zone, proto, "1" if not isinstance(addr, tuple) or

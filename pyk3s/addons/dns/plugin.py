@@ -227,7 +227,7 @@ class WireSender(Protocol):
 
 class NoReply(dns.message.Message):
     """A reply nobody gets: a plugin that drops the query (acl `drop`) returns one, and the core sends
-    nothing (over TCP the connection is closed, as for input it will not answer)."""
+    nothing (a TCP connection stays open for the client's other queries)."""
 
 
 class NotFast(Exception):

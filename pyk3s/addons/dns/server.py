@@ -150,7 +150,7 @@ class UdpDns:
 
     async def _slow(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         reply = await self.core.slow_answer(data, "udp", addr)
-        if reply is not None and not self.closed:
+        if reply and not self.closed:
             try:
                 self._sendto(reply, addr)
             except OSError as err:
@@ -208,7 +208,7 @@ class TcpDns(asyncio.Protocol):
         if reply is None:
             self._close()
             return
-        if self.transport is not None and not self.transport.is_closing():
+        if reply and self.transport is not None and not self.transport.is_closing():
             self.transport.write(struct.pack(">H", len(reply)) + reply)
 
     def connection_lost(self, exc: Exception | None) -> None:

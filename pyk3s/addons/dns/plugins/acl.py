@@ -1,7 +1,7 @@
 """acl [ZONES...] { ACTION [type QTYPE...] [net SOURCE...] } — access control on the client's address.
 
 CoreDNS's plugin/acl. ACTION is allow, block (REFUSED), filter (NOERROR, empty) or drop (no reply at
-all; over TCP the connection is closed). Each `acl` directive is one rule for its ZONES (the server
+all; a TCP connection stays open). Each `acl` directive is one rule for its ZONES (the server
 block's when none are given); the rules of a block are tried in Corefile order, and a rule's policies in
 order: the first policy whose types and nets both match decides. `allow` ends the checks and passes the query on; a rule no policy matches hands
 it to the next rule; a query no rule stops goes on down the chain. `type *` and `net *` (the defaults
