@@ -114,7 +114,9 @@ async def explain(name: str, qtype: str, corefile: str, *, kubeconfig: str | Non
         for line in trace:
             print(f"  {line}", file=out)
         kind = dns.rcode.to_text(reply.rcode())
-        if reply.rcode() == dns.rcode.NOERROR and not reply.answer:
+        if wire == b"":
+            kind = "no reply (the query is dropped)"
+        elif reply.rcode() == dns.rcode.NOERROR and not reply.answer:
             kind = "NODATA (NOERROR, empty answer)"
         print(f"result: {kind}", file=out)
         for sec in ("answer", "authority", "additional"):

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import struct
+from pathlib import Path
 
 import dns.asyncquery
 import dns.exception
@@ -109,6 +111,18 @@ async def test_acl_comes_before_cache(make_dns) -> None:  # noqa: ANN001
     h = await make_dns(body="cache 30\nacl {\n  block type MX\n}\n" + HOSTS, load=False)
     for _ in range(2):
         assert (await h.q("a.example.org", "MX")).rcode() == dns.rcode.REFUSED
+
+
+async def test_explain_says_why(tmp_path: Path) -> None:
+    from pyk3s.addons.dns.explain import explain
+    corefile = tmp_path / "Corefile"
+    corefile.write_text(".:53 {\n  acl {\n    block type MX\n    drop type TXT\n  }\n" + HOSTS + "}\n")
+    out = io.StringIO()
+    await explain("a.example.org", "TXT", str(corefile), out=out)
+    assert "acl: drop (rule for .)" in out.getvalue() and "result: no reply (the query is dropped)" in out.getvalue()
+    out = io.StringIO()
+    await explain("a.example.org", "MX", str(corefile), out=out)
+    assert "acl: block (rule for .)" in out.getvalue() and "result: REFUSED" in out.getvalue()
 
 
 def test_addresses_ipv6_mapped_and_unreadable() -> None:
