@@ -1,6 +1,6 @@
 """CoreDNS-compatible plugins, one module (or package) each, and the table that names them.
 
-`ORDER` is CoreDNS's plugin.cfg order (the chain order whatever the Corefile says); `PLUGINS` maps a
+`ORDER` is the plugin.cfg order of CoreDNS 1.13.1, the version K3s packages (the chain order whatever the Corefile says); `PLUGINS` maps a
 directive name to its plugin class. `import` is handled by the Corefile parser itself. A new plugin is a
 module here (contract: ../plugin.py), a row in PLUGINS and its place in ORDER.
 """
@@ -38,8 +38,8 @@ from .whoami import WhoamiPlugin
 __all__ = ["ORDER", "PLUGINS"]
 
 ORDER: tuple[str, ...] = (
-    "reload", "bind", "multisocket", "ready", "health", "prometheus", "errors", "log", "local", "any", "chaos",
-    "loadbalance", "autopath", "acl", "cache", "header", "minimal", "rewrite", "template", "hosts", "k8s_external",
+    "reload", "bind", "multisocket", "ready", "health", "prometheus", "errors", "log", "local", "acl", "any",
+    "chaos", "loadbalance", "cache", "rewrite", "header", "autopath", "minimal", "template", "hosts", "k8s_external",
     "kubernetes", "file", "loop", "forward", "whoami",
 )
 
