@@ -1,8 +1,9 @@
 """CoreDNS-compatible plugins, one module (or package) each, and the table that names them.
 
-`ORDER` is the plugin.cfg order of CoreDNS 1.13.1, the version K3s packages (the chain order whatever the Corefile says); `PLUGINS` maps a
-directive name to its plugin class. `import` is handled by the Corefile parser itself. A new plugin is a
-module here (contract: ../plugin.py), a row in PLUGINS and its place in ORDER.
+`ORDER` is the plugin.cfg order of CoreDNS 1.13.1, the version K3s packages (the chain order whatever
+the Corefile says); `PLUGINS` maps a directive name to its plugin class. `import` is handled by the
+Corefile parser itself. A new plugin is a module here (contract: ../plugin.py), a row in PLUGINS and its
+place in ORDER.
 """
 
 from __future__ import annotations
