@@ -31,9 +31,9 @@ from ...corefile import Directive
 from ...options import Fallthrough, parse_duration, zone_test
 from ...plugin import BlockContext, DnsRequest, Handler, Host, Plugin, WireHop
 from ...wire import WireQuery
-from .zone import Lookup, Result, ZoneData, load_zone
+from .zone import Lookup, LookupResult, ZoneData, load_zone
 
-__all__ = ["FilePlugin", "FileZone", "Lookup", "Result", "ZoneData", "load_zone"]
+__all__ = ["FilePlugin", "FileZone", "Lookup", "LookupResult", "ZoneData", "load_zone"]
 
 log = logging.getLogger("pyk3s.dns.file")
 
@@ -182,15 +182,15 @@ class FilePlugin(Plugin):
 
         found = await data.lookup(req.qname, req.qtype, upstream)
         fall = self.zones[origin].fall
-        if not found.answer and found.result in (Result.NAME_ERROR, Result.SUCCESS) and fall.through(req.name):
+        if not found.answer and found.result in (LookupResult.NAME_ERROR, LookupResult.SUCCESS) and fall.through(req.name):
             req.note(f"file: {req.name} not in zone {origin}; fall through")
             return await next_(req)
         req.note(f"file: {req.name} {T.to_text(req.qtype)} in zone {origin}: {found.result.value}")
-        if found.result == Result.SERVER_FAILURE and not found.answer:
+        if found.result == LookupResult.SERVER_FAILURE and not found.answer:
             return req.reply(dns.rcode.SERVFAIL)
-        rcode = {Result.NAME_ERROR: dns.rcode.NXDOMAIN,
-                 Result.SERVER_FAILURE: dns.rcode.SERVFAIL}.get(found.result, dns.rcode.NOERROR)
+        rcode = {LookupResult.NAME_ERROR: dns.rcode.NXDOMAIN,
+                 LookupResult.SERVER_FAILURE: dns.rcode.SERVFAIL}.get(found.result, dns.rcode.NOERROR)
         # a referral alone is not authoritative; an answer that holds the alias is
-        m = req.reply(rcode, aa=not (found.result == Result.DELEGATION and not found.answer))
+        m = req.reply(rcode, aa=not (found.result == LookupResult.DELEGATION and not found.answer))
         m.answer, m.authority, m.additional = found.answer, found.authority, found.additional
         return m

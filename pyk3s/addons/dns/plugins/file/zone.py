@@ -26,7 +26,7 @@ import dns.tokenizer
 import dns.zonefile
 from dns.rdatatype import RdataType
 
-__all__ = ["Lookup", "Result", "ZoneData", "load_zone"]
+__all__ = ["Lookup", "LookupResult", "ZoneData", "load_zone"]
 
 IN = dns.rdataclass.IN
 MAX_CHASE = 8
@@ -35,7 +35,7 @@ ADDITIONAL_TYPES = (T.MX, T.SRV, T.SVCB, T.HTTPS)
 Upstream = Callable[[dns.name.Name, RdataType], Awaitable[tuple[int, list[dns.rrset.RRset]]]]
 
 
-class Result(enum.Enum):
+class LookupResult(enum.Enum):
     SUCCESS = "success"
     NAME_ERROR = "nxdomain"
     DELEGATION = "delegation"
@@ -48,7 +48,7 @@ class Lookup:
     answer: list[dns.rrset.RRset] = field(default_factory=list)
     authority: list[dns.rrset.RRset] = field(default_factory=list)
     additional: list[dns.rrset.RRset] = field(default_factory=list)
-    result: Result = Result.SUCCESS
+    result: LookupResult = LookupResult.SUCCESS
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +109,7 @@ class ZoneData:
         ns = self.rrset(name, T.NS)
         if ns is None or (qtype == T.DS and name == qname):
             return None
-        return Lookup([], [ns], self._glue(ns), Result.DELEGATION)
+        return Lookup([], [ns], self._glue(ns), LookupResult.DELEGATION)
 
     def _cut_above(self, target: dns.name.Name, qtype: RdataType) -> Lookup | None:
         """The first zone cut between the apex and `target` (inclusive)."""
@@ -148,11 +148,11 @@ class ZoneData:
             return await self._records(qname, qname, qtype, upstream)
         if wild is not None and not self._closer_ent(qname, wild):
             if wild not in self.nodes:
-                return Lookup([], [self.soa], [], Result.NO_DATA)
+                return Lookup([], [self.soa], [], LookupResult.NO_DATA)
             return await self._records(wild, qname, qtype, upstream)
         if qname in self.ents:
-            return Lookup([], [self.soa], [], Result.SUCCESS)
-        return Lookup([], [self.soa], [], Result.NAME_ERROR)
+            return Lookup([], [self.soa], [], LookupResult.SUCCESS)
+        return Lookup([], [self.soa], [], LookupResult.NAME_ERROR)
 
     def _closer_ent(self, qname: dns.name.Name, wild: dns.name.Name) -> bool:
         """An empty non-terminal between the wildcard's parent and qname is the closest encloser (RFC 4592)."""
@@ -172,7 +172,7 @@ class ZoneData:
             return await self._chase([cname], qtype, upstream)
         rr = self.rrset(source, qtype, qname)
         if rr is None:
-            return Lookup([], [self.soa], [], Result.NO_DATA)
+            return Lookup([], [self.soa], [], LookupResult.NO_DATA)
         return Lookup([rr], self._apex_ns(), self._additional([rr]))
 
     async def _dname(self, qname: dns.name.Name, qtype: RdataType, dname: dns.rrset.RRset,
@@ -180,7 +180,7 @@ class ZoneData:
         target = dns.name.Name(qname.labels[:len(qname.labels) - len(dname.name.labels)]
                                + dname[0].target.labels)
         if target == qname:
-            return Lookup(result=Result.SERVER_FAILURE)
+            return Lookup(result=LookupResult.SERVER_FAILURE)
         synth = dns.rrset.from_text(qname, dname.ttl, IN, T.CNAME, target.to_text())
         if qtype == T.CNAME:
             return Lookup([dname, synth], self._apex_ns())
@@ -193,18 +193,18 @@ class ZoneData:
         for _ in range(MAX_CHASE + 1):
             target: dns.name.Name = answer[-1][0].target
             if (cut := self._cut_above(target, qtype)) is not None:
-                return Lookup(answer, cut.authority, cut.additional, Result.DELEGATION)
+                return Lookup(answer, cut.authority, cut.additional, LookupResult.DELEGATION)
             if not self._found(target) or qtype in (T.NS, T.SOA) and target == self.origin:
                 rcode, records = await upstream(target, qtype)
                 answer += records
-                result = Result.SUCCESS
+                result = LookupResult.SUCCESS
                 if rcode == 3:
-                    result = Result.NAME_ERROR
+                    result = LookupResult.NAME_ERROR
                 elif rcode == 2:
-                    result = Result.SERVER_FAILURE
+                    result = LookupResult.SERVER_FAILURE
                 elif rcode == 0 and not records:
-                    result = Result.NO_DATA
-                negative = result in (Result.NAME_ERROR, Result.NO_DATA)
+                    result = LookupResult.NO_DATA
+                negative = result in (LookupResult.NAME_ERROR, LookupResult.NO_DATA)
                 return Lookup(answer, [self.soa] if negative else self._apex_ns(), self._additional(answer),
                               result)
             more = self.rrset(target, T.CNAME)

@@ -34,7 +34,7 @@ from ...corefile import Directive
 from ...options import int_arg, parse_duration
 from ...plugin import BlockContext
 
-__all__ = ["MAX_UPSTREAMS", "TLS_PORT", "ForwardOptions", "ForwardTo", "TlsFiles", "parse_options",
+__all__ = ["MAX_UPSTREAMS", "TLS_PORT", "ForwardOptions", "ForwardTo", "UpstreamTlsFiles", "parse_options",
            "read_resolv_conf", "tls_context"]
 
 log = logging.getLogger("pyk3s.dns.forward")
@@ -54,7 +54,7 @@ class ForwardTo:
 
 
 @dataclass(frozen=True, slots=True)
-class TlsFiles:
+class UpstreamTlsFiles:
     """`tls [CERT KEY] [CA]`: absolute paths, empty when not given."""
 
     cert: str = ""
@@ -62,7 +62,7 @@ class TlsFiles:
     ca: str = ""
 
 
-def tls_context(files: TlsFiles) -> ssl.SSLContext:
+def tls_context(files: UpstreamTlsFiles) -> ssl.SSLContext:
     """The client context for the TLS upstreams; raises OSError/ssl.SSLError for a bad file."""
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=files.ca or None)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -87,7 +87,7 @@ class ForwardOptions:
     expire: float = 10.0                    # idle upstream connections are closed after this
     failover: frozenset[int] = frozenset()  # rcodes for which the next upstream is asked
     next: frozenset[int] = frozenset()      # rcodes for which the next plugin answers (if it is a forward)
-    tls: TlsFiles = TlsFiles()
+    tls: UpstreamTlsFiles = UpstreamTlsFiles()
     tls_servername: str = ""
 
 
@@ -141,20 +141,20 @@ def _upstream(text: str, d: Directive) -> ForwardTo:
     return ForwardTo(host, port, tls, name)
 
 
-def _tls_files(sub: Directive, ctx: BlockContext) -> TlsFiles:
+def _tls_files(sub: Directive, ctx: BlockContext) -> UpstreamTlsFiles:
     if len(sub.args) > 3:
         raise sub.error(f"maximum of three arguments allowed for TLS config, found {len(sub.args)}", NAME)
     base = os.path.dirname(ctx.corefile) or "."
     paths = [a if os.path.isabs(a) else os.path.join(base, a) for a in sub.args]
     match paths:
         case []:
-            files = TlsFiles()
+            files = UpstreamTlsFiles()
         case [ca]:
-            files = TlsFiles(ca=ca)
+            files = UpstreamTlsFiles(ca=ca)
         case [cert, key]:
-            files = TlsFiles(cert=cert, key=key)
+            files = UpstreamTlsFiles(cert=cert, key=key)
         case [cert, key, ca]:
-            files = TlsFiles(cert, key, ca)
+            files = UpstreamTlsFiles(cert, key, ca)
     try:
         tls_context(files)
     except (OSError, ssl.SSLError, ValueError) as err:
