@@ -3,8 +3,9 @@
 K3s installs Traefik's CRDs through their own chart so that they outlive upgrades of the ``traefik``
 release. The chart has no values. pyk3s renders the CRDs of the kinds its ingress serves, in both API
 groups it serves them in (``traefik.io`` and the Traefik v2 group ``traefik.containo.us``), with
-schemas that keep the spec open: the ingress validates each object and reports what it refuses. The
-chart's Gateway API and Traefik Hub CRDs are not rendered (pyk3s serves neither).
+schemas that keep the spec open: the ingress validates each object and reports what it refuses. It
+also renders the chart's Gateway API CRDs (v1.3.0, standard channel: see :mod:`.gateway_api_crds`).
+The chart's Traefik Hub CRDs are not rendered (pyk3s does not serve Traefik Hub).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .chart import Manifest, PackagedChart, Release, Rendered, RenderError
+from .gateway_api_crds import gateway_api_crds
 
 __all__ = ["CHART", "KINDS"]
 
@@ -48,6 +50,8 @@ def render(user: Mapping[str, Any], release: Release) -> Rendered:
         raise RenderError(key, f"unknown value: chart traefik-crd {VERSION} has no values")
     objects = [Manifest(f"traefik-crd/templates/{group}_{kind.lower()}s.yaml", crd(group, kind))
                for group in GROUPS for kind in KINDS]
+    objects += [Manifest(f"traefik-crd/templates/gateway-standard-install_{obj['spec']['names']['plural']}.yaml", obj)
+                for obj in gateway_api_crds()]
     return Rendered(tuple(objects), (), {})
 
 

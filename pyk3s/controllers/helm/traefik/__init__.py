@@ -20,6 +20,7 @@ from ..chart import Ignored, Manifest, PackagedChart, Release, Rendered, RenderE
 from ..shape import Shape, check
 from ..values import coalesce
 from .context import Ctx, go_string, truthy
+from .gateway import gateway, gateway_class
 from .objects import (
     cluster_rbac,
     extra_objects,
@@ -90,6 +91,8 @@ def _check_ports(ctx: Ctx) -> None:
 
 
 SOURCES: tuple[tuple[str, Callable[[Ctx], list[dict[str, Any]]]], ...] = (
+    ("gateway.yaml", gateway),
+    ("gatewayclass.yaml", gateway_class),
     ("ingressclass.yaml", lambda c: [o for o in [ingress_class(c)] if o]),
     ("ingressroute.yaml", ingress_routes),
     ("rbac/clusterrole.yaml", lambda c: cluster_rbac(c)[:1]),

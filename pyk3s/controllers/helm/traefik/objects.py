@@ -20,6 +20,7 @@ CRD_GROUPS = ["traefik.io", "traefik.containo.us"]
 CRD_RESOURCES = ["ingressroutes", "ingressroutetcps", "ingressrouteudps", "middlewares", "middlewaretcps",
                  "serverstransports", "serverstransporttcps", "tlsoptions", "tlsstores", "traefikservices"]
 READ = ["get", "list", "watch"]
+GATEWAY_GROUP = "gateway.networking.k8s.io"
 EVENTS_RULE = {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]}
 
 
@@ -60,8 +61,22 @@ def _cluster_rules(ctx: Ctx) -> list[dict[str, Any]]:
         if not ingress:
             rules.append(_rule(["extensions", "networking.k8s.io"], ["ingressclasses"], READ))
         rules.append(_rule(list(CRD_GROUPS), list(CRD_RESOURCES), READ))
+    if ctx.v("providers", "kubernetesGateway", "enabled"):
+        rules += _gateway_rules(ctx)
     rules.append(dict(EVENTS_RULE))
     return rules
+
+
+def _gateway_rules(ctx: Ctx) -> list[dict[str, Any]]:
+    """What the chart's ClusterRole grants the kubernetesGateway provider (none in its namespaced Role)."""
+    v32 = ctx.version_at_least("v3.2.0-0")
+    core = ["namespaces", *([] if ctx.version_at_least("v3.1.0-0") else ["endpoints"]), "secrets",
+            *(["configmaps"] if v32 else [])]
+    kinds = [*(["backendtlspolicies"] if v32 else []), "gatewayclasses", "gateways", *(["grpcroutes"] if v32 else []),
+             "httproutes", "referencegrants", "tcproutes", "tlsroutes"]
+    statuses = [*(["backendtlspolicies/status"] if v32 else []), "gatewayclasses/status", "gateways/status",
+                *(["grpcroutes/status"] if v32 else []), "httproutes/status", "tcproutes/status", "tlsroutes/status"]
+    return [_rule([""], core, READ), _rule([GATEWAY_GROUP], kinds, READ), _rule([GATEWAY_GROUP], statuses, ["update"])]
 
 
 def cluster_rbac(ctx: Ctx) -> list[dict[str, Any]]:

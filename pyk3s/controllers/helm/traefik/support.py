@@ -2,11 +2,14 @@
 
 Three kinds, all reported in the HelmChart's status and a Warning event, never dropped silently:
 
-- values whose objects pyk3s does not serve (Gateway API, HorizontalPodAutoscaler, PodDisruptionBudget,
+- values whose objects pyk3s does not serve (HorizontalPodAutoscaler, PodDisruptionBudget,
   PersistentVolumeClaim, Prometheus Operator objects, Traefik Hub): not rendered;
 - an image that is not a built-in one: the Deployment keeps the built-in Traefik-compatible image;
 - container arguments the ingress does not honour (:mod:`pyk3s.images.traefik_flags`): rendered as the
-  chart renders them, and reported by the ingress at start as well.
+  chart renders them, and reported by the ingress at start as well. The Gateway API values
+  (``providers.kubernetesGateway.*``, ``experimental.kubernetesGateway``) are of this kind: their
+  GatewayClass, Gateway and RBAC are rendered, and each argument the ingress's flag table does not
+  list as honoured is reported against the value that produced it.
 """
 
 from __future__ import annotations
@@ -25,14 +28,8 @@ __all__ = ["BUILTIN_IMAGE", "NOT_SERVED", "ignored_args", "ignored_values", "ima
 
 BUILTIN_IMAGE = "rancher/mirrored-library-traefik"
 
-_NO_GATEWAY = "pyk3s's ingress has no Gateway API provider; nothing is rendered for it"
-
 # (value key, is it set?, why pyk3s does not act on it)
 NOT_SERVED: tuple[tuple[str, Callable[[Ctx], bool], str], ...] = (
-    ("providers.kubernetesGateway.enabled", lambda c: bool(c.v("providers", "kubernetesGateway", "enabled")),
-     _NO_GATEWAY),
-    ("experimental.kubernetesGateway.enabled", lambda c: bool(c.v("experimental", "kubernetesGateway", "enabled")),
-     _NO_GATEWAY),
     ("experimental.plugins", lambda c: truthy(c.v("experimental", "plugins")),
      "pyk3s's ingress cannot load Traefik plugins"),
     ("experimental.localPlugins", lambda c: truthy(c.v("experimental", "localPlugins")),
