@@ -29,6 +29,8 @@ from .config.dynamic import DynamicConfig
 from .config.static import StaticConfig
 from .providers import build_config, watched_kinds
 from .providers.common import KubeObject, ObjectIndex
+from .providers.gateway import load_gateways
+from .providers.gateway_status import write_statuses
 from .providers.ingress import ingress_status, should_process
 from .proxy.api import Explain
 from .proxy.metrics import MetricsSnapshot
@@ -59,6 +61,8 @@ class Watcher:
         self.pending: asyncio.TimerHandle | None = None
         self.last: DynamicConfig | None = None
         self.status_task: asyncio.Task[None] | None = None
+        self.gateway_task: asyncio.Task[None] | None = None
+        self.gateway_problems: set[str] = set()
 
     def objects(self) -> list[KubeObject]:
         out = []
@@ -71,7 +75,8 @@ class Watcher:
 
     def changed(self, *_: object) -> None:
         if self.pending is None:
-            throttle = max([THROTTLE] + [p.throttle_duration for p in (self.static.crd, self.static.ingress) if p])
+            throttle = max([THROTTLE] + [p.throttle_duration for p in (self.static.crd, self.static.ingress,
+                                                                       self.static.gateway) if p])
             self.pending = asyncio.get_running_loop().call_later(throttle, self.rebuild)
 
     def rebuild(self) -> None:
@@ -84,6 +89,18 @@ class Watcher:
         if self.static.ingress is not None and self.static.ingress.published_service:
             if self.status_task is None or self.status_task.done():
                 self.status_task = asyncio.get_running_loop().create_task(self.update_status(objs))
+        if self.static.gateway is not None and (self.gateway_task is None or self.gateway_task.done()):
+            self.gateway_task = asyncio.get_running_loop().create_task(self.update_gateway_status(objs))
+
+    async def update_gateway_status(self, objs: list[KubeObject]) -> None:
+        """Write the Gateway API statuses (GatewayClass, Gateway, routes) the kubernetesGateway provider
+        computed; each new problem is logged once."""
+        opts = self.static.gateway
+        if opts is None:
+            return
+        result = load_gateways(objs, opts)
+        self.gateway_problems = log_gateway_problems(result.problems, self.gateway_problems)
+        await write_statuses(self.client, objs, result.statuses)
 
     async def update_status(self, objs: list[KubeObject]) -> None:
         """Copy the published Service's load balancer addresses into every served Ingress (4.9)."""
@@ -122,6 +139,14 @@ class Watcher:
                 log.warning("ingress: %s %s not synced yet (is the CRD installed?)", api, kind)
         self.rebuild()
         await asyncio.Event().wait()
+
+
+def log_gateway_problems(problems: list[str], said: set[str]) -> set[str]:
+    """Log the kubernetesGateway provider's problems that were not already said; the set said now."""
+    for problem in problems:
+        if problem not in said:
+            log.warning("ingress: kubernetesgateway: %s", problem)
+    return set(problems)
 
 
 async def list_objects(client: Client, static: StaticConfig) -> list[KubeObject]:
@@ -309,6 +334,9 @@ async def run(static: StaticConfig, client: Client | None, workers: int, worker_
             state.spawn(_send(w, 1, cfg))
 
     publish(build_config(static, objects or []))
+    if objects is not None and static.gateway is not None:
+        # no API to write statuses to: what they would say about refused objects is logged
+        log_gateway_problems(load_gateways(objects, static.gateway).problems, set())
     try:
         if objects is not None:
             await asyncio.Event().wait()

@@ -143,6 +143,7 @@ class LoadBalancer:
 class WeightedRef:
     name: str
     weight: int = 1
+    status: int | None = None  # answer this status instead of calling the service (a backend that could not be loaded)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from .flag_values import switched_on
 from .observability import AccessLogOptions, PrometheusOptions, access_log_options, prometheus_options
 from .transport_flags import default_servers_transport
 
-__all__ = ["EntryPoint", "ProviderOptions", "AccessLogOptions", "PrometheusOptions", "StaticConfig", "parse_flags",
+__all__ = ["EntryPoint", "ProviderOptions", "GatewayOptions", "AccessLogOptions", "PrometheusOptions", "StaticConfig", "parse_flags",
            "static_from_flags", "with_http2", "MAX_INT"]
 
 MAX_INT = 2**63 - 1
@@ -54,6 +54,28 @@ class ProviderOptions:
     disable_ingress_class_lookup: bool = False
     cross_provider_namespaces: tuple[str, ...] | None = None  # None: any namespace may refer to other providers
     throttle_duration: float = 0.0  # seconds between configuration rebuilds (throttleDuration)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayOptions:
+    """``--providers.kubernetesgateway.*`` (Traefik's kubernetesGateway provider, ``providers/gateway.py``).
+
+    ``entry_points`` are (name, address, has HTTP TLS) in flag order: a listener's port picks its entry
+    point (Traefik matches the address by its ":port" suffix). ``crd_namespaces`` is None while the
+    kubernetesCRD provider is off (ExtensionRef filters to Traefik Middlewares need it), else its
+    namespaces (empty: all)."""
+
+    namespaces: tuple[str, ...] = ()
+    label_selector: str = ""  # selects GatewayClasses
+    experimental_channel: bool = False
+    native_lb_by_default: bool = False
+    throttle_duration: float = 0.0
+    status_ip: str = ""
+    status_hostname: str = ""
+    status_service: str = ""  # "ns/name": copy its load-balancer addresses into Gateway status
+    status_address_set: bool = False  # a statusAddress section was given (empty is an error, as in Traefik)
+    entry_points: tuple[tuple[str, str, bool], ...] = ()  # (name, address, has HTTP TLS)
+    crd_namespaces: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +128,7 @@ class StaticConfig:
     prometheus_options: PrometheusOptions = field(default_factory=lambda: PrometheusOptions())
     crd: ProviderOptions | None = None
     ingress: ProviderOptions | None = None
+    gateway: GatewayOptions | None = None
     log_level: str = "ERROR"
     kubeconfig: str = ""
     workers: int = 0
@@ -162,6 +185,30 @@ def _provider(flags: dict[str, str], prefix: str, syntax: str) -> ProviderOption
         cross_provider_namespaces=None if cross is None else tuple(n for n in cross.split(",") if n),
         throttle_duration=duration_seconds(get("throttleduration"), 0.0, f"{prefix}.throttleDuration"),
     )
+
+
+def _gateway(flags: dict[str, str], entrypoints: Mapping[str, EntryPoint],
+             crd: ProviderOptions | None) -> GatewayOptions | None:
+    prefix = "providers.kubernetesgateway"
+    if not switched_on(flags, prefix):
+        return None
+
+    def get(name: str) -> str:
+        return flags.get(f"{prefix}.{name}") or ""
+
+    status = f"{prefix}.statusaddress"
+    return GatewayOptions(
+        namespaces=tuple(n for n in get("namespaces").split(",") if n),
+        label_selector=get("labelselector"),
+        experimental_channel=_bool(flags.get(f"{prefix}.experimentalchannel")),
+        native_lb_by_default=_bool(flags.get(f"{prefix}.nativelbbydefault")),
+        throttle_duration=duration_seconds(get("throttleduration") or None, 0.0, f"{prefix}.throttleDuration"),
+        status_ip=get("statusaddress.ip"), status_hostname=get("statusaddress.hostname"),
+        status_service=(f"{get('statusaddress.service.namespace')}/{get('statusaddress.service.name')}"
+                        if get("statusaddress.service.name") and get("statusaddress.service.namespace") else ""),
+        status_address_set=any(k == status or k.startswith(status + ".") for k in flags),
+        entry_points=tuple((ep.name, ep.address, ep.tls) for ep in entrypoints.values()),
+        crd_namespaces=None if crd is None else crd.namespaces)
 
 
 def _non_negative(f: Mapping[str, str], key: str, default: int, where: str, what: str) -> int:
@@ -287,12 +334,13 @@ def static_from_flags(argv: list[str]) -> StaticConfig:
     for target in (flags.get("ping.entrypoint"), flags.get("metrics.prometheus.entrypoint")):
         if target and target not in entrypoints:
             raise ConfigError(f"traefik: entrypoint {target!r} does not exist")
+    crd = _provider(flags, "providers.kubernetescrd", syntax)
     return StaticConfig(
         entrypoints=entrypoints, api=api or insecure, api_dashboard=_bool(flags.get("api.dashboard"), True),
         api_insecure=insecure, ping=ping and _bool(flags.get("ping"), True),
         ping_entrypoint=flags.get("ping.entrypoint", "traefik"), prometheus=prom,
         prometheus_entrypoint=flags.get("metrics.prometheus.entrypoint", "traefik"),
-        crd=_provider(flags, "providers.kubernetescrd", syntax),
+        crd=crd, gateway=_gateway(flags, entrypoints, crd),
         ingress=_provider(flags, "providers.kubernetesingress", syntax),
         log_level=flags.get("log.level", "ERROR").upper(), kubeconfig=flags.get("kubeconfig", ""),
         workers=int(flags.get("workers", "0") or 0), default_rule_syntax=syntax, access_log=access_log_options(flags),

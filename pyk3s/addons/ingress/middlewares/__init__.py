@@ -16,6 +16,7 @@ from .compress import Compress
 from .digestauth import DigestAuth
 from .fetching import ErrorPages
 from .forward_auth import ForwardAuth
+from .gatewayapi import RequestHeaderModifier, RequestRedirect, ResponseHeaderModifier, URLRewrite
 from .grpcweb import GrpcWeb
 from .headers import Headers
 from .ipallowlist import IPAllowList
@@ -48,6 +49,11 @@ MIDDLEWARES: dict[str, Callable[[Config, BuildContext], MiddlewareHandler]] = {
     "forwardAuth": ForwardAuth,
     "buffering": Buffering,
     "grpcWeb": GrpcWeb,
+    # the Gateway API filters (kubernetesGateway provider)
+    "requestHeaderModifier": RequestHeaderModifier,
+    "responseHeaderModifier": ResponseHeaderModifier,
+    "requestRedirect": RequestRedirect,
+    "urlRewrite": URLRewrite,
 }
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from ..config.dynamic import DynamicConfig, merge
-from ..config.static import ProviderOptions, StaticConfig
-from . import crd, crd_tcp, ingress
+from ..config.static import GatewayOptions, ProviderOptions, StaticConfig
+from . import crd, crd_tcp, gateway, ingress
 from .common import KubeObject, ObjectIndex, Watched
 from .internal import internal_config
 
@@ -23,9 +24,9 @@ __all__ = ["Provider", "PROVIDERS", "build_config", "watched_kinds", "build_kube
 
 @dataclass(frozen=True, slots=True)
 class Provider:
-    options: Callable[[StaticConfig], ProviderOptions | None]  # None: the provider is off
+    options: Callable[[StaticConfig], ProviderOptions | GatewayOptions | None]  # None: the provider is off
     watches: tuple[Watched, ...]
-    build: Callable[[ObjectIndex, ProviderOptions], DynamicConfig]
+    build: Callable[[ObjectIndex, Any], DynamicConfig]  # called with what ``options`` returned
 
 
 def build_kubernetescrd(index: ObjectIndex, options: ProviderOptions) -> DynamicConfig:
@@ -40,6 +41,7 @@ def build_kubernetescrd(index: ObjectIndex, options: ProviderOptions) -> Dynamic
 PROVIDERS: dict[str, Provider] = {
     "kubernetescrd": Provider(lambda static: static.crd, crd.WATCHES + crd_tcp.TCP_WATCHES, build_kubernetescrd),
     "kubernetes": Provider(lambda static: static.ingress, ingress.WATCHES, ingress.build_ingress_config),
+    "kubernetesgateway": Provider(lambda static: static.gateway, gateway.WATCHES, gateway.build_gateway_config),
 }
 
 

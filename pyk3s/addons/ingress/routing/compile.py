@@ -39,6 +39,7 @@ from .services import (
     HrwBalancer,
     InternalService,
     MirrorService,
+    StatusService,
     WeightedBalancer,
     buffers_body,
 )
@@ -147,10 +148,13 @@ class _Builder:
             return balancer
         if conf.weighted is not None:
             wc = conf.weighted
-            weighted = WeightedBalancer(name, [(c.name, self.child(c.name), c.weight) for c in wc.services],
+            weighted = WeightedBalancer(name, [(c.name, StatusService(c.name, c.status) if c.status is not None
+                                                else self.child(c.name), c.weight) for c in wc.services],
                                         wc.sticky, wc.health_check is not None)
             if wc.health_check is not None:
                 for c in wc.services:
+                    if c.status is not None:
+                        continue
                     _watch(name, c.name, self.service(c.name), partial(weighted.set_status, c.name))
             return weighted
         if conf.mirroring is not None:

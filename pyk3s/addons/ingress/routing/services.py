@@ -46,17 +46,18 @@ from typing import TYPE_CHECKING
 
 from ..config.dynamic import LoadBalancer, StickyCookie
 from ..config.errors import ConfigError
+from ..http.reply import Reply
 from ..http.request import HttpRequest
+from ..middlewares.base import MiddlewareHandler
 from .leasttime import LeastTime
 from .target import Target
 from .transports import ServersTransportRuntime
 
 if TYPE_CHECKING:
-    from ..middlewares.base import MiddlewareHandler
     from .passive import PassiveHealth
 
 __all__ = [
-    "Target", "Balancer", "WeightedBalancer", "MirrorService", "InternalService", "INTERNAL_SERVICES",
+    "Target", "Balancer", "WeightedBalancer", "StatusService", "MirrorService", "InternalService", "INTERNAL_SERVICES",
     "HrwBalancer", "FailoverService", "cookie_name", "CompiledService", "Updater", "buffers_body",
     "Step", "Parent", "children_of",
 ]
@@ -486,8 +487,40 @@ class InternalService:
         return None, None
 
 
+class _AnswerStatus(MiddlewareHandler):
+    __slots__ = ("status",)
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+    def on_request(self, req: HttpRequest) -> Reply | None:
+        return Reply(self.status, [("Content-Length", "0")], b"")
+
+
+class StatusService:
+    """A weighted child that answers a fixed status with an empty body (Traefik's WRRService.status: the
+    Gateway API's 500 for a backend that could not be loaded). Its answer is a middleware, so the parent
+    is walked (``layered``) and the child answers when picked."""
+
+    __slots__ = ("name", "internal", "mirrors", "middlewares", "middleware_names", "layered")
+
+    def __init__(self, name: str, status: int) -> None:
+        self.name = name
+        self.internal = ""
+        self.mirrors: Mirrors = ()
+        self.middlewares: tuple[MiddlewareHandler, ...] = (_AnswerStatus(status),)
+        self.middleware_names: tuple[str, ...] = (f"status-{status}",)
+        self.layered = False
+
+    def register(self, fn: Updater) -> None:
+        raise ConfigError(f"{self.name} is not a service with a health status")
+
+    def pick(self, req: HttpRequest | None) -> tuple[Target | None, str | None]:
+        return None, None
+
+
 CompiledService = (Balancer | WeightedBalancer | MirrorService | InternalService | HrwBalancer
-                   | FailoverService)
+                   | FailoverService | StatusService)
 Parent = WeightedBalancer | MirrorService | HrwBalancer | FailoverService
 """A service of services: it has ``step``."""
 Step = tuple[CompiledService | None, int, str | None]
