@@ -220,6 +220,8 @@ class ApiHandler:
             providers.append("KubernetesCRD")
         if c.static.ingress is not None:
             providers.append("KubernetesIngress")
+        if c.static.gateway is not None:
+            providers.append("KubernetesGateway")
         return {
             "http": {"routers": runtime_counts(rt.routers), "services": runtime_counts(rt.services),
                      "middlewares": runtime_counts(rt.middlewares)},
