@@ -302,7 +302,7 @@ spec:
     both = static_from_flags(["--providers.kubernetescrd", "--providers.kubernetesingress.allowEmptyServices",
                               "--providers.kubernetescrd.allowEmptyServices", "--ping"])
     crd_only = static_from_flags(["--providers.kubernetescrd.allowEmptyServices"])
-    assert list(PROVIDERS) == ["kubernetescrd", "kubernetes"]
+    assert list(PROVIDERS) == ["kubernetescrd", "kubernetes", "kubernetesgateway"]
     providers = {name.rsplit("@", 1)[1] for name in build_config(both, docs).routers}
     assert providers == {"kubernetescrd", "kubernetes", "internal"}
     assert {name.rsplit("@", 1)[1] for name in build_config(crd_only, docs).routers} == {"kubernetescrd"}
