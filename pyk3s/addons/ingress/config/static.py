@@ -207,7 +207,9 @@ def _gateway(flags: dict[str, str], entrypoints: Mapping[str, EntryPoint],
         status_service=(f"{get('statusaddress.service.namespace')}/{get('statusaddress.service.name')}"
                         if get("statusaddress.service.name") and get("statusaddress.service.namespace") else ""),
         status_address_set=any(k == status or k.startswith(status + ".") for k in flags),
-        entry_points=tuple((ep.name, ep.address, ep.tls) for ep in entrypoints.values()),
+        # the address without its protocol part (Traefik's EntryPoint.GetAddress); UDP ones serve no listener
+        entry_points=tuple((ep.name, ep.address.split("/", 1)[0], ep.tls) for ep in entrypoints.values()
+                           if ep.protocol != "udp"),
         crd_namespaces=None if crd is None else crd.namespaces)
 
 

@@ -64,8 +64,8 @@ def _conds(conds: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
 # ---------------------------------------------------------------------------------------------- flags
 def test_flags_switch_on_the_provider_with_traefiks_options() -> None:
     static = static_from_flags([
-        "--entrypoints.web.address=:8000", "--entrypoints.websecure.address=:8443",
-        "--entrypoints.websecure.http.tls=true", "--providers.kubernetesgateway",
+        "--entrypoints.web.address=:8000/tcp", "--entrypoints.websecure.address=:8443",
+        "--entrypoints.websecure.http.tls=true", "--entrypoints.dns.address=:8000/udp", "--providers.kubernetesgateway",
         "--providers.kubernetesgateway.namespaces=a,b", "--providers.kubernetesgateway.labelselector=app=x",
         "--providers.kubernetesgateway.statusaddress.service.name=traefik",
         "--providers.kubernetesgateway.statusaddress.service.namespace=kube-system",
@@ -76,6 +76,7 @@ def test_flags_switch_on_the_provider_with_traefiks_options() -> None:
     assert gw.namespaces == ("a", "b") and gw.label_selector == "app=x"
     assert gw.status_service == "kube-system/traefik" and gw.experimental_channel and gw.native_lb_by_default
     assert gw.throttle_duration == 2.0
+    # as the chart writes them (":8000/tcp"), without the protocol part; a UDP entry point serves no listener
     assert gw.entry_points == (("web", ":8000", False), ("websecure", ":8443", True))
     assert gw.crd_namespaces is None
     kinds = {w.kind for w in watched_kinds(static)}
