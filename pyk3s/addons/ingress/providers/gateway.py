@@ -23,7 +23,7 @@ from ..config.dynamic import Certificate, DynamicConfig
 from ..config.static import GatewayOptions
 from .common import BACKEND_KINDS, KubeObject, ObjectIndex, Watched
 from .gateway_http import load_http_routes
-from .gateway_listeners import CONTROLLER, Listener, condition, load_listeners, route_listeners
+from .gateway_listeners import CONTROLLER, GatewayListener, condition, load_listeners, route_listeners
 
 __all__ = ["WATCHES", "StatusWrite", "GatewayResult", "load_gateways", "build_gateway_config", "gateway_addresses"]
 
@@ -99,7 +99,7 @@ def _class_selected(gc: KubeObject, selector: str) -> bool:
         return False
 
 
-def _listener_status(listener: Listener) -> dict[str, Any]:
+def _listener_status(listener: GatewayListener) -> dict[str, Any]:
     conds = listener.conditions
     if not conds:
         g = listener.gw_generation
@@ -110,7 +110,7 @@ def _listener_status(listener: Listener) -> dict[str, Any]:
             "attachedRoutes": listener.attached_routes, "conditions": conds}
 
 
-def _gateway_status(gw: KubeObject, listeners: list[Listener], addresses: list[dict[str, str]]) -> dict[str, Any]:
+def _gateway_status(gw: KubeObject, listeners: list[GatewayListener], addresses: list[dict[str, str]]) -> dict[str, Any]:
     generation = int((gw.get("metadata") or {}).get("generation") or 0)
     status: dict[str, Any] = {"addresses": addresses, "listeners": [_listener_status(x) for x in listeners]}
     if any(x.conditions for x in listeners):
@@ -123,7 +123,7 @@ def _gateway_status(gw: KubeObject, listeners: list[Listener], addresses: list[d
     return status
 
 
-def _not_served(route: KubeObject, listeners: list[Listener]) -> dict[str, Any] | None:
+def _not_served(route: KubeObject, listeners: list[GatewayListener]) -> dict[str, Any] | None:
     """The status of a route kind pyk3s does not serve yet, for each parentRef on one of our Gateways."""
     md = route.get("metadata") or {}
     refs = (route.get("spec") or {}).get("parentRefs") or []
@@ -171,8 +171,8 @@ def load_gateways(objects: Mapping[str, Iterable[KubeObject]] | Iterable[KubeObj
         result.statuses.append(StatusWrite("GatewayClass", "", name, {"conditions": others + [accepted]}))
     gateways = [gw for gw in idx.all("Gateway") if (gw.get("spec") or {}).get("gatewayClassName") in classes]
     certs: dict[str, Certificate] = {}
-    per_gateway: list[tuple[KubeObject, list[Listener]]] = []
-    listeners: list[Listener] = []
+    per_gateway: list[tuple[KubeObject, list[GatewayListener]]] = []
+    listeners: list[GatewayListener] = []
     for gw in gateways:
         mine = load_listeners(idx, gw, opts, certs)
         per_gateway.append((gw, mine))

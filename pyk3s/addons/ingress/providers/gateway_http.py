@@ -33,7 +33,7 @@ from ..config.static import GatewayOptions
 from .common import KubeObject, ObjectIndex, annotation_bool, join_host_port, normalize
 from .gateway_listeners import (
     CONTROLLER,
-    Listener,
+    GatewayListener,
     allow_route,
     condition,
     match_listener,
@@ -337,7 +337,7 @@ def load_middlewares(ctx: _RouteContext, router: str, filters: list[dict[str, An
     return tuple(name for name, _ in built)
 
 
-def _route_conf(ctx: _RouteContext, listener: Listener, hostnames: list[str]) -> dict[str, Any]:
+def _route_conf(ctx: _RouteContext, listener: GatewayListener, hostnames: list[str]) -> dict[str, Any]:
     """The routers of one route on one listener (into ``ctx.parts``) and its ResolvedRefs condition."""
     route = ctx.route
     md = route.get("metadata") or {}
@@ -376,7 +376,7 @@ def _route_conf(ctx: _RouteContext, listener: Listener, hostnames: list[str]) ->
     return resolved
 
 
-def load_http_routes(idx: ObjectIndex, opts: GatewayOptions, listeners: list[Listener], kind: str = "HTTPRoute",
+def load_http_routes(idx: ObjectIndex, opts: GatewayOptions, listeners: list[GatewayListener], kind: str = "HTTPRoute",
                      ) -> tuple[HTTPParts, list[tuple[KubeObject, dict[str, Any]]], list[str]]:
     """Every route of ``kind`` on ``listeners``: the configuration, each route's new status and the
     problems to log (filters that could not be honoured)."""

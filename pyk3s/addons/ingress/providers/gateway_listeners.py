@@ -19,7 +19,7 @@ from ..config.static import GatewayOptions
 from .common import KubeObject, ObjectIndex, ServiceLookupError, certificate_from_secret
 
 __all__ = [
-    "Listener", "GROUP", "CONTROLLER", "load_listeners", "condition", "reference_granted", "matching_hostnames",
+    "GatewayListener", "GROUP", "CONTROLLER", "load_listeners", "condition", "reference_granted", "matching_hostnames",
     "route_listeners", "match_listener", "allow_route",
 ]
 
@@ -34,7 +34,7 @@ def condition(type_: str, ok: bool, generation: int, reason: str, message: str =
 
 
 @dataclass(slots=True)
-class Listener:
+class GatewayListener:
     name: str
     gw_name: str
     gw_namespace: str
@@ -98,7 +98,7 @@ def _selected(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     return True
 
 
-def _supported_kinds(listener: Listener, experimental: bool) -> list[dict[str, Any]] | None:
+def _supported_kinds(listener: GatewayListener, experimental: bool) -> list[dict[str, Any]] | None:
     proto = listener.protocol
     if proto in ("HTTP", "HTTPS"):
         return [{"group": GROUP, "kind": "HTTPRoute"}, {"group": GROUP, "kind": "GRPCRoute"}]
@@ -117,7 +117,7 @@ def _supported_kinds(listener: Listener, experimental: bool) -> list[dict[str, A
     return None
 
 
-def _allowed_kinds(listener: Listener, spec: dict[str, Any], supported: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _allowed_kinds(listener: GatewayListener, spec: dict[str, Any], supported: list[dict[str, Any]]) -> list[dict[str, Any]]:
     wanted = ((spec.get("allowedRoutes") or {}).get("kinds")) or []
     if not wanted:
         return supported
@@ -152,13 +152,13 @@ def reference_granted(idx: ObjectIndex, from_kind: str, from_ns: str, to_group: 
     return "missing ReferenceGrant"
 
 
-def _listener_tls(idx: ObjectIndex, gw: KubeObject, listener: Listener, certs: dict[str, Certificate]) -> bool:
+def _listener_tls(idx: ObjectIndex, gw: KubeObject, listener: GatewayListener, certs: dict[str, Certificate]) -> bool:
     """Check the TLS section of an HTTPS/TLS listener and load its certificate; False when refused."""
     tls = listener.tls
     mode = (tls or {}).get("mode")
     refs = (tls or {}).get("certificateRefs") or []
     if tls is None or (not refs and mode is not None and mode != "Passthrough"):
-        listener.refuse("Accepted", "InvalidTLSConfiguration", f"No TLS configuration for Gateway Listener "
+        listener.refuse("Accepted", "InvalidTLSConfiguration", f"No TLS configuration for Gateway GatewayListener "
                         f'{listener.name}:{listener.port} and protocol "{listener.protocol}"')
         return False
     passthrough = mode == "Passthrough"
@@ -194,14 +194,14 @@ def _listener_tls(idx: ObjectIndex, gw: KubeObject, listener: Listener, certs: d
 
 
 def load_listeners(idx: ObjectIndex, gw: KubeObject, opts: GatewayOptions,
-                   certs: dict[str, Certificate]) -> list[Listener]:
+                   certs: dict[str, Certificate]) -> list[GatewayListener]:
     """The listeners of one Gateway, each attached or with the conditions that say why not."""
     md = gw.get("metadata") or {}
     generation = int(md.get("generation") or 0)
-    out: list[Listener] = []
+    out: list[GatewayListener] = []
     allocated: set[str] = set()
     for spec in (gw.get("spec") or {}).get("listeners") or ():
-        listener = Listener(name=spec.get("name", ""), gw_name=md.get("name", ""), gw_namespace=md.get("namespace", ""),
+        listener = GatewayListener(name=spec.get("name", ""), gw_name=md.get("name", ""), gw_namespace=md.get("namespace", ""),
                             gw_generation=generation, port=int(spec.get("port") or 0),
                             protocol=spec.get("protocol", ""), tls=spec.get("tls"), hostname=spec.get("hostname"))
         out.append(listener)
@@ -241,7 +241,7 @@ def load_listeners(idx: ObjectIndex, gw: KubeObject, opts: GatewayOptions,
     return out
 
 
-def route_listeners(listeners: list[Listener], route_ns: str, parent_refs: list[dict[str, Any]]) -> list[Listener]:
+def route_listeners(listeners: list[GatewayListener], route_ns: str, parent_refs: list[dict[str, Any]]) -> list[GatewayListener]:
     """Traefik matchingGatewayListeners: every listener of a Gateway a parentRef names (once per parentRef)."""
     out = []
     for listener in listeners:
@@ -254,14 +254,14 @@ def route_listeners(listeners: list[Listener], route_ns: str, parent_refs: list[
     return out
 
 
-def match_listener(listener: Listener, ref: dict[str, Any]) -> bool:
+def match_listener(listener: GatewayListener, ref: dict[str, Any]) -> bool:
     section = ref.get("sectionName") or ""
     if section and section != listener.name:
         return False
     return ref.get("port") is None or int(ref["port"]) == listener.port
 
 
-def allow_route(listener: Listener, route_ns: str, kind: str) -> bool:
+def allow_route(listener: GatewayListener, route_ns: str, kind: str) -> bool:
     if kind not in listener.allowed_kinds:
         return False
     return any(ns in ("", route_ns) for ns in listener.allowed_namespaces)
