@@ -465,45 +465,49 @@ def test_kill9_leader_while_writing_dns_and_ingress_keep_answering(ha: tuple[Clu
     probe = subprocess.Popen(cl.in_node(agent, sys.executable, "-c", PROBE, cl.cluster_dns,
                                         "web.default.svc.cluster.local.", agent.ip, HOST, str(5 + PROBE_AFTER_KILL)),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    t = threading.Thread(target=writer)
-    t.start()
+    # whatever the checks find, the killed server comes back, so a rerun and the next test start from a
+    # whole cluster
     try:
-        time.sleep(5)
-        killed_at = time.monotonic()
-        leader.stop(signal.SIGKILL)
-        cl.wait_for(lambda: _leader(cl) is survivor, timeout=20, interval=0.3, what="the survivor takes the Lease")
-        lease_moved = time.monotonic() - killed_at
-        out, err = probe.communicate(timeout=60)
+        t = threading.Thread(target=writer)
+        t.start()
+        try:
+            time.sleep(5)
+            killed_at = time.monotonic()
+            leader.stop(signal.SIGKILL)
+            cl.wait_for(lambda: _leader(cl) is survivor, timeout=20, interval=0.3, what="the survivor takes the Lease")
+            lease_moved = time.monotonic() - killed_at
+            out, err = probe.communicate(timeout=60)
+        finally:
+            stop.set()
+            t.join(60)
+            if probe.poll() is None:
+                probe.kill()
+                probe.wait(10)
+        samples = json.loads(out or "{}")
+        assert samples, f"probe failed: {err}"
+        dns, http = _gaps(samples["dns"], killed_at), _gaps(samples["http"], killed_at)
+        after = [ts for ts, _ in acked if ts > killed_at]
+        resumed = after[0] - killed_at if after else float("inf")
+        print(f"\nleader kill -9 ({placement}): Lease moved to the survivor within {lease_moved:.1f}s; kubectl "
+              f"writes through the agent lb: {len(acked)} acked, {len(failed_writes)} failed attempts, resumed "
+              f"{resumed:.2f}s after the kill; DNS {dns}; HTTP via ingress {http}")
+        errors = sorted({s[2] for s in samples["dns"] + samples["http"] if not s[1]})
+        # DNS and ingress are data-plane paths: CoreDNS, Traefik, whoami and the ServiceLB pods keep running
+        # wherever they are (the dead server's pods too: they are not its children), the service rules stay
+        # in each node's kernel, and the API failover happens underneath. So the kill should cost nothing;
+        # one failure each is tolerated for a probe round racing an Endpoints rewrite by the new leader.
+        # The probe ends before GRACE: after that the dead server's node is NotReady and its pods are
+        # withdrawn from the Endpoints by design (as in Kubernetes), which is not the failover under test.
+        assert dns["failed"] <= 1 and http["failed"] <= 1, f"failures: {errors}"
+        assert dns["after_kill"] > 30 and http["after_kill"] > 30
+        assert resumed < 8, f"writes resumed only {resumed:.1f}s after the kill; the last refusal: {last_refusal}"
+        names = set(cl.kubectl("get", "configmaps", "-o", "jsonpath={.items[*].metadata.name}").out.split())
+        lost = [n for _, n in acked if n not in names]
+        assert not lost, f"acknowledged writes lost: {lost[:5]}"
     finally:
-        stop.set()
-        t.join(60)
-        if probe.poll() is None:
-            probe.kill()
-            probe.wait(10)
-    samples = json.loads(out or "{}")
-    assert samples, f"probe failed: {err}"
-    dns, http = _gaps(samples["dns"], killed_at), _gaps(samples["http"], killed_at)
-    after = [ts for ts, _ in acked if ts > killed_at]
-    resumed = after[0] - killed_at if after else float("inf")
-    print(f"\nleader kill -9 ({placement}): Lease moved to the survivor within {lease_moved:.1f}s; kubectl "
-          f"writes through the agent lb: {len(acked)} acked, {len(failed_writes)} failed attempts, resumed "
-          f"{resumed:.2f}s after the kill; DNS {dns}; HTTP via ingress {http}")
-    errors = sorted({s[2] for s in samples["dns"] + samples["http"] if not s[1]})
-    # DNS and ingress are data-plane paths: CoreDNS, Traefik, whoami and the ServiceLB pods keep running
-    # wherever they are (the dead server's pods too: they are not its children), the service rules stay
-    # in each node's kernel, and the API failover happens underneath. So the kill should cost nothing;
-    # one failure each is tolerated for a probe round racing an Endpoints rewrite by the new leader.
-    # The probe ends before GRACE: after that the dead server's node is NotReady and its pods are
-    # withdrawn from the Endpoints by design (as in Kubernetes), which is not the failover under test.
-    assert dns["failed"] <= 1 and http["failed"] <= 1, f"failures: {errors}"
-    assert dns["after_kill"] > 30 and http["after_kill"] > 30
-    assert resumed < 8, f"writes resumed only {resumed:.1f}s after the kill; the last refusal: {last_refusal}"
-    names = set(cl.kubectl("get", "configmaps", "-o", "jsonpath={.items[*].metadata.name}").out.split())
-    lost = [n for _, n in acked if n not in names]
-    assert not lost, f"acknowledged writes lost: {lost[:5]}"
-    restarted = datetime.datetime.now(datetime.UTC)
-    _restart_after_kill9(cl, leader)
-    _app_ready(cl, since=restarted)
+        restarted = datetime.datetime.now(datetime.UTC)
+        _restart_after_kill9(cl, leader)
+        _app_ready(cl, since=restarted)
 
 
 # -- 3. restart everything ------------------------------------------------------------------------------------
